@@ -1,0 +1,148 @@
+/**
+ * Runner task messages, version 1: what a state machine puts on a host's queue and what the
+ * runner answers. Every message is `{ v: 1, kind, taskId, token, ...fields of its kind }`.
+ * The state machines build the message body field by field from {@link TASK_FIELDS}, so every
+ * field listed there must always be present in the Admit step's `task` (use null when empty).
+ * Secrets never travel here: the runner resolves `datastore.secretRef` itself.
+ */
+import { z } from 'zod';
+
+export const TASK_VERSION = 1;
+
+export const TaskVm = z.object({
+  id: z.number().int().nonnegative(),
+  domain: z.string().min(1),
+  state: z.enum(['RUNNING', 'POWEROFF', 'SUSPENDED', 'UNKNOWN', 'GONE']),
+});
+
+export const TaskDisk = z.object({
+  id: z.number().int().nonnegative(),
+  target: z.string().min(1),
+  source: z.string().min(1),
+  format: z.enum(['qcow2', 'raw', 'rbd']),
+  /** The disk driver that handles it: `qcow2` (files, qcow2 or raw) or `rbd`. */
+  driver: z.enum(['qcow2', 'rbd']),
+});
+
+export const TaskDatastore = z.object({
+  id: z.number().int().nonnegative(),
+  driver: z.enum(['restic', 'rsync']),
+  attributes: z.record(z.string(), z.string()),
+  secretRef: z.string().nullable(),
+});
+
+export const TaskConfig = z.object({
+  FS_FREEZE: z.enum(['NONE', 'AGENT', 'SUSPEND']),
+  MODE: z.enum(['FULL', 'INCREMENT']),
+  INCREMENT_MODE: z.enum(['CBT', 'SNAPSHOT']),
+});
+
+export const TaskIncrement = z.object({
+  /** Image id holding the chain. */
+  chain: z.number().int().nonnegative(),
+  parent: z.number().int().nonnegative().nullable(),
+  id: z.number().int().nonnegative(),
+});
+
+const header = {
+  v: z.literal(TASK_VERSION),
+  /** Unique per host step: `<execution name>/<state name>`; the runner's journal key. */
+  taskId: z.string().min(1),
+  token: z.string().min(1),
+  heartbeatSeconds: z.number().int().positive(),
+};
+
+export const BackupTask = z.object({
+  ...header,
+  kind: z.literal('backup'),
+  vm: TaskVm,
+  disks: z.array(TaskDisk).min(1),
+  config: TaskConfig,
+  increment: TaskIncrement.nullable(),
+  datastore: TaskDatastore,
+  /** Image id the backup is written for. */
+  imageId: z.number().int().nonnegative(),
+});
+export type BackupTask = z.infer<typeof BackupTask>;
+
+export const RestoreTask = z.object({
+  ...header,
+  kind: z.literal('restore'),
+  imageId: z.number().int().nonnegative(),
+  /** Driver id of the backup (restic snapshot, rsync hash). */
+  backupId: z.string().min(1),
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
+  datastore: TaskDatastore,
+  /** Folder on the host the disks are written to. */
+  target: z.string().min(1),
+  name: z.string().min(1),
+  /** The cleaned VM template to write beside the disks (null for a single-disk restore). */
+  template: z.string().nullable(),
+  increment: z.number().int().nonnegative().nullable(),
+});
+export type RestoreTask = z.infer<typeof RestoreTask>;
+
+/** Best-effort undo of a failed backup or restore on the host. Must succeed when nothing is left. */
+export const CleanupTask = z.object({
+  ...header,
+  kind: z.literal('cleanup'),
+  /** Task id of the step that failed, so the runner finds its leftovers in its journal. */
+  failedTaskId: z.string().min(1),
+  vm: TaskVm.nullable(),
+  imageId: z.number().int().nonnegative().nullable(),
+  datastore: TaskDatastore.nullable(),
+});
+export type CleanupTask = z.infer<typeof CleanupTask>;
+
+export const Task = z.discriminatedUnion('kind', [BackupTask, RestoreTask, CleanupTask]);
+export type Task = z.infer<typeof Task>;
+export type TaskKind = Task['kind'];
+
+/**
+ * Fields of each kind besides `taskId` and `token`, which the state machine adds itself.
+ * The ASL builds MessageBody from this list, one `"<field>.$": "$.<step>.task.<field>"` each.
+ */
+export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
+  backup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'disks', 'config', 'increment', 'datastore', 'imageId'],
+  restore: [
+    'v',
+    'kind',
+    'heartbeatSeconds',
+    'imageId',
+    'backupId',
+    'disks',
+    'datastore',
+    'target',
+    'name',
+    'template',
+    'increment',
+  ],
+  cleanup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'imageId', 'datastore'],
+};
+
+/** What the runner answers a backup task with (SendTaskSuccess output). */
+export const BackupResult = z.object({
+  backupId: z.string().min(1),
+  disks: z.array(
+    z.object({
+      id: z.number().int().nonnegative(),
+      size: z.number().int().nonnegative(),
+      virtualSize: z.number().int().nonnegative(),
+      format: z.string(),
+      file: z.string(),
+    }),
+  ),
+  increment: z.object({ id: z.number().int().nonnegative(), parent: z.number().int().nonnegative().nullable() }).nullable(),
+  template: z.string(),
+  durationMs: z.number().int().nonnegative(),
+});
+export type BackupResult = z.infer<typeof BackupResult>;
+
+export const RestoreResult = z.object({
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), path: z.string(), size: z.number().int().nonnegative() })),
+  templatePath: z.string().nullable(),
+  durationMs: z.number().int().nonnegative(),
+});
+export type RestoreResult = z.infer<typeof RestoreResult>;
+
+export const CleanupResult = z.object({ cleaned: z.array(z.string()) });

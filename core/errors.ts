@@ -1,0 +1,56 @@
+/**
+ * Typed errors. The `name` of each class is a contract: the state machines retry on it
+ * (only the names in {@link TRANSIENT_ERRORS}), the runner reports it through SendTaskFailure,
+ * and the API maps it to an HTTP status. Never rename one.
+ */
+export class LifeboatError extends Error {
+  /** HTTP status the API answers with when this error reaches it. */
+  readonly status: number = 500;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Input that does not satisfy a schema or a rule: the caller must change it. */
+export class ValidationError extends LifeboatError {
+  override readonly status = 400;
+}
+
+/** Missing or wrong credentials. */
+export class Unauthorized extends LifeboatError {
+  override readonly status = 401;
+}
+
+/** Authenticated, but not allowed to do this. */
+export class Forbidden extends LifeboatError {
+  override readonly status = 403;
+}
+
+/** The object named does not exist. */
+export class NotFound extends LifeboatError {
+  override readonly status = 404;
+}
+
+/** The object exists but is in a state that forbids the operation (locked, in use, ...). */
+export class Conflict extends LifeboatError {
+  override readonly status = 409;
+}
+
+/** The host's runner cannot take the task now; retried by the state machine. */
+export class HostBusy extends LifeboatError {
+  override readonly status = 503;
+}
+
+/** The datastore is locked by another operation; retried by the state machine. */
+export class DatastoreLocked extends LifeboatError {
+  override readonly status = 503;
+}
+
+/** An AWS service throttled us; retried by the state machine. */
+export class Throttled extends LifeboatError {
+  override readonly status = 503;
+}
+
+/** Error names the state machines retry. Everything else fails the execution (and runs Cleanup). */
+export const TRANSIENT_ERRORS = ['HostBusy', 'DatastoreLocked', 'Throttled'] as const;

@@ -1,0 +1,176 @@
+/**
+ * The objects Lifeboat stores, as zod schemas (validated when read from and written to DynamoDB
+ * by the repositories) and their inferred types. Ids are small integers from an atomic counter,
+ * as operators are used to (`VM 63`, `DS 100`).
+ */
+import { z } from 'zod';
+
+export const Id = z.number().int().nonnegative();
+
+/** Owner, group and a Unix-like permission string (`um- g-- o--`), as upstream. */
+export const Ownership = z.object({
+  owner: z.string().min(1),
+  group: z.string().min(1),
+  permissions: z.string().regex(/^[u-][m-][a-][u-][m-][a-][u-][m-][a-]$/),
+});
+
+export const HostState = z.enum(['INIT', 'MONITORED', 'ERROR', 'DISABLED', 'OFFLINE']);
+export const Host = z.object({
+  id: Id,
+  name: z.string().min(1),
+  cluster: z.string().default('default'),
+  state: HostState,
+  runnerVersion: z.string().optional(),
+  lastHeartbeat: z.string().optional(),
+  queueUrl: z.string().optional(),
+  deadLetterQueueUrl: z.string().optional(),
+  emulatorCpus: z.string().optional(),
+  maxBackupsHost: z.number().int().positive().optional(),
+  createdAt: z.string(),
+});
+export type Host = z.infer<typeof Host>;
+
+export const DiskFormat = z.enum(['qcow2', 'raw', 'rbd']);
+export const Disk = z.object({
+  id: Id,
+  target: z.string().min(1),
+  source: z.string().min(1),
+  format: DiskFormat,
+  size: z.number().int().nonnegative(),
+  volatile: z.boolean().default(false),
+  canIncrement: z.boolean().default(false),
+});
+export type Disk = z.infer<typeof Disk>;
+
+export const Nic = z.object({
+  id: Id,
+  network: z.string().optional(),
+  ip: z.string().optional(),
+  ip6: z.string().optional(),
+  mac: z.string().optional(),
+});
+export type Nic = z.infer<typeof Nic>;
+
+/** BACKUP_CONFIG as stored: upper-case keys, string values, exactly as the reference schema. */
+export const BackupConfigRecord = z.record(z.string(), z.string());
+export const Backups = z.object({
+  BACKUP_CONFIG: BackupConfigRecord,
+  /** Image ids of the VM's valid backups, oldest first. */
+  BACKUP_IDS: z.array(Id),
+});
+export type Backups = z.infer<typeof Backups>;
+
+export const VmState = z.enum(['RUNNING', 'POWEROFF', 'SUSPENDED', 'UNKNOWN', 'GONE']);
+export const Vm = Ownership.extend({
+  id: Id,
+  name: z.string().min(1),
+  hostId: Id,
+  /** libvirt domain name on the host. */
+  domain: z.string().min(1),
+  uuid: z.string().optional(),
+  state: VmState,
+  disks: z.array(Disk),
+  nics: z.array(Nic),
+  /** The libvirt domain XML, with Lifeboat's attributes in its metadata element. */
+  template: z.string().default(''),
+  backups: Backups,
+  /** Id of the execution holding the VM's backup lock, if any. */
+  lock: z.string().optional(),
+  createdAt: z.string(),
+});
+export type Vm = z.infer<typeof Vm>;
+
+export const DatastoreDriverName = z.enum(['restic', 'rsync']);
+export const Datastore = Ownership.extend({
+  id: Id,
+  name: z.string().min(1),
+  type: z.literal('BACKUP'),
+  driver: DatastoreDriverName,
+  /** Driver attributes without secrets. */
+  attributes: z.record(z.string(), z.string()),
+  /** Names of the attributes held in the secret store (their values are never returned). */
+  secretAttributes: z.array(z.string()),
+  /** Reference the runner resolves to the secret values (Secrets Manager or the local store). */
+  secretRef: z.string().optional(),
+  totalBytes: z.number().int().nonnegative().optional(),
+  freeBytes: z.number().int().nonnegative().optional(),
+  usedBytes: z.number().int().nonnegative().optional(),
+  createdAt: z.string(),
+});
+export type Datastore = z.infer<typeof Datastore>;
+
+export const ImageState = z.enum(['LOCKED', 'READY', 'ERROR']);
+export const BackupMode = z.enum(['FULL', 'INCREMENT']);
+export const ImageDisk = z.object({
+  id: Id,
+  size: z.number().int().nonnegative(),
+  virtualSize: z.number().int().nonnegative(),
+  format: z.string(),
+  file: z.string().optional(),
+});
+export const Increment = z.object({
+  id: Id,
+  parent: Id.optional(),
+  type: BackupMode,
+  source: z.string(),
+  size: z.number().int().nonnegative(),
+  date: z.string(),
+});
+export type Increment = z.infer<typeof Increment>;
+export const Image = Ownership.extend({
+  id: Id,
+  name: z.string().min(1),
+  type: z.literal('BACKUP'),
+  datastoreId: Id,
+  vmId: Id,
+  state: ImageState,
+  mode: BackupMode,
+  /** The driver's id of the backup (restic snapshot id, rsync hash). */
+  source: z.string().default(''),
+  size: z.number().int().nonnegative().default(0),
+  disks: z.array(ImageDisk).default([]),
+  /** VM template captured at backup time. */
+  template: z.string().default(''),
+  increments: z.array(Increment).default([]),
+  executionId: z.string().optional(),
+  createdAt: z.string(),
+});
+export type Image = z.infer<typeof Image>;
+
+export const ExecutionKind = z.enum(['backup', 'restore']);
+export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
+export const Execution = z.object({
+  /** Also the id of the request it came from. */
+  id: z.string().min(1),
+  kind: ExecutionKind,
+  state: ExecutionState,
+  phase: z.string().default('queued'),
+  vmId: Id.optional(),
+  hostId: Id.optional(),
+  datastoreId: Id.optional(),
+  imageId: Id.optional(),
+  bytesDone: z.number().int().nonnegative().default(0),
+  bytesTotal: z.number().int().nonnegative().default(0),
+  /** ARN of the state machine execution once started. */
+  executionArn: z.string().optional(),
+  requestedBy: z.string(),
+  priority: z.number().int().min(0).max(99).default(0),
+  /** Operation parameters as requested (backup: reset; restore: options). */
+  params: z.record(z.string(), z.unknown()).default({}),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+  createdAt: z.string(),
+  error: z.object({ name: z.string(), message: z.string() }).optional(),
+});
+export type Execution = z.infer<typeof Execution>;
+
+export const UserRole = z.enum(['admin', 'user']);
+export const User = z.object({
+  name: z.string().min(1),
+  group: z.string().min(1),
+  role: UserRole,
+  /** sha256 hex of the API token; the token itself is never stored. */
+  tokenHash: z.string().length(64),
+  createdAt: z.string(),
+});
+export type User = z.infer<typeof User>;
