@@ -14,7 +14,13 @@ export interface FunctionSpec {
 }
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
-  { id: 'Api', entry: 'functions/api/handler.ts', handler: 'handler', description: 'HTTP API', timeoutSeconds: 29 },
+  {
+    id: 'Api',
+    entry: 'functions/api/handler.ts',
+    handler: 'handler',
+    description: 'HTTP API',
+    timeoutSeconds: 29,
+  },
   {
     id: 'Dispatcher',
     entry: 'functions/dispatcher/handler.ts',

@@ -9,7 +9,11 @@ export interface TableSpec {
   /** Environment variable holding the table's name for the Lambdas and the runner. */
   envVar: string;
   partitionKey: { name: string; type: 'S' | 'N' };
-  indexes: { name: string; partitionKey: { name: string; type: 'S' | 'N' }; sortKey?: { name: string; type: 'S' | 'N' } }[];
+  indexes: {
+    name: string;
+    partitionKey: { name: string; type: 'S' | 'N' };
+    sortKey?: { name: string; type: 'S' | 'N' };
+  }[];
 }
 
 export const TABLES: readonly TableSpec[] = [
@@ -18,14 +22,18 @@ export const TABLES: readonly TableSpec[] = [
     key: 'vms',
     envVar: 'TABLE_VMS',
     partitionKey: { name: 'id', type: 'N' },
-    indexes: [{ name: 'byHost', partitionKey: { name: 'hostId', type: 'N' }, sortKey: { name: 'domain', type: 'S' } }],
+    indexes: [
+      { name: 'byHost', partitionKey: { name: 'hostId', type: 'N' }, sortKey: { name: 'domain', type: 'S' } },
+    ],
   },
   { key: 'datastores', envVar: 'TABLE_DATASTORES', partitionKey: { name: 'id', type: 'N' }, indexes: [] },
   {
     key: 'images',
     envVar: 'TABLE_IMAGES',
     partitionKey: { name: 'id', type: 'N' },
-    indexes: [{ name: 'byVm', partitionKey: { name: 'vmId', type: 'N' }, sortKey: { name: 'id', type: 'N' } }],
+    indexes: [
+      { name: 'byVm', partitionKey: { name: 'vmId', type: 'N' }, sortKey: { name: 'id', type: 'N' } },
+    ],
   },
   { key: 'jobs', envVar: 'TABLE_JOBS', partitionKey: { name: 'id', type: 'N' }, indexes: [] },
   {
@@ -34,7 +42,9 @@ export const TABLES: readonly TableSpec[] = [
     partitionKey: { name: 'id', type: 'S' },
     // Pending requests only carry `queue` (a constant), so the index is the dispatcher's queue:
     // sorted by `rank` = inverted priority + creation time.
-    indexes: [{ name: 'pending', partitionKey: { name: 'queue', type: 'S' }, sortKey: { name: 'rank', type: 'S' } }],
+    indexes: [
+      { name: 'pending', partitionKey: { name: 'queue', type: 'S' }, sortKey: { name: 'rank', type: 'S' } },
+    ],
   },
   { key: 'executions', envVar: 'TABLE_EXECUTIONS', partitionKey: { name: 'id', type: 'S' }, indexes: [] },
   { key: 'counters', envVar: 'TABLE_COUNTERS', partitionKey: { name: 'name', type: 'S' }, indexes: [] },

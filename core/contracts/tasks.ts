@@ -132,14 +132,18 @@ export const BackupResult = z.object({
       file: z.string(),
     }),
   ),
-  increment: z.object({ id: z.number().int().nonnegative(), parent: z.number().int().nonnegative().nullable() }).nullable(),
+  increment: z
+    .object({ id: z.number().int().nonnegative(), parent: z.number().int().nonnegative().nullable() })
+    .nullable(),
   template: z.string(),
   durationMs: z.number().int().nonnegative(),
 });
 export type BackupResult = z.infer<typeof BackupResult>;
 
 export const RestoreResult = z.object({
-  disks: z.array(z.object({ id: z.number().int().nonnegative(), path: z.string(), size: z.number().int().nonnegative() })),
+  disks: z.array(
+    z.object({ id: z.number().int().nonnegative(), path: z.string(), size: z.number().int().nonnegative() }),
+  ),
   templatePath: z.string().nullable(),
   durationMs: z.number().int().nonnegative(),
 });
