@@ -1,0 +1,45 @@
+/**
+ * The HTTP API's route table: CDK adds one API Gateway HTTP API route per entry and the local
+ * gateway matches requests against the same list, so both deployments expose exactly these.
+ * Paths use API Gateway syntax (`/vms/{id}`); the handler dispatches on `routeKey`
+ * (`"GET /vms/{id}"`).
+ */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** One HTTP API route. */
+export interface RouteSpec {
+  method: HttpMethod;
+  path: string;
+}
+
+/** Every route of the API, in the order of the shared brief. */
+export const ROUTES: readonly RouteSpec[] = [
+  { method: 'GET', path: '/hosts' },
+  { method: 'POST', path: '/hosts' },
+  { method: 'GET', path: '/hosts/{id}' },
+  { method: 'DELETE', path: '/hosts/{id}' },
+  { method: 'PUT', path: '/hosts/{id}/inventory' },
+  { method: 'GET', path: '/vms' },
+  { method: 'GET', path: '/vms/{id}' },
+  { method: 'DELETE', path: '/vms/{id}' },
+  { method: 'GET', path: '/vms/{id}/backup-config' },
+  { method: 'PUT', path: '/vms/{id}/backup-config' },
+  { method: 'POST', path: '/vms/{id}/backup' },
+  { method: 'GET', path: '/datastores' },
+  { method: 'POST', path: '/datastores' },
+  { method: 'GET', path: '/datastores/{id}' },
+  { method: 'PATCH', path: '/datastores/{id}' },
+  { method: 'DELETE', path: '/datastores/{id}' },
+  { method: 'GET', path: '/images' },
+  { method: 'GET', path: '/images/{id}' },
+  { method: 'DELETE', path: '/images/{id}' },
+  { method: 'POST', path: '/images/{id}/restore' },
+  { method: 'GET', path: '/executions' },
+  { method: 'GET', path: '/executions/{id}' },
+  { method: 'GET', path: '/config' },
+];
+
+/** The API Gateway route key of a route (`"GET /vms/{id}"`). */
+export function routeKey(route: RouteSpec): string {
+  return `${route.method} ${route.path}`;
+}
