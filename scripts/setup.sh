@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Lifeboat needs on a fresh Debian 12 machine, idempotently: the npm packages
+# (Node 22 among them, from the npm registry) and the Debian packages. Sourced by start.sh and
+# test.sh so that nothing is ever done by hand. Prints what it does on stderr.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+say() { echo "setup: $*" >&2; }
+
+# Debian packages: Java for DynamoDB Local.
+debs=(openjdk-17-jre-headless)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "setup: need root to install ${missing[*]}" >&2; exit 1; }
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm packages, exactly as locked. Node 22 comes with them (the `node` package); it goes first
+# on PATH so every later step, npm's own scripts included, runs on it.
+stamp=node_modules/.lifeboat-lock
+if [ ! -x node_modules/.bin/node ] || ! cmp -s package-lock.json "$stamp"; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+export PATH="$root/node_modules/.bin:$PATH"
+node -e 'if (+process.versions.node.split(".")[0] < 22) { console.error("setup: Node 22 missing from node_modules"); process.exit(1) }'
