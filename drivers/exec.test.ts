@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Cancelled, ExecError, run, runPipeline } from './exec.ts';
+
+const node = process.execPath;
+
+describe('run', () => {
+  it('returns stdout and passes env without argv', async () => {
+    const result = await run({
+      file: node,
+      args: ['-e', 'process.stdout.write(process.env.SECRET_X)'],
+      env: { SECRET_X: 's3' },
+    });
+    expect(result.stdout).toBe('s3');
+  });
+
+  it('fails with ExecError carrying exit code and stderr tail', async () => {
+    const error = await run({ file: node, args: ['-e', 'console.error("boom"); process.exit(3)'] }).catch(
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.exitCode).toBe(3);
+    expect(error.message).toContain('boom');
+    expect(error.name).toBe('ExecError');
+  });
+
+  it('reports a missing program as could not start', async () => {
+    const error = await run({ file: '/nonexistent/tool', args: [] }).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.message).toContain('could not start');
+  });
+
+  it('cancelling kills the whole process group, grandchildren included', async () => {
+    const controller = new AbortController();
+    const script = `const c = require('node:child_process').spawn('sleep', ['300'], { stdio: 'ignore' });
+      console.log(c.pid); setInterval(() => {}, 1000);`;
+    let grandchild = 0;
+    const pending = run(
+      { file: node, args: ['-e', script] },
+      {
+        signal: controller.signal,
+        onStdoutLine: (line) => {
+          grandchild = Number(line);
+          controller.abort();
+        },
+      },
+    );
+    await expect(pending).rejects.toBeInstanceOf(Cancelled);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(grandchild).toBeGreaterThan(0);
+    expect(isAlive(grandchild)).toBe(false);
+  });
+
+  it('times out', async () => {
+    const error = await run({ file: 'sleep', args: ['30'] }, { timeoutMs: 200 }).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.signal).toBe('SIGKILL');
+  });
+});
+
+describe('runPipeline', () => {
+  it('streams one command into the next', async () => {
+    const result = await runPipeline([
+      { file: 'head', args: ['-c', '1048576', '/dev/zero'] },
+      { file: 'wc', args: ['-c'] },
+    ]);
+    expect(result.stdout.trim()).toBe('1048576');
+  });
+
+  it('reports the upstream failure, not the downstream success', async () => {
+    const error = await runPipeline([
+      { file: node, args: ['-e', 'console.error("disk gone"); process.exit(7)'] },
+      { file: 'cat', args: [] },
+    ]).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.exitCode).toBe(7);
+    expect(error.message).toContain('disk gone');
+  });
+
+  it('feeds input to the first command', async () => {
+    const result = await runPipeline(
+      [
+        { file: 'cat', args: [] },
+        { file: 'tr', args: ['a-z', 'A-Z'] },
+      ],
+      { input: 'abc' },
+    );
+    expect(result.stdout).toBe('ABC');
+  });
+});
+
+/** Alive and not a zombie (PID 1 here is not an init that reaps orphans). */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

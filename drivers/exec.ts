@@ -1,0 +1,181 @@
+/**
+ * The one wrapper around execa. Every external tool (virsh, qemu-img, qemu-nbd, nbdcopy, rbd,
+ * restic, rsync, ssh) runs through here, so these rules hold everywhere:
+ * - argument arrays only, never a shell;
+ * - secrets go through `env` (or a 0600 file the caller owns), never argv; error messages carry
+ *   the command name and arguments, which therefore must never hold a secret;
+ * - each child leads its own process group, and cancelling (the AbortSignal) kills the whole
+ *   group, so a tool's own children (ssh under restic/rsync) die with it;
+ * - a failure is an {@link ExecError} with the exit code, the signal and the tail of stderr.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { LifeboatError } from '#core/errors.ts';
+
+/** A command that exited non-zero, was killed, or could not start. */
+export class ExecError extends LifeboatError {
+  constructor(
+    readonly cmd: string,
+    readonly exitCode: number | undefined,
+    readonly signal: string | undefined,
+    readonly stderrTail: string,
+    options?: { cause?: unknown },
+  ) {
+    const how = signal
+      ? `killed by ${signal}`
+      : exitCode === undefined
+        ? 'could not start'
+        : `exit ${exitCode}`;
+    super(`${cmd} failed (${how})${stderrTail ? `: ${stderrTail}` : ''}`, options);
+  }
+}
+
+/** The command was cancelled through its AbortSignal. */
+export class Cancelled extends LifeboatError {}
+
+export interface Command {
+  file: string;
+  args: readonly string[];
+  /** Extra environment (merged over the runner's own). Secrets go here, never in args. */
+  env?: Record<string, string>;
+}
+
+export interface RunOptions {
+  /** Aborting kills the command's whole process group. */
+  signal?: AbortSignal;
+  /** Kill the group after this long and fail with ExecError. */
+  timeoutMs?: number;
+  cwd?: string;
+  /** Data written to the first command's stdin. */
+  input?: string | Uint8Array;
+  /** Called with each line the last command writes to stderr (progress parsing). */
+  onStderrLine?: (line: string) => void;
+  /** Called with each line the last command writes to stdout; stdout is then not buffered. */
+  onStdoutLine?: (line: string) => void;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+const STDERR_TAIL = 400;
+
+/** Runs one command to its end. */
+export function run(command: Command, options: RunOptions = {}): Promise<RunResult> {
+  return runPipeline([command], options);
+}
+
+/**
+ * Runs `a | b | ...` without a shell: each command's stdout feeds the next one's stdin. Resolves
+ * with the last command's output once every command has exited 0; otherwise rejects with the
+ * ExecError of the first command that failed (a downstream failure often kills upstream with
+ * SIGPIPE, which is reported only if nothing else failed).
+ */
+export async function runPipeline(
+  commands: readonly Command[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  if (commands.length === 0) throw new Error('runPipeline needs at least one command');
+  const children: ResultPromise[] = [];
+  const stderrTails = new Map<ResultPromise, string>();
+  const killAll = (signal: NodeJS.Signals) => {
+    for (const child of children) killGroup(child, signal);
+  };
+  const onAbort = () => killAll('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = options.timeoutMs ? setTimeout(() => killAll('SIGKILL'), options.timeoutMs) : undefined;
+  try {
+    if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
+    commands.forEach((command, index) => {
+      const first = index === 0;
+      const last = index === commands.length - 1;
+      const child = execa(command.file, [...command.args], {
+        env: command.env,
+        extendEnv: true,
+        cwd: options.cwd,
+        detached: true,
+        reject: false,
+        stripFinalNewline: false,
+        encoding: last ? 'utf8' : 'buffer',
+        buffer: { stdout: last && !options.onStdoutLine, stderr: false },
+        stdin: first ? (options.input === undefined ? 'ignore' : 'pipe') : 'pipe',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        ...(first && options.input !== undefined ? { input: options.input } : {}),
+      });
+      const previous = children[index - 1];
+      if (previous?.stdout && child.stdin) previous.stdout.pipe(child.stdin);
+      // A downstream consumer that exits early must not crash us with EPIPE.
+      child.stdin?.on('error', () => {});
+      watchStderr(child, stderrTails, last ? options.onStderrLine : undefined);
+      if (last && options.onStdoutLine) watchLines(child.stdout, options.onStdoutLine);
+      children.push(child);
+    });
+    const results = await Promise.all(children);
+    if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
+    const failures = results
+      .map((result, index) => ({ result, index }))
+      .filter(({ result }) => result.failed || result.exitCode !== 0);
+    const firstReal = failures.find(({ result }) => result.signal !== 'SIGPIPE') ?? failures[0];
+    if (firstReal) {
+      const { result, index } = firstReal;
+      const child = children[index] as ResultPromise;
+      throw new ExecError(
+        describe(commands[index] as Command),
+        result.exitCode,
+        result.signal ?? undefined,
+        (stderrTails.get(child) ?? '').trim(),
+        { cause: result.cause },
+      );
+    }
+    const lastResult = results[results.length - 1];
+    return {
+      stdout: String(lastResult?.stdout ?? ''),
+      stderr: (stderrTails.get(children.at(-1) as ResultPromise) ?? '').trim(),
+    };
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The command as it appears in messages and logs: file and arguments (never secrets: see top). */
+export function describe(command: Command): string {
+  return [command.file, ...command.args].join(' ');
+}
+
+function killGroup(child: ResultPromise, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+function watchStderr(
+  child: ResultPromise,
+  tails: Map<ResultPromise, string>,
+  onLine?: (line: string) => void,
+): void {
+  tails.set(child, '');
+  child.stderr?.on('data', (chunk: Buffer | string) => {
+    const text = (tails.get(child) ?? '') + chunk.toString();
+    tails.set(child, text.length > STDERR_TAIL ? text.slice(-STDERR_TAIL) : text);
+  });
+  if (onLine) watchLines(child.stderr, onLine);
+}
+
+function watchLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let pending = '';
+  stream.on('data', (chunk: Buffer | string) => {
+    pending += chunk.toString();
+    const lines = pending.split(/\r?\n|\r/);
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line) onLine(line);
+  });
+  stream.on('end', () => {
+    if (pending) onLine(pending);
+  });
+}
