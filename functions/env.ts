@@ -1,0 +1,49 @@
+/**
+ * Settings the handlers read from their environment (set by CDK in AWS, by local mode locally).
+ * Parsed here once so a bad value fails loudly instead of turning into NaN further down.
+ */
+import { TABLES, type TableSpec } from './tables.ts';
+
+/** Name of a table: its `TABLE_*` variable, else the local-mode name `lifeboat-<key>`. */
+export function tableName(key: TableSpec['key']): string {
+  const spec = TABLES.find((t) => t.key === key);
+  if (!spec) throw new Error(`unknown table ${key}`);
+  return process.env[spec.envVar] || `lifeboat-${key}`;
+}
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`${name} must be a positive integer (got "${raw}")`);
+  return value;
+}
+
+/** Limits and timings of the control plane. */
+export interface Limits {
+  maxBackups: number;
+  maxBackupsHost: number;
+  heartbeatSeconds: number;
+}
+
+/** MAX_BACKUPS (default 5), MAX_BACKUPS_HOST (default 2), HEARTBEAT_SECONDS (default 120). */
+export function limits(): Limits {
+  return {
+    maxBackups: positiveInt('MAX_BACKUPS', 5),
+    maxBackupsHost: positiveInt('MAX_BACKUPS_HOST', 2),
+    heartbeatSeconds: positiveInt('HEARTBEAT_SECONDS', 120),
+  };
+}
+
+/** Prefix of the host queues: host N gets `<prefix>N` and `<prefix>N-dlq`. */
+export function hostQueuePrefix(): string {
+  return process.env.HOST_QUEUE_PREFIX || 'lifeboat-host-';
+}
+
+/** A required variable; its absence is a deployment error, reported by name. */
+export function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`environment variable ${name} is not set`);
+  return value;
+}

@@ -1,0 +1,117 @@
+/**
+ * The counters table (key `name`): id allocation (`id:<kind>`), the active-operation slots
+ * (`active`, `active:host:<id>`) behind MAX_BACKUPS / MAX_BACKUPS_HOST, and unique-name guards.
+ * Every change is one atomic, conditional write, so concurrent callers can never overshoot.
+ */
+import {
+  GetCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { dynamo } from '../aws.ts';
+import { tableName } from '../env.ts';
+import { isTransactionConditionFailed } from './table.ts';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Kinds of object that get small integer ids. */
+export type IdKind = 'host' | 'vm' | 'datastore' | 'image' | 'execution' | 'job';
+
+/** Name of the slot counter of a host. */
+export function hostSlotName(hostId: number): string {
+  return `active:host:${hostId}`;
+}
+
+/** The next id of a kind (1, 2, 3...): an atomic ADD, so two callers never get the same one. */
+export async function allocateId(kind: IdKind): Promise<number> {
+  const out = await dynamo().send(
+    new UpdateCommand({
+      TableName: tableName('counters'),
+      Key: { name: `id:${kind}` },
+      UpdateExpression: 'ADD #v :one',
+      ExpressionAttributeNames: { '#v': 'value' },
+      ExpressionAttributeValues: { ':one': 1 },
+      ReturnValues: 'UPDATED_NEW',
+    }),
+  );
+  return Number(out.Attributes?.value);
+}
+
+/** One conditional ADD of `delta` on a counter, for a transaction. */
+export function counterAdd(name: string, delta: 1 | -1, bound: number): TransactItem {
+  return {
+    Update: {
+      TableName: tableName('counters'),
+      Key: { name },
+      UpdateExpression: 'ADD #v :d',
+      // Taking: below the limit (a missing counter is 0). Giving back: never below zero.
+      ConditionExpression: delta > 0 ? 'attribute_not_exists(#v) OR #v < :bound' : '#v >= :bound',
+      ExpressionAttributeNames: { '#v': 'value' },
+      ExpressionAttributeValues: { ':d': delta, ':bound': delta > 0 ? bound : 1 },
+    },
+  };
+}
+
+/**
+ * Take one slot in the cloud-wide and the host's counter, both or neither.
+ * Returns false when either is at its limit.
+ */
+export async function takeSlot(hostId: number, max: number, maxHost: number): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [counterAdd('active', 1, max), counterAdd(hostSlotName(hostId), 1, maxHost)],
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (isTransactionConditionFailed(err)) return false;
+    throw err;
+  }
+}
+
+/** The transaction items that give a host's slot back (never below zero). */
+export function releaseSlotItems(hostId: number): TransactItem[] {
+  return [counterAdd('active', -1, 0), counterAdd(hostSlotName(hostId), -1, 0)];
+}
+
+/**
+ * Give a slot back. Callers that must do it exactly once (Release) put
+ * {@link releaseSlotItems} in a transaction with their own guard instead.
+ * Returns false when a counter was already at zero (nothing changed).
+ */
+export async function releaseSlot(hostId: number): Promise<boolean> {
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: releaseSlotItems(hostId) }));
+    return true;
+  } catch (err) {
+    if (isTransactionConditionFailed(err)) return false;
+    throw err;
+  }
+}
+
+/** Current value of a counter (0 when never written). */
+export async function readCounter(name: string): Promise<number> {
+  const out = await dynamo().send(
+    new GetCommand({ TableName: tableName('counters'), Key: { name }, ConsistentRead: true }),
+  );
+  return Number(out.Item?.value ?? 0);
+}
+
+/** Transaction item reserving a unique name (`<scope>:<name>`); fails if already taken. */
+export function reserveName(scope: string, name: string, ownerId: number): TransactItem {
+  return {
+    Put: {
+      TableName: tableName('counters'),
+      Item: { name: `name:${scope}:${name}`, value: ownerId },
+      ConditionExpression: 'attribute_not_exists(#n)',
+      ExpressionAttributeNames: { '#n': 'name' },
+    },
+  };
+}
+
+/** Transaction item freeing a unique name. */
+export function freeName(scope: string, name: string): TransactItem {
+  return { Delete: { TableName: tableName('counters'), Key: { name: `name:${scope}:${name}` } } };
+}

@@ -1,0 +1,55 @@
+/**
+ * Requests table: operations waiting for the dispatcher. A pending request carries
+ * `queue = "pending"` and sits in the `pending` index sorted by `rank`; dispatching removes
+ * `queue`, which takes it out of the index.
+ */
+
+import { z } from 'zod';
+import { ExecutionKind, Id } from '#core/model.ts';
+import { Table } from './table.ts';
+
+/** The queue name of the dispatcher's index. */
+export const PENDING = 'pending';
+
+export const Request = z.object({
+  /** Same id as its execution. */
+  id: z.string().min(1),
+  kind: ExecutionKind,
+  queue: z.literal(PENDING).optional(),
+  rank: z.string(),
+  priority: z.number().int().min(0).max(99),
+  hostId: Id,
+  vmId: Id.optional(),
+  datastoreId: Id.optional(),
+  imageId: Id.optional(),
+  /** The state machine input the dispatcher starts the execution with. */
+  input: z.record(z.string(), z.unknown()),
+  requestedBy: z.string(),
+  createdAt: z.string(),
+});
+export type Request = z.infer<typeof Request>;
+
+/** The requests repository. */
+export const requests = new Table('requests', Request, 'Request');
+
+/**
+ * Dispatch order: higher priority first, then oldest first. The string sorts the same way as
+ * that rule (inverted priority zero-padded, then the ISO time).
+ */
+export function requestRank(priority: number, createdAt: string): string {
+  return `${String(99 - priority).padStart(2, '0')}#${createdAt}`;
+}
+
+/** Pending requests in dispatch order. */
+export function pendingRequests(limit?: number): Promise<Request[]> {
+  return requests.query(
+    'pending',
+    { expression: '#q = :q', names: { '#q': 'queue' }, values: { ':q': PENDING } },
+    limit,
+  );
+}
+
+/** Take a request out of the pending index. */
+export function dequeue(id: string): Promise<Request> {
+  return requests.update(id, { dispatchedAt: new Date().toISOString() }, { remove: ['queue'] });
+}

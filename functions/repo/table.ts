@@ -1,0 +1,188 @@
+/**
+ * A typed view of one DynamoDB table: every item read is validated with its core/model.ts
+ * schema, so a corrupt or outdated record fails at the boundary rather than deep in a handler.
+ */
+
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { z } from 'zod';
+import { NotFound } from '#core/errors.ts';
+import { dynamo } from '../aws.ts';
+import { tableName } from '../env.ts';
+import type { TableSpec } from '../tables.ts';
+
+/** A DynamoDB condition with its placeholders. */
+export interface Condition {
+  expression: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
+/** True when a write failed because its condition did not hold. */
+export function isConditionFailed(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
+}
+
+/** True when a transaction was cancelled because one of its conditions did not hold. */
+export function isTransactionConditionFailed(err: unknown): boolean {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
+  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.some((r) => r.Code === 'ConditionalCheckFailed');
+}
+
+type Key = string | number;
+
+/** One table, its key attribute and the schema of its items. */
+export class Table<S extends z.ZodType<Record<string, unknown>>> {
+  constructor(
+    readonly key: TableSpec['key'],
+    readonly schema: S,
+    /** How users name the object in messages: `VM 7 does not exist`. */
+    readonly label: string,
+    readonly keyName = 'id',
+  ) {}
+
+  /** The table's name in this deployment. */
+  get name(): string {
+    return tableName(this.key);
+  }
+
+  /** The item, or undefined. */
+  async find(id: Key): Promise<z.output<S> | undefined> {
+    const out = await dynamo().send(
+      new GetCommand({ TableName: this.name, Key: { [this.keyName]: id }, ConsistentRead: true }),
+    );
+    return out.Item ? this.schema.parse(out.Item) : undefined;
+  }
+
+  /** The item; NotFound (`VM 7 does not exist`) when absent. */
+  async get(id: Key): Promise<z.output<S>> {
+    const item = await this.find(id);
+    if (!item) throw new NotFound(`${this.label} ${id} does not exist`);
+    return item;
+  }
+
+  /** Every item (paginated scan), optionally filtered. */
+  async list(filter?: Condition): Promise<z.output<S>[]> {
+    const items: z.output<S>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await dynamo().send(
+        new ScanCommand({
+          TableName: this.name,
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+          FilterExpression: filter?.expression,
+          ExpressionAttributeNames: filter?.names,
+          ExpressionAttributeValues: filter?.values,
+        }),
+      );
+      for (const raw of out.Items ?? []) items.push(this.schema.parse(raw));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Every item of an index partition, in sort-key order. */
+  async query(index: string, condition: Condition, limit?: number): Promise<z.output<S>[]> {
+    const items: z.output<S>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await dynamo().send(
+        new QueryCommand({
+          TableName: this.name,
+          IndexName: index,
+          KeyConditionExpression: condition.expression,
+          ExpressionAttributeNames: condition.names,
+          ExpressionAttributeValues: condition.values,
+          ExclusiveStartKey: start,
+          Limit: limit,
+        }),
+      );
+      for (const raw of out.Items ?? []) items.push(this.schema.parse(raw));
+      start = limit !== undefined && items.length >= limit ? undefined : out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Write the whole item (validated first), optionally only when `condition` holds. */
+  async put(item: z.input<S>, condition?: Condition): Promise<z.output<S>> {
+    const parsed = this.schema.parse(item);
+    await dynamo().send(
+      new PutCommand({
+        TableName: this.name,
+        Item: parsed,
+        ConditionExpression: condition?.expression,
+        ExpressionAttributeNames: condition?.names,
+        ExpressionAttributeValues: condition?.values,
+      }),
+    );
+    return parsed;
+  }
+
+  /** Set some attributes (and remove others) of an existing item; returns the new item. */
+  async update(
+    id: Key,
+    set: Record<string, unknown>,
+    options: { remove?: string[]; condition?: Condition } = {},
+  ): Promise<z.output<S>> {
+    const names: Record<string, string> = { '#pk': this.keyName, ...options.condition?.names };
+    const values: Record<string, unknown> = { ...options.condition?.values };
+    const sets: string[] = [];
+    let i = 0;
+    for (const [field, value] of Object.entries(set)) {
+      if (value === undefined) continue;
+      names[`#s${i}`] = field;
+      values[`:s${i}`] = value;
+      sets.push(`#s${i} = :s${i}`);
+      i++;
+    }
+    const removes = (options.remove ?? []).map((field, j) => {
+      names[`#r${j}`] = field;
+      return `#r${j}`;
+    });
+    const parts = [
+      sets.length ? `SET ${sets.join(', ')}` : '',
+      removes.length ? `REMOVE ${removes.join(', ')}` : '',
+    ];
+    const condition = ['attribute_exists(#pk)', options.condition?.expression].filter(Boolean).join(' AND ');
+    try {
+      const out = await dynamo().send(
+        new UpdateCommand({
+          TableName: this.name,
+          Key: { [this.keyName]: id },
+          UpdateExpression: parts.filter(Boolean).join(' '),
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return this.schema.parse(out.Attributes);
+    } catch (err) {
+      // Without a caller condition, a failed check can only mean the item is gone.
+      if (isConditionFailed(err) && !options.condition)
+        throw new NotFound(`${this.label} ${id} does not exist`);
+      throw err;
+    }
+  }
+
+  /** Delete the item, optionally only when `condition` holds. Deleting a missing item is a no-op. */
+  async delete(id: Key, condition?: Condition): Promise<void> {
+    await dynamo().send(
+      new DeleteCommand({
+        TableName: this.name,
+        Key: { [this.keyName]: id },
+        ConditionExpression: condition?.expression,
+        ExpressionAttributeNames: condition?.names,
+        ExpressionAttributeValues: condition?.values,
+      }),
+    );
+  }
+}
