@@ -1,0 +1,94 @@
+/**
+ * Where backups are stored. One implementation per driver (restic, rsync, ...), registered in
+ * `registry.ts`, each passing the one conformance suite in `test/drivers/datastore.conformance.ts`.
+ *
+ * Rules every implementation keeps:
+ * - Each operation is idempotent: running it again after a crash or a redelivered task gives the
+ *   same end state (a backup written twice leaves one usable backup; rm of a missing backup
+ *   succeeds).
+ * - Disks are streamed: a disk given as a {@link DiskSource} of kind `nbd` is read with nbdcopy and
+ *   never copied whole to a temporary file on the host.
+ * - Secrets come in {@link DatastoreTarget.secrets}, go to tools only through the environment or
+ *   a 0600 file removed afterwards, and never appear in arguments, logs or errors.
+ * - Failures are typed: `DatastoreUnreachable` (server down, ssh refused), `DatastoreAuthFailed`
+ *   (wrong password or key), `DatastoreLocked` (transient: another operation holds the repo),
+ *   `BackupNotFound`, otherwise ExecError.
+ * - `signal` aborts the operation and kills every child process.
+ */
+export interface DatastoreTarget {
+  id: number;
+  attributes: Readonly<Record<string, string>>;
+  /** Secret attribute values (RESTIC_PASSWORD, ...), resolved by the runner. */
+  secrets: Readonly<Record<string, string>>;
+}
+
+/** One disk to store: a file on the host, or an NBD export streamed without a copy. */
+export type DiskSource = { kind: 'file'; path: string } | { kind: 'nbd'; uri: string; size: number };
+
+export interface BackupInput {
+  vmId: number;
+  /** Lifeboat image id (used in tags and names). */
+  imageId: number;
+  /** File name inside the backup (`disk.0.raw`, `disk.1.qcow2`) and where to read it from. */
+  files: { name: string; source: DiskSource }[];
+  /** The VM template, stored as `vm.xml` next to the disks. */
+  template: string;
+}
+
+export interface StoredFile {
+  name: string;
+  /** Bytes the file takes once restored. */
+  size: number;
+}
+
+export interface BackupOutput {
+  /** The driver's id of the backup: restic snapshot id, rsync hash. */
+  backupId: string;
+  files: StoredFile[];
+}
+
+export interface OperationContext {
+  signal?: AbortSignal;
+  /** Bytes processed so far for the current operation, when the tool reports it. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+export interface Capacity {
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+}
+
+export interface DatastoreDriver {
+  readonly name: string;
+  backup(target: DatastoreTarget, input: BackupInput, ctx?: OperationContext): Promise<BackupOutput>;
+  /** Writes the named files of a backup into `toDir` (created if missing); returns their paths. */
+  restore(
+    target: DatastoreTarget,
+    ref: { vmId: number; backupId: string; files: string[]; toDir: string },
+    ctx?: OperationContext,
+  ): Promise<{ name: string; path: string; size: number }[]>;
+  /** Writes one file of a backup to `toPath`. */
+  download(
+    target: DatastoreTarget,
+    ref: { vmId: number; backupId: string; file: string; toPath: string },
+    ctx?: OperationContext,
+  ): Promise<{ size: number }>;
+  monitor(target: DatastoreTarget, ctx?: OperationContext): Promise<Capacity>;
+  /** Removes a backup and frees its space. Succeeds when it is already gone. */
+  rm(target: DatastoreTarget, ref: { vmId: number; backupId: string }, ctx?: OperationContext): Promise<void>;
+  /** Restored size of each file of a backup. */
+  stat(
+    target: DatastoreTarget,
+    ref: { vmId: number; backupId: string },
+    ctx?: OperationContext,
+  ): Promise<StoredFile[]>;
+  /** Checks the backup's data can be read back intact; throws when it cannot. */
+  verify(
+    target: DatastoreTarget,
+    ref: { vmId: number; backupId: string },
+    ctx?: OperationContext,
+  ): Promise<void>;
+  /** Removes stale locks and temporary files left by a crashed run (runner start-up). */
+  reconcile(target: DatastoreTarget, ref: { vmId: number }, ctx?: OperationContext): Promise<void>;
+}
