@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { dynamo } from '../aws.ts';
 import { tableName } from '../env.ts';
-import { isTransactionConditionFailed } from './table.ts';
+import { isTransactionConditionFailed, isTransactionConflict } from './table.ts';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -58,16 +58,23 @@ export function counterAdd(name: string, delta: 1 | -1, bound: number): Transact
  * Returns false when either is at its limit.
  */
 export async function takeSlot(hostId: number, max: number, maxHost: number): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [counterAdd('active', 1, max), counterAdd(hostSlotName(hostId), 1, maxHost)],
-      }),
-    );
-    return true;
-  } catch (err) {
-    if (isTransactionConditionFailed(err)) return false;
-    throw err;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await dynamo().send(
+        new TransactWriteCommand({
+          TransactItems: [counterAdd('active', 1, max), counterAdd(hostSlotName(hostId), 1, maxHost)],
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isTransactionConditionFailed(err)) return false;
+      // Two transactions on the same counter at once: one is cancelled; try again shortly.
+      if (isTransactionConflict(err) && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+        continue;
+      }
+      throw err;
+    }
   }
 }
 

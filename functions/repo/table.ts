@@ -36,6 +36,14 @@ export function isTransactionConditionFailed(err: unknown): boolean {
   return reasons.some((r) => r.Code === 'ConditionalCheckFailed');
 }
 
+/** True when a transaction was cancelled because another one touched the same item. */
+export function isTransactionConflict(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'TransactionConflictException') return true;
+  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return err.name === 'TransactionCanceledException' && reasons.some((r) => r.Code === 'TransactionConflict');
+}
+
 type Key = string | number;
 
 /** One table, its key attribute and the schema of its items. */
