@@ -53,6 +53,7 @@ export type Nic = z.infer<typeof Nic>;
 
 /** BACKUP_CONFIG as stored: upper-case keys, string values, exactly as the reference schema. */
 export const BackupConfigRecord = z.record(z.string(), z.string());
+export type BackupConfigRecord = z.infer<typeof BackupConfigRecord>;
 export const Backups = z.object({
   BACKUP_CONFIG: BackupConfigRecord,
   /** Image ids of the VM's valid backups, oldest first. */
@@ -132,6 +133,11 @@ export const Image = Ownership.extend({
   /** VM template captured at backup time. */
   template: z.string().default(''),
   increments: z.array(Increment).default([]),
+  /**
+   * The VM's BACKUP_CONFIG (defaults filled in) when the image was written; for an increment
+   * chain, when the chain started. `core/chain.ts` compares it to decide a chain reset.
+   */
+  backupConfig: BackupConfigRecord.optional(),
   executionId: z.string().optional(),
   createdAt: z.string(),
 });

@@ -1,0 +1,194 @@
+/**
+ * Request bodies and query parameters of the HTTP API (one schema per route that takes input).
+ * Every object is strict: an unknown field is an error, not silently dropped, so a typo in a
+ * client never turns into a default. Use {@link parseBody} to validate: it throws a
+ * ValidationError whose one-line message names the field (`attributes.RESTIC_PASSWORD: required`).
+ */
+import { z } from 'zod';
+import { attributeIssues } from '../datastore-attributes.ts';
+import { ValidationError } from '../errors.ts';
+import { DatastoreDriverName, DiskFormat, VmState } from '../model.ts';
+
+const id = z.number().int().nonnegative();
+const name = z.string().trim().min(1).max(128);
+/** Attribute and config values: strings, numbers accepted from JSON clients and kept as text. */
+const textValue = z.union([z.string(), z.number().transform(String)]);
+const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._+@/-]*$/, 'must be an absolute path of letters, digits and ._+@/-')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
+
+/** A numeric id in a path (`/vms/{id}`) or query string, as text. */
+export const IdText = z
+  .string()
+  .regex(/^\d{1,9}$/, 'must be a non-negative integer')
+  .transform(Number);
+
+/** `POST /hosts` */
+export const CreateHostBody = z.strictObject({
+  name: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/,
+      'must be a host name (letters, digits, . and -)',
+    ),
+  cluster: name.optional(),
+  /** CPU ids the emulator threads are pinned to (`0-1`, `0,2`), as upstream EMULATOR_CPUS. */
+  emulatorCpus: z
+    .string()
+    .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a CPU list such as 0-1,4')
+    .optional(),
+  maxBackupsHost: z.number().int().positive().max(1000).optional(),
+});
+export type CreateHostBody = z.infer<typeof CreateHostBody>;
+
+export const InventoryDisk = z.strictObject({
+  id,
+  target: z.string().min(1),
+  source: z.string().min(1),
+  format: DiskFormat,
+  size: z.number().int().nonnegative(),
+  volatile: z.boolean().default(false),
+  canIncrement: z.boolean().default(false),
+});
+
+export const InventoryNic = z.strictObject({
+  id,
+  network: z.string().optional(),
+  ip: z.string().optional(),
+  ip6: z.string().optional(),
+  mac: z.string().optional(),
+});
+
+export const InventoryVm = z.strictObject({
+  domain: z.string().min(1).max(255),
+  uuid: z.string().optional(),
+  state: VmState,
+  disks: z.array(InventoryDisk),
+  nics: z.array(InventoryNic),
+  /** The libvirt domain XML. */
+  template: z.string(),
+  /**
+   * BACKUP_CONFIG pairs the runner read from the domain's Lifeboat metadata element, if any
+   * (validated with `core/backup-config.ts` `parse` by the API, since that needs the disks).
+   */
+  backupConfig: z.record(z.string(), textValue).optional(),
+});
+export type InventoryVm = z.infer<typeof InventoryVm>;
+
+/** `PUT /hosts/{id}/inventory`: every domain the runner sees; upsert by host + domain. */
+export const InventoryBody = z
+  .strictObject({
+    vms: z.array(InventoryVm),
+    runnerVersion: z.string().max(64).optional(),
+  })
+  .refine((b) => new Set(b.vms.map((v) => v.domain)).size === b.vms.length, {
+    message: 'domain names must be unique',
+    path: ['vms'],
+  });
+export type InventoryBody = z.infer<typeof InventoryBody>;
+
+/** `PUT /vms/{id}/backup-config`: updateconf; keys and values checked by `core/backup-config.ts`. */
+export const BackupConfigBody = z.strictObject({
+  pairs: z.record(z.string(), textValue),
+  append: z.boolean().default(false),
+});
+export type BackupConfigBody = z.infer<typeof BackupConfigBody>;
+
+/** `POST /vms/{id}/backup` */
+export const BackupRequestBody = z.strictObject({
+  datastoreId: id,
+  /** Start a new increment chain (a FULL backup) even when MODE=INCREMENT. */
+  reset: z.boolean().default(false),
+  /** Dispatch priority 0-99; users up to 49 (the API checks the role). */
+  priority: z.number().int().min(0).max(99).optional(),
+});
+export type BackupRequestBody = z.infer<typeof BackupRequestBody>;
+
+/** `POST /datastores`: attributes checked against the driver's table (secrets included). */
+export const CreateDatastoreBody = z
+  .strictObject({
+    name,
+    driver: DatastoreDriverName,
+    attributes: z.record(z.string(), textValue).default({}),
+  })
+  .superRefine((body, ctx) => {
+    for (const issue of attributeIssues(body.driver, body.attributes, '')) {
+      ctx.addIssue({ code: 'custom', path: ['attributes', issue.path], message: issue.message });
+    }
+  });
+export type CreateDatastoreBody = z.infer<typeof CreateDatastoreBody>;
+
+/**
+ * `PATCH /datastores/{id}`: the attributes to change; an empty value removes one. Checked
+ * against the driver with `mergeAttributes` of `core/datastore-attributes.ts` (needs the driver).
+ */
+export const UpdateDatastoreBody = z.strictObject({
+  name: name.optional(),
+  attributes: z.record(z.string(), textValue).default({}),
+});
+export type UpdateDatastoreBody = z.infer<typeof UpdateDatastoreBody>;
+
+/** `POST /images/{id}/restore`, as `lifeboat image restore` options. */
+export const RestoreRequestBody = z.strictObject({
+  name: name.optional(),
+  /** Do not keep the IP addresses (NICs and networks stay). */
+  noIp: z.boolean().default(false),
+  /** Do not keep the NICs at all. */
+  noNic: z.boolean().default(false),
+  /** Restore the chain up to this increment (default: the last one). */
+  incrementId: id.optional(),
+  /** Restore only this disk (no VM template). */
+  diskId: id.optional(),
+  /** Host whose runner writes the disks (default: the VM's host). */
+  hostId: id.optional(),
+  /** Folder on that host for the disks (default: the runner's restore folder). */
+  targetDir: absolutePath.optional(),
+  priority: z.number().int().min(0).max(99).optional(),
+});
+export type RestoreRequestBody = z.infer<typeof RestoreRequestBody>;
+
+/** `GET /images?vmId=&datastoreId=` */
+export const ImageListQuery = z.strictObject({
+  vmId: IdText.optional(),
+  datastoreId: IdText.optional(),
+});
+export type ImageListQuery = z.infer<typeof ImageListQuery>;
+
+/** `GET /vms?hostId=` */
+export const VmListQuery = z.strictObject({ hostId: IdText.optional() });
+export type VmListQuery = z.infer<typeof VmListQuery>;
+
+/** `GET /executions?vmId=&state=` */
+export const ExecutionListQuery = z.strictObject({
+  vmId: IdText.optional(),
+  state: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']).optional(),
+});
+export type ExecutionListQuery = z.infer<typeof ExecutionListQuery>;
+
+function describe(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (path ? `${path}.${k}` : k));
+    return `${keys.join(', ')}: unknown field`;
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path || 'body'}: required`;
+  return `${path || 'body'}: ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+/**
+ * Validates `value` with `schema` and returns the parsed (defaults applied) value, or throws a
+ * ValidationError with a one-line message naming the first bad field: `datastoreId: required`,
+ * `attributes.RESTIC_CONNECTIONS: must be an integer from 1 to 64 (got "99")`, `foo: unknown field`.
+ * Input values never appear in the message except where a check quotes them on purpose (never
+ * for secrets: those checks do not quote).
+ */
+export function parseBody<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value ?? {}, {
+    // zod keeps `input` on issues only when asked; `describe` needs it to tell "required".
+    reportInput: true,
+  });
+  if (result.success) return result.data;
+  const [first] = result.error.issues;
+  throw new ValidationError(first ? describe(first) : 'invalid input');
+}
