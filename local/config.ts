@@ -1,0 +1,122 @@
+/**
+ * Local mode's home folder layout and its optional `config.json`: ports, limits and timeouts.
+ * One place so `up`, `down` and the supervisor agree on every path.
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/** Default port of the HTTP API; the other services take the next four unless configured. */
+export const DEFAULT_API_PORT = 7780;
+
+const Port = z.number().int().min(1).max(65535);
+
+/** Schema of `<home>/config.json`. Every field is optional. */
+export const LocalConfigFile = z
+  .object({
+    ports: z
+      .object({
+        api: Port.optional(),
+        dynamodb: Port.optional(),
+        sqs: Port.optional(),
+        stepfunctions: Port.optional(),
+        lambda: Port.optional(),
+      })
+      .strict()
+      .default({}),
+    maxBackups: z.number().int().positive().default(5),
+    maxBackupsHost: z.number().int().positive().default(2),
+    heartbeatSeconds: z.number().int().positive().default(120),
+    hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
+    /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
+    schedulerIntervalSeconds: z.number().int().positive().default(60),
+    region: z.string().min(1).default('us-east-1'),
+  })
+  .strict();
+
+/** The resolved configuration: every port known. */
+export interface LocalConfig {
+  ports: { api: number; dynamodb: number; sqs: number; stepfunctions: number; lambda: number };
+  maxBackups: number;
+  maxBackupsHost: number;
+  heartbeatSeconds: number;
+  hostTaskTimeoutSeconds: number;
+  schedulerIntervalSeconds: number;
+  region: string;
+}
+
+/** Every path under the home folder. */
+export interface HomePaths {
+  home: string;
+  config: string;
+  endpoint: string;
+  pids: string;
+  logs: string;
+  supervisorLog: string;
+  dynamodb: string;
+  sqs: string;
+  stepfunctions: string;
+  secrets: string;
+}
+
+/** The home folder: explicit argument, else LIFEBOAT_HOME, else `~/.lifeboat`. */
+export function resolveHome(home?: string): string {
+  return resolve(home ?? process.env.LIFEBOAT_HOME ?? join(homedir(), '.lifeboat'));
+}
+
+/** Paths of the files and folders local mode keeps under `home`. */
+export function homePaths(home: string): HomePaths {
+  return {
+    home,
+    config: join(home, 'config.json'),
+    endpoint: join(home, 'endpoint.json'),
+    pids: join(home, 'pids.json'),
+    logs: join(home, 'logs'),
+    supervisorLog: join(home, 'logs', 'supervisor.log'),
+    dynamodb: join(home, 'dynamodb'),
+    sqs: join(home, 'sqs'),
+    stepfunctions: join(home, 'stepfunctions'),
+    secrets: join(home, 'secrets'),
+  };
+}
+
+/**
+ * Resolve a parsed config file: the API port is `portOverride` (the `--port` flag), else the
+ * file's, else 7780; each other service takes its configured port or the API port + 1..4.
+ */
+export function resolveConfig(file: z.infer<typeof LocalConfigFile>, portOverride?: number): LocalConfig {
+  const api = portOverride ?? file.ports.api ?? DEFAULT_API_PORT;
+  const { ports, ...rest } = file;
+  return {
+    ...rest,
+    ports: {
+      api,
+      dynamodb: ports.dynamodb ?? api + 1,
+      sqs: ports.sqs ?? api + 2,
+      stepfunctions: ports.stepfunctions ?? api + 3,
+      lambda: ports.lambda ?? api + 4,
+    },
+  };
+}
+
+/** Read `<home>/config.json` (absent means defaults); a bad file is an error naming the field. */
+export async function loadConfig(home: string, portOverride?: number): Promise<LocalConfig> {
+  let raw: unknown = {};
+  try {
+    raw = JSON.parse(await readFile(homePaths(home).config, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Error(`cannot read ${homePaths(home).config}: ${(err as Error).message}`);
+    }
+  }
+  const parsed = LocalConfigFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`${homePaths(home).config}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  return resolveConfig(parsed.data, portOverride);
+}
+
+/** The fake AWS account local mode uses in ARNs (the emulators use the same). */
+export const LOCAL_ACCOUNT = '000000000000';
