@@ -1,0 +1,172 @@
+/**
+ * `lifeboat vm list | show VMID | backup VMID -d DSID | backupconfig VMID [KEY=VALUE ...]`.
+ */
+import { type Command, Option } from 'commander';
+import type { Execution, Vm } from '#core/model.ts';
+import { collectPair, parseId } from '../args.ts';
+import { contextOf, requireSubcommand } from '../context.ts';
+import { UsageError } from '../errors.ts';
+import {
+  type Column,
+  formatBytes,
+  formatDetails,
+  formatTable,
+  printJson,
+  printLines,
+  printList,
+} from '../output.ts';
+import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+
+const COLUMNS: readonly Column<Vm>[] = [
+  { header: 'ID', value: (vm) => vm.id },
+  { header: 'NAME', value: (vm) => vm.name },
+  { header: 'HOST', value: (vm) => vm.hostId },
+  { header: 'STATE', value: (vm) => vm.state },
+  { header: 'DISKS', value: (vm) => vm.disks?.length },
+  { header: 'BACKUPS', value: (vm) => vm.backups?.BACKUP_IDS?.length },
+  { header: 'LOCK', value: (vm) => vm.lock },
+];
+
+/** Adds the `vm` command group to `program`. */
+export function registerVm(program: Command): void {
+  const vm = requireSubcommand(program.command('vm').description('virtual machines and their backups'));
+
+  vm.command('list')
+    .description('list the VMs')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextOf(command);
+      printList(context.output, await context.client().list<Vm>('/vms'), COLUMNS, 'no VMs');
+    });
+
+  vm.command('show')
+    .description('show one VM: disks, NICs, BACKUP_CONFIG, BACKUP_IDS')
+    .argument('<VMID>', 'VM id', parseId)
+    .action(async (id: number, _options: unknown, command: Command) => {
+      const context = contextOf(command);
+      const item = await context.client().get<Vm>(`/vms/${id}`);
+      if (context.output.json) return printJson(item);
+      printLines(describeVm(item));
+    });
+
+  vm.command('backup')
+    .description('back up a VM to a backup datastore')
+    .argument('<VMID>', 'VM id', parseId)
+    .requiredOption('-d, --datastore <DSID>', 'backup datastore id', parseId)
+    .option('--reset', 'start a new increment chain (a FULL backup)')
+    .addOption(new Option('--schedule <WHEN>', 'when to run it: only `now` for now').default('now'))
+    .option('--wait', 'follow the backup to its end (exit 0 only if it succeeded)')
+    .action(
+      async (
+        id: number,
+        options: { datastore: number; reset?: boolean; schedule: string; wait?: boolean },
+        command: Command,
+      ) => {
+        if (options.schedule !== 'now') throw new UsageError('--schedule is not supported yet');
+        const context = contextOf(command);
+        const client = context.client();
+        const execution = await client.post<Execution>(`/vms/${id}/backup`, {
+          datastoreId: options.datastore,
+          reset: options.reset === true,
+        });
+        if (!options.wait) {
+          if (context.output.json) return printJson(execution);
+          return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
+        }
+        if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+        reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
+      },
+    );
+
+  vm.command('backupconfig')
+    .description('show BACKUP_CONFIG, or replace it with the KEY=VALUE pairs given')
+    .argument('<VMID>', 'VM id', parseId)
+    .argument('[pairs...]', 'KEEP_LAST BACKUP_VOLATILE FS_FREEZE MODE INCREMENT_MODE DISK_IDS', collectPair)
+    .action(
+      async (id: number, pairs: Record<string, string> | undefined, _options: unknown, command: Command) => {
+        const context = contextOf(command);
+        const client = context.client();
+        const config =
+          pairs === undefined
+            ? extractConfig(await client.get(`/vms/${id}/backup-config`))
+            : (extractConfig(await client.put(`/vms/${id}/backup-config`, { pairs, append: false })) ??
+              pairs);
+        if (context.output.json) return printJson(config ?? {});
+        printLines(formatConfig(config ?? {}));
+      },
+    );
+}
+
+/**
+ * BACKUP_CONFIG out of an API answer: `{ BACKUP_CONFIG }`, a VM (`backups.BACKUP_CONFIG`),
+ * `{ pairs }`, or the record itself. Undefined when the answer holds none (an empty PUT reply).
+ */
+export function extractConfig(body: unknown): Record<string, string> | undefined {
+  if (!isRecord(body)) return undefined;
+  const nested =
+    body.BACKUP_CONFIG ?? (isRecord(body.backups) ? body.backups.BACKUP_CONFIG : undefined) ?? body.pairs;
+  if (isRecord(nested)) return stringRecord(nested);
+  return Object.values(body).every((value) => typeof value === 'string') ? stringRecord(body) : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringRecord(record: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).map(([key, value]) => [key, String(value)]));
+}
+
+function formatConfig(config: Record<string, string>): string[] {
+  const entries = Object.entries(config).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length === 0 ? ['BACKUP_CONFIG is empty'] : entries.map(([key, value]) => `${key}=${value}`);
+}
+
+/** The human view of `vm show`. */
+function describeVm(item: Vm): string[] {
+  const lines = formatDetails([
+    ['ID', item.id],
+    ['NAME', item.name],
+    ['HOST', item.hostId],
+    ['DOMAIN', item.domain],
+    ['UUID', item.uuid],
+    ['STATE', item.state],
+    ['OWNER', item.owner && `${item.owner}:${item.group}`],
+    ['PERMISSIONS', item.permissions],
+    ['LOCK', item.lock],
+    ['CREATED', item.createdAt],
+  ]);
+  const disks = item.disks ?? [];
+  if (disks.length > 0) {
+    lines.push('', 'DISKS');
+    lines.push(
+      ...formatTable(disks, [
+        { header: 'ID', value: (disk) => disk.id },
+        { header: 'TARGET', value: (disk) => disk.target },
+        { header: 'FORMAT', value: (disk) => disk.format },
+        { header: 'SIZE', value: (disk) => formatBytes(disk.size) },
+        { header: 'VOLATILE', value: (disk) => (disk.volatile ? 'yes' : 'no') },
+        { header: 'SOURCE', value: (disk) => disk.source },
+      ]),
+    );
+  }
+  const nics = item.nics ?? [];
+  if (nics.length > 0) {
+    lines.push('', 'NICS');
+    lines.push(
+      ...formatTable(nics, [
+        { header: 'ID', value: (nic) => nic.id },
+        { header: 'NETWORK', value: (nic) => nic.network },
+        { header: 'IP', value: (nic) => nic.ip },
+        { header: 'IP6', value: (nic) => nic.ip6 },
+        { header: 'MAC', value: (nic) => nic.mac },
+      ]),
+    );
+  }
+  lines.push(
+    '',
+    'BACKUP_CONFIG',
+    ...formatConfig(item.backups?.BACKUP_CONFIG ?? {}).map((line) => `  ${line}`),
+  );
+  lines.push('', `BACKUP_IDS: ${(item.backups?.BACKUP_IDS ?? []).join(',') || '-'}`);
+  return lines;
+}

@@ -1,0 +1,40 @@
+/**
+ * Errors of the CLI process. Each carries the exit code the contract asks for: 2 for bad usage
+ * or input (including the API's 4xx answers), 1 when the operation failed (5xx, no API, a
+ * failed execution). `main.ts` prints the message as one line on stderr and exits with the code.
+ */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad usage or input detected by the CLI itself: exit 2. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** The API answered with an error document `{ error, message }`. */
+export class ApiError extends CliError {
+  constructor(
+    readonly status: number,
+    /** The API's error name (`NotFound`, `ValidationError`, ...). */
+    readonly error: string,
+    message: string,
+  ) {
+    super(message, status >= 400 && status < 500 ? 2 : 1);
+  }
+}
+
+/** The API could not be reached at all. */
+export class ConnectionError extends CliError {
+  constructor(endpoint: string) {
+    super(`cannot reach the Lifeboat API at ${endpoint}: is it running? try \`lifeboat local up\``, 1);
+  }
+}
