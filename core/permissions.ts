@@ -1,0 +1,50 @@
+/**
+ * Access rules, as upstream: every object has an owner, a group and nine permission bits
+ * (`um-u--u--`: owner use/manage/admin, group use/manage/admin, others use/manage/admin).
+ * Admins may do everything; others get the bits of the first class they fall into.
+ */
+import { Forbidden } from './errors.ts';
+import type { User } from './model.ts';
+
+export type Right = 'use' | 'manage' | 'admin';
+
+/** The ownership fields of an object (VM, datastore, image, ...). */
+export interface Owned {
+  owner: string;
+  group: string;
+  permissions: string;
+}
+
+/** Who is asking: the fields of a User that matter here. */
+export type Principal = Pick<User, 'name' | 'group' | 'role'>;
+
+/** New objects: the owner may use and manage them, nobody else (upstream umask 177). */
+export const DEFAULT_PERMISSIONS = 'um-------';
+
+const OFFSET: Record<Right, number> = { use: 0, manage: 1, admin: 2 };
+
+/**
+ * Whether `user` holds `right` on `object`. The class is owner if the user owns it, else group
+ * if the groups match, else others (as in Unix: an owner is not granted the group's bits).
+ */
+export function can(user: Principal, object: Owned, right: Right): boolean {
+  if (user.role === 'admin') return true;
+  const base = user.name === object.owner ? 0 : user.group === object.group ? 3 : 6;
+  const bit = object.permissions[base + OFFSET[right]];
+  return bit !== undefined && bit !== '-';
+}
+
+/** Whether `user` may change or delete `object` (admin: all; others: the manage bit of their class). */
+export function canManage(user: Principal, object: Owned): boolean {
+  return can(user, object, 'manage');
+}
+
+/** Throws Forbidden naming the user, the right and the object (`"alice may not manage VM 7"`). */
+export function requireRight(user: Principal, object: Owned, right: Right, what: string): void {
+  if (!can(user, object, right)) throw new Forbidden(`${user.name} may not ${right} ${what}`);
+}
+
+/** Ownership of an object `user` creates. */
+export function defaultOwnership(user: Principal): Owned {
+  return { owner: user.name, group: user.group, permissions: DEFAULT_PERMISSIONS };
+}
