@@ -144,17 +144,23 @@ export class Table<S extends z.ZodType<Record<string, unknown>>> {
     const values: Record<string, unknown> = { ...options.condition?.values };
     const sets: string[] = [];
     let i = 0;
+    // `a.b` names a nested attribute (`backups.BACKUP_CONFIG`), so concurrent writers of
+    // sibling attributes do not overwrite each other.
+    const path = (field: string, tag: string): string =>
+      field
+        .split('.')
+        .map((part, k) => {
+          names[`#${tag}_${k}`] = part;
+          return `#${tag}_${k}`;
+        })
+        .join('.');
     for (const [field, value] of Object.entries(set)) {
       if (value === undefined) continue;
-      names[`#s${i}`] = field;
       values[`:s${i}`] = value;
-      sets.push(`#s${i} = :s${i}`);
+      sets.push(`${path(field, `s${i}`)} = :s${i}`);
       i++;
     }
-    const removes = (options.remove ?? []).map((field, j) => {
-      names[`#r${j}`] = field;
-      return `#r${j}`;
-    });
+    const removes = (options.remove ?? []).map((field, j) => path(field, `r${j}`));
     const parts = [
       sets.length ? `SET ${sets.join(', ')}` : '',
       removes.length ? `REMOVE ${removes.join(', ')}` : '',

@@ -1,0 +1,73 @@
+/**
+ * Routing: from an API Gateway v2 event to the route module that handles it. API Gateway gives
+ * `routeKey` (`"GET /vms/{id}"`) and `pathParameters`; when an event carries only a method and a
+ * path (`$default`), the same {@link ROUTES} table is matched here.
+ */
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { NotFound } from '#core/errors.ts';
+import type { RouteHandler } from './http.ts';
+import { configRoutes } from './routes/config.ts';
+import { datastoreRoutes } from './routes/datastores.ts';
+import { executionRoutes } from './routes/executions.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { imageRoutes } from './routes/images.ts';
+import { vmRoutes } from './routes/vms.ts';
+import { ROUTES, routeKey } from './routes.ts';
+
+/** Every handler by route key; must match {@link ROUTES} exactly (a unit test checks it). */
+export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
+  ...hostRoutes,
+  ...vmRoutes,
+  ...datastoreRoutes,
+  ...imageRoutes,
+  ...executionRoutes,
+  ...configRoutes,
+};
+
+/** A matched route. */
+export interface Match {
+  key: string;
+  params: Record<string, string>;
+}
+
+/** Match a method and a concrete path (`/vms/7`) against ROUTES. */
+export function matchRoute(method: string, path: string): Match | undefined {
+  const parts = path.replace(/\/+$/, '').split('/');
+  for (const route of ROUTES) {
+    if (route.method !== method.toUpperCase()) continue;
+    const pattern = route.path.split('/');
+    if (pattern.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    const ok = pattern.every((segment, i) => {
+      const part = parts[i] ?? '';
+      const param = /^\{(\w+)\}$/.exec(segment)?.[1];
+      if (param) {
+        if (part === '') return false;
+        params[param] = decodeURIComponent(part);
+        return true;
+      }
+      return segment === part;
+    });
+    if (ok) return { key: routeKey(route), params };
+  }
+  return undefined;
+}
+
+/** The route of an event: its routeKey when API Gateway matched one, else method + path. */
+export function resolveRoute(
+  event: Pick<APIGatewayProxyEventV2, 'routeKey' | 'rawPath' | 'pathParameters' | 'requestContext'>,
+): Match & { handler: RouteHandler } {
+  const byKey = event.routeKey && HANDLERS[event.routeKey];
+  if (byKey) {
+    const params = Object.fromEntries(
+      Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+    );
+    return { key: event.routeKey, params, handler: byKey };
+  }
+  const method = event.requestContext?.http?.method ?? '';
+  const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
+  const match = matchRoute(method, path);
+  const handler = match && HANDLERS[match.key];
+  if (!match || !handler) throw new NotFound(`no route ${method} ${path}`);
+  return { ...match, handler };
+}

@@ -1,0 +1,147 @@
+/**
+ * Datastore routes. Secret attributes (RESTIC_PASSWORD) go to the secret store under `ds/<id>`
+ * and never come back: records and answers only name them in `secretAttributes`.
+ */
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { CreateDatastoreBody, parseBody, UpdateDatastoreBody } from '#core/contracts/api.ts';
+import { mergeAttributes, splitSecrets, validateAttributes } from '#core/datastore-attributes.ts';
+import { Conflict } from '#core/errors.ts';
+import { Datastore } from '#core/model.ts';
+import { dynamo } from '../../aws.ts';
+import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
+import { datastores } from '../../repo/datastores.ts';
+import { listImages } from '../../repo/images.ts';
+import { isTransactionConditionFailed } from '../../repo/table.ts';
+import { secretStore } from '../../secrets.ts';
+import { assertAllowed, canUse, ownedBy } from '../access.ts';
+import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+
+/** Secret reference of a datastore. */
+export function secretRefOf(id: number): string {
+  return `ds/${id}`;
+}
+
+async function datastoreFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Datastore> {
+  const ds = await datastores.get(pathId(ctx));
+  assertAllowed(ctx.user, ds, right, `Datastore ${ds.id}`);
+  return ds;
+}
+
+const list: RouteHandler = async (ctx) =>
+  items((await datastores.list()).filter((d) => canUse(ctx.user, d)).sort((a, b) => a.id - b.id));
+
+const show: RouteHandler = async (ctx) => json(await datastoreFor(ctx, 'use'));
+
+const create: RouteHandler = async (ctx) => {
+  const body = parseBody(CreateDatastoreBody, ctx.body);
+  const valid = validateAttributes(body.driver, body.attributes);
+  const { attributes, secrets } = splitSecrets(body.driver, valid);
+  const clash = (await datastores.list()).find((d) => d.name === body.name);
+  if (clash) throw new Conflict(`datastore name "${body.name}" is taken by datastore ${clash.id}`);
+  const id = await allocateId('datastore');
+  const secretNames = Object.keys(secrets);
+  const datastore = Datastore.parse({
+    ...ownedBy(ctx.user),
+    id,
+    name: body.name,
+    type: 'BACKUP',
+    driver: body.driver,
+    attributes,
+    secretAttributes: secretNames,
+    secretRef: secretNames.length ? secretRefOf(id) : undefined,
+    createdAt: new Date().toISOString(),
+  });
+  const store = secretStore();
+  if (datastore.secretRef) await store.put(datastore.secretRef, secrets);
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          reserveName('datastore', datastore.name, id),
+          {
+            Put: {
+              TableName: datastores.name,
+              Item: datastore,
+              ConditionExpression: 'attribute_not_exists(id)',
+            },
+          },
+        ],
+      }),
+    );
+  } catch (err) {
+    if (datastore.secretRef) await store.delete(datastore.secretRef);
+    if (isTransactionConditionFailed(err)) throw new Conflict(`datastore name "${body.name}" is taken`);
+    throw err;
+  }
+  return json(datastore, 201);
+};
+
+const patch: RouteHandler = async (ctx) => {
+  const ds = await datastoreFor(ctx, 'manage');
+  const body = parseBody(UpdateDatastoreBody, ctx.body);
+  const merged = mergeAttributes(ds.driver, ds, body.attributes);
+  const name = body.name ?? ds.name;
+  if (name !== ds.name) {
+    const clash = (await datastores.list()).find((d) => d.name === name);
+    if (clash) throw new Conflict(`datastore name "${name}" is taken by datastore ${clash.id}`);
+  }
+  // Secrets first: a record never names a secret the store does not hold.
+  const ref = ds.secretRef ?? secretRefOf(ds.id);
+  const store = secretStore();
+  if (Object.keys(merged.secrets).length || merged.removedSecrets.length) {
+    const current = ds.secretRef ? await store.get(ref).catch(() => ({})) : {};
+    const next: Record<string, string> = { ...current, ...merged.secrets };
+    for (const removed of merged.removedSecrets) delete next[removed];
+    if (Object.keys(next).length) await store.put(ref, next);
+    else await store.delete(ref);
+  }
+  const secretRef = merged.secretAttributes.length ? ref : undefined;
+  const set = { name, attributes: merged.attributes, secretAttributes: merged.secretAttributes, secretRef };
+  if (name === ds.name) {
+    return json(await datastores.update(ds.id, set, { remove: secretRef ? [] : ['secretRef'] }));
+  }
+  const updated = Datastore.parse({ ...ds, ...set });
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          freeName('datastore', ds.name),
+          reserveName('datastore', name, ds.id),
+          { Put: { TableName: datastores.name, Item: updated, ConditionExpression: 'attribute_exists(id)' } },
+        ],
+      }),
+    );
+  } catch (err) {
+    if (isTransactionConditionFailed(err)) throw new Conflict(`datastore name "${name}" is taken`);
+    throw err;
+  }
+  return json(updated);
+};
+
+const remove: RouteHandler = async (ctx) => {
+  const ds = await datastoreFor(ctx, 'manage');
+  const held = await listImages({ datastoreId: ds.id });
+  if (held.length) {
+    const ids = held.map((i) => i.id).join(', ');
+    throw new Conflict(`Datastore ${ds.id} still holds ${held.length} image(s) (${ids}): delete them first`);
+  }
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        freeName('datastore', ds.name),
+        { Delete: { TableName: datastores.name, Key: { id: ds.id } } },
+      ],
+    }),
+  );
+  if (ds.secretRef) await secretStore().delete(ds.secretRef);
+  return { statusCode: 204 };
+};
+
+/** Datastore routes by route key. */
+export const datastoreRoutes: Record<string, RouteHandler> = {
+  'GET /datastores': list,
+  'POST /datastores': create,
+  'GET /datastores/{id}': show,
+  'PATCH /datastores/{id}': patch,
+  'DELETE /datastores/{id}': remove,
+};

@@ -1,0 +1,61 @@
+/**
+ * Queues an operation: allocates the execution id, writes the Execution (QUEUED) and the
+ * Request the dispatcher picks up, then wakes the dispatcher.
+ */
+import type { Execution, User } from '#core/model.ts';
+import { allocateId } from '../../repo/counters.ts';
+import { executions, publicExecution } from '../../repo/executions.ts';
+import { PENDING, requestRank, requests } from '../../repo/requests.ts';
+import { wakeDispatcher } from '../../wake.ts';
+
+/** What to queue. `input` builds the state machine input from the execution id. */
+export interface Operation {
+  kind: Execution['kind'];
+  priority: number;
+  hostId: number;
+  vmId?: number;
+  datastoreId?: number;
+  imageId?: number;
+  params: Record<string, unknown>;
+  input: (executionId: string) => Record<string, unknown>;
+}
+
+/** Queue the operation and answer its Execution (state QUEUED). */
+export async function enqueue(user: User, op: Operation): Promise<Execution> {
+  const id = String(await allocateId('execution'));
+  const createdAt = new Date().toISOString();
+  const execution = await executions.put(
+    {
+      id,
+      kind: op.kind,
+      state: 'QUEUED',
+      phase: 'queued',
+      vmId: op.vmId,
+      hostId: op.hostId,
+      datastoreId: op.datastoreId,
+      imageId: op.imageId,
+      requestedBy: user.name,
+      priority: op.priority,
+      params: op.params,
+      createdAt,
+    },
+    { expression: 'attribute_not_exists(id)' },
+  );
+  // The execution first: a request the dispatcher sees always has its execution record.
+  await requests.put({
+    id,
+    kind: op.kind,
+    queue: PENDING,
+    rank: requestRank(op.priority, createdAt),
+    priority: op.priority,
+    hostId: op.hostId,
+    vmId: op.vmId,
+    datastoreId: op.datastoreId,
+    imageId: op.imageId,
+    input: op.input(id),
+    requestedBy: user.name,
+    createdAt,
+  });
+  await wakeDispatcher(`${op.kind} ${id} queued`);
+  return publicExecution(execution);
+}

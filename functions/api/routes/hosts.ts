@@ -1,0 +1,135 @@
+/**
+ * Host routes: register (with its SQS task queue and dead-letter queue), list, show, delete,
+ * and the runner's inventory report (VMs upserted by host + domain).
+ */
+import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { CreateHostBody, parseBody } from '#core/contracts/api.ts';
+import { Conflict } from '#core/errors.ts';
+import { Host } from '#core/model.ts';
+import { dynamo, sqsClient } from '../../aws.ts';
+import { hostQueuePrefix } from '../../env.ts';
+import { log } from '../../log.ts';
+import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
+import { hosts } from '../../repo/hosts.ts';
+import { isTransactionConditionFailed } from '../../repo/table.ts';
+import { vmsOfHost } from '../../repo/vms.ts';
+import { assertAdmin } from '../access.ts';
+import { items, json, pathId, type RouteHandler } from '../http.ts';
+import { reportInventory } from './inventory.ts';
+
+/** SQS settings of a host queue: long poll 20 s, redelivery after 60 s, DLQ after 5 receives. */
+export const QUEUE_SETTINGS = { visibilityTimeout: 60, waitSeconds: 20, maxReceiveCount: 5 } as const;
+
+/** Create the host's queue and dead-letter queue (idempotent: CreateQueue returns existing ones). */
+export async function createHostQueues(
+  hostId: number,
+): Promise<{ queueUrl: string; deadLetterQueueUrl: string }> {
+  const name = `${hostQueuePrefix()}${hostId}`;
+  const dlq = await sqsClient().send(
+    new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }),
+  );
+  const deadLetterQueueUrl = dlq.QueueUrl as string;
+  const attrs = await sqsClient().send(
+    new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  const queue = await sqsClient().send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: String(QUEUE_SETTINGS.visibilityTimeout),
+        ReceiveMessageWaitTimeSeconds: String(QUEUE_SETTINGS.waitSeconds),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: attrs.Attributes?.QueueArn,
+          maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
+        }),
+      },
+    }),
+  );
+  return { queueUrl: queue.QueueUrl as string, deadLetterQueueUrl };
+}
+
+async function deleteQueues(host: Pick<Host, 'id' | 'queueUrl' | 'deadLetterQueueUrl'>): Promise<void> {
+  for (const url of [host.queueUrl, host.deadLetterQueueUrl]) {
+    if (!url) continue;
+    try {
+      await sqsClient().send(new DeleteQueueCommand({ QueueUrl: url }));
+    } catch (err) {
+      // Already gone is fine; anything else is logged, the host record still goes.
+      if (!(err instanceof Error) || !/NonExistentQueue|QueueDoesNotExist/.test(err.name)) {
+        log('warn', 'host queue not deleted', {
+          hostId: host.id,
+          error: err instanceof Error ? err.name : '',
+        });
+      }
+    }
+  }
+}
+
+const list: RouteHandler = async () => items((await hosts.list()).sort((a, b) => a.id - b.id));
+
+const show: RouteHandler = async (ctx) => json(await hosts.get(pathId(ctx)));
+
+const create: RouteHandler = async (ctx) => {
+  assertAdmin(ctx.user, 'register hosts');
+  const body = parseBody(CreateHostBody, ctx.body);
+  const clash = (await hosts.list()).find((h) => h.name === body.name);
+  if (clash) throw new Conflict(`host name "${body.name}" is taken by host ${clash.id}`);
+  const id = await allocateId('host');
+  const queues = await createHostQueues(id);
+  const host = Host.parse({
+    id,
+    name: body.name,
+    cluster: body.cluster ?? 'default',
+    state: 'INIT',
+    emulatorCpus: body.emulatorCpus,
+    maxBackupsHost: body.maxBackupsHost,
+    ...queues,
+    createdAt: new Date().toISOString(),
+  });
+  try {
+    // The name guard and the record in one transaction: two registrations of a name race safely.
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          reserveName('host', host.name, id),
+          { Put: { TableName: hosts.name, Item: host, ConditionExpression: 'attribute_not_exists(id)' } },
+        ],
+      }),
+    );
+  } catch (err) {
+    await deleteQueues(host);
+    if (isTransactionConditionFailed(err)) throw new Conflict(`host name "${body.name}" is taken`);
+    throw err;
+  }
+  return json(host, 201);
+};
+
+const remove: RouteHandler = async (ctx) => {
+  assertAdmin(ctx.user, 'delete hosts');
+  const host = await hosts.get(pathId(ctx));
+  const onHost = await vmsOfHost(host.id);
+  if (onHost.length > 0) {
+    const ids = onHost.map((v) => v.id).join(', ');
+    throw new Conflict(`Host ${host.id} still has ${onHost.length} VM(s) (${ids}): delete them first`);
+  }
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        freeName('host', host.name),
+        { Delete: { TableName: hosts.name, Key: { id: host.id } } },
+      ],
+    }),
+  );
+  await deleteQueues(host);
+  return { statusCode: 204 };
+};
+
+/** Host routes by route key. */
+export const hostRoutes: Record<string, RouteHandler> = {
+  'GET /hosts': list,
+  'POST /hosts': create,
+  'GET /hosts/{id}': show,
+  'DELETE /hosts/{id}': remove,
+  'PUT /hosts/{id}/inventory': reportInventory,
+};

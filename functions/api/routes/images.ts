@@ -1,0 +1,117 @@
+/** Image routes: list, show, delete, and restore requests. */
+import { ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
+import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
+import type { Image } from '#core/model.ts';
+import { datastores } from '../../repo/datastores.ts';
+import { hosts } from '../../repo/hosts.ts';
+import { images, listImages } from '../../repo/images.ts';
+import { isConditionFailed } from '../../repo/table.ts';
+import { vms } from '../../repo/vms.ts';
+import { assertAllowed, canUse } from '../access.ts';
+import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+import { enqueue } from './enqueue.ts';
+
+async function imageFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Image> {
+  const image = await images.get(pathId(ctx));
+  assertAllowed(ctx.user, image, right, `Image ${image.id}`);
+  return image;
+}
+
+const list: RouteHandler = async (ctx) => {
+  // `type` is accepted for the CLI's `--type backup`; every image is a backup image today.
+  const { type, ...rest } = ctx.query;
+  if (type !== undefined && type.toLowerCase() !== 'backup') {
+    throw new ValidationError(`type: must be backup (got "${type.slice(0, 40)}")`);
+  }
+  const query = parseBody(ImageListQuery, rest);
+  const found = await listImages(query);
+  return items(found.filter((i) => canUse(ctx.user, i)));
+};
+
+const show: RouteHandler = async (ctx) => json(await imageFor(ctx, 'use'));
+
+/** Take an image id out of its VM's BACKUP_IDS, retrying if a commit changes the list meanwhile. */
+async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const vm = await vms.find(vmId);
+    if (!vm?.backups.BACKUP_IDS.includes(imageId)) return;
+    try {
+      await vms.update(
+        vmId,
+        { 'backups.BACKUP_IDS': vm.backups.BACKUP_IDS.filter((id) => id !== imageId) },
+        {
+          condition: {
+            expression: '#b.#i = :old',
+            names: { '#b': 'backups', '#i': 'BACKUP_IDS' },
+            values: { ':old': vm.backups.BACKUP_IDS },
+          },
+        },
+      );
+      return;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
+  throw new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`);
+}
+
+const remove: RouteHandler = async (ctx) => {
+  const image = await imageFor(ctx, 'manage');
+  if (image.state === 'LOCKED') throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
+  // Removing the backup data from the datastore (a runner `rm` task) comes in a later issue: for
+  // now only the record goes, and the VM's BACKUP_IDS forget it.
+  try {
+    await images.delete(image.id, {
+      expression: '#s <> :locked',
+      names: { '#s': 'state' },
+      values: { ':locked': 'LOCKED' },
+    });
+  } catch (err) {
+    if (isConditionFailed(err)) throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
+    throw err;
+  }
+  await forgetBackupId(image.vmId, image.id);
+  return { statusCode: 204 };
+};
+
+const restore: RouteHandler = async (ctx) => {
+  const image = await imageFor(ctx, 'use');
+  const options = parseBody(RestoreRequestBody, ctx.body);
+  if (image.state !== 'READY')
+    throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be restored`);
+  if (options.diskId !== undefined && !image.disks.some((d) => d.id === options.diskId)) {
+    throw new ValidationError(`diskId: image ${image.id} has no disk ${options.diskId}`);
+  }
+  if (options.incrementId !== undefined && !image.increments.some((i) => i.id === options.incrementId)) {
+    throw new ValidationError(`incrementId: image ${image.id} has no increment ${options.incrementId}`);
+  }
+  const datastore = await datastores.get(image.datastoreId);
+  let hostId = options.hostId;
+  if (hostId === undefined) {
+    const vm = await vms.find(image.vmId);
+    if (!vm) throw new ValidationError(`hostId: required, since VM ${image.vmId} no longer exists`);
+    hostId = vm.hostId;
+  }
+  const host = await hosts.find(hostId);
+  if (!host) throw new NotFound(`Host ${hostId} does not exist`);
+  const { priority, ...params } = options;
+  const execution = await enqueue(ctx.user, {
+    kind: 'restore',
+    priority: priority ?? 0,
+    hostId: host.id,
+    vmId: image.vmId,
+    datastoreId: datastore.id,
+    imageId: image.id,
+    params: { ...params, hostId: host.id },
+    input: (executionId) => ({ executionId, imageId: image.id, options: { ...params, hostId: host.id } }),
+  });
+  return json(execution, 202);
+};
+
+/** Image routes by route key. */
+export const imageRoutes: Record<string, RouteHandler> = {
+  'GET /images': list,
+  'GET /images/{id}': show,
+  'DELETE /images/{id}': remove,
+  'POST /images/{id}/restore': restore,
+};

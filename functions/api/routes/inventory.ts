@@ -1,0 +1,75 @@
+/**
+ * `PUT /hosts/{id}/inventory`: the runner reports every libvirt domain it sees. VMs are upserted
+ * by (host, domain): new domains get new ids, known ones keep their id, backups, lock and
+ * ownership; VMs of the host missing from the report become GONE.
+ */
+import { update as updateConfig } from '#core/backup-config.ts';
+import { InventoryBody, type InventoryVm, parseBody } from '#core/contracts/api.ts';
+import { LifeboatError, ValidationError } from '#core/errors.ts';
+import { Vm } from '#core/model.ts';
+import { allocateId } from '../../repo/counters.ts';
+import { hosts } from '../../repo/hosts.ts';
+import { vms, vmsOfHost } from '../../repo/vms.ts';
+import { assertAdmin, ownedBy } from '../access.ts';
+import { items, pathId, type RouteHandler } from '../http.ts';
+
+/** BACKUP_CONFIG of a newly seen VM, from the pairs the runner read in its domain metadata. */
+function initialConfig(entry: InventoryVm, index: number): Record<string, string> {
+  if (!entry.backupConfig) return {};
+  const canIncrement = entry.disks.length > 0 && entry.disks.every((d) => d.canIncrement);
+  try {
+    return updateConfig({}, entry.backupConfig, { canIncrement, append: false });
+  } catch (err) {
+    if (err instanceof LifeboatError) throw new ValidationError(`vms.${index}.backupConfig: ${err.message}`);
+    throw err;
+  }
+}
+
+export const reportInventory: RouteHandler = async (ctx) => {
+  assertAdmin(ctx.user, 'report inventories');
+  const hostId = pathId(ctx);
+  const body = parseBody(InventoryBody, ctx.body);
+  const host = await hosts.get(hostId);
+  // Validate every entry before the first write: bad input changes nothing.
+  const configs = body.vms.map((entry, i) => initialConfig(entry, i));
+
+  const known = new Map((await vmsOfHost(hostId)).map((vm) => [vm.domain, vm]));
+  const now = new Date().toISOString();
+  for (const [i, entry] of body.vms.entries()) {
+    const seen = {
+      state: entry.state,
+      disks: entry.disks,
+      nics: entry.nics,
+      template: entry.template,
+      uuid: entry.uuid,
+    };
+    const current = known.get(entry.domain);
+    if (current) {
+      known.delete(entry.domain);
+      // Only what libvirt reports changes; BACKUP_CONFIG in the metadata counts at first sight
+      // only, since `vm backupconfig` owns it afterwards.
+      await vms.update(current.id, seen);
+      continue;
+    }
+    const vm = Vm.parse({
+      ...ownedBy(ctx.user),
+      ...seen,
+      id: await allocateId('vm'),
+      name: entry.domain,
+      hostId,
+      domain: entry.domain,
+      backups: { BACKUP_CONFIG: configs[i] ?? {}, BACKUP_IDS: [] },
+      createdAt: now,
+    });
+    await vms.put(vm, { expression: 'attribute_not_exists(id)' });
+  }
+  for (const missing of known.values()) {
+    if (missing.state !== 'GONE') await vms.update(missing.id, { state: 'GONE' });
+  }
+  await hosts.update(host.id, {
+    state: 'MONITORED',
+    lastHeartbeat: now,
+    runnerVersion: body.runnerVersion ?? host.runnerVersion,
+  });
+  return items((await vmsOfHost(hostId)).sort((a, b) => a.id - b.id));
+};

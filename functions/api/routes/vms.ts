@@ -1,0 +1,99 @@
+/** VM routes: list, show, delete, BACKUP_CONFIG (show / updateconf), and backup requests. */
+import { update as updateConfig, withDefaults } from '#core/backup-config.ts';
+import { BackupConfigBody, BackupRequestBody, parseBody, VmListQuery } from '#core/contracts/api.ts';
+import { Conflict, Forbidden } from '#core/errors.ts';
+import type { Vm } from '#core/model.ts';
+import { datastores } from '../../repo/datastores.ts';
+import { pendingRequests } from '../../repo/requests.ts';
+import { isConditionFailed } from '../../repo/table.ts';
+import { vms } from '../../repo/vms.ts';
+import { assertAllowed, canUse } from '../access.ts';
+import { items, json, parseQuery, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+import { enqueue } from './enqueue.ts';
+
+/** 409 message of a VM whose backup lock is held. */
+export function lockedMessage(vm: Pick<Vm, 'id' | 'lock'>): string {
+  return `VM ${vm.id} has a backup in progress (execution ${vm.lock})`;
+}
+
+async function vmFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Vm> {
+  const vm = await vms.get(pathId(ctx));
+  assertAllowed(ctx.user, vm, right, `VM ${vm.id}`);
+  return vm;
+}
+
+const list: RouteHandler = async (ctx) => {
+  const query = parseQuery(VmListQuery, ctx);
+  const all = await vms.list(
+    query.hostId === undefined
+      ? undefined
+      : { expression: '#h = :h', names: { '#h': 'hostId' }, values: { ':h': query.hostId } },
+  );
+  return items(all.filter((vm) => canUse(ctx.user, vm)).sort((a, b) => a.id - b.id));
+};
+
+const show: RouteHandler = async (ctx) => json(await vmFor(ctx, 'use'));
+
+const remove: RouteHandler = async (ctx) => {
+  const vm = await vmFor(ctx, 'manage');
+  if (vm.lock) throw new Conflict(lockedMessage(vm));
+  try {
+    // The lock may be taken between the read and the delete: the condition settles it.
+    await vms.delete(vm.id, { expression: 'attribute_not_exists(#lock)', names: { '#lock': 'lock' } });
+  } catch (err) {
+    if (isConditionFailed(err)) throw new Conflict(lockedMessage(await vms.get(vm.id)));
+    throw err;
+  }
+  return { statusCode: 204 };
+};
+
+/** The stored BACKUP_CONFIG and the same with every default filled in. */
+function configView(vm: Vm) {
+  return { vmId: vm.id, config: vm.backups.BACKUP_CONFIG, effective: withDefaults(vm.backups.BACKUP_CONFIG) };
+}
+
+const showConfig: RouteHandler = async (ctx) => json(configView(await vmFor(ctx, 'use')));
+
+const putConfig: RouteHandler = async (ctx) => {
+  const vm = await vmFor(ctx, 'manage');
+  const body = parseBody(BackupConfigBody, ctx.body);
+  const canIncrement = vm.disks.length > 0 && vm.disks.every((d) => d.canIncrement);
+  const next = updateConfig(vm.backups.BACKUP_CONFIG, body.pairs, { canIncrement, append: body.append });
+  const updated = await vms.update(vm.id, { 'backups.BACKUP_CONFIG': next });
+  return json(configView(updated));
+};
+
+const backup: RouteHandler = async (ctx) => {
+  const vm = await vmFor(ctx, 'manage');
+  const body = parseBody(BackupRequestBody, ctx.body);
+  const priority = body.priority ?? 0;
+  if (priority > 49 && ctx.user.role !== 'admin') throw new Forbidden('priority above 49 is for admins');
+  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
+    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
+  }
+  const datastore = await datastores.get(body.datastoreId);
+  assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+  if (vm.lock) throw new Conflict(lockedMessage(vm));
+  const queued = (await pendingRequests()).find((r) => r.kind === 'backup' && r.vmId === vm.id);
+  if (queued) throw new Conflict(`VM ${vm.id} already has a backup queued (execution ${queued.id})`);
+  const execution = await enqueue(ctx.user, {
+    kind: 'backup',
+    priority,
+    hostId: vm.hostId,
+    vmId: vm.id,
+    datastoreId: datastore.id,
+    params: { reset: body.reset },
+    input: (executionId) => ({ executionId, vmId: vm.id, datastoreId: datastore.id, reset: body.reset }),
+  });
+  return json(execution, 202);
+};
+
+/** VM routes by route key. */
+export const vmRoutes: Record<string, RouteHandler> = {
+  'GET /vms': list,
+  'GET /vms/{id}': show,
+  'DELETE /vms/{id}': remove,
+  'GET /vms/{id}/backup-config': showConfig,
+  'PUT /vms/{id}/backup-config': putConfig,
+  'POST /vms/{id}/backup': backup,
+};
