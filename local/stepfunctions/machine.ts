@@ -62,7 +62,9 @@ export function replaceString(value: unknown, placeholder: string, token: string
   if (value === placeholder) return token;
   if (Array.isArray(value)) return value.map((v) => replaceString(v, placeholder, token));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceString(v, placeholder, token)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, replaceString(v, placeholder, token)]),
+    );
   }
   return value;
 }

@@ -14,8 +14,8 @@ import {
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
 import { SfnApiError } from './errors.ts';
-import { prepareDefinition, type PreparedMachine } from './machine.ts';
-import { TOKEN_PLACEHOLDER, runTaskResource, type TaskServices } from './task-resources.ts';
+import { type PreparedMachine, prepareDefinition } from './machine.ts';
+import { runTaskResource, type TaskServices, TOKEN_PLACEHOLDER } from './task-resources.ts';
 
 /** A state machine the shim serves. */
 export interface MachineSpec {
@@ -72,7 +72,11 @@ export class LocalStepFunctions {
     for (const machine of machines) {
       const prepared = prepareDefinition(machine.definition);
       // Validating a definition takes a few hundred ms: once per machine, not per execution.
-      this.machines.set(machine.arn, { ...machine, prepared, interpreter: newStateMachine(prepared.definition) });
+      this.machines.set(machine.arn, {
+        ...machine,
+        prepared,
+        interpreter: newStateMachine(prepared.definition),
+      });
     }
   }
 
@@ -105,9 +109,11 @@ export class LocalStepFunctions {
   /** StartExecution. Same name and input as a running execution: the same execution (AWS's idempotency). */
   start(stateMachineArn: string, name: string | undefined, input: string | undefined): ExecutionRecord {
     const machine = this.machines.get(stateMachineArn);
-    if (!machine) throw new SfnApiError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
+    if (!machine)
+      throw new SfnApiError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${stateMachineArn}'`);
     const executionName = name ?? randomUUID();
-    if (!NAME_PATTERN.test(executionName)) throw new SfnApiError('InvalidName', `Invalid Name: '${executionName}'`);
+    if (!NAME_PATTERN.test(executionName))
+      throw new SfnApiError('InvalidName', `Invalid Name: '${executionName}'`);
     const inputText = input ?? '{}';
     let inputValue: unknown;
     try {
@@ -202,7 +208,8 @@ export class LocalStepFunctions {
   /** DescribeExecution. */
   describe(executionArn: string): ExecutionRecord {
     const record = this.executions.get(executionArn);
-    if (!record) throw new SfnApiError('ExecutionDoesNotExist', `Execution Does Not Exist: '${executionArn}'`);
+    if (!record)
+      throw new SfnApiError('ExecutionDoesNotExist', `Execution Does Not Exist: '${executionArn}'`);
     return record;
   }
 
@@ -238,9 +245,13 @@ export class LocalStepFunctions {
     if (!this.storeFile || this.saveTimer) return;
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
-      this.saving = this.saving.then(() => this.save()).catch((err) => {
-        console.error(JSON.stringify({ level: 'error', msg: 'cannot save executions', error: String(err) }));
-      });
+      this.saving = this.saving
+        .then(() => this.save())
+        .catch((err) => {
+          console.error(
+            JSON.stringify({ level: 'error', msg: 'cannot save executions', error: String(err) }),
+          );
+        });
     }, 50);
   }
 

@@ -4,7 +4,7 @@
  */
 import { FunctionError, type Invoker } from '../functions.ts';
 import { TaskFailed } from './errors.ts';
-import { SQS_WAIT_FOR_TOKEN, replaceString, type TaskStateInfo } from './machine.ts';
+import { replaceString, SQS_WAIT_FOR_TOKEN, type TaskStateInfo } from './machine.ts';
 import type { TaskTokens } from './task-tokens.ts';
 
 /** Placeholder for `$$.Task.Token` in the context object (the interpreter has no tokens). */
@@ -29,10 +29,18 @@ function sqsMessage(input: unknown): { QueueUrl: string; MessageBody: string; [f
   if (typeof params.QueueUrl !== 'string') throw new TaskFailed('States.Runtime', 'QueueUrl is not a string');
   const body = params.MessageBody;
   // Step Functions serializes a JSON MessageBody; a string goes as is.
-  return { ...params, QueueUrl: params.QueueUrl, MessageBody: typeof body === 'string' ? body : JSON.stringify(body) };
+  return {
+    ...params,
+    QueueUrl: params.QueueUrl,
+    MessageBody: typeof body === 'string' ? body : JSON.stringify(body),
+  };
 }
 
-async function invokeAsLambda(services: TaskServices, functionName: string, payload: unknown): Promise<unknown> {
+async function invokeAsLambda(
+  services: TaskServices,
+  functionName: string,
+  payload: unknown,
+): Promise<unknown> {
   try {
     return await services.invoke(functionName, payload);
   } catch (err) {

@@ -136,7 +136,9 @@ describe('Step Functions shim', () => {
     expect(message.body.taskId).toBe('exec-ok/RunOnHost');
     expect(message.body.vmId).toBe(3);
     expect(message.body.token).toMatch(/^lbtt-/);
-    await sfn.send(new SendTaskSuccessCommand({ taskToken: message.body.token, output: '{"backupId":"b1"}' }));
+    await sfn.send(
+      new SendTaskSuccessCommand({ taskToken: message.body.token, output: '{"backupId":"b1"}' }),
+    );
     const done = await finished(arn);
     expect(done.status).toBe('SUCCEEDED');
     expect(JSON.parse(done.output ?? '{}').host).toEqual({ backupId: 'b1' });
@@ -150,7 +152,11 @@ describe('Step Functions shim', () => {
     const arn = await start('exec-fail', { vmId: 4 });
     const message = await nextMessage();
     await sfn.send(
-      new SendTaskFailureCommand({ taskToken: message.body.token, error: 'DiskGone', cause: 'disk vda vanished' }),
+      new SendTaskFailureCommand({
+        taskToken: message.body.token,
+        error: 'DiskGone',
+        cause: 'disk vda vanished',
+      }),
     );
     const done = await finished(arn);
     expect(done.status).toBe('FAILED');
@@ -163,7 +169,10 @@ describe('Step Functions shim', () => {
     const done = await finished(arn);
     expect(done.status).toBe('FAILED');
     expect(done.error).toBe('NotFound');
-    expect(JSON.parse(done.cause ?? '')).toEqual({ errorType: 'NotFound', errorMessage: 'VM 404 does not exist' });
+    expect(JSON.parse(done.cause ?? '')).toEqual({
+      errorType: 'NotFound',
+      errorMessage: 'VM 404 does not exist',
+    });
   });
 
   it('fails with States.HeartbeatTimeout when the host stays silent', async () => {
@@ -218,13 +227,19 @@ describe('Step Functions shim', () => {
       name: 'InvalidToken',
     });
     await expect(
-      sfn.send(new DescribeExecutionCommand({ executionArn: `${MACHINE_ARN}:nope`.replace('stateMachine', 'execution') })),
+      sfn.send(
+        new DescribeExecutionCommand({
+          executionArn: `${MACHINE_ARN}:nope`.replace('stateMachine', 'execution'),
+        }),
+      ),
     ).rejects.toMatchObject({ name: 'ExecutionDoesNotExist' });
     await expect(
       sfn.send(new StartExecutionCommand({ stateMachineArn: `${MACHINE_ARN}x`, name: 'a' })),
     ).rejects.toMatchObject({ name: 'StateMachineDoesNotExist' });
     await expect(
-      sfn.send(new StartExecutionCommand({ stateMachineArn: MACHINE_ARN, name: 'exec-ok', input: '{"vmId":3}' })),
+      sfn.send(
+        new StartExecutionCommand({ stateMachineArn: MACHINE_ARN, name: 'exec-ok', input: '{"vmId":3}' }),
+      ),
     ).rejects.toMatchObject({ name: 'ExecutionAlreadyExists' });
   });
 

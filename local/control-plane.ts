@@ -1,0 +1,196 @@
+/**
+ * The whole control plane of local mode in one process: DynamoDB Local (a child process), the
+ * SQS emulator, the Step Functions shim running the synthesized definitions, the Lambda Invoke
+ * endpoint, the HTTP API gateway and the scheduler loop. The supervisor runs this; tests may too.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ROUTES } from '#functions/api/routes.ts';
+import { ensureAdmin } from './admin.ts';
+import type { HomePaths, LocalConfig } from './config.ts';
+import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
+import { applyEnvironment, lambdaEnvironment } from './env.ts';
+import { invokeLocal } from './functions.ts';
+import { startGateway } from './gateway.ts';
+import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
+import { assertPortFree } from './ports.ts';
+import { startScheduler } from './scheduler.ts';
+import { startSqs } from './sqs.ts';
+import { machineArnOfKind, machinesOfTemplate, synthesizeTemplate } from './stepfunctions/definitions.ts';
+import { LocalStepFunctions } from './stepfunctions/runtime.ts';
+import { startStepFunctionsServer } from './stepfunctions/server.ts';
+import { TaskTokens } from './stepfunctions/task-tokens.ts';
+
+/** A structured log line writer. */
+export type Log = (entry: Record<string, unknown>) => void;
+
+/**
+ * A process started after the control plane is up, with the Lambda environment (endpoints,
+ * table names) added to its own: the hook for this host's runner.
+ */
+export interface ChildSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  endpoint: string;
+  /** Pids of the processes it started, by name (`dynamodb`, and each extra child). */
+  children: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start everything. `adminTokenHash` (when given) becomes user admin's token hash.
+ * `extraChildren` are started last (the local runner will be one).
+ */
+export async function startControlPlane(opts: {
+  paths: HomePaths;
+  config: LocalConfig;
+  adminTokenHash?: string;
+  extraChildren?: readonly ChildSpec[];
+  log: Log;
+  onChild?: (name: string, pid: number) => void;
+}): Promise<ControlPlane> {
+  const { paths, config, log } = opts;
+  const stops: (() => Promise<void> | void)[] = [];
+  const children: Record<string, number> = {};
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        log({ level: 'warn', msg: 'stop failed', error: String(err) });
+      }
+    }
+  };
+  try {
+    const t0 = Date.now();
+    await assertPortFree(config.ports.api, 'HTTP API');
+    await assertPortFree(config.ports.sqs, 'SQS');
+    await assertPortFree(config.ports.stepfunctions, 'Step Functions');
+    await assertPortFree(config.ports.lambda, 'Lambda');
+
+    // DynamoDB Local (a JVM) starts while the CDK app synthesizes in this process.
+    const dbStarting = startDynamoDb({
+      port: config.ports.dynamodb,
+      dataDir: paths.dynamodb,
+      log: (line) => log({ level: 'debug', msg: line }),
+    });
+    dbStarting.then(
+      (db) => opts.onChild?.('dynamodb', db.pid),
+      () => {},
+    );
+    let template: Awaited<ReturnType<typeof synthesizeTemplate>>;
+    try {
+      template = await synthesizeTemplate(config);
+    } catch (err) {
+      await dbStarting.then((db) => db.stop()).catch(() => {});
+      throw err;
+    }
+    const machines = machinesOfTemplate(template, config.region);
+    log({ level: 'info', msg: 'synthesized', machines: machines.map((m) => m.name), ms: Date.now() - t0 });
+    const db = await dbStarting;
+    stops.push(() => db.stop());
+    children.dynamodb = db.pid;
+    const ddb = localDynamoClient(db.endpoint, config.region);
+    const created = await ensureTables(ddb);
+    if (created.length) log({ level: 'info', msg: 'tables created', tables: created });
+    if (opts.adminTokenHash) {
+      const admin = await ensureAdmin(ddb, opts.adminTokenHash);
+      log({ level: 'info', msg: `admin user ${admin}` });
+    }
+    ddb.destroy();
+
+    const sqs = await startSqs({ port: config.ports.sqs, dataDir: paths.sqs, region: config.region });
+    stops.push(() => sqs.stop());
+
+    // Handlers read their settings from the environment: set it before any of them is imported.
+    const env = lambdaEnvironment({
+      config,
+      secretsDir: paths.secrets,
+      backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
+      restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
+    });
+    applyEnvironment(env);
+
+    const sqsClient = new SQSClient({ region: config.region, endpoint: sqs.endpoint });
+    stops.push(() => sqsClient.destroy());
+    const tokens = new TaskTokens();
+    const sfn = new LocalStepFunctions(
+      machines,
+      {
+        tokens,
+        invoke: invokeLocal,
+        sendMessage: (m) => sqsClient.send(new SendMessageCommand(m as never)),
+      },
+      `${paths.stepfunctions}/executions.json`,
+    );
+    await sfn.load();
+    stops.push(() => sfn.close());
+    const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions);
+    stops.push(() => sfnServer.stop());
+
+    const events = new EventQueue(invokeLocal, log);
+    const lambda = await startLambdaEndpoint({ port: config.ports.lambda, invoke: invokeLocal, events });
+    stops.push(() => lambda.stop());
+    stops.push(() => events.drain());
+
+    const stopScheduler = startScheduler({
+      intervalSeconds: config.schedulerIntervalSeconds,
+      wake: () => events.enqueue('Dispatcher', { source: 'lifeboat.local.scheduler' }),
+      log,
+    });
+    stops.push(stopScheduler);
+
+    for (const spec of opts.extraChildren ?? []) {
+      const child = startChild(spec, env, log);
+      children[spec.name] = child.pid ?? -1;
+      opts.onChild?.(spec.name, child.pid ?? -1);
+      stops.push(() => stopChild(child));
+    }
+
+    // The gateway last: /health answering means everything behind it is ready.
+    const gateway = await startGateway({
+      port: config.ports.api,
+      routes: ROUTES,
+      handler: (event) => invokeLocal('Api', event),
+      health: () => ({ home: paths.home, pid: process.pid, waitingTasks: tokens.size }),
+      log,
+    });
+    stops.push(() => gateway.stop());
+    log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });
+    return { endpoint: gateway.endpoint, children, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function startChild(spec: ChildSpec, env: Record<string, string>, log: Log): ChildProcess {
+  const child = spawn(spec.command, spec.args, {
+    env: { ...process.env, ...env, ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n'))
+        if (line.trim()) log({ level: 'info', child: spec.name, msg: line });
+    });
+  }
+  child.on('exit', (code, signal) => log({ level: 'warn', msg: `${spec.name} exited`, code, signal }));
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,55 @@
+/**
+ * The environment of the Lambda handlers in local mode: the same variables CDK sets in AWS,
+ * plus the SDK's standard `AWS_ENDPOINT_URL_*` pointing at the emulators. It must be in place
+ * before any handler module is imported.
+ */
+import { TABLES } from '#functions/tables.ts';
+import { LOCAL_ACCOUNT, type LocalConfig } from './config.ts';
+import { localTableName } from './dynamodb.ts';
+import { localFunctionName } from './functions.ts';
+
+/** ARN of a state machine as the local shim names it. */
+export function localStateMachineArn(region: string, name: string): string {
+  return `arn:aws:states:${region}:${LOCAL_ACCOUNT}:stateMachine:${name}`;
+}
+
+/** Every variable the handlers read, for this home and configuration. */
+export function lambdaEnvironment(opts: {
+  config: LocalConfig;
+  secretsDir: string;
+  backupStateMachineArn: string;
+  restoreStateMachineArn: string;
+}): Record<string, string> {
+  const { config } = opts;
+  const local = (port: number) => `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    AWS_REGION: config.region,
+    AWS_DEFAULT_REGION: config.region,
+    // Dummy credentials: the emulators accept any; real ones must never reach them.
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_DYNAMODB: local(config.ports.dynamodb),
+    AWS_ENDPOINT_URL_SQS: local(config.ports.sqs),
+    AWS_ENDPOINT_URL_SFN: local(config.ports.stepfunctions),
+    AWS_ENDPOINT_URL_LAMBDA: local(config.ports.lambda),
+    BACKUP_STATE_MACHINE_ARN: opts.backupStateMachineArn,
+    RESTORE_STATE_MACHINE_ARN: opts.restoreStateMachineArn,
+    DISPATCHER_FUNCTION_NAME: localFunctionName({ id: 'Dispatcher' }),
+    HOST_QUEUE_PREFIX: 'lifeboat-host-',
+    MAX_BACKUPS: String(config.maxBackups),
+    MAX_BACKUPS_HOST: String(config.maxBackupsHost),
+    HEARTBEAT_SECONDS: String(config.heartbeatSeconds),
+    LIFEBOAT_SECRET_STORE: `local:${opts.secretsDir}`,
+  };
+  for (const spec of TABLES) env[spec.envVar] = localTableName(spec);
+  return env;
+}
+
+/** Variables removed from the process so no real AWS identity or endpoint leaks in. */
+export const CLEARED_VARIABLES = ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ENDPOINT_URL'] as const;
+
+/** Apply `env` to this process (the handlers run in it). */
+export function applyEnvironment(env: Record<string, string>): void {
+  for (const name of CLEARED_VARIABLES) delete process.env[name];
+  Object.assign(process.env, env);
+}

@@ -1,0 +1,96 @@
+/**
+ * The state machines local mode runs, taken from the CDK app itself: synthesized in process
+ * (bundling skipped), each `AWS::StepFunctions::StateMachine` resource's DefinitionString
+ * resolved into ASL by infra's `resolveDefinition`, Lambda ARNs pointing at the local functions.
+ */
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { FUNCTIONS } from '#functions/manifest.ts';
+import { type CfnTemplate, type CfnToken, functionIdOf, resolveDefinition } from '#infra/definition.ts';
+import { LOCAL_ACCOUNT, type LocalConfig } from '../config.ts';
+import { localStateMachineArn } from '../env.ts';
+import { localFunctionName } from '../functions.ts';
+import type { MachineSpec } from './runtime.ts';
+
+/**
+ * What each `Ref` / `Fn::GetAtt` of a definition stands for locally: pseudo parameters, Lambda
+ * ARNs named `lifeboat-<Id>` (the Id from the resource's `aws:cdk:path`), state machine ARNs by
+ * name. Anything else is an error naming it: a definition that reaches for a resource local
+ * mode does not have cannot run here.
+ */
+export function localSubstitution(template: CfnTemplate, region: string): (token: CfnToken) => string {
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': 'aws',
+    'AWS::Region': region,
+    'AWS::AccountId': LOCAL_ACCOUNT,
+    'AWS::URLSuffix': 'amazonaws.com',
+  };
+  return (token) => {
+    if (token.kind === 'Ref' && token.logicalId in pseudo) return pseudo[token.logicalId] as string;
+    const resource = template.Resources[token.logicalId];
+    if (!resource)
+      throw new Error(`the definition refers to ${token.logicalId}, which the template does not hold`);
+    if (resource.Type === 'AWS::Lambda::Function') {
+      const id = functionIdOf(template, token.logicalId);
+      if (!id || !FUNCTIONS.some((f) => f.id === id)) {
+        throw new Error(`Lambda ${token.logicalId} (${id ?? 'no cdk path'}) is not in functions/manifest.ts`);
+      }
+      const name = localFunctionName({ id });
+      return token.kind === 'GetAtt' && token.attribute === 'Arn'
+        ? `arn:aws:lambda:${region}:${LOCAL_ACCOUNT}:function:${name}`
+        : name;
+    }
+    if (resource.Type === 'AWS::StepFunctions::StateMachine') {
+      return localStateMachineArn(region, machineName(template, token.logicalId));
+    }
+    throw new Error(
+      `the definition refers to ${resource.Type} ${token.logicalId}: not available in local mode`,
+    );
+  };
+}
+
+function machineName(template: CfnTemplate, logicalId: string): string {
+  const name = template.Resources[logicalId]?.Properties?.StateMachineName;
+  return typeof name === 'string' ? name : logicalId;
+}
+
+/** Every state machine of a template, resolved for local mode. */
+export function machinesOfTemplate(template: CfnTemplate, region: string): MachineSpec[] {
+  const substitute = localSubstitution(template, region);
+  return Object.entries(template.Resources)
+    .filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine')
+    .map(([logicalId]) => {
+      const name = machineName(template, logicalId);
+      return {
+        name,
+        arn: localStateMachineArn(region, name),
+        definition: resolveDefinition(template, logicalId, substitute) as unknown as StateMachineDefinition,
+      };
+    });
+}
+
+/** The ARN of the machine named `<stack>-<kind>` (`Lifeboat-Backup`) or `kind`. */
+export function machineArnOfKind(machines: readonly MachineSpec[], kind: 'Backup' | 'Restore'): string {
+  const found = machines.find((m) => m.name === kind || m.name.endsWith(`-${kind}`));
+  if (!found) {
+    throw new Error(
+      `the CDK app has no ${kind} state machine (found: ${machines.map((m) => m.name).join(', ')})`,
+    );
+  }
+  return found.arn;
+}
+
+/**
+ * Synthesize the CDK app in process with local mode's settings and return its template.
+ * Imports infra lazily: aws-cdk-lib is large and only this step needs it.
+ */
+export async function synthesizeTemplate(config: LocalConfig): Promise<CfnTemplate> {
+  const { buildApp } = await import('#infra/build-app.ts');
+  const { app, stack } = buildApp({
+    'lifeboat:skipBundling': true,
+    heartbeatSeconds: config.heartbeatSeconds,
+    hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
+    maxBackups: config.maxBackups,
+    maxBackupsHost: config.maxBackupsHost,
+  });
+  return app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;
+}

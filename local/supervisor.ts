@@ -1,0 +1,87 @@
+/**
+ * The long-running process of local mode, started detached by `localUp`:
+ * `node --import tsx local/supervisor.ts --home DIR [--port N]`. Runs the control plane, keeps
+ * `<home>/pids.json` current, logs JSON lines to stdout (the supervisor log), and stops
+ * everything on SIGTERM or SIGINT. User admin's token hash comes in LIFEBOAT_ADMIN_TOKEN_HASH.
+ */
+import { mkdir } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { homePaths, loadConfig, resolveHome } from './config.ts';
+import { type ChildSpec, startControlPlane } from './control-plane.ts';
+import { type PidsFile, removePids, writePids } from './pids.ts';
+
+/**
+ * Processes started once the control plane is up. Empty for now: the runner for this host
+ * (a later issue) goes here, and gets the Lambda environment on top of its own.
+ */
+export const EXTRA_CHILDREN: readonly ChildSpec[] = [];
+
+function log(entry: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { home: { type: 'string' }, port: { type: 'string' } } });
+  const home = resolveHome(values.home);
+  const paths = homePaths(home);
+  const port = values.port ? Number(values.port) : undefined;
+  const config = await loadConfig(home, port);
+  for (const dir of [paths.logs, paths.dynamodb, paths.sqs, paths.stepfunctions, paths.secrets]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const adminTokenHash = process.env.LIFEBOAT_ADMIN_TOKEN_HASH;
+  delete process.env.LIFEBOAT_ADMIN_TOKEN_HASH;
+
+  const pids: PidsFile = {
+    supervisor: process.pid,
+    children: {},
+    home,
+    endpoint: `http://127.0.0.1:${config.ports.api}`,
+    startedAt: new Date().toISOString(),
+  };
+  // Written before anything starts, so `down` can stop a supervisor still starting up.
+  await writePids(paths.pids, pids);
+  log({ level: 'info', msg: 'starting', home, ports: config.ports });
+
+  let stopping: Promise<void> | undefined;
+  let stopControlPlane: (() => Promise<void>) | undefined;
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      log({ level: 'info', msg: `stopping (${signal})` });
+      await stopControlPlane?.();
+      await removePids(paths.pids);
+      log({ level: 'info', msg: 'stopped' });
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    const plane = await startControlPlane({
+      paths,
+      config,
+      adminTokenHash,
+      extraChildren: EXTRA_CHILDREN,
+      log,
+      onChild: (name, pid) => {
+        pids.children[name] = pid;
+        void writePids(paths.pids, pids);
+      },
+    });
+    stopControlPlane = plane.stop;
+    pids.children = { ...plane.children };
+    await writePids(paths.pids, pids);
+    if (stopping) await plane.stop();
+  } catch (err) {
+    log({ level: 'error', msg: 'start failed', error: (err as Error).message, stack: (err as Error).stack });
+    await removePids(paths.pids);
+    process.exit(1);
+  }
+}
+
+process.on('unhandledRejection', (err) => {
+  log({ level: 'error', msg: 'unhandled rejection', error: String(err) });
+});
+
+await main();
