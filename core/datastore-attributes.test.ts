@@ -119,6 +119,12 @@ describe('rsync attributes', () => {
     );
   });
 
+  it('checkRsyncArgs alone throws ValidationError naming the option', () => {
+    expect(rejection(() => checkRsyncArgs('-a --rsync-path=sh'))).toMatch(
+      /^option "--rsync-path=sh" is not allowed/,
+    );
+  });
+
   it.each([
     ['-e ssh', 'option "-e" is not allowed'],
     ['-aSe', 'option "-e" is not allowed'],

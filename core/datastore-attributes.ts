@@ -126,8 +126,20 @@ const RSYNC_VALUED: Record<string, RegExp> = {
   '--block-size': /^\d{1,9}$/,
 };
 
-/** Tokenizes RSYNC_ARGS on whitespace and checks every option against the allow-list. */
+/**
+ * Tokenizes RSYNC_ARGS on whitespace, checks every option against the allow-list and returns
+ * the options joined by single spaces. Throws ValidationError saying which option is refused.
+ */
 export function checkRsyncArgs(value: string): string {
+  try {
+    return rsyncArgs(value);
+  } catch (e) {
+    if (e instanceof Bad) throw new ValidationError(e.message);
+    throw e;
+  }
+}
+
+function rsyncArgs(value: string): string {
   const tokens = value.split(/\s+/).filter((t) => t !== '');
   if (tokens.length === 0) throw new Bad('must hold at least one option');
   const allowed = `allowed: -${RSYNC_SHORT_FLAGS}, ${[...RSYNC_LONG_FLAGS, ...Object.keys(RSYNC_VALUED).map((k) => `${k}=N`)].join(', ')}`;
@@ -174,7 +186,7 @@ const DRIVER_ATTRIBUTES: Record<DriverName, Record<string, AttributeSpec>> = {
     ...COMMON,
     RSYNC_HOST: { check: hostPort, required: true },
     RSYNC_USER: { check: userName },
-    RSYNC_ARGS: { check: checkRsyncArgs, default: '-aS' },
+    RSYNC_ARGS: { check: rsyncArgs, default: '-aS' },
   },
 };
 
