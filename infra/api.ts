@@ -1,0 +1,75 @@
+/**
+ * The HTTP API: one route per entry of the API handler's route table, all to the one Api
+ * Lambda (which authenticates the bearer token itself), with access logs and throttling.
+ */
+import { CfnOutput, RemovalPolicy } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+/** One HTTP route, in API Gateway path syntax (`/vms/{id}/backup`). */
+export interface ApiRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+}
+
+export interface HttpFrontProps {
+  handler: IFunction;
+  routes: readonly ApiRoute[];
+  /** Steady-state requests per second of the whole API. */
+  rateLimit?: number;
+  burstLimit?: number;
+}
+
+/** The HTTP API and its `$default` stage. */
+export class HttpFront extends Construct {
+  readonly api: apigw.HttpApi;
+  readonly stage: apigw.HttpStage;
+
+  constructor(scope: Construct, id: string, props: HttpFrontProps) {
+    super(scope, id);
+    this.api = new apigw.HttpApi(this, 'HttpApi', {
+      description: 'Lifeboat control plane API',
+      createDefaultStage: false,
+    });
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stage = new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: props.rateLimit ?? 50, burstLimit: props.burstLimit ?? 100 },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        // JSON lines; never the Authorization header or the body.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            time: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            route: '$context.routeKey',
+            status: '$context.status',
+            latencyMs: '$context.responseLatency',
+            bytes: '$context.responseLength',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+    // One permission for the whole API instead of one per route: keeps the function policy small.
+    const integration = new HttpLambdaIntegration('Api', props.handler, { scopePermissionToRoute: false });
+    const seen = new Set<string>();
+    for (const route of props.routes) {
+      const key = `${route.method} ${route.path}`;
+      if (seen.has(key)) throw new Error(`Route ${key} is listed twice`);
+      seen.add(key);
+      this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod[route.method]], integration });
+    }
+    new CfnOutput(scope, 'ApiUrl', { value: this.stage.url, description: 'Lifeboat API endpoint' });
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * cdk-nag (AwsSolutions) findings Lifeboat accepts, each acknowledged on the narrowest construct
+ * with the reason it is acceptable. Anything not acknowledged here fails the synth.
+ */
+import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import type { IConstruct } from 'constructs';
+import type { LifeboatStack } from './stack.ts';
+
+/** An account-wide ARN pattern as cdk-nag prints it. */
+const pattern = (service: string, resource: string): string =>
+  `arn:<AWS::Partition>:${service}:<AWS::Region>:<AWS::AccountId>:${resource}`;
+
+const XRAY_AND_LOGS =
+  'X-Ray (xray:PutTraceSegments, PutTelemetryRecords) and CloudWatch Logs delivery actions do not support resource-level permissions';
+
+function ack(scope: IConstruct, findings: Record<string, string>): void {
+  for (const [id, reason] of Object.entries(findings)) Validations.of(scope).acknowledge({ id, reason });
+}
+
+/** `<LogicalId.Arn>` of a construct's CloudFormation resource, as cdk-nag names it. */
+function arnToken(construct: IConstruct): string {
+  const stack = Stack.of(construct);
+  return `<${stack.getLogicalId(construct.node.defaultChild as CfnElement)}.Arn>`;
+}
+
+export function acknowledgeFindings(stack: LifeboatStack): void {
+  const prefix = stack.node.tryGetContext('hostQueuePrefix') || 'lifeboat-host-';
+  const hostQueues = pattern('sqs', `${prefix}*`);
+  const secrets = pattern('secretsmanager', 'secret:lifeboat/*');
+  const indexFindings = Object.fromEntries(
+    Object.values(stack.tables.byKey).map((table) => [
+      `AwsSolutions-IAM5[Resource::${arnToken(table)}/index/*]`,
+      'Queries on the global secondary indexes of a table this function owns',
+    ]),
+  );
+  const invokeFindings = (fns: IConstruct[]): Record<string, string> =>
+    Object.fromEntries(
+      fns.map((fn) => [
+        `AwsSolutions-IAM5[Resource::${arnToken(fn)}:*]`,
+        'Invoke permission covers the versions and aliases of this one function',
+      ]),
+    );
+
+  for (const fn of Object.values(stack.functions)) {
+    ack(fn, {
+      'AwsSolutions-L1':
+        'Node.js 22 is pinned on purpose: the same code is tested and run locally on Node 22 (package.json engines)',
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+        'The AWS-managed basic execution policy only allows writing the function’s own logs',
+      'AwsSolutions-IAM5[Resource::*]': `${XRAY_AND_LOGS}; scheduler:ListSchedules (API) is not resource-scoped either`,
+      ...indexFindings,
+      ...invokeFindings([stack.functions.Dispatcher as IConstruct]),
+    });
+  }
+  const api = stack.functions.Api as IConstruct;
+  ack(api, {
+    [`AwsSolutions-IAM5[Resource::${hostQueues}]`]:
+      'Host queues are created at run time when a host registers: the API manages exactly the lifeboat-host-* queues',
+    [`AwsSolutions-IAM5[Resource::${secrets}]`]:
+      'Datastore secrets are created at run time, one per datastore, all under the lifeboat/ prefix',
+    [`AwsSolutions-IAM5[Resource::${pattern('cloudwatch', `alarm:${prefix}*`)}]`]:
+      'The API creates and deletes one alarm per host dead-letter queue, all named after the host queue',
+    [`AwsSolutions-IAM5[Resource::${pattern('scheduler', 'schedule/lifeboat/*')}]`]:
+      'Per-VM schedules are created at run time, only in the lifeboat schedule group',
+  });
+
+  for (const machine of [stack.backup.stateMachine, stack.restore.stateMachine]) {
+    ack(machine, {
+      'AwsSolutions-IAM5[Resource::*]': XRAY_AND_LOGS,
+      [`AwsSolutions-IAM5[Resource::${hostQueues}]`]:
+        'The machine sends each task to the queue of the VM’s host; host queues are created at run time',
+      ...invokeFindings(Object.values(stack.functions)),
+    });
+  }
+
+  ack(stack.http, {
+    'AwsSolutions-APIG4':
+      'The Api function authenticates every request itself (bearer token hashed and looked up in the users table), so the same handler works behind the local gateway',
+  });
+  ack(stack.runnerAccess, {
+    'AwsSolutions-IAM5[Resource::*]':
+      'states:SendTaskSuccess/Failure/Heartbeat take a task token, not a resource: they support no resource-level permissions',
+    [`AwsSolutions-IAM5[Resource::${secrets}]`]:
+      'Runners resolve datastore secrets (secretRef) themselves; every Lifeboat secret is under lifeboat/',
+  });
+  ack(
+    stack.scheduling,
+    invokeFindings([stack.functions.Api as IConstruct, stack.functions.Dispatcher as IConstruct]),
+  );
+}

@@ -1,0 +1,196 @@
+/**
+ * The Lifeboat control plane in one stack: tables, Lambdas, HTTP API, Backup and Restore state
+ * machines, the scheduler, runner access and alarms. Each part lives in its own file; this one
+ * wires them and grants each function only what its job needs.
+ */
+import { ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import { Alarms } from './alarms.ts';
+import { type ApiRoute, HttpFront } from './api.ts';
+import { readConfig } from './config.ts';
+import { createFunctions, type LifeboatFunctions } from './functions.ts';
+import { acknowledgeFindings } from './nag-suppressions.ts';
+import { RunnerAccess } from './runner-access.ts';
+import { SCHEDULE_GROUP, Scheduling } from './scheduler.ts';
+import { OperationStateMachine, stateMachineArn, stateMachineName } from './state-machines.ts';
+import { Tables } from './tables.ts';
+
+export interface LifeboatStackProps extends StackProps {
+  /** The API handler's route table (functions/api/routes.ts). */
+  routes: readonly ApiRoute[];
+  /** Folder holding the Lambda entries and package-lock.json (default: the repo root). */
+  projectRoot?: string;
+}
+
+/** Functions that run state machine steps: they read and write the operation records. */
+const STEP_FUNCTIONS = [
+  'AdmitBackup',
+  'CommitBackup',
+  'AdmitRestore',
+  'CommitRestore',
+  'MarkFailed',
+  'Release',
+];
+
+export class LifeboatStack extends Stack {
+  readonly tables: Tables;
+  readonly functions: LifeboatFunctions;
+  readonly backup: OperationStateMachine;
+  readonly restore: OperationStateMachine;
+  readonly http: HttpFront;
+  readonly runnerAccess: RunnerAccess;
+  readonly scheduling: Scheduling;
+  readonly alarms: Alarms;
+
+  constructor(scope: Construct, id: string, props: LifeboatStackProps) {
+    super(scope, id, props);
+    const config = readConfig(this.node);
+    const names = {
+      backup: stateMachineName(this.stackName, 'Backup'),
+      restore: stateMachineName(this.stackName, 'Restore'),
+    };
+    // The functions get the machines' ARNs from their fixed names and the machines invoke the
+    // functions: building the ARN (rather than referencing the machine) avoids a cycle.
+    const arns = {
+      backup: stateMachineArn(this, names.backup),
+      restore: stateMachineArn(this, names.restore),
+    };
+    const hostQueueArn = this.formatArn({
+      service: 'sqs',
+      resource: `${config.hostQueuePrefix}*`,
+      arnFormat: ArnFormat.NO_RESOURCE_NAME,
+    });
+    const secretArnPattern = this.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: 'lifeboat/*',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+
+    this.tables = new Tables(this, 'Tables');
+    const fns = createFunctions(this, {
+      projectRoot: props.projectRoot,
+      environment: {
+        ...this.tables.environment(),
+        BACKUP_STATE_MACHINE_ARN: arns.backup,
+        RESTORE_STATE_MACHINE_ARN: arns.restore,
+        HOST_QUEUE_PREFIX: config.hostQueuePrefix,
+        MAX_BACKUPS: String(config.maxBackups),
+        MAX_BACKUPS_HOST: String(config.maxBackupsHost),
+        HEARTBEAT_SECONDS: String(config.heartbeatSeconds),
+        LIFEBOAT_SECRET_STORE: 'secretsmanager',
+      },
+    });
+    this.functions = fns;
+    const fn = (fnId: string) => {
+      const found = fns[fnId];
+      if (!found) throw new Error(`functions/manifest.ts has no ${fnId} entry`);
+      return found;
+    };
+
+    const common = { hostQueueArn, config, markFailed: fn('MarkFailed'), release: fn('Release') };
+    this.backup = new OperationStateMachine(this, {
+      ...common,
+      kind: 'Backup',
+      stateMachineName: names.backup,
+      admit: fn('AdmitBackup'),
+      commit: fn('CommitBackup'),
+    });
+    this.restore = new OperationStateMachine(this, {
+      ...common,
+      kind: 'Restore',
+      stateMachineName: names.restore,
+      admit: fn('AdmitRestore'),
+      commit: fn('CommitRestore'),
+    });
+
+    this.http = new HttpFront(this, 'Http', { handler: fn('Api'), routes: props.routes });
+    this.runnerAccess = new RunnerAccess(this, 'Runner', {
+      hostQueuePrefix: config.hostQueuePrefix,
+      hostTag: config.runnerHostTag,
+      secretArnPattern,
+    });
+    this.scheduling = new Scheduling(this, 'Scheduling', { dispatcher: fn('Dispatcher'), api: fn('Api') });
+    this.alarms = new Alarms(this, 'Alarms', {
+      stateMachines: { Backup: this.backup.stateMachine, Restore: this.restore.stateMachine },
+      functions: fns,
+      hostQueuePrefix: config.hostQueuePrefix,
+    });
+
+    this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
+    this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore]);
+    for (const stepId of STEP_FUNCTIONS) {
+      for (const [key, table] of Object.entries(this.tables.byKey)) {
+        // Only the API authenticates users.
+        if (key !== 'users') table.grantReadWriteData(fn(stepId));
+      }
+    }
+    fn('Dispatcher').grantInvoke(fn('Release'));
+
+    new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
+    new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    new CfnOutput(this, 'BackupStateMachineArn', { value: this.backup.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'RestoreStateMachineArn', { value: this.restore.stateMachine.stateMachineArn });
+
+    acknowledgeFindings(this);
+  }
+
+  /** The API: every table, host queues and their DLQs, datastore secrets, schedules, DLQ alarms. */
+  private grantApi(
+    api: LifeboatFunctions[string],
+    hostQueueArn: string,
+    secretArnPattern: string,
+    dispatcher: LifeboatFunctions[string],
+  ): void {
+    for (const table of Object.values(this.tables.byKey)) table.grantReadWriteData(api);
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'HostQueues',
+        actions: [
+          'sqs:CreateQueue',
+          'sqs:GetQueueUrl',
+          'sqs:GetQueueAttributes',
+          'sqs:SetQueueAttributes',
+          'sqs:TagQueue',
+          'sqs:DeleteQueue',
+        ],
+        resources: [hostQueueArn],
+      }),
+    );
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'DatastoreSecrets',
+        actions: [
+          'secretsmanager:CreateSecret',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:DeleteSecret',
+          'secretsmanager:TagResource',
+        ],
+        resources: [secretArnPattern],
+      }),
+    );
+    dispatcher.grantInvoke(api);
+    this.scheduling.grantManageSchedules(api);
+    this.alarms.grantManageHostAlarms(api);
+    api.addEnvironment('SCHEDULE_GROUP', SCHEDULE_GROUP);
+    api.addEnvironment('SCHEDULER_ROLE_ARN', this.scheduling.vmScheduleRole.roleArn);
+    api.addEnvironment('ALARM_TOPIC_ARN', this.alarms.topic.topicArn);
+  }
+
+  /** The dispatcher: the queue and counters, and starting executions of the two machines. */
+  private grantDispatcher(dispatcher: LifeboatFunctions[string], machineArns: string[]): void {
+    const byKey = this.tables.byKey;
+    for (const table of [byKey.requests, byKey.executions, byKey.counters])
+      table.grantReadWriteData(dispatcher);
+    // It reads where a request runs (VM -> host, image -> VM) and the host's own limit.
+    for (const table of [byKey.vms, byKey.hosts, byKey.images, byKey.datastores])
+      table.grantReadData(dispatcher);
+    dispatcher.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: machineArns }),
+    );
+  }
+}
