@@ -1,0 +1,37 @@
+/**
+ * Errors of the datastore drivers. Their `name` is a contract (see `core/errors.ts`): the runner
+ * reports it through SendTaskFailure and the state machines retry only the transient ones
+ * (`DatastoreLocked`, defined in core because the state machines name it).
+ */
+import { LifeboatError } from '#core/errors.ts';
+
+export { DatastoreLocked } from '#core/errors.ts';
+
+/** The datastore refused our credentials: wrong RESTIC_PASSWORD, ssh key not accepted. */
+export class DatastoreAuthFailed extends LifeboatError {
+  override readonly status = 502;
+}
+
+/** The datastore's server cannot be reached: connection refused, no route, unknown host. */
+export class DatastoreUnreachable extends LifeboatError {
+  override readonly status = 502;
+}
+
+/** The backup (or the file asked for inside it) is not in the datastore, or is incomplete. */
+export class BackupNotFound extends LifeboatError {
+  override readonly status = 404;
+  constructor(
+    message: string,
+    options?: { cause?: unknown; repositoryMissing?: boolean },
+  ) {
+    super(message, options);
+    this.repositoryMissing = options?.repositoryMissing ?? false;
+  }
+  /** True when the VM's whole repository or folder is missing (nothing was ever stored). */
+  readonly repositoryMissing: boolean;
+}
+
+/** The driver cannot store this kind of source (an NBD export given to rsync). */
+export class UnsupportedSource extends LifeboatError {
+  override readonly status = 400;
+}

@@ -1,0 +1,45 @@
+/**
+ * Names shared by every driver: where a VM's backups live and which names a backup may hold.
+ * These names are on the backup server for anyone restoring without Lifeboat (DESIGN.md,
+ * "Backups stay readable without Lifeboat"), so they never change.
+ */
+import { DEFAULT_BASE_PATH } from '#core/datastore-attributes.ts';
+import { ValidationError } from '#core/errors.ts';
+import type { DatastoreTarget } from './driver.ts';
+
+/** File name of the VM template inside every backup. */
+export const TEMPLATE_NAME = 'vm.xml';
+
+/** Folder (or repository) of one VM's backups: `<BASE_PATH>/<vmid>`. */
+export function vmPath(target: DatastoreTarget, vmId: number): string {
+  if (!Number.isSafeInteger(vmId) || vmId < 0) throw new ValidationError(`vmId must be an integer (got ${vmId})`);
+  const base = target.attributes.BASE_PATH || DEFAULT_BASE_PATH;
+  return `${base.replace(/\/+$/, '')}/${vmId}`;
+}
+
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Checks the file names of a backup: plain names (they become remote paths and restic tags),
+ * unique, and none of the names the drivers keep for themselves.
+ */
+export function checkFileNames(names: readonly string[], reserved: readonly string[] = []): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!SAFE_NAME.test(name)) {
+      throw new ValidationError(`file name "${name}" must be letters, digits and ._- (not starting with . or -)`);
+    }
+    if (name === TEMPLATE_NAME || reserved.includes(name)) {
+      throw new ValidationError(`file name "${name}" is reserved for the driver`);
+    }
+    if (seen.has(name)) throw new ValidationError(`file name "${name}" appears twice`);
+    seen.add(name);
+  }
+}
+
+/** Backup ids come back from the control plane: only what a driver could have made is accepted. */
+export function checkBackupId(backupId: string): void {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(backupId)) {
+    throw new ValidationError(`backup id "${backupId}" is not one a datastore driver makes`);
+  }
+}

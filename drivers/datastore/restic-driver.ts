@@ -1,0 +1,343 @@
+/**
+ * restic datastore: one repository per VM at `<BASE_PATH>/<vmid>` (local path, or SFTP when
+ * RESTIC_SFTP_SERVER is set), created on the first backup.
+ *
+ * Snapshot layout: restic makes one snapshot per `backup --stdin` call, and a stdin stream is
+ * the only way to store a disk under its own name (`disk.0.raw`) without a temporary copy (restic
+ * does not follow symlinks, and NBD exports are no files at all). So a Lifeboat backup is a
+ * GROUP of snapshots, one per file, all tagged `lifeboat`, `vm:<id>`, `image:<id>` and
+ * `backup:<uuid>`; the uuid is the backupId. The template `vm.xml` is stored LAST and is the
+ * completion marker: a group without it is an interrupted backup, which restore/stat/verify
+ * treat as missing and reconcile removes. Without Lifeboat:
+ * `restic snapshots --tag backup:<uuid>` then `restic dump <snapshot> /disk.0.raw > disk.0.raw`.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, stat, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Command } from '../exec.ts';
+import type {
+  BackupInput,
+  BackupOutput,
+  Capacity,
+  DatastoreDriver,
+  DatastoreTarget,
+  DiskSource,
+  OperationContext,
+  StoredFile,
+} from './driver.ts';
+import { BackupNotFound } from './errors.ts';
+import { checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
+import { ResticRepo, type Snapshot } from './restic-repo.ts';
+import { parseServer, sftpCapacity } from './ssh.ts';
+
+/** Cleanup after a failed or cancelled backup must not hang the runner. */
+const CLEANUP_TIMEOUT_MS = 60_000;
+
+/** Repositories being initialised by this process (a concurrent `init` would corrupt one). */
+const initializing = new Map<string, Promise<void>>();
+
+interface Group {
+  snapshots: Snapshot[];
+  /** Snapshot id per stored file name. */
+  byName: Map<string, Snapshot>;
+}
+
+export const resticDriver: DatastoreDriver = {
+  name: 'restic',
+
+  async backup(target, input, ctx = {}) {
+    checkFileNames(input.files.map((f) => f.name));
+    return ResticRepo.use(target, input.vmId, async (repo) => {
+      await ensureRepository(repo, ctx.signal);
+      const backupId = randomUUID();
+      const tags = ['lifeboat', `vm:${input.vmId}`, `image:${input.imageId}`, `backup:${backupId}`];
+      const sizes = await Promise.all(input.files.map((f) => sourceSize(f.source)));
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const files: StoredFile[] = [];
+      let before = 0;
+      try {
+        for (const [index, file] of input.files.entries()) {
+          const stored = await backupStream(repo, file.name, tags, { before: [sourceCommand(file.source)] }, {
+            ...ctx,
+            onProgress: (done) => ctx.onProgress?.(before + done, total),
+          });
+          files.push({ name: file.name, size: stored });
+          before += sizes[index] ?? 0;
+        }
+        // Last: its presence marks the group complete.
+        await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
+      } catch (error) {
+        await forgetGroup(repo, backupId, false).catch(() => {});
+        throw error;
+      }
+      return { backupId, files } satisfies BackupOutput;
+    });
+  },
+
+  async restore(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    return ResticRepo.use(target, ref.vmId, async (repo) => {
+      const group = await completeGroup(repo, ref.backupId, ctx.signal);
+      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
+      const wanted = ref.files.map((name) => ({ name, snapshot: fileSnapshot(repo, group, ref.backupId, name) }));
+      const total = wanted.reduce((sum, f) => sum + (sizes.get(f.name) ?? 0), 0);
+      await mkdir(ref.toDir, { recursive: true });
+      const out: { name: string; path: string; size: number }[] = [];
+      let before = 0;
+      for (const file of wanted) {
+        const path = join(ref.toDir, file.name);
+        await dump(repo, file.snapshot, file.name, path, {
+          signal: ctx.signal,
+          onProgress: (done) => ctx.onProgress?.(before + done, total),
+        });
+        const size = (await stat(path)).size;
+        before += size;
+        out.push({ name: file.name, path, size });
+      }
+      return out;
+    });
+  },
+
+  async download(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    return ResticRepo.use(target, ref.vmId, async (repo) => {
+      const group = await completeGroup(repo, ref.backupId, ctx.signal);
+      const snapshot = fileSnapshot(repo, group, ref.backupId, ref.file);
+      const total = (await groupSizes(repo, ref.backupId, ctx.signal)).get(ref.file) ?? 0;
+      await mkdir(dirname(ref.toPath), { recursive: true });
+      await dump(repo, snapshot, ref.file, ref.toPath, {
+        signal: ctx.signal,
+        onProgress: (done) => ctx.onProgress?.(done, total),
+      });
+      return { size: (await stat(ref.toPath)).size };
+    });
+  },
+
+  async monitor(target, ctx = {}) {
+    const base = dirname(vmPath(target, 0));
+    const server = target.attributes.RESTIC_SFTP_SERVER;
+    if (server) {
+      return sftpCapacity(parseServer(server, target.attributes.RESTIC_SFTP_USER), base, `datastore ${target.id}`, ctx);
+    }
+    return localCapacity(base);
+  },
+
+  async rm(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    await ResticRepo.use(target, ref.vmId, async (repo) => {
+      try {
+        await forgetGroup(repo, ref.backupId, true, ctx.signal);
+      } catch (error) {
+        // No repository: nothing to remove.
+        if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
+      }
+    });
+  },
+
+  async stat(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    return ResticRepo.use(target, ref.vmId, async (repo) => {
+      const group = await completeGroup(repo, ref.backupId, ctx.signal);
+      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
+      return [...group.byName.keys()]
+        .filter((name) => name !== TEMPLATE_NAME)
+        .map((name) => ({ name, size: sizes.get(name) ?? 0 }));
+    });
+  },
+
+  async verify(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    await ResticRepo.use(target, ref.vmId, async (repo) => {
+      const group = await completeGroup(repo, ref.backupId, ctx.signal);
+      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
+      // Structure first (index, trees), then this backup's data only: `check --read-data-subset`
+      // in 0.14 picks packs by fraction, not by snapshot, whereas `dump` reads exactly this
+      // backup's blobs and restic checks each blob's hash as it decrypts it.
+      await repo.run(['check'], { signal: ctx.signal });
+      for (const [name, snapshot] of group.byName) {
+        const { stdout } = await repo.run(['dump', snapshot.id, `/${name}`], {
+          signal: ctx.signal,
+          after: [{ file: 'wc', args: ['-c'] }],
+        });
+        const read = Number(stdout.trim());
+        if (read !== sizes.get(name)) {
+          throw new Error(`backup ${ref.backupId}: ${name} reads back ${read} bytes, expected ${sizes.get(name)}`);
+        }
+      }
+    });
+  },
+
+  async reconcile(target, ref, ctx = {}) {
+    await ResticRepo.use(target, ref.vmId, async (repo) => {
+      try {
+        // Removes only stale locks (dead process on this host, or older than 30 minutes).
+        await repo.run(['unlock'], { signal: ctx.signal });
+      } catch (error) {
+        if (error instanceof BackupNotFound && error.repositoryMissing) return;
+        throw error;
+      }
+      // Groups without the template are interrupted backups (see the file comment).
+      const groups = new Map<string, Snapshot[]>();
+      for (const s of await repo.snapshots(['lifeboat'], ctx.signal)) {
+        const id = s.tags?.find((t) => t.startsWith('backup:'))?.slice('backup:'.length);
+        if (id) groups.set(id, [...(groups.get(id) ?? []), s]);
+      }
+      for (const snapshots of groups.values()) {
+        if (!snapshots.some((s) => nameOf(s) === TEMPLATE_NAME)) {
+          await repo.run(['forget', ...snapshots.map((s) => s.id)], { signal: ctx.signal });
+        }
+      }
+    });
+  },
+};
+
+/** Creates the repository (format 2) unless it exists; concurrent calls in this process share one init. */
+async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise<void> {
+  try {
+    await repo.run(['cat', 'config'], { signal });
+    return;
+  } catch (error) {
+    if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
+  }
+  let pending = initializing.get(repo.location);
+  if (!pending) {
+    pending = repo
+      .run(['init', '--repository-version', '2'], { signal })
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        // Another runner won the race: its repository is as good as ours.
+        if (/already exists|already initialized/i.test(String((error as Error).message))) return;
+        throw error;
+      })
+      .finally(() => initializing.delete(repo.location));
+    initializing.set(repo.location, pending);
+  }
+  await pending;
+}
+
+/** Streams one source into one snapshot; returns the bytes stored. */
+async function backupStream(
+  repo: ResticRepo,
+  name: string,
+  tags: readonly string[],
+  source: { before?: Command[]; input?: string },
+  ctx: OperationContext,
+): Promise<number> {
+  let stored = 0;
+  await repo.run(['backup', '--stdin', '--stdin-filename', name, '--tag', tags.join(','), '--json'], {
+    ...source,
+    signal: ctx.signal,
+    onStdoutLine: (line) => {
+      const message = parseJson(line);
+      if (message?.message_type === 'status' && typeof message.bytes_done === 'number') {
+        ctx.onProgress?.(message.bytes_done, 0);
+      } else if (message?.message_type === 'summary') {
+        stored = Number(message.total_bytes_processed ?? 0);
+      }
+    },
+  });
+  return stored;
+}
+
+/** `restic dump | dd`: the file is written as it streams, and all-zero blocks stay holes. */
+async function dump(
+  repo: ResticRepo,
+  snapshot: Snapshot,
+  name: string,
+  toPath: string,
+  ctx: OperationContext,
+): Promise<void> {
+  await repo.run(['dump', snapshot.id, `/${name}`], {
+    signal: ctx.signal,
+    after: [
+      { file: 'dd', args: [`of=${toPath}`, 'bs=1M', 'iflag=fullblock', 'conv=sparse,fsync', 'status=progress'] },
+    ],
+    onStderrLine: (line) => {
+      const done = /^(\d+) bytes/.exec(line);
+      if (done) ctx.onProgress?.(Number(done[1]), 0);
+    },
+  });
+}
+
+/** The snapshots of one backup; throws BackupNotFound unless it is complete. */
+async function completeGroup(repo: ResticRepo, backupId: string, signal?: AbortSignal): Promise<Group> {
+  const snapshots = await repo.snapshots([`backup:${backupId}`], signal);
+  const byName = new Map(snapshots.map((s) => [nameOf(s), s] as const));
+  if (!byName.has(TEMPLATE_NAME)) {
+    throw new BackupNotFound(
+      `backup ${backupId} of VM ${repo.vmId} is not in datastore ${repo.target.id}${snapshots.length ? ' (incomplete)' : ''}`,
+    );
+  }
+  return { snapshots, byName };
+}
+
+function fileSnapshot(repo: ResticRepo, group: Group, backupId: string, name: string): Snapshot {
+  const snapshot = group.byName.get(name);
+  if (!snapshot) {
+    throw new BackupNotFound(`backup ${backupId} of VM ${repo.vmId} has no file ${name} in datastore ${repo.target.id}`);
+  }
+  return snapshot;
+}
+
+/** Restored size of every file of a backup, in one `find` over its snapshots. */
+async function groupSizes(repo: ResticRepo, backupId: string, signal?: AbortSignal): Promise<Map<string, number>> {
+  const { stdout } = await repo.run(['find', '--json', '--tag', `backup:${backupId}`, '*'], { signal });
+  const sizes = new Map<string, number>();
+  const results = (JSON.parse(stdout || '[]') ?? []) as { matches?: { path: string; type: string; size?: number }[] }[];
+  for (const result of results) {
+    for (const match of result.matches ?? []) {
+      if (match.type === 'file') sizes.set(match.path.replace(/^\//, ''), match.size ?? 0);
+    }
+  }
+  return sizes;
+}
+
+/** Forgets every snapshot of a backup (and prunes its data when asked); none is fine. */
+async function forgetGroup(repo: ResticRepo, backupId: string, prune: boolean, signal?: AbortSignal): Promise<void> {
+  // After a cancel the signal is spent: cleanup runs on its own clock. A killed restic may leave
+  // its lock behind; `unlock` removes it (it only removes stale locks).
+  const options = signal ? { signal } : { timeoutMs: CLEANUP_TIMEOUT_MS };
+  if (!signal) await repo.run(['unlock'], options);
+  const snapshots = await repo.run(['snapshots', '--json', '--tag', `backup:${backupId}`], options);
+  const ids = ((JSON.parse(snapshots.stdout || '[]') ?? []) as Snapshot[]).map((s) => s.id);
+  if (ids.length === 0) return;
+  await repo.run(['forget', ...(prune ? ['--prune'] : []), ...ids], options);
+}
+
+function nameOf(snapshot: Snapshot): string {
+  return (snapshot.paths[0] ?? '').replace(/^\//, '');
+}
+
+function sourceCommand(source: DiskSource): Command {
+  return source.kind === 'file'
+    ? { file: 'dd', args: [`if=${source.path}`, 'bs=1M', 'status=none'] }
+    : { file: 'nbdcopy', args: [source.uri, '-'] };
+}
+
+async function sourceSize(source: DiskSource): Promise<number> {
+  return source.kind === 'file' ? (await stat(source.path)).size : source.size;
+}
+
+/** statfs of the deepest existing folder of `path` (the repository folder may not exist yet). */
+async function localCapacity(path: string): Promise<Capacity> {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      const fs = await statfs(p);
+      return {
+        totalBytes: fs.blocks * fs.bsize,
+        freeBytes: fs.bavail * fs.bsize,
+        usedBytes: (fs.blocks - fs.bfree) * fs.bsize,
+      };
+    } catch (error) {
+      if (p === '/' || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+function parseJson(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}

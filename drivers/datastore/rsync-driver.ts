@@ -1,0 +1,267 @@
+/**
+ * rsync datastore: plain files on a server reached over ssh, laid out as
+ * `<BASE_PATH>/<vmid>/<hash>/<file>` (hash: a fresh random id per backup, the backupId) next to
+ * `vm.xml` and `SHA256SUMS`.
+ *
+ * Completion marker: the disks are uploaded straight into their final folder (`--mkpath`, no
+ * temporary copy and no remote rename, which would need a remote command), and an empty-ish
+ * `.complete` file (a JSON list of the files) is uploaded LAST. A folder without it is an
+ * interrupted backup: restore/stat/verify treat it as missing and reconcile deletes it. rm
+ * deletes `.complete` first, so a half-deleted backup is never mistaken for a good one.
+ *
+ * Checksums: sha256 of each disk is computed WHILE rsync reads it (both read the same file at the
+ * same time, so the page cache serves the second reader: one disk read, the hash on the other
+ * core), and stored in `SHA256SUMS` for `verify` and for operators (`sha256sum -c`). verify
+ * fetches each file into a private temporary folder to hash it: it costs the backup's size in
+ * temporary space on the runner's host, for the length of one file.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { run } from '../exec.ts';
+import type { BackupOutput, Capacity, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
+import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable, UnsupportedSource } from './errors.ts';
+import { checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
+import { RsyncRemote } from './rsync-remote.ts';
+import { sftpCapacity } from './ssh.ts';
+
+const MARKER = '.complete';
+const SUMS = 'SHA256SUMS';
+const CLEANUP_TIMEOUT_MS = 60_000;
+
+export const rsyncDriver: DatastoreDriver = {
+  name: 'rsync',
+
+  async backup(target, input, ctx = {}) {
+    checkFileNames(
+      input.files.map((f) => f.name),
+      [SUMS],
+    );
+    const paths = input.files.map((file) => {
+      if (file.source.kind !== 'file') {
+        throw new UnsupportedSource(
+          `datastore ${target.id} (rsync) stores files only; ${file.name} is an NBD export: use a restic datastore or a file snapshot`,
+        );
+      }
+      return file.source.path;
+    });
+    const remote = new RsyncRemote(target);
+    const hash = randomBytes(8).toString('hex');
+    const dir = `${vmPath(target, input.vmId)}/${hash}`;
+    const sizes = await Promise.all(paths.map(async (p) => (await stat(p)).size));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    return withTempDir(async (tmp) => {
+      const files: StoredFile[] = [];
+      const sums: string[] = [];
+      let before = 0;
+      try {
+        for (const [index, file] of input.files.entries()) {
+          const path = paths[index] as string;
+          const [, sum] = await Promise.all([
+            remote.rsync([...remote.userArgs, '--mkpath', '--info=progress2', path, remote.spec(`${dir}/${file.name}`)], {
+              signal: ctx.signal,
+              onStdoutLine: progress((done) => ctx.onProgress?.(before + done, total)),
+            }),
+            run({ file: 'sha256sum', args: ['--', path] }, { signal: ctx.signal }),
+          ]);
+          sums.push(`${sum.stdout.split(' ')[0]}  ${file.name}`);
+          files.push({ name: file.name, size: sizes[index] ?? 0 });
+          before += sizes[index] ?? 0;
+        }
+        await writeFile(join(tmp, TEMPLATE_NAME), input.template);
+        sums.push(`${(await run({ file: 'sha256sum', args: ['--', join(tmp, TEMPLATE_NAME)] })).stdout.split(' ')[0]}  ${TEMPLATE_NAME}`);
+        await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
+        await remote.rsync([...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)], {
+          signal: ctx.signal,
+        });
+        // Last: its presence marks the backup complete.
+        await writeFile(join(tmp, MARKER), `${JSON.stringify({ vmId: input.vmId, imageId: input.imageId, files })}\n`);
+        await remote.rsync([...remote.userArgs, join(tmp, MARKER), remote.spec(`${dir}/`)], { signal: ctx.signal });
+      } catch (error) {
+        await mkdir(join(tmp, 'empty'), { recursive: true });
+        await remote
+          .remove(vmPath(target, input.vmId), hash, join(tmp, 'empty'), { timeoutMs: CLEANUP_TIMEOUT_MS })
+          .catch(() => {});
+        throw error;
+      }
+      return { backupId: hash, files } satisfies BackupOutput;
+    });
+  },
+
+  async restore(target, ref, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
+    const sizes = new Map(entries.map((e) => [e.name, e.size]));
+    for (const name of ref.files) {
+      if (!sizes.has(name) || name === MARKER) {
+        throw new BackupNotFound(`backup ${ref.backupId} of VM ${ref.vmId} has no file ${name} in datastore ${target.id}`);
+      }
+    }
+    const total = ref.files.reduce((sum, name) => sum + (sizes.get(name) ?? 0), 0);
+    await mkdir(ref.toDir, { recursive: true });
+    const out: { name: string; path: string; size: number }[] = [];
+    let before = 0;
+    for (const name of ref.files) {
+      const path = join(ref.toDir, name);
+      await fetch(remote, `${dir}/${name}`, path, (done) => ctx.onProgress?.(before + done, total), ctx.signal);
+      const size = (await stat(path)).size;
+      before += size;
+      out.push({ name, path, size });
+    }
+    return out;
+  },
+
+  async download(target, ref, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
+    const entry = entries.find((e) => e.name === ref.file && !e.isDir && e.name !== MARKER);
+    if (!entry) {
+      throw new BackupNotFound(`backup ${ref.backupId} of VM ${ref.vmId} has no file ${ref.file} in datastore ${target.id}`);
+    }
+    await mkdir(dirname(ref.toPath), { recursive: true });
+    await fetch(remote, `${dir}/${ref.file}`, ref.toPath, (done) => ctx.onProgress?.(done, entry.size), ctx.signal);
+    return { size: (await stat(ref.toPath)).size };
+  },
+
+  async monitor(target, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const base = dirname(vmPath(target, 0));
+    try {
+      return await sftpCapacity(remote.server, base, `datastore ${target.id}`, ctx);
+    } catch (error) {
+      if (ctx.signal?.aborted || error instanceof DatastoreUnreachable || error instanceof DatastoreAuthFailed) {
+        throw error;
+      }
+      // No sftp on the server (rsync-only account): rsync cannot see the filesystem, so report
+      // the bytes our backups take and total/free as unknown (0).
+      const used = await usedBytes(remote, base, ctx);
+      return { totalBytes: 0, freeBytes: 0, usedBytes: used } satisfies Capacity;
+    }
+  },
+
+  async rm(target, ref, ctx = {}) {
+    checkBackupId(ref.backupId);
+    const remote = new RsyncRemote(target);
+    const parent = vmPath(target, ref.vmId);
+    const entries = await remote.listOrEmpty(parent, ctx.signal);
+    if (!entries.some((e) => e.name === ref.backupId)) return;
+    await withTempDir(async (tmp) => {
+      const empty = join(tmp, 'empty');
+      await mkdir(empty);
+      await remote.remove(`${parent}/${ref.backupId}`, MARKER, empty, { signal: ctx.signal });
+      await remote.remove(parent, ref.backupId, empty, { signal: ctx.signal });
+    });
+  },
+
+  async stat(target, ref, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const { entries } = await completeBackup(remote, ref, ctx.signal);
+    return entries.filter((e) => !e.isDir && ![MARKER, SUMS, TEMPLATE_NAME].includes(e.name)).map(({ name, size }) => ({ name, size }));
+  },
+
+  async verify(target, ref, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
+    await withTempDir(async (tmp) => {
+      await fetch(remote, `${dir}/${SUMS}`, join(tmp, SUMS), () => {}, ctx.signal);
+      const expected = new Map(
+        (await readFile(join(tmp, SUMS), 'utf8'))
+          .split('\n')
+          .filter((l) => l)
+          .map((l) => [l.slice(66), l.slice(0, 64)] as const),
+      );
+      const missing = entries.filter((e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name));
+      if (missing.length) throw new Error(`backup ${ref.backupId}: ${missing[0]?.name} is not in ${SUMS}`);
+      for (const [name, sum] of expected) {
+        if (!entries.some((e) => e.name === name)) throw new Error(`backup ${ref.backupId}: ${name} is missing`);
+        const local = join(tmp, name);
+        await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
+        const actual = (await run({ file: 'sha256sum', args: ['--', local] }, { signal: ctx.signal })).stdout.split(' ')[0];
+        await rm(local, { force: true });
+        if (actual !== sum) throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
+      }
+    });
+  },
+
+  async reconcile(target, ref, ctx = {}) {
+    const remote = new RsyncRemote(target);
+    const parent = vmPath(target, ref.vmId);
+    const backups = (await remote.listOrEmpty(parent, ctx.signal)).filter((e) => e.isDir);
+    await withTempDir(async (tmp) => {
+      const empty = join(tmp, 'empty');
+      await mkdir(empty);
+      for (const backup of backups) {
+        const files = await remote.listOrEmpty(`${parent}/${backup.name}`, ctx.signal);
+        if (!files.some((e) => e.name === MARKER)) await remote.remove(parent, backup.name, empty, { signal: ctx.signal });
+      }
+    });
+  },
+};
+
+/** The folder and entries of a complete backup; BackupNotFound when absent or unfinished. */
+async function completeBackup(
+  remote: RsyncRemote,
+  ref: { vmId: number; backupId: string },
+  signal?: AbortSignal,
+): Promise<{ dir: string; entries: { name: string; size: number; isDir: boolean }[] }> {
+  checkBackupId(ref.backupId);
+  const dir = `${vmPath(remote.target, ref.vmId)}/${ref.backupId}`;
+  const entries = await remote.listOrEmpty(dir, signal);
+  if (!entries.some((e) => e.name === MARKER)) {
+    throw new BackupNotFound(
+      `backup ${ref.backupId} of VM ${ref.vmId} is not in datastore ${remote.target.id}${entries.length ? ' (incomplete)' : ''}`,
+    );
+  }
+  return { dir, entries };
+}
+
+/** rsync one remote file to a local path, with the user's options (sparse files stay sparse with -S). */
+async function fetch(
+  remote: RsyncRemote,
+  path: string,
+  toPath: string,
+  onProgress: (done: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  await remote.rsync([...remote.userArgs, '--info=progress2', remote.spec(path), toPath], {
+    signal,
+    onStdoutLine: progress(onProgress),
+  });
+}
+
+/** Sum of the sizes of every file under `base` on the server. */
+async function usedBytes(remote: RsyncRemote, base: string, ctx: OperationContext): Promise<number> {
+  let stdout = '';
+  try {
+    stdout = await remote.rsync(['--list-only', '-r', '--no-human-readable', remote.spec(`${base}/`)], {
+      signal: ctx.signal,
+    });
+  } catch (error) {
+    // No backups folder yet: nothing used.
+    if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
+  }
+  let used = 0;
+  for (const line of stdout.split('\n')) {
+    const m = /^-\S{9}\s+(\d+)\s/.exec(line);
+    if (m) used += Number(m[1]);
+  }
+  return used;
+}
+
+/** Parses `--info=progress2` lines (`  1,048,576 100% 242.19MB/s 0:00:00 (xfr#1, ...)`). */
+function progress(onProgress: (done: number) => void): (line: string) => void {
+  return (line) => {
+    const m = /^\s*([\d,]+)\s+\d+%/.exec(line);
+    if (m) onProgress(Number((m[1] as string).replace(/,/g, '')));
+  };
+}
+
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

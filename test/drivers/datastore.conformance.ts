@@ -1,0 +1,257 @@
+/**
+ * The ONE conformance suite every datastore driver passes (see the rules in
+ * `drivers/datastore/driver.ts`). A driver's test file calls {@link datastoreConformance} with a
+ * factory that prepares a server (or a local folder) and says what the driver supports.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+// Synchronous /proc reads keep the 10 ms spy from piling up promises.
+import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatastoreDriver, DatastoreTarget, DiskSource } from '#drivers/datastore/driver.ts';
+
+/** What a driver's test file hands the suite. */
+export interface ConformanceTarget {
+  driver: DatastoreDriver;
+  /** A target on this suite's own empty location; `attributes` override the defaults. */
+  target(attributes?: Record<string, string>): DatastoreTarget;
+  /** Attributes that make a backup slow enough to be cancelled midway (bandwidth limits). */
+  slowAttributes: Record<string, string>;
+  /** The same datastore with a wrong secret, when the driver has one. */
+  wrongSecret?: () => DatastoreTarget;
+  /** The secret value that must never appear in process arguments, environments or errors. */
+  secret?: string;
+  /** A target whose server port is closed, for drivers with a server. */
+  unreachable?: () => DatastoreTarget;
+  /** Substrings of the command lines of every process the driver starts for this suite. */
+  processMarkers: string[];
+  stop(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+/** Offsets of the patterns written into the sparse disk: start, unaligned, middle, last block. */
+const PATTERN_OFFSETS = [0, MiB + 7, 40 * MiB, 64 * MiB - 4096];
+const TEMPLATE = '<domain type="kvm"><name>conformance</name><uuid>00000000-0000-0000-0000-000000000001</uuid></domain>\n';
+
+/** Registers the suite for one driver configuration. */
+export function datastoreConformance(name: string, makeTarget: () => Promise<ConformanceTarget>): void {
+  describe(`datastore conformance: ${name}`, () => {
+    let t: ConformanceTarget;
+    let work: string;
+    let files: { name: string; source: DiskSource }[];
+    let sums: Map<string, string>;
+    let nextVm = 1;
+
+    beforeAll(async () => {
+      t = await makeTarget();
+      work = await mkdtemp(join(tmpdir(), 'lifeboat-conformance-'));
+      const sparse = join(work, 'disk0.img');
+      const handle = await open(sparse, 'w');
+      await handle.truncate(64 * MiB);
+      for (const [i, offset] of PATTERN_OFFSETS.entries()) await handle.write(Buffer.alloc(4096, 0xa0 + i), 0, 4096, offset);
+      await handle.close();
+      const small = join(work, 'disk1.img');
+      await writeFile(small, randomBytes(300 * 1024 + 5));
+      files = [
+        { name: 'disk.0.raw', source: { kind: 'file', path: sparse } },
+        { name: 'disk.1.qcow2', source: { kind: 'file', path: small } },
+      ];
+      sums = new Map([
+        ['disk.0.raw', await sha256(sparse)],
+        ['disk.1.qcow2', await sha256(small)],
+        ['vm.xml', createHash('sha256').update(TEMPLATE).digest('hex')],
+      ]);
+    });
+
+    afterAll(async () => {
+      await t?.stop();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    const backup = (vmId: number, target = t.target()) =>
+      t.driver.backup(target, { vmId, imageId: 40 + vmId, files, template: TEMPLATE });
+
+    it('backs up two disks and the template, and restores them byte for byte', async () => {
+      const vmId = nextVm++;
+      const out = await backup(vmId);
+      expect(out.files).toEqual([
+        { name: 'disk.0.raw', size: 64 * MiB },
+        { name: 'disk.1.qcow2', size: 300 * 1024 + 5 },
+      ]);
+      const toDir = join(work, `restore-${vmId}`);
+      const restored = await t.driver.restore(t.target(), {
+        vmId,
+        backupId: out.backupId,
+        files: ['disk.0.raw', 'disk.1.qcow2', 'vm.xml'],
+        toDir,
+      });
+      expect(restored.map((r) => r.path)).toEqual(['disk.0.raw', 'disk.1.qcow2', 'vm.xml'].map((n) => join(toDir, n)));
+      for (const r of restored) expect(await sha256(r.path), r.name).toBe(sums.get(r.name));
+      expect(restored[0]?.size).toBe(64 * MiB);
+    });
+
+    it('downloads one file, and stat gives the sizes the backup reported', async () => {
+      const vmId = nextVm++;
+      const out = await backup(vmId);
+      const toPath = join(work, `download-${vmId}`, 'small.img');
+      const { size } = await t.driver.download(t.target(), { vmId, backupId: out.backupId, file: 'disk.1.qcow2', toPath });
+      expect(size).toBe(300 * 1024 + 5);
+      expect(await sha256(toPath)).toBe(sums.get('disk.1.qcow2'));
+      const stats = await t.driver.stat(t.target(), { vmId, backupId: out.backupId });
+      expect(byName(stats)).toEqual(byName(out.files));
+      await expect(t.driver.verify(t.target(), { vmId, backupId: out.backupId })).resolves.toBeUndefined();
+    });
+
+    it('monitor reports the capacity as numbers', async () => {
+      const capacity = await t.driver.monitor(t.target());
+      for (const value of [capacity.totalBytes, capacity.freeBytes, capacity.usedBytes]) {
+        expect(Number.isSafeInteger(value) && value >= 0).toBe(true);
+      }
+      expect(capacity.freeBytes).toBeLessThanOrEqual(capacity.totalBytes || Number.MAX_SAFE_INTEGER);
+      expect(capacity.totalBytes + capacity.usedBytes).toBeGreaterThan(0);
+    });
+
+    it('rm removes a backup, restoring it then fails with BackupNotFound, and rm again succeeds', async () => {
+      const vmId = nextVm++;
+      const out = await backup(vmId);
+      const ref = { vmId, backupId: out.backupId };
+      await t.driver.rm(t.target(), ref);
+      await expect(
+        t.driver.restore(t.target(), { ...ref, files: ['disk.1.qcow2'], toDir: join(work, `gone-${vmId}`) }),
+      ).rejects.toMatchObject({ name: 'BackupNotFound' });
+      await expect(t.driver.stat(t.target(), ref)).rejects.toMatchObject({ name: 'BackupNotFound' });
+      await expect(t.driver.rm(t.target(), ref)).resolves.toBeUndefined();
+      // A VM that never had a backup: rm succeeds too.
+      await expect(t.driver.rm(t.target(), { vmId: 9999, backupId: out.backupId })).resolves.toBeUndefined();
+    });
+
+    it('two backups give two ids, each restorable; concurrent first backups of a VM both succeed', async () => {
+      const vmId = nextVm++;
+      const [a, b] = await Promise.all([backup(vmId), backup(vmId)]);
+      expect(a.backupId).not.toBe(b.backupId);
+      for (const id of [a.backupId, b.backupId]) {
+        expect(byName(await t.driver.stat(t.target(), { vmId, backupId: id }))).toEqual(byName(a.files));
+      }
+      const c = await backup(vmId);
+      expect(new Set([a.backupId, b.backupId, c.backupId]).size).toBe(3);
+    });
+
+    it('a wrong secret fails with DatastoreAuthFailed and the message does not hold the secret', async (ctx) => {
+      if (!t.wrongSecret) return ctx.skip();
+      const vmId = nextVm++;
+      await backup(vmId);
+      const error = await backup(vmId, t.wrongSecret()).catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ name: 'DatastoreAuthFailed' });
+      expect(String((error as Error).message)).not.toContain(t.secret ?? '\0');
+    });
+
+    it('an unreachable server fails with DatastoreUnreachable', async (ctx) => {
+      if (!t.unreachable) return ctx.skip();
+      await expect(backup(nextVm++, t.unreachable())).rejects.toMatchObject({ name: 'DatastoreUnreachable' });
+      await expect(t.driver.monitor(t.unreachable())).rejects.toMatchObject({ name: 'DatastoreUnreachable' });
+    });
+
+    it('the secret never appears in any process argument list or environment', async (ctx) => {
+      if (!t.secret) return ctx.skip();
+      const secret = t.secret;
+      let seen = 0;
+      const leaks: string[] = [];
+      const spy = setInterval(() => {
+        for (const p of processes()) {
+          if (t.processMarkers.some((m) => p.cmdline.includes(m))) seen++;
+          if (p.cmdline.includes(secret) || p.environ.includes(secret)) leaks.push(p.cmdline);
+        }
+      }, 10);
+      try {
+        await backup(nextVm++);
+      } finally {
+        clearInterval(spy);
+      }
+      expect(seen).toBeGreaterThan(0);
+      expect(leaks).toEqual([]);
+    });
+
+    it('cancelling a backup midway leaves no process behind, and the next backup succeeds', async () => {
+      const vmId = nextVm++;
+      const big = join(work, 'random.img');
+      await writeFile(big, randomBytes(12 * MiB));
+      const slow = t.target(t.slowAttributes);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 1500);
+      const started = Date.now();
+      const cancelled = t.driver
+        .backup(
+          slow,
+          { vmId, imageId: 1, files: [{ name: 'disk.0.raw', source: { kind: 'file', path: big } }], template: TEMPLATE },
+          { signal: controller.signal, onProgress: (done) => done > 0 && controller.abort() },
+        )
+        .catch((e: unknown) => e as Error);
+      const error = await cancelled;
+      clearTimeout(timer);
+      expect(error).toMatchObject({ name: 'Cancelled' });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(await survivors(t.processMarkers)).toEqual([]);
+      const out = await backup(vmId);
+      const restored = await t.driver.restore(t.target(), {
+        vmId,
+        backupId: out.backupId,
+        files: ['disk.1.qcow2'],
+        toDir: join(work, `after-cancel-${vmId}`),
+      });
+      expect(await sha256(restored[0]?.path ?? '')).toBe(sums.get('disk.1.qcow2'));
+      // The cancelled backup left nothing a later reconcile would choke on.
+      await expect(t.driver.reconcile(t.target(), { vmId })).resolves.toBeUndefined();
+    });
+  });
+}
+
+function byName<T extends { name: string }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+interface Proc {
+  pid: string;
+  cmdline: string;
+  environ: string;
+  state: string;
+}
+
+/** Every process of this machine right now (vanished ones skipped). */
+function processes(): Proc[] {
+  const out: Proc[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    if (pid === String(process.pid)) continue;
+    try {
+      out.push({
+        pid,
+        cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '),
+        environ: readFileSync(`/proc/${pid}/environ`, 'utf8'),
+        state: readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? '?',
+      });
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Live (non-zombie) processes whose command line holds a marker, after a short grace period. */
+async function survivors(markers: readonly string[]): Promise<string[]> {
+  let live: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    live = processes()
+      .filter((p) => p.state !== 'Z' && markers.some((m) => p.cmdline.includes(m)))
+      .map((p) => `${p.pid}: ${p.cmdline}`);
+    if (live.length === 0) return [];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return live;
+}
