@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { attributeIssues } from '../datastore-attributes.ts';
 import { ValidationError } from '../errors.ts';
-import { DatastoreDriverName, DiskFormat, VmState } from '../model.ts';
+import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
 
 const id = z.number().int().nonnegative();
 const name = z.string().trim().min(1).max(128);
@@ -162,7 +162,7 @@ export type VmListQuery = z.infer<typeof VmListQuery>;
 /** `GET /executions?vmId=&state=` */
 export const ExecutionListQuery = z.strictObject({
   vmId: IdText.optional(),
-  state: z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']).optional(),
+  state: ExecutionState.optional(),
 });
 export type ExecutionListQuery = z.infer<typeof ExecutionListQuery>;
 
