@@ -51,9 +51,10 @@ describe('state machines from the template', () => {
 
   it('refuses a definition that needs a resource local mode does not have', () => {
     const bad = structuredClone(template);
-    const join = (
-      bad.Resources.BackupMachine?.Properties?.DefinitionString as { 'Fn::Join': [string, unknown[]] }
-    )['Fn::Join'];
+    const definition = bad.Resources.BackupMachine?.Properties?.DefinitionString as {
+      'Fn::Join': [string, unknown[]];
+    };
+    const join = definition['Fn::Join'];
     join[1][1] = { Ref: 'Stranger' };
     expect(() => machinesOfTemplate(bad, 'eu-west-1')).toThrow(/AWS::SNS::Topic Stranger/);
   });
