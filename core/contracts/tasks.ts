@@ -69,6 +69,8 @@ export const RestoreTask = z.object({
   ...header,
   kind: z.literal('restore'),
   imageId: z.number().int().nonnegative(),
+  /** VM the backup was taken of: the datastore keeps each VM's backups apart (restic repo per VM). */
+  vmId: z.number().int().nonnegative(),
   /** Driver id of the backup (restic snapshot, rsync hash). */
   backupId: z.string().min(1),
   disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
@@ -94,7 +96,55 @@ export const CleanupTask = z.object({
 });
 export type CleanupTask = z.infer<typeof CleanupTask>;
 
-export const Task = z.discriminatedUnion('kind', [BackupTask, RestoreTask, CleanupTask]);
+/** A stored backup as the datastore drivers name it. */
+const backupRef = {
+  vmId: z.number().int().nonnegative(),
+  /** Driver id of the backup (restic backup group uuid, rsync hash). */
+  backupId: z.string().min(1),
+  datastore: TaskDatastore,
+};
+
+/** Removes one backup from its datastore; succeeds when it is already gone. */
+export const RmTask = z.object({ ...header, kind: z.literal('rm'), ...backupRef });
+export type RmTask = z.infer<typeof RmTask>;
+
+/** Measures a datastore's capacity (answers {@link MonitorResult}). */
+export const MonitorTask = z.object({ ...header, kind: z.literal('monitor'), datastore: TaskDatastore });
+export type MonitorTask = z.infer<typeof MonitorTask>;
+
+/** Restored size of each file of a backup (answers {@link StatResult}). */
+export const StatTask = z.object({ ...header, kind: z.literal('stat'), ...backupRef });
+export type StatTask = z.infer<typeof StatTask>;
+
+/** Writes one file of a backup to a path on the host (answers {@link DownloadResult}). */
+export const DownloadTask = z.object({
+  ...header,
+  kind: z.literal('download'),
+  ...backupRef,
+  /** File inside the backup (`disk.0.raw`, `vm.xml`). */
+  file: z.string().regex(/^[A-Za-z0-9._-]+$/),
+  /** Absolute path on the host; refused when it holds `..`. */
+  toPath: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._+@/-]*$/)
+    .refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
+});
+export type DownloadTask = z.infer<typeof DownloadTask>;
+
+/** Reads a backup's data back and checks it (answers {@link VerifyResult}). */
+export const VerifyTask = z.object({ ...header, kind: z.literal('verify'), ...backupRef });
+export type VerifyTask = z.infer<typeof VerifyTask>;
+
+export const Task = z.discriminatedUnion('kind', [
+  BackupTask,
+  RestoreTask,
+  CleanupTask,
+  RmTask,
+  MonitorTask,
+  StatTask,
+  DownloadTask,
+  VerifyTask,
+]);
 export type Task = z.infer<typeof Task>;
 export type TaskKind = Task['kind'];
 
@@ -109,6 +159,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'kind',
     'heartbeatSeconds',
     'imageId',
+    'vmId',
     'backupId',
     'disks',
     'datastore',
@@ -118,6 +169,11 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'increment',
   ],
   cleanup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'imageId', 'datastore'],
+  rm: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
+  monitor: ['v', 'kind', 'heartbeatSeconds', 'datastore'],
+  stat: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
+  download: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore', 'file', 'toPath'],
+  verify: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
 };
 
 /** What the runner answers a backup task with (SendTaskSuccess output). */
@@ -150,3 +206,15 @@ export const RestoreResult = z.object({
 export type RestoreResult = z.infer<typeof RestoreResult>;
 
 export const CleanupResult = z.object({ cleaned: z.array(z.string()) });
+
+export const RmResult = z.object({ removed: z.literal(true) });
+export const MonitorResult = z.object({
+  totalBytes: z.number().int().nonnegative(),
+  freeBytes: z.number().int().nonnegative(),
+  usedBytes: z.number().int().nonnegative(),
+});
+export const StatResult = z.object({
+  files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative() })),
+});
+export const DownloadResult = z.object({ path: z.string(), size: z.number().int().nonnegative() });
+export const VerifyResult = z.object({ verified: z.literal(true) });
