@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import { requestRank } from '#core/ids.ts';
 import { ExecutionKind, Id } from '#core/model.ts';
 import { Table } from './table.ts';
 
@@ -32,13 +33,8 @@ export type Request = z.infer<typeof Request>;
 /** The requests repository. */
 export const requests = new Table('requests', Request, 'Request');
 
-/**
- * Dispatch order: higher priority first, then oldest first. The string sorts the same way as
- * that rule (inverted priority zero-padded, then the ISO time).
- */
-export function requestRank(priority: number, createdAt: string): string {
-  return `${String(99 - priority).padStart(2, '0')}#${createdAt}`;
-}
+/** Dispatch order key (core/ids.ts): higher priority first, then oldest first. */
+export { requestRank };
 
 /** Pending requests in dispatch order. */
 export function pendingRequests(limit?: number): Promise<Request[]> {

@@ -1,22 +1,23 @@
 /**
- * Starts the fauxqs SQS emulator in this process on a free port and points the SDK at it
+ * Starts the SQS emulator in this process on a free port, the way local mode does
+ * (`local/sqs.ts`: fauxqs with queue URLs on 127.0.0.1), and points the SDK at it
  * (AWS_ENDPOINT_URL_SQS). For integration tests of code that creates or uses host queues.
  */
-import { startFauxqs } from 'fauxqs';
 import { resetClients } from '#functions/aws.ts';
-import { useDummyCredentials } from './dynamodb-local.ts';
+import { startSqs } from '#local/sqs.ts';
+import { freePort, useDummyCredentials } from './dynamodb-local.ts';
 
-/** A running fauxqs. */
+/** A running SQS emulator. */
 export interface LocalSqs {
   endpoint: string;
   stop(): Promise<void>;
 }
 
-/** Start fauxqs and set AWS_ENDPOINT_URL_SQS. */
+/** Start the emulator and set AWS_ENDPOINT_URL_SQS. */
 export async function startLocalSqs(): Promise<LocalSqs> {
   useDummyCredentials();
-  const server = await startFauxqs({ port: 0, logger: false });
-  process.env.AWS_ENDPOINT_URL_SQS = server.address;
+  const sqs = await startSqs({ port: await freePort(), region: process.env.AWS_REGION });
+  process.env.AWS_ENDPOINT_URL_SQS = sqs.endpoint;
   resetClients();
-  return { endpoint: server.address, stop: () => server.stop() };
+  return sqs;
 }

@@ -1,0 +1,349 @@
+/**
+ * The HTTP API handler end to end on DynamoDB Local and fauxqs: v2 events in, JSON out.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqsClient } from '#functions/aws.ts';
+import { datastores } from '#functions/repo/datastores.ts';
+import { images } from '#functions/repo/images.ts';
+import { requests } from '#functions/repo/requests.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+
+const ADMIN = 'admin-token-0123456789';
+const ALICE = 'alice-token-0123456789';
+const PASSWORD = 'correct horse battery staple';
+let db: DynamoDbLocal;
+let sqs: LocalSqs;
+let secretsDir: string;
+
+beforeAll(async () => {
+  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-api-'));
+  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  delete process.env.DISPATCHER_FUNCTION_NAME;
+  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
+  await seedUser('admin', ADMIN, 'admin', 'admin');
+  await seedUser('alice', ALICE, 'user', 'users');
+});
+afterAll(async () => {
+  await Promise.all([db?.stop(), sqs?.stop()]);
+  await rm(secretsDir, { recursive: true, force: true });
+});
+
+const admin = { token: ADMIN };
+const disk = (id: number, extra = {}) => ({
+  id,
+  target: `vd${'abc'[id]}`,
+  source: `/var/lib/libvirt/images/d${id}.qcow2`,
+  format: 'qcow2',
+  size: 1024,
+  ...extra,
+});
+const domain = (name: string, extra = {}) => ({
+  domain: name,
+  state: 'RUNNING',
+  disks: [disk(0)],
+  nics: [],
+  template: `<domain><name>${name}</name></domain>`,
+  ...extra,
+});
+
+describe('authentication', () => {
+  it('answers 401 without a token or with an unknown one', async () => {
+    const none = await call('GET', '/vms');
+    expect(none.status).toBe(401);
+    expect(none.body.error).toBe('Unauthorized');
+    expect((await call('GET', '/vms', { token: 'nope' })).status).toBe(401);
+    expect((await call('GET', '/vms', admin)).status).toBe(200);
+  });
+
+  it('answers unknown routes with 404 and bad JSON with 400', async () => {
+    expect((await call('GET', '/nothing', admin)).status).toBe(404);
+    const bad = await call('POST', '/datastores', { ...admin, body: '{oops' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toBe('body: must be valid JSON');
+  });
+});
+
+describe('datastores', () => {
+  it('creates a restic datastore without ever returning its password', async () => {
+    const created = await call('POST', '/datastores', {
+      ...admin,
+      body: {
+        name: 'backups',
+        driver: 'restic',
+        attributes: { RESTIC_PASSWORD: PASSWORD, RESTIC_CONNECTIONS: 8 },
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      id: 1,
+      name: 'backups',
+      secretAttributes: ['RESTIC_PASSWORD'],
+      secretRef: 'ds/1',
+    });
+    expect(created.body.attributes.RESTIC_CONNECTIONS).toBe('8');
+    const shown = await call('GET', '/datastores/1', admin);
+    const listed = await call('GET', '/datastores', admin);
+    for (const answer of [created, shown, listed]) expect(answer.raw).not.toContain(PASSWORD);
+    expect(JSON.stringify(await datastores.get(1))).not.toContain(PASSWORD);
+    expect(await readFile(join(secretsDir, 'secrets', 'ds_1.json'), 'utf8')).toContain(PASSWORD);
+  });
+
+  it('refuses bad attributes with a 400 naming the field, and writes nothing', async () => {
+    const before = (await datastores.list()).length;
+    const missing = await call('POST', '/datastores', {
+      ...admin,
+      body: { name: 'x', driver: 'restic', attributes: {} },
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toEqual({
+      error: 'ValidationError',
+      message: 'attributes.RESTIC_PASSWORD: required',
+    });
+    const unknown = await call('POST', '/datastores', {
+      ...admin,
+      body: { name: 'x', driver: 'rsync', colour: 'red' },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.message).toContain('colour');
+    const range = await call('POST', '/datastores', {
+      ...admin,
+      body: { name: 'x', driver: 'restic', attributes: { RESTIC_PASSWORD: 'p', RESTIC_CONNECTIONS: '99' } },
+    });
+    expect(range.status).toBe(400);
+    expect(range.body.message).toMatch(/^attributes\.RESTIC_CONNECTIONS/);
+    expect(await datastores.list()).toHaveLength(before);
+  });
+
+  it('refuses a second datastore with the same name', async () => {
+    const dup = await call('POST', '/datastores', {
+      ...admin,
+      body: { name: 'backups', driver: 'rsync', attributes: { RSYNC_HOST: 'b1' } },
+    });
+    expect(dup.status).toBe(409);
+  });
+
+  it('patches attributes and replaces the secret without returning it', async () => {
+    const patched = await call('PATCH', '/datastores/1', {
+      ...admin,
+      body: { attributes: { RESTIC_PASSWORD: 'new-password-1', RESTIC_COMPRESSION: 'max' } },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.attributes.RESTIC_COMPRESSION).toBe('max');
+    expect(patched.raw).not.toContain('new-password-1');
+    expect(await readFile(join(secretsDir, 'secrets', 'ds_1.json'), 'utf8')).toContain('new-password-1');
+    const removeRequired = await call('PATCH', '/datastores/1', {
+      ...admin,
+      body: { attributes: { RESTIC_PASSWORD: '' } },
+    });
+    expect(removeRequired.status).toBe(400);
+  });
+});
+
+describe('hosts and inventory', () => {
+  it('registers a host with its queue and dead-letter queue', async () => {
+    const host = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } });
+    expect(host.status).toBe(201);
+    expect(host.body).toMatchObject({ id: 1, name: 'kvm-1', state: 'INIT', cluster: 'default' });
+    expect(host.body.queueUrl).toMatch(/lifeboat-host-1$/);
+    const attrs = await sqsClient().send(
+      new GetQueueAttributesCommand({ QueueUrl: host.body.queueUrl, AttributeNames: ['All'] }),
+    );
+    expect(attrs.Attributes?.VisibilityTimeout).toBe('60');
+    expect(attrs.Attributes?.ReceiveMessageWaitTimeSeconds).toBe('20');
+    expect(JSON.parse(attrs.Attributes?.RedrivePolicy ?? '{}')).toMatchObject({ maxReceiveCount: 5 });
+    expect(JSON.parse(attrs.Attributes?.RedrivePolicy ?? '{}').deadLetterTargetArn).toMatch(
+      /lifeboat-host-1-dlq$/,
+    );
+  });
+
+  it('refuses a duplicate host name and non-admin registration', async () => {
+    expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(409);
+    expect((await call('POST', '/hosts', { token: ALICE, body: { name: 'kvm-9' } })).status).toBe(403);
+  });
+
+  it('upserts VMs by domain, keeps known ids and marks missing ones GONE', async () => {
+    const first = await call('PUT', '/hosts/1/inventory', {
+      ...admin,
+      body: {
+        vms: [domain('web-1', { backupConfig: { keep_last: '3', fs_freeze: 'suspend' } }), domain('db-1')],
+      },
+    });
+    expect(first.status).toBe(200);
+    expect(first.body.items.map((v: { id: number; domain: string }) => [v.id, v.domain])).toEqual([
+      [1, 'web-1'],
+      [2, 'db-1'],
+    ]);
+    expect(first.body.items[0].backups.BACKUP_CONFIG).toEqual({ KEEP_LAST: '3', FS_FREEZE: 'SUSPEND' });
+    await vms.update(1, { 'backups.BACKUP_IDS': [7] });
+    const second = await call('PUT', '/hosts/1/inventory', {
+      ...admin,
+      body: { vms: [domain('web-1', { state: 'POWEROFF' }), domain('mail-1')] },
+    });
+    const byDomain = Object.fromEntries(second.body.items.map((v: { domain: string }) => [v.domain, v]));
+    expect(byDomain['web-1']).toMatchObject({ id: 1, state: 'POWEROFF', backups: { BACKUP_IDS: [7] } });
+    expect(byDomain['db-1']).toMatchObject({ id: 2, state: 'GONE' });
+    expect(byDomain['mail-1']).toMatchObject({ id: 3, state: 'RUNNING' });
+    expect((await call('GET', '/hosts/1', admin)).body.state).toBe('MONITORED');
+    await vms.update(1, { 'backups.BACKUP_IDS': [], state: 'RUNNING' });
+  });
+
+  it('refuses a bad BACKUP_CONFIG in the inventory and changes nothing', async () => {
+    const bad = await call('PUT', '/hosts/1/inventory', {
+      ...admin,
+      body: { vms: [domain('web-1'), domain('new-1', { backupConfig: { FS_FREEZE: 'foo' } })] },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toBe(
+      'vms.1.backupConfig: FS_FREEZE must be one of NONE, AGENT, SUSPEND (got "foo")',
+    );
+    expect((await vms.list()).map((v) => v.domain).sort()).toEqual(['db-1', 'mail-1', 'web-1']);
+  });
+
+  it('refuses to delete a host that still has VMs', async () => {
+    const res = await call('DELETE', '/hosts/1', admin);
+    expect(res.status).toBe(409);
+    expect(res.body.message).toContain('Host 1 still has 3 VM(s)');
+  });
+});
+
+describe('VMs, BACKUP_CONFIG and backup requests', () => {
+  it('names missing VMs', async () => {
+    const res = await call('GET', '/vms/77', admin);
+    expect(res.status).toBe(404);
+    expect(res.body).toEqual({ error: 'NotFound', message: 'VM 77 does not exist' });
+  });
+
+  it('updates BACKUP_CONFIG with append semantics and refuses runtime keys', async () => {
+    const set = await call('PUT', '/vms/1/backup-config', {
+      ...admin,
+      body: { pairs: { KEEP_LAST: 5, MODE: 'full' } },
+    });
+    expect(set.status).toBe(200);
+    expect(set.body.config).toMatchObject({ KEEP_LAST: '5', MODE: 'FULL', FS_FREEZE: 'SUSPEND' });
+    const append = await call('PUT', '/vms/1/backup-config', {
+      ...admin,
+      body: { pairs: { KEEP_LAST: 9, BACKUP_VOLATILE: 'yes' }, append: true },
+    });
+    expect(append.body.config).toMatchObject({ KEEP_LAST: '5', BACKUP_VOLATILE: 'YES' });
+    const runtime = await call('PUT', '/vms/1/backup-config', {
+      ...admin,
+      body: { pairs: { LAST_BACKUP_ID: '1' } },
+    });
+    expect(runtime.status).toBe(400);
+    expect(runtime.body.message).toContain('LAST_BACKUP_ID');
+    const increment = await call('PUT', '/vms/1/backup-config', {
+      ...admin,
+      body: { pairs: { MODE: 'INCREMENT' } },
+    });
+    expect(increment.status).toBe(400);
+    const shown = await call('GET', '/vms/1/backup-config', admin);
+    expect(shown.body.effective).toMatchObject({ KEEP_LAST: '5', MODE: 'FULL', INCREMENT_MODE: 'CBT' });
+  });
+
+  it('queues a backup: 202 with a QUEUED execution and a pending request', async () => {
+    const res = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({
+      kind: 'backup',
+      state: 'QUEUED',
+      phase: 'queued',
+      vmId: 1,
+      hostId: 1,
+      datastoreId: 1,
+    });
+    const request = await requests.get(res.body.id);
+    expect(request).toMatchObject({ queue: 'pending', vmId: 1 });
+    expect(request.input).toEqual({ executionId: res.body.id, vmId: 1, datastoreId: 1, reset: false });
+    expect((await call('GET', `/executions/${res.body.id}`, admin)).body.state).toBe('QUEUED');
+    const again = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } });
+    expect(again.status).toBe(409);
+    expect(again.body.message).toBe(`VM 1 already has a backup queued (execution ${res.body.id})`);
+  });
+
+  it('refuses backups of locked, GONE or missing things with clear messages', async () => {
+    await vms.update(3, { lock: '17' });
+    const locked = await call('POST', '/vms/3/backup', { ...admin, body: { datastoreId: 1 } });
+    expect(locked.status).toBe(409);
+    expect(locked.body.message).toBe('VM 3 has a backup in progress (execution 17)');
+    expect((await call('DELETE', '/vms/3', admin)).status).toBe(409);
+    await vms.update(3, {}, { remove: ['lock'] });
+    expect((await call('POST', '/vms/2/backup', { ...admin, body: { datastoreId: 1 } })).status).toBe(409);
+    const noDs = await call('POST', '/vms/3/backup', { ...admin, body: { datastoreId: 42 } });
+    expect(noDs.body).toEqual({ error: 'NotFound', message: 'Datastore 42 does not exist' });
+    expect((await call('POST', '/vms/3/backup', { ...admin, body: {} })).body.message).toBe(
+      'datastoreId: required',
+    );
+  });
+
+  it('keeps other users out of VMs they do not own', async () => {
+    expect((await call('GET', '/vms', { token: ALICE })).body.items).toEqual([]);
+    expect((await call('GET', '/vms/1', { token: ALICE })).status).toBe(403);
+  });
+});
+
+describe('images', () => {
+  const image = (id: number, state: 'READY' | 'LOCKED') => ({
+    owner: 'admin',
+    group: 'admin',
+    permissions: 'um-------',
+    id,
+    name: `1-${id}`,
+    type: 'BACKUP' as const,
+    vmId: 1,
+    datastoreId: 1,
+    state,
+    mode: 'FULL' as const,
+    source: 'snap',
+    disks: [{ id: 0, size: 10, virtualSize: 1024, format: 'raw' }],
+    createdAt: new Date().toISOString(),
+  });
+
+  it('lists, filters, restores and deletes images', async () => {
+    await images.put(image(1, 'READY'));
+    await images.put(image(2, 'LOCKED'));
+    await vms.update(1, { 'backups.BACKUP_IDS': [1] });
+    expect((await call('GET', '/images?vmId=1&type=backup', admin)).body.items).toHaveLength(2);
+    expect((await call('GET', '/images?datastoreId=5', admin)).body.items).toHaveLength(0);
+    expect((await call('GET', '/images?vmId=x', admin)).status).toBe(400);
+
+    expect((await call('DELETE', '/datastores/1', admin)).status).toBe(409);
+    expect((await call('DELETE', '/images/2', admin)).status).toBe(409);
+    expect((await call('POST', '/images/2/restore', { ...admin, body: {} })).status).toBe(409);
+    expect((await call('POST', '/images/1/restore', { ...admin, body: { diskId: 4 } })).body.message).toBe(
+      'diskId: image 1 has no disk 4',
+    );
+    const restore = await call('POST', '/images/1/restore', {
+      ...admin,
+      body: { name: 'web-restored', noIp: true },
+    });
+    expect(restore.status).toBe(202);
+    expect(restore.body).toMatchObject({ kind: 'restore', state: 'QUEUED', imageId: 1, hostId: 1 });
+    expect((await requests.get(restore.body.id)).input).toMatchObject({
+      imageId: 1,
+      options: { name: 'web-restored', noIp: true },
+    });
+
+    expect((await call('DELETE', '/images/1', admin)).status).toBe(204);
+    expect((await vms.get(1)).backups.BACKUP_IDS).toEqual([]);
+    expect((await call('GET', '/images/1', admin)).status).toBe(404);
+  });
+
+  it('lists executions newest first', async () => {
+    const ids = (await call('GET', '/executions', admin)).body.items.map((e: { id: string }) => Number(e.id));
+    expect(ids.length).toBeGreaterThanOrEqual(2);
+    expect([...ids].sort((a, b) => b - a)).toEqual(ids);
+    expect((await call('GET', '/config', admin)).body).toEqual({
+      maxBackups: 5,
+      maxBackupsHost: 2,
+      heartbeatSeconds: 120,
+    });
+  });
+});
