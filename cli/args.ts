@@ -14,7 +14,8 @@ export function parseId(value: string): number {
 
 /** An execution id as the API returns it (`"17"`). */
 export function parseExecutionId(value: string): string {
-  if (!/^[A-Za-z0-9_-]{1,80}$/.test(value)) throw new InvalidArgumentError('Expected an execution id (letters, digits, - and _).');
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(value))
+    throw new InvalidArgumentError('Expected an execution id (letters, digits, - and _).');
   return value;
 }
 

@@ -82,7 +82,9 @@ export function registerVm(program: Command): void {
     .argument('<VMID>', 'VM id', parseId)
     .argument('[pairs...]', 'KEEP_LAST BACKUP_VOLATILE FS_FREEZE MODE INCREMENT_MODE DISK_IDS', collectPair)
     .action(
-      async (id: number, pairs: Record<string, string> | undefined, _options: unknown, command: Command) => {
+      async (id: number, given: Record<string, string> | string[], _options: unknown, command: Command) => {
+        // Commander answers [] for an absent variadic argument: no pairs means "show it".
+        const pairs = Array.isArray(given) || Object.keys(given).length === 0 ? undefined : given;
         const context = contextOf(command);
         const client = context.client();
         const config =

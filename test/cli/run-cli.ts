@@ -1,0 +1,51 @@
+/**
+ * Runs the real `lifeboat` command (bin/lifeboat.js, a child process) for the CLI's tests, with
+ * a clean environment: no LIFEBOAT_* variables from the caller, LIFEBOAT_HOME an empty temp
+ * folder unless given, and a short poll interval so --wait tests take milliseconds.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+/** Absolute path of the launcher under test. */
+export const BIN = fileURLToPath(new URL('../../bin/lifeboat.js', import.meta.url));
+
+/** What the command did. */
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A fresh, empty LIFEBOAT_HOME. */
+export function tempHome(): string {
+  return mkdtempSync(join(tmpdir(), 'lifeboat-cli-test-'));
+}
+
+/**
+ * Runs `lifeboat ...args` with `node` (the Node running the tests unless `node` is given) on
+ * the launcher (or on `bin`, a symlink to it).
+ */
+export async function runCli(
+  args: readonly string[],
+  options: { env?: Record<string, string>; node?: string; cwd?: string; bin?: string } = {},
+): Promise<CliResult> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? tmpdir(),
+    LIFEBOAT_HOME: tempHome(),
+    LIFEBOAT_POLL_INTERVAL_MS: '20',
+    ...options.env,
+  };
+  const result = await execa(options.node ?? process.execPath, [options.bin ?? BIN, ...args], {
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    cwd: options.cwd ?? tmpdir(),
+    timeout: 30_000,
+  });
+  return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
