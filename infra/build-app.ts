@@ -14,14 +14,23 @@ export const STACK_NAME = 'stackName';
 export const PROJECT_ROOT = 'lifeboat:projectRoot';
 
 /**
+ * Context every synth gets, from the CLI or in process, so both produce the same template.
+ * Path metadata names each resource's construct path: local mode maps ARNs back through it.
+ * Minimized policies merge statements, keeping the API role under the inline policy size limit.
+ */
+const DEFAULT_CONTEXT: Record<string, unknown> = {
+  'aws:cdk:enable-path-metadata': true,
+  '@aws-cdk/aws-iam:minimizePolicies': true,
+};
+
+/**
  * Creates the app and the one Lifeboat stack, with cdk-nag's AwsSolutions checks.
  * `context` adds to (and overrides) what the CDK CLI passes; `lifeboat:skipBundling: true`
  * skips esbuild (no Lambda code is built: for tests and local mode, which only need the template).
  * Call `app.synth()` to get the cloud assembly.
  */
 export function buildApp(context: Record<string, unknown> = {}): { app: App; stack: LifeboatStack } {
-  // Path metadata names each resource's construct path: local mode maps ARNs back through it.
-  const app = new App({ context: { 'aws:cdk:enable-path-metadata': true, ...context } });
+  const app = new App({ context: { ...DEFAULT_CONTEXT, ...context } });
   if (isTrue(app.node.tryGetContext(SKIP_BUNDLING))) {
     // The CDK's own switch: assets of stacks not listed here are not bundled.
     app.node.setContext('aws:cdk:bundling-stacks', []);

@@ -42,6 +42,15 @@ export function synthLifeboat(context: Record<string, unknown> = {}): Synthesize
   return { stack, template: Template.fromJSON(json as unknown as Record<string, unknown>), json };
 }
 
+/** The logical id of the resource whose construct path ends with `suffix` (`Runner/Policy/Resource`). */
+export function logicalIdByPath(json: CfnTemplate, suffix: string): string {
+  const found = Object.entries(json.Resources).find(([, r]) =>
+    String(r.Metadata?.['aws:cdk:path'] ?? '').endsWith(`/${suffix}`),
+  );
+  if (!found) throw new Error(`no resource at */${suffix}`);
+  return found[0];
+}
+
 /** Logical ids of the resources of one type. */
 export function logicalIdsOfType(json: CfnTemplate, type: string): string[] {
   return Object.entries(json.Resources)
@@ -58,11 +67,15 @@ export interface StatementJson {
   Condition?: Record<string, unknown>;
 }
 
-/** Statements of the inline policies (AWS::IAM::Policy) attached to role `roleLogicalId`. */
+/** Statements of the policies attached to role `roleLogicalId` (inline, and overflow managed ones). */
 export function statementsOfRole(json: CfnTemplate, roleLogicalId: string): StatementJson[] {
   const attached = JSON.stringify([{ Ref: roleLogicalId }]);
   return Object.values(json.Resources)
-    .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties?.Roles) === attached)
+    .filter(
+      (r) =>
+        (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') &&
+        JSON.stringify(r.Properties?.Roles) === attached,
+    )
     .flatMap(
       (r) => (r.Properties?.PolicyDocument as { Statement?: StatementJson[] } | undefined)?.Statement ?? [],
     );
