@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
+import type { CfnTemplate } from '#infra/definition.ts';
 import { ensureAdmin } from './admin.ts';
 import type { HomePaths, LocalConfig } from './config.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
@@ -16,7 +17,7 @@ import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import { assertPortFree } from './ports.ts';
 import { startScheduler } from './scheduler.ts';
 import { startSqs } from './sqs.ts';
-import { machineArnOfKind, machinesOfTemplate, synthesizeTemplate } from './stepfunctions/definitions.ts';
+import { cachedTemplate, machineArnOfKind, machinesOfTemplate } from './stepfunctions/definitions.ts';
 import { LocalStepFunctions } from './stepfunctions/runtime.ts';
 import { startStepFunctionsServer } from './stepfunctions/server.ts';
 import { TaskTokens } from './stepfunctions/task-tokens.ts';
@@ -84,15 +85,21 @@ export async function startControlPlane(opts: {
       (db) => opts.onChild?.('dynamodb', db.pid),
       () => {},
     );
-    let template: Awaited<ReturnType<typeof synthesizeTemplate>>;
+    let template: CfnTemplate;
+    let cached: boolean;
     try {
-      template = await synthesizeTemplate(config);
+      ({ template, cached } = await cachedTemplate(config, `${paths.stepfunctions}/template.json`));
     } catch (err) {
       await dbStarting.then((db) => db.stop()).catch(() => {});
       throw err;
     }
     const machines = machinesOfTemplate(template, config.region);
-    log({ level: 'info', msg: 'synthesized', machines: machines.map((m) => m.name), ms: Date.now() - t0 });
+    log({
+      level: 'info',
+      msg: cached ? 'template from cache' : 'synthesized',
+      machines: machines.map((m) => m.name),
+      ms: Date.now() - t0,
+    });
     const db = await dbStarting;
     stops.push(() => db.stop());
     children.dynamodb = db.pid;

@@ -3,12 +3,15 @@
  * (bundling skipped), each `AWS::StepFunctions::StateMachine` resource's DefinitionString
  * resolved into ASL by infra's `resolveDefinition`, Lambda ARNs pointing at the local functions.
  */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { FUNCTIONS } from '#functions/manifest.ts';
 import { type CfnTemplate, type CfnToken, functionIdOf, resolveDefinition } from '#infra/definition.ts';
 import { LOCAL_ACCOUNT, type LocalConfig } from '../config.ts';
 import { localStateMachineArn } from '../env.ts';
-import { localFunctionName } from '../functions.ts';
+import { localFunctionName, PROJECT_ROOT } from '../functions.ts';
 import type { MachineSpec } from './runtime.ts';
 
 /**
@@ -79,18 +82,71 @@ export function machineArnOfKind(machines: readonly MachineSpec[], kind: 'Backup
   return found.arn;
 }
 
+/** The CDK context local mode synthesizes with. */
+function synthContext(config: LocalConfig): Record<string, unknown> {
+  return {
+    'lifeboat:skipBundling': true,
+    heartbeatSeconds: config.heartbeatSeconds,
+    hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
+    maxBackups: config.maxBackups,
+    maxBackupsHost: config.maxBackupsHost,
+  };
+}
+
 /**
  * Synthesize the CDK app in process with local mode's settings and return its template.
  * Imports infra lazily: aws-cdk-lib is large and only this step needs it.
  */
 export async function synthesizeTemplate(config: LocalConfig): Promise<CfnTemplate> {
   const { buildApp } = await import('#infra/build-app.ts');
-  const { app, stack } = buildApp({
-    'lifeboat:skipBundling': true,
-    heartbeatSeconds: config.heartbeatSeconds,
-    hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
-    maxBackups: config.maxBackups,
-    maxBackupsHost: config.maxBackupsHost,
-  });
+  const { app, stack } = buildApp(synthContext(config));
   return app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;
+}
+
+// What the template depends on: the CDK app and every contract it reads, and the installed CDK.
+const SOURCE_DIRS = ['infra', 'core', 'functions'];
+const SOURCE_FILES = ['package-lock.json'];
+
+async function sourceFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(join(PROJECT_ROOT, dir), { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.test.ts'))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/** A hash of the synth context and of every source the template is built from. */
+export async function templateKey(config: LocalConfig): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify(synthContext(config)));
+  const files = [
+    ...(await Promise.all(SOURCE_DIRS.map(sourceFiles))).flat(),
+    ...SOURCE_FILES.map((f) => join(PROJECT_ROOT, f)),
+  ];
+  for (const file of files) {
+    hash.update(file);
+    hash.update(await readFile(file).catch(() => Buffer.alloc(0)));
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The template, from `cacheFile` when the sources and settings are unchanged since it was
+ * written, else synthesized (5 to 30 s on a busy machine) and cached.
+ */
+export async function cachedTemplate(
+  config: LocalConfig,
+  cacheFile: string,
+): Promise<{ template: CfnTemplate; cached: boolean }> {
+  const key = await templateKey(config);
+  try {
+    const saved = JSON.parse(await readFile(cacheFile, 'utf8')) as { key?: string; template?: CfnTemplate };
+    if (saved.key === key && saved.template) return { template: saved.template, cached: true };
+  } catch {
+    // no cache yet, or unreadable: synthesize
+  }
+  const template = await synthesizeTemplate(config);
+  await mkdir(dirname(cacheFile), { recursive: true, mode: 0o700 });
+  await writeFile(`${cacheFile}.tmp`, JSON.stringify({ key, template }), { mode: 0o600 });
+  await rename(`${cacheFile}.tmp`, cacheFile);
+  return { template, cached: false };
 }
