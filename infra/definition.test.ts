@@ -66,6 +66,7 @@ describe('resolveDefinition', () => {
           Properties: {
             DefinitionString: {
               'Fn::Sub': [
+                // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation / IAM ${} syntax, not a JS template
                 '{"StartAt":"A","Comment":"${!Keep}","States":{"A":{"Type":"Task","Resource":"${Fn.Arn}","Parameters":{"p":"${AWS::Region}","q":"${Named}"},"End":true}}}',
                 { Named: { Ref: 'Queue' } },
               ],
@@ -75,6 +76,7 @@ describe('resolveDefinition', () => {
       },
     };
     const asl = resolveDefinition(sub, 'M', values);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation / IAM ${} syntax, not a JS template
     expect(asl.Comment).toBe('${Keep}');
     expect(asl.States.A?.Resource).toBe('att(Fn.Arn)');
     expect(asl.States.A?.Parameters).toEqual({ p: 'ref(AWS::Region)', q: 'ref(Queue)' });
@@ -86,6 +88,7 @@ describe('resolveDefinition', () => {
         M: {
           Type: 'AWS::StepFunctions::StateMachine',
           Properties: {
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation / IAM ${} syntax, not a JS template
             DefinitionString: '{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"${fn}","End":true}}}',
             DefinitionSubstitutions: { fn: { 'Fn::GetAtt': 'Fn1.Arn' } },
           },

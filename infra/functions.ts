@@ -75,6 +75,8 @@ function createFunction(
       mainFields: ['module', 'main'],
       minify: true,
       sourceMap: true,
+      // Bundle the AWS SDK too: the versions we test with, not whatever the runtime ships.
+      externalModules: [],
       // Some dependencies are CommonJS and call require(); ESM bundles have none of their own.
       banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
     },

@@ -203,6 +203,7 @@ describe('runner access', () => {
       ]),
     );
     const resource = JSON.stringify(queue?.Resource);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation / IAM ${} syntax, not a JS template
     expect(resource).toContain(':lifeboat-host-${aws:PrincipalTag/lifeboat-host}');
     expect(resource).not.toContain('*');
     expect(queue?.Condition).toEqual({ Null: { 'aws:PrincipalTag/lifeboat-host': 'false' } });
