@@ -55,8 +55,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`lifeboat: ${error.message}\n`);
       return error.exitCode;
     }
+    // Anything else is unexpected: its first line only (LIFEBOAT_DEBUG=1 shows all of it).
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`lifeboat: ${message.split('\n')[0]}\n`);
+    process.stderr.write(`lifeboat: ${message.split('\n')[0]?.replace(/:\s*$/, '')}\n`);
     if (process.env.LIFEBOAT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     return 1;
   }

@@ -49,7 +49,7 @@ class BarReporter implements Reporter {
     const payload = {
       phase: `${execution.state} ${execution.phase}`,
       done: formatBytes(execution.bytesDone) ?? '0 B',
-      total: execution.bytesTotal > 0 ? (formatBytes(execution.bytesTotal) ?? '?') : '?',
+      size: execution.bytesTotal > 0 ? (formatBytes(execution.bytesTotal) ?? '?') : '?',
       rate: `${formatBytes(Math.max(0, Math.round(rate)))}/s`,
     };
     const total = Math.max(execution.bytesTotal, 1);
@@ -57,7 +57,7 @@ class BarReporter implements Reporter {
       const { SingleBar } = createRequire(import.meta.url)('cli-progress') as { SingleBar: ProgressBarClass };
       this.bar = new SingleBar({
         stream: process.stderr,
-        format: '{phase} |{bar}| {percentage}% {done}/{total} {rate} ETA {eta_formatted}',
+        format: '{phase} |{bar}| {percentage}% {done}/{size} {rate} ETA {eta_formatted}',
         hideCursor: true,
         etaBuffer: 30,
       });

@@ -1,9 +1,9 @@
 /**
  * `lifeboat execution list | show EXECID [--follow]`: running and past operations.
  */
-import type { Command } from 'commander';
-import type { Execution } from '#core/model.ts';
-import { parseExecutionId } from '../args.ts';
+import { type Command, Option } from 'commander';
+import { type Execution, ExecutionState } from '#core/model.ts';
+import { parseExecutionId, parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { type Column, formatBytes, formatDetails, printJson, printLines, printList } from '../output.ts';
 import { followExecution, reportOutcome } from '../progress.ts';
@@ -35,14 +35,15 @@ export function registerExecution(program: Command): void {
   execution
     .command('list')
     .description('list executions')
-    .action(async (_options: unknown, command: Command) => {
+    .option('--vm <VMID>', 'only the executions of this VM', parseId)
+    .addOption(new Option('--state <STATE>', 'only executions in this state').choices(ExecutionState.options))
+    .action(async (options: { vm?: number; state?: string }, command: Command) => {
       const context = contextOf(command);
-      printList(
-        context.output,
-        await context.client().list<Execution>('/executions'),
-        COLUMNS,
-        'no executions',
-      );
+      const query = new URLSearchParams();
+      if (options.vm !== undefined) query.set('vmId', String(options.vm));
+      if (options.state !== undefined) query.set('state', options.state);
+      const path = query.size > 0 ? `/executions?${query}` : '/executions';
+      printList(context.output, await context.client().list<Execution>(path), COLUMNS, 'no executions');
     });
 
   execution

@@ -9,28 +9,13 @@ import { contextOf, requireSubcommand } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { printJson, printLines } from '../output.ts';
 
-/** `local/up.ts`, as agreed in the shared brief. */
-interface LocalUpModule {
-  localUp(options: { home?: string; port?: number }): Promise<{ endpoint: string; token: string }>;
-}
-/** `local/down.ts`, as agreed in the shared brief. */
-interface LocalDownModule {
-  localDown(options: { home?: string }): Promise<void>;
-}
-
-// Specifiers in variables: the local/ modules are written in parallel and loaded only on demand.
-const LOCAL_UP = '#local/up.ts';
-const LOCAL_DOWN = '#local/down.ts';
-
-async function load<T>(specifier: string): Promise<T> {
+/** Loads a local/ module on demand, with a clear error if this installation lacks it. */
+async function load<T>(loader: () => Promise<T>): Promise<T> {
   try {
-    return (await import(specifier)) as T;
+    return await loader();
   } catch (error) {
-    if (
-      (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' &&
-      String(error).includes(specifier.slice(1))
-    ) {
-      throw new CliError(`local mode is not available in this installation (${specifier} is missing)`, 1);
+    if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') {
+      throw new CliError(`local mode is not available in this installation: ${(error as Error).message}`, 1);
     }
     throw error;
   }
@@ -49,7 +34,7 @@ export function registerLocal(program: Command): void {
     .option('--port <N>', 'API port (default 7780)', parsePort)
     .action(async (options: { home?: string; port?: number }, command: Command) => {
       const context = contextOf(command);
-      const { localUp } = await load<LocalUpModule>(LOCAL_UP);
+      const { localUp } = await load(() => import('#local/up.ts'));
       // The token goes to endpoint.json (0600) only: never to stdout.
       const { endpoint } = await localUp({
         ...(options.home !== undefined ? { home: options.home } : {}),
@@ -65,9 +50,9 @@ export function registerLocal(program: Command): void {
     .option('--home <DIR>', 'state folder (default: $LIFEBOAT_HOME or ~/.lifeboat)')
     .action(async (options: { home?: string }, command: Command) => {
       const context = contextOf(command);
-      const { localDown } = await load<LocalDownModule>(LOCAL_DOWN);
-      await localDown(options.home !== undefined ? { home: options.home } : {});
-      if (context.output.json) return printJson({ stopped: true });
-      printLines(['lifeboat local control plane stopped']);
+      const { localDown } = await load(() => import('#local/down.ts'));
+      const { stopped } = await localDown(options.home !== undefined ? { home: options.home } : {});
+      if (context.output.json) return printJson({ stopped });
+      printLines([stopped ? 'local control plane stopped' : 'local control plane was not running']);
     });
 }

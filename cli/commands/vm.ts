@@ -33,9 +33,11 @@ export function registerVm(program: Command): void {
 
   vm.command('list')
     .description('list the VMs')
-    .action(async (_options: unknown, command: Command) => {
+    .option('--host <HOSTID>', 'only the VMs of this host', parseId)
+    .action(async (options: { host?: number }, command: Command) => {
       const context = contextOf(command);
-      printList(context.output, await context.client().list<Vm>('/vms'), COLUMNS, 'no VMs');
+      const search = options.host !== undefined ? `?hostId=${options.host}` : '';
+      printList(context.output, await context.client().list<Vm>(`/vms${search}`), COLUMNS, 'no VMs');
     });
 
   vm.command('show')
@@ -87,40 +89,32 @@ export function registerVm(program: Command): void {
         const pairs = Array.isArray(given) || Object.keys(given).length === 0 ? undefined : given;
         const context = contextOf(command);
         const client = context.client();
-        const config =
+        const view =
           pairs === undefined
-            ? extractConfig(await client.get(`/vms/${id}/backup-config`))
-            : (extractConfig(await client.put(`/vms/${id}/backup-config`, { pairs, append: false })) ??
-              pairs);
-        if (context.output.json) return printJson(config ?? {});
-        printLines(formatConfig(config ?? {}));
+            ? await client.get<BackupConfigView>(`/vms/${id}/backup-config`)
+            : await client.put<BackupConfigView>(`/vms/${id}/backup-config`, { pairs, append: false });
+        if (context.output.json) return printJson(view);
+        printLines(formatConfig(view.config ?? {}, view.effective ?? {}));
       },
     );
 }
 
-/**
- * BACKUP_CONFIG out of an API answer: `{ BACKUP_CONFIG }`, a VM (`backups.BACKUP_CONFIG`),
- * `{ pairs }`, or the record itself. Undefined when the answer holds none (an empty PUT reply).
- */
-export function extractConfig(body: unknown): Record<string, string> | undefined {
-  if (!isRecord(body)) return undefined;
-  const nested =
-    body.BACKUP_CONFIG ?? (isRecord(body.backups) ? body.backups.BACKUP_CONFIG : undefined) ?? body.pairs;
-  if (isRecord(nested)) return stringRecord(nested);
-  return Object.values(body).every((value) => typeof value === 'string') ? stringRecord(body) : undefined;
+/** What `GET` and `PUT /vms/{id}/backup-config` answer. */
+export interface BackupConfigView {
+  vmId: number;
+  /** BACKUP_CONFIG as stored. */
+  config: Record<string, string>;
+  /** The same with every default filled in. */
+  effective?: Record<string, string>;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function stringRecord(record: Record<string, unknown>): Record<string, string> {
-  return Object.fromEntries(Object.entries(record).map(([key, value]) => [key, String(value)]));
-}
-
-function formatConfig(config: Record<string, string>): string[] {
-  const entries = Object.entries(config).sort(([a], [b]) => a.localeCompare(b));
-  return entries.length === 0 ? ['BACKUP_CONFIG is empty'] : entries.map(([key, value]) => `${key}=${value}`);
+/** `KEY=VALUE` lines: the stored pairs, then the defaults they leave in effect, marked so. */
+function formatConfig(config: Record<string, string>, effective: Record<string, string> = {}): string[] {
+  const sorted = (record: Record<string, string>) =>
+    Object.entries(record).sort(([a], [b]) => a.localeCompare(b));
+  const lines = sorted(config).map(([key, value]) => `${key}=${value}`);
+  for (const [key, value] of sorted(effective)) if (!(key in config)) lines.push(`${key}=${value} (default)`);
+  return lines.length === 0 ? ['BACKUP_CONFIG is empty'] : lines;
 }
 
 /** The human view of `vm show`. */

@@ -49,6 +49,19 @@ describe('--json output', () => {
     expect(api?.requests[0]?.headers.authorization).toBe('Bearer tok-123');
   });
 
+  it('vm list --host and execution list --vm --state filter through query parameters', async () => {
+    const env = await serve({
+      'GET /vms': { status: 200, body: { items: [] } },
+      'GET /executions': { status: 200, body: { items: [] } },
+    });
+    await runCli(['vm', 'list', '--host', '1'], { env });
+    await runCli(['execution', 'list', '--vm', '3', '--state', 'FAILED'], { env });
+    expect(api?.requests.map((request) => request.query)).toEqual([
+      { hostId: '1' },
+      { vmId: '3', state: 'FAILED' },
+    ]);
+  });
+
   it('image list passes --vm and --datastore as query parameters', async () => {
     const env = await serve({ 'GET /images': { status: 200, body: { items: [] } } });
     const result = await runCli(['image', 'list', '--vm', '3', '--datastore', '100', '--json'], { env });
@@ -124,23 +137,26 @@ describe('commands send what the contract says', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ id: '17', state: 'QUEUED', kind: 'backup' });
   });
 
-  it('vm backupconfig with pairs replaces BACKUP_CONFIG; without, shows it', async () => {
+  it('vm backupconfig with pairs replaces BACKUP_CONFIG; without, shows it with defaults', async () => {
     const env = await serve({
-      'PUT /vms/3/backup-config': (request) => ({
+      'PUT /vms/3/backup-config': (request) => {
+        const { pairs } = request.body as { pairs: Record<string, string> };
+        return { status: 200, body: { vmId: 3, config: pairs, effective: { ...pairs, MODE: 'FULL' } } };
+      },
+      'GET /vms/3/backup-config': {
         status: 200,
-        body: { BACKUP_CONFIG: (request.body as { pairs: unknown }).pairs },
-      }),
-      'GET /vms/3/backup-config': { status: 200, body: { BACKUP_CONFIG: { KEEP_LAST: '3' } } },
+        body: { vmId: 3, config: { KEEP_LAST: '3' }, effective: { KEEP_LAST: '3', FS_FREEZE: 'NONE' } },
+      },
     });
     const set = await runCli(['vm', 'backupconfig', '3', 'KEEP_LAST=5', 'FS_FREEZE=AGENT', '--json'], {
       env,
     });
     expect(set.exitCode).toBe(0);
     expect(api?.requests[0]?.body).toEqual({ pairs: { KEEP_LAST: '5', FS_FREEZE: 'AGENT' }, append: false });
-    expect(JSON.parse(set.stdout)).toEqual({ KEEP_LAST: '5', FS_FREEZE: 'AGENT' });
+    expect(JSON.parse(set.stdout)).toMatchObject({ vmId: 3, config: { KEEP_LAST: '5', FS_FREEZE: 'AGENT' } });
     const show = await runCli(['vm', 'backupconfig', '3'], { env });
-    expect(show.stdout).toBe('KEEP_LAST=3');
     expect(api?.requests.at(-1)?.method).toBe('GET');
+    expect(show.stdout).toBe('KEEP_LAST=3\nFS_FREEZE=NONE (default)');
   });
 
   it('image restore maps its options to the restore body', async () => {
