@@ -56,6 +56,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // A crash must not leave DynamoDB Local (a separate JVM) running without its supervisor.
+  process.on('uncaughtException', (err) => {
+    log({ level: 'error', msg: 'uncaught exception', error: err.message, stack: err.stack });
+    shutdown('uncaughtException');
+  });
 
   try {
     const plane = await startControlPlane({
