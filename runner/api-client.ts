@@ -1,0 +1,67 @@
+/**
+ * The runner's client of the Lifeboat HTTP API (register, inventory). The connection is resolved
+ * on every request so a late endpoint.json is picked up. The token goes only in the
+ * Authorization header; errors name the method, path and the API's own `{error, message}`.
+ */
+import { LifeboatError } from '#core/errors.ts';
+import type { Connection } from './config.ts';
+import { ApiUnavailable } from './errors.ts';
+
+/** An error answer of the API, with its `error` name and HTTP status. */
+export class ApiAnswerError extends LifeboatError {
+  constructor(
+    readonly httpStatus: number,
+    readonly errorName: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The calls the runner makes; a fake implements it in tests. */
+export interface RunnerApi {
+  get<T>(path: string): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
+  put<T>(path: string, body: unknown): Promise<T>;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** `fetch` client over {@link Connection}s given by `connect` (called per request). */
+export function httpApi(connect: () => Connection): RunnerApi {
+  const request = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const { endpoint, token } = connect();
+    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(`${endpoint}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    } catch {
+      throw new ApiUnavailable(`${method} ${path}: cannot reach the Lifeboat API at ${endpoint}`);
+    }
+    const text = await response.text();
+    let data: unknown;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new ApiUnavailable(`${method} ${path}: the API answered non-JSON (HTTP ${response.status})`);
+    }
+    if (!response.ok) {
+      const error = data as { error?: unknown; message?: unknown } | undefined;
+      const name = typeof error?.error === 'string' ? error.error : 'HttpError';
+      const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
+      throw new ApiAnswerError(response.status, name, `${method} ${path}: ${name}: ${message}`);
+    }
+    return data as T;
+  };
+  return {
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body),
+    put: (path, body) => request('PUT', path, body),
+  };
+}

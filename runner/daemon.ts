@@ -1,0 +1,154 @@
+/**
+ * The runner daemon's wiring: journal -> reconcile what a crash left -> register the host
+ * (retrying until the API answers) -> inventory every minute -> poll the host queue with a
+ * concurrency limit. `stop()` stops polling, waits for running tasks (the grace period, 5 min
+ * by default), then aborts what still runs, so every task is answered before the process exits.
+ *
+ * Reconcile runs before registration on purpose: a VM left running on a snapshot overlay gets
+ * its disks back at once, even while the API is still unreachable.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { secretStore } from '#functions/secrets.ts';
+import pkg from '../package.json' with { type: 'json' };
+import { httpApi, type RunnerApi } from './api-client.ts';
+import { type RunnerConfig, resolveConnection } from './config.ts';
+import { hostDrivers } from './drivers.ts';
+import { Executor } from './executor.ts';
+import { Journal } from './journal.ts';
+import { type Logger, makeLogger } from './log.ts';
+import { pollLoop, type QueueApi, sqsQueueApi } from './poller.ts';
+import { dynamoProgressSink, type ProgressSink } from './progress.ts';
+import { reconcileUnfinished } from './reconcile.ts';
+import {
+  type InventoryReader,
+  type RegisteredHost,
+  registerHost,
+  sleep,
+  startInventoryLoop,
+} from './register.ts';
+import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
+import type { Drivers, SecretResolver } from './tasks/context.ts';
+
+/** The edges of the daemon; each defaults to the real thing. */
+export interface DaemonDeps {
+  api?: RunnerApi;
+  taskTokens?: TaskTokenApi;
+  queue?: (queueUrl: string) => QueueApi;
+  inventory?: InventoryReader;
+  drivers?: Drivers;
+  secrets?: SecretResolver;
+  progress?: ProgressSink;
+  log?: Logger;
+}
+
+/** A started daemon. */
+export interface Daemon {
+  host: RegisteredHost;
+  executor: Executor;
+  /** Stops polling, drains running tasks (aborting them after the grace period). */
+  stop(): Promise<void>;
+}
+
+export const RUNNER_VERSION: string = pkg.version;
+
+/** Starts the daemon; resolves once it polls. `signal` aborts a start still waiting for the API. */
+export async function startDaemon(
+  config: RunnerConfig,
+  deps: DaemonDeps = {},
+  signal?: AbortSignal,
+): Promise<Daemon> {
+  const rootLog = deps.log ?? makeLogger({ hostName: config.hostName });
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const journal = await Journal.open(join(config.stateDir, 'journal.jsonl'));
+  const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(), rootLog);
+  const drivers = deps.drivers ?? hostDrivers(config.libvirtUri);
+  const store = deps.secrets ? undefined : secretStore();
+  const secrets: SecretResolver = deps.secrets ?? ((ref) => (store as NonNullable<typeof store>).get(ref));
+
+  const reconciled = await reconcileUnfinished({
+    journal,
+    reporter,
+    drivers,
+    secrets,
+    stateDir: config.stateDir,
+    log: rootLog,
+  });
+  if (reconciled.length) rootLog('warn', 'reconciled unfinished tasks', { count: reconciled.length });
+
+  const api = deps.api ?? httpApi(() => resolveConnection(config));
+  const host = await untilRegistered(api, config.hostName, rootLog, signal);
+  const log = rootLog.child({ hostId: host.id });
+  log('info', 'runner registered', { queueUrl: host.queueUrl, version: RUNNER_VERSION });
+
+  const stopping = new AbortController();
+  const inventory =
+    deps.inventory ??
+    (async () => (await import('#drivers/disk/inventory.ts')).readHostInventory({ uri: config.libvirtUri }));
+  const inventoryDone = startInventoryLoop({
+    api,
+    hostId: host.id,
+    read: inventory,
+    runnerVersion: RUNNER_VERSION,
+    intervalSeconds: config.inventoryIntervalSeconds,
+    log,
+    signal: stopping.signal,
+  });
+  const executor = new Executor({
+    journal,
+    reporter,
+    drivers,
+    secrets,
+    progress: deps.progress ?? dynamoProgressSink,
+    stateDir: config.stateDir,
+    log,
+  });
+  const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);
+  const polling = pollLoop({
+    queue,
+    executor,
+    reporter,
+    log,
+    maxHeavy: config.maxConcurrentTasks,
+    waitSeconds: config.pollWaitSeconds,
+    signal: stopping.signal,
+  });
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      log('info', 'stopping: no new tasks', { running: executor.size });
+      stopping.abort();
+      await Promise.all([polling, inventoryDone]);
+      if (!(await executor.drain(config.shutdownGraceSeconds * 1000))) {
+        log('warn', 'grace period over: aborting running tasks', { running: executor.size });
+        await executor.abortAll('the runner is stopping');
+      }
+      log('info', 'stopped');
+    })();
+    return stopped;
+  };
+  return { host, executor, stop };
+}
+
+/** Registers, retrying every 2 s up to every 30 s while the API is unreachable or not ready. */
+async function untilRegistered(
+  api: RunnerApi,
+  name: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<RegisteredHost> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await registerHost(api, name);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      // The first failures are expected in local mode (the API starts after the runner).
+      if (attempt === 3 || attempt % 20 === 0) {
+        log('warn', 'cannot register with the API yet', { error: (error as Error).message, attempt });
+      }
+      await sleep(Math.min(30_000, 2000 * Math.ceil(attempt / 5)), signal);
+      if (signal?.aborted) throw error;
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Errors the runner itself raises. Their `name` is what the state machine sees as `Error`
+ * (see `core/errors.ts`), so never rename one.
+ */
+import { LifeboatError } from '#core/errors.ts';
+
+/** A queue message that is not a valid task of this protocol version. */
+export class InvalidTask extends LifeboatError {
+  override readonly status = 400;
+}
+
+/** The runner stopped or crashed while the task ran; reported at its next start. */
+export class RunnerRestarted extends LifeboatError {
+  override readonly status = 503;
+}
+
+/** The task was aborted: its execution is gone (heartbeat refused) or the runner is stopping. */
+export class TaskAborted extends LifeboatError {
+  override readonly status = 409;
+}
+
+/** The task's result does not fit in a SendTaskSuccess output (256 KiB). */
+export class ResultTooLarge extends LifeboatError {
+  override readonly status = 500;
+}
+
+/** The runner cannot reach or use the Lifeboat API (no endpoint, refused, bad answer). */
+export class ApiUnavailable extends LifeboatError {
+  override readonly status = 502;
+}

@@ -1,0 +1,87 @@
+/**
+ * Entry of the runner daemon: `node --import tsx runner/main.ts [flags]` (systemd runs it the
+ * same way; `lifeboat runner` is meant to call {@link runRunner}). Stops cleanly on SIGTERM or
+ * SIGINT: no new tasks, running ones finish (up to the grace period), exit 0. Exit 2 on a bad
+ * setting, 1 when the start fails.
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadRunnerConfig, type RunnerFlags } from './config.ts';
+import { startDaemon } from './daemon.ts';
+
+export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--token TOKEN] [--home DIR] [--name HOST]
+       [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
+env: LIFEBOAT_ENDPOINT, LIFEBOAT_TOKEN, LIFEBOAT_HOME, LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
+     LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS, LIFEBOAT_SECRET_STORE,
+     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS`;
+
+/** Parses `argv` (without node and script), runs until SIGTERM/SIGINT; answers the exit code. */
+export async function runRunner(argv: readonly string[]): Promise<number> {
+  let flags: RunnerFlags;
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      options: {
+        endpoint: { type: 'string' },
+        token: { type: 'string' },
+        home: { type: 'string' },
+        name: { type: 'string' },
+        'state-dir': { type: 'string' },
+        'libvirt-uri': { type: 'string' },
+        'poll-wait': { type: 'string' },
+        'max-tasks': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(`${RUNNER_USAGE}\n`);
+      return 0;
+    }
+    flags = {
+      endpoint: values.endpoint,
+      token: values.token,
+      home: values.home,
+      name: values.name,
+      stateDir: values['state-dir'],
+      libvirtUri: values['libvirt-uri'],
+      pollWait: values['poll-wait'],
+      maxTasks: values['max-tasks'],
+    };
+  } catch (error) {
+    process.stderr.write(`lifeboat runner: ${(error as Error).message}\n${RUNNER_USAGE}\n`);
+    return 2;
+  }
+  let config: ReturnType<typeof loadRunnerConfig>;
+  try {
+    config = loadRunnerConfig(flags);
+  } catch (error) {
+    process.stderr.write(`lifeboat runner: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const starting = new AbortController();
+  let stop: (() => Promise<void>) | undefined;
+  const finished = new Promise<void>((resolve) => {
+    const onSignal = () => {
+      starting.abort();
+      void (stop ? stop() : Promise.resolve()).then(resolve);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  try {
+    const daemon = await startDaemon(config, {}, starting.signal);
+    stop = daemon.stop;
+  } catch (error) {
+    if (starting.signal.aborted) return 0;
+    process.stderr.write(`lifeboat runner: ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (starting.signal.aborted) await stop();
+  await finished;
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exit(await runRunner(process.argv.slice(2)));
+}

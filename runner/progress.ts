@@ -1,0 +1,79 @@
+/**
+ * Progress of a running task, written straight to its Execution record in DynamoDB (`phase`,
+ * `bytesDone`, `bytesTotal`) so `lifeboat execution show --follow` sees it. Writes are throttled
+ * to one per second per task; a phase change is written at once. A failed write is logged and
+ * never fails the task.
+ */
+import { executions } from '#functions/repo/executions.ts';
+import type { Logger } from './log.ts';
+
+export interface ProgressFields {
+  phase?: string;
+  bytesDone?: number;
+  bytesTotal?: number;
+}
+
+/** Where progress goes; a fake in unit tests. */
+export type ProgressSink = (executionId: string, fields: ProgressFields) => Promise<void>;
+
+/** The executions table (the runner's IAM policy allows exactly these attributes). */
+export const dynamoProgressSink: ProgressSink = async (executionId, fields) => {
+  await executions.update(executionId, { ...fields });
+};
+
+/** The execution id of a task: the part of its taskId before the first `/`. */
+export function executionIdOf(taskId: string): string {
+  return taskId.split('/')[0] ?? taskId;
+}
+
+/** Reports one task's progress. */
+export interface Progress {
+  phase(name: string): void;
+  bytes(done: number, total: number): void;
+  /** Writes what is still pending (call at the end of the task). */
+  flush(): Promise<void>;
+}
+
+/** A {@link Progress} for `taskId` writing to `sink` at most every `intervalMs`. */
+export function taskProgress(taskId: string, sink: ProgressSink, log: Logger, intervalMs = 1000): Progress {
+  const executionId = executionIdOf(taskId);
+  let pending: ProgressFields = {};
+  let lastWrite = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> = Promise.resolve();
+
+  const write = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (Object.keys(pending).length === 0) return writing;
+    const fields = pending;
+    pending = {};
+    lastWrite = Date.now();
+    writing = writing.then(() =>
+      sink(executionId, fields).catch((error: unknown) => {
+        log('warn', 'progress not recorded', { error: (error as Error).name });
+      }),
+    );
+    return writing;
+  };
+  const schedule = () => {
+    const wait = lastWrite + intervalMs - Date.now();
+    if (wait <= 0) void write();
+    else timer ??= setTimeout(() => void write(), wait);
+  };
+  return {
+    phase(name) {
+      pending = { ...pending, phase: name };
+      void write();
+    },
+    bytes(done, total) {
+      pending = {
+        ...pending,
+        bytesDone: Math.max(0, Math.round(done)),
+        bytesTotal: Math.max(0, Math.round(total)),
+      };
+      schedule();
+    },
+    flush: () => write(),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Start-up reconcile: every task the journal shows started but never ended was cut short by a
+ * crash or a kill. For each, the disk driver undoes what is left in its work folder (overlays
+ * committed back into the VM's disks, lock holders stopped), the datastore driver removes stale
+ * locks (restic unlock) and partial files, the state machine is told `RunnerRestarted` so its
+ * Catch runs Cleanup and MarkFailed (a token nobody waits for any more is fine), and the journal
+ * marks the task failed. Runs before polling, so nothing else touches these folders meanwhile.
+ */
+import { rm } from 'node:fs/promises';
+import { TaskDatastore, TaskVm } from '#core/contracts/tasks.ts';
+import { RunnerRestarted } from './errors.ts';
+import type { Journal, JournalRecord } from './journal.ts';
+import type { Logger } from './log.ts';
+import type { Reporter } from './reporter.ts';
+import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
+
+export interface ReconcileDeps {
+  journal: Journal;
+  reporter: Reporter;
+  drivers: Drivers;
+  secrets: SecretResolver;
+  stateDir: string;
+  log: Logger;
+}
+
+/** What reconcile did for one task. */
+export interface Reconciled {
+  taskId: string;
+  actions: string[];
+}
+
+export async function reconcileUnfinished(deps: ReconcileDeps): Promise<Reconciled[]> {
+  const out: Reconciled[] = [];
+  for (const record of deps.journal.unfinished()) {
+    const log = deps.log.child({ taskId: record.taskId, kind: record.kind });
+    const actions = await cleanLeftovers(record, deps, log);
+    const error = new RunnerRestarted('the runner restarted while the task ran');
+    if (record.token) {
+      const delivery = await deps.reporter.fail(record.token, error).catch((e: unknown) => {
+        log('warn', 'RunnerRestarted not delivered', { error: (e as Error).name });
+        return 'undelivered';
+      });
+      actions.push(`reported RunnerRestarted (${delivery})`);
+    }
+    await deps.journal.failed(record.taskId, { name: error.name, message: error.message });
+    log('warn', 'reconciled a task cut short by a restart', { actions });
+    out.push({ taskId: record.taskId, actions });
+  }
+  return out;
+}
+
+/** Best effort: a failing step is logged and named, the others still run. */
+async function cleanLeftovers(record: JournalRecord, deps: ReconcileDeps, log: Logger): Promise<string[]> {
+  const actions: string[] = [];
+  const workDir = workDirFor(deps.stateDir, record.taskId);
+  const vm = TaskVm.safeParse(record.task.vm);
+  const vmId = vm.success ? vm.data.id : typeof record.task.vmId === 'number' ? record.task.vmId : undefined;
+  try {
+    if (record.kind === 'backup') {
+      // Throws, keeping the folder, when an overlay with guest writes could not be committed.
+      actions.push(
+        ...(await deps.drivers.disk('qcow2').reconcile(workDir, vm.success ? vm.data.domain : undefined)),
+      );
+    } else {
+      // Other kinds leave only downloads there.
+      await rm(workDir, { recursive: true, force: true });
+    }
+  } catch (error) {
+    log('error', 'disk reconcile failed', { workDir, error: (error as Error).message });
+    actions.push(`disk reconcile failed: ${(error as Error).name}`);
+  }
+  const datastore = TaskDatastore.safeParse(record.task.datastore);
+  if (datastore.success && vmId !== undefined) {
+    try {
+      const target = await resolveTarget(datastore.data, deps.secrets, []);
+      await deps.drivers.datastore(datastore.data.driver).reconcile(target, { vmId });
+      actions.push(`reconciled datastore ${datastore.data.id}`);
+    } catch (error) {
+      log('error', 'datastore reconcile failed', { error: (error as Error).name });
+      actions.push(`datastore reconcile failed: ${(error as Error).name}`);
+    }
+  }
+  return actions;
+}

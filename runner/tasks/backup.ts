@@ -1,0 +1,71 @@
+/**
+ * `backup`: the disk driver makes the VM's disks stable (snapshot or lock, with the freeze the
+ * BACKUP_CONFIG asks for), the datastore driver streams them and the template into a new
+ * backup, and the disk driver gives the VM its disks back, in a `finally` so that happens even
+ * when the upload fails or is aborted.
+ */
+import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
+import { ValidationError } from '#core/errors.ts';
+import type { PreparedBackup } from '#drivers/disk/driver.ts';
+import type { TaskContext } from './context.ts';
+
+export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
+  const started = Date.now();
+  const driverNames = [...new Set(task.disks.map((d) => d.driver))];
+  // One driver snapshots all disks at one instant; two drivers could not be consistent.
+  if (driverNames.length !== 1) {
+    throw new ValidationError(
+      `VM ${task.vm.id}: disks of several kinds (${driverNames.join(', ')}) in one backup`,
+    );
+  }
+  const disk = ctx.drivers.disk(driverNames[0] as string);
+  const store = ctx.drivers.datastore(task.datastore.driver);
+  const target = await ctx.target(task.datastore);
+
+  ctx.progress.phase('preparing');
+  const prepared: PreparedBackup = await disk.prepareBackup(task.vm, task.disks, {
+    freeze: task.config.FS_FREEZE,
+    workDir: ctx.workDir,
+    signal: ctx.signal,
+  });
+  let output: Awaited<ReturnType<typeof store.backup>>;
+  try {
+    ctx.progress.phase('uploading');
+    const total = prepared.files.reduce((sum, f) => sum + f.virtualSize, 0);
+    ctx.progress.bytes(0, total);
+    output = await store.backup(
+      target,
+      {
+        vmId: task.vm.id,
+        imageId: task.imageId,
+        files: prepared.files.map((f) => ({ name: f.name, source: f.source })),
+        template: prepared.template,
+      },
+      { signal: ctx.signal, onProgress: (done, all) => ctx.progress.bytes(done, all || total) },
+    );
+  } catch (error) {
+    ctx.progress.phase('releasing');
+    // The upload's error is the one to report; a failed release is left to Cleanup's reconcile.
+    await prepared.release().catch((releaseError: unknown) => {
+      ctx.log('error', 'release after a failed backup failed', { error: (releaseError as Error).message });
+    });
+    throw error;
+  }
+  ctx.progress.phase('releasing');
+  await prepared.release();
+  const stored = new Map(output.files.map((f) => [f.name, f.size]));
+  return {
+    backupId: output.backupId,
+    disks: prepared.files.map((f) => ({
+      id: f.diskId,
+      size: stored.get(f.name) ?? 0,
+      virtualSize: f.virtualSize,
+      format: f.format,
+      file: f.name,
+    })),
+    // Increments are not made yet: every backup is a full one.
+    increment: null,
+    template: prepared.template,
+    durationMs: Date.now() - started,
+  };
+}

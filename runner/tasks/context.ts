@@ -1,0 +1,70 @@
+/**
+ * What a task handler gets: its abort signal, its own work folder, progress reporting, the
+ * drivers and the secret resolver. Handlers are plain async functions from a task to its result
+ * and throw typed errors; the executor (`runner/executor.ts`) does journal, heartbeat and answer.
+ */
+import { join } from 'node:path';
+import type { z } from 'zod';
+import type { TaskDatastore } from '#core/contracts/tasks.ts';
+import type { DatastoreDriver, DatastoreTarget } from '#drivers/datastore/driver.ts';
+import type { DiskDriver } from '#drivers/disk/driver.ts';
+import type { Logger } from '../log.ts';
+import type { Progress } from '../progress.ts';
+
+/** Drivers by name; injected so tests can use fakes. */
+export interface Drivers {
+  disk(name: string): DiskDriver;
+  datastore(name: string): DatastoreDriver;
+}
+
+/** Resolves a datastore's `secretRef` (Secrets Manager or the local store). */
+export type SecretResolver = (ref: string) => Promise<Record<string, string>>;
+
+/** Everything a handler may use. */
+export interface TaskContext {
+  signal: AbortSignal;
+  /** This task's work folder, `<state>/work/<taskId sanitized>` (not created; removed after). */
+  workDir: string;
+  /** Folder under which restores go when the task names none. */
+  stateDir: string;
+  progress: Progress;
+  drivers: Drivers;
+  /** Datastore target with its secrets resolved; the values are remembered for masking. */
+  target(datastore: z.infer<typeof TaskDatastore>): Promise<DatastoreTarget>;
+  /** Work folder of another task of this runner (cleanup of a failed one). */
+  workDirOf(taskId: string): string;
+  /** Aborts a task of this runner still running and waits for it to end (cleanup). */
+  abortRunning(taskId: string): Promise<boolean>;
+  log: Logger;
+}
+
+/** A task id as a folder name: readable, unique, no `/` or `..`. */
+export function sanitizeTaskId(taskId: string): string {
+  const readable = taskId
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/^\.+/, '_')
+    .slice(0, 120);
+  // Two task ids that differ only in replaced characters still get distinct folders.
+  let hash = 0;
+  for (const ch of taskId) hash = (Math.imul(hash, 31) + (ch.codePointAt(0) ?? 0)) >>> 0;
+  return `${readable}-${hash.toString(16)}`;
+}
+
+/** Work folder of `taskId` under the state folder. */
+export function workDirFor(stateDir: string, taskId: string): string {
+  return join(stateDir, 'work', sanitizeTaskId(taskId));
+}
+
+/** Resolves the target of `datastore`, collecting secret values into `secrets` for masking. */
+export async function resolveTarget(
+  datastore: z.infer<typeof TaskDatastore>,
+  resolve: SecretResolver,
+  secrets: string[],
+): Promise<DatastoreTarget> {
+  let values: Record<string, string> = {};
+  if (datastore.secretRef) {
+    values = await resolve(datastore.secretRef);
+    secrets.push(...Object.values(values));
+  }
+  return { id: datastore.id, attributes: datastore.attributes, secrets: values };
+}
