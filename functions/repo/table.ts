@@ -165,7 +165,9 @@ export class Table<S extends z.ZodType<Record<string, unknown>>> {
       sets.length ? `SET ${sets.join(', ')}` : '',
       removes.length ? `REMOVE ${removes.join(', ')}` : '',
     ];
-    const condition = ['attribute_exists(#pk)', options.condition?.expression].filter(Boolean).join(' AND ');
+    const condition = options.condition
+      ? `attribute_exists(#pk) AND (${options.condition.expression})`
+      : 'attribute_exists(#pk)';
     try {
       const out = await dynamo().send(
         new UpdateCommand({

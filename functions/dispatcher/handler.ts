@@ -1,0 +1,132 @@
+/**
+ * The dispatcher: starts queued operations in priority order while the active counts stay under
+ * MAX_BACKUPS and MAX_BACKUPS_HOST. Woken by the API and by Release (async Invoke) and every
+ * minute; safe to run twice at once, since slots are conditional writes and StartExecution is
+ * keyed by the execution id (ExecutionAlreadyExists counts as started).
+ */
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { sfnClient } from '../aws.ts';
+import { limits, required } from '../env.ts';
+import { log } from '../log.ts';
+import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
+import { executions } from '../repo/executions.ts';
+import { hosts } from '../repo/hosts.ts';
+import { dequeue, pendingRequests, type Request } from '../repo/requests.ts';
+import { vms } from '../repo/vms.ts';
+
+/** What one run did, by execution id. */
+export interface DispatchReport {
+  started: string[];
+  failed: string[];
+  waiting: string[];
+}
+
+function stateMachineArn(kind: Request['kind']): string {
+  return required(kind === 'backup' ? 'BACKUP_STATE_MACHINE_ARN' : 'RESTORE_STATE_MACHINE_ARN');
+}
+
+/** Why a request can never start (its VM or host is gone), or null. */
+async function vanished(request: Request): Promise<string | null> {
+  if (request.kind === 'backup' && request.vmId !== undefined && !(await vms.find(request.vmId))) {
+    return `VM ${request.vmId} does not exist`;
+  }
+  if (!(await hosts.find(request.hostId))) return `Host ${request.hostId} does not exist`;
+  return null;
+}
+
+async function failRequest(request: Request, message: string): Promise<void> {
+  await executions
+    .update(
+      request.id,
+      {
+        state: 'FAILED',
+        phase: 'failed',
+        endedAt: new Date().toISOString(),
+        error: { name: 'NotFound', message },
+      },
+      { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
+    )
+    .catch((err) =>
+      log('warn', 'execution not marked failed', { executionId: request.id, error: String(err) }),
+    );
+  await dequeue(request.id);
+}
+
+/** Start the execution; returns its ARN (also when a previous run already started it). */
+async function start(request: Request): Promise<{ arn: string; already: boolean }> {
+  const arn = stateMachineArn(request.kind);
+  try {
+    const out = await sfnClient().send(
+      new StartExecutionCommand({
+        stateMachineArn: arn,
+        name: request.id,
+        input: JSON.stringify(request.input),
+      }),
+    );
+    return { arn: out.executionArn as string, already: false };
+  } catch (err) {
+    if (!(err instanceof Error) || err.name !== 'ExecutionAlreadyExists') throw err;
+    return { arn: `${arn.replace(':stateMachine:', ':execution:')}:${request.id}`, already: true };
+  }
+}
+
+/** One pass over the pending requests. */
+export async function dispatch(): Promise<DispatchReport> {
+  const { maxBackups, maxBackupsHost } = limits();
+  const report: DispatchReport = { started: [], failed: [], waiting: [] };
+  for (const request of await pendingRequests()) {
+    const execution = await executions.find(request.id);
+    if (execution?.state !== 'QUEUED') {
+      // Started by an earlier run that stopped before dequeuing, or cancelled: just drop it.
+      await dequeue(request.id);
+      continue;
+    }
+    const gone = await vanished(request);
+    if (gone) {
+      await failRequest(request, gone);
+      report.failed.push(request.id);
+      continue;
+    }
+    const host = await hosts.get(request.hostId);
+    if (!(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
+      report.waiting.push(request.id);
+      // Cloud-wide limit reached: nothing else can start either.
+      if ((await readCounter('active')) >= maxBackups) break;
+      continue;
+    }
+    let started: { arn: string; already: boolean };
+    try {
+      started = await start(request);
+    } catch (err) {
+      // Not started: give the slot back and leave the request queued for the next run.
+      await releaseSlot(host.id);
+      log('error', 'StartExecution failed', {
+        executionId: request.id,
+        error: err instanceof Error ? err.name : '',
+      });
+      report.waiting.push(request.id);
+      continue;
+    }
+    // An execution started by an earlier run already holds its own slot.
+    if (started.already) await releaseSlot(host.id);
+    await executions
+      .update(
+        request.id,
+        { state: 'RUNNING', executionArn: started.arn, startedAt: new Date().toISOString(), hostId: host.id },
+        { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
+      )
+      .catch((err) => {
+        // The state machine may already have moved it on (Admit): that is fine.
+        if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
+      });
+    await dequeue(request.id);
+    report.started.push(request.id);
+    log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });
+  }
+  return report;
+}
+
+/** The Lambda entry point (functions/manifest.ts: `Dispatcher`); the event is ignored. */
+export async function handler(): Promise<DispatchReport> {
+  return dispatch();
+}

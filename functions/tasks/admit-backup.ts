@@ -1,0 +1,160 @@
+/**
+ * Backup step Admit: checks the VM and datastore, decides FULL or INCREMENT and the disks,
+ * takes the VM's lock, creates (or, for an increment, re-locks) the image, and builds the host
+ * task. Idempotent: a retry finds its lock, its image id on the execution, and rebuilds the same
+ * task.
+ */
+
+import { z } from 'zod';
+import { effectiveConfig, setRuntime, withDefaults } from '#core/backup-config.ts';
+import { chainStateOf, decideChain, selectDisks } from '#core/chain.ts';
+import { BackupTask, CleanupTask } from '#core/contracts/tasks.ts';
+import { Conflict } from '#core/errors.ts';
+import { Id, type Image, type Vm } from '#core/model.ts';
+import { limits } from '../env.ts';
+import { allocateId } from '../repo/counters.ts';
+import { datastores } from '../repo/datastores.ts';
+import { executions } from '../repo/executions.ts';
+import { hosts } from '../repo/hosts.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { lockCondition, vms } from '../repo/vms.ts';
+import { StepInput, step, taskDatastore, taskDisk, taskHeader, taskVm } from './common.ts';
+
+export const AdmitBackupInput = StepInput.extend({
+  vmId: Id,
+  datastoreId: Id,
+  reset: z.boolean().default(false),
+});
+
+/** The task fields the ASL copies into the message (TASK_FIELDS.backup / .cleanup). */
+const BackupTaskFields = BackupTask.omit({ taskId: true, token: true });
+const CleanupTaskFields = CleanupTask.omit({ taskId: true, token: true, failedTaskId: true });
+
+/** Take the VM's backup lock for this execution (or find it already ours). */
+async function lockVm(vm: Vm, executionId: string, datastoreId: number): Promise<Vm> {
+  try {
+    return await vms.update(
+      vm.id,
+      { lock: executionId, 'backups.BACKUP_CONFIG.LAST_DATASTORE_ID': String(datastoreId) },
+      { condition: lockCondition(executionId) },
+    );
+  } catch (err) {
+    if (isConditionFailed(err))
+      throw new Conflict(`VM ${vm.id} has a backup in progress (execution ${vm.lock})`);
+    throw err;
+  }
+}
+
+/** The image id of this execution: allocated once and kept on the execution record. */
+async function imageIdFor(executionId: string, chainImageId: number | null): Promise<number> {
+  const candidate = chainImageId ?? (await allocateId('image'));
+  try {
+    await executions.update(
+      executionId,
+      { imageId: candidate },
+      {
+        condition: {
+          expression: 'attribute_not_exists(#i) OR #i = :i',
+          names: { '#i': 'imageId' },
+          values: { ':i': candidate },
+        },
+      },
+    );
+    return candidate;
+  } catch (err) {
+    if (!isConditionFailed(err)) throw err;
+    // A previous attempt already chose the image.
+    const existing = (await executions.get(executionId)).imageId;
+    if (existing === undefined) throw err;
+    return existing;
+  }
+}
+
+export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
+  const { executionId } = input;
+  await executions.update(executionId, { state: 'RUNNING', phase: 'admitting' });
+  const vm = await vms.get(input.vmId);
+  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
+    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
+  }
+  const datastore = await datastores.get(input.datastoreId);
+  const host = await hosts.get(vm.hostId);
+  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+
+  const config = effectiveConfig(vm.backups.BACKUP_CONFIG);
+  const disks = selectDisks(vm.disks, config);
+  const chainId = Number(vm.backups.BACKUP_CONFIG.INCREMENTAL_BACKUP_ID ?? Number.NaN);
+  const chainImage = Number.isInteger(chainId) ? await images.find(chainId) : undefined;
+  // On a retry the chain's image is already LOCKED by this very execution: still the chain.
+  const chainView =
+    chainImage?.executionId === executionId ? { ...chainImage, state: 'READY' as const } : chainImage;
+  const chain = chainView && chainView.datastoreId === datastore.id ? chainStateOf(chainView) : null;
+  const decision = decideChain({ config, disks, chain, reset: input.reset });
+
+  const locked = await lockVm(vm, executionId, datastore.id);
+  const extending = decision.mode === 'INCREMENT' && chain ? chain : null;
+  const imageId = await imageIdFor(executionId, extending?.imageId ?? null);
+  const now = new Date().toISOString();
+  if (extending) {
+    // The chain's image is LOCKED while the increment is written (READY again at commit or failure).
+    await images.update(imageId, { state: 'LOCKED', executionId });
+  } else if (!(await images.find(imageId))) {
+    const image: Image = {
+      owner: vm.owner,
+      group: vm.group,
+      permissions: vm.permissions,
+      id: imageId,
+      name: `${vm.id}-${executionId}`,
+      type: 'BACKUP',
+      datastoreId: datastore.id,
+      vmId: vm.id,
+      state: 'LOCKED',
+      // In MODE=INCREMENT a FULL backup starts a chain: its image holds the increments.
+      mode: config.mode,
+      source: '',
+      size: 0,
+      disks: [],
+      template: '',
+      increments: [],
+      backupConfig: setRuntime(withDefaults(locked.backups.BACKUP_CONFIG), {
+        LAST_DATASTORE_ID: null,
+        LAST_BACKUP_ID: null,
+        LAST_BACKUP_SIZE: null,
+        LAST_INCREMENT_ID: null,
+        INCREMENTAL_BACKUP_ID: null,
+      }),
+      executionId,
+      createdAt: now,
+    };
+    await images.put(image, { expression: 'attribute_not_exists(id)' });
+  }
+
+  const increment = extending
+    ? { chain: extending.imageId, parent: extending.lastIncrementId, id: extending.lastIncrementId + 1 }
+    : null;
+  const { heartbeatSeconds } = limits();
+  const task = BackupTaskFields.parse({
+    ...taskHeader('backup', heartbeatSeconds),
+    vm: taskVm(locked),
+    disks: disks.map(taskDisk),
+    config: { FS_FREEZE: config.fsFreeze, MODE: decision.mode, INCREMENT_MODE: config.incrementMode },
+    increment,
+    datastore: taskDatastore(datastore),
+    imageId,
+  });
+  const cleanup = CleanupTaskFields.parse({
+    ...taskHeader('cleanup', heartbeatSeconds),
+    vm: taskVm(locked),
+    imageId,
+    datastore: taskDatastore(datastore),
+  });
+  await executions.update(executionId, {
+    phase: 'running',
+    hostId: host.id,
+    imageId,
+    bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
+    params: { reset: input.reset, mode: decision.mode, resetReason: decision.reset, increment },
+  });
+  return { hostId: host.id, imageId, queueUrl: host.queueUrl, task, cleanup };
+});
