@@ -6,7 +6,6 @@
  */
 import { rm, rmdir } from 'node:fs/promises';
 import type { Task } from '#core/contracts/tasks.ts';
-import { Cancelled } from '#drivers/exec.ts';
 import { TaskAborted } from './errors.ts';
 import type { Journal } from './journal.ts';
 import type { Logger } from './log.ts';
@@ -138,30 +137,29 @@ export class Executor {
     };
     const started = Date.now();
     log('info', 'task started');
+    const journalError = (e: unknown) => log('error', 'journal write failed', { error: String(e) });
+    const undelivered = (e: unknown) =>
+      log('error', 'task outcome not delivered', { error: (e as Error).name });
     try {
-      const result = await (this.deps.run ?? runTask)(task, ctx);
-      // A handler that finished despite an abort still reports the abort: nobody waits otherwise.
-      if (abort.signal.aborted) throw abort.signal.reason;
-      encodeOutput(result);
-      await journal
-        .done(task.taskId, result)
-        .catch((e: unknown) => log('error', 'journal write failed', { error: String(e) }));
-      await reporter.succeed(task.token, result);
+      let result: unknown;
+      try {
+        result = await (this.deps.run ?? runTask)(task, ctx);
+        // A handler that finished despite an abort still reports the abort: nobody waits otherwise.
+        if (abort.signal.aborted) throw abort.signal.reason;
+        encodeOutput(result);
+      } catch (caught) {
+        // Once aborted, whatever the handler threw (Cancelled, a tool killed by SIGTERM, a
+        // driver's own error) follows from the abort: its reason says why.
+        const error = abort.signal.aborted ? abort.signal.reason : caught;
+        const shaped = shapeFailure(error, secrets);
+        log('warn', 'task failed', { error: shaped.error, cause: shaped.cause, ms: Date.now() - started });
+        await journal.failed(task.taskId, { name: shaped.error, message: shaped.cause }).catch(journalError);
+        await reporter.fail(task.token, error, secrets).catch(undelivered);
+        return;
+      }
+      await journal.done(task.taskId, result).catch(journalError);
+      await reporter.succeed(task.token, result).catch(undelivered);
       log('info', 'task succeeded', { ms: Date.now() - started });
-    } catch (caught) {
-      // A tool killed by our abort says "cancelled"; the abort's own reason says why.
-      const error =
-        abort.signal.aborted && (caught instanceof Cancelled || !(caught instanceof Error))
-          ? abort.signal.reason
-          : caught;
-      const shaped = shapeFailure(error, secrets);
-      log('warn', 'task failed', { error: shaped.error, cause: shaped.cause, ms: Date.now() - started });
-      await journal
-        .failed(task.taskId, { name: shaped.error, message: shaped.cause })
-        .catch((e: unknown) => log('error', 'journal write failed', { error: String(e) }));
-      await reporter.fail(task.token, error, secrets).catch((e: unknown) => {
-        log('error', 'task failure not delivered', { error: (e as Error).name });
-      });
     } finally {
       stopHeartbeat();
       await progress.flush();
