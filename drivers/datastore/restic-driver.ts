@@ -35,6 +35,8 @@ const CLEANUP_TIMEOUT_MS = 60_000;
 
 /** Repositories being initialised by this process (a concurrent `init` would corrupt one). */
 const initializing = new Map<string, Promise<void>>();
+/** Repositories this process has seen exist: each restic call costs a key derivation, skip the check. */
+const known = new Set<string>();
 
 interface Group {
   snapshots: Snapshot[];
@@ -67,7 +69,9 @@ export const resticDriver: DatastoreDriver = {
         // Last: its presence marks the group complete.
         await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
       } catch (error) {
-        await forgetGroup(repo, backupId, false).catch(() => {});
+        // A repository deleted behind our back: the next attempt (the task's retry) creates it.
+        if (error instanceof BackupNotFound && error.repositoryMissing) known.delete(repo.location);
+        else await forgetGroup(repo, backupId, false).catch(() => {});
         throw error;
       }
       return { backupId, files } satisfies BackupOutput;
@@ -193,8 +197,10 @@ export const resticDriver: DatastoreDriver = {
 
 /** Creates the repository (format 2) unless it exists; concurrent calls in this process share one init. */
 async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise<void> {
+  if (known.has(repo.location)) return;
   try {
     await repo.run(['cat', 'config'], { signal });
+    known.add(repo.location);
     return;
   } catch (error) {
     if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
@@ -208,6 +214,9 @@ async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise
         // Another runner won the race: its repository is as good as ours.
         if (/already exists|already initialized/i.test(String((error as Error).message))) return;
         throw error;
+      })
+      .then(() => {
+        known.add(repo.location);
       })
       .finally(() => initializing.delete(repo.location));
     initializing.set(repo.location, pending);

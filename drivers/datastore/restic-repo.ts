@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
-import { type Command, ExecError, type RunOptions, type RunResult, runPipeline } from '../exec.ts';
+import { Cancelled, type Command, describe, ExecError, type RunOptions, type RunResult, runPipeline } from '../exec.ts';
 import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreLocked, DatastoreUnreachable } from './errors.ts';
 import { vmPath } from './layout.ts';
@@ -76,10 +76,49 @@ export class ResticRepo {
     options: RunOptions & { before?: Command[]; after?: Command[] } = {},
   ): Promise<RunResult> {
     const { before = [], after = [], ...runOptions } = options;
+    const restic = this.command(args);
+    const commands = [...before, restic, ...after];
+    if (commands.length === 1) {
+      try {
+        return await runPipeline(commands, runOptions);
+      } catch (error) {
+        throw error instanceof ExecError ? this.typed(error) : error;
+      }
+    }
+    // Workaround for exec.ts: when a pipeline's downstream command exits early, the upstream
+    // one is never told (Node pauses the pipe instead of closing it), so `dd | restic` with a
+    // failing restic, or `restic dump | dd` with a failing dd, would block forever. The last
+    // command's stderr shows the failure: stop the whole pipeline then, and report that text.
+    const last = after.length ? 'writer' : 'restic';
+    const failure = last === 'restic' ? /^Fatal: / : /^(?!\d+ bytes|\d+\+\d+ records)/;
+    const inner = new AbortController();
+    const outer = runOptions.signal;
+    const stop = () => inner.abort();
+    if (outer?.aborted) stop();
+    outer?.addEventListener('abort', stop, { once: true });
+    const failedLines: string[] = [];
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await runPipeline([...before, this.command(args), ...after], runOptions);
+      return await runPipeline(commands, {
+        ...runOptions,
+        signal: inner.signal,
+        onStderrLine: (line) => {
+          runOptions.onStderrLine?.(line);
+          if (!failure.test(line)) return;
+          failedLines.push(line);
+          // A moment for the command to exit by itself, so its own exit status is reported.
+          timer ??= setTimeout(stop, 300);
+        },
+      });
     } catch (error) {
+      if (error instanceof Cancelled && failedLines.length > 0 && !outer?.aborted) {
+        const cmd = describe(last === 'restic' ? restic : (after.at(-1) as Command));
+        throw this.typed(new ExecError(cmd, 1, undefined, failedLines.join('\n').slice(-400)));
+      }
       throw error instanceof ExecError ? this.typed(error) : error;
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', stop);
     }
   }
 

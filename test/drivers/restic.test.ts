@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import { freePort, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
@@ -11,10 +12,10 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
   const base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-store-'));
   const sshd = sftp ? await startSshd() : undefined;
   if (sshd) process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
-  const server = sshd ? { RESTIC_SFTP_SERVER: `${sshd.host}:${sshd.port}`, RESTIC_SFTP_USER: 'root' } : {};
-  const target = (attributes = {}, secret = PASSWORD, more = {}) => ({
+  const server: Record<string, string> = sshd ? { RESTIC_SFTP_SERVER: `${sshd.host}:${sshd.port}`, RESTIC_SFTP_USER: 'root' } : {};
+  const target = (attributes: Record<string, string> = {}, secret = PASSWORD): DatastoreTarget => ({
     id: 100,
-    attributes: { BASE_PATH: base, ...server, ...more, ...attributes },
+    attributes: { BASE_PATH: base, ...server, ...attributes },
     secrets: { RESTIC_PASSWORD: secret },
   });
   const closed = await freePort();
