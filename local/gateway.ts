@@ -4,7 +4,7 @@
  * the HTTP response. Also serves `GET /health` for `lifeboat local up`.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
 import { close, listen, readBody, sendJson } from './http.ts';
@@ -159,7 +159,7 @@ export async function startGateway(opts: {
 }
 
 /** API Gateway's rules: a result without statusCode is a 200 JSON body. */
-function writeResult(res: import('node:http').ServerResponse, result: unknown): void {
+function writeResult(res: ServerResponse, result: unknown): void {
   const r = result as HandlerResponse | null | undefined;
   if (!r || typeof r !== 'object' || typeof r.statusCode !== 'number') {
     sendJson(res, 200, result ?? null);
