@@ -47,6 +47,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   const task = RestoreTaskFields.parse({
     ...taskHeader('restore', heartbeatSeconds),
     imageId: image.id,
+    vmId: image.vmId,
     backupId: image.source,
     disks: disks.map((d) => ({ id: d.id, file: d.file ?? `disk.${d.id}` })),
     datastore: taskDatastore(datastore),

@@ -1,0 +1,256 @@
+/**
+ * The dispatcher and the state-machine steps on DynamoDB Local, driven the way the Backup and
+ * Restore state machines drive them (`$` in, result under its ResultPath).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { TASK_FIELDS } from '#core/contracts/tasks.ts';
+import { dispatch } from '#functions/dispatcher/handler.ts';
+import { hostSlotName, readCounter } from '#functions/repo/counters.ts';
+import { executions } from '#functions/repo/executions.ts';
+import { images } from '#functions/repo/images.ts';
+import { pendingRequests } from '#functions/repo/requests.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
+import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
+import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
+import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
+import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
+import { handler as release } from '#functions/tasks/release.ts';
+import { call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
+import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+
+const admin = { token: 'admin-token-operations' };
+let db: DynamoDbLocal;
+let sqs: LocalSqs;
+let sfn: FakeSfn;
+let home: string;
+
+const disk = (id: number, extra = {}) => ({
+  id,
+  target: `vd${'abcd'[id]}`,
+  source: `/images/d${id}.qcow2`,
+  format: 'qcow2',
+  size: 1000 * (id + 1),
+  ...extra,
+});
+const domain = (name: string) => ({
+  domain: name,
+  state: 'RUNNING',
+  disks: [disk(0), disk(1, { volatile: true })],
+  nics: [],
+  template: `<domain><name>${name}</name></domain>`,
+});
+
+async function queueBackup(vmId: number): Promise<string> {
+  const res = await call('POST', `/vms/${vmId}/backup`, { ...admin, body: { datastoreId: 1 } });
+  expect(res.status).toBe(202);
+  return res.body.id;
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'lifeboat-ops-'));
+  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  process.env.BACKUP_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup';
+  process.env.RESTORE_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore';
+  process.env.MAX_BACKUPS = '3';
+  process.env.MAX_BACKUPS_HOST = '2';
+  delete process.env.DISPATCHER_FUNCTION_NAME;
+  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
+  await seedUser('admin', admin.token);
+  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  const ds = await call('POST', '/datastores', {
+    ...admin,
+    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw-never-in-tasks' } },
+  });
+  expect(ds.status).toBe(201);
+  const inventory = await call('PUT', '/hosts/1/inventory', {
+    ...admin,
+    body: { vms: ['a', 'b', 'c', 'd'].map((n) => domain(`vm-${n}`)) },
+  });
+  expect(inventory.status).toBe(200);
+});
+afterAll(async () => {
+  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
+  await rm(home, { recursive: true, force: true });
+});
+beforeEach(() => {
+  sfn.failWith = null;
+});
+
+describe('dispatcher', () => {
+  it('starts queued backups up to MAX_BACKUPS_HOST and leaves the rest queued', async () => {
+    const ids = [await queueBackup(1), await queueBackup(2), await queueBackup(3)];
+    const report = await dispatch();
+    expect(report.started).toEqual(ids.slice(0, 2));
+    expect(report.waiting).toEqual([ids[2]]);
+    expect(sfn.calls.map((c) => c.name)).toEqual(ids.slice(0, 2));
+    expect(sfn.calls[0]?.input).toEqual({ executionId: ids[0], vmId: 1, datastoreId: 1, reset: false });
+    const first = await executions.get(ids[0] as string);
+    expect(first).toMatchObject({
+      state: 'RUNNING',
+      executionArn: `arn:aws:states:us-east-1:000000000000:execution:Backup:${ids[0]}`,
+    });
+    expect((await pendingRequests()).map((r) => r.id)).toEqual([ids[2]]);
+    expect(await readCounter(hostSlotName(1))).toBe(2);
+  });
+
+  it('gives the slot back and keeps the request queued when StartExecution fails', async () => {
+    // Free one slot as Release would, then make Step Functions fail.
+    await release({ executionId: '1' });
+    expect(await readCounter(hostSlotName(1))).toBe(1);
+    sfn.failWith = 'ServiceUnavailable';
+    const report = await dispatch();
+    expect(report.started).toEqual([]);
+    expect(await readCounter(hostSlotName(1))).toBe(1);
+    expect((await pendingRequests()).map((r) => r.id)).toEqual(['3']);
+    expect((await executions.get('3')).state).toBe('QUEUED');
+  });
+
+  it('treats ExecutionAlreadyExists as started, without taking a second slot', async () => {
+    sfn.failWith = 'ExecutionAlreadyExists';
+    const report = await dispatch();
+    expect(report.started).toEqual(['3']);
+    expect((await executions.get('3')).state).toBe('RUNNING');
+    expect(await readCounter(hostSlotName(1))).toBe(1);
+  });
+
+  it('fails a request whose VM vanished, with the reason', async () => {
+    const id = await queueBackup(4);
+    await vms.delete(4);
+    const report = await dispatch();
+    expect(report.failed).toEqual([id]);
+    expect(await executions.get(id)).toMatchObject({
+      state: 'FAILED',
+      error: { name: 'NotFound', message: 'VM 4 does not exist' },
+    });
+    expect(await pendingRequests()).toEqual([]);
+  });
+});
+
+describe('backup steps', () => {
+  const input = { executionId: '2', vmId: 2, datastoreId: 1, reset: false };
+  let admitted: Awaited<ReturnType<typeof admitBackup>>;
+
+  it('Admit locks the VM, creates a LOCKED image and builds a complete task without secrets', async () => {
+    admitted = await admitBackup(input);
+    for (const field of TASK_FIELDS.backup) expect(admitted.task).toHaveProperty(field);
+    for (const field of TASK_FIELDS.cleanup) expect(admitted.cleanup).toHaveProperty(field);
+    expect(admitted.task.disks.map((d) => d.id)).toEqual([0]); // the volatile disk is left out
+    expect(admitted.task).toMatchObject({ v: 1, kind: 'backup', increment: null, heartbeatSeconds: 120 });
+    expect(admitted.task.datastore).toEqual({
+      id: 1,
+      driver: 'restic',
+      attributes: expect.any(Object),
+      secretRef: 'ds/1',
+    });
+    expect(JSON.stringify(admitted)).not.toContain('pw-never-in-tasks');
+    expect(admitted.queueUrl).toMatch(/lifeboat-host-1$/);
+    expect(await images.get(admitted.imageId)).toMatchObject({ state: 'LOCKED', vmId: 2, name: '2-2' });
+    const vm = await vms.get(2);
+    expect(vm.lock).toBe('2');
+    expect(vm.backups.BACKUP_CONFIG.LAST_DATASTORE_ID).toBe('1');
+  });
+
+  it('Admit is idempotent and refuses a second backup of a locked VM', async () => {
+    const again = await admitBackup(input);
+    expect(again.imageId).toBe(admitted.imageId);
+    await expect(admitBackup({ ...input, executionId: '3' })).rejects.toMatchObject({
+      name: 'Conflict',
+      message: 'VM 2 has a backup in progress (execution 2)',
+    });
+  });
+
+  it('Commit makes the image READY, appends BACKUP_IDS, clears LAST_* and unlocks', async () => {
+    const host = {
+      backupId: 'snap-1',
+      disks: [{ id: 0, size: 400, virtualSize: 1000, format: 'raw', file: 'disk.0' }],
+      increment: null,
+      template: '<domain/>',
+      durationMs: 10,
+    };
+    await commitBackup({ ...input, admit: admitted, host });
+    await commitBackup({ ...input, admit: admitted, host }); // a retry changes nothing
+    expect(await images.get(admitted.imageId)).toMatchObject({
+      state: 'READY',
+      source: 'snap-1',
+      size: 400,
+      template: '<domain/>',
+    });
+    const vm = await vms.get(2);
+    expect(vm.lock).toBeUndefined();
+    expect(vm.backups.BACKUP_IDS).toEqual([admitted.imageId]);
+    expect(vm.backups.BACKUP_CONFIG.LAST_DATASTORE_ID).toBeUndefined();
+    expect((await executions.get('2')).phase).toBe('done');
+  });
+
+  it('Commit refuses a runner result that does not match the contract', async () => {
+    await expect(commitBackup({ ...input, host: { backupId: '' } })).rejects.toMatchObject({
+      name: 'ValidationError',
+    });
+  });
+
+  it('Release ends the execution and gives the slot back exactly once', async () => {
+    const before = await readCounter('active');
+    await release({ executionId: '2' });
+    await release({ executionId: '2' });
+    expect(await readCounter('active')).toBe(before - 1);
+    expect(await executions.get('2')).toMatchObject({ state: 'SUCCEEDED', endedAt: expect.any(String) });
+  });
+
+  it('MarkFailed records the Lambda error, sets the image to ERROR and unlocks only its own lock', async () => {
+    const failing = { executionId: '3', vmId: 3, datastoreId: 1, reset: false };
+    const admit = await admitBackup(failing);
+    const cause = JSON.stringify({ errorType: 'ValidationError', errorMessage: 'backupId: required' });
+    await markFailed({ ...failing, admit, error: { Error: 'ValidationError', Cause: cause } });
+    expect(await executions.get('3')).toMatchObject({
+      state: 'FAILED',
+      phase: 'failed',
+      error: { name: 'ValidationError', message: 'backupId: required' },
+    });
+    expect((await images.get(admit.imageId)).state).toBe('ERROR');
+    expect((await vms.get(3)).lock).toBeUndefined();
+
+    await vms.update(3, { lock: '99' });
+    await markFailed({ ...failing, error: { Error: 'States.HeartbeatTimeout', Cause: '' } });
+    expect((await vms.get(3)).lock).toBe('99');
+    expect((await executions.get('3')).state).toBe('TIMED_OUT');
+    await vms.update(3, {}, { remove: ['lock'] });
+  });
+});
+
+describe('restore steps', () => {
+  it('Admit builds the restore task into the default folder; Commit records the result', async () => {
+    const res = await call('POST', '/images/1/restore', { ...admin, body: { name: 'vm-b-copy' } });
+    expect(res.status).toBe(202);
+    const id = res.body.id;
+    const admitted = await admitRestore({
+      executionId: id,
+      imageId: 1,
+      options: { name: 'vm-b-copy', noIp: false, noNic: false, hostId: 1 },
+    });
+    for (const field of TASK_FIELDS.restore) expect(admitted.task).toHaveProperty(field);
+    expect(admitted.task).toMatchObject({
+      kind: 'restore',
+      vmId: 2,
+      backupId: 'snap-1',
+      target: '/var/lib/lifeboat/restores/vm-b-copy',
+      disks: [{ id: 0, file: 'disk.0' }],
+      template: '<domain/>',
+    });
+    await commitRestore({
+      executionId: id,
+      host: {
+        disks: [{ id: 0, path: '/restores/vm-b-copy/disk.0', size: 1000 }],
+        templatePath: null,
+        durationMs: 5,
+      },
+    });
+    expect(await executions.get(id)).toMatchObject({ phase: 'done', bytesDone: 1000 });
+  });
+});
