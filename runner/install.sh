@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the Lifeboat runner on a KVM host as a systemd service. Run as root from the project
+# checkout (which must have node_modules installed). Idempotent: running it again updates the
+# unit and keeps /etc/lifeboat/runner.env. Prints every step it takes.
+#   sudo runner/install.sh [--no-start]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
+UNIT=/etc/systemd/system/lifeboat-runner.service
+ENV_FILE=/etc/lifeboat/runner.env
+START=1
+[[ "${1:-}" == "--no-start" ]] && START=0
+
+say() { printf 'lifeboat-runner install: %s\n' "$*"; }
+
+[[ $EUID -eq 0 ]] || { say "must run as root"; exit 1; }
+[[ -x "$ROOT/node_modules/.bin/node" ]] || { say "$ROOT/node_modules/.bin/node missing: run npm install in $ROOT first"; exit 1; }
+for tool in virsh qemu-img; do
+  command -v "$tool" >/dev/null || say "warning: $tool not found (install qemu-utils and libvirt-clients)"
+done
+
+install -d -m 0755 /var/lib/lifeboat
+install -d -m 0700 /var/lib/lifeboat/runner
+say "created /var/lib/lifeboat (0755) and /var/lib/lifeboat/runner (0700)"
+
+install -d -m 0700 /etc/lifeboat
+if [[ ! -e "$ENV_FILE" ]]; then
+  umask 077
+  cat >"$ENV_FILE" <<'ENV'
+# Lifeboat runner settings (this file is 0600: it may hold the API token).
+# LIFEBOAT_ENDPOINT=https://xxxx.execute-api.eu-west-1.amazonaws.com
+# LIFEBOAT_TOKEN=
+# LIFEBOAT_RUNNER_NAME=   (default: the host name)
+# LIFEBOAT_RUNNER_MAX_TASKS=2
+# LIFEBOAT_LIBVIRT_URI=qemu:///system
+# LIFEBOAT_SECRET_STORE=secretsmanager
+# AWS_REGION=eu-west-1
+# TABLE_EXECUTIONS=   (the stack's executions table, for progress)
+# LIFEBOAT_SSH_CONFIG=/etc/lifeboat/ssh_config
+ENV
+  say "wrote $ENV_FILE (0600): fill in the endpoint, token and AWS settings"
+else
+  say "kept existing $ENV_FILE"
+fi
+
+sed "s#@ROOT@#$ROOT#g" "$ROOT/runner/lifeboat-runner.service" >"$UNIT"
+chmod 0644 "$UNIT"
+say "installed $UNIT (runs $ROOT/runner/main.ts)"
+
+if [[ -d /run/systemd/system ]]; then
+  systemctl daemon-reload
+  systemctl enable lifeboat-runner.service
+  say "enabled lifeboat-runner.service"
+  if [[ $START -eq 1 ]]; then
+    systemctl restart lifeboat-runner.service
+    say "started lifeboat-runner.service (journalctl -u lifeboat-runner -f to follow)"
+  fi
+else
+  say "systemd is not running here: start the runner by hand with"
+  say "  $ROOT/node_modules/.bin/node --import tsx $ROOT/runner/main.ts"
+fi
