@@ -20,10 +20,7 @@ export class DatastoreUnreachable extends LifeboatError {
 /** The backup (or the file asked for inside it) is not in the datastore, or is incomplete. */
 export class BackupNotFound extends LifeboatError {
   override readonly status = 404;
-  constructor(
-    message: string,
-    options?: { cause?: unknown; repositoryMissing?: boolean },
-  ) {
+  constructor(message: string, options?: { cause?: unknown; repositoryMissing?: boolean }) {
     super(message, options);
     this.repositoryMissing = options?.repositoryMissing ?? false;
   }

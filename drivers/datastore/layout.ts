@@ -12,7 +12,8 @@ export const TEMPLATE_NAME = 'vm.xml';
 
 /** Folder (or repository) of one VM's backups: `<BASE_PATH>/<vmid>`. */
 export function vmPath(target: DatastoreTarget, vmId: number): string {
-  if (!Number.isSafeInteger(vmId) || vmId < 0) throw new ValidationError(`vmId must be an integer (got ${vmId})`);
+  if (!Number.isSafeInteger(vmId) || vmId < 0)
+    throw new ValidationError(`vmId must be an integer (got ${vmId})`);
   const base = target.attributes.BASE_PATH || DEFAULT_BASE_PATH;
   return `${base.replace(/\/+$/, '')}/${vmId}`;
 }
@@ -27,7 +28,9 @@ export function checkFileNames(names: readonly string[], reserved: readonly stri
   const seen = new Set<string>();
   for (const name of names) {
     if (!SAFE_NAME.test(name)) {
-      throw new ValidationError(`file name "${name}" must be letters, digits and ._- (not starting with . or -)`);
+      throw new ValidationError(
+        `file name "${name}" must be letters, digits and ._- (not starting with . or -)`,
+      );
     }
     if (name === TEMPLATE_NAME || reserved.includes(name)) {
       throw new ValidationError(`file name "${name}" is reserved for the driver`);

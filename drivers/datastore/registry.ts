@@ -13,7 +13,9 @@ export const DATASTORE_DRIVERS: ReadonlyMap<string, DatastoreDriver> = new Map(
 export function getDatastoreDriver(name: string): DatastoreDriver {
   const driver = DATASTORE_DRIVERS.get(name);
   if (!driver) {
-    throw new NotFound(`datastore driver "${name}" does not exist (drivers: ${[...DATASTORE_DRIVERS.keys()].join(', ')})`);
+    throw new NotFound(
+      `datastore driver "${name}" does not exist (drivers: ${[...DATASTORE_DRIVERS.keys()].join(', ')})`,
+    );
   }
   return driver;
 }

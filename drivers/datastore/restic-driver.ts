@@ -16,11 +16,9 @@ import { mkdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from '../exec.ts';
 import type {
-  BackupInput,
   BackupOutput,
   Capacity,
   DatastoreDriver,
-  DatastoreTarget,
   DiskSource,
   OperationContext,
   StoredFile,
@@ -59,10 +57,16 @@ export const resticDriver: DatastoreDriver = {
       let before = 0;
       try {
         for (const [index, file] of input.files.entries()) {
-          const stored = await backupStream(repo, file.name, tags, { before: [sourceCommand(file.source)] }, {
-            ...ctx,
-            onProgress: (done) => ctx.onProgress?.(before + done, total),
-          });
+          const stored = await backupStream(
+            repo,
+            file.name,
+            tags,
+            { before: [sourceCommand(file.source)] },
+            {
+              ...ctx,
+              onProgress: (done) => ctx.onProgress?.(before + done, total),
+            },
+          );
           files.push({ name: file.name, size: stored });
           before += sizes[index] ?? 0;
         }
@@ -83,7 +87,10 @@ export const resticDriver: DatastoreDriver = {
     return ResticRepo.use(target, ref.vmId, async (repo) => {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
       const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
-      const wanted = ref.files.map((name) => ({ name, snapshot: fileSnapshot(repo, group, ref.backupId, name) }));
+      const wanted = ref.files.map((name) => ({
+        name,
+        snapshot: fileSnapshot(repo, group, ref.backupId, name),
+      }));
       const total = wanted.reduce((sum, f) => sum + (sizes.get(f.name) ?? 0), 0);
       await mkdir(ref.toDir, { recursive: true });
       const out: { name: string; path: string; size: number }[] = [];
@@ -121,7 +128,12 @@ export const resticDriver: DatastoreDriver = {
     const base = dirname(vmPath(target, 0));
     const server = target.attributes.RESTIC_SFTP_SERVER;
     if (server) {
-      return sftpCapacity(parseServer(server, target.attributes.RESTIC_SFTP_USER), base, `datastore ${target.id}`, ctx);
+      return sftpCapacity(
+        parseServer(server, target.attributes.RESTIC_SFTP_USER),
+        base,
+        `datastore ${target.id}`,
+        ctx,
+      );
     }
     return localCapacity(base);
   },
@@ -165,7 +177,9 @@ export const resticDriver: DatastoreDriver = {
         });
         const read = Number(stdout.trim());
         if (read !== sizes.get(name)) {
-          throw new Error(`backup ${ref.backupId}: ${name} reads back ${read} bytes, expected ${sizes.get(name)}`);
+          throw new Error(
+            `backup ${ref.backupId}: ${name} reads back ${read} bytes, expected ${sizes.get(name)}`,
+          );
         }
       }
     });
@@ -259,7 +273,10 @@ async function dump(
   await repo.run(['dump', snapshot.id, `/${name}`], {
     signal: ctx.signal,
     after: [
-      { file: 'dd', args: [`of=${toPath}`, 'bs=1M', 'iflag=fullblock', 'conv=sparse,fsync', 'status=progress'] },
+      {
+        file: 'dd',
+        args: [`of=${toPath}`, 'bs=1M', 'iflag=fullblock', 'conv=sparse,fsync', 'status=progress'],
+      },
     ],
     onStderrLine: (line) => {
       const done = /^(\d+) bytes/.exec(line);
@@ -283,16 +300,24 @@ async function completeGroup(repo: ResticRepo, backupId: string, signal?: AbortS
 function fileSnapshot(repo: ResticRepo, group: Group, backupId: string, name: string): Snapshot {
   const snapshot = group.byName.get(name);
   if (!snapshot) {
-    throw new BackupNotFound(`backup ${backupId} of VM ${repo.vmId} has no file ${name} in datastore ${repo.target.id}`);
+    throw new BackupNotFound(
+      `backup ${backupId} of VM ${repo.vmId} has no file ${name} in datastore ${repo.target.id}`,
+    );
   }
   return snapshot;
 }
 
 /** Restored size of every file of a backup, in one `find` over its snapshots. */
-async function groupSizes(repo: ResticRepo, backupId: string, signal?: AbortSignal): Promise<Map<string, number>> {
+async function groupSizes(
+  repo: ResticRepo,
+  backupId: string,
+  signal?: AbortSignal,
+): Promise<Map<string, number>> {
   const { stdout } = await repo.run(['find', '--json', '--tag', `backup:${backupId}`, '*'], { signal });
   const sizes = new Map<string, number>();
-  const results = (JSON.parse(stdout || '[]') ?? []) as { matches?: { path: string; type: string; size?: number }[] }[];
+  const results = (JSON.parse(stdout || '[]') ?? []) as {
+    matches?: { path: string; type: string; size?: number }[];
+  }[];
   for (const result of results) {
     for (const match of result.matches ?? []) {
       if (match.type === 'file') sizes.set(match.path.replace(/^\//, ''), match.size ?? 0);
@@ -302,7 +327,12 @@ async function groupSizes(repo: ResticRepo, backupId: string, signal?: AbortSign
 }
 
 /** Forgets every snapshot of a backup (and prunes its data when asked); none is fine. */
-async function forgetGroup(repo: ResticRepo, backupId: string, prune: boolean, signal?: AbortSignal): Promise<void> {
+async function forgetGroup(
+  repo: ResticRepo,
+  backupId: string,
+  prune: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
   // After a cancel the signal is spent: cleanup runs on its own clock. A killed restic may leave
   // its lock behind; `unlock` removes it (it only removes stale locks).
   const options = signal ? { signal } : { timeoutMs: CLEANUP_TIMEOUT_MS };

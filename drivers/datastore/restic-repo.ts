@@ -10,7 +10,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
-import { Cancelled, type Command, describe, ExecError, type RunOptions, type RunResult, runPipeline } from '../exec.ts';
+import {
+  Cancelled,
+  type Command,
+  describe,
+  ExecError,
+  type RunOptions,
+  type RunResult,
+  runPipeline,
+} from '../exec.ts';
 import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreLocked, DatastoreUnreachable } from './errors.ts';
 import { vmPath } from './layout.ts';
@@ -36,7 +44,11 @@ export class ResticRepo {
   ) {}
 
   /** Opens the repository of `vmId` and hands it to `fn`; the password file lives only that long. */
-  static async use<T>(target: DatastoreTarget, vmId: number, fn: (repo: ResticRepo) => Promise<T>): Promise<T> {
+  static async use<T>(
+    target: DatastoreTarget,
+    vmId: number,
+    fn: (repo: ResticRepo) => Promise<T>,
+  ): Promise<T> {
     const password = target.secrets.RESTIC_PASSWORD;
     if (!password) throw new ValidationError(`datastore ${target.id} has no RESTIC_PASSWORD`);
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-restic-'));
@@ -136,9 +148,12 @@ export class ResticRepo {
       return new DatastoreAuthFailed(`wrong RESTIC_PASSWORD for ${what}`, { cause: error });
     }
     if (/repository is already locked|unable to create lock/i.test(text)) {
-      return new DatastoreLocked(`${what}: the repository of VM ${this.vmId} is locked by another operation`, {
-        cause: error,
-      });
+      return new DatastoreLocked(
+        `${what}: the repository of VM ${this.vmId} is locked by another operation`,
+        {
+          cause: error,
+        },
+      );
     }
     const ssh = sshFailure(text, what, error);
     if (ssh) return ssh;

@@ -59,10 +59,13 @@ export const rsyncDriver: DatastoreDriver = {
         for (const [index, file] of input.files.entries()) {
           const path = paths[index] as string;
           const [, sum] = await Promise.all([
-            remote.rsync([...remote.userArgs, '--mkpath', '--info=progress2', path, remote.spec(`${dir}/${file.name}`)], {
-              signal: ctx.signal,
-              onStdoutLine: progress((done) => ctx.onProgress?.(before + done, total)),
-            }),
+            remote.rsync(
+              [...remote.userArgs, '--mkpath', '--info=progress2', path, remote.spec(`${dir}/${file.name}`)],
+              {
+                signal: ctx.signal,
+                onStdoutLine: progress((done) => ctx.onProgress?.(before + done, total)),
+              },
+            ),
             run({ file: 'sha256sum', args: ['--', path] }, { signal: ctx.signal }),
           ]);
           sums.push(`${sum.stdout.split(' ')[0]}  ${file.name}`);
@@ -70,14 +73,24 @@ export const rsyncDriver: DatastoreDriver = {
           before += sizes[index] ?? 0;
         }
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
-        sums.push(`${(await run({ file: 'sha256sum', args: ['--', join(tmp, TEMPLATE_NAME)] })).stdout.split(' ')[0]}  ${TEMPLATE_NAME}`);
+        sums.push(
+          `${(await run({ file: 'sha256sum', args: ['--', join(tmp, TEMPLATE_NAME)] })).stdout.split(' ')[0]}  ${TEMPLATE_NAME}`,
+        );
         await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
-        await remote.rsync([...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)], {
+        await remote.rsync(
+          [...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)],
+          {
+            signal: ctx.signal,
+          },
+        );
+        // Last: its presence marks the backup complete.
+        await writeFile(
+          join(tmp, MARKER),
+          `${JSON.stringify({ vmId: input.vmId, imageId: input.imageId, files })}\n`,
+        );
+        await remote.rsync([...remote.userArgs, join(tmp, MARKER), remote.spec(`${dir}/`)], {
           signal: ctx.signal,
         });
-        // Last: its presence marks the backup complete.
-        await writeFile(join(tmp, MARKER), `${JSON.stringify({ vmId: input.vmId, imageId: input.imageId, files })}\n`);
-        await remote.rsync([...remote.userArgs, join(tmp, MARKER), remote.spec(`${dir}/`)], { signal: ctx.signal });
       } catch (error) {
         await mkdir(join(tmp, 'empty'), { recursive: true });
         await remote
@@ -95,7 +108,9 @@ export const rsyncDriver: DatastoreDriver = {
     const sizes = new Map(entries.map((e) => [e.name, e.size]));
     for (const name of ref.files) {
       if (!sizes.has(name) || name === MARKER) {
-        throw new BackupNotFound(`backup ${ref.backupId} of VM ${ref.vmId} has no file ${name} in datastore ${target.id}`);
+        throw new BackupNotFound(
+          `backup ${ref.backupId} of VM ${ref.vmId} has no file ${name} in datastore ${target.id}`,
+        );
       }
     }
     const total = ref.files.reduce((sum, name) => sum + (sizes.get(name) ?? 0), 0);
@@ -104,7 +119,13 @@ export const rsyncDriver: DatastoreDriver = {
     let before = 0;
     for (const name of ref.files) {
       const path = join(ref.toDir, name);
-      await fetch(remote, `${dir}/${name}`, path, (done) => ctx.onProgress?.(before + done, total), ctx.signal);
+      await fetch(
+        remote,
+        `${dir}/${name}`,
+        path,
+        (done) => ctx.onProgress?.(before + done, total),
+        ctx.signal,
+      );
       const size = (await stat(path)).size;
       before += size;
       out.push({ name, path, size });
@@ -117,10 +138,18 @@ export const rsyncDriver: DatastoreDriver = {
     const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
     const entry = entries.find((e) => e.name === ref.file && !e.isDir && e.name !== MARKER);
     if (!entry) {
-      throw new BackupNotFound(`backup ${ref.backupId} of VM ${ref.vmId} has no file ${ref.file} in datastore ${target.id}`);
+      throw new BackupNotFound(
+        `backup ${ref.backupId} of VM ${ref.vmId} has no file ${ref.file} in datastore ${target.id}`,
+      );
     }
     await mkdir(dirname(ref.toPath), { recursive: true });
-    await fetch(remote, `${dir}/${ref.file}`, ref.toPath, (done) => ctx.onProgress?.(done, entry.size), ctx.signal);
+    await fetch(
+      remote,
+      `${dir}/${ref.file}`,
+      ref.toPath,
+      (done) => ctx.onProgress?.(done, entry.size),
+      ctx.signal,
+    );
     return { size: (await stat(ref.toPath)).size };
   },
 
@@ -130,7 +159,11 @@ export const rsyncDriver: DatastoreDriver = {
     try {
       return await sftpCapacity(remote.server, base, `datastore ${target.id}`, ctx);
     } catch (error) {
-      if (ctx.signal?.aborted || error instanceof DatastoreUnreachable || error instanceof DatastoreAuthFailed) {
+      if (
+        ctx.signal?.aborted ||
+        error instanceof DatastoreUnreachable ||
+        error instanceof DatastoreAuthFailed
+      ) {
         throw error;
       }
       // No sftp on the server (rsync-only account): rsync cannot see the filesystem, so report
@@ -157,7 +190,9 @@ export const rsyncDriver: DatastoreDriver = {
   async stat(target, ref, ctx = {}) {
     const remote = new RsyncRemote(target);
     const { entries } = await completeBackup(remote, ref, ctx.signal);
-    return entries.filter((e) => !e.isDir && ![MARKER, SUMS, TEMPLATE_NAME].includes(e.name)).map(({ name, size }) => ({ name, size }));
+    return entries
+      .filter((e) => !e.isDir && ![MARKER, SUMS, TEMPLATE_NAME].includes(e.name))
+      .map(({ name, size }) => ({ name, size }));
   },
 
   async verify(target, ref, ctx = {}) {
@@ -171,15 +206,21 @@ export const rsyncDriver: DatastoreDriver = {
           .filter((l) => l)
           .map((l) => [l.slice(66), l.slice(0, 64)] as const),
       );
-      const missing = entries.filter((e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name));
+      const missing = entries.filter(
+        (e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name),
+      );
       if (missing.length) throw new Error(`backup ${ref.backupId}: ${missing[0]?.name} is not in ${SUMS}`);
       for (const [name, sum] of expected) {
-        if (!entries.some((e) => e.name === name)) throw new Error(`backup ${ref.backupId}: ${name} is missing`);
+        if (!entries.some((e) => e.name === name))
+          throw new Error(`backup ${ref.backupId}: ${name} is missing`);
         const local = join(tmp, name);
         await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
-        const actual = (await run({ file: 'sha256sum', args: ['--', local] }, { signal: ctx.signal })).stdout.split(' ')[0];
+        const actual = (
+          await run({ file: 'sha256sum', args: ['--', local] }, { signal: ctx.signal })
+        ).stdout.split(' ')[0];
         await rm(local, { force: true });
-        if (actual !== sum) throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
+        if (actual !== sum)
+          throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
       }
     });
   },
@@ -193,7 +234,8 @@ export const rsyncDriver: DatastoreDriver = {
       await mkdir(empty);
       for (const backup of backups) {
         const files = await remote.listOrEmpty(`${parent}/${backup.name}`, ctx.signal);
-        if (!files.some((e) => e.name === MARKER)) await remote.remove(parent, backup.name, empty, { signal: ctx.signal });
+        if (!files.some((e) => e.name === MARKER))
+          await remote.remove(parent, backup.name, empty, { signal: ctx.signal });
       }
     });
   },

@@ -76,7 +76,15 @@ export class RsyncRemote {
    */
   async remove(parent: string, name: string, emptyDir: string, options: RunOptions = {}): Promise<void> {
     await this.rsync(
-      ['-r', '--delete', `--include=/${name}/***`, `--include=/${name}`, '--exclude=*', `${emptyDir}/`, this.spec(`${parent}/`)],
+      [
+        '-r',
+        '--delete',
+        `--include=/${name}/***`,
+        `--include=/${name}`,
+        '--exclude=*',
+        `${emptyDir}/`,
+        this.spec(`${parent}/`),
+      ],
       options,
     );
   }
@@ -87,7 +95,10 @@ export class RsyncRemote {
     const ssh = sshFailure(error.stderrTail, what, error);
     if (ssh) return ssh;
     if (error.exitCode === 23 && /No such file or directory/.test(error.stderrTail)) {
-      return new BackupNotFound(`${what}: ${lastLine(error.stderrTail)}`, { cause: error, repositoryMissing: true });
+      return new BackupNotFound(`${what}: ${lastLine(error.stderrTail)}`, {
+        cause: error,
+        repositoryMissing: true,
+      });
     }
     return error;
   }
@@ -98,11 +109,23 @@ export function parseListing(stdout: string): ListEntry[] {
   const entries: ListEntry[] = [];
   for (const line of stdout.split('\n')) {
     const m = /^([dl-])[rwxsStT-]{9}\s+([\d,]+)\s+\S+\s+\S+\s+(.+)$/.exec(line);
-    if (m) entries.push({ isDir: m[1] === 'd', size: Number((m[2] as string).replace(/,/g, '')), name: m[3] as string });
+    if (m)
+      entries.push({
+        isDir: m[1] === 'd',
+        size: Number((m[2] as string).replace(/,/g, '')),
+        name: m[3] as string,
+      });
   }
   return entries;
 }
 
 function lastLine(text: string): string {
-  return text.trim().split('\n').find((l) => /No such file/.test(l)) ?? text.trim().split('\n').at(-1) ?? '';
+  return (
+    text
+      .trim()
+      .split('\n')
+      .find((l) => /No such file/.test(l)) ??
+    text.trim().split('\n').at(-1) ??
+    ''
+  );
 }

@@ -19,7 +19,9 @@ export interface Server {
 export function parseServer(value: string, user?: string): Server {
   const v6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(value);
   const [host, port] = v6 ? [v6[1], v6[2]] : value.split(/:(?=\d+$)/);
-  if (!host || !/^[A-Za-z0-9.:-]+$/.test(host)) throw new ValidationError(`not a host or host:port: "${value}"`);
+  // A leading dash would make ssh read the host as an option (-oProxyCommand=...).
+  const valid = v6 ? /^[0-9A-Fa-f:.]+$/ : /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
+  if (!host || !valid.test(host)) throw new ValidationError(`not a host or host:port: "${value}"`);
   const server: Server = { host };
   if (port !== undefined) server.port = Number(port);
   if (user) server.user = user;
@@ -54,7 +56,8 @@ export function joinCommand(args: readonly string[]): string {
   return args
     .map((arg) => {
       if (/^[^\s"'\\]+$/.test(arg)) return arg;
-      if (/["\\]/.test(arg) || arg === '') throw new ValidationError(`cannot pass "${arg}" in an ssh command string`);
+      if (/["\\]/.test(arg) || arg === '')
+        throw new ValidationError(`cannot pass "${arg}" in an ssh command string`);
       return `"${arg}"`;
     })
     .join(' ');
@@ -62,7 +65,8 @@ export function joinCommand(args: readonly string[]): string {
 
 const UNREACHABLE =
   /connection refused|no route to host|could not resolve hostname|name or service not known|connection timed out|network is unreachable|connection reset|operation timed out|kex_exchange_identification/i;
-const AUTH = /permission denied \((?:publickey|password|keyboard|gssapi|hostbased)|host key verification failed|too many authentication failures/i;
+const AUTH =
+  /permission denied \((?:publickey|password|keyboard|gssapi|hostbased)|host key verification failed|too many authentication failures/i;
 
 /**
  * Maps an ssh failure seen in a tool's stderr to a typed error, or undefined when the text shows

@@ -3,9 +3,11 @@
  * `drivers/datastore/driver.ts`). A driver's test file calls {@link datastoreConformance} with a
  * factory that prepares a server (or a local folder) and says what the driver supports.
  */
-import { createHash, randomBytes } from 'node:crypto';
+
 // Synchronous /proc reads keep the 10 ms spy from piling up promises.
-import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,8 @@ export interface ConformanceTarget {
   secret?: string;
   /** A target whose server port is closed, for drivers with a server. */
   unreachable?: () => DatastoreTarget;
+  /** Whether the driver streams NBD exports (else it must refuse them with UnsupportedSource). */
+  streamsNbd: boolean;
   /** Substrings of the command lines of every process the driver starts for this suite. */
   processMarkers: string[];
   stop(): Promise<void>;
@@ -33,7 +37,8 @@ export interface ConformanceTarget {
 const MiB = 1024 * 1024;
 /** Offsets of the patterns written into the sparse disk: start, unaligned, middle, last block. */
 const PATTERN_OFFSETS = [0, MiB + 7, 40 * MiB, 64 * MiB - 4096];
-const TEMPLATE = '<domain type="kvm"><name>conformance</name><uuid>00000000-0000-0000-0000-000000000001</uuid></domain>\n';
+const TEMPLATE =
+  '<domain type="kvm"><name>conformance</name><uuid>00000000-0000-0000-0000-000000000001</uuid></domain>\n';
 
 /** Registers the suite for one driver configuration. */
 export function datastoreConformance(name: string, makeTarget: () => Promise<ConformanceTarget>): void {
@@ -53,7 +58,8 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       const sparse = join(work, 'disk0.img');
       const handle = await open(sparse, 'w');
       await handle.truncate(64 * MiB);
-      for (const [i, offset] of PATTERN_OFFSETS.entries()) await handle.write(Buffer.alloc(4096, 0xa0 + i), 0, 4096, offset);
+      for (const [i, offset] of PATTERN_OFFSETS.entries())
+        await handle.write(Buffer.alloc(4096, 0xa0 + i), 0, 4096, offset);
       await handle.close();
       const small = join(work, 'disk1.img');
       await writeFile(small, randomBytes(300 * 1024 + 5));
@@ -107,7 +113,9 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
         files: ['disk.0.raw', 'disk.1.qcow2', 'vm.xml'],
         toDir,
       });
-      expect(restored.map((r) => r.path)).toEqual(['disk.0.raw', 'disk.1.qcow2', 'vm.xml'].map((n) => join(toDir, n)));
+      expect(restored.map((r) => r.path)).toEqual(
+        ['disk.0.raw', 'disk.1.qcow2', 'vm.xml'].map((n) => join(toDir, n)),
+      );
       for (const r of restored) expect(await sha256(r.path), r.name).toBe(sums.get(r.name));
       expect(restored[0]?.size).toBe(64 * MiB);
     });
@@ -120,6 +128,31 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       expect(await sha256(toPath)).toBe(sums.get('disk.1.qcow2'));
       expect(byName(await t.driver.stat(t.target(), ref))).toEqual(byName(shared.files));
       await expect(t.driver.verify(t.target(), ref)).resolves.toBeUndefined();
+    });
+
+    it('streams an NBD export without a copy, or refuses it clearly', async () => {
+      const vmId = nextVm++;
+      const sock = join(work, `nbd-${vmId}.sock`);
+      const sparse = files[0]?.source.kind === 'file' ? files[0].source.path : '';
+      const server = spawn('qemu-nbd', ['-t', '-r', '-k', sock, '-f', 'raw', sparse], { stdio: 'ignore' });
+      try {
+        for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+        const nbd = {
+          name: 'disk.0.raw',
+          source: { kind: 'nbd', uri: `nbd+unix:///?socket=${sock}`, size: 64 * MiB },
+        } as const;
+        const attempt = t.driver.backup(t.target(), { vmId, imageId: 1, files: [nbd], template: TEMPLATE });
+        if (!t.streamsNbd) {
+          await expect(attempt).rejects.toMatchObject({ name: 'UnsupportedSource' });
+          return;
+        }
+        const out = await attempt;
+        const toPath = join(work, `nbd-${vmId}.raw`);
+        await t.driver.download(t.target(), { vmId, backupId: out.backupId, file: 'disk.0.raw', toPath });
+        expect(await sha256(toPath)).toBe(sums.get('disk.0.raw'));
+      } finally {
+        server.kill('SIGTERM');
+      }
     });
 
     it('monitor reports the capacity as numbers', async () => {
@@ -157,7 +190,9 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
 
     it('a wrong secret fails with DatastoreAuthFailed and the message does not hold the secret', async (ctx) => {
       if (!t.wrongSecret) return ctx.skip();
-      const error = await backup(shared.vmId, t.wrongSecret(), 'disk.1.qcow2').catch((e: unknown) => e as Error);
+      const error = await backup(shared.vmId, t.wrongSecret(), 'disk.1.qcow2').catch(
+        (e: unknown) => e as Error,
+      );
       expect(error).toMatchObject({ name: 'DatastoreAuthFailed' });
       expect(String((error as Error).message)).not.toContain(t.secret ?? '\0');
     });
@@ -186,7 +221,12 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       const cancelled = t.driver
         .backup(
           slow,
-          { vmId, imageId: 1, files: [{ name: 'disk.0.raw', source: { kind: 'file', path: big } }], template: TEMPLATE },
+          {
+            vmId,
+            imageId: 1,
+            files: [{ name: 'disk.0.raw', source: { kind: 'file', path: big } }],
+            template: TEMPLATE,
+          },
           { signal: controller.signal, onProgress: (done) => done > 0 && controller.abort() },
         )
         .catch((e: unknown) => e as Error);

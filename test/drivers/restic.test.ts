@@ -12,7 +12,9 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
   const base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-store-'));
   const sshd = sftp ? await startSshd() : undefined;
   if (sshd) process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
-  const server: Record<string, string> = sshd ? { RESTIC_SFTP_SERVER: `${sshd.host}:${sshd.port}`, RESTIC_SFTP_USER: 'root' } : {};
+  const server: Record<string, string> = sshd
+    ? { RESTIC_SFTP_SERVER: `${sshd.host}:${sshd.port}`, RESTIC_SFTP_USER: 'root' }
+    : {};
   const target = (attributes: Record<string, string> = {}, secret = PASSWORD): DatastoreTarget => ({
     id: 100,
     attributes: { BASE_PATH: base, ...server, ...attributes },
@@ -26,6 +28,7 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
     wrongSecret: () => target({}, 'not-the-password'),
     secret: PASSWORD,
     unreachable: sshd ? () => target({ RESTIC_SFTP_SERVER: `127.0.0.1:${closed}` }) : undefined,
+    streamsNbd: true,
     processMarkers: [base, ...(sshd ? [sshd.configPath] : [])],
     async stop() {
       await sshd?.stop();

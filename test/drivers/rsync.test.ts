@@ -12,7 +12,12 @@ datastoreConformance('rsync over ssh', async () => {
   const closed = await freePort();
   const target = (attributes = {}) => ({
     id: 200,
-    attributes: { BASE_PATH: base, RSYNC_HOST: `${sshd.host}:${sshd.port}`, RSYNC_USER: 'root', ...attributes },
+    attributes: {
+      BASE_PATH: base,
+      RSYNC_HOST: `${sshd.host}:${sshd.port}`,
+      RSYNC_USER: 'root',
+      ...attributes,
+    },
     secrets: {},
   });
   return {
@@ -20,6 +25,7 @@ datastoreConformance('rsync over ssh', async () => {
     target,
     slowAttributes: { RSYNC_ARGS: '-aS --bwlimit=256' },
     unreachable: () => target({ RSYNC_HOST: `127.0.0.1:${closed}` }),
+    streamsNbd: false,
     processMarkers: [base, sshd.configPath],
     async stop() {
       await sshd.stop();
