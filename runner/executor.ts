@@ -62,11 +62,13 @@ export class Executor {
       // Same outcome, new token: the state machine may have handed the task out again.
       const { outcome } = admission;
       log('info', 'task delivered again, answered with its recorded outcome', { ok: outcome.ok });
-      if (outcome.ok) await this.deps.reporter.succeed(task.token, outcome.result);
+      if (outcome.ok) await this.deps.reporter.succeed(task.token, outcome.result, log);
       else
         await this.deps.reporter.fail(
           task.token,
           Object.assign(new Error(outcome.error.message), { name: outcome.error.name }),
+          [],
+          log,
         );
       return 'answered';
     }
@@ -154,11 +156,11 @@ export class Executor {
         const shaped = shapeFailure(error, secrets);
         log('warn', 'task failed', { error: shaped.error, cause: shaped.cause, ms: Date.now() - started });
         await journal.failed(task.taskId, { name: shaped.error, message: shaped.cause }).catch(journalError);
-        await reporter.fail(task.token, error, secrets).catch(undelivered);
+        await reporter.fail(task.token, error, secrets, log).catch(undelivered);
         return;
       }
       await journal.done(task.taskId, result).catch(journalError);
-      await reporter.succeed(task.token, result).catch(undelivered);
+      await reporter.succeed(task.token, result, log).catch(undelivered);
       log('info', 'task succeeded', { ms: Date.now() - started });
     } finally {
       stopHeartbeat();

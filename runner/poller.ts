@@ -108,7 +108,7 @@ export async function handleMessage(message: QueueMessage, deps: PollerDeps): Pr
       taskId: parsed.taskId,
       error: parsed.error.message,
     });
-    if (parsed.token) await reporter.fail(parsed.token, parsed.error).catch(() => {});
+    if (parsed.token) await reporter.fail(parsed.token, parsed.error, [], log).catch(() => {});
   } else {
     try {
       await executor.accept(parsed.task);

@@ -36,7 +36,7 @@ export async function reconcileUnfinished(deps: ReconcileDeps): Promise<Reconcil
     const actions = await cleanLeftovers(record, deps, log);
     const error = new RunnerRestarted('the runner restarted while the task ran');
     if (record.token) {
-      const delivery = await deps.reporter.fail(record.token, error).catch((e: unknown) => {
+      const delivery = await deps.reporter.fail(record.token, error, [], log).catch((e: unknown) => {
         log('warn', 'RunnerRestarted not delivered', { error: (e as Error).name });
         return 'undelivered';
       });

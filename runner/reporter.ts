@@ -99,20 +99,25 @@ export class Reporter {
   ) {}
 
   /** SendTaskSuccess with `result`; a result too large is reported as a failure instead. */
-  async succeed(token: string, result: unknown): Promise<Delivery> {
+  async succeed(token: string, result: unknown, log: Logger = this.log): Promise<Delivery> {
     let output: string;
     try {
       output = encodeOutput(result);
     } catch (error) {
-      return this.fail(token, error);
+      return this.fail(token, error, [], log);
     }
-    return this.deliver('success', () => this.api.sendSuccess(token, output));
+    return this.deliver('success', () => this.api.sendSuccess(token, output), log);
   }
 
   /** SendTaskFailure with the shaped error (see {@link shapeFailure}). */
-  async fail(token: string, error: unknown, secrets: readonly string[] = []): Promise<Delivery> {
+  async fail(
+    token: string,
+    error: unknown,
+    secrets: readonly string[] = [],
+    log: Logger = this.log,
+  ): Promise<Delivery> {
     const shaped = shapeFailure(error, secrets);
-    return this.deliver('failure', () => this.api.sendFailure(token, shaped.error, shaped.cause));
+    return this.deliver('failure', () => this.api.sendFailure(token, shaped.error, shaped.cause), log);
   }
 
   /**
@@ -146,20 +151,20 @@ export class Reporter {
     };
   }
 
-  private async deliver(what: string, call: () => Promise<void>): Promise<Delivery> {
+  private async deliver(what: string, call: () => Promise<void>, log: Logger): Promise<Delivery> {
     for (let attempt = 1; ; attempt++) {
       try {
         await call();
         return 'sent';
       } catch (error) {
         if (isGoneToken(error)) {
-          this.log('warn', `task ${what} not delivered: nobody waits for it`, {
+          log('warn', `task ${what} not delivered: nobody waits for it`, {
             error: (error as Error).name,
           });
           return 'gone';
         }
         if (attempt >= ANSWER_ATTEMPTS) throw error;
-        this.log('warn', `sending task ${what} failed, retrying`, { error: (error as Error).name, attempt });
+        log('warn', `sending task ${what} failed, retrying`, { error: (error as Error).name, attempt });
         await new Promise((resolve) => setTimeout(resolve, this.retryDelayMs * attempt));
       }
     }
