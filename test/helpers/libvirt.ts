@@ -4,7 +4,7 @@
  * reads disk images back. Every VM lives under /var/lib/lifeboat/test-vms/<name>/.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml } from '#drivers/disk/domain-xml.ts';
@@ -19,7 +19,7 @@ export async function virsh(...args: string[]): Promise<string> {
 }
 
 async function libvirtReady(): Promise<boolean> {
-  return virsh('version').then(
+  return virsh('list', '--name').then(
     () => true,
     () => false,
   );
@@ -41,6 +41,7 @@ async function alive(pidFile: string): Promise<boolean> {
  * `virsh version` answers. Idempotent; a daemon started twice refuses through its pid file lock.
  */
 export async function ensureLibvirt(): Promise<void> {
+  await shareKvm();
   if (await libvirtReady()) return;
   for (const [daemon, pidFile] of [
     ['/usr/sbin/virtlogd', '/run/virtlogd.pid'],
@@ -54,6 +55,19 @@ export async function ensureLibvirt(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error('libvirtd did not become ready within 20 s');
+}
+
+/**
+ * Gives /dev/kvm the owner and mode udev gives it on Debian (root:kvm 0660), since no udev runs
+ * here. Without it QEMU (libvirt-qemu, group kvm) cannot use KVM, and libvirt then finds its
+ * capability cache stale on every lookup and re-probes QEMU: each `virsh define` takes 40 s.
+ */
+async function shareKvm(): Promise<void> {
+  const info = await stat('/dev/kvm').catch(() => undefined);
+  const kvmGid = Number(/^kvm:[^:]*:(\d+):/m.exec(await readFile('/etc/group', 'utf8'))?.[1] ?? Number.NaN);
+  if (!info || Number.isNaN(kvmGid) || (info.gid === kvmGid && (info.mode & 0o060) === 0o060)) return;
+  await chown('/dev/kvm', 0, kvmGid).catch(() => {});
+  await chmod('/dev/kvm', 0o660).catch(() => {});
 }
 
 /**

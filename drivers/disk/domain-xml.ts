@@ -1,0 +1,164 @@
+/**
+ * Parses libvirt domain XML (`virsh dumpxml`) into the facts the disk drivers and the inventory
+ * need: disks with their sources and formats, NICs, and Lifeboat's own metadata element
+ * (`<lifeboat:vm xmlns:lifeboat="urn:lifeboat:vm:1">`: volatile disks, BACKUP_CONFIG pairs).
+ * Pure: no process, no file system, so it is unit-tested with XML strings.
+ */
+import { XMLParser } from 'fast-xml-parser';
+import { ValidationError } from '#core/errors.ts';
+
+/** Namespace of Lifeboat's metadata element inside `<metadata>`. */
+export const LIFEBOAT_XMLNS = 'urn:lifeboat:vm:1';
+
+/** One `<disk>` of a domain. */
+export interface DomainDisk {
+  /** Guest device name (`vda`). */
+  target: string;
+  /** `disk`, `cdrom`, `floppy`, `lun`. */
+  device: string;
+  /** `file`, `block`, `network`, `volume`. */
+  type: string;
+  /** File path, block device, or `pool/image` for rbd; absent for an empty cdrom. */
+  source?: string;
+  /** Driver format (`qcow2`, `raw`), or `rbd` for an rbd network disk. */
+  format?: string;
+  /** Device alias (`ua-vda`, `virtio-disk0`) from live XML; its QOM path is `/machine/peripheral/<alias>`. */
+  alias?: string;
+}
+
+/** One `<interface>` of a domain. */
+export interface DomainNic {
+  type: string;
+  mac?: string;
+  /** libvirt network name, or the bridge for `type='bridge'`. */
+  network?: string;
+}
+
+export interface DomainInfo {
+  name: string;
+  uuid?: string;
+  disks: DomainDisk[];
+  nics: DomainNic[];
+  /** Targets marked `<lifeboat:disk target="vdb" volatile="yes"/>`: never backed up. */
+  volatileTargets: string[];
+  /** `<lifeboat:backup_config>` pairs, or undefined when the element is absent. */
+  backupConfig?: Record<string, string>;
+}
+
+type Node = Record<string, unknown>;
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  // Keep every value as text: a uuid or a BACKUP_CONFIG value must not turn into a number.
+  parseTagValue: false,
+  parseAttributeValue: false,
+  isArray: (name) => ['disk', 'interface'].includes(name) || name.endsWith(':disk'),
+});
+
+/** Parses a domain XML; throws ValidationError when it is not one. */
+export function parseDomainXml(xml: string): DomainInfo {
+  let doc: Node;
+  try {
+    doc = parser.parse(xml) as Node;
+  } catch (error) {
+    throw new ValidationError(`Domain XML does not parse: ${(error as Error).message}`, { cause: error });
+  }
+  const domain = asNode(doc.domain);
+  const name = text(domain?.name);
+  if (!domain || !name) throw new ValidationError('Domain XML has no <domain> with a <name>');
+  const devices = asNode(domain.devices) ?? {};
+  const meta = lifeboatMetadata(asNode(domain.metadata));
+  const info: DomainInfo = {
+    name,
+    disks: asArray(devices.disk)
+      .map(parseDisk)
+      .filter((d): d is DomainDisk => d !== undefined),
+    nics: asArray(devices.interface).map(parseNic),
+    volatileTargets: meta.volatileTargets,
+  };
+  const uuid = text(domain.uuid);
+  if (uuid) info.uuid = uuid;
+  if (meta.backupConfig) info.backupConfig = meta.backupConfig;
+  return info;
+}
+
+function parseDisk(node: Node): DomainDisk | undefined {
+  const target = attr(node.target, 'dev');
+  if (!target) return undefined;
+  const type = attr(node, 'type') ?? 'file';
+  const disk: DomainDisk = { target, type, device: attr(node, 'device') ?? 'disk' };
+  const source = asNode(node.source);
+  let path: string | undefined;
+  if (type === 'file') path = attr(source, 'file');
+  else if (type === 'block') path = attr(source, 'dev');
+  else if (type === 'network') path = attr(source, 'name');
+  else if (type === 'volume') path = [attr(source, 'pool'), attr(source, 'volume')].filter(Boolean).join('/');
+  if (path) disk.source = path;
+  const format = type === 'network' && attr(source, 'protocol') === 'rbd' ? 'rbd' : attr(node.driver, 'type');
+  if (format) disk.format = format;
+  const alias = attr(node.alias, 'name');
+  if (alias) disk.alias = alias;
+  return disk;
+}
+
+function parseNic(node: Node): DomainNic {
+  const type = attr(node, 'type') ?? 'unknown';
+  const nic: DomainNic = { type };
+  const mac = attr(node.mac, 'address');
+  if (mac) nic.mac = mac;
+  const network = attr(node.source, 'network') ?? attr(node.source, 'bridge');
+  if (network) nic.network = network;
+  return nic;
+}
+
+/** Finds our element by its namespace URI, whatever prefix the XML gives it. */
+function lifeboatMetadata(metadata: Node | undefined): {
+  volatileTargets: string[];
+  backupConfig?: Record<string, string>;
+} {
+  for (const [key, value] of Object.entries(metadata ?? {})) {
+    const node = asNode(Array.isArray(value) ? value[0] : value);
+    if (!node) continue;
+    const prefix = key.includes(':') ? key.slice(0, key.indexOf(':')) : '';
+    const xmlns = prefix ? node[`@_xmlns:${prefix}`] : node['@_xmlns'];
+    if (xmlns !== LIFEBOAT_XMLNS) continue;
+    const tag = (local: string) => (prefix ? `${prefix}:${local}` : local);
+    const volatileTargets = asArray(node[tag('disk')])
+      .filter((d) => /^(yes|true|1)$/i.test(attr(d, 'volatile') ?? ''))
+      .map((d) => attr(d, 'target'))
+      .filter((t): t is string => Boolean(t));
+    const result: { volatileTargets: string[]; backupConfig?: Record<string, string> } = { volatileTargets };
+    const config = node[tag('backup_config')];
+    if (config !== undefined) {
+      result.backupConfig = {};
+      for (const [k, v] of Object.entries(asNode(config) ?? {})) {
+        if (k.startsWith('@_') || k === '#text') continue;
+        const local = prefix && k.startsWith(`${prefix}:`) ? k.slice(prefix.length + 1) : k;
+        result.backupConfig[local] = text(Array.isArray(v) ? v.at(-1) : v) ?? '';
+      }
+    }
+    return result;
+  }
+  return { volatileTargets: [] };
+}
+
+function asNode(value: unknown): Node | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Node) : undefined;
+}
+
+function asArray(value: unknown): Node[] {
+  const list = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return list.map((v) => asNode(v) ?? {});
+}
+
+function attr(node: unknown, name: string): string | undefined {
+  const value = asNode(node)?.[`@_${name}`];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() || undefined;
+  const inner = asNode(value)?.['#text'];
+  return typeof inner === 'string' ? inner.trim() || undefined : undefined;
+}

@@ -1,0 +1,99 @@
+/**
+ * How a VM's disks are made stable for a backup, handed to a datastore driver, cleaned up
+ * afterwards, and written back on restore. One implementation per kind of disk (`qcow2`: file
+ * disks in qcow2 or raw format; `rbd`: Ceph images), registered in `registry.ts`.
+ *
+ * Rules every implementation keeps:
+ * - `prepareBackup` leaves the VM running as it was (a SUSPEND freeze is resumed and an AGENT
+ *   freeze thawed before it returns, also when it fails), and hands out sources that do not
+ *   change while the datastore reads them: guest writes made after `prepareBackup` returns never
+ *   show up in them.
+ * - Everything it creates on the host (overlays, snapshots, exports, lock holders, scratch
+ *   files) lives in, or is recorded in, `workDir`, so that {@link DiskDriver.reconcile} of that
+ *   folder alone undoes it after a crash of the runner, even with no memory of the run.
+ * - `release()` gives the VM back its own disks (guest writes made during the backup kept), is
+ *   idempotent, and still works when the domain was destroyed or undefined meanwhile. Base disk
+ *   files are never deleted or rewritten other than by committing the guest's own writes into them.
+ * - Nothing a guest wrote is ever thrown away: an overlay the domain still uses (live or in its
+ *   persistent definition) is committed back before it is removed; when that fails, it is kept.
+ * - When prepareBackup fails, nothing is left behind (it cleans up as `release()` would).
+ * - Failures are typed: `FsFreezeFailed`, `DomainNotFound`, `DiskMismatch`,
+ *   `DiskSnapshotFailed` (see `errors.ts`), otherwise ExecError.
+ * - `signal` aborts the operation and kills every child process; cleanup still runs.
+ * - The template is the domain's persistent XML without security info (no VNC/SPICE passwords).
+ */
+
+import type { z } from 'zod';
+import type { TaskConfig, TaskDisk, TaskVm } from '#core/contracts/tasks.ts';
+import type { DiskSource } from '../datastore/driver.ts';
+
+/** A disk to back up, as the backup task names it. */
+export type BackupDisk = z.infer<typeof TaskDisk>;
+/** The VM of a backup task (only the domain name matters to the disk drivers). */
+export type BackupVm = Pick<z.infer<typeof TaskVm>, 'id' | 'domain'>;
+/** How the guest is quiesced around the snapshot (BACKUP_CONFIG FS_FREEZE). */
+export type FreezeMode = z.infer<typeof TaskConfig>['FS_FREEZE'];
+
+export interface PrepareOptions {
+  freeze: FreezeMode;
+  /**
+   * A folder of this backup alone (created if missing), on the host, where the driver keeps its
+   * overlays and records. It must be reachable by the QEMU process (libvirt-qemu needs search
+   * permission on every parent folder).
+   */
+  workDir: string;
+  signal?: AbortSignal;
+}
+
+/** One disk ready to be streamed to the datastore. */
+export interface PreparedFile {
+  diskId: number;
+  /** File name inside the backup: `disk.<id>.<format>`. */
+  name: string;
+  source: DiskSource;
+  /** Format of the bytes the source yields. */
+  format: 'qcow2' | 'raw';
+  /** Guest-visible size in bytes. */
+  virtualSize: number;
+}
+
+export interface PreparedBackup {
+  files: PreparedFile[];
+  /** The domain's persistent XML at backup time (references the original disk files). */
+  template: string;
+  /** VM state seen when the backup was prepared: a RUNNING one was snapshotted. */
+  state: 'RUNNING' | 'SUSPENDED' | 'POWEROFF';
+  /** Undoes everything prepareBackup did (see the rules above). Safe to call more than once. */
+  release(): Promise<void>;
+}
+
+export interface RestoredDisk {
+  path: string;
+  format: 'qcow2';
+  virtualSize: number;
+  /** Bytes the file takes on disk. */
+  size: number;
+}
+
+export interface DiskDriver {
+  readonly name: string;
+  prepareBackup(vm: BackupVm, disks: readonly BackupDisk[], options: PrepareOptions): Promise<PreparedBackup>;
+  /**
+   * Undoes what an interrupted backup left in `workDir`: commits overlays the domain still runs
+   * on (or is defined on) back into their base files, stops lock holders and exports, removes
+   * the driver's files. `domain` is needed only when the driver's own record in `workDir` is
+   * lost. Returns a line per action taken (empty when nothing was left). Idempotent.
+   */
+  reconcile(workDir: string, domain?: string, options?: { signal?: AbortSignal }): Promise<string[]>;
+  /**
+   * Turns a disk file restored from a datastore (`file`, stored in `format`) into a qcow2 disk
+   * at `toPath` (moved when already qcow2, converted otherwise; the input file is consumed), and
+   * checks it with `qemu-img check`. Refuses to overwrite an existing `toPath`.
+   */
+  restoreDisk(
+    file: string,
+    format: 'qcow2' | 'raw',
+    toPath: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<RestoredDisk>;
+}

@@ -1,0 +1,28 @@
+/**
+ * Errors of the disk drivers. Their `name` is a contract (see `core/errors.ts`): the runner
+ * reports it through SendTaskFailure as the state machine's `Error`, so never rename one.
+ */
+import { LifeboatError } from '#core/errors.ts';
+
+/** FS_FREEZE=AGENT could not freeze the guest's file systems (no agent, agent error). */
+export class FsFreezeFailed extends LifeboatError {
+  override readonly status = 409;
+}
+
+/** The libvirt domain named in a task does not exist on this host. */
+export class DomainNotFound extends LifeboatError {
+  override readonly status = 404;
+}
+
+/**
+ * A disk is not as the task describes it: its live source differs (an overlay left by a crash,
+ * a disk moved since the inventory), or its format is not one this driver handles.
+ */
+export class DiskMismatch extends LifeboatError {
+  override readonly status = 409;
+}
+
+/** Snapshotting or committing a disk back failed; the message says which disk and why. */
+export class DiskSnapshotFailed extends LifeboatError {
+  override readonly status = 500;
+}

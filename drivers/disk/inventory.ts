@@ -1,0 +1,101 @@
+/**
+ * The runner's inventory of libvirt domains: each domain as the `InventoryVm` shape of
+ * `PUT /hosts/{id}/inventory` (disks with virtual sizes, NICs, state, template, BACKUP_CONFIG
+ * from Lifeboat's metadata element).
+ */
+import type { InventoryVm } from '#core/contracts/api.ts';
+import type { VmState } from '#core/model.ts';
+import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
+import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
+
+type Vm = InventoryVm;
+type State = (typeof VmState.options)[number];
+
+/** Maps libvirt's `virsh domstate` words to Lifeboat's VM states (null: the domain is gone). */
+export function toVmState(state: string | null): State {
+  switch (state) {
+    case null:
+      return 'GONE';
+    case 'running':
+    case 'in shutdown':
+    case 'blocked':
+      return 'RUNNING';
+    case 'paused':
+    case 'pmsuspended':
+      return 'SUSPENDED';
+    case 'shut off':
+    case 'crashed':
+      return 'POWEROFF';
+    default:
+      return 'UNKNOWN';
+  }
+}
+
+/** The disk formats Lifeboat backs up; other disks (cdroms, vmdk) are left out of the inventory. */
+function inventoryFormat(disk: DomainDisk): 'qcow2' | 'raw' | 'rbd' | undefined {
+  if (disk.device !== 'disk' || !disk.source) return undefined;
+  return disk.format === 'qcow2' || disk.format === 'raw' || disk.format === 'rbd' ? disk.format : undefined;
+}
+
+/**
+ * Builds the inventory entry of one domain from its persistent XML (the template: what a restore
+ * recreates, never overlays of a backup in flight) and its state. Disk ids are the order of the
+ * backed-up-able disks in the XML. Sizes come from `qemu-img info` (with `-U` only while the
+ * domain runs, metadata only); rbd sizes are left to the rbd driver (0 here).
+ */
+export async function readDomainInventory(domain: string, options: ToolOptions = {}): Promise<Vm> {
+  const state = await domainState(domain, options);
+  const template = await domainXml(domain, { ...options, inactive: true });
+  const info = parseDomainXml(template);
+  const running = isActiveState(state);
+  const disks: Vm['disks'] = [];
+  for (const disk of info.disks) {
+    const format = inventoryFormat(disk);
+    if (!format || !disk.source) continue;
+    const size =
+      format === 'rbd'
+        ? 0
+        : (await imageInfo(disk.source, { format, shared: running, signal: options.signal }))['virtual-size'];
+    disks.push({
+      id: disks.length,
+      target: disk.target,
+      source: disk.source,
+      format,
+      size,
+      volatile: info.volatileTargets.includes(disk.target),
+      // Changed-block tracking needs persistent bitmaps: qcow2 files (or rbd's own diffs).
+      canIncrement: format !== 'raw',
+    });
+  }
+  const vm: Vm = {
+    domain: info.name,
+    state: toVmState(state),
+    disks,
+    nics: info.nics.map((nic, id) => ({
+      id,
+      ...(nic.network ? { network: nic.network } : {}),
+      ...(nic.mac ? { mac: nic.mac } : {}),
+    })),
+    template,
+  };
+  if (info.uuid) vm.uuid = info.uuid;
+  if (info.backupConfig) vm.backupConfig = info.backupConfig;
+  return vm;
+}
+
+/** Every domain libvirt knows on this host, running or not; domains that vanish meanwhile are skipped. */
+export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]> {
+  const names = (await virsh(['list', '--all', '--name'], options))
+    .split('\n')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  const vms: Vm[] = [];
+  for (const name of names) {
+    try {
+      vms.push(await readDomainInventory(name, options));
+    } catch (error) {
+      if ((await domainState(name, options)) !== null) throw error;
+    }
+  }
+  return vms;
+}

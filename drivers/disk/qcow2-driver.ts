@@ -1,0 +1,294 @@
+/**
+ * Disk driver for file disks (qcow2 and raw) of libvirt domains.
+ *
+ * RUNNING (or paused) VM: one atomic disk-only external snapshot of the selected disks puts the
+ * guest's writes into overlays in the work folder; the original files are then stable and are
+ * handed out as they are (`disk.<id>.<format>`). `release()` commits each overlay back with
+ * `blockcommit --active --pivot` and deletes it, so the VM runs on its own files again.
+ *
+ * POWEROFF VM: the files themselves are the sources. So that the domain cannot start and write
+ * into them while the datastore reads them, a read-only `qemu-nbd` (no client ever connects) holds
+ * QEMU's image lock on each file until `release()`: `virsh start` fails meanwhile with "Failed to
+ * get write lock" rather than silently corrupting the backup.
+ *
+ * Disks with a backing file are refused for now (the file alone would not be the whole disk).
+ */
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Conflict, ValidationError } from '#core/errors.ts';
+import { Cancelled, ExecError, run } from '../exec.ts';
+import { parseDomainXml } from './domain-xml.ts';
+import type {
+  BackupDisk,
+  BackupVm,
+  DiskDriver,
+  FreezeMode,
+  PreparedBackup,
+  PreparedFile,
+  PrepareOptions,
+  RestoredDisk,
+} from './driver.ts';
+import { DiskMismatch, DiskSnapshotFailed, DomainNotFound, FsFreezeFailed } from './errors.ts';
+import {
+  DEFAULT_URI,
+  domainState,
+  domainXml,
+  imageInfo,
+  isActiveState,
+  type ToolOptions,
+  virsh,
+} from './tools.ts';
+import { cleanWorkDir, lockPidPath, lockSocketPath, overlayPath, writeRecord } from './work-dir.ts';
+
+export class Qcow2Driver implements DiskDriver {
+  readonly name = 'qcow2';
+  constructor(private readonly uri: string = DEFAULT_URI) {}
+
+  async prepareBackup(
+    vm: BackupVm,
+    disks: readonly BackupDisk[],
+    options: PrepareOptions,
+  ): Promise<PreparedBackup> {
+    const tool: ToolOptions = { uri: this.uri, signal: options.signal };
+    const state = await domainState(vm.domain, tool);
+    if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
+    const active = isActiveState(state);
+    const files = await this.checkDisks(vm.domain, disks, active, tool);
+    // Captured before the snapshot, so it names the original files, never our overlays.
+    const template = await domainXml(vm.domain, { ...tool, inactive: true });
+    // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
+    await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
+    // QEMU (libvirt-qemu) must reach the overlays: search permission, no listing.
+    await mkdir(options.workDir, { recursive: true, mode: 0o711 });
+    await writeRecord(options.workDir, {
+      v: 1,
+      domain: vm.domain,
+      disks: disks.map((d) => ({
+        target: d.target,
+        base: d.source,
+        format: d.format,
+        overlay: overlayPath(options.workDir, d.target),
+      })),
+    });
+    const holders: { abort: AbortController; done: Promise<unknown> }[] = [];
+    const release = once(async () => {
+      for (const holder of holders) holder.abort.abort();
+      await Promise.all(holders.map((h) => h.done));
+      await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
+    });
+    try {
+      if (active) {
+        await this.snapshot(vm.domain, disks, state, options, tool);
+      } else {
+        for (const disk of disks) holders.push(await this.holdLock(disk, options.workDir));
+        // It may have started between our look and the lock: then the lock failed, or it runs now.
+        if (isActiveState(await domainState(vm.domain, tool))) {
+          throw new DiskMismatch(`VM '${vm.domain}' started while its backup was being prepared`);
+        }
+      }
+      return {
+        files,
+        template,
+        state: state === 'paused' ? 'SUSPENDED' : active ? 'RUNNING' : 'POWEROFF',
+        release,
+      };
+    } catch (error) {
+      await release().catch(() => {});
+      throw error;
+    }
+  }
+
+  reconcile(workDir: string, domain?: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+    return cleanWorkDir(workDir, domain, { uri: this.uri, signal: options.signal });
+  }
+
+  async restoreDisk(
+    file: string,
+    format: 'qcow2' | 'raw',
+    toPath: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RestoredDisk> {
+    if (await exists(toPath)) throw new Conflict(`Disk file ${toPath} already exists`);
+    await mkdir(dirname(toPath), { recursive: true });
+    const info = await imageInfo(file, { format, signal: options.signal });
+    if (info['backing-filename'])
+      throw new DiskMismatch(`${file} has a backing file; restore its chain first`);
+    const partial = `${toPath}.partial`;
+    try {
+      if (format === 'qcow2') {
+        await rename(file, partial).catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EXDEV') throw error;
+          await copyFile(file, partial);
+          await rm(file);
+        });
+      } else {
+        await run(
+          { file: 'qemu-img', args: ['convert', '-f', 'raw', '-O', 'qcow2', file, partial] },
+          { signal: options.signal },
+        );
+        await rm(file);
+      }
+      await run({ file: 'qemu-img', args: ['check', '-f', 'qcow2', partial] }, { signal: options.signal });
+      await rename(partial, toPath);
+    } finally {
+      await rm(partial, { force: true });
+    }
+    return {
+      path: toPath,
+      format: 'qcow2',
+      virtualSize: info['virtual-size'],
+      size: (await stat(toPath)).size,
+    };
+  }
+
+  /** Checks the task's disks against the live domain and names the files to hand out. */
+  private async checkDisks(
+    domain: string,
+    disks: readonly BackupDisk[],
+    active: boolean,
+    tool: ToolOptions,
+  ): Promise<PreparedFile[]> {
+    if (disks.length === 0) throw new ValidationError('A backup needs at least one disk');
+    const live = parseDomainXml(await domainXml(domain, tool));
+    const files: PreparedFile[] = [];
+    for (const disk of disks) {
+      const format = disk.format;
+      if (disk.driver !== 'qcow2' || format === 'rbd') {
+        throw new DiskMismatch(`Disk ${disk.id} (${disk.target}) of '${domain}' is not a file disk`);
+      }
+      const found = live.disks.find((d) => d.target === disk.target);
+      if (found?.type !== 'file') {
+        throw new DiskMismatch(`VM '${domain}' has no file disk ${disk.target}`);
+      }
+      if (found.source !== disk.source || found.format !== format) {
+        throw new DiskMismatch(
+          `VM '${domain}' disk ${disk.target} is ${found.source} (${found.format}), not ${disk.source} (${format}); ` +
+            'an overlay left by an interrupted backup is cleaned by reconcile',
+        );
+      }
+      // -U only for metadata of a disk a running QEMU holds open.
+      const info = await imageInfo(disk.source, { format, shared: active, signal: tool.signal });
+      if (info['backing-filename']) {
+        throw new DiskMismatch(`VM '${domain}' disk ${disk.target} has a backing file (not supported yet)`);
+      }
+      files.push({
+        diskId: disk.id,
+        name: `disk.${disk.id}.${format}`,
+        source: { kind: 'file', path: disk.source },
+        format,
+        virtualSize: info['virtual-size'],
+      });
+    }
+    return files;
+  }
+
+  /** Freeze, one atomic external snapshot of the selected disks, thaw (also on failure). */
+  private async snapshot(
+    domain: string,
+    disks: readonly BackupDisk[],
+    state: string,
+    options: PrepareOptions,
+    tool: ToolOptions,
+  ): Promise<void> {
+    const live = parseDomainXml(await domainXml(domain, tool));
+    const specs = live.disks.map((d) => {
+      const selected = disks.some((s) => s.target === d.target);
+      // virsh splits --diskspec on commas; a literal comma is written twice.
+      const file = overlayPath(options.workDir, d.target).replaceAll(',', ',,');
+      return [
+        '--diskspec',
+        selected ? `${d.target},snapshot=external,file=${file}` : `${d.target},snapshot=no`,
+      ];
+    });
+    const thaw = await freeze(domain, options.freeze, state, tool);
+    try {
+      await virsh(
+        ['snapshot-create-as', domain, '--disk-only', '--atomic', '--no-metadata', ...specs.flat()],
+        tool,
+      );
+    } catch (error) {
+      if (error instanceof Cancelled) throw error;
+      const detail = error instanceof ExecError ? error.stderrTail : (error as Error).message;
+      throw new DiskSnapshotFailed(`Snapshot of VM '${domain}' failed: ${detail}`, { cause: error });
+    } finally {
+      await thaw();
+    }
+  }
+
+  /** A read-only qemu-nbd on the file: holds QEMU's image lock so the domain cannot start. */
+  private async holdLock(
+    disk: BackupDisk,
+    workDir: string,
+  ): Promise<{ abort: AbortController; done: Promise<unknown> }> {
+    const abort = new AbortController();
+    const pidFile = lockPidPath(workDir, disk.target);
+    const args = ['-t', '-r', '-f', disk.format, '-k', lockSocketPath(workDir, disk.target)];
+    let failure: unknown;
+    const done = run(
+      { file: 'qemu-nbd', args: [...args, `--pid-file=${pidFile}`, disk.source] },
+      { signal: abort.signal },
+    ).catch((error: unknown) => {
+      failure = error;
+    });
+    for (let i = 0; i < 100 && failure === undefined && !(await exists(pidFile)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (failure !== undefined || !(await exists(pidFile))) {
+      abort.abort();
+      await done;
+      const detail = failure instanceof ExecError ? failure.stderrTail : 'qemu-nbd did not start';
+      throw new DiskMismatch(`Cannot lock ${disk.source} of a stopped VM (is it running?): ${detail}`, {
+        cause: failure,
+      });
+    }
+    return { abort, done };
+  }
+}
+
+/** Quiesces the guest; returns the undo, which never throws (the snapshot's outcome matters more). */
+async function freeze(
+  domain: string,
+  mode: FreezeMode,
+  state: string,
+  tool: ToolOptions,
+): Promise<() => Promise<void>> {
+  const quiet: ToolOptions = { uri: tool.uri };
+  if (mode === 'SUSPEND' && state === 'running') {
+    await virsh(['suspend', domain], tool);
+    return () => virsh(['resume', domain], quiet).then(noop, noop);
+  }
+  if (mode === 'AGENT') {
+    try {
+      await virsh(['domfsfreeze', domain], tool);
+    } catch (error) {
+      const detail = error instanceof ExecError ? error.stderrTail : String(error);
+      const message = /agent is not connected|agent.*not configured|guest agent/i.test(detail)
+        ? `VM '${domain}' has no QEMU guest agent connected (FS_FREEZE=AGENT)`
+        : `VM '${domain}' file systems could not be frozen (FS_FREEZE=AGENT): ${detail}`;
+      throw new FsFreezeFailed(message, { cause: error });
+    }
+    return () => virsh(['domfsthaw', domain], quiet).then(noop, noop);
+  }
+  return async () => {};
+}
+
+function noop(): void {}
+
+/** Runs `fn` once when it succeeds; after a failure the next call tries again. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let promise: Promise<void> | undefined;
+  return () => {
+    promise ??= fn().catch((error: unknown) => {
+      promise = undefined;
+      throw error;
+    });
+    return promise;
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
