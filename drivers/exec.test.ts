@@ -77,6 +77,30 @@ describe('runPipeline', () => {
     expect(error.message).toContain('disk gone');
   });
 
+  it('ends a producer whose consumer exits early instead of hanging', async () => {
+    const result = await runPipeline(
+      [
+        { file: 'yes', args: [] },
+        { file: 'head', args: ['-c', '4'] },
+      ],
+      { timeoutMs: 10_000 },
+    );
+    expect(result.stdout).toBe('y\ny\n');
+  });
+
+  it('reports a consumer that fails early while the producer still writes', async () => {
+    const error = await runPipeline(
+      [
+        { file: 'yes', args: [] },
+        { file: node, args: ['-e', 'console.error("wrong password"); process.exit(3)'] },
+      ],
+      { timeoutMs: 10_000 },
+    ).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.exitCode).toBe(3);
+    expect(error.message).toContain('wrong password');
+  });
+
   it('feeds input to the first command', async () => {
     const result = await runPipeline(
       [

@@ -68,8 +68,9 @@ export function run(command: Command, options: RunOptions = {}): Promise<RunResu
 /**
  * Runs `a | b | ...` without a shell: each command's stdout feeds the next one's stdin. Resolves
  * with the last command's output once every command has exited 0; otherwise rejects with the
- * ExecError of the first command that failed (a downstream failure often kills upstream with
- * SIGPIPE, which is reported only if nothing else failed).
+ * ExecError of the first command that failed. A command whose consumer exited before it did is
+ * cut off: its failure (EPIPE, SIGPIPE, connection reset) is a consequence and not reported; the
+ * consumer's own exit status tells whether that early end was a failure.
  */
 export async function runPipeline(
   commands: readonly Command[],
@@ -78,6 +79,8 @@ export async function runPipeline(
   if (commands.length === 0) throw new Error('runPipeline needs at least one command');
   const children: ResultPromise[] = [];
   const stderrTails = new Map<ResultPromise, string>();
+  const settled = new Set<ResultPromise>();
+  const cutOff = new Set<ResultPromise>();
   const killAll = (signal: NodeJS.Signals) => {
     for (const child of children) killGroup(child, signal);
   };
@@ -104,18 +107,32 @@ export async function runPipeline(
         ...(first && options.input !== undefined ? { input: options.input } : {}),
       });
       const previous = children[index - 1];
-      if (previous?.stdout && child.stdin) previous.stdout.pipe(child.stdin);
+      if (previous?.stdout && child.stdin) {
+        previous.stdout.pipe(child.stdin);
+        // When a consumer exits early, close the read end of its input: the producer then gets
+        // EPIPE/SIGPIPE instead of blocking forever on a pipe nobody drains.
+        // Its failure then is a consequence, not a cause: it is marked cut off and not reported.
+        const upstream = previous.stdout;
+        void child.finally(() => {
+          if (!settled.has(previous)) cutOff.add(previous);
+          upstream.destroy();
+        });
+      }
       // A downstream consumer that exits early must not crash us with EPIPE.
       child.stdin?.on('error', () => {});
       watchStderr(child, stderrTails, last ? options.onStderrLine : undefined);
       if (last && options.onStdoutLine) watchLines(child.stdout, options.onStdoutLine);
+      void child.finally(() => settled.add(child));
       children.push(child);
     });
     const results = await Promise.all(children);
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
     const failures = results
       .map((result, index) => ({ result, index }))
-      .filter(({ result }) => result.failed || result.exitCode !== 0);
+      .filter(
+        ({ result, index }) =>
+          (result.failed || result.exitCode !== 0) && !cutOff.has(children[index] as ResultPromise),
+      );
     const firstReal = failures.find(({ result }) => result.signal !== 'SIGPIPE') ?? failures[0];
     if (firstReal) {
       const { result, index } = firstReal;
