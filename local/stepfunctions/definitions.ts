@@ -130,23 +130,48 @@ export async function templateKey(config: LocalConfig): Promise<string> {
 }
 
 /**
- * The template, from `cacheFile` when the sources and settings are unchanged since it was
- * written, else synthesized (5 to 30 s on a busy machine) and cached.
+ * Where synthesized templates are cached: the home folder, and a cache shared by every home of
+ * this checkout (`node_modules/.cache/lifeboat`, so fresh homes such as tests' start fast).
+ */
+export function templateCacheFiles(homeCacheFile: string, key: string): string[] {
+  return [
+    homeCacheFile,
+    join(PROJECT_ROOT, 'node_modules', '.cache', 'lifeboat', `template-${key.slice(0, 16)}.json`),
+  ];
+}
+
+/**
+ * The template, from a cache when the sources and settings are unchanged since it was written,
+ * else synthesized (5 to 30 s on a busy machine) and cached. Cache write failures are ignored.
  */
 export async function cachedTemplate(
   config: LocalConfig,
-  cacheFile: string,
+  homeCacheFile: string,
 ): Promise<{ template: CfnTemplate; cached: boolean }> {
   const key = await templateKey(config);
-  try {
-    const saved = JSON.parse(await readFile(cacheFile, 'utf8')) as { key?: string; template?: CfnTemplate };
-    if (saved.key === key && saved.template) return { template: saved.template, cached: true };
-  } catch {
-    // no cache yet, or unreadable: synthesize
+  const files = templateCacheFiles(homeCacheFile, key);
+  let template: CfnTemplate | undefined;
+  for (const file of files) {
+    try {
+      const saved = JSON.parse(await readFile(file, 'utf8')) as { key?: string; template?: CfnTemplate };
+      if (saved.key === key && saved.template) {
+        template = saved.template;
+        break;
+      }
+    } catch {
+      // no cache there, or unreadable
+    }
   }
-  const template = await synthesizeTemplate(config);
-  await mkdir(dirname(cacheFile), { recursive: true, mode: 0o700 });
-  await writeFile(`${cacheFile}.tmp`, JSON.stringify({ key, template }), { mode: 0o600 });
-  await rename(`${cacheFile}.tmp`, cacheFile);
-  return { template, cached: false };
+  const cached = template !== undefined;
+  template ??= await synthesizeTemplate(config);
+  for (const file of files) {
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      await writeFile(`${file}.tmp`, JSON.stringify({ key, template }), { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    } catch {
+      // a read-only checkout: synthesize next time
+    }
+  }
+  return { template, cached };
 }

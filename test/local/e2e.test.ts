@@ -105,6 +105,8 @@ describe('local mode, end to end', () => {
     expect(saved).toEqual({ endpoint, token });
     expect((await stat(join(home, 'endpoint.json'))).mode & 0o777).toBe(0o600);
     expect((await stat(home)).mode & 0o777).toBe(0o700);
+    // The token lives in endpoint.json only: never in the supervisor's log or command line.
+    expect(await readFile(join(home, 'logs', 'supervisor.log'), 'utf8')).not.toContain(token);
     expect((await api('GET', '/hosts', undefined, false)).status).toBe(401);
     expect((await api('GET', '/hosts')).status).toBe(200);
     expect((await api('GET', '/nowhere')).body).toEqual({
