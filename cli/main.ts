@@ -10,6 +10,7 @@ import { registerExecution } from './commands/execution.ts';
 import { registerHost } from './commands/host.ts';
 import { registerImage } from './commands/image.ts';
 import { registerLocal } from './commands/local.ts';
+import { registerRunner } from './commands/runner.ts';
 import { registerVm } from './commands/vm.ts';
 import { requireSubcommand } from './context.ts';
 import { CliError } from './errors.ts';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerDatastore(program);
   registerImage(program);
   registerExecution(program);
+  registerRunner(program);
   return requireSubcommand(program);
 }
 
@@ -47,7 +49,7 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv]);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     // Commander already printed its one line (or the help / version, with exit code 0).
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;

@@ -49,7 +49,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
       maxTasks: values['max-tasks'],
     };
   } catch (error) {
-    process.stderr.write(`lifeboat runner: ${(error as Error).message}\n${RUNNER_USAGE}\n`);
+    process.stderr.write(`lifeboat runner: ${(error as Error).message} (see lifeboat runner --help)\n`);
     return 2;
   }
   let config: ReturnType<typeof loadRunnerConfig>;
