@@ -1,6 +1,6 @@
 /**
  * What a runner on a hypervisor may do in AWS, and nothing more: read its own host queue,
- * answer task tokens, read datastore secrets.
+ * answer task tokens, report its tasks' progress, read datastore secrets.
  *
  * Each host authenticates with its own credentials. The AWS-native way for on-premises
  * machines is IAM Roles Anywhere with one X.509 certificate per host: the session then carries
@@ -21,7 +21,12 @@ export interface RunnerAccessProps {
   hostTag: string;
   /** Secrets the runner resolves from `datastore.secretRef`: `arn:...:secret:lifeboat/*`. */
   secretArnPattern: string;
+  /** The executions table, whose progress attributes the runner updates while a task runs. */
+  executionsTableArn: string;
 }
+
+/** The only attributes of an Execution record a runner may write (its task's progress). */
+export const RUNNER_PROGRESS_ATTRIBUTES = ['id', 'phase', 'bytesDone', 'bytesTotal'] as const;
 
 /** The runners' managed policy and a role for IAM Roles Anywhere sessions. */
 export class RunnerAccess extends Construct {
@@ -63,6 +68,16 @@ export class RunnerAccess extends Construct {
           // Task tokens are not resources: these actions support no resource-level scoping.
           resources: ['*'],
           conditions: tagPresent,
+        }),
+        new iam.PolicyStatement({
+          sid: 'TaskProgressOnly',
+          actions: ['dynamodb:UpdateItem'],
+          resources: [props.executionsTableArn],
+          // Progress fields only: a runner cannot change an execution's state, error or owner.
+          conditions: {
+            ...tagPresent,
+            'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...RUNNER_PROGRESS_ATTRIBUTES] },
+          },
         }),
         new iam.PolicyStatement({
           sid: 'DatastoreSecrets',

@@ -110,6 +110,7 @@ export class LifeboatStack extends Stack {
       hostQueuePrefix: config.hostQueuePrefix,
       hostTag: config.runnerHostTag,
       secretArnPattern,
+      executionsTableArn: this.tables.byKey.executions.tableArn,
     });
     this.scheduling = new Scheduling(this, 'Scheduling', { dispatcher: fn('Dispatcher'), api: fn('Api') });
     this.alarms = new Alarms(this, 'Alarms', {

@@ -220,6 +220,17 @@ describe('runner access', () => {
     ]);
   });
 
+  it('may write only the progress attributes of executions in DynamoDB', () => {
+    const dynamo = runnerStatements().filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo.flatMap(actionsOf)).toEqual(['dynamodb:UpdateItem']);
+    expect(JSON.stringify(dynamo[0]?.Resource)).toContain(
+      logicalIdByPath(synth.json, 'Tables/Executions/Resource'),
+    );
+    expect(dynamo[0]?.Condition).toMatchObject({
+      'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['id', 'phase', 'bytesDone', 'bytesTotal'] },
+    });
+  });
+
   it('has a role for IAM Roles Anywhere with the policy attached', () => {
     synth.template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
