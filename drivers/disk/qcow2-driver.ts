@@ -7,9 +7,9 @@
  * `blockcommit --active --pivot` and deletes it, so the VM runs on its own files again.
  *
  * POWEROFF VM: the files themselves are the sources. So that the domain cannot start and write
- * into them while the datastore reads them, a read-only `qemu-nbd` (no client ever connects) holds
- * QEMU's image lock on each file until `release()`: `virsh start` fails meanwhile with "Failed to
- * get write lock" rather than silently corrupting the backup.
+ * into them while the datastore reads them, a `qemu-nbd` (no client ever connects) holds QEMU's
+ * image lock on each file until `release()`: `virsh start` fails meanwhile with "Failed to get
+ * write lock" rather than silently corrupting the backup.
  *
  * Disks with a backing file are refused for now (the file alone would not be the whole disk).
  */
@@ -222,7 +222,11 @@ export class Qcow2Driver implements DiskDriver {
   ): Promise<{ abort: AbortController; done: Promise<unknown> }> {
     const abort = new AbortController();
     const pidFile = lockPidPath(workDir, disk.target);
-    const args = ['-t', '-r', '-f', disk.format, '-k', lockSocketPath(workDir, disk.target)];
+    // A read-only qcow2 open unshares write (QEMU then cannot open the file to run); a read-only
+    // raw open does not, so raw is opened read-write (nothing writes: no client ever connects,
+    // and a qcow2 opened read-write could rewrite its header and bitmaps, hence -r for it).
+    const mode = disk.format === 'qcow2' ? ['-r'] : [];
+    const args = ['-t', ...mode, '-f', disk.format, '-k', lockSocketPath(workDir, disk.target)];
     let failure: unknown;
     const done = run(
       { file: 'qemu-nbd', args: [...args, `--pid-file=${pidFile}`, disk.source] },
