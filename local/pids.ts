@@ -1,5 +1,5 @@
 /** `<home>/pids.json`: which processes local mode runs, so `down` can stop them by pid. */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 
 /** The content of pids.json. */
 export interface PidsFile {
@@ -20,13 +20,19 @@ export async function readPids(file: string): Promise<PidsFile | undefined> {
   }
 }
 
-/** Write pids.json (0600). */
+/** Write pids.json (0600) atomically: `up` may read it at any moment. */
 export async function writePids(file: string, pids: PidsFile): Promise<void> {
-  await writeFile(file, `${JSON.stringify(pids, null, 2)}\n`, { mode: 0o600 });
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(pids, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, file);
 }
 
-/** Remove pids.json; absent is fine. */
-export async function removePids(file: string): Promise<void> {
+/**
+ * Remove pids.json; absent is fine. With `ownPid`, only when it names that supervisor: a
+ * supervisor that failed to start must not erase the record of the one already running.
+ */
+export async function removePids(file: string, ownPid?: number): Promise<void> {
+  if (ownPid !== undefined && (await readPids(file))?.supervisor !== ownPid) return;
   await rm(file, { force: true });
 }
 

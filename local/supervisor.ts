@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { homePaths, loadConfig, resolveHome } from './config.ts';
 import { type ChildSpec, startControlPlane } from './control-plane.ts';
-import { type PidsFile, removePids, writePids } from './pids.ts';
+import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.ts';
 
 /**
  * Processes started once the control plane is up. Empty for now: the runner for this host
@@ -32,6 +32,11 @@ async function main(): Promise<void> {
   const adminTokenHash = process.env.LIFEBOAT_ADMIN_TOKEN_HASH;
   delete process.env.LIFEBOAT_ADMIN_TOKEN_HASH;
 
+  const other = await readPids(paths.pids);
+  if (other && other.supervisor !== process.pid && isAlive(other.supervisor)) {
+    log({ level: 'error', msg: `local mode already runs in ${home} (supervisor pid ${other.supervisor})` });
+    process.exit(1);
+  }
   const pids: PidsFile = {
     supervisor: process.pid,
     children: {},
@@ -49,7 +54,7 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       log({ level: 'info', msg: `stopping (${signal})` });
       await stopControlPlane?.();
-      await removePids(paths.pids);
+      await removePids(paths.pids, process.pid);
       log({ level: 'info', msg: 'stopped' });
       process.exit(0);
     })();
@@ -71,7 +76,9 @@ async function main(): Promise<void> {
       log,
       onChild: (name, pid) => {
         pids.children[name] = pid;
-        void writePids(paths.pids, pids);
+        writePids(paths.pids, pids).catch((err) =>
+          log({ level: 'warn', msg: 'pids.json', error: String(err) }),
+        );
       },
     });
     stopControlPlane = plane.stop;
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
     if (stopping) await plane.stop();
   } catch (err) {
     log({ level: 'error', msg: 'start failed', error: (err as Error).message, stack: (err as Error).stack });
-    await removePids(paths.pids);
+    await removePids(paths.pids, process.pid);
     process.exit(1);
   }
 }

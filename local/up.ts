@@ -46,6 +46,10 @@ export async function localUp(opts: { home?: string; port?: number } = {}): Prom
 
   const config = await loadConfig(home, opts.port);
   const endpoint = `http://127.0.0.1:${config.ports.api}`;
+  if (saved && (await healthyHome(endpoint)) === home) {
+    // Running although pids.json says otherwise (removed by hand): do not start a second one.
+    return { endpoint, token: saved.token, alreadyRunning: true };
+  }
   const token = saved?.token ?? newToken();
   const child = spawnSupervisor(home, config.ports.api, tokenHash(token), paths);
   let exit: string | undefined;
@@ -118,23 +122,26 @@ async function waitForHealth(
     if (!stillStarting()) {
       throw new Error(`local mode failed to start; end of ${paths.supervisorLog}:\n${await logTail(paths)}`);
     }
-    try {
-      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await res.json()) as { status?: string; home?: string };
-      if (body.status === 'ok') {
-        if (body.home !== home)
-          throw new Error(`${endpoint} is served by local mode of another home (${body.home})`);
-        return;
-      }
-    } catch (err) {
-      if ((err as Error).message.includes('another home')) throw err;
-      // not listening yet
-    }
+    const answering = await healthyHome(endpoint);
+    if (answering === home) return;
+    if (answering !== undefined)
+      throw new Error(`${endpoint} is served by local mode of another home (${answering})`);
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(
     `local mode did not answer on ${endpoint}/health within ${START_TIMEOUT_MS / 1000} s; end of ${paths.supervisorLog}:\n${await logTail(paths)}`,
   );
+}
+
+/** The home of the local mode answering on `endpoint`, if one does. */
+async function healthyHome(endpoint: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+    const body = (await res.json()) as { status?: string; home?: string };
+    return body.status === 'ok' ? body.home : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function logTail(paths: HomePaths, lines = 20): Promise<string> {
