@@ -148,3 +148,11 @@ describe('pointDiskAt', () => {
     expect(() => pointDiskAt(inactive, 'vdz', '/x', 'raw')).toThrow(/vdz/);
   });
 });
+
+describe('diskDriver', () => {
+  it('finds the qcow2 driver by the name tasks use, and rejects unknown names', async () => {
+    const { diskDriver } = await import('./registry.ts');
+    expect(diskDriver('qcow2').name).toBe('qcow2');
+    expect(() => diskDriver('vmdk')).toThrow(/vmdk/);
+  });
+});

@@ -11,7 +11,9 @@
  * image lock on each file until `release()`: `virsh start` fails meanwhile with "Failed to get
  * write lock" rather than silently corrupting the backup.
  *
- * Disks with a backing file are refused for now (the file alone would not be the whole disk).
+ * A disk whose file has a backing file (a VM cloned from a template image) is not whole in its own
+ * file: it is exported instead, chain and all, by a read-only `qemu-nbd` on the (stable) file, as
+ * an `nbd` source named `disk.<id>.raw` that the datastore streams with nbdcopy.
  */
 import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -53,7 +55,7 @@ export class Qcow2Driver implements DiskDriver {
     const state = await domainState(vm.domain, tool);
     if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
     const active = isActiveState(state);
-    const files = await this.checkDisks(vm.domain, disks, active, tool);
+    const { files, exported } = await this.checkDisks(vm.domain, disks, active, options.workDir, tool);
     // Captured before the snapshot, so it names the original files, never our overlays.
     const template = await domainXml(vm.domain, { ...tool, inactive: true });
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
@@ -79,6 +81,10 @@ export class Qcow2Driver implements DiskDriver {
     try {
       if (active) {
         await this.snapshot(vm.domain, disks, state, options, tool);
+        // Exports of the now-stable files; they are stopped before the commit back.
+        for (const disk of disks.filter((d) => exported.has(d.target))) {
+          holders.push(await this.holdLock(disk, options.workDir));
+        }
       } else {
         for (const disk of disks) holders.push(await this.holdLock(disk, options.workDir));
         // It may have started between our look and the lock: then the lock failed, or it runs now.
@@ -146,11 +152,13 @@ export class Qcow2Driver implements DiskDriver {
     domain: string,
     disks: readonly BackupDisk[],
     active: boolean,
+    workDir: string,
     tool: ToolOptions,
-  ): Promise<PreparedFile[]> {
+  ): Promise<{ files: PreparedFile[]; exported: Set<string> }> {
     if (disks.length === 0) throw new ValidationError('A backup needs at least one disk');
     const live = parseDomainXml(await domainXml(domain, tool));
     const files: PreparedFile[] = [];
+    const exported = new Set<string>();
     for (const disk of disks) {
       const format = disk.format;
       if (disk.driver !== 'qcow2' || format === 'rbd') {
@@ -169,7 +177,19 @@ export class Qcow2Driver implements DiskDriver {
       // -U only for metadata of a disk a running QEMU holds open.
       const info = await imageInfo(disk.source, { format, shared: active, signal: tool.signal });
       if (info['backing-filename']) {
-        throw new DiskMismatch(`VM '${domain}' disk ${disk.target} has a backing file (not supported yet)`);
+        exported.add(disk.target);
+        files.push({
+          diskId: disk.id,
+          name: `disk.${disk.id}.raw`,
+          source: {
+            kind: 'nbd',
+            uri: nbdUri(lockSocketPath(workDir, disk.target)),
+            size: info['virtual-size'],
+          },
+          format: 'raw',
+          virtualSize: info['virtual-size'],
+        });
+        continue;
       }
       files.push({
         diskId: disk.id,
@@ -179,7 +199,7 @@ export class Qcow2Driver implements DiskDriver {
         virtualSize: info['virtual-size'],
       });
     }
-    return files;
+    return { files, exported };
   }
 
   /** Freeze, one atomic external snapshot of the selected disks, thaw (also on failure). */
@@ -215,7 +235,10 @@ export class Qcow2Driver implements DiskDriver {
     }
   }
 
-  /** A read-only qemu-nbd on the file: holds QEMU's image lock so the domain cannot start. */
+  /**
+   * A qemu-nbd on the file, until release: holds QEMU's image lock so a stopped domain cannot
+   * start, and serves the disk (backing chain included) on `lock-<target>.sock`.
+   */
   private async holdLock(
     disk: BackupDisk,
     workDir: string,
@@ -277,6 +300,11 @@ async function freeze(
 }
 
 function noop(): void {}
+
+/** libnbd URI of a qemu-nbd export (default export name) on a Unix socket. */
+function nbdUri(socket: string): string {
+  return `nbd+unix:///?socket=${encodeURI(socket)}`;
+}
 
 /** Runs `fn` once when it succeeds; after a failure the next call tries again. */
 function once(fn: () => Promise<void>): () => Promise<void> {

@@ -104,8 +104,12 @@ async function commitOverlays(
     const live = parseDomainXml(await domainXml(domain, options));
     for (const disk of live.disks.filter((d) => inDir(d.source))) {
       try {
-        // Commits the overlay into its base and pivots the running VM back onto the base file.
-        await virsh(['blockcommit', domain, disk.target, '--active', '--pivot', '--wait'], options);
+        // Commits the overlay into the file right under it (--shallow: never further down a
+        // chain, into a template image other VMs share) and pivots the VM back onto that file.
+        await virsh(
+          ['blockcommit', domain, disk.target, '--active', '--shallow', '--pivot', '--wait'],
+          options,
+        );
         done.push(`blockcommit ${domain} ${disk.target}`);
       } catch (error) {
         if (disk.source) kept.push(disk.source);

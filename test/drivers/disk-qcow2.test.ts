@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readDomainInventory } from '#drivers/disk/inventory.ts';
+import { readDomainInventory, readHostInventory } from '#drivers/disk/inventory.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { run } from '#drivers/exec.ts';
 import {
@@ -77,6 +77,8 @@ describe('running VM with two disks (vdb volatile)', () => {
     expect(inv.nics[0]?.mac).toMatch(/^52:54:00:/);
     expect(inv.backupConfig).toEqual({ KEEP_LAST: '3' });
     expect(inv.template).toContain('<name>lb-disk-run</name>');
+    const host = await readHostInventory();
+    expect(host.find((v) => v.domain === vm.domain)?.disks).toEqual(inv.disks);
   });
 
   it('hands out the original file frozen at snapshot time, then commits the guest writes back', async () => {
@@ -190,6 +192,55 @@ describe('running VM with two disks (vdb volatile)', () => {
     await expect(check(vda(vm).path)).resolves.toBeDefined();
     await virsh('start', vm.domain);
     expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
+  });
+});
+
+describe('running VM cloned from a template image (disk with a backing file)', () => {
+  const baseDir = '/var/lib/lifeboat/test-vms/lb-disk-template';
+  const base = join(baseDir, 'template.qcow2');
+  let vm: TestVm;
+  beforeAll(async () => {
+    await rm(baseDir, { recursive: true, force: true });
+    await run({ file: 'mkdir', args: ['-p', baseDir] });
+    await run({ file: 'qemu-img', args: ['create', '-q', '-f', 'qcow2', base, '16M'] });
+    await run({ file: 'qemu-io', args: ['-f', 'qcow2', '-c', `write -P ${A} 0 1M`, base] });
+    vm = await createTestVm({
+      name: 'lb-disk-clone',
+      disks: [{ sizeMiB: 16, format: 'qcow2', backing: { path: base, format: 'qcow2' } }],
+      running: true,
+    });
+  });
+  afterAll(async () => {
+    await vm?.destroy();
+    await rm(baseDir, { recursive: true, force: true });
+  });
+
+  it('exports the whole chain over NBD, frozen at snapshot time', async () => {
+    await guestWrite(vm.domain, 'vda', MiB, MiB, B);
+    const workDir = join(vm.dir, 'work-1');
+    const prepared = await driver.prepareBackup({ id: 3, domain: vm.domain }, [taskDisk(vm)], {
+      freeze: 'NONE',
+      workDir,
+    });
+    const file = prepared.files[0];
+    expect(file).toMatchObject({ diskId: 0, name: 'disk.0.raw', format: 'raw', virtualSize: 16 * MiB });
+    expect(file?.source).toEqual({
+      kind: 'nbd',
+      uri: `nbd+unix:///?socket=${join(workDir, 'lock-vda.sock')}`,
+      size: 16 * MiB,
+    });
+    await guestWrite(vm.domain, 'vda', 0, MiB, 0xcc);
+    const copy = join(vm.dir, 'copy.raw');
+    if (file?.source.kind !== 'nbd') throw new Error('expected an nbd source');
+    await run({ file: 'nbdcopy', args: [file.source.uri, copy] });
+    expect(filledWith(await readDisk(copy, 'raw', 0, MiB), A)).toBe(true);
+    expect(filledWith(await readDisk(copy, 'raw', MiB, MiB), B)).toBe(true);
+    await prepared.release();
+    expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
+    expect(existsSync(workDir)).toBe(false);
+    await virsh('destroy', vm.domain);
+    expect(filledWith(await readDisk(vda(vm).path, 'qcow2', 0, MiB), 0xcc)).toBe(true);
+    expect(filledWith(await readDisk(base, 'qcow2', 0, MiB), A)).toBe(true);
   });
 });
 

@@ -89,6 +89,8 @@ export interface TestDiskSpec {
   sizeMiB: number;
   format: 'qcow2' | 'raw';
   volatile?: boolean;
+  /** Make the disk a qcow2 overlay of this image (a VM cloned from a template). */
+  backing?: { path: string; format: 'qcow2' | 'raw' };
 }
 
 export interface TestDisk {
@@ -133,7 +135,11 @@ export async function createTestVm(options: {
   for (const [index, spec] of options.disks.entries()) {
     const target = `vd${String.fromCharCode(97 + index)}`;
     const path = join(dir, `${target}.${spec.format}`);
-    await run({ file: 'qemu-img', args: ['create', '-q', '-f', spec.format, path, `${spec.sizeMiB}M`] });
+    const backing = spec.backing ? ['-b', spec.backing.path, '-F', spec.backing.format] : [];
+    await run({
+      file: 'qemu-img',
+      args: ['create', '-q', '-f', spec.format, ...backing, path, `${spec.sizeMiB}M`],
+    });
     disks.push({ target, path, format: spec.format });
   }
   const type = (await kvmUsable()) ? 'kvm' : 'qemu';
