@@ -272,17 +272,26 @@ export class Qcow2Driver implements DiskDriver {
   }
 }
 
-/** Quiesces the guest; returns the undo, which never throws (the snapshot's outcome matters more). */
+/**
+ * Quiesces a running guest (a paused one is left as it is: its agent could not answer); returns
+ * the undo, which is not cancellable (a guest must never stay paused or frozen because a backup
+ * was aborted) and throws only when it still fails after retries.
+ */
 async function freeze(
   domain: string,
   mode: FreezeMode,
   state: string,
   tool: ToolOptions,
 ): Promise<() => Promise<void>> {
-  const quiet: ToolOptions = { uri: tool.uri };
-  if (mode === 'SUSPEND' && state === 'running') {
+  if (state !== 'running') return async () => {};
+  const undo = (verb: string, what: string) => () =>
+    retry(
+      () => virsh([verb, domain], { uri: tool.uri }),
+      `VM '${domain}' could not be ${what} (FS_FREEZE=${mode})`,
+    );
+  if (mode === 'SUSPEND') {
     await virsh(['suspend', domain], tool);
-    return () => virsh(['resume', domain], quiet).then(noop, noop);
+    return undo('resume', 'resumed');
   }
   if (mode === 'AGENT') {
     try {
@@ -294,12 +303,23 @@ async function freeze(
         : `VM '${domain}' file systems could not be frozen (FS_FREEZE=AGENT): ${detail}`;
       throw new FsFreezeFailed(message, { cause: error });
     }
-    return () => virsh(['domfsthaw', domain], quiet).then(noop, noop);
+    return undo('domfsthaw', 'thawed');
   }
   return async () => {};
 }
 
-function noop(): void {}
+/** Tries `fn` three times, a second apart; then fails with {@link FsFreezeFailed}. */
+async function retry(fn: () => Promise<unknown>, message: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fn();
+      return;
+    } catch (error) {
+      if (attempt >= 3) throw new FsFreezeFailed(message, { cause: error });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
 
 /** libnbd URI of a qemu-nbd export (default export name) on a Unix socket. */
 function nbdUri(socket: string): string {

@@ -135,6 +135,21 @@ describe('running VM with two disks (vdb volatile)', () => {
     expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
   });
 
+  it('a paused VM is snapshotted as it is, committed back, and stays paused', async () => {
+    await virsh('suspend', vm.domain);
+    const workDir = join(vm.dir, 'work-paused');
+    const prepared = await driver.prepareBackup({ id: 1, domain: vm.domain }, [taskDisk(vm)], {
+      freeze: 'AGENT', // no agent can answer a paused guest: not asked
+      workDir,
+    });
+    expect(prepared.state).toBe('SUSPENDED');
+    expect((await blockList(vm.domain)).vda).toBe(join(workDir, 'overlay-vda.qcow2'));
+    await prepared.release();
+    expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
+    expect(await state(vm.domain)).toBe('paused');
+    await virsh('resume', vm.domain);
+  });
+
   it('AGENT without a guest agent fails clearly and leaves nothing behind', async () => {
     const workDir = join(vm.dir, 'work-3');
     await expect(
