@@ -120,7 +120,7 @@ async function waitForHealth(
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (!stillStarting()) {
-      throw new Error(`local mode failed to start; end of ${paths.supervisorLog}:\n${await logTail(paths)}`);
+      throw new Error(await startFailure('local mode failed to start', paths));
     }
     const answering = await healthyHome(endpoint);
     if (answering === home) return;
@@ -129,7 +129,10 @@ async function waitForHealth(
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(
-    `local mode did not answer on ${endpoint}/health within ${START_TIMEOUT_MS / 1000} s; end of ${paths.supervisorLog}:\n${await logTail(paths)}`,
+    await startFailure(
+      `local mode did not answer on ${endpoint}/health within ${START_TIMEOUT_MS / 1000} s`,
+      paths,
+    ),
   );
 }
 
@@ -144,12 +147,33 @@ async function healthyHome(endpoint: string): Promise<string | undefined> {
   }
 }
 
-async function logTail(paths: HomePaths, lines = 20): Promise<string> {
+/**
+ * The error of a failed start: first line the headline with the supervisor's last error (the
+ * CLI shows one line), then the end of the supervisor log.
+ */
+async function startFailure(headline: string, paths: HomePaths, lines = 20): Promise<string> {
+  let log: string[] = [];
   try {
-    return (await readFile(paths.supervisorLog, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+    log = (await readFile(paths.supervisorLog, 'utf8')).trimEnd().split('\n');
   } catch {
-    return '(no log)';
+    // no log yet
   }
+  let reason: string | undefined;
+  for (const line of log.toReversed()) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string; error?: string };
+      if (entry.level === 'error') {
+        reason = entry.error ?? entry.msg;
+        break;
+      }
+    } catch {
+      // not a JSON line (a child's output)
+    }
+  }
+  return [
+    `${headline}${reason ? `: ${reason}` : ''} (log: ${paths.supervisorLog})`,
+    ...log.slice(-lines),
+  ].join('\n');
 }
 
 async function readEndpointFile(paths: HomePaths): Promise<{ endpoint: string; token: string } | undefined> {
