@@ -1,6 +1,7 @@
 /**
- * The qcow2 disk driver on real libvirt VMs (OS-less, idling in the firmware): snapshots while
- * the guest writes, commit back, freeze modes, stopped VMs, crashes, restore, inventory.
+ * The qcow2 disk driver on real libvirt VMs (OS-less, idling in the firmware): the conformance
+ * suite, then what is particular to file disks: overlay placement, disks left out of the
+ * snapshot, persistent definitions, backing chains, lock holders, qcow2 restores, inventory.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, readdir, rm } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import {
   type TestVm,
   virsh,
 } from '../helpers/libvirt.ts';
+import { diskConformance } from './disk.conformance.ts';
 
 const MiB = 1024 * 1024;
 const A = 0xaa;
@@ -34,6 +36,28 @@ const state = async (domain: string) => (await virsh('domstate', domain)).trim()
 const check = (path: string) => run({ file: 'qemu-img', args: ['check', path] });
 
 beforeAll(ensureLibvirt);
+
+diskConformance('qcow2', async () => ({
+  driver,
+  freshDriver: () => new Qcow2Driver(),
+  async createVm(name, running) {
+    const vm = await createTestVm({
+      name,
+      disks: [
+        { sizeMiB: 16, format: 'qcow2' },
+        { sizeMiB: 8, format: 'raw' },
+      ],
+      running,
+    });
+    return {
+      domain: vm.domain,
+      dir: vm.dir,
+      disks: vm.disks.map((_, i) => taskDisk(vm, i)),
+      destroy: vm.destroy,
+    };
+  },
+  readVmDisk: (_vm, disk, offset, length) => readDisk(disk.source, disk.format, offset, length),
+}));
 
 describe('running VM with two disks (vdb volatile)', () => {
   let vm: TestVm;
@@ -123,18 +147,6 @@ describe('running VM with two disks (vdb volatile)', () => {
     await virsh('start', vm.domain);
   });
 
-  it('SUSPEND pauses only around the snapshot and leaves the VM running', async () => {
-    const workDir = join(vm.dir, 'work-2');
-    const prepared = await driver.prepareBackup({ id: 1, domain: vm.domain }, [taskDisk(vm)], {
-      freeze: 'SUSPEND',
-      workDir,
-    });
-    expect(await state(vm.domain)).toBe('running');
-    await prepared.release();
-    expect(await state(vm.domain)).toBe('running');
-    expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
-  });
-
   it('a paused VM is snapshotted as it is, committed back, and stays paused', async () => {
     await virsh('suspend', vm.domain);
     const workDir = join(vm.dir, 'work-paused');
@@ -148,19 +160,6 @@ describe('running VM with two disks (vdb volatile)', () => {
     expect((await blockList(vm.domain)).vda).toBe(vda(vm).path);
     expect(await state(vm.domain)).toBe('paused');
     await virsh('resume', vm.domain);
-  });
-
-  it('AGENT without a guest agent fails clearly and leaves nothing behind', async () => {
-    const workDir = join(vm.dir, 'work-3');
-    await expect(
-      driver.prepareBackup({ id: 1, domain: vm.domain }, [taskDisk(vm)], { freeze: 'AGENT', workDir }),
-    ).rejects.toMatchObject({
-      name: 'FsFreezeFailed',
-      message: "VM 'lb-disk-run' has no QEMU guest agent connected (FS_FREEZE=AGENT)",
-    });
-    expect(await blockList(vm.domain)).toEqual({ vda: vda(vm).path, vdb: vm.disks[1]?.path });
-    expect(existsSync(workDir)).toBe(false);
-    expect(await state(vm.domain)).toBe('running');
   });
 
   it('refuses a disk whose source is not what the task says', async () => {
@@ -334,24 +333,6 @@ describe('restoreDisk', () => {
     await run({ file: 'mkdir', args: ['-p', dir] });
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
-
-  it('converts a stored raw file to a checked qcow2 disk with the same content', async () => {
-    const raw = join(dir, 'disk.0.raw');
-    await run({ file: 'qemu-img', args: ['create', '-q', '-f', 'raw', raw, '8M'] });
-    await run({ file: 'qemu-io', args: ['-f', 'raw', '-c', `write -P ${B} 0 1M`, raw] });
-    const restored = await driver.restoreDisk(raw, 'raw', join(dir, 'out', 'vda.qcow2'));
-    expect(restored).toMatchObject({
-      path: join(dir, 'out', 'vda.qcow2'),
-      format: 'qcow2',
-      virtualSize: 8 * MiB,
-    });
-    expect(existsSync(raw)).toBe(false);
-    const info = JSON.parse(
-      (await run({ file: 'qemu-img', args: ['info', '--output=json', restored.path] })).stdout,
-    );
-    expect(info.format).toBe('qcow2');
-    expect(filledWith(await readDisk(restored.path, 'qcow2', 0, MiB), B)).toBe(true);
-  });
 
   it('moves a stored qcow2 file into place and refuses to overwrite an existing disk', async () => {
     const stored = join(dir, 'disk.1.qcow2');
