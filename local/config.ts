@@ -32,6 +32,8 @@ export const LocalConfigFile = z
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
     region: z.string().min(1).default('us-east-1'),
+    /** Run a runner for this host (needs root and libvirt); off for tests that play the host. */
+    runner: z.boolean().default(true),
   })
   .strict();
 
@@ -44,6 +46,7 @@ export interface LocalConfig {
   hostTaskTimeoutSeconds: number;
   schedulerIntervalSeconds: number;
   region: string;
+  runner: boolean;
 }
 
 /** Every path under the home folder. */
@@ -58,6 +61,7 @@ export interface HomePaths {
   sqs: string;
   stepfunctions: string;
   secrets: string;
+  runner: string;
 }
 
 /** The home folder: explicit argument, else LIFEBOAT_HOME, else `~/.lifeboat`. */
@@ -78,6 +82,7 @@ export function homePaths(home: string): HomePaths {
     sqs: join(home, 'sqs'),
     stepfunctions: join(home, 'stepfunctions'),
     secrets: join(home, 'secrets'),
+    runner: join(home, 'runner'),
   };
 }
 

@@ -5,16 +5,39 @@
  * everything on SIGTERM or SIGINT. User admin's token hash comes in LIFEBOAT_ADMIN_TOKEN_HASH.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { homePaths, loadConfig, resolveHome } from './config.ts';
+import { homePaths, type LocalConfig, loadConfig, resolveHome } from './config.ts';
 import { type ChildSpec, startControlPlane } from './control-plane.ts';
+import { ensureLibvirt } from './libvirtd.ts';
 import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.ts';
 
 /**
- * Processes started once the control plane is up. Empty for now: the runner for this host
- * (a later issue) goes here, and gets the Lambda environment on top of its own.
+ * Processes started once the control plane is up: the runner for this host, which gets the
+ * Lambda environment (emulator endpoints, table names, secret store) on top of its own and
+ * registers itself through the API once `endpoint.json` exists.
  */
-export const EXTRA_CHILDREN: readonly ChildSpec[] = [];
+function extraChildren(home: string, config: LocalConfig): ChildSpec[] {
+  if (!config.runner) return [];
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  return [
+    {
+      name: 'runner',
+      command: process.execPath,
+      args: [
+        '--import',
+        'tsx',
+        join(root, 'runner/main.ts'),
+        '--home',
+        home,
+        '--state-dir',
+        homePaths(home).runner,
+      ],
+      env: { LIFEBOAT_HOME: home },
+    },
+  ];
+}
 
 function log(entry: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
@@ -68,11 +91,13 @@ async function main(): Promise<void> {
   });
 
   try {
+    // The runner drives libvirt: with no init system here, local mode starts it.
+    if (config.runner) await ensureLibvirt();
     const plane = await startControlPlane({
       paths,
       config,
       adminTokenHash,
-      extraChildren: EXTRA_CHILDREN,
+      extraChildren: extraChildren(home, config),
       log,
       onChild: (name, pid) => {
         pids.children[name] = pid;

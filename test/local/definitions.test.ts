@@ -71,6 +71,7 @@ describe('local settings', () => {
         hostTaskTimeoutSeconds: 60,
         schedulerIntervalSeconds: 60,
         region: 'us-east-1',
+        runner: false,
       },
       8000,
     );

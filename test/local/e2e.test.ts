@@ -82,7 +82,7 @@ beforeAll(async () => {
     stepfunctions: await freePort(),
     lambda: await freePort(),
   };
-  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 3 }));
+  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 3, runner: false }));
   ({ endpoint, token } = await localUp({ home }));
   sqs = new SQSClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.sqs}`, credentials });
   sfn = new SFNClient({
