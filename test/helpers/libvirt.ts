@@ -4,7 +4,7 @@
  * reads disk images back. Every VM lives under /var/lib/lifeboat/test-vms/<name>/.
  */
 import { createHash } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml } from '#drivers/disk/domain-xml.ts';
@@ -107,11 +107,21 @@ export interface TestVm {
   destroy(): Promise<void>;
 }
 
-/** Removes a test domain and its folder; succeeds when they are already gone. */
+/**
+ * Removes a test domain and its folder, and stops processes a failed test left serving files of
+ * it (qemu-nbd with a pid file in the folder); succeeds when they are already gone.
+ */
 export async function removeTestVm(name: string): Promise<void> {
+  const dir = join(TEST_VM_ROOT, name);
   await virsh('destroy', name).catch(() => {});
   await virsh('undefine', name, '--checkpoints-metadata', '--snapshots-metadata').catch(() => {});
-  await rm(join(TEST_VM_ROOT, name), { recursive: true, force: true });
+  const files = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  for (const file of files.filter((f) => f.endsWith('.pid'))) {
+    const pid = Number((await readFile(join(dir, file), 'utf8').catch(() => '')).trim());
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (pid > 1 && cmdline.includes(dir)) process.kill(pid, 'SIGTERM');
+  }
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**
