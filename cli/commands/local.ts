@@ -36,11 +36,12 @@ export function registerLocal(program: Command): void {
       const context = contextOf(command);
       const { localUp } = await load(() => import('#local/up.ts'));
       // The token goes to endpoint.json (0600) only: never to stdout.
-      const { endpoint } = await localUp({
+      const { endpoint, alreadyRunning } = await localUp({
         ...(options.home !== undefined ? { home: options.home } : {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
       });
-      if (context.output.json) return printJson({ endpoint });
+      if (alreadyRunning) process.stderr.write('lifeboat: local mode is already running\n');
+      if (context.output.json) return printJson({ endpoint, alreadyRunning });
       printLines([endpoint]);
     });
 
