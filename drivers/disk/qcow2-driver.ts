@@ -24,13 +24,13 @@ import type {
   BackupDisk,
   BackupVm,
   DiskDriver,
-  FreezeMode,
   PreparedBackup,
   PreparedFile,
   PrepareOptions,
   RestoredDisk,
 } from './driver.ts';
-import { DiskMismatch, DiskSnapshotFailed, DomainNotFound, FsFreezeFailed } from './errors.ts';
+import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
+import { freeze } from './freeze.ts';
 import {
   DEFAULT_URI,
   domainState,
@@ -269,55 +269,6 @@ export class Qcow2Driver implements DiskDriver {
       });
     }
     return { abort, done };
-  }
-}
-
-/**
- * Quiesces a running guest (a paused one is left as it is: its agent could not answer); returns
- * the undo, which is not cancellable (a guest must never stay paused or frozen because a backup
- * was aborted) and throws only when it still fails after retries.
- */
-async function freeze(
-  domain: string,
-  mode: FreezeMode,
-  state: string,
-  tool: ToolOptions,
-): Promise<() => Promise<void>> {
-  if (state !== 'running') return async () => {};
-  const undo = (verb: string, what: string) => () =>
-    retry(
-      () => virsh([verb, domain], { uri: tool.uri }),
-      `VM '${domain}' could not be ${what} (FS_FREEZE=${mode})`,
-    );
-  if (mode === 'SUSPEND') {
-    await virsh(['suspend', domain], tool);
-    return undo('resume', 'resumed');
-  }
-  if (mode === 'AGENT') {
-    try {
-      await virsh(['domfsfreeze', domain], tool);
-    } catch (error) {
-      const detail = error instanceof ExecError ? error.stderrTail : String(error);
-      const message = /agent is not connected|agent.*not configured|guest agent/i.test(detail)
-        ? `VM '${domain}' has no QEMU guest agent connected (FS_FREEZE=AGENT)`
-        : `VM '${domain}' file systems could not be frozen (FS_FREEZE=AGENT): ${detail}`;
-      throw new FsFreezeFailed(message, { cause: error });
-    }
-    return undo('domfsthaw', 'thawed');
-  }
-  return async () => {};
-}
-
-/** Tries `fn` three times, a second apart; then fails with {@link FsFreezeFailed}. */
-async function retry(fn: () => Promise<unknown>, message: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await fn();
-      return;
-    } catch (error) {
-      if (attempt >= 3) throw new FsFreezeFailed(message, { cause: error });
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
   }
 }
 
