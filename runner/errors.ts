@@ -28,3 +28,8 @@ export class ResultTooLarge extends LifeboatError {
 export class ApiUnavailable extends LifeboatError {
   override readonly status = 502;
 }
+
+/** The task asks for something this runner version cannot do (rather than doing something else). */
+export class Unsupported extends LifeboatError {
+  override readonly status = 501;
+}

@@ -7,10 +7,17 @@
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
+import { Unsupported } from '../errors.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
+  // Answering a full backup to an increment task would corrupt the chain's record: refuse.
+  if (task.increment) {
+    throw new Unsupported(
+      `VM ${task.vm.id}: incremental backups (MODE=INCREMENT) are not supported by this runner yet; set MODE=FULL`,
+    );
+  }
   const driverNames = [...new Set(task.disks.map((d) => d.driver))];
   // One driver snapshots all disks at one instant; two drivers could not be consistent.
   if (driverNames.length !== 1) {

@@ -108,6 +108,33 @@ describe('backup task', () => {
   });
 });
 
+describe('backup task refusals', () => {
+  it('refuses an increment instead of answering a full backup to it, touching no disk', async () => {
+    let prepares = 0;
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async () => {
+          prepares++;
+          return prepared(() => {});
+        },
+      },
+      {},
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    await r.executor.accept(
+      backupTask({
+        config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'CBT' },
+        increment: { chain: 9, parent: 0, id: 1 },
+      }),
+    );
+    await until(() => r.tokens.answers().length === 1);
+    expect(prepares).toBe(0);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'Unsupported' });
+    expect((r.tokens.answers()[0] as { cause: string }).cause).toContain('MODE=INCREMENT');
+  });
+});
+
 describe('restore task', () => {
   const template = `<domain type='kvm'><name>web-1</name><devices>
 <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/iso/x.iso'/><target dev='sda' bus='sata'/></disk>
