@@ -4,70 +4,21 @@
  * reads disk images back. Every VM lives under /var/lib/lifeboat/test-vms/<name>/.
  */
 import { createHash } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml } from '#drivers/disk/domain-xml.ts';
 import { run } from '#drivers/exec.ts';
+import { ensureLibvirt, LIBVIRT_URI } from '#local/libvirtd.ts';
 
-export const URI = 'qemu:///system';
+export { ensureLibvirt };
+
+export const URI = LIBVIRT_URI;
 export const TEST_VM_ROOT = '/var/lib/lifeboat/test-vms';
 
 /** `virsh -c qemu:///system ...args`, stdout. */
 export async function virsh(...args: string[]): Promise<string> {
   return (await run({ file: 'virsh', args: ['-c', URI, ...args] })).stdout;
-}
-
-async function libvirtReady(): Promise<boolean> {
-  return virsh('list', '--name').then(
-    () => true,
-    () => false,
-  );
-}
-
-async function alive(pidFile: string): Promise<boolean> {
-  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-  return (
-    pid > 1 &&
-    (await stat(`/proc/${pid}`).then(
-      () => true,
-      () => false,
-    ))
-  );
-}
-
-/**
- * Starts virtlogd and libvirtd (daemonized, `-d`) unless already running, and waits until
- * `virsh version` answers. Idempotent; a daemon started twice refuses through its pid file lock.
- */
-export async function ensureLibvirt(): Promise<void> {
-  await shareKvm();
-  if (await libvirtReady()) return;
-  for (const [daemon, pidFile] of [
-    ['/usr/sbin/virtlogd', '/run/virtlogd.pid'],
-    ['/usr/sbin/libvirtd', '/run/libvirtd.pid'],
-  ] as const) {
-    if (!(await alive(pidFile)))
-      await run({ file: daemon, args: ['-d'] }, { timeoutMs: 30_000 }).catch(() => {});
-  }
-  for (let i = 0; i < 100; i++) {
-    if (await libvirtReady()) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error('libvirtd did not become ready within 20 s');
-}
-
-/**
- * Gives /dev/kvm the owner and mode udev gives it on Debian (root:kvm 0660), since no udev runs
- * here. Without it QEMU (libvirt-qemu, group kvm) cannot use KVM, and libvirt then finds its
- * capability cache stale on every lookup and re-probes QEMU: each `virsh define` takes 40 s.
- */
-async function shareKvm(): Promise<void> {
-  const info = await stat('/dev/kvm').catch(() => undefined);
-  const kvmGid = Number(/^kvm:[^:]*:(\d+):/m.exec(await readFile('/etc/group', 'utf8'))?.[1] ?? Number.NaN);
-  if (!info || Number.isNaN(kvmGid) || (info.gid === kvmGid && (info.mode & 0o060) === 0o060)) return;
-  await chown('/dev/kvm', 0, kvmGid).catch(() => {});
-  await chmod('/dev/kvm', 0o660).catch(() => {});
 }
 
 /**
