@@ -2,6 +2,7 @@
  * Local mode's home folder layout and its optional `config.json`: ports, limits and timeouts.
  * One place so `up`, `down` and the supervisor agree on every path.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,6 +35,12 @@ export const LocalConfigFile = z
     region: z.string().min(1).default('us-east-1'),
     /** Run a runner for this host (needs root and libvirt); off for tests that play the host. */
     runner: z.boolean().default(true),
+    /**
+     * The newcomer's demo (local/demo.ts): with `true`, a first start whose host has no VMs and
+     * which has no datastores gets a small demo VM and a local restic datastore; `'always'`
+     * skips the no-VMs check (tests on a shared hypervisor); `false` never.
+     */
+    demo: z.union([z.boolean(), z.literal('always')]).default(true),
   })
   .strict();
 
@@ -47,6 +54,7 @@ export interface LocalConfig {
   schedulerIntervalSeconds: number;
   region: string;
   runner: boolean;
+  demo: boolean | 'always';
 }
 
 /** Every path under the home folder. */
@@ -69,7 +77,20 @@ export function resolveHome(home?: string): string {
   return resolve(home ?? process.env.LIFEBOAT_HOME ?? join(homedir(), '.lifeboat'));
 }
 
-/** Paths of the files and folders local mode keeps under `home`. */
+/** Parent of the local runners' state folders (one per home). */
+export const LOCAL_RUNNER_ROOT = '/var/lib/lifeboat/local';
+
+/**
+ * The local runner's state folder (journal, work folders with snapshot overlays). It lives
+ * outside the home on purpose: QEMU runs as libvirt-qemu and must reach the overlays, and the
+ * home is private (0700, often under a 0700 /root). One folder per home, named by its hash.
+ */
+export function runnerStateDir(home: string): string {
+  const id = createHash('sha256').update(resolve(home)).digest('hex').slice(0, 12);
+  return join(LOCAL_RUNNER_ROOT, id, 'runner');
+}
+
+/** Paths of the files and folders local mode keeps (under `home`, except the runner's). */
 export function homePaths(home: string): HomePaths {
   return {
     home,
@@ -82,7 +103,7 @@ export function homePaths(home: string): HomePaths {
     sqs: join(home, 'sqs'),
     stepfunctions: join(home, 'stepfunctions'),
     secrets: join(home, 'secrets'),
-    runner: join(home, 'runner'),
+    runner: runnerStateDir(home),
   };
 }
 

@@ -7,8 +7,8 @@
  * Reconcile runs before registration on purpose: a VM left running on a snapshot overlay gets
  * its disks back at once, even while the API is still unreachable.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { secretStore } from '#functions/secrets.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { httpApi, type RunnerApi } from './api-client.ts';
@@ -59,7 +59,7 @@ export async function startDaemon(
   signal?: AbortSignal,
 ): Promise<Daemon> {
   const rootLog = deps.log ?? makeLogger({ hostName: config.hostName });
-  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  await prepareStateDir(config.stateDir, rootLog);
   const journal = await Journal.open(join(config.stateDir, 'journal.jsonl'));
   const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(), rootLog);
   const drivers = deps.drivers ?? hostDrivers(config.libvirtUri);
@@ -150,5 +150,27 @@ async function untilRegistered(
       await sleep(Math.min(30_000, 2000 * Math.ceil(attempt / 5)), signal);
       if (signal?.aborted) throw error;
     }
+  }
+}
+
+/**
+ * Creates the state folder 0711: QEMU (libvirt-qemu) must traverse it to reach the snapshot
+ * overlays in the work folders below, while nobody else may list it (the journal is 0600).
+ * A parent without search permission for others (a 0700 home) breaks every backup of a running
+ * VM with "Permission denied" from QEMU: said at start rather than at the first backup.
+ */
+async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
+  await mkdir(stateDir, { recursive: true, mode: 0o711 });
+  await chmod(stateDir, 0o711);
+  for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode;
+    if ((mode & 0o001) === 0) {
+      log('warn', 'QEMU cannot reach the state folder: backups of running VMs will fail', {
+        stateDir,
+        blockedAt: dir,
+      });
+      break;
+    }
+    if (dir === dirname(dir)) break;
   }
 }

@@ -20,8 +20,8 @@ for tool in virsh qemu-img; do
 done
 
 install -d -m 0755 /var/lib/lifeboat
-install -d -m 0700 /var/lib/lifeboat/runner
-say "created /var/lib/lifeboat (0755) and /var/lib/lifeboat/runner (0700)"
+install -d -m 0711 /var/lib/lifeboat/runner
+say "created /var/lib/lifeboat (0755) and /var/lib/lifeboat/runner (0711: QEMU reaches the snapshot overlays)"
 
 install -d -m 0700 /etc/lifeboat
 if [[ ! -e "$ENV_FILE" ]]; then

@@ -72,6 +72,7 @@ describe('local settings', () => {
         schedulerIntervalSeconds: 60,
         region: 'us-east-1',
         runner: false,
+        demo: false,
       },
       8000,
     );

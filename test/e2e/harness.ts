@@ -1,0 +1,300 @@
+/**
+ * End-to-end harness: local mode (`localUp`) in a temporary home on free ports, with its real
+ * runner for this host, driven through the `lifeboat` command as an operator would. The runner
+ * is a child of the supervisor, which gets this process's environment: the harness puts the
+ * test sshd's client config (`LIFEBOAT_SSH_CONFIG`) and a short inventory interval there before
+ * starting, and restores the environment when it stops.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Execution, Host, Image, Vm } from '#core/model.ts';
+import { run } from '#drivers/exec.ts';
+import { runnerStateDir } from '#local/config.ts';
+import { localDown } from '#local/down.ts';
+import { PROJECT_ROOT } from '#local/functions.ts';
+import { freePort } from '#local/ports.ts';
+import { localUp } from '#local/up.ts';
+import type { Sshd } from '../helpers/sshd.ts';
+
+/** What a `lifeboat` invocation gave back. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running local mode. */
+export interface Stack {
+  home: string;
+  endpoint: string;
+  token: string;
+  /** The runner's state folder (journal, work folders): `<home>/runner`. */
+  runnerDir: string;
+  /** `bin/lifeboat.js ...args` with LIFEBOAT_HOME set (the CLI finds endpoint and token itself). */
+  cli(args: readonly string[], timeoutMs?: number): Promise<CliResult>;
+  /** `cli(args)` with `--json`, parsed; throws with stderr when the exit code is not 0. */
+  json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
+  /** Direct API call, for polling (cheaper than starting the CLI). */
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** The host of the local runner once its inventory made it MONITORED. */
+  host(): Promise<Host>;
+  /** Waits until the runner's inventory reports `domain` (in `state`, if given). */
+  vm(domain: string, state?: Vm['state']): Promise<Vm>;
+  /** Pid of the runner now (the supervisor's child, or the one {@link Stack.restartRunner} started). */
+  runnerPid(): Promise<number>;
+  /** Starts `lifeboat runner` again with the environment the killed one had (read from /proc). */
+  restartRunner(env: Record<string, string>): Promise<void>;
+  /** Every log line local mode wrote (supervisor, runner, restarted runner). */
+  logs(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const BIN = join(PROJECT_ROOT, 'bin', 'lifeboat.js');
+
+/** Polls `probe` until it answers something other than undefined. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  everyMs = 500,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** Runs `lifeboat` with `env` on top of this process's environment. */
+export function runCli(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 300_000,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+/** Environment variables the harness sets for the supervisor (and so the runner). */
+const RUNNER_ENV = {
+  // The runner reports libvirt's domains at start and then every few seconds (default 60).
+  LIFEBOAT_RUNNER_INVENTORY_SECONDS: '2',
+  // Short long-polls: the runner stops quickly at `local down`.
+  LIFEBOAT_RUNNER_POLL_WAIT: '2',
+} as const;
+
+/**
+ * Starts local mode in a fresh home. `sshd` gives the runner the test sshd's client config;
+ * `config` is merged into `<home>/config.json` (ports are free ones, the demo is off unless asked).
+ */
+export async function startStack(
+  opts: { sshd?: Sshd; config?: Record<string, unknown>; env?: Record<string, string> } = {},
+): Promise<Stack> {
+  const home = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-'));
+  const ports = {
+    api: await freePort(),
+    dynamodb: await freePort(),
+    sqs: await freePort(),
+    stepfunctions: await freePort(),
+    lambda: await freePort(),
+  };
+  await writeFile(
+    join(home, 'config.json'),
+    JSON.stringify({ ports, heartbeatSeconds: 20, demo: false, ...opts.config }),
+  );
+  const added: Record<string, string> = {
+    ...RUNNER_ENV,
+    ...(opts.sshd ? { LIFEBOAT_SSH_CONFIG: opts.sshd.configPath } : {}),
+    ...opts.env,
+  };
+  const saved = Object.fromEntries(Object.keys(added).map((k) => [k, process.env[k]]));
+  // localUp spawns the supervisor with process.env, and the supervisor its runner the same way.
+  Object.assign(process.env, added);
+  let endpoint: string;
+  let token: string;
+  try {
+    ({ endpoint, token } = await localUp({ home }));
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  const runnerDir = runnerStateDir(home);
+  const cliEnv = { LIFEBOAT_HOME: home, LIFEBOAT_ENDPOINT: undefined, LIFEBOAT_TOKEN: undefined };
+  let restarted: { pid: number; done: Promise<void> } | undefined;
+
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${endpoint}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  const cli = (args: readonly string[], timeoutMs?: number) => runCli(args, cliEnv, timeoutMs);
+  const stack: Stack = {
+    home,
+    endpoint,
+    token,
+    runnerDir,
+    cli,
+    async json<T>(args: readonly string[], timeoutMs?: number) {
+      const out = await cli([...args, '--json'], timeoutMs);
+      if (out.code !== 0)
+        throw new Error(`lifeboat ${args.join(' ')} exited ${out.code}: ${out.stderr.trim()}`);
+      return JSON.parse(out.stdout) as T;
+    },
+    api,
+    host: () =>
+      until('the runner host to be MONITORED', async () => {
+        const { items } = await api<{ items: Host[] }>('GET', '/hosts');
+        return items.find((h) => h.state === 'MONITORED');
+      }),
+    vm: (domain, state) =>
+      until(`VM ${domain} in the inventory${state ? ` (${state})` : ''}`, async () => {
+        const { items } = await api<{ items: Vm[] }>('GET', '/vms');
+        return items.find((v) => v.domain === domain && (state === undefined || v.state === state));
+      }),
+    async runnerPid() {
+      if (restarted) return restarted.pid;
+      const pids = JSON.parse(await readFile(join(home, 'pids.json'), 'utf8'));
+      return pids.children.runner as number;
+    },
+    async restartRunner(env) {
+      const logFile = join(home, 'logs', 'runner-restarted.log');
+      const child = spawn(process.execPath, [BIN, 'runner', '--home', home, '--state-dir', runnerDir], {
+        cwd: PROJECT_ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let log = '';
+      const append = (chunk: Buffer) => {
+        log += chunk.toString();
+      };
+      child.stdout.on('data', append);
+      child.stderr.on('data', append);
+      const done = new Promise<void>((resolve) =>
+        child.once('close', () => {
+          void writeFile(logFile, log).then(() => resolve());
+        }),
+      );
+      restarted = { pid: child.pid ?? -1, done };
+      // Keep the log current for logs() while it runs.
+      child.stdout.on('data', () => void writeFile(logFile, log).catch(() => {}));
+    },
+    async logs() {
+      const dir = join(home, 'logs');
+      const files = await readdir(dir).catch(() => [] as string[]);
+      const texts = await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8').catch(() => '')));
+      return texts.join('\n');
+    },
+    async stop() {
+      if (restarted) {
+        try {
+          process.kill(restarted.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+        await restarted.done;
+      }
+      await localDown({ home });
+    },
+  };
+  return stack;
+}
+
+/** Removes a stack's home (after `stop`). */
+export async function removeHome(stack: Stack | undefined): Promise<void> {
+  if (!stack) return;
+  await rm(stack.home, { recursive: true, force: true });
+  // The runner's state folder lives outside the home (see runnerStateDir).
+  await rm(dirname(stack.runnerDir), { recursive: true, force: true });
+}
+
+/** The environment of a running process (`/proc/PID/environ`). */
+export async function processEnv(pid: number): Promise<Record<string, string>> {
+  const raw = await readFile(`/proc/${pid}/environ`, 'utf8');
+  return Object.fromEntries(
+    raw
+      .split('\0')
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.indexOf('=');
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+  );
+}
+
+/** `lifeboat vm backup VMID -d DSID --wait --json`: the finished execution, whatever its state. */
+export async function backup(
+  stack: Stack,
+  vmId: number,
+  datastoreId: number,
+): Promise<{ code: number; execution?: Execution; stderr: string }> {
+  const out = await stack.cli(['vm', 'backup', String(vmId), '-d', String(datastoreId), '--wait', '--json']);
+  let execution: Execution | undefined;
+  try {
+    execution = JSON.parse(out.stdout) as Execution;
+  } catch {
+    execution = undefined;
+  }
+  return { code: out.code, execution, stderr: out.stderr };
+}
+
+/** The image an execution wrote. */
+export function imageOf(stack: Stack, execution: Execution): Promise<Image> {
+  return stack.json<Image>(['image', 'show', String(execution.imageId)]);
+}
+
+/** sha256 of a whole disk image as the guest sees it (`qemu-img convert -O raw` to stdout-free temp). */
+export async function guestSha256(path: string, format: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-sha-'));
+  try {
+    const raw = join(dir, 'disk.raw');
+    await run({ file: 'qemu-img', args: ['convert', '-f', format, '-O', 'raw', path, raw] });
+    return (await run({ file: 'sha256sum', args: [raw] })).stdout.split(' ')[0] as string;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Overlay files (`overlay-*.qcow2`) left anywhere under the runner's work folders. */
+export async function leftoverOverlays(stack: Stack): Promise<string[]> {
+  const files = await readdir(join(stack.runnerDir, 'work'), { recursive: true }).catch(() => [] as string[]);
+  return files.filter((f) => /overlay-[^/]*\.qcow2$/.test(f));
+}
