@@ -82,6 +82,7 @@ export const Vm = Ownership.extend({
 export type Vm = z.infer<typeof Vm>;
 
 export const DatastoreDriverName = z.enum(['restic', 'rsync']);
+export type DatastoreDriverName = z.infer<typeof DatastoreDriverName>;
 export const Datastore = Ownership.extend({
   id: Id,
   name: z.string().min(1),
@@ -100,7 +101,8 @@ export const Datastore = Ownership.extend({
 });
 export type Datastore = z.infer<typeof Datastore>;
 
-export const ImageState = z.enum(['LOCKED', 'READY', 'ERROR']);
+/** DELETING: taken out of its VM's BACKUP_IDS, its data being removed by a `delete` execution. */
+export const ImageState = z.enum(['LOCKED', 'READY', 'ERROR', 'DELETING']);
 export const BackupMode = z.enum(['FULL', 'INCREMENT']);
 export const ImageDisk = z.object({
   id: Id,
@@ -143,7 +145,26 @@ export const Image = Ownership.extend({
 });
 export type Image = z.infer<typeof Image>;
 
-export const ExecutionKind = z.enum(['backup', 'restore']);
+/**
+ * backup and restore run their own state machines; `delete` (remove an image's data), `download`
+ * (one file of a backup to a host path), `verify` and `monitor` (a datastore's capacity) run the
+ * Maintenance machine.
+ */
+export const ExecutionKind = z.enum(['backup', 'restore', 'delete', 'download', 'verify', 'monitor']);
+export type ExecutionKind = z.infer<typeof ExecutionKind>;
+
+/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot. */
+export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
+  'delete',
+  'download',
+  'verify',
+  'monitor',
+]);
+
+/** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */
+export function takesSlot(kind: ExecutionKind): boolean {
+  return !MAINTENANCE_KINDS.has(kind);
+}
 export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 export const Execution = z.object({
   /** Also the id of the request it came from. */

@@ -57,6 +57,20 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     timeoutSeconds: 30,
   },
   {
+    id: 'AdmitMaintenance',
+    entry: 'functions/tasks/admit-maintenance.ts',
+    handler: 'handler',
+    description: 'Maintenance step (delete, download, verify, monitor): check and build the host task',
+    timeoutSeconds: 30,
+  },
+  {
+    id: 'CommitMaintenance',
+    entry: 'functions/tasks/commit-maintenance.ts',
+    handler: 'handler',
+    description: 'Maintenance step: record the result (deleted image record, capacity, download)',
+    timeoutSeconds: 30,
+  },
+  {
     id: 'MarkFailed',
     entry: 'functions/tasks/mark-failed.ts',
     handler: 'handler',

@@ -64,7 +64,7 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
       'Per-VM schedules are created at run time, only in the lifeboat schedule group',
   });
 
-  for (const machine of [stack.backup.stateMachine, stack.restore.stateMachine]) {
+  for (const machine of [stack.backup, stack.restore, stack.maintenance].map((m) => m.stateMachine)) {
     ack(machine, {
       'AwsSolutions-IAM5[Resource::*]': XRAY_AND_LOGS,
       [`AwsSolutions-IAM5[Resource::${hostQueues}]`]:

@@ -1,6 +1,6 @@
 /**
- * The Lifeboat control plane in one stack: tables, Lambdas, HTTP API, Backup and Restore state
- * machines, the scheduler, runner access and alarms. Each part lives in its own file; this one
+ * The Lifeboat control plane in one stack: tables, Lambdas, HTTP API, Backup, Restore and
+ * Maintenance state machines, the scheduler, runner access and alarms. Each part lives in its own file; this one
  * wires them and grants each function only what its job needs.
  */
 import { ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
@@ -29,6 +29,8 @@ const STEP_FUNCTIONS = [
   'CommitBackup',
   'AdmitRestore',
   'CommitRestore',
+  'AdmitMaintenance',
+  'CommitMaintenance',
   'MarkFailed',
   'Release',
 ];
@@ -38,6 +40,7 @@ export class LifeboatStack extends Stack {
   readonly functions: LifeboatFunctions;
   readonly backup: OperationStateMachine;
   readonly restore: OperationStateMachine;
+  readonly maintenance: OperationStateMachine;
   readonly http: HttpFront;
   readonly runnerAccess: RunnerAccess;
   readonly scheduling: Scheduling;
@@ -49,12 +52,14 @@ export class LifeboatStack extends Stack {
     const names = {
       backup: stateMachineName(this.stackName, 'Backup'),
       restore: stateMachineName(this.stackName, 'Restore'),
+      maintenance: stateMachineName(this.stackName, 'Maintenance'),
     };
     // The functions get the machines' ARNs from their fixed names and the machines invoke the
     // functions: building the ARN (rather than referencing the machine) avoids a cycle.
     const arns = {
       backup: stateMachineArn(this, names.backup),
       restore: stateMachineArn(this, names.restore),
+      maintenance: stateMachineArn(this, names.maintenance),
     };
     const hostQueueArn = this.formatArn({
       service: 'sqs',
@@ -75,6 +80,7 @@ export class LifeboatStack extends Stack {
         ...this.tables.environment(),
         BACKUP_STATE_MACHINE_ARN: arns.backup,
         RESTORE_STATE_MACHINE_ARN: arns.restore,
+        MAINTENANCE_STATE_MACHINE_ARN: arns.maintenance,
         HOST_QUEUE_PREFIX: config.hostQueuePrefix,
         MAX_BACKUPS: String(config.maxBackups),
         MAX_BACKUPS_HOST: String(config.maxBackupsHost),
@@ -104,6 +110,15 @@ export class LifeboatStack extends Stack {
       admit: fn('AdmitRestore'),
       commit: fn('CommitRestore'),
     });
+    // delete, download, verify, monitor: host tasks that leave nothing to clean up.
+    this.maintenance = new OperationStateMachine(this, {
+      ...common,
+      kind: 'Maintenance',
+      cleanup: false,
+      stateMachineName: names.maintenance,
+      admit: fn('AdmitMaintenance'),
+      commit: fn('CommitMaintenance'),
+    });
 
     this.http = new HttpFront(this, 'Http', { handler: fn('Api'), routes: props.routes });
     this.runnerAccess = new RunnerAccess(this, 'Runner', {
@@ -114,26 +129,35 @@ export class LifeboatStack extends Stack {
     });
     this.scheduling = new Scheduling(this, 'Scheduling', { dispatcher: fn('Dispatcher'), api: fn('Api') });
     this.alarms = new Alarms(this, 'Alarms', {
-      stateMachines: { Backup: this.backup.stateMachine, Restore: this.restore.stateMachine },
+      stateMachines: {
+        Backup: this.backup.stateMachine,
+        Restore: this.restore.stateMachine,
+        Maintenance: this.maintenance.stateMachine,
+      },
       functions: fns,
       hostQueuePrefix: config.hostQueuePrefix,
     });
 
     this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
-    this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore]);
+    this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore, arns.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
         // Only the API authenticates users.
         if (key !== 'users') table.grantReadWriteData(fn(stepId));
       }
     }
+    // Release wakes it when a slot frees; CommitBackup when KEEP_LAST queued deletes.
     fn('Dispatcher').grantInvoke(fn('Release'));
+    fn('Dispatcher').grantInvoke(fn('CommitBackup'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
     new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
     new CfnOutput(this, 'BackupStateMachineArn', { value: this.backup.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RestoreStateMachineArn', { value: this.restore.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'MaintenanceStateMachineArn', {
+      value: this.maintenance.stateMachine.stateMachineArn,
+    });
 
     acknowledgeFindings(this);
   }
@@ -182,7 +206,7 @@ export class LifeboatStack extends Stack {
     api.addEnvironment('ALARM_TOPIC_ARN', this.alarms.topic.topicArn);
   }
 
-  /** The dispatcher: the queue and counters, and starting executions of the two machines. */
+  /** The dispatcher: the queue and counters, and starting executions of the three machines. */
   private grantDispatcher(dispatcher: LifeboatFunctions[string], machineArns: string[]): void {
     const byKey = this.tables.byKey;
     for (const table of [byKey.requests, byKey.executions, byKey.counters])

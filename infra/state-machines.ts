@@ -1,6 +1,6 @@
 /**
- * The Backup and Restore state machines (JSONPath query language, so local mode's interpreter
- * runs the very definition synthesized here):
+ * The Backup, Restore and Maintenance state machines (JSONPath query language, so local mode's
+ * interpreter runs the very definition synthesized here):
  *
  * ```
  * Admit -> RunOnHost (sqs waitForTaskToken, heartbeat) -> Commit -> Release -> Succeed
@@ -9,6 +9,9 @@
  * MarkFailed <--------------- Cleanup (host task, best effort; its own failure is caught too)
  *   -> ReleaseFailed -> Fail (error and cause of the step that failed)
  * ```
+ *
+ * Maintenance (rm, monitor, stat, download, verify tasks) has no Cleanup: its host tasks leave
+ * nothing behind, so RunOnHost and Commit failures go straight to MarkFailed.
  */
 import { ArnFormat, Duration, RemovalPolicy, type Stack } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -17,13 +20,25 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TASK_FIELDS } from '#core/contracts/tasks.ts';
+import { MAINTENANCE_TASK_FIELDS, TASK_FIELDS } from '#core/contracts/tasks.ts';
 import { TRANSIENT_ERRORS } from '#core/errors.ts';
 import type { LifeboatConfig } from './config.ts';
 
+/** The operations with a state machine of their own. */
+export type OperationKind = 'Backup' | 'Restore' | 'Maintenance';
+
+/** Fields of each machine's RunOnHost message, read from Admit's `task`. */
+export const RUN_ON_HOST_FIELDS: Record<OperationKind, readonly string[]> = {
+  Backup: TASK_FIELDS.backup,
+  Restore: TASK_FIELDS.restore,
+  Maintenance: MAINTENANCE_TASK_FIELDS,
+};
+
 /** Which operation a machine runs, and the functions of its own steps. */
 export interface OperationProps {
-  kind: 'Backup' | 'Restore';
+  kind: OperationKind;
+  /** Run a Cleanup host task after a failed RunOnHost or Commit (default true). */
+  cleanup?: boolean;
   /** Fixed name, so the Lambdas can get the ARN without depending on the machine. */
   stateMachineName: string;
   admit: IFunction;
@@ -36,7 +51,7 @@ export interface OperationProps {
 }
 
 /** The state machine name of an operation in a stack: its ARN is known before it exists. */
-export function stateMachineName(stackName: string, kind: 'Backup' | 'Restore'): string {
+export function stateMachineName(stackName: string, kind: OperationKind): string {
   return `${stackName}-${kind}`;
 }
 
@@ -60,7 +75,7 @@ export class OperationStateMachine extends Construct {
   constructor(scope: Construct, props: OperationProps) {
     super(scope, `${props.kind}Steps`);
     const { config } = props;
-    const fields = TASK_FIELDS[props.kind === 'Backup' ? 'backup' : 'restore'];
+    const fields = RUN_ON_HOST_FIELDS[props.kind];
     // Host queues are created by the API when a host registers: import "all of them" by ARN
     // pattern (this grants sqs:SendMessage on the pattern) and take the URL from Admit's output.
     const hostQueue = sqs.Queue.fromQueueAttributes(this, 'HostQueues', {
@@ -89,26 +104,30 @@ export class OperationStateMachine extends Construct {
       maxAttempts: config.hostRetryMaxAttempts,
     });
 
-    const cleanup = new tasks.SqsSendMessage(this, 'Cleanup', {
-      queue: hostQueue,
-      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-      messageBody: taskMessage(TASK_FIELDS.cleanup, '$.admit.cleanup', 'Cleanup', {
-        failedTaskId: sfn.JsonPath.format('{}/RunOnHost', sfn.JsonPath.executionName),
-      }),
-      taskTimeout: sfn.Timeout.duration(Duration.seconds(600)),
-      resultPath: '$.cleanup',
-    });
-
     const fail = new sfn.Fail(this, 'Fail', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
     const catchAll = [sfn.Errors.ALL];
     admit.addCatch(markFailed, { errors: catchAll, resultPath: '$.error' });
-    runOnHost.addCatch(cleanup, { errors: catchAll, resultPath: '$.error' });
-    commit.addCatch(cleanup, { errors: catchAll, resultPath: '$.error' });
-    // Cleanup is best effort: its failure must not hide the original error in $.error.
-    cleanup.addCatch(markFailed, { errors: catchAll, resultPath: '$.cleanupError' });
+    if (props.cleanup ?? true) {
+      const cleanup = new tasks.SqsSendMessage(this, 'Cleanup', {
+        queue: hostQueue,
+        integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        messageBody: taskMessage(TASK_FIELDS.cleanup, '$.admit.cleanup', 'Cleanup', {
+          failedTaskId: sfn.JsonPath.format('{}/RunOnHost', sfn.JsonPath.executionName),
+        }),
+        taskTimeout: sfn.Timeout.duration(Duration.seconds(600)),
+        resultPath: '$.cleanup',
+      });
+      runOnHost.addCatch(cleanup, { errors: catchAll, resultPath: '$.error' });
+      commit.addCatch(cleanup, { errors: catchAll, resultPath: '$.error' });
+      // Cleanup is best effort: its failure must not hide the original error in $.error.
+      cleanup.addCatch(markFailed, { errors: catchAll, resultPath: '$.cleanupError' });
+      cleanup.next(markFailed);
+    } else {
+      runOnHost.addCatch(markFailed, { errors: catchAll, resultPath: '$.error' });
+      commit.addCatch(markFailed, { errors: catchAll, resultPath: '$.error' });
+    }
     // Even when recording the failure breaks, the slot must be given back.
     markFailed.addCatch(releaseFailed, { errors: catchAll, resultPath: '$.markFailedError' });
-    cleanup.next(markFailed);
     markFailed.next(releaseFailed).next(fail);
 
     const definition = admit.next(runOnHost).next(commit).next(release).next(new sfn.Succeed(this, 'Done'));

@@ -121,6 +121,7 @@ export async function startControlPlane(opts: {
       secretsDir: paths.secrets,
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
       restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
+      maintenanceStateMachineArn: machineArnOfKind(machines, 'Maintenance'),
     });
     applyEnvironment(env);
 

@@ -19,6 +19,7 @@ export function lambdaEnvironment(opts: {
   secretsDir: string;
   backupStateMachineArn: string;
   restoreStateMachineArn: string;
+  maintenanceStateMachineArn: string;
 }): Record<string, string> {
   const { config } = opts;
   const local = (port: number) => `http://127.0.0.1:${port}`;
@@ -34,6 +35,7 @@ export function lambdaEnvironment(opts: {
     AWS_ENDPOINT_URL_LAMBDA: local(config.ports.lambda),
     BACKUP_STATE_MACHINE_ARN: opts.backupStateMachineArn,
     RESTORE_STATE_MACHINE_ARN: opts.restoreStateMachineArn,
+    MAINTENANCE_STATE_MACHINE_ARN: opts.maintenanceStateMachineArn,
     DISPATCHER_FUNCTION_NAME: localFunctionName({ id: 'Dispatcher' }),
     HOST_QUEUE_PREFIX: 'lifeboat-host-',
     MAX_BACKUPS: String(config.maxBackups),

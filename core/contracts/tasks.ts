@@ -176,6 +176,18 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
   verify: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
 };
 
+/** Task kinds the Maintenance state machine sends to a host (one machine for all of them). */
+export const MAINTENANCE_TASK_KINDS = ['rm', 'monitor', 'stat', 'download', 'verify'] as const;
+export type MaintenanceTaskKind = (typeof MAINTENANCE_TASK_KINDS)[number];
+
+/**
+ * Fields of the Maintenance machine's message: the union of its kinds' {@link TASK_FIELDS}.
+ * Its Admit step sets the fields a kind lacks to null; the runner's schemas strip them.
+ */
+export const MAINTENANCE_TASK_FIELDS: readonly string[] = [
+  ...new Set(MAINTENANCE_TASK_KINDS.flatMap((kind) => TASK_FIELDS[kind])),
+];
+
 /** What the runner answers a backup task with (SendTaskSuccess output). */
 export const BackupResult = z.object({
   backupId: z.string().min(1),

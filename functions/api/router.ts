@@ -8,6 +8,7 @@ import { NotFound } from '#core/errors.ts';
 import type { RouteHandler } from './http.ts';
 import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
+import { downloadRoutes } from './routes/downloads.ts';
 import { executionRoutes } from './routes/executions.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
@@ -20,6 +21,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...vmRoutes,
   ...datastoreRoutes,
   ...imageRoutes,
+  ...downloadRoutes,
   ...executionRoutes,
   ...configRoutes,
 };

@@ -34,6 +34,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/images/{id}' },
   { method: 'DELETE', path: '/images/{id}' },
   { method: 'POST', path: '/images/{id}/restore' },
+  { method: 'POST', path: '/downloads' },
   { method: 'GET', path: '/executions' },
   { method: 'GET', path: '/executions/{id}' },
   { method: 'GET', path: '/config' },

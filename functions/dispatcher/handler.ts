@@ -1,10 +1,12 @@
 /**
  * The dispatcher: starts queued operations in priority order while the active counts stay under
- * MAX_BACKUPS and MAX_BACKUPS_HOST. Woken by the API and by Release (async Invoke) and every
+ * MAX_BACKUPS and MAX_BACKUPS_HOST. Maintenance operations (delete, download, verify, monitor)
+ * share the one queue but take no slot: MAX_BACKUPS counts backups and restores only. Woken by the API and by Release (async Invoke) and every
  * minute; safe to run twice at once, since slots are conditional writes and StartExecution is
  * keyed by the execution id (ExecutionAlreadyExists counts as started).
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { takesSlot } from '#core/model.ts';
 import { sfnClient } from '../aws.ts';
 import { limits, required } from '../env.ts';
 import { log } from '../log.ts';
@@ -21,8 +23,11 @@ export interface DispatchReport {
   waiting: string[];
 }
 
+/** The state machine of each kind, by its environment variable. */
 function stateMachineArn(kind: Request['kind']): string {
-  return required(kind === 'backup' ? 'BACKUP_STATE_MACHINE_ARN' : 'RESTORE_STATE_MACHINE_ARN');
+  if (kind === 'backup') return required('BACKUP_STATE_MACHINE_ARN');
+  if (kind === 'restore') return required('RESTORE_STATE_MACHINE_ARN');
+  return required('MAINTENANCE_STATE_MACHINE_ARN');
 }
 
 /** Why a request can never start (its VM or host is gone), or null. */
@@ -88,7 +93,8 @@ export async function dispatch(): Promise<DispatchReport> {
       continue;
     }
     const host = await hosts.get(request.hostId);
-    if (!(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
+    const slotted = takesSlot(request.kind);
+    if (slotted && !(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
       report.waiting.push(request.id);
       // Cloud-wide limit reached: nothing else can start either.
       if ((await readCounter('active')) >= maxBackups) break;
@@ -99,7 +105,7 @@ export async function dispatch(): Promise<DispatchReport> {
       started = await start(request);
     } catch (err) {
       // Not started: give the slot back and leave the request queued for the next run.
-      await releaseSlot(host.id);
+      if (slotted) await releaseSlot(host.id);
       log('error', 'StartExecution failed', {
         executionId: request.id,
         error: err instanceof Error ? err.name : '',
@@ -108,7 +114,7 @@ export async function dispatch(): Promise<DispatchReport> {
       continue;
     }
     // An execution started by an earlier run already holds its own slot.
-    if (started.already) await releaseSlot(host.id);
+    if (started.already && slotted) await releaseSlot(host.id);
     await executions
       .update(
         request.id,

@@ -2,17 +2,29 @@
  * Backup step Commit: records the runner's result (`$.host`, a BackupResult): the image READY
  * with its source, disks, size and template (or the new increment appended to its chain), the
  * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys, and the VM unlocked.
+ * KEEP_LAST retention (full backups): the oldest ids beyond KEEP_LAST leave BACKUP_IDS in the
+ * same write, become DELETING and each gets a `delete` execution (Maintenance machine).
  * Idempotent: a retry finds the image already committed and the lock already gone.
  */
-import { setRuntime } from '#core/backup-config.ts';
+import { z } from 'zod';
+import { effectiveConfig, setRuntime } from '#core/backup-config.ts';
 import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
-import type { Image, Increment } from '#core/model.ts';
+import { Id, type Image, type Increment, type Vm } from '#core/model.ts';
+import { removeLast } from '#core/retention.ts';
+import { log } from '../log.ts';
+import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
+import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
+import { wakeDispatcher } from '../wake.ts';
 import { StepInput, step } from './common.ts';
+import { enqueueDeletes, maintenanceHost, markDeleting } from './maintenance.ts';
+
+/** Who retention's delete executions are requested by. */
+export const RETENTION_REQUESTER = { name: 'lifeboat:retention' };
 
 export const CommitBackupInput = StepInput.extend({ host: BackupResult });
 
@@ -71,6 +83,54 @@ export function committedImage(
   };
 }
 
+/** KEEP_LAST of the VM (null: keep all); a corrupt value keeps everything rather than fail the commit. */
+function keepLastOf(vm: Vm): number | null {
+  try {
+    return effectiveConfig(vm.backups.BACKUP_CONFIG).keepLast;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Queue the removal of images KEEP_LAST dropped from BACKUP_IDS: each READY/ERROR one becomes
+ * DELETING and gets its delete executions, then the dispatcher is woken once. Failures are
+ * logged, not thrown: the backup itself is committed, and an image left READY can be deleted
+ * by hand.
+ */
+async function expire(
+  ids: readonly number[],
+  executionId: string,
+  fallbackHostId?: number,
+): Promise<number[]> {
+  const queued: number[] = [];
+  const fallback = fallbackHostId === undefined ? undefined : await hosts.find(fallbackHostId);
+  for (const id of ids) {
+    try {
+      const image = await images.find(id);
+      if (!image || !(await markDeleting(id))) continue;
+      const datastore = await datastores.get(image.datastoreId);
+      const host = await maintenanceHost(datastore, image.vmId).catch((err) => {
+        if (err instanceof Conflict && fallback) return fallback;
+        throw err;
+      });
+      await enqueueDeletes(RETENTION_REQUESTER, { ...image, state: 'DELETING' }, datastore, host, {
+        wake: false,
+      });
+      queued.push(id);
+    } catch (err) {
+      log('warn', 'KEEP_LAST: image not queued for deletion', {
+        executionId,
+        imageId: id,
+        error: err instanceof Error ? err.name : String(err),
+        message: err instanceof Error ? err.message : undefined,
+      });
+    }
+  }
+  if (queued.length > 0) await wakeDispatcher(`KEEP_LAST after execution ${executionId}`);
+  return queued;
+}
+
 export const handler = step('CommitBackup', CommitBackupInput, async (input) => {
   const { executionId, host: result } = input;
   const execution = await executions.get(executionId);
@@ -93,9 +153,20 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     INCREMENTAL_BACKUP_ID: chained ? image.id : null,
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
   });
-  const ids = vm.backups.BACKUP_IDS.includes(image.id)
+  const appended = vm.backups.BACKUP_IDS.includes(image.id)
     ? vm.backups.BACKUP_IDS
     : [...vm.backups.BACKUP_IDS, image.id];
+  // KEEP_LAST counts full backups; an increment chain is trimmed by flattening instead.
+  const dropped =
+    image.mode === 'FULL' ? removeLast(appended, keepLastOf(vm)).filter((id) => id !== image.id) : [];
+  // Kept on the execution first, so a retry after the VM write still queues their deletion.
+  const earlier = z
+    .array(Id)
+    .catch([])
+    .parse(execution.params.retention ?? []);
+  const expired = [...new Set([...earlier, ...dropped])];
+  if (dropped.length > 0) await executions.update(executionId, { 'params.retention': expired });
+  const ids = appended.filter((id) => !expired.includes(id));
   try {
     // One conditional write: BACKUP_IDS, config and unlock happen together, only while we hold the lock.
     await vms.update(
@@ -107,6 +178,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     // Lock already released: a previous attempt of this step committed the VM.
     if (!isConditionFailed(err)) throw err;
   }
+  const deleting = await expire(expired, executionId, execution.hostId);
   await executions.update(executionId, { phase: 'done', bytesDone: image.size, bytesTotal: image.size });
-  return { imageId: image.id, backupId: result.backupId, size: image.size };
+  return { imageId: image.id, backupId: result.backupId, size: image.size, deleting };
 });

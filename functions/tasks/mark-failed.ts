@@ -2,7 +2,8 @@
  * Any operation, after a failure (and the host Cleanup): records the error on the execution
  * (TIMED_OUT for Step Functions timeouts, else FAILED), sets the image to ERROR (or, for an
  * increment on an existing chain, back to READY: the chain's earlier backups stay valid), and
- * unlocks the VM only if this execution holds its lock. Idempotent.
+ * unlocks the VM only if this execution holds its lock. A failed `delete` leaves its image ERROR
+ * (deletable again). Idempotent.
  */
 import { z } from 'zod';
 import { executions } from '../repo/executions.ts';
@@ -29,6 +30,18 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
       const extendsChain = image.increments.length > 0;
       await images.update(image.id, { state: extendsChain ? 'READY' : 'ERROR' });
     }
+  }
+  if (execution.kind === 'delete' && execution.imageId !== undefined) {
+    // The data may still be there: ERROR lets the user delete again (the VM forgot it already).
+    await images
+      .update(
+        execution.imageId,
+        { state: 'ERROR' },
+        { condition: { expression: '#s = :d', names: { '#s': 'state' }, values: { ':d': 'DELETING' } } },
+      )
+      .catch((err) => {
+        if (!isConditionFailed(err)) throw err;
+      });
   }
   if (execution.kind === 'backup' && execution.vmId !== undefined) {
     try {

@@ -4,6 +4,7 @@
  * transaction), and wakes the dispatcher so a queued operation can take the slot.
  */
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { takesSlot } from '#core/model.ts';
 import { dynamo } from '../aws.ts';
 import { log } from '../log.ts';
 import { releaseSlotItems } from '../repo/counters.ts';
@@ -27,7 +28,9 @@ export const handler = step('Release', StepInput, async (input) => {
     },
   };
   if (!execution.released) {
-    const slot = execution.hostId === undefined ? [] : releaseSlotItems(execution.hostId);
+    // Maintenance operations never took a slot: only the flag and the end time change.
+    const slot =
+      execution.hostId === undefined || !takesSlot(execution.kind) ? [] : releaseSlotItems(execution.hostId);
     try {
       await dynamo().send(new TransactWriteCommand({ TransactItems: [mark, ...slot] }));
     } catch (err) {

@@ -72,7 +72,10 @@ export function machinesOfTemplate(template: CfnTemplate, region: string): Machi
 }
 
 /** The ARN of the machine named `<stack>-<kind>` (`Lifeboat-Backup`) or `kind`. */
-export function machineArnOfKind(machines: readonly MachineSpec[], kind: 'Backup' | 'Restore'): string {
+export function machineArnOfKind(
+  machines: readonly MachineSpec[],
+  kind: 'Backup' | 'Restore' | 'Maintenance',
+): string {
   const found = machines.find((m) => m.name === kind || m.name.endsWith(`-${kind}`));
   if (!found) {
     throw new Error(

@@ -310,7 +310,11 @@ describe('images', () => {
     await images.put(image(1, 'READY'));
     await images.put(image(2, 'LOCKED'));
     await vms.update(1, { 'backups.BACKUP_IDS': [1] });
-    expect((await call('GET', '/images?vmId=1&type=backup', admin)).body.items).toHaveLength(2);
+    const listed = (await call('GET', '/images?vmId=1&type=backup', admin)).body.items;
+    expect(listed).toHaveLength(2);
+    // A READY image names each stored file; a LOCKED one has nothing to download yet.
+    expect(listed[0].downloadUrls).toEqual([`restic://1/snap/disk.0`, 'restic://1/snap/vm.xml']);
+    expect(listed[1].downloadUrls).toEqual([]);
     expect((await call('GET', '/images?datastoreId=5', admin)).body.items).toHaveLength(0);
     expect((await call('GET', '/images?vmId=x', admin)).status).toBe(400);
 
@@ -331,9 +335,18 @@ describe('images', () => {
       options: { name: 'web-restored', noIp: true },
     });
 
-    expect((await call('DELETE', '/images/1', admin)).status).toBe(204);
+    // With stored data: DELETING at once, out of BACKUP_IDS, and a delete execution queued.
+    const deleted = await call('DELETE', '/images/1', admin);
+    expect(deleted.status).toBe(202);
+    expect(deleted.body).toMatchObject({ kind: 'delete', state: 'QUEUED', imageId: 1, hostId: 1 });
+    expect((await requests.get(deleted.body.id)).input).toMatchObject({ kind: 'delete', backupId: 'snap' });
     expect((await vms.get(1)).backups.BACKUP_IDS).toEqual([]);
-    expect((await call('GET', '/images/1', admin)).status).toBe(404);
+    expect((await call('GET', '/images/1', admin)).body.state).toBe('DELETING');
+    expect((await call('DELETE', '/images/1', admin)).status).toBe(409);
+    // No stored data (a failed backup): the record goes at once.
+    await images.put({ ...image(3, 'READY'), state: 'ERROR', source: '' });
+    expect((await call('DELETE', '/images/3', admin)).status).toBe(204);
+    expect((await call('GET', '/images/3', admin)).status).toBe(404);
   });
 
   it('lists executions newest first', async () => {

@@ -97,6 +97,9 @@ describe('Lambda functions', () => {
       });
       expect(JSON.stringify(env.BACKUP_STATE_MACHINE_ARN)).toContain(':stateMachine:Lifeboat-Backup');
       expect(JSON.stringify(env.RESTORE_STATE_MACHINE_ARN)).toContain(':stateMachine:Lifeboat-Restore');
+      expect(JSON.stringify(env.MAINTENANCE_STATE_MACHINE_ARN)).toContain(
+        ':stateMachine:Lifeboat-Maintenance',
+      );
     }
   });
 
@@ -106,15 +109,17 @@ describe('Lambda functions', () => {
     const dispatcherRef = { Ref: fnLogicalId('Dispatcher') };
     expect(envOf('Api').DISPATCHER_FUNCTION_NAME).toEqual(dispatcherRef);
     expect(envOf('Release').DISPATCHER_FUNCTION_NAME).toEqual(dispatcherRef);
+    expect(envOf('CommitBackup').DISPATCHER_FUNCTION_NAME).toEqual(dispatcherRef);
     expect(envOf('Dispatcher').DISPATCHER_FUNCTION_NAME).toBeUndefined();
   });
 
-  it('lets only the dispatcher start executions, and only of the two machines', () => {
+  it('lets only the dispatcher start executions, and only of the three machines', () => {
     const start = fnStatements('Dispatcher').filter((s) => actionsOf(s).includes('states:StartExecution'));
     expect(start).toHaveLength(1);
     const resources = JSON.stringify(start[0]?.Resource);
     expect(resources).toContain(':stateMachine:Lifeboat-Backup');
     expect(resources).toContain(':stateMachine:Lifeboat-Restore');
+    expect(resources).toContain(':stateMachine:Lifeboat-Maintenance');
     for (const spec of FUNCTIONS.filter((f) => f.id !== 'Dispatcher')) {
       expect(fnActions(spec.id), spec.id).not.toContain('states:StartExecution');
     }
@@ -126,6 +131,8 @@ describe('Lambda functions', () => {
       'CommitBackup',
       'AdmitRestore',
       'CommitRestore',
+      'AdmitMaintenance',
+      'CommitMaintenance',
       'MarkFailed',
       'Release',
     ]) {
@@ -261,8 +268,9 @@ describe('scheduler and alarms', () => {
       (id) => synth.json.Resources[id]?.Properties ?? {},
     );
     const metrics = alarms.map((a) => `${a.Namespace}/${a.MetricName}`);
-    expect(metrics.filter((m) => m === 'AWS/States/ExecutionsFailed')).toHaveLength(2);
-    expect(metrics.filter((m) => m === 'AWS/States/ExecutionsTimedOut')).toHaveLength(2);
+    // Backup, Restore and Maintenance.
+    expect(metrics.filter((m) => m === 'AWS/States/ExecutionsFailed')).toHaveLength(3);
+    expect(metrics.filter((m) => m === 'AWS/States/ExecutionsTimedOut')).toHaveLength(3);
     expect(metrics.filter((m) => m === 'AWS/Lambda/Errors')).toHaveLength(FUNCTIONS.length);
     const [topicId] = logicalIdsOfType(synth.json, 'AWS::SNS::Topic');
     for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);

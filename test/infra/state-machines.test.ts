@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TASK_FIELDS } from '#core/contracts/tasks.ts';
+import { MAINTENANCE_TASK_FIELDS, TASK_FIELDS } from '#core/contracts/tasks.ts';
 import { TRANSIENT_ERRORS } from '#core/errors.ts';
 import {
   type AslDefinition,
@@ -22,7 +22,7 @@ beforeAll(() => {
   tuned = synthLifeboat({ heartbeatSeconds: 45, hostTaskTimeoutSeconds: '3600' });
 });
 
-function definition(s: Synthesized, kind: 'Backup' | 'Restore'): AslDefinition {
+function definition(s: Synthesized, kind: 'Backup' | 'Restore' | 'Maintenance'): AslDefinition {
   const logicalId = findLogicalId(s.json, 'AWS::StepFunctions::StateMachine', kind);
   if (!logicalId) throw new Error(`no ${kind} state machine`);
   return resolveDefinition(s.json, logicalId, resolver);
@@ -152,6 +152,61 @@ describe.each(operations)('$kind state machine', ({ kind, admit, commit, fields 
     );
     expect(send).toHaveLength(1);
     expect(send[0]?.Action).toBe('sqs:SendMessage');
+    expect(JSON.stringify(send[0]?.Resource)).toContain(':lifeboat-host-*');
+  });
+});
+
+describe('Maintenance state machine (delete, download, verify, monitor)', () => {
+  const catchToMarkFailed = [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'MarkFailed' }];
+
+  it('sends every field of the rm, monitor, stat, download and verify tasks from Admit', () => {
+    const asl = definition(synth, 'Maintenance');
+    expect(asl.QueryLanguage).toBe('JSONPath');
+    expect(invokedFunction(synth, state(asl, 'Admit'))).toBe('AdmitMaintenance');
+    const run = state(asl, 'RunOnHost');
+    expect(run.Resource).toBe('arn:aws:states:::sqs:sendMessage.waitForTaskToken');
+    expect(run.HeartbeatSeconds).toBe(120);
+    const params = run.Parameters as { 'QueueUrl.$': string; MessageBody: Record<string, string> };
+    expect(params['QueueUrl.$']).toBe('$.admit.queueUrl');
+    for (const kind of ['rm', 'monitor', 'stat', 'download', 'verify'] as const) {
+      for (const field of TASK_FIELDS[kind]) {
+        expect(params.MessageBody[`${field}.$`], `${kind}.${field}`).toBe(`$.admit.task.${field}`);
+      }
+    }
+    expect(Object.keys(params.MessageBody).sort()).toEqual(
+      [...MAINTENANCE_TASK_FIELDS.map((f) => `${f}.$`), 'taskId.$', 'token.$'].sort(),
+    );
+    expect(params.MessageBody['taskId.$']).toBe("States.Format('{}/RunOnHost', $$.Execution.Name)");
+  });
+
+  it('has no Cleanup: host and commit failures go straight to MarkFailed, then Release and Fail', () => {
+    const asl = definition(synth, 'Maintenance');
+    expect(asl.States.Cleanup).toBeUndefined();
+    expect(state(asl, 'Admit').Catch).toEqual(catchToMarkFailed);
+    expect(state(asl, 'RunOnHost').Catch).toEqual(catchToMarkFailed);
+    const retry = state(asl, 'RunOnHost').Retry as { ErrorEquals: string[] }[];
+    expect(retry[0]?.ErrorEquals).toEqual([...TRANSIENT_ERRORS]);
+    const commit = state(asl, 'Commit');
+    expect(invokedFunction(synth, commit)).toBe('CommitMaintenance');
+    expect(commit.Catch).toEqual(catchToMarkFailed);
+    expect(invokedFunction(synth, state(asl, 'Release'))).toBe('Release');
+    expect(state(asl, 'MarkFailed').Next).toBe('ReleaseFailed');
+    expect(state(asl, String(state(asl, 'ReleaseFailed').Next))).toEqual({
+      Type: 'Fail',
+      ErrorPath: '$.error.Error',
+      CausePath: '$.error.Cause',
+    });
+  });
+
+  it('is named Lifeboat-Maintenance and may send to host queues only', () => {
+    const logicalId = findLogicalId(synth.json, 'AWS::StepFunctions::StateMachine', 'Maintenance') ?? '';
+    const props = synth.json.Resources[logicalId]?.Properties ?? {};
+    expect(props.StateMachineName).toBe('Lifeboat-Maintenance');
+    const roleId = (props.RoleArn as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0] ?? '';
+    const send = statementsOfRole(synth.json, roleId).filter((st) =>
+      JSON.stringify(st.Action).includes('sqs:'),
+    );
+    expect(send.map((st) => st.Action)).toEqual(['sqs:SendMessage']);
     expect(JSON.stringify(send[0]?.Resource)).toContain(':lifeboat-host-*');
   });
 });

@@ -82,6 +82,7 @@ describe('local settings', () => {
       secretsDir: '/h/secrets',
       backupStateMachineArn: 'arn:b',
       restoreStateMachineArn: 'arn:r',
+      maintenanceStateMachineArn: 'arn:m',
     });
     expect(env).toMatchObject({
       TABLE_VMS: 'lifeboat-vms',
@@ -93,6 +94,7 @@ describe('local settings', () => {
       DISPATCHER_FUNCTION_NAME: 'lifeboat-Dispatcher',
       HEARTBEAT_SECONDS: '3',
       BACKUP_STATE_MACHINE_ARN: 'arn:b',
+      MAINTENANCE_STATE_MACHINE_ARN: 'arn:m',
     });
   });
 

@@ -20,8 +20,16 @@ export interface Operation {
   input: (executionId: string) => Record<string, unknown>;
 }
 
-/** Queue the operation and answer its Execution (state QUEUED). */
-export async function enqueue(user: User, op: Operation): Promise<Execution> {
+/**
+ * Queue the operation and answer its Execution (state QUEUED). `user` is who asked (a step such
+ * as retention passes its own name). `wake: false` leaves waking the dispatcher to the caller,
+ * which queues several operations and wakes it once.
+ */
+export async function enqueue(
+  user: Pick<User, 'name'>,
+  op: Operation,
+  options: { wake?: boolean } = {},
+): Promise<Execution> {
   const id = String(await allocateId('execution'));
   const createdAt = new Date().toISOString();
   const execution = await executions.put(
@@ -56,6 +64,6 @@ export async function enqueue(user: User, op: Operation): Promise<Execution> {
     requestedBy: user.name,
     createdAt,
   });
-  await wakeDispatcher(`${op.kind} ${id} queued`);
+  if (options.wake !== false) await wakeDispatcher(`${op.kind} ${id} queued`);
   return publicExecution(execution);
 }

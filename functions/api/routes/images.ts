@@ -1,12 +1,17 @@
-/** Image routes: list, show, delete, and restore requests. */
+/**
+ * Image routes: list, show (each with its `downloadUrls`), delete (removes the data through a
+ * `delete` execution), and restore requests.
+ */
 import { ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
+import { downloadUrlsOf } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
-import type { Image } from '#core/model.ts';
+import type { Datastore, Image } from '#core/model.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
+import { enqueueDeletes, maintenanceHost, markDeleting } from '../../tasks/maintenance.ts';
 import { assertAllowed, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 import { enqueue } from './enqueue.ts';
@@ -17,6 +22,25 @@ async function imageFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Ima
   return image;
 }
 
+/** An image as the API shows it: the record plus one download URL per stored file. */
+export type ImageView = Image & { downloadUrls: string[] };
+
+/** Views of `list`, reading each datastore once. */
+async function views(list: readonly Image[]): Promise<ImageView[]> {
+  const byId = new Map<number, Promise<Datastore | undefined>>();
+  return Promise.all(
+    list.map(async (image) => {
+      let ds = byId.get(image.datastoreId);
+      if (!ds) {
+        ds = datastores.find(image.datastoreId);
+        byId.set(image.datastoreId, ds);
+      }
+      const datastore = await ds;
+      return { ...image, downloadUrls: datastore ? downloadUrlsOf(datastore.driver, image) : [] };
+    }),
+  );
+}
+
 const list: RouteHandler = async (ctx) => {
   // `type` is accepted for the CLI's `--type backup`; every image is a backup image today.
   const { type, ...rest } = ctx.query;
@@ -25,10 +49,10 @@ const list: RouteHandler = async (ctx) => {
   }
   const query = parseBody(ImageListQuery, rest);
   const found = await listImages(query);
-  return items(found.filter((i) => canUse(ctx.user, i)));
+  return items(await views(found.filter((i) => canUse(ctx.user, i))));
 };
 
-const show: RouteHandler = async (ctx) => json(await imageFor(ctx, 'use'));
+const show: RouteHandler = async (ctx) => json((await views([await imageFor(ctx, 'use')]))[0]);
 
 /** Take an image id out of its VM's BACKUP_IDS, retrying if a commit changes the list meanwhile. */
 async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
@@ -55,23 +79,43 @@ async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
   throw new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`);
 }
 
+/** Delete an image with no stored data at once (a failed backup's ERROR image). */
+async function removeRecord(image: Image): Promise<void> {
+  try {
+    await images.delete(image.id, {
+      expression: '#s = :s AND #src = :src',
+      names: { '#s': 'state', '#src': 'source' },
+      values: { ':s': image.state, ':src': image.source },
+    });
+  } catch (err) {
+    if (isConditionFailed(err)) throw new Conflict(`Image ${image.id} changed meanwhile: try again`);
+    throw err;
+  }
+}
+
+/**
+ * READY or ERROR images only (LOCKED or DELETING: 409). With stored data: DELETING, out of its
+ * VM's BACKUP_IDS, and a `delete` execution queued (202 with it). Without: removed now (204).
+ */
 const remove: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'manage');
   if (image.state === 'LOCKED') throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
-  // Removing the backup data from the datastore (a runner `rm` task) comes in a later issue: for
-  // now only the record goes, and the VM's BACKUP_IDS forget it.
-  try {
-    await images.delete(image.id, {
-      expression: '#s <> :locked',
-      names: { '#s': 'state' },
-      values: { ':locked': 'LOCKED' },
-    });
-  } catch (err) {
-    if (isConditionFailed(err)) throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
-    throw err;
+  if (image.state === 'DELETING') throw new Conflict(`Image ${image.id} is already being deleted`);
+  if (!image.source && image.increments.every((i) => !i.source)) {
+    await removeRecord(image);
+    await forgetBackupId(image.vmId, image.id);
+    return { statusCode: 204 };
+  }
+  const datastore = await datastores.get(image.datastoreId);
+  // The host first: when none can run it, nothing has changed yet.
+  const host = await maintenanceHost(datastore, image.vmId);
+  if (!(await markDeleting(image.id))) {
+    const now = await images.get(image.id);
+    throw new Conflict(`Image ${image.id} is ${now.state}: only READY or ERROR images can be deleted`);
   }
   await forgetBackupId(image.vmId, image.id);
-  return { statusCode: 204 };
+  const [first] = await enqueueDeletes(ctx.user, { ...image, state: 'DELETING' }, datastore, host);
+  return json(first, 202);
 };
 
 const restore: RouteHandler = async (ctx) => {

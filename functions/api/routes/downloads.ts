@@ -1,0 +1,69 @@
+/**
+ * `POST /downloads {url, toPath, hostId?}`: writes one file of a stored backup to a path on a
+ * host. The URL (core/downloader-url.ts) names the datastore and the backup; the host is the one
+ * named, else the maintenance host rule (BRIDGE_LIST, the VM's host, any MONITORED host).
+ * Answers 202 with the `download` execution.
+ */
+import { z } from 'zod';
+import { parseBody } from '#core/contracts/api.ts';
+import { DownloadTask } from '#core/contracts/tasks.ts';
+import { backupFiles, parseDownloadUrl } from '#core/downloader-url.ts';
+import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
+import { Id, type Image } from '#core/model.ts';
+import { datastores } from '../../repo/datastores.ts';
+import { hosts } from '../../repo/hosts.ts';
+import { listImages } from '../../repo/images.ts';
+import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../tasks/maintenance.ts';
+import { assertAllowed } from '../access.ts';
+import { json, type RouteHandler } from '../http.ts';
+
+/** The request body; toPath follows the runner's own rule (absolute, no `..`). */
+export const DownloadRequestBody = z.strictObject({
+  url: z.string().min(1).max(2048),
+  toPath: DownloadTask.shape.toPath,
+  hostId: Id.optional(),
+  priority: z.number().int().min(0).max(49).optional(),
+});
+
+const create: RouteHandler = async (ctx) => {
+  const body = parseBody(DownloadRequestBody, ctx.body);
+  const url = parseDownloadUrl(body.url);
+  const datastore = await datastores.get(url.datastoreId);
+  assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+  if (url.scheme !== datastore.driver) {
+    throw new ValidationError(
+      `url: datastore ${datastore.id} is a ${datastore.driver} datastore: use ${datastore.driver}:// URLs`,
+    );
+  }
+  const image = (await listImages({ datastoreId: datastore.id })).find(
+    (i: Image) => sourcesOf(i).includes(url.backupId) && (url.scheme !== 'rsync' || i.vmId === url.vmId),
+  );
+  if (!image) throw new NotFound(`Datastore ${datastore.id} has no backup ${url.backupId}`);
+  assertAllowed(ctx.user, image, 'use', `Image ${image.id}`);
+  if (image.state !== 'READY') {
+    throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be downloaded`);
+  }
+  const files = backupFiles(image);
+  if (url.backupId === image.source && !files.includes(url.file)) {
+    throw new NotFound(`Backup ${url.backupId} has no file ${url.file} (files: ${files.join(', ')})`);
+  }
+  const host =
+    body.hostId === undefined ? await maintenanceHost(datastore, image.vmId) : await hosts.get(body.hostId);
+  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  const execution = await enqueueMaintenance(ctx.user, {
+    kind: 'download',
+    host,
+    datastore,
+    image,
+    backupId: url.backupId,
+    file: url.file,
+    toPath: body.toPath,
+    priority: body.priority,
+  });
+  return json(execution, 202);
+};
+
+/** Download routes by route key. */
+export const downloadRoutes: Record<string, RouteHandler> = {
+  'POST /downloads': create,
+};

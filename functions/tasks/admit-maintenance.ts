@@ -1,0 +1,67 @@
+/**
+ * Maintenance step Admit: checks the datastore, the image (for delete, download and verify) and
+ * the host chosen when the operation was queued, and builds the host task. The Maintenance
+ * machine sends the union of its kinds' fields (MAINTENANCE_TASK_FIELDS), so every field a kind
+ * lacks is null here; the runner's schemas strip them. Idempotent (no writes beyond the phase).
+ */
+import {
+  DownloadTask,
+  MAINTENANCE_TASK_FIELDS,
+  MonitorTask,
+  RmTask,
+  VerifyTask,
+} from '#core/contracts/tasks.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
+import type { Image } from '#core/model.ts';
+import { limits } from '../env.ts';
+import { datastores } from '../repo/datastores.ts';
+import { executions } from '../repo/executions.ts';
+import { hosts } from '../repo/hosts.ts';
+import { images } from '../repo/images.ts';
+import { step, taskDatastore, taskHeader } from './common.ts';
+import { MaintenanceInput, TASK_KIND_OF } from './maintenance.ts';
+
+const omitHeader = { taskId: true, token: true } as const;
+const SCHEMAS = {
+  rm: RmTask.omit(omitHeader),
+  monitor: MonitorTask.omit(omitHeader),
+  download: DownloadTask.omit(omitHeader),
+  verify: VerifyTask.omit(omitHeader),
+};
+
+/** The image the operation works on, in the state the operation needs. */
+async function imageFor(input: MaintenanceInput): Promise<Image> {
+  if (input.imageId === null) throw new ValidationError(`imageId: a ${input.kind} needs an image`);
+  const image = await images.get(input.imageId);
+  if (input.kind === 'delete' && image.state !== 'DELETING') {
+    throw new Conflict(`Image ${image.id} is ${image.state}, not DELETING: its data is kept`);
+  }
+  if (input.kind !== 'delete' && image.state !== 'READY') {
+    throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be read`);
+  }
+  return image;
+}
+
+export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) => {
+  const { executionId } = input;
+  await executions.update(executionId, { state: 'RUNNING', phase: 'admitting' });
+  const datastore = await datastores.get(input.datastoreId);
+  const host = await hosts.get(input.hostId);
+  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  const kind = TASK_KIND_OF[input.kind];
+  const image = kind === 'monitor' ? null : await imageFor(input);
+  const backupId = input.backupId ?? image?.source ?? null;
+  if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
+  const { heartbeatSeconds } = limits();
+  const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({
+    ...taskHeader(kind, heartbeatSeconds),
+    datastore: taskDatastore(datastore),
+    ...(image && { vmId: image.vmId, backupId }),
+    ...(kind === 'download' && { file: input.file, toPath: input.toPath }),
+  });
+  // Every field of the machine's message, null where this kind has none.
+  const task: Record<string, unknown> = Object.fromEntries(MAINTENANCE_TASK_FIELDS.map((f) => [f, null]));
+  Object.assign(task, fields);
+  await executions.update(executionId, { phase: 'running', hostId: host.id });
+  return { hostId: host.id, imageId: image?.id ?? null, queueUrl: host.queueUrl, task };
+});

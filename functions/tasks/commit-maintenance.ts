@@ -1,0 +1,96 @@
+/**
+ * Maintenance step Commit: records the runner's answer (`$.host`) by kind. delete: the removed
+ * backup leaves the image, and the image record goes once none is left; download and verify:
+ * the result on the execution; monitor: the datastore's capacity. Idempotent.
+ */
+import { z } from 'zod';
+import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
+import { Conflict } from '#core/errors.ts';
+import { datastores } from '../repo/datastores.ts';
+import { executions } from '../repo/executions.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { step } from './common.ts';
+import { MaintenanceInput, sourcesOf } from './maintenance.ts';
+
+/** The runner's answer is under `host`; its schema depends on the kind (checked below). */
+export const CommitMaintenanceInput = MaintenanceInput.extend({ host: z.unknown() });
+
+/**
+ * Forget `backupId` in the image: gone from its source and increments; the record is deleted
+ * when no stored backup remains. Retries when another delete of the same image commits meanwhile.
+ */
+async function forgetBackup(imageId: number, backupId: string): Promise<{ removed: boolean }> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const image = await images.find(imageId);
+    if (!image) return { removed: true };
+    const remaining = sourcesOf(image).filter((s) => s !== backupId);
+    const unchanged = {
+      expression: '#s = :s AND #src = :src',
+      names: { '#s': 'state', '#src': 'source' },
+      values: { ':s': 'DELETING', ':src': image.source },
+    };
+    try {
+      if (remaining.length === 0) {
+        await images.delete(imageId, unchanged);
+        return { removed: true };
+      }
+      await images.put(
+        {
+          ...image,
+          source: image.source === backupId ? '' : image.source,
+          increments: image.increments.filter((i) => i.source !== backupId),
+        },
+        unchanged,
+      );
+      return { removed: false };
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      const now = await images.find(imageId);
+      if (now && now.state !== 'DELETING') {
+        throw new Conflict(`Image ${imageId} is ${now.state}, not DELETING: its record is kept`);
+      }
+    }
+  }
+  throw new Conflict(`Image ${imageId} kept changing while its backup ${backupId} was forgotten`);
+}
+
+export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (input) => {
+  const { executionId } = input;
+  await executions.update(executionId, { phase: 'committing' });
+  switch (input.kind) {
+    case 'delete': {
+      const parsed = RmResult.parse(input.host);
+      const { removed } =
+        input.imageId === null || input.backupId === null
+          ? { removed: false }
+          : await forgetBackup(input.imageId, input.backupId);
+      await executions.update(executionId, {
+        phase: 'done',
+        'params.result': { ...parsed, imageRemoved: removed },
+      });
+      return { imageRemoved: removed };
+    }
+    case 'monitor': {
+      const capacity = MonitorResult.parse(input.host);
+      await datastores.update(input.datastoreId, capacity);
+      await executions.update(executionId, { phase: 'done', 'params.result': capacity });
+      return capacity;
+    }
+    case 'download': {
+      const result = DownloadResult.parse(input.host);
+      await executions.update(executionId, {
+        phase: 'done',
+        bytesDone: result.size,
+        bytesTotal: result.size,
+        'params.result': result,
+      });
+      return result;
+    }
+    case 'verify': {
+      const result = VerifyResult.parse(input.host);
+      await executions.update(executionId, { phase: 'done', 'params.result': result });
+      return result;
+    }
+  }
+});

@@ -1,0 +1,167 @@
+/**
+ * Maintenance operations (`delete`, `download`, `verify`, `monitor`): the Maintenance state
+ * machine's input, which host runs them, and queueing them. The API (image delete, downloads)
+ * and CommitBackup (KEEP_LAST retention) queue them through here, so every caller picks the host
+ * and builds the input the same way.
+ */
+import { z } from 'zod';
+import type { MaintenanceTaskKind } from '#core/contracts/tasks.ts';
+import { Conflict } from '#core/errors.ts';
+import { type Datastore, type Execution, type Host, Id, type Image } from '#core/model.ts';
+import { enqueue } from '../api/routes/enqueue.ts';
+import { hosts } from '../repo/hosts.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { vms } from '../repo/vms.ts';
+import { StepInput } from './common.ts';
+
+export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor']);
+export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
+
+/** The host task each maintenance operation sends. */
+export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
+  delete: 'rm',
+  download: 'download',
+  verify: 'verify',
+  monitor: 'monitor',
+};
+
+/** The Maintenance state machine's input (every field present; null when the kind has none). */
+export const MaintenanceInput = StepInput.extend({
+  kind: MaintenanceKind,
+  hostId: Id,
+  datastoreId: Id,
+  imageId: Id.nullable(),
+  /** The stored backup the task works on (one image may hold several: an increment chain). */
+  backupId: z.string().min(1).nullable(),
+  file: z.string().min(1).nullable(),
+  toPath: z.string().min(1).nullable(),
+});
+export type MaintenanceInput = z.infer<typeof MaintenanceInput>;
+
+/** Host names of a datastore's BRIDGE_LIST (stored space separated; commas accepted too). */
+export function bridgeList(datastore: Pick<Datastore, 'attributes'>): string[] {
+  return (datastore.attributes.BRIDGE_LIST ?? '').split(/[\s,]+/).filter(Boolean);
+}
+
+/**
+ * The host that runs a maintenance task on `datastore`: the first MONITORED host of its
+ * BRIDGE_LIST when set; else the host of the image's VM when MONITORED; else any MONITORED host
+ * (lowest id). Conflict naming the reason when there is none.
+ */
+export async function maintenanceHost(datastore: Datastore, vmId?: number): Promise<Host> {
+  const all = (await hosts.list()).sort((a, b) => a.id - b.id);
+  const usable = (h: Host) => h.state === 'MONITORED' && h.queueUrl !== undefined;
+  const bridges = bridgeList(datastore);
+  if (bridges.length > 0) {
+    const found = bridges.map((name) => all.find((h) => h.name === name)).find((h) => h && usable(h));
+    if (found) return found;
+    throw new Conflict(
+      `no MONITORED host of datastore ${datastore.id}'s BRIDGE_LIST (${bridges.join(', ')}) can run the task`,
+    );
+  }
+  const vm = vmId === undefined ? undefined : await vms.find(vmId);
+  const vmHost = vm && all.find((h) => h.id === vm.hostId);
+  if (vmHost && usable(vmHost)) return vmHost;
+  const any = all.find(usable);
+  if (any) return any;
+  throw new Conflict(
+    `no MONITORED host can run a task on datastore ${datastore.id}: register a host (its runner reports inventory) or set BRIDGE_LIST`,
+  );
+}
+
+/** The stored backups of an image: its source and its increments' sources, each once. */
+export function sourcesOf(image: Pick<Image, 'source' | 'increments'>): string[] {
+  return [...new Set([image.source, ...image.increments.map((i) => i.source)].filter(Boolean))];
+}
+
+/**
+ * Move an image from READY or ERROR to DELETING; false when it is in another state (LOCKED by a
+ * running backup, already DELETING) or gone.
+ */
+export async function markDeleting(imageId: number): Promise<boolean> {
+  try {
+    await images.update(
+      imageId,
+      { state: 'DELETING' },
+      {
+        condition: {
+          expression: '#s IN (:ready, :error)',
+          names: { '#s': 'state' },
+          values: { ':ready': 'READY', ':error': 'ERROR' },
+        },
+      },
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailed(err)) return false;
+    throw err;
+  }
+}
+
+/** What to queue, beyond the kind: the state machine input fields and the execution's params. */
+export interface MaintenanceRequest {
+  kind: MaintenanceKind;
+  host: Host;
+  datastore: Datastore;
+  image?: Image;
+  backupId?: string;
+  file?: string;
+  toPath?: string;
+  priority?: number;
+}
+
+/** Queue one maintenance operation; answers its Execution (QUEUED). */
+export function enqueueMaintenance(
+  requestedBy: { name: string },
+  req: MaintenanceRequest,
+  options: { wake?: boolean } = {},
+): Promise<Execution> {
+  const fields = {
+    kind: req.kind,
+    hostId: req.host.id,
+    datastoreId: req.datastore.id,
+    imageId: req.image?.id ?? null,
+    backupId: req.backupId ?? null,
+    file: req.file ?? null,
+    toPath: req.toPath ?? null,
+  };
+  return enqueue(
+    requestedBy,
+    {
+      kind: req.kind,
+      priority: req.priority ?? 0,
+      hostId: req.host.id,
+      vmId: req.image?.vmId,
+      datastoreId: req.datastore.id,
+      imageId: req.image?.id,
+      params: Object.fromEntries(
+        Object.entries({ backupId: fields.backupId, file: fields.file, toPath: fields.toPath }).filter(
+          ([, v]) => v !== null,
+        ),
+      ),
+      input: (executionId) => MaintenanceInput.parse({ executionId, ...fields }),
+    },
+    options,
+  );
+}
+
+/**
+ * Queue the removal of a DELETING image's data on `host`: one `delete` execution per stored
+ * backup of the image (CommitMaintenance removes the record once the last is gone).
+ */
+export async function enqueueDeletes(
+  requestedBy: { name: string },
+  image: Image,
+  datastore: Datastore,
+  host: Host,
+  options: { wake?: boolean } = {},
+): Promise<Execution[]> {
+  const queued: Execution[] = [];
+  for (const backupId of sourcesOf(image)) {
+    queued.push(
+      await enqueueMaintenance(requestedBy, { kind: 'delete', host, datastore, image, backupId }, options),
+    );
+  }
+  return queued;
+}
