@@ -44,6 +44,7 @@ export async function localUp(opts: { home?: string; port?: number } = {}): Prom
     return { endpoint: running.endpoint, token: saved.token, alreadyRunning: true };
   }
 
+  const startedAt = Date.now();
   const config = await loadConfig(home, opts.port);
   const endpoint = `http://127.0.0.1:${config.ports.api}`;
   if (saved && (await healthyHome(endpoint)) === home) {
@@ -69,7 +70,37 @@ export async function localUp(opts: { home?: string; port?: number } = {}): Prom
     throw err;
   }
   await writeEndpointFile(paths, { endpoint, token });
+  if (config.runner && config.demo !== false) {
+    await demo({ endpoint, token, home, mode: config.demo, startedAt, pids: paths.pids });
+  }
   return { endpoint, token, alreadyRunning: false };
+}
+
+/**
+ * The newcomer's demo (local/demo.ts), reported on stderr. Best effort: a demo that cannot be
+ * made (no libvirt, a slow runner) is one warning line, never a failed start.
+ */
+async function demo(opts: {
+  endpoint: string;
+  token: string;
+  home: string;
+  mode: true | 'always';
+  startedAt: number;
+  pids: string;
+}): Promise<void> {
+  const { describeDemo, offerDemo } = await import('./demo.ts');
+  const wakeRunner = () => {
+    void readPids(opts.pids).then((pids) => {
+      const runner = pids?.children.runner;
+      if (runner && isAlive(runner)) process.kill(runner, 'SIGHUP');
+    });
+  };
+  try {
+    const made = await offerDemo({ ...opts, wakeRunner });
+    if (made) process.stderr.write(`${describeDemo(made, opts.home).join('\n')}\n`);
+  } catch (error) {
+    process.stderr.write(`lifeboat: no demo VM: ${(error as Error).message}\n`);
+  }
 }
 
 function nodeBinary(): string {

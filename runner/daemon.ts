@@ -24,6 +24,7 @@ import {
   type InventoryReader,
   type RegisteredHost,
   registerHost,
+  reportInventory,
   sleep,
   startInventoryLoop,
 } from './register.ts';
@@ -46,6 +47,8 @@ export interface DaemonDeps {
 export interface Daemon {
   host: RegisteredHost;
   executor: Executor;
+  /** Reports the inventory now, outside the periodic loop (SIGHUP: a domain was just defined). */
+  inventoryNow(): Promise<void>;
   /** Stops polling, drains running tasks (aborting them after the grace period). */
   stop(): Promise<void>;
 }
@@ -85,6 +88,14 @@ export async function startDaemon(
   const inventory =
     deps.inventory ??
     (async () => (await import('#drivers/disk/inventory.ts')).readHostInventory({ uri: config.libvirtUri }));
+  const inventoryNow = async () => {
+    try {
+      const count = await reportInventory(api, host.id, inventory, RUNNER_VERSION);
+      log('info', 'inventory reported on request', { vms: count });
+    } catch (error) {
+      log('warn', 'inventory report failed', { error: (error as Error).message });
+    }
+  };
   const inventoryDone = startInventoryLoop({
     api,
     hostId: host.id,
@@ -128,7 +139,7 @@ export async function startDaemon(
     })();
     return stopped;
   };
-  return { host, executor, stop };
+  return { host, executor, inventoryNow, stop };
 }
 
 /** Registers, retrying every 2 s up to every 30 s while the API is unreachable or not ready. */

@@ -1,7 +1,8 @@
 /**
  * Entry of the runner daemon: `node --import tsx runner/main.ts [flags]` (systemd runs it the
  * same way; `lifeboat runner` is meant to call {@link runRunner}). Stops cleanly on SIGTERM or
- * SIGINT: no new tasks, running ones finish (up to the grace period), exit 0. Exit 2 on a bad
+ * SIGINT: no new tasks, running ones finish (up to the grace period), exit 0. SIGHUP reports
+ * the libvirt inventory at once. Exit 2 on a bad
  * setting, 1 when the start fails.
  */
 import { pathToFileURL } from 'node:url';
@@ -12,8 +13,10 @@ import { startDaemon } from './daemon.ts';
 export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--token TOKEN] [--home DIR] [--name HOST]
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
 env: LIFEBOAT_ENDPOINT, LIFEBOAT_TOKEN, LIFEBOAT_HOME, LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
-     LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS, LIFEBOAT_SECRET_STORE,
-     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS`;
+     LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
+     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_SECRET_STORE,
+     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS
+signals: SIGTERM/SIGINT stop (running tasks finish first), SIGHUP reports the inventory now`;
 
 /** Parses `argv` (without node and script), runs until SIGTERM/SIGINT; answers the exit code. */
 export async function runRunner(argv: readonly string[]): Promise<number> {
@@ -61,6 +64,10 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
   }
   const starting = new AbortController();
   let stop: (() => Promise<void>) | undefined;
+  let inventoryNow: (() => Promise<void>) | undefined;
+  // SIGHUP: report the inventory now (local mode's demo defines a domain and wants it seen).
+  // Handled from the very start, since Node's default for SIGHUP is to exit.
+  process.on('SIGHUP', () => void inventoryNow?.());
   const finished = new Promise<void>((resolve) => {
     const onSignal = () => {
       starting.abort();
@@ -72,6 +79,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
   try {
     const daemon = await startDaemon(config, {}, starting.signal);
     stop = daemon.stop;
+    inventoryNow = daemon.inventoryNow;
   } catch (error) {
     if (starting.signal.aborted) return 0;
     process.stderr.write(`lifeboat runner: ${(error as Error).message}\n`);

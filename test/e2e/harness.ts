@@ -27,6 +27,8 @@ export interface CliResult {
 
 /** A running local mode. */
 export interface Stack {
+  /** What `lifeboat local up` printed, when started through the CLI. */
+  up?: CliResult;
   home: string;
   endpoint: string;
   token: string;
@@ -117,7 +119,13 @@ const RUNNER_ENV = {
  * `config` is merged into `<home>/config.json` (ports are free ones, the demo is off unless asked).
  */
 export async function startStack(
-  opts: { sshd?: Sshd; config?: Record<string, unknown>; env?: Record<string, string> } = {},
+  opts: {
+    sshd?: Sshd;
+    config?: Record<string, unknown>;
+    env?: Record<string, string>;
+    /** Start with `lifeboat local up --home HOME` (its output in {@link Stack.up}) instead of localUp. */
+    viaCli?: boolean;
+  } = {},
 ): Promise<Stack> {
   const home = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-'));
   const ports = {
@@ -141,8 +149,15 @@ export async function startStack(
   Object.assign(process.env, added);
   let endpoint: string;
   let token: string;
+  let up: CliResult | undefined;
   try {
-    ({ endpoint, token } = await localUp({ home }));
+    if (opts.viaCli) {
+      up = await runCli(['local', 'up', '--home', home], { LIFEBOAT_HOME: undefined });
+      if (up.code !== 0) throw new Error(`lifeboat local up exited ${up.code}: ${up.stderr}`);
+      ({ endpoint, token } = JSON.parse(await readFile(join(home, 'endpoint.json'), 'utf8')));
+    } else {
+      ({ endpoint, token } = await localUp({ home }));
+    }
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
@@ -168,6 +183,7 @@ export async function startStack(
   };
   const cli = (args: readonly string[], timeoutMs?: number) => runCli(args, cliEnv, timeoutMs);
   const stack: Stack = {
+    up,
     home,
     endpoint,
     token,
@@ -265,7 +281,7 @@ export async function backup(
   stack: Stack,
   vmId: number,
   datastoreId: number,
-): Promise<{ code: number; execution?: Execution; stderr: string }> {
+): Promise<{ code: number; execution?: Execution; stdout: string; stderr: string }> {
   const out = await stack.cli(['vm', 'backup', String(vmId), '-d', String(datastoreId), '--wait', '--json']);
   let execution: Execution | undefined;
   try {
@@ -273,7 +289,7 @@ export async function backup(
   } catch {
     execution = undefined;
   }
-  return { code: out.code, execution, stderr: out.stderr };
+  return { code: out.code, execution, stdout: out.stdout, stderr: out.stderr };
 }
 
 /** The image an execution wrote. */
