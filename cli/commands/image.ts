@@ -1,6 +1,8 @@
 /**
- * `lifeboat image list | show | delete | restore`: backup images and restoring them.
+ * `lifeboat image list | show | delete | restore | download`: backup images, restoring them,
+ * removing them (and their data), and writing one stored file to a path on a host.
  */
+import { isAbsolute, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { Execution, Image } from '#core/model.ts';
 import { parseId } from '../args.ts';
@@ -73,13 +75,44 @@ export function registerImage(program: Command): void {
 
   image
     .command('delete')
-    .description('delete a backup image (and its data in the datastore)')
+    .description('delete a backup image and its data in the datastore')
     .argument('<IMAGEID>', 'image id', parseId)
-    .action(async (id: number, _options: unknown, command: Command) => {
+    .option('--wait', 'follow the removal of the data to its end (exit 0 only if it succeeded)')
+    .action(async (id: number, options: { wait?: boolean }, command: Command) => {
       const context = contextOf(command);
-      await context.client().delete(`/images/${id}`);
-      if (context.output.json) return printJson({ id, deleted: true });
-      printLines([`image ${id} deleted`]);
+      const client = context.client();
+      // 202 with the delete execution; an image with no stored data goes at once (204, no body).
+      const execution = await client.delete<Execution | undefined>(`/images/${id}`);
+      if (!execution) {
+        if (context.output.json) return printJson({ id, deleted: true });
+        return printLines([`image ${id} deleted`]);
+      }
+      if (!options.wait) {
+        if (context.output.json) return printJson(execution);
+        return printLines([`image ${id} DELETING: execution ${execution.id} ${execution.state}`]);
+      }
+      if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+      reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
+    });
+
+  image
+    .command('download')
+    .description('write one file of a stored backup to a path on the host that runs the task')
+    .argument('<URL>', 'restic://DS/BACKUP/FILE or rsync://DS/VMID/HASH/FILE (see image show)')
+    .requiredOption('--to <PATH>', 'where to write the file (made absolute from the current folder)')
+    .option(
+      '--host <HOSTID>',
+      'host that writes the file (default: the datastore’s bridge or the VM’s host)',
+      parseId,
+    )
+    .action(async (url: string, options: { to: string; host?: number }, command: Command) => {
+      const context = contextOf(command);
+      const client = context.client();
+      const toPath = isAbsolute(options.to) ? options.to : resolve(process.cwd(), options.to);
+      const body = { url, toPath, ...(options.host !== undefined ? { hostId: options.host } : {}) };
+      const execution = await client.post<Execution>('/downloads', body);
+      if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+      reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
     });
 
   image
