@@ -269,6 +269,7 @@ describe('failed backups leave the VM as it was', () => {
     const env = await processEnv(pid);
     process.kill(pid, 'SIGKILL');
     await until('the runner to be gone', async () => ((await processAlive(pid)) ? undefined : true));
+
     await stack.restartRunner(env);
 
     const execution = await ended(queued.id);
@@ -280,6 +281,19 @@ describe('failed backups leave the VM as it was', () => {
     await until('no restic lock', async () =>
       (await resticLocks(slow, 'slow-pw-2', vm.id)).length === 0 ? true : undefined,
     );
+    // Nothing of the killed runner goes on writing (its restic was orphaned by the SIGKILL),
+    // and no snapshot of the failed backup is in the repository.
+    const repoPath = join(scratch, 'slow-2', String(vm.id));
+    await until('no process working on the repository', async () => {
+      const ps = (await run({ file: 'ps', args: ['-eo', 'args'] })).stdout;
+      return ps.includes(repoPath) ? undefined : true;
+    });
+    const snapshots = await run({
+      file: 'restic',
+      args: ['-r', repoPath, '--no-lock', 'snapshots', '--json'],
+      env: { RESTIC_PASSWORD: 'slow-pw-2' },
+    });
+    expect(JSON.parse(snapshots.stdout)).toEqual([]);
 
     const next = await backup(stack, vm.id, good.id);
     expect(next.execution?.state).toBe('SUCCEEDED');
