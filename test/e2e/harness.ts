@@ -158,6 +158,12 @@ export async function startStack(
     } else {
       ({ endpoint, token } = await localUp({ home }));
     }
+  } catch (error) {
+    // A start that failed leaves nothing behind (a partly started supervisor is stopped).
+    await localDown({ home }).catch(() => {});
+    await rm(home, { recursive: true, force: true });
+    await rm(dirname(runnerStateDir(home)), { recursive: true, force: true });
+    throw error;
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
