@@ -1,0 +1,308 @@
+/**
+ * `npm run bench -- full`: a running VM's disk of incompressible data backed up through Lifeboat
+ * (API call to image READY) to a restic datastore over SFTP and to an rsync datastore over ssh,
+ * then by raw `restic` and raw `rsync -aS` of the same bytes to the same kind of target on the
+ * same loopback sshd. Also the peak extra disk the host used during the Lifeboat backups.
+ *
+ * Raw restic runs Lifeboat's own command, `dd if=DISK bs=1M | restic backup --stdin
+ * --stdin-filename disk.0.raw` (restic cannot give a file another name, and Lifeboat streams so
+ * that NBD exports and files are handled alike), with the same repository options, into a fresh
+ * repository, timing `init` + `backup` since Lifeboat's first backup of a VM creates its
+ * repository too. `restic backup DISK` (file mode) is timed once as well, to tell what the stdin
+ * design costs from what Lifeboat's orchestration costs.
+ *
+ * Targets live on /dev/shm when it has room: the backup data then does not show in the `df` of
+ * the host filesystem, whose growth is what `extra_disk_mib` measures (overlays, caches, logs).
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readPids } from '#local/pids.ts';
+import { startSshd } from '../test/helpers/sshd.ts';
+import { type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
+import { cpuSeconds, DiskSampler, filesystemsReader, loadText, median, round, usedBytes } from './measure.ts';
+import { rawRestic, rawRsync, removeResticCache, resticRepoId } from './raw.ts';
+import { startFilledVm, startStack, waitForDiskSource, waitForVm } from './stack.ts';
+
+/** The last stdout line of `bench full`. */
+export interface FullSummary {
+  disk_gib: number;
+  lifeboat_restic_s: number;
+  raw_restic_s: number;
+  ratio_restic: number;
+  lifeboat_rsync_s: number;
+  raw_rsync_s: number;
+  ratio_rsync: number;
+  extra_disk_mib: number;
+}
+
+export interface FullOptions {
+  /** Disk size in MiB (4096 for the issue's 4 GiB). */
+  sizeMiB: number;
+  /** Runs of each raw tool; the median is reported. */
+  runs: number;
+  log: (line: string) => void;
+}
+
+const DOMAIN = 'lifeboat-bench-full';
+const PASSWORD = 'bench-only password';
+
+/** Builds the summary (rounded) from the measured seconds and bytes. */
+export function summarize(m: {
+  sizeMiB: number;
+  lifeboatRestic: number;
+  rawRestic: number;
+  lifeboatRsync: number;
+  rawRsync: number;
+  extraBytes: number;
+}): FullSummary {
+  return {
+    disk_gib: round(m.sizeMiB / 1024, 3),
+    lifeboat_restic_s: round(m.lifeboatRestic, 2),
+    raw_restic_s: round(m.rawRestic, 2),
+    ratio_restic: round(m.lifeboatRestic / m.rawRestic, 3),
+    lifeboat_rsync_s: round(m.lifeboatRsync, 2),
+    raw_rsync_s: round(m.rawRsync, 2),
+    ratio_rsync: round(m.lifeboatRsync / m.rawRsync, 3),
+    extra_disk_mib: round(m.extraBytes / 2 ** 20, 1),
+  };
+}
+
+/** A folder for the backup targets: on /dev/shm when it holds twice the disk, else the temp dir. */
+async function targetRoot(sizeMiB: number): Promise<string> {
+  const shm = await statfs('/dev/shm').catch(() => undefined);
+  const room = shm ? shm.bavail * shm.bsize : 0;
+  return mkdtemp(join(room > 2 * sizeMiB * 2 ** 20 ? '/dev/shm' : tmpdir(), 'lifeboat-bench-targets-'));
+}
+
+/** Bytes allocated under `dir` (du), 0 when it does not exist. */
+async function allocatedBytes(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  let sum = 0;
+  for (const entry of entries) {
+    const s = await stat(join(dir, entry)).catch(() => undefined);
+    if (s?.isFile()) sum += s.blocks * 512;
+  }
+  return sum;
+}
+
+/** The runner's log lines between two instants, as offsets in seconds from `fromMs`. */
+async function runnerLines(logPath: string, fromMs: number, toMs: number): Promise<string[]> {
+  const lines = (await readFile(logPath, 'utf8').catch(() => '')).split('\n');
+  const out: string[] = [];
+  for (const line of lines) {
+    try {
+      const entry = JSON.parse(line) as { time: string; child?: string; msg?: string };
+      const at = Date.parse(entry.time);
+      if (entry.child !== 'runner' || at < fromMs || at > toMs) continue;
+      let text = String(entry.msg);
+      try {
+        // The runner logs JSON lines itself: keep what it says, not who says it.
+        const {
+          time: _t,
+          level: _l,
+          component: _c,
+          hostName: _h,
+          hostId: _i,
+          message,
+          ...rest
+        } = JSON.parse(text) as Record<string, unknown>;
+        if (message === 'inventory reported') continue;
+        text = `${message} ${JSON.stringify(rest)}`;
+      } catch {
+        // plain text
+      }
+      out.push(`  +${((at - fromMs) / 1000).toFixed(3)}s runner: ${text.slice(0, 240)}`);
+    } catch {
+      // not a JSON line
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds so far of the local stack's processes and of this one: where a 2-core host spends
+ * its cycles during a backup (the runner's children are restic, ssh, dd, rsync, sha256sum).
+ */
+async function stackCpu(home: string): Promise<Record<string, number>> {
+  const pids = await readPids(join(home, 'pids.json'));
+  const out: Record<string, number> = {};
+  if (pids) {
+    out['supervisor (gateway, lambdas, sfn, sqs)'] = (await cpuSeconds(pids.supervisor)).self;
+    for (const [name, pid] of Object.entries(pids.children)) {
+      const cpu = await cpuSeconds(pid);
+      out[name] = cpu.self;
+      if (name === 'runner') out['runner children (restic, ssh, dd, rsync, sha256sum)'] = cpu.children;
+    }
+  }
+  const own = process.cpuUsage();
+  out['bench (polling, sampling)'] = (own.user + own.system) / 1e6;
+  return out;
+}
+
+const mib = (bytes = 0) => (bytes / 2 ** 20).toFixed(1);
+
+/** Runs the benchmark; every resource it creates is removed before it returns or throws. */
+export async function runFull(opts: FullOptions): Promise<FullSummary> {
+  const { log, sizeMiB } = opts;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch((e) => log(`cleanup: ${e}`));
+  };
+  const onSignal = () => {
+    log('interrupted: cleaning up');
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    log(`load average at start: ${loadText()}`);
+    const targets = await targetRoot(sizeMiB);
+    cleanups.push(() => rm(targets, { recursive: true, force: true }));
+    const sshd = await startSshd();
+    cleanups.push(() => sshd.stop());
+    const server = `${sshd.host}:${sshd.port}`;
+    // Inherited by the supervisor and so by the runner: both drivers use this ssh config.
+    process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
+    process.env.LIFEBOAT_RUNNER_INVENTORY_SECONDS = '3';
+
+    log(`creating VM ${DOMAIN} with a ${sizeMiB} MiB raw disk of incompressible data`);
+    const t = performance.now();
+    const vm = await startFilledVm(DOMAIN, sizeMiB);
+    cleanups.push(() => vm.destroy());
+    const disk = (vm.disks[0] as { path: string }).path;
+    log(`VM running (${((performance.now() - t) / 1000).toFixed(1)} s); starting the local stack`);
+    const stack = await startStack();
+    cleanups.push(() => stack.down());
+    const vmId = await waitForVm(stack.api, DOMAIN);
+    log(`local stack up in ${stack.home}; VM id ${vmId}; targets under ${targets}`);
+
+    const resticBase = join(targets, 'lifeboat-restic');
+    const rsyncBase = join(targets, 'lifeboat-rsync');
+    const restic = await stack.api('POST', '/datastores', {
+      name: 'bench-restic',
+      driver: 'restic',
+      attributes: {
+        BASE_PATH: resticBase,
+        RESTIC_SFTP_SERVER: server,
+        RESTIC_PASSWORD: PASSWORD,
+        RESTIC_COMPRESSION: 'auto',
+      },
+    });
+    const rsync = await stack.api('POST', '/datastores', {
+      name: 'bench-rsync',
+      driver: 'rsync',
+      attributes: { BASE_PATH: rsyncBase, RSYNC_HOST: server },
+    });
+
+    // The filesystems of the VM's folder and the runner's state (work folders, journal) and the
+    // home (logs, emulators' data); backup targets that share one are subtracted from it.
+    await mkdir(stack.runnerDir, { recursive: true });
+    const fsRead = await filesystemsReader([vm.dir, stack.runnerDir, stack.home]);
+    const sameFs = (await stat(targets)).dev === (await stat(vm.dir)).dev;
+    if (sameFs) log('warning: targets share the host filesystem; their size is subtracted from df');
+    const read = sameFs ? async () => (await fsRead()) - (await allocatedBytes(targets)) : fsRead;
+
+    // Cross-check of df, which other processes on the host move too: the bytes allocated in
+    // the VM's folder and the runner's state (snapshot overlays live there). Small folders,
+    // walked once a second: the sampler must not take CPU from the backup it measures.
+    const ownRead = async () =>
+      (await Promise.all([vm.dir, stack.runnerDir].map(allocatedBytes))).reduce((a, b) => a + b, 0);
+
+    let extraBytes = 0;
+    const lifeboat = async (datastoreId: number, label: string, base: string): Promise<LifeboatRun> => {
+      const stale = await waitForDiskSource(stack.api, vmId, disk);
+      if (stale > 0.5)
+        log(`waited ${stale.toFixed(1)} s for the inventory to name ${disk} again (see DiskMismatch note)`);
+      const samplers = [new DiskSampler(read), new DiskSampler(ownRead, 1000)] as const;
+      await Promise.all(samplers.map((s) => s.start()));
+      const wallStart = Date.now();
+      const cpuBefore = await stackCpu(stack.home);
+      let run: LifeboatRun;
+      try {
+        run = await timeLifeboatBackup(stack.api, vmId, datastoreId);
+      } finally {
+        const [peak, own] = await Promise.all(samplers.map((s) => s.stop()));
+        extraBytes = Math.max(extraBytes, peak?.peakExtraBytes ?? 0);
+        log(
+          `lifeboat ${label}: extra disk (df) ${mib(peak?.peakExtraBytes)} MiB over ${peak?.samples} samples; ` +
+            `in its own folders ${mib(own?.peakExtraBytes)} MiB; load ${loadText()}`,
+        );
+        for (const line of await runnerLines(stack.logPath, wallStart, Date.now())) log(line);
+        const cpuAfter = await stackCpu(stack.home);
+        log(
+          `lifeboat ${label}: CPU seconds during the run: ${Object.keys(cpuAfter)
+            .map((k) => `${k} ${((cpuAfter[k] ?? 0) - (cpuBefore[k] ?? 0)).toFixed(1)}`)
+            .join(', ')}`,
+        );
+      }
+      log(
+        `lifeboat ${label}: ${run.seconds.toFixed(2)} s to READY (${run.executionSeconds.toFixed(2)} s to SUCCEEDED)`,
+      );
+      for (const m of run.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      const image = await stack.api('GET', `/images/${run.imageId}`);
+      if (Number(image.size) < sizeMiB * 2 ** 20)
+        throw new Error(`image ${run.imageId} holds ${image.size} bytes, expected ${sizeMiB} MiB`);
+      if (label === 'restic') {
+        const id = await resticRepoId({ base, server, vmId }, PASSWORD).catch(() => '');
+        await removeResticCache(id);
+      }
+      await rm(base, { recursive: true, force: true });
+      return run;
+    };
+    log('lifeboat backup to the restic datastore');
+    const lbRestic = await lifeboat(Number(restic.id), 'restic', resticBase);
+    log('lifeboat backup to the rsync datastore');
+    const lbRsync = await lifeboat(Number(rsync.id), 'rsync', rsyncBase);
+
+    const rawResticS: number[] = [];
+    const rawRsyncS: number[] = [];
+    for (let i = 1; i <= opts.runs; i++) {
+      const rt = { base: join(targets, `raw-restic-${i}`), server, vmId };
+      // The first raw run is sampled too: what restic alone takes on the host's disk.
+      const sampler = i === 1 ? new DiskSampler(read) : undefined;
+      await sampler?.start();
+      const r = await rawRestic(rt, disk, 'disk.0.raw', PASSWORD, 'stdin').finally(async () => {
+        const peak = await sampler?.stop();
+        if (peak) log(`raw restic run 1: extra disk (df) ${mib(peak.peakExtraBytes)} MiB`);
+      });
+      await removeResticCache(await resticRepoId(rt, PASSWORD).catch(() => ''));
+      await rm(rt.base, { recursive: true, force: true });
+      rawResticS.push(r.totalS);
+      log(
+        `raw restic (stdin) run ${i}: ${r.totalS.toFixed(2)} s (init ${r.initS.toFixed(2)} + backup ${r.backupS.toFixed(2)}); load ${loadText()}`,
+      );
+      const st = { base: join(targets, `raw-rsync-${i}`), server, vmId };
+      const s = await rawRsync(st, disk, 'raw', 'disk.0.raw');
+      const copied = (await stat(join(st.base, String(vmId), 'raw', 'disk.0.raw'))).size;
+      if (copied !== sizeMiB * 2 ** 20) throw new Error(`raw rsync copied ${copied} bytes`);
+      await rm(st.base, { recursive: true, force: true });
+      rawRsyncS.push(s);
+      log(`raw rsync -aS run ${i}: ${s.toFixed(2)} s; load ${loadText()}`);
+    }
+    const ft = { base: join(targets, 'raw-restic-file'), server, vmId };
+    const f = await rawRestic(ft, disk, 'disk.0.raw', PASSWORD, 'file');
+    await removeResticCache(await resticRepoId(ft, PASSWORD).catch(() => ''));
+    await rm(ft.base, { recursive: true, force: true });
+    log(
+      `raw restic (file mode, informational) : ${f.totalS.toFixed(2)} s (init ${f.initS.toFixed(2)} + backup ${f.backupS.toFixed(2)}); load ${loadText()}`,
+    );
+    log(`raw restic runs: ${rawResticS.join(', ')}; raw rsync runs: ${rawRsyncS.join(', ')}`);
+    log(
+      `host filesystem used now: ${((await usedBytes(vm.dir)) / 2 ** 30).toFixed(2)} GiB; load ${loadText()}`,
+    );
+    return summarize({
+      sizeMiB,
+      lifeboatRestic: lbRestic.seconds,
+      rawRestic: median(rawResticS),
+      lifeboatRsync: lbRsync.seconds,
+      rawRsync: median(rawRsyncS),
+      extraBytes,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    log('cleaning up (VM, targets, local stack, sshd)');
+    await cleanup();
+  }
+}
