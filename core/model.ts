@@ -141,6 +141,11 @@ export const Image = Ownership.extend({
    */
   backupConfig: BackupConfigRecord.optional(),
   executionId: z.string().optional(),
+  /**
+   * While DELETING: whether its delete executions are queued. False between the claim and the
+   * queueing, so a caller that crashed in between (or a retry) can claim it again.
+   */
+  deleteQueued: z.boolean().optional(),
   createdAt: z.string(),
 });
 export type Image = z.infer<typeof Image>;

@@ -21,7 +21,7 @@ import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { StepInput, step } from './common.ts';
-import { enqueueDeletes, maintenanceHost, markDeleting } from './maintenance.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost } from './maintenance.ts';
 
 /** Who retention's delete executions are requested by. */
 export const RETENTION_REQUESTER = { name: 'lifeboat:retention' };
@@ -108,7 +108,7 @@ async function expire(
   for (const id of ids) {
     try {
       const image = await images.find(id);
-      if (!image || !(await markDeleting(id))) continue;
+      if (!image || !(await claimDeletion(id))) continue;
       const datastore = await datastores.get(image.datastoreId);
       const host = await maintenanceHost(datastore, image.vmId).catch((err) => {
         if (err instanceof Conflict && fallback) return fallback;

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { MaintenanceTaskKind } from '#core/contracts/tasks.ts';
-import { Conflict } from '#core/errors.ts';
+import { Conflict, NotFound } from '#core/errors.ts';
 import { type Datastore, type Execution, type Host, Id, type Image } from '#core/model.ts';
 import { enqueue } from '../api/routes/enqueue.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -76,19 +76,22 @@ export function sourcesOf(image: Pick<Image, 'source' | 'increments'>): string[]
 }
 
 /**
- * Move an image from READY or ERROR to DELETING; false when it is in another state (LOCKED by a
- * running backup, already DELETING) or gone.
+ * Claim an image's deletion: READY or ERROR becomes DELETING with its deletes not yet queued;
+ * a DELETING image whose deletes were never queued (its claimer crashed, or this is a retry) is
+ * claimed again. False when it is in another state (LOCKED, DELETING and queued) or gone. The
+ * claimer queues the deletes, then calls {@link deletionQueued}. Two claimers of a stranded
+ * image may both queue: deleting a backup twice is harmless (drivers' rm is idempotent).
  */
-export async function markDeleting(imageId: number): Promise<boolean> {
+export async function claimDeletion(imageId: number): Promise<boolean> {
   try {
     await images.update(
       imageId,
-      { state: 'DELETING' },
+      { state: 'DELETING', deleteQueued: false },
       {
         condition: {
-          expression: '#s IN (:ready, :error)',
-          names: { '#s': 'state' },
-          values: { ':ready': 'READY', ':error': 'ERROR' },
+          expression: '#s IN (:ready, :error) OR (#s = :deleting AND #q = :false)',
+          names: { '#s': 'state', '#q': 'deleteQueued' },
+          values: { ':ready': 'READY', ':error': 'ERROR', ':deleting': 'DELETING', ':false': false },
         },
       },
     );
@@ -97,6 +100,14 @@ export async function markDeleting(imageId: number): Promise<boolean> {
     if (isConditionFailed(err)) return false;
     throw err;
   }
+}
+
+/** Marks a claimed image's deletes as queued (see {@link claimDeletion}). */
+export async function deletionQueued(imageId: number): Promise<void> {
+  await images.update(imageId, { deleteQueued: true }).catch((err) => {
+    // Already forgotten by a fast delete: nothing left to mark.
+    if (!(err instanceof NotFound)) throw err;
+  });
 }
 
 /** What to queue, beyond the kind: the state machine input fields and the execution's params. */
@@ -147,8 +158,8 @@ export function enqueueMaintenance(
 }
 
 /**
- * Queue the removal of a DELETING image's data on `host`: one `delete` execution per stored
- * backup of the image (CommitMaintenance removes the record once the last is gone).
+ * Queue the removal of a claimed (DELETING) image's data on `host`: one `delete` execution per
+ * stored backup of the image (CommitMaintenance removes the record once the last is gone).
  */
 export async function enqueueDeletes(
   requestedBy: { name: string },
@@ -163,5 +174,6 @@ export async function enqueueDeletes(
       await enqueueMaintenance(requestedBy, { kind: 'delete', host, datastore, image, backupId }, options),
     );
   }
+  await deletionQueued(image.id);
   return queued;
 }

@@ -224,6 +224,49 @@ describe('KEEP_LAST retention', () => {
   });
 });
 
+describe('a deletion stranded by a crash', () => {
+  it('is claimed again: by a DELETE, and by the CommitBackup retry whose KEEP_LAST dropped it', async () => {
+    await vms.update(
+      2,
+      { 'backups.BACKUP_CONFIG.KEEP_LAST': '1', 'backups.BACKUP_IDS': [] },
+      { remove: ['lock'] },
+    );
+    const first = await backup(2, 's-1');
+    await vms.update(2, {}, { remove: ['lock'] });
+    // Crash simulated: claimed (DELETING) but its deletes never queued.
+    await images.update(first, { state: 'DELETING', deleteQueued: false });
+    const res = await call('DELETE', `/images/${first}`, admin);
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ kind: 'delete', imageId: first });
+    expect((await images.get(first)).deleteQueued).toBe(true);
+    // Once queued, a second DELETE is refused.
+    expect((await call('DELETE', `/images/${first}`, admin)).status).toBe(409);
+
+    // KEEP_LAST=1: the next backup drops `second`; its commit crashed after the claim, then retried.
+    const second = await backup(2, 's-2');
+    await vms.update(2, {}, { remove: ['lock'] });
+    const res3 = await call('POST', '/vms/2/backup', { ...admin, body: { datastoreId: 1 } });
+    const input = { executionId: res3.body.id, vmId: 2, datastoreId: 1, reset: false };
+    await requests.update(res3.body.id, {}, { remove: ['queue'] });
+    await executions.update(res3.body.id, { hostId: 1 });
+    const admitted = await admitBackup(input);
+    const host = {
+      backupId: 's-3',
+      disks: [{ id: 0, size: 100, virtualSize: 1000, format: 'raw', file: 'disk.0.raw' }],
+      increment: null,
+      template: '<domain/>',
+      durationMs: 1,
+    };
+    await executions.update(res3.body.id, { 'params.retention': [second] });
+    await images.update(second, { state: 'DELETING', deleteQueued: false });
+    await commitBackup({ ...input, admit: admitted, host });
+    const deletes = (await pendingRequests()).filter((r) => r.kind === 'delete' && r.imageId === second);
+    expect(deletes).toHaveLength(1);
+    expect((await images.get(second)).deleteQueued).toBe(true);
+    await vms.update(2, {}, { remove: ['backups.BACKUP_CONFIG.KEEP_LAST'] });
+  });
+});
+
 describe('downloads', () => {
   it('POST /downloads resolves the URL and queues a download the runner accepts', async () => {
     const imageId = await backup(2, 'snap-dl');

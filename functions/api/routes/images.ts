@@ -11,7 +11,7 @@ import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
-import { enqueueDeletes, maintenanceHost, markDeleting } from '../../tasks/maintenance.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../tasks/maintenance.ts';
 import { assertAllowed, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 import { enqueue } from './enqueue.ts';
@@ -100,7 +100,8 @@ async function removeRecord(image: Image): Promise<void> {
 const remove: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'manage');
   if (image.state === 'LOCKED') throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
-  if (image.state === 'DELETING') throw new Conflict(`Image ${image.id} is already being deleted`);
+  if (image.state === 'DELETING' && image.deleteQueued !== false)
+    throw new Conflict(`Image ${image.id} is already being deleted`);
   if (!image.source && image.increments.every((i) => !i.source)) {
     await removeRecord(image);
     await forgetBackupId(image.vmId, image.id);
@@ -109,7 +110,7 @@ const remove: RouteHandler = async (ctx) => {
   const datastore = await datastores.get(image.datastoreId);
   // The host first: when none can run it, nothing has changed yet.
   const host = await maintenanceHost(datastore, image.vmId);
-  if (!(await markDeleting(image.id))) {
+  if (!(await claimDeletion(image.id))) {
     const now = await images.get(image.id);
     throw new Conflict(`Image ${image.id} is ${now.state}: only READY or ERROR images can be deleted`);
   }
