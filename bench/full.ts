@@ -41,6 +41,8 @@ export interface FullOptions {
   sizeMiB: number;
   /** Runs of each raw tool; the median is reported. */
   runs: number;
+  /** Interval of the API polls timing a Lifeboat backup (100 ms in the issue). */
+  pollMs: number;
   log: (line: string) => void;
 }
 
@@ -164,7 +166,6 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
     const server = `${sshd.host}:${sshd.port}`;
     // Inherited by the supervisor and so by the runner: both drivers use this ssh config.
     process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
-    process.env.LIFEBOAT_RUNNER_INVENTORY_SECONDS = '3';
 
     log(`creating VM ${DOMAIN} with a ${sizeMiB} MiB raw disk of incompressible data`);
     const t = performance.now();
@@ -262,6 +263,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
       // The first raw run is sampled too: what restic alone takes on the host's disk.
       const sampler = i === 1 ? new DiskSampler(read) : undefined;
       await sampler?.start();
+      const cpu0 = (await cpuSeconds(process.pid)).children;
       const r = await rawRestic(rt, disk, 'disk.0.raw', PASSWORD, 'stdin').finally(async () => {
         const peak = await sampler?.stop();
         if (peak) log(`raw restic run 1: extra disk (df) ${mib(peak.peakExtraBytes)} MiB`);
@@ -270,15 +272,20 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
       await rm(rt.base, { recursive: true, force: true });
       rawResticS.push(r.totalS);
       log(
-        `raw restic (stdin) run ${i}: ${r.totalS.toFixed(2)} s (init ${r.initS.toFixed(2)} + backup ${r.backupS.toFixed(2)}); load ${loadText()}`,
+        `raw restic (stdin) run ${i}: ${r.totalS.toFixed(2)} s (init ${r.initS.toFixed(2)} + backup ${r.backupS.toFixed(2)}); ` +
+          `CPU of restic, ssh, dd ${((await cpuSeconds(process.pid)).children - cpu0).toFixed(1)} s; load ${loadText()}`,
       );
       const st = { base: join(targets, `raw-rsync-${i}`), server, vmId };
+      const cpu1 = (await cpuSeconds(process.pid)).children;
       const s = await rawRsync(st, disk, 'raw', 'disk.0.raw');
+      const rsyncCpu = (await cpuSeconds(process.pid)).children - cpu1;
       const copied = (await stat(join(st.base, String(vmId), 'raw', 'disk.0.raw'))).size;
       if (copied !== sizeMiB * 2 ** 20) throw new Error(`raw rsync copied ${copied} bytes`);
       await rm(st.base, { recursive: true, force: true });
       rawRsyncS.push(s);
-      log(`raw rsync -aS run ${i}: ${s.toFixed(2)} s; load ${loadText()}`);
+      log(
+        `raw rsync -aS run ${i}: ${s.toFixed(2)} s; CPU of rsync, ssh ${rsyncCpu.toFixed(1)} s; load ${loadText()}`,
+      );
     }
     const ft = { base: join(targets, 'raw-restic-file'), server, vmId };
     const f = await rawRestic(ft, disk, 'disk.0.raw', PASSWORD, 'file');
@@ -287,7 +294,9 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
     log(
       `raw restic (file mode, informational) : ${f.totalS.toFixed(2)} s (init ${f.initS.toFixed(2)} + backup ${f.backupS.toFixed(2)}); load ${loadText()}`,
     );
-    log(`raw restic runs: ${rawResticS.join(', ')}; raw rsync runs: ${rawRsyncS.join(', ')}`);
+    log(
+      `raw restic runs: ${rawResticS.map((v) => v.toFixed(2)).join(', ')}; raw rsync runs: ${rawRsyncS.map((v) => v.toFixed(2)).join(', ')}`,
+    );
     log(
       `host filesystem used now: ${((await usedBytes(vm.dir)) / 2 ** 30).toFixed(2)} GiB; load ${loadText()}`,
     );

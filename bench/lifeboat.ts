@@ -23,13 +23,12 @@ export interface LifeboatRun {
   timeline: Mark[];
 }
 
-const POLL_MS = 100;
-
 /** Requests a backup of `vmId` to `datastoreId` and waits for it; throws if it does not succeed. */
 export async function timeLifeboatBackup(
   api: Api,
   vmId: number,
   datastoreId: number,
+  pollMs = 100,
   timeoutMs = 30 * 60_000,
 ): Promise<LifeboatRun> {
   const start = performance.now();
@@ -88,6 +87,6 @@ export async function timeLifeboatBackup(
     }
     if (performance.now() - start > timeoutMs)
       throw new Error(`backup execution ${executionId} still ${state}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -6,15 +6,16 @@
 import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
 
-const USAGE = `usage: npm run bench -- full [--size-mib N] [--runs N]
+const USAGE = `usage: npm run bench -- full [--size-mib N] [--runs N] [--poll-ms N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
   --size-mib   disk size in MiB (default 4096)
-  --runs       runs of each raw tool, median reported (default 3)`;
+  --runs       runs of each raw tool, median reported (default 3)
+  --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)`;
 
 /** The benchmarks by name; `incremental` and `storm` come later. */
 const BENCHMARKS: Record<
   string,
-  (o: { sizeMiB: number; runs: number; log: (l: string) => void }) => Promise<unknown>
+  (o: { sizeMiB: number; runs: number; pollMs: number; log: (l: string) => void }) => Promise<unknown>
 > = {
   full: runFull,
 };
@@ -37,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const summary = await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, log });
+    const summary = await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, pollMs: parsed.pollMs, log });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;
   } catch (error) {
@@ -46,18 +47,20 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function parse(argv: string[]): { name: string; sizeMiB: number; runs: number } {
+function parse(argv: string[]): { name: string; sizeMiB: number; runs: number; pollMs: number } {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'size-mib': { type: 'string' }, runs: { type: 'string' } },
+    options: { 'size-mib': { type: 'string' }, runs: { type: 'string' }, 'poll-ms': { type: 'string' } },
   });
   if (positionals.length !== 1) throw new Error('name one benchmark');
   const sizeMiB = Number(values['size-mib'] ?? 4096);
   const runs = Number(values.runs ?? 3);
+  const pollMs = Number(values['poll-ms'] ?? 100);
+  if (!Number.isInteger(pollMs) || pollMs < 10) throw new Error('--poll-ms must be an integer >= 10');
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error('--size-mib must be an integer >= 16');
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  return { name: positionals[0] as string, sizeMiB, runs };
+  return { name: positionals[0] as string, sizeMiB, runs, pollMs };
 }
 
 process.exitCode = await main(process.argv.slice(2));

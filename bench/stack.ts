@@ -126,13 +126,14 @@ export async function waitForVm(api: Api, domain: string, timeoutMs = 120_000): 
 /**
  * Waits until the VM's record names `source` as the source of disk 0 again. The runner's
  * inventory can report a snapshot overlay while a backup runs (the persistent XML points at it
- * then), and the next backup is refused with DiskMismatch until a later report fixes it.
+ * then), and the next backup is refused with DiskMismatch until a later report (every 60 s by
+ * default) fixes it.
  */
 export async function waitForDiskSource(
   api: Api,
   vmId: number,
   source: string,
-  timeoutMs = 60_000,
+  timeoutMs = 150_000,
 ): Promise<number> {
   const start = performance.now();
   for (;;) {
