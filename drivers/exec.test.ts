@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Cancelled, ExecError, run, runPipeline } from './exec.ts';
+import {
+  Cancelled,
+  type Command,
+  ExecError,
+  type ProcessGroupHooks,
+  run,
+  runPipeline,
+  watchProcessGroups,
+} from './exec.ts';
 
 const node = process.execPath;
 
@@ -112,6 +120,76 @@ describe('runPipeline', () => {
     expect(result.stdout).toBe('ABC');
   });
 });
+
+describe('process group hooks', () => {
+  /** Records the calls, and what /proc said about each group when it was announced. */
+  function recorder() {
+    const events: string[] = [];
+    const groups: { pgid: number; pgrp: number; file: string }[] = [];
+    const hooks: ProcessGroupHooks = {
+      onSpawn: (pgid: number, command: Command) => {
+        events.push(`spawn ${command.file}`);
+        groups.push({ pgid, pgrp: groupOf(pgid), file: command.file });
+      },
+      onExit: (pgid: number) => events.push(`exit ${groups.find((g) => g.pgid === pgid)?.file}`),
+    };
+    return { events, groups, hooks };
+  }
+
+  it('announces each command of a pipeline as its own group, and its end', async () => {
+    const r = recorder();
+    await runPipeline(
+      [
+        { file: 'echo', args: ['hi'] },
+        { file: 'cat', args: [] },
+      ],
+      { processGroups: r.hooks },
+    );
+    // At announcement the leader already runs in a group of its own: the pgid is its pid.
+    expect(r.groups.map((g) => [g.file, g.pgrp === g.pgid])).toEqual([
+      ['echo', true],
+      ['cat', true],
+    ]);
+    expect(r.events.slice(0, 2)).toEqual(['spawn echo', 'spawn cat']);
+    expect(r.events.slice(2).sort()).toEqual(['exit cat', 'exit echo']);
+  });
+
+  it('tells process-wide watchers until they stop watching', async () => {
+    const r = recorder();
+    const unwatch = watchProcessGroups(r.hooks);
+    await run({ file: 'true', args: [] });
+    unwatch();
+    await run({ file: 'false', args: [] }).catch(() => {});
+    expect(r.events).toEqual(['spawn true', 'exit true']);
+  });
+
+  it('announces nothing for a tool that cannot start, and a throwing hook fails no command', async () => {
+    const r = recorder();
+    await expect(run({ file: '/nonexistent/tool', args: [] }, { processGroups: r.hooks })).rejects.toThrow(
+      'could not start',
+    );
+    expect(r.events).toEqual([]);
+    const broken: ProcessGroupHooks = {
+      onSpawn: () => {
+        throw new Error('disk full');
+      },
+      onExit: () => {
+        throw new Error('disk full');
+      },
+    };
+    expect((await run({ file: 'echo', args: ['ok'] }, { processGroups: broken })).stdout).toBe('ok\n');
+  });
+});
+
+/** The process group of `pid` (field 5 of /proc/<pid>/stat), or -1 when it is gone. */
+function groupOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return -1;
+  }
+}
 
 /** Alive and not a zombie (PID 1 here is not an init that reaps orphans). */
 function isAlive(pid: number): boolean {

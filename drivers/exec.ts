@@ -6,7 +6,9 @@
  *   the command name and arguments, which therefore must never hold a secret;
  * - each child leads its own process group, and cancelling (the AbortSignal) kills the whole
  *   group, so a tool's own children (ssh under restic/rsync) die with it;
- * - a failure is an {@link ExecError} with the exit code, the signal and the tail of stderr.
+ * - a failure is an {@link ExecError} with the exit code, the signal and the tail of stderr;
+ * - every group started is announced to {@link ProcessGroupHooks} (per call and process-wide), so
+ *   the runner can record it and its successor can stop what a SIGKILLed runner left running.
  */
 import { execa, type ResultPromise } from 'execa';
 import { LifeboatError } from '#core/errors.ts';
@@ -39,6 +41,32 @@ export interface Command {
   env?: Record<string, string>;
 }
 
+/**
+ * Told about each process group this module starts. Called synchronously: `onSpawn` right after
+ * the leader exec'd (its /proc entry already shows the tool), `onExit` once the leader ended.
+ * Members the leader leaves behind are not followed. A hook that throws is ignored: recording
+ * must never fail a command.
+ */
+export interface ProcessGroupHooks {
+  /** The group `pgid` (its leader's pid) now runs `command`. */
+  onSpawn(pgid: number, command: Command): void;
+  /** The leader of group `pgid` exited. */
+  onExit(pgid: number): void;
+}
+
+const watchers = new Set<ProcessGroupHooks>();
+
+/**
+ * Announces every process group started from now on in this process to `hooks` (the runner's
+ * process registry). Answers the function that stops it.
+ */
+export function watchProcessGroups(hooks: ProcessGroupHooks): () => void {
+  watchers.add(hooks);
+  return () => {
+    watchers.delete(hooks);
+  };
+}
+
 export interface RunOptions {
   /** Aborting kills the command's whole process group. */
   signal?: AbortSignal;
@@ -51,6 +79,8 @@ export interface RunOptions {
   onStderrLine?: (line: string) => void;
   /** Called with each line the last command writes to stdout; stdout is then not buffered. */
   onStdoutLine?: (line: string) => void;
+  /** Told about this call's process groups, besides the process-wide {@link watchProcessGroups}. */
+  processGroups?: ProcessGroupHooks;
 }
 
 export interface RunResult {
@@ -106,6 +136,7 @@ export async function runPipeline(
         stderr: 'pipe',
         ...(first && options.input !== undefined ? { input: options.input } : {}),
       });
+      announce(child, command, options.processGroups);
       const previous = children[index - 1];
       if (previous?.stdout && child.stdin) {
         previous.stdout.pipe(child.stdin);
@@ -159,6 +190,27 @@ export async function runPipeline(
 /** The command as it appears in messages and logs: file and arguments (never secrets: see top). */
 export function describe(command: Command): string {
   return [command.file, ...command.args].join(' ');
+}
+
+/** Tells the hooks about `child`'s group now and when its leader exits (never throws). */
+function announce(child: ResultPromise, command: Command, own: ProcessGroupHooks | undefined): void {
+  const pgid = child.pid;
+  // No pid: the tool could not start, so there is no group to record.
+  if (pgid === undefined) return;
+  const hooks = own ? [own, ...watchers] : [...watchers];
+  if (hooks.length === 0) return;
+  for (const hook of hooks) quietly(() => hook.onSpawn(pgid, command));
+  void child.finally(() => {
+    for (const hook of hooks) quietly(() => hook.onExit(pgid));
+  });
+}
+
+function quietly(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // A recording failure must not fail the command (the hook logs its own problems).
+  }
 }
 
 function killGroup(child: ResultPromise, signal: NodeJS.Signals): void {
