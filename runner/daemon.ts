@@ -4,11 +4,15 @@
  * concurrency limit. `stop()` stops polling, waits for running tasks (the grace period, 5 min
  * by default), then aborts what still runs, so every task is answered before the process exits.
  *
+ * Every tool the daemon starts is recorded in the state folder's process registry from the very
+ * first (reconcile's own tools included), so the next start stops what a SIGKILL left running.
+ *
  * Reconcile runs before registration on purpose: a VM left running on a snapshot overlay gets
  * its disks back at once, even while the API is still unreachable.
  */
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { watchProcessGroups } from '#drivers/exec.ts';
 import { secretStore } from '#functions/secrets.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { httpApi, type RunnerApi } from './api-client.ts';
@@ -18,6 +22,7 @@ import { Executor } from './executor.ts';
 import { Journal } from './journal.ts';
 import { type Logger, makeLogger } from './log.ts';
 import { pollLoop, type QueueApi, sqsQueueApi } from './poller.ts';
+import { PROCESS_GROUPS_FILE, ProcessRegistry } from './process-registry.ts';
 import { dynamoProgressSink, type ProgressSink } from './progress.ts';
 import { reconcileUnfinished } from './reconcile.ts';
 import {
@@ -64,6 +69,30 @@ export async function startDaemon(
   const rootLog = deps.log ?? makeLogger({ hostName: config.hostName });
   await prepareStateDir(config.stateDir, rootLog);
   const journal = await Journal.open(join(config.stateDir, 'journal.jsonl'));
+  const processes = ProcessRegistry.open(join(config.stateDir, PROCESS_GROUPS_FILE), rootLog);
+  const unwatch = watchProcessGroups(processes.hooks);
+  try {
+    return await runDaemon(config, deps, signal, { rootLog, journal, processes, unwatch });
+  } catch (error) {
+    unwatch();
+    throw error;
+  }
+}
+
+interface Prepared {
+  rootLog: Logger;
+  journal: Journal;
+  processes: ProcessRegistry;
+  /** Stops recording process groups (the daemon stopped). */
+  unwatch: () => void;
+}
+
+async function runDaemon(
+  config: RunnerConfig,
+  deps: DaemonDeps,
+  signal: AbortSignal | undefined,
+  { rootLog, journal, processes, unwatch }: Prepared,
+): Promise<Daemon> {
   const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(), rootLog);
   const drivers = deps.drivers ?? hostDrivers(config.libvirtUri);
   const store = deps.secrets ? undefined : secretStore();
@@ -76,6 +105,7 @@ export async function startDaemon(
     secrets,
     stateDir: config.stateDir,
     log: rootLog,
+    processes,
   });
   if (reconciled.length) rootLog('warn', 'reconciled unfinished tasks', { count: reconciled.length });
 
@@ -135,6 +165,7 @@ export async function startDaemon(
         log('warn', 'grace period over: aborting running tasks', { running: executor.size });
         await executor.abortAll('the runner is stopping');
       }
+      unwatch();
       log('info', 'stopped');
     })();
     return stopped;

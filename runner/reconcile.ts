@@ -5,12 +5,18 @@
  * locks (restic unlock) and partial files, the state machine is told `RunnerRestarted` so its
  * Catch runs Cleanup and MarkFailed (a token nobody waits for any more is fine), and the journal
  * marks the task failed. Runs before polling, so nothing else touches these folders meanwhile.
+ *
+ * First of all, the tools the dead runner left running (its process groups outlive a SIGKILL)
+ * are stopped: a restic still writing would hold its lock against the unlock, and an nbdcopy
+ * or qemu-nbd still reading would keep the overlay busy while the disk driver commits it back.
  */
 import { rm } from 'node:fs/promises';
 import { TaskDatastore, TaskVm } from '#core/contracts/tasks.ts';
 import { RunnerRestarted } from './errors.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { Logger } from './log.ts';
+import { type OrphanReport, stopLeftoverGroups } from './orphans.ts';
+import type { ProcessRegistry } from './process-registry.ts';
 import type { Reporter } from './reporter.ts';
 import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
 
@@ -21,6 +27,10 @@ export interface ReconcileDeps {
   secrets: SecretResolver;
   stateDir: string;
   log: Logger;
+  /** The process groups the previous run recorded; without it no leftover tool is stopped. */
+  processes?: ProcessRegistry;
+  /** SIGTERM to SIGKILL for leftover tools (default 5 s). */
+  orphanGraceMs?: number;
 }
 
 /** What reconcile did for one task. */
@@ -29,7 +39,9 @@ export interface Reconciled {
   actions: string[];
 }
 
+/** Stops leftover tools, then cleans up after each unfinished task. */
 export async function reconcileUnfinished(deps: ReconcileDeps): Promise<Reconciled[]> {
+  await stopOrphans(deps);
   const out: Reconciled[] = [];
   for (const record of deps.journal.unfinished()) {
     const log = deps.log.child({ taskId: record.taskId, kind: record.kind });
@@ -47,6 +59,17 @@ export async function reconcileUnfinished(deps: ReconcileDeps): Promise<Reconcil
     out.push({ taskId: record.taskId, actions });
   }
   return out;
+}
+
+/** Stops the previous run's leftover tools; never throws (cleanup below must still run). */
+async function stopOrphans(deps: ReconcileDeps): Promise<OrphanReport[]> {
+  if (!deps.processes) return [];
+  try {
+    return await stopLeftoverGroups(deps.processes, { log: deps.log, graceMs: deps.orphanGraceMs });
+  } catch (error) {
+    deps.log('error', 'stopping leftover tools failed', { error: (error as Error).message });
+    return [];
+  }
 }
 
 /** Best effort: a failing step is logged and named, the others still run. */

@@ -1,0 +1,119 @@
+/**
+ * Stops the process groups a dead runner left running (see process-registry.ts). A recorded
+ * group is stopped only while its leader is still the very process recorded: same boot, same
+ * start time, same command line. A pid the kernel has since given to another program is left
+ * alone. Stopping is SIGTERM to the whole group (restic then removes its own lock), then
+ * SIGKILL for what is still there after the grace period.
+ */
+import type { Logger } from './log.ts';
+import { liveGroups, processIdentity } from './proc.ts';
+import type { GroupRecord, ProcessRegistry } from './process-registry.ts';
+
+/** What became of one recorded group. */
+export type OrphanOutcome =
+  /** Leader no longer running (or recorded before a reboot): nothing to stop. */
+  | 'gone'
+  /** The pid now belongs to another process: left alone. */
+  | 'not ours'
+  /** Ended after SIGTERM. */
+  | 'stopped'
+  /** Ended only after SIGKILL. */
+  | 'killed'
+  /** Still there after SIGKILL (stuck in the kernel, or not ours to signal). */
+  | 'survived';
+
+export interface OrphanReport {
+  pgid: number;
+  command: string;
+  outcome: OrphanOutcome;
+}
+
+export interface StopOrphansOptions {
+  log: Logger;
+  /** Time between SIGTERM and SIGKILL (default 5 s). */
+  graceMs?: number;
+}
+
+const POLL_MS = 50;
+const AFTER_KILL_MS = 2000;
+
+/** Stops every leftover group of `registry` still ours, then settles them in the registry. */
+export async function stopLeftoverGroups(
+  registry: ProcessRegistry,
+  { log, graceMs = 5000 }: StopOrphansOptions,
+): Promise<OrphanReport[]> {
+  const records = registry.leftovers();
+  const outcomes = new Map<GroupRecord, OrphanOutcome>();
+  const targets: GroupRecord[] = [];
+  for (const record of records) {
+    const verdict = judge(record, registry.bootId);
+    if (verdict === 'ours') targets.push(record);
+    else outcomes.set(record, verdict);
+  }
+  for (const record of targets) signal(record, 'SIGTERM');
+  let alive = await waitForEnd(targets, graceMs);
+  for (const record of targets) if (!alive.has(record.pgid)) outcomes.set(record, 'stopped');
+  const stubborn = targets.filter((r) => alive.has(r.pgid) && stillOurs(r));
+  if (stubborn.length) {
+    for (const record of stubborn) signal(record, 'SIGKILL');
+    alive = await waitForEnd(stubborn, AFTER_KILL_MS);
+  }
+  for (const record of targets) {
+    if (!outcomes.has(record)) outcomes.set(record, alive.has(record.pgid) ? 'survived' : 'killed');
+  }
+
+  const reports = records.map((record) => ({
+    pgid: record.pgid,
+    command: record.cmdline.join(' '),
+    outcome: outcomes.get(record) ?? 'gone',
+  }));
+  for (const report of reports) {
+    if (report.outcome === 'gone') continue;
+    // Command lines never hold secrets (drivers/exec.ts), so they may be logged.
+    const level = report.outcome === 'not ours' ? 'info' : report.outcome === 'survived' ? 'error' : 'warn';
+    log(level, `process group left by the previous runner: ${report.outcome}`, { ...report });
+  }
+  registry.settle(records);
+  return reports;
+}
+
+/** Whether the recorded leader still runs as recorded. */
+function judge(record: GroupRecord, bootId: string): 'ours' | 'gone' | 'not ours' {
+  if (record.bootId !== bootId) return 'gone';
+  const now = processIdentity(record.pgid);
+  if (!now || now.state === 'Z') return 'gone';
+  const same =
+    now.startTime === record.startTime &&
+    now.cmdline.length === record.cmdline.length &&
+    now.cmdline.every((arg, i) => arg === record.cmdline[i]);
+  return same ? 'ours' : 'not ours';
+}
+
+/**
+ * Checked again before SIGKILL: a leader that ended may leave members (still ours: the group
+ * number cannot be reused while they live), but a leader now of another start time is not ours.
+ */
+function stillOurs(record: GroupRecord): boolean {
+  const now = processIdentity(record.pgid);
+  return !now || now.state === 'Z' || now.startTime === record.startTime;
+}
+
+function signal(record: GroupRecord, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-record.pgid, sig);
+  } catch {
+    // The group ended meanwhile (ESRCH), or is not ours to signal (EPERM): reported by the wait.
+  }
+}
+
+/** Polls until every group ended or `ms` passed; answers the pgids still alive. */
+async function waitForEnd(records: readonly GroupRecord[], ms: number): Promise<Set<number>> {
+  const pgids = records.map((r) => r.pgid);
+  if (pgids.length === 0) return new Set();
+  const end = Date.now() + ms;
+  for (;;) {
+    const alive = await liveGroups(pgids);
+    if (alive.size === 0 || Date.now() >= end) return alive;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * A SIGKILLed runner leaves its tools running (each leads its own process group). These tests
+ * start real processes through drivers/exec.ts with the registry's hooks, play the crash (a new
+ * registry reads the file the dead one wrote) and check what the next start's reconcile does.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExecError, type ProcessGroupHooks, run } from '#drivers/exec.ts';
+import { silentLogger } from '#runner/log.ts';
+import { stopLeftoverGroups } from '#runner/orphans.ts';
+import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
+import { reconcileUnfinished } from '#runner/reconcile.ts';
+import { backupTask, fakeDrivers, fakeRunner, tempDir, until } from './fakes.ts';
+
+const node = process.execPath;
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** A runner's registry whose hooks go dead at `crash()`, as a SIGKILLed runner's would. */
+function doomedRunner(file: string) {
+  const registry = ProcessRegistry.open(file, silentLogger);
+  let alive = true;
+  const hooks: ProcessGroupHooks = {
+    onSpawn: (pgid, command) => alive && registry.hooks.onSpawn(pgid, command),
+    onExit: (pgid) => alive && registry.hooks.onExit(pgid),
+  };
+  /** Starts a tool the way a task does; the promise is what the dead runner would have seen. */
+  const start = (file: string, args: string[]) => {
+    const abort = new AbortController();
+    const pending = run({ file, args }, { processGroups: hooks, signal: abort.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    cleanups.push(async () => {
+      abort.abort();
+      await pending;
+    });
+    const pgid = registry.running().at(-1)?.pgid ?? 0;
+    return { pgid, pending };
+  };
+  return {
+    start,
+    crash: () => {
+      alive = false;
+    },
+  };
+}
+
+/** Running and not a zombie. */
+function isRunning(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+describe('tools a killed runner left running', () => {
+  it('are stopped by the next start before it cleans the crashed task up', async () => {
+    const r = await fakeRunner();
+    cleanups.push(r.remove);
+    const file = join(r.dir, PROCESS_GROUPS_FILE);
+    const dead = doomedRunner(file);
+    await r.journal.start(backupTask({ taskId: '40/RunOnHost', token: 'tok-40' }));
+    const restic = dead.start('sleep', ['300']);
+    expect(isRunning(restic.pgid)).toBe(true);
+    dead.crash();
+
+    let runningAtDiskReconcile: boolean | undefined;
+    const drivers = fakeDrivers({
+      reconcile: async () => {
+        runningAtDiskReconcile = isRunning(restic.pgid);
+        return [];
+      },
+    });
+    await reconcileUnfinished({
+      journal: r.journal,
+      reporter: r.reporter,
+      drivers,
+      secrets: async () => ({}),
+      stateDir: r.dir,
+      log: silentLogger,
+      processes: ProcessRegistry.open(file, silentLogger),
+      orphanGraceMs: 3000,
+    });
+
+    expect(isRunning(restic.pgid)).toBe(false);
+    expect(runningAtDiskReconcile).toBe(false);
+    const ended = await restic.pending;
+    expect(ended).toBeInstanceOf(ExecError);
+    expect((ended as ExecError).signal).toBe('SIGTERM');
+    expect(JSON.parse(readFileSync(file, 'utf8')).groups).toEqual([]);
+    expect(r.journal.get('40/RunOnHost')?.state).toBe('failed');
+  });
+
+  it('are killed with their children when they ignore SIGTERM past the grace period', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    const dead = doomedRunner(file);
+    // Like restic with its ssh: a leader that shrugs SIGTERM off, and a child in its group.
+    const script = `process.on('SIGTERM', () => {});
+      const c = require('node:child_process').spawn('sleep', ['300'], { stdio: 'ignore' });
+      require('node:fs').writeFileSync(${JSON.stringify(join(temp.dir, 'child.pid'))}, String(c.pid));
+      setInterval(() => {}, 1000);`;
+    const tool = dead.start(node, ['-e', script]);
+    await until(() => readChildPid(temp.dir) > 0);
+    const child = readChildPid(temp.dir);
+    dead.crash();
+
+    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
+      log: silentLogger,
+      graceMs: 300,
+    });
+    expect(reports).toEqual([{ pgid: tool.pgid, command: `${node} -e ${script}`, outcome: 'killed' }]);
+    expect(isRunning(tool.pgid)).toBe(false);
+    expect(isRunning(child)).toBe(false);
+    expect(((await tool.pending) as ExecError).signal).toBe('SIGKILL');
+  });
+
+  it('are left alone when their pid now runs another command or started at another time', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    const dead = doomedRunner(file);
+    const other = dead.start('sleep', ['300']);
+    dead.crash();
+    const [recorded] = JSON.parse(readFileSync(file, 'utf8')).groups;
+    // What the file would say had the kernel reused the pid of a dead runner's restic.
+    const reused = [
+      { ...recorded, cmdline: ['restic', 'backup', '--stdin'] },
+      { ...recorded, startTime: String(Number(recorded.startTime) - 100) },
+    ];
+    writeFileSync(file, JSON.stringify({ v: 1, groups: reused }), { mode: 0o600 });
+
+    const registry = ProcessRegistry.open(file, silentLogger);
+    const reports = await stopLeftoverGroups(registry, { log: silentLogger, graceMs: 300 });
+
+    expect(reports.map((r) => r.outcome)).toEqual(['not ours', 'not ours']);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(isRunning(other.pgid)).toBe(true);
+    expect(registry.leftovers()).toEqual([]);
+  });
+
+  it('are forgotten without a signal when they already ended or were recorded before a reboot', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    const dead = doomedRunner(file);
+    const ended = dead.start('sleep', ['0.05']);
+    const rebooted = dead.start('sleep', ['300']);
+    dead.crash();
+    await ended.pending;
+    const groups = JSON.parse(readFileSync(file, 'utf8')).groups;
+    groups[1].bootId = 'another-boot';
+    writeFileSync(file, JSON.stringify({ v: 1, groups }), { mode: 0o600 });
+
+    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
+      log: silentLogger,
+      graceMs: 300,
+    });
+    expect(reports.map((r) => [r.pgid, r.outcome])).toEqual([
+      [ended.pgid, 'gone'],
+      [rebooted.pgid, 'gone'],
+    ]);
+    expect(isRunning(rebooted.pgid)).toBe(true);
+    expect(JSON.parse(readFileSync(file, 'utf8')).groups).toEqual([]);
+  });
+});
+
+function readChildPid(dir: string): number {
+  try {
+    return Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
+  } catch {
+    return 0;
+  }
+}
