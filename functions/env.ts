@@ -36,9 +36,18 @@ export function limits(): Limits {
   };
 }
 
-/** Prefix of the host queues: host N gets `<prefix>N` and `<prefix>N-dlq`. */
+/** Prefix of the host queues: host N gets `<prefix>N`. */
 export function hostQueuePrefix(): string {
   return process.env.HOST_QUEUE_PREFIX || 'lifeboat-host-';
+}
+
+/**
+ * ARN of the one dead-letter queue every host queue redrives to (created by the CDK app, by the
+ * control plane in local mode). Required: a host queue without a DLQ would lose failing tasks
+ * silently, and the alarm watches only this queue.
+ */
+export function hostDeadLetterQueueArn(): string {
+  return required('HOST_DEAD_LETTER_QUEUE_ARN');
 }
 
 /** A required variable; its absence is a deployment error, reported by name. */

@@ -1,40 +1,35 @@
 /**
  * CloudWatch alarms to an SNS topic: failed and timed-out executions of each state machine,
- * Lambda errors per function.
+ * Lambda errors per function, and any message in a dead-letter queue.
  *
- * Dead-letter queues: the host queues and their DLQs (`lifeboat-host-N-dlq`) are created by the
- * API at run time, and CloudWatch alarms cannot use SEARCH expressions, so the stack cannot
- * alarm on "every DLQ" by itself. The API creates one alarm per DLQ when it registers a host
- * (`PutMetricAlarm`, name `lifeboat-host-N-dlq-visible`, ApproximateNumberOfMessagesVisible > 0,
- * action ALARM_TOPIC_ARN) and deletes it with the host; {@link Alarms.grantManageHostAlarms}
- * gives it exactly that.
+ * Host queues are created by the API at run time, so their dead letters all go to one
+ * stack-created queue (see host-dead-letters.ts): one alarm covers every host, present and future.
  */
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 
 export interface AlarmsProps {
   stateMachines: Record<string, StateMachine>;
   functions: Record<string, IFunction>;
-  /** Host queue name prefix: host DLQ alarms are named after their queue. */
-  hostQueuePrefix: string;
+  /** Dead-letter queues by alarm id prefix: each alarms as soon as it holds a message. */
+  deadLetterQueues: Record<string, IQueue>;
 }
 
 export class Alarms extends Construct {
   readonly topic: sns.Topic;
-  private readonly hostQueuePrefix: string;
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
-    this.hostQueuePrefix = props.hostQueuePrefix;
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'Lifeboat alarms', enforceSSL: true });
     const action = new SnsAction(this.topic);
     const period = Duration.minutes(5);
+    // Threshold 1 with >= on counts: "more than zero".
     const add = (alarmId: string, metric: cloudwatch.IMetric, description: string): void => {
       const alarm = new cloudwatch.Alarm(this, alarmId, {
         metric,
@@ -53,21 +48,13 @@ export class Alarms extends Construct {
     for (const [fnId, fn] of Object.entries(props.functions)) {
       add(`${fnId}Errors`, fn.metricErrors({ period }), `Lambda ${fnId} raised errors`);
     }
-  }
-
-  /** Lets `grantee` create and delete the per-host DLQ alarms (and only those). */
-  grantManageHostAlarms(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['cloudwatch:PutMetricAlarm', 'cloudwatch:DeleteAlarms', 'cloudwatch:DescribeAlarms'],
-      resourceArns: [
-        Stack.of(this).formatArn({
-          service: 'cloudwatch',
-          resource: 'alarm',
-          resourceName: `${this.hostQueuePrefix}*`,
-          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-        }),
-      ],
-    });
+    for (const [queueId, queue] of Object.entries(props.deadLetterQueues)) {
+      // Maximum, not Average: one dead letter in the period is enough.
+      add(
+        `${queueId}Visible`,
+        queue.metricApproximateNumberOfMessagesVisible({ period, statistic: cloudwatch.Stats.MAXIMUM }),
+        `${queueId}: a message was dead-lettered after repeated failed receives (its body names the task and VM)`,
+      );
+    }
   }
 }

@@ -7,6 +7,9 @@ import type { Node } from 'constructs';
 /** Context key that turns NodejsFunction bundling (esbuild) off: tests and local mode synth fast. */
 export const SKIP_BUNDLING = 'lifeboat:skipBundling';
 
+/** Default name of the shared host dead-letter queue (local mode creates the same one). */
+export const HOST_DEAD_LETTER_QUEUE_NAME = 'lifeboat-dlq-hosts';
+
 /** Settings of one Lifeboat deployment. */
 export interface LifeboatConfig {
   /** MAX_BACKUPS: active backups in the whole cloud. */
@@ -21,8 +24,14 @@ export interface LifeboatConfig {
   hostRetryIntervalSeconds: number;
   /** Attempts of RunOnHost on transient errors (backoff rate 2). */
   hostRetryMaxAttempts: number;
-  /** Queue name prefix: host N reads `<prefix>N`, its dead letters go to `<prefix>N-dlq`. */
+  /** Queue name prefix: host N reads `<prefix>N` (created by the API when the host registers). */
   hostQueuePrefix: string;
+  /**
+   * The one dead-letter queue every host queue redrives to, created by the stack so it can carry
+   * an alarm. It must not start with `hostQueuePrefix`: the `<prefix>*` grants of the state
+   * machines and the API would then cover it.
+   */
+  hostDeadLetterQueueName: string;
   /**
    * Principal tag naming the host a runner's credentials belong to. `lifeboat-host` when a
    * credential broker tags the session; with IAM Roles Anywhere use `x509Subject/CN` and issue
@@ -39,6 +48,7 @@ const DEFAULTS: LifeboatConfig = {
   hostRetryIntervalSeconds: 30,
   hostRetryMaxAttempts: 6,
   hostQueuePrefix: 'lifeboat-host-',
+  hostDeadLetterQueueName: HOST_DEAD_LETTER_QUEUE_NAME,
   runnerHostTag: 'lifeboat-host',
 };
 
@@ -57,7 +67,7 @@ export function readConfig(node: Node): LifeboatConfig {
     const raw = node.tryGetContext(key);
     return typeof raw === 'string' && raw !== '' ? raw : (DEFAULTS[key] as string);
   };
-  return {
+  const config: LifeboatConfig = {
     maxBackups: int('maxBackups'),
     maxBackupsHost: int('maxBackupsHost'),
     heartbeatSeconds: int('heartbeatSeconds'),
@@ -65,6 +75,13 @@ export function readConfig(node: Node): LifeboatConfig {
     hostRetryIntervalSeconds: int('hostRetryIntervalSeconds'),
     hostRetryMaxAttempts: int('hostRetryMaxAttempts'),
     hostQueuePrefix: str('hostQueuePrefix'),
+    hostDeadLetterQueueName: str('hostDeadLetterQueueName'),
     runnerHostTag: str('runnerHostTag'),
   };
+  if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
+    throw new Error(
+      `CDK context hostDeadLetterQueueName "${config.hostDeadLetterQueueName}" must not start with hostQueuePrefix "${config.hostQueuePrefix}": the host queue grants would cover the dead-letter queue`,
+    );
+  }
+  return config;
 }

@@ -10,6 +10,7 @@ import { Alarms } from './alarms.ts';
 import { type ApiRoute, HttpFront } from './api.ts';
 import { readConfig } from './config.ts';
 import { createFunctions, type LifeboatFunctions } from './functions.ts';
+import { HostDeadLetters } from './host-dead-letters.ts';
 import { acknowledgeFindings } from './nag-suppressions.ts';
 import { RunnerAccess } from './runner-access.ts';
 import { SCHEDULE_GROUP, Scheduling } from './scheduler.ts';
@@ -45,6 +46,7 @@ export class LifeboatStack extends Stack {
   readonly runnerAccess: RunnerAccess;
   readonly scheduling: Scheduling;
   readonly alarms: Alarms;
+  readonly hostDeadLetters: HostDeadLetters;
 
   constructor(scope: Construct, id: string, props: LifeboatStackProps) {
     super(scope, id, props);
@@ -74,6 +76,9 @@ export class LifeboatStack extends Stack {
     });
 
     this.tables = new Tables(this, 'Tables');
+    this.hostDeadLetters = new HostDeadLetters(this, 'HostDeadLetters', {
+      queueName: config.hostDeadLetterQueueName,
+    });
     const fns = createFunctions(this, {
       projectRoot: props.projectRoot,
       environment: {
@@ -135,7 +140,7 @@ export class LifeboatStack extends Stack {
         Maintenance: this.maintenance.stateMachine,
       },
       functions: fns,
-      hostQueuePrefix: config.hostQueuePrefix,
+      deadLetterQueues: { HostDeadLetters: this.hostDeadLetters.queue },
     });
 
     this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
@@ -153,6 +158,7 @@ export class LifeboatStack extends Stack {
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
     new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    new CfnOutput(this, 'HostDeadLetterQueueUrl', { value: this.hostDeadLetters.queue.queueUrl });
     new CfnOutput(this, 'BackupStateMachineArn', { value: this.backup.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RestoreStateMachineArn', { value: this.restore.stateMachine.stateMachineArn });
     new CfnOutput(this, 'MaintenanceStateMachineArn', {
@@ -162,7 +168,11 @@ export class LifeboatStack extends Stack {
     acknowledgeFindings(this);
   }
 
-  /** The API: every table, host queues and their DLQs, datastore secrets, schedules, DLQ alarms. */
+  /**
+   * The API: every table, host queues, datastore secrets, schedules. It gets only the ARN of the
+   * shared dead-letter queue, for the host queues' RedrivePolicy, and no access to that queue:
+   * its `<prefix>*` grant cannot match it (readConfig checks the name).
+   */
   private grantApi(
     api: LifeboatFunctions[string],
     hostQueueArn: string,
@@ -200,10 +210,9 @@ export class LifeboatStack extends Stack {
     );
     dispatcher.grantInvoke(api);
     this.scheduling.grantManageSchedules(api);
-    this.alarms.grantManageHostAlarms(api);
     api.addEnvironment('SCHEDULE_GROUP', SCHEDULE_GROUP);
     api.addEnvironment('SCHEDULER_ROLE_ARN', this.scheduling.vmScheduleRole.roleArn);
-    api.addEnvironment('ALARM_TOPIC_ARN', this.alarms.topic.topicArn);
+    api.addEnvironment('HOST_DEAD_LETTER_QUEUE_ARN', this.hostDeadLetters.queue.queueArn);
   }
 
   /** The dispatcher: the queue and counters, and starting executions of the three machines. */

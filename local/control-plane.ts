@@ -4,7 +4,7 @@
  * endpoint, the HTTP API gateway and the scheduler loop. The supervisor runs this; tests may too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
 import type { CfnTemplate } from '#infra/definition.ts';
 import { ensureAdmin } from './admin.ts';
@@ -16,7 +16,7 @@ import { startGateway } from './gateway.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import { assertPortFree } from './ports.ts';
 import { startScheduler } from './scheduler.ts';
-import { startSqs } from './sqs.ts';
+import { ensureHostDeadLetterQueue, localSqsClient, startSqs } from './sqs.ts';
 import { cachedTemplate, machineArnOfKind, machinesOfTemplate } from './stepfunctions/definitions.ts';
 import { LocalStepFunctions } from './stepfunctions/runtime.ts';
 import { startStepFunctionsServer } from './stepfunctions/server.ts';
@@ -114,6 +114,9 @@ export async function startControlPlane(opts: {
 
     const sqs = await startSqs({ port: config.ports.sqs, dataDir: paths.sqs, region: config.region });
     stops.push(() => sqs.stop());
+    const sqsClient = localSqsClient(sqs.endpoint, config.region);
+    stops.push(() => sqsClient.destroy());
+    const hostDeadLetterQueueArn = await ensureHostDeadLetterQueue(sqsClient);
 
     // Handlers read their settings from the environment: set it before any of them is imported.
     const env = lambdaEnvironment({
@@ -122,11 +125,10 @@ export async function startControlPlane(opts: {
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
       restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
       maintenanceStateMachineArn: machineArnOfKind(machines, 'Maintenance'),
+      hostDeadLetterQueueArn,
     });
     applyEnvironment(env);
 
-    const sqsClient = new SQSClient({ region: config.region, endpoint: sqs.endpoint });
-    stops.push(() => sqsClient.destroy());
     const tokens = new TaskTokens();
     const sfn = new LocalStepFunctions(
       machines,

@@ -20,6 +20,8 @@ export function lambdaEnvironment(opts: {
   backupStateMachineArn: string;
   restoreStateMachineArn: string;
   maintenanceStateMachineArn: string;
+  /** ARN of the shared host dead-letter queue (local/sqs.ts ensureHostDeadLetterQueue). */
+  hostDeadLetterQueueArn: string;
 }): Record<string, string> {
   const { config } = opts;
   const local = (port: number) => `http://127.0.0.1:${port}`;
@@ -38,6 +40,7 @@ export function lambdaEnvironment(opts: {
     MAINTENANCE_STATE_MACHINE_ARN: opts.maintenanceStateMachineArn,
     DISPATCHER_FUNCTION_NAME: localFunctionName({ id: 'Dispatcher' }),
     HOST_QUEUE_PREFIX: 'lifeboat-host-',
+    HOST_DEAD_LETTER_QUEUE_ARN: opts.hostDeadLetterQueueArn,
     MAX_BACKUPS: String(config.maxBackups),
     MAX_BACKUPS_HOST: String(config.maxBackupsHost),
     HEARTBEAT_SECONDS: String(config.heartbeatSeconds),

@@ -1,9 +1,12 @@
 /**
  * The SQS emulator (fauxqs) in process, its state persisted in SQLite under the home folder so
- * host queues and their messages survive a restart.
+ * host queues and their messages survive a restart; and the shared host dead-letter queue the
+ * CDK app creates in AWS.
  */
 import { mkdir } from 'node:fs/promises';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
+import { HOST_DEAD_LETTER_QUEUE_NAME } from '#infra/config.ts';
 
 /** A running SQS emulator. */
 export interface SqsLocal {
@@ -45,4 +48,29 @@ export async function startSqs(opts: { port: number; dataDir?: string; region?: 
     defaultRegion: opts.region ?? 'us-east-1',
   });
   return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
+}
+
+/** A client for the emulator with dummy credentials (usable before the Lambda environment is set). */
+export function localSqsClient(endpoint: string, region = 'us-east-1'): SQSClient {
+  return new SQSClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+}
+
+/**
+ * Create (or find: CreateQueue is idempotent) the dead-letter queue of every host queue, as the
+ * CDK app's HostDeadLetters does in AWS, and answer its ARN for `HOST_DEAD_LETTER_QUEUE_ARN`.
+ */
+export async function ensureHostDeadLetterQueue(client: SQSClient): Promise<string> {
+  const created = await client.send(
+    new CreateQueueCommand({
+      QueueName: HOST_DEAD_LETTER_QUEUE_NAME,
+      // 14 days, the stack's retention (fauxqs has no encryption to switch on).
+      Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) },
+    }),
+  );
+  const attrs = await client.send(
+    new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  const arn = attrs.Attributes?.QueueArn;
+  if (!arn) throw new Error(`SQS emulator gave no ARN for ${HOST_DEAD_LETTER_QUEUE_NAME}`);
+  return arn;
 }

@@ -4,7 +4,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ListQueuesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqsClient } from '#functions/aws.ts';
 import { datastores } from '#functions/repo/datastores.ts';
@@ -148,20 +154,49 @@ describe('datastores', () => {
 });
 
 describe('hosts and inventory', () => {
-  it('registers a host with its queue and dead-letter queue', async () => {
+  it('registers a host with its queue, redriving to the shared host dead-letter queue', async () => {
     const host = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } });
     expect(host.status).toBe(201);
     expect(host.body).toMatchObject({ id: 1, name: 'kvm-1', state: 'INIT', cluster: 'default' });
     expect(host.body.queueUrl).toMatch(/lifeboat-host-1$/);
+    expect(host.body.deadLetterQueueUrl).toBeUndefined();
     const attrs = await sqsClient().send(
       new GetQueueAttributesCommand({ QueueUrl: host.body.queueUrl, AttributeNames: ['All'] }),
     );
     expect(attrs.Attributes?.VisibilityTimeout).toBe('60');
     expect(attrs.Attributes?.ReceiveMessageWaitTimeSeconds).toBe('20');
-    expect(JSON.parse(attrs.Attributes?.RedrivePolicy ?? '{}')).toMatchObject({ maxReceiveCount: 5 });
-    expect(JSON.parse(attrs.Attributes?.RedrivePolicy ?? '{}').deadLetterTargetArn).toMatch(
-      /lifeboat-host-1-dlq$/,
+    expect(JSON.parse(attrs.Attributes?.RedrivePolicy ?? '{}')).toEqual({
+      deadLetterTargetArn: process.env.HOST_DEAD_LETTER_QUEUE_ARN,
+      maxReceiveCount: 5,
+    });
+    expect(process.env.HOST_DEAD_LETTER_QUEUE_ARN).toMatch(/:lifeboat-dlq-hosts$/);
+    // No per-host dead-letter queue any more: the shared one is the only other queue.
+    const { QueueUrls } = await sqsClient().send(new ListQueuesCommand({}));
+    expect((QueueUrls ?? []).map((u) => u.split('/').pop()).sort()).toEqual([
+      'lifeboat-dlq-hosts',
+      'lifeboat-host-1',
+    ]);
+  });
+
+  it('moves a task received 5 times unanswered to the shared dead-letter queue, body intact', async () => {
+    const hostQueue = (await call('GET', '/hosts/1', admin)).body.queueUrl;
+    const body = JSON.stringify({ v: 1, kind: 'backup', taskId: '41/RunOnHost', vm: { id: 7 } });
+    await sqsClient().send(new SendMessageCommand({ QueueUrl: hostQueue, MessageBody: body }));
+    for (let i = 0; i < 5; i++) {
+      const got = await sqsClient().send(
+        new ReceiveMessageCommand({ QueueUrl: hostQueue, VisibilityTimeout: 0, WaitTimeSeconds: 1 }),
+      );
+      expect(got.Messages?.[0]?.Body, `receive ${i + 1}`).toBe(body);
+    }
+    const sixth = await sqsClient().send(
+      new ReceiveMessageCommand({ QueueUrl: hostQueue, WaitTimeSeconds: 1 }),
     );
+    expect(sixth.Messages ?? []).toEqual([]);
+    const { QueueUrl: dlq } = await sqsClient().send(
+      new GetQueueUrlCommand({ QueueName: 'lifeboat-dlq-hosts' }),
+    );
+    const dead = await sqsClient().send(new ReceiveMessageCommand({ QueueUrl: dlq, WaitTimeSeconds: 1 }));
+    expect(dead.Messages?.map((m) => m.Body)).toEqual([body]);
   });
 
   it('refuses a duplicate host name and non-admin registration', async () => {
@@ -211,6 +246,36 @@ describe('hosts and inventory', () => {
     const res = await call('DELETE', '/hosts/1', admin);
     expect(res.status).toBe(409);
     expect(res.body.message).toContain('Host 1 still has 3 VM(s)');
+  });
+
+  it('refuses to register a host without the dead-letter queue ARN, creating nothing', async () => {
+    const arn = process.env.HOST_DEAD_LETTER_QUEUE_ARN;
+    delete process.env.HOST_DEAD_LETTER_QUEUE_ARN;
+    try {
+      const res = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-nodlq' } });
+      expect(res.status).toBe(500);
+      expect(res.raw).not.toContain('HOST_DEAD_LETTER_QUEUE_ARN');
+    } finally {
+      process.env.HOST_DEAD_LETTER_QUEUE_ARN = arn;
+    }
+    expect((await call('GET', '/hosts', admin)).body.items.map((h: { name: string }) => h.name)).toEqual([
+      'kvm-1',
+    ]);
+    const { QueueUrls } = await sqsClient().send(new ListQueuesCommand({}));
+    expect(QueueUrls).toHaveLength(2);
+  });
+
+  it('deletes an empty host with its queue and keeps the shared dead-letter queue', async () => {
+    const host = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-gone' } });
+    expect(host.status).toBe(201);
+    expect(host.body.id).toBe(2);
+    expect((await call('DELETE', `/hosts/${host.body.id}`, admin)).status).toBe(204);
+    expect((await call('GET', `/hosts/${host.body.id}`, admin)).status).toBe(404);
+    const { QueueUrls } = await sqsClient().send(new ListQueuesCommand({}));
+    expect((QueueUrls ?? []).map((u) => u.split('/').pop()).sort()).toEqual([
+      'lifeboat-dlq-hosts',
+      'lifeboat-host-1',
+    ]);
   });
 });
 

@@ -83,6 +83,7 @@ describe('local settings', () => {
       backupStateMachineArn: 'arn:b',
       restoreStateMachineArn: 'arn:r',
       maintenanceStateMachineArn: 'arn:m',
+      hostDeadLetterQueueArn: 'arn:aws:sqs:us-east-1:000000000000:lifeboat-dlq-hosts',
     });
     expect(env).toMatchObject({
       TABLE_VMS: 'lifeboat-vms',
@@ -95,6 +96,7 @@ describe('local settings', () => {
       HEARTBEAT_SECONDS: '3',
       BACKUP_STATE_MACHINE_ARN: 'arn:b',
       MAINTENANCE_STATE_MACHINE_ARN: 'arn:m',
+      HOST_DEAD_LETTER_QUEUE_ARN: 'arn:aws:sqs:us-east-1:000000000000:lifeboat-dlq-hosts',
     });
   });
 

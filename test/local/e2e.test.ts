@@ -7,7 +7,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDown } from '#local/down.ts';
 import { freePort } from '#local/ports.ts';
@@ -128,6 +134,18 @@ describe('local mode, end to end', () => {
     expect(host.status).toBeLessThan(300);
     hostQueue = host.body.queueUrl;
     expect(hostQueue).toMatch(/lifeboat-host-\d+$/);
+    // Its dead letters go to the shared queue the control plane created at start, as in AWS.
+    const { QueueUrl: dlq } = await sqs.send(new GetQueueUrlCommand({ QueueName: 'lifeboat-dlq-hosts' }));
+    const [hostAttrs, dlqAttrs] = await Promise.all(
+      [hostQueue, dlq].map((QueueUrl) =>
+        sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] })),
+      ),
+    );
+    expect(JSON.parse(hostAttrs?.Attributes?.RedrivePolicy ?? '{}')).toEqual({
+      deadLetterTargetArn: dlqAttrs?.Attributes?.QueueArn,
+      maxReceiveCount: 5,
+    });
+    expect(dlqAttrs?.Attributes?.MessageRetentionPeriod).toBe('1209600');
     const inventory = await api('PUT', `/hosts/${host.body.id}/inventory`, {
       vms: [
         {

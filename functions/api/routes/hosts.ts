@@ -1,14 +1,14 @@
 /**
- * Host routes: register (with its SQS task queue and dead-letter queue), list, show, delete,
- * and the runner's inventory report (VMs upserted by host + domain).
+ * Host routes: register (with its SQS task queue, redriving to the shared host dead-letter
+ * queue), list, show, delete, and the runner's inventory report (VMs upserted by host + domain).
  */
-import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { CreateHostBody, parseBody } from '#core/contracts/api.ts';
 import { Conflict } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '../../aws.ts';
-import { hostQueuePrefix } from '../../env.ts';
+import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
 import { log } from '../../log.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
@@ -21,34 +21,35 @@ import { reportInventory } from './inventory.ts';
 /** SQS settings of a host queue: long poll 20 s, redelivery after 60 s, DLQ after 5 receives. */
 export const QUEUE_SETTINGS = { visibilityTimeout: 60, waitSeconds: 20, maxReceiveCount: 5 } as const;
 
-/** Create the host's queue and dead-letter queue (idempotent: CreateQueue returns existing ones). */
-export async function createHostQueues(
+/**
+ * Create the host's queue (idempotent: CreateQueue returns an existing queue with the same
+ * attributes). Messages received `maxReceiveCount` times go to the shared dead-letter queue
+ * `deadLetterTargetArn`, whose alarm covers every host.
+ */
+export async function createHostQueue(
   hostId: number,
-): Promise<{ queueUrl: string; deadLetterQueueUrl: string }> {
-  const name = `${hostQueuePrefix()}${hostId}`;
-  const dlq = await sqsClient().send(
-    new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }),
-  );
-  const deadLetterQueueUrl = dlq.QueueUrl as string;
-  const attrs = await sqsClient().send(
-    new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ['QueueArn'] }),
-  );
+  deadLetterTargetArn: string,
+): Promise<{ queueUrl: string }> {
   const queue = await sqsClient().send(
     new CreateQueueCommand({
-      QueueName: name,
+      QueueName: `${hostQueuePrefix()}${hostId}`,
       Attributes: {
         VisibilityTimeout: String(QUEUE_SETTINGS.visibilityTimeout),
         ReceiveMessageWaitTimeSeconds: String(QUEUE_SETTINGS.waitSeconds),
         RedrivePolicy: JSON.stringify({
-          deadLetterTargetArn: attrs.Attributes?.QueueArn,
+          deadLetterTargetArn,
           maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
         }),
       },
     }),
   );
-  return { queueUrl: queue.QueueUrl as string, deadLetterQueueUrl };
+  return { queueUrl: queue.QueueUrl as string };
 }
 
+/**
+ * Delete the host's queue, and its own dead-letter queue when the record still names one (hosts
+ * registered before the shared dead-letter queue).
+ */
 async function deleteQueues(host: Pick<Host, 'id' | 'queueUrl' | 'deadLetterQueueUrl'>): Promise<void> {
   for (const url of [host.queueUrl, host.deadLetterQueueUrl]) {
     if (!url) continue;
@@ -75,8 +76,10 @@ const create: RouteHandler = async (ctx) => {
   const body = parseBody(CreateHostBody, ctx.body);
   const clash = (await hosts.list()).find((h) => h.name === body.name);
   if (clash) throw new Conflict(`host name "${body.name}" is taken by host ${clash.id}`);
+  // Read before anything is written: a deployment without it fails with nothing half created.
+  const deadLetterTargetArn = hostDeadLetterQueueArn();
   const id = await allocateId('host');
-  const queues = await createHostQueues(id);
+  const queues = await createHostQueue(id, deadLetterTargetArn);
   const host = Host.parse({
     id,
     name: body.name,
