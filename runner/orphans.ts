@@ -1,8 +1,8 @@
 /**
  * Stops the process groups a dead runner left running (see process-registry.ts). A recorded
  * group is stopped only while its leader is still the very process recorded: same boot, same
- * start time, same command line. A pid the kernel has since given to another program is left
- * alone. Stopping is SIGTERM to the whole group (restic then removes its own lock), then
+ * start time, same command line (or its tail, see {@link sameCommand}). A pid the kernel has
+ * since given to another program is left alone. Stopping is SIGTERM to the whole group (restic then removes its own lock), then
  * SIGKILL for what is still there after the grace period.
  */
 import type { Logger } from './log.ts';
@@ -82,11 +82,18 @@ function judge(record: GroupRecord, bootId: string): 'ours' | 'gone' | 'not ours
   if (record.bootId !== bootId) return 'gone';
   const now = processIdentity(record.pgid);
   if (!now || now.state === 'Z') return 'gone';
-  const same =
-    now.startTime === record.startTime &&
-    now.cmdline.length === record.cmdline.length &&
-    now.cmdline.every((arg, i) => arg === record.cmdline[i]);
-  return same ? 'ours' : 'not ours';
+  return now.startTime === record.startTime && sameCommand(record.cmdline, now.cmdline) ? 'ours' : 'not ours';
+}
+
+/**
+ * The command line now is the recorded one, or its tail: a wrapper (`nice -n 10 ionice -c2 -n 7
+ * restic ...`) execs the tool it wraps in the same process, and the registry may have read /proc
+ * before that exec. The start time, which exec does not change, is what tells a reused pid apart.
+ */
+function sameCommand(recorded: readonly string[], now: readonly string[]): boolean {
+  if (now.length === 0 || now.length > recorded.length) return false;
+  const offset = recorded.length - now.length;
+  return now.every((arg, i) => arg === recorded[offset + i]);
 }
 
 /**

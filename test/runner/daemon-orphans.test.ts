@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { run } from '#drivers/exec.ts';
+import { type ProcessGroupHooks, run } from '#drivers/exec.ts';
 import { startDaemon } from '#runner/daemon.ts';
 import { silentLogger } from '#runner/log.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
@@ -25,6 +25,19 @@ function running(pid: number): boolean {
   }
 }
 
+/** `sleep 300` through exec, stopped after the test whatever happens. */
+function start(processGroups?: ProcessGroupHooks) {
+  const abort = new AbortController();
+  const ended = run({ file: 'sleep', args: ['300'] }, { signal: abort.signal, processGroups }).catch(
+    (e: unknown) => e,
+  );
+  cleanups.push(async () => {
+    abort.abort();
+    await ended;
+  });
+  return { ended, abort: () => abort.abort() };
+}
+
 function listed(file: string): string[][] {
   return JSON.parse(readFileSync(file, 'utf8')).groups.map((g: { cmdline: string[] }) => g.cmdline);
 }
@@ -39,10 +52,7 @@ describe('runner daemon and leftover tools', () => {
     // The previous runner: a tool recorded, then the runner gone (the hooks never hear its end).
     await run({ file: 'mkdir', args: ['-p', stateDir] });
     const previous = ProcessRegistry.open(file, silentLogger);
-    const leftover = run(
-      { file: 'sleep', args: ['300'] },
-      { processGroups: { onSpawn: previous.hooks.onSpawn, onExit: () => {} } },
-    ).catch((e: unknown) => e);
+    const leftover = start({ onSpawn: previous.hooks.onSpawn, onExit: () => {} });
     const pid = previous.running()[0]?.pgid ?? 0;
     expect(running(pid)).toBe(true);
 
@@ -79,25 +89,23 @@ describe('runner daemon and leftover tools', () => {
     });
 
     await until(() => !running(pid), 10_000);
-    expect(await leftover).toMatchObject({ signal: 'SIGTERM' });
+    expect(await leftover.ended).toMatchObject({ signal: 'SIGTERM' });
     // Settled once stopped: the next start has nothing more to do.
     await until(() => listed(file).length === 0);
 
     // While the daemon lives, any tool this process starts is on file while it runs.
-    const abort = new AbortController();
-    const mine = run({ file: 'sleep', args: ['300'] }, { signal: abort.signal }).catch(() => {});
+    const mine = start();
     expect(listed(file)).toEqual([['sleep', '300']]);
-    abort.abort();
-    await mine;
+    mine.abort();
+    await mine.ended;
     expect(listed(file)).toEqual([]);
 
     // A start given up on stops recording.
     starting.abort();
     expect(await started).toBeInstanceOf(Error);
-    const later = new AbortController();
-    const unrecorded = run({ file: 'sleep', args: ['300'] }, { signal: later.signal }).catch(() => {});
+    const unrecorded = start();
     expect(listed(file)).toEqual([]);
-    later.abort();
-    await unrecorded;
+    unrecorded.abort();
+    await unrecorded.ended;
   });
 });

@@ -121,6 +121,28 @@ describe('tools a killed runner left running', () => {
     expect(((await tool.pending) as ExecError).signal).toBe('SIGKILL');
   });
 
+  it('are stopped when a wrapper (nice) has since exec’d the tool it wraps', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    const dead = doomedRunner(file);
+    // How restic runs with RESTIC_NICE: the pid's command line changes from nice's to restic's.
+    const wrapped = dead.start('nice', ['-n', '5', 'sleep', '300']);
+    await until(() => readFileSync(`/proc/${wrapped.pgid}/cmdline`, 'utf8') === 'sleep\u0000300\u0000');
+    dead.crash();
+    // The registry usually reads /proc before nice's exec: pin that case (it may be quicker).
+    const [recorded] = JSON.parse(readFileSync(file, 'utf8')).groups;
+    const before = { ...recorded, cmdline: ['nice', '-n', '5', 'sleep', '300'] };
+    writeFileSync(file, JSON.stringify({ v: 1, groups: [before] }), { mode: 0o600 });
+
+    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
+      log: silentLogger,
+      graceMs: 3000,
+    });
+    expect(reports.map((r) => r.outcome)).toEqual(['stopped']);
+    expect(isRunning(wrapped.pgid)).toBe(false);
+  });
+
   it('are left alone when their pid now runs another command or started at another time', async () => {
     const temp = await tempDir();
     cleanups.push(temp.remove);
@@ -133,13 +155,15 @@ describe('tools a killed runner left running', () => {
     const reused = [
       { ...recorded, cmdline: ['restic', 'backup', '--stdin'] },
       { ...recorded, startTime: String(Number(recorded.startTime) - 100) },
+      // The tail rule is about wrappers: a longer line now than recorded is another command.
+      { ...recorded, cmdline: ['300'] },
     ];
     writeFileSync(file, JSON.stringify({ v: 1, groups: reused }), { mode: 0o600 });
 
     const registry = ProcessRegistry.open(file, silentLogger);
     const reports = await stopLeftoverGroups(registry, { log: silentLogger, graceMs: 300 });
 
-    expect(reports.map((r) => r.outcome)).toEqual(['not ours', 'not ours']);
+    expect(reports.map((r) => r.outcome)).toEqual(['not ours', 'not ours', 'not ours']);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(isRunning(other.pgid)).toBe(true);
     expect(registry.leftovers()).toEqual([]);
