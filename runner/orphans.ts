@@ -53,7 +53,12 @@ export async function stopLeftoverGroups(
   for (const record of targets) signal(record, 'SIGTERM');
   let alive = await waitForEnd(targets, graceMs);
   for (const record of targets) if (!alive.has(record.pgid)) outcomes.set(record, 'stopped');
-  const stubborn = targets.filter((r) => alive.has(r.pgid) && stillOurs(r));
+  const stubborn: GroupRecord[] = [];
+  for (const record of targets) {
+    if (!alive.has(record.pgid) || outcomes.has(record)) continue;
+    if (stillOurs(record)) stubborn.push(record);
+    else outcomes.set(record, 'not ours');
+  }
   if (stubborn.length) {
     for (const record of stubborn) signal(record, 'SIGKILL');
     alive = await waitForEnd(stubborn, AFTER_KILL_MS);
