@@ -43,6 +43,21 @@ export interface PrepareOptions {
    */
   workDir: string;
   signal?: AbortSignal;
+  /**
+   * Changed-block tracking (INCREMENT_MODE=CBT). Absent: a plain FULL, no checkpoint. With
+   * `parent: null`: a FULL that starts a chain, and checkpoint `checkpoint` is created at the very
+   * point in time of the backup. With a parent: an increment holding only the blocks changed
+   * since checkpoint `parent`, files `disk.<id>.inc<N>.qcow2` (qcow2, no backing file reference),
+   * and checkpoint `checkpoint` for the next one. A parent that cannot be followed (checkpoint or
+   * bitmap missing or inconsistent) throws `ChainBroken`: the caller starts a new FULL chain.
+   */
+  increment?: {
+    /** Our checkpoint name, e.g. `lifeboat-<chain>-<n>`. */
+    checkpoint: string;
+    parent: string | null;
+    /** N of the file names; defaults to the trailing number of `checkpoint`, else 1. */
+    index?: number;
+  };
 }
 
 /** One disk ready to be streamed to the datastore. */
@@ -93,6 +108,17 @@ export interface DiskDriver {
   restoreDisk(
     file: string,
     format: 'qcow2' | 'raw',
+    toPath: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<RestoredDisk>;
+  /**
+   * Restores a point of an incremental chain: `files` are the FULL first, then its increments in
+   * order (each qcow2 holding only changed blocks). Each increment is rebased (metadata only)
+   * onto the previous file, and the top is converted into a standalone qcow2 at `toPath`, checked
+   * with `qemu-img check`. Refuses to overwrite `toPath`; the input files are left in place.
+   */
+  restoreChain?(
+    files: readonly { path: string; format: 'qcow2' | 'raw' }[],
     toPath: string,
     options?: { signal?: AbortSignal },
   ): Promise<RestoredDisk>;

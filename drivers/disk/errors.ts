@@ -26,3 +26,12 @@ export class DiskMismatch extends LifeboatError {
 export class DiskSnapshotFailed extends LifeboatError {
   override readonly status = 500;
 }
+
+/**
+ * An incremental backup cannot follow its parent: the checkpoint or its bitmap is missing or
+ * inconsistent (disk replaced, VM moved or recreated, unclean stop). The message says why; the
+ * caller starts a new FULL chain and records it. Never answered with a wrong increment.
+ */
+export class ChainBroken extends LifeboatError {
+  override readonly status = 409;
+}

@@ -19,6 +19,8 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { Cancelled, ExecError, run } from '../exec.ts';
+import { abortBackupJob, createOfflineCheckpoint, deleteCheckpoint } from './cbt.ts';
+import { type ChainContext, incrementOffline, incrementRunning, startChainRunning } from './chain-backup.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import type {
   BackupDisk,
@@ -31,6 +33,7 @@ import type {
 } from './driver.ts';
 import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
 import { freeze } from './freeze.ts';
+import { restoreChain } from './restore-chain.ts';
 import {
   DEFAULT_URI,
   domainState,
@@ -55,7 +58,10 @@ export class Qcow2Driver implements DiskDriver {
     const state = await domainState(vm.domain, tool);
     if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
     const active = isActiveState(state);
-    const { files, exported } = await this.checkDisks(vm.domain, disks, active, options.workDir, tool);
+    const checked = await this.checkDisks(vm.domain, disks, active, options.workDir, tool);
+    const { exported } = checked;
+    let files = checked.files;
+    const inc = options.increment;
     // Captured before the snapshot, so it names the original files, never our overlays.
     const template = await domainXml(vm.domain, { ...tool, inactive: true });
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
@@ -71,15 +77,50 @@ export class Qcow2Driver implements DiskDriver {
         format: d.format,
         overlay: overlayPath(options.workDir, d.target),
       })),
+      checkpoint: inc?.checkpoint,
     });
     const holders: { abort: AbortController; done: Promise<unknown> }[] = [];
+    let pulling = false;
+    let created = false;
     const release = once(async () => {
+      // A pull-mode job ends here, normally: its checkpoint stays for the next increment.
+      if (pulling) await abortBackupJob(vm.domain, { uri: this.uri });
       for (const holder of holders) holder.abort.abort();
       await Promise.all(holders.map((h) => h.done));
       await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
     });
     try {
-      if (active) {
+      if (inc) {
+        const ctx: ChainContext = {
+          domain: vm.domain,
+          disks,
+          sizes: new Map(files.map((f) => [f.diskId, f.virtualSize])),
+          workDir: options.workDir,
+          checkpoint: inc.checkpoint,
+          freeze: options.freeze,
+          state,
+          tool,
+        };
+        const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
+        // A checkpoint of that name can only be the leftover of a failed attempt of this backup.
+        await deleteCheckpoint(vm.domain, inc.checkpoint, inc.parent ? [] : disks.map((d) => d.source), tool);
+        created = true;
+        if (inc.parent) {
+          files = active
+            ? await incrementRunning(ctx, inc.parent, index)
+            : await incrementOffline(ctx, inc.parent, index);
+        } else if (active) {
+          pulling = true;
+          files = await startChainRunning(ctx);
+        } else {
+          const all = parseDomainXml(await domainXml(vm.domain, tool)).disks.map((d) => d.target);
+          await createOfflineCheckpoint(vm.domain, disks, all, inc.checkpoint, null, options.workDir, tool);
+          for (const disk of disks) holders.push(await this.holdLock(disk, options.workDir));
+          if (isActiveState(await domainState(vm.domain, tool))) {
+            throw new DiskMismatch(`VM '${vm.domain}' started while its backup was being prepared`);
+          }
+        }
+      } else if (active) {
         await this.snapshot(vm.domain, disks, state, options, tool);
         // Exports of the now-stable files; they are stopped before the commit back.
         for (const disk of disks.filter((d) => exported.has(d.target))) {
@@ -100,8 +141,21 @@ export class Qcow2Driver implements DiskDriver {
       };
     } catch (error) {
       await release().catch(() => {});
+      // The backup never happened: no chain may follow the checkpoint made for it.
+      if (inc && created) {
+        const sources = disks.map((d) => d.source);
+        await deleteCheckpoint(vm.domain, inc.checkpoint, sources, { uri: this.uri }).catch(() => {});
+      }
       throw error;
     }
+  }
+
+  restoreChain(
+    files: readonly { path: string; format: 'qcow2' | 'raw' }[],
+    toPath: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RestoredDisk> {
+    return restoreChain(files, toPath, options);
   }
 
   reconcile(workDir: string, domain?: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {

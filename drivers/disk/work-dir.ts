@@ -8,6 +8,7 @@ import { readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { run } from '../exec.ts';
+import { abortBackupJob, deleteCheckpoint } from './cbt.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import { DiskSnapshotFailed } from './errors.ts';
 import {
@@ -23,12 +24,17 @@ import {
 const STATE_FILE = 'lifeboat-disk.json';
 /** Our file names in a work folder: nothing else there is ever removed. */
 const OWN_FILE =
-  /^(lifeboat-disk\.json|overlay-[a-z0-9]+\.qcow2|lock-[a-z0-9]+\.(pid|sock)|domain-\d+\.xml)$/;
+  /^(lifeboat-disk\.json|overlay-[a-z0-9]+\.qcow2|lock-[a-z0-9]+\.(pid|sock)|domain-\d+\.xml|disk\.\d+\.inc\d+\.qcow2|backup\.xml|checkpoint\.xml|qsd\.(pid|sock))$/;
+/** Pull-mode backups keep their NBD socket and scratch files in this sub-folder (QEMU writes there). */
+export const PULL_DIR = 'pull';
+const OWN_PULL_FILE = /^(nbd\.sock|scratch-[a-z0-9]+\.qcow2)$/;
 
 export const WorkRecord = z.object({
   v: z.literal(1),
   domain: z.string().min(1),
   disks: z.array(z.object({ target: z.string(), base: z.string(), format: z.string(), overlay: z.string() })),
+  /** The checkpoint this backup creates (incremental chains): removed by reconcile when its job was left running. */
+  checkpoint: z.string().optional(),
 });
 export type WorkRecord = z.infer<typeof WorkRecord>;
 
@@ -63,10 +69,19 @@ export async function cleanWorkDir(
   }
   const done: string[] = [];
   const record = await readRecord(workDir);
-  for (const name of names.filter((n) => /^lock-[a-z0-9]+\.pid$/.test(n))) {
+  for (const name of names.filter((n) => /^(lock-[a-z0-9]+|qsd)\.pid$/.test(n))) {
     if (await stopLockHolder(join(workDir, name), workDir)) done.push(`stopped ${name.slice(0, -4)}`);
   }
   const domains = domainHint ? [domainHint] : record ? [record.domain] : await domainsUsing(workDir, options);
+  // A backup job still running was interrupted: end it, and drop the checkpoint it created
+  // (its backup never completed, so no chain may follow it).
+  for (const domain of record?.checkpoint ? domains : []) {
+    if (!(await abortBackupJob(domain, options).catch(() => false))) continue;
+    done.push(`domjobabort ${domain}`);
+    const sources = record?.disks.map((d) => d.base) ?? [];
+    await deleteCheckpoint(domain, record?.checkpoint as string, sources, options);
+    done.push(`removed checkpoint ${record?.checkpoint}`);
+  }
   const kept = new Set<string>();
   for (const domain of domains) {
     const result = await commitOverlays(domain, workDir, record, options);
@@ -77,7 +92,16 @@ export async function cleanWorkDir(
     const path = join(workDir, name);
     if (kept.has(path)) continue;
     await rm(path, { force: true });
-    if (name.startsWith('overlay-')) done.push(`removed ${path}`);
+    if (name.startsWith('overlay-') || name.startsWith('disk.')) done.push(`removed ${path}`);
+  }
+  if (names.includes(PULL_DIR)) {
+    const pull = join(workDir, PULL_DIR);
+    for (const name of (await readdir(pull).catch(() => [] as string[])).filter((n) =>
+      OWN_PULL_FILE.test(n),
+    )) {
+      await rm(join(pull, name), { force: true });
+    }
+    await rmdir(pull).catch(() => {});
   }
   if (kept.size > 0) {
     throw new DiskSnapshotFailed(
@@ -176,12 +200,13 @@ export function pointDiskAt(xml: string, target: string, path: string, format: s
   return xml.replace(disk, updated);
 }
 
-/** Stops a lock holder (qemu-nbd) by its pid file, after checking the pid is really ours. */
+/** Stops a lock holder (qemu-nbd) or an offline increment's qemu-storage-daemon by its pid file, after checking the pid is really ours. */
 async function stopLockHolder(pidFile: string, workDir: string): Promise<boolean> {
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (!Number.isInteger(pid) || pid <= 1) return false;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.includes('qemu-nbd') || !cmdline.includes(workDir)) return false;
+  const ours = cmdline.includes('qemu-nbd') || cmdline.includes('qemu-storage-daemon');
+  if (!ours || !cmdline.includes(workDir)) return false;
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 50; i++) {
     if (!(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) return true;
