@@ -109,7 +109,6 @@ export async function runPipeline(
   if (commands.length === 0) throw new Error('runPipeline needs at least one command');
   const children: ResultPromise[] = [];
   const stderrTails = new Map<ResultPromise, string>();
-  const settled = new Set<ResultPromise>();
   const cutOff = new Set<ResultPromise>();
   const killAll = (signal: NodeJS.Signals) => {
     for (const child of children) killGroup(child, signal);
@@ -145,7 +144,9 @@ export async function runPipeline(
         // Its failure then is a consequence, not a cause: it is marked cut off and not reported.
         const upstream = previous.stdout;
         void child.finally(() => {
-          if (!settled.has(previous)) cutOff.add(previous);
+          // Cut off only if the producer had not closed its output (EOF) first: then the consumer
+          // ended before the data did. (Settle order of the two promises says nothing.)
+          if (!upstream.readableEnded) cutOff.add(previous);
           upstream.destroy();
         });
       }
@@ -153,7 +154,6 @@ export async function runPipeline(
       child.stdin?.on('error', () => {});
       watchStderr(child, stderrTails, last ? options.onStderrLine : undefined);
       if (last && options.onStdoutLine) watchLines(child.stdout, options.onStdoutLine);
-      void child.finally(() => settled.add(child));
       children.push(child);
     });
     const results = await Promise.all(children);
