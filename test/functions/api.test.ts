@@ -230,6 +230,40 @@ describe('hosts and inventory', () => {
     await vms.update(1, { 'backups.BACKUP_IDS': [], state: 'RUNNING' });
   });
 
+  it("keeps a locked VM's disks and template: mid-backup, libvirt shows them on overlays", async () => {
+    const before = await vms.get(1);
+    const onOverlay = {
+      ...disk(0),
+      source: '/var/lib/lifeboat/runner/work/17/overlay-vda.qcow2',
+    };
+    const report = (state: string) =>
+      call('PUT', '/hosts/1/inventory', {
+        ...admin,
+        body: {
+          vms: [
+            domain('web-1', {
+              state,
+              disks: [onOverlay],
+              template: '<domain><name>web-1</name><!--x--></domain>',
+            }),
+
+            domain('mail-1'),
+          ],
+        },
+      });
+    await vms.update(1, { lock: '17' });
+    expect((await report('SUSPENDED')).status).toBe(200);
+    expect(await vms.get(1)).toMatchObject({
+      state: 'SUSPENDED',
+      disks: before.disks,
+      template: before.template,
+    });
+    await vms.update(1, {}, { remove: ['lock'] });
+    expect((await report('RUNNING')).status).toBe(200);
+    expect((await vms.get(1)).disks[0]?.source).toBe(onOverlay.source);
+    await vms.update(1, { disks: before.disks, template: before.template });
+  });
+
   it('refuses a bad BACKUP_CONFIG in the inventory and changes nothing', async () => {
     const bad = await call('PUT', '/hosts/1/inventory', {
       ...admin,

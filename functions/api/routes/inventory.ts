@@ -9,9 +9,12 @@ import { LifeboatError, ValidationError } from '#core/errors.ts';
 import { Vm } from '#core/model.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
+import { isConditionFailed } from '../../repo/table.ts';
 import { vms, vmsOfHost } from '../../repo/vms.ts';
 import { assertAdmin, ownedBy } from '../access.ts';
 import { items, pathId, type RouteHandler } from '../http.ts';
+
+const NOT_LOCKED = { expression: 'attribute_not_exists(#lock)', names: { '#lock': 'lock' }, values: {} };
 
 /** BACKUP_CONFIG of a newly seen VM, from the pairs the runner read in its domain metadata. */
 function initialConfig(entry: InventoryVm, index: number): Record<string, string> {
@@ -47,8 +50,15 @@ export const reportInventory: RouteHandler = async (ctx) => {
     if (current) {
       known.delete(entry.domain);
       // Only what libvirt reports changes; BACKUP_CONFIG in the metadata counts at first sight
-      // only, since `vm backupconfig` owns it afterwards.
-      await vms.update(current.id, seen);
+      // only, since `vm backupconfig` owns it afterwards. While a backup holds the VM, libvirt
+      // shows its disks on the backup's overlays: the disks and template it had are kept.
+      const { disks: _disks, template: _template, ...always } = seen;
+      try {
+        await vms.update(current.id, seen, { condition: NOT_LOCKED });
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        await vms.update(current.id, always);
+      }
       continue;
     }
     const vm = Vm.parse({
