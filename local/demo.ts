@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Datastore, Host, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
+import { httpApi } from '#runner/api-client.ts';
 import { LIBVIRT_URI } from './libvirtd.ts';
 
 export const DEMO_DOMAIN = 'lifeboat-demo';
@@ -40,24 +41,6 @@ export function demoDecision(
   if (datastores.length > 0) return 'has-datastores';
   if (mode !== 'always' && vmsOfHost.some((vm) => vm.state !== 'GONE')) return 'has-vms';
   return 'offer';
-}
-
-type Api = <T>(method: string, path: string, body?: unknown) => Promise<T>;
-
-function apiOf(endpoint: string, token: string): Api {
-  return async <T>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${endpoint}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined && { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
-    return JSON.parse(text) as T;
-  };
 }
 
 async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -131,14 +114,14 @@ export async function offerDemo(opts: {
   wakeRunner: () => void;
   timeoutMs?: number;
 }): Promise<DemoResult | undefined> {
-  const api = apiOf(opts.endpoint, opts.token);
+  const api = httpApi(() => ({ endpoint: opts.endpoint, token: opts.token }));
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const name = process.env.LIFEBOAT_RUNNER_NAME || hostname();
   // The runner registers once endpoint.json exists and reports its inventory right after.
   const host = await poll(
     'the local runner to report its host',
     async () => {
-      const { items } = await api<{ items: Host[] }>('GET', '/hosts');
+      const { items } = await api.get<{ items: Host[] }>('/hosts');
       // Reported by this start's runner (the record may be older than it): only then does it
       // handle SIGHUP, whose default action would end it.
       return items.find(
@@ -149,8 +132,8 @@ export async function offerDemo(opts: {
     timeoutMs,
   );
   const hostVms = async () =>
-    (await api<{ items: Vm[] }>('GET', '/vms')).items.filter((vm) => vm.hostId === host.id);
-  const { items: datastores } = await api<{ items: Datastore[] }>('GET', '/datastores');
+    (await api.get<{ items: Vm[] }>('/vms')).items.filter((vm) => vm.hostId === host.id);
+  const { items: datastores } = await api.get<{ items: Datastore[] }>('/datastores');
   if (demoDecision(await hostVms(), datastores, opts.mode) !== 'offer') return undefined;
 
   await ensureDemoDomain();
@@ -163,7 +146,7 @@ export async function offerDemo(opts: {
     },
     timeoutMs,
   );
-  const datastore = await api<Datastore>('POST', '/datastores', {
+  const datastore = await api.post<Datastore>('/datastores', {
     name: DEMO_DATASTORE,
     driver: 'restic',
     attributes: {

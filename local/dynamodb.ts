@@ -138,7 +138,7 @@ async function waitUntilReady(endpoint: string, timeoutMs: number, exitInfo: () 
 }
 
 /** The CreateTable input of a spec: pay per request, every GSI with projection ALL. */
-export function createTableInput(spec: TableSpec): CreateTableCommandInput {
+export function createTableInput(spec: TableSpec, tableName = localTableName(spec)): CreateTableCommandInput {
   const attributes = new Map<string, 'S' | 'N'>();
   attributes.set(spec.partitionKey.name, spec.partitionKey.type);
   for (const index of spec.indexes) {
@@ -146,7 +146,7 @@ export function createTableInput(spec: TableSpec): CreateTableCommandInput {
     if (index.sortKey) attributes.set(index.sortKey.name, index.sortKey.type);
   }
   return {
-    TableName: localTableName(spec),
+    TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
     AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
       AttributeName,

