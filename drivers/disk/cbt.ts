@@ -178,6 +178,10 @@ export async function createOfflineCheckpoint(
   for (const disk of disks) {
     if (disk.format !== 'qcow2')
       throw new ChainBroken(`Disk ${disk.target} of '${domain}' is raw: no bitmap`);
+    // A bitmap of that name with no checkpoint is the leftover of a crashed attempt of this backup.
+    if ((await imageBitmaps(disk.source, { shared: false, signal: tool.signal })).has(name)) {
+      await run({ file: 'qemu-img', args: ['bitmap', '--remove', '-f', 'qcow2', disk.source, name] }, tool);
+    }
     await run({ file: 'qemu-img', args: ['bitmap', '--add', '-f', 'qcow2', disk.source, name] }, tool);
   }
   await redefineCheckpoint(domain, disks, allTargets, name, parent, workDir, tool);

@@ -7,12 +7,21 @@
 import { chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../exec.ts';
-import { assertParent, backupBegin, checkpointXml, redefineCheckpoint, waitBackupJob } from './cbt.ts';
+import {
+  assertParent,
+  backupBegin,
+  checkpointXml,
+  createOfflineCheckpoint,
+  deleteCheckpoint,
+  redefineCheckpoint,
+  waitBackupJob,
+} from './cbt.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import type { BackupDisk, FreezeMode, PreparedFile } from './driver.ts';
+import { DiskMismatch } from './errors.ts';
 import { freeze } from './freeze.ts';
 import { offlineIncrement } from './offline-increment.ts';
-import { domainXml, type ToolOptions } from './tools.ts';
+import { domainState, domainXml, isActiveState, type ToolOptions } from './tools.ts';
 import { PULL_DIR } from './work-dir.ts';
 
 export interface ChainContext {
@@ -26,6 +35,38 @@ export interface ChainContext {
   /** libvirt's word for the state (`running`, `paused`, `shut off`). */
   state: string;
   tool: ToolOptions;
+}
+
+/**
+ * The chain part of `prepareBackup` (see `PrepareOptions.increment`): returns the files to hand
+ * out. `hooks.pulling` is told before a pull job starts (release must end it); `hooks.lock` locks
+ * the disks of a stopped VM as a plain FULL does.
+ */
+export async function prepareChain(
+  ctx: ChainContext,
+  inc: { checkpoint: string; parent: string | null; index?: number },
+  hooks: { pulling(): void; lock(): Promise<void> },
+): Promise<PreparedFile[] | undefined> {
+  const active = isActiveState(ctx.state);
+  const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
+  // A checkpoint of that name can only be the leftover of a failed attempt of this backup.
+  const sources = inc.parent ? [] : ctx.disks.map((d) => d.source);
+  await deleteCheckpoint(ctx.domain, inc.checkpoint, sources, ctx.tool);
+  if (inc.parent) {
+    return active ? incrementRunning(ctx, inc.parent, index) : incrementOffline(ctx, inc.parent, index);
+  }
+  if (active) {
+    hooks.pulling();
+    return startChainRunning(ctx);
+  }
+  const all = await allTargets(ctx);
+  await createOfflineCheckpoint(ctx.domain, ctx.disks, all, inc.checkpoint, null, ctx.workDir, ctx.tool);
+  await hooks.lock();
+  // It may have started between our look and the lock: then the lock failed, or it runs now.
+  if (isActiveState(await domainState(ctx.domain, ctx.tool))) {
+    throw new DiskMismatch(`VM '${ctx.domain}' started while its backup was being prepared`);
+  }
+  return undefined;
 }
 
 /** File name of increment `index` of a disk. */

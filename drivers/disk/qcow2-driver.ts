@@ -19,8 +19,8 @@ import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { Cancelled, ExecError, run } from '../exec.ts';
-import { abortBackupJob, createOfflineCheckpoint, deleteCheckpoint } from './cbt.ts';
-import { type ChainContext, incrementOffline, incrementRunning, startChainRunning } from './chain-backup.ts';
+import { abortBackupJob, deleteCheckpoint } from './cbt.ts';
+import { prepareChain } from './chain-backup.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import type {
   BackupDisk,
@@ -62,6 +62,9 @@ export class Qcow2Driver implements DiskDriver {
     const { exported } = checked;
     let files = checked.files;
     const inc = options.increment;
+    if (inc && inc.parent === inc.checkpoint) {
+      throw new ValidationError(`An increment's checkpoint '${inc.checkpoint}' cannot be its own parent`);
+    }
     // Captured before the snapshot, so it names the original files, never our overlays.
     const template = await domainXml(vm.domain, { ...tool, inactive: true });
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
@@ -91,35 +94,18 @@ export class Qcow2Driver implements DiskDriver {
     });
     try {
       if (inc) {
-        const ctx: ChainContext = {
-          domain: vm.domain,
-          disks,
-          sizes: new Map(files.map((f) => [f.diskId, f.virtualSize])),
-          workDir: options.workDir,
-          checkpoint: inc.checkpoint,
-          freeze: options.freeze,
-          state,
-          tool,
-        };
-        const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
-        // A checkpoint of that name can only be the leftover of a failed attempt of this backup.
-        await deleteCheckpoint(vm.domain, inc.checkpoint, inc.parent ? [] : disks.map((d) => d.source), tool);
         created = true;
-        if (inc.parent) {
-          files = active
-            ? await incrementRunning(ctx, inc.parent, index)
-            : await incrementOffline(ctx, inc.parent, index);
-        } else if (active) {
-          pulling = true;
-          files = await startChainRunning(ctx);
-        } else {
-          const all = parseDomainXml(await domainXml(vm.domain, tool)).disks.map((d) => d.target);
-          await createOfflineCheckpoint(vm.domain, disks, all, inc.checkpoint, null, options.workDir, tool);
-          for (const disk of disks) holders.push(await this.holdLock(disk, options.workDir));
-          if (isActiveState(await domainState(vm.domain, tool))) {
-            throw new DiskMismatch(`VM '${vm.domain}' started while its backup was being prepared`);
-          }
-        }
+        const sizes = new Map(files.map((f) => [f.diskId, f.virtualSize]));
+        const ctx = { domain: vm.domain, disks, sizes, workDir: options.workDir, freeze: options.freeze };
+        const chained = await prepareChain({ ...ctx, checkpoint: inc.checkpoint, state, tool }, inc, {
+          pulling: () => {
+            pulling = true;
+          },
+          lock: async () => {
+            for (const disk of disks) holders.push(await this.holdLock(disk, options.workDir));
+          },
+        });
+        files = chained ?? files; // a stopped VM's chain start hands out its locked files
       } else if (active) {
         await this.snapshot(vm.domain, disks, state, options, tool);
         // Exports of the now-stable files; they are stopped before the commit back.

@@ -167,3 +167,104 @@ describe('qcow2 changed-block tracking', () => {
     expect((await virsh('domstate', vm.domain)).trim()).toBe('running');
   });
 });
+
+describe('qcow2 chains: powered-off chain start, disk replaced, crash mid-job', () => {
+  let vm: TestVm;
+  let out: string;
+  const disk = () => {
+    const d = vm.disks[0] as TestVm['disks'][number];
+    return { id: 0, target: d.target, source: d.path, format: d.format, driver: 'qcow2' as const };
+  };
+  const backup = (workDir: string, checkpoint: string, parent: string | null) =>
+    driver.prepareBackup({ id: 2, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir: join(vm.dir, workDir),
+      increment: { checkpoint, parent },
+    });
+  const offlineWrite = (offset: number, length: number, pattern: number) =>
+    run({
+      file: 'qemu-io',
+      args: ['-f', 'qcow2', '-c', `write -P ${pattern} ${offset} ${length}`, disk().source],
+    });
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'lifeboat-cbt2-'));
+    vm = await createTestVm({
+      name: 'lb-disk-cbt2',
+      disks: [{ sizeMiB: 16, format: 'qcow2' }],
+      running: false,
+    });
+  });
+  afterAll(async () => {
+    await vm?.destroy();
+    await rm(out, { recursive: true, force: true });
+  });
+
+  it('a stopped VM starts a chain on its locked file; its increment restores exactly', async () => {
+    await offlineWrite(0, MiB, 0x21);
+    const full = await driver.prepareBackup({ id: 2, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir: join(vm.dir, 'o0'),
+      increment: { checkpoint: 'lifeboat-c2-0', parent: null },
+    });
+    expect(full.files[0]).toMatchObject({
+      name: 'disk.0.qcow2',
+      source: { kind: 'file', path: disk().source },
+    });
+    await expect(virsh('start', vm.domain)).rejects.toThrow(); // locked while the datastore reads
+    await run({ file: 'cp', args: [disk().source, join(out, 'full.qcow2')] });
+    await full.release();
+    expect(await virsh('checkpoint-list', vm.domain, '--name')).toContain('lifeboat-c2-0');
+    await offlineWrite(4 * MiB, MiB, 0x22);
+    const inc = await backup('o1', 'lifeboat-c2-1', 'lifeboat-c2-0');
+    const file = inc.files[0];
+    if (file?.source.kind !== 'file') throw new Error('increment is not a file');
+    expect(file.name).toBe('disk.0.inc1.qcow2');
+    await run({ file: 'cp', args: [file.source.path, join(out, 'inc1.qcow2')] });
+    await inc.release();
+    const restored = await driver.restoreChain(
+      [
+        { path: join(out, 'full.qcow2'), format: 'qcow2' },
+        { path: join(out, 'inc1.qcow2'), format: 'qcow2' },
+      ],
+      join(out, 'restored.qcow2'),
+    );
+    const original = await readDisk(disk().source, 'qcow2', 0, 16 * MiB);
+    expect((await readDisk(restored.path, 'qcow2', 0, 16 * MiB)).equals(original)).toBe(true);
+    expect(original[4 * MiB]).toBe(0x22);
+  });
+
+  it('a disk file replaced since the checkpoint is a broken chain, offline and running', async () => {
+    await rm(disk().source);
+    await run({ file: 'qemu-img', args: ['create', '-q', '-f', 'qcow2', disk().source, '16M'] });
+    await expect(backup('o2', 'lifeboat-c2-2', 'lifeboat-c2-1')).rejects.toMatchObject({
+      name: 'ChainBroken',
+      message: expect.stringContaining('no bitmap'),
+    });
+    await virsh('start', vm.domain);
+    await expect(backup('o3', 'lifeboat-c2-2', 'lifeboat-c2-1')).rejects.toMatchObject({
+      name: 'ChainBroken',
+    });
+    expect(await virsh('checkpoint-list', vm.domain, '--name')).not.toContain('lifeboat-c2-2');
+    expect(existsSync(join(vm.dir, 'o3'))).toBe(false);
+  });
+
+  it('reconcile after a crash mid-job ends the job and drops the checkpoint it made', async () => {
+    await virsh('checkpoint-delete', vm.domain, 'lifeboat-c2-1', '--metadata');
+    await virsh('checkpoint-delete', vm.domain, 'lifeboat-c2-0', '--metadata');
+    const workDir = join(vm.dir, 'crash');
+    await backup('crash', 'lifeboat-c3-0', null); // the runner dies: no release()
+    expect(await virsh('domjobinfo', vm.domain)).toMatch(/Operation:\s+Backup/);
+    const done = await new Qcow2Driver().reconcile(workDir);
+    expect(done).toEqual(
+      expect.arrayContaining([`domjobabort ${vm.domain}`, 'removed checkpoint lifeboat-c3-0']),
+    );
+    expect(await virsh('domjobinfo', vm.domain)).not.toMatch(/Operation:\s+Backup/);
+    expect(await virsh('checkpoint-list', vm.domain, '--name')).not.toContain('lifeboat-c3-0');
+    expect(existsSync(workDir)).toBe(false);
+    // The next attempt of the chain start works again.
+    const again = await backup('crash', 'lifeboat-c3-0', null);
+    await again.release();
+    expect(await virsh('checkpoint-list', vm.domain, '--name')).toContain('lifeboat-c3-0');
+  });
+});
