@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   Cancelled,
@@ -107,6 +110,24 @@ describe('runPipeline', () => {
     expect(error).toBeInstanceOf(ExecError);
     expect(error.exitCode).toBe(3);
     expect(error.message).toContain('wrong password');
+  });
+
+  it('hands a file to the first command as its stdin descriptor', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'exec-input-'));
+    const file = join(dir, 'data');
+    await writeFile(file, Buffer.alloc(3 * 1024 * 1024, 0x61));
+    // /proc/self/fd/0 of the child is the file itself, not a pipe from this process.
+    const link = await run({ file: 'readlink', args: ['/proc/self/fd/0'] }, { inputFile: file });
+    expect(link.stdout.trim()).toBe(file);
+    const counted = await runPipeline(
+      [
+        { file: 'cat', args: [] },
+        { file: 'wc', args: ['-c'] },
+      ],
+      { inputFile: file },
+    );
+    expect(counted.stdout.trim()).toBe(String(3 * 1024 * 1024));
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('feeds input to the first command', async () => {

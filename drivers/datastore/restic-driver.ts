@@ -61,7 +61,9 @@ export const resticDriver: DatastoreDriver = {
             repo,
             file.name,
             tags,
-            { before: [sourceCommand(file.source)] },
+            file.source.kind === 'file'
+              ? { inputFile: file.source.path }
+              : { before: [{ file: 'nbdcopy', args: [file.source.uri, '-'] }] },
             {
               ...ctx,
               onProgress: (done) => ctx.onProgress?.(before + done, total),
@@ -243,7 +245,7 @@ async function backupStream(
   repo: ResticRepo,
   name: string,
   tags: readonly string[],
-  source: { before?: Command[]; input?: string },
+  source: { before?: Command[]; input?: string; inputFile?: string },
   ctx: OperationContext,
 ): Promise<number> {
   let stored = 0;
@@ -345,12 +347,6 @@ async function forgetGroup(
 
 function nameOf(snapshot: Snapshot): string {
   return (snapshot.paths[0] ?? '').replace(/^\//, '');
-}
-
-function sourceCommand(source: DiskSource): Command {
-  return source.kind === 'file'
-    ? { file: 'dd', args: [`if=${source.path}`, 'bs=1M', 'status=none'] }
-    : { file: 'nbdcopy', args: [source.uri, '-'] };
 }
 
 async function sourceSize(source: DiskSource): Promise<number> {

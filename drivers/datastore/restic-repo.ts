@@ -6,6 +6,7 @@
  * RESTIC_PASSWORD reaches restic only as a 0600 file in a private 0700 folder
  * (`RESTIC_PASSWORD_FILE`), removed when the operation ends: never argv, env values or logs.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,13 @@ import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreLocked, DatastoreUnreachable } from './errors.ts';
 import { vmPath } from './layout.ts';
 import { joinCommand, parseServer, sshFailure, sshOptions } from './ssh.ts';
+
+/**
+ * Where restic keeps the packs it assembles before uploading them (16 MiB each, a few per
+ * connection: 100-200 MiB while a disk streams). On tmpfs they cost memory instead of writes to
+ * the host's disk, which a backup should not need. LIFEBOAT_RESTIC_TMPDIR overrides it.
+ */
+const RESTIC_TMPDIR = process.env.LIFEBOAT_RESTIC_TMPDIR ?? (existsSync('/dev/shm') ? '/dev/shm' : undefined);
 
 /** restic's `snapshots --json` entry (the fields we read). */
 export interface Snapshot {
@@ -64,6 +72,7 @@ export class ResticRepo {
         RESTIC_REPOSITORY: '',
         RESTIC_REPOSITORY_FILE: '',
         RESTIC_PROGRESS_FPS: '2',
+        ...(RESTIC_TMPDIR ? { TMPDIR: RESTIC_TMPDIR } : {}),
       };
       return await fn(new ResticRepo(target, vmId, location, args, env));
     } finally {
@@ -97,10 +106,9 @@ export class ResticRepo {
         throw error instanceof ExecError ? this.typed(error) : error;
       }
     }
-    // Workaround for exec.ts: when a pipeline's downstream command exits early, the upstream
-    // one is never told (Node pauses the pipe instead of closing it), so `dd | restic` with a
-    // failing restic, or `restic dump | dd` with a failing dd, would block forever. The last
-    // command's stderr shows the failure: stop the whole pipeline then, and report that text.
+    // Fail fast: once the last command's stderr shows a failure (restic's `Fatal:`, or a line
+    // from dd that is no progress), stop the whole pipeline and report that text, rather than
+    // wait for the other side of the pipe to notice.
     const last = after.length ? 'writer' : 'restic';
     const failure = last === 'restic' ? /^Fatal: / : /^(?!\d+ bytes|\d+\+\d+ records)/;
     const inner = new AbortController();
