@@ -50,7 +50,7 @@ export async function prepareChain(
   const active = isActiveState(ctx.state);
   const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
   // A checkpoint of that name can only be the leftover of a failed attempt of this backup.
-  const sources = inc.parent ? [] : ctx.disks.map((d) => d.source);
+  const sources = ctx.disks.map((d) => d.source);
   await deleteCheckpoint(ctx.domain, inc.checkpoint, sources, ctx.tool);
   if (inc.parent) {
     return active ? incrementRunning(ctx, inc.parent, index) : incrementOffline(ctx, inc.parent, index);
