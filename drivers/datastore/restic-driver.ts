@@ -211,16 +211,14 @@ export const resticDriver: DatastoreDriver = {
   },
 };
 
-/** Creates the repository (format 2) unless it exists; concurrent calls in this process share one init. */
+/**
+ * Creates the repository (format 2) unless it exists; concurrent calls in this process share one
+ * init. `init` comes first, without probing: on an existing repository it stops at the config
+ * file, before deriving any key, whereas a probe would cost a whole repository open (its key
+ * derivation is most of a second) on every first backup.
+ */
 async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise<void> {
   if (known.has(repo.location)) return;
-  try {
-    await repo.run(['cat', 'config'], { signal });
-    known.add(repo.location);
-    return;
-  } catch (error) {
-    if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
-  }
   let pending = initializing.get(repo.location);
   if (!pending) {
     pending = repo
