@@ -15,7 +15,7 @@
  * file: it is exported instead, chain and all, by a read-only `qemu-nbd` on the (stable) file, as
  * an `nbd` source named `disk.<id>.raw` that the datastore streams with nbdcopy.
  */
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { Cancelled, ExecError, run } from '../exec.ts';
@@ -33,7 +33,7 @@ import type {
 } from './driver.ts';
 import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
 import { freeze } from './freeze.ts';
-import { restoreChain } from './restore-chain.ts';
+import { restoreChain, writeQcow2 } from './restore-chain.ts';
 import {
   DEFAULT_URI,
   domainState,
@@ -159,32 +159,7 @@ export class Qcow2Driver implements DiskDriver {
     const info = await imageInfo(file, { format, signal: options.signal });
     if (info['backing-filename'])
       throw new DiskMismatch(`${file} has a backing file; restore its chain first`);
-    const partial = `${toPath}.partial`;
-    try {
-      if (format === 'qcow2') {
-        await rename(file, partial).catch(async (error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EXDEV') throw error;
-          await copyFile(file, partial);
-          await rm(file);
-        });
-      } else {
-        await run(
-          { file: 'qemu-img', args: ['convert', '-f', 'raw', '-O', 'qcow2', file, partial] },
-          { signal: options.signal },
-        );
-        await rm(file);
-      }
-      await run({ file: 'qemu-img', args: ['check', '-f', 'qcow2', partial] }, { signal: options.signal });
-      await rename(partial, toPath);
-    } finally {
-      await rm(partial, { force: true });
-    }
-    return {
-      path: toPath,
-      format: 'qcow2',
-      virtualSize: info['virtual-size'],
-      size: (await stat(toPath)).size,
-    };
+    return writeQcow2({ path: file, format }, toPath, info['virtual-size'], { ...options, move: true });
   }
 
   /** Checks the task's disks against the live domain and names the files to hand out. */

@@ -1,7 +1,7 @@
 /**
  * Restore of one point of an incremental chain (FULL + increments up to N) for file disks.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { run } from '../exec.ts';
@@ -33,23 +33,41 @@ export async function restoreChain(
     );
     previous = file;
   }
+  return writeQcow2(previous, toPath, info['virtual-size'], options);
+}
+
+/**
+ * Writes `source` as a checked qcow2 at `toPath`: converted (or, with `move`, a qcow2 moved
+ * into place), `qemu-img check`ed under a `.partial` name, then renamed, so a failed restore
+ * never leaves a file that looks finished.
+ */
+export async function writeQcow2(
+  source: { path: string; format: 'qcow2' | 'raw' },
+  toPath: string,
+  virtualSize: number,
+  options: { signal?: AbortSignal; move?: boolean } = {},
+): Promise<RestoredDisk> {
   const partial = `${toPath}.partial`;
   try {
-    await run(
-      { file: 'qemu-img', args: ['convert', '-f', previous.format, '-O', 'qcow2', previous.path, partial] },
-      { signal: options.signal },
-    );
+    if (options.move && source.format === 'qcow2') {
+      await rename(source.path, partial).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EXDEV') throw error;
+        await copyFile(source.path, partial);
+        await rm(source.path);
+      });
+    } else {
+      await run(
+        { file: 'qemu-img', args: ['convert', '-f', source.format, '-O', 'qcow2', source.path, partial] },
+        { signal: options.signal },
+      );
+      if (options.move) await rm(source.path);
+    }
     await run({ file: 'qemu-img', args: ['check', '-f', 'qcow2', partial] }, { signal: options.signal });
     await rename(partial, toPath);
   } finally {
     await rm(partial, { force: true });
   }
-  return {
-    path: toPath,
-    format: 'qcow2',
-    virtualSize: info['virtual-size'],
-    size: (await stat(toPath)).size,
-  };
+  return { path: toPath, format: 'qcow2', virtualSize, size: (await stat(toPath)).size };
 }
 
 async function exists(path: string): Promise<boolean> {
