@@ -10,7 +10,7 @@ say() { echo "setup: $*" >&2; }
 # Debian packages: Java for DynamoDB Local; the hypervisor tools the runner drives (libvirt,
 # qemu, nbd tools); restic, rsync and ssh for the datastores and their tests.
 debs=(openjdk-17-jre-headless qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
-  libnbd-bin restic rsync openssh-server openssh-client)
+  libnbd-bin restic rsync openssh-server openssh-client openssl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,8 @@
  *
  * Checksums: sha256 of each disk is computed WHILE rsync reads it (both read the same file at the
  * same time, so the page cache serves the second reader: one disk read, the hash on the other
- * core), and stored in `SHA256SUMS` for `verify` and for operators (`sha256sum -c`). verify
+ * core, by `openssl dgst` with the CPU's SHA instructions), and stored in `SHA256SUMS` for
+ * `verify` and for operators (`sha256sum -c`). verify
  * fetches each file into a private temporary folder to hash it: it costs the backup's size in
  * temporary space on the runner's host, for the length of one file.
  */
@@ -66,16 +67,14 @@ export const rsyncDriver: DatastoreDriver = {
                 onStdoutLine: progress((done) => ctx.onProgress?.(before + done, total)),
               },
             ),
-            run({ file: 'sha256sum', args: ['--', path] }, { signal: ctx.signal }),
+            sha256Of(path, ctx.signal),
           ]);
-          sums.push(`${sum.stdout.split(' ')[0]}  ${file.name}`);
+          sums.push(`${sum}  ${file.name}`);
           files.push({ name: file.name, size: sizes[index] ?? 0 });
           before += sizes[index] ?? 0;
         }
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
-        sums.push(
-          `${(await run({ file: 'sha256sum', args: ['--', join(tmp, TEMPLATE_NAME)] })).stdout.split(' ')[0]}  ${TEMPLATE_NAME}`,
-        );
+        sums.push(`${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`);
         await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
         await remote.rsync(
           [...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)],
@@ -215,9 +214,7 @@ export const rsyncDriver: DatastoreDriver = {
           throw new Error(`backup ${ref.backupId}: ${name} is missing`);
         const local = join(tmp, name);
         await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
-        const actual = (
-          await run({ file: 'sha256sum', args: ['--', local] }, { signal: ctx.signal })
-        ).stdout.split(' ')[0];
+        const actual = await sha256Of(local, ctx.signal);
         await rm(local, { force: true });
         if (actual !== sum)
           throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
@@ -306,4 +303,16 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * sha256 hex of a file, by `openssl dgst` (SHA-NI: about 4x the speed of coreutils' sha256sum
+ * here, which matters since it runs beside rsync on the same cores). The sums file it feeds is
+ * in `sha256sum -c` format.
+ */
+async function sha256Of(path: string, signal?: AbortSignal): Promise<string> {
+  const { stdout } = await run({ file: 'openssl', args: ['dgst', '-sha256', '-r', path] }, { signal });
+  const hash = stdout.split(' ')[0] ?? '';
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`openssl dgst gave no sha256 for ${path}`);
+  return hash;
 }
