@@ -7,17 +7,12 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
-import {
-  DeleteMessageCommand,
-  GetQueueAttributesCommand,
-  GetQueueUrlCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDown } from '#local/down.ts';
 import { freePort } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 let home: string;
@@ -27,18 +22,9 @@ let sqs: SQSClient;
 let sfn: SFNClient;
 let ports: Record<'api' | 'dynamodb' | 'sqs' | 'stepfunctions' | 'lambda', number>;
 
-async function api(method: string, path: string, body?: unknown, auth = true) {
-  const res = await fetch(`${endpoint}${path}`, {
-    method,
-    headers: {
-      ...(auth && { authorization: `Bearer ${token}` }),
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const conn = (): Connection => ({ endpoint, token });
+const api = (method: string, path: string, body?: unknown, auth = true) =>
+  apiCall(conn(), method, path, body, auth);
 
 interface HostTask {
   kind: string;
@@ -49,29 +35,10 @@ interface HostTask {
   vm?: { id: number };
 }
 
-/** Long-poll the host queue for the next task (the runner's side). */
-async function nextTask(queueUrl: string, timeoutMs = 30_000): Promise<HostTask> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 2 }));
-    const message = out.Messages?.[0];
-    if (message?.Body) {
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-      return JSON.parse(message.Body) as HostTask;
-    }
-  }
-  throw new Error(`no task on ${queueUrl} within ${timeoutMs} ms`);
-}
-
-async function executionEnded(id: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await api('GET', `/executions/${id}`);
-    if (!['QUEUED', 'RUNNING'].includes(body.state)) return body;
-    if (Date.now() > deadline) throw new Error(`execution ${id} still ${body.state}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** The next task on the host queue (the runner's side). */
+const nextTask = async (queueUrl: string, timeoutMs?: number) =>
+  (await receiveTask(sqs, queueUrl, timeoutMs)) as HostTask;
+const executionEnded = (id: string, timeoutMs?: number) => waitEnded(conn(), id, timeoutMs);
 
 let hostQueue: string;
 let vmId: number;

@@ -8,12 +8,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '#core/contracts/tasks.ts';
 import { localDown } from '#local/down.ts';
 import { freePort } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 let home: string;
@@ -22,48 +23,18 @@ let token: string;
 let sqs: SQSClient;
 let sfn: SFNClient;
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${endpoint}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const conn = (): Connection => ({ endpoint, token });
+const api = (method: string, path: string, body?: unknown) => apiCall(conn(), method, path, body);
+const executionEnded = (id: string) => waitEnded(conn(), id);
 
-/** Long-poll the host queue for the next task, validated as the runner validates it. */
-async function nextTask(queueUrl: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 2 }));
-    const message = out.Messages?.[0];
-    if (message?.Body) {
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-      return {
-        raw: JSON.parse(message.Body) as Record<string, unknown>,
-        task: Task.parse(JSON.parse(message.Body)),
-      };
-    }
-  }
-  throw new Error(`no task on ${queueUrl} within ${timeoutMs} ms`);
+/** The next task on the host queue, validated as the runner validates it. */
+async function nextTask(queueUrl: string) {
+  const raw = (await receiveTask(sqs, queueUrl)) as Record<string, unknown>;
+  return { raw, task: Task.parse(raw) };
 }
 
 async function answer(taskToken: string, output: unknown): Promise<void> {
   await sfn.send(new SendTaskSuccessCommand({ taskToken, output: JSON.stringify(output) }));
-}
-
-async function executionEnded(id: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await api('GET', `/executions/${id}`);
-    if (!['QUEUED', 'RUNNING'].includes(body.state)) return body;
-    if (Date.now() > deadline) throw new Error(`execution ${id} still ${body.state}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 let hostQueue: string;
