@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runnerStateDir } from '#local/config.ts';
 import { localDown } from '#local/down.ts';
-import { freePort } from '#local/ports.ts';
+import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { createTestVm, type TestVm, virsh } from '../test/helpers/libvirt.ts';
 
@@ -53,13 +53,7 @@ export interface Stack {
  */
 export async function startStack(): Promise<Stack> {
   const home = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
-  const ports = {
-    api: await freePort(),
-    dynamodb: await freePort(),
-    sqs: await freePort(),
-    stepfunctions: await freePort(),
-    lambda: await freePort(),
-  };
+  const ports = await freeStackPorts();
   await writeFile(join(home, 'config.json'), JSON.stringify({ ports, runner: true }));
   const { endpoint, token } = await localUp({ home });
   return {

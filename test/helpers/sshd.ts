@@ -6,7 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,15 +23,9 @@ export interface Sshd {
 /** Alias the host key is recorded under, so `127.0.0.1` on any port matches it. */
 const HOST_KEY_ALIAS = 'lifeboat-test-sshd';
 
-/** A port nobody listens on at the moment of the call. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+import { freePort } from '#local/ports.ts';
+
+export { freePort };
 
 /** Starts the sshd and waits until it accepts connections. */
 export async function startSshd(): Promise<Sshd> {

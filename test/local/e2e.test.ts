@@ -10,7 +10,7 @@ import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDown } from '#local/down.ts';
-import { freePort } from '#local/ports.ts';
+import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
@@ -48,13 +48,7 @@ let readyImage: number;
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-'));
-  ports = {
-    api: await freePort(),
-    dynamodb: await freePort(),
-    sqs: await freePort(),
-    stepfunctions: await freePort(),
-    lambda: await freePort(),
-  };
+  ports = await freeStackPorts();
   await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 3, runner: false }));
   ({ endpoint, token } = await localUp({ home }));
   sqs = new SQSClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.sqs}`, credentials });

@@ -12,7 +12,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '#core/contracts/tasks.ts';
 import { localDown } from '#local/down.ts';
-import { freePort } from '#local/ports.ts';
+import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
@@ -62,13 +62,7 @@ async function backup(backupId: string): Promise<number> {
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'lifeboat-maint-e2e-'));
-  const ports = {
-    api: await freePort(),
-    dynamodb: await freePort(),
-    sqs: await freePort(),
-    stepfunctions: await freePort(),
-    lambda: await freePort(),
-  };
+  const ports = await freeStackPorts();
   await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 5, runner: false }));
   ({ endpoint, token } = await localUp({ home }));
   sqs = new SQSClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.sqs}`, credentials });
