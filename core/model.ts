@@ -4,6 +4,7 @@
  * as operators are used to (`VM 63`, `DS 100`).
  */
 import { z } from 'zod';
+import { ScheduleSpec } from './schedule.ts';
 
 export const Id = z.number().int().nonnegative();
 
@@ -111,13 +112,21 @@ export const ImageDisk = z.object({
   format: z.string(),
   file: z.string().optional(),
 });
+/** One point of an increment chain: the FULL that starts it, or an increment on its parent. */
 export const Increment = z.object({
   id: Id,
   parent: Id.optional(),
   type: BackupMode,
+  /** The driver's id of this point's backup. */
   source: z.string(),
   size: z.number().int().nonnegative(),
   date: z.string(),
+  /** The files of this point's backup, by disk (older records: `disk.<id>.inc<N>.qcow2`). */
+  disks: z.array(z.object({ id: Id, file: z.string(), size: z.number().int().nonnegative() })).optional(),
+  /** libvirt checkpoint taken with this point: the next increment follows it. */
+  checkpoint: z.string().optional(),
+  /** For a FULL: why the VM's previous chain was not extended (a chain reset). */
+  resetReason: z.string().optional(),
 });
 export type Increment = z.infer<typeof Increment>;
 export const Image = Ownership.extend({
@@ -206,3 +215,56 @@ export const User = z.object({
   createdAt: z.string(),
 });
 export type User = z.infer<typeof User>;
+
+/** What a scheduled action does: back up its VM, or run its backup job. */
+export const ScheduledAction = z.object({
+  id: Id,
+  /** A VM's schedule or a backup job's. */
+  target: z.enum(['vm', 'job']),
+  targetId: Id,
+  action: z.literal('backup'),
+  /** The datastore of a VM backup (a job has its own). */
+  datastoreId: Id.optional(),
+  reset: z.boolean().default(false),
+  priority: z.number().int().min(0).max(99).default(0),
+  spec: ScheduleSpec,
+  /** When it runs next; absent once it is over. */
+  nextRunAt: z.string().optional(),
+  runs: z.number().int().nonnegative().default(0),
+  lastRunAt: z.string().optional(),
+  /** The execution (or, for a job, the first execution) its last run queued. */
+  lastExecutionId: z.string().optional(),
+  /** Why its last run queued nothing (the VM was gone, locked, ...). */
+  lastError: z.string().optional(),
+  /** Who created it: its runs are requested in their name. */
+  createdBy: z.string().min(1),
+  createdAt: z.string(),
+});
+export type ScheduledAction = z.infer<typeof ScheduledAction>;
+
+/** Whether a backup job backs up one VM at a time, in order, or all at once (within the limits). */
+export const JobExecutionMode = z.enum(['SEQUENTIAL', 'PARALLEL']);
+export type JobExecutionMode = z.infer<typeof JobExecutionMode>;
+
+/**
+ * A backup job: VMs backed up together to one datastore with shared BACKUP_CONFIG defaults.
+ * `outdatedVms` wait for this run, `backingUpVms` are queued or running, `updatedVms` ended well
+ * and `errorVms` failed (`backupjob retry` queues them again).
+ */
+export const BackupJob = Ownership.extend({
+  id: Id,
+  name: z.string().min(1),
+  vmIds: z.array(Id).min(1),
+  datastoreId: Id,
+  /** BACKUP_CONFIG defaults for every VM of the job (KEEP_LAST, MODE, FS_FREEZE, ...). */
+  config: BackupConfigRecord.default({}),
+  priority: z.number().int().min(0).max(99).default(0),
+  execution: JobExecutionMode.default('SEQUENTIAL'),
+  outdatedVms: z.array(Id).default([]),
+  backingUpVms: z.array(Id).default([]),
+  updatedVms: z.array(Id).default([]),
+  errorVms: z.array(Id).default([]),
+  lastRunAt: z.string().optional(),
+  createdAt: z.string(),
+});
+export type BackupJob = z.infer<typeof BackupJob>;

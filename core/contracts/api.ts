@@ -129,9 +129,19 @@ export const UpdateDatastoreBody = z.strictObject({
 });
 export type UpdateDatastoreBody = z.infer<typeof UpdateDatastoreBody>;
 
-/** `POST /images/{id}/restore`, as `lifeboat image restore` options. */
+/** A restored VM's name: a libvirt domain name and a file name prefix (`<name>-disk-<n>.qcow2`). */
+const vmName = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be letters, digits and ._+- (at most 128)');
+
+/**
+ * `POST /images/{id}/restore`, as `lifeboat image restore` options. Rules across fields (in-place
+ * needs its confirmation, a single disk defines no VM, ...) are in {@link checkRestoreOptions}.
+ */
 export const RestoreRequestBody = z.strictObject({
-  name: name.optional(),
+  /** Name of the new VM (default `<vmid>-<imageid>`); its disks are `<name>-disk-<n>`. */
+  name: vmName.optional(),
   /** Do not keep the IP addresses (NICs and networks stay). */
   noIp: z.boolean().default(false),
   /** Do not keep the NICs at all. */
@@ -140,13 +150,53 @@ export const RestoreRequestBody = z.strictObject({
   incrementId: id.optional(),
   /** Restore only this disk (no VM template). */
   diskId: id.optional(),
-  /** Host whose runner writes the disks (default: the VM's host). */
+  /** Host whose runner writes the disks (default: the VM's host). Naming one defines the VM there. */
   hostId: id.optional(),
   /** Folder on that host for the disks (default: the runner's restore folder). */
   targetDir: absolutePath.optional(),
+  /** Define the restored VM on the host (default: when `hostId` is given without `diskId`, or `start`). */
+  define: z.boolean().optional(),
+  /** Start the defined VM. */
+  start: z.boolean().optional(),
+  /** Restore over the VM's own disks (it must be POWEROFF); needs `confirmOverwrite`. */
+  inPlace: z.boolean().optional(),
+  /** The explicit confirmation an in-place restore needs. */
+  confirmOverwrite: z.boolean().optional(),
   priority: z.number().int().min(0).max(99).optional(),
 });
 export type RestoreRequestBody = z.infer<typeof RestoreRequestBody>;
+
+/**
+ * Rules across the fields of a restore request; throws a ValidationError naming the field.
+ * Answers whether the restored VM is defined on its host.
+ */
+export function checkRestoreOptions(body: RestoreRequestBody): { define: boolean } {
+  // Naming a host (or asking to start) defines the VM there, unless one disk only is restored.
+  const define =
+    body.define ?? (body.start === true || (body.hostId !== undefined && body.diskId === undefined));
+  if (body.inPlace) {
+    if (body.confirmOverwrite !== true) {
+      throw new ValidationError(
+        "inPlace: overwrites the VM's own disks; confirm with confirmOverwrite: true (--yes-overwrite)",
+      );
+    }
+    const clash = (['name', 'targetDir', 'hostId'] as const).find((k) => body[k] !== undefined);
+    if (clash)
+      throw new ValidationError(`${clash}: not with inPlace (the VM keeps its name, host and disks)`);
+    if (body.noIp || body.noNic)
+      throw new ValidationError('noIp/noNic: not with inPlace (the VM keeps its template)');
+    if (body.define) throw new ValidationError('define: not with inPlace (the VM is already defined)');
+    return { define: false };
+  }
+  if (body.confirmOverwrite) throw new ValidationError('confirmOverwrite: only with inPlace');
+  if (body.diskId !== undefined && define) {
+    throw new ValidationError(
+      `diskId: cannot restore a VM from a single-disk backup (disk ${body.diskId} restores a disk image only)`,
+    );
+  }
+  if (body.start && !define) throw new ValidationError('start: only when the VM is defined on a host');
+  return { define };
+}
 
 /** `GET /images?vmId=&datastoreId=` */
 export const ImageListQuery = z.strictObject({
@@ -192,3 +242,50 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown): z.out
   const [first] = result.error.issues;
   throw new ValidationError(first ? describe(first) : 'invalid input');
 }
+
+/** BACKUP_CONFIG defaults of a job: checked by the API with `core/backup-config.ts` (and RESET). */
+const jobConfig = z.record(z.string(), textValue);
+
+/** `POST /jobs`: `lifeboat backupjob create`. */
+export const CreateJobBody = z.strictObject({
+  name,
+  vmIds: z.array(id).min(1).max(1000),
+  datastoreId: id,
+  priority: z.number().int().min(0).max(99).default(0),
+  execution: z
+    .enum(['SEQUENTIAL', 'PARALLEL', 'sequential', 'parallel'])
+    .transform((v) => v.toUpperCase() as 'SEQUENTIAL' | 'PARALLEL')
+    .default('SEQUENTIAL'),
+  config: jobConfig.default({}),
+});
+export type CreateJobBody = z.infer<typeof CreateJobBody>;
+
+/** `PATCH /jobs/{id}`: the fields to change; `config` pairs are merged (an empty value removes one). */
+export const UpdateJobBody = z.strictObject({
+  name: name.optional(),
+  vmIds: z.array(id).min(1).max(1000).optional(),
+  datastoreId: id.optional(),
+  priority: z.number().int().min(0).max(99).optional(),
+  execution: z
+    .enum(['SEQUENTIAL', 'PARALLEL', 'sequential', 'parallel'])
+    .transform((v) => v.toUpperCase() as 'SEQUENTIAL' | 'PARALLEL')
+    .optional(),
+  config: jobConfig.optional(),
+});
+export type UpdateJobBody = z.infer<typeof UpdateJobBody>;
+
+/**
+ * `POST /vms/{id}/schedules` and `POST /jobs/{id}/schedules`: a scheduled backup. The schedule
+ * fields are checked by `core/schedule.ts` `parseSchedule`; a VM's needs `datastoreId`.
+ */
+export const CreateScheduleBody = z.strictObject({
+  action: z.literal('backup').default('backup'),
+  datastoreId: id.optional(),
+  reset: z.boolean().default(false),
+  priority: z.number().int().min(0).max(99).optional(),
+  time: z.string().min(1),
+  repeat: z.string().min(1).optional(),
+  days: z.array(z.number().int()).min(1).optional(),
+  end: z.union([z.number(), z.string().min(1)]).optional(),
+});
+export type CreateScheduleBody = z.infer<typeof CreateScheduleBody>;

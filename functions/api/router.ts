@@ -12,6 +12,8 @@ import { downloadRoutes } from './routes/downloads.ts';
 import { executionRoutes } from './routes/executions.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
+import { jobRoutes } from './routes/jobs.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { ROUTES, routeKey } from './routes.ts';
 
@@ -24,6 +26,8 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...downloadRoutes,
   ...executionRoutes,
   ...configRoutes,
+  ...jobRoutes,
+  ...scheduleRoutes,
 };
 
 /** A matched route. */

@@ -38,6 +38,19 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/executions' },
   { method: 'GET', path: '/executions/{id}' },
   { method: 'GET', path: '/config' },
+  { method: 'GET', path: '/vms/{id}/schedules' },
+  { method: 'POST', path: '/vms/{id}/schedules' },
+  { method: 'DELETE', path: '/vms/{id}/schedules/{schedId}' },
+  { method: 'GET', path: '/jobs' },
+  { method: 'POST', path: '/jobs' },
+  { method: 'GET', path: '/jobs/{id}' },
+  { method: 'PATCH', path: '/jobs/{id}' },
+  { method: 'DELETE', path: '/jobs/{id}' },
+  { method: 'POST', path: '/jobs/{id}/backup' },
+  { method: 'POST', path: '/jobs/{id}/retry' },
+  { method: 'GET', path: '/jobs/{id}/schedules' },
+  { method: 'POST', path: '/jobs/{id}/schedules' },
+  { method: 'DELETE', path: '/jobs/{id}/schedules/{schedId}' },
 ];
 
 /** The API Gateway route key of a route (`"GET /vms/{id}"`). */

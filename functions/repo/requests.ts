@@ -4,9 +4,11 @@
  * `queue`, which takes it out of the index.
  */
 
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { requestRank } from '#core/ids.ts';
 import { ExecutionKind, Id } from '#core/model.ts';
+import { dynamo } from '../aws.ts';
 import { Table } from './table.ts';
 
 /** The queue name of the dispatcher's index. */
@@ -43,6 +45,29 @@ export function pendingRequests(limit?: number): Promise<Request[]> {
     { expression: '#q = :q', names: { '#q': 'queue' }, values: { ':q': PENDING } },
     limit,
   );
+}
+
+/**
+ * Pending requests in dispatch order, a page at a time, so a dispatcher that stops at a full
+ * cloud-wide limit reads only the head of a long queue.
+ */
+export async function* pendingInPages(pageSize = 50): AsyncGenerator<Request[]> {
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await dynamo().send(
+      new QueryCommand({
+        TableName: requests.name,
+        IndexName: 'pending',
+        KeyConditionExpression: '#q = :q',
+        ExpressionAttributeNames: { '#q': 'queue' },
+        ExpressionAttributeValues: { ':q': PENDING },
+        ExclusiveStartKey: start,
+        Limit: pageSize,
+      }),
+    );
+    yield (out.Items ?? []).map((item) => Request.parse(item));
+    start = out.LastEvaluatedKey;
+  } while (start);
 }
 
 /** Take a request out of the pending index. */

@@ -18,6 +18,8 @@ export interface Operation {
   imageId?: number;
   params: Record<string, unknown>;
   input: (executionId: string) => Record<string, unknown>;
+  /** An execution id the caller already allocated (counter `id:execution`); default: a new one. */
+  id?: string;
 }
 
 /**
@@ -30,7 +32,7 @@ export async function enqueue(
   op: Operation,
   options: { wake?: boolean } = {},
 ): Promise<Execution> {
-  const id = String(await allocateId('execution'));
+  const id = op.id ?? String(await allocateId('execution'));
   const createdAt = new Date().toISOString();
   const execution = await executions.put(
     {

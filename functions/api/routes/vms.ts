@@ -4,17 +4,14 @@ import { BackupConfigBody, BackupRequestBody, parseBody, VmListQuery } from '#co
 import { Conflict, Forbidden } from '#core/errors.ts';
 import type { Vm } from '#core/model.ts';
 import { datastores } from '../../repo/datastores.ts';
-import { pendingRequests } from '../../repo/requests.ts';
+import { jobOfVm } from '../../repo/jobs.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
 import { assertAllowed, canUse } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteContext, type RouteHandler } from '../http.ts';
-import { enqueue } from './enqueue.ts';
+import { lockedMessage, queueVmBackup } from './vm-backup.ts';
 
-/** 409 message of a VM whose backup lock is held. */
-export function lockedMessage(vm: Pick<Vm, 'id' | 'lock'>): string {
-  return `VM ${vm.id} has a backup in progress (execution ${vm.lock})`;
-}
+export { lockedMessage };
 
 async function vmFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Vm> {
   const vm = await vms.get(pathId(ctx));
@@ -68,22 +65,21 @@ const backup: RouteHandler = async (ctx) => {
   const body = parseBody(BackupRequestBody, ctx.body);
   const priority = body.priority ?? 0;
   if (priority > 49 && ctx.user.role !== 'admin') throw new Forbidden('priority above 49 is for admins');
+  const job = await jobOfVm(vm.id);
+  if (job) {
+    throw new Conflict(
+      `VM ${vm.id} belongs to backup job ${job.id}: back it up with the job (lifeboat backupjob backup ${job.id})`,
+    );
+  }
   if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
     throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
   }
   const datastore = await datastores.get(body.datastoreId);
   assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
-  if (vm.lock) throw new Conflict(lockedMessage(vm));
-  const queued = (await pendingRequests()).find((r) => r.kind === 'backup' && r.vmId === vm.id);
-  if (queued) throw new Conflict(`VM ${vm.id} already has a backup queued (execution ${queued.id})`);
-  const execution = await enqueue(ctx.user, {
-    kind: 'backup',
-    priority,
-    hostId: vm.hostId,
-    vmId: vm.id,
+  const execution = await queueVmBackup(ctx.user, vm, {
     datastoreId: datastore.id,
-    params: { reset: body.reset },
-    input: (executionId) => ({ executionId, vmId: vm.id, datastoreId: datastore.id, reset: body.reset }),
+    reset: body.reset,
+    priority,
   });
   return json(execution, 202);
 };

@@ -1,0 +1,125 @@
+/**
+ * Scheduled actions of VMs and backup jobs (`lifeboat vm sched ...`, `lifeboat backupjob sched
+ * ...`): list (with the next run times), add, delete. The schedule is checked by
+ * `core/schedule.ts` before anything is written, so a bad one changes nothing; in AWS it is
+ * mirrored into EventBridge Scheduler.
+ */
+import { CreateScheduleBody, parseBody } from '#core/contracts/api.ts';
+import { Conflict, Forbidden, NotFound, ValidationError } from '#core/errors.ts';
+import { maxPriority } from '#core/jobs.ts';
+import type { Owned } from '#core/permissions.ts';
+import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
+import { createAwsSchedule, deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
+import { allocateId } from '../../repo/counters.ts';
+import { datastores } from '../../repo/datastores.ts';
+import { jobOfVm, jobs } from '../../repo/jobs.ts';
+import { ACTIVE, publicSchedule, type ScheduleRecord, schedules, schedulesOf } from '../../repo/schedules.ts';
+import { vms } from '../../repo/vms.ts';
+import { assertAllowed } from '../access.ts';
+import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+
+type Target = ScheduleRecord['target'];
+
+/** The VM or job of the path, checked for `right`. */
+async function targetOf(
+  ctx: RouteContext,
+  target: Target,
+  right: 'use' | 'manage',
+): Promise<Owned & { id: number }> {
+  const id = pathId(ctx);
+  const object = target === 'vm' ? await vms.get(id) : await jobs.get(id);
+  assertAllowed(ctx.user, object, right, `${target === 'vm' ? 'VM' : 'Backup job'} ${id}`);
+  return object;
+}
+
+/** A schedule as listed: the record, a description and its next run times. */
+function view(record: ScheduleRecord, now = new Date()) {
+  const upcoming = record.nextRunAt
+    ? [
+        record.nextRunAt,
+        ...nextRuns(record.spec, record.runs + 1, new Date(record.nextRunAt), 2).map((d) => d.toISOString()),
+      ]
+    : [];
+  return {
+    ...publicSchedule(record),
+    description: describeSchedule(record.spec),
+    nextRuns: upcoming,
+    now: now.toISOString(),
+  };
+}
+
+function list(target: Target): RouteHandler {
+  return async (ctx) => {
+    const object = await targetOf(ctx, target, 'use');
+    return items((await schedulesOf(target, object.id)).map((s) => view(s)));
+  };
+}
+
+function add(target: Target): RouteHandler {
+  return async (ctx) => {
+    const object = await targetOf(ctx, target, 'manage');
+    const body = parseBody(CreateScheduleBody, ctx.body);
+    const now = new Date();
+    const spec = parseSchedule({ time: body.time, repeat: body.repeat, days: body.days, end: body.end }, now);
+    if (body.priority !== undefined && body.priority > maxPriority(ctx.user.role)) {
+      throw new Forbidden(`priority above ${maxPriority(ctx.user.role)} is for admins`);
+    }
+    let datastoreId: number | undefined;
+    if (target === 'vm') {
+      if (body.datastoreId === undefined) throw new ValidationError('datastoreId: required for a VM backup');
+      const job = await jobOfVm(object.id);
+      if (job)
+        throw new Conflict(`VM ${object.id} belongs to backup job ${job.id}: schedule the job instead`);
+      const datastore = await datastores.get(body.datastoreId);
+      assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+      datastoreId = datastore.id;
+    } else if (body.datastoreId !== undefined) {
+      throw new ValidationError('datastoreId: a backup job uses its own datastore');
+    }
+    const id = await allocateId('schedule');
+    const first = new Date(spec.start);
+    const record: ScheduleRecord = {
+      id,
+      target,
+      targetId: object.id,
+      action: 'backup',
+      datastoreId,
+      reset: body.reset,
+      priority: body.priority ?? 0,
+      spec,
+      nextRunAt: first.toISOString(),
+      runs: 0,
+      createdBy: ctx.user.name,
+      createdAt: now.toISOString(),
+      queue: ACTIVE,
+    };
+    record.awsName = await createAwsSchedule(id, spec);
+    await schedules.put(record, { expression: 'attribute_not_exists(id)' });
+    return json(view(await schedules.get(id), now), 201);
+  };
+}
+
+function remove(target: Target): RouteHandler {
+  return async (ctx) => {
+    const object = await targetOf(ctx, target, 'manage');
+    const schedule = await schedules.find(pathId(ctx, 'schedId'));
+    if (!schedule || schedule.target !== target || schedule.targetId !== object.id) {
+      throw new NotFound(
+        `Schedule ${ctx.params.schedId} does not exist on ${target === 'vm' ? 'VM' : 'backup job'} ${object.id}`,
+      );
+    }
+    await deleteAwsSchedule(schedule.awsName);
+    await schedules.delete(schedule.id);
+    return { statusCode: 204 };
+  };
+}
+
+/** Schedule routes by route key. */
+export const scheduleRoutes: Record<string, RouteHandler> = {
+  'GET /vms/{id}/schedules': list('vm'),
+  'POST /vms/{id}/schedules': add('vm'),
+  'DELETE /vms/{id}/schedules/{schedId}': remove('vm'),
+  'GET /jobs/{id}/schedules': list('job'),
+  'POST /jobs/{id}/schedules': add('job'),
+  'DELETE /jobs/{id}/schedules/{schedId}': remove('job'),
+};

@@ -1,0 +1,134 @@
+/**
+ * Queueing one VM backup: the checks every source shares (a user's request, a scheduled action,
+ * a backup job's run) and the per-VM "queued" guard. The guard is one counters item
+ * (`queued:vm:<id>` = the execution id), written conditionally before the request, so two
+ * requests for the same VM cannot both queue; the dispatcher deletes it when the request leaves
+ * the queue. Checking the pending index instead would read every queued request per call.
+ */
+import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { Conflict } from '#core/errors.ts';
+import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
+import { dynamo } from '../../aws.ts';
+import { tableName } from '../../env.ts';
+import { allocateId } from '../../repo/counters.ts';
+import { executions } from '../../repo/executions.ts';
+import { isConditionFailed } from '../../repo/table.ts';
+import { enqueue } from './enqueue.ts';
+
+/** 409 message of a VM whose backup lock is held. */
+export function lockedMessage(vm: Pick<Vm, 'id' | 'lock'>): string {
+  return `VM ${vm.id} has a backup in progress (execution ${vm.lock})`;
+}
+
+/** Name of the guard item of a VM's queued backup. */
+export function queuedGuardName(vmId: number): string {
+  return `queued:vm:${vmId}`;
+}
+
+/** Take the VM's guard for `executionId`; a guard whose execution is no longer queued is stale. */
+async function takeGuard(vmId: number, executionId: string): Promise<void> {
+  const name = queuedGuardName(vmId);
+  const table = tableName('counters');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const current = await dynamo().send(
+      new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
+    );
+    const holder = current.Item?.value as string | undefined;
+    if (holder !== undefined) {
+      const execution = await executions.find(holder);
+      if (execution?.state === 'QUEUED') {
+        throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
+      }
+    }
+    try {
+      await dynamo().send(
+        new PutCommand({
+          TableName: table,
+          Item: { name, value: executionId },
+          ConditionExpression: holder === undefined ? 'attribute_not_exists(#n)' : '#v = :old',
+          ExpressionAttributeNames: holder === undefined ? { '#n': 'name' } : { '#v': 'value' },
+          ExpressionAttributeValues: holder === undefined ? undefined : { ':old': holder },
+        }),
+      );
+      return;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      // Someone else took or replaced it meanwhile: look again.
+    }
+  }
+  throw new Conflict(`VM ${vmId} already has a backup queued`);
+}
+
+/** Free the VM's guard if `executionId` holds it (the dispatcher, when the request leaves the queue). */
+export async function freeQueuedGuard(vmId: number, executionId: string): Promise<void> {
+  try {
+    await dynamo().send(
+      new DeleteCommand({
+        TableName: tableName('counters'),
+        Key: { name: queuedGuardName(vmId) },
+        ConditionExpression: '#v = :me',
+        ExpressionAttributeNames: { '#v': 'value' },
+        ExpressionAttributeValues: { ':me': executionId },
+      }),
+    );
+  } catch (err) {
+    if (!isConditionFailed(err)) throw err;
+  }
+}
+
+/** What to back up where, and on whose behalf. */
+export interface VmBackupRequest {
+  datastoreId: number;
+  reset: boolean;
+  priority: number;
+  /** The backup job this backup belongs to, with its BACKUP_CONFIG defaults. */
+  job?: { id: number; config: BackupConfigRecord };
+  /** The scheduled action that asked for it. */
+  scheduleId?: number;
+  /** False: the caller wakes the dispatcher once after queueing several. */
+  wake?: boolean;
+}
+
+/**
+ * Queue a backup of `vm` (already checked for permissions): 409 when the VM is not RUNNING or
+ * POWEROFF, is locked by a running backup, or already has one queued.
+ */
+export async function queueVmBackup(
+  user: Pick<User, 'name'>,
+  vm: Vm,
+  request: VmBackupRequest,
+): Promise<Execution> {
+  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
+    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
+  }
+  if (vm.lock) throw new Conflict(lockedMessage(vm));
+  const id = String(await allocateId('execution'));
+  await takeGuard(vm.id, id);
+  const { datastoreId, reset, job, scheduleId } = request;
+  try {
+    return await enqueue(
+      user,
+      {
+        id,
+        kind: 'backup',
+        priority: request.priority,
+        hostId: vm.hostId,
+        vmId: vm.id,
+        datastoreId,
+        params: { reset, ...(job && { jobId: job.id }), ...(scheduleId !== undefined && { scheduleId }) },
+        input: (executionId) => ({
+          executionId,
+          vmId: vm.id,
+          datastoreId,
+          reset,
+          // The job's BACKUP_CONFIG defaults: Admit applies them under the VM's own values.
+          ...(job && { jobId: job.id, jobConfig: job.config }),
+        }),
+      },
+      { wake: request.wake },
+    );
+  } catch (err) {
+    await freeQueuedGuard(vm.id, id).catch(() => undefined);
+    throw err;
+  }
+}

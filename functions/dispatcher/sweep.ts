@@ -1,0 +1,99 @@
+/**
+ * The sweep: finds executions that hold a slot although their state machine execution is over
+ * (stopped from outside with StopExecution, timed out, or failed before its own Release ran)
+ * and ends them as Release and MarkFailed would have: slot given back once, VM unlocked if this
+ * execution holds its lock, its LOCKED image to ERROR, a backup job moved on. The dispatcher
+ * runs it on its scheduled runs (every minute), not on every wake-up.
+ */
+import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import { takesSlot } from '#core/model.ts';
+import { sfnClient } from '../aws.ts';
+import { log } from '../log.ts';
+import { type ExecutionRecord, executions } from '../repo/executions.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { heldBy, vms } from '../repo/vms.ts';
+import { jobBackupEnded } from './job-progress.ts';
+import { type Ending, releaseExecution } from './release-slot.ts';
+
+/** Started executions not yet released (scan: the table holds one record per operation). */
+function unreleased(): Promise<ExecutionRecord[]> {
+  return executions.list({
+    expression: 'attribute_exists(#arn) AND attribute_not_exists(#r)',
+    names: { '#arn': 'executionArn', '#r': 'released' },
+  });
+}
+
+const ENDINGS: Record<string, Ending['state']> = {
+  SUCCEEDED: 'SUCCEEDED',
+  FAILED: 'FAILED',
+  TIMED_OUT: 'TIMED_OUT',
+  ABORTED: 'ABORTED',
+};
+
+/** How a dead execution ended, from the Step Functions status and our own record. */
+function endingOf(record: ExecutionRecord, status: string, stopDate: Date | undefined): Ending {
+  const endedAt = (stopDate ?? new Date()).toISOString();
+  const state = ENDINGS[status] ?? 'FAILED';
+  // A record MarkFailed already ended keeps its own state and error.
+  if (record.state !== 'RUNNING' && record.state !== 'QUEUED') return { state: record.state, endedAt };
+  if (state === 'SUCCEEDED') return { state, endedAt };
+  return {
+    state,
+    endedAt,
+    error: record.error ?? {
+      name: state === 'ABORTED' ? 'Aborted' : state === 'TIMED_OUT' ? 'States.Timeout' : 'ExecutionFailed',
+      message: `state machine execution ended ${status} without releasing its slot`,
+    },
+  };
+}
+
+/** Undo what a dead backup left: its LOCKED image to ERROR, the VM lock it holds. */
+async function unlock(record: ExecutionRecord): Promise<void> {
+  if (record.kind !== 'backup') return;
+  if (record.imageId !== undefined) {
+    const image = await images.find(record.imageId);
+    if (image?.state === 'LOCKED' && image.executionId === record.id) {
+      await images.update(image.id, { state: image.increments.length > 0 ? 'READY' : 'ERROR' });
+    }
+  }
+  if (record.vmId !== undefined) {
+    await vms.update(record.vmId, {}, { remove: ['lock'], condition: heldBy(record.id) }).catch((err) => {
+      if (!isConditionFailed(err) && !(err instanceof Error && err.name === 'NotFound')) throw err;
+    });
+  }
+}
+
+/** Sweep once; answers the ids of the executions it ended. */
+export async function sweep(): Promise<string[]> {
+  const ended: string[] = [];
+  for (const record of await unreleased()) {
+    if (!takesSlot(record.kind) && record.state !== 'RUNNING') continue;
+    let status: string;
+    let stopDate: Date | undefined;
+    try {
+      const out = await sfnClient().send(new DescribeExecutionCommand({ executionArn: record.executionArn }));
+      status = out.status ?? 'RUNNING';
+      stopDate = out.stopDate;
+    } catch (err) {
+      if (err instanceof Error && err.name === 'ExecutionDoesNotExist') status = 'FAILED';
+      else {
+        log('warn', 'sweep: DescribeExecution failed', { executionId: record.id, error: String(err) });
+        continue;
+      }
+    }
+    if (status === 'RUNNING' || status === 'PENDING_REDRIVE') continue;
+    const ending = endingOf(record, status, stopDate);
+    if (ending.state !== 'SUCCEEDED') await unlock(record);
+    if (await releaseExecution(record, ending)) {
+      ended.push(record.id);
+      log('warn', 'sweep released a dead execution', {
+        executionId: record.id,
+        status,
+        hostId: record.hostId,
+      });
+      await jobBackupEnded(record, ending.state);
+    }
+  }
+  return ended;
+}
