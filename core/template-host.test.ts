@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cleanTemplate } from './template.ts';
 import { SOURCE_XML } from './template-fixture.ts';
-import { formatCpuset, parseCpuset, pointDisks, templateForHost } from './template-host.ts';
+import { formatCpuset, parseCpuset, pointDisks, templateDisks, templateForHost } from './template-host.ts';
 
 const cleaned = cleanTemplate(SOURCE_XML, { name: 'copy' });
 
@@ -104,5 +104,18 @@ describe('pointDisks', () => {
 
   it('refuses a disk id the template does not have', () => {
     expect(() => pointDisks(twoDisks, new Map([[3, '/x']]))).toThrow(/disk 3 is not part of the template/);
+  });
+});
+
+describe('templateDisks', () => {
+  it('numbers disks as the inventory does and marks the volatile ones', () => {
+    const xml = SOURCE_XML.replace(
+      '</devices>',
+      `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/v/scratch.raw'/><target dev='vdb'/></disk></devices>`,
+    );
+    expect(templateDisks(xml)).toEqual([
+      { id: 0, target: 'vda', volatile: false },
+      { id: 1, target: 'vdb', volatile: true },
+    ]);
   });
 });

@@ -78,6 +78,21 @@ function numberedDisks(devices: XmlNode): XmlNode[] {
   });
 }
 
+/** The disks of a template as the inventory numbers them, with their volatile mark. */
+export function templateDisks(xml: string): { id: number; target: string; volatile: boolean }[] {
+  const domain = rootElement(parseXml(xml), 'domain');
+  const devices = element(domain, 'devices');
+  const volatile = new Set(
+    metadataElements(domain, 'disk')
+      .filter((d) => /^(yes|true|1)$/i.test(attr(d, 'volatile') ?? ''))
+      .map((d) => attr(d, 'target')),
+  );
+  return (devices ? numberedDisks(devices) : []).map((disk, id) => {
+    const target = attr(element(disk, 'target'), 'dev') ?? '';
+    return { id, target, volatile: volatile.has(target) };
+  });
+}
+
 /**
  * Points the template's disks at restored qcow2 files (`paths`: disk id -> file). Numbered disks
  * that were not restored (volatile, or left out of the backup) are removed: they still name the

@@ -40,6 +40,9 @@ interface RestoreOptions {
   host?: number;
   to?: string;
   datastore?: number;
+  start?: boolean;
+  inPlace?: boolean;
+  yesOverwrite?: boolean;
   wait?: boolean;
 }
 
@@ -124,7 +127,17 @@ export function registerImage(program: Command): void {
     .option('--no-nic', 'remove the NICs from the restored template (NO_NIC)')
     .option('--increment <N>', 'restore up to this increment (INCREMENT_ID)', parseId)
     .option('--disk <N>', 'restore only this disk (DISK_ID)', parseId)
-    .option('--host <HOSTID>', 'host that writes the restored disks (and defines the VM)', parseId)
+    .option(
+      '--host <HOSTID>',
+      'host that writes the restored disks and defines the VM (not started)',
+      parseId,
+    )
+    .option('--start', 'start the VM once defined')
+    .option('--in-place', 'restore over the VM’s own disks (VM POWEROFF; needs --yes-overwrite)')
+    .option(
+      '--yes-overwrite',
+      'confirm that --in-place overwrites the VM’s disks (a safety copy is kept until it succeeded)',
+    )
     .addOption(new Option('--to <DIR>', 'folder on the host for the restored disks').conflicts('datastore'))
     .addOption(new Option('--datastore <DSID>', 'image datastore for the restored disks').argParser(parseId))
     .option('--wait', 'follow the restore to its end (exit 0 only if it succeeded)')
@@ -132,6 +145,10 @@ export function registerImage(program: Command): void {
       // The API has no image datastore target yet: refuse rather than silently ignore it.
       if (options.datastore !== undefined)
         throw new UsageError('--datastore is not supported yet: use --to DIR');
+      if (options.inPlace && !options.yesOverwrite)
+        throw new UsageError('--in-place overwrites the VM’s disks: add --yes-overwrite to confirm');
+      if (options.yesOverwrite && !options.inPlace)
+        throw new UsageError('--yes-overwrite goes with --in-place');
       const context = contextOf(command);
       const client = context.client();
       const body = {
@@ -142,6 +159,8 @@ export function registerImage(program: Command): void {
         ...(options.disk !== undefined ? { diskId: options.disk } : {}),
         ...(options.host !== undefined ? { hostId: options.host } : {}),
         ...(options.to !== undefined ? { targetDir: options.to } : {}),
+        ...(options.start ? { start: true } : {}),
+        ...(options.inPlace ? { inPlace: true, confirmOverwrite: true } : {}),
       };
       const execution = await client.post<Execution>(`/images/${id}/restore`, body);
       if (!options.wait) {

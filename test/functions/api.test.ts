@@ -421,7 +421,7 @@ describe('images', () => {
     expect((await call('DELETE', '/images/2', admin)).status).toBe(409);
     expect((await call('POST', '/images/2/restore', { ...admin, body: {} })).status).toBe(409);
     expect((await call('POST', '/images/1/restore', { ...admin, body: { diskId: 4 } })).body.message).toBe(
-      'diskId: image 1 has no disk 4',
+      'diskId: disk 4 is not part of the backup (image 1 holds disk 0)',
     );
     const restore = await call('POST', '/images/1/restore', {
       ...admin,

@@ -2,10 +2,11 @@
  * Image routes: list, show (each with its `downloadUrls`), delete (removes the data through a
  * `delete` execution), and restore requests.
  */
-import { ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
+import { checkRestoreOptions, ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
 import { downloadUrlsOf } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import type { Datastore, Image } from '#core/model.ts';
+import { templateDisks } from '#core/template-host.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
@@ -119,27 +120,52 @@ const remove: RouteHandler = async (ctx) => {
   return json(first, 202);
 };
 
+/**
+ * `POST /images/{id}/restore`: checks the options against the image (and, in place, the VM) so
+ * that a request that cannot work is refused before anything is queued.
+ */
 const restore: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'use');
   const options = parseBody(RestoreRequestBody, ctx.body);
+  const { define } = checkRestoreOptions(options);
   if (image.state !== 'READY')
     throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be restored`);
-  if (options.diskId !== undefined && !image.disks.some((d) => d.id === options.diskId)) {
-    throw new ValidationError(`diskId: image ${image.id} has no disk ${options.diskId}`);
+  const held = image.disks.map((d) => d.id);
+  if (options.diskId !== undefined && !held.includes(options.diskId)) {
+    throw new ValidationError(
+      `diskId: disk ${options.diskId} is not part of the backup (image ${image.id} holds disk ${held.join(', ')})`,
+    );
+  }
+  if (define || options.inPlace) {
+    const missing = missingDisks(image);
+    if (missing.length > 0 && (define || options.diskId === undefined)) {
+      throw new ValidationError(
+        `image ${image.id}: cannot restore a VM from a single-disk backup (it lacks disk ${missing.join(', ')}); restore one disk with diskId`,
+      );
+    }
   }
   if (options.incrementId !== undefined && !image.increments.some((i) => i.id === options.incrementId)) {
     throw new ValidationError(`incrementId: image ${image.id} has no increment ${options.incrementId}`);
   }
   const datastore = await datastores.get(image.datastoreId);
   let hostId = options.hostId;
-  if (hostId === undefined) {
+  if (options.inPlace) {
+    const vm = await vms.find(image.vmId);
+    if (!vm) throw new NotFound(`VM ${image.vmId} does not exist: nothing to restore in place`);
+    assertAllowed(ctx.user, vm, 'manage', `VM ${vm.id}`);
+    if (vm.state !== 'POWEROFF')
+      throw new Conflict(`VM ${vm.id} is ${vm.state}: an in-place restore needs it POWEROFF`);
+    if (vm.lock) throw new Conflict(`VM ${vm.id} is locked by execution ${vm.lock}`);
+    hostId = vm.hostId;
+  } else if (hostId === undefined) {
     const vm = await vms.find(image.vmId);
     if (!vm) throw new ValidationError(`hostId: required, since VM ${image.vmId} no longer exists`);
     hostId = vm.hostId;
   }
   const host = await hosts.find(hostId);
   if (!host) throw new NotFound(`Host ${hostId} does not exist`);
-  const { priority, ...params } = options;
+  const { priority, ...rest } = options;
+  const params = { ...rest, hostId: host.id, define };
   const execution = await enqueue(ctx.user, {
     kind: 'restore',
     priority: priority ?? 0,
@@ -147,11 +173,20 @@ const restore: RouteHandler = async (ctx) => {
     vmId: image.vmId,
     datastoreId: datastore.id,
     imageId: image.id,
-    params: { ...params, hostId: host.id },
-    input: (executionId) => ({ executionId, imageId: image.id, options: { ...params, hostId: host.id } }),
+    params,
+    input: (executionId) => ({ executionId, imageId: image.id, options: params }),
   });
   return json(execution, 202);
 };
+
+/** Disks of the backed-up VM (volatile ones aside) that the image does not hold. */
+function missingDisks(image: Image): number[] {
+  if (!image.template) return [];
+  const held = new Set(image.disks.map((d) => d.id));
+  return templateDisks(image.template)
+    .filter((d) => !d.volatile && !held.has(d.id))
+    .map((d) => d.id);
+}
 
 /** Image routes by route key. */
 export const imageRoutes: Record<string, RouteHandler> = {

@@ -1,0 +1,66 @@
+/**
+ * `lifeboat image restore` options of issue 6 against a fake API: onto a host (defined, started
+ * only with --start), in place with its confirmation, and the API's refusals as one line.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { execution } from './fixtures.ts';
+import { runCli } from './run-cli.ts';
+
+let api: FakeApi | undefined;
+afterEach(async () => {
+  await api?.close();
+  api = undefined;
+});
+
+async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
+  api = await startFakeApi(routes);
+  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
+}
+
+const QUEUED = { status: 202, body: execution('QUEUED', { kind: 'restore' }) };
+
+describe('image restore onto a host and in place', () => {
+  it('--host with --start asks for a started VM; --in-place --yes-overwrite sends the confirmation', async () => {
+    const env = await serve({ 'POST /images/12/restore': QUEUED });
+    const onHost = await runCli(['image', 'restore', '12', '--host', '2', '--start', '--no-nic'], { env });
+    expect(onHost.exitCode).toBe(0);
+    expect(api?.requests[0]?.body).toEqual({ noIp: false, noNic: true, hostId: 2, start: true });
+    const inPlace = await runCli(['image', 'restore', '12', '--in-place', '--yes-overwrite'], { env });
+    expect(inPlace.exitCode).toBe(0);
+    expect(api?.requests[1]?.body).toEqual({
+      noIp: false,
+      noNic: false,
+      inPlace: true,
+      confirmOverwrite: true,
+    });
+  });
+
+  it.each([
+    [['--in-place'], /--in-place overwrites the VM’s disks: add --yes-overwrite to confirm/],
+    [['--yes-overwrite'], /--yes-overwrite goes with --in-place/],
+  ])('%j is a usage error (exit 2) that never reaches the API', async (extra, message) => {
+    const env = await serve({ 'POST /images/12/restore': QUEUED });
+    const result = await runCli(['image', 'restore', '12', ...extra], { env });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(api?.requests).toEqual([]);
+  });
+
+  it('shows the API refusal of a single-disk VM restore as one line, exit 2', async () => {
+    const env = await serve({
+      'POST /images/12/restore': {
+        status: 400,
+        body: {
+          error: 'ValidationError',
+          message:
+            'diskId: cannot restore a VM from a single-disk backup (disk 1 restores a disk image only)',
+        },
+      },
+    });
+    const result = await runCli(['image', 'restore', '12', '--disk', '1', '--start'], { env });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.trim()).toMatch(/cannot restore a VM from a single-disk backup/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
