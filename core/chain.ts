@@ -6,7 +6,7 @@
 import type { EffectiveConfig, IncrementMode } from './backup-config.ts';
 import { effectiveConfig } from './backup-config.ts';
 import { ValidationError } from './errors.ts';
-import type { Disk, Image } from './model.ts';
+import type { Disk, Image, Increment } from './model.ts';
 
 /** Why a backup of a VM in MODE=INCREMENT starts a new chain with a FULL backup. */
 export type ResetReason =
@@ -132,4 +132,55 @@ export function decideChain(input: {
     return full('disks-changed');
   }
   return { mode: 'INCREMENT', reset: null };
+}
+
+/** One stored backup of a restore point: its driver id and its file per disk. */
+export interface PointBackup {
+  backupId: string;
+  disks: { id: number; file: string }[];
+}
+
+/**
+ * The backups a restore of `image` up to increment `incrementId` reads: the chain's FULL, then
+ * each increment after it up to that point, oldest first, each with the files of `diskIds`.
+ * Without `incrementId`, the latest point. A FULL image (no chain) is its one backup.
+ * Throws ValidationError naming the restore points when `incrementId` is not one of them.
+ */
+export function restoreChain(
+  image: Pick<Image, 'id' | 'source' | 'disks' | 'increments'>,
+  diskIds: readonly number[],
+  incrementId?: number,
+): { full: PointBackup; increments: PointBackup[]; incrementId: number | null } {
+  const filesOf = (
+    point: { disks?: { id: number; file: string }[] } | undefined,
+    fallback: (id: number) => string,
+  ) => diskIds.map((id) => ({ id, file: point?.disks?.find((d) => d.id === id)?.file ?? fallback(id) }));
+  const imageFile = (id: number) => image.disks.find((d) => d.id === id)?.file ?? `disk.${id}`;
+  if (image.increments.length === 0) {
+    if (incrementId !== undefined) {
+      throw new ValidationError(`incrementId: image ${image.id} is a FULL backup, it has no increments`);
+    }
+    return {
+      full: { backupId: image.source, disks: filesOf(undefined, imageFile) },
+      increments: [],
+      incrementId: null,
+    };
+  }
+  const points = [...image.increments].sort((a, b) => a.id - b.id);
+  const wanted = incrementId ?? (points.at(-1) as Increment).id;
+  const end = points.findIndex((p) => p.id === wanted);
+  if (end === -1) {
+    throw new ValidationError(
+      `incrementId: ${wanted} is not a restore point of image ${image.id} (points: ${points.map((p) => p.id).join(', ')})`,
+    );
+  }
+  const [base, ...rest] = points.slice(0, end + 1) as [Increment, ...Increment[]];
+  return {
+    full: { backupId: base.source, disks: filesOf(base, imageFile) },
+    increments: rest.map((p) => ({
+      backupId: p.source,
+      disks: filesOf(p, (id) => `disk.${id}.inc${p.id}.qcow2`),
+    })),
+    incrementId: wanted,
+  };
 }

@@ -37,12 +37,22 @@ export const TaskConfig = z.object({
   INCREMENT_MODE: z.enum(['CBT', 'SNAPSHOT']),
 });
 
+/** The chain point a MODE=INCREMENT backup writes (null in the task for MODE=FULL). */
 export const TaskIncrement = z.object({
   /** Image id holding the chain. */
   chain: z.number().int().nonnegative(),
+  /** Increment id of the parent; null: this backup is the FULL that starts the chain. */
   parent: z.number().int().nonnegative().nullable(),
   id: z.number().int().nonnegative(),
+  /** Name of the libvirt checkpoint this backup creates (`lifeboat-<n>`). */
+  checkpoint: z.string().regex(/^lifeboat-[A-Za-z0-9._-]+$/),
+  /** The parent's checkpoint; null with `parent` null. */
+  parentCheckpoint: z
+    .string()
+    .regex(/^lifeboat-[A-Za-z0-9._-]+$/)
+    .nullable(),
 });
+export type TaskIncrement = z.infer<typeof TaskIncrement>;
 
 const header = {
   v: z.literal(TASK_VERSION),
@@ -80,7 +90,18 @@ export const RestoreTask = z.object({
   name: z.string().min(1),
   /** The cleaned VM template to write beside the disks (null for a single-disk restore). */
   template: z.string().nullable(),
+  /** Increment id restored (null: a FULL image). */
   increment: z.number().int().nonnegative().nullable(),
+  /**
+   * The increments applied on top of the FULL (`backupId`/`disks`), oldest first, up to
+   * `increment`; empty for a FULL image or the chain's first point.
+   */
+  chain: z.array(
+    z.object({
+      backupId: z.string().min(1),
+      disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
+    }),
+  ),
 });
 export type RestoreTask = z.infer<typeof RestoreTask>;
 
@@ -167,6 +188,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'name',
     'template',
     'increment',
+    'chain',
   ],
   cleanup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'imageId', 'datastore'],
   rm: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
@@ -200,9 +222,20 @@ export const BackupResult = z.object({
       file: z.string(),
     }),
   ),
+  /** The chain point written (null for MODE=FULL). */
   increment: z
-    .object({ id: z.number().int().nonnegative(), parent: z.number().int().nonnegative().nullable() })
+    .object({
+      id: z.number().int().nonnegative(),
+      parent: z.number().int().nonnegative().nullable(),
+      checkpoint: z.string().optional(),
+    })
     .nullable(),
+  /**
+   * Set when the task asked for an increment but the parent could not be followed (checkpoint
+   * or bitmap missing or inconsistent): the runner took a FULL starting a new chain instead
+   * (`increment` then has `parent` null), and this says why.
+   */
+  chainReset: z.string().nullable().default(null),
   template: z.string(),
   durationMs: z.number().int().nonnegative(),
 });

@@ -13,6 +13,7 @@ import {
   checkpointXml,
   createOfflineCheckpoint,
   deleteCheckpoint,
+  listCheckpoints,
   redefineCheckpoint,
   waitBackupJob,
 } from './cbt.ts';
@@ -49,9 +50,15 @@ export async function prepareChain(
 ): Promise<PreparedFile[] | undefined> {
   const active = isActiveState(ctx.state);
   const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
-  // A checkpoint of that name can only be the leftover of a failed attempt of this backup.
+  // Every other checkpoint of ours goes: a chain follows only its last one, and each kept
+  // checkpoint is a bitmap QEMU updates on every guest write. One named like this backup's can
+  // only be the leftover of a failed attempt of it.
   const sources = ctx.disks.map((d) => d.source);
-  await deleteCheckpoint(ctx.domain, inc.checkpoint, sources, ctx.tool);
+  for (const name of await listCheckpoints(ctx.domain, ctx.tool)) {
+    if (name.startsWith(OUR_CHECKPOINTS) && name !== inc.parent) {
+      await deleteCheckpoint(ctx.domain, name, sources, ctx.tool);
+    }
+  }
   if (inc.parent) {
     return active ? incrementRunning(ctx, inc.parent, index) : incrementOffline(ctx, inc.parent, index);
   }
@@ -68,6 +75,9 @@ export async function prepareChain(
   }
   return undefined;
 }
+
+/** Prefix of the checkpoints Lifeboat makes (others, an operator's own, are left alone). */
+export const OUR_CHECKPOINTS = 'lifeboat-';
 
 /** File name of increment `index` of a disk. */
 export const incrementName = (diskId: number, index: number) => `disk.${diskId}.inc${index}.qcow2`;

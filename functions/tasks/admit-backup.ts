@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { effectiveConfig, setRuntime, withDefaults } from '#core/backup-config.ts';
 import { chainStateOf, decideChain, selectDisks } from '#core/chain.ts';
-import { BackupTask, CleanupTask } from '#core/contracts/tasks.ts';
+import { BackupTask, CleanupTask, type TaskIncrement } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Vm } from '#core/model.ts';
 import { limits } from '../env.ts';
@@ -71,6 +71,31 @@ async function imageIdFor(executionId: string, chainImageId: number | null): Pro
   }
 }
 
+/**
+ * The chain point this backup writes: null for MODE=FULL; the chain's FULL (id 0) when it starts
+ * a chain; else the increment after the chain's last point. Its checkpoint is named after the
+ * execution, so a retried task makes the same one and an old chain's never clash with it.
+ */
+export function chainPoint(
+  mode: 'FULL' | 'INCREMENT',
+  imageId: number,
+  executionId: string,
+  chain: Pick<Image, 'increments'> | null,
+): TaskIncrement | null {
+  if (mode === 'FULL') return null;
+  const checkpoint = `lifeboat-${executionId}`;
+  const last = chain?.increments.at(-1);
+  if (!last) return { chain: imageId, parent: null, id: 0, checkpoint, parentCheckpoint: null };
+  return {
+    chain: imageId,
+    parent: last.id,
+    id: last.id + 1,
+    checkpoint,
+    // Chains written before checkpoints were recorded cannot be followed: the runner resets them.
+    parentCheckpoint: last.checkpoint ?? `lifeboat-unknown-${last.id}`,
+  };
+}
+
 export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const { executionId } = input;
   await executions.update(executionId, { state: 'RUNNING', phase: 'admitting' });
@@ -130,9 +155,12 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     await images.put(image, { expression: 'attribute_not_exists(id)' });
   }
 
-  const increment = extending
-    ? { chain: extending.imageId, parent: extending.lastIncrementId, id: extending.lastIncrementId + 1 }
-    : null;
+  const increment = chainPoint(
+    config.mode,
+    imageId,
+    executionId,
+    extending && chainImage ? chainImage : null,
+  );
   const { heartbeatSeconds } = limits();
   const task = BackupTaskFields.parse({
     ...taskHeader('backup', heartbeatSeconds),

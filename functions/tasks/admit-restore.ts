@@ -4,6 +4,7 @@
  * the execution's phase).
  */
 
+import { restoreChain } from '#core/chain.ts';
 import { RestoreRequestBody } from '#core/contracts/api.ts';
 import { CleanupTask, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
@@ -42,21 +43,26 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   if (disks.length === 0)
     throw new ValidationError(`diskId: image ${image.id} has no disk ${options.diskId}`);
   const name = options.name ?? `${image.name}-restore-${executionId}`;
-  const lastIncrement = image.increments.at(-1)?.id ?? null;
+  const chain = restoreChain(
+    image,
+    disks.map((d) => d.id),
+    options.incrementId,
+  );
   const { heartbeatSeconds } = limits();
   const task = RestoreTaskFields.parse({
     ...taskHeader('restore', heartbeatSeconds),
     imageId: image.id,
     vmId: image.vmId,
-    backupId: image.source,
-    disks: disks.map((d) => ({ id: d.id, file: d.file ?? `disk.${d.id}` })),
+    backupId: chain.full.backupId,
+    disks: chain.full.disks,
     datastore: taskDatastore(datastore),
     target: options.targetDir ?? `${DEFAULT_RESTORE_ROOT}/${name}`,
     name,
     // Template cleaning (NO_IP, NO_NIC, PCI, NUMA) belongs to core and is not there yet: the
     // template travels as captured; a single-disk restore has none.
     template: options.diskId === undefined ? image.template || null : null,
-    increment: options.incrementId ?? lastIncrement,
+    increment: chain.incrementId,
+    chain: chain.increments,
   });
   const cleanup = CleanupTaskFields.parse({
     ...taskHeader('cleanup', heartbeatSeconds),

@@ -13,6 +13,7 @@ import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Increment, type Vm } from '#core/model.ts';
 import { removeLast } from '#core/retention.ts';
 import { log } from '../log.ts';
+import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -38,14 +39,20 @@ export function committedImage(
   if (image.increments.some((i) => i.source === result.backupId) || image.source === result.backupId) {
     return { image, added: 0 };
   }
-  if (result.increment && image.increments.length > 0) {
+  const files = result.disks.map((d) => ({ id: d.id, file: d.file, size: d.size }));
+  const point = {
+    source: result.backupId,
+    size: added,
+    date: now,
+    disks: files,
+    ...(result.increment?.checkpoint ? { checkpoint: result.increment.checkpoint } : {}),
+  };
+  if (result.increment && result.increment.parent !== null && image.increments.length > 0) {
     const increment: Increment = {
       id: result.increment.id,
-      parent: result.increment.parent ?? undefined,
+      parent: result.increment.parent,
       type: 'INCREMENT',
-      source: result.backupId,
-      size: added,
-      date: now,
+      ...point,
     };
     return {
       image: {
@@ -67,7 +74,14 @@ export function committedImage(
   // A FULL in MODE=INCREMENT opens a chain: it is increment 0 of its image.
   const increments: Increment[] =
     image.mode === 'INCREMENT'
-      ? [{ id: result.increment?.id ?? 0, type: 'FULL', source: result.backupId, size: added, date: now }]
+      ? [
+          {
+            id: result.increment?.id ?? 0,
+            type: 'FULL',
+            ...point,
+            ...(result.chainReset ? { resetReason: result.chainReset } : {}),
+          },
+        ]
       : [];
   return {
     image: {
@@ -81,6 +95,51 @@ export function committedImage(
     },
     added,
   };
+}
+
+/**
+ * The image a backup commits into. Usually the execution's own; but when the runner could not
+ * follow the chain and took a FULL instead (`chainReset`), the chain's image goes back to READY
+ * untouched and the FULL starts a new image (its id kept on the execution, so a retry finds it).
+ */
+async function targetImage(
+  execution: { id: string; imageId: number; params: Record<string, unknown> },
+  result: BackupResult,
+  now: string,
+): Promise<Image> {
+  const current = await images.get(execution.imageId);
+  const extendsChain = current.increments.length > 0 && current.source !== result.backupId;
+  if (!(result.chainReset && result.increment?.parent === null && extendsChain)) return current;
+  if (current.state === 'LOCKED' && current.executionId === execution.id) {
+    await images.update(current.id, { state: 'READY' });
+  }
+  const known = z.number().int().safeParse(execution.params.resetImageId);
+  const id = known.success ? known.data : await allocateId('image');
+  if (!known.success) await executions.update(execution.id, { 'params.resetImageId': id });
+  if (execution.imageId !== id) await executions.update(execution.id, { imageId: id });
+  const found = await images.find(id);
+  if (found) return found;
+  const fresh: Image = {
+    ...current,
+    id,
+    name: `${current.vmId}-${execution.id}`,
+    state: 'LOCKED',
+    source: '',
+    size: 0,
+    disks: [],
+    template: '',
+    increments: [],
+    executionId: execution.id,
+    createdAt: now,
+  };
+  await images.put(fresh, { expression: 'attribute_not_exists(id)' });
+  log('warn', 'increment could not follow its chain: a new chain was started', {
+    executionId: execution.id,
+    chainImageId: current.id,
+    imageId: id,
+    reason: result.chainReset,
+  });
+  return fresh;
 }
 
 /** KEEP_LAST of the VM (null: keep all); a corrupt value keeps everything rather than fail the commit. */
@@ -139,7 +198,11 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     throw new Conflict(`execution ${executionId} has no image or VM to commit`);
   }
   const now = new Date().toISOString();
-  const current = await images.get(execution.imageId);
+  const current = await targetImage(
+    { id: executionId, imageId: execution.imageId, params: execution.params },
+    result,
+    now,
+  );
   const { image } = committedImage(current, result, now);
   if (image !== current) await images.put({ ...image, executionId });
 

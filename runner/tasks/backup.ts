@@ -1,21 +1,22 @@
 /**
  * `backup`: the disk driver makes the VM's disks stable (snapshot or lock, with the freeze the
- * BACKUP_CONFIG asks for), the datastore driver streams them and the template into a new
- * backup, and the disk driver gives the VM its disks back, in a `finally` so that happens even
- * when the upload fails or is aborted.
+ * BACKUP_CONFIG asks for; with MODE=INCREMENT a checkpoint, and for an increment only the
+ * changed blocks), the datastore driver streams them and the template into a new backup, and the
+ * disk driver gives the VM its disks back, in a `finally` so that happens even when the upload
+ * fails or is aborted.
  */
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
-import type { PreparedBackup } from '#drivers/disk/driver.ts';
+import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
+import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Unsupported } from '../errors.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
-  // Answering a full backup to an increment task would corrupt the chain's record: refuse.
-  if (task.increment) {
+  if (task.increment && task.config.INCREMENT_MODE !== 'CBT') {
     throw new Unsupported(
-      `VM ${task.vm.id}: incremental backups (MODE=INCREMENT) are not supported by this runner yet; set MODE=FULL`,
+      `VM ${task.vm.id}: INCREMENT_MODE=${task.config.INCREMENT_MODE} is not supported by this runner; use INCREMENT_MODE=CBT`,
     );
   }
   const driverNames = [...new Set(task.disks.map((d) => d.driver))];
@@ -30,11 +31,7 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
   const target = await ctx.target(task.datastore);
 
   ctx.progress.phase('preparing');
-  const prepared: PreparedBackup = await disk.prepareBackup(task.vm, task.disks, {
-    freeze: task.config.FS_FREEZE,
-    workDir: ctx.workDir,
-    signal: ctx.signal,
-  });
+  const { prepared, increment, chainReset } = await prepare(task, disk, ctx);
   let output: Awaited<ReturnType<typeof store.backup>>;
   try {
     ctx.progress.phase('uploading');
@@ -70,9 +67,53 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
       format: f.format,
       file: f.name,
     })),
-    // Increments are not made yet: every backup is a full one.
-    increment: null,
+    increment,
+    chainReset,
     template: prepared.template,
     durationMs: Date.now() - started,
   };
+}
+
+/**
+ * Prepares the disks: a plain FULL (MODE=FULL), a chain start, or an increment. An increment
+ * whose parent cannot be followed becomes a FULL starting a new chain, with the reason: never a
+ * wrong increment.
+ */
+async function prepare(
+  task: BackupTask,
+  disk: DiskDriver,
+  ctx: TaskContext,
+): Promise<{ prepared: PreparedBackup; increment: BackupResult['increment']; chainReset: string | null }> {
+  const base: PrepareOptions = { freeze: task.config.FS_FREEZE, workDir: ctx.workDir, signal: ctx.signal };
+  const inc = task.increment;
+  if (!inc)
+    return {
+      prepared: await disk.prepareBackup(task.vm, task.disks, base),
+      increment: null,
+      chainReset: null,
+    };
+  const point = (parent: string | null) => ({ checkpoint: inc.checkpoint, parent, index: inc.id });
+  try {
+    const prepared = await disk.prepareBackup(task.vm, task.disks, {
+      ...base,
+      increment: point(inc.parentCheckpoint),
+    });
+    return {
+      prepared,
+      increment: { id: inc.id, parent: inc.parent, checkpoint: inc.checkpoint },
+      chainReset: null,
+    };
+  } catch (error) {
+    if (!(error instanceof ChainBroken) || inc.parentCheckpoint === null) throw error;
+    ctx.log('warn', 'increment cannot follow its parent: starting a new chain with a FULL backup', {
+      vmId: task.vm.id,
+      reason: error.message,
+    });
+    const prepared = await disk.prepareBackup(task.vm, task.disks, { ...base, increment: point(null) });
+    return {
+      prepared,
+      increment: { id: 0, parent: null, checkpoint: inc.checkpoint },
+      chainReset: error.message,
+    };
+  }
 }

@@ -1,14 +1,17 @@
 /**
- * `restore`: the datastore driver writes the backup's disk files into the task's work folder,
- * the disk driver turns each into `<target>/<name>-disk-<id>.qcow2` (converted from raw when it
- * was stored raw, checked with `qemu-img check`), and the cleaned template the task carries is
- * written as `<target>/<name>.xml`, its disks pointed at the restored files.
+ * `restore`: the datastore driver writes the backup's disk files (for a point of an increment
+ * chain: the FULL's and each increment's up to that point) into the task's work folder, the disk
+ * driver turns each disk into `<target>/<name>-disk-<id>.qcow2` (converted from raw when it was
+ * stored raw, a chain's increments rebased onto the FULL, checked with `qemu-img check`), and
+ * the cleaned template the task carries is written as `<target>/<name>.xml`, its disks pointed
+ * at the restored files.
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { parseDomainXml } from '#drivers/disk/domain-xml.ts';
+import type { RestoredDisk } from '#drivers/disk/driver.ts';
 import { pointDiskAt } from '#drivers/disk/work-dir.ts';
 import type { TaskContext } from './context.ts';
 
@@ -66,24 +69,52 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   }
 
   ctx.progress.phase('downloading');
-  const downloadDir = join(ctx.workDir, 'files');
-  await mkdir(downloadDir, { recursive: true, mode: 0o700 });
-  const files = await store.restore(
-    target,
-    { vmId: task.vmId, backupId: task.backupId, files: task.disks.map((d) => d.file), toDir: downloadDir },
-    { signal: ctx.signal, onProgress: (done, total) => ctx.progress.bytes(done, total) },
-  );
-  const byName = new Map(files.map((f) => [f.name, f.path]));
+  // The FULL first, then each increment of the chain up to the point restored, each in its own folder.
+  const backups = [{ backupId: task.backupId, disks: task.disks }, ...task.chain];
+  const downloaded: Map<number, string>[] = [];
+  for (const [index, backup] of backups.entries()) {
+    const toDir = join(ctx.workDir, 'files', String(index));
+    await mkdir(toDir, { recursive: true, mode: 0o700 });
+    const files = await store.restore(
+      target,
+      { vmId: task.vmId, backupId: backup.backupId, files: backup.disks.map((d) => d.file), toDir },
+      { signal: ctx.signal, onProgress: (done, total) => ctx.progress.bytes(done, total) },
+    );
+    const byName = new Map(files.map((f) => [f.name, f.path]));
+    downloaded.push(
+      new Map(
+        backup.disks.map((d) => {
+          const path = byName.get(d.file);
+          if (!path)
+            throw new ValidationError(`the datastore did not restore ${d.file} of ${backup.backupId}`);
+          return [d.id, path];
+        }),
+      ),
+    );
+  }
 
   ctx.progress.phase('converting');
   await mkdir(folder, { recursive: true });
   const restored: RestoreResult['disks'] = [];
   for (const entry of task.disks) {
-    const file = byName.get(entry.file);
-    if (!file) throw new ValidationError(`the datastore did not restore ${entry.file}`);
-    const out = await disk.restoreDisk(file, storedFormat(entry.file), paths.get(entry.id) as string, {
-      signal: ctx.signal,
-    });
+    const toPath = paths.get(entry.id) as string;
+    const full = downloaded[0]?.get(entry.id) as string;
+    let out: RestoredDisk;
+    if (task.chain.length === 0) {
+      out = await disk.restoreDisk(full, storedFormat(entry.file), toPath, { signal: ctx.signal });
+    } else {
+      if (!disk.restoreChain)
+        throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
+      const files = [{ path: full, format: storedFormat(entry.file) }];
+      for (const [index, backup] of task.chain.entries()) {
+        const file = backup.disks.find((d) => d.id === entry.id);
+        const path = downloaded[index + 1]?.get(entry.id);
+        if (!file || !path)
+          throw new ValidationError(`increment ${backup.backupId} has no file for disk ${entry.id}`);
+        files.push({ path, format: storedFormat(file.file) });
+      }
+      out = await disk.restoreChain(files, toPath, { signal: ctx.signal });
+    }
     restored.push({ id: entry.id, path: out.path, size: out.size });
   }
   if (task.template !== null && templatePath) {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
+import { ChainBroken } from '#drivers/disk/errors.ts';
 import { pointTemplateAtDisks, restoreFolder, storedFormat } from '#runner/tasks/restore.ts';
 import { backupTask, fakeDrivers, fakeRunner, until } from './fakes.ts';
 
@@ -65,6 +66,7 @@ describe('backup task', () => {
         backupId: 'snap-1',
         disks: [{ id: 0, size: 512, virtualSize: 1024, format: 'qcow2', file: 'disk.0.qcow2' }],
         increment: null,
+        chainReset: null,
         template: '<domain><name>web-1</name></domain>',
         durationMs: expect.any(Number),
       },
@@ -108,8 +110,10 @@ describe('backup task', () => {
   });
 });
 
-describe('backup task refusals', () => {
-  it('refuses an increment instead of answering a full backup to it, touching no disk', async () => {
+describe('backup task increments', () => {
+  const increment = { chain: 9, parent: 0, id: 1, checkpoint: 'lifeboat-12', parentCheckpoint: 'lifeboat-7' };
+
+  it('refuses INCREMENT_MODE=SNAPSHOT instead of answering another kind of backup, touching no disk', async () => {
     let prepares = 0;
     const drivers = fakeDrivers(
       {
@@ -123,15 +127,46 @@ describe('backup task refusals', () => {
     const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
     await r.executor.accept(
-      backupTask({
-        config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'CBT' },
-        increment: { chain: 9, parent: 0, id: 1 },
-      }),
+      backupTask({ config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'SNAPSHOT' }, increment }),
     );
     await until(() => r.tokens.answers().length === 1);
     expect(prepares).toBe(0);
     expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'Unsupported' });
-    expect((r.tokens.answers()[0] as { cause: string }).cause).toContain('MODE=INCREMENT');
+    expect((r.tokens.answers()[0] as { cause: string }).cause).toContain('INCREMENT_MODE=SNAPSHOT');
+  });
+
+  it('passes the checkpoints to the disk driver, and answers a new chain with the reason when the parent is broken', async () => {
+    const asked: unknown[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async (_vm, _disks, options) => {
+          asked.push(options.increment);
+          if (options.increment?.parent)
+            throw new ChainBroken("Disk /img/a.qcow2 has no bitmap 'lifeboat-7'");
+          return prepared(() => {});
+        },
+      },
+      {
+        backup: async () => ({ backupId: 'snap-2', files: [{ name: 'disk.0.qcow2', size: 512 }] }),
+      },
+    );
+    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
+    cleanups.push(r.remove);
+    await r.executor.accept(
+      backupTask({ config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'CBT' }, increment }),
+    );
+    await until(() => r.tokens.answers().length === 1);
+    expect(asked).toEqual([
+      { checkpoint: 'lifeboat-12', parent: 'lifeboat-7', index: 1 },
+      { checkpoint: 'lifeboat-12', parent: null, index: 1 },
+    ]);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'success',
+      output: {
+        increment: { id: 0, parent: null, checkpoint: 'lifeboat-12' },
+        chainReset: "Disk /img/a.qcow2 has no bitmap 'lifeboat-7'",
+      },
+    });
   });
 });
 
@@ -199,6 +234,7 @@ describe('restore task', () => {
       name: 'web-1-restored',
       template,
       increment: null,
+      chain: [],
     };
     await r.executor.accept(task);
     await until(() => r.tokens.answers().length === 1);

@@ -1,0 +1,199 @@
+/**
+ * An increment chain through the Backup and Restore steps on DynamoDB Local: the chain's FULL,
+ * an increment, restore points, a chain the runner could not follow (a new chain), a failed
+ * increment leaving the chain READY.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executions } from '#functions/repo/executions.ts';
+import { images } from '#functions/repo/images.ts';
+import { dequeue } from '#functions/repo/requests.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
+import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
+import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
+import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
+import { call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+
+const admin = { token: 'admin-token-chain' };
+let db: DynamoDbLocal;
+let sqs: LocalSqs;
+let home: string;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'lifeboat-chain-'));
+  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  delete process.env.DISPATCHER_FUNCTION_NAME;
+  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
+  await seedUser('admin', admin.token);
+  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  const ds = await call('POST', '/datastores', {
+    ...admin,
+    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
+  });
+  expect(ds.status).toBe(201);
+  const disk = {
+    id: 0,
+    target: 'vda',
+    source: '/images/a.qcow2',
+    format: 'qcow2',
+    size: 1000,
+    canIncrement: true,
+  };
+  const inventory = await call('PUT', '/hosts/1/inventory', {
+    ...admin,
+    body: { vms: [{ domain: 'vm-a', state: 'RUNNING', disks: [disk], nics: [], template: '<domain/>' }] },
+  });
+  expect(inventory.status).toBe(200);
+  const config = await call('PUT', '/vms/1/backup-config', {
+    ...admin,
+    body: { pairs: { MODE: 'INCREMENT' } },
+  });
+  expect(config.status).toBe(200);
+});
+afterAll(async () => {
+  await Promise.all([db?.stop(), sqs?.stop()]);
+  await rm(home, { recursive: true, force: true });
+});
+
+/** Queues a backup of VM 1 through the API, takes it off the queue as the dispatcher would, and admits it. */
+async function admit() {
+  const res = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } });
+  expect(res.status).toBe(202);
+  await dequeue(res.body.id);
+  const input = { executionId: res.body.id as string, vmId: 1, datastoreId: 1, reset: false };
+  return { input, admitted: await admitBackup(input) };
+}
+
+const result = (
+  backupId: string,
+  file: string,
+  increment: object | null,
+  chainReset: string | null = null,
+) => ({
+  backupId,
+  disks: [{ id: 0, size: 100, virtualSize: 1000, format: file.endsWith('.raw') ? 'raw' : 'qcow2', file }],
+  increment,
+  chainReset,
+  template: '<domain/>',
+  durationMs: 5,
+});
+
+describe('an increment chain', () => {
+  let chainId: number;
+  let firstCheckpoint: string;
+
+  it('starts with a FULL that creates the first checkpoint, recorded as point 0', async () => {
+    const { input, admitted } = await admit();
+    firstCheckpoint = `lifeboat-${input.executionId}`;
+    expect(admitted.task.increment).toEqual({
+      chain: admitted.imageId,
+      parent: null,
+      id: 0,
+      checkpoint: firstCheckpoint,
+      parentCheckpoint: null,
+    });
+    chainId = admitted.imageId;
+    const host = result('snap-0', 'disk.0.raw', { id: 0, parent: null, checkpoint: firstCheckpoint });
+    await commitBackup({ ...input, admit: admitted, host });
+    const image = await images.get(chainId);
+    expect(image).toMatchObject({ state: 'READY', mode: 'INCREMENT', source: 'snap-0' });
+    expect(image.increments).toMatchObject([{ id: 0, type: 'FULL', checkpoint: firstCheckpoint }]);
+    const vm = await vms.get(1);
+    expect(vm.backups.BACKUP_CONFIG).toMatchObject({
+      INCREMENTAL_BACKUP_ID: String(chainId),
+      LAST_INCREMENT_ID: '0',
+    });
+  });
+
+  it('extends it with an increment that follows the FULL checkpoint; a retried commit changes nothing', async () => {
+    const { input, admitted } = await admit();
+    expect(admitted.imageId).toBe(chainId);
+    expect(admitted.task.increment).toMatchObject({ parent: 0, id: 1, parentCheckpoint: firstCheckpoint });
+    expect((await images.get(chainId)).state).toBe('LOCKED');
+    const checkpoint = `lifeboat-${input.executionId}`;
+    const host = result('snap-1', 'disk.0.inc1.qcow2', { id: 1, parent: 0, checkpoint });
+    await commitBackup({ ...input, admit: admitted, host });
+    await commitBackup({ ...input, admit: admitted, host });
+    const image = await images.get(chainId);
+    expect(image.state).toBe('READY');
+    expect(image.size).toBe(200);
+    expect(image.increments.map((i) => [i.id, i.type, i.source])).toEqual([
+      [0, 'FULL', 'snap-0'],
+      [1, 'INCREMENT', 'snap-1'],
+    ]);
+    expect((await vms.get(1)).backups.BACKUP_CONFIG.LAST_INCREMENT_ID).toBe('1');
+  });
+
+  it('restores any point: the FULL alone, or the FULL and the increments up to it', async () => {
+    const restore = async (incrementId?: number) => {
+      const res = await call('POST', `/images/${chainId}/restore`, { ...admin, body: {} });
+      expect(res.status).toBe(202);
+      await dequeue(res.body.id);
+      const options = {
+        noIp: false,
+        noNic: false,
+        hostId: 1,
+        ...(incrementId === undefined ? {} : { incrementId }),
+      };
+      return admitRestore({ executionId: res.body.id, imageId: chainId, options });
+    };
+    expect((await restore(0)).task).toMatchObject({
+      backupId: 'snap-0',
+      disks: [{ id: 0, file: 'disk.0.raw' }],
+      increment: 0,
+      chain: [],
+    });
+    expect((await restore()).task).toMatchObject({
+      backupId: 'snap-0',
+      increment: 1,
+      chain: [{ backupId: 'snap-1', disks: [{ id: 0, file: 'disk.0.inc1.qcow2' }] }],
+    });
+    await expect(restore(7)).rejects.toMatchObject({
+      name: 'ValidationError',
+      message: `incrementId: 7 is not a restore point of image ${chainId} (points: 0, 1)`,
+    });
+  });
+
+  it('a failed increment leaves the chain READY and as it was', async () => {
+    const { input } = await admit();
+    await markFailed({
+      ...input,
+      error: { Error: 'DatastoreUnavailable', Cause: 'sftp: connection refused' },
+    });
+    const image = await images.get(chainId);
+    expect(image.state).toBe('READY');
+    expect(image.increments).toHaveLength(2);
+    expect((await vms.get(1)).lock).toBeUndefined();
+  });
+
+  it('when the runner could not follow the chain, its FULL starts a new image and the reason is kept', async () => {
+    const { input, admitted } = await admit();
+    expect(admitted.imageId).toBe(chainId);
+    const checkpoint = `lifeboat-${input.executionId}`;
+    const reason = "Disk /images/a.qcow2 has no bitmap 'lifeboat-3' (disk replaced?)";
+    const host = result('snap-new', 'disk.0.raw', { id: 0, parent: null, checkpoint }, reason);
+    await commitBackup({ ...input, admit: admitted, host });
+    await commitBackup({ ...input, admit: admitted, host });
+    const old = await images.get(chainId);
+    expect(old.state).toBe('READY');
+    expect(old.increments).toHaveLength(2);
+    const newId = (await executions.get(input.executionId)).imageId as number;
+    expect(newId).not.toBe(chainId);
+    const fresh = await images.get(newId);
+    expect(fresh).toMatchObject({ state: 'READY', source: 'snap-new', mode: 'INCREMENT' });
+    expect(fresh.increments).toMatchObject([{ id: 0, type: 'FULL', checkpoint, resetReason: reason }]);
+    const vm = await vms.get(1);
+    expect(vm.backups.BACKUP_IDS).toEqual([chainId, newId]);
+    expect(vm.backups.BACKUP_CONFIG).toMatchObject({
+      INCREMENTAL_BACKUP_ID: String(newId),
+      LAST_INCREMENT_ID: '0',
+    });
+    expect(vm.lock).toBeUndefined();
+  });
+});
