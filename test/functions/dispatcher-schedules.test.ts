@@ -1,0 +1,193 @@
+/**
+ * Scheduled actions and backup jobs through the API handler and the dispatcher's firing, on
+ * DynamoDB Local with a clock the test controls: bad schedules are refused and change nothing,
+ * a repeating schedule fires once per run and stops at its end, a job VM refuses single backups.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fireDueSchedules } from '#functions/dispatcher/schedules.ts';
+import { executions } from '#functions/repo/executions.ts';
+import { dueSchedules, schedules } from '#functions/repo/schedules.ts';
+import { handler as release } from '#functions/tasks/release.ts';
+import { call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+
+const admin = { token: 'admin-token-schedules' };
+const user = { token: 'user-token-schedules' };
+let db: DynamoDbLocal;
+let sqs: LocalSqs;
+let home: string;
+
+const domain = (name: string) => ({
+  domain: name,
+  state: 'RUNNING',
+  disks: [{ id: 0, target: 'vda', source: `/images/${name}.qcow2`, format: 'qcow2', size: 1000 }],
+  nics: [],
+  template: `<domain><name>${name}</name></domain>`,
+});
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'lifeboat-sched-'));
+  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  delete process.env.DISPATCHER_FUNCTION_NAME;
+  delete process.env.SCHEDULE_GROUP;
+  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
+  await seedUser('admin', admin.token);
+  await seedUser('bob', user.token, 'user');
+  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  const ds = await call('POST', '/datastores', {
+    ...admin,
+    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
+  });
+  expect(ds.status).toBe(201);
+  const inventory = await call('PUT', '/hosts/1/inventory', {
+    ...admin,
+    body: { vms: ['a', 'b', 'c', 'd', 'e'].map((n) => domain(`vm-${n}`)) },
+  });
+  expect(inventory.status).toBe(200);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([db?.stop(), sqs?.stop()]);
+  await rm(home, { recursive: true, force: true });
+});
+
+const allSchedules = async () => (await schedules.list()).length;
+
+describe('scheduled actions', () => {
+  it('refuses bad schedules with a clear 400 and creates nothing', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { datastoreId: 1, time: 'now', repeat: 'fortnightly' },
+        'repeat: must be hourly, daily, weekly, monthly or cron',
+      ],
+      [{ datastoreId: 1, time: 'now', repeat: 'cron(0 10 * * *)' }, 'must have 6 fields'],
+      [{ datastoreId: 1, time: '2020-01-01T00:00:00Z' }, 'time: 2020-01-01T00:00:00Z is in the past'],
+      [{ time: '+60' }, 'datastoreId: required for a VM backup'],
+      [{ datastoreId: 1, time: '+60', every: 5 }, 'every'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await call('POST', '/vms/1/schedules', { ...admin, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toBe('ValidationError');
+      expect(res.body.message).toContain(message);
+    }
+    expect(await allSchedules()).toBe(0);
+    const missing = await call('POST', '/vms/99/schedules', {
+      ...admin,
+      body: { datastoreId: 1, time: 'now' },
+    });
+    expect(missing.body).toEqual({ error: 'NotFound', message: 'VM 99 does not exist' });
+  });
+
+  it('a repeating schedule fires once per run, then stops at its count and leaves the due list', async () => {
+    const created = await call('POST', '/vms/1/schedules', {
+      ...admin,
+      body: { datastoreId: 1, time: '+60', repeat: 'hourly', end: 2 },
+    });
+    expect(created.status).toBe(201);
+    const first = new Date(created.body.nextRunAt);
+    expect(created.body.nextRuns).toEqual([
+      first.toISOString(),
+      new Date(first.getTime() + 3_600_000).toISOString(),
+    ]);
+    expect(created.body.description).toMatch(/^hourly from .*, 2 runs$/);
+    const listed = await call('GET', '/vms/1/schedules', admin);
+    expect(listed.body.items.map((s: { id: number }) => s.id)).toEqual([created.body.id]);
+
+    // Not due yet: nothing fires.
+    expect(await fireDueSchedules(new Date(first.getTime() - 1000))).toEqual([]);
+    expect(await fireDueSchedules(first)).toEqual([created.body.id]);
+    // The same run again (a second dispatcher, a retried Lambda): nothing more.
+    expect(await fireDueSchedules(first)).toEqual([]);
+    const afterFirst = await schedules.get(created.body.id);
+    expect(afterFirst.runs).toBe(1);
+    const execution = await executions.get(afterFirst.lastExecutionId ?? '');
+    expect(execution).toMatchObject({ kind: 'backup', vmId: 1, datastoreId: 1, state: 'QUEUED' });
+    expect(execution.params.scheduleId).toBe(created.body.id);
+
+    // The run an hour later finds the VM's first backup still queued: spent, reason recorded.
+    const second = new Date(first.getTime() + 3_600_000);
+    expect(await fireDueSchedules(second)).toEqual([created.body.id]);
+    const over = await schedules.get(created.body.id);
+    expect(over).toMatchObject({ runs: 2 });
+    expect(over.lastError).toContain('already has a backup queued');
+    expect(over.nextRunAt).toBeUndefined();
+    expect((await dueSchedules(new Date(second.getTime() + 10 * 3_600_000))).map((s) => s.id)).not.toContain(
+      created.body.id,
+    );
+    const shown = await call('GET', '/vms/1/schedules', admin);
+    expect(shown.body.items[0].nextRuns).toEqual([]);
+
+    const removed = await call('DELETE', `/vms/1/schedules/${created.body.id}`, admin);
+    expect(removed.status).toBe(204);
+    expect(await allSchedules()).toBe(0);
+  });
+});
+
+describe('backup jobs', () => {
+  it('refuses a user priority above 49 and a VM listed twice', async () => {
+    const high = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'x', vmIds: [2], datastoreId: 1, priority: 50 },
+    });
+    expect(high.status).toBe(201);
+    expect((await call('DELETE', `/jobs/${high.body.id}`, admin)).status).toBe(204);
+    const byUser = await call('POST', '/jobs', {
+      ...user,
+      body: { name: 'x', vmIds: [2], datastoreId: 1, priority: 50 },
+    });
+    expect(byUser.status).toBe(403);
+    expect(byUser.body.message).toBe('priority above 49 is for admins');
+    const twice = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'x', vmIds: [2, 2], datastoreId: 1 },
+    });
+    expect(twice.status).toBe(400);
+    expect(twice.body.message).toBe('vmIds: VM 2 is listed twice');
+    const badConfig = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'x', vmIds: [2], datastoreId: 1, config: { KEEP_LAST: 'many' } },
+    });
+    expect(badConfig.status).toBe(400);
+    expect(await call('GET', '/jobs', admin)).toMatchObject({ body: { items: [] } });
+  });
+
+  it('a sequential job queues one VM at a time in order; its VMs refuse single backups', async () => {
+    const created = await call('POST', '/jobs', {
+      ...admin,
+      body: {
+        name: 'nightly',
+        vmIds: [4, 2, 3],
+        datastoreId: 1,
+        execution: 'sequential',
+        config: { KEEP_LAST: 3 },
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ execution: 'SEQUENTIAL', config: { KEEP_LAST: '3' }, priority: 0 });
+    const jobId = created.body.id;
+    const single = await call('POST', '/vms/2/backup', { ...admin, body: { datastoreId: 1 } });
+    expect(single.status).toBe(409);
+    expect(single.body.message).toBe(
+      `VM 2 belongs to backup job ${jobId}: back it up with the job (lifeboat backupjob backup ${jobId})`,
+    );
+
+    const run = await call('POST', `/jobs/${jobId}/backup`, admin);
+    expect(run.status).toBe(202);
+    expect(run.body.executions.map((e: { vmId: number }) => e.vmId)).toEqual([4]);
+    expect(run.body.job).toMatchObject({ outdatedVms: [2, 3], backingUpVms: [4] });
+    expect((await call('POST', `/jobs/${jobId}/backup`, admin)).status).toBe(409);
+
+    // The VM 4 backup ends (Release): VM 2 is queued next.
+    const ex4 = run.body.executions[0].id;
+    await executions.update(ex4, { state: 'RUNNING', executionArn: 'arn:x' });
+    await release({ executionId: ex4 });
+    const job = (await call('GET', `/jobs/${jobId}`, admin)).body;
+    expect(job).toMatchObject({ outdatedVms: [3], backingUpVms: [2], updatedVms: [4] });
+  });
+});
