@@ -31,7 +31,13 @@ describe('cleanTemplate: always', () => {
 
   it('refuses text that is not a domain', () => {
     expect(() => cleanTemplate('<network><name>x</name></network>', { name: 'x' })).toThrow(/no <domain>/);
-    expect(() => cleanTemplate('<domain><uuid>1</uuid></domain>', { name: 'x' })).toThrow(/no <name>/);
+    expect(() => cleanTemplate('<domain', { name: 'x' })).toThrow(/template: the domain XML does not parse/);
+  });
+
+  it('gives a name to a domain that had none', () => {
+    expect(cleanTemplate('<domain><uuid>1</uuid></domain>', { name: 'x' })).toBe(
+      '<domain><name>x</name></domain>',
+    );
   });
 
   it('NUMA: removes host node ids and CPU sets, keeps the guest topology, records the pin policy', () => {

@@ -74,8 +74,8 @@ export function cleanTemplate(xml: string, options: CleanOptions): string {
 function renameDomain(domain: XmlNode, name: string): void {
   setAttr(domain, 'id', undefined);
   const nameNode = element(domain, 'name');
-  if (!nameNode) throw new ValidationError('template: the domain XML has no <name>');
-  setText(nameNode, name);
+  if (nameNode) setText(nameNode, name);
+  else childrenOf(domain).unshift(newElement('name', {}, [{ '#text': name }]));
   removeChildren(domain, (c) => tagOf(c) === 'uuid');
 }
 

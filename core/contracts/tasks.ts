@@ -102,6 +102,30 @@ export const RestoreTask = z.object({
       disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
     }),
   ),
+  /**
+   * Define the restored VM on the host (domain `name`, from `template`), started when `start`;
+   * `emulatorCpus` is the host's EMULATOR_CPUS. Null: only files are written.
+   */
+  define: z.object({ start: z.boolean(), emulatorCpus: z.string().nullable() }).nullish(),
+  /**
+   * Restore over the disks of the existing, shut-off domain (a safety copy of each is kept until
+   * every disk is in place). `disks` are the VM's current files for the disk ids of `disks`
+   * above. Null: a new VM's files.
+   */
+  inPlace: z
+    .object({
+      domain: z.string().min(1),
+      disks: z.array(
+        z.object({
+          id: z.number().int().nonnegative(),
+          source: z.string().regex(/^\//, 'must be an absolute path'),
+          format: z.enum(['qcow2', 'raw']),
+        }),
+      ),
+      /** Start the domain after the restore. */
+      start: z.boolean(),
+    })
+    .nullish(),
 });
 export type RestoreTask = z.infer<typeof RestoreTask>;
 
@@ -189,6 +213,8 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'template',
     'increment',
     'chain',
+    'define',
+    'inPlace',
   ],
   cleanup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'imageId', 'datastore'],
   rm: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
@@ -246,6 +272,12 @@ export const RestoreResult = z.object({
     z.object({ id: z.number().int().nonnegative(), path: z.string(), size: z.number().int().nonnegative() }),
   ),
   templatePath: z.string().nullable(),
+  /** Domain defined (or restored in place) on the host, if any. */
+  domain: z.string().nullable().default(null),
+  /** Whether that domain was started. */
+  started: z.boolean().default(false),
+  /** What the operator should know (PCI devices left out, ...). */
+  notes: z.array(z.string()).default([]),
   durationMs: z.number().int().nonnegative(),
 });
 export type RestoreResult = z.infer<typeof RestoreResult>;

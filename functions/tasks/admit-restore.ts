@@ -1,19 +1,23 @@
 /**
- * Restore step Admit: checks the image (READY) and the target host, and builds the restore task.
- * Restores take no VM lock: they read a backup and write new files. Idempotent (no writes beyond
- * the execution's phase).
+ * Restore step Admit: checks the image (READY) and the target host, cleans the template
+ * (core/template.ts) and builds the restore task. A restore into new files takes no VM lock; an
+ * in-place restore takes the VM's lock (no backup may read the disks it replaces) and needs the
+ * VM POWEROFF on its host. Idempotent (the lock is re-taken by the same execution).
  */
 
 import { restoreChain } from '#core/chain.ts';
 import { RestoreRequestBody } from '#core/contracts/api.ts';
 import { CleanupTask, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
-import { Id } from '#core/model.ts';
+import { Id, type Image } from '#core/model.ts';
+import { cleanTemplate } from '#core/template.ts';
 import { limits } from '../env.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskHeader } from './common.ts';
 
 /** Where restores go when the request names no folder. */
@@ -41,13 +45,16 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
 
   const disks = image.disks.filter((d) => options.diskId === undefined || d.id === options.diskId);
   if (disks.length === 0)
-    throw new ValidationError(`diskId: image ${image.id} has no disk ${options.diskId}`);
-  const name = options.name ?? `${image.name}-restore-${executionId}`;
+    throw new ValidationError(`diskId: disk ${options.diskId} is not part of the backup`);
+  const name = options.name ?? `${image.vmId}-${image.id}`;
   const chain = restoreChain(
     image,
     disks.map((d) => d.id),
     options.incrementId,
   );
+  const inPlace = options.inPlace
+    ? await lockForInPlace(image, executionId, host.id, chain.full.disks, options.start === true)
+    : null;
   const { heartbeatSeconds } = limits();
   const task = RestoreTaskFields.parse({
     ...taskHeader('restore', heartbeatSeconds),
@@ -58,11 +65,17 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     datastore: taskDatastore(datastore),
     target: options.targetDir ?? `${DEFAULT_RESTORE_ROOT}/${name}`,
     name,
-    // Template cleaning (NO_IP, NO_NIC, PCI, NUMA) belongs to core and is not there yet: the
-    // template travels as captured; a single-disk restore has none.
-    template: options.diskId === undefined ? image.template || null : null,
+    // A single disk, or the VM's own disks, need no template; a new VM gets a cleaned one.
+    template:
+      options.diskId === undefined && !inPlace && image.template
+        ? cleanTemplate(image.template, { name, noNic: options.noNic, noIp: options.noIp })
+        : null,
     increment: chain.incrementId,
     chain: chain.increments,
+    define: options.define
+      ? { start: options.start === true, emulatorCpus: host.emulatorCpus ?? null }
+      : null,
+    inPlace,
   });
   const cleanup = CleanupTaskFields.parse({
     ...taskHeader('cleanup', heartbeatSeconds),
@@ -73,3 +86,36 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task, cleanup };
 });
+
+/**
+ * Takes the VM's lock for an in-place restore and names the files to overwrite: the VM must be
+ * POWEROFF on the restoring host, unlocked (or locked by this execution: a retry), and each
+ * restored disk a qcow2 or raw file.
+ */
+async function lockForInPlace(
+  image: Image,
+  executionId: string,
+  hostId: number,
+  restored: readonly { id: number }[],
+  start: boolean,
+) {
+  const vm = await vms.get(image.vmId);
+  if (vm.hostId !== hostId) throw new Conflict(`VM ${vm.id} is on host ${vm.hostId}, not host ${hostId}`);
+  if (vm.state !== 'POWEROFF')
+    throw new Conflict(`VM ${vm.id} is ${vm.state}: an in-place restore needs it POWEROFF`);
+  const disks = restored.map(({ id }) => {
+    const disk = vm.disks.find((d) => d.id === id);
+    if (!disk) throw new ValidationError(`VM ${vm.id} has no disk ${id} to restore in place`);
+    if (disk.format === 'rbd')
+      throw new ValidationError(`disk ${id} of VM ${vm.id} is rbd: in-place restores write file disks only`);
+    return { id, source: disk.source, format: disk.format };
+  });
+  try {
+    await vms.update(vm.id, { lock: executionId }, { condition: lockCondition(executionId) });
+  } catch (err) {
+    if (!isConditionFailed(err)) throw err;
+    const now = await vms.get(vm.id);
+    throw new Conflict(`VM ${vm.id} is locked by execution ${now.lock}`);
+  }
+  return { domain: vm.domain, disks, start };
+}

@@ -4,16 +4,20 @@
  * driver turns each disk into `<target>/<name>-disk-<id>.qcow2` (converted from raw when it was
  * stored raw, a chain's increments rebased onto the FULL, checked with `qemu-img check`), and
  * the cleaned template the task carries is written as `<target>/<name>.xml`, its disks pointed
- * at the restored files.
+ * at the restored files. With `define` the VM is then defined on this host (define-domain.ts);
+ * `inPlace` writes over a shut-off VM's own disks instead (in-place.ts). A restore that fails
+ * removes what it wrote (and the domain it defined); it never overwrites a file it did not make.
  */
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
-import { parseDomainXml } from '#drivers/disk/domain-xml.ts';
+import { pointDisks } from '#core/template-host.ts';
 import type { RestoredDisk } from '#drivers/disk/driver.ts';
-import { pointDiskAt } from '#drivers/disk/work-dir.ts';
+import { virsh } from '#drivers/disk/tools.ts';
 import type { TaskContext } from './context.ts';
+import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
+import { checkInPlace, type InPlaceDisk, scratchPath, stageDisk, swapDisks } from './in-place.ts';
 
 /** Restored disk file of disk `id` of the VM called `name`. */
 export function restoredDiskPath(target: string, name: string, id: number): string {
@@ -28,20 +32,12 @@ export function storedFormat(file: string): 'qcow2' | 'raw' {
 }
 
 /**
- * The template with each restored disk's `<source>` pointing at its new file. Disk ids are the
- * positions of the backed-up-able disks (file disks in qcow2 or raw) in the XML, as the
- * inventory numbers them; a disk id the template does not have is left alone.
+ * The template with each restored disk's `<source>` pointing at its new file (core
+ * `pointDisks`: disk ids as the inventory numbers them; disks not restored are left out, since
+ * they still name the original VM's storage).
  */
 export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number, string>): string {
-  const disks = parseDomainXml(template).disks.filter(
-    (d) => d.device === 'disk' && d.source && (d.format === 'qcow2' || d.format === 'raw'),
-  );
-  let xml = template;
-  for (const [id, path] of paths) {
-    const disk = disks[id];
-    if (disk) xml = pointDiskAt(xml, disk.target, path, 'qcow2');
-  }
-  return xml;
+  return pointDisks(template, paths);
 }
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -57,19 +53,74 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   const started = Date.now();
   if (!SAFE_NAME.test(task.name))
     throw new ValidationError(`restore name "${task.name}" is not a safe file name`);
-  const store = ctx.drivers.datastore(task.datastore.driver);
-  const disk = ctx.drivers.disk('qcow2');
-  const target = await ctx.target(task.datastore);
+  if (task.inPlace) return restoreInPlace(task, task.inPlace, ctx, started);
   const folder = restoreFolder(task.target, ctx.stateDir);
   const templatePath = task.template === null ? null : join(folder, `${task.name}.xml`);
   const paths = new Map(task.disks.map((d) => [d.id, restoredDiskPath(folder, task.name, d.id)]));
-  // Refuse before downloading anything: a restore never overwrites a file.
+  // Refuse before downloading anything: a restore never overwrites a file or a domain.
   for (const path of [...paths.values(), ...(templatePath ? [templatePath] : [])]) {
     if (await exists(path)) throw new Conflict(`${path} already exists`);
   }
+  if (task.define) {
+    if (task.template === null) throw new ValidationError('cannot restore a VM from a single-disk backup');
+    await assertNoDomain(task.name, { signal: ctx.signal });
+  }
 
+  const created: string[] = [];
+  let defined = false;
+  try {
+    const downloaded = await download(task, ctx);
+    ctx.progress.phase('converting');
+    await mkdir(folder, { recursive: true });
+    const restored: RestoreResult['disks'] = [];
+    for (const entry of task.disks) {
+      const toPath = paths.get(entry.id) as string;
+      created.push(toPath);
+      const out = await restoreOne(task, entry, downloaded, toPath, ctx);
+      restored.push({ id: entry.id, path: out.path, size: out.size });
+    }
+    let xml: string | null = null;
+    if (task.template !== null && templatePath) {
+      xml = pointTemplateAtDisks(task.template, paths);
+      created.push(templatePath);
+      await writeNew(templatePath, xml);
+    }
+    const result: RestoreResult = {
+      disks: restored,
+      templatePath,
+      domain: null,
+      started: false,
+      notes: [],
+      durationMs: 0,
+    };
+    if (task.define && xml !== null) {
+      ctx.progress.phase('defining');
+      defined = true;
+      const domain = await defineDomain(
+        xml,
+        {
+          name: task.name,
+          start: task.define.start,
+          emulatorCpus: task.define.emulatorCpus,
+          workDir: ctx.workDir,
+        },
+        { signal: ctx.signal },
+      );
+      Object.assign(result, { domain: domain.name, started: domain.started, notes: domain.notes });
+    }
+    return { ...result, durationMs: Date.now() - started };
+  } catch (error) {
+    if (defined) await undefineDomain(task.name);
+    for (const path of created) await rm(path, { force: true });
+    throw error;
+  }
+}
+
+/** Downloads the FULL, then each increment of the chain up to the point restored, each in its own folder. */
+async function download(task: RestoreTask, ctx: TaskContext): Promise<Map<number, string>[]> {
   ctx.progress.phase('downloading');
-  // The FULL first, then each increment of the chain up to the point restored, each in its own folder.
+  const store = ctx.drivers.datastore(task.datastore.driver);
+  const target = await ctx.target(task.datastore);
   const backups = [{ backupId: task.backupId, disks: task.disks }, ...task.chain];
   const downloaded: Map<number, string>[] = [];
   for (const [index, backup] of backups.entries()) {
@@ -92,42 +143,92 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       ),
     );
   }
+  return downloaded;
+}
 
-  ctx.progress.phase('converting');
-  await mkdir(folder, { recursive: true });
-  const restored: RestoreResult['disks'] = [];
-  for (const entry of task.disks) {
-    const toPath = paths.get(entry.id) as string;
-    const full = downloaded[0]?.get(entry.id) as string;
-    let out: RestoredDisk;
-    if (task.chain.length === 0) {
-      out = await disk.restoreDisk(full, storedFormat(entry.file), toPath, { signal: ctx.signal });
-    } else {
-      if (!disk.restoreChain)
-        throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
-      const files = [{ path: full, format: storedFormat(entry.file) }];
-      for (const [index, backup] of task.chain.entries()) {
-        const file = backup.disks.find((d) => d.id === entry.id);
-        const path = downloaded[index + 1]?.get(entry.id);
-        if (!file || !path)
-          throw new ValidationError(`increment ${backup.backupId} has no file for disk ${entry.id}`);
-        files.push({ path, format: storedFormat(file.file) });
-      }
-      out = await disk.restoreChain(files, toPath, { signal: ctx.signal });
+/** One disk as a standalone qcow2 at `toPath` (a chain's increments rebased onto its FULL). */
+async function restoreOne(
+  task: RestoreTask,
+  entry: RestoreTask['disks'][number],
+  downloaded: Map<number, string>[],
+  toPath: string,
+  ctx: TaskContext,
+): Promise<RestoredDisk> {
+  const disk = ctx.drivers.disk('qcow2');
+  const full = downloaded[0]?.get(entry.id) as string;
+  if (task.chain.length === 0) {
+    return disk.restoreDisk(full, storedFormat(entry.file), toPath, { signal: ctx.signal });
+  }
+  if (!disk.restoreChain) throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
+  const files = [{ path: full, format: storedFormat(entry.file) }];
+  for (const [index, backup] of task.chain.entries()) {
+    const file = backup.disks.find((d) => d.id === entry.id);
+    const path = downloaded[index + 1]?.get(entry.id);
+    if (!file || !path)
+      throw new ValidationError(`increment ${backup.backupId} has no file for disk ${entry.id}`);
+    files.push({ path, format: storedFormat(file.file) });
+  }
+  return disk.restoreChain(files, toPath, { signal: ctx.signal });
+}
+
+/**
+ * Restores over the shut-off domain's own disks: each disk written beside its file in its own
+ * format, then all swapped in at once (safety copies kept until every disk is in place).
+ */
+async function restoreInPlace(
+  task: RestoreTask,
+  inPlace: NonNullable<RestoreTask['inPlace']>,
+  ctx: TaskContext,
+  started: number,
+): Promise<RestoreResult> {
+  const tool = { signal: ctx.signal };
+  const disks: InPlaceDisk[] = task.disks.map((entry) => {
+    const disk = inPlace.disks.find((d) => d.id === entry.id);
+    if (!disk) throw new ValidationError(`in-place restore: no file of the VM given for disk ${entry.id}`);
+    return disk;
+  });
+  await checkInPlace(inPlace.domain, disks, tool);
+  const staged: string[] = [];
+  try {
+    const downloaded = await download(task, ctx);
+    ctx.progress.phase('converting');
+    const restored: RestoreResult['disks'] = [];
+    for (const [index, entry] of task.disks.entries()) {
+      const disk = disks[index] as InPlaceDisk;
+      const scratch = scratchPath(disk.source);
+      staged.push(scratch);
+      const out = await restoreOne(task, entry, downloaded, scratch, ctx);
+      staged.push(await stageDisk(out.path, disk, tool));
+      restored.push({ id: entry.id, path: disk.source, size: out.size });
     }
-    restored.push({ id: entry.id, path: out.path, size: out.size });
+    ctx.progress.phase('swapping');
+    await swapDisks(inPlace.domain, disks, ctx.workDir, tool);
+    staged.length = 0;
+    let startedVm = false;
+    if (inPlace.start) {
+      ctx.progress.phase('starting');
+      await virsh(['start', inPlace.domain], tool);
+      startedVm = true;
+    }
+    return {
+      disks: restored,
+      templatePath: null,
+      domain: inPlace.domain,
+      started: startedVm,
+      notes: [],
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    for (const path of staged) await rm(path, { force: true });
   }
-  if (task.template !== null && templatePath) {
-    const xml = pointTemplateAtDisks(task.template, paths);
-    const partial = `${templatePath}.partial`;
-    await writeFile(partial, xml, { mode: 0o600, flag: 'wx' }).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-      await rm(partial, { force: true });
-      await writeFile(partial, xml, { mode: 0o600, flag: 'wx' });
-    });
-    await rename(partial, templatePath);
-  }
-  return { disks: restored, templatePath, durationMs: Date.now() - started };
+}
+
+/** Writes a new file through `<path>.partial` (0600), never over an existing one. */
+async function writeNew(path: string, text: string): Promise<void> {
+  const partial = `${path}.partial`;
+  await rm(partial, { force: true });
+  await writeFile(partial, text, { mode: 0o600, flag: 'wx' });
+  await rename(partial, path);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -241,7 +241,8 @@ describe('restore steps', () => {
       backupId: 'snap-1',
       target: '/var/lib/lifeboat/restores/vm-b-copy',
       disks: [{ id: 0, file: 'disk.0' }],
-      template: '<domain/>',
+      // The cleaned template: the new VM's name.
+      template: '<domain><name>vm-b-copy</name></domain>',
     });
     await commitRestore({
       executionId: id,

@@ -179,9 +179,10 @@ describe('restore task', () => {
 
   it('points the template disks, by inventory id, at the restored qcow2 files', () => {
     const xml = pointTemplateAtDisks(template, new Map([[1, '/restore/new-disk-1.qcow2']]));
-    expect(xml).toContain("<source file='/restore/new-disk-1.qcow2'");
-    expect(xml).toContain("<source file='/img/web-1.qcow2'/>");
-    expect(xml).toContain("<source file='/iso/x.iso'/>");
+    expect(xml).toContain('<source file="/restore/new-disk-1.qcow2"');
+    // A disk not restored still names the original VM's file: left out, never shared.
+    expect(xml).not.toContain('/img/web-1.qcow2');
+    expect(xml).toContain('<source file="/iso/x.iso"/>');
   });
 
   it('refuses folders with .. and puts relative ones under the state folder', () => {
@@ -247,7 +248,7 @@ describe('restore task', () => {
       },
     });
     expect(await readFile(join(target, 'web-1-restored.xml'), 'utf8')).toContain(
-      `<source file='${join(target, 'web-1-restored-disk-1.qcow2')}'`,
+      `<source file="${join(target, 'web-1-restored-disk-1.qcow2')}"`,
     );
 
     await r.executor.accept({ ...task, taskId: '41/RunOnHost', token: 'r2' });
