@@ -61,6 +61,8 @@ export interface Capacity {
 
 export interface DatastoreDriver {
   readonly name: string;
+  /** Whether `backup` takes `nbd` sources (else files only: the disk driver then hands out files). */
+  readonly readsNbd: boolean;
   backup(target: DatastoreTarget, input: BackupInput, ctx?: OperationContext): Promise<BackupOutput>;
   /** Writes the named files of a backup into `toDir` (created if missing); returns their paths. */
   restore(

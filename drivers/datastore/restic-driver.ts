@@ -44,6 +44,7 @@ interface Group {
 
 export const resticDriver: DatastoreDriver = {
   name: 'restic',
+  readsNbd: true,
 
   async backup(target, input, ctx = {}) {
     checkFileNames(input.files.map((f) => f.name));

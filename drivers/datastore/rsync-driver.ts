@@ -33,6 +33,7 @@ const CLEANUP_TIMEOUT_MS = 60_000;
 
 export const rsyncDriver: DatastoreDriver = {
   name: 'rsync',
+  readsNbd: false,
 
   async backup(target, input, ctx = {}) {
     checkFileNames(

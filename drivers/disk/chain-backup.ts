@@ -4,7 +4,7 @@
  * increment (push mode from the parent checkpoint), a stopped VM's increment (qemu-storage-daemon).
  * A stopped VM's chain start is the plain FULL plus `createOfflineCheckpoint`.
  */
-import { chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../exec.ts';
 import {
@@ -22,7 +22,7 @@ import type { BackupDisk, FreezeMode, PreparedFile } from './driver.ts';
 import { DiskMismatch } from './errors.ts';
 import { freeze } from './freeze.ts';
 import { offlineIncrement } from './offline-increment.ts';
-import { domainState, domainXml, isActiveState, type ToolOptions } from './tools.ts';
+import { domainState, domainXml, isActiveState, type ToolOptions, virsh } from './tools.ts';
 import { PULL_DIR } from './work-dir.ts';
 
 export interface ChainContext {
@@ -50,15 +50,7 @@ export async function prepareChain(
 ): Promise<PreparedFile[] | undefined> {
   const active = isActiveState(ctx.state);
   const index = inc.index ?? Number(/(\d+)$/.exec(inc.checkpoint)?.[1] ?? 1);
-  // Every other checkpoint of ours goes: a chain follows only its last one, and each kept
-  // checkpoint is a bitmap QEMU updates on every guest write. One named like this backup's can
-  // only be the leftover of a failed attempt of it.
-  const sources = ctx.disks.map((d) => d.source);
-  for (const name of await listCheckpoints(ctx.domain, ctx.tool)) {
-    if (name.startsWith(OUR_CHECKPOINTS) && name !== inc.parent) {
-      await deleteCheckpoint(ctx.domain, name, sources, ctx.tool);
-    }
-  }
+  await pruneCheckpoints(ctx, inc.parent);
   if (inc.parent) {
     return active ? incrementRunning(ctx, inc.parent, index) : incrementOffline(ctx, inc.parent, index);
   }
@@ -78,6 +70,42 @@ export async function prepareChain(
 
 /** Prefix of the checkpoints Lifeboat makes (others, an operator's own, are left alone). */
 export const OUR_CHECKPOINTS = 'lifeboat-';
+
+/**
+ * Deletes every checkpoint of ours but `keep`: a chain follows only its last one, and each kept
+ * checkpoint is a bitmap QEMU updates on every guest write. One named like the new checkpoint
+ * can only be the leftover of a failed attempt of this backup.
+ */
+export async function pruneCheckpoints(ctx: ChainContext, keep: string | null): Promise<void> {
+  const sources = ctx.disks.map((d) => d.source);
+  for (const name of await listCheckpoints(ctx.domain, ctx.tool)) {
+    if (name.startsWith(OUR_CHECKPOINTS) && name !== keep) {
+      await deleteCheckpoint(ctx.domain, name, sources, ctx.tool);
+    }
+  }
+}
+
+/**
+ * Running VM, chain start for a datastore that reads files only (no NBD): the checkpoint is
+ * created first and the caller takes its usual snapshot right after. Guest writes in between
+ * are in the FULL and also marked in the bitmap, so the next increment carries them again:
+ * a few blocks too many, never one missing.
+ */
+export async function checkpointBeforeSnapshot(ctx: ChainContext): Promise<void> {
+  await pruneCheckpoints(ctx, null);
+  const all = await allTargets(ctx);
+  const file = join(ctx.workDir, 'checkpoint.xml');
+  await writeFile(
+    file,
+    checkpointXml(
+      ctx.checkpoint,
+      ctx.disks.map((d) => d.target),
+      all,
+    ),
+    { mode: 0o600 },
+  );
+  await virsh(['checkpoint-create', ctx.domain, file], ctx.tool);
+}
 
 /** File name of increment `index` of a disk. */
 export const incrementName = (diskId: number, index: number) => `disk.${diskId}.inc${index}.qcow2`;

@@ -51,6 +51,11 @@ export interface PrepareOptions {
    * and checkpoint `checkpoint` for the next one. A parent that cannot be followed (checkpoint or
    * bitmap missing or inconsistent) throws `ChainBroken`: the caller starts a new FULL chain.
    */
+  /**
+   * The datastore reads files only (no NBD export): a running VM's chain start is then a
+   * checkpoint followed by the usual snapshot, instead of a pull-mode NBD export.
+   */
+  fileSources?: boolean;
   increment?: {
     /** Our checkpoint name, e.g. `lifeboat-<chain>-<n>`. */
     checkpoint: string;

@@ -20,7 +20,7 @@ import { dirname } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { Cancelled, ExecError, run } from '../exec.ts';
 import { abortBackupJob, deleteCheckpoint } from './cbt.ts';
-import { prepareChain } from './chain-backup.ts';
+import { checkpointBeforeSnapshot, prepareChain } from './chain-backup.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import type {
   BackupDisk,
@@ -93,11 +93,23 @@ export class Qcow2Driver implements DiskDriver {
       await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
     });
     try {
-      if (inc) {
+      const sizes = new Map(files.map((f) => [f.diskId, f.virtualSize]));
+      const chainCtx = inc && {
+        domain: vm.domain,
+        disks,
+        sizes,
+        workDir: options.workDir,
+        freeze: options.freeze,
+        checkpoint: inc.checkpoint,
+        state,
+        tool,
+      };
+      // A running VM's chain start is an NBD export, unless the datastore reads files only.
+      const snapshotStart =
+        inc !== undefined && inc.parent === null && active && options.fileSources === true;
+      if (inc && chainCtx && !snapshotStart) {
         created = true;
-        const sizes = new Map(files.map((f) => [f.diskId, f.virtualSize]));
-        const ctx = { domain: vm.domain, disks, sizes, workDir: options.workDir, freeze: options.freeze };
-        const chained = await prepareChain({ ...ctx, checkpoint: inc.checkpoint, state, tool }, inc, {
+        const chained = await prepareChain(chainCtx, inc, {
           pulling: () => {
             pulling = true;
           },
@@ -107,6 +119,10 @@ export class Qcow2Driver implements DiskDriver {
         });
         files = chained ?? files; // a stopped VM's chain start hands out its locked files
       } else if (active) {
+        if (chainCtx) {
+          created = true;
+          await checkpointBeforeSnapshot(chainCtx);
+        }
         await this.snapshot(vm.domain, disks, state, options, tool);
         // Exports of the now-stable files; they are stopped before the commit back.
         for (const disk of disks.filter((d) => exported.has(d.target))) {

@@ -31,7 +31,7 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
   const target = await ctx.target(task.datastore);
 
   ctx.progress.phase('preparing');
-  const { prepared, increment, chainReset } = await prepare(task, disk, ctx);
+  const { prepared, increment, chainReset } = await prepare(task, disk, !store.readsNbd, ctx);
   let output: Awaited<ReturnType<typeof store.backup>>;
   try {
     ctx.progress.phase('uploading');
@@ -82,9 +82,15 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
 async function prepare(
   task: BackupTask,
   disk: DiskDriver,
+  fileSources: boolean,
   ctx: TaskContext,
 ): Promise<{ prepared: PreparedBackup; increment: BackupResult['increment']; chainReset: string | null }> {
-  const base: PrepareOptions = { freeze: task.config.FS_FREEZE, workDir: ctx.workDir, signal: ctx.signal };
+  const base: PrepareOptions = {
+    freeze: task.config.FS_FREEZE,
+    workDir: ctx.workDir,
+    signal: ctx.signal,
+    fileSources,
+  };
   const inc = task.increment;
   if (!inc)
     return {

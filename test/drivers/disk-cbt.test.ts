@@ -274,3 +274,75 @@ describe('qcow2 chains: powered-off chain start, disk replaced, crash mid-job', 
     expect(await virsh('checkpoint-list', vm.domain, '--name')).toContain('lifeboat-c3-0');
   });
 });
+
+describe('qcow2 chain start for a datastore that reads files only', () => {
+  let vm: TestVm;
+  let out: string;
+  const disk = () => {
+    const d = vm.disks[0] as TestVm['disks'][number];
+    return { id: 0, target: d.target, source: d.path, format: d.format, driver: 'qcow2' as const };
+  };
+  const hmpWrite = async (offset: number, length: number, pattern: number) => {
+    const device = '/machine/peripheral/ua-vda/virtio-backend';
+    for (const c of [`write -P ${pattern} ${offset} ${length}`, 'flush']) {
+      const text = await virsh('qemu-monitor-command', vm.domain, '--hmp', `qemu-io -d ${device} "${c}"`);
+      expect(text).not.toMatch(/error|failed/i);
+    }
+  };
+
+  beforeAll(async () => {
+    out = await mkdtemp(join(tmpdir(), 'lifeboat-cbt3-'));
+    vm = await createTestVm({
+      name: 'lb-disk-cbt3',
+      disks: [{ sizeMiB: 16, format: 'qcow2' }],
+      running: true,
+    });
+  });
+  afterAll(async () => {
+    await vm?.destroy();
+    await rm(out, { recursive: true, force: true });
+  });
+
+  it('hands out a snapshot file; writes made during the backup are in the next increment', async () => {
+    await hmpWrite(0, MiB, 0x31);
+    const full = await driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir: join(vm.dir, 'f0'),
+      fileSources: true,
+      increment: { checkpoint: 'lifeboat-c3-0', parent: null },
+    });
+    const file = full.files[0];
+    if (file?.source.kind !== 'file') throw new Error('chain start for files is not a file source');
+    await run({
+      file: 'qemu-img',
+      args: ['convert', '-f', 'qcow2', '-O', 'qcow2', file.source.path, join(out, 'full.qcow2')],
+    });
+    // Written while the datastore reads the snapshot: not in the FULL, so the increment must have it.
+    await hmpWrite(4 * MiB, MiB, 0x32);
+    await full.release();
+    expect(await virsh('checkpoint-list', vm.domain, '--name')).toContain('lifeboat-c3-0');
+    await hmpWrite(8 * MiB, MiB, 0x33);
+    const inc = await driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir: join(vm.dir, 'f1'),
+      fileSources: true,
+      increment: { checkpoint: 'lifeboat-c3-1', parent: 'lifeboat-c3-0' },
+    });
+    const incFile = inc.files[0];
+    if (incFile?.source.kind !== 'file') throw new Error('increment is not a file');
+    await run({ file: 'cp', args: [incFile.source.path, join(out, 'inc1.qcow2')] });
+    await inc.release();
+    await virsh('destroy', vm.domain);
+    const restored = await driver.restoreChain(
+      [
+        { path: join(out, 'full.qcow2'), format: 'qcow2' },
+        { path: join(out, 'inc1.qcow2'), format: 'qcow2' },
+      ],
+      join(out, 'restored.qcow2'),
+    );
+    const original = await readDisk(disk().source, 'qcow2', 0, 16 * MiB);
+    expect(original[4 * MiB]).toBe(0x32);
+    expect(original[8 * MiB]).toBe(0x33);
+    expect((await readDisk(restored.path, 'qcow2', 0, 16 * MiB)).equals(original)).toBe(true);
+  });
+});

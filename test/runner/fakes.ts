@@ -103,6 +103,7 @@ export function fakeDrivers(disk: Partial<DiskDriver> = {}, store: Partial<Datas
   } as DiskDriver;
   const storeDriver = {
     name: 'restic',
+    readsNbd: true,
     backup: missing('backup'),
     restore: missing('restore'),
     download: missing('download'),

@@ -1,0 +1,313 @@
+/**
+ * Incremental backups (MODE=INCREMENT, INCREMENT_MODE=CBT) through local mode on real VMs, as an
+ * operator runs them: a chain of increments with guest writes at known offsets between them,
+ * across a VM restart and a power-off; every point restored and compared with what the guest
+ * had written at that point; a removed bitmap starting a new chain; the runner killed
+ * mid-increment; the same chain on an rsync datastore.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Datastore, Execution, Image, Vm } from '#core/model.ts';
+import { run } from '#drivers/exec.ts';
+import { createTestVm, guestWrite, type TestVm, virsh } from '../helpers/libvirt.ts';
+import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { backup, guestSha256, processEnv, removeHome, type Stack, startStack, until } from './harness.ts';
+
+const MiB = 1024 * 1024;
+const SIZE = 64 * MiB;
+let stack: Stack;
+let sshd: Sshd;
+let scratch: string;
+const testVms: TestVm[] = [];
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-inc-'));
+  sshd = await startSshd();
+  stack = await startStack({ sshd });
+  await stack.host();
+}, 180_000);
+
+afterAll(async () => {
+  for (const vm of testVms) await vm.destroy().catch(() => {});
+  await stack?.stop();
+  await removeHome(stack);
+  await sshd?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+}, 120_000);
+
+/**
+ * A VM with one 64 MiB qcow2 disk and MODE=INCREMENT, and a model of its guest-visible bytes:
+ * every write goes to the disk and the model, so the expected content of any point is known.
+ */
+async function chainVm(name: string) {
+  const test = await createTestVm({
+    name,
+    disks: [{ sizeMiB: SIZE / MiB, format: 'qcow2' }],
+    running: true,
+    backupConfig: { MODE: 'INCREMENT' },
+  });
+  testVms.push(test);
+  const vm = await stack.vm(test.domain, 'RUNNING');
+  const model = Buffer.alloc(SIZE);
+  const path = test.disks[0]?.path as string;
+  return {
+    test,
+    vm,
+    /** A guest write of `byte` (running VM), or of `data` through qemu-img (powered-off VM). */
+    async write(offset: number, length: number, byte: number) {
+      await guestWrite(test.domain, 'vda', offset, length, byte);
+      model.fill(byte, offset, offset + length);
+    },
+    async writeOffline(offset: number, data: Buffer) {
+      const file = join(scratch, `${name}-${offset}.raw`);
+      await writeFile(file, data);
+      // Through QEMU's block layer (qemu-io), which keeps the disk's persistent bitmaps current.
+      await run({
+        file: 'qemu-io',
+        args: ['-f', 'qcow2', '-c', `write -s ${file} ${offset} ${data.length}`, path],
+      });
+      data.copy(model, offset);
+    },
+    sha: () => sha256(model),
+  };
+}
+
+function sha256(buffer: Buffer): string {
+  return createHash('sha256').update(buffer).digest('hex');
+}
+
+/** `datastore create ... --json`. */
+function createDatastore(name: string, driver: string, attrs: Record<string, string>): Promise<Datastore> {
+  return stack.json<Datastore>([
+    'datastore',
+    'create',
+    '--name',
+    name,
+    '--driver',
+    driver,
+    ...Object.entries(attrs).flatMap(([k, v]) => ['--attr', `${k}=${v}`]),
+  ]);
+}
+
+/** A backup that must succeed; answers its image. */
+async function backupOk(vm: Vm, ds: Datastore): Promise<Image> {
+  const out = await backup(stack, vm.id, ds.id);
+  expect(out.execution?.state, out.stderr).toBe('SUCCEEDED');
+  return stack.json<Image>(['image', 'show', String(out.execution?.imageId)]);
+}
+
+/** sha256 of the guest-visible disk restored from `image` up to increment `point`. */
+async function restoredSha(image: Image, point: number, name: string): Promise<string> {
+  const dir = join(scratch, name);
+  const execution = await stack.json<Execution>([
+    'image',
+    'restore',
+    String(image.id),
+    '--increment',
+    String(point),
+    '--to',
+    dir,
+    '--name',
+    name,
+    '--wait',
+  ]);
+  expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
+  const sha = await guestSha256(join(dir, `${name}-disk-0.qcow2`), 'qcow2');
+  await rm(dir, { recursive: true, force: true });
+  return sha;
+}
+
+describe('incremental backups on a restic datastore', () => {
+  let ds: Datastore;
+  let vm: Awaited<ReturnType<typeof chainVm>>;
+  let chain: Image;
+  /** sha256 of the guest disk at each point of the chain, by increment id. */
+  const points: string[] = [];
+
+  beforeAll(async () => {
+    ds = await createDatastore('inc-restic', 'restic', {
+      BASE_PATH: join(scratch, 'restic'),
+      RESTIC_PASSWORD: 'inc restic pw',
+    });
+    vm = await chainVm('lb-e2e-inc');
+  }, 60_000);
+
+  it('a chain: the FULL, then 4 increments with writes between them, across a restart and a power-off', async () => {
+    await vm.write(0, 2 * MiB, 0x11);
+    chain = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+    expect(chain).toMatchObject({ mode: 'INCREMENT', state: 'READY' });
+
+    await vm.write(5 * MiB, MiB, 0x22);
+    await vm.write(0, 64 * 1024, 0x23);
+    chain = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+
+    // Restarted between increments: the checkpoints survive in the disk and in libvirt.
+    await virsh('destroy', vm.test.domain);
+    await virsh('start', vm.test.domain);
+    await vm.write(40 * MiB, 3 * MiB, 0x33);
+    chain = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+
+    // Powered off: the increment is read through the bitmap offline.
+    await virsh('shutdown', vm.test.domain).catch(() => {});
+    await virsh('destroy', vm.test.domain).catch(() => {});
+    await stack.vm(vm.test.domain, 'POWEROFF');
+    await vm.writeOffline(20 * MiB, randomBytes(MiB));
+    chain = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+
+    await virsh('start', vm.test.domain);
+    await stack.vm(vm.test.domain, 'RUNNING');
+    await vm.write(63 * MiB, MiB, 0x44);
+    chain = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+
+    expect(chain.increments.map((i) => [i.id, i.type])).toEqual([
+      [0, 'FULL'],
+      [1, 'INCREMENT'],
+      [2, 'INCREMENT'],
+      [3, 'INCREMENT'],
+      [4, 'INCREMENT'],
+    ]);
+    // Only changed blocks are sent: each increment stores about what the guest wrote, not the disk.
+    for (const increment of chain.increments.slice(1)) expect(increment.size).toBeLessThan(8 * MiB);
+    const vmNow = await stack.api<Vm>('GET', `/vms/${vm.vm.id}`);
+    expect(vmNow.backups.BACKUP_CONFIG).toMatchObject({
+      INCREMENTAL_BACKUP_ID: String(chain.id),
+      LAST_INCREMENT_ID: '4',
+    });
+  }, 300_000);
+
+  it('every point restores exactly what the guest had written at that point', async () => {
+    for (const [point, expected] of points.entries()) {
+      expect(await restoredSha(chain, point, `inc-r${point}`), `point ${point}`).toBe(expected);
+    }
+  }, 300_000);
+
+  it('a missing bitmap starts a new FULL chain and says why; never a wrong increment', async () => {
+    const checkpoints = (await virsh('checkpoint-list', vm.test.domain, '--name'))
+      .split('\n')
+      .filter(Boolean);
+    expect(checkpoints.length).toBeGreaterThan(0);
+    for (const name of checkpoints) await virsh('checkpoint-delete', vm.test.domain, name.trim());
+    await vm.write(30 * MiB, MiB, 0x55);
+    const fresh = await backupOk(vm.vm, ds);
+    expect(fresh.id).not.toBe(chain.id);
+    expect(fresh.increments).toHaveLength(1);
+    expect(fresh.increments[0]).toMatchObject({
+      id: 0,
+      type: 'FULL',
+      resetReason: expect.stringMatching(/lifeboat-/),
+    });
+    expect(await restoredSha(fresh, 0, 'inc-reset')).toBe(vm.sha());
+    // The old chain is untouched and still restorable.
+    const old = await stack.json<Image>(['image', 'show', String(chain.id)]);
+    expect(old).toMatchObject({ state: 'READY' });
+    expect(old.increments).toHaveLength(5);
+    chain = fresh;
+    points.splice(0, points.length, vm.sha());
+  }, 180_000);
+
+  it('--reset starts a new chain on request', async () => {
+    const out = await stack.cli([
+      'vm',
+      'backup',
+      String(vm.vm.id),
+      '-d',
+      String(ds.id),
+      '--reset',
+      '--wait',
+      '--json',
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    const image = await stack.json<Image>([
+      'image',
+      'show',
+      String((JSON.parse(out.stdout) as Execution).imageId),
+    ]);
+    expect(image.id).not.toBe(chain.id);
+    expect(image.increments.map((i) => i.type)).toEqual(['FULL']);
+    chain = image;
+    points.splice(0, points.length, vm.sha());
+  }, 120_000);
+
+  it('the runner killed mid-increment: the chain stays as it was, and the next increment succeeds', async () => {
+    // Slow uploads, so the runner is surely killed while the increment streams.
+    await stack.json<Datastore>([
+      'datastore',
+      'update',
+      String(ds.id),
+      '--attr',
+      'RESTIC_BWLIMIT=1024',
+      '--attr',
+      'RESTIC_COMPRESSION=off',
+    ]);
+    await virsh('destroy', vm.test.domain);
+    await stack.vm(vm.test.domain, 'POWEROFF');
+    await vm.writeOffline(8 * MiB, randomBytes(12 * MiB));
+    const queued = await stack.json<Execution>(['vm', 'backup', String(vm.vm.id), '-d', String(ds.id)]);
+    await until(
+      `execution ${queued.id} uploading`,
+      async () => {
+        const e = await stack.api<Execution>('GET', `/executions/${queued.id}`);
+        if (!['QUEUED', 'RUNNING'].includes(e.state)) throw new Error(`ended early: ${JSON.stringify(e)}`);
+        return e.phase === 'uploading' && e.bytesDone > 0 ? e : undefined;
+      },
+      60_000,
+      200,
+    );
+    const pid = await stack.runnerPid();
+    const env = await processEnv(pid);
+    process.kill(pid, 'SIGKILL');
+    await stack.restartRunner(env);
+    const failed = await until(
+      `execution ${queued.id} to end`,
+      async () => {
+        const e = await stack.api<Execution>('GET', `/executions/${queued.id}`);
+        return ['QUEUED', 'RUNNING'].includes(e.state) ? undefined : e;
+      },
+      120_000,
+    );
+    expect(failed.state).toMatch(/^(FAILED|TIMED_OUT)$/);
+    const after = await stack.json<Image>(['image', 'show', String(chain.id)]);
+    expect(after).toMatchObject({ state: 'READY' });
+    expect(after.increments).toHaveLength(chain.increments.length);
+
+    await stack.json<Datastore>(['datastore', 'update', String(ds.id), '--attr', 'RESTIC_BWLIMIT=']);
+    const next = await backupOk(vm.vm, ds);
+    expect(next.id).toBe(chain.id);
+    expect(next.increments.at(-1)).toMatchObject({ id: 1, type: 'INCREMENT' });
+    points.push(vm.sha());
+    for (const [point, expected] of points.entries()) {
+      expect(await restoredSha(next, point, `inc-k${point}`), `point ${point}`).toBe(expected);
+    }
+  }, 300_000);
+});
+
+describe('incremental backups on an rsync datastore', () => {
+  it('a FULL and two increments, each point restored byte for byte', async () => {
+    const ds = await createDatastore('inc-rsync', 'rsync', {
+      BASE_PATH: join(scratch, 'rsync'),
+      RSYNC_HOST: `${sshd.host}:${sshd.port}`,
+    });
+    const vm = await chainVm('lb-e2e-inc-rsync');
+    const points: string[] = [];
+    await vm.write(MiB, MiB, 0x61);
+    let image = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+    for (const byte of [0x62, 0x63]) {
+      await vm.write(byte * 64 * 1024, 256 * 1024, byte);
+      image = await backupOk(vm.vm, ds);
+      points.push(vm.sha());
+    }
+    expect(image.increments.map((i) => i.type)).toEqual(['FULL', 'INCREMENT', 'INCREMENT']);
+    for (const [point, expected] of points.entries()) {
+      expect(await restoredSha(image, point, `rs-r${point}`), `point ${point}`).toBe(expected);
+    }
+  }, 300_000);
+});
