@@ -115,6 +115,7 @@ export async function swapDisks(
     }
   } catch (error) {
     await putBack(swapped);
+    await rm(join(workDir, RECORD), { force: true });
     throw error;
   }
   for (const source of swapped) await rm(safetyPath(source), { force: true });
