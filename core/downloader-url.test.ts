@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { downloadUrlsOf, formatDownloadUrl, parseDownloadUrl } from './downloader-url.ts';
+import { downloadUrlsOf, formatDownloadUrl, parseDownloadUrl, pointFiles } from './downloader-url.ts';
 import { ValidationError } from './errors.ts';
 
 function rejection(url: string): string {
@@ -96,5 +96,42 @@ describe('download URLs of an image', () => {
   it('formats what parse reads', () => {
     const ref = { datastoreId: 5, vmId: 9, backupId: 'h', file: 'vm.xml' };
     expect(parseDownloadUrl(formatDownloadUrl('rsync', ref))).toEqual({ scheme: 'rsync', ...ref });
+  });
+});
+
+describe('restore points', () => {
+  const chain = {
+    datastoreId: 100,
+    vmId: 3,
+    state: 'READY',
+    source: 'full-1',
+    disks: [{ id: 0, file: 'disk.0.raw' }],
+    increments: [
+      { id: 0, type: 'FULL', source: 'full-1' },
+      { id: 1, type: 'INCREMENT', source: 'inc-1', disks: [{ id: 0, file: 'disk.0.inc1.qcow2' }] },
+      { id: 2, type: 'INCREMENT', source: 'inc-2' },
+    ],
+  };
+
+  it('lists the files of every point: the FULL, then each increment (older records by their naming rule)', () => {
+    expect(pointFiles(chain)).toEqual([
+      { backupId: 'full-1', files: ['disk.0.raw', 'vm.xml'] },
+      { backupId: 'inc-1', files: ['disk.0.inc1.qcow2', 'vm.xml'] },
+      { backupId: 'inc-2', files: ['disk.0.inc2.qcow2', 'vm.xml'] },
+    ]);
+  });
+
+  it('gives a URL for each file of each point, for both drivers', () => {
+    expect(downloadUrlsOf('restic', chain)).toEqual([
+      'restic://100/full-1/disk.0.raw',
+      'restic://100/full-1/vm.xml',
+      'restic://100/inc-1/disk.0.inc1.qcow2',
+      'restic://100/inc-1/vm.xml',
+      'restic://100/inc-2/disk.0.inc2.qcow2',
+      'restic://100/inc-2/vm.xml',
+    ]);
+    expect(downloadUrlsOf('rsync', chain)).toContain('rsync://100/3/inc-2/disk.0.inc2.qcow2');
+    for (const url of downloadUrlsOf('rsync', chain))
+      expect(parseDownloadUrl(url)).toMatchObject({ vmId: 3 });
   });
 });

@@ -94,27 +94,51 @@ export function backupFiles(image: {
   return [...image.disks.map((d) => d.file ?? `disk.${d.id}`), TEMPLATE_FILE];
 }
 
+/** What {@link pointFiles} needs of an image. */
+interface StoredImage {
+  disks: readonly { id: number; file?: string | undefined }[];
+  source: string;
+  increments?: readonly {
+    id: number;
+    type: string;
+    source: string;
+    disks?: readonly { id: number; file: string }[] | undefined;
+  }[];
+}
+
 /**
- * The download URLs of an image: one per disk file plus vm.xml; none while it has no stored
- * backup (`source` empty) or is not READY.
+ * Every restore point of an image with the files its backup holds: the FULL (`source`), then
+ * each increment stored as its own backup, oldest first. An increment's files are the changed
+ * blocks of each disk (`disk.<id>.inc<N>.qcow2` in records that do not list them) plus vm.xml.
+ */
+export function pointFiles(image: StoredImage): { backupId: string; files: string[] }[] {
+  const points = image.source ? [{ backupId: image.source, files: backupFiles(image) }] : [];
+  for (const inc of image.increments ?? []) {
+    if (!inc.source || points.some((p) => p.backupId === inc.source)) continue;
+    const disks = inc.disks?.map((d) => d.file) ?? image.disks.map((d) => `disk.${d.id}.inc${inc.id}.qcow2`);
+    points.push({ backupId: inc.source, files: [...disks, TEMPLATE_FILE] });
+  }
+  return points;
+}
+
+/**
+ * The download URLs of an image: one per file of each restore point (the FULL's disks and
+ * vm.xml, then each increment's); none while it has no stored backup (`source` empty) or is
+ * not READY.
  */
 export function downloadUrlsOf(
   driver: DatastoreDriverName,
-  image: {
-    datastoreId: number;
-    vmId: number;
-    state: string;
-    source: string;
-    disks: readonly { id: number; file?: string | undefined }[];
-  },
+  image: StoredImage & { datastoreId: number; vmId: number; state: string },
 ): string[] {
   if (image.state !== 'READY' || !image.source) return [];
-  return backupFiles(image).map((file) =>
-    formatDownloadUrl(driver, {
-      datastoreId: image.datastoreId,
-      vmId: image.vmId,
-      backupId: image.source,
-      file,
-    }),
+  return pointFiles(image).flatMap((point) =>
+    point.files.map((file) =>
+      formatDownloadUrl(driver, {
+        datastoreId: image.datastoreId,
+        vmId: image.vmId,
+        backupId: point.backupId,
+        file,
+      }),
+    ),
   );
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { parseBody } from '#core/contracts/api.ts';
 import { DownloadTask } from '#core/contracts/tasks.ts';
-import { backupFiles, parseDownloadUrl } from '#core/downloader-url.ts';
+import { parseDownloadUrl, pointFiles } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { Id, type Image } from '#core/model.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -43,8 +43,9 @@ const create: RouteHandler = async (ctx) => {
   if (image.state !== 'READY') {
     throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be downloaded`);
   }
-  const files = backupFiles(image);
-  if (url.backupId === image.source && !files.includes(url.file)) {
+  // Every restore point (the FULL or an increment) names its own files.
+  const files = pointFiles(image).find((p) => p.backupId === url.backupId)?.files ?? [];
+  if (!files.includes(url.file)) {
     throw new NotFound(`Backup ${url.backupId} has no file ${url.file} (files: ${files.join(', ')})`);
   }
   const host =
