@@ -1,0 +1,192 @@
+/**
+ * Restore requests and steps on DynamoDB Local: the API's checks against the image and the VM,
+ * Admit's cleaned template and host placement, the in-place lock, and Commit ending the VM's
+ * increment chain and unlocking it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { images } from '#functions/repo/images.ts';
+import { requests } from '#functions/repo/requests.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
+import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
+import { call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+
+const admin = { token: 'admin-token-restore-steps' };
+let db: DynamoDbLocal;
+let sqs: LocalSqs;
+let home: string;
+
+const TEMPLATE = `<domain type='kvm'>
+  <name>vm-a</name>
+  <uuid>11111111-2222-3333-4444-555555555555</uuid>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/images/a0.qcow2'/><target dev='vda'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/images/a1.raw'/><target dev='vdb'/></disk>
+    <interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='default'/></interface>
+  </devices>
+</domain>`;
+
+const vmOf = (name: string, state: string, disks: object[]) => ({
+  domain: name,
+  state,
+  disks,
+  nics: [],
+  template: TEMPLATE.replace('vm-a', name),
+});
+const fileDisks = [
+  { id: 0, target: 'vda', source: '/images/a0.qcow2', format: 'qcow2', size: 1000 },
+  { id: 1, target: 'vdb', source: '/images/a1.raw', format: 'raw', size: 1000 },
+];
+
+const image = (id: number, vmId: number, diskIds: number[]) => ({
+  owner: 'admin',
+  group: 'admin',
+  permissions: 'um-------',
+  id,
+  name: `${vmId}-${id}`,
+  type: 'BACKUP' as const,
+  vmId,
+  datastoreId: 1,
+  state: 'READY' as const,
+  mode: 'FULL' as const,
+  source: `snap-${id}`,
+  disks: diskIds.map((d) => ({ id: d, size: 10, virtualSize: 1000, format: 'raw', file: `disk.${d}.raw` })),
+  template: TEMPLATE,
+  createdAt: new Date().toISOString(),
+});
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'lifeboat-restore-steps-'));
+  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  process.env.RESTORE_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore';
+  delete process.env.DISPATCHER_FUNCTION_NAME;
+  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
+  await seedUser('admin', admin.token);
+  const host = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1', emulatorCpus: '2-3' } });
+  expect(host.status).toBe(201);
+  const ds = await call('POST', '/datastores', {
+    ...admin,
+    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
+  });
+  expect(ds.status).toBe(201);
+  const rbd = { id: 0, target: 'vda', source: 'pool/c0', format: 'rbd', size: 1000 };
+  const inventory = await call('PUT', '/hosts/1/inventory', {
+    ...admin,
+    body: {
+      vms: [
+        vmOf('vm-a', 'POWEROFF', fileDisks),
+        vmOf('vm-b', 'RUNNING', fileDisks),
+        vmOf('vm-c', 'POWEROFF', [rbd]),
+      ],
+    },
+  });
+  expect(inventory.status).toBe(200);
+  await images.put(image(1, 1, [0, 1]));
+  await images.put(image(2, 2, [0, 1]));
+  const rbdTemplate = `<domain><name>vm-c</name><devices><disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='rbd' name='pool/c0'/><target dev='vda'/></disk></devices></domain>`;
+  await images.put({ ...image(3, 3, [0]), template: rbdTemplate });
+  await images.put(image(4, 1, [1]));
+  await vms.update(1, {
+    'backups.BACKUP_CONFIG': { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9', LAST_INCREMENT_ID: '2' },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([db?.stop(), sqs?.stop()]);
+  await rm(home, { recursive: true, force: true });
+});
+
+/** POST the restore, then run Admit on the input the API stored (as the state machine would). */
+async function admitted(imageId: number, body: object) {
+  const res = await call('POST', `/images/${imageId}/restore`, { ...admin, body });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  const input = (await requests.get(res.body.id)).input as { executionId: string; imageId: number };
+  return { id: res.body.id as string, input, out: await admitRestore(input as never) };
+}
+
+describe('restore onto a host', () => {
+  it('Admit cleans the template and asks the host to define (and start) it with its EMULATOR_CPUS', async () => {
+    const { out } = await admitted(1, { hostId: 1, noIp: true, name: 'copy', start: true });
+    expect(out.task).toMatchObject({
+      name: 'copy',
+      define: { start: true, emulatorCpus: '2-3' },
+      inPlace: null,
+    });
+    expect(out.task.template).toContain('<name>copy</name>');
+    expect(out.task.template).not.toContain('<uuid>');
+    expect(out.task.template).not.toContain('52:54:00:aa:bb:cc');
+    expect(out.task.template).toContain('<source network="default"/>');
+  });
+
+  it('names a new VM <vmid>-<imageid> by default and writes files only without a host', async () => {
+    const { out } = await admitted(1, {});
+    expect(out.task).toMatchObject({ name: '1-1', define: null, target: '/var/lib/lifeboat/restores/1-1' });
+  });
+
+  it('refuses a VM from a backup that lacks some of its disks, but restores that disk alone', async () => {
+    const res = await call('POST', '/images/4/restore', { ...admin, body: { hostId: 1 } });
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(
+      /^image 4: cannot restore a VM from a single-disk backup \(it lacks disk 0\)/,
+    );
+    const { out } = await admitted(4, { diskId: 1, hostId: 1 });
+    expect(out.task).toMatchObject({ disks: [{ id: 1, file: 'disk.1.raw' }], template: null, define: null });
+  });
+});
+
+describe('in-place restore', () => {
+  it('refuses a running VM and an rbd disk', async () => {
+    const running = await call('POST', '/images/2/restore', {
+      ...admin,
+      body: { inPlace: true, confirmOverwrite: true },
+    });
+    expect(running.status).toBe(409);
+    expect(running.body.message).toBe('VM 2 is RUNNING: an in-place restore needs it POWEROFF');
+    await expect(admitted(3, { inPlace: true, confirmOverwrite: true })).rejects.toThrow(
+      /disk 0 of VM 3 is rbd: in-place restores write file disks only/,
+    );
+    expect((await vms.get(3)).lock).toBeUndefined();
+  });
+
+  it('takes the VM lock, names its files; Commit ends its increment chain and unlocks it', async () => {
+    const { id, input, out } = await admitted(1, { inPlace: true, confirmOverwrite: true });
+    expect(out.task).toMatchObject({
+      template: null,
+      define: null,
+      inPlace: {
+        domain: 'vm-a',
+        start: false,
+        disks: [
+          { id: 0, source: '/images/a0.qcow2', format: 'qcow2' },
+          { id: 1, source: '/images/a1.raw', format: 'raw' },
+        ],
+      },
+    });
+    expect((await vms.get(1)).lock).toBe(id);
+    // A retried Admit keeps the lock; anyone else is refused.
+    await admitRestore(input as never);
+    const other = await call('POST', '/images/1/restore', {
+      ...admin,
+      body: { inPlace: true, confirmOverwrite: true },
+    });
+    expect(other.status).toBe(409);
+    expect(other.body.message).toBe(`VM 1 is locked by execution ${id}`);
+
+    const host = {
+      disks: [{ id: 0, path: '/images/a0.qcow2', size: 10 }],
+      templatePath: null,
+      durationMs: 1,
+    };
+    await commitRestore({ ...input, admit: out, host });
+    await commitRestore({ ...input, admit: out, host }); // a retry changes nothing
+    const vm = await vms.get(1);
+    expect(vm.lock).toBeUndefined();
+    expect(vm.backups.BACKUP_CONFIG).toEqual({ MODE: 'INCREMENT' });
+  });
+});
