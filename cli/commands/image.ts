@@ -168,8 +168,29 @@ export function registerImage(program: Command): void {
         return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
       }
       if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
-      reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
+      const done = await followExecution(client, execution.id, context.progress);
+      reportOutcome(done, context.output);
+      if (!context.output.json) printLines(describeRestore(done));
     });
+}
+
+/** What a finished restore made: its files, the domain it defined, and notes (stderr). */
+function describeRestore(execution: Execution): string[] {
+  const result = execution.params?.result as
+    | {
+        disks?: { path: string }[];
+        templatePath?: string | null;
+        domain?: string | null;
+        started?: boolean;
+        notes?: string[];
+      }
+    | undefined;
+  if (!result) return [];
+  for (const note of result.notes ?? []) process.stderr.write(`note: ${note}\n`);
+  const lines = (result.disks ?? []).map((d) => `disk ${d.path}`);
+  if (result.templatePath) lines.push(`template ${result.templatePath}`);
+  if (result.domain) lines.push(`domain ${result.domain} ${result.started ? 'started' : 'defined'}`);
+  return lines;
 }
 
 /** The human view of `image show`. */

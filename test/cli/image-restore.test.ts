@@ -63,4 +63,36 @@ describe('image restore onto a host and in place', () => {
     expect(result.stderr.trim()).toMatch(/cannot restore a VM from a single-disk backup/);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
+
+  it('--wait prints the restored files, the defined domain, and notes on stderr', async () => {
+    const done = execution('SUCCEEDED', {
+      kind: 'restore',
+      params: {
+        result: {
+          disks: [{ id: 0, path: '/vms/web-2/web-2-disk-0.qcow2', size: 5 }],
+          templatePath: '/vms/web-2/web-2.xml',
+          domain: 'web-2',
+          started: true,
+          notes: ['PCI hostdev 0000:06:02.0 of the backed-up VM left out'],
+        },
+      },
+    });
+    const env = await serve({
+      'POST /images/12/restore': QUEUED,
+      'GET /executions/17': { status: 200, body: done },
+    });
+    const result = await runCli(
+      ['image', 'restore', '12', '--host', '2', '--start', '--wait', '--no-progress'],
+      {
+        env,
+      },
+    );
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.split('\n').slice(1)).toEqual([
+      'disk /vms/web-2/web-2-disk-0.qcow2',
+      'template /vms/web-2/web-2.xml',
+      'domain web-2 started',
+    ]);
+    expect(result.stderr).toContain('note: PCI hostdev 0000:06:02.0 of the backed-up VM left out');
+  });
 });
