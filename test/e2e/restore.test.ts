@@ -251,4 +251,15 @@ describe('in-place restore', () => {
     await virsh('destroy', SOURCE);
     expect((await readdir(srcDir)).sort()).toEqual(['domain.xml', 'vda.qcow2', 'vdb.raw']);
   });
+
+  it('--start starts the VM once its disks are back (its PCI devices dropped by the test above)', async () => {
+    await stack.vm(SOURCE, 'POWEROFF');
+    await run({ file: 'qemu-io', args: ['-f', 'raw', '-c', 'write -P 0x79 0 1M', vdb] });
+    const out = await restore(['--in-place', '--yes-overwrite', '--start']);
+    expect(out.execution).toMatchObject({ state: 'SUCCEEDED' });
+    expect((await virsh('domstate', SOURCE)).trim()).toBe('running');
+    await virsh('destroy', SOURCE);
+    expect(await guestSha256(vdb, 'raw')).toBe(atBackup[1]);
+    expect((await readdir(srcDir)).sort()).toEqual(['domain.xml', 'vda.qcow2', 'vdb.raw']);
+  });
 });
