@@ -38,7 +38,13 @@ function outputOf(task: { kind: string; disks?: { id: number }[] }): unknown {
   if (task.kind !== 'backup') return { cleaned: [] };
   return {
     backupId: `snap-${Math.random().toString(16).slice(2, 10)}`,
-    disks: (task.disks ?? []).map((d) => ({ id: d.id, size: 4096, virtualSize: 1 << 20, format: 'raw' })),
+    disks: (task.disks ?? []).map((d) => ({
+      id: d.id,
+      size: 4096,
+      virtualSize: 1 << 20,
+      format: 'raw',
+      file: `disk.${d.id}.raw`,
+    })),
     increment: null,
     template: '<domain/>',
     durationMs: 1,

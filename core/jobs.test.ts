@@ -3,6 +3,7 @@ import { Conflict } from './errors.ts';
 import { retryRun, startRun, takeNext, vmEnded } from './jobs.ts';
 import { BackupJob } from './model.ts';
 
+const now = new Date('2026-11-26T20:00:00Z');
 const job = (over: Partial<BackupJob> = {}): BackupJob =>
   BackupJob.parse({
     id: 3,
@@ -18,7 +19,7 @@ const job = (over: Partial<BackupJob> = {}): BackupJob =>
 
 describe('backup job runs', () => {
   it('a sequential job backs up one VM at a time, in the job order', () => {
-    let state = { ...job(), ...startRun(job()) };
+    let state = { ...job(), ...startRun(job(), now) };
     const first = takeNext(state);
     expect(first.queue).toEqual([5]);
     state = { ...state, ...first.lists };
@@ -33,7 +34,7 @@ describe('backup job runs', () => {
   });
 
   it('a parallel job queues every VM at once', () => {
-    const state = { ...job({ execution: 'PARALLEL' }), ...startRun(job()) };
+    const state = { ...job({ execution: 'PARALLEL' }), ...startRun(job(), now) };
     const next = takeNext(state);
     expect(next.queue).toEqual([5, 2, 9]);
     expect(next.lists).toMatchObject({ outdatedVms: [], backingUpVms: [5, 2, 9] });
@@ -41,13 +42,14 @@ describe('backup job runs', () => {
 
   it('retry runs the VMs in error only; a running job refuses another run', () => {
     const failed = job({ updatedVms: [5, 9], errorVms: [2] });
-    expect(retryRun(failed)).toEqual({
+    expect(retryRun(failed, now)).toEqual({
       outdatedVms: [2],
       backingUpVms: [],
       updatedVms: [5, 9],
       errorVms: [],
+      lastRunAt: now.toISOString(),
     });
-    expect(() => retryRun(job())).toThrow('Backup job 3 has no VM in error');
-    expect(() => startRun(job({ backingUpVms: [5] }))).toThrow(Conflict);
+    expect(() => retryRun(job(), now)).toThrow('Backup job 3 has no VM in error');
+    expect(() => startRun(job({ backingUpVms: [5] }), now)).toThrow(Conflict);
   });
 });

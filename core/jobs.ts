@@ -7,13 +7,15 @@
 import { Conflict, ValidationError } from './errors.ts';
 import type { BackupJob } from './model.ts';
 
-/** The four lists of a job. */
-export type JobLists = Pick<BackupJob, 'outdatedVms' | 'backingUpVms' | 'updatedVms' | 'errorVms'>;
+/** The four lists of a job (and, from a new run, its start time). */
+export type JobLists = Pick<BackupJob, 'outdatedVms' | 'backingUpVms' | 'updatedVms' | 'errorVms'> & {
+  lastRunAt?: string;
+};
 
 const without = (list: readonly number[], ids: readonly number[]) => list.filter((id) => !ids.includes(id));
 
-/** The lists of a new run over `vmIds` (default: every VM of the job, in order). */
-export function startRun(job: BackupJob, vmIds: readonly number[] = job.vmIds): JobLists {
+/** The lists of a run started `now` over `vmIds` (default: every VM of the job, in order). */
+export function startRun(job: BackupJob, now: Date, vmIds: readonly number[] = job.vmIds): JobLists {
   if (job.backingUpVms.length > 0 || job.outdatedVms.length > 0) {
     throw new Conflict(
       `Backup job ${job.id} is already running (VMs ${[...job.backingUpVms, ...job.outdatedVms].join(', ')})`,
@@ -26,13 +28,14 @@ export function startRun(job: BackupJob, vmIds: readonly number[] = job.vmIds): 
     backingUpVms: [],
     updatedVms: without(job.updatedVms, ordered),
     errorVms: without(job.errorVms, ordered),
+    lastRunAt: now.toISOString(),
   };
 }
 
-/** A retry: the VMs in ERROR run again. */
-export function retryRun(job: BackupJob): JobLists {
+/** A retry started `now`: the VMs in ERROR run again. */
+export function retryRun(job: BackupJob, now: Date): JobLists {
   if (job.errorVms.length === 0) throw new Conflict(`Backup job ${job.id} has no VM in error`);
-  return startRun(job, job.errorVms);
+  return startRun(job, now, job.errorVms);
 }
 
 /** The VMs to queue now and the lists once they are BACKING_UP. */

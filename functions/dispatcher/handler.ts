@@ -93,6 +93,25 @@ async function start(request: Request): Promise<{ arn: string; already: boolean 
   }
 }
 
+/**
+ * Record the started execution: RUNNING (unless Admit already moved it on), its ARN (which the
+ * sweep needs to find a dead execution), start time and host.
+ */
+async function recordStart(id: string, executionArn: string, hostId: number): Promise<void> {
+  const fields = { executionArn, startedAt: new Date().toISOString(), hostId };
+  try {
+    await executions.update(
+      id,
+      { ...fields, state: 'RUNNING' },
+      { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
+    );
+  } catch (err) {
+    if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
+    // The state machine is already past Admit: keep its state, add what only we know.
+    await executions.update(id, fields);
+  }
+}
+
 /** One pass over the pending requests. */
 export async function dispatch(): Promise<DispatchReport> {
   const { maxBackups, maxBackupsHost } = limits();
@@ -146,16 +165,7 @@ async function dispatchPage(
     }
     // An execution started by an earlier run already holds its own slot.
     if (started.already && slotted) await releaseSlot(host.id);
-    await executions
-      .update(
-        request.id,
-        { state: 'RUNNING', executionArn: started.arn, startedAt: new Date().toISOString(), hostId: host.id },
-        { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
-      )
-      .catch((err) => {
-        // The state machine may already have moved it on (Admit): that is fine.
-        if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
-      });
+    await recordStart(request.id, started.arn, host.id);
     await leaveQueue(request);
     report.started.push(request.id);
     log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });

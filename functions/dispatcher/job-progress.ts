@@ -8,7 +8,7 @@ import { type JobLists, takeNext, vmEnded } from '#core/jobs.ts';
 import type { Execution } from '#core/model.ts';
 import { queueVmBackup } from '../api/routes/vm-backup.ts';
 import { log } from '../log.ts';
-import { type JobRecord, updateJob } from '../repo/jobs.ts';
+import { type JobRecord, jobOfVm, updateJob } from '../repo/jobs.ts';
 import { vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 
@@ -32,8 +32,9 @@ export async function advanceJob(
   let step: (job: JobRecord) => JobLists = first;
   for (;;) {
     const { job, extra: queue } = await updateJob(jobId, (current) => {
-      const next = takeNext({ ...current, ...step(current) });
-      return { set: next.lists, extra: next.queue };
+      const changed = step(current);
+      const next = takeNext({ ...current, ...changed });
+      return { set: { ...changed, ...next.lists }, extra: next.queue };
     });
     const failed: number[] = [];
     for (const vmId of queue) {
@@ -66,15 +67,20 @@ export async function advanceJob(
   }
 }
 
-/** A job's backup ended in `state`: record it and queue the next VM of a sequential job. */
-export async function jobBackupEnded(execution: Pick<Execution, 'id' | 'vmId' | 'params'>, state: string) {
-  const jobId = execution.params.jobId;
-  if (typeof jobId !== 'number' || execution.vmId === undefined) return;
+/**
+ * A backup ended in `state`: when its VM is BACKING_UP in a job (single backups of a job's VMs
+ * are refused, so it is the job's), record it and queue the next VM of a sequential job. The job
+ * is found by its VM, not by the execution's params, which the backup steps rewrite.
+ */
+export async function jobBackupEnded(execution: Pick<Execution, 'id' | 'vmId' | 'kind'>, state: string) {
+  if (execution.kind !== 'backup' || execution.vmId === undefined) return;
   const vmId = execution.vmId;
+  const job = await jobOfVm(vmId);
+  if (!job?.backingUpVms.includes(vmId)) return;
   try {
-    await advanceJob(jobId, (job) => vmEnded(job, vmId, state === 'SUCCEEDED'));
+    await advanceJob(job.id, (current) => vmEnded(current, vmId, state === 'SUCCEEDED'));
   } catch (err) {
     // The job may have been deleted meanwhile: the backup itself is done either way.
-    log('warn', 'job not advanced', { jobId, executionId: execution.id, error: String(err) });
+    log('warn', 'job not advanced', { jobId: job.id, executionId: execution.id, error: String(err) });
   }
 }

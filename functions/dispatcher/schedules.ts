@@ -52,7 +52,9 @@ async function act(schedule: ScheduleRecord): Promise<string | undefined> {
     });
     return execution.id;
   }
-  const progress = await advanceJob(schedule.targetId, (job) => startRun(job), { scheduleId: schedule.id });
+  const progress = await advanceJob(schedule.targetId, (job) => startRun(job, new Date()), {
+    scheduleId: schedule.id,
+  });
   return progress.queued[0]?.id;
 }
 

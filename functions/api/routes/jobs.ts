@@ -129,13 +129,13 @@ const remove: RouteHandler = async (ctx) => {
 
 const backup: RouteHandler = async (ctx) => {
   const job = await jobFor(ctx, 'manage');
-  const progress = await advanceJob(job.id, (current) => startRun(current));
+  const progress = await advanceJob(job.id, (current) => startRun(current, new Date()));
   return json({ job: publicJob(progress.job), executions: progress.queued }, 202);
 };
 
 const retry: RouteHandler = async (ctx) => {
   const job = await jobFor(ctx, 'manage');
-  const progress = await advanceJob(job.id, (current) => retryRun(current));
+  const progress = await advanceJob(job.id, (current) => retryRun(current, new Date()));
   return json({ job: publicJob(progress.job), executions: progress.queued }, 202);
 };
 

@@ -1,0 +1,327 @@
+/**
+ * Dispatcher limits, priorities, backup jobs, scheduled actions and the sweep on the real local
+ * stack (API, dispatcher, synthesized state machines, emulators), with a responder playing the
+ * runners of five hosts whose backup steps take a while.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localDown } from '#local/down.ts';
+import { freeStackPorts } from '#local/ports.ts';
+import { localUp } from '#local/up.ts';
+import { type HostResponder, startHostResponder } from '../../bench/storm-responder.ts';
+import { apiCall, type Connection, executionEnded } from './responder.ts';
+
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+const HOSTS = 5;
+const VMS_PER_HOST = 10;
+let home: string;
+let conn: Connection;
+let ports: Awaited<ReturnType<typeof freeStackPorts>>;
+let responder: HostResponder;
+let ddb: DynamoDBDocumentClient;
+/** VM ids by host id, in domain order. */
+const vmsOf = new Map<number, number[]>();
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers.
+const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> =>
+  apiCall(conn, method, path, body);
+const counter = async (name: string) =>
+  Number(
+    (await ddb.send(new GetCommand({ TableName: 'lifeboat-counters', Key: { name }, ConsistentRead: true })))
+      .Item?.value ?? 0,
+  );
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const vm = (host: number, i: number) => vmsOf.get(host)?.[i] as number;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'lifeboat-sched-e2e-'));
+  ports = await freeStackPorts();
+  await writeFile(
+    join(home, 'config.json'),
+    JSON.stringify({
+      ports,
+      maxBackups: 5,
+      maxBackupsHost: 2,
+      heartbeatSeconds: 60,
+      schedulerIntervalSeconds: 1,
+      runner: false,
+      demo: false,
+    }),
+  );
+  conn = await localUp({ home });
+  ddb = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.dynamodb}`, credentials }),
+  );
+  const ds = await api('POST', '/datastores', {
+    name: 'repo',
+    driver: 'restic',
+    attributes: { RESTIC_PASSWORD: 'pw' },
+  });
+  expect(ds.status).toBe(201);
+  const queues = new Map<number, string>();
+  for (let h = 1; h <= HOSTS; h++) {
+    const host = await api('POST', '/hosts', { name: `kvm-${h}` });
+    queues.set(host.body.id, host.body.queueUrl);
+    const domains = Array.from({ length: VMS_PER_HOST }, (_, i) => ({
+      domain: `vm-${h}-${String(i).padStart(2, '0')}`,
+      state: 'RUNNING',
+      disks: [{ id: 0, target: 'vda', source: `/images/${h}-${i}.qcow2`, format: 'qcow2', size: 1 << 20 }],
+      nics: [],
+      template: '<domain/>',
+    }));
+    expect((await api('PUT', `/hosts/${host.body.id}/inventory`, { vms: domains })).status).toBe(200);
+    const listed = (await api('GET', `/vms?hostId=${host.body.id}`)).body.items as {
+      id: number;
+      domain: string;
+    }[];
+    vmsOf.set(
+      host.body.id,
+      listed.sort((a, b) => a.domain.localeCompare(b.domain)).map((v) => v.id),
+    );
+  }
+  responder = startHostResponder({
+    sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
+    sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+    queues,
+    delayMs: 400,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await responder?.stop();
+  ddb?.destroy();
+  await localDown({ home });
+  await rm(home, { recursive: true, force: true });
+}, 60_000);
+
+/** Every execution ended; answers them. */
+async function allEnded(ids: string[], timeoutMs = 120_000) {
+  return Promise.all(ids.map((id) => executionEnded(conn, id, timeoutMs)));
+}
+
+describe('dispatcher limits on the local stack', () => {
+  it('GET /config shows the limits', async () => {
+    expect((await api('GET', '/config')).body).toMatchObject({ maxBackups: 5, maxBackupsHost: 2 });
+  });
+
+  it('50 backups over 5 hosts at once: never more than 5 running, nor 2 on one host; all succeed', async () => {
+    let maxRunning = 0;
+    let maxHost = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const items = (await api('GET', '/executions')).body.items as { state: string; hostId: number }[];
+        const running = items.filter((e) => e.state === 'RUNNING');
+        maxRunning = Math.max(maxRunning, running.length);
+        const byHost = new Map<number, number>();
+        for (const e of running) byHost.set(e.hostId, (byHost.get(e.hostId) ?? 0) + 1);
+        for (const n of byHost.values()) maxHost = Math.max(maxHost, n);
+        await sleep(100);
+      }
+    })();
+    const all = [...vmsOf.values()].flat();
+    expect(all).toHaveLength(50);
+    const requested = await Promise.all(
+      all.map((id) => api('POST', `/vms/${id}/backup`, { datastoreId: 1 })),
+    );
+    expect(requested.every((r) => r.status === 202)).toBe(true);
+    const ended = await allEnded(
+      requested.map((r) => r.body.id),
+      180_000,
+    );
+    watching = false;
+    await watcher;
+    expect(
+      ended.filter((e) => e.state !== 'SUCCEEDED').map((e) => `${e.id} ${e.state} ${e.error?.message}`),
+    ).toEqual([]);
+    // Host steps are only part of a slot's time (Admit and Commit run in it too).
+    expect(responder.peak()).toBeLessThanOrEqual(5);
+    expect(responder.peak()).toBeGreaterThanOrEqual(3);
+    expect(responder.peakPerHost()).toBeLessThanOrEqual(2);
+    expect(maxRunning).toBeLessThanOrEqual(5);
+    expect(maxHost).toBeLessThanOrEqual(2);
+    expect(await counter('active')).toBe(0);
+  }, 240_000);
+
+  it('higher priorities start first when slots free up', async () => {
+    // Five slow backups fill the cloud-wide limit (one per host).
+    responder.delayMs = 3000;
+    const fillers = [];
+    for (let h = 1; h <= HOSTS; h++)
+      fillers.push((await api('POST', `/vms/${vm(h, 0)}/backup`, { datastoreId: 1 })).body.id);
+    while (responder.active() < 5) await sleep(50);
+    responder.delayMs = 200;
+    const low = [];
+    const high = [];
+    for (let h = 1; h <= 3; h++)
+      low.push((await api('POST', `/vms/${vm(h, 1)}/backup`, { datastoreId: 1 })).body.id);
+    for (let h = 1; h <= 3; h++)
+      high.push((await api('POST', `/vms/${vm(h, 2)}/backup`, { datastoreId: 1, priority: 40 })).body.id);
+    await allEnded([...fillers, ...low, ...high]);
+    // The order their host steps arrived in (each starts its execution's RunOnHost).
+    const vmOf = new Map<string, number>();
+    for (const id of [...low, ...high]) vmOf.set(id, (await api('GET', `/executions/${id}`)).body.vmId);
+    const waiting = new Set(vmOf.values());
+    const order = responder.tasks.filter((t) => t.kind === 'backup' && waiting.has(t.vmId ?? -1)).slice(-6);
+    const highVms = new Set(high.map((id) => vmOf.get(id)));
+    expect(order.slice(0, 3).every((t) => highVms.has(t.vmId))).toBe(true);
+  }, 120_000);
+});
+
+describe('backup jobs on the local stack', () => {
+  it('a sequential job backs up its VMs one at a time, in order', async () => {
+    responder.delayMs = 300;
+    const vmIds = [vm(4, 5), vm(5, 5), vm(4, 6)];
+    const job = (await api('POST', '/jobs', { name: 'seq', vmIds, datastoreId: 1 })).body;
+    const run = await api('POST', `/jobs/${job.id}/backup`);
+    expect(run.status).toBe(202);
+    const done = await waitJob(job.id);
+    expect(done).toMatchObject({ updatedVms: vmIds, errorVms: [], backingUpVms: [], outdatedVms: [] });
+    const execs = await jobExecutions(vmIds);
+    const steps = await hostSteps(vmIds, run.body.job.lastRunAt);
+    for (let i = 1; i < execs.length; i++) {
+      // The next VM's host step comes after the previous backup ended.
+      expect(steps[i] as number).toBeGreaterThanOrEqual(Date.parse(execs[i - 1]?.endedAt ?? ''));
+    }
+  }, 120_000);
+
+  it('a parallel job backs up its VMs at once; a VM that cannot be backed up goes to ERROR and retry redoes it', async () => {
+    const vmIds = [vm(1, 7), vm(2, 7), vm(3, 7)];
+    const job = (await api('POST', '/jobs', { name: 'par', vmIds, datastoreId: 1, execution: 'parallel' }))
+      .body;
+    // VM on host 3 is suspended: it cannot be backed up.
+    const suspended = vm(3, 7);
+    await setVmState(3, suspended, 'SUSPENDED');
+    responder.delayMs = 1500;
+    const run = await api('POST', `/jobs/${job.id}/backup`);
+    expect(run.body.executions).toHaveLength(2);
+    const done = await waitJob(job.id);
+    expect(done).toMatchObject({ updatedVms: [vm(1, 7), vm(2, 7)], errorVms: [suspended] });
+    const execs = await jobExecutions([vm(1, 7), vm(2, 7)]);
+    const steps = await hostSteps([vm(1, 7), vm(2, 7)], run.body.job.lastRunAt);
+    // Both host steps came before either backup ended: they ran at the same time.
+    const firstEnd = Math.min(...execs.map((e) => Date.parse(e.endedAt)));
+    expect(Math.max(...(steps as number[]))).toBeLessThan(firstEnd);
+    responder.delayMs = 200;
+    await setVmState(3, suspended, 'RUNNING');
+    const retry = await api('POST', `/jobs/${job.id}/retry`);
+    expect(retry.body.executions.map((e: { vmId: number }) => e.vmId)).toEqual([suspended]);
+    expect(await waitJob(job.id)).toMatchObject({
+      updatedVms: [vm(1, 7), vm(2, 7), suspended],
+      errorVms: [],
+    });
+  }, 120_000);
+});
+
+describe('scheduled actions and the sweep on the local stack', () => {
+  it('a backup scheduled at +5 s runs after 5 s, not before', async () => {
+    responder.delayMs = 100;
+    const target = vm(5, 8);
+    const asked = Date.now();
+    const created = await api('POST', `/vms/${target}/schedules`, { datastoreId: 1, time: '+5' });
+    expect(created.status).toBe(201);
+    const task = await until(
+      () => responder.tasks.find((t) => t.vmId === target && t.kind === 'backup' && t.receivedAt > asked),
+      20_000,
+    );
+    expect(task.receivedAt - asked).toBeGreaterThanOrEqual(5000);
+    expect(task.receivedAt - asked).toBeLessThan(9000);
+    const schedule = (await api('GET', `/vms/${target}/schedules`)).body.items[0];
+    expect(schedule).toMatchObject({ runs: 1, nextRuns: [] });
+    expect((await executionEnded(conn, schedule.lastExecutionId)).state).toBe('SUCCEEDED');
+  }, 60_000);
+
+  it('an execution stopped from outside (StopExecution) gives its slot back and unlocks its VM', async () => {
+    const target = vm(2, 9);
+    responder.hold = (t) => t.vmId === target;
+    const asked = Date.now();
+    const requested = await api('POST', `/vms/${target}/backup`, { datastoreId: 1 });
+    await until(() => responder.tasks.find((t) => t.vmId === target && t.receivedAt > asked), 20_000);
+    const running = (await api('GET', `/executions/${requested.body.id}`)).body;
+    expect(running.state).toBe('RUNNING');
+    expect(await counter('active')).toBe(1);
+    const sfn = new SFNClient({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+      credentials,
+    });
+    await sfn.send(new StopExecutionCommand({ executionArn: running.executionArn, cause: 'operator' }));
+    sfn.destroy();
+    const ended = await executionEnded(conn, requested.body.id, 20_000);
+    expect(ended.state).toBe('ABORTED');
+    await until(async () => ((await counter('active')) === 0 ? true : undefined), 10_000);
+    expect(await counter(`active:host:${running.hostId}`)).toBe(0);
+    expect((await api('GET', `/vms/${target}`)).body.lock).toBeUndefined();
+    expect((await api('GET', `/images/${ended.imageId}`)).body.state).toBe('ERROR');
+    responder.hold = () => false;
+  }, 60_000);
+});
+
+async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await sleep(100);
+  }
+}
+
+async function waitJob(id: number) {
+  let last: unknown;
+  return until(async () => {
+    last = (await api('GET', `/jobs/${id}`)).body;
+    const job = (await api('GET', `/jobs/${id}`)).body;
+    return job.backingUpVms.length === 0 && job.outdatedVms.length === 0 ? job : undefined;
+  }, 30_000).catch(async (err) => {
+    const recent = (await api('GET', '/executions')).body.items.slice(0, 4);
+    throw new Error(`${err}: job ${JSON.stringify(last)} executions ${JSON.stringify(recent)}`);
+  });
+}
+
+/** The latest execution of each VM, in the order given. */
+async function jobExecutions(vmIds: number[]) {
+  const items = (await api('GET', '/executions')).body.items as {
+    vmId: number;
+    id: string;
+    startedAt: string;
+    endedAt: string;
+  }[];
+  return vmIds.map((v) => {
+    const latest = items.filter((e) => e.vmId === v).sort((a, b) => Number(b.id) - Number(a.id))[0];
+    if (!latest) throw new Error(`VM ${v} has no execution`);
+    return latest;
+  });
+}
+
+/** When each VM's last backup host step reached the responder, after `since`. */
+async function hostSteps(vmIds: number[], since: string): Promise<(number | undefined)[]> {
+  const after = Date.parse(since);
+  return vmIds.map(
+    (v) =>
+      responder.tasks.filter((t) => t.vmId === v && t.kind === 'backup' && t.receivedAt >= after).at(-1)
+        ?.receivedAt,
+  );
+}
+
+async function setVmState(hostId: number, vmId: number, state: string) {
+  const vmsOfHost = (await api('GET', `/vms?hostId=${hostId}`)).body.items as {
+    id: number;
+    domain: string;
+    state: string;
+    disks: unknown[];
+  }[];
+  const domains = vmsOfHost.map((v) => ({
+    domain: v.domain,
+    state: v.id === vmId ? state : v.state,
+    disks: [{ id: 0, target: 'vda', source: `/images/${v.domain}.qcow2`, format: 'qcow2', size: 1 << 20 }],
+    nics: [],
+    template: '<domain/>',
+  }));
+  expect((await api('PUT', `/hosts/${hostId}/inventory`, { vms: domains })).status).toBe(200);
+}
