@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerBackupJob } from './commands/backupjob.ts';
 import { registerDatastore } from './commands/datastore.ts';
 import { registerExecution } from './commands/execution.ts';
 import { registerHost } from './commands/host.ts';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerVm(program);
   registerDatastore(program);
   registerImage(program);
+  registerBackupJob(program);
   registerExecution(program);
   registerRunner(program);
   return requireSubcommand(program);

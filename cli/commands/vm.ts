@@ -16,6 +16,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { parseWhen, registerSched, type ScheduleView } from './sched.ts';
 
 const COLUMNS: readonly Column<Vm>[] = [
   { header: 'ID', value: (vm) => vm.id },
@@ -55,7 +56,11 @@ export function registerVm(program: Command): void {
     .argument('<VMID>', 'VM id', parseId)
     .requiredOption('-d, --datastore <DSID>', 'backup datastore id', parseId)
     .option('--reset', 'start a new increment chain (a FULL backup)')
-    .addOption(new Option('--schedule <WHEN>', 'when to run it: only `now` for now').default('now'))
+    .addOption(
+      new Option('--schedule <WHEN>', 'when to run it: now, +SECONDS or ISO-8601')
+        .default('now')
+        .argParser(parseWhen),
+    )
     .option('--wait', 'follow the backup to its end (exit 0 only if it succeeded)')
     .action(
       async (
@@ -63,9 +68,18 @@ export function registerVm(program: Command): void {
         options: { datastore: number; reset?: boolean; schedule: string; wait?: boolean },
         command: Command,
       ) => {
-        if (options.schedule !== 'now') throw new UsageError('--schedule is not supported yet');
         const context = contextOf(command);
         const client = context.client();
+        if (options.schedule !== 'now') {
+          if (options.wait) throw new UsageError('--wait cannot follow a scheduled backup');
+          const created = await client.post<ScheduleView>(`/vms/${id}/schedules`, {
+            datastoreId: options.datastore,
+            reset: options.reset === true,
+            time: options.schedule,
+          });
+          if (context.output.json) return printJson(created);
+          return printLines([`schedule ${created.id}: backup at ${created.nextRuns[0] ?? '-'}`]);
+        }
         const execution = await client.post<Execution>(`/vms/${id}/backup`, {
           datastoreId: options.datastore,
           reset: options.reset === true,
@@ -97,6 +111,8 @@ export function registerVm(program: Command): void {
         printLines(formatConfig(view.config ?? {}, view.effective ?? {}));
       },
     );
+
+  registerSched(vm, '/vms', 'VMID');
 }
 
 /** What `GET` and `PUT /vms/{id}/backup-config` answer. */

@@ -20,7 +20,20 @@ describe('usage errors', () => {
     [['vm', 'show', '-1'], /unknown option '-1'|invalid/],
     [['vm', 'backup', '3'], /required option '-d, --datastore <DSID>'/],
     [['vm', 'backup', '3', '-d', 'x'], /'x' is invalid/],
-    [['vm', 'backup', '3', '-d', '1', '--schedule', '+60'], /--schedule is not supported yet/],
+    [
+      ['vm', 'backup', '3', '-d', '1', '--schedule', 'tomorrow'],
+      /must be now, \+SECONDS or an ISO-8601 time/,
+    ],
+    [['vm', 'sched', 'add', '3', '--time', 'now'], /required option '-d, --datastore <DSID>'/],
+    [
+      ['vm', 'sched', 'add', '3', '-d', '1', '--time', 'now', '--repeat', 'cron'],
+      /--repeat cron needs the expression/,
+    ],
+    [['backupjob', 'create', '--name', 'x', '--vms', '1,a', '-d', '1'], /--vms: a list of VM ids/],
+    [
+      ['backupjob', 'create', '--name', 'x', '--vms', '1', '-d', '1', '--execution', 'both'],
+      /Allowed choices are sequential, parallel/,
+    ],
     [['vm', 'backupconfig', '3', 'KEEP_LAST=2', 'oops'], /'oops' is invalid.*KEY=VALUE/],
     [['datastore', 'create', '--name', 'x', '--driver', 'ftp'], /Allowed choices are restic, rsync/],
     [['datastore', 'create', '--driver', 'restic'], /required option '--name <NAME>'/],

@@ -14,6 +14,7 @@ import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { type HostResponder, startHostResponder } from '../../bench/storm-responder.ts';
+import { runCli } from '../cli/run-cli.ts';
 import { apiCall, type Connection, executionEnded } from './responder.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -259,6 +260,107 @@ describe('scheduled actions and the sweep on the local stack', () => {
     expect((await api('GET', `/vms/${target}`)).body.lock).toBeUndefined();
     expect((await api('GET', `/images/${ended.imageId}`)).body.state).toBe('ERROR');
     responder.hold = () => false;
+  }, 60_000);
+});
+
+describe('the lifeboat command', () => {
+  const cli = async (args: string[]) => {
+    const out = await runCli([...args, '--json'], {
+      env: { LIFEBOAT_ENDPOINT: conn.endpoint, LIFEBOAT_TOKEN: conn.token },
+    });
+    expect(out.exitCode, out.stderr).toBe(0);
+    return JSON.parse(out.stdout);
+  };
+
+  it('vm sched add/list/delete shows the next run times; a bad cron is one clear line, exit 2', async () => {
+    const target = vm(1, 9);
+    const added = await cli([
+      'vm',
+      'sched',
+      'add',
+      String(target),
+      '-d',
+      '1',
+      '--time',
+      '2099-01-05T02:00:00Z',
+      '--repeat',
+      'weekly',
+      '--days',
+      '1,3',
+      '--end',
+      '4',
+    ]);
+    expect(added.nextRuns).toEqual([
+      '2099-01-05T02:00:00.000Z',
+      '2099-01-07T02:00:00.000Z',
+      '2099-01-12T02:00:00.000Z',
+    ]);
+    expect(added.description).toBe('weekly on MON,WED at 02:00 UTC, 4 runs');
+    const listed = await cli(['vm', 'sched', 'list', String(target)]);
+    expect(listed.map((s: { id: number }) => s.id)).toEqual([added.id]);
+    const bad = await runCli(
+      [
+        'vm',
+        'sched',
+        'add',
+        String(target),
+        '-d',
+        '1',
+        '--time',
+        'now',
+        '--repeat',
+        'cron',
+        '0',
+        '2',
+        '*',
+        '*',
+        '*',
+      ],
+      {
+        env: { LIFEBOAT_ENDPOINT: conn.endpoint, LIFEBOAT_TOKEN: conn.token },
+      },
+    );
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^lifeboat: .*repeat: cron\(0 2 \* \* \*\): must have 6 fields/);
+    await cli(['vm', 'sched', 'delete', String(target), String(added.id)]);
+    expect(await cli(['vm', 'sched', 'list', String(target)])).toEqual([]);
+  }, 60_000);
+
+  it('backupjob create/show/update/delete', async () => {
+    const created = await cli([
+      'backupjob',
+      'create',
+      '--name',
+      'cli-job',
+      '--vms',
+      `${vm(2, 8)},${vm(3, 8)}`,
+      '-d',
+      '1',
+      '--priority',
+      '10',
+      '--execution',
+      'parallel',
+      'KEEP_LAST=2',
+    ]);
+    expect(created).toMatchObject({
+      name: 'cli-job',
+      execution: 'PARALLEL',
+      priority: 10,
+      config: { KEEP_LAST: '2' },
+    });
+    const updated = await cli([
+      'backupjob',
+      'update',
+      String(created.id),
+      'MODE=FULL',
+      '--execution',
+      'sequential',
+    ]);
+    expect(updated).toMatchObject({ execution: 'SEQUENTIAL', config: { KEEP_LAST: '2', MODE: 'FULL' } });
+    const shown = await cli(['backupjob', 'show', String(created.id)]);
+    expect(shown.vmIds).toEqual([vm(2, 8), vm(3, 8)]);
+    await cli(['backupjob', 'delete', String(created.id)]);
+    expect((await cli(['backupjob', 'list'])).map((j: { id: number }) => j.id)).not.toContain(created.id);
   }, 60_000);
 });
 
