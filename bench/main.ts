@@ -5,19 +5,23 @@
  */
 import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
+import { runIncremental } from './incremental.ts';
 
-const USAGE = `usage: npm run bench -- full [--size-mib N] [--runs N] [--poll-ms N]
+const USAGE = `usage: npm run bench -- full|incremental [--size-mib N] [--runs N] [--poll-ms N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
+  incremental  the same disk in qcow2 with MODE=INCREMENT: a FULL, 1% of its 64 KiB blocks
+               rewritten at random, then the increment
   --size-mib   disk size in MiB (default 4096)
   --runs       runs of each raw tool, median reported (default 3)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)`;
 
-/** The benchmarks by name; `incremental` and `storm` come later. */
+/** The benchmarks by name. */
 const BENCHMARKS: Record<
   string,
   (o: { sizeMiB: number; runs: number; pollMs: number; log: (l: string) => void }) => Promise<unknown>
 > = {
   full: runFull,
+  incremental: runIncremental,
 };
 
 function log(line: string): void {

@@ -161,10 +161,11 @@ export type Image = z.infer<typeof Image>;
 
 /**
  * backup and restore run their own state machines; `delete` (remove an image's data), `download`
- * (one file of a backup to a host path), `verify` and `monitor` (a datastore's capacity) run the
+ * (one file of a backup to a host path), `verify`, `monitor` (a datastore's capacity) and
+ * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) run the
  * Maintenance machine.
  */
-export const ExecutionKind = z.enum(['backup', 'restore', 'delete', 'download', 'verify', 'monitor']);
+export const ExecutionKind = z.enum(['backup', 'restore', 'delete', 'download', 'verify', 'monitor', 'flatten']);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
 /** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot. */
@@ -173,6 +174,7 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'download',
   'verify',
   'monitor',
+  'flatten',
 ]);
 
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */

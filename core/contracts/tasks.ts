@@ -54,6 +54,12 @@ export const TaskIncrement = z.object({
 });
 export type TaskIncrement = z.infer<typeof TaskIncrement>;
 
+/** The files of one stored backup, by disk: a point of an increment chain. */
+export const TaskPoint = z.object({
+  backupId: z.string().min(1),
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
+});
+
 const header = {
   v: z.literal(TASK_VERSION),
   /** Unique per host step: `<execution name>/<state name>`; the runner's journal key. */
@@ -96,12 +102,7 @@ export const RestoreTask = z.object({
    * The increments applied on top of the FULL (`backupId`/`disks`), oldest first, up to
    * `increment`; empty for a FULL image or the chain's first point.
    */
-  chain: z.array(
-    z.object({
-      backupId: z.string().min(1),
-      disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
-    }),
-  ),
+  chain: z.array(TaskPoint),
   /**
    * Define the restored VM on the host (domain `name`, from `template`), started when `start`;
    * `emulatorCpus` is the host's EMULATOR_CPUS. Null: only files are written.
@@ -180,6 +181,23 @@ export type DownloadTask = z.infer<typeof DownloadTask>;
 export const VerifyTask = z.object({ ...header, kind: z.literal('verify'), ...backupRef });
 export type VerifyTask = z.infer<typeof VerifyTask>;
 
+/**
+ * Merges the oldest points of an increment chain into one new FULL backup (KEEP_LAST): the
+ * chain's FULL and its increments up to the new base, oldest first. The old backups are kept:
+ * the control plane removes them once the new base is recorded.
+ */
+export const FlattenTask = z.object({
+  ...header,
+  kind: z.literal('flatten'),
+  vmId: z.number().int().nonnegative(),
+  imageId: z.number().int().nonnegative(),
+  datastore: TaskDatastore,
+  points: z.array(TaskPoint).min(2),
+  /** Template stored with the new base (the chain's). */
+  template: z.string(),
+});
+export type FlattenTask = z.infer<typeof FlattenTask>;
+
 export const Task = z.discriminatedUnion('kind', [
   BackupTask,
   RestoreTask,
@@ -189,6 +207,7 @@ export const Task = z.discriminatedUnion('kind', [
   StatTask,
   DownloadTask,
   VerifyTask,
+  FlattenTask,
 ]);
 export type Task = z.infer<typeof Task>;
 export type TaskKind = Task['kind'];
@@ -222,10 +241,11 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
   stat: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
   download: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore', 'file', 'toPath'],
   verify: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
+  flatten: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'imageId', 'datastore', 'points', 'template'],
 };
 
 /** Task kinds the Maintenance state machine sends to a host (one machine for all of them). */
-export const MAINTENANCE_TASK_KINDS = ['rm', 'monitor', 'stat', 'download', 'verify'] as const;
+export const MAINTENANCE_TASK_KINDS = ['rm', 'monitor', 'stat', 'download', 'verify', 'flatten'] as const;
 export type MaintenanceTaskKind = (typeof MAINTENANCE_TASK_KINDS)[number];
 
 /**
@@ -295,3 +315,18 @@ export const StatResult = z.object({
 });
 export const DownloadResult = z.object({ path: z.string(), size: z.number().int().nonnegative() });
 export const VerifyResult = z.object({ verified: z.literal(true) });
+/** The new base a flatten stored: its backup id and its file per disk. */
+export const FlattenResult = z.object({
+  backupId: z.string().min(1),
+  disks: z
+    .array(
+      z.object({
+        id: z.number().int().nonnegative(),
+        file: z.string().min(1),
+        size: z.number().int().nonnegative(),
+        virtualSize: z.number().int().nonnegative(),
+      }),
+    )
+    .min(1),
+});
+export type FlattenResult = z.infer<typeof FlattenResult>;

@@ -20,6 +20,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskDisk, taskHeader, taskVm } from './common.ts';
+import { flattening } from './flatten.ts';
 
 export const AdmitBackupInput = StepInput.extend({
   vmId: Id,
@@ -107,6 +108,11 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const host = await hosts.get(vm.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
 
+  if (flattening(vm)) {
+    throw new Conflict(
+      `VM ${vm.id}: its increment chain is being flattened for KEEP_LAST (ACTIVE_FLATTEN=YES); back it up when that ends`,
+    );
+  }
   const config = effectiveConfig(vm.backups.BACKUP_CONFIG);
   const disks = selectDisks(vm.disks, config);
   const chainId = Number(vm.backups.BACKUP_CONFIG.INCREMENTAL_BACKUP_ID ?? Number.NaN);

@@ -19,7 +19,8 @@ import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { step, taskDatastore, taskHeader } from './common.ts';
-import { MaintenanceInput, TASK_KIND_OF } from './maintenance.ts';
+import { admitFlatten } from './flatten.ts';
+import { MaintenanceInput, sourcesOf, TASK_KIND_OF } from './maintenance.ts';
 
 const omitHeader = { taskId: true, token: true } as const;
 const SCHEMAS = {
@@ -33,7 +34,9 @@ const SCHEMAS = {
 async function imageFor(input: MaintenanceInput): Promise<Image> {
   if (input.imageId === null) throw new ValidationError(`imageId: a ${input.kind} needs an image`);
   const image = await images.get(input.imageId);
-  if (input.kind === 'delete' && image.state !== 'DELETING') {
+  // A backup a flatten merged away is removed while its image lives on.
+  const unreferenced = input.backupId !== null && !sourcesOf(image).includes(input.backupId);
+  if (input.kind === 'delete' && image.state !== 'DELETING' && !unreferenced) {
     throw new Conflict(`Image ${image.id} is ${image.state}, not DELETING: its data is kept`);
   }
   if (input.kind !== 'delete' && image.state !== 'READY') {
@@ -49,19 +52,31 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   const host = await hosts.get(input.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
   const kind = TASK_KIND_OF[input.kind];
+  const { heartbeatSeconds } = limits();
+  if (kind === 'flatten') {
+    const { image, task } = await admitFlatten(input, datastore, heartbeatSeconds);
+    await executions.update(executionId, { phase: 'running', hostId: host.id });
+    return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task: withAllFields(task) };
+  }
   const image = kind === 'monitor' ? null : await imageFor(input);
   const backupId = input.backupId ?? image?.source ?? null;
   if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
-  const { heartbeatSeconds } = limits();
   const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({
     ...taskHeader(kind, heartbeatSeconds),
     datastore: taskDatastore(datastore),
     ...(image && { vmId: image.vmId, backupId }),
     ...(kind === 'download' && { file: input.file, toPath: input.toPath }),
   });
-  // Every field of the machine's message, null where this kind has none.
-  const task: Record<string, unknown> = Object.fromEntries(MAINTENANCE_TASK_FIELDS.map((f) => [f, null]));
-  Object.assign(task, fields);
   await executions.update(executionId, { phase: 'running', hostId: host.id });
-  return { hostId: host.id, imageId: image?.id ?? null, queueUrl: host.queueUrl, task };
+  return {
+    hostId: host.id,
+    imageId: image?.id ?? null,
+    queueUrl: host.queueUrl,
+    task: withAllFields(fields),
+  };
 });
+
+/** Every field of the machine's message, null where this kind has none. */
+function withAllFields(fields: object): Record<string, unknown> {
+  return { ...Object.fromEntries(MAINTENANCE_TASK_FIELDS.map((f) => [f, null])), ...fields };
+}

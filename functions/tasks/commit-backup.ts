@@ -3,14 +3,16 @@
  * with its source, disks, size and template (or the new increment appended to its chain), the
  * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys, and the VM unlocked.
  * KEEP_LAST retention (full backups): the oldest ids beyond KEEP_LAST leave BACKUP_IDS in the
- * same write, become DELETING and each gets a `delete` execution (Maintenance machine).
+ * same write, become DELETING and each gets a `delete` execution (Maintenance machine). On an
+ * increment chain with more points than KEEP_LAST, ACTIVE_FLATTEN is set in the same write and a
+ * `flatten` is queued (see `flatten.ts`).
  * Idempotent: a retry finds the image already committed and the lock already gone.
  */
 import { z } from 'zod';
-import { effectiveConfig, setRuntime } from '#core/backup-config.ts';
+import { setRuntime } from '#core/backup-config.ts';
 import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
-import { Id, type Image, type Increment, type Vm } from '#core/model.ts';
+import { Id, type Image, type Increment } from '#core/model.ts';
 import { removeLast } from '#core/retention.ts';
 import { log } from '../log.ts';
 import { allocateId } from '../repo/counters.ts';
@@ -22,6 +24,7 @@ import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { StepInput, step } from './common.ts';
+import { keepLastOf, planFlatten, queueFlatten } from './flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from './maintenance.ts';
 
 /** Who retention's delete executions are requested by. */
@@ -142,15 +145,6 @@ async function targetImage(
   return fresh;
 }
 
-/** KEEP_LAST of the VM (null: keep all); a corrupt value keeps everything rather than fail the commit. */
-function keepLastOf(vm: Vm): number | null {
-  try {
-    return effectiveConfig(vm.backups.BACKUP_CONFIG).keepLast;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Queue the removal of images KEEP_LAST dropped from BACKUP_IDS: each READY/ERROR one becomes
  * DELETING and gets its delete executions, then the dispatcher is woken once. Failures are
@@ -190,6 +184,37 @@ async function expire(
   return queued;
 }
 
+/**
+ * Queues the flatten of the chain `image` once (its execution id is kept on the backup's
+ * execution for retries). A failure is logged and ACTIVE_FLATTEN cleared: the backup itself is
+ * committed, and the next backup's commit tries again.
+ */
+async function startFlatten(image: Image, executionId: string, hostId?: number): Promise<string | undefined> {
+  const execution = await executions.get(executionId);
+  const known = z.string().safeParse(execution.params.flatten);
+  if (known.success) return known.data;
+  try {
+    const datastore = await datastores.get(image.datastoreId);
+    const fallback = hostId === undefined ? undefined : await hosts.find(hostId);
+    const host = await maintenanceHost(datastore, image.vmId).catch((err) => {
+      if (err instanceof Conflict && fallback) return fallback;
+      throw err;
+    });
+    const queued = await queueFlatten(image, datastore, host);
+    if (!queued) return undefined;
+    await executions.update(executionId, { 'params.flatten': queued.id });
+    return queued.id;
+  } catch (err) {
+    log('warn', 'KEEP_LAST: flatten not queued', {
+      executionId,
+      imageId: image.id,
+      message: err instanceof Error ? err.message : String(err),
+    });
+    await vms.update(image.vmId, {}, { remove: ['backups.BACKUP_CONFIG.ACTIVE_FLATTEN'] }).catch(() => {});
+    return undefined;
+  }
+}
+
 export const handler = step('CommitBackup', CommitBackupInput, async (input) => {
   const { executionId, host: result } = input;
   const execution = await executions.get(executionId);
@@ -209,12 +234,15 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
   const lastIncrement = image.increments.at(-1)?.id ?? null;
+  // KEEP_LAST on a chain: its oldest points are merged into a new base (ACTIVE_FLATTEN meanwhile).
+  const flatten = image.state === 'READY' ? planFlatten(image, vm) : null;
   const config = setRuntime(vm.backups.BACKUP_CONFIG, {
     LAST_DATASTORE_ID: null,
     LAST_BACKUP_ID: null,
     LAST_BACKUP_SIZE: null,
     INCREMENTAL_BACKUP_ID: chained ? image.id : null,
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
+    ...(flatten ? { ACTIVE_FLATTEN: 'YES' } : {}),
   });
   const appended = vm.backups.BACKUP_IDS.includes(image.id)
     ? vm.backups.BACKUP_IDS
@@ -242,6 +270,13 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     if (!isConditionFailed(err)) throw err;
   }
   const deleting = await expire(expired, executionId, execution.hostId);
+  const flattenId = flatten ? await startFlatten(image, executionId, execution.hostId) : undefined;
   await executions.update(executionId, { phase: 'done', bytesDone: image.size, bytesTotal: image.size });
-  return { imageId: image.id, backupId: result.backupId, size: image.size, deleting };
+  return {
+    imageId: image.id,
+    backupId: result.backupId,
+    size: image.size,
+    deleting,
+    flatten: flattenId ?? null,
+  };
 });

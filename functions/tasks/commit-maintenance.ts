@@ -1,20 +1,25 @@
 /**
  * Maintenance step Commit: records the runner's answer (`$.host`) by kind. delete: the removed
  * backup leaves the image, and the image record goes once none is left; download and verify:
- * the result on the execution; monitor: the datastore's capacity. Idempotent.
+ * the result on the execution; monitor: the datastore's capacity; flatten: the chain's new base
+ * (see `flatten.ts`) and the removal of the merged backups queued. Idempotent.
  */
 import { z } from 'zod';
 import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
+import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
+import { wakeDispatcher } from '../wake.ts';
 import { step } from './common.ts';
-import { MaintenanceInput, sourcesOf } from './maintenance.ts';
+import { commitFlatten, FLATTEN_REQUESTER } from './flatten.ts';
+import { enqueueMaintenance, MaintenanceInput, sourcesOf } from './maintenance.ts';
 
 /** The runner's answer is under `host`; its schema depends on the kind (checked below). */
 export const CommitMaintenanceInput = MaintenanceInput.extend({ host: z.unknown() });
+type CommitMaintenanceInput = z.infer<typeof CommitMaintenanceInput>;
 
 /**
  * Forget `backupId` in the image: gone from its source and increments; the record is deleted
@@ -24,6 +29,8 @@ async function forgetBackup(imageId: number, backupId: string): Promise<{ remove
   for (let attempt = 0; attempt < 8; attempt++) {
     const image = await images.find(imageId);
     if (!image) return { removed: true };
+    // A backup a flatten merged away: the image no longer names it.
+    if (image.state !== 'DELETING' && !sourcesOf(image).includes(backupId)) return { removed: false };
     const remaining = sourcesOf(image).filter((s) => s !== backupId);
     const unchanged = {
       expression: '#s = :s AND #src = :src',
@@ -53,6 +60,27 @@ async function forgetBackup(imageId: number, backupId: string): Promise<{ remove
     }
   }
   throw new Conflict(`Image ${imageId} kept changing while its backup ${backupId} was forgotten`);
+}
+
+/** Queues the removal of the backups a flatten merged away (one `delete` each); answers their execution ids. */
+async function removeMerged(input: CommitMaintenanceInput, backupIds: readonly string[]): Promise<string[]> {
+  if (backupIds.length === 0 || input.imageId === null) return [];
+  const [image, datastore, host] = await Promise.all([
+    images.get(input.imageId),
+    datastores.get(input.datastoreId),
+    hosts.get(input.hostId),
+  ]);
+  const queued: string[] = [];
+  for (const backupId of backupIds) {
+    const execution = await enqueueMaintenance(
+      FLATTEN_REQUESTER,
+      { kind: 'delete', host, datastore, image, backupId },
+      { wake: false },
+    );
+    queued.push(execution.id);
+  }
+  await wakeDispatcher(`flatten ${input.executionId} merged ${backupIds.length} backups`);
+  return queued;
 }
 
 export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (input) => {
@@ -86,6 +114,12 @@ export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (
         'params.result': result,
       });
       return result;
+    }
+    case 'flatten': {
+      const unreferenced = await commitFlatten(input, input.host);
+      const queued = await removeMerged(input, unreferenced);
+      await executions.update(executionId, { phase: 'done', 'params.result': { removing: queued } });
+      return { removing: queued };
     }
     case 'verify': {
       const result = VerifyResult.parse(input.host);

@@ -1,5 +1,5 @@
 /**
- * Maintenance operations (`delete`, `download`, `verify`, `monitor`): the Maintenance state
+ * Maintenance operations (`delete`, `download`, `verify`, `monitor`, `flatten`): the Maintenance state
  * machine's input, which host runs them, and queueing them. The API (image delete, downloads)
  * and CommitBackup (KEEP_LAST retention) queue them through here, so every caller picks the host
  * and builds the input the same way.
@@ -15,7 +15,7 @@ import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
 import { StepInput } from './common.ts';
 
-export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor']);
+export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor', 'flatten']);
 export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
 
 /** The host task each maintenance operation sends. */
@@ -24,6 +24,7 @@ export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
   download: 'download',
   verify: 'verify',
   monitor: 'monitor',
+  flatten: 'flatten',
 };
 
 /** The Maintenance state machine's input (every field present; null when the kind has none). */

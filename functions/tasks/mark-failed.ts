@@ -3,7 +3,7 @@
  * (TIMED_OUT for Step Functions timeouts, else FAILED), sets the image to ERROR (or, for an
  * increment on an existing chain, back to READY: the chain's earlier backups stay valid), and
  * unlocks the VM only if this execution holds its lock. A failed `delete` leaves its image ERROR
- * (deletable again). Idempotent.
+ * (deletable again); a failed `flatten` leaves its chain as it was, READY. Idempotent.
  */
 import { z } from 'zod';
 import { executions } from '../repo/executions.ts';
@@ -11,6 +11,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { describeFailure, StepInput, step } from './common.ts';
+import { failFlatten } from './flatten.ts';
 
 export const MarkFailedInput = StepInput.extend({
   error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
@@ -43,6 +44,7 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
         if (!isConditionFailed(err)) throw err;
       });
   }
+  if (execution.kind === 'flatten') await failFlatten(executionId, execution.imageId);
   if (execution.kind === 'backup' && execution.vmId !== undefined) {
     try {
       await vms.update(execution.vmId, {}, { remove: ['lock'], condition: heldBy(executionId) });

@@ -4,6 +4,7 @@ import { runBackup } from './backup.ts';
 import { runCleanup } from './cleanup.ts';
 import type { TaskContext } from './context.ts';
 import { runDownload, runMonitor, runRm, runStat, runVerify } from './datastore-ops.ts';
+import { runFlatten } from './flatten.ts';
 import { runRestore } from './restore.ts';
 
 /** Runs `task` with the handler of its kind. */
@@ -25,8 +26,16 @@ export function runTask(task: Task, ctx: TaskContext): Promise<unknown> {
       return runDownload(task, ctx);
     case 'verify':
       return runVerify(task, ctx);
+    case 'flatten':
+      return runFlatten(task, ctx);
   }
 }
 
 /** Kinds that move disks and count against the runner's concurrency limit. */
-export const HEAVY_KINDS: ReadonlySet<TaskKind> = new Set(['backup', 'restore', 'download', 'verify']);
+export const HEAVY_KINDS: ReadonlySet<TaskKind> = new Set([
+  'backup',
+  'restore',
+  'download',
+  'verify',
+  'flatten',
+]);

@@ -6,7 +6,7 @@
  * mid-increment; the same chain on an rsync datastore.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +97,26 @@ async function backupOk(vm: Vm, ds: Datastore): Promise<Image> {
   const out = await backup(stack, vm.id, ds.id);
   expect(out.execution?.state, out.stderr).toBe('SUCCEEDED');
   return stack.json<Image>(['image', 'show', String(out.execution?.imageId)]);
+}
+
+/** Sets KEEP_LAST (MODE=INCREMENT kept) with `vm backupconfig`. */
+async function keepLast(vm: Vm, n: number): Promise<void> {
+  const out = await stack.cli(['vm', 'backupconfig', String(vm.id), 'MODE=INCREMENT', `KEEP_LAST=${n}`]);
+  expect(out.code, out.stderr).toBe(0);
+}
+
+/** The image once no flatten runs on it: READY, and its VM's ACTIVE_FLATTEN cleared. */
+async function flattened(image: Image): Promise<Image> {
+  return until(
+    `image ${image.id} flattened`,
+    async () => {
+      const now = await stack.api<Image>('GET', `/images/${image.id}`);
+      const vm = await stack.api<Vm>('GET', `/vms/${image.vmId}`);
+      return now.state === 'READY' && vm.backups.BACKUP_CONFIG.ACTIVE_FLATTEN === undefined ? now : undefined;
+    },
+    120_000,
+    250,
+  );
 }
 
 /** sha256 of the guest-visible disk restored from `image` up to increment `point`. */
@@ -287,6 +307,35 @@ describe('incremental backups on a restic datastore', () => {
       expect(await restoredSha(next, point, `inc-k${point}`), `point ${point}`).toBe(expected);
     }
   }, 300_000);
+
+  it('KEEP_LAST=2 flattens the chain; every remaining point restores byte-identical', async () => {
+    await virsh('start', vm.test.domain);
+    await stack.vm(vm.test.domain, 'RUNNING');
+    await keepLast(vm.vm, 2);
+    await vm.write(12 * MiB, MiB, 0x77);
+    const image = await backupOk(vm.vm, ds);
+    expect(image.increments.map((i) => i.id)).toEqual([0, 1, 2]);
+    points.push(vm.sha());
+    const flat = await flattened(image);
+    expect(flat.increments.map((i) => [i.id, i.type])).toEqual([
+      [1, 'FULL'],
+      [2, 'INCREMENT'],
+    ]);
+    for (const point of [1, 2]) {
+      expect(await restoredSha(flat, point, `inc-f${point}`), `point ${point}`).toBe(points[point]);
+    }
+    const gone = await stack.cli([
+      'image',
+      'restore',
+      String(flat.id),
+      '--increment',
+      '0',
+      '--to',
+      join(scratch, 'x'),
+    ]);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toMatch(/increment 0/);
+  }, 300_000);
 });
 
 describe('incremental backups on an rsync datastore', () => {
@@ -309,5 +358,29 @@ describe('incremental backups on an rsync datastore', () => {
     for (const [point, expected] of points.entries()) {
       expect(await restoredSha(image, point, `rs-r${point}`), `point ${point}`).toBe(expected);
     }
-  }, 300_000);
+
+    // KEEP_LAST=2: the next increment makes 4 points; 0, 1 and 2 merge into a new base 2.
+    await keepLast(vm.vm, 2);
+    await vm.write(50 * MiB, MiB, 0x64);
+    image = await backupOk(vm.vm, ds);
+    points.push(vm.sha());
+    const flat = await flattened(image);
+    expect(flat.increments.map((i) => [i.id, i.type])).toEqual([
+      [2, 'FULL'],
+      [3, 'INCREMENT'],
+    ]);
+    for (const point of [2, 3]) {
+      expect(await restoredSha(flat, point, `rs-f${point}`), `point ${point}`).toBe(points[point]);
+    }
+    // The merged backups are gone from the datastore: the new base and increment 3 remain.
+    await until('the merged backups removed', async () => {
+      const dirs = await readdir(join(scratch, 'rsync', String(vm.vm.id)));
+      return dirs.filter((d) => !d.startsWith('.')).length === 2 ? true : undefined;
+    });
+    // The chain goes on from its new base.
+    await vm.write(51 * MiB, MiB, 0x65);
+    const next = await flattened(await backupOk(vm.vm, ds));
+    expect(next.increments.map((i) => i.id)).toEqual([3, 4]);
+    expect(await restoredSha(next, 4, 'rs-f4')).toBe(vm.sha());
+  }, 400_000);
 });

@@ -12,8 +12,10 @@ import { images } from '#functions/repo/images.ts';
 import { dequeue } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
+import { handler as admitMaintenance } from '#functions/tasks/admit-maintenance.ts';
 import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
+import { handler as commitMaintenance } from '#functions/tasks/commit-maintenance.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
@@ -195,5 +197,125 @@ describe('an increment chain', () => {
       LAST_INCREMENT_ID: '0',
     });
     expect(vm.lock).toBeUndefined();
+  });
+});
+
+describe('KEEP_LAST on an increment chain', () => {
+  let chainId: number;
+  let flattenId: string;
+
+  /** One backup of VM 1 committed as the next point of its chain. */
+  async function increment(n: number) {
+    const { input, admitted } = await admit();
+    const point = admitted.task.increment as { id: number; parent: number | null; checkpoint: string };
+    const file = point.parent === null ? 'disk.0.raw' : `disk.0.inc${point.id}.qcow2`;
+    const host = result(`k-snap-${n}`, file, {
+      id: point.id,
+      parent: point.parent,
+      checkpoint: point.checkpoint,
+    });
+    return commitBackup({ ...input, admit: admitted, host });
+  }
+
+  it('a chain with more points than KEEP_LAST gets ACTIVE_FLATTEN and a flatten; backups are refused meanwhile', async () => {
+    expect(
+      (
+        await call('PUT', '/vms/1/backup-config', {
+          ...admin,
+          body: { pairs: { KEEP_LAST: '2' }, append: true },
+        })
+      ).status,
+    ).toBe(200);
+    const reset = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1, reset: true } });
+    await dequeue(reset.body.id);
+    const first = await admitBackup({ executionId: reset.body.id, vmId: 1, datastoreId: 1, reset: true });
+    chainId = first.imageId;
+    const full = result('k-snap-0', 'disk.0.raw', first.task.increment);
+    await commitBackup({ executionId: reset.body.id, vmId: 1, datastoreId: 1, admit: first, host: full });
+    expect((await increment(1)).flatten).toBeNull();
+    const third = await increment(2);
+    expect(third.flatten).toEqual(expect.any(String));
+    flattenId = third.flatten as string;
+    expect((await vms.get(1)).backups.BACKUP_CONFIG.ACTIVE_FLATTEN).toBe('YES');
+    expect(await images.get(chainId)).toMatchObject({ state: 'LOCKED', executionId: flattenId });
+    expect(await executions.get(flattenId)).toMatchObject({
+      kind: 'flatten',
+      state: 'QUEUED',
+      imageId: chainId,
+    });
+
+    const refused = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } });
+    if (refused.status === 202) {
+      await dequeue(refused.body.id);
+      await expect(
+        admitBackup({ executionId: refused.body.id, vmId: 1, datastoreId: 1, reset: false }),
+      ).rejects.toMatchObject({ name: 'Conflict', message: expect.stringContaining('ACTIVE_FLATTEN=YES') });
+    } else {
+      expect(refused.status).toBe(409);
+      expect(refused.body.message).toContain('ACTIVE_FLATTEN');
+    }
+    const deleted = await call('DELETE', `/images/${chainId}`, admin);
+    expect(deleted.status).toBe(409);
+  });
+
+  it('the flatten merges points 0 and 1 into a new base 1; the merged backups are removed, the image kept', async () => {
+    await dequeue(flattenId);
+    const input = {
+      executionId: flattenId,
+      kind: 'flatten' as const,
+      hostId: 1,
+      datastoreId: 1,
+      imageId: chainId,
+      backupId: null,
+      file: null,
+      toPath: null,
+    };
+    const admitted = await admitMaintenance(input);
+    expect(admitted.task).toMatchObject({
+      kind: 'flatten',
+      vmId: 1,
+      imageId: chainId,
+      points: [
+        { backupId: 'k-snap-0', disks: [{ id: 0, file: 'disk.0.raw' }] },
+        { backupId: 'k-snap-1', disks: [{ id: 0, file: 'disk.0.inc1.qcow2' }] },
+      ],
+    });
+    const host = {
+      backupId: 'k-flat-1',
+      disks: [{ id: 0, file: 'disk.0.qcow2', size: 150, virtualSize: 1000 }],
+    };
+    const committed = (await commitMaintenance({ ...input, admit: admitted, host })) as {
+      removing: string[];
+    };
+    await commitMaintenance({ ...input, admit: admitted, host });
+    const image = await images.get(chainId);
+    expect(image.state).toBe('READY');
+    expect(image.increments.map((i) => [i.id, i.type, i.source])).toEqual([
+      [1, 'FULL', 'k-flat-1'],
+      [2, 'INCREMENT', 'k-snap-2'],
+    ]);
+    expect((await vms.get(1)).backups.BACKUP_CONFIG.ACTIVE_FLATTEN).toBeUndefined();
+    expect(committed.removing).toHaveLength(2);
+
+    for (const id of committed.removing) {
+      const execution = await executions.get(id);
+      await dequeue(id);
+      const del = {
+        executionId: id,
+        kind: 'delete' as const,
+        hostId: 1,
+        datastoreId: 1,
+        imageId: chainId,
+        backupId: execution.params.backupId as string,
+        file: null,
+        toPath: null,
+      };
+      const admittedDelete = await admitMaintenance(del);
+      expect(admittedDelete.task).toMatchObject({ kind: 'rm', backupId: del.backupId });
+      expect(await commitMaintenance({ ...del, admit: admittedDelete, host: { removed: true } })).toEqual({
+        imageRemoved: false,
+      });
+    }
+    expect((await images.get(chainId)).increments).toHaveLength(2);
   });
 });
