@@ -52,6 +52,10 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     disks.map((d) => d.id),
     options.incrementId,
   );
+  if (options.define && !image.template)
+    throw new ValidationError(
+      `image ${image.id} holds no VM template: restore its disks with diskId or targetDir`,
+    );
   const inPlace = options.inPlace
     ? await lockForInPlace(image, executionId, host.id, chain.full.disks, options.start === true)
     : null;

@@ -138,6 +138,11 @@ describe('restore onto a host', () => {
     const { out } = await admitted(4, { diskId: 1, hostId: 1 });
     expect(out.task).toMatchObject({ disks: [{ id: 1, file: 'disk.1.raw' }], template: null, define: null });
   });
+
+  it('refuses to define a VM from an image that holds no template', async () => {
+    await images.put({ ...image(5, 1, [0, 1]), template: '' });
+    await expect(admitted(5, { hostId: 1 })).rejects.toThrow(/image 5 holds no VM template/);
+  });
 });
 
 describe('in-place restore', () => {

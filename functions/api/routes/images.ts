@@ -183,9 +183,14 @@ const restore: RouteHandler = async (ctx) => {
 function missingDisks(image: Image): number[] {
   if (!image.template) return [];
   const held = new Set(image.disks.map((d) => d.id));
-  return templateDisks(image.template)
-    .filter((d) => !d.volatile && !held.has(d.id))
-    .map((d) => d.id);
+  let disks: ReturnType<typeof templateDisks>;
+  try {
+    disks = templateDisks(image.template);
+  } catch {
+    // A template that does not parse names no disks; Admit reports it if it is needed.
+    return [];
+  }
+  return disks.filter((d) => !d.volatile && !held.has(d.id)).map((d) => d.id);
 }
 
 /** Image routes by route key. */
