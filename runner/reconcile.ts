@@ -19,6 +19,7 @@ import { type OrphanReport, stopLeftoverGroups } from './orphans.ts';
 import type { ProcessRegistry } from './process-registry.ts';
 import type { Reporter } from './reporter.ts';
 import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
+import { undoInPlace } from './tasks/in-place.ts';
 
 export interface ReconcileDeps {
   journal: Journal;
@@ -85,7 +86,9 @@ async function cleanLeftovers(record: JournalRecord, deps: ReconcileDeps, log: L
         ...(await deps.drivers.disk('qcow2').reconcile(workDir, vm.success ? vm.data.domain : undefined)),
       );
     } else {
-      // Other kinds leave only downloads there.
+      // An in-place restore cut short mid-swap puts the VM's own disk files back first;
+      // otherwise, and for the other kinds, only downloads are left there.
+      if (record.kind === 'restore') actions.push(...(await undoInPlace(workDir)));
       await rm(workDir, { recursive: true, force: true });
     }
   } catch (error) {

@@ -45,7 +45,8 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
       });
   }
   if (execution.kind === 'flatten') await failFlatten(executionId, execution.imageId);
-  if (execution.kind === 'backup' && execution.vmId !== undefined) {
+  // Backups and in-place restores lock their VM; heldBy leaves any other lock alone.
+  if ((execution.kind === 'backup' || execution.kind === 'restore') && execution.vmId !== undefined) {
     try {
       await vms.update(execution.vmId, {}, { remove: ['lock'], condition: heldBy(executionId) });
     } catch (err) {

@@ -1,7 +1,8 @@
 /**
  * `cleanup`: best-effort undo of a failed backup or restore on this host. The failed task is
  * aborted if it still runs here, then the disk driver reconciles its work folder (overlays
- * committed back, lock holders stopped) and the datastore driver removes stale locks and
+ * committed back, lock holders stopped; an interrupted in-place restore's safety copies put
+ * back) and the datastore driver removes stale locks and
  * partial files of the VM. It succeeds when nothing is left, so the state machine can go on to
  * MarkFailed; a step that fails is named in the result and logged, never thrown, except when
  * the disk driver had to keep an overlay it could not commit (the VM would lose writes).
@@ -9,11 +10,14 @@
 import { rm } from 'node:fs/promises';
 import type { CleanupTask } from '#core/contracts/tasks.ts';
 import type { TaskContext } from './context.ts';
+import { undoInPlace } from './in-place.ts';
 
 export async function runCleanup(task: CleanupTask, ctx: TaskContext): Promise<{ cleaned: string[] }> {
   const cleaned: string[] = [];
   if (await ctx.abortRunning(task.failedTaskId)) cleaned.push(`aborted ${task.failedTaskId}`);
   const workDir = ctx.workDirOf(task.failedTaskId);
+  // An in-place restore interrupted mid-swap: the VM's own disk files go back first.
+  cleaned.push(...(await undoInPlace(workDir)));
   // Throws when an overlay had to be kept (committing it failed): then the VM needs a human.
   cleaned.push(
     ...(await ctx.drivers.disk('qcow2').reconcile(workDir, task.vm?.domain, { signal: ctx.signal })),
