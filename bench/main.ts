@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
 import { runIncremental } from './incremental.ts';
+import { runStorm } from './storm.ts';
 
 const USAGE = `usage: npm run bench -- full|incremental [--size-mib N] [--runs N] [--poll-ms N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
@@ -13,7 +14,14 @@ const USAGE = `usage: npm run bench -- full|incremental [--size-mib N] [--runs N
                rewritten at random, then the increment
   --size-mib   disk size in MiB (default 4096)
   --runs       runs of each raw tool, median reported (default 3)
-  --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)`;
+  --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
+       npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N]
+  storm        backup requests over simulated hosts whose steps are answered at once: limits,
+               starts/s, transitions, invocations and DynamoDB writes per backup, AWS cost
+  --requests   backup requests (default 10000)
+  --hosts      simulated hosts (default 1000)
+  --max-backups, --max-backups-host   the deployment's limits (default 100 and 2)
+  --clients    concurrent API clients sending the requests (default 32)`;
 
 /** The benchmarks by name. */
 const BENCHMARKS: Record<
@@ -36,13 +44,16 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench: ${(error as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const bench = BENCHMARKS[parsed.name];
+  const bench = parsed.name === 'storm' ? runFull : BENCHMARKS[parsed.name];
   if (!bench) {
     process.stderr.write(`bench: unknown benchmark "${parsed.name}"\n${USAGE}\n`);
     return 2;
   }
   try {
-    const summary = await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, pollMs: parsed.pollMs, log });
+    const summary =
+      parsed.name === 'storm'
+        ? await runStorm({ ...parsed.storm, sample: 300, log })
+        : await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, pollMs: parsed.pollMs, log });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;
   } catch (error) {
@@ -51,12 +62,48 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function parse(argv: string[]): { name: string; sizeMiB: number; runs: number; pollMs: number } {
+interface StormArgs {
+  requests: number;
+  hosts: number;
+  maxBackups: number;
+  maxBackupsHost: number;
+  clients: number;
+}
+
+function positive(values: Record<string, unknown>, name: string, fallback: number): number {
+  const n = Number(values[name] ?? fallback);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}
+
+function parse(argv: string[]): {
+  name: string;
+  sizeMiB: number;
+  runs: number;
+  pollMs: number;
+  storm: StormArgs;
+} {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'size-mib': { type: 'string' }, runs: { type: 'string' }, 'poll-ms': { type: 'string' } },
+    options: {
+      'size-mib': { type: 'string' },
+      runs: { type: 'string' },
+      'poll-ms': { type: 'string' },
+      requests: { type: 'string' },
+      hosts: { type: 'string' },
+      'max-backups': { type: 'string' },
+      'max-backups-host': { type: 'string' },
+      clients: { type: 'string' },
+    },
   });
+  const storm: StormArgs = {
+    requests: positive(values, 'requests', 10_000),
+    hosts: positive(values, 'hosts', 1000),
+    maxBackups: positive(values, 'max-backups', 100),
+    maxBackupsHost: positive(values, 'max-backups-host', 2),
+    clients: positive(values, 'clients', 32),
+  };
   if (positionals.length !== 1) throw new Error('name one benchmark');
   const sizeMiB = Number(values['size-mib'] ?? 4096);
   const runs = Number(values.runs ?? 3);
@@ -64,7 +111,7 @@ function parse(argv: string[]): { name: string; sizeMiB: number; runs: number; p
   if (!Number.isInteger(pollMs) || pollMs < 10) throw new Error('--poll-ms must be an integer >= 10');
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error('--size-mib must be an integer >= 16');
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  return { name: positionals[0] as string, sizeMiB, runs, pollMs };
+  return { name: positionals[0] as string, sizeMiB, runs, pollMs, storm };
 }
 
 process.exitCode = await main(process.argv.slice(2));

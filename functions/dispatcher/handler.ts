@@ -8,7 +8,7 @@
  * actions that are due; the every-minute runs also sweep executions that died holding a slot.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { takesSlot } from '#core/model.ts';
+import { type Host, takesSlot } from '#core/model.ts';
 import { freeQueuedGuard } from '../api/routes/vm-backup.ts';
 import { sfnClient } from '../aws.ts';
 import { limits, required } from '../env.ts';
@@ -46,15 +46,6 @@ function stateMachineArn(kind: Request['kind']): string {
   if (kind === 'backup') return required('BACKUP_STATE_MACHINE_ARN');
   if (kind === 'restore') return required('RESTORE_STATE_MACHINE_ARN');
   return required('MAINTENANCE_STATE_MACHINE_ARN');
-}
-
-/** Why a request can never start (its VM or host is gone), or null. */
-async function vanished(request: Request): Promise<string | null> {
-  if (request.kind === 'backup' && request.vmId !== undefined && !(await vms.find(request.vmId))) {
-    return `VM ${request.vmId} does not exist`;
-  }
-  if (!(await hosts.find(request.hostId))) return `Host ${request.hostId} does not exist`;
-  return null;
 }
 
 async function failRequest(request: Request, message: string): Promise<void> {
@@ -122,55 +113,116 @@ export async function dispatch(): Promise<DispatchReport> {
   return report;
 }
 
-/** Dispatch one page of requests; true when the cloud-wide limit is reached (stop reading). */
+/** A pending request with what the dispatcher read about it. */
+interface Checked {
+  request: Request;
+  /** Not QUEUED any more (started by an earlier run, or cancelled): just drop it. */
+  stale?: boolean;
+  /** Why it can never start. */
+  gone?: string;
+  host?: Host;
+}
+
+/** The reads deciding whether a request can start (independent of the others: done in parallel). */
+async function check(request: Request): Promise<Checked> {
+  const execution = await executions.find(request.id);
+  if (execution?.state !== 'QUEUED') return { request, stale: true };
+  const [vm, host] = await Promise.all([
+    request.kind === 'backup' && request.vmId !== undefined ? vms.find(request.vmId) : true,
+    hosts.find(request.hostId),
+  ]);
+  if (!vm) return { request, gone: `VM ${request.vmId} does not exist` };
+  if (!host) return { request, gone: `Host ${request.hostId} does not exist` };
+  return { request, host };
+}
+
+/**
+ * Dispatch one page of requests; true when the cloud-wide limit is reached (stop reading).
+ * Requests are checked a chunk at a time in parallel (reads), slots are taken one by one in
+ * rank order (so a higher priority is never overtaken), and the executions of a chunk are
+ * started in parallel: a dispatcher run is bounded by round trips, not by the queue's length.
+ */
 async function dispatchPage(
   page: Request[],
   report: DispatchReport,
   maxBackups: number,
   maxBackupsHost: number,
 ): Promise<boolean> {
-  for (const request of page) {
-    const execution = await executions.find(request.id);
-    if (execution?.state !== 'QUEUED') {
-      // Started by an earlier run that stopped before dequeuing, or cancelled: just drop it.
-      if (request.queue) await leaveQueue(request);
-      continue;
+  let free = maxBackups - (await readCounter('active'));
+  let rest = page;
+  while (rest.length > 0) {
+    // Check about as many as can start now (maintenance requests take no slot: always checked).
+    const size = Math.min(16, Math.max(1, free));
+    const chunk = rest.slice(0, size);
+    rest = rest.slice(size);
+    const starting: Promise<void>[] = [];
+    const outcomes: Promise<{ id: string; started: boolean }>[] = [];
+    // StartExecution calls go out one after the other, in rank order, while the next slot is taken.
+    let chain: Promise<unknown> = Promise.resolve();
+    const settle = async () => {
+      await Promise.all(starting);
+      for (const outcome of await Promise.all(outcomes)) {
+        (outcome.started ? report.started : report.waiting).push(outcome.id);
+      }
+    };
+    for (const checked of await Promise.all(chunk.map(check))) {
+      const { request, host } = checked;
+      if (checked.stale) {
+        starting.push(leaveQueue(request));
+        continue;
+      }
+      if (checked.gone || !host) {
+        starting.push(failRequest(request, checked.gone ?? 'gone'));
+        report.failed.push(request.id);
+        continue;
+      }
+      const slotted = takesSlot(request.kind);
+      if (slotted && !(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
+        report.waiting.push(request.id);
+        // Cloud-wide limit reached: nothing else can start either.
+        if ((await readCounter('active')) >= maxBackups) {
+          await settle();
+          return true;
+        }
+        continue;
+      }
+      if (slotted) free--;
+      const call = chain.then(() => start(request));
+      chain = call.catch(() => undefined);
+      outcomes.push(startOne(call, request, host, slotted));
     }
-    const gone = await vanished(request);
-    if (gone) {
-      await failRequest(request, gone);
-      report.failed.push(request.id);
-      continue;
-    }
-    const host = await hosts.get(request.hostId);
-    const slotted = takesSlot(request.kind);
-    if (slotted && !(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
-      report.waiting.push(request.id);
-      // Cloud-wide limit reached: nothing else can start either.
-      if ((await readCounter('active')) >= maxBackups) return true;
-      continue;
-    }
-    let started: { arn: string; already: boolean };
-    try {
-      started = await start(request);
-    } catch (err) {
-      // Not started: give the slot back and leave the request queued for the next run.
-      if (slotted) await releaseSlot(host.id);
-      log('error', 'StartExecution failed', {
-        executionId: request.id,
-        error: err instanceof Error ? err.name : '',
-      });
-      report.waiting.push(request.id);
-      continue;
-    }
-    // An execution started by an earlier run already holds its own slot.
-    if (started.already && slotted) await releaseSlot(host.id);
-    await recordStart(request.id, started.arn, host.id);
-    await leaveQueue(request);
-    report.started.push(request.id);
-    log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });
+    await settle();
+    if (free <= 0) free = maxBackups - (await readCounter('active'));
   }
   return false;
+}
+
+/**
+ * Finish starting one request that holds its slot (`call` is its StartExecution); on failure
+ * give the slot back and leave it queued.
+ */
+async function startOne(
+  call: Promise<{ arn: string; already: boolean }>,
+  request: Request,
+  host: Host,
+  slotted: boolean,
+): Promise<{ id: string; started: boolean }> {
+  let started: { arn: string; already: boolean };
+  try {
+    started = await call;
+  } catch (err) {
+    if (slotted) await releaseSlot(host.id);
+    log('error', 'StartExecution failed', {
+      executionId: request.id,
+      error: err instanceof Error ? err.name : '',
+    });
+    return { id: request.id, started: false };
+  }
+  // An execution started by an earlier run already holds its own slot.
+  if (started.already && slotted) await releaseSlot(host.id);
+  await Promise.all([recordStart(request.id, started.arn, host.id), leaveQueue(request)]);
+  log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });
+  return { id: request.id, started: true };
 }
 
 /**

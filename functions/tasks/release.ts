@@ -17,8 +17,9 @@ export const handler = step('Release', StepInput, async (input) => {
   const endedAt = execution.endedAt ?? new Date().toISOString();
   const state = execution.state === 'RUNNING' ? 'SUCCEEDED' : execution.state;
   if (!execution.released && (await releaseExecution(execution, { state, endedAt }))) {
-    // Only the releaser moves the job on, so a retried Release never queues a VM twice.
-    await jobBackupEnded(execution, state);
+    // Only the releaser moves the job on, so a retried Release never queues a VM twice. The
+    // state input still holds the request's `jobId`: single backups cost no job lookup.
+    if (typeof input.jobId === 'number') await jobBackupEnded(execution, state);
   }
   await wakeDispatcher(`execution ${executionId} ended`);
   return { state, endedAt };

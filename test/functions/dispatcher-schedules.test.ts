@@ -186,7 +186,7 @@ describe('backup jobs', () => {
     // The VM 4 backup ends (Release): VM 2 is queued next.
     const ex4 = run.body.executions[0].id;
     await executions.update(ex4, { state: 'RUNNING', executionArn: 'arn:x' });
-    await release({ executionId: ex4 });
+    await release({ executionId: ex4, jobId });
     const job = (await call('GET', `/jobs/${jobId}`, admin)).body;
     expect(job).toMatchObject({ outdatedVms: [3], backingUpVms: [2], updatedVms: [4] });
   });

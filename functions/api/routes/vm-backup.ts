@@ -29,17 +29,9 @@ export function queuedGuardName(vmId: number): string {
 async function takeGuard(vmId: number, executionId: string): Promise<void> {
   const name = queuedGuardName(vmId);
   const table = tableName('counters');
+  // The common case first: no guard, one conditional write.
+  let holder: string | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const current = await dynamo().send(
-      new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
-    );
-    const holder = current.Item?.value as string | undefined;
-    if (holder !== undefined) {
-      const execution = await executions.find(holder);
-      if (execution?.state === 'QUEUED') {
-        throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
-      }
-    }
     try {
       await dynamo().send(
         new PutCommand({
@@ -53,8 +45,15 @@ async function takeGuard(vmId: number, executionId: string): Promise<void> {
       return;
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
-      // Someone else took or replaced it meanwhile: look again.
     }
+    const current = await dynamo().send(
+      new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
+    );
+    holder = current.Item?.value as string | undefined;
+    if (holder !== undefined && (await executions.find(holder))?.state === 'QUEUED') {
+      throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
+    }
+    // Stale (its execution left the queue without freeing it) or freed meanwhile: try again.
   }
   throw new Conflict(`VM ${vmId} already has a backup queued`);
 }

@@ -1,0 +1,343 @@
+/**
+ * `npm run bench -- storm`: a storm of backup requests (default 10,000 over 1,000 simulated hosts,
+ * 10 VMs each) on the local control plane, with every host step answered at once by a
+ * responder playing the hosts' runners. The control plane runs in this process (as the
+ * supervisor would run it), so the real calls can be counted where they happen:
+ *
+ * - DynamoDB writes: a middleware on the handlers' shared DynamoDB client counts every write
+ *   request item (PutItem, UpdateItem, DeleteItem, each item of TransactWriteItems and
+ *   BatchWriteItem). AWS bills a transactional item twice (2 write request units): `wru_per_backup`.
+ * - Lambda invocations: the API function once per request this bench sends, the dispatcher once per
+ *   Invoke the handlers send (middleware on their Lambda client) plus the scheduled ticks, and
+ *   the step functions (Admit, Commit, Release, ...) from the execution histories.
+ * - Step Functions transitions: StateEntered events of the execution histories (GetExecutionHistory
+ *   of a sample of executions).
+ *
+ * Prices (AWS public, us-east-1): Step Functions standard $0.025 per 1,000 state transitions;
+ * Lambda $0.20 per 1M requests plus duration, assumed 100 ms per invocation at 256 MB on arm64
+ * ($0.0000133334 per GB-s, the functions' configured memory); DynamoDB on-demand $1.25 per 1M
+ * write request units. Reads, SQS and logs are left out.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { dynamo, lambdaClient } from '#functions/aws.ts';
+import { newToken, tokenHash } from '#local/admin.ts';
+import { homePaths, LocalConfigFile, resolveConfig } from '#local/config.ts';
+import { startControlPlane } from '#local/control-plane.ts';
+import { freeStackPorts } from '#local/ports.ts';
+import { apiClient } from './stack.ts';
+import { startHostResponder } from './storm-responder.ts';
+
+/** Options of the storm. */
+export interface StormOptions {
+  requests: number;
+  hosts: number;
+  maxBackups: number;
+  maxBackupsHost: number;
+  /** Concurrent API clients sending the requests. */
+  clients: number;
+  /** Executions whose history is read for transitions and step invocations. */
+  sample: number;
+  log: (line: string) => void;
+}
+
+const PRICE = {
+  transition: 0.025 / 1000,
+  lambdaRequest: 0.2 / 1e6,
+  // 100 ms at 256 MB arm64.
+  lambdaDuration: 0.1 * 0.25 * 0.0000133334,
+  writeUnit: 1.25 / 1e6,
+};
+
+const WRITES: Record<string, (input: Record<string, unknown>) => { items: number; units: number }> = {
+  PutItemCommand: () => ({ items: 1, units: 1 }),
+  UpdateItemCommand: () => ({ items: 1, units: 1 }),
+  DeleteItemCommand: () => ({ items: 1, units: 1 }),
+  TransactWriteItemsCommand: (i) => {
+    const n = (i.TransactItems as unknown[] | undefined)?.length ?? 0;
+    return { items: n, units: 2 * n };
+  },
+  BatchWriteItemCommand: (i) => {
+    const n = Object.values((i.RequestItems as Record<string, unknown[]>) ?? {}).reduce(
+      (s, l) => s + l.length,
+      0,
+    );
+    return { items: n, units: n };
+  },
+};
+
+/** Run `fn` over `items` with at most `limit` at a time. */
+async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export async function runStorm(opts: StormOptions) {
+  const { log } = opts;
+  const home = await mkdtemp(join(tmpdir(), 'lifeboat-storm-'));
+  const paths = homePaths(home);
+  for (const dir of [paths.logs, paths.dynamodb, paths.sqs, paths.stepfunctions, paths.secrets]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const ports = await freeStackPorts();
+  const schedulerIntervalSeconds = 60;
+  const file = LocalConfigFile.parse({
+    ports,
+    maxBackups: opts.maxBackups,
+    maxBackupsHost: opts.maxBackupsHost,
+    heartbeatSeconds: 300,
+    schedulerIntervalSeconds,
+    runner: false,
+    demo: false,
+  });
+  await writeFile(paths.config, JSON.stringify(file));
+  const config = resolveConfig(file);
+  const token = newToken();
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  const errors: string[] = [];
+  const plane = await startControlPlane({
+    paths,
+    config,
+    adminTokenHash: tokenHash(token),
+    log: (entry) => {
+      if (entry.level === 'error' && errors.length < 20) errors.push(JSON.stringify(entry));
+    },
+  });
+  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+  const reader = DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      region: config.region,
+      endpoint: `http://127.0.0.1:${ports.dynamodb}`,
+      credentials,
+    }),
+  );
+  let responder: ReturnType<typeof startHostResponder> | undefined;
+  try {
+    // Count what the handlers send (they share these clients in this process).
+    const byCommand = new Map<string, number>();
+    const counted = { writeItems: 0, writeUnits: 0, dispatcherInvokes: 0, counting: false, calls: 0, ms: 0 };
+    dynamo().middlewareStack.add(
+      (next, context) => async (args) => {
+        const count = WRITES[context.commandName ?? ''];
+        if (count && counted.counting) {
+          const { items, units } = count(args.input as Record<string, unknown>);
+          counted.writeItems += items;
+          counted.writeUnits += units;
+        }
+        if (counted.counting) {
+          const input = args.input as { TableName?: string };
+          const key = `${context.commandName} ${input.TableName ?? ''}`;
+          byCommand.set(key, (byCommand.get(key) ?? 0) + 1);
+        }
+        const t = performance.now();
+        try {
+          return await next(args);
+        } finally {
+          if (counted.counting) {
+            counted.calls++;
+            counted.ms += performance.now() - t;
+          }
+        }
+      },
+      { step: 'initialize', name: 'stormWriteCounter' },
+    );
+    lambdaClient().middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'InvokeCommand' && counted.counting) counted.dispatcherInvokes++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'stormInvokeCounter' },
+    );
+
+    const api = apiClient(plane.endpoint, token);
+    const t0 = Date.now();
+    await api('POST', '/datastores', {
+      name: 'storm',
+      driver: 'restic',
+      attributes: { RESTIC_PASSWORD: 'pw' },
+    });
+    const vmsPerHost = Math.ceil(opts.requests / opts.hosts);
+    const queues = new Map<number, string>();
+    const vmIds: number[] = [];
+    const hostIndexes = Array.from({ length: opts.hosts }, (_, i) => i);
+    await pool(hostIndexes, 16, async (h) => {
+      const host = (await api('POST', '/hosts', { name: `storm-${h}` })) as { id: number; queueUrl: string };
+      queues.set(host.id, host.queueUrl);
+      const domains = Array.from({ length: vmsPerHost }, (_, i) => ({
+        domain: `vm-${h}-${i}`,
+        state: 'RUNNING',
+        disks: [{ id: 0, target: 'vda', source: `/images/${h}-${i}.qcow2`, format: 'qcow2', size: 1 << 20 }],
+        nics: [],
+        template: '<domain/>',
+      }));
+      await api('PUT', `/hosts/${host.id}/inventory`, { vms: domains });
+      const listed = (await api('GET', `/vms?hostId=${host.id}`)).items as { id: number }[];
+      vmIds.push(...listed.map((v) => v.id));
+    });
+    log(`setup: ${opts.hosts} hosts, ${vmIds.length} VMs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    // Interleave hosts, as requests from many places would arrive.
+    const targets = vmIds
+      .sort((a, b) => (a % vmsPerHost) - (b % vmsPerHost) || a - b)
+      .slice(0, opts.requests);
+
+    responder = startHostResponder({
+      sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
+      sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+      queues,
+      delayMs: 0,
+    });
+    let peakActive = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const out = await reader.send(
+          new GetCommand({ TableName: 'lifeboat-counters', Key: { name: 'active' }, ConsistentRead: true }),
+        );
+        peakActive = Math.max(peakActive, Number(out.Item?.value ?? 0));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    counted.counting = true;
+    const start = Date.now();
+    const ids: string[] = [];
+    let refused = 0;
+    await pool(targets, opts.clients, async (vmId) => {
+      try {
+        const execution = (await api('POST', `/vms/${vmId}/backup`, { datastoreId: 1 })) as { id: string };
+        ids.push(execution.id);
+      } catch (err) {
+        refused++;
+        if (errors.length < 20) errors.push(String(err));
+      }
+    });
+    const requested = Date.now();
+    log(
+      `${ids.length} requests accepted in ${((requested - start) / 1000).toFixed(1)} s (${refused} refused)`,
+    );
+    // Done when every backup's host step was answered and every slot given back.
+    let lastReport = Date.now();
+    for (;;) {
+      const answered = responder.tasks.filter((t) => t.kind === 'backup').length;
+      const active = Number(
+        (
+          await reader.send(
+            new GetCommand({ TableName: 'lifeboat-counters', Key: { name: 'active' }, ConsistentRead: true }),
+          )
+        ).Item?.value ?? 0,
+      );
+      if (answered >= ids.length && active === 0) break;
+      if (Date.now() - lastReport > 10_000) {
+        log(
+          `${answered}/${ids.length} host steps, ${active} active, ${((Date.now() - start) / 1000).toFixed(0)} s`,
+        );
+        lastReport = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const ended = Date.now();
+    counted.counting = false;
+    sampling = false;
+    await sampler;
+
+    const all = (await api('GET', '/executions')).items as {
+      id: string;
+      state: string;
+      startedAt?: string;
+      executionArn?: string;
+    }[];
+    const mine = all.filter((e) => ids.includes(e.id));
+    const states: Record<string, number> = {};
+    for (const e of mine) states[e.state] = (states[e.state] ?? 0) + 1;
+    const lastStart = Math.max(...mine.map((e) => Date.parse(e.startedAt ?? '') || 0));
+    const startSpan = (lastStart - start) / 1000;
+
+    // Transitions and step invocations from a sample of histories.
+    const sample = mine
+      .filter((_, i) => i % Math.max(1, Math.floor(mine.length / opts.sample)) === 0)
+      .slice(0, opts.sample);
+    let transitions = 0;
+    let steps = 0;
+    for (const e of sample) {
+      // Raw call: the SDK drops the shim's `localDetails` (not an AWS field), which names the state.
+      const res = await fetch(`http://127.0.0.1:${ports.stepfunctions}/`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': 'AWSStepFunctions.GetExecutionHistory',
+        },
+        body: JSON.stringify({ executionArn: e.executionArn }),
+      });
+      const history = (await res.json()) as { events?: { type: string; localDetails?: string }[] };
+      for (const ev of history.events ?? []) {
+        if (ev.type !== 'StateEntered') continue;
+        transitions++;
+        const details = JSON.parse(ev.localDetails ?? '{}') as { state?: { name?: string; type?: string } };
+        if (details.state?.type === 'Task' && !/RunOnHost|Cleanup/.test(details.state.name ?? '')) steps++;
+      }
+    }
+    const n = ids.length;
+    const ticks = Math.ceil((ended - start) / 1000 / schedulerIntervalSeconds);
+    const transitionsPerBackup = transitions / sample.length;
+    const stepsPerBackup = steps / sample.length;
+    const invocationsPerBackup = (n + counted.dispatcherInvokes + ticks) / n + stepsPerBackup;
+    const writesPerBackup = counted.writeItems / n;
+    const wruPerBackup = counted.writeUnits / n;
+    const usdPer1000 =
+      1000 *
+      (transitionsPerBackup * PRICE.transition +
+        invocationsPerBackup * (PRICE.lambdaRequest + PRICE.lambdaDuration) +
+        wruPerBackup * PRICE.writeUnit);
+    log(
+      `states ${JSON.stringify(states)}; all ended ${((ended - start) / 1000).toFixed(1)} s after the first request`,
+    );
+    log(
+      `per backup: ${transitionsPerBackup.toFixed(1)} transitions, ${invocationsPerBackup.toFixed(2)} invocations (API 1, dispatcher ${((counted.dispatcherInvokes + ticks) / n).toFixed(2)}, steps ${stepsPerBackup.toFixed(2)}), ${writesPerBackup.toFixed(1)} write requests (${wruPerBackup.toFixed(1)} WRU)`,
+    );
+    log(
+      `DynamoDB: ${counted.calls} calls, ${(counted.ms / Math.max(1, counted.calls)).toFixed(1)} ms each on average`,
+    );
+    log(
+      `DynamoDB calls per backup: ${[...byCommand]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k.replace('Command', '')} ${(v / Math.max(1, ids.length)).toFixed(2)}`)
+        .join(', ')}`,
+    );
+    if (errors.length) log(`errors: ${errors.slice(0, 5).join(' | ')}`);
+    return {
+      requests: n,
+      hosts: opts.hosts,
+      succeeded: states.SUCCEEDED ?? 0,
+      seconds_to_last_start: Number(startSpan.toFixed(1)),
+      starts_per_s: Number((n / startSpan).toFixed(1)),
+      peak_active: Math.max(peakActive, responder.peak()),
+      max_backups: opts.maxBackups,
+      peak_active_host: responder.peakPerHost(),
+      max_backups_host: opts.maxBackupsHost,
+      transitions_per_backup: Number(transitionsPerBackup.toFixed(2)),
+      invocations_per_backup: Number(invocationsPerBackup.toFixed(2)),
+      writes_per_backup: Number(writesPerBackup.toFixed(2)),
+      wru_per_backup: Number(wruPerBackup.toFixed(2)),
+      usd_per_1000: Number(usdPer1000.toFixed(4)),
+    };
+  } finally {
+    await responder?.stop();
+    reader.destroy();
+    await plane.stop();
+    await rm(home, { recursive: true, force: true });
+  }
+}
