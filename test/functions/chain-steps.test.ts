@@ -256,6 +256,9 @@ describe('KEEP_LAST on an increment chain', () => {
     }
     const deleted = await call('DELETE', `/images/${chainId}`, admin);
     expect(deleted.status).toBe(409);
+    expect(deleted.body.message).toBe(
+      `Image ${chainId} is being flattened for KEEP_LAST (ACTIVE_FLATTEN, execution ${flattenId}): delete it when that ends`,
+    );
   });
 
   it('the flatten merges points 0 and 1 into a new base 1; the merged backups are removed, the image kept', async () => {

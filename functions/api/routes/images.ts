@@ -8,6 +8,7 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import type { Datastore, Image } from '#core/model.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { datastores } from '../../repo/datastores.ts';
+import { executions } from '../../repo/executions.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
@@ -98,9 +99,19 @@ async function removeRecord(image: Image): Promise<void> {
  * READY or ERROR images only (LOCKED or DELETING: 409). With stored data: DELETING, out of its
  * VM's BACKUP_IDS, and a `delete` execution queued (202 with it). Without: removed now (204).
  */
+/** Why a LOCKED image cannot be deleted now, naming the operation that holds it. */
+async function lockedMessage(image: Image): Promise<string> {
+  const holder = image.executionId ? await executions.find(image.executionId) : undefined;
+  if (holder?.kind === 'flatten') {
+    return `Image ${image.id} is being flattened for KEEP_LAST (ACTIVE_FLATTEN, execution ${holder.id}): delete it when that ends`;
+  }
+  const by = holder ? ` (${holder.kind} execution ${holder.id})` : '';
+  return `Image ${image.id} is LOCKED by a running operation${by}`;
+}
+
 const remove: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'manage');
-  if (image.state === 'LOCKED') throw new Conflict(`Image ${image.id} is LOCKED by a running operation`);
+  if (image.state === 'LOCKED') throw new Conflict(await lockedMessage(image));
   if (image.state === 'DELETING' && image.deleteQueued !== false)
     throw new Conflict(`Image ${image.id} is already being deleted`);
   if (!image.source && image.increments.every((i) => !i.source)) {
