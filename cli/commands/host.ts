@@ -1,10 +1,12 @@
 /**
- * `lifeboat host list | show HOSTID`: the hypervisors and the state of their runners.
+ * `lifeboat host list | show HOSTID | update HOSTID`: the hypervisors, the state of their
+ * runners, and their EMULATOR_CPUS and MAX_BACKUPS_HOST.
  */
 import type { Command } from 'commander';
 import type { Host } from '#core/model.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
+import { UsageError } from '../errors.ts';
 import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
 
 const COLUMNS: readonly Column<Host>[] = [
@@ -28,6 +30,34 @@ export function registerHost(program: Command): void {
       const items = await context.client().list<Host>('/hosts');
       printList(context.output, items, COLUMNS, 'no hosts');
     });
+
+  host
+    .command('update')
+    .description("change a host: EMULATOR_CPUS (pins restored VMs' emulator threads) and MAX_BACKUPS_HOST")
+    .argument('<HOSTID>', 'host id', parseId)
+    .option('--emulator-cpus <LIST>', "CPU list such as 0-1,4 ('' removes it)")
+    .option('--max-backups-host <N>', "backups at once on this host ('' for the deployment's default)")
+    .action(
+      async (id: number, options: { emulatorCpus?: string; maxBackupsHost?: string }, command: Command) => {
+        const body: Record<string, unknown> = {};
+        if (options.emulatorCpus !== undefined) body.emulatorCpus = options.emulatorCpus;
+        if (options.maxBackupsHost !== undefined) {
+          if (options.maxBackupsHost !== '' && !/^\d+$/.test(options.maxBackupsHost)) {
+            throw new UsageError('--max-backups-host must be a positive integer, or empty for the default');
+          }
+          body.maxBackupsHost = options.maxBackupsHost === '' ? null : Number(options.maxBackupsHost);
+        }
+        if (Object.keys(body).length === 0) {
+          throw new UsageError('host update needs --emulator-cpus or --max-backups-host');
+        }
+        const context = contextOf(command);
+        const item = await context.client().patch<Host>(`/hosts/${id}`, body);
+        if (context.output.json) return printJson(item);
+        printLines([
+          `host ${item.id}: EMULATOR_CPUS ${item.emulatorCpus ?? '-'}, MAX_BACKUPS_HOST ${item.maxBackupsHost ?? 'default'}`,
+        ]);
+      },
+    );
 
   host
     .command('show')

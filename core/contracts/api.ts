@@ -42,6 +42,17 @@ export const CreateHostBody = z.strictObject({
 });
 export type CreateHostBody = z.infer<typeof CreateHostBody>;
 
+/** `PATCH /hosts/{id}`: the settings to change; an empty EMULATOR_CPUS or a null limit removes it. */
+export const UpdateHostBody = z
+  .strictObject({
+    emulatorCpus: z.union([CreateHostBody.shape.emulatorCpus.unwrap(), z.literal('')]).optional(),
+    maxBackupsHost: CreateHostBody.shape.maxBackupsHost.unwrap().nullable().optional(),
+  })
+  .refine((b) => b.emulatorCpus !== undefined || b.maxBackupsHost !== undefined, {
+    message: 'name at least one of emulatorCpus, maxBackupsHost',
+  });
+export type UpdateHostBody = z.infer<typeof UpdateHostBody>;
+
 export const InventoryDisk = z.strictObject({
   id,
   target: z.string().min(1),

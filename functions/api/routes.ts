@@ -17,6 +17,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/hosts' },
   { method: 'POST', path: '/hosts' },
   { method: 'GET', path: '/hosts/{id}' },
+  { method: 'PATCH', path: '/hosts/{id}' },
   { method: 'DELETE', path: '/hosts/{id}' },
   { method: 'PUT', path: '/hosts/{id}/inventory' },
   { method: 'GET', path: '/vms' },

@@ -199,6 +199,32 @@ describe('hosts and inventory', () => {
     expect(dead.Messages?.map((m) => m.Body)).toEqual([body]);
   });
 
+  it("changes a host's EMULATOR_CPUS and MAX_BACKUPS_HOST (admins), refusing bad values and changing nothing", async () => {
+    const set = await call('PATCH', '/hosts/1', {
+      ...admin,
+      body: { emulatorCpus: '0-1,3', maxBackupsHost: 3 },
+    });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ id: 1, emulatorCpus: '0-1,3', maxBackupsHost: 3 });
+    for (const body of [{ emulatorCpus: 'all' }, { maxBackupsHost: 0 }, {}, { cluster: 'x' }]) {
+      const bad = await call('PATCH', '/hosts/1', { ...admin, body });
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      expect(bad.body.error).toBe('ValidationError');
+    }
+    expect((await call('PATCH', '/hosts/1', { token: ALICE, body: { emulatorCpus: '2' } })).status).toBe(403);
+    expect((await call('GET', '/hosts/1', admin)).body).toMatchObject({
+      emulatorCpus: '0-1,3',
+      maxBackupsHost: 3,
+    });
+    const cleared = await call('PATCH', '/hosts/1', {
+      ...admin,
+      body: { emulatorCpus: '', maxBackupsHost: null },
+    });
+    expect(cleared.status).toBe(200);
+    expect(cleared.body.emulatorCpus).toBeUndefined();
+    expect(cleared.body.maxBackupsHost).toBeUndefined();
+  });
+
   it('refuses a duplicate host name and non-admin registration', async () => {
     expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(409);
     expect((await call('POST', '/hosts', { token: ALICE, body: { name: 'kvm-9' } })).status).toBe(403);

@@ -4,7 +4,7 @@
  */
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { CreateHostBody, parseBody } from '#core/contracts/api.ts';
+import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
 import { Conflict } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '../../aws.ts';
@@ -108,6 +108,24 @@ const create: RouteHandler = async (ctx) => {
   return json(host, 201);
 };
 
+/** EMULATOR_CPUS and MAX_BACKUPS_HOST of a registered host (admins). */
+const update: RouteHandler = async (ctx) => {
+  assertAdmin(ctx.user, 'change hosts');
+  const body = parseBody(UpdateHostBody, ctx.body);
+  const host = await hosts.get(pathId(ctx));
+  const set: Record<string, unknown> = {};
+  const remove: string[] = [];
+  if (body.emulatorCpus !== undefined) {
+    if (body.emulatorCpus === '') remove.push('emulatorCpus');
+    else set.emulatorCpus = body.emulatorCpus;
+  }
+  if (body.maxBackupsHost !== undefined) {
+    if (body.maxBackupsHost === null) remove.push('maxBackupsHost');
+    else set.maxBackupsHost = body.maxBackupsHost;
+  }
+  return json(await hosts.update(host.id, set, { remove }));
+};
+
 const remove: RouteHandler = async (ctx) => {
   assertAdmin(ctx.user, 'delete hosts');
   const host = await hosts.get(pathId(ctx));
@@ -133,6 +151,7 @@ export const hostRoutes: Record<string, RouteHandler> = {
   'GET /hosts': list,
   'POST /hosts': create,
   'GET /hosts/{id}': show,
+  'PATCH /hosts/{id}': update,
   'DELETE /hosts/{id}': remove,
   'PUT /hosts/{id}/inventory': reportInventory,
 };
