@@ -62,6 +62,20 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
       'Per-VM schedules are created at run time, only in the lifeboat schedule group',
   });
 
+  const machineNames = [stack.backup, stack.restore, stack.maintenance].map(
+    (m) => (m.stateMachine.node.defaultChild as { stateMachineName?: string }).stateMachineName ?? '',
+  );
+  ack(stack.functions.Dispatcher as IConstruct, {
+    [`AwsSolutions-IAM5[Resource::${pattern('scheduler', 'schedule/lifeboat/*')}]`]:
+      'The dispatcher deletes the EventBridge schedule of a scheduled action that ended: only in the lifeboat group',
+    ...Object.fromEntries(
+      machineNames.map((name) => [
+        `AwsSolutions-IAM5[Resource::${pattern('states', `execution:${name}:*`)}]`,
+        'The sweep describes executions of this state machine (their names are the execution ids, made at run time)',
+      ]),
+    ),
+  });
+
   for (const machine of [stack.backup, stack.restore, stack.maintenance].map((m) => m.stateMachine)) {
     ack(machine, {
       'AwsSolutions-IAM5[Resource::*]': XRAY_AND_LOGS,

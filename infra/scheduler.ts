@@ -1,7 +1,8 @@
 /**
  * EventBridge Scheduler: the schedule group `lifeboat`, the dispatcher's once-a-minute wake-up
- * (requests never wait longer than that even if a wake-up Invoke is lost), and the role the API
- * hands to per-VM schedules it creates in the group.
+ * (requests never wait longer than that even if a wake-up Invoke is lost, and dead executions
+ * are swept), and the role the API hands to the schedules it creates in the group for scheduled
+ * actions (VMs and backup jobs): they invoke the dispatcher, which fires whatever is due.
  */
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -15,13 +16,13 @@ export const SCHEDULE_GROUP = 'lifeboat';
 
 export interface SchedulingProps {
   dispatcher: IFunction;
-  /** Target of per-VM schedules: the API function, invoked with a scheduled-action event. */
-  api: IFunction;
+  /** Kept for callers; scheduled actions target the dispatcher, not the API. */
+  api?: IFunction;
 }
 
 export class Scheduling extends Construct {
   readonly group: scheduler.ScheduleGroup;
-  /** Role per-VM schedules run as; the API passes it when it creates one. */
+  /** Role the scheduled-action schedules run as; the API passes it when it creates one. */
   readonly vmScheduleRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: SchedulingProps) {
@@ -53,10 +54,10 @@ export class Scheduling extends Construct {
     });
 
     this.vmScheduleRole = new iam.Role(this, 'VmScheduleRole', {
-      description: 'Assumed by EventBridge Scheduler to run per-VM scheduled actions',
+      description: 'Assumed by EventBridge Scheduler to run scheduled actions (invokes the dispatcher)',
       assumedBy: schedulerPrincipal,
     });
-    props.api.grantInvoke(this.vmScheduleRole);
+    props.dispatcher.grantInvoke(this.vmScheduleRole);
   }
 
   /** ARN pattern of the schedules in the group. */

@@ -145,6 +145,7 @@ export class LifeboatStack extends Stack {
 
     this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
     this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore, arns.maintenance]);
+    this.grantScheduledActions(fn('Dispatcher'), [names.backup, names.restore, names.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
         // Only the API authenticates users.
@@ -213,6 +214,34 @@ export class LifeboatStack extends Stack {
     api.addEnvironment('SCHEDULE_GROUP', SCHEDULE_GROUP);
     api.addEnvironment('SCHEDULER_ROLE_ARN', this.scheduling.vmScheduleRole.roleArn);
     api.addEnvironment('HOST_DEAD_LETTER_QUEUE_ARN', this.hostDeadLetters.queue.queueArn);
+  }
+
+  /**
+   * What scheduled actions, backup jobs and the sweep need of the dispatcher: it fires due
+   * schedules (queueing backups, moving jobs on), deletes a finished action's EventBridge
+   * schedule, and ends executions that died holding a slot (DescribeExecution; VM unlocked,
+   * image to ERROR). The API learns the dispatcher's ARN: the target of the schedules it creates.
+   */
+  private grantScheduledActions(dispatcher: LifeboatFunctions[string], machineNames: string[]): void {
+    const byKey = this.tables.byKey;
+    for (const table of [byKey.schedules, byKey.jobs, byKey.vms, byKey.images])
+      table.grantReadWriteData(dispatcher);
+    dispatcher.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:DescribeExecution'],
+        resources: machineNames.map((name) =>
+          this.formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${name}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ),
+      }),
+    );
+    this.scheduling.grantManageSchedules(dispatcher);
+    dispatcher.addEnvironment('SCHEDULE_GROUP', SCHEDULE_GROUP);
+    this.functions.Api?.addEnvironment('SCHEDULE_TARGET_ARN', dispatcher.functionArn);
   }
 
   /** The dispatcher: the queue and counters, and starting executions of the three machines. */
