@@ -174,6 +174,7 @@ export async function runStorm(opts: StormOptions) {
     const queues = new Map<number, string>();
     const vmIds: number[] = [];
     const hostIndexes = Array.from({ length: opts.hosts }, (_, i) => i);
+    let made = 0;
     await pool(hostIndexes, 16, async (h) => {
       const host = (await api('POST', '/hosts', { name: `storm-${h}` })) as { id: number; queueUrl: string };
       queues.set(host.id, host.queueUrl);
@@ -184,9 +185,12 @@ export async function runStorm(opts: StormOptions) {
         nics: [],
         template: '<domain/>',
       }));
-      await api('PUT', `/hosts/${host.id}/inventory`, { vms: domains });
-      const listed = (await api('GET', `/vms?hostId=${host.id}`)).items as { id: number }[];
+      // The inventory answers the host's VMs (a GET /vms?hostId= would scan every VM).
+      const listed = (await api('PUT', `/hosts/${host.id}/inventory`, { vms: domains })).items as {
+        id: number;
+      }[];
       vmIds.push(...listed.map((v) => v.id));
+      if (++made % 100 === 0) log(`setup: ${made} hosts, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     });
     log(`setup: ${opts.hosts} hosts, ${vmIds.length} VMs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // Interleave hosts, as requests from many places would arrive.
