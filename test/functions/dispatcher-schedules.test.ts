@@ -190,4 +190,36 @@ describe('backup jobs', () => {
     const job = (await call('GET', `/jobs/${jobId}`, admin)).body;
     expect(job).toMatchObject({ outdatedVms: [3], backingUpVms: [2], updatedVms: [4] });
   });
+
+  it('a job schedule runs the job: its first VM queued, the run recorded on the schedule', async () => {
+    const created = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'weekly', vmIds: [5], datastoreId: 1 },
+    });
+    const jobId = created.body.id;
+    const withDatastore = await call('POST', `/jobs/${jobId}/schedules`, {
+      ...admin,
+      body: { datastoreId: 1, time: '+60' },
+    });
+    expect(withDatastore.status).toBe(400);
+    expect(withDatastore.body.message).toBe('datastoreId: a backup job uses its own datastore');
+    const schedule = await call('POST', `/jobs/${jobId}/schedules`, {
+      ...admin,
+      body: { time: '+60', repeat: 'daily' },
+    });
+    expect(schedule.status).toBe(201);
+    const at = new Date(schedule.body.nextRunAt);
+    expect(await fireDueSchedules(at)).toEqual([schedule.body.id]);
+    const job = (await call('GET', `/jobs/${jobId}`, admin)).body;
+    expect(job).toMatchObject({ backingUpVms: [5], outdatedVms: [] });
+    const fired = await schedules.get(schedule.body.id);
+    expect(fired.runs).toBe(1);
+    expect(fired.nextRunAt).toBe(new Date(at.getTime() + 86_400_000).toISOString());
+    expect((await executions.get(fired.lastExecutionId ?? '')).vmId).toBe(5);
+    // Deleting the job deletes its schedules.
+    await executions.update(fired.lastExecutionId ?? '', { state: 'RUNNING', executionArn: 'arn:y' });
+    await release({ executionId: fired.lastExecutionId, jobId });
+    expect((await call('DELETE', `/jobs/${jobId}`, admin)).status).toBe(204);
+    expect(await schedules.find(schedule.body.id)).toBeUndefined();
+  });
 });
