@@ -24,6 +24,8 @@ export interface HostResponder {
   delayMs: number;
   /** Tasks this answers false for are recorded but never answered (a host that hangs). */
   hold: (task: SeenTask) => boolean;
+  /** While set, answers wait for it after their delay (a test holds every host step at once). */
+  gate: Promise<void> | undefined;
   /** Host tasks received and not yet answered, now and at most. */
   active(): number;
   peak(): number;
@@ -87,6 +89,7 @@ export function startHostResponder(opts: {
     }
     try {
       if (responder.delayMs > 0) await new Promise((r) => setTimeout(r, responder.delayMs));
+      if (responder.gate) await responder.gate;
       await sfn.send(
         new SendTaskSuccessCommand({ taskToken: task.token, output: JSON.stringify(outputOf(task)) }),
       );
@@ -131,6 +134,7 @@ export function startHostResponder(opts: {
     tasks,
     delayMs: opts.delayMs,
     hold: () => false,
+    gate: undefined,
     active: () => active,
     peak: () => peak,
     peakPerHost: () => peakHost,

@@ -25,6 +25,8 @@ let conn: Connection;
 let ports: Awaited<ReturnType<typeof freeStackPorts>>;
 let responder: HostResponder;
 let ddb: DynamoDBDocumentClient;
+/** VMs of the host that runs one backup at a time. */
+const prioVmIds: number[] = [];
 /** VM ids by host id, in domain order. */
 const vmsOf = new Map<number, number[]>();
 
@@ -85,6 +87,22 @@ beforeAll(async () => {
       listed.sort((a, b) => a.domain.localeCompare(b.domain)).map((v) => v.id),
     );
   }
+  // A host with its own limit of one backup at a time (MAX_BACKUPS_HOST override).
+  const prio = await api('POST', '/hosts', { name: 'kvm-prio', maxBackupsHost: 1 });
+  expect(prio.body.maxBackupsHost).toBe(1);
+  queues.set(prio.body.id, prio.body.queueUrl);
+  const prioDomains = Array.from({ length: 7 }, (_, i) => ({
+    domain: `prio-${i}`,
+    state: 'RUNNING',
+    disks: [{ id: 0, target: 'vda', source: `/images/prio-${i}.qcow2`, format: 'qcow2', size: 1 << 20 }],
+    nics: [],
+    template: '<domain/>',
+  }));
+  const prioVms = (await api('PUT', `/hosts/${prio.body.id}/inventory`, { vms: prioDomains })).body.items as {
+    id: number;
+    domain: string;
+  }[];
+  prioVmIds.push(...prioVms.sort((a, b) => a.domain.localeCompare(b.domain)).map((v) => v.id));
   responder = startHostResponder({
     sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
     sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
@@ -149,28 +167,33 @@ describe('dispatcher limits on the local stack', () => {
     expect(await counter('active')).toBe(0);
   }, 240_000);
 
-  it('higher priorities start first when slots free up', async () => {
-    // Five slow backups fill the cloud-wide limit (one per host).
-    responder.delayMs = 3000;
-    const fillers = [];
-    for (let h = 1; h <= HOSTS; h++)
-      fillers.push((await api('POST', `/vms/${vm(h, 0)}/backup`, { datastoreId: 1 })).body.id);
-    while (responder.active() < 5) await sleep(50);
-    responder.delayMs = 200;
-    const low = [];
-    const high = [];
-    for (let h = 1; h <= 3; h++)
-      low.push((await api('POST', `/vms/${vm(h, 1)}/backup`, { datastoreId: 1 })).body.id);
-    for (let h = 1; h <= 3; h++)
-      high.push((await api('POST', `/vms/${vm(h, 2)}/backup`, { datastoreId: 1, priority: 40 })).body.id);
-    await allEnded([...fillers, ...low, ...high]);
-    // The order their host steps arrived in (each starts its execution's RunOnHost).
-    const vmOf = new Map<string, number>();
-    for (const id of [...low, ...high]) vmOf.set(id, (await api('GET', `/executions/${id}`)).body.vmId);
-    const waiting = new Set(vmOf.values());
-    const order = responder.tasks.filter((t) => t.kind === 'backup' && waiting.has(t.vmId ?? -1)).slice(-6);
-    const highVms = new Set(high.map((id) => vmOf.get(id)));
-    expect(order.slice(0, 3).every((t) => highVms.has(t.vmId))).toBe(true);
+  it('higher priorities start first when a slot frees up (a host limited to one backup at a time)', async () => {
+    // One backup held at the host fills its limit of one.
+    let open = () => {};
+    responder.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    responder.delayMs = 0;
+    const [first, ...waiting] = prioVmIds;
+    const filler = (await api('POST', `/vms/${first}/backup`, { datastoreId: 1 })).body.id;
+    while (responder.active() < 1) await sleep(50);
+    const low = waiting.slice(0, 3);
+    const high = waiting.slice(3, 6);
+    const ids = [];
+    for (const v of low) ids.push((await api('POST', `/vms/${v}/backup`, { datastoreId: 1 })).body.id);
+    for (const v of high)
+      ids.push((await api('POST', `/vms/${v}/backup`, { datastoreId: 1, priority: 40 })).body.id);
+    // Nothing else starts on that host while the first backup runs.
+    await sleep(1500);
+    expect(responder.tasks.filter((t) => waiting.includes(t.vmId ?? -1))).toEqual([]);
+    responder.gate = undefined;
+    open();
+    await allEnded([filler, ...ids]);
+    const order = responder.tasks
+      .filter((t) => t.kind === 'backup' && waiting.includes(t.vmId ?? -1))
+      .map((t) => t.vmId);
+    // Highest priority first, then oldest first.
+    expect(order).toEqual([...high, ...low]);
   }, 120_000);
 });
 
