@@ -24,6 +24,8 @@ export interface HostResponder {
   delayMs: number;
   /** Tasks this answers false for are recorded but never answered (a host that hangs). */
   hold: (task: SeenTask) => boolean;
+  /** Long-poll wait of each ReceiveMessage, seconds (idle hosts cost one request per period). */
+  pollSeconds: number;
   /** While set, answers wait for it after their delay (a test holds every host step at once). */
   gate: Promise<void> | undefined;
   /** Host tasks received and not yet answered, now and at most. */
@@ -59,8 +61,11 @@ export function startHostResponder(opts: {
   sfnEndpoint: string;
   queues: ReadonlyMap<number, string>;
   delayMs: number;
+  /** Long-poll wait (default 2 s; up to 20). */
+  pollSeconds?: number;
   region?: string;
 }): HostResponder {
+  const abort = new AbortController();
   const agent = new Agent({ keepAlive: true, maxSockets: opts.queues.size + 64 });
   const handler = { httpAgent: agent, connectionTimeout: 5000, requestTimeout: 60_000 };
   const region = opts.region ?? 'us-east-1';
@@ -105,7 +110,12 @@ export function startHostResponder(opts: {
     while (!stopped) {
       try {
         const out = await sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 2, MaxNumberOfMessages: 10 }),
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            WaitTimeSeconds: responder.pollSeconds,
+            MaxNumberOfMessages: 10,
+          }),
+          { abortSignal: abort.signal },
         );
         const messages = out.Messages ?? [];
         if (messages.length === 0) continue;
@@ -135,11 +145,13 @@ export function startHostResponder(opts: {
     delayMs: opts.delayMs,
     hold: () => false,
     gate: undefined,
+    pollSeconds: opts.pollSeconds ?? 2,
     active: () => active,
     peak: () => peak,
     peakPerHost: () => peakHost,
     async stop() {
       stopped = true;
+      abort.abort();
       await Promise.all(loops);
       await Promise.all([...inFlight]);
       sqs.destroy();
