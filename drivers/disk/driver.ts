@@ -62,6 +62,13 @@ export interface PrepareOptions {
     parent: string | null;
     /** N of the file names; defaults to the trailing number of `checkpoint`, else 1. */
     index?: number;
+    /**
+     * How changes are tracked (INCREMENT_MODE). `CBT` (default): checkpoints and dirty bitmaps.
+     * `SNAPSHOT`: each disk runs on a persistent overlay `<disk file>.<checkpoint>.qcow2` that
+     * the next increment hands out (see `snapshot-mode.ts`). Any backup other than a SNAPSHOT
+     * increment first commits such an overlay back into its base.
+     */
+    mode?: 'CBT' | 'SNAPSHOT';
   };
 }
 

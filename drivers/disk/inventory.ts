@@ -6,7 +6,9 @@
 import type { InventoryVm } from '#core/contracts/api.ts';
 import type { VmState } from '#core/model.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
+import { imageChain, trackedBaseOf } from './snapshot-mode.ts';
 import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
+import { pointDiskAt } from './work-dir.ts';
 
 type Vm = InventoryVm;
 type State = (typeof VmState.options)[number];
@@ -45,11 +47,15 @@ function inventoryFormat(disk: DomainDisk): 'qcow2' | 'raw' | 'rbd' | undefined 
  */
 export async function readDomainInventory(domain: string, options: ToolOptions = {}): Promise<Vm> {
   const state = await domainState(domain, options);
-  const template = await domainXml(domain, { ...options, inactive: true });
+  let template = await domainXml(domain, { ...options, inactive: true });
   const info = parseDomainXml(template);
   const running = isActiveState(state);
   const disks: Vm['disks'] = [];
-  for (const disk of info.disks) {
+  for (const found of info.disks) {
+    // A disk on one of our tracking overlays (INCREMENT_MODE=SNAPSHOT) is its base file.
+    const base = await trackedBase(found, running, options);
+    if (base) template = pointDiskAt(template, found.target, base.source, base.format);
+    const disk = base ? { ...found, ...base } : found;
     const format = inventoryFormat(disk);
     if (!format || !disk.source) continue;
     const size =
@@ -81,6 +87,20 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
   if (info.uuid) vm.uuid = info.uuid;
   if (info.backupConfig) vm.backupConfig = info.backupConfig;
   return vm;
+}
+
+/** The base file and format of a disk whose source is a tracking overlay of it, else undefined. */
+async function trackedBase(
+  disk: DomainDisk,
+  running: boolean,
+  options: ToolOptions,
+): Promise<{ source: string; format: string } | undefined> {
+  const tracked = disk.type === 'file' && disk.source ? trackedBaseOf(disk.source) : undefined;
+  if (!tracked || !disk.source) return undefined;
+  // Metadata only (-U while it runs): which files the chain is made of, and their formats.
+  const chain = await imageChain(disk.source, { shared: running, signal: options.signal }).catch(() => []);
+  const base = chain.find((e) => e.path === tracked.base);
+  return base ? { source: base.path, format: base.format } : undefined;
 }
 
 /** Every domain libvirt knows on this host, running or not; domains that vanish meanwhile are skipped. */

@@ -34,6 +34,7 @@ import type {
 import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
 import { freeze } from './freeze.ts';
 import { restoreChain, writeQcow2 } from './restore-chain.ts';
+import { markReleased, prepareSnapshot, settleForBackup, settleRecord } from './snapshot-mode.ts';
 import {
   DEFAULT_URI,
   domainState,
@@ -43,7 +44,14 @@ import {
   type ToolOptions,
   virsh,
 } from './tools.ts';
-import { cleanWorkDir, lockPidPath, lockSocketPath, overlayPath, writeRecord } from './work-dir.ts';
+import {
+  cleanWorkDir,
+  lockPidPath,
+  lockSocketPath,
+  overlayPath,
+  pointDiskAt,
+  writeRecord,
+} from './work-dir.ts';
 
 export class Qcow2Driver implements DiskDriver {
   readonly name = 'qcow2';
@@ -58,15 +66,23 @@ export class Qcow2Driver implements DiskDriver {
     const state = await domainState(vm.domain, tool);
     if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
     const active = isActiveState(state);
-    const checked = await this.checkDisks(vm.domain, disks, active, options.workDir, tool);
-    const { exported } = checked;
-    let files = checked.files;
     const inc = options.increment;
     if (inc && inc.parent === inc.checkpoint) {
       throw new ValidationError(`An increment's checkpoint '${inc.checkpoint}' cannot be its own parent`);
     }
+    const snap = inc?.mode === 'SNAPSHOT' ? inc : undefined;
+    // A SNAPSHOT attempt left by a crash changes what the disks run on: undone before any look.
+    await settleRecord(options.workDir, tool);
+    // Tracking overlays (SNAPSHOT) are accepted under a SNAPSHOT increment only, else committed back.
+    const { tops } = await settleForBackup(vm.domain, disks, snap ? snap.parent : undefined, tool);
+    const checked = await this.checkDisks(vm.domain, disks, active, options.workDir, tool, tops);
+    const { exported } = checked;
+    let files = checked.files;
     // Captured before the snapshot, so it names the original files, never our overlays.
-    const template = await domainXml(vm.domain, { ...tool, inactive: true });
+    let template = await domainXml(vm.domain, { ...tool, inactive: true });
+    for (const disk of disks.filter((d) => tops.has(d.target))) {
+      template = pointDiskAt(template, disk.target, disk.source, disk.format);
+    }
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
     await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
     // QEMU (libvirt-qemu) must reach the overlays: search permission, no listing.
@@ -81,16 +97,20 @@ export class Qcow2Driver implements DiskDriver {
         overlay: overlayPath(options.workDir, d.target),
       })),
       checkpoint: inc?.checkpoint,
+      snapshot: snap ? { parent: snap.parent } : undefined,
     });
     const holders: { abort: AbortController; done: Promise<unknown> }[] = [];
     let pulling = false;
     let created = false;
+    let prepared = false;
     const release = once(async () => {
       // A pull-mode job ends here, normally: its checkpoint stays for the next increment.
       if (pulling) await abortBackupJob(vm.domain, { uri: this.uri });
       for (const holder of holders) holder.abort.abort();
       await Promise.all(holders.map((h) => h.done));
-      await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
+      // A SNAPSHOT backup handed out keeps its new overlays; a failed prepare undoes them.
+      if (prepared) await markReleased(options.workDir);
+      await this.clean(options.workDir, vm.domain, {});
     });
     try {
       const sizes = new Map(files.map((f) => [f.diskId, f.virtualSize]));
@@ -107,7 +127,25 @@ export class Qcow2Driver implements DiskDriver {
       // A running VM's chain start is an NBD export, unless the datastore reads files only.
       const snapshotStart =
         inc !== undefined && inc.parent === null && active && options.fileSources === true;
-      if (inc && chainCtx && !snapshotStart) {
+      if (snap) {
+        const index = snap.index ?? Number(/(\d+)$/.exec(snap.checkpoint)?.[1] ?? 1);
+        const increment = await prepareSnapshot({
+          domain: vm.domain,
+          disks,
+          sizes,
+          state,
+          freeze: options.freeze,
+          checkpoint: snap.checkpoint,
+          parent: snap.parent,
+          index,
+          tool,
+        });
+        files = increment ?? files;
+        // A chain start hands out the bases; those with a backing file are served by qemu-nbd.
+        for (const disk of increment ? [] : disks.filter((d) => exported.has(d.target))) {
+          holders.push(await this.holdLock(disk, options.workDir));
+        }
+      } else if (inc && chainCtx && !snapshotStart) {
         created = true;
         const chained = await prepareChain(chainCtx, inc, {
           pulling: () => {
@@ -135,6 +173,7 @@ export class Qcow2Driver implements DiskDriver {
           throw new DiskMismatch(`VM '${vm.domain}' started while its backup was being prepared`);
         }
       }
+      prepared = true;
       return {
         files,
         template,
@@ -161,7 +200,14 @@ export class Qcow2Driver implements DiskDriver {
   }
 
   reconcile(workDir: string, domain?: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
-    return cleanWorkDir(workDir, domain, { uri: this.uri, signal: options.signal });
+    return this.clean(workDir, domain, options);
+  }
+
+  /** SNAPSHOT overlays settled from the record first (see `snapshot-mode.ts`), then the folder. */
+  private async clean(workDir: string, domain: string | undefined, options: { signal?: AbortSignal }) {
+    const tool = { uri: this.uri, signal: options.signal };
+    const done = await settleRecord(workDir, tool);
+    return [...done, ...(await cleanWorkDir(workDir, domain, tool))];
   }
 
   async restoreDisk(
@@ -185,6 +231,7 @@ export class Qcow2Driver implements DiskDriver {
     active: boolean,
     workDir: string,
     tool: ToolOptions,
+    tops: ReadonlyMap<string, string>,
   ): Promise<{ files: PreparedFile[]; exported: Set<string> }> {
     if (disks.length === 0) throw new ValidationError('A backup needs at least one disk');
     const live = parseDomainXml(await domainXml(domain, tool));
@@ -199,7 +246,12 @@ export class Qcow2Driver implements DiskDriver {
       if (found?.type !== 'file') {
         throw new DiskMismatch(`VM '${domain}' has no file disk ${disk.target}`);
       }
-      if (found.source !== disk.source || found.format !== format) {
+      // Under a SNAPSHOT increment the domain runs on the parent's tracking overlay of the disk.
+      const top = tops.get(disk.target);
+      const matches = top
+        ? found.source === top && found.format === 'qcow2'
+        : found.source === disk.source && found.format === format;
+      if (!matches) {
         throw new DiskMismatch(
           `VM '${domain}' disk ${disk.target} is ${found.source} (${found.format}), not ${disk.source} (${format}); ` +
             'an overlay left by an interrupted backup is cleaned by reconcile',

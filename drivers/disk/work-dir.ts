@@ -35,6 +35,12 @@ export const WorkRecord = z.object({
   disks: z.array(z.object({ target: z.string(), base: z.string(), format: z.string(), overlay: z.string() })),
   /** The checkpoint this backup creates (incremental chains): removed by reconcile when its job was left running. */
   checkpoint: z.string().optional(),
+  /**
+   * INCREMENT_MODE=SNAPSHOT: this backup puts each disk on `<base>.<checkpoint>.qcow2` (over
+   * `<base>.<parent>.qcow2`, or the base for a chain start). `released` is set once the backup is
+   * done: settling then commits the parent's overlay away instead of undoing the new one.
+   */
+  snapshot: z.object({ parent: z.string().nullable(), released: z.boolean().optional() }).optional(),
 });
 export type WorkRecord = z.infer<typeof WorkRecord>;
 
@@ -47,7 +53,8 @@ export async function writeRecord(workDir: string, record: WorkRecord): Promise<
   await writeFile(join(workDir, STATE_FILE), JSON.stringify(record), { mode: 0o600 });
 }
 
-async function readRecord(workDir: string): Promise<WorkRecord | undefined> {
+/** The record of a work folder, or undefined when there is none (or it does not parse). */
+export async function readRecord(workDir: string): Promise<WorkRecord | undefined> {
   try {
     return WorkRecord.parse(JSON.parse(await readFile(join(workDir, STATE_FILE), 'utf8')));
   } catch {
