@@ -14,6 +14,9 @@
  * A disk whose file has a backing file (a VM cloned from a template image) is not whole in its own
  * file: it is exported instead, chain and all, by a read-only `qemu-nbd` on the (stable) file, as
  * an `nbd` source named `disk.<id>.raw` that the datastore streams with nbdcopy.
+ *
+ * Incremental chains: INCREMENT_MODE=CBT in `chain-backup.ts` / `cbt.ts`, INCREMENT_MODE=SNAPSHOT
+ * (persistent tracking overlays beside the disks) in `snapshot-mode.ts`.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';

@@ -117,6 +117,19 @@ async function pointPersistentAt(
 }
 
 /**
+ * Aborts a block job left on disk `target` by a runner killed during a commit. Safe at any
+ * point: an aborted commit leaves the chain as it was (data partly copied down reads the same),
+ * and the caller then commits again from the start.
+ */
+async function abortLeftJob(domain: string, target: string, tool: ToolOptions): Promise<string[]> {
+  const job = async () => /type=/.test(await virsh(['blockjob', domain, target, '--info', '--raw'], tool));
+  if (!(await job())) return [];
+  await virsh(['blockjob', domain, target, '--abort'], tool).catch(() => {});
+  for (let i = 0; i < 100 && (await job()); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  return [`aborted the block job left on ${domain} ${target}`];
+}
+
+/**
  * Commits the top of disk `target` into the file under it and puts the domain back on that file
  * (live: active block commit and pivot; stopped: qemu-img commit and redefine), then deletes the
  * old top when nothing uses it any more.
@@ -129,7 +142,9 @@ async function commitTopDown(
 ): Promise<string[]> {
   const { active, chain } = await currentChain(domain, target, tool);
   if (chain[0] !== top || !chain[1]) return [];
+  const done: string[] = [];
   if (active) {
+    done.push(...(await abortLeftJob(domain, target, tool)));
     await virsh(['blockcommit', domain, target, '--active', '--shallow', '--pivot', '--wait'], tool);
   } else {
     const [, under] = await imageChain(top, { shared: false, signal: tool.signal });
@@ -137,7 +152,7 @@ async function commitTopDown(
     await run({ file: 'qemu-img', args: ['commit', '-f', 'qcow2', top] }, tool);
     await pointPersistentAt(domain, [{ target, path: under.path, format: under.format }], tool);
   }
-  const done = [`committed ${top} into ${chain[1]}`];
+  done.push(`committed ${top} into ${chain[1]}`);
   if (!(await inUse(domain, top, tool))) {
     await rm(top, { force: true });
     done.push(`removed ${top}`);
@@ -182,6 +197,18 @@ export async function settleForBackup(
     }
   }
   return { tops, done };
+}
+
+/**
+ * Puts every given disk back on its base file, committing our tracking overlays into it (an
+ * in-place restore must do this before it replaces the base files). Lines say what was done.
+ */
+export async function commitTrackingOverlays(
+  domain: string,
+  disks: readonly BackupDisk[],
+  tool: ToolOptions = {},
+): Promise<string[]> {
+  return (await settleForBackup(domain, disks, undefined, tool)).done;
 }
 
 export interface SnapshotContext {
@@ -338,6 +365,7 @@ async function dropParent(
   const { active, chain } = await currentChain(record.domain, disk.target, tool);
   if (chain[0] === overlay && chain[1] === parent) {
     if (active) {
+      done.push(...(await abortLeftJob(record.domain, disk.target, tool)));
       await virsh(
         ['blockcommit', record.domain, disk.target, '--base', disk.base, '--top', parent, '--wait'],
         tool,

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { readDomainInventory } from '#drivers/disk/inventory.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
+import { markReleased } from '#drivers/disk/snapshot-mode.ts';
 import { run } from '#drivers/exec.ts';
 import { blockList, createTestVm, guestWrite, readDisk, type TestVm, virsh } from '../helpers/libvirt.ts';
 
@@ -210,6 +211,41 @@ describe('qcow2 INCREMENT_MODE=SNAPSHOT', () => {
     expect(inc.source.path).toBe(overlay(3));
     await again.release();
     expect(await vdaChain()).toEqual([overlay(4), base()]);
+  });
+
+  it('reconcile after a crash mid-release redoes the commit of the parent overlay', async () => {
+    await write(16 * MiB, 4 * MiB, 0xf1);
+    const workDir = join(vm.dir, 'mid');
+    await backup('mid', 5, 4);
+    await markReleased(workDir); // release() began: the datastore has the increment ...
+    // ... and died during a slow commit (1 MiB/s), leaving QEMU's job behind.
+    await virsh('blockcommit', vm.domain, 'vda', '--base', base(), '--top', overlay(4), '--bandwidth', '1');
+    expect(await virsh('blockjob', vm.domain, 'vda', '--info', '--raw')).toMatch(/type=Block Commit/);
+    await write(24 * MiB, MiB, 0xf2);
+    const done = await new Qcow2Driver().reconcile(workDir);
+    expect(done).toEqual(
+      expect.arrayContaining([
+        `aborted the block job left on ${vm.domain} vda`,
+        `committed ${overlay(4)} into ${base()}`,
+        `removed ${overlay(4)}`,
+      ]),
+    );
+    expect(await vdaChain()).toEqual([overlay(5), base()]);
+    expect(existsSync(workDir)).toBe(false);
+  });
+
+  it('reconcile after a crash mid-chain-start puts the VM back on its base, no write lost', async () => {
+    await backup('start', 6, null); // commits overlay 5 back first, then the runner dies
+    expect(await vdaChain()).toEqual([overlay(6), base()]);
+    expect(await leftovers()).toEqual(['vda.qcow2.lifeboat-s-6.qcow2']);
+    await write(28 * MiB, MiB, 0xf3);
+    await new Qcow2Driver().reconcile(join(vm.dir, 'start'));
+    expect(await vdaChain()).toEqual([base()]);
+    expect((await blockList(vm.domain, true)).vda).toBe(base());
+    expect(await leftovers()).toEqual([]);
+    const again = await backup('start', 6, null);
+    await again.release();
+    expect(await vdaChain()).toEqual([overlay(6), base()]);
   });
 
   it('a plain FULL after the chain first commits the overlay back into the base', async () => {
