@@ -90,8 +90,13 @@ export interface PreparedBackup {
   template: string;
   /** VM state seen when the backup was prepared: a RUNNING one was snapshotted. */
   state: 'RUNNING' | 'SUSPENDED' | 'POWEROFF';
-  /** Undoes everything prepareBackup did (see the rules above). Safe to call more than once. */
-  release(): Promise<void>;
+  /**
+   * Undoes everything prepareBackup did (see the rules above). Safe to call more than once.
+   * `failed`: the datastore did not store the backup. A SNAPSHOT backup then undoes its new
+   * tracking overlays (commits them back), so the same point can be tried again; without it, the
+   * backup counts as done and the chain moves on. Other modes ignore it.
+   */
+  release(options?: { failed?: boolean }): Promise<void>;
 }
 
 export interface RestoredDisk {

@@ -106,15 +106,20 @@ export class Qcow2Driver implements DiskDriver {
     let pulling = false;
     let created = false;
     let prepared = false;
-    const release = once(async () => {
+    let failed = false;
+    const releaseOnce = once(async () => {
       // A pull-mode job ends here, normally: its checkpoint stays for the next increment.
       if (pulling) await abortBackupJob(vm.domain, { uri: this.uri });
       for (const holder of holders) holder.abort.abort();
       await Promise.all(holders.map((h) => h.done));
       // A SNAPSHOT backup handed out keeps its new overlays; a failed prepare undoes them.
-      if (prepared) await markReleased(options.workDir);
+      if (prepared && !failed) await markReleased(options.workDir);
       await this.clean(options.workDir, vm.domain, {});
     });
+    const release = (opts?: { failed?: boolean }) => {
+      failed ||= opts?.failed === true;
+      return releaseOnce();
+    };
     try {
       const sizes = new Map(files.map((f) => [f.diskId, f.virtualSize]));
       const chainCtx = inc && {

@@ -195,6 +195,16 @@ describe('qcow2 INCREMENT_MODE=SNAPSHOT', () => {
     expect(existsSync(join(vm.dir, 'w9'))).toBe(false);
   });
 
+  it('a failed upload undoes the new overlay: the same increment can be tried again', async () => {
+    const prepared = await backup('w4', 4, 3);
+    expect(await vdaChain()).toEqual([overlay(4), overlay(3), base()]);
+    await write(14 * MiB, MiB, 0xe0);
+    await prepared.release({ failed: true });
+    expect(await vdaChain()).toEqual([overlay(3), base()]);
+    expect(await leftovers()).toEqual(['vda.qcow2.lifeboat-s-3.qcow2']);
+    expect(existsSync(join(vm.dir, 'w4'))).toBe(false);
+  });
+
   it('reconcile after a crash mid-increment puts the VM back on its parent overlay, no write lost', async () => {
     const workDir = join(vm.dir, 'crash');
     await backup('crash', 4, 3); // the runner dies: no release()
