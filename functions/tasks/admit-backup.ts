@@ -20,7 +20,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskDisk, taskHeader, taskVm } from './common.ts';
-import { flattening } from './flatten.ts';
+import { flattening, flatteningMessage } from './flatten.ts';
 
 export const AdmitBackupInput = StepInput.extend({
   vmId: Id,
@@ -108,11 +108,8 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const host = await hosts.get(vm.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
 
-  if (flattening(vm)) {
-    throw new Conflict(
-      `VM ${vm.id}: its increment chain is being flattened for KEEP_LAST (ACTIVE_FLATTEN=YES); back it up when that ends`,
-    );
-  }
+  // Also refused when queued; a request queued before the flatten began is stopped here.
+  if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
   const config = effectiveConfig(vm.backups.BACKUP_CONFIG);
   const disks = selectDisks(vm.disks, config);
   const chainId = Number(vm.backups.BACKUP_CONFIG.INCREMENTAL_BACKUP_ID ?? Number.NaN);

@@ -49,6 +49,11 @@ export function flattening(vm: Vm): boolean {
   return vm.backups.BACKUP_CONFIG.ACTIVE_FLATTEN === 'YES';
 }
 
+/** 409 message of a backup asked for while the VM's chain is being flattened. */
+export function flatteningMessage(vm: Pick<Vm, 'id'>): string {
+  return `VM ${vm.id}: its increment chain is being flattened for KEEP_LAST (ACTIVE_FLATTEN=YES); back it up when that ends`;
+}
+
 /**
  * Queues the flatten of a READY chain image and locks the image for it (conditional: a second
  * caller, or a retry, finds it locked and queues nothing). Answers the execution, or undefined.

@@ -13,6 +13,7 @@ import { tableName } from '../../env.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { executions } from '../../repo/executions.ts';
 import { isConditionFailed } from '../../repo/table.ts';
+import { flattening, flatteningMessage } from '../../tasks/flatten.ts';
 import { enqueue } from './enqueue.ts';
 
 /** 409 message of a VM whose backup lock is held. */
@@ -90,7 +91,8 @@ export interface VmBackupRequest {
 
 /**
  * Queue a backup of `vm` (already checked for permissions): 409 when the VM is not RUNNING or
- * POWEROFF, is locked by a running backup, or already has one queued.
+ * POWEROFF, is locked by a running backup, has its chain being flattened, or already has one
+ * queued.
  */
 export async function queueVmBackup(
   user: Pick<User, 'name'>,
@@ -101,6 +103,7 @@ export async function queueVmBackup(
     throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
   }
   if (vm.lock) throw new Conflict(lockedMessage(vm));
+  if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
   const id = String(await allocateId('execution'));
   await takeGuard(vm.id, id);
   const { datastoreId, reset, job, scheduleId } = request;
