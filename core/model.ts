@@ -165,7 +165,15 @@ export type Image = z.infer<typeof Image>;
  * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) run the
  * Maintenance machine.
  */
-export const ExecutionKind = z.enum(['backup', 'restore', 'delete', 'download', 'verify', 'monitor', 'flatten']);
+export const ExecutionKind = z.enum([
+  'backup',
+  'restore',
+  'delete',
+  'download',
+  'verify',
+  'monitor',
+  'flatten',
+]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
 /** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot. */

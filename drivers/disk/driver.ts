@@ -44,18 +44,18 @@ export interface PrepareOptions {
   workDir: string;
   signal?: AbortSignal;
   /**
-   * Changed-block tracking (INCREMENT_MODE=CBT). Absent: a plain FULL, no checkpoint. With
+   * The datastore reads files only (no NBD export): a running VM's chain start is then a
+   * checkpoint followed by the usual snapshot, instead of a pull-mode NBD export.
+   */
+  fileSources?: boolean;
+  /**
+   * Incremental chains (MODE=INCREMENT). Absent: a plain FULL, no checkpoint. With
    * `parent: null`: a FULL that starts a chain, and checkpoint `checkpoint` is created at the very
    * point in time of the backup. With a parent: an increment holding only the blocks changed
    * since checkpoint `parent`, files `disk.<id>.inc<N>.qcow2` (qcow2, no backing file reference),
    * and checkpoint `checkpoint` for the next one. A parent that cannot be followed (checkpoint or
    * bitmap missing or inconsistent) throws `ChainBroken`: the caller starts a new FULL chain.
    */
-  /**
-   * The datastore reads files only (no NBD export): a running VM's chain start is then a
-   * checkpoint followed by the usual snapshot, instead of a pull-mode NBD export.
-   */
-  fileSources?: boolean;
   increment?: {
     /** Our checkpoint name, e.g. `lifeboat-<chain>-<n>`. */
     checkpoint: string;

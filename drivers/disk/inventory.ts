@@ -6,8 +6,8 @@
 import type { InventoryVm } from '#core/contracts/api.ts';
 import type { VmState } from '#core/model.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
-import { imageChain, trackedBaseOf } from './snapshot-mode.ts';
 import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
+import { imageChain, trackedBaseOf } from './tracking-overlay.ts';
 import { pointDiskAt } from './work-dir.ts';
 
 type Vm = InventoryVm;
