@@ -1,7 +1,7 @@
 /**
  * `backup`: the disk driver makes the VM's disks stable (snapshot or lock, with the freeze the
- * BACKUP_CONFIG asks for; with MODE=INCREMENT a checkpoint, and for an increment only the
- * changed blocks), the datastore driver streams them and the template into a new backup, and the
+ * BACKUP_CONFIG asks for; with MODE=INCREMENT a checkpoint (CBT) or a tracking overlay
+ * (SNAPSHOT), and for an increment only the changed blocks), the datastore driver streams them and the template into a new backup, and the
  * disk driver gives the VM its disks back, in a `finally` so that happens even when the upload
  * fails or is aborted.
  */
@@ -9,16 +9,10 @@ import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
-import { Unsupported } from '../errors.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
-  if (task.increment && task.config.INCREMENT_MODE !== 'CBT') {
-    throw new Unsupported(
-      `VM ${task.vm.id}: INCREMENT_MODE=${task.config.INCREMENT_MODE} is not supported by this runner; use INCREMENT_MODE=CBT`,
-    );
-  }
   const driverNames = [...new Set(task.disks.map((d) => d.driver))];
   // One driver snapshots all disks at one instant; two drivers could not be consistent.
   if (driverNames.length !== 1) {
@@ -50,7 +44,8 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
   } catch (error) {
     ctx.progress.phase('releasing');
     // The upload's error is the one to report; a failed release is left to Cleanup's reconcile.
-    await prepared.release().catch((releaseError: unknown) => {
+    // `failed`: a SNAPSHOT point not stored is undone, so the same increment can be tried again.
+    await prepared.release({ failed: true }).catch((releaseError: unknown) => {
       ctx.log('error', 'release after a failed backup failed', { error: (releaseError as Error).message });
     });
     throw error;
@@ -98,7 +93,12 @@ async function prepare(
       increment: null,
       chainReset: null,
     };
-  const point = (parent: string | null) => ({ checkpoint: inc.checkpoint, parent, index: inc.id });
+  const point = (parent: string | null) => ({
+    checkpoint: inc.checkpoint,
+    parent,
+    index: inc.id,
+    mode: task.config.INCREMENT_MODE,
+  });
   try {
     const prepared = await disk.prepareBackup(task.vm, task.disks, {
       ...base,

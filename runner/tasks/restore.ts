@@ -14,21 +14,16 @@ import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { pointDisks } from '#core/template-host.ts';
 import type { RestoredDisk } from '#drivers/disk/driver.ts';
+import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
 import { virsh } from '#drivers/disk/tools.ts';
 import type { TaskContext } from './context.ts';
 import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
 import { checkInPlace, type InPlaceDisk, scratchPath, stageDisk, swapDisks } from './in-place.ts';
+import { downloadPoints, mergePoints, type PointFile } from './points.ts';
 
 /** Restored disk file of disk `id` of the VM called `name`. */
 export function restoredDiskPath(target: string, name: string, id: number): string {
   return join(target, `${name}-disk-${id}.qcow2`);
-}
-
-/** Stored format of a backup file, from its name (`disk.0.raw`, `disk.1.qcow2`). */
-export function storedFormat(file: string): 'qcow2' | 'raw' {
-  if (file.endsWith('.qcow2')) return 'qcow2';
-  if (file.endsWith('.raw')) return 'raw';
-  throw new ValidationError(`backup file "${file}" is neither .raw nor .qcow2`);
 }
 
 /**
@@ -76,7 +71,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
     for (const entry of task.disks) {
       const toPath = paths.get(entry.id) as string;
       created.push(toPath);
-      const out = await restoreOne(task, entry, downloaded, toPath, ctx);
+      const out = await restoreOne(entry, downloaded, toPath, ctx);
       restored.push({ id: entry.id, path: out.path, size: out.size });
     }
     let xml: string | null = null;
@@ -117,58 +112,22 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
 }
 
 /** Downloads the FULL, then each increment of the chain up to the point restored, each in its own folder. */
-async function download(task: RestoreTask, ctx: TaskContext): Promise<Map<number, string>[]> {
+async function download(task: RestoreTask, ctx: TaskContext): Promise<Map<number, PointFile>[]> {
   ctx.progress.phase('downloading');
   const store = ctx.drivers.datastore(task.datastore.driver);
   const target = await ctx.target(task.datastore);
-  const backups = [{ backupId: task.backupId, disks: task.disks }, ...task.chain];
-  const downloaded: Map<number, string>[] = [];
-  for (const [index, backup] of backups.entries()) {
-    const toDir = join(ctx.workDir, 'files', String(index));
-    await mkdir(toDir, { recursive: true, mode: 0o700 });
-    const files = await store.restore(
-      target,
-      { vmId: task.vmId, backupId: backup.backupId, files: backup.disks.map((d) => d.file), toDir },
-      { signal: ctx.signal, onProgress: (done, total) => ctx.progress.bytes(done, total) },
-    );
-    const byName = new Map(files.map((f) => [f.name, f.path]));
-    downloaded.push(
-      new Map(
-        backup.disks.map((d) => {
-          const path = byName.get(d.file);
-          if (!path)
-            throw new ValidationError(`the datastore did not restore ${d.file} of ${backup.backupId}`);
-          return [d.id, path];
-        }),
-      ),
-    );
-  }
-  return downloaded;
+  const points = [{ backupId: task.backupId, disks: task.disks }, ...task.chain];
+  return downloadPoints(store, target, task.vmId, points, join(ctx.workDir, 'files'), ctx);
 }
 
 /** One disk as a standalone qcow2 at `toPath` (a chain's increments rebased onto its FULL). */
-async function restoreOne(
-  task: RestoreTask,
+function restoreOne(
   entry: RestoreTask['disks'][number],
-  downloaded: Map<number, string>[],
+  downloaded: Map<number, PointFile>[],
   toPath: string,
   ctx: TaskContext,
 ): Promise<RestoredDisk> {
-  const disk = ctx.drivers.disk('qcow2');
-  const full = downloaded[0]?.get(entry.id) as string;
-  if (task.chain.length === 0) {
-    return disk.restoreDisk(full, storedFormat(entry.file), toPath, { signal: ctx.signal });
-  }
-  if (!disk.restoreChain) throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
-  const files = [{ path: full, format: storedFormat(entry.file) }];
-  for (const [index, backup] of task.chain.entries()) {
-    const file = backup.disks.find((d) => d.id === entry.id);
-    const path = downloaded[index + 1]?.get(entry.id);
-    if (!file || !path)
-      throw new ValidationError(`increment ${backup.backupId} has no file for disk ${entry.id}`);
-    files.push({ path, format: storedFormat(file.file) });
-  }
-  return disk.restoreChain(files, toPath, { signal: ctx.signal });
+  return mergePoints(ctx.drivers.disk('qcow2'), downloaded, entry.id, toPath, ctx.signal);
 }
 
 /**
@@ -197,11 +156,20 @@ async function restoreInPlace(
       const disk = disks[index] as InPlaceDisk;
       const scratch = scratchPath(disk.source);
       staged.push(scratch);
-      const out = await restoreOne(task, entry, downloaded, scratch, ctx);
+      const out = await restoreOne(entry, downloaded, scratch, ctx);
       staged.push(await stageDisk(out.path, disk, tool));
       restored.push({ id: entry.id, path: disk.source, size: out.size });
     }
     ctx.progress.phase('swapping');
+    // A VM backed up with INCREMENT_MODE=SNAPSHOT runs on tracking overlays over these files:
+    // commit them down first, or the overlays would sit over the restored content.
+    for (const line of await commitTrackingOverlays(
+      inPlace.domain,
+      disks.map((d) => d.source),
+      tool,
+    )) {
+      ctx.log('info', line, { domain: inPlace.domain });
+    }
     await swapDisks(inPlace.domain, disks, ctx.workDir, tool);
     staged.length = 0;
     let startedVm = false;

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
-import { pointTemplateAtDisks, restoreFolder, storedFormat } from '#runner/tasks/restore.ts';
+import { storedFormat } from '#runner/tasks/points.ts';
+import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
 import { backupTask, fakeDrivers, fakeRunner, until } from './fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -113,26 +114,32 @@ describe('backup task', () => {
 describe('backup task increments', () => {
   const increment = { chain: 9, parent: 0, id: 1, checkpoint: 'lifeboat-12', parentCheckpoint: 'lifeboat-7' };
 
-  it('refuses INCREMENT_MODE=SNAPSHOT instead of answering another kind of backup, touching no disk', async () => {
-    let prepares = 0;
+  it('passes INCREMENT_MODE=SNAPSHOT to the disk driver, and a failed upload releases with failed: true', async () => {
+    const asked: unknown[] = [];
+    const releases: unknown[] = [];
     const drivers = fakeDrivers(
       {
-        prepareBackup: async () => {
-          prepares++;
-          return prepared(() => {});
+        prepareBackup: async (_vm, _disks, options) => {
+          asked.push(options.increment);
+          return { ...prepared(() => {}), release: async (o) => void releases.push(o) };
         },
       },
-      {},
+      {
+        backup: async () => {
+          throw Object.assign(new Error('repository unreachable'), { name: 'DatastoreUnreachable' });
+        },
+      },
     );
-    const r = await fakeRunner({ drivers });
+    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
     cleanups.push(r.remove);
     await r.executor.accept(
       backupTask({ config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'SNAPSHOT' }, increment }),
     );
     await until(() => r.tokens.answers().length === 1);
-    expect(prepares).toBe(0);
-    expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'Unsupported' });
-    expect((r.tokens.answers()[0] as { cause: string }).cause).toContain('INCREMENT_MODE=SNAPSHOT');
+    expect(asked).toEqual([{ checkpoint: 'lifeboat-12', parent: 'lifeboat-7', index: 1, mode: 'SNAPSHOT' }]);
+    // The point was not stored: the driver undoes its new overlay so the same increment can run again.
+    expect(releases).toEqual([{ failed: true }]);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'DatastoreUnreachable' });
   });
 
   it('passes the checkpoints to the disk driver, and answers a new chain with the reason when the parent is broken', async () => {
@@ -157,8 +164,8 @@ describe('backup task increments', () => {
     );
     await until(() => r.tokens.answers().length === 1);
     expect(asked).toEqual([
-      { checkpoint: 'lifeboat-12', parent: 'lifeboat-7', index: 1 },
-      { checkpoint: 'lifeboat-12', parent: null, index: 1 },
+      { checkpoint: 'lifeboat-12', parent: 'lifeboat-7', index: 1, mode: 'CBT' },
+      { checkpoint: 'lifeboat-12', parent: null, index: 1, mode: 'CBT' },
     ]);
     expect(r.tokens.answers()[0]).toMatchObject({
       call: 'success',
