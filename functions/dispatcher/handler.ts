@@ -107,8 +107,11 @@ async function recordStart(id: string, executionArn: string, hostId: number): Pr
 export async function dispatch(): Promise<DispatchReport> {
   const { maxBackups, maxBackupsHost } = limits();
   const report: DispatchReport = { started: [], failed: [], waiting: [] };
+  // Hosts found full in this pass: a slot freed on one meanwhile goes to the next pass, which
+  // reads the queue again in rank order, never to a lower-ranked request later in this one.
+  const full = new Set<number>();
   for await (const page of pendingInPages()) {
-    if (await dispatchPage(page, report, maxBackups, maxBackupsHost)) break;
+    if (await dispatchPage(page, report, maxBackups, maxBackupsHost, full)) break;
   }
   return report;
 }
@@ -147,6 +150,7 @@ async function dispatchPage(
   report: DispatchReport,
   maxBackups: number,
   maxBackupsHost: number,
+  full: Set<number>,
 ): Promise<boolean> {
   let free = maxBackups - (await readCounter('active'));
   let rest = page;
@@ -177,7 +181,12 @@ async function dispatchPage(
         continue;
       }
       const slotted = takesSlot(request.kind);
+      if (slotted && full.has(host.id)) {
+        report.waiting.push(request.id);
+        continue;
+      }
       if (slotted && !(await takeSlot(host.id, maxBackups, host.maxBackupsHost ?? maxBackupsHost))) {
+        full.add(host.id);
         report.waiting.push(request.id);
         // Cloud-wide limit reached: nothing else can start either.
         if ((await readCounter('active')) >= maxBackups) {
