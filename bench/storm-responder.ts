@@ -14,6 +14,10 @@ export interface SeenTask {
   kind: string;
   taskId: string;
   vmId?: number;
+  /** A backup task's BACKUP_CONFIG part (FS_FREEZE, MODE, INCREMENT_MODE). */
+  config?: Record<string, string>;
+  /** The backup job whose repository the task's datastore names. */
+  jobId?: number;
   receivedAt: number;
 }
 
@@ -80,8 +84,23 @@ export function startHostResponder(opts: {
   const inFlight = new Set<Promise<void>>();
 
   async function answer(hostId: number, body: string): Promise<void> {
-    const task = JSON.parse(body) as { kind: string; taskId: string; token: string; vm?: { id: number } };
-    const seen = { hostId, kind: task.kind, taskId: task.taskId, vmId: task.vm?.id, receivedAt: Date.now() };
+    const task = JSON.parse(body) as {
+      kind: string;
+      taskId: string;
+      token: string;
+      vm?: { id: number };
+      config?: Record<string, string>;
+      datastore?: { jobId?: number };
+    };
+    const seen = {
+      hostId,
+      kind: task.kind,
+      taskId: task.taskId,
+      vmId: task.vm?.id,
+      config: task.config,
+      jobId: task.datastore?.jobId,
+      receivedAt: Date.now(),
+    };
     tasks.push(seen);
     if (responder.hold(seen)) return;
     const slotted = task.kind === 'backup';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveConfig, parse, setRuntime, update, withDefaults } from './backup-config.ts';
+import { effectiveConfig, parse, setRuntime, underDefaults, update, withDefaults } from './backup-config.ts';
 import { ValidationError } from './errors.ts';
 
 const can = { canIncrement: true };
@@ -226,5 +226,25 @@ describe('setRuntime', () => {
     expect(() => setRuntime({}, { KEEP_LAST: '1' } as never)).toThrow(
       '"KEEP_LAST" is not a runtime BACKUP_CONFIG key',
     );
+  });
+});
+
+describe("underDefaults (a backup job's BACKUP_CONFIG under the VM's)", () => {
+  it("fills the keys the VM leaves unset or empty; the VM's own values and runtime keys stay", () => {
+    const vm = { MODE: 'FULL', KEEP_LAST: '', LAST_INCREMENT_ID: '3' };
+    const job = {
+      MODE: 'INCREMENT',
+      KEEP_LAST: '4',
+      FS_FREEZE: 'SUSPEND',
+      RESET: 'YES',
+      LAST_INCREMENT_ID: '9',
+    };
+    expect(underDefaults(vm, job)).toEqual({
+      MODE: 'FULL',
+      KEEP_LAST: '4',
+      FS_FREEZE: 'SUSPEND',
+      LAST_INCREMENT_ID: '3',
+    });
+    expect(effectiveConfig(underDefaults({}, job))).toMatchObject({ mode: 'INCREMENT', keepLast: 4 });
   });
 });

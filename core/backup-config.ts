@@ -183,6 +183,21 @@ export function update(
   return next;
 }
 
+/**
+ * A VM's record with a backup job's BACKUP_CONFIG defaults under it: each user key the VM leaves
+ * unset (or empty) takes the job's value. Runtime keys and the VM's own values are kept.
+ */
+export function underDefaults(record: BackupConfigRecord, defaults: BackupConfigRecord): BackupConfigRecord {
+  const out: BackupConfigRecord = { ...record };
+  for (const key of USER_KEYS) {
+    const fallback = defaults[key];
+    if ((out[key] === undefined || out[key] === '') && fallback !== undefined && fallback !== '') {
+      out[key] = fallback;
+    }
+  }
+  return out;
+}
+
 /** The user keys of a record with every default filled in (for display); runtime keys kept. */
 export function withDefaults(record: BackupConfigRecord): BackupConfigRecord {
   const out: BackupConfigRecord = { ...record };

@@ -149,6 +149,8 @@ export const Image = Ownership.extend({
    * chain, when the chain started. `core/chain.ts` compares it to decide a chain reset.
    */
   backupConfig: BackupConfigRecord.optional(),
+  /** The backup job that made it, if any (a restic datastore keeps it in the job's repository). */
+  jobId: Id.optional(),
   executionId: z.string().optional(),
   /**
    * While DELETING: whether its delete executions are queued. False between the claim and the

@@ -29,6 +29,8 @@ export const TaskDatastore = z.object({
   driver: z.enum(['restic', 'rsync']),
   attributes: z.record(z.string(), z.string()),
   secretRef: z.string().nullable(),
+  /** Set for a backup job's backups: restic keeps them in the job's repository. */
+  jobId: z.number().int().positive().optional(),
 });
 
 export const TaskConfig = z.object({

@@ -20,6 +20,11 @@ export interface DatastoreTarget {
   attributes: Readonly<Record<string, string>>;
   /** Secret attribute values (RESTIC_PASSWORD, ...), resolved by the runner. */
   secrets: Readonly<Record<string, string>>;
+  /**
+   * The backup job whose backups these are, if any: restic keeps a job's backups of all its VMs
+   * in one repository, `<BASE_PATH>/job-<id>` (see `repositoryPath`). rsync ignores it.
+   */
+  jobId?: number;
 }
 
 /** One disk to store: a file on the host, or an NBD export streamed without a copy. */

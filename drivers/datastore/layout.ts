@@ -3,6 +3,8 @@
  * These names are on the backup server for anyone restoring without Lifeboat (DESIGN.md,
  * "Backups stay readable without Lifeboat"), so they never change.
  */
+
+import { dirname } from 'node:path';
 import { DEFAULT_BASE_PATH } from '#core/datastore-attributes.ts';
 import { ValidationError } from '#core/errors.ts';
 import type { DatastoreTarget } from './driver.ts';
@@ -16,6 +18,17 @@ export function vmPath(target: DatastoreTarget, vmId: number): string {
     throw new ValidationError(`vmId must be an integer (got ${vmId})`);
   const base = target.attributes.BASE_PATH || DEFAULT_BASE_PATH;
   return `${base.replace(/\/+$/, '')}/${vmId}`;
+}
+
+/**
+ * A restic repository: the VM's own (`<BASE_PATH>/<vmid>`), or for a backup job's backups the
+ * job's, shared by its VMs (`<BASE_PATH>/job-<jobid>`; snapshots still carry `vm:<id>` tags).
+ */
+export function repositoryPath(target: DatastoreTarget, vmId: number): string {
+  if (target.jobId === undefined) return vmPath(target, vmId);
+  if (!Number.isSafeInteger(target.jobId) || target.jobId < 0)
+    throw new ValidationError(`jobId must be an integer (got ${target.jobId})`);
+  return `${dirname(vmPath(target, 0))}/job-${target.jobId}`;
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -1,5 +1,6 @@
 /**
- * restic datastore: one repository per VM at `<BASE_PATH>/<vmid>` (local path, or SFTP when
+ * restic datastore: one repository per VM at `<BASE_PATH>/<vmid>`, or per backup job at
+ * `<BASE_PATH>/job-<jobid>` for the backups a job makes (local path, or SFTP when
  * RESTIC_SFTP_SERVER is set), created on the first backup.
  *
  * Snapshot layout: restic makes one snapshot per `backup --stdin` call, and a stdin stream is
@@ -199,7 +200,8 @@ export const resticDriver: DatastoreDriver = {
       }
       // Groups without the template are interrupted backups (see the file comment).
       const groups = new Map<string, Snapshot[]>();
-      for (const s of await repo.snapshots(['lifeboat'], ctx.signal)) {
+      // This VM's only: a job's repository holds its other VMs' backups, perhaps being written now.
+      for (const s of await repo.snapshots(['lifeboat', `vm:${ref.vmId}`], ctx.signal)) {
         const id = s.tags?.find((t) => t.startsWith('backup:'))?.slice('backup:'.length);
         if (id) groups.set(id, [...(groups.get(id) ?? []), s]);
       }

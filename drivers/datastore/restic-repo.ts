@@ -22,7 +22,7 @@ import {
 } from '../exec.ts';
 import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreLocked, DatastoreUnreachable } from './errors.ts';
-import { vmPath } from './layout.ts';
+import { repositoryPath } from './layout.ts';
 import { joinCommand, parseServer, sshFailure, sshOptions } from './ssh.ts';
 
 /**
@@ -51,7 +51,10 @@ export class ResticRepo {
     private readonly env: Record<string, string>,
   ) {}
 
-  /** Opens the repository of `vmId` and hands it to `fn`; the password file lives only that long. */
+  /**
+   * Opens the repository of `vmId` (or of the target's job) and hands it to `fn`; the password
+   * file lives only that long.
+   */
   static async use<T>(
     target: DatastoreTarget,
     vmId: number,
@@ -157,7 +160,7 @@ export class ResticRepo {
     }
     if (/repository is already locked|unable to create lock/i.test(text)) {
       return new DatastoreLocked(
-        `${what}: the repository of VM ${this.vmId} is locked by another operation`,
+        `${what}: the repository of ${this.target.jobId === undefined ? `VM ${this.vmId}` : `backup job ${this.target.jobId}`} is locked by another operation`,
         {
           cause: error,
         },
@@ -184,7 +187,7 @@ export class ResticRepo {
 /** Repository location and global options from the datastore's attributes. */
 export function repoArgs(target: DatastoreTarget, vmId: number): { location: string; args: string[] } {
   const a = target.attributes;
-  const path = vmPath(target, vmId);
+  const path = repositoryPath(target, vmId);
   const args: string[] = [];
   let location = path;
   if (a.RESTIC_SFTP_SERVER) {

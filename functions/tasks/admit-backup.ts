@@ -6,11 +6,11 @@
  */
 
 import { z } from 'zod';
-import { effectiveConfig, setRuntime, withDefaults } from '#core/backup-config.ts';
+import { effectiveConfig, setRuntime, underDefaults, withDefaults } from '#core/backup-config.ts';
 import { chainStateOf, decideChain, selectDisks } from '#core/chain.ts';
 import { BackupTask, CleanupTask, type TaskIncrement } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
-import { Id, type Image, type Vm } from '#core/model.ts';
+import { BackupConfigRecord, Id, type Image, type Vm } from '#core/model.ts';
 import { limits } from '../env.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -26,6 +26,9 @@ export const AdmitBackupInput = StepInput.extend({
   vmId: Id,
   datastoreId: Id,
   reset: z.boolean().default(false),
+  /** A backup job's backup: its id, and its BACKUP_CONFIG defaults (and RESET) at queueing. */
+  jobId: Id.optional(),
+  jobConfig: BackupConfigRecord.optional(),
 });
 
 /** The task fields the ASL copies into the message (TASK_FIELDS.backup / .cleanup). */
@@ -110,15 +113,22 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
 
   // Also refused when queued; a request queued before the flatten began is stopped here.
   if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
-  const config = effectiveConfig(vm.backups.BACKUP_CONFIG);
+  // A job's backup: the job's BACKUP_CONFIG under the VM's own, and the job's RESET.
+  const { jobId, jobConfig } = input;
+  const configOf = (v: Vm) =>
+    jobConfig ? underDefaults(v.backups.BACKUP_CONFIG, jobConfig) : v.backups.BACKUP_CONFIG;
+  const config = effectiveConfig(configOf(vm));
+  const reset = input.reset || jobConfig?.RESET === 'YES';
   const disks = selectDisks(vm.disks, config);
   const chainId = Number(vm.backups.BACKUP_CONFIG.INCREMENTAL_BACKUP_ID ?? Number.NaN);
   const chainImage = Number.isInteger(chainId) ? await images.find(chainId) : undefined;
   // On a retry the chain's image is already LOCKED by this very execution: still the chain.
   const chainView =
     chainImage?.executionId === executionId ? { ...chainImage, state: 'READY' as const } : chainImage;
-  const chain = chainView && chainView.datastoreId === datastore.id ? chainStateOf(chainView) : null;
-  const decision = decideChain({ config, disks, chain, reset: input.reset });
+  // A chain lives in one repository: the same datastore, and the same job (or none).
+  const sameRepository = chainView?.datastoreId === datastore.id && chainView.jobId === jobId;
+  const chain = chainView && sameRepository ? chainStateOf(chainView) : null;
+  const decision = decideChain({ config, disks, chain, reset });
 
   const locked = await lockVm(vm, executionId, datastore.id);
   const extending = decision.mode === 'INCREMENT' && chain ? chain : null;
@@ -145,13 +155,14 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
       disks: [],
       template: '',
       increments: [],
-      backupConfig: setRuntime(withDefaults(locked.backups.BACKUP_CONFIG), {
+      backupConfig: setRuntime(withDefaults(configOf(locked)), {
         LAST_DATASTORE_ID: null,
         LAST_BACKUP_ID: null,
         LAST_BACKUP_SIZE: null,
         LAST_INCREMENT_ID: null,
         INCREMENTAL_BACKUP_ID: null,
       }),
+      ...(jobId !== undefined && { jobId }),
       executionId,
       createdAt: now,
     };
@@ -171,21 +182,21 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     disks: disks.map(taskDisk),
     config: { FS_FREEZE: config.fsFreeze, MODE: decision.mode, INCREMENT_MODE: config.incrementMode },
     increment,
-    datastore: taskDatastore(datastore),
+    datastore: taskDatastore(datastore, { jobId }),
     imageId,
   });
   const cleanup = CleanupTaskFields.parse({
     ...taskHeader('cleanup', heartbeatSeconds),
     vm: taskVm(locked),
     imageId,
-    datastore: taskDatastore(datastore),
+    datastore: taskDatastore(datastore, { jobId }),
   });
   await executions.update(executionId, {
     phase: 'running',
     hostId: host.id,
     imageId,
     bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
-    params: { reset: input.reset, mode: decision.mode, resetReason: decision.reset, increment },
+    params: { reset, mode: decision.mode, resetReason: decision.reset, increment },
   });
   return { hostId: host.id, imageId, queueUrl: host.queueUrl, task, cleanup };
 });

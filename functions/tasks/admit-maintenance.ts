@@ -63,7 +63,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
   const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({
     ...taskHeader(kind, heartbeatSeconds),
-    datastore: taskDatastore(datastore),
+    datastore: taskDatastore(datastore, image),
     ...(image && { vmId: image.vmId, backupId }),
     ...(kind === 'download' && { file: input.file, toPath: input.toPath }),
   });

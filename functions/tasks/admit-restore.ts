@@ -66,7 +66,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     vmId: image.vmId,
     backupId: chain.full.backupId,
     disks: chain.full.disks,
-    datastore: taskDatastore(datastore),
+    datastore: taskDatastore(datastore, image),
     target: options.targetDir ?? `${DEFAULT_RESTORE_ROOT}/${name}`,
     name,
     // A single disk, or the VM's own disks, need no template; a new VM gets a cleaned one.
@@ -85,7 +85,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     ...taskHeader('cleanup', heartbeatSeconds),
     vm: null,
     imageId: image.id,
-    datastore: taskDatastore(datastore),
+    datastore: taskDatastore(datastore, image),
   });
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task, cleanup };

@@ -249,7 +249,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     : [...vm.backups.BACKUP_IDS, image.id];
   // KEEP_LAST counts full backups; an increment chain is trimmed by flattening instead.
   const dropped =
-    image.mode === 'FULL' ? removeLast(appended, keepLastOf(vm)).filter((id) => id !== image.id) : [];
+    image.mode === 'FULL' ? removeLast(appended, keepLastOf(vm, image)).filter((id) => id !== image.id) : [];
   // Kept on the execution first, so a retry after the VM write still queues their deletion.
   const earlier = z
     .array(Id)

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { TASK_VERSION } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
-import type { Datastore, Disk, Vm } from '#core/model.ts';
+import type { Datastore, Disk, Image, Vm } from '#core/model.ts';
 import { log } from '../log.ts';
 
 /** The part of every state input the steps read; the rest (`admit`, `host`...) passes through. */
@@ -44,8 +44,15 @@ export function step<S extends z.ZodType, R>(
 }
 
 /** The datastore as a task sees it: attributes and the secret reference, never secret values. */
-export function taskDatastore(ds: Datastore) {
-  return { id: ds.id, driver: ds.driver, attributes: ds.attributes, secretRef: ds.secretRef ?? null };
+/** The datastore as a task sees it; a job's image (or backup) names its job's repository. */
+export function taskDatastore(ds: Datastore, image?: Pick<Image, 'jobId'> | null) {
+  return {
+    id: ds.id,
+    driver: ds.driver,
+    attributes: ds.attributes,
+    secretRef: ds.secretRef ?? null,
+    ...(image?.jobId !== undefined && { jobId: image.jobId }),
+  };
 }
 
 /** The VM as a task sees it. */

@@ -5,7 +5,7 @@
  * ACTIVE_FLATTEN and queues the removal of the merged backups; MarkFailed puts everything back.
  * While it runs, backups of the VM and deletes of the image are refused.
  */
-import { effectiveConfig } from '#core/backup-config.ts';
+import { effectiveConfig, underDefaults } from '#core/backup-config.ts';
 import { FlattenResult, FlattenTask } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { flattenedImage, flattenPoints } from '#core/flatten.ts';
@@ -21,10 +21,17 @@ import { enqueueMaintenance, type MaintenanceInput } from './maintenance.ts';
 /** Who flatten executions are requested by. */
 export const FLATTEN_REQUESTER = { name: 'lifeboat:retention' };
 
-/** KEEP_LAST of the VM (null: keep all); a corrupt value keeps everything rather than fail a commit. */
-export function keepLastOf(vm: Vm): number | null {
+/**
+ * KEEP_LAST of the VM (null: keep all); for an image a backup job made, the job's KEEP_LAST
+ * (kept in the image's config) applies where the VM sets none. A corrupt value keeps everything
+ * rather than fail a commit.
+ */
+export function keepLastOf(vm: Vm, image?: Pick<Image, 'jobId' | 'backupConfig'>): number | null {
+  const own = vm.backups.BACKUP_CONFIG;
+  const record =
+    image?.jobId !== undefined && image.backupConfig ? underDefaults(own, image.backupConfig) : own;
   try {
-    return effectiveConfig(vm.backups.BACKUP_CONFIG).keepLast;
+    return effectiveConfig(record).keepLast;
   } catch {
     return null;
   }
@@ -34,7 +41,7 @@ export function keepLastOf(vm: Vm): number | null {
 export function planFlatten(image: Image, vm: Vm): FlattenPlan | null {
   if (image.mode !== 'INCREMENT') return null;
   try {
-    return flattenPlan(image.increments, keepLastOf(vm));
+    return flattenPlan(image.increments, keepLastOf(vm, image));
   } catch (err) {
     log('error', 'KEEP_LAST: the increment chain cannot be flattened', {
       imageId: image.id,
@@ -99,7 +106,7 @@ export async function admitFlatten(input: MaintenanceInput, datastore: Datastore
       ...taskHeader('flatten', heartbeatSeconds),
       vmId: image.vmId,
       imageId: image.id,
-      datastore: taskDatastore(datastore),
+      datastore: taskDatastore(datastore, image),
       points: flattenPoints(image, plan),
       template: image.template,
     }),

@@ -66,5 +66,10 @@ export async function resolveTarget(
     values = await resolve(datastore.secretRef);
     secrets.push(...Object.values(values));
   }
-  return { id: datastore.id, attributes: datastore.attributes, secrets: values };
+  return {
+    id: datastore.id,
+    attributes: datastore.attributes,
+    secrets: values,
+    ...(datastore.jobId !== undefined && { jobId: datastore.jobId }),
+  };
 }

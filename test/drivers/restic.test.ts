@@ -1,8 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
+import { ResticRepo } from '#drivers/datastore/restic-repo.ts';
 import { freePort, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
 
@@ -39,3 +42,74 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
 
 datastoreConformance('restic, local repository', () => resticTarget(false));
 datastoreConformance('restic, sftp repository', () => resticTarget(true));
+
+describe("restic: a backup job's repository", () => {
+  let base: string;
+  const job = (): DatastoreTarget => ({
+    id: 101,
+    attributes: { BASE_PATH: base },
+    secrets: { RESTIC_PASSWORD: PASSWORD },
+    jobId: 7,
+  });
+  /** A backup of one 1 MiB file of random bytes for `vmId` into `target`. */
+  async function backupOf(target: DatastoreTarget, vmId: number) {
+    const data = randomBytes(1024 * 1024);
+    const path = join(base, `src-${vmId}-${data.readUInt32BE(0)}.raw`);
+    await writeFile(path, data);
+    const out = await resticDriver.backup(target, {
+      vmId,
+      imageId: vmId * 10,
+      files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+      template: `<domain><name>vm-${vmId}</name></domain>`,
+    });
+    return { backupId: out.backupId, data };
+  }
+  async function restored(target: DatastoreTarget, vmId: number, backupId: string): Promise<Buffer> {
+    const toDir = await mkdtemp(join(base, 'restore-'));
+    const [file] = await resticDriver.restore(target, { vmId, backupId, files: ['disk.0.raw'], toDir });
+    return readFile(file?.path as string);
+  }
+  const snapshotCount = (vmId: number) =>
+    ResticRepo.use(job(), vmId, async (repo) => (await repo.snapshots(['lifeboat', `vm:${vmId}`])).length);
+
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-job-'));
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('keeps the backups of every VM of the job in one repository, each restored byte for byte', async () => {
+    const one = await backupOf(job(), 1);
+    const two = await backupOf(job(), 2);
+    expect((await readdir(base)).filter((f) => !f.startsWith('src-')).sort()).toEqual(['job-7']);
+    expect((await restored(job(), 1, one.backupId)).equals(one.data)).toBe(true);
+    expect((await restored(job(), 2, two.backupId)).equals(two.data)).toBe(true);
+    // Outside the job the VM's own repository is used: the job's backups are not there.
+    const own: DatastoreTarget = { ...job(), jobId: undefined };
+    await expect(restored(own, 1, one.backupId)).rejects.toThrow(/holds no backups of VM 1/);
+
+    // Removing VM 1's backup leaves VM 2's whole.
+    await resticDriver.rm(job(), { vmId: 1, backupId: one.backupId });
+    await expect(restored(job(), 1, one.backupId)).rejects.toThrow(/not in datastore 101/);
+    expect((await restored(job(), 2, two.backupId)).equals(two.data)).toBe(true);
+  });
+
+  it("reconcile of one VM leaves another VM's backup in progress alone", async () => {
+    // An interrupted (or still running) backup of VM 3: a disk snapshot, no template yet.
+    await ResticRepo.use(job(), 3, (repo) =>
+      repo.run(
+        ['backup', '--stdin', '--stdin-filename', 'disk.0.raw', '--tag', 'lifeboat,vm:3,image:30,backup:b3'],
+        {
+          input: 'partial',
+        },
+      ),
+    );
+    expect(await snapshotCount(3)).toBe(1);
+    await resticDriver.reconcile(job(), { vmId: 2 });
+    expect(await snapshotCount(3)).toBe(1);
+    expect(await snapshotCount(2)).toBe(2);
+    await resticDriver.reconcile(job(), { vmId: 3 });
+    expect(await snapshotCount(3)).toBe(0);
+  });
+});

@@ -242,6 +242,47 @@ describe('backup jobs on the local stack', () => {
   }, 120_000);
 });
 
+describe("a backup job's BACKUP_CONFIG and repository", () => {
+  it("applies the job's defaults under the VM's own values, names the job's repository, and keeps KEEP_LAST", async () => {
+    responder.delayMs = 50;
+    const [own, plain] = [vm(5, 9), vm(4, 9)];
+    // The VM's own FS_FREEZE wins over the job's; the other VM takes the job's.
+    expect((await api('PUT', `/vms/${own}/backup-config`, { pairs: { FS_FREEZE: 'NONE' } })).status).toBe(
+      200,
+    );
+    const job = (
+      await api('POST', '/jobs', {
+        name: 'cfg',
+        vmIds: [own, plain],
+        datastoreId: 1,
+        execution: 'parallel',
+        config: { FS_FREEZE: 'SUSPEND', KEEP_LAST: '1' },
+      })
+    ).body;
+    const since = Date.now();
+    for (let run = 0; run < 2; run++) {
+      expect((await api('POST', `/jobs/${job.id}/backup`)).status).toBe(202);
+      expect(await waitJob(job.id)).toMatchObject({ updatedVms: [own, plain], errorVms: [] });
+    }
+    const seen = (v: number) =>
+      responder.tasks.filter((t) => t.vmId === v && t.kind === 'backup' && t.receivedAt >= since);
+    expect(seen(own).map((t) => [t.config?.FS_FREEZE, t.jobId])).toEqual([
+      ['NONE', job.id],
+      ['NONE', job.id],
+    ]);
+    expect(seen(plain).map((t) => [t.config?.FS_FREEZE, t.jobId])).toEqual([
+      ['SUSPEND', job.id],
+      ['SUSPEND', job.id],
+    ]);
+    for (const v of [own, plain]) {
+      const ids = (await api('GET', `/vms/${v}`)).body.backups.BACKUP_IDS as number[];
+      // KEEP_LAST=1 from the job: only the second run's image is kept, and it is the job's.
+      expect(ids).toHaveLength(1);
+      expect((await api('GET', `/images/${ids[0]}`)).body).toMatchObject({ jobId: job.id, state: 'READY' });
+    }
+  }, 120_000);
+});
+
 describe('scheduled actions and the sweep on the local stack', () => {
   it('a backup scheduled at +5 s runs after 5 s, not before', async () => {
     responder.delayMs = 100;
