@@ -8,7 +8,7 @@ import { type JobLists, takeNext, vmEnded } from '#core/jobs.ts';
 import type { Execution } from '#core/model.ts';
 import { queueVmBackup } from '../api/routes/vm-backup.ts';
 import { log } from '../log.ts';
-import { type JobRecord, jobOfVm, updateJob } from '../repo/jobs.ts';
+import { type JobRecord, jobOfVm, jobs, updateJob } from '../repo/jobs.ts';
 import { vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 
@@ -70,12 +70,22 @@ export async function advanceJob(
 /**
  * A backup ended in `state`: when its VM is BACKING_UP in a job (single backups of a job's VMs
  * are refused, so it is the job's), record it and queue the next VM of a sequential job. The job
- * is found by its VM, not by the execution's params, which the backup steps rewrite.
+ * is `jobId` when the caller knows it (Release, from its state input), else the VM's
+ * BACKUP_JOB_ID.
  */
-export async function jobBackupEnded(execution: Pick<Execution, 'id' | 'vmId' | 'kind'>, state: string) {
+export async function jobBackupEnded(
+  execution: Pick<Execution, 'id' | 'vmId' | 'kind'>,
+  state: string,
+  jobId?: number,
+) {
   if (execution.kind !== 'backup' || execution.vmId === undefined) return;
   const vmId = execution.vmId;
-  const job = await jobOfVm(vmId);
+  let job: JobRecord | undefined;
+  if (jobId !== undefined) job = await jobs.find(jobId);
+  else {
+    const vm = await vms.find(vmId);
+    job = vm ? await jobOfVm(vm) : undefined;
+  }
   if (!job?.backingUpVms.includes(vmId)) return;
   try {
     await advanceJob(job.id, (current) => vmEnded(current, vmId, state === 'SUCCEEDED'));

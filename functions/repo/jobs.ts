@@ -3,8 +3,10 @@
  * Release of a parallel job), so each change is a read-modify-write guarded by `version`.
  */
 import { z } from 'zod';
-import { BackupJob } from '#core/model.ts';
+import { Conflict } from '#core/errors.ts';
+import { BackupJob, type Vm } from '#core/model.ts';
 import { isConditionFailed, Table } from './table.ts';
+import { vms } from './vms.ts';
 
 /** A job as stored: with the version of its optimistic updates. */
 export const JobRecord = BackupJob.extend({ version: z.number().int().nonnegative().default(0) });
@@ -13,14 +15,73 @@ export type JobRecord = z.infer<typeof JobRecord>;
 /** The backup jobs repository (`Backup job 3 does not exist`). */
 export const jobs = new Table('jobs', JobRecord, 'Backup job');
 
-/** The job holding a VM, if any (a VM belongs to at most one job). */
-export async function jobOfVm(vmId: number): Promise<JobRecord | undefined> {
-  const found = await jobs.list({
-    expression: 'contains(#v, :v)',
-    names: { '#v': 'vmIds' },
-    values: { ':v': vmId },
-  });
-  return found[0];
+/** The id of the job holding a VM (its BACKUP_JOB_ID), if any: a VM belongs to at most one job. */
+export function jobIdOf(vm: Pick<Vm, 'backups'>): number | undefined {
+  const raw = vm.backups.BACKUP_CONFIG.BACKUP_JOB_ID;
+  return raw === undefined || raw === '' ? undefined : Number(raw);
+}
+
+/** The job holding a VM, if any: read by the VM's BACKUP_JOB_ID, never by scanning the jobs. */
+export async function jobOfVm(vm: Pick<Vm, 'id' | 'backups'>): Promise<JobRecord | undefined> {
+  const id = jobIdOf(vm);
+  if (id === undefined) return undefined;
+  const job = await jobs.find(id);
+  return job?.vmIds.includes(vm.id) ? job : undefined;
+}
+
+const JOB_KEY = 'backups.BACKUP_CONFIG.BACKUP_JOB_ID';
+const jobKeyNames = { '#jb': 'backups', '#jc': 'BACKUP_CONFIG', '#jj': 'BACKUP_JOB_ID' };
+
+/**
+ * Marks the VMs as the job's (BACKUP_JOB_ID), each only if no other job holds it: two jobs
+ * created at once cannot both take a VM. On a refusal the VMs taken by this call are given back
+ * and Conflict names the holder.
+ */
+export async function claimVms(jobId: number, vmIds: readonly number[]): Promise<void> {
+  const taken: number[] = [];
+  for (const vmId of vmIds) {
+    try {
+      await vms.update(
+        vmId,
+        { [JOB_KEY]: String(jobId) },
+        {
+          condition: {
+            expression: 'attribute_not_exists(#jb.#jc.#jj) OR #jb.#jc.#jj = :job',
+            names: jobKeyNames,
+            values: { ':job': String(jobId) },
+          },
+        },
+      );
+      taken.push(vmId);
+    } catch (err) {
+      await releaseVms(jobId, taken);
+      if (!isConditionFailed(err)) throw err;
+      const holder = (await vms.find(vmId))?.backups.BACKUP_CONFIG.BACKUP_JOB_ID;
+      throw new Conflict(`VM ${vmId} already belongs to backup job ${holder ?? '(another)'}`);
+    }
+  }
+}
+
+/** Clears BACKUP_JOB_ID of the VMs the job holds (a VM gone or held by another job is left alone). */
+export async function releaseVms(jobId: number, vmIds: readonly number[]): Promise<void> {
+  for (const vmId of vmIds) {
+    try {
+      await vms.update(
+        vmId,
+        {},
+        {
+          remove: [JOB_KEY],
+          condition: {
+            expression: '#jb.#jc.#jj = :job',
+            names: jobKeyNames,
+            values: { ':job': String(jobId) },
+          },
+        },
+      );
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
 }
 
 /**

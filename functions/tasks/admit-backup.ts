@@ -196,7 +196,13 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     hostId: host.id,
     imageId,
     bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
-    params: { reset, mode: decision.mode, resetReason: decision.reset, increment },
+    params: {
+      reset,
+      mode: decision.mode,
+      resetReason: decision.reset,
+      increment,
+      ...(jobId !== undefined && { jobId }),
+    },
   });
   return { hostId: host.id, imageId, queueUrl: host.queueUrl, task, cleanup };
 });

@@ -19,7 +19,7 @@ export const handler = step('Release', StepInput, async (input) => {
   if (!execution.released && (await releaseExecution(execution, { state, endedAt }))) {
     // Only the releaser moves the job on, so a retried Release never queues a VM twice. The
     // state input still holds the request's `jobId`: single backups cost no job lookup.
-    if (typeof input.jobId === 'number') await jobBackupEnded(execution, state);
+    if (typeof input.jobId === 'number') await jobBackupEnded(execution, state, input.jobId);
   }
   await wakeDispatcher(`execution ${executionId} ended`);
   return { state, endedAt };

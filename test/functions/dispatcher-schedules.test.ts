@@ -157,6 +157,46 @@ describe('backup jobs', () => {
     expect(await call('GET', '/jobs', admin)).toMatchObject({ body: { items: [] } });
   });
 
+  it('a VM belongs to one job at a time: BACKUP_JOB_ID marks it, a second job is refused, a change or delete frees it', async () => {
+    const jobOf = async (vmId: number) =>
+      (await call('GET', `/vms/${vmId}`, admin)).body.backups.BACKUP_CONFIG.BACKUP_JOB_ID;
+    const first = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'a', vmIds: [2, 3], datastoreId: 1 },
+    });
+    expect(first.status).toBe(201);
+    expect([await jobOf(2), await jobOf(3)]).toEqual([String(first.body.id), String(first.body.id)]);
+
+    const second = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'b', vmIds: [4, 3], datastoreId: 1 },
+    });
+    expect(second.status).toBe(409);
+    expect(second.body.message).toBe(`VM 3 already belongs to backup job ${first.body.id}`);
+    // Nothing changed: VM 4 is free, no job b.
+    expect(await jobOf(4)).toBeUndefined();
+    expect((await call('GET', '/jobs', admin)).body.items.map((j: { name: string }) => j.name)).toEqual([
+      'a',
+    ]);
+
+    // VM 3 leaves job a: free again, and job b can take it.
+    expect((await call('PATCH', `/jobs/${first.body.id}`, { ...admin, body: { vmIds: [2] } })).status).toBe(
+      200,
+    );
+    expect(await jobOf(3)).toBeUndefined();
+    const third = await call('POST', '/jobs', {
+      ...admin,
+      body: { name: 'b', vmIds: [4, 3], datastoreId: 1 },
+    });
+    expect(third.status).toBe(201);
+    expect(await jobOf(3)).toBe(String(third.body.id));
+
+    for (const id of [first.body.id, third.body.id]) {
+      expect((await call('DELETE', `/jobs/${id}`, admin)).status).toBe(204);
+    }
+    expect([await jobOf(2), await jobOf(3), await jobOf(4)]).toEqual([undefined, undefined, undefined]);
+  });
+
   it('a sequential job queues one VM at a time in order; its VMs refuse single backups', async () => {
     const created = await call('POST', '/jobs', {
       ...admin,

@@ -12,7 +12,15 @@ import { deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
 import { advanceJob } from '../../dispatcher/job-progress.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
-import { type JobRecord, jobs, publicJob, updateJob } from '../../repo/jobs.ts';
+import {
+  claimVms,
+  type JobRecord,
+  jobIdOf,
+  jobs,
+  publicJob,
+  releaseVms,
+  updateJob,
+} from '../../repo/jobs.ts';
 import { schedules, schedulesOf } from '../../repo/schedules.ts';
 import { vms } from '../../repo/vms.ts';
 import { assertAllowed, canUse, ownedBy } from '../access.ts';
@@ -37,15 +45,19 @@ function checkPriority(user: User, priority: number | undefined): void {
   }
 }
 
-/** The VMs exist, the user manages them, and no other job holds them. */
+/**
+ * The VMs exist, the user manages them, and no other job holds them (their BACKUP_JOB_ID; the
+ * claim itself is a conditional write, see `claimVms`).
+ */
 async function checkVms(ctx: RouteContext, vmIds: number[], jobId?: number): Promise<void> {
   checkVmList(vmIds);
-  const others = (await jobs.list()).filter((j) => j.id !== jobId);
   for (const vmId of vmIds) {
     const vm = await vms.get(vmId);
     assertAllowed(ctx.user, vm, 'manage', `VM ${vm.id}`);
-    const holder = others.find((j) => j.vmIds.includes(vmId));
-    if (holder) throw new Conflict(`VM ${vmId} already belongs to backup job ${holder.id}`);
+    const holder = jobIdOf(vm);
+    if (holder !== undefined && holder !== jobId && (await jobs.find(holder))?.vmIds.includes(vmId)) {
+      throw new Conflict(`VM ${vmId} already belongs to backup job ${holder}`);
+    }
   }
 }
 
@@ -72,21 +84,28 @@ const create: RouteHandler = async (ctx) => {
   const datastore = await datastores.get(body.datastoreId);
   assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
   await checkVms(ctx, body.vmIds);
-  const job = await jobs.put(
-    {
-      ...ownedBy(ctx.user),
-      id: await allocateId('job'),
-      name: body.name,
-      vmIds: body.vmIds,
-      datastoreId: datastore.id,
-      config,
-      priority: body.priority,
-      execution: body.execution,
-      createdAt: new Date().toISOString(),
-      version: 0,
-    },
-    { expression: 'attribute_not_exists(id)' },
-  );
+  const id = await allocateId('job');
+  await claimVms(id, body.vmIds);
+  const job = await jobs
+    .put(
+      {
+        ...ownedBy(ctx.user),
+        id,
+        name: body.name,
+        vmIds: body.vmIds,
+        datastoreId: datastore.id,
+        config,
+        priority: body.priority,
+        execution: body.execution,
+        createdAt: new Date().toISOString(),
+        version: 0,
+      },
+      { expression: 'attribute_not_exists(id)' },
+    )
+    .catch(async (err: unknown) => {
+      await releaseVms(id, body.vmIds);
+      throw err;
+    });
   return json(publicJob(job), 201);
 };
 
@@ -98,7 +117,10 @@ const patch: RouteHandler = async (ctx) => {
   if (body.datastoreId !== undefined) {
     assertAllowed(ctx.user, await datastores.get(body.datastoreId), 'use', `Datastore ${body.datastoreId}`);
   }
-  if (body.vmIds) await checkVms(ctx, body.vmIds, job.id);
+  if (body.vmIds) {
+    await checkVms(ctx, body.vmIds, job.id);
+    await claimVms(job.id, body.vmIds);
+  }
   const { job: updated } = await updateJob(job.id, (current) => {
     if (body.vmIds && (current.backingUpVms.length || current.outdatedVms.length)) {
       throw new Conflict(`Backup job ${job.id} is running: change its VMs when it ends`);
@@ -110,7 +132,21 @@ const patch: RouteHandler = async (ctx) => {
       Object.assign(set, { updatedVms: keep(current.updatedVms), errorVms: keep(current.errorVms) });
     }
     return { set, extra: undefined };
+  }).catch(async (err: unknown) => {
+    // Not changed: the VMs newly claimed go back.
+    if (body.vmIds)
+      await releaseVms(
+        job.id,
+        body.vmIds.filter((v) => !job.vmIds.includes(v)),
+      );
+    throw err;
   });
+  // VMs taken out of the job are free again.
+  if (body.vmIds)
+    await releaseVms(
+      job.id,
+      job.vmIds.filter((v) => !updated.vmIds.includes(v)),
+    );
   return json(publicJob(updated));
 };
 
@@ -124,6 +160,7 @@ const remove: RouteHandler = async (ctx) => {
     await schedules.delete(schedule.id);
   }
   await jobs.delete(job.id);
+  await releaseVms(job.id, job.vmIds);
   return { statusCode: 204 };
 };
 

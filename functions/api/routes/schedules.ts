@@ -7,12 +7,12 @@
 import { CreateScheduleBody, parseBody } from '#core/contracts/api.ts';
 import { Conflict, Forbidden, NotFound, ValidationError } from '#core/errors.ts';
 import { maxPriority } from '#core/jobs.ts';
-import type { Owned } from '#core/permissions.ts';
+import type { Vm } from '#core/model.ts';
 import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
 import { createAwsSchedule, deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
-import { jobOfVm, jobs } from '../../repo/jobs.ts';
+import { type JobRecord, jobOfVm, jobs } from '../../repo/jobs.ts';
 import { ACTIVE, publicSchedule, type ScheduleRecord, schedules, schedulesOf } from '../../repo/schedules.ts';
 import { vms } from '../../repo/vms.ts';
 import { assertAllowed } from '../access.ts';
@@ -21,11 +21,7 @@ import { items, json, pathId, type RouteContext, type RouteHandler } from '../ht
 type Target = ScheduleRecord['target'];
 
 /** The VM or job of the path, checked for `right`. */
-async function targetOf(
-  ctx: RouteContext,
-  target: Target,
-  right: 'use' | 'manage',
-): Promise<Owned & { id: number }> {
+async function targetOf(ctx: RouteContext, target: Target, right: 'use' | 'manage'): Promise<Vm | JobRecord> {
   const id = pathId(ctx);
   const object = target === 'vm' ? await vms.get(id) : await jobs.get(id);
   assertAllowed(ctx.user, object, right, `${target === 'vm' ? 'VM' : 'Backup job'} ${id}`);
@@ -67,7 +63,7 @@ function add(target: Target): RouteHandler {
     let datastoreId: number | undefined;
     if (target === 'vm') {
       if (body.datastoreId === undefined) throw new ValidationError('datastoreId: required for a VM backup');
-      const job = await jobOfVm(object.id);
+      const job = 'backups' in object ? await jobOfVm(object) : undefined;
       if (job)
         throw new Conflict(`VM ${object.id} belongs to backup job ${job.id}: schedule the job instead`);
       const datastore = await datastores.get(body.datastoreId);

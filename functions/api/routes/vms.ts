@@ -65,7 +65,7 @@ const backup: RouteHandler = async (ctx) => {
   const body = parseBody(BackupRequestBody, ctx.body);
   const priority = body.priority ?? 0;
   if (priority > 49 && ctx.user.role !== 'admin') throw new Forbidden('priority above 49 is for admins');
-  const job = await jobOfVm(vm.id);
+  const job = await jobOfVm(vm);
   if (job) {
     throw new Conflict(
       `VM ${vm.id} belongs to backup job ${job.id}: back it up with the job (lifeboat backupjob backup ${job.id})`,
