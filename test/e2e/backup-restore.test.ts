@@ -196,4 +196,56 @@ describe('backup and restore of real VMs through local mode', () => {
       expect(await readFile(join(dir, `${name}.xml`), 'utf8')).toContain(`${name}-disk-1.qcow2`);
     }
   });
+
+  it("a backup job: both VMs go into the job's one restic repository and each restores exactly", async () => {
+    const tests = await Promise.all(
+      ['lb-e2e-job-a', 'lb-e2e-job-b'].map((name) =>
+        createTestVm({ name, disks: [{ sizeMiB: 16, format: 'qcow2' }], running: true }),
+      ),
+    );
+    vms.push(...tests);
+    const writes: [number, number, number][][] = [[[MiB, MiB, 0x5a]], [[4 * MiB, 2 * MiB, 0x5b]]];
+    for (const [i, test] of tests.entries()) {
+      for (const [offset, length, byte] of writes[i] ?? [])
+        await guestWrite(test.domain, 'vda', offset, length, byte);
+    }
+    const jobVms = await Promise.all(tests.map((t) => stack.vm(t.domain, 'RUNNING')));
+    const base = join(scratch, 'restic-job');
+    const ds = await createDatastore('e2e-job', 'restic', {
+      BASE_PATH: base,
+      RESTIC_PASSWORD: 'e2e job restic pw',
+    });
+    const job = await stack.json<{ id: number }>([
+      'backupjob',
+      'create',
+      '--name',
+      'e2e-job',
+      '--vms',
+      jobVms.map((v) => v.id).join(','),
+      '-d',
+      String(ds.id),
+      '--execution',
+      'parallel',
+      'KEEP_LAST=2',
+    ]);
+    const done = await stack.json<{ updatedVms: number[]; errorVms: number[] }>([
+      'backupjob',
+      'backup',
+      String(job.id),
+      '--wait',
+    ]);
+    expect(done).toMatchObject({ updatedVms: jobVms.map((v) => v.id), errorVms: [] });
+    // One repository for the job, none per VM.
+    expect(await readdir(base)).toEqual([`job-${job.id}`]);
+    for (const [i, vm] of jobVms.entries()) {
+      const ids = (await stack.json<Vm>(['vm', 'show', String(vm.id)])).backups.BACKUP_IDS;
+      expect(ids).toHaveLength(1);
+      const image = await stack.json<Image>(['image', 'show', String(ids[0])]);
+      expect(image).toMatchObject({ state: 'READY', vmId: vm.id, jobId: job.id });
+      const { dir } = await restore(image, `restored-job-${i}`);
+      expect(await guestSha256(join(dir, `restored-job-${i}-disk-0.qcow2`), 'qcow2')).toBe(
+        expectedSha(16 * MiB, writes[i] ?? []),
+      );
+    }
+  }, 180_000);
 });
