@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Conflict } from './errors.ts';
-import { retryRun, startRun, takeNext, vmEnded } from './jobs.ts';
+import { type JobLists, retryRun, startRun, takeNext, vmEnded } from './jobs.ts';
 import { BackupJob } from './model.ts';
 
 const now = new Date('2026-11-26T20:00:00Z');
@@ -31,6 +31,18 @@ describe('backup job runs', () => {
     state = { ...state, ...takeNext(state).lists };
     state = { ...state, ...vmEnded(state, 9, true) };
     expect(state).toMatchObject({ outdatedVms: [], backingUpVms: [], updatedVms: [5, 9], errorVms: [2] });
+  });
+
+  it('a parallel run lists its ended VMs in the job order, not the order they ended in', () => {
+    const order = [5, 2, 9];
+    let lists: JobLists = { ...startRun(job(), now), outdatedVms: [], backingUpVms: [5, 2, 9] };
+    for (const [vmId, ok] of [
+      [9, true],
+      [2, false],
+      [5, true],
+    ] as const)
+      lists = vmEnded(lists, vmId, ok, order);
+    expect(lists).toMatchObject({ backingUpVms: [], updatedVms: [5, 9], errorVms: [2] });
   });
 
   it('a parallel job queues every VM at once', () => {

@@ -59,8 +59,12 @@ export function takeNext(job: BackupJob & JobLists): { lists: JobLists; queue: n
   };
 }
 
-/** A VM's backup ended (or could not be queued): UPDATED when `ok`, else ERROR. */
-export function vmEnded(job: JobLists, vmId: number, ok: boolean): JobLists {
+/**
+ * A VM's backup ended (or could not be queued): UPDATED when `ok`, else ERROR. With `order` (the
+ * job's VMs) both lists stay in the job's order, whatever order a parallel run ends in.
+ */
+export function vmEnded(job: JobLists, vmId: number, ok: boolean, order?: readonly number[]): JobLists {
+  const place = (list: number[]) => (order ? list.sort((a, b) => order.indexOf(a) - order.indexOf(b)) : list);
   const rest = {
     outdatedVms: without(job.outdatedVms, [vmId]),
     backingUpVms: without(job.backingUpVms, [vmId]),
@@ -68,8 +72,8 @@ export function vmEnded(job: JobLists, vmId: number, ok: boolean): JobLists {
     errorVms: without(job.errorVms, [vmId]),
   };
   return ok
-    ? { ...rest, updatedVms: [...rest.updatedVms, vmId] }
-    : { ...rest, errorVms: [...rest.errorVms, vmId] };
+    ? { ...rest, updatedVms: place([...rest.updatedVms, vmId]) }
+    : { ...rest, errorVms: place([...rest.errorVms, vmId]) };
 }
 
 /** Check a job's VM list: no duplicates. */

@@ -63,7 +63,7 @@ export async function advanceJob(
       if (queued.length) await wakeDispatcher(`backup job ${jobId}: ${queued.length} queued`);
       return { job, queued };
     }
-    step = (current) => failed.reduce<JobLists>((lists, vmId) => vmEnded(lists, vmId, false), current);
+    step = (current) => failed.reduce<JobLists>((lists, vmId) => vmEnded(lists, vmId, false, current.vmIds), current);
   }
 }
 
@@ -88,7 +88,7 @@ export async function jobBackupEnded(
   }
   if (!job?.backingUpVms.includes(vmId)) return;
   try {
-    await advanceJob(job.id, (current) => vmEnded(current, vmId, state === 'SUCCEEDED'));
+    await advanceJob(job.id, (current) => vmEnded(current, vmId, state === 'SUCCEEDED', current.vmIds));
   } catch (err) {
     // The job may have been deleted meanwhile: the backup itself is done either way.
     log('warn', 'job not advanced', { jobId: job.id, executionId: execution.id, error: String(err) });
