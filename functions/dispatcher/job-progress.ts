@@ -63,7 +63,8 @@ export async function advanceJob(
       if (queued.length) await wakeDispatcher(`backup job ${jobId}: ${queued.length} queued`);
       return { job, queued };
     }
-    step = (current) => failed.reduce<JobLists>((lists, vmId) => vmEnded(lists, vmId, false, current.vmIds), current);
+    step = (current) =>
+      failed.reduce<JobLists>((lists, vmId) => vmEnded(lists, vmId, false, current.vmIds), current);
   }
 }
 
