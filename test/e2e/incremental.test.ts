@@ -72,6 +72,13 @@ async function chainVm(name: string, backupConfig: Record<string, string> = { MO
       data.copy(model, offset);
     },
     sha: () => sha256(model),
+    /** Power-cycles the VM; back once the inventory sees it RUNNING (not paused while starting). */
+    async restart() {
+      await virsh('destroy', test.domain);
+      await stack.vm(test.domain, 'POWEROFF');
+      await virsh('start', test.domain);
+      await stack.vm(test.domain, 'RUNNING');
+    },
   };
 }
 
@@ -167,11 +174,7 @@ describe('incremental backups on a restic datastore', () => {
     points.push(vm.sha());
 
     // Restarted between increments: the checkpoints survive in the disk and in libvirt.
-    await virsh('destroy', vm.test.domain);
-    await stack.vm(vm.test.domain, 'POWEROFF');
-    await virsh('start', vm.test.domain);
-    // The inventory may have caught it paused while starting: wait for it seen RUNNING.
-    await stack.vm(vm.test.domain, 'RUNNING');
+    await vm.restart();
     await vm.write(40 * MiB, 3 * MiB, 0x33);
     chain = await backupOk(vm.vm, ds);
     points.push(vm.sha());
@@ -414,10 +417,7 @@ describe('INCREMENT_MODE=SNAPSHOT on a restic datastore', () => {
     image = await backupOk(vm.vm, ds);
     points.push(vm.sha());
 
-    await virsh('destroy', vm.test.domain);
-    await stack.vm(vm.test.domain, 'POWEROFF');
-    await virsh('start', vm.test.domain);
-    await stack.vm(vm.test.domain, 'RUNNING');
+    await vm.restart();
     await vm.write(33 * MiB, 2 * MiB, 0x83);
     image = await backupOk(vm.vm, ds);
     points.push(vm.sha());
