@@ -34,30 +34,43 @@ const jobKeyNames = { '#jb': 'backups', '#jc': 'BACKUP_CONFIG', '#jj': 'BACKUP_J
 
 /**
  * Marks the VMs as the job's (BACKUP_JOB_ID), each only if no other job holds it: two jobs
- * created at once cannot both take a VM. On a refusal the VMs taken by this call are given back
- * and Conflict names the holder.
+ * created at once cannot both take a VM. A stale mark (its job gone, or no longer listing the
+ * VM) is taken over. On a refusal the VMs taken by this call are given back and Conflict names
+ * the holder.
  */
 export async function claimVms(jobId: number, vmIds: readonly number[]): Promise<void> {
   const taken: number[] = [];
+  const mark = (vmId: number, expected: string | undefined) =>
+    vms.update(
+      vmId,
+      { [JOB_KEY]: String(jobId) },
+      {
+        condition: {
+          expression:
+            expected === undefined
+              ? 'attribute_not_exists(#jb.#jc.#jj) OR #jb.#jc.#jj = :job'
+              : '#jb.#jc.#jj = :old',
+          names: jobKeyNames,
+          values: expected === undefined ? { ':job': String(jobId) } : { ':old': expected },
+        },
+      },
+    );
   for (const vmId of vmIds) {
     try {
-      await vms.update(
-        vmId,
-        { [JOB_KEY]: String(jobId) },
-        {
-          condition: {
-            expression: 'attribute_not_exists(#jb.#jc.#jj) OR #jb.#jc.#jj = :job',
-            names: jobKeyNames,
-            values: { ':job': String(jobId) },
-          },
-        },
-      );
+      try {
+        await mark(vmId, undefined);
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const holder = (await vms.get(vmId)).backups.BACKUP_CONFIG.BACKUP_JOB_ID as string;
+        if ((await jobs.find(Number(holder)))?.vmIds.includes(vmId)) {
+          throw new Conflict(`VM ${vmId} already belongs to backup job ${holder}`);
+        }
+        await mark(vmId, holder);
+      }
       taken.push(vmId);
     } catch (err) {
       await releaseVms(jobId, taken);
-      if (!isConditionFailed(err)) throw err;
-      const holder = (await vms.find(vmId))?.backups.BACKUP_CONFIG.BACKUP_JOB_ID;
-      throw new Conflict(`VM ${vmId} already belongs to backup job ${holder ?? '(another)'}`);
+      throw err;
     }
   }
 }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fireDueSchedules } from '#functions/dispatcher/schedules.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { dueSchedules, schedules } from '#functions/repo/schedules.ts';
+import { vms } from '#functions/repo/vms.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
@@ -191,10 +192,21 @@ describe('backup jobs', () => {
     expect(third.status).toBe(201);
     expect(await jobOf(3)).toBe(String(third.body.id));
 
-    for (const id of [first.body.id, third.body.id]) {
+    // A stale mark (its job gone without freeing the VM) does not hold the VM.
+    await vms.update(5, { 'backups.BACKUP_CONFIG.BACKUP_JOB_ID': '999' });
+    const fourth = await call('POST', '/jobs', { ...admin, body: { name: 'c', vmIds: [5], datastoreId: 1 } });
+    expect(fourth.status).toBe(201);
+    expect(await jobOf(5)).toBe(String(fourth.body.id));
+
+    for (const id of [first.body.id, third.body.id, fourth.body.id]) {
       expect((await call('DELETE', `/jobs/${id}`, admin)).status).toBe(204);
     }
-    expect([await jobOf(2), await jobOf(3), await jobOf(4)]).toEqual([undefined, undefined, undefined]);
+    expect([await jobOf(2), await jobOf(3), await jobOf(4), await jobOf(5)]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 
   it('a sequential job queues one VM at a time in order; its VMs refuse single backups', async () => {
