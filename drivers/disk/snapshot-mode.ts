@@ -37,8 +37,6 @@ import {
 } from './tracking-overlay.ts';
 import { readRecord, type WorkRecord, writeRecord } from './work-dir.ts';
 
-export { imageChain, trackedBaseOf, trackingPath } from './tracking-overlay.ts';
-
 /**
  * Before any backup of `disks`: a SNAPSHOT increment from `parent` requires each disk to run on
  * exactly `base <- parent's overlay` (else ChainBroken, nothing changed) and returns the accepted

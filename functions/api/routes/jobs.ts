@@ -12,15 +12,7 @@ import { deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
 import { advanceJob } from '../../dispatcher/job-progress.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
-import {
-  claimVms,
-  type JobRecord,
-  jobIdOf,
-  jobs,
-  publicJob,
-  releaseVms,
-  updateJob,
-} from '../../repo/jobs.ts';
+import { claimVms, type JobRecord, jobs, publicJob, releaseVms, updateJob } from '../../repo/jobs.ts';
 import { schedules, schedulesOf } from '../../repo/schedules.ts';
 import { vms } from '../../repo/vms.ts';
 import { assertAllowed, canUse, ownedBy } from '../access.ts';
@@ -45,19 +37,12 @@ function checkPriority(user: User, priority: number | undefined): void {
   }
 }
 
-/**
- * The VMs exist, the user manages them, and no other job holds them (their BACKUP_JOB_ID; the
- * claim itself is a conditional write, see `claimVms`).
- */
-async function checkVms(ctx: RouteContext, vmIds: number[], jobId?: number): Promise<void> {
+/** The VMs exist and the user manages them; `claimVms` then takes them from no other job. */
+async function checkVms(ctx: RouteContext, vmIds: number[]): Promise<void> {
   checkVmList(vmIds);
   for (const vmId of vmIds) {
     const vm = await vms.get(vmId);
     assertAllowed(ctx.user, vm, 'manage', `VM ${vm.id}`);
-    const holder = jobIdOf(vm);
-    if (holder !== undefined && holder !== jobId && (await jobs.find(holder))?.vmIds.includes(vmId)) {
-      throw new Conflict(`VM ${vmId} already belongs to backup job ${holder}`);
-    }
   }
 }
 
@@ -118,7 +103,7 @@ const patch: RouteHandler = async (ctx) => {
     assertAllowed(ctx.user, await datastores.get(body.datastoreId), 'use', `Datastore ${body.datastoreId}`);
   }
   if (body.vmIds) {
-    await checkVms(ctx, body.vmIds, job.id);
+    await checkVms(ctx, body.vmIds);
     await claimVms(job.id, body.vmIds);
   }
   const { job: updated } = await updateJob(job.id, (current) => {
