@@ -20,6 +20,11 @@ export function vmPath(target: DatastoreTarget, vmId: number): string {
   return `${base.replace(/\/+$/, '')}/${vmId}`;
 }
 
+/** The datastore's folder, `<BASE_PATH>`, holding every VM's and job's folder. */
+export function basePath(target: DatastoreTarget): string {
+  return dirname(vmPath(target, 0));
+}
+
 /**
  * A restic repository: the VM's own (`<BASE_PATH>/<vmid>`), or for a backup job's backups the
  * job's, shared by its VMs (`<BASE_PATH>/job-<jobid>`; snapshots still carry `vm:<id>` tags).
@@ -28,7 +33,7 @@ export function repositoryPath(target: DatastoreTarget, vmId: number): string {
   if (target.jobId === undefined) return vmPath(target, vmId);
   if (!Number.isSafeInteger(target.jobId) || target.jobId < 0)
     throw new ValidationError(`jobId must be an integer (got ${target.jobId})`);
-  return `${dirname(vmPath(target, 0))}/job-${target.jobId}`;
+  return `${basePath(target)}/job-${target.jobId}`;
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -25,7 +25,7 @@ import type {
   StoredFile,
 } from './driver.ts';
 import { BackupNotFound } from './errors.ts';
-import { checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
+import { basePath, checkBackupId, checkFileNames, TEMPLATE_NAME } from './layout.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
 import { parseServer, sftpCapacity } from './ssh.ts';
 
@@ -129,7 +129,7 @@ export const resticDriver: DatastoreDriver = {
   },
 
   async monitor(target, ctx = {}) {
-    const base = dirname(vmPath(target, 0));
+    const base = basePath(target);
     const server = target.attributes.RESTIC_SFTP_SERVER;
     if (server) {
       return sftpCapacity(

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { run } from '../exec.ts';
 import type { BackupOutput, Capacity, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable, UnsupportedSource } from './errors.ts';
-import { checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
+import { basePath, checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
 import { RsyncRemote } from './rsync-remote.ts';
 import { sftpCapacity } from './ssh.ts';
 
@@ -155,7 +155,7 @@ export const rsyncDriver: DatastoreDriver = {
 
   async monitor(target, ctx = {}) {
     const remote = new RsyncRemote(target);
-    const base = dirname(vmPath(target, 0));
+    const base = basePath(target);
     try {
       return await sftpCapacity(remote.server, base, `datastore ${target.id}`, ctx);
     } catch (error) {
