@@ -27,6 +27,11 @@ export const Host = z.object({
   deadLetterQueueUrl: z.string().optional(),
   emulatorCpus: z.string().optional(),
   maxBackupsHost: z.number().int().positive().optional(),
+  /**
+   * The runner's X25519 public key (PEM), registered at enrollment: datastore secrets are
+   * sealed to it (functions/sealed-secrets.ts) so only this host can open its tasks' secrets.
+   */
+  publicKey: z.string().optional(),
   createdAt: z.string(),
 });
 export type Host = z.infer<typeof Host>;
