@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { HostPath } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import { ApiUnavailable } from './errors.ts';
 
@@ -19,6 +20,13 @@ export interface Connection {
   endpoint: string;
   token: string;
 }
+
+/** Default of `LIFEBOAT_RESTORE_ROOTS`. */
+export const DEFAULT_RESTORE_ROOTS = ['/var/lib/lifeboat/restores'] as const;
+
+const RestoreRoot = HostPath.regex(/^\//, 'must be absolute paths')
+  // `/srv/r/` and `/srv/r` are one root; `/` stays itself.
+  .transform((p) => p.replace(/\/+$/, '') || '/');
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -44,6 +52,11 @@ export const RunnerConfig = z.object({
   inventoryIntervalSeconds: positiveInt(60),
   /** How long SIGTERM waits for running tasks before aborting them. */
   shutdownGraceSeconds: positiveInt(300),
+  /**
+   * Folders under which users' restores and downloads may write (`runner/confine.ts`); a
+   * relative target goes under the first. Absolute, no `..`, no control characters.
+   */
+  restoreRoots: z.array(RestoreRoot).min(1, 'must name at least one folder'),
 });
 export type RunnerConfig = z.infer<typeof RunnerConfig>;
 
@@ -57,6 +70,8 @@ export interface RunnerFlags {
   libvirtUri?: string;
   pollWait?: string;
   maxTasks?: string;
+  /** Colon-separated absolute folders (`--restore-roots`). */
+  restoreRoots?: string;
 }
 
 /** Builds the configuration; throws ValidationError naming the first bad setting. */
@@ -76,6 +91,9 @@ export function loadRunnerConfig(
     maxConcurrentTasks: pick(flags.maxTasks, env.LIFEBOAT_RUNNER_MAX_TASKS),
     inventoryIntervalSeconds: pick(env.LIFEBOAT_RUNNER_INVENTORY_SECONDS),
     shutdownGraceSeconds: pick(env.LIFEBOAT_RUNNER_SHUTDOWN_SECONDS),
+    restoreRoots: pick(flags.restoreRoots, env.LIFEBOAT_RESTORE_ROOTS)?.split(':').filter(Boolean) ?? [
+      ...DEFAULT_RESTORE_ROOTS,
+    ],
   };
   const parsed = RunnerConfig.safeParse(raw);
   if (!parsed.success) {

@@ -142,6 +142,7 @@ async function runDaemon(
     secrets,
     progress: deps.progress ?? dynamoProgressSink,
     stateDir: config.stateDir,
+    restoreRoots: config.restoreRoots,
     log,
   });
   const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);

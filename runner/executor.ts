@@ -6,6 +6,7 @@
  */
 import { rm, rmdir } from 'node:fs/promises';
 import type { Task } from '#core/contracts/tasks.ts';
+import { DEFAULT_RESTORE_ROOTS } from './config.ts';
 import { TaskAborted } from './errors.ts';
 import type { Journal } from './journal.ts';
 import type { Logger } from './log.ts';
@@ -27,6 +28,8 @@ export interface ExecutorDeps {
   secrets: SecretResolver;
   progress: ProgressSink;
   stateDir: string;
+  /** The host's restore roots (default {@link DEFAULT_RESTORE_ROOTS}). */
+  restoreRoots?: readonly string[];
   log: Logger;
   /** Runs a task (the handlers of `tasks/`); replaced in unit tests. */
   run?: (task: Task, ctx: TaskContext) => Promise<unknown>;
@@ -130,6 +133,7 @@ export class Executor {
       signal: abort.signal,
       workDir,
       stateDir,
+      restoreRoots: this.deps.restoreRoots ?? DEFAULT_RESTORE_ROOTS,
       progress,
       drivers: this.deps.drivers,
       target: (datastore) => resolveTarget(datastore, this.deps.secrets, secrets),

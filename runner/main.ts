@@ -12,9 +12,10 @@ import { startDaemon } from './daemon.ts';
 
 export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--token TOKEN] [--home DIR] [--name HOST]
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
+       [--restore-roots DIR[:DIR...]]
 env: LIFEBOAT_ENDPOINT, LIFEBOAT_TOKEN, LIFEBOAT_HOME, LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
-     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_SECRET_STORE,
+     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS, LIFEBOAT_SECRET_STORE,
      AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS
 signals: SIGTERM/SIGINT stop (running tasks finish first), SIGHUP reports the inventory now`;
 
@@ -33,6 +34,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
         'libvirt-uri': { type: 'string' },
         'poll-wait': { type: 'string' },
         'max-tasks': { type: 'string' },
+        'restore-roots': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -50,6 +52,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
       libvirtUri: values['libvirt-uri'],
       pollWait: values['poll-wait'],
       maxTasks: values['max-tasks'],
+      restoreRoots: values['restore-roots'],
     };
   } catch (error) {
     process.stderr.write(`lifeboat runner: ${(error as Error).message} (see lifeboat runner --help)\n`);

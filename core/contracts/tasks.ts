@@ -62,6 +62,33 @@ export const TaskPoint = z.object({
   disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
 });
 
+/**
+ * A path on the host a restore or download writes to, as a task carries it: absolute, or
+ * relative (the runner takes it under the host's first restore root). The runner checks it again
+ * against the real file system (`runner/confine.ts`); this refuses early what no path may hold.
+ */
+export const HostPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must not hold control characters')
+  .refine((p) => !p.startsWith('-'), 'must not start with -')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
+
+/** A {@link HostPath} of letters, digits and `._+@/-` only: what the API accepts from a request. */
+export const PlainHostPath = HostPath.regex(
+  /^[A-Za-z0-9._+@/-]+$/,
+  "must be a path of letters, digits and ._+@/- (relative: under the host's restore root)",
+);
+
+/**
+ * Whether the host's restore roots bound where a restore or download writes: true when a user
+ * asked, false when an admin did (who may name any absolute folder). The other path rules apply
+ * to everyone. Absent: true.
+ */
+export const Confine = z.boolean().default(true);
+
 const header = {
   v: z.literal(TASK_VERSION),
   /** Unique per host step: `<execution name>/<state name>`; the runner's journal key. */
@@ -93,8 +120,10 @@ export const RestoreTask = z.object({
   backupId: z.string().min(1),
   disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
   datastore: TaskDatastore,
-  /** Folder on the host the disks are written to. */
-  target: z.string().min(1),
+  /** Folder on the host the disks are written to (relative: under the first restore root). */
+  target: HostPath,
+  /** Whether the host's restore roots apply to `target` (see {@link Confine}). */
+  confine: Confine,
   name: z.string().min(1),
   /** The cleaned VM template to write beside the disks (null for a single-disk restore). */
   template: z.string().nullable(),
@@ -171,11 +200,10 @@ export const DownloadTask = z.object({
   ...backupRef,
   /** File inside the backup (`disk.0.raw`, `vm.xml`). */
   file: z.string().regex(/^[A-Za-z0-9._-]+$/),
-  /** Absolute path on the host; refused when it holds `..`. */
-  toPath: z
-    .string()
-    .regex(/^\/[A-Za-z0-9._+@/-]*$/)
-    .refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
+  /** Path of the new file on the host (relative: under the first restore root); see {@link HostPath}. */
+  toPath: PlainHostPath,
+  /** Whether the host's restore roots apply to `toPath` (see {@link Confine}). */
+  confine: Confine,
 });
 export type DownloadTask = z.infer<typeof DownloadTask>;
 
@@ -230,6 +258,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'disks',
     'datastore',
     'target',
+    'confine',
     'name',
     'template',
     'increment',
@@ -241,7 +270,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
   rm: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
   monitor: ['v', 'kind', 'heartbeatSeconds', 'datastore'],
   stat: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
-  download: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore', 'file', 'toPath'],
+  download: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore', 'file', 'toPath', 'confine'],
   verify: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
   flatten: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'imageId', 'datastore', 'points', 'template'],
 };

@@ -75,7 +75,12 @@ export interface DatastoreDriver {
     ref: { vmId: number; backupId: string; files: string[]; toDir: string },
     ctx?: OperationContext,
   ): Promise<{ name: string; path: string; size: number }[]>;
-  /** Writes one file of a backup to `toPath`. */
+  /**
+   * Writes one file of a backup into `toPath`: an existing empty file (0600) the runner created
+   * exclusively in a folder it checked, under a temporary name it links into place afterwards
+   * (`runner/confine.ts`). The driver writes the content there (in place, or by renaming its
+   * own temporary file in the same folder over it), creates no folder and writes nothing else.
+   */
   download(
     target: DatastoreTarget,
     ref: { vmId: number; backupId: string; file: string; toPath: string },

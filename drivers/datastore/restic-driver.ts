@@ -119,7 +119,6 @@ export const resticDriver: DatastoreDriver = {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
       const snapshot = fileSnapshot(repo, group, ref.backupId, ref.file);
       const total = (await groupSizes(repo, ref.backupId, ctx.signal)).get(ref.file) ?? 0;
-      await mkdir(dirname(ref.toPath), { recursive: true });
       await dump(repo, snapshot, ref.file, ref.toPath, {
         signal: ctx.signal,
         onProgress: (done) => ctx.onProgress?.(done, total),

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { run } from '../exec.ts';
 import type { BackupOutput, Capacity, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable, UnsupportedSource } from './errors.ts';
@@ -142,7 +142,6 @@ export const rsyncDriver: DatastoreDriver = {
         `backup ${ref.backupId} of VM ${ref.vmId} has no file ${ref.file} in datastore ${target.id}`,
       );
     }
-    await mkdir(dirname(ref.toPath), { recursive: true });
     await fetch(
       remote,
       `${dir}/${ref.file}`,

@@ -25,8 +25,13 @@ export interface TaskContext {
   signal: AbortSignal;
   /** This task's work folder, `<state>/work/<taskId sanitized>` (not created; removed after). */
   workDir: string;
-  /** Folder under which restores go when the task names none. */
+  /** The runner's state folder (journal, work folders). */
   stateDir: string;
+  /**
+   * The host's restore roots (`LIFEBOAT_RESTORE_ROOTS`, absolute): where a confined restore or
+   * download may write, a relative target going under the first (see `runner/confine.ts`).
+   */
+  restoreRoots: readonly string[];
   progress: Progress;
   drivers: Drivers;
   /** Datastore target with its secrets resolved; the values are remembered for masking. */

@@ -3,8 +3,10 @@
  * (capacity), `stat` (restored size of each file), `download` (one file to a host path) and
  * `verify` (read the data back and check it).
  */
+import { rm } from 'node:fs/promises';
 import type { DownloadTask, MonitorTask, RmTask, StatTask, VerifyTask } from '#core/contracts/tasks.ts';
 import type { Capacity, StoredFile } from '#drivers/datastore/driver.ts';
+import { commitFile, createFolders, createPartial, PRIVATE_FOLDER_MODE, resolveFile } from '../confine.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runRm(task: RmTask, ctx: TaskContext): Promise<{ removed: true }> {
@@ -32,20 +34,33 @@ export async function runStat(task: StatTask, ctx: TaskContext): Promise<{ files
   return { files: files.map(({ name, size }) => ({ name, size })) };
 }
 
+/**
+ * Writes the file where `toPath` says, confined (`runner/confine.ts`): checked before anything
+ * else (no secret resolved, nothing read, nothing written when refused), folders created 0700,
+ * the driver writing into an exclusive 0600 partial that is then linked to the final name.
+ */
 export async function runDownload(
   task: DownloadTask,
   ctx: TaskContext,
 ): Promise<{ path: string; size: number }> {
+  const place = await resolveFile(task.toPath, { roots: ctx.restoreRoots, confined: task.confine });
   ctx.progress.phase('downloading');
   const target = await ctx.target(task.datastore);
-  const { size } = await ctx.drivers
-    .datastore(task.datastore.driver)
-    .download(
-      target,
-      { vmId: task.vmId, backupId: task.backupId, file: task.file, toPath: task.toPath },
-      { signal: ctx.signal, onProgress: (done, total) => ctx.progress.bytes(done, total) },
-    );
-  return { path: task.toPath, size };
+  await createFolders(place, PRIVATE_FOLDER_MODE);
+  const partial = await createPartial(place.path);
+  try {
+    const { size } = await ctx.drivers
+      .datastore(task.datastore.driver)
+      .download(
+        target,
+        { vmId: task.vmId, backupId: task.backupId, file: task.file, toPath: partial },
+        { signal: ctx.signal, onProgress: (done, total) => ctx.progress.bytes(done, total) },
+      );
+    await commitFile(partial, place.path);
+    return { path: place.path, size };
+  } finally {
+    await rm(partial, { force: true });
+  }
 }
 
 export async function runVerify(task: VerifyTask, ctx: TaskContext): Promise<{ verified: true }> {

@@ -7,15 +7,28 @@
  * at the restored files. With `define` the VM is then defined on this host (define-domain.ts);
  * `inPlace` writes over a shut-off VM's own disks instead (in-place.ts). A restore that fails
  * removes what it wrote (and the domain it defined); it never overwrites a file it did not make.
+ * The target folder is confined (`runner/confine.ts`): under the host's restore roots unless an
+ * admin asked, never through a symlink; the files land 0600 by an exclusive link(), the folders
+ * this creates are 0711 so QEMU reaches the disks.
  */
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
-import { Conflict, ValidationError } from '#core/errors.ts';
+import { ValidationError } from '#core/errors.ts';
 import { pointDisks } from '#core/template-host.ts';
 import type { RestoredDisk } from '#drivers/disk/driver.ts';
 import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
 import { virsh } from '#drivers/disk/tools.ts';
+import {
+  assertAbsent,
+  commitFile,
+  createFolders,
+  type Place,
+  partialName,
+  RESTORE_FOLDER_MODE,
+  resolveFolder,
+  writeNewFile,
+} from '../confine.ts';
 import type { TaskContext } from './context.ts';
 import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
 import { checkInPlace, type InPlaceDisk, scratchPath, stageDisk, swapDisks } from './in-place.ts';
@@ -37,11 +50,16 @@ export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** The folder a restore writes to: the task's absolute path, or a relative one under `<state>/restores`. */
-export function restoreFolder(target: string, stateDir: string): string {
-  if (target.split('/').includes('..'))
-    throw new ValidationError(`restore folder "${target}" must not contain ..`);
-  return isAbsolute(target) ? target : join(stateDir, 'restores', target);
+/**
+ * The folder a restore writes to (`runner/confine.ts`): a relative target under the host's first
+ * restore root, an absolute one under a root unless the task is not confined (an admin asked);
+ * never through a symlink or a folder other users can change. Checked, not yet created.
+ */
+export function restoreFolder(
+  task: Pick<RestoreTask, 'target' | 'confine'>,
+  ctx: Pick<TaskContext, 'restoreRoots'>,
+): Promise<Place> {
+  return resolveFolder(task.target, { roots: ctx.restoreRoots, confined: task.confine });
 }
 
 export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<RestoreResult> {
@@ -49,36 +67,42 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   if (!SAFE_NAME.test(task.name))
     throw new ValidationError(`restore name "${task.name}" is not a safe file name`);
   if (task.inPlace) return restoreInPlace(task, task.inPlace, ctx, started);
-  const folder = restoreFolder(task.target, ctx.stateDir);
+  const place = await restoreFolder(task, ctx);
+  const folder = place.path;
   const templatePath = task.template === null ? null : join(folder, `${task.name}.xml`);
   const paths = new Map(task.disks.map((d) => [d.id, restoredDiskPath(folder, task.name, d.id)]));
   // Refuse before downloading anything: a restore never overwrites a file or a domain.
   for (const path of [...paths.values(), ...(templatePath ? [templatePath] : [])]) {
-    if (await exists(path)) throw new Conflict(`${path} already exists`);
+    await assertAbsent(path, place.label);
   }
   if (task.define) {
     if (task.template === null) throw new ValidationError('cannot restore a VM from a single-disk backup');
     await assertNoDomain(task.name, { signal: ctx.signal });
   }
 
+  // Only what this restore made is removed on failure: partials, and final names once linked.
   const created: string[] = [];
   let defined = false;
   try {
     const downloaded = await download(task, ctx);
     ctx.progress.phase('converting');
-    await mkdir(folder, { recursive: true });
+    await createFolders(place, RESTORE_FOLDER_MODE);
     const restored: RestoreResult['disks'] = [];
     for (const entry of task.disks) {
       const toPath = paths.get(entry.id) as string;
+      // qemu-img writes a fresh name in the checked folder; only link() puts it in place.
+      const partial = partialName(toPath);
+      created.push(partial);
+      const out = await restoreOne(entry, downloaded, partial, ctx);
+      await commitFile(partial, toPath);
       created.push(toPath);
-      const out = await restoreOne(entry, downloaded, toPath, ctx);
-      restored.push({ id: entry.id, path: out.path, size: out.size });
+      restored.push({ id: entry.id, path: toPath, size: out.size });
     }
     let xml: string | null = null;
     if (task.template !== null && templatePath) {
       xml = pointTemplateAtDisks(task.template, paths);
+      await writeNewFile(templatePath, xml);
       created.push(templatePath);
-      await writeNew(templatePath, xml);
     }
     const result: RestoreResult = {
       disks: restored,
@@ -189,19 +213,4 @@ async function restoreInPlace(
   } finally {
     for (const path of staged) await rm(path, { force: true });
   }
-}
-
-/** Writes a new file through `<path>.partial` (0600), never over an existing one. */
-async function writeNew(path: string, text: string): Promise<void> {
-  const partial = `${path}.partial`;
-  await rm(partial, { force: true });
-  await writeFile(partial, text, { mode: 0o600, flag: 'wx' });
-  await rename(partial, path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }

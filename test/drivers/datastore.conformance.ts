@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,10 +122,15 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
 
     it('downloads one file, stat gives the sizes the backup reported, verify passes', async () => {
       const ref = { vmId: shared.vmId, backupId: shared.backupId };
+      // As the runner hands it: an empty 0600 file it created exclusively in a folder it made.
+      await mkdir(join(work, 'download'), { mode: 0o700 });
       const toPath = join(work, 'download', 'small.img');
+      await writeFile(toPath, '', { flag: 'wx', mode: 0o600 });
       const { size } = await t.driver.download(t.target(), { ...ref, file: 'disk.1.qcow2', toPath });
       expect(size).toBe(300 * 1024 + 5);
       expect(await sha256(toPath)).toBe(sums.get('disk.1.qcow2'));
+      // Nothing else was written beside it (no temporary file left, no other name).
+      expect(readdirSync(join(work, 'download'))).toEqual(['small.img']);
       expect(byName(await t.driver.stat(t.target(), ref))).toEqual(byName(shared.files));
       await expect(t.driver.verify(t.target(), ref)).resolves.toBeUndefined();
     });
@@ -148,6 +153,7 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
         }
         const out = await attempt;
         const toPath = join(work, `nbd-${vmId}.raw`);
+        await writeFile(toPath, '', { flag: 'wx', mode: 0o600 });
         await t.driver.download(t.target(), { vmId, backupId: out.backupId, file: 'disk.0.raw', toPath });
         expect(await sha256(toPath)).toBe(sums.get('disk.0.raw'));
       } finally {

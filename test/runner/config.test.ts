@@ -22,6 +22,7 @@ describe('runner config', () => {
       maxConcurrentTasks: 2,
       inventoryIntervalSeconds: 60,
       shutdownGraceSeconds: 300,
+      restoreRoots: ['/var/lib/lifeboat/restores'],
     });
     expect(config.hostName.length).toBeGreaterThan(0);
   });
@@ -32,6 +33,19 @@ describe('runner config', () => {
       { LIFEBOAT_RUNNER_NAME: 'kvm-1', LIFEBOAT_RUNNER_MAX_TASKS: '1', LIFEBOAT_RUNNER_POLL_WAIT: '5' },
     );
     expect([config.hostName, config.maxConcurrentTasks, config.pollWaitSeconds]).toEqual(['kvm-2', 4, 5]);
+  });
+
+  it('reads the restore roots from --restore-roots over LIFEBOAT_RESTORE_ROOTS, and refuses bad ones', () => {
+    const env = { LIFEBOAT_RESTORE_ROOTS: '/srv/restores/:/data/vm-restores' };
+    expect(loadRunnerConfig({}, env).restoreRoots).toEqual(['/srv/restores', '/data/vm-restores']);
+    expect(loadRunnerConfig({ restoreRoots: '/x' }, env).restoreRoots).toEqual(['/x']);
+    expect(() => loadRunnerConfig({ restoreRoots: 'relative' }, {})).toThrow(
+      /runner setting restoreRoots.0: must be absolute paths/,
+    );
+    expect(() => loadRunnerConfig({ restoreRoots: '/a/../etc' }, {})).toThrow(/must not contain \.\./);
+    expect(() => loadRunnerConfig({ restoreRoots: ':' }, {})).toThrow(
+      /restoreRoots: must name at least one folder/,
+    );
   });
 
   it('names a bad setting', () => {

@@ -71,6 +71,7 @@ describe('runner daemon and leftover tools', () => {
         maxConcurrentTasks: 1,
         inventoryIntervalSeconds: 60,
         shutdownGraceSeconds: 1,
+        restoreRoots: [join(temp.dir, 'restores')],
       },
       {
         api: { get: unreachable, post: unreachable, put: unreachable },

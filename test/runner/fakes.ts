@@ -123,6 +123,8 @@ export async function fakeRunner(
     run?: (task: Task, ctx: TaskContext) => Promise<unknown>;
     drivers?: Drivers;
     secrets?: Record<string, Record<string, string>>;
+    /** The host's restore roots (default: `<temp>/restores`). */
+    restoreRoots?: string[];
   } = {},
 ) {
   const temp = await tempDir();
@@ -143,6 +145,7 @@ export async function fakeRunner(
       progress.push({ executionId, fields });
     },
     stateDir: temp.dir,
+    restoreRoots: opts.restoreRoots ?? [join(temp.dir, 'restores')],
     log: silentLogger,
     ...(opts.run ? { run: opts.run } : {}),
   });

@@ -1,7 +1,9 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RestoreTask } from '#core/contracts/tasks.ts';
+import type { DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import { storedFormat } from '#runner/tasks/points.ts';
@@ -192,23 +194,28 @@ describe('restore task', () => {
     expect(xml).toContain('<source file="/iso/x.iso"/>');
   });
 
-  it('refuses folders with .. and puts relative ones under the state folder', () => {
-    expect(restoreFolder('/srv/vms', '/var/lib/lifeboat/runner')).toBe('/srv/vms');
-    expect(restoreFolder('web-1', '/var/lib/lifeboat/runner')).toBe(
-      '/var/lib/lifeboat/runner/restores/web-1',
+  it('refuses folders with .., puts relative ones under the first restore root', async () => {
+    const roots = { restoreRoots: ['/var/lib/lifeboat/restores', '/srv/restores'] };
+    const relative = await restoreFolder({ target: 'web-1', confine: true }, roots);
+    expect(relative.path).toBe('/var/lib/lifeboat/restores/web-1');
+    await expect(restoreFolder({ target: '/srv/../etc', confine: false }, roots)).rejects.toThrow(
+      /must not contain \.\./,
     );
-    expect(() => restoreFolder('/srv/../etc', '/s')).toThrow(/must not contain \.\./);
+    await expect(restoreFolder({ target: '/etc/cron.d', confine: true }, roots)).rejects.toThrow(
+      /outside this host's restore roots/,
+    );
     expect(storedFormat('disk.0.raw')).toBe('raw');
     expect(() => storedFormat('disk.0.vmdk')).toThrow(/neither/);
   });
 
-  it('restores disks as <name>-disk-<id>.qcow2 and writes <name>.xml, never overwriting', async () => {
+  it('restores disks as <name>-disk-<id>.qcow2 (0600) and writes <name>.xml (0600), never overwriting', async () => {
     const converted: [string, string, string][] = [];
     const drivers = fakeDrivers(
       {
         restoreDisk: async (file, format, toPath) => {
           converted.push([file.split('/').pop() as string, format, toPath]);
-          await writeFile(toPath, 'qcow2');
+          // As qemu-img does: a new file with the umask's mode.
+          await writeFile(toPath, 'qcow2', { flag: 'wx', mode: 0o644 });
           return { path: toPath, format: 'qcow2', virtualSize: 1024, size: 5 };
         },
       },
@@ -238,7 +245,9 @@ describe('restore task', () => {
       backupId: 'snap-1',
       disks: [{ id: 1, file: 'disk.1.raw' }],
       datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+      // An admin's absolute folder outside the restore roots, as the e2e tests restore.
       target,
+      confine: false,
       name: 'web-1-restored',
       template,
       increment: null,
@@ -246,7 +255,19 @@ describe('restore task', () => {
     };
     await r.executor.accept(task);
     await until(() => r.tokens.answers().length === 1);
-    expect(converted).toEqual([['disk.1.raw', 'raw', join(target, 'web-1-restored-disk-1.qcow2')]]);
+    // qemu-img wrote a fresh hidden name in the folder; only link() gave it its final name.
+    expect(converted).toEqual([
+      [
+        'disk.1.raw',
+        'raw',
+        expect.stringMatching(/\/\.web-1-restored-disk-1\.qcow2\.[0-9a-f]{12}\.partial$/),
+      ],
+    ]);
+    expect(converted[0]?.[2].startsWith(`${target}/`)).toBe(true);
+    expect((await stat(join(target, 'web-1-restored-disk-1.qcow2'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(target, 'web-1-restored.xml'))).mode & 0o777).toBe(0o600);
+    expect((await stat(target)).mode & 0o777).toBe(0o711);
+    expect((await readdir(target)).sort()).toEqual(['web-1-restored-disk-1.qcow2', 'web-1-restored.xml']);
     expect(r.tokens.answers()[0]).toMatchObject({
       call: 'success',
       output: {
@@ -265,5 +286,168 @@ describe('restore task', () => {
       error: 'Conflict',
       cause: expect.stringMatching(/already exists/),
     });
+  });
+});
+
+describe('confined writes', () => {
+  const restoreTask = (target: string, confine: boolean): RestoreTask => ({
+    v: 1,
+    kind: 'restore',
+    taskId: '50/RunOnHost',
+    token: 'c1',
+    heartbeatSeconds: 120,
+    imageId: 9,
+    vmId: 3,
+    backupId: 'snap-1',
+    disks: [{ id: 0, file: 'disk.0.raw' }],
+    datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+    target,
+    confine,
+    name: 'copy',
+    template: null,
+    increment: null,
+    chain: [],
+  });
+  const downloadTask = (toPath: string, confine: boolean, taskId = '60/RunOnHost'): DownloadTask => ({
+    v: 1,
+    kind: 'download',
+    taskId,
+    token: `t-${taskId}`,
+    heartbeatSeconds: 120,
+    vmId: 3,
+    backupId: 'snap-1',
+    datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+    file: 'disk.0.raw',
+    toPath,
+    confine,
+  });
+  /**
+   * A datastore whose download writes into the path it is handed, recording it; it never writes
+   * outside the system's temp folder, so running these tests on unconfined code is harmless.
+   */
+  function writingStore(calls: string[]) {
+    const safe = (path: string) => {
+      if (!path.startsWith(`${tmpdir()}/`)) throw new Error(`fake driver: not writing ${path}`);
+    };
+    return fakeDrivers(
+      {
+        restoreDisk: async (_file, _format, toPath) => {
+          await writeFile(toPath, 'qcow2', { flag: 'wx' });
+          return { path: toPath, format: 'qcow2', virtualSize: 1024, size: 5 };
+        },
+      },
+      {
+        download: async (_t, ref) => {
+          calls.push(ref.toPath);
+          safe(ref.toPath);
+          await writeFile(ref.toPath, 'file data');
+          return { size: 9 };
+        },
+        restore: async (_t, ref) => {
+          calls.push(ref.toDir);
+          await mkdir(ref.toDir, { recursive: true });
+          return ref.files.map((name) => ({ name, path: join(ref.toDir, name), size: 4 }));
+        },
+      },
+    );
+  }
+
+  it("a user's download to /root/.ssh/authorized_keys fails with the confinement error and writes nothing", async () => {
+    const calls: string[] = [];
+    const keys = '/root/.ssh/authorized_keys';
+    const before = existsSync(keys) ? await readFile(keys) : null;
+    const r = await fakeRunner({
+      drivers: writingStore(calls),
+      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
+    });
+    cleanups.push(r.remove);
+    await r.executor.accept(downloadTask(keys, true));
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'failure',
+      error: 'Forbidden',
+      cause: `download path "${keys}" is outside this host's restore roots (${join(r.dir, 'restores')}); only an admin may name another folder`,
+    });
+    expect(calls).toEqual([]);
+    expect(existsSync(keys) ? await readFile(keys) : null).toEqual(before);
+  });
+
+  it('a relative download lands 0600 under the first root (folder 0700), never over an existing file', async () => {
+    const calls: string[] = [];
+    const r = await fakeRunner({
+      drivers: writingStore(calls),
+      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
+    });
+    cleanups.push(r.remove);
+    await r.executor.accept(downloadTask('exports/disk.raw', true));
+    await until(() => r.tokens.answers().length === 1);
+    const final = join(r.dir, 'restores', 'exports', 'disk.raw');
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'success', output: { path: final, size: 9 } });
+    // The driver wrote a partial beside it, which was linked into place and removed.
+    expect(calls).toEqual([expect.stringMatching(/\/exports\/\.disk\.raw\.[0-9a-f]{12}\.partial$/)]);
+    expect(await readFile(final, 'utf8')).toBe('file data');
+    expect((await stat(final)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(r.dir, 'restores', 'exports'))).mode & 0o777).toBe(0o700);
+    expect(await readdir(join(r.dir, 'restores', 'exports'))).toEqual(['disk.raw']);
+
+    await r.executor.accept(downloadTask('exports/disk.raw', true, '61/RunOnHost'));
+    await until(() => r.tokens.answers().length === 2);
+    expect(r.tokens.answers()[1]).toMatchObject({
+      call: 'failure',
+      error: 'Conflict',
+      cause: expect.stringContaining(`${final} already exists`),
+    });
+    expect(calls).toHaveLength(1);
+  });
+
+  it("an admin's download outside the roots works, but never through a symlink", async () => {
+    const calls: string[] = [];
+    const r = await fakeRunner({
+      drivers: writingStore(calls),
+      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
+    });
+    cleanups.push(r.remove);
+    await r.executor.accept(downloadTask(join(r.dir, 'admin', 'x.raw'), false));
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'success' });
+    expect(await readFile(join(r.dir, 'admin', 'x.raw'), 'utf8')).toBe('file data');
+
+    await mkdir(join(r.dir, 'target'));
+    await symlink(join(r.dir, 'target'), join(r.dir, 'link'));
+    await r.executor.accept(downloadTask(join(r.dir, 'link', 'x.raw'), false, '62/RunOnHost'));
+    await until(() => r.tokens.answers().length === 2);
+    expect(r.tokens.answers()[1]).toMatchObject({
+      call: 'failure',
+      error: 'Forbidden',
+      cause: expect.stringContaining(`${join(r.dir, 'link')} is a symbolic link`),
+    });
+    expect(await readdir(join(r.dir, 'target'))).toEqual([]);
+  });
+
+  it("a user's restore outside the roots is refused before anything is downloaded; a relative one goes under the root", async () => {
+    const calls: string[] = [];
+    const r = await fakeRunner({
+      drivers: writingStore(calls),
+      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
+    });
+    cleanups.push(r.remove);
+    await r.executor.accept(restoreTask('/etc/cron.d', true));
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'failure',
+      error: 'Forbidden',
+      cause: expect.stringContaining(`restore folder "/etc/cron.d" is outside this host's restore roots`),
+    });
+    expect(calls).toEqual([]);
+
+    await r.executor.accept({ ...restoreTask('copy', true), taskId: '51/RunOnHost', token: 'c2' });
+    await until(() => r.tokens.answers().length === 2);
+    const disk = join(r.dir, 'restores', 'copy', 'copy-disk-0.qcow2');
+    expect(r.tokens.answers()[1]).toMatchObject({
+      call: 'success',
+      output: { disks: [{ id: 0, path: disk }] },
+    });
+    expect((await stat(disk)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(r.dir, 'restores', 'copy'))).mode & 0o777).toBe(0o711);
   });
 });
