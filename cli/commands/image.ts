@@ -2,7 +2,6 @@
  * `lifeboat image list | show | delete | restore | download`: backup images, restoring them,
  * removing them (and their data), and writing one stored file to a path on a host.
  */
-import { isAbsolute, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { Execution, Image } from '#core/model.ts';
 import { parseId } from '../args.ts';
@@ -102,17 +101,24 @@ export function registerImage(program: Command): void {
     .command('download')
     .description('write one file of a stored backup to a path on the host that runs the task')
     .argument('<URL>', 'restic://DS/BACKUP/FILE or rsync://DS/VMID/HASH/FILE (see image show)')
-    .requiredOption('--to <PATH>', 'where to write the file (made absolute from the current folder)')
+    .requiredOption(
+      '--to <PATH>',
+      'where the host writes the file (relative: under its restore root; absolute elsewhere: admins only)',
+    )
     .option(
       '--host <HOSTID>',
-      'host that writes the file (default: the datastore’s bridge or the VM’s host)',
+      'host that writes the file, admins only (default: the datastore’s bridge or the VM’s host)',
       parseId,
     )
     .action(async (url: string, options: { to: string; host?: number }, command: Command) => {
       const context = contextOf(command);
       const client = context.client();
-      const toPath = isAbsolute(options.to) ? options.to : resolve(process.cwd(), options.to);
-      const body = { url, toPath, ...(options.host !== undefined ? { hostId: options.host } : {}) };
+      // A path on the host, passed as given: a relative one means "under the host's restore root".
+      const body = {
+        url,
+        toPath: options.to,
+        ...(options.host !== undefined ? { hostId: options.host } : {}),
+      };
       const execution = await client.post<Execution>('/downloads', body);
       if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
       reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
@@ -129,7 +135,7 @@ export function registerImage(program: Command): void {
     .option('--disk <N>', 'restore only this disk (DISK_ID)', parseId)
     .option(
       '--host <HOSTID>',
-      'host that writes the restored disks and defines the VM (not started)',
+      'host that writes the restored disks and defines the VM (not started); admins only',
       parseId,
     )
     .option('--start', 'start the VM once defined')
@@ -138,7 +144,12 @@ export function registerImage(program: Command): void {
       '--yes-overwrite',
       'confirm that --in-place overwrites the VM’s disks (a safety copy is kept until it succeeded)',
     )
-    .addOption(new Option('--to <DIR>', 'folder on the host for the restored disks').conflicts('datastore'))
+    .addOption(
+      new Option(
+        '--to <DIR>',
+        'folder on the host for the restored disks (relative: under its restore root)',
+      ).conflicts('datastore'),
+    )
     .addOption(new Option('--datastore <DSID>', 'image datastore for the restored disks').argParser(parseId))
     .option('--wait', 'follow the restore to its end (exit 0 only if it succeeded)')
     .action(async (id: number, options: RestoreOptions, command: Command) => {

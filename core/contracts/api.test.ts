@@ -192,8 +192,15 @@ describe('UpdateDatastoreBody and RestoreRequestBody', () => {
     expect(parseBody(RestoreRequestBody, { targetDir: '/var/lib/restore', diskId: 1 })).toMatchObject({
       diskId: 1,
     });
-    expect(rejection(() => parseBody(RestoreRequestBody, { targetDir: 'restore' }))).toMatch(
-      /^targetDir: must be/,
+    // Relative: under the host's first restore root.
+    expect(parseBody(RestoreRequestBody, { targetDir: 'restore/web' })).toMatchObject({
+      targetDir: 'restore/web',
+    });
+    expect(rejection(() => parseBody(RestoreRequestBody, { targetDir: '-x' }))).toBe(
+      'targetDir: must not start with -',
+    );
+    expect(rejection(() => parseBody(RestoreRequestBody, { targetDir: 'a b' }))).toMatch(
+      /^targetDir: must be a path of letters/,
     );
     expect(rejection(() => parseBody(RestoreRequestBody, { targetDir: '/a/../etc' }))).toBe(
       'targetDir: must not contain ..',

@@ -8,15 +8,12 @@ import { z } from 'zod';
 import { attributeIssues } from '../datastore-attributes.ts';
 import { ValidationError } from '../errors.ts';
 import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
+import { PlainHostPath } from './tasks.ts';
 
 const id = z.number().int().nonnegative();
 const name = z.string().trim().min(1).max(128);
 /** Attribute and config values: strings, numbers accepted from JSON clients and kept as text. */
 const textValue = z.union([z.string(), z.number().transform(String)]);
-const absolutePath = z
-  .string()
-  .regex(/^\/[A-Za-z0-9._+@/-]*$/, 'must be an absolute path of letters, digits and ._+@/-')
-  .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
 
 /** A numeric id in a path (`/vms/{id}`) or query string, as text. */
 export const IdText = z
@@ -163,8 +160,11 @@ export const RestoreRequestBody = z.strictObject({
   diskId: id.optional(),
   /** Host whose runner writes the disks (default: the VM's host). Naming one defines the VM there. */
   hostId: id.optional(),
-  /** Folder on that host for the disks (default: the runner's restore folder). */
-  targetDir: absolutePath.optional(),
+  /**
+   * Folder on that host for the disks (default: `<name>` under the host's first restore root);
+   * relative: under that root. Absolute: under a restore root, or anywhere for an admin.
+   */
+  targetDir: PlainHostPath.optional(),
   /** Define the restored VM on the host (default: when `hostId` is given without `diskId`, or `start`). */
   define: z.boolean().optional(),
   /** Start the defined VM. */

@@ -65,7 +65,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
     ...taskHeader(kind, heartbeatSeconds),
     datastore: taskDatastore(datastore, image),
     ...(image && { vmId: image.vmId, backupId }),
-    ...(kind === 'download' && { file: input.file, toPath: input.toPath }),
+    ...(kind === 'download' && { file: input.file, toPath: input.toPath, confine: input.confine }),
   });
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return {

@@ -5,6 +5,7 @@
  * VM POWEROFF on its host. Idempotent (the lock is re-taken by the same execution).
  */
 
+import { z } from 'zod';
 import { restoreChain } from '#core/chain.ts';
 import { RestoreRequestBody } from '#core/contracts/api.ts';
 import { CleanupTask, RestoreTask } from '#core/contracts/tasks.ts';
@@ -20,13 +21,13 @@ import { isConditionFailed } from '../repo/table.ts';
 import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskHeader } from './common.ts';
 
-/** Where restores go when the request names no folder. */
-export const DEFAULT_RESTORE_ROOT = '/var/lib/lifeboat/restores';
-
 export const AdmitRestoreInput = StepInput.extend({
   imageId: Id,
-  // The API stored the validated request options plus the resolved host id.
-  options: RestoreRequestBody.extend({ hostId: Id }).omit({ priority: true }),
+  // The API stored the validated request options plus the resolved host id and whether the
+  // restore roots bound the folder (false only when an admin asked; absent: true).
+  options: RestoreRequestBody.extend({ hostId: Id, confine: z.boolean().default(true) }).omit({
+    priority: true,
+  }),
 });
 
 const RestoreTaskFields = RestoreTask.omit({ taskId: true, token: true });
@@ -67,7 +68,9 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     backupId: chain.full.backupId,
     disks: chain.full.disks,
     datastore: taskDatastore(datastore, image),
-    target: options.targetDir ?? `${DEFAULT_RESTORE_ROOT}/${name}`,
+    // Relative: the runner puts it under the host's first restore root.
+    target: options.targetDir ?? name,
+    confine: options.confine,
     name,
     // A single disk, or the VM's own disks, need no template; a new VM gets a cleaned one.
     template:

@@ -37,6 +37,11 @@ export const MaintenanceInput = StepInput.extend({
   backupId: z.string().min(1).nullable(),
   file: z.string().min(1).nullable(),
   toPath: z.string().min(1).nullable(),
+  /**
+   * Whether the host's restore roots bound `toPath`: false only when an admin asked (recorded
+   * by the API from the requesting user, never looked up again). Absent: true.
+   */
+  confine: z.boolean().default(true),
 });
 export type MaintenanceInput = z.infer<typeof MaintenanceInput>;
 
@@ -120,6 +125,8 @@ export interface MaintenanceRequest {
   backupId?: string;
   file?: string;
   toPath?: string;
+  /** False when an admin asked: a download may then write outside the host's restore roots. */
+  confine?: boolean;
   priority?: number;
 }
 
@@ -137,6 +144,7 @@ export function enqueueMaintenance(
     backupId: req.backupId ?? null,
     file: req.file ?? null,
     toPath: req.toPath ?? null,
+    confine: req.confine ?? true,
   };
   return enqueue(
     requestedBy,

@@ -195,6 +195,24 @@ describe('commands send what the contract says', () => {
     expect(result.stdout).toMatch(/^execution 17 QUEUED/);
   });
 
+  it('image download sends a relative --to as given (the host takes it under its restore root)', async () => {
+    const env = await serve({
+      'POST /downloads': { status: 202, body: execution('QUEUED', { kind: 'download' }) },
+      'GET /executions/17': { status: 200, body: execution('SUCCEEDED', { kind: 'download' }) },
+    });
+    const url = 'restic://1/snap/disk.0.raw';
+    const relative = await runCli(['image', 'download', url, '--to', 'exports/disk.raw'], { env });
+    expect(relative.exitCode).toBe(0);
+    const absolute = await runCli(['image', 'download', url, '--to', '/tmp/disk.raw', '--host', '2'], {
+      env,
+    });
+    expect(absolute.exitCode).toBe(0);
+    expect(api?.requests.filter((r) => r.method === 'POST').map((r) => r.body)).toEqual([
+      { url, toPath: 'exports/disk.raw' },
+      { url, toPath: '/tmp/disk.raw', hostId: 2 },
+    ]);
+  });
+
   it('delete prints {id, deleted} with --json', async () => {
     const env = await serve({ 'DELETE /images/12': { status: 204 } });
     const result = await runCli(['image', 'delete', '12', '--json'], { env });

@@ -3,18 +3,18 @@
  * the Maintenance steps driven as the state machine drives them, and the dispatcher starting
  * maintenance executions without a MAX_BACKUPS slot.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAINTENANCE_TASK_FIELDS, Task } from '#core/contracts/tasks.ts';
+import { type DownloadTask, MAINTENANCE_TASK_FIELDS, Task } from '#core/contracts/tasks.ts';
 import type { Image } from '#core/model.ts';
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { hostSlotName, readCounter } from '#functions/repo/counters.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
-import { images } from '#functions/repo/images.ts';
+import { images, listImages } from '#functions/repo/images.ts';
 import { pendingRequests, requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
@@ -24,12 +24,16 @@ import { handler as commitMaintenance } from '#functions/tasks/commit-maintenanc
 import { maintenanceHost } from '#functions/tasks/maintenance.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
+import type { TaskContext } from '#runner/tasks/context.ts';
+import { runDownload } from '#runner/tasks/datastore-ops.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { fakeDrivers } from '../runner/fakes.ts';
 
 const admin = { token: 'admin-token-maintenance' };
+const dave = { token: 'dave-token-maintenance' };
 const MAINTENANCE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance';
 let db: DynamoDbLocal;
 let sqs: LocalSqs;
@@ -306,7 +310,101 @@ describe('downloads', () => {
     expect((await post('restic://1/snap-dl/disk.9.raw')).status).toBe(404);
     expect((await post('s3://1/snap-dl/disk.0.raw')).body.message).toMatch(/^url: unknown scheme/);
     expect((await post('rsync://1/2/snap-dl/disk.0.raw')).body.message).toContain('restic datastore');
-    expect((await post('restic://1/snap-dl/disk.0.raw', 'relative/path')).body.message).toMatch(/^toPath/);
-    expect((await post('restic://1/snap-dl/disk.0.raw', '/tmp/../etc/x')).status).toBe(400);
+    expect((await post('restic://1/snap-dl/disk.0.raw', '-rf')).body.message).toBe(
+      'toPath: must not start with -',
+    );
+    expect((await post('restic://1/snap-dl/disk.0.raw', '/tmp/../etc/x')).body.message).toBe(
+      'toPath: must not contain ..',
+    );
+    expect((await post('restic://1/snap-dl/disk.0.raw', 'a\nb')).status).toBe(400);
+  });
+
+  it("records who asked: an admin's download is not confined, a user's relative path is accepted", async () => {
+    const res = await call('POST', '/downloads', {
+      ...admin,
+      body: { url: 'restic://1/snap-dl/vm.xml', toPath: '/tmp/admin/vm.xml', hostId: 1 },
+    });
+    expect(res.status).toBe(202);
+    const input = await machineInput(res.body.id);
+    expect(input.confine).toBe(false);
+    expect((await admitMaintenance(input)).task).toMatchObject({
+      toPath: '/tmp/admin/vm.xml',
+      confine: false,
+    });
+    // Other kinds carry no confine of their own: the machine's field is null for them.
+    const monitor = await admitMaintenance({ ...input, kind: 'monitor', imageId: null, backupId: null });
+    expect(monitor.task).toMatchObject({ kind: 'monitor', confine: null, toPath: null });
+  });
+
+  it('a user may not name a host (403, nothing queued); their absolute toPath is queued, and the runner refuses it', async () => {
+    await seedUser('dave', dave.token, 'user', 'users');
+    const imageId = (await listImages({ datastoreId: 1 })).find((i) => i.source === 'snap-dl')?.id as number;
+    await images.update(imageId, { owner: 'dave', group: 'users' });
+    await datastores.update(1, { owner: 'dave', group: 'users' });
+    const url = 'restic://1/snap-dl/disk.0.raw';
+    const before = (await pendingRequests()).length;
+
+    const named = await call('POST', '/downloads', {
+      ...dave,
+      body: { url, toPath: 'x/disk.raw', hostId: 1 },
+    });
+    expect(named.status).toBe(403);
+    expect(named.body).toEqual({ error: 'Forbidden', message: 'only admins may name a host' });
+    expect((await pendingRequests()).length).toBe(before);
+
+    const keys = '/root/.ssh/authorized_keys';
+    const res = await call('POST', '/downloads', { ...dave, body: { url, toPath: keys } });
+    expect(res.status).toBe(202);
+    const input = await machineInput(res.body.id);
+    expect(input.confine).toBe(true);
+    const task = Task.parse({ ...(await admitMaintenance(input)).task, taskId: 'x/RunOnHost', token: 't' });
+    expect(task).toMatchObject({ kind: 'download', toPath: keys, confine: true });
+
+    // The runner of the host, with its restore roots: refused before anything is read or written.
+    const written: string[] = [];
+    const roots = [join(home, 'restores')];
+    const ctx = {
+      restoreRoots: roots,
+      signal: new AbortController().signal,
+      progress: { phase: () => {}, bytes: () => {} },
+      target: async () => ({ id: 1, attributes: {}, secrets: {} }),
+      drivers: fakeDrivers(
+        {},
+        {
+          download: async (_t, ref) => {
+            written.push(ref.toPath);
+            return { size: 0 };
+          },
+        },
+      ),
+    } as unknown as TaskContext;
+    await expect(runDownload(task as DownloadTask, ctx)).rejects.toMatchObject({
+      name: 'Forbidden',
+      message: `download path "${keys}" is outside this host's restore roots (${roots[0]}); only an admin may name another folder`,
+    });
+    expect(written).toEqual([]);
+
+    // The same user's relative path lands under the first root.
+    const relative = await call('POST', '/downloads', { ...dave, body: { url, toPath: 'dave/disk.raw' } });
+    expect(relative.status).toBe(202);
+    const relTask = Task.parse({
+      ...(await admitMaintenance(await machineInput(relative.body.id))).task,
+      taskId: 'y/RunOnHost',
+      token: 't',
+    });
+    ctx.drivers = fakeDrivers(
+      {},
+      {
+        download: async (_t, ref) => {
+          written.push(ref.toPath);
+          await writeFile(ref.toPath, 'disk');
+          return { size: 4 };
+        },
+      },
+    );
+    await expect(runDownload(relTask as DownloadTask, ctx)).resolves.toEqual({
+      path: join(roots[0] as string, 'dave', 'disk.raw'),
+      size: 4,
+    });
   });
 });

@@ -239,7 +239,9 @@ describe('restore steps', () => {
       kind: 'restore',
       vmId: 2,
       backupId: 'snap-1',
-      target: '/var/lib/lifeboat/restores/vm-b-copy',
+      // Relative, under the host's first restore root; no `confine` recorded: confined.
+      target: 'vm-b-copy',
+      confine: true,
       disks: [{ id: 0, file: 'disk.0' }],
       // The cleaned template: the new VM's name.
       template: '<domain><name>vm-b-copy</name></domain>',

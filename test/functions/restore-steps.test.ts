@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { images } from '#functions/repo/images.ts';
-import { requests } from '#functions/repo/requests.ts';
+import { pendingRequests, requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
 import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
@@ -126,7 +126,8 @@ describe('restore onto a host', () => {
 
   it('names a new VM <vmid>-<imageid> by default and writes files only without a host', async () => {
     const { out } = await admitted(1, {});
-    expect(out.task).toMatchObject({ name: '1-1', define: null, target: '/var/lib/lifeboat/restores/1-1' });
+    // Relative: the host's runner puts it under its first restore root.
+    expect(out.task).toMatchObject({ name: '1-1', define: null, target: '1-1', confine: false });
   });
 
   it('refuses a VM from a backup that lacks some of its disks, but restores that disk alone', async () => {
@@ -193,5 +194,51 @@ describe('in-place restore', () => {
     const vm = await vms.get(1);
     expect(vm.lock).toBeUndefined();
     expect(vm.backups.BACKUP_CONFIG).toEqual({ MODE: 'INCREMENT' });
+  });
+});
+
+describe('who may restore where', () => {
+  const carol = { token: 'carol-token-restore-steps' };
+
+  it('a user may not name a host: 403 and nothing queued', async () => {
+    await seedUser('carol', carol.token, 'user', 'users');
+    await images.put({ ...image(5, 2, [0, 1]), owner: 'carol', group: 'users' });
+    const before = (await pendingRequests()).length;
+    for (const body of [{ hostId: 1 }, { hostId: 1, targetDir: 'mine' }, { hostId: 1, diskId: 0 }]) {
+      const res = await call('POST', '/images/5/restore', { ...carol, body });
+      expect(res.status).toBe(403);
+      expect(res.body).toEqual({ error: 'Forbidden', message: 'only admins may name a host' });
+    }
+    expect((await pendingRequests()).length).toBe(before);
+  });
+
+  it("a user's restore is confined (relative folder accepted), an admin's absolute one is not", async () => {
+    const res = await call('POST', '/images/5/restore', { ...carol, body: { targetDir: 'mine/copy' } });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const input = (await requests.get(res.body.id)).input as { options: { confine: boolean } };
+    expect(input.options.confine).toBe(true);
+    const out = await admitRestore(input as never);
+    expect(out.task).toMatchObject({ target: 'mine/copy', confine: true, define: null });
+    // An absolute folder is the runner's to judge against its roots: queued, still confined.
+    const abs = await call('POST', '/images/5/restore', { ...carol, body: { targetDir: '/etc/cron.d' } });
+    expect(abs.status).toBe(202);
+    const absOut = await admitRestore((await requests.get(abs.body.id)).input as never);
+    expect(absOut.task).toMatchObject({ target: '/etc/cron.d', confine: true });
+
+    const { out: adminOut } = await admitted(5, { targetDir: '/srv/vms/copy' });
+    expect(adminOut.task).toMatchObject({ target: '/srv/vms/copy', confine: false });
+  });
+
+  it('refuses .., a leading - and control characters in targetDir, for everyone (400)', async () => {
+    for (const [who, targetDir, message] of [
+      [carol, '../x', 'targetDir: must not contain ..'],
+      [admin, '/srv/../etc', 'targetDir: must not contain ..'],
+      [admin, '-rf', 'targetDir: must not start with -'],
+      [carol, 'a\tb', 'targetDir: must not hold control characters'],
+    ] as const) {
+      const res = await call('POST', '/images/5/restore', { ...who, body: { targetDir } });
+      expect(res.status).toBe(400);
+      expect(res.body.message).toBe(message);
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * `POST /downloads {url, toPath, hostId?}`: writes one file of a stored backup to a path on a
  * host. The URL (core/downloader-url.ts) names the datastore and the backup; the host is the one
- * named, else the maintenance host rule (BRIDGE_LIST, the VM's host, any MONITORED host).
+ * named (admins only), else the maintenance host rule (BRIDGE_LIST, the VM's host, any MONITORED
+ * host). The runner writes a user's file only under the host's restore roots (`confine`).
  * Answers 202 with the `download` execution.
  */
 import { z } from 'zod';
@@ -14,10 +15,13 @@ import { datastores } from '../../repo/datastores.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { listImages } from '../../repo/images.ts';
 import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../tasks/maintenance.ts';
-import { assertAllowed } from '../access.ts';
+import { assertAdmin, assertAllowed } from '../access.ts';
 import { json, type RouteHandler } from '../http.ts';
 
-/** The request body; toPath follows the runner's own rule (absolute, no `..`). */
+/**
+ * The request body; toPath follows the task's rule (relative: under the host's first restore
+ * root; no `..`, no leading `-`). Only an admin may name the host (`hostId`).
+ */
 export const DownloadRequestBody = z.strictObject({
   url: z.string().min(1).max(2048),
   toPath: DownloadTask.shape.toPath,
@@ -27,6 +31,7 @@ export const DownloadRequestBody = z.strictObject({
 
 const create: RouteHandler = async (ctx) => {
   const body = parseBody(DownloadRequestBody, ctx.body);
+  if (body.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
   const url = parseDownloadUrl(body.url);
   const datastore = await datastores.get(url.datastoreId);
   assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
@@ -59,6 +64,8 @@ const create: RouteHandler = async (ctx) => {
     backupId: url.backupId,
     file: url.file,
     toPath: body.toPath,
+    // Recorded now, from who asked: the runner confines a user's download to the restore roots.
+    confine: ctx.user.role !== 'admin',
     priority: body.priority,
   });
   return json(execution, 202);

@@ -14,7 +14,7 @@ import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../tasks/maintenance.ts';
-import { assertAllowed, canUse } from '../access.ts';
+import { assertAdmin, assertAllowed, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 import { enqueue } from './enqueue.ts';
 
@@ -133,11 +133,13 @@ const remove: RouteHandler = async (ctx) => {
 
 /**
  * `POST /images/{id}/restore`: checks the options against the image (and, in place, the VM) so
- * that a request that cannot work is refused before anything is queued.
+ * that a request that cannot work is refused before anything is queued. Only an admin may name
+ * the host; a user's `targetDir` is kept under the host's restore roots by the runner.
  */
 const restore: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'use');
   const options = parseBody(RestoreRequestBody, ctx.body);
+  if (options.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
   const { define } = checkRestoreOptions(options);
   if (image.state !== 'READY')
     throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be restored`);
@@ -176,7 +178,9 @@ const restore: RouteHandler = async (ctx) => {
   const host = await hosts.find(hostId);
   if (!host) throw new NotFound(`Host ${hostId} does not exist`);
   const { priority, ...rest } = options;
-  const params = { ...rest, hostId: host.id, define };
+  // `confine` is recorded now, from who asked: the runner keeps a user's restore under the
+  // host's restore roots (an admin may name any absolute folder).
+  const params = { ...rest, hostId: host.id, define, confine: ctx.user.role !== 'admin' };
   const execution = await enqueue(ctx.user, {
     kind: 'restore',
     priority: priority ?? 0,
