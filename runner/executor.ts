@@ -75,6 +75,12 @@ export class Executor {
         );
       return 'answered';
     }
+    // Only a task some execution waits for is run or journalled: a forged or replayed message
+    // (no live token) does nothing, and cannot claim a real task's id in the journal.
+    if (!(await this.deps.reporter.confirmWaiting(task.token))) {
+      log('warn', 'task ignored: no execution waits for its token (forged, or its execution ended)');
+      return 'ignored';
+    }
     await this.deps.journal.start(task);
     const abort = new AbortController();
     const done = this.execute(task, abort, log).finally(() => this.running.delete(task.taskId));

@@ -121,6 +121,21 @@ export class Reporter {
   }
 
   /**
+   * Whether an execution still waits for `token`: one heartbeat, before any work. A token the
+   * service does not know (forged, or its execution gone) answers false; anything else (the
+   * service unreachable) throws, so the message stays queued and comes back.
+   */
+  async confirmWaiting(token: string): Promise<boolean> {
+    try {
+      await this.api.sendHeartbeat(token);
+      return true;
+    } catch (error) {
+      if (isGoneToken(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
    * Sends a heartbeat every `heartbeatSeconds / 3` until the returned stop function is called.
    * When the service says the token is gone, calls `onGone` once (the caller aborts the task).
    */

@@ -57,6 +57,33 @@ describe('poller', () => {
     expect(runs).toBe(0);
   });
 
+  it('runs nothing and journals nothing for a task whose token no execution waits for (forged or replayed)', async () => {
+    let runs = 0;
+    const s = await setup(async () => ++runs);
+    s.tokens.gone.add('forged-token');
+    const message = s.queue.push({ ...backupTask(), token: 'forged-token' });
+    await handleMessage(message, s.deps);
+    expect(runs).toBe(0);
+    expect(s.queue.deleted).toEqual([message.receiptHandle]);
+    expect(s.tokens.answers()).toEqual([]);
+    // The task id stays free: the real task with a live token still runs.
+    const real = s.queue.push(backupTask());
+    await handleMessage(real, s.deps);
+    await until(() => s.tokens.answers().length === 1);
+    expect(runs).toBe(1);
+    expect(s.tokens.answers()[0]).toMatchObject({ call: 'success', token: 'token-1' });
+  });
+
+  it('leaves a task on the queue when Step Functions cannot be asked whether it waits', async () => {
+    let runs = 0;
+    const s = await setup(async () => ++runs);
+    s.tokens.failNext.push(Object.assign(new Error('connect ECONNREFUSED'), { name: 'NetworkingError' }));
+    const message = s.queue.push(backupTask());
+    await handleMessage(message, s.deps);
+    expect(runs).toBe(0);
+    expect(s.queue.deleted).toEqual([]);
+  });
+
   it('deletes a message that is not even JSON, without answering anyone', async () => {
     const s = await setup();
     const message = s.queue.push('not json{');
