@@ -1,15 +1,16 @@
 /**
  * The CLI's only way to the control plane: a small `fetch` wrapper over the HTTP API.
  *
- * Endpoint and token come from, in order: `--endpoint` / `--token`, `LIFEBOAT_ENDPOINT` /
- * `LIFEBOAT_TOKEN`, then `${LIFEBOAT_HOME:-~/.lifeboat}/endpoint.json` written by
- * `lifeboat local up`. The token is sent as `Authorization: Bearer` and never printed.
+ * Endpoint and token come from, in order: `--endpoint` / `--token` or `--token-file`,
+ * `LIFEBOAT_ENDPOINT` / `LIFEBOAT_TOKEN`, then `${LIFEBOAT_HOME:-~/.lifeboat}/endpoint.json`
+ * written by `lifeboat local up`. The token is sent as `Authorization: Bearer` and never printed.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ApiError, ConnectionError, UsageError } from './errors.ts';
+import { checkToken, readTokenFile } from './token.ts';
 
 /** Where the API is and how to authenticate to it. */
 export interface Connection {
@@ -49,14 +50,14 @@ function safeJson(text: string): unknown {
 /**
  * Resolves the connection from the global options, then the environment, then endpoint.json.
  * Each of endpoint and token falls through independently, so `--endpoint` alone still picks up
- * `LIFEBOAT_TOKEN`.
+ * `LIFEBOAT_TOKEN`. `--token` and `--token-file` together are a usage error.
  */
 export function resolveConnection(
-  options: { endpoint?: string; token?: string },
+  options: { endpoint?: string; token?: string; tokenFile?: string },
   env: NodeJS.ProcessEnv = process.env,
 ): Connection {
   let endpoint = options.endpoint || env.LIFEBOAT_ENDPOINT;
-  let token = options.token || env.LIFEBOAT_TOKEN;
+  let token = tokenOf(options, env);
   if (!endpoint || !token) {
     const file = readEndpointFile(lifeboatHome(env));
     endpoint ||= file?.endpoint;
@@ -67,8 +68,25 @@ export function resolveConnection(
       'no Lifeboat API endpoint: pass --endpoint, set LIFEBOAT_ENDPOINT or run `lifeboat local up`',
     );
   }
-  if (!URL.canParse(endpoint)) throw new UsageError(`invalid endpoint URL: ${endpoint}`);
+  if (!URL.canParse(endpoint)) throw new UsageError(`invalid endpoint URL: ${withoutPassword(endpoint)}`);
   return { endpoint: endpoint.replace(/\/+$/, ''), ...(token ? { token } : {}) };
+}
+
+/** The token of the options or the environment (checked), or undefined to try endpoint.json. */
+function tokenOf(
+  options: { token?: string; tokenFile?: string },
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (options.token && options.tokenFile) throw new UsageError('give --token or --token-file, not both');
+  if (options.token) return checkToken(options.token, '--token');
+  if (options.tokenFile) return readTokenFile(options.tokenFile);
+  if (env.LIFEBOAT_TOKEN) return checkToken(env.LIFEBOAT_TOKEN, 'LIFEBOAT_TOKEN');
+  return undefined;
+}
+
+/** An endpoint for messages: a password in its user part (`https://u:p@host`) is masked. */
+function withoutPassword(endpoint: string): string {
+  return endpoint.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*):[^/@]*@/i, '$1:***@');
 }
 
 const ErrorBody = z.object({ error: z.string(), message: z.string() });
@@ -120,7 +138,7 @@ export class ApiClient {
       });
     } catch {
       // fetch only rejects on network failures (refused, DNS, reset, timeout): never on HTTP codes.
-      throw new ConnectionError(this.connection.endpoint);
+      throw new ConnectionError(withoutPassword(this.connection.endpoint));
     }
     const text = await response.text();
     const data = text ? safeJson(text) : undefined;

@@ -11,6 +11,7 @@ import type { OutputOptions } from './output.ts';
 export interface GlobalOptions {
   endpoint?: string;
   token?: string;
+  tokenFile?: string;
   json?: boolean;
   progress?: boolean;
 }
@@ -35,6 +36,7 @@ export function contextOf(command: Command): Context {
         resolveConnection({
           ...(options.endpoint ? { endpoint: options.endpoint } : {}),
           ...(options.token ? { token: options.token } : {}),
+          ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}),
         }),
       );
       return client;

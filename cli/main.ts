@@ -15,6 +15,7 @@ import { registerRunner } from './commands/runner.ts';
 import { registerVm } from './commands/vm.ts';
 import { requireSubcommand } from './context.ts';
 import { CliError } from './errors.ts';
+import { TOKEN_FLAG_WARNING } from './token.ts';
 
 /** Commander's messages (`error: unknown option '--x'\n(Did you mean --y?)`) as one line. */
 function oneLine(text: string): string {
@@ -30,12 +31,19 @@ export function buildProgram(): Command {
     .description('Back up and restore KVM virtual machines')
     .version(pkg.version)
     .option('--endpoint <URL>', 'Lifeboat API endpoint (env LIFEBOAT_ENDPOINT)')
-    .option('--token <TOKEN>', 'API token (env LIFEBOAT_TOKEN)')
+    .option('--token-file <PATH>', 'read the API token from PATH (mode 0600); or env LIFEBOAT_TOKEN')
+    .option('--token <TOKEN>', 'API token; shows in ps: prefer --token-file or env LIFEBOAT_TOKEN')
     .option('--json', 'print exactly one JSON document on stdout')
     .option('--no-progress', 'no progress bar with --wait/--follow: one line per phase change')
     .exitOverride()
     .showHelpAfterError(false)
-    .configureOutput({ outputError: (text) => process.stderr.write(oneLine(text)) });
+    .configureOutput({ outputError: (text) => process.stderr.write(oneLine(text)) })
+    // Once per run, before any action, and on stderr so `--json` keeps stdout clean.
+    .hook('preAction', (_program, action) => {
+      if (action.optsWithGlobals<{ token?: string }>().token !== undefined) {
+        process.stderr.write(TOKEN_FLAG_WARNING);
+      }
+    });
   registerLocal(program);
   registerHost(program);
   registerVm(program);

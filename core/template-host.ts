@@ -101,7 +101,7 @@ export function templateDisks(xml: string): { id: number; target: string; volati
 export function pointDisks(xml: string, paths: ReadonlyMap<number, string>): string {
   const doc = parseXml(xml);
   const devices = element(rootElement(doc, 'domain'), 'devices');
-  if (!devices) return xml;
+  if (!devices) return buildXml(doc);
   const numbered = numberedDisks(devices);
   for (const [id, path] of paths) {
     const disk = numbered[id];

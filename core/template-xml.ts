@@ -6,6 +6,7 @@
  */
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { ValidationError } from './errors.ts';
+import { decodeXmlText } from './xml-text.ts';
 
 /** One node of the ordered tree: `{ tag: children, ':@': attributes }`, `{ '#text': s }` or a comment. */
 export type XmlNode = Record<string, unknown>;
@@ -21,17 +22,34 @@ const OPTIONS = {
   commentPropName: '#comment',
 } as const;
 
-const parser = new XMLParser(OPTIONS);
-const builder = new XMLBuilder({ ...OPTIONS, format: false, suppressEmptyNode: true });
+// A DOCTYPE's entities are never expanded (see xml-text.ts); the builder escapes every value.
+const parser = new XMLParser({ ...OPTIONS, processEntities: false });
+const builder = new XMLBuilder({ ...OPTIONS, processEntities: true, format: false, suppressEmptyNode: true });
 
 /** Parses XML into its ordered tree; throws ValidationError when it does not parse. */
 export function parseXml(xml: string): XmlNode[] {
+  let doc: XmlNode[];
   try {
-    return parser.parse(xml) as XmlNode[];
+    doc = parser.parse(xml) as XmlNode[];
   } catch (error) {
     throw new ValidationError(`template: the domain XML does not parse: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+  decodeTree(doc);
+  return doc;
+}
+
+/** Decodes text and attribute values in place (comments stay as written). */
+function decodeTree(nodes: XmlNode[]): void {
+  for (const node of nodes) {
+    const attrs = (node[':@'] ?? {}) as Record<string, unknown>;
+    for (const [name, value] of Object.entries(attrs)) {
+      if (typeof value === 'string') attrs[name] = decodeXmlText(value);
+    }
+    if (typeof node['#text'] === 'string') node['#text'] = decodeXmlText(node['#text']);
+    const tag = tagOf(node);
+    if (tag !== undefined && Array.isArray(node[tag])) decodeTree(node[tag] as XmlNode[]);
   }
 }
 

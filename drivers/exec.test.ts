@@ -35,6 +35,30 @@ describe('run', () => {
     expect(error.name).toBe('ExecError');
   });
 
+  it('masks secrets a tool echoes, and URL passwords, in the message, the stderr tail and the cause', async () => {
+    const error = await run({
+      file: node,
+      args: [
+        '-e',
+        'console.error("auth failed for", process.env.RESTIC_PASSWORD, "/", process.argv[1], "/ pw-from-file"); process.exit(3)',
+        'sftp://backup:hunter2-url@host/repo',
+      ],
+      env: {
+        RESTIC_PASSWORD: 'correct horse battery',
+        AWS_SECRET_ACCESS_KEY: 'AKIA-not-shown',
+        RESTIC_REPOSITORY: '/srv/r',
+      },
+      secrets: ['pw-from-file'],
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    const everything = `${error.message} ${error.stderrTail} ${error.cmd} ${String(error.cause ?? '')}`;
+    for (const secret of ['correct horse battery', 'hunter2-url', 'pw-from-file']) {
+      expect(everything).not.toContain(secret);
+    }
+    expect(error.stderrTail).toBe('auth failed for *** / sftp://backup:***@host/repo / ***');
+    expect(error.cmd).toContain('sftp://backup:***@host/repo');
+  });
+
   it('reports a missing program as could not start', async () => {
     const error = await run({ file: '/nonexistent/tool', args: [] }).catch((e) => e);
     expect(error).toBeInstanceOf(ExecError);

@@ -3,7 +3,9 @@
  * restic, rsync, ssh) runs through here, so these rules hold everywhere:
  * - argument arrays only, never a shell;
  * - secrets go through `env` (or a 0600 file the caller owns), never argv; error messages carry
- *   the command name and arguments, which therefore must never hold a secret;
+ *   the command name and arguments, which therefore must never hold a secret; as a second line
+ *   of defence, the values of secret-named `env` variables, the command's `secrets` and URL
+ *   passwords are masked in every message, stderr tail included (a tool may echo them);
  * - each child leads its own process group, and cancelling (the AbortSignal) kills the whole
  *   group, so a tool's own children (ssh under restic/rsync) die with it;
  * - a failure is an {@link ExecError} with the exit code, the signal and the tail of stderr;
@@ -40,6 +42,8 @@ export interface Command {
   args: readonly string[];
   /** Extra environment (merged over the runner's own). Secrets go here, never in args. */
   env?: Record<string, string>;
+  /** Values to mask in messages besides the secret-named `env` ones (a password the tool reads from a file). */
+  secrets?: readonly string[];
 }
 
 /**
@@ -178,12 +182,14 @@ export async function runPipeline(
     if (firstReal) {
       const { result, index } = firstReal;
       const child = children[index] as ResultPromise;
+      const command = commands[index] as Command;
       throw new ExecError(
-        describe(commands[index] as Command),
+        describe(command),
         result.exitCode,
         result.signal ?? undefined,
-        (stderrTails.get(child) ?? '').trim(),
-        { cause: result.cause },
+        maskSecrets((stderrTails.get(child) ?? '').trim(), command),
+        // execa's error repeats the command line and stderr: kept only with the secrets masked.
+        { cause: maskedCause(result.cause, command) },
       );
     }
     const lastResult = results[results.length - 1];
@@ -198,9 +204,38 @@ export async function runPipeline(
   }
 }
 
-/** The command as it appears in messages and logs: file and arguments (never secrets: see top). */
+/** The command as it appears in messages and logs: file and arguments, secrets masked (see top). */
 export function describe(command: Command): string {
-  return [command.file, ...command.args].join(' ');
+  return maskSecrets([command.file, ...command.args].join(' '), command);
+}
+
+/** Names of environment variables whose values are secrets. */
+const SECRET_ENV = /PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$/i;
+/** Shorter values are not masked: masking `1` would shred every message. */
+const MIN_SECRET_LENGTH = 4;
+
+/** `text` with the command's secrets and any URL password (`scheme://user:PASSWORD@`) replaced by `***`. */
+export function maskSecrets(text: string, command: Pick<Command, 'env' | 'secrets'>): string {
+  const values = [
+    ...(command.secrets ?? []),
+    ...Object.entries(command.env ?? {})
+      .filter(([name]) => SECRET_ENV.test(name) && !name.endsWith('_FILE') && !name.endsWith('_COMMAND'))
+      .map(([, value]) => value),
+  ].filter((value) => value.length >= MIN_SECRET_LENGTH);
+  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s/@]+@/gi, '$1:***@');
+  // Longest first, so a secret that contains another is masked whole.
+  for (const value of values.sort((a, b) => b.length - a.length)) out = out.split(value).join('***');
+  return out;
+}
+
+/** execa's failure (its message holds the command line and output) with the secrets masked. */
+function maskedCause(cause: unknown, command: Command): unknown {
+  if (!(cause instanceof Error)) return cause;
+  const { code } = cause as NodeJS.ErrnoException;
+  return Object.assign(new Error(maskSecrets(cause.message, command)), {
+    name: cause.name,
+    ...(code !== undefined && { code }),
+  });
 }
 
 /** Tells the hooks about `child`'s group now and when its leader exits (never throws). */

@@ -52,11 +52,20 @@ export function matchRoute(
     if (!route.params.length) return { routeKey: route.routeKey };
     const pathParameters: Record<string, string> = {};
     route.params.forEach((name, i) => {
-      pathParameters[name] = decodeURIComponent(m[i + 1] ?? '');
+      pathParameters[name] = decodeSegment(m[i + 1] ?? '');
     });
     return { routeKey: route.routeKey, pathParameters };
   }
   return undefined;
+}
+
+/** A percent-decoded segment; malformed encoding stays as sent, for the API to refuse with 400. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 const TEXT_TYPES = /^(text\/|application\/(json|[a-z.+-]*\+json|x-www-form-urlencoded|xml))/i;

@@ -9,7 +9,7 @@ import type { Task } from '#core/contracts/tasks.ts';
 import { DEFAULT_RESTORE_ROOTS } from './config.ts';
 import { TaskAborted } from './errors.ts';
 import type { Journal } from './journal.ts';
-import type { Logger } from './log.ts';
+import { type Logger, maskingLogger } from './log.ts';
 import { type ProgressSink, taskProgress } from './progress.ts';
 import { encodeOutput, type Reporter, shapeFailure } from './reporter.ts';
 import {
@@ -126,9 +126,11 @@ export class Executor {
     await Promise.all([...this.running.keys()].map((id) => this.abortRunning(id, reason)));
   }
 
-  private async execute(task: Task, abort: AbortController, log: Logger): Promise<void> {
+  private async execute(task: Task, abort: AbortController, taskLog: Logger): Promise<void> {
     const { journal, reporter, stateDir } = this.deps;
     const secrets: string[] = [];
+    // Everything this task logs, its handlers' lines included, has its secrets masked.
+    const log = maskingLogger(taskLog, secrets);
     const workDir = workDirFor(stateDir, task.taskId);
     const progress = taskProgress(task.taskId, this.deps.progress, log);
     const stopHeartbeat = reporter.startHeartbeat(task.token, task.heartbeatSeconds, (reason) => {

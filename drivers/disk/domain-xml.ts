@@ -6,6 +6,7 @@
  */
 import { XMLParser } from 'fast-xml-parser';
 import { ValidationError } from '#core/errors.ts';
+import { decodeXmlText } from '#core/xml-text.ts';
 
 /** Namespace of Lifeboat's metadata element inside `<metadata>`. */
 export const LIFEBOAT_XMLNS = 'urn:lifeboat:vm:1';
@@ -53,6 +54,8 @@ const parser = new XMLParser({
   // Keep every value as text: a uuid or a BACKUP_CONFIG value must not turn into a number.
   parseTagValue: false,
   parseAttributeValue: false,
+  // A DOCTYPE's entities are never expanded: attr() and text() decode XML's fixed set only.
+  processEntities: false,
   isArray: (name) => ['disk', 'interface'].includes(name) || name.endsWith(':disk'),
 });
 
@@ -154,11 +157,10 @@ function asArray(value: unknown): Node[] {
 
 function attr(node: unknown, name: string): string | undefined {
   const value = asNode(node)?.[`@_${name}`];
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  return typeof value === 'string' && value !== '' ? decodeXmlText(value) : undefined;
 }
 
 function text(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim() || undefined;
-  const inner = asNode(value)?.['#text'];
-  return typeof inner === 'string' ? inner.trim() || undefined : undefined;
+  const raw = typeof value === 'string' ? value : asNode(value)?.['#text'];
+  return typeof raw === 'string' ? decodeXmlText(raw.trim()) || undefined : undefined;
 }

@@ -5,7 +5,7 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { authenticate } from './auth.ts';
-import { errorResponse, parseJsonBody, toResponse } from './http.ts';
+import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
 import { resolveRoute } from './router.ts';
 
 type Event = APIGatewayProxyEventV2;
@@ -29,6 +29,7 @@ export function errorMiddleware(): MiddlewareObj<Event, Result> {
 export async function route(event: Event, context?: Context): Promise<Result> {
   const user = await authenticate(event.headers);
   const { params, handler } = resolveRoute(event);
+  checkPathParameters(params);
   const body = parseJsonBody(event);
   const query = Object.fromEntries(
     Object.entries(event.queryStringParameters ?? {}).filter(

@@ -41,9 +41,42 @@ export function items(list: readonly unknown[]): Reply {
 export function pathId(ctx: RouteContext, name = 'id'): number {
   const raw = ctx.params[name] ?? '';
   const parsed = IdText.safeParse(raw);
-  if (!parsed.success)
-    throw new ValidationError(`${name}: must be a non-negative integer (got "${raw.slice(0, 40)}")`);
+  if (!parsed.success) throw new ValidationError(`${name}: ${ID_RULE} (got ${quoted(raw)})`);
   return parsed.data;
+}
+
+const ID_RULE = 'must be a non-negative integer';
+
+/**
+ * What each path parameter of ROUTES must look like. Every id (`{id}`, `{schedId}`) is a small
+ * decimal number; a parameter not listed here must still be a short plain token.
+ */
+const PATH_PARAMETERS: Readonly<Record<string, { pattern: RegExp; rule: string }>> = {
+  id: { pattern: /^\d{1,9}$/, rule: ID_RULE },
+  schedId: { pattern: /^\d{1,9}$/, rule: ID_RULE },
+};
+const OTHER_PARAMETER = {
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+  rule: 'must be 1 to 128 of A-Z a-z 0-9 . _ : -',
+};
+
+/**
+ * Checks every path parameter before the route runs, so a bad one answers 400 naming it
+ * whatever the route reads first (its body, another object).
+ */
+export function checkPathParameters(params: Readonly<Record<string, string>>): void {
+  for (const [name, raw] of Object.entries(params)) {
+    const { pattern, rule } = Object.hasOwn(PATH_PARAMETERS, name)
+      ? (PATH_PARAMETERS[name] as (typeof PATH_PARAMETERS)[string])
+      : OTHER_PARAMETER;
+    if (!pattern.test(raw)) throw new ValidationError(`${name}: ${rule} (got ${quoted(raw)})`);
+  }
+}
+
+/** A client's value for a message: short, quoted, control characters escaped. */
+function quoted(raw: string): string {
+  const text = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw);
+  return text.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Validate the query string with a schema (400 naming the parameter). */

@@ -49,7 +49,7 @@ export function matchRoute(method: string, path: string): Match | undefined {
       const param = /^\{(\w+)\}$/.exec(segment)?.[1];
       if (param) {
         if (part === '') return false;
-        params[param] = decodeURIComponent(part);
+        params[param] = decodeSegment(part);
         return true;
       }
       return segment === part;
@@ -57,6 +57,15 @@ export function matchRoute(method: string, path: string): Match | undefined {
     if (ok) return { key: routeKey(route), params };
   }
   return undefined;
+}
+
+/** A percent-decoded path segment; malformed encoding stays as sent (validation then refuses it). */
+function decodeSegment(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** The route of an event: its routeKey when API Gateway matched one, else method + path. */

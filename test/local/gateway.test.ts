@@ -68,6 +68,18 @@ describe('local gateway', () => {
     expect(events.at(-1)?.pathParameters).toBeUndefined();
   });
 
+  it('hands a malformed percent-encoded segment over as sent (the API answers 400), never a 500', async () => {
+    for (const [segment, id] of [
+      ['%', '%'],
+      ['%E0%A4%A', '%E0%A4%A'],
+      ['..%2F1', '../1'],
+    ] as const) {
+      const res = await fetch(`${endpoint}/vms/${segment}`);
+      expect(res.status).toBe(202);
+      expect(events.at(-1)?.pathParameters).toEqual({ id });
+    }
+  });
+
   it('answers 404 NotFound for an unknown route or method, without calling the handler', async () => {
     const before = events.length;
     const res = await fetch(`${endpoint}/nothing/here`);

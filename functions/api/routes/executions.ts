@@ -2,7 +2,7 @@
 import { ExecutionListQuery } from '#core/contracts/api.ts';
 import { NotFound } from '#core/errors.ts';
 import { executions, listExecutions, publicExecution } from '../../repo/executions.ts';
-import { items, json, parseQuery, type RouteHandler } from '../http.ts';
+import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
 
 const list: RouteHandler = async (ctx) => {
   const query = parseQuery(ExecutionListQuery, ctx);
@@ -19,7 +19,7 @@ const list: RouteHandler = async (ctx) => {
 };
 
 const show: RouteHandler = async (ctx) => {
-  const id = ctx.params.id ?? '';
+  const id = String(pathId(ctx));
   const execution = await executions.get(id);
   if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
     // Someone else's execution is reported as absent, like an unknown id.
