@@ -97,7 +97,7 @@ const register: RouteHandler = async (ctx) => {
     publicKey: body.publicKey,
     ...(body.runnerVersion ? { runnerVersion: body.runnerVersion } : {}),
   };
-  const fields = Object.keys(set);
+  const fields = Object.entries(set).map(([field, value], i) => ({ field, value, tag: `f${i}` }));
   try {
     // One transaction: the enrollment is consumed if and only if the credential is issued, and
     // the key stored; a second use of the token (even racing this one) fails its condition.
@@ -119,10 +119,10 @@ const register: RouteHandler = async (ctx) => {
             Update: {
               TableName: hosts.name,
               Key: { id: host.id },
-              UpdateExpression: `SET ${fields.map((f, i) => `#f${i} = :f${i}`).join(', ')}`,
+              UpdateExpression: `SET ${fields.map((f) => `#${f.tag} = :${f.tag}`).join(', ')}`,
               ConditionExpression: 'attribute_exists(id)',
-              ExpressionAttributeNames: Object.fromEntries(fields.map((f, i) => [`#f${i}`, f])),
-              ExpressionAttributeValues: Object.fromEntries(Object.values(set).map((v, i) => [`:f${i}`, v])),
+              ExpressionAttributeNames: Object.fromEntries(fields.map((f) => [`#${f.tag}`, f.field])),
+              ExpressionAttributeValues: Object.fromEntries(fields.map((f) => [`:${f.tag}`, f.value])),
             },
           },
         ],
