@@ -5,7 +5,7 @@
  * UPDATED or ERROR. The handlers persist the lists and queue what `takeNext` answers.
  */
 import { Conflict, ValidationError } from './errors.ts';
-import type { BackupJob } from './model.ts';
+import type { BackupJob, UserRole } from './model.ts';
 
 /** The four lists of a job (and, from a new run, its start time). */
 export type JobLists = Pick<BackupJob, 'outdatedVms' | 'backingUpVms' | 'updatedVms' | 'errorVms'> & {
@@ -86,6 +86,6 @@ export function checkVmList(vmIds: readonly number[]): void {
 }
 
 /** The highest priority a user may give (users up to 49, admins up to 99). */
-export function maxPriority(role: 'admin' | 'user'): number {
+export function maxPriority(role: UserRole): number {
   return role === 'admin' ? 99 : 49;
 }

@@ -222,7 +222,13 @@ export const Execution = z.object({
 });
 export type Execution = z.infer<typeof Execution>;
 
-export const UserRole = z.enum(['admin', 'user']);
+/**
+ * `host` is a runner, not a user: either a host principal (`host:<id>`, with `hostId`) whose
+ * credential acts only for its own host, or a one-time enrollment (`enroll:<name>`, with
+ * `hostName` and `enrollUntil`) that may only register the host of that name.
+ */
+export const UserRole = z.enum(['admin', 'user', 'host']);
+export type UserRole = z.infer<typeof UserRole>;
 export const User = z.object({
   name: z.string().min(1),
   group: z.string().min(1),
@@ -230,6 +236,12 @@ export const User = z.object({
   /** sha256 hex of the API token; the token itself is never stored. */
   tokenHash: z.string().length(64),
   createdAt: z.string(),
+  /** Host principal: the only host it acts for. */
+  hostId: Id.optional(),
+  /** Enrollment: the name of the host its token may register. */
+  hostName: z.string().min(1).optional(),
+  /** Enrollment: when its token stops working (ISO-8601). */
+  enrollUntil: z.string().optional(),
 });
 export type User = z.infer<typeof User>;
 

@@ -4,6 +4,7 @@
  * endpoint, the HTTP API gateway and the scheduler loop. The supervisor runs this; tests may too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
 import type { CfnTemplate } from '#infra/definition.ts';
@@ -55,6 +56,8 @@ export async function startControlPlane(opts: {
   extraChildren?: readonly ChildSpec[];
   log: Log;
   onChild?: (name: string, pid: number) => void;
+  /** Runs once the tables exist, before any extra child starts (the runner's enrollment). */
+  onTables?: (ddb: DynamoDBClient) => Promise<void>;
 }): Promise<ControlPlane> {
   const { paths, config, log } = opts;
   const stops: (() => Promise<void> | void)[] = [];
@@ -110,7 +113,11 @@ export async function startControlPlane(opts: {
       const admin = await ensureAdmin(ddb, opts.adminTokenHash);
       log({ level: 'info', msg: `admin user ${admin}` });
     }
-    ddb.destroy();
+    try {
+      await opts.onTables?.(ddb);
+    } finally {
+      ddb.destroy();
+    }
 
     const sqs = await startSqs({ port: config.ports.sqs, dataDir: paths.sqs, region: config.region });
     stops.push(() => sqs.stop());

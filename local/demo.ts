@@ -114,7 +114,8 @@ export async function offerDemo(opts: {
   wakeRunner: () => void;
   timeoutMs?: number;
 }): Promise<DemoResult | undefined> {
-  const api = httpApi(() => ({ endpoint: opts.endpoint, token: opts.token }));
+  // The admin's client (the runner's HTTP client, presenting the admin token).
+  const api = httpApi(() => opts.endpoint)(opts.token);
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const name = process.env.LIFEBOAT_RUNNER_NAME || hostname();
   // The runner registers once endpoint.json exists and reports its inventory right after.

@@ -5,9 +5,12 @@
  * everything on SIGTERM or SIGINT. User admin's token hash comes in LIFEBOAT_ADMIN_TOKEN_HASH.
  */
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { enrollLocalRunner } from './admin.ts';
 import { homePaths, type LocalConfig, loadConfig, resolveHome } from './config.ts';
 import { type ChildSpec, startControlPlane } from './control-plane.ts';
 import { ensureLibvirt } from './libvirtd.ts';
@@ -16,14 +19,15 @@ import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.
 /**
  * Processes started once the control plane is up: the runner for this host, which gets the
  * Lambda environment (emulator endpoints, table names, secret store) on top of its own and
- * registers itself through the API once `endpoint.json` exists.
+ * registers itself through the API once `endpoint.json` exists (with the enrollment token
+ * {@link enrollRunner} adds to its environment: never the admin's token, never an argument).
  */
 function extraChildren(home: string, config: LocalConfig): ChildSpec[] {
   if (!config.runner) return [];
   const root = fileURLToPath(new URL('..', import.meta.url));
   return [
     {
-      name: 'runner',
+      name: RUNNER,
       command: process.execPath,
       args: [
         '--import',
@@ -37,6 +41,23 @@ function extraChildren(home: string, config: LocalConfig): ChildSpec[] {
       env: { LIFEBOAT_HOME: home },
     },
   ];
+}
+
+const RUNNER = 'runner';
+
+/**
+ * Enrolls this host's runner when it has no identity yet (or one this home's users table does
+ * not know): a one-time token in the runner child's environment. The name is the one the runner
+ * registers as (runner/config.ts: LIFEBOAT_RUNNER_NAME, else the host name).
+ */
+async function enrollRunner(ddb: DynamoDBClient, children: ChildSpec[], stateDir: string): Promise<void> {
+  const runner = children.find((c) => c.name === RUNNER);
+  if (!runner) return;
+  const hostName = process.env.LIFEBOAT_RUNNER_NAME || hostname();
+  const token = await enrollLocalRunner(ddb, { stateDir, hostName });
+  if (!token) return;
+  runner.env = { ...runner.env, LIFEBOAT_ENROLL_TOKEN: token };
+  log({ level: 'info', msg: 'runner enrolled', hostName });
 }
 
 function log(entry: Record<string, unknown>): void {
@@ -93,11 +114,13 @@ async function main(): Promise<void> {
   try {
     // The runner drives libvirt: with no init system here, local mode starts it.
     if (config.runner) await ensureLibvirt();
+    const children = extraChildren(home, config);
     const plane = await startControlPlane({
       paths,
       config,
       adminTokenHash,
-      extraChildren: extraChildren(home, config),
+      extraChildren: children,
+      onTables: (ddb) => enrollRunner(ddb, children, paths.runner),
       log,
       onChild: (name, pid) => {
         pids.children[name] = pid;

@@ -1,10 +1,10 @@
 /**
- * The runner's client of the Lifeboat HTTP API (register, inventory). The connection is resolved
- * on every request so a late endpoint.json is picked up. The token goes only in the
+ * The runner's client of the Lifeboat HTTP API (register, inventory). The endpoint is resolved
+ * on every request so a late endpoint.json is picked up. Each client presents one bearer token:
+ * the enrollment token to register, the host credential after. The token goes only in the
  * Authorization header; errors name the method, path and the API's own `{error, message}`.
  */
 import { LifeboatError } from '#core/errors.ts';
-import type { Connection } from './config.ts';
 import { ApiUnavailable } from './errors.ts';
 
 /** An error answer of the API, with its `error` name and HTTP status. */
@@ -18,50 +18,63 @@ export class ApiAnswerError extends LifeboatError {
   }
 }
 
-/** The calls the runner makes; a fake implements it in tests. */
+/** The calls the runner makes, as one principal; a fake implements it in tests. */
 export interface RunnerApi {
   get<T>(path: string): Promise<T>;
   post<T>(path: string, body: unknown): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
 }
 
+/** A client presenting `bearer` (an enrollment token or the host credential). */
+export type ApiConnector = (bearer: string) => RunnerApi;
+
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** `fetch` client over {@link Connection}s given by `connect` (called per request). */
-export function httpApi(connect: () => Connection): RunnerApi {
-  const request = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const { endpoint, token } = connect();
-    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      response = await fetch(`${endpoint}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
-    } catch {
-      throw new ApiUnavailable(`${method} ${path}: cannot reach the Lifeboat API at ${endpoint}`);
-    }
-    const text = await response.text();
-    let data: unknown;
-    try {
-      data = text ? JSON.parse(text) : undefined;
-    } catch {
-      throw new ApiUnavailable(`${method} ${path}: the API answered non-JSON (HTTP ${response.status})`);
-    }
-    if (!response.ok) {
-      const error = data as { error?: unknown; message?: unknown } | undefined;
-      const name = typeof error?.error === 'string' ? error.error : 'HttpError';
-      const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
-      throw new ApiAnswerError(response.status, name, `${method} ${path}: ${name}: ${message}`);
-    }
-    return data as T;
+/** `fetch` clients of the API at `endpoint()` (called per request). */
+export function httpApi(endpoint: () => string): ApiConnector {
+  return (bearer) => {
+    const request = <T>(method: string, path: string, body?: unknown) =>
+      send<T>(endpoint(), bearer, method, path, body);
+    return {
+      get: (path) => request('GET', path),
+      post: (path, body) => request('POST', path, body),
+      put: (path, body) => request('PUT', path, body),
+    };
   };
-  return {
-    get: (path) => request('GET', path),
-    post: (path, body) => request('POST', path, body),
-    put: (path, body) => request('PUT', path, body),
-  };
+}
+
+async function send<T>(
+  endpoint: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let response: Response;
+  try {
+    response = await fetch(`${endpoint}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch {
+    throw new ApiUnavailable(`${method} ${path}: cannot reach the Lifeboat API at ${endpoint}`);
+  }
+  const text = await response.text();
+  let data: unknown;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new ApiUnavailable(`${method} ${path}: the API answered non-JSON (HTTP ${response.status})`);
+  }
+  if (!response.ok) {
+    const error = data as { error?: unknown; message?: unknown } | undefined;
+    const name = typeof error?.error === 'string' ? error.error : 'HttpError';
+    const message = typeof error?.message === 'string' ? error.message : `HTTP ${response.status}`;
+    throw new ApiAnswerError(response.status, name, `${method} ${path}: ${name}: ${message}`);
+  }
+  return data as T;
 }

@@ -2,10 +2,13 @@
  * The runner's configuration, from command-line flags over environment variables over defaults,
  * validated with zod so a bad value stops the daemon at start with a message naming it.
  *
- * The API connection is resolved like the CLI's: `--endpoint`/`--token`, then
- * `LIFEBOAT_ENDPOINT`/`LIFEBOAT_TOKEN`, then `${LIFEBOAT_HOME:-~/.lifeboat}/endpoint.json`. The
- * file is read again on every attempt ({@link resolveConnection}), because in local mode the
- * runner starts before `lifeboat local up` has written it.
+ * The API endpoint is resolved like the CLI's: `--endpoint`, then `LIFEBOAT_ENDPOINT`, then
+ * `${LIFEBOAT_HOME:-~/.lifeboat}/endpoint.json`. The file is read again on every attempt
+ * ({@link resolveConnection}), because in local mode the runner starts before `lifeboat local up`
+ * has written it. A runner never takes an API token, not even endpoint.json's (the admin's): it
+ * acts as its host, with the credential it got by registering with a one-time enrollment token
+ * (runner/identity.ts), which comes only from `LIFEBOAT_ENROLL_TOKEN` or a file
+ * (`--enroll-token-file`, `LIFEBOAT_ENROLL_TOKEN_FILE`), never from the command line.
  */
 import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
@@ -15,10 +18,9 @@ import { HostPath } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import { ApiUnavailable } from './errors.ts';
 
-/** Where the API is and the token to use there (never logged). */
+/** Where the API is. */
 export interface Connection {
   endpoint: string;
-  token: string;
 }
 
 /** Default of `LIFEBOAT_RESTORE_ROOTS`. */
@@ -31,11 +33,14 @@ const RestoreRoot = HostPath.regex(/^\//, 'must be absolute paths')
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 export const RunnerConfig = z.object({
-  /** Fixed endpoint and token; when absent, endpoint.json under {@link RunnerConfig.home}. */
+  /** Fixed endpoint; when absent, endpoint.json under {@link RunnerConfig.home}. */
   endpoint: z.url().optional(),
-  token: z.string().min(1).optional(),
   home: z.string().min(1),
-  /** Host name this runner registers as (`POST /hosts {name}`). */
+  /** One-time enrollment token (`LIFEBOAT_ENROLL_TOKEN`, never a flag; never logged). */
+  enrollToken: z.string().min(1).optional(),
+  /** File holding the enrollment token. */
+  enrollTokenFile: z.string().min(1).optional(),
+  /** Host name this runner registers as (`POST /hosts/register {name}`). */
   hostName: z
     .string()
     .regex(
@@ -63,7 +68,7 @@ export type RunnerConfig = z.infer<typeof RunnerConfig>;
 /** Flags of `runner/main.ts` (and of `lifeboat runner`), as parsed strings. */
 export interface RunnerFlags {
   endpoint?: string;
-  token?: string;
+  enrollTokenFile?: string;
   home?: string;
   name?: string;
   stateDir?: string;
@@ -82,7 +87,8 @@ export function loadRunnerConfig(
   const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v !== '');
   const raw = {
     endpoint: pick(flags.endpoint, env.LIFEBOAT_ENDPOINT),
-    token: pick(flags.token, env.LIFEBOAT_TOKEN),
+    enrollToken: pick(env.LIFEBOAT_ENROLL_TOKEN),
+    enrollTokenFile: pick(flags.enrollTokenFile, env.LIFEBOAT_ENROLL_TOKEN_FILE),
     home: pick(flags.home, env.LIFEBOAT_HOME) ?? join(homedir(), '.lifeboat'),
     hostName: pick(flags.name, env.LIFEBOAT_RUNNER_NAME) ?? hostname(),
     stateDir: pick(flags.stateDir, env.LIFEBOAT_RUNNER_STATE_DIR) ?? '/var/lib/lifeboat/runner',
@@ -98,35 +104,27 @@ export function loadRunnerConfig(
   const parsed = RunnerConfig.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    // The token is never echoed back, whatever is wrong with it.
+    // The enrollment token is never echoed back, whatever is wrong with it.
     throw new ValidationError(`runner setting ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
   }
   return parsed.data;
 }
 
-const EndpointFile = z.object({ endpoint: z.string().min(1), token: z.string().min(1).optional() });
+const EndpointFile = z.object({ endpoint: z.string().min(1) });
 
 /**
- * The API connection now: fixed values first, each falling back to endpoint.json independently.
- * Throws ApiUnavailable while neither gives an endpoint and a token (the caller retries).
+ * The API endpoint now: the fixed one, else endpoint.json's (whose token, the admin's, is never
+ * read). Throws ApiUnavailable while neither gives one (the caller retries).
  */
-export function resolveConnection(config: Pick<RunnerConfig, 'endpoint' | 'token' | 'home'>): Connection {
-  let { endpoint, token } = config;
-  if (!endpoint || !token) {
+export function resolveConnection(config: Pick<RunnerConfig, 'endpoint' | 'home'>): Connection {
+  let { endpoint } = config;
+  if (!endpoint) {
     const path = join(config.home, 'endpoint.json');
-    let file: z.infer<typeof EndpointFile> | undefined;
     try {
-      file = EndpointFile.parse(JSON.parse(readFileSync(path, 'utf8')));
+      endpoint = EndpointFile.parse(JSON.parse(readFileSync(path, 'utf8'))).endpoint;
     } catch {
-      file = undefined;
-    }
-    endpoint ||= file?.endpoint;
-    token ||= file?.token;
-    if (!endpoint || !token) {
-      throw new ApiUnavailable(
-        `no Lifeboat API endpoint and token: set LIFEBOAT_ENDPOINT and LIFEBOAT_TOKEN, or write ${path}`,
-      );
+      throw new ApiUnavailable(`no Lifeboat API endpoint: set LIFEBOAT_ENDPOINT, or write ${path}`);
     }
   }
-  return { endpoint: endpoint.replace(/\/+$/, ''), token };
+  return { endpoint: endpoint.replace(/\/+$/, '') };
 }

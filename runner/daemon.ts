@@ -12,13 +12,16 @@
  */
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
 import { secretStore } from '#functions/secrets.ts';
 import pkg from '../package.json' with { type: 'json' };
-import { httpApi, type RunnerApi } from './api-client.ts';
+import { ApiAnswerError, type ApiConnector, httpApi } from './api-client.ts';
 import { type RunnerConfig, resolveConnection } from './config.ts';
 import { hostDrivers } from './drivers.ts';
+import { NotEnrolled } from './errors.ts';
 import { Executor } from './executor.ts';
+import { enrollmentToken } from './identity.ts';
 import { Journal } from './journal.ts';
 import { type Logger, makeLogger } from './log.ts';
 import { pollLoop, type QueueApi, sqsQueueApi } from './poller.ts';
@@ -26,9 +29,10 @@ import { PROCESS_GROUPS_FILE, ProcessRegistry } from './process-registry.ts';
 import { dynamoProgressSink, type ProgressSink } from './progress.ts';
 import { reconcileUnfinished } from './reconcile.ts';
 import {
+  connectHost,
+  type HostConnection,
   type InventoryReader,
   type RegisteredHost,
-  registerHost,
   reportInventory,
   sleep,
   startInventoryLoop,
@@ -38,7 +42,8 @@ import type { Drivers, SecretResolver } from './tasks/context.ts';
 
 /** The edges of the daemon; each defaults to the real thing. */
 export interface DaemonDeps {
-  api?: RunnerApi;
+  /** The API as a given principal (the enrollment token, then the host credential). */
+  api?: ApiConnector;
   taskTokens?: TaskTokenApi;
   queue?: (queueUrl: string) => QueueApi;
   inventory?: InventoryReader;
@@ -109,8 +114,8 @@ async function runDaemon(
   });
   if (reconciled.length) rootLog('warn', 'reconciled unfinished tasks', { count: reconciled.length });
 
-  const api = deps.api ?? httpApi(() => resolveConnection(config));
-  const host = await untilRegistered(api, config.hostName, rootLog, signal);
+  const connect = deps.api ?? httpApi(() => resolveConnection(config).endpoint);
+  const { host, api } = await untilRegistered(connect, config, rootLog, signal);
   const log = rootLog.child({ hostId: host.id });
   log('info', 'runner registered', { queueUrl: host.queueUrl, version: RUNNER_VERSION });
 
@@ -174,18 +179,37 @@ async function runDaemon(
   return { host, executor, inventoryNow, stop };
 }
 
-/** Registers, retrying every 2 s up to every 30 s while the API is unreachable or not ready. */
+/**
+ * An answer retrying cannot change: no identity nor enrollment token, a damaged identity or
+ * token file, or the API refusing the credential or token (400, 401, 403).
+ */
+function isFinal(error: unknown): boolean {
+  if (error instanceof NotEnrolled || error instanceof ValidationError) return true;
+  return error instanceof ApiAnswerError && [400, 401, 403].includes(error.httpStatus);
+}
+
+/**
+ * Connects as this host (runner/register.ts), retrying every 2 s up to every 30 s while the API
+ * is unreachable or not ready; a final refusal ends the start with its message.
+ */
 async function untilRegistered(
-  api: RunnerApi,
-  name: string,
+  connect: ApiConnector,
+  config: RunnerConfig,
   log: Logger,
   signal?: AbortSignal,
-): Promise<RegisteredHost> {
+): Promise<HostConnection> {
+  const options = {
+    name: config.hostName,
+    stateDir: config.stateDir,
+    enrollToken: () => enrollmentToken(config),
+    runnerVersion: RUNNER_VERSION,
+    log,
+  };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await registerHost(api, name);
+      return await connectHost(connect, options);
     } catch (error) {
-      if (signal?.aborted) throw error;
+      if (signal?.aborted || isFinal(error)) throw error;
       // The first failures are expected in local mode (the API starts after the runner).
       if (attempt === 3 || attempt % 20 === 0) {
         log('warn', 'cannot register with the API yet', { error: (error as Error).message, attempt });

@@ -33,3 +33,11 @@ export class ApiUnavailable extends LifeboatError {
 export class Unsupported extends LifeboatError {
   override readonly status = 501;
 }
+
+/**
+ * The runner has no usable host identity: no saved credential (or one the API refuses) and no
+ * enrollment token to register with. Retrying cannot help: an admin must enroll the host.
+ */
+export class NotEnrolled extends LifeboatError {
+  override readonly status = 401;
+}

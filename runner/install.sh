@@ -27,9 +27,11 @@ install -d -m 0700 /etc/lifeboat
 if [[ ! -e "$ENV_FILE" ]]; then
   umask 077
   cat >"$ENV_FILE" <<'ENV'
-# Lifeboat runner settings (this file is 0600: it may hold the API token).
+# Lifeboat runner settings (this file is 0600). The runner takes no API token: at its first
+# start it registers with a one-time enrollment token (`lifeboat host enroll NAME`, run by an
+# admin) and keeps its own host credential in /var/lib/lifeboat/runner/identity.json.
 # LIFEBOAT_ENDPOINT=https://xxxx.execute-api.eu-west-1.amazonaws.com
-# LIFEBOAT_TOKEN=
+# LIFEBOAT_ENROLL_TOKEN_FILE=/etc/lifeboat/enroll-token   (0600; only needed until the first start)
 # LIFEBOAT_RUNNER_NAME=   (default: the host name)
 # LIFEBOAT_RUNNER_MAX_TASKS=2
 # LIFEBOAT_LIBVIRT_URI=qemu:///system
@@ -38,7 +40,7 @@ if [[ ! -e "$ENV_FILE" ]]; then
 # TABLE_EXECUTIONS=   (the stack's executions table, for progress)
 # LIFEBOAT_SSH_CONFIG=/etc/lifeboat/ssh_config
 ENV
-  say "wrote $ENV_FILE (0600): fill in the endpoint, token and AWS settings"
+  say "wrote $ENV_FILE (0600): fill in the endpoint, the enrollment token file and AWS settings"
 else
   say "kept existing $ENV_FILE"
 fi

@@ -10,10 +10,14 @@ import { parseArgs } from 'node:util';
 import { loadRunnerConfig, type RunnerFlags } from './config.ts';
 import { startDaemon } from './daemon.ts';
 
-export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--token TOKEN] [--home DIR] [--name HOST]
+export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--enroll-token-file PATH] [--home DIR] [--name HOST]
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
        [--restore-roots DIR[:DIR...]]
-env: LIFEBOAT_ENDPOINT, LIFEBOAT_TOKEN, LIFEBOAT_HOME, LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
+A runner acts as its host, never with an API token: its first start registers with a one-time
+enrollment token (\`lifeboat host enroll NAME\`, given in LIFEBOAT_ENROLL_TOKEN or a file) and
+keeps the host credential it gets in <state-dir>/identity.json (0600).
+env: LIFEBOAT_ENDPOINT, LIFEBOAT_ENROLL_TOKEN, LIFEBOAT_ENROLL_TOKEN_FILE, LIFEBOAT_HOME,
+     LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
      LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS, LIFEBOAT_SECRET_STORE,
      AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS
@@ -27,7 +31,9 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
       args: [...argv],
       options: {
         endpoint: { type: 'string' },
+        // Only to refuse it with a clear message: a runner never takes an API token.
         token: { type: 'string' },
+        'enroll-token-file': { type: 'string' },
         home: { type: 'string' },
         name: { type: 'string' },
         'state-dir': { type: 'string' },
@@ -43,9 +49,15 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${RUNNER_USAGE}\n`);
       return 0;
     }
+    if (values.token !== undefined) {
+      throw new Error(
+        'a runner takes no API token: it registers with a one-time enrollment token ' +
+          '(lifeboat host enroll NAME) in LIFEBOAT_ENROLL_TOKEN or --enroll-token-file PATH',
+      );
+    }
     flags = {
       endpoint: values.endpoint,
-      token: values.token,
+      enrollTokenFile: values['enroll-token-file'],
       home: values.home,
       name: values.name,
       stateDir: values['state-dir'],
@@ -61,6 +73,8 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
   let config: ReturnType<typeof loadRunnerConfig>;
   try {
     config = loadRunnerConfig(flags);
+    // Held in the config from now on: the tools the runner starts do not inherit it.
+    delete process.env.LIFEBOAT_ENROLL_TOKEN;
   } catch (error) {
     process.stderr.write(`lifeboat runner: ${(error as Error).message}\n`);
     return 2;

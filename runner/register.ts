@@ -1,10 +1,13 @@
 /**
- * The runner's place in the control plane: find-or-create its host record (which carries the
- * host's SQS queue), and report the libvirt domains it sees at start and then periodically.
+ * The runner's place in the control plane: connect as its host (with the credential saved in the
+ * state folder, or by registering with a one-time enrollment token), and report the libvirt
+ * domains it sees at start and then periodically.
  */
 import type { InventoryVm } from '#core/contracts/api.ts';
 import type { Host } from '#core/model.ts';
-import { ApiAnswerError, type RunnerApi } from './api-client.ts';
+import { ApiAnswerError, type ApiConnector, type RunnerApi } from './api-client.ts';
+import { NotEnrolled } from './errors.ts';
+import { ensureHostKey, identityPath, readIdentity, saveIdentity } from './identity.ts';
 import type { Logger } from './log.ts';
 
 /** The host as the runner needs it: id and queue. */
@@ -14,30 +17,76 @@ export interface RegisteredHost {
   queueUrl: string;
 }
 
+/** A connected runner: its host, and the API as that host. */
+export interface HostConnection {
+  host: RegisteredHost;
+  api: RunnerApi;
+}
+
 function registered(host: Host): RegisteredHost {
   if (!host.queueUrl) throw new Error(`host ${host.id} (${host.name}) has no task queue`);
   return { id: host.id, name: host.name, queueUrl: host.queueUrl };
 }
 
+/** How to get a credential, for the messages that say one is missing. */
+const ENROLL_HINT = (name: string) =>
+  `an admin runs \`lifeboat host enroll ${name}\` and the runner starts with that token in ` +
+  'LIFEBOAT_ENROLL_TOKEN or in a file named by --enroll-token-file';
+
 /**
- * The host called `name`, registered through the API if it is not yet. A concurrent registration
- * of the same name (409) is resolved by reading the list again.
+ * Connects as this host. With a saved identity, its credential reads the host (for its queue);
+ * without one, or when the API refuses it and an enrollment token is at hand, the runner
+ * registers (`POST /hosts/register` with its name and public key, the token as bearer) and saves
+ * the identity it gets. NotEnrolled when it has neither a usable identity nor a token.
  */
-export async function registerHost(api: RunnerApi, name: string): Promise<RegisteredHost> {
-  const find = async () => {
-    const { items } = await api.get<{ items: Host[] }>('/hosts');
-    return items.find((h) => h.name === name);
-  };
-  const existing = await find();
-  if (existing) return registered(existing);
-  try {
-    return registered(await api.post<Host>('/hosts', { name }));
-  } catch (error) {
-    if (!(error instanceof ApiAnswerError && error.httpStatus === 409)) throw error;
-    const raced = await find();
-    if (!raced) throw error;
-    return registered(raced);
+export async function connectHost(
+  connect: ApiConnector,
+  opts: {
+    name: string;
+    stateDir: string;
+    enrollToken: () => Promise<string | undefined>;
+    runnerVersion: string;
+    log: Logger;
+  },
+): Promise<HostConnection> {
+  const identity = await readIdentity(opts.stateDir);
+  const token = await opts.enrollToken();
+  if (identity) {
+    const api = connect(identity.credential);
+    try {
+      return { host: registered(await api.get<Host>(`/hosts/${identity.hostId}`)), api };
+    } catch (error) {
+      if (!(error instanceof ApiAnswerError && error.httpStatus === 401)) throw error;
+      if (!token) {
+        throw new NotEnrolled(
+          `the API refuses this host's credential (${identityPath(opts.stateDir)}): enroll it again: ` +
+            ENROLL_HINT(identity.name),
+          { cause: error },
+        );
+      }
+      opts.log('warn', 'host credential refused: registering again with the enrollment token', {
+        hostId: identity.hostId,
+      });
+    }
   }
+  if (!token) {
+    throw new NotEnrolled(
+      `no host identity in ${identityPath(opts.stateDir)} and no enrollment token: ${ENROLL_HINT(opts.name)}`,
+    );
+  }
+  const publicKey = await ensureHostKey(opts.stateDir);
+  const answer = await connect(token).post<{ host: Host; credential: string }>('/hosts/register', {
+    name: opts.name,
+    publicKey,
+    runnerVersion: opts.runnerVersion,
+  });
+  await saveIdentity(opts.stateDir, {
+    hostId: answer.host.id,
+    name: answer.host.name,
+    credential: answer.credential,
+  });
+  opts.log('info', 'host registered with its enrollment token', { hostId: answer.host.id });
+  return { host: registered(answer.host), api: connect(answer.credential) };
 }
 
 /** Reads every domain of this host (`drivers/disk/inventory.ts` in production). */

@@ -1,8 +1,10 @@
 /**
- * `lifeboat host list | show HOSTID | update HOSTID`: the hypervisors, the state of their
- * runners, and their EMULATOR_CPUS and MAX_BACKUPS_HOST.
+ * `lifeboat host list | show HOSTID | update HOSTID | enroll NAME`: the hypervisors, the state
+ * of their runners, their EMULATOR_CPUS and MAX_BACKUPS_HOST, and the one-time tokens new
+ * runners register with.
  */
 import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import type { Host } from '#core/model.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
@@ -17,6 +19,21 @@ const COLUMNS: readonly Column<Host>[] = [
   { header: 'RUNNER', value: (host) => host.runnerVersion },
   { header: 'LAST HEARTBEAT', value: (host) => host.lastHeartbeat },
 ];
+
+/** `--expires SECONDS`: a positive integer. */
+function parseSeconds(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) === 0) {
+    throw new InvalidArgumentError('Expected a number of seconds (a positive integer).');
+  }
+  return Number(value);
+}
+
+/** What `POST /hosts/enroll` answers. */
+interface Enrollment {
+  name: string;
+  token: string;
+  expiresAt: string;
+}
 
 /** Adds the `host` command group to `program`. */
 export function registerHost(program: Command): void {
@@ -60,6 +77,24 @@ export function registerHost(program: Command): void {
     );
 
   host
+    .command('enroll')
+    .description('a one-time token a new runner registers with (printed once, on stdout)')
+    .argument('<NAME>', "the host's name, as its runner registers (its host name by default)")
+    .option('--expires <SECONDS>', 'how long the token works (default 3600)', parseSeconds)
+    .action(async (name: string, options: { expires?: number }, command: Command) => {
+      const context = contextOf(command);
+      const body = { name, ...(options.expires !== undefined ? { expiresInSeconds: options.expires } : {}) };
+      const enrollment = await context.client().post<Enrollment>('/hosts/enroll', body);
+      if (context.output.json) return printJson(enrollment);
+      // The token alone on stdout (`TOKEN=$(lifeboat host enroll kvm-1)`), the how-to on stderr.
+      printLines([enrollment.token]);
+      process.stderr.write(
+        `enrollment token for host "${enrollment.name}", valid until ${enrollment.expiresAt} and for one ` +
+          'registration: give it to that runner as LIFEBOAT_ENROLL_TOKEN or in a file named by --enroll-token-file\n',
+      );
+    });
+
+  host
     .command('show')
     .description('show one host')
     .argument('<HOSTID>', 'host id', parseId)
@@ -76,6 +111,7 @@ export function registerHost(program: Command): void {
           ['RUNNER VERSION', item.runnerVersion],
           ['LAST HEARTBEAT', item.lastHeartbeat],
           ['QUEUE', item.queueUrl],
+          ['PUBLIC KEY', item.publicKey ? 'registered' : undefined],
           ['EMULATOR_CPUS', item.emulatorCpus],
           ['MAX_BACKUPS_HOST', item.maxBackupsHost],
           ['CREATED', item.createdAt],

@@ -21,15 +21,19 @@ export const IdText = z
   .regex(/^\d{1,9}$/, 'must be a non-negative integer')
   .transform(Number);
 
-/** `POST /hosts` */
+/** A host's name, as the runner registers it (its host name by default). */
+export const HostName = z
+  .string()
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name (letters, digits, . and -)');
+
+/** A host's X25519 public key (SPKI PEM); its content is checked where node:crypto is at hand. */
+const publicKeyPem = z.string().min(1).max(4096);
+
+/** `POST /hosts` (admins) */
 export const CreateHostBody = z.strictObject({
-  name: z
-    .string()
-    .regex(
-      /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/,
-      'must be a host name (letters, digits, . and -)',
-    ),
+  name: HostName,
   cluster: name.optional(),
+  publicKey: publicKeyPem.optional(),
   /** CPU ids the emulator threads are pinned to (`0-1`, `0,2`), as upstream EMULATOR_CPUS. */
   emulatorCpus: z
     .string()
@@ -38,6 +42,25 @@ export const CreateHostBody = z.strictObject({
   maxBackupsHost: z.number().int().positive().max(1000).optional(),
 });
 export type CreateHostBody = z.infer<typeof CreateHostBody>;
+
+/** Longest life of an enrollment token: 30 days. */
+export const MAX_ENROLL_SECONDS = 30 * 24 * 3600;
+
+/** `POST /hosts/enroll` (admins): a one-time token the runner of host `name` registers with. */
+export const EnrollHostBody = z.strictObject({
+  name: HostName,
+  /** How long the token works (default 1 hour). */
+  expiresInSeconds: z.number().int().positive().max(MAX_ENROLL_SECONDS).default(3600),
+});
+export type EnrollHostBody = z.infer<typeof EnrollHostBody>;
+
+/** `POST /hosts/register` (enrollment token): the runner's name, public key and version. */
+export const RegisterHostBody = z.strictObject({
+  name: HostName,
+  publicKey: publicKeyPem,
+  runnerVersion: z.string().max(64).optional(),
+});
+export type RegisterHostBody = z.infer<typeof RegisterHostBody>;
 
 /** `PATCH /hosts/{id}`: the settings to change; an empty EMULATOR_CPUS or a null limit removes it. */
 export const UpdateHostBody = z

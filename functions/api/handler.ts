@@ -4,6 +4,7 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { assertMayCall } from './access.ts';
 import { authenticate } from './auth.ts';
 import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
 import { resolveRoute } from './router.ts';
@@ -28,8 +29,10 @@ export function errorMiddleware(): MiddlewareObj<Event, Result> {
 /** The handler without middleware (errors propagate). */
 export async function route(event: Event, context?: Context): Promise<Result> {
   const user = await authenticate(event.headers);
-  const { params, handler } = resolveRoute(event);
+  const { key, params, handler } = resolveRoute(event);
   checkPathParameters(params);
+  // The one place a runner's principal is confined to its own host's routes.
+  assertMayCall(user, key, params);
   const body = parseJsonBody(event);
   const query = Object.fromEntries(
     Object.entries(event.queryStringParameters ?? {}).filter(

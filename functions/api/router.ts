@@ -10,6 +10,7 @@ import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { executionRoutes } from './routes/executions.ts';
+import { hostEnrollmentRoutes } from './routes/host-enrollment.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -20,6 +21,7 @@ import { ROUTES, routeKey } from './routes.ts';
 /** Every handler by route key; must match {@link ROUTES} exactly (a unit test checks it). */
 export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...hostRoutes,
+  ...hostEnrollmentRoutes,
   ...vmRoutes,
   ...datastoreRoutes,
   ...imageRoutes,

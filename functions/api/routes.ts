@@ -16,6 +16,8 @@ export interface RouteSpec {
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/hosts' },
   { method: 'POST', path: '/hosts' },
+  { method: 'POST', path: '/hosts/enroll' },
+  { method: 'POST', path: '/hosts/register' },
   { method: 'GET', path: '/hosts/{id}' },
   { method: 'PATCH', path: '/hosts/{id}' },
   { method: 'DELETE', path: '/hosts/{id}' },

@@ -324,3 +324,39 @@ describe('finding the API', () => {
     expect(api?.requests[0]?.headers.authorization).toBe('Bearer flag-token');
   });
 });
+
+describe('host enroll', () => {
+  const enrollment = { name: 'kvm-7', token: 'lbe_abc', expiresAt: '2030-01-01T00:00:00.000Z' };
+
+  it('asks the API for a token and prints only the token on stdout', async () => {
+    const env = await serve({ 'POST /hosts/enroll': { status: 201, body: enrollment } });
+    const result = await runCli(['host', 'enroll', 'kvm-7', '--expires', '600'], { env });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe('lbe_abc');
+    expect(result.stderr).toMatch(/^enrollment token for host "kvm-7", valid until 2030-01-01T00:00:00.000Z/);
+    expect(result.stderr).toMatch(/LIFEBOAT_ENROLL_TOKEN/);
+    expect(api?.requests[0]?.body).toEqual({ name: 'kvm-7', expiresInSeconds: 600 });
+  });
+
+  it('--json prints name, token and expiresAt; without --expires the API picks the default', async () => {
+    const env = await serve({ 'POST /hosts/enroll': { status: 201, body: enrollment } });
+    const result = await runCli(['--json', 'host', 'enroll', 'kvm-7'], { env });
+    expect(result.exitCode).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual(enrollment);
+    expect(result.stderr).toBe('');
+    expect(api?.requests[0]?.body).toEqual({ name: 'kvm-7' });
+  });
+
+  it("a refusal prints nothing on stdout and the API's message on stderr", async () => {
+    const env = await serve({
+      'POST /hosts/enroll': {
+        status: 403,
+        body: { error: 'Forbidden', message: 'only admins may enroll hosts' },
+      },
+    });
+    const result = await runCli(['host', 'enroll', 'kvm-7'], { env });
+    expect(result.stdout).toBe('');
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toMatch(/only admins may enroll hosts/);
+  });
+});

@@ -40,6 +40,8 @@ describe('usage errors', () => {
     [['datastore', 'update', '100'], /at least one --attr/],
     [['host', 'update', '1'], /needs --emulator-cpus or --max-backups-host/],
     [['host', 'update', '1', '--max-backups-host', 'many'], /--max-backups-host must be a positive integer/],
+    [['host', 'enroll'], /missing required argument 'NAME'/],
+    [['host', 'enroll', 'kvm-1', '--expires', '0'], /a positive integer/],
     [['datastore', 'update', '100', '--attr', '=x'], /'=x' is invalid.*KEY=VALUE/],
     [['image', 'restore', '12', '--to', '/x', '--datastore', '1'], /cannot be used with/],
     [['image', 'restore', '12', '--datastore', '1'], /--datastore is not supported yet/],

@@ -1,9 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiAnswerError, type RunnerApi } from '#runner/api-client.ts';
 import { loadRunnerConfig, resolveConnection } from '#runner/config.ts';
-import { registerHost } from '#runner/register.ts';
 import { tempDir } from './fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -56,62 +54,28 @@ describe('runner config', () => {
     expect(() => loadRunnerConfig({ name: 'bad name!' }, {})).toThrow(/hostName/);
   });
 
-  it('reads endpoint.json when no endpoint or token is given, and says where it looked otherwise', async () => {
+  it("reads endpoint.json's endpoint, never its token (the admin's), and says where it looked otherwise", async () => {
     const { dir, remove } = await tempDir();
     cleanups.push(remove);
-    const config = loadRunnerConfig({ home: dir }, {});
+    const config = loadRunnerConfig({ home: dir }, { LIFEBOAT_TOKEN: 'admin-token' });
     expect(() => resolveConnection(config)).toThrow(new RegExp(`write ${join(dir, 'endpoint.json')}`));
     await writeFile(
       join(dir, 'endpoint.json'),
-      JSON.stringify({ endpoint: 'http://127.0.0.1:7780/', token: 'tk' }),
+      JSON.stringify({ endpoint: 'http://127.0.0.1:7780/', token: 'admin-token' }),
     );
-    expect(resolveConnection(config)).toEqual({ endpoint: 'http://127.0.0.1:7780', token: 'tk' });
-    expect(resolveConnection({ ...config, token: 'flag-token' }).token).toBe('flag-token');
-  });
-});
-
-describe('host registration', () => {
-  function api(
-    hosts: { id: number; name: string; queueUrl?: string }[],
-    onPost?: () => never,
-  ): RunnerApi & { posts: unknown[] } {
-    const posts: unknown[] = [];
-    return {
-      posts,
-      get: async <T>() => ({ items: hosts }) as T,
-      post: async <T>(_path: string, body: unknown) => {
-        posts.push(body);
-        if (onPost) onPost();
-        const host = { id: 7, name: (body as { name: string }).name, queueUrl: 'http://q/lifeboat-host-7' };
-        hosts.push(host);
-        return host as T;
-      },
-      put: async <T>() => ({}) as T,
-    };
-  }
-
-  it('uses the existing host of its name', async () => {
-    const fake = api([{ id: 2, name: 'kvm-1', queueUrl: 'http://q/lifeboat-host-2' }]);
-    expect(await registerHost(fake, 'kvm-1')).toEqual({
-      id: 2,
-      name: 'kvm-1',
-      queueUrl: 'http://q/lifeboat-host-2',
-    });
-    expect(fake.posts).toEqual([]);
+    expect(resolveConnection(config)).toEqual({ endpoint: 'http://127.0.0.1:7780' });
+    expect(JSON.stringify(config)).not.toContain('admin-token');
+    expect(resolveConnection({ ...config, endpoint: 'http://api:1' })).toEqual({ endpoint: 'http://api:1' });
   });
 
-  it('registers itself when missing', async () => {
-    const fake = api([]);
-    expect((await registerHost(fake, 'kvm-9')).queueUrl).toBe('http://q/lifeboat-host-7');
-    expect(fake.posts).toEqual([{ name: 'kvm-9' }]);
-  });
-
-  it('resolves a registration race (409) by reading the list again', async () => {
-    const hosts = [] as { id: number; name: string; queueUrl?: string }[];
-    const fake = api(hosts, () => {
-      hosts.push({ id: 4, name: 'kvm-3', queueUrl: 'http://q/lifeboat-host-4' });
-      throw new ApiAnswerError(409, 'Conflict', 'host name "kvm-3" is taken');
-    });
-    expect((await registerHost(fake, 'kvm-3')).id).toBe(4);
+  it('takes the enrollment token from the environment only, its file from the flag over the environment', () => {
+    const config = loadRunnerConfig(
+      { enrollTokenFile: '/flag/token' },
+      { LIFEBOAT_ENROLL_TOKEN: 'lbe_env', LIFEBOAT_ENROLL_TOKEN_FILE: '/env/token' },
+    );
+    expect([config.enrollToken, config.enrollTokenFile]).toEqual(['lbe_env', '/flag/token']);
+    expect(loadRunnerConfig({}, { LIFEBOAT_ENROLL_TOKEN_FILE: '/env/token' }).enrollTokenFile).toBe(
+      '/env/token',
+    );
   });
 });

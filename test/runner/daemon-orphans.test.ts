@@ -64,6 +64,8 @@ describe('runner daemon and leftover tools', () => {
     const started = startDaemon(
       {
         home: temp.dir,
+        // An enrollment token at hand: the daemon retries registering until the API answers.
+        enrollToken: 'lbe_test',
         hostName: 'hv-1',
         stateDir,
         libvirtUri: 'test:///default',
@@ -74,7 +76,7 @@ describe('runner daemon and leftover tools', () => {
         restoreRoots: [join(temp.dir, 'restores')],
       },
       {
-        api: { get: unreachable, post: unreachable, put: unreachable },
+        api: () => ({ get: unreachable, post: unreachable, put: unreachable }),
         taskTokens: new FakeTaskTokens(),
         drivers: fakeDrivers(),
         secrets: async () => ({}),

@@ -1,6 +1,7 @@
 /**
- * Host routes: register (with its SQS task queue, redriving to the shared host dead-letter
- * queue), list, show, delete, and the runner's inventory report (VMs upserted by host + domain).
+ * Host routes: create (with its SQS task queue, redriving to the shared host dead-letter
+ * queue), list, show, delete, a runner's enrollment and registration (host-enrollment.ts), and
+ * its inventory report (VMs upserted by host + domain).
  */
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
@@ -13,7 +14,9 @@ import { log } from '../../log.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
+import { hostPrincipalName, users } from '../../repo/users.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
+import { parseHostPublicKey } from '../../sealed-secrets.ts';
 import { assertAdmin } from '../access.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
@@ -71,22 +74,31 @@ const list: RouteHandler = async () => items((await hosts.list()).sort((a, b) =>
 
 const show: RouteHandler = async (ctx) => json(await hosts.get(pathId(ctx)));
 
-const create: RouteHandler = async (ctx) => {
-  assertAdmin(ctx.user, 'register hosts');
-  const body = parseBody(CreateHostBody, ctx.body);
-  const clash = (await hosts.list()).find((h) => h.name === body.name);
-  if (clash) throw new Conflict(`host name "${body.name}" is taken by host ${clash.id}`);
+/** The host called `name`, if any. */
+export async function hostNamed(name: string): Promise<Host | undefined> {
+  return (await hosts.list()).find((h) => h.name === name);
+}
+
+/**
+ * Creates a host: a new id, its SQS queue, and the record with its name guard (409 when the name
+ * is taken). Admins' `POST /hosts` and a runner's registration both come here.
+ */
+export async function createHost(spec: CreateHostBody): Promise<Host> {
+  if (spec.publicKey !== undefined) parseHostPublicKey(spec.publicKey);
+  const clash = await hostNamed(spec.name);
+  if (clash) throw new Conflict(`host name "${spec.name}" is taken by host ${clash.id}`);
   // Read before anything is written: a deployment without it fails with nothing half created.
   const deadLetterTargetArn = hostDeadLetterQueueArn();
   const id = await allocateId('host');
   const queues = await createHostQueue(id, deadLetterTargetArn);
   const host = Host.parse({
     id,
-    name: body.name,
-    cluster: body.cluster ?? 'default',
+    name: spec.name,
+    cluster: spec.cluster ?? 'default',
     state: 'INIT',
-    emulatorCpus: body.emulatorCpus,
-    maxBackupsHost: body.maxBackupsHost,
+    emulatorCpus: spec.emulatorCpus,
+    maxBackupsHost: spec.maxBackupsHost,
+    publicKey: spec.publicKey,
     ...queues,
     createdAt: new Date().toISOString(),
   });
@@ -102,10 +114,15 @@ const create: RouteHandler = async (ctx) => {
     );
   } catch (err) {
     await deleteQueues(host);
-    if (isTransactionConditionFailed(err)) throw new Conflict(`host name "${body.name}" is taken`);
+    if (isTransactionConditionFailed(err)) throw new Conflict(`host name "${spec.name}" is taken`);
     throw err;
   }
-  return json(host, 201);
+  return host;
+}
+
+const create: RouteHandler = async (ctx) => {
+  assertAdmin(ctx.user, 'register hosts');
+  return json(await createHost(parseBody(CreateHostBody, ctx.body)), 201);
 };
 
 /** EMULATOR_CPUS and MAX_BACKUPS_HOST of a registered host (admins). */
@@ -139,6 +156,8 @@ const remove: RouteHandler = async (ctx) => {
       TransactItems: [
         freeName('host', host.name),
         { Delete: { TableName: hosts.name, Key: { id: host.id } } },
+        // Its runner's credential goes with it.
+        { Delete: { TableName: users.name, Key: { name: hostPrincipalName(host.id) } } },
       ],
     }),
   );

@@ -1,17 +1,19 @@
 /**
  * `PUT /hosts/{id}/inventory`: the runner reports every libvirt domain it sees. VMs are upserted
  * by (host, domain): new domains get new ids, known ones keep their id, backups, lock and
- * ownership; VMs of the host missing from the report become GONE.
+ * ownership; VMs of the host missing from the report become GONE. Only VMs of the reporting host
+ * are ever read or written: a report cannot name another host's VMs.
  */
 import { update as updateConfig } from '#core/backup-config.ts';
 import { InventoryBody, type InventoryVm, parseBody } from '#core/contracts/api.ts';
 import { LifeboatError, ValidationError } from '#core/errors.ts';
 import { Vm } from '#core/model.ts';
+import { DEFAULT_PERMISSIONS } from '#core/permissions.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms, vmsOfHost } from '../../repo/vms.ts';
-import { assertAdmin, ownedBy } from '../access.ts';
+import { assertHostOrAdmin } from '../access.ts';
 import { items, pathId, type RouteHandler } from '../http.ts';
 
 const NOT_LOCKED = { expression: 'attribute_not_exists(#lock)', names: { '#lock': 'lock' }, values: {} };
@@ -28,9 +30,16 @@ function initialConfig(entry: InventoryVm, index: number): Record<string, string
   }
 }
 
+/**
+ * Owner of the VMs an inventory finds: the admin, whoever reports them (a runner is no user, and
+ * an admin reporting for a simulated host should not own what a real one would not).
+ */
+const NEW_VM_OWNERSHIP = { owner: 'admin', group: 'admin', permissions: DEFAULT_PERMISSIONS } as const;
+
 export const reportInventory: RouteHandler = async (ctx) => {
-  assertAdmin(ctx.user, 'report inventories');
   const hostId = pathId(ctx);
+  // A runner reports its own host only (admins may report any, for tests and simulated hosts).
+  assertHostOrAdmin(ctx.user, hostId, 'report the inventory');
   const body = parseBody(InventoryBody, ctx.body);
   const host = await hosts.get(hostId);
   // Validate every entry before the first write: bad input changes nothing.
@@ -62,7 +71,7 @@ export const reportInventory: RouteHandler = async (ctx) => {
       continue;
     }
     const vm = Vm.parse({
-      ...ownedBy(ctx.user),
+      ...NEW_VM_OWNERSHIP,
       ...seen,
       id: await allocateId('vm'),
       name: entry.domain,
