@@ -14,8 +14,8 @@ export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--token TO
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
 env: LIFEBOAT_ENDPOINT, LIFEBOAT_TOKEN, LIFEBOAT_HOME, LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
-     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_SECRET_STORE,
-     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS
+     LIFEBOAT_RUNNER_INVENTORY_SECONDS,
+     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_PROGRESS
 signals: SIGTERM/SIGINT stop (running tasks finish first), SIGHUP reports the inventory now`;
 
 /** Parses `argv` (without node and script), runs until SIGTERM/SIGINT; answers the exit code. */

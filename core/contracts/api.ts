@@ -39,6 +39,11 @@ export const CreateHostBody = z.strictObject({
     .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a CPU list such as 0-1,4')
     .optional(),
   maxBackupsHost: z.number().int().positive().max(1000).optional(),
+  /**
+   * The runner's X25519 public key (PEM), for hosts an admin registers on a runner's behalf:
+   * datastore secrets are sealed to it. Checked as a key by the route.
+   */
+  publicKey: z.string().min(1).max(4096).optional(),
 });
 export type CreateHostBody = z.infer<typeof CreateHostBody>;
 

@@ -42,6 +42,8 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   const datastore = await datastores.get(image.datastoreId);
   const host = await hosts.get(options.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  // Sealed before the in-place lock: a host that cannot open the secrets leaves nothing to undo.
+  const taskDs = await taskDatastore(datastore, host, image);
 
   const disks = image.disks.filter((d) => options.diskId === undefined || d.id === options.diskId);
   if (disks.length === 0)
@@ -66,7 +68,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     vmId: image.vmId,
     backupId: chain.full.backupId,
     disks: chain.full.disks,
-    datastore: taskDatastore(datastore, image),
+    datastore: taskDs,
     target: options.targetDir ?? `${DEFAULT_RESTORE_ROOT}/${name}`,
     name,
     // A single disk, or the VM's own disks, need no template; a new VM gets a cleaned one.
@@ -85,7 +87,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     ...taskHeader('cleanup', heartbeatSeconds),
     vm: null,
     imageId: image.id,
-    datastore: taskDatastore(datastore, image),
+    datastore: taskDs,
   });
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task, cleanup };

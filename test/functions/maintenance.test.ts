@@ -28,6 +28,7 @@ import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-maintenance' };
 const MAINTENANCE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance';
@@ -81,7 +82,7 @@ beforeAll(async () => {
   [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
   await seedUser('admin', admin.token);
   for (const name of ['kvm-1', 'kvm-2']) {
-    expect((await call('POST', '/hosts', { ...admin, body: { name } })).status).toBe(201);
+    expect((await call('POST', '/hosts', { ...admin, body: hostBody(name) })).status).toBe(201);
   }
   const ds = await call('POST', '/datastores', {
     ...admin,

@@ -14,6 +14,7 @@ import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
+import { parseHostPublicKey } from '../../sealed-secrets.ts';
 import { assertAdmin } from '../access.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
@@ -74,6 +75,7 @@ const show: RouteHandler = async (ctx) => json(await hosts.get(pathId(ctx)));
 const create: RouteHandler = async (ctx) => {
   assertAdmin(ctx.user, 'register hosts');
   const body = parseBody(CreateHostBody, ctx.body);
+  if (body.publicKey !== undefined) parseHostPublicKey(body.publicKey);
   const clash = (await hosts.list()).find((h) => h.name === body.name);
   if (clash) throw new Conflict(`host name "${body.name}" is taken by host ${clash.id}`);
   // Read before anything is written: a deployment without it fails with nothing half created.
@@ -87,6 +89,7 @@ const create: RouteHandler = async (ctx) => {
     state: 'INIT',
     emulatorCpus: body.emulatorCpus,
     maxBackupsHost: body.maxBackupsHost,
+    publicKey: body.publicKey,
     ...queues,
     createdAt: new Date().toISOString(),
   });
