@@ -175,6 +175,8 @@ export class LifeboatStack extends Stack {
     fn('Dispatcher').grantInvoke(fn('CommitBackup'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
+    // The runners' TABLE_PROGRESS.
+    new CfnOutput(this, 'ProgressTableName', { value: this.tables.byKey.progress.tableName });
     if (this.runnerAccess.role && this.runnerAccess.profile && this.runnerAccess.trustAnchor) {
       new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
       new CfnOutput(this, 'RunnerProfileArn', { value: this.runnerAccess.profile.attrProfileArn });

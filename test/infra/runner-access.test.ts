@@ -121,6 +121,19 @@ describe('IAM Roles Anywhere', () => {
     });
   });
 
+  it('outputs what a runner host is configured with: role, profile, trust anchor, progress table', () => {
+    const outputs = (synth: Synthesized) => Object.keys(synth.template.findOutputs('*'));
+    expect(outputs(anchored)).toEqual(
+      expect.arrayContaining([
+        'RunnerRoleArn',
+        'RunnerProfileArn',
+        'RunnerTrustAnchorArn',
+        'ProgressTableName',
+      ]),
+    );
+    expect(outputs(plain)).not.toContain('RunnerRoleArn');
+  });
+
   it('lets Roles Anywhere assume the runner role only through the stack’s own trust anchor', () => {
     const anchorArn = {
       'Fn::GetAtt': [logicalIdByPath(anchored.json, 'Runner/TrustAnchor'), 'TrustAnchorArn'],
