@@ -7,6 +7,14 @@
 import { Agent } from 'node:http';
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { generateHostKeyPair, type HostKeyPair } from '#functions/sealed-secrets.ts';
+
+/**
+ * The key of every host the responder plays, registered as `publicKey` with `POST /hosts`: Admit
+ * seals datastore secrets to a host's key and refuses a host without one. The responder itself
+ * never opens them.
+ */
+export const SIMULATED_HOST_KEY: HostKeyPair = generateHostKeyPair();
 
 /** One host task as the responder saw it. */
 export interface SeenTask {

@@ -29,7 +29,7 @@ import { homePaths, LocalConfigFile, resolveConfig } from '#local/config.ts';
 import { startControlPlane } from '#local/control-plane.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { apiClient } from './stack.ts';
-import { startHostResponder } from './storm-responder.ts';
+import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
 
 /** Options of the storm. */
 export interface StormOptions {
@@ -176,7 +176,10 @@ export async function runStorm(opts: StormOptions) {
     const hostIndexes = Array.from({ length: opts.hosts }, (_, i) => i);
     let made = 0;
     await pool(hostIndexes, 16, async (h) => {
-      const host = (await api('POST', '/hosts', { name: `storm-${h}` })) as { id: number; queueUrl: string };
+      const host = (await api('POST', '/hosts', {
+        name: `storm-${h}`,
+        publicKey: SIMULATED_HOST_KEY.publicKey,
+      })) as { id: number; queueUrl: string };
       queues.set(host.id, host.queueUrl);
       const domains = Array.from({ length: vmsPerHost }, (_, i) => ({
         domain: `vm-${h}-${i}`,

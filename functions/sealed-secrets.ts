@@ -30,6 +30,11 @@ export interface HostKeyPair {
 
 const INFO = Buffer.from('lifeboat-sealed-v1');
 
+/** The context a datastore's secrets are sealed for (Admit) and opened with (the runner). */
+export function sealContext(datastoreId: number): string {
+  return `ds/${datastoreId}`;
+}
+
 /** A new X25519 key pair for a host (made by the runner; the private key never leaves it). */
 export function generateHostKeyPair(): HostKeyPair {
   const { publicKey, privateKey } = generateKeyPairSync('x25519');

@@ -1,15 +1,18 @@
 /**
- * Where datastore secrets (RESTIC_PASSWORD, keys) live: never in DynamoDB, never in task
- * messages. Records hold a reference (`ds/100`); the API writes the values here and the runner
- * reads them back itself. Values never appear in errors or logs raised from this module.
+ * Where datastore secrets (RESTIC_PASSWORD, keys) live: never in DynamoDB, never in plain in
+ * task messages. Records hold a reference (`ds/100`); the API writes the values here and the
+ * Admit steps read them back to seal them to the task's host (functions/sealed-secrets.ts):
+ * runners read no store. Values never appear in errors or logs raised from this module.
  */
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CreateSecretCommand,
   DeleteSecretCommand,
+  DescribeSecretCommand,
   GetSecretValueCommand,
   PutSecretValueCommand,
+  RestoreSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { NotFound, ValidationError } from '#core/errors.ts';
 import { secretsClient } from './aws.ts';
@@ -42,7 +45,15 @@ function parseValues(text: string, ref: string): SecretValues {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
 }
 
-/** AWS Secrets Manager: one secret `lifeboat/<ref>` holding a JSON object. */
+/** Days a deleted datastore secret can still be restored (Secrets Manager allows 7 to 30). */
+export const SECRET_RECOVERY_DAYS = 7;
+
+/**
+ * AWS Secrets Manager: one secret `lifeboat/<ref>` holding a JSON object. A deleted secret is
+ * scheduled for deletion with a recovery window ({@link SECRET_RECOVERY_DAYS}), so a datastore
+ * removed by mistake keeps its password for a week (`aws secretsmanager restore-secret`); a put
+ * on a reference pending deletion restores it first.
+ */
 export class SecretsManagerStore implements SecretStore {
   constructor(private readonly prefix = 'lifeboat/') {}
 
@@ -57,9 +68,24 @@ export class SecretsManagerStore implements SecretStore {
     try {
       await secretsClient().send(new PutSecretValueCommand({ SecretId, SecretString }));
     } catch (err) {
+      if (
+        err instanceof Error &&
+        err.name === 'InvalidRequestException' &&
+        (await this.pendingDeletion(SecretId))
+      ) {
+        await secretsClient().send(new RestoreSecretCommand({ SecretId }));
+        await secretsClient().send(new PutSecretValueCommand({ SecretId, SecretString }));
+        return;
+      }
       if (!(err instanceof Error) || err.name !== 'ResourceNotFoundException') throw err;
       await secretsClient().send(new CreateSecretCommand({ Name: SecretId, SecretString }));
     }
+  }
+
+  /** Whether the secret exists and is scheduled for deletion. */
+  private async pendingDeletion(SecretId: string): Promise<boolean> {
+    const out = await secretsClient().send(new DescribeSecretCommand({ SecretId }));
+    return out.DeletedDate !== undefined;
   }
 
   async get(ref: string): Promise<SecretValues> {
@@ -78,10 +104,19 @@ export class SecretsManagerStore implements SecretStore {
   async delete(ref: string): Promise<void> {
     try {
       await secretsClient().send(
-        new DeleteSecretCommand({ SecretId: this.id(ref), ForceDeleteWithoutRecovery: true }),
+        new DeleteSecretCommand({ SecretId: this.id(ref), RecoveryWindowInDays: SECRET_RECOVERY_DAYS }),
       );
     } catch (err) {
-      if (!(err instanceof Error) || err.name !== 'ResourceNotFoundException') throw err;
+      if (err instanceof Error && err.name === 'ResourceNotFoundException') return;
+      // Deleted already (a retry): it stays scheduled, with its first recovery window.
+      if (
+        err instanceof Error &&
+        err.name === 'InvalidRequestException' &&
+        (await this.pendingDeletion(this.id(ref)))
+      ) {
+        return;
+      }
+      throw err;
     }
   }
 }

@@ -15,7 +15,8 @@ export interface TableSpec {
     | 'executions'
     | 'counters'
     | 'users'
-    | 'schedules';
+    | 'schedules'
+    | 'progress';
   /** Environment variable holding the table's name for the Lambdas and the runner. */
   envVar: string;
   partitionKey: { name: string; type: 'S' | 'N' };
@@ -24,7 +25,15 @@ export interface TableSpec {
     partitionKey: { name: string; type: 'S' | 'N' };
     sortKey?: { name: string; type: 'S' | 'N' };
   }[];
+  /** Attribute holding an item's expiry (epoch seconds), removed by DynamoDB's TTL. */
+  ttlAttribute?: string;
 }
+
+/**
+ * The attributes of a progress record (`<hostId>/<executionId>`), its key included: all a runner
+ * writes, and all its IAM policy lets it write there.
+ */
+export const PROGRESS_ATTRIBUTES = ['id', 'phase', 'bytesDone', 'bytesTotal', 'expiresAt'] as const;
 
 export const TABLES: readonly TableSpec[] = [
   { key: 'hosts', envVar: 'TABLE_HOSTS', partitionKey: { name: 'id', type: 'N' }, indexes: [] },
@@ -73,5 +82,14 @@ export const TABLES: readonly TableSpec[] = [
     indexes: [
       { name: 'due', partitionKey: { name: 'queue', type: 'S' }, sortKey: { name: 'nextRunAt', type: 'S' } },
     ],
+  },
+  {
+    key: 'progress',
+    envVar: 'TABLE_PROGRESS',
+    // `<hostId>/<executionId>`: the runner of host N may write only keys starting with `N/`
+    // (an IAM condition on dynamodb:LeadingKeys), so a host cannot touch another's executions.
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [],
+    ttlAttribute: 'expiresAt',
   },
 ];

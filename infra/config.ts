@@ -2,6 +2,8 @@
  * Deployment settings read from CDK context (`cdk.json`, `-c key=value`, or the `context`
  * argument of `buildApp`), with the defaults of the shared design.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Node } from 'constructs';
 
 /** Context key that turns NodejsFunction bundling (esbuild) off: tests and local mode synth fast. */
@@ -9,6 +11,17 @@ export const SKIP_BUNDLING = 'lifeboat:skipBundling';
 
 /** Default name of the shared host dead-letter queue (local mode creates the same one). */
 export const HOST_DEAD_LETTER_QUEUE_NAME = 'lifeboat-dlq-hosts';
+
+/**
+ * Context key: the CA certificate bundle (PEM) the runners' certificates chain to, or the path
+ * of a file holding it. Becomes the stack's IAM Roles Anywhere trust anchor.
+ */
+export const TRUST_ANCHOR_CERTIFICATE = 'runnerTrustAnchorCertificate';
+/** Context key: ARN of an ACM Private CA issuing the runners' certificates (instead of a bundle). */
+export const TRUST_ANCHOR_PCA_ARN = 'runnerTrustAnchorPcaArn';
+
+/** Where the runners' certificates come from: a CA bundle, or an ACM Private CA. */
+export type TrustAnchorSource = { certificateBundle: string } | { acmPcaArn: string };
 
 /** Settings of one Lifeboat deployment. */
 export interface LifeboatConfig {
@@ -33,11 +46,17 @@ export interface LifeboatConfig {
    */
   hostDeadLetterQueueName: string;
   /**
-   * Principal tag naming the host a runner's credentials belong to. `lifeboat-host` when a
-   * credential broker tags the session; with IAM Roles Anywhere use `x509Subject/CN` and issue
-   * each host a certificate whose CN is its host id.
+   * Principal tag naming the host a runner's credentials belong to: `x509Subject/CN`, the tag
+   * IAM Roles Anywhere sets from the certificate's subject CN (issue each host a certificate whose
+   * CN is its host id). A credential broker tagging sessions itself may name another tag.
    */
   runnerHostTag: string;
+  /**
+   * The CA runners' certificates chain to (context {@link TRUST_ANCHOR_CERTIFICATE} or
+   * {@link TRUST_ANCHOR_PCA_ARN}). Absent: the stack creates no trust anchor, no Roles Anywhere
+   * profile and no runner role (only the runner policy), so no runner can get credentials.
+   */
+  runnerTrustAnchor?: TrustAnchorSource;
 }
 
 const DEFAULTS: LifeboatConfig = {
@@ -49,7 +68,7 @@ const DEFAULTS: LifeboatConfig = {
   hostRetryMaxAttempts: 6,
   hostQueuePrefix: 'lifeboat-host-',
   hostDeadLetterQueueName: HOST_DEAD_LETTER_QUEUE_NAME,
-  runnerHostTag: 'lifeboat-host',
+  runnerHostTag: 'x509Subject/CN',
 };
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
@@ -77,6 +96,7 @@ export function readConfig(node: Node): LifeboatConfig {
     hostQueuePrefix: str('hostQueuePrefix'),
     hostDeadLetterQueueName: str('hostDeadLetterQueueName'),
     runnerHostTag: str('runnerHostTag'),
+    runnerTrustAnchor: readTrustAnchor(node),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
     throw new Error(
@@ -84,4 +104,58 @@ export function readConfig(node: Node): LifeboatConfig {
     );
   }
   return config;
+}
+
+const PCA_ARN = /^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+$/;
+
+/**
+ * The trust anchor's source from context: a PEM bundle (inline or a file path) checked to hold
+ * CA certificates, or an ACM Private CA ARN; never both. Undefined when neither is set.
+ */
+function readTrustAnchor(node: Node): TrustAnchorSource | undefined {
+  const text = (key: string): string | undefined => {
+    const raw = node.tryGetContext(key);
+    return typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : undefined;
+  };
+  const certificate = text(TRUST_ANCHOR_CERTIFICATE);
+  const pcaArn = text(TRUST_ANCHOR_PCA_ARN);
+  if (certificate && pcaArn) {
+    throw new Error(`CDK context: set ${TRUST_ANCHOR_CERTIFICATE} or ${TRUST_ANCHOR_PCA_ARN}, not both`);
+  }
+  if (pcaArn) {
+    if (!PCA_ARN.test(pcaArn)) {
+      throw new Error(
+        `CDK context ${TRUST_ANCHOR_PCA_ARN} must be an ACM Private CA ARN, got ${JSON.stringify(pcaArn)}`,
+      );
+    }
+    return { acmPcaArn: pcaArn };
+  }
+  if (!certificate) return undefined;
+  let pem = certificate;
+  if (!certificate.startsWith('-----BEGIN')) {
+    try {
+      pem = readFileSync(certificate, 'utf8');
+    } catch (error) {
+      throw new Error(
+        `CDK context ${TRUST_ANCHOR_CERTIFICATE}: cannot read ${certificate}: ${(error as Error).message}`,
+      );
+    }
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0)
+    throw new Error(`CDK context ${TRUST_ANCHOR_CERTIFICATE}: no PEM certificate found`);
+  for (const block of blocks) {
+    let parsed: X509Certificate;
+    try {
+      parsed = new X509Certificate(block);
+    } catch {
+      throw new Error(`CDK context ${TRUST_ANCHOR_CERTIFICATE}: a certificate of the bundle does not parse`);
+    }
+    if (!parsed.ca) {
+      throw new Error(
+        `CDK context ${TRUST_ANCHOR_CERTIFICATE}: ${parsed.subject.replaceAll('\n', ', ')} is not a CA certificate`,
+      );
+    }
+  }
+  return { certificateBundle: `${blocks.join('\n')}\n` };
 }

@@ -1,37 +1,45 @@
 /**
  * What a runner on a hypervisor may do in AWS, and nothing more: read its own host queue,
- * answer task tokens, report its tasks' progress, read datastore secrets.
+ * answer task tokens, and write its own tasks' progress records. No secrets: datastore secrets
+ * reach a runner only inside its tasks, sealed to its host's key (functions/sealed-secrets.ts).
  *
- * Each host authenticates with its own credentials. The AWS-native way for on-premises
- * machines is IAM Roles Anywhere with one X.509 certificate per host: the session then carries
- * principal tags taken from the certificate (`x509Subject/CN`, ...), so deploy with context
- * `runnerHostTag=x509Subject/CN` and certificates whose CN is the host id. A credential broker
- * that tags sessions (`sts:TagSession`) with `lifeboat-host=<id>` works with the default tag.
- * Either way the queue a runner can read is `<prefix><its own tag value>`: a runner holding
- * host 3's certificate cannot receive or delete host 4's tasks.
+ * Each host authenticates with IAM Roles Anywhere and its own X.509 certificate, whose subject
+ * CN is its host id. The stack creates the trust anchor (the CA of those certificates, from CDK
+ * context) and a profile for the runner role; the role trusts Roles Anywhere only through that
+ * anchor (`aws:SourceArn`), so a certificate of any other anchor in the account gets nothing.
+ * Roles Anywhere tags the session with the certificate's subject (`x509Subject/CN`), and every
+ * grant below names that tag: the queue `<prefix><its host id>`, progress keys `<its host id>/...`.
+ * A runner holding host 3's certificate cannot receive host 4's tasks nor touch its progress.
  */
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as rolesanywhere from 'aws-cdk-lib/aws-rolesanywhere';
 import { Construct } from 'constructs';
+import { PROGRESS_ATTRIBUTES } from '#functions/tables.ts';
+import type { TrustAnchorSource } from './config.ts';
 
 export interface RunnerAccessProps {
   /** Host queue name prefix (`lifeboat-host-`). */
   hostQueuePrefix: string;
-  /** Principal tag naming the host (`lifeboat-host` or `x509Subject/CN`). */
+  /** Principal tag naming the host (`x509Subject/CN` with Roles Anywhere). */
   hostTag: string;
-  /** Secrets the runner resolves from `datastore.secretRef`: `arn:...:secret:lifeboat/*`. */
-  secretArnPattern: string;
-  /** The executions table, whose progress attributes the runner updates while a task runs. */
-  executionsTableArn: string;
+  /** The progress table, whose `<hostId>/...` records the runner of each host writes. */
+  progressTableArn: string;
+  /** The CA of the runners' certificates; without it no anchor, profile or role is created. */
+  trustAnchor?: TrustAnchorSource;
 }
 
-/** The only attributes of an Execution record a runner may write (its task's progress). */
-export const RUNNER_PROGRESS_ATTRIBUTES = ['id', 'phase', 'bytesDone', 'bytesTotal'] as const;
+/** The only attributes of a progress record a runner may write (its key included). */
+export const RUNNER_PROGRESS_ATTRIBUTES = PROGRESS_ATTRIBUTES;
 
-/** The runners' managed policy and a role for IAM Roles Anywhere sessions. */
+const ROLES_ANYWHERE = 'rolesanywhere.amazonaws.com';
+
+/** The runners' managed policy and, given a trust anchor, the Roles Anywhere anchor, role and profile. */
 export class RunnerAccess extends Construct {
   readonly policy: iam.ManagedPolicy;
-  readonly role: iam.Role;
+  readonly trustAnchor?: rolesanywhere.CfnTrustAnchor;
+  readonly role?: iam.Role;
+  readonly profile?: rolesanywhere.CfnProfile;
 
   constructor(scope: Construct, id: string, props: RunnerAccessProps) {
     super(scope, id);
@@ -41,7 +49,7 @@ export class RunnerAccess extends Construct {
     const tagPresent = { Null: { [`aws:PrincipalTag/${props.hostTag}`]: 'false' } };
 
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
-      description: 'Lifeboat runner: its own host queue, task tokens, datastore secrets',
+      description: 'Lifeboat runner: its own host queue, task tokens, its own progress records',
       statements: [
         new iam.PolicyStatement({
           sid: 'OwnHostQueueOnly',
@@ -70,35 +78,53 @@ export class RunnerAccess extends Construct {
           conditions: tagPresent,
         }),
         new iam.PolicyStatement({
-          sid: 'TaskProgressOnly',
-          actions: ['dynamodb:UpdateItem'],
-          resources: [props.executionsTableArn],
-          // Progress fields only: a runner cannot change an execution's state, error or owner.
+          sid: 'OwnProgressOnly',
+          actions: ['dynamodb:UpdateItem', 'dynamodb:PutItem'],
+          resources: [props.progressTableArn],
           conditions: {
             ...tagPresent,
+            // Keys `<its host id>/<execution id>` only: the `/` keeps host 3 out of host 31's keys.
+            'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tagVariable}/*`] },
+            // Progress fields only, and nothing read back.
             'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...RUNNER_PROGRESS_ATTRIBUTES] },
+            StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
           },
-        }),
-        new iam.PolicyStatement({
-          sid: 'DatastoreSecrets',
-          actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-          resources: [props.secretArnPattern],
-          conditions: tagPresent,
         }),
       ],
     });
 
+    if (!props.trustAnchor) return;
+    const source = props.trustAnchor;
+    this.trustAnchor = new rolesanywhere.CfnTrustAnchor(this, 'TrustAnchor', {
+      name: `${stack.stackName}-runners`,
+      enabled: true,
+      source:
+        'acmPcaArn' in source
+          ? { sourceType: 'AWS_ACM_PCA', sourceData: { acmPcaArn: source.acmPcaArn } }
+          : {
+              sourceType: 'CERTIFICATE_BUNDLE',
+              sourceData: { x509CertificateData: source.certificateBundle },
+            },
+    });
+    const fromOwnAnchor = { ArnEquals: { 'aws:SourceArn': this.trustAnchor.attrTrustAnchorArn } };
     this.role = new iam.Role(this, 'Role', {
-      description: 'Assumed by Lifeboat runners through IAM Roles Anywhere (one certificate per host)',
-      assumedBy: new iam.ServicePrincipal('rolesanywhere.amazonaws.com').withSessionTags(),
+      description: "Assumed by Lifeboat runners through the stack's own IAM Roles Anywhere trust anchor",
+      assumedBy: new iam.ServicePrincipal(ROLES_ANYWHERE).withConditions(fromOwnAnchor).withSessionTags(),
       managedPolicies: [this.policy],
     });
     // Roles Anywhere also sets the source identity from the certificate.
     this.role.assumeRolePolicy?.addStatements(
       new iam.PolicyStatement({
         actions: ['sts:SetSourceIdentity'],
-        principals: [new iam.ServicePrincipal('rolesanywhere.amazonaws.com')],
+        principals: [new iam.ServicePrincipal(ROLES_ANYWHERE)],
+        conditions: fromOwnAnchor,
       }),
     );
+    this.profile = new rolesanywhere.CfnProfile(this, 'Profile', {
+      name: `${stack.stackName}-runner`,
+      enabled: true,
+      roleArns: [this.role.roleArn],
+      durationSeconds: 3600,
+    });
   }
 }

@@ -3,12 +3,12 @@
  * Maintenance state machines, the scheduler, runner access and alarms. Each part lives in its own file; this one
  * wires them and grants each function only what its job needs.
  */
-import { ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { type ApiRoute, HttpFront } from './api.ts';
-import { readConfig } from './config.ts';
+import { readConfig, TRUST_ANCHOR_CERTIFICATE, TRUST_ANCHOR_PCA_ARN } from './config.ts';
 import { createFunctions, type LifeboatFunctions } from './functions.ts';
 import { HostDeadLetters } from './host-dead-letters.ts';
 import { acknowledgeFindings } from './nag-suppressions.ts';
@@ -35,6 +35,9 @@ const STEP_FUNCTIONS = [
   'MarkFailed',
   'Release',
 ];
+
+/** Steps that build host tasks: they read datastore secrets to seal them to the task's host. */
+const SEALING_STEPS = ['AdmitBackup', 'AdmitRestore', 'AdmitMaintenance'];
 
 export class LifeboatStack extends Stack {
   readonly tables: Tables;
@@ -129,9 +132,15 @@ export class LifeboatStack extends Stack {
     this.runnerAccess = new RunnerAccess(this, 'Runner', {
       hostQueuePrefix: config.hostQueuePrefix,
       hostTag: config.runnerHostTag,
-      secretArnPattern,
-      executionsTableArn: this.tables.byKey.executions.tableArn,
+      progressTableArn: this.tables.byKey.progress.tableArn,
+      trustAnchor: config.runnerTrustAnchor,
     });
+    if (!config.runnerTrustAnchor) {
+      Annotations.of(this.runnerAccess).addWarningV2(
+        'lifeboat:noRunnerTrustAnchor',
+        `No runner trust anchor: set context ${TRUST_ANCHOR_CERTIFICATE} (CA bundle PEM or its file) or ${TRUST_ANCHOR_PCA_ARN}; until then no runner role or Roles Anywhere profile exists and no runner can get credentials`,
+      );
+    }
     this.scheduling = new Scheduling(this, 'Scheduling', { dispatcher: fn('Dispatcher'), api: fn('Api') });
     this.alarms = new Alarms(this, 'Alarms', {
       stateMachines: {
@@ -148,16 +157,33 @@ export class LifeboatStack extends Stack {
     this.grantScheduledActions(fn('Dispatcher'), [names.backup, names.restore, names.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
-        // Only the API authenticates users.
-        if (key !== 'users') table.grantReadWriteData(fn(stepId));
+        // Only the API authenticates users; only runners write progress (the API reads it).
+        if (key !== 'users' && key !== 'progress') table.grantReadWriteData(fn(stepId));
       }
+    }
+    for (const stepId of SEALING_STEPS) {
+      fn(stepId).addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadDatastoreSecretsToSeal',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [secretArnPattern],
+        }),
+      );
     }
     // Release wakes it when a slot frees; CommitBackup when KEEP_LAST queued deletes.
     fn('Dispatcher').grantInvoke(fn('Release'));
     fn('Dispatcher').grantInvoke(fn('CommitBackup'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
-    new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
+    // The runners' TABLE_PROGRESS.
+    new CfnOutput(this, 'ProgressTableName', { value: this.tables.byKey.progress.tableName });
+    if (this.runnerAccess.role && this.runnerAccess.profile && this.runnerAccess.trustAnchor) {
+      new CfnOutput(this, 'RunnerRoleArn', { value: this.runnerAccess.role.roleArn });
+      new CfnOutput(this, 'RunnerProfileArn', { value: this.runnerAccess.profile.attrProfileArn });
+      new CfnOutput(this, 'RunnerTrustAnchorArn', {
+        value: this.runnerAccess.trustAnchor.attrTrustAnchorArn,
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
     new CfnOutput(this, 'HostDeadLetterQueueUrl', { value: this.hostDeadLetters.queue.queueUrl });
     new CfnOutput(this, 'BackupStateMachineArn', { value: this.backup.stateMachine.stateMachineArn });
@@ -180,7 +206,11 @@ export class LifeboatStack extends Stack {
     secretArnPattern: string,
     dispatcher: LifeboatFunctions[string],
   ): void {
-    for (const table of Object.values(this.tables.byKey)) table.grantReadWriteData(api);
+    for (const [key, table] of Object.entries(this.tables.byKey)) {
+      // Progress is the runners' to write: the API only reads it into the executions it shows.
+      if (key === 'progress') table.grantReadData(api);
+      else table.grantReadWriteData(api);
+    }
     api.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'HostQueues',
@@ -204,6 +234,7 @@ export class LifeboatStack extends Stack {
           'secretsmanager:GetSecretValue',
           'secretsmanager:DescribeSecret',
           'secretsmanager:DeleteSecret',
+          'secretsmanager:RestoreSecret',
           'secretsmanager:TagResource',
         ],
         resources: [secretArnPattern],

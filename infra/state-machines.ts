@@ -145,9 +145,10 @@ export class OperationStateMachine extends Construct {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       comment: `Lifeboat ${props.kind.toLowerCase()}: admit, run on the host, commit, release`,
       tracingEnabled: true,
-      // Payloads never carry secrets (the runner resolves secretRef itself), so the execution
-      // data is safe to log, and it is what an operator needs to understand a failure.
-      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // No execution data in the logs: the inputs of RunOnHost and Cleanup hold task tokens (and
+      // sealed secrets), and a task token lets whoever reads it answer for the host. The
+      // execution history (states:GetExecutionHistory, for admins) keeps the full payloads.
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
   }
 

@@ -26,6 +26,7 @@ export class Tables extends Construct {
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        ...(spec.ttlAttribute && { timeToLiveAttribute: spec.ttlAttribute }),
         // Backup metadata outlives a stack deletion: losing it orphans every backup.
         removalPolicy: RemovalPolicy.RETAIN,
       });

@@ -14,7 +14,6 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
-import { secretStore } from '#functions/secrets.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiAnswerError, type ApiConnector, httpApi } from './api-client.ts';
 import { type RunnerConfig, resolveConnection } from './config.ts';
@@ -38,6 +37,7 @@ import {
   startInventoryLoop,
 } from './register.ts';
 import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
+import { hostKeyPath, sealedSecretResolver } from './sealed-secrets.ts';
 import type { Drivers, SecretResolver } from './tasks/context.ts';
 
 /** The edges of the daemon; each defaults to the real thing. */
@@ -48,7 +48,9 @@ export interface DaemonDeps {
   queue?: (queueUrl: string) => QueueApi;
   inventory?: InventoryReader;
   drivers?: Drivers;
+  /** Opens the sealed secrets of a task's datastore (default: with `<stateDir>/host-key.pem`). */
   secrets?: SecretResolver;
+  /** Where progress goes (default: this host's records of the progress table). */
   progress?: ProgressSink;
   log?: Logger;
 }
@@ -100,8 +102,8 @@ async function runDaemon(
 ): Promise<Daemon> {
   const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(), rootLog);
   const drivers = deps.drivers ?? hostDrivers(config.libvirtUri);
-  const store = deps.secrets ? undefined : secretStore();
-  const secrets: SecretResolver = deps.secrets ?? ((ref) => (store as NonNullable<typeof store>).get(ref));
+  // Secrets come sealed in the tasks themselves (reconcile's journalled ones too): no secret store.
+  const secrets: SecretResolver = deps.secrets ?? sealedSecretResolver(hostKeyPath(config.stateDir));
 
   const reconciled = await reconcileUnfinished({
     journal,
@@ -145,7 +147,8 @@ async function runDaemon(
     reporter,
     drivers,
     secrets,
-    progress: deps.progress ?? dynamoProgressSink,
+    // Progress records are keyed by host: known once registered.
+    progress: deps.progress ?? dynamoProgressSink(host.id),
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
     log,

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '#core/errors.ts';
 import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { hostKeyPath } from './sealed-secrets.ts';
 
 /** What `identity.json` holds. */
 export const HostIdentity = z.strictObject({
@@ -28,10 +29,8 @@ export function identityPath(stateDir: string): string {
   return join(stateDir, 'identity.json');
 }
 
-/** `<stateDir>/host-key.pem`: the host's private key (PKCS#8 PEM, 0600). */
-export function hostKeyPath(stateDir: string): string {
-  return join(stateDir, 'host-key.pem');
-}
+/** The host's private key: `<stateDir>/host-key.pem` (PKCS#8 PEM, 0600), kept in one place. */
+export { hostKeyPath } from './sealed-secrets.ts';
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';

@@ -35,9 +35,8 @@ if [[ ! -e "$ENV_FILE" ]]; then
 # LIFEBOAT_RUNNER_NAME=   (default: the host name)
 # LIFEBOAT_RUNNER_MAX_TASKS=2
 # LIFEBOAT_LIBVIRT_URI=qemu:///system
-# LIFEBOAT_SECRET_STORE=secretsmanager
 # AWS_REGION=eu-west-1
-# TABLE_EXECUTIONS=   (the stack's executions table, for progress)
+# TABLE_PROGRESS=   (the stack's progress table: this host's task progress)
 # LIFEBOAT_SSH_CONFIG=/etc/lifeboat/ssh_config
 ENV
   say "wrote $ENV_FILE (0600): fill in the endpoint, the enrollment token file and AWS settings"

@@ -5,8 +5,8 @@
  * task out again with a new token; the journal makes sure a task runs once and a repeated
  * delivery is answered with the outcome it already had.
  *
- * A `started` line also holds the task (without secrets: they never travel in tasks) and its
- * token, so that after a crash {@link Journal.unfinished} tells reconcile what to clean and
+ * A `started` line also holds the task (its secrets only sealed to this host's key, as they
+ * travel) and its token, so that after a crash {@link Journal.unfinished} tells reconcile what to clean and
  * whom to tell.
  */
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';

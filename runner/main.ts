@@ -19,8 +19,8 @@ keeps the host credential it gets in <state-dir>/identity.json (0600).
 env: LIFEBOAT_ENDPOINT, LIFEBOAT_ENROLL_TOKEN, LIFEBOAT_ENROLL_TOKEN_FILE, LIFEBOAT_HOME,
      LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
-     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS, LIFEBOAT_SECRET_STORE,
-     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_EXECUTIONS
+     LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS,
+     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_PROGRESS
 signals: SIGTERM/SIGINT stop (running tasks finish first), SIGHUP reports the inventory now`;
 
 /** Parses `argv` (without node and script), runs until SIGTERM/SIGINT; answers the exit code. */

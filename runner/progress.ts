@@ -1,25 +1,25 @@
 /**
- * Progress of a running task, written straight to its Execution record in DynamoDB (`phase`,
- * `bytesDone`, `bytesTotal`) so `lifeboat execution show --follow` sees it. Writes are throttled
- * to one per second per task; a phase change is written at once. A failed write is logged and
- * never fails the task.
+ * Progress of a running task (`phase`, `bytesDone`, `bytesTotal`), written to this host's own
+ * record of the progress table (`<hostId>/<executionId>`, functions/repo/progress.ts), which the
+ * API merges into the execution it shows, so `lifeboat execution show --follow` sees it. The
+ * runner never writes execution records. Writes are throttled to one per second per task; a
+ * phase change is written at once. A failed write is logged and never fails the task.
  */
-import { executions } from '#functions/repo/executions.ts';
+import { type ProgressFields, writeProgress } from '#functions/repo/progress.ts';
 import type { Logger } from './log.ts';
 
-export interface ProgressFields {
-  phase?: string;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
+export type { ProgressFields };
 
 /** Where progress goes; a fake in unit tests. */
 export type ProgressSink = (executionId: string, fields: ProgressFields) => Promise<void>;
 
-/** The executions table (the runner's IAM policy allows exactly these attributes). */
-export const dynamoProgressSink: ProgressSink = async (executionId, fields) => {
-  await executions.update(executionId, { ...fields });
-};
+/**
+ * The progress table, under host `hostId`'s keys (the runner's IAM policy allows only keys
+ * starting with its own host id, and only the progress attributes).
+ */
+export function dynamoProgressSink(hostId: number): ProgressSink {
+  return (executionId, fields) => writeProgress(hostId, executionId, fields);
+}
 
 /** The execution id of a task: the part of its taskId before the first `/`. */
 export function executionIdOf(taskId: string): string {

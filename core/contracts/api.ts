@@ -33,13 +33,17 @@ const publicKeyPem = z.string().min(1).max(4096);
 export const CreateHostBody = z.strictObject({
   name: HostName,
   cluster: name.optional(),
-  publicKey: publicKeyPem.optional(),
   /** CPU ids the emulator threads are pinned to (`0-1`, `0,2`), as upstream EMULATOR_CPUS. */
   emulatorCpus: z
     .string()
     .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a CPU list such as 0-1,4')
     .optional(),
   maxBackupsHost: z.number().int().positive().max(1000).optional(),
+  /**
+   * The runner's X25519 public key (PEM), for hosts an admin registers on a runner's behalf:
+   * datastore secrets are sealed to it. Checked as a key by the route.
+   */
+  publicKey: z.string().min(1).max(4096).optional(),
 });
 export type CreateHostBody = z.infer<typeof CreateHostBody>;
 

@@ -3,7 +3,9 @@
  * runner answers. Every message is `{ v: 1, kind, taskId, token, ...fields of its kind }`.
  * The state machines build the message body field by field from {@link TASK_FIELDS}, so every
  * field listed there must always be present in the Admit step's `task` (use null when empty).
- * Secrets never travel here: the runner resolves `datastore.secretRef` itself.
+ * Secrets travel here only sealed to the host that runs the task (`datastore.sealedSecrets`,
+ * functions/sealed-secrets.ts): the execution history keeps every task input, so it holds only
+ * ciphertext that this one host's key opens, and the runner reads no secret store of its own.
  */
 import { z } from 'zod';
 
@@ -28,10 +30,19 @@ export const TaskDatastore = z.object({
   id: z.number().int().nonnegative(),
   driver: z.enum(['restic', 'rsync']),
   attributes: z.record(z.string(), z.string()),
-  secretRef: z.string().nullable(),
+  /**
+   * The datastore's secret values (RESTIC_PASSWORD, ...) sealed to the task's host, bound to
+   * `ds/<id>`; null when the datastore has none. Only ciphertext: never a value or a reference.
+   */
+  sealedSecrets: z
+    .string()
+    .max(65_536)
+    .regex(/^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'must be a sealed secret (v1.…)')
+    .nullable(),
   /** Set for a backup job's backups: restic keeps them in the job's repository. */
   jobId: z.number().int().positive().optional(),
 });
+export type TaskDatastore = z.infer<typeof TaskDatastore>;
 
 export const TaskConfig = z.object({
   FS_FREEZE: z.enum(['NONE', 'AGENT', 'SUSPEND']),

@@ -110,6 +110,8 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const datastore = await datastores.get(input.datastoreId);
   const host = await hosts.get(vm.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  // Sealed before anything is locked: a host that cannot open the secrets fails with nothing to undo.
+  const taskDs = await taskDatastore(datastore, host, { jobId: input.jobId });
 
   // Also refused when queued; a request queued before the flatten began is stopped here.
   if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
@@ -182,14 +184,14 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     disks: disks.map(taskDisk),
     config: { FS_FREEZE: config.fsFreeze, MODE: decision.mode, INCREMENT_MODE: config.incrementMode },
     increment,
-    datastore: taskDatastore(datastore, { jobId }),
+    datastore: taskDs,
     imageId,
   });
   const cleanup = CleanupTaskFields.parse({
     ...taskHeader('cleanup', heartbeatSeconds),
     vm: taskVm(locked),
     imageId,
-    datastore: taskDatastore(datastore, { jobId }),
+    datastore: taskDs,
   });
   await executions.update(executionId, {
     phase: 'running',

@@ -54,7 +54,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   const kind = TASK_KIND_OF[input.kind];
   const { heartbeatSeconds } = limits();
   if (kind === 'flatten') {
-    const { image, task } = await admitFlatten(input, datastore, heartbeatSeconds);
+    const { image, task } = await admitFlatten(input, datastore, host, heartbeatSeconds);
     await executions.update(executionId, { phase: 'running', hostId: host.id });
     return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task: withAllFields(task) };
   }
@@ -63,7 +63,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
   const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({
     ...taskHeader(kind, heartbeatSeconds),
-    datastore: taskDatastore(datastore, image),
+    datastore: await taskDatastore(datastore, host, image),
     ...(image && { vmId: image.vmId, backupId }),
     ...(kind === 'download' && { file: input.file, toPath: input.toPath, confine: input.confine }),
   });

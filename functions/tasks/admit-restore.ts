@@ -43,6 +43,8 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   const datastore = await datastores.get(image.datastoreId);
   const host = await hosts.get(options.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  // Sealed before the in-place lock: a host that cannot open the secrets leaves nothing to undo.
+  const taskDs = await taskDatastore(datastore, host, image);
 
   const disks = image.disks.filter((d) => options.diskId === undefined || d.id === options.diskId);
   if (disks.length === 0)
@@ -67,7 +69,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     vmId: image.vmId,
     backupId: chain.full.backupId,
     disks: chain.full.disks,
-    datastore: taskDatastore(datastore, image),
+    datastore: taskDs,
     // Relative: the runner puts it under the host's first restore root.
     target: options.targetDir ?? name,
     confine: options.confine,
@@ -88,7 +90,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     ...taskHeader('cleanup', heartbeatSeconds),
     vm: null,
     imageId: image.id,
-    datastore: taskDatastore(datastore, image),
+    datastore: taskDs,
   });
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task, cleanup };

@@ -6,9 +6,11 @@
 
 import { z } from 'zod';
 import { TASK_VERSION } from '#core/contracts/tasks.ts';
-import { ValidationError } from '#core/errors.ts';
-import type { Datastore, Disk, Image, Vm } from '#core/model.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
+import type { Datastore, Disk, Host, Image, Vm } from '#core/model.ts';
 import { log } from '../log.ts';
+import { sealContext, sealSecrets } from '../sealed-secrets.ts';
+import { secretStore } from '../secrets.ts';
 
 /** The part of every state input the steps read; the rest (`admit`, `host`...) passes through. */
 export const StepInput = z.looseObject({ executionId: z.string().min(1) });
@@ -43,14 +45,33 @@ export function step<S extends z.ZodType, R>(
   };
 }
 
-/** The datastore as a task sees it: attributes and the secret reference, never secret values. */
-/** The datastore as a task sees it; a job's image (or backup) names its job's repository. */
-export function taskDatastore(ds: Datastore, image?: Pick<Image, 'jobId'> | null) {
+/**
+ * The datastore as the task of `host` sees it: its attributes, and its secret values (read from
+ * the secret store here) sealed to the host's registered key, bound to `ds/<id>`, so the task,
+ * and with it the execution history, carries only ciphertext that this host alone can open.
+ * A job's image (or backup) names its job's repository. A datastore with secrets and a host that
+ * registered no key is refused: the task could not be opened on the host.
+ */
+export async function taskDatastore(
+  ds: Datastore,
+  host: Pick<Host, 'id' | 'name' | 'publicKey'>,
+  image?: Pick<Image, 'jobId'> | null,
+) {
+  let sealedSecrets: string | null = null;
+  if (ds.secretRef) {
+    if (!host.publicKey) {
+      throw new Conflict(
+        `Host ${host.id} has no registered key: enroll its runner (lifeboat host enroll ${host.name})`,
+      );
+    }
+    const values = await secretStore().get(ds.secretRef);
+    sealedSecrets = sealSecrets(values, host.publicKey, sealContext(ds.id));
+  }
   return {
     id: ds.id,
     driver: ds.driver,
     attributes: ds.attributes,
-    secretRef: ds.secretRef ?? null,
+    sealedSecrets,
     ...(image?.jobId !== undefined && { jobId: image.jobId }),
   };
 }

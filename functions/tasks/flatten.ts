@@ -91,7 +91,12 @@ export async function queueFlatten(
 const FlattenTaskFields = FlattenTask.omit({ taskId: true, token: true });
 
 /** Admit of a flatten: the image locked by this execution, the plan as of now, the host task. */
-export async function admitFlatten(input: MaintenanceInput, datastore: Datastore, heartbeatSeconds: number) {
+export async function admitFlatten(
+  input: MaintenanceInput,
+  datastore: Datastore,
+  host: Host,
+  heartbeatSeconds: number,
+) {
   if (input.imageId === null) throw new Conflict('a flatten needs an image');
   const image = await images.get(input.imageId);
   if (image.state !== 'LOCKED' || image.executionId !== input.executionId) {
@@ -106,7 +111,7 @@ export async function admitFlatten(input: MaintenanceInput, datastore: Datastore
       ...taskHeader('flatten', heartbeatSeconds),
       vmId: image.vmId,
       imageId: image.id,
-      datastore: taskDatastore(datastore, image),
+      datastore: await taskDatastore(datastore, host, image),
       points: flattenPoints(image, plan),
       template: image.template,
     }),

@@ -1,7 +1,8 @@
 /**
  * What a task handler gets: its abort signal, its own work folder, progress reporting, the
- * drivers and the secret resolver. Handlers are plain async functions from a task to its result
- * and throw typed errors; the executor (`runner/executor.ts`) does journal, heartbeat and answer.
+ * drivers and the resolver that opens the datastore secrets sealed to this host. Handlers are
+ * plain async functions from a task to its result and throw typed errors; the executor
+ * (`runner/executor.ts`) does journal, heartbeat and answer.
  */
 import { join } from 'node:path';
 import type { z } from 'zod';
@@ -17,8 +18,11 @@ export interface Drivers {
   datastore(name: string): DatastoreDriver;
 }
 
-/** Resolves a datastore's `secretRef` (Secrets Manager or the local store). */
-export type SecretResolver = (ref: string) => Promise<Record<string, string>>;
+/**
+ * Opens the secret values a task's datastore carries sealed to this host
+ * (`datastore.sealedSecrets`; see runner/sealed-secrets.ts). Called only when there are some.
+ */
+export type SecretResolver = (datastore: z.infer<typeof TaskDatastore>) => Promise<Record<string, string>>;
 
 /** Everything a handler may use. */
 export interface TaskContext {
@@ -67,8 +71,8 @@ export async function resolveTarget(
   secrets: string[],
 ): Promise<DatastoreTarget> {
   let values: Record<string, string> = {};
-  if (datastore.secretRef) {
-    values = await resolve(datastore.secretRef);
+  if (datastore.sealedSecrets) {
+    values = await resolve(datastore);
     secrets.push(...Object.values(values));
   }
   return {

@@ -1,6 +1,7 @@
 /**
  * The HTTP API handler end to end on DynamoDB Local and fauxqs: v2 events in, JSON out.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { datastores } from '#functions/repo/datastores.ts';
 import { images } from '#functions/repo/images.ts';
 import { requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
+import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
@@ -336,6 +338,29 @@ describe('hosts and inventory', () => {
       'lifeboat-dlq-hosts',
       'lifeboat-host-1',
     ]);
+  });
+  it("takes a runner's X25519 public key at registration, refusing anything else and creating nothing", async () => {
+    const names = async () =>
+      (await call('GET', '/hosts', admin)).body.items.map((h: { name: string }) => h.name);
+    const before = await names();
+    const notX25519 = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' });
+    for (const [publicKey, message] of [
+      ['not a key', 'publicKey: not a PEM public key'],
+      [notX25519, 'publicKey: must be an X25519 key'],
+    ]) {
+      const res = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-key', publicKey } });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: 'ValidationError', message });
+    }
+    expect(await names()).toEqual(before);
+    const key = generateHostKeyPair();
+    const host = await call('POST', '/hosts', {
+      ...admin,
+      body: { name: 'kvm-key', publicKey: key.publicKey },
+    });
+    expect(host.status).toBe(201);
+    expect((await call('GET', `/hosts/${host.body.id}`, admin)).body.publicKey).toBe(key.publicKey);
+    expect((await call('DELETE', `/hosts/${host.body.id}`, admin)).status).toBe(204);
   });
 });
 

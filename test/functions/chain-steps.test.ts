@@ -20,6 +20,7 @@ import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-chain' };
 let db: DynamoDbLocal;
@@ -33,7 +34,7 @@ beforeAll(async () => {
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
   const ds = await call('POST', '/datastores', {
     ...admin,
     body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },

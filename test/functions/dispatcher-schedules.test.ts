@@ -15,6 +15,7 @@ import { handler as release } from '#functions/tasks/release.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-schedules' };
 const user = { token: 'user-token-schedules' };
@@ -39,7 +40,7 @@ beforeAll(async () => {
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   await seedUser('admin', admin.token);
   await seedUser('bob', user.token, 'user');
-  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
   const ds = await call('POST', '/datastores', {
     ...admin,
     body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },

@@ -31,6 +31,7 @@ import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-loca
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
 import { fakeDrivers } from '../runner/fakes.ts';
+import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-maintenance' };
 const dave = { token: 'dave-token-maintenance' };
@@ -85,7 +86,7 @@ beforeAll(async () => {
   [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
   await seedUser('admin', admin.token);
   for (const name of ['kvm-1', 'kvm-2']) {
-    expect((await call('POST', '/hosts', { ...admin, body: { name } })).status).toBe(201);
+    expect((await call('POST', '/hosts', { ...admin, body: hostBody(name) })).status).toBe(201);
   }
   const ds = await call('POST', '/datastores', {
     ...admin,

@@ -13,6 +13,7 @@ import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
 import { pendingRequests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
+import { generateHostKeyPair, unsealSecrets } from '#functions/sealed-secrets.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
@@ -23,6 +24,7 @@ import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { hostBody, TEST_HOST_KEY } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-operations' };
 let db: DynamoDbLocal;
@@ -63,7 +65,7 @@ beforeAll(async () => {
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
   await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1' } })).status).toBe(201);
+  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
   const ds = await call('POST', '/datastores', {
     ...admin,
     body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw-never-in-tasks' } },
@@ -137,7 +139,7 @@ describe('backup steps', () => {
   const input = { executionId: '2', vmId: 2, datastoreId: 1, reset: false };
   let admitted: Awaited<ReturnType<typeof admitBackup>>;
 
-  it('Admit locks the VM, creates a LOCKED image and builds a complete task without secrets', async () => {
+  it('Admit locks the VM, creates a LOCKED image and builds a complete task with its secrets sealed to the host', async () => {
     admitted = await admitBackup(input);
     for (const field of TASK_FIELDS.backup) expect(admitted.task).toHaveProperty(field);
     for (const field of TASK_FIELDS.cleanup) expect(admitted.cleanup).toHaveProperty(field);
@@ -147,9 +149,22 @@ describe('backup steps', () => {
       id: 1,
       driver: 'restic',
       attributes: expect.any(Object),
-      secretRef: 'ds/1',
+      sealedSecrets: expect.stringMatching(/^v1\./),
     });
-    expect(JSON.stringify(admitted)).not.toContain('pw-never-in-tasks');
+    // What the execution history keeps: no value, no reference to the secret store.
+    const history = JSON.stringify(admitted);
+    expect(history).not.toContain('pw-never-in-tasks');
+    expect(history).not.toContain('secretRef');
+    expect(history).not.toContain('ds/1');
+    // Only the host's key opens it, for this datastore only.
+    for (const sealed of [admitted.task.datastore.sealedSecrets, admitted.cleanup.datastore?.sealedSecrets]) {
+      expect(unsealSecrets(sealed as string, TEST_HOST_KEY.privateKey, 'ds/1')).toEqual({
+        RESTIC_PASSWORD: 'pw-never-in-tasks',
+      });
+      expect(() => unsealSecrets(sealed as string, generateHostKeyPair().privateKey, 'ds/1')).toThrow(
+        /cannot be opened/,
+      );
+    }
     expect(admitted.queueUrl).toMatch(/lifeboat-host-1$/);
     expect(await images.get(admitted.imageId)).toMatchObject({ state: 'LOCKED', vmId: 2, name: '2-2' });
     const vm = await vms.get(2);
@@ -255,5 +270,42 @@ describe('restore steps', () => {
       },
     });
     expect(await executions.get(id)).toMatchObject({ phase: 'done', bytesDone: 1000 });
+  });
+});
+
+describe('secrets at Admit', () => {
+  let vmId: number;
+  beforeAll(async () => {
+    // A host registered without a key: its runner never enrolled.
+    expect((await call('POST', '/hosts', { ...admin, body: { name: 'kvm-2' } })).status).toBe(201);
+    const inventory = await call('PUT', '/hosts/2/inventory', { ...admin, body: { vms: [domain('vm-z')] } });
+    vmId = inventory.body.items[0].id;
+  });
+
+  it('refuses a datastore with secrets for a host with no registered key, locking nothing', async () => {
+    const id = await queueBackup(vmId);
+    const imagesBefore = (await images.list()).length;
+    await expect(admitBackup({ executionId: id, vmId, datastoreId: 1, reset: false })).rejects.toMatchObject({
+      name: 'Conflict',
+      message: 'Host 2 has no registered key: enroll its runner (lifeboat host enroll kvm-2)',
+    });
+    expect((await vms.get(vmId)).lock).toBeUndefined();
+    expect(await images.list()).toHaveLength(imagesBefore);
+  });
+
+  it('needs no key for a datastore without secrets', async () => {
+    const ds = await call('POST', '/datastores', {
+      ...admin,
+      body: { name: 'plain', driver: 'rsync', attributes: { RSYNC_HOST: 'backup-1' } },
+    });
+    expect(ds.status).toBe(201);
+    const res = await call('POST', `/vms/${vmId}/backup`, { ...admin, body: { datastoreId: ds.body.id } });
+    const admitted = await admitBackup({
+      executionId: res.body.id,
+      vmId,
+      datastoreId: ds.body.id,
+      reset: false,
+    });
+    expect(admitted.task.datastore).toMatchObject({ id: ds.body.id, driver: 'rsync', sealedSecrets: null });
   });
 });

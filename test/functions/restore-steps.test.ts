@@ -15,6 +15,7 @@ import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-restore-steps' };
 let db: DynamoDbLocal;
@@ -68,7 +69,7 @@ beforeAll(async () => {
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   await seedUser('admin', admin.token);
-  const host = await call('POST', '/hosts', { ...admin, body: { name: 'kvm-1', emulatorCpus: '2-3' } });
+  const host = await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1', { emulatorCpus: '2-3' }) });
   expect(host.status).toBe(201);
   const ds = await call('POST', '/datastores', {
     ...admin,

@@ -44,7 +44,7 @@ function fnActions(id: string): string[] {
 
 describe('DynamoDB tables', () => {
   it.each(TABLES.map((spec) => [spec.key, spec] as const))(
-    '%s: on demand, PITR, encrypted, retained, with its indexes',
+    '%s: on demand, PITR, encrypted, retained, with its indexes and TTL',
     (_key, spec) => {
       const gsis = spec.indexes.map((index) => ({
         IndexName: index.name,
@@ -62,6 +62,9 @@ describe('DynamoDB tables', () => {
           PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
           SSESpecification: { SSEEnabled: true },
           GlobalSecondaryIndexes: gsis.length ? gsis : Match.absent(),
+          TimeToLiveSpecification: spec.ttlAttribute
+            ? { AttributeName: spec.ttlAttribute, Enabled: true }
+            : Match.absent(),
         },
       });
     },
@@ -143,6 +146,45 @@ describe('Lambda functions', () => {
     }
   });
 
+  it('lets only the Admit steps read lifeboat/ secrets (to seal them to the host), and nothing else of Secrets Manager', () => {
+    for (const id of ['AdmitBackup', 'AdmitRestore', 'AdmitMaintenance']) {
+      const reads = fnStatements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+      expect(reads.flatMap(actionsOf), id).toEqual(['secretsmanager:GetSecretValue']);
+      expect(JSON.stringify(reads[0]?.Resource), id).toContain(':secret:lifeboat/*');
+    }
+    for (const id of [
+      'CommitBackup',
+      'CommitRestore',
+      'CommitMaintenance',
+      'MarkFailed',
+      'Release',
+      'Dispatcher',
+    ]) {
+      expect(
+        fnActions(id).filter((a) => a.startsWith('secretsmanager:')),
+        id,
+      ).toEqual([]);
+    }
+  });
+
+  it('leaves writing progress records to the runners: the API only reads them', () => {
+    const progress = logicalIdByPath(synth.json, 'Tables/Progress/Resource');
+    const writers = FUNCTIONS.filter((spec) =>
+      fnStatements(spec.id).some(
+        (s) =>
+          JSON.stringify(s.Resource).includes(progress) &&
+          actionsOf(s).some((a) => /dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)/.test(a)),
+      ),
+    );
+    expect(writers.map((f) => f.id)).toEqual([]);
+    expect(
+      fnStatements('Api').some(
+        (s) =>
+          JSON.stringify(s.Resource).includes(progress) && actionsOf(s).includes('dynamodb:BatchGetItem'),
+      ),
+    ).toBe(true);
+  });
+
   it('lets the API manage host queues and lifeboat/ secrets only', () => {
     const statements = fnStatements('Api');
     const queues = statements.find((s) => actionsOf(s).includes('sqs:CreateQueue'));
@@ -186,69 +228,6 @@ describe('HTTP API', () => {
       AutoDeploy: true,
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
       DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
-    });
-  });
-});
-
-describe('runner access', () => {
-  const runnerStatements = (): StatementJson[] => {
-    const policyId = logicalIdByPath(synth.json, 'Runner/Policy/Resource');
-    const doc = synth.json.Resources[policyId]?.Properties?.PolicyDocument as { Statement: StatementJson[] };
-    return doc.Statement;
-  };
-
-  it('reads only the queue named after the host tag of its own credentials', () => {
-    const sqsStatements = runnerStatements().filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
-    expect(sqsStatements).toHaveLength(1);
-    const [queue] = sqsStatements;
-    expect(actionsOf(queue as StatementJson)).toEqual(
-      expect.arrayContaining([
-        'sqs:ReceiveMessage',
-        'sqs:DeleteMessage',
-        'sqs:ChangeMessageVisibility',
-        'sqs:GetQueueAttributes',
-      ]),
-    );
-    const resource = JSON.stringify(queue?.Resource);
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation / IAM ${} syntax, not a JS template
-    expect(resource).toContain(':lifeboat-host-${aws:PrincipalTag/lifeboat-host}');
-    expect(resource).not.toContain('*');
-    expect(queue?.Condition).toEqual({ Null: { 'aws:PrincipalTag/lifeboat-host': 'false' } });
-  });
-
-  it('answers task tokens and nothing else in Step Functions', () => {
-    const states = runnerStatements()
-      .flatMap(actionsOf)
-      .filter((a) => a.startsWith('states:'));
-    expect(states.sort()).toEqual([
-      'states:SendTaskFailure',
-      'states:SendTaskHeartbeat',
-      'states:SendTaskSuccess',
-    ]);
-  });
-
-  it('may write only the progress attributes of executions in DynamoDB', () => {
-    const dynamo = runnerStatements().filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
-    expect(dynamo.flatMap(actionsOf)).toEqual(['dynamodb:UpdateItem']);
-    expect(JSON.stringify(dynamo[0]?.Resource)).toContain(
-      logicalIdByPath(synth.json, 'Tables/Executions/Resource'),
-    );
-    expect(dynamo[0]?.Condition).toMatchObject({
-      'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['id', 'phase', 'bytesDone', 'bytesTotal'] },
-    });
-  });
-
-  it('has a role for IAM Roles Anywhere with the policy attached', () => {
-    synth.template.hasResourceProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: Match.arrayWith(['sts:AssumeRole', 'sts:TagSession']),
-            Principal: { Service: 'rolesanywhere.amazonaws.com' },
-          }),
-        ]),
-      },
-      ManagedPolicyArns: [{ Ref: logicalIdByPath(synth.json, 'Runner/Policy/Resource') }],
     });
   });
 });

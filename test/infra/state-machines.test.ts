@@ -140,12 +140,12 @@ describe.each(operations)('$kind state machine', ({ kind, admit, commit, fields 
     expect(run.TimeoutSeconds).toBe(3600);
   });
 
-  it('may send to host queues only, logs every execution and traces', () => {
+  it('may send to host queues only, logs every execution without its data (task tokens) and traces', () => {
     const logicalId = findLogicalId(synth.json, 'AWS::StepFunctions::StateMachine', kind) ?? '';
     const props = synth.json.Resources[logicalId]?.Properties ?? {};
     expect(props.StateMachineName).toBe(`Lifeboat-${kind}`);
     expect(props.TracingConfiguration).toEqual({ Enabled: true });
-    expect(props.LoggingConfiguration).toMatchObject({ Level: 'ALL' });
+    expect(props.LoggingConfiguration).toMatchObject({ Level: 'ALL', IncludeExecutionData: false });
     const roleId = (props.RoleArn as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0] ?? '';
     const send = statementsOfRole(synth.json, roleId).filter((st) =>
       JSON.stringify(st.Action).includes('sqs:'),

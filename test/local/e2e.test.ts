@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { hostBody } from '../helpers/host-key.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -91,7 +92,7 @@ describe('local mode, end to end', () => {
     expect(ds.status).toBeLessThan(300);
     expect(JSON.stringify(ds.body)).not.toContain('correct horse');
     datastoreId = ds.body.id;
-    const host = await api('POST', '/hosts', { name: 'kvm-1' });
+    const host = await api('POST', '/hosts', hostBody('kvm-1'));
     expect(host.status).toBeLessThan(300);
     hostQueue = host.body.queueUrl;
     expect(hostQueue).toMatch(/lifeboat-host-\d+$/);

@@ -11,9 +11,11 @@ import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '#core/contracts/tasks.ts';
+import { unsealSecrets } from '#functions/sealed-secrets.ts';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { hostBody, TEST_HOST_KEY } from '../helpers/host-key.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -78,7 +80,7 @@ beforeAll(async () => {
     attributes: { BASE_PATH: '/srv/backup', RESTIC_PASSWORD: 'correct horse' },
   });
   datastoreId = ds.body.id;
-  const host = await api('POST', '/hosts', { name: 'kvm-m' });
+  const host = await api('POST', '/hosts', hostBody('kvm-m'));
   hostId = host.body.id;
   hostQueue = host.body.queueUrl;
   const disk = {
@@ -127,7 +129,12 @@ describe('maintenance in local mode', () => {
       taskId: `${deleted.body.id}/RunOnHost`,
       vmId,
       backupId: 'snap-2',
-      datastore: { id: datastoreId, driver: 'restic', secretRef: expect.any(String) },
+      datastore: { id: datastoreId, driver: 'restic', sealedSecrets: expect.stringMatching(/^v1\./) },
+    });
+    // Sealed to the host: its key opens the password, the message itself holds only ciphertext.
+    const sealed = (task as { datastore: { sealedSecrets: string } }).datastore.sealedSecrets;
+    expect(unsealSecrets(sealed, TEST_HOST_KEY.privateKey, `ds/${datastoreId}`)).toMatchObject({
+      RESTIC_PASSWORD: 'correct horse',
     });
     await answer(task.token, { removed: true });
     expect((await executionEnded(deleted.body.id)).state).toBe('SUCCEEDED');

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
-import { type HostResponder, startHostResponder } from '../../bench/storm-responder.ts';
+import { type HostResponder, SIMULATED_HOST_KEY, startHostResponder } from '../../bench/storm-responder.ts';
 import { runCli } from '../cli/run-cli.ts';
 import { apiCall, type Connection, executionEnded } from './responder.ts';
 
@@ -68,7 +68,7 @@ beforeAll(async () => {
   expect(ds.status).toBe(201);
   const queues = new Map<number, string>();
   for (let h = 1; h <= HOSTS; h++) {
-    const host = await api('POST', '/hosts', { name: `kvm-${h}` });
+    const host = await api('POST', '/hosts', { name: `kvm-${h}`, publicKey: SIMULATED_HOST_KEY.publicKey });
     queues.set(host.body.id, host.body.queueUrl);
     const domains = Array.from({ length: VMS_PER_HOST }, (_, i) => ({
       domain: `vm-${h}-${String(i).padStart(2, '0')}`,
@@ -88,7 +88,11 @@ beforeAll(async () => {
     );
   }
   // A host with its own limit of one backup at a time (MAX_BACKUPS_HOST override).
-  const prio = await api('POST', '/hosts', { name: 'kvm-prio', maxBackupsHost: 1 });
+  const prio = await api('POST', '/hosts', {
+    name: 'kvm-prio',
+    maxBackupsHost: 1,
+    publicKey: SIMULATED_HOST_KEY.publicKey,
+  });
   expect(prio.body.maxBackupsHost).toBe(1);
   queues.set(prio.body.id, prio.body.queueUrl);
   const prioDomains = Array.from({ length: 7 }, (_, i) => ({

@@ -3,19 +3,22 @@
  * queue, progress, drivers. Each records what it was asked so tests assert on what the state
  * machine, the queue or the VM would have seen.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BackupTask, Task } from '#core/contracts/tasks.ts';
+import type { BackupTask, Task, TaskDatastore } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
+import { type HostKeyPair, sealContext, sealSecrets } from '#functions/sealed-secrets.ts';
 import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
 import { silentLogger } from '#runner/log.ts';
 import type { QueueApi, QueueMessage } from '#runner/poller.ts';
 import type { ProgressFields } from '#runner/progress.ts';
 import { Reporter, type TaskTokenApi } from '#runner/reporter.ts';
+import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import type { Drivers, TaskContext } from '#runner/tasks/context.ts';
+import { TEST_HOST_KEY } from '../helpers/host-key.ts';
 
 /** An error as the AWS SDK raises it: only its `name` matters. */
 export function awsError(name: string, message = name): Error {
@@ -122,12 +125,15 @@ export async function fakeRunner(
   opts: {
     run?: (task: Task, ctx: TaskContext) => Promise<unknown>;
     drivers?: Drivers;
-    secrets?: Record<string, Record<string, string>>;
+    /** The host key in the state folder (default the tests' host key); null: none written. */
+    hostKey?: HostKeyPair | null;
     /** The host's restore roots (default: `<temp>/restores`). */
     restoreRoots?: string[];
   } = {},
 ) {
   const temp = await tempDir();
+  const hostKey = opts.hostKey === undefined ? TEST_HOST_KEY : opts.hostKey;
+  if (hostKey) await writeFile(hostKeyPath(temp.dir), hostKey.privateKey, { mode: 0o600 });
   const journal = await Journal.open(join(temp.dir, 'journal.jsonl'));
   const tokens = new FakeTaskTokens();
   const reporter = new Reporter(tokens, silentLogger, 1);
@@ -136,11 +142,8 @@ export async function fakeRunner(
     journal,
     reporter,
     drivers: opts.drivers ?? fakeDrivers(),
-    secrets: async (ref) => {
-      const values = opts.secrets?.[ref];
-      if (!values) throw new Error(`no secret ${ref}`);
-      return values;
-    },
+    // The daemon's own resolver: tasks carry their secrets sealed to the host key.
+    secrets: sealedSecretResolver(hostKeyPath(temp.dir)),
     progress: async (executionId, fields) => {
       progress.push({ executionId, fields });
     },
@@ -159,6 +162,25 @@ export async function until(check: () => boolean, ms = 5000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * A task datastore (restic, id 100 unless overridden) carrying `values` sealed as Admit seals
+ * them: to `key` (default the fake runner's host key) for `ds/<id>`.
+ */
+export function sealedDatastore(
+  values: Record<string, string>,
+  overrides: Partial<TaskDatastore> = {},
+  key: Pick<HostKeyPair, 'publicKey'> = TEST_HOST_KEY,
+): TaskDatastore {
+  const id = overrides.id ?? 100;
+  return {
+    id,
+    driver: 'restic',
+    attributes: {},
+    sealedSecrets: sealSecrets(values, key.publicKey, sealContext(id)),
+    ...overrides,
+  };
 }
 
 /** A valid backup task message. */
@@ -181,7 +203,7 @@ export function backupTask(overrides: Partial<BackupTask> = {}): BackupTask {
     ],
     config: { FS_FREEZE: 'NONE', MODE: 'FULL', INCREMENT_MODE: 'CBT' },
     increment: null,
-    datastore: { id: 100, driver: 'restic', attributes: { BASE_PATH: '/srv/backup' }, secretRef: 'ds/100' },
+    datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }, { attributes: { BASE_PATH: '/srv/backup' } }),
     imageId: 9,
     ...overrides,
   };

@@ -1,8 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#runner/log.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
+import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import { workDirFor } from '#runner/tasks/context.ts';
-import { backupTask, fakeDrivers, fakeRunner } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, sealedDatastore } from './fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,7 +30,9 @@ describe('start-up reconcile', () => {
     );
     const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
-    await r.journal.start(backupTask({ taskId: '21/RunOnHost', token: 'tok-21' }));
+    // The journalled task keeps its secrets sealed: reconcile opens them with the host key.
+    const datastore = sealedDatastore({ RESTIC_PASSWORD: 'pw-1' });
+    await r.journal.start(backupTask({ taskId: '21/RunOnHost', token: 'tok-21', datastore }));
     await r.journal.start(backupTask({ taskId: '22/RunOnHost', token: 'tok-22' }));
     await r.journal.done('22/RunOnHost', {});
 
@@ -36,13 +40,14 @@ describe('start-up reconcile', () => {
       journal: r.journal,
       reporter: r.reporter,
       drivers,
-      secrets: async () => ({ RESTIC_PASSWORD: 'pw-1' }),
+      secrets: sealedSecretResolver(hostKeyPath(r.dir)),
       stateDir: r.dir,
       log: silentLogger,
     });
 
     expect(diskCalls).toEqual([[workDirFor(r.dir, '21/RunOnHost'), 'web-1']]);
     expect(storeCalls).toEqual([{ vmId: 3, password: 'pw-1' }]);
+    expect(await readFile(r.journal.file, 'utf8')).not.toContain('pw-1');
     expect(r.tokens.answers()).toEqual([
       {
         call: 'failure',

@@ -3,7 +3,7 @@
  * when a tool or driver echoes it into an error that a task handler logs on its own (a failed
  * release after a failed backup, a failed datastore reconcile in cleanup).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CleanupTask } from '#core/contracts/tasks.ts';
@@ -13,8 +13,10 @@ import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
 import type { Logger } from '#runner/log.ts';
 import { Reporter } from '#runner/reporter.ts';
+import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import type { Drivers } from '#runner/tasks/context.ts';
-import { backupTask, FakeTaskTokens, fakeDrivers, tempDir, until } from './fakes.ts';
+import { TEST_HOST_KEY } from '../helpers/host-key.ts';
+import { backupTask, FakeTaskTokens, fakeDrivers, sealedDatastore, tempDir, until } from './fakes.ts';
 
 const PASSWORD = 'Tr0ub4dor&3-horse-battery';
 const SECRETS = { 'ds/100': { RESTIC_PASSWORD: PASSWORD } };
@@ -41,16 +43,13 @@ async function runner(drivers: Drivers) {
   const lines: string[] = [];
   const log = capturingLogger(lines);
   const journalFile = join(temp.dir, 'journal.jsonl');
+  await writeFile(hostKeyPath(temp.dir), TEST_HOST_KEY.privateKey, { mode: 0o600 });
   const tokens = new FakeTaskTokens();
   const executor = new Executor({
     journal: await Journal.open(journalFile),
     reporter: new Reporter(tokens, log, 1),
     drivers,
-    secrets: async (ref) => {
-      const values = SECRETS[ref as keyof typeof SECRETS];
-      if (!values) throw new Error(`no secret ${ref}`);
-      return values;
-    },
+    secrets: sealedSecretResolver(hostKeyPath(temp.dir)),
     progress: async () => {},
     stateDir: temp.dir,
     log,
@@ -99,7 +98,11 @@ describe('a failing task with a restic password', () => {
         },
       ),
     );
-    await r.executor.accept(backupTask());
+    await r.executor.accept(
+      backupTask({
+        datastore: sealedDatastore(SECRETS['ds/100'], { attributes: { BASE_PATH: '/srv/backup' } }),
+      }),
+    );
     await until(() => r.tokens.answers().length === 1);
 
     expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'ExecError' });
@@ -128,7 +131,7 @@ describe('a failing task with a restic password', () => {
       failedTaskId: '17/RunOnHost',
       vm: { id: 3, domain: 'web-1', state: 'RUNNING' },
       imageId: 9,
-      datastore: { id: 100, driver: 'restic', attributes: { BASE_PATH: '/srv/backup' }, secretRef: 'ds/100' },
+      datastore: sealedDatastore(SECRETS['ds/100'], { attributes: { BASE_PATH: '/srv/backup' } }),
     };
     await r.executor.accept(task);
     await until(() => r.tokens.answers().length === 1);

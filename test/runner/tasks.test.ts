@@ -6,9 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
+import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
 import { storedFormat } from '#runner/tasks/points.ts';
 import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
-import { backupTask, fakeDrivers, fakeRunner, until } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -49,7 +50,7 @@ describe('backup task', () => {
         },
       },
     );
-    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
+    const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
     await r.executor.accept(backupTask());
     await until(() => r.tokens.answers().length === 1);
@@ -95,9 +96,9 @@ describe('backup task', () => {
         },
       },
     );
-    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 's3cr3t-pw' } } });
+    const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
-    await r.executor.accept(backupTask());
+    await r.executor.accept(backupTask({ datastore: sealedDatastore({ RESTIC_PASSWORD: 's3cr3t-pw' }) }));
     await until(() => r.tokens.answers().length === 1);
     expect(released).toBe(1);
     expect(r.tokens.answers()).toEqual([
@@ -110,6 +111,85 @@ describe('backup task', () => {
     ]);
     const journal = await readFile(r.journal.file, 'utf8');
     expect(journal).not.toContain('s3cr3t-pw');
+  });
+});
+
+describe('sealed datastore secrets', () => {
+  const untouched = () => {
+    const calls: string[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async () => {
+          calls.push('prepareBackup');
+          return prepared(() => {});
+        },
+      },
+      {
+        backup: async () => {
+          calls.push('backup');
+          return { backupId: 'x', files: [] };
+        },
+      },
+    );
+    return { calls, drivers };
+  };
+
+  it('fails a task sealed to another host with a clear error, before touching the VM', async () => {
+    const { calls, drivers } = untouched();
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const otherHost = generateHostKeyPair();
+    await r.executor.accept(
+      backupTask({ datastore: sealedDatastore({ RESTIC_PASSWORD: 'their-pw' }, {}, otherHost) }),
+    );
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()).toEqual([
+      {
+        call: 'failure',
+        token: 'token-1',
+        error: 'ValidationError',
+        cause:
+          "datastore 100: the task's secrets cannot be opened with this host's key (sealed to another host, or altered)",
+      },
+    ]);
+    expect(calls).toEqual([]);
+  });
+
+  it("refuses another datastore's sealed secrets replayed in this datastore's task", async () => {
+    const { calls, drivers } = untouched();
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const ds101 = sealedDatastore({ RESTIC_PASSWORD: 'pw-101' }, { id: 101 });
+    await r.executor.accept(backupTask({ datastore: { ...ds101, id: 100 } }));
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'ValidationError' });
+    expect(calls).toEqual([]);
+  });
+
+  it('tells a runner with no host key to enroll', async () => {
+    const { calls, drivers } = untouched();
+    const r = await fakeRunner({ drivers, hostKey: null });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'failure',
+      error: 'Conflict',
+      cause: expect.stringMatching(/no host key .*host-key\.pem.*lifeboat host enroll/),
+    });
+    expect(calls).toEqual([]);
+  });
+
+  it('needs no key for a datastore without secrets', async () => {
+    const { calls, drivers } = untouched();
+    const r = await fakeRunner({ drivers, hostKey: null });
+    cleanups.push(r.remove);
+    await r.executor.accept(
+      backupTask({ datastore: { id: 100, driver: 'restic', attributes: {}, sealedSecrets: null } }),
+    );
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'success' });
+    expect(calls).toEqual(['prepareBackup', 'backup']);
   });
 });
 
@@ -132,7 +212,7 @@ describe('backup task increments', () => {
         },
       },
     );
-    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
+    const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
     await r.executor.accept(
       backupTask({ config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'SNAPSHOT' }, increment }),
@@ -159,7 +239,7 @@ describe('backup task increments', () => {
         backup: async () => ({ backupId: 'snap-2', files: [{ name: 'disk.0.qcow2', size: 512 }] }),
       },
     );
-    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
+    const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
     await r.executor.accept(
       backupTask({ config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'CBT' }, increment }),
@@ -231,7 +311,7 @@ describe('restore task', () => {
         },
       },
     );
-    const r = await fakeRunner({ drivers, secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } } });
+    const r = await fakeRunner({ drivers });
     cleanups.push(r.remove);
     const target = join(r.dir, 'out');
     const task: RestoreTask = {
@@ -244,7 +324,7 @@ describe('restore task', () => {
       vmId: 3,
       backupId: 'snap-1',
       disks: [{ id: 1, file: 'disk.1.raw' }],
-      datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+      datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }),
       // An admin's absolute folder outside the restore roots, as the e2e tests restore.
       target,
       confine: false,
@@ -300,7 +380,7 @@ describe('confined writes', () => {
     vmId: 3,
     backupId: 'snap-1',
     disks: [{ id: 0, file: 'disk.0.raw' }],
-    datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+    datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }),
     target,
     confine,
     name: 'copy',
@@ -316,7 +396,7 @@ describe('confined writes', () => {
     heartbeatSeconds: 120,
     vmId: 3,
     backupId: 'snap-1',
-    datastore: { id: 100, driver: 'restic', attributes: {}, secretRef: 'ds/100' },
+    datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }),
     file: 'disk.0.raw',
     toPath,
     confine,
@@ -358,7 +438,6 @@ describe('confined writes', () => {
     const before = existsSync(keys) ? await readFile(keys) : null;
     const r = await fakeRunner({
       drivers: writingStore(calls),
-      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
     });
     cleanups.push(r.remove);
     await r.executor.accept(downloadTask(keys, true));
@@ -376,7 +455,6 @@ describe('confined writes', () => {
     const calls: string[] = [];
     const r = await fakeRunner({
       drivers: writingStore(calls),
-      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
     });
     cleanups.push(r.remove);
     await r.executor.accept(downloadTask('exports/disk.raw', true));
@@ -404,7 +482,6 @@ describe('confined writes', () => {
     const calls: string[] = [];
     const r = await fakeRunner({
       drivers: writingStore(calls),
-      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
     });
     cleanups.push(r.remove);
     await r.executor.accept(downloadTask(join(r.dir, 'admin', 'x.raw'), false));
@@ -428,7 +505,6 @@ describe('confined writes', () => {
     const calls: string[] = [];
     const r = await fakeRunner({
       drivers: writingStore(calls),
-      secrets: { 'ds/100': { RESTIC_PASSWORD: 'pw' } },
     });
     cleanups.push(r.remove);
     await r.executor.accept(restoreTask('/etc/cron.d', true));

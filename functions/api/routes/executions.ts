@@ -1,20 +1,47 @@
-/** Execution routes: list (newest first) and show. */
+/**
+ * Execution routes: list (newest first) and show. While an execution runs on its host, the
+ * phase and bytes shown are the host's progress record (`<hostId>/<id>`, written by that host's
+ * runner only): a record under another host's key is never read for it.
+ */
 import { ExecutionListQuery } from '#core/contracts/api.ts';
 import { NotFound } from '#core/errors.ts';
-import { executions, listExecutions, publicExecution } from '../../repo/executions.ts';
+import type { Execution } from '#core/model.ts';
+import { type ExecutionRecord, executions, listExecutions, publicExecution } from '../../repo/executions.ts';
+import { progressKey, readProgress } from '../../repo/progress.ts';
 import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
+
+/** The progress key of an execution whose task is on its host, else undefined. */
+function onHostKey(execution: ExecutionRecord): string | undefined {
+  // Admit sets `phase: running` with the host; Commit and MarkFailed move the phase on, and
+  // from then on the record's own values are the final ones.
+  if (execution.state !== 'RUNNING' || execution.phase !== 'running' || execution.hostId === undefined) {
+    return undefined;
+  }
+  return progressKey(execution.hostId, execution.id);
+}
+
+/** The executions as users see them, with the progress of those running on their host. */
+async function withProgress(records: readonly ExecutionRecord[]): Promise<Execution[]> {
+  const keys = records.map(onHostKey);
+  const progress = await readProgress(keys.filter((k): k is string => k !== undefined));
+  return records.map((record, i) => {
+    const key = keys[i];
+    const fields = key === undefined ? undefined : progress.get(key);
+    return publicExecution(fields ? { ...record, ...fields } : record);
+  });
+}
 
 const list: RouteHandler = async (ctx) => {
   const query = parseQuery(ExecutionListQuery, ctx);
   const all = await listExecutions();
   const mine = ctx.user.role === 'admin' ? all : all.filter((e) => e.requestedBy === ctx.user.name);
   return items(
-    mine
-      .filter(
+    await withProgress(
+      mine.filter(
         (e) =>
           (query.vmId === undefined || e.vmId === query.vmId) && (!query.state || e.state === query.state),
-      )
-      .map(publicExecution),
+      ),
+    ),
   );
 };
 
@@ -25,7 +52,8 @@ const show: RouteHandler = async (ctx) => {
     // Someone else's execution is reported as absent, like an unknown id.
     throw new NotFound(`Execution ${id} does not exist`);
   }
-  return json(publicExecution(execution));
+  const [shown] = await withProgress([execution]);
+  return json(shown);
 };
 
 /** Execution routes by route key. */
