@@ -12,6 +12,7 @@ import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
+import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
 import type { RestoredDisk } from '#drivers/disk/driver.ts';
 import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
@@ -29,10 +30,12 @@ export function restoredDiskPath(target: string, name: string, id: number): stri
 /**
  * The template with each restored disk's `<source>` pointing at its new file (core
  * `pointDisks`: disk ids as the inventory numbers them; disks not restored are left out, since
- * they still name the original VM's storage).
+ * they still name the original VM's storage), then rebuilt from the allow-list of
+ * core/template-allow.ts: the stored template is untrusted, and nothing in it may name a host
+ * file, device, socket or program. `notes` say what was left out.
  */
-export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number, string>): string {
-  return pointDisks(template, paths);
+export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number, string>): AllowedTemplate {
+  return allowTemplate(pointDisks(template, paths), paths.values());
 }
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -75,8 +78,11 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       restored.push({ id: entry.id, path: out.path, size: out.size });
     }
     let xml: string | null = null;
+    const notes: string[] = [];
     if (task.template !== null && templatePath) {
-      xml = pointTemplateAtDisks(task.template, paths);
+      const allowed = pointTemplateAtDisks(task.template, paths);
+      xml = allowed.xml;
+      notes.push(...allowed.notes);
       created.push(templatePath);
       await writeNew(templatePath, xml);
     }
@@ -85,7 +91,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       templatePath,
       domain: null,
       started: false,
-      notes: [],
+      notes,
       durationMs: 0,
     };
     if (task.define && xml !== null) {
@@ -98,10 +104,15 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
           start: task.define.start,
           emulatorCpus: task.define.emulatorCpus,
           workDir: ctx.workDir,
+          diskFiles: [...paths.values()],
         },
         { signal: ctx.signal },
       );
-      Object.assign(result, { domain: domain.name, started: domain.started, notes: domain.notes });
+      Object.assign(result, {
+        domain: domain.name,
+        started: domain.started,
+        notes: [...notes, ...domain.notes],
+      });
     }
     return { ...result, durationMs: Date.now() - started };
   } catch (error) {
