@@ -6,12 +6,14 @@
  * Secrets never travel here: the runner resolves `datastore.secretRef` itself.
  */
 import { z } from 'zod';
+import { DomainName } from '../domain-name.ts';
 
 export const TASK_VERSION = 1;
 
 export const TaskVm = z.object({
   id: z.number().int().nonnegative(),
-  domain: z.string().min(1),
+  /** libvirt domain name: never one virsh would read as an option, an id or a UUID. */
+  domain: DomainName,
   state: z.enum(['RUNNING', 'POWEROFF', 'SUSPENDED', 'UNKNOWN', 'GONE']),
 });
 
@@ -95,7 +97,8 @@ export const RestoreTask = z.object({
   datastore: TaskDatastore,
   /** Folder on the host the disks are written to. */
   target: z.string().min(1),
-  name: z.string().min(1),
+  /** Name of the new domain (and file name prefix of its disks). */
+  name: DomainName,
   /** The cleaned VM template to write beside the disks (null for a single-disk restore). */
   template: z.string().nullable(),
   /** Increment id restored (null: a FULL image). */
@@ -117,7 +120,7 @@ export const RestoreTask = z.object({
    */
   inPlace: z
     .object({
-      domain: z.string().min(1),
+      domain: DomainName,
       disks: z.array(
         z.object({
           id: z.number().int().nonnegative(),
