@@ -8,6 +8,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkDomainName, domainNameProblem } from '#core/domain-name.ts';
 import { Conflict } from '#core/errors.ts';
 import { allowTemplate } from '#core/template-allow.ts';
 import { templateForHost } from '#core/template-host.ts';
@@ -23,6 +24,7 @@ export async function hostCpuCount(options: ToolOptions = {}): Promise<number> {
 
 /** Throws Conflict when a domain named `name` exists on this host. */
 export async function assertNoDomain(name: string, options: ToolOptions = {}): Promise<void> {
+  checkDomainName(name, 'restore name');
   if ((await domainState(name, options)) !== null) {
     throw new Conflict(`a domain named "${name}" already exists on this host: restore with another name`);
   }
@@ -80,6 +82,8 @@ export async function defineDomain(
 
 /** Stops (if running) and undefines a domain this restore defined; quiet when already gone. */
 export async function undefineDomain(name: string, options: ToolOptions = {}): Promise<void> {
+  // Never for a name virsh would read as another domain's id or UUID (`virsh destroy 3`).
+  if (domainNameProblem(name) !== undefined) return;
   await virsh(['destroy', name], options).catch(() => {});
   await virsh(['undefine', name, '--checkpoints-metadata', '--snapshots-metadata'], options).catch(() => {});
 }

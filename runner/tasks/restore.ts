@@ -11,6 +11,7 @@
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
+import { checkDomainName } from '#core/domain-name.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
@@ -19,7 +20,14 @@ import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
 import { virsh } from '#drivers/disk/tools.ts';
 import type { TaskContext } from './context.ts';
 import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
-import { checkInPlace, type InPlaceDisk, scratchPath, stageDisk, swapDisks } from './in-place.ts';
+import {
+  checkInPlace,
+  type InPlaceDisk,
+  libvirtDisks,
+  scratchPath,
+  stageDisk,
+  swapDisks,
+} from './in-place.ts';
 import { downloadPoints, mergePoints, type PointFile } from './points.ts';
 
 /** Restored disk file of disk `id` of the VM called `name`. */
@@ -152,11 +160,28 @@ async function restoreInPlace(
   started: number,
 ): Promise<RestoreResult> {
   const tool = { signal: ctx.signal };
-  const disks: InPlaceDisk[] = task.disks.map((entry) => {
-    const disk = inPlace.disks.find((d) => d.id === entry.id);
-    if (!disk) throw new ValidationError(`in-place restore: no file of the VM given for disk ${entry.id}`);
-    return disk;
-  });
+  checkDomainName(inPlace.domain, 'in-place restore domain');
+  // The files written over are libvirt's, never the task's `inPlace.disks[].source`.
+  const disks = await libvirtDisks(
+    inPlace.domain,
+    task.disks.map((entry) => entry.id),
+    tool,
+  );
+  const notes: string[] = [];
+  for (const disk of disks) {
+    const named = inPlace.disks.find((d) => d.id === disk.id);
+    if (named && (named.source !== disk.source || named.format !== disk.format)) {
+      notes.push(
+        `disk ${disk.id}: restored onto ${disk.source} (${disk.format}), the domain's file in libvirt; the task named ${named.source} (${named.format})`,
+      );
+      ctx.log('warn', 'in-place restore: the task names another file than libvirt; libvirt’s is restored', {
+        domain: inPlace.domain,
+        disk: disk.id,
+        task: named.source,
+        libvirt: disk.source,
+      });
+    }
+  }
   await checkInPlace(inPlace.domain, disks, tool);
   const staged: string[] = [];
   try {
@@ -194,7 +219,7 @@ async function restoreInPlace(
       templatePath: null,
       domain: inPlace.domain,
       started: startedVm,
-      notes: [],
+      notes,
       durationMs: Date.now() - started,
     };
   } finally {
