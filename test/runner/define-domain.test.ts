@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanTemplate } from '#core/template.ts';
 import { HOSTILE_XML } from '#core/template-fixture.ts';
 import { pointDisks } from '#core/template-host.ts';
-import { defineDomain, hostCpuCount, undefineDomain } from '#runner/tasks/define-domain.ts';
+import { defineDomain, hostCpuCount } from '#runner/tasks/define-domain.ts';
 import { ensureLibvirt, kvmUsable, removeTestVm, virsh } from '../helpers/libvirt.ts';
 
 const NAME = 'lb-define-unit';
@@ -121,7 +121,9 @@ describe('defineDomain', () => {
 });
 
 describe('names virsh would read as another domain', () => {
-  it('are refused before any virsh call, and never undefined', async () => {
+  // undefineDomain refuses them too (core/domain-name.ts), but is not called here with one: code
+  // without that check would destroy whichever domain of this shared host has id 1.
+  it('are refused before any virsh call', async () => {
     for (const name of ['1', '-c', '7e4aaa11-a07f-423f-bbc1-b900ca09b7cc']) {
       await expect(
         defineDomain(xml('/x.qcow2'), {
@@ -132,7 +134,6 @@ describe('names virsh would read as another domain', () => {
           diskFiles: [],
         }),
       ).rejects.toMatchObject({ name: 'ValidationError' });
-      await expect(undefineDomain(name)).resolves.toBeUndefined();
     }
   });
 });
