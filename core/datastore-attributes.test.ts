@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   attributeIssues,
   checkRsyncArgs,
+  checkTaskAttributes,
   DEFAULT_BASE_PATH,
   mergeAttributes,
   SECRET_ATTRIBUTES,
@@ -226,6 +227,40 @@ describe('mergeAttributes', () => {
     );
     expect(rejection(() => mergeAttributes('restic', current, { RESTIC_NICE: '99' }))).toContain(
       'RESTIC_NICE',
+    );
+  });
+});
+
+describe('checkTaskAttributes (the runner re-checks what a task hands it)', () => {
+  it('accepts what the API stored, without the secrets that come from the secret store', () => {
+    expect(() => checkTaskAttributes('restic', { BASE_PATH: '/srv/backup' })).not.toThrow();
+    expect(() =>
+      checkTaskAttributes('rsync', { BASE_PATH: '/srv/b', RSYNC_HOST: 'bk:2222', RSYNC_ARGS: '-aS' }),
+    ).not.toThrow();
+  });
+
+  it('refuses a BASE_PATH with a newline, a leading - or .., and anything unknown or missing', () => {
+    for (const BASE_PATH of [
+      '/srv/b\n-oProxyCommand=sh',
+      '-oProxyCommand=sh',
+      '/srv/../etc',
+      'srv/b',
+      '/srv/b;rm',
+    ]) {
+      expect(() => checkTaskAttributes('restic', { BASE_PATH }), BASE_PATH).toThrow(
+        /^attributes\.BASE_PATH: /,
+      );
+    }
+    expect(() => checkTaskAttributes('rsync', { BASE_PATH: '/b' })).toThrow(
+      'attributes.RSYNC_HOST: required',
+    );
+    expect(() => checkTaskAttributes('rsync', { RSYNC_HOST: '-oProxyCommand=x' })).toThrow(/RSYNC_HOST/);
+    expect(() => checkTaskAttributes('rsync', { RSYNC_HOST: 'bk', RSYNC_ARGS: '-e sh' })).toThrow(
+      /RSYNC_ARGS/,
+    );
+    expect(() => checkTaskAttributes('restic', { RESTIC_SFTP_USER: '-l' })).toThrow(/RESTIC_SFTP_USER/);
+    expect(() => checkTaskAttributes('restic', { SSH_COMMAND: 'sh' })).toThrow(
+      /SSH_COMMAND: unknown attribute/,
     );
   });
 });

@@ -237,6 +237,21 @@ export function attributeIssues(
 }
 
 /**
+ * The check a runner makes of the attributes a task hands it, with the same rules as the API:
+ * every attribute known to the driver and well-formed (a BASE_PATH with a newline, a leading `-`
+ * or `..` never reaches ssh, sftp or rsync), the required ones present. Secret attributes are not
+ * expected here: they come from the datastore's secret, not from the task. Throws
+ * ValidationError `attributes.<KEY>: <problem>` on the first problem.
+ */
+export function checkTaskAttributes(driver: DriverName, attrs: Readonly<Record<string, string>>): void {
+  const secretNames = SECRET_ATTRIBUTES[driver];
+  const [first] = attributeIssues(driver, attrs).filter(
+    (issue) => !(issue.message === 'required' && secretNames.some((n) => issue.path === `attributes.${n}`)),
+  );
+  if (first) throw new ValidationError(`${first.path}: ${first.message}`);
+}
+
+/**
  * Validates a driver's attributes and returns them canonical, defaults filled in and empty
  * values dropped. Throws ValidationError `attributes.<KEY>: <problem>` on the first problem.
  */

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { attributeIssues } from '../datastore-attributes.ts';
+import { domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
 import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
 import { PlainHostPath } from './tasks.ts';
@@ -168,7 +169,12 @@ export type UpdateDatastoreBody = z.infer<typeof UpdateDatastoreBody>;
 const vmName = z
   .string()
   .trim()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be letters, digits and ._+- (at most 128)');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/, 'must be letters, digits and ._+- (at most 128)')
+  .superRefine((n, ctx) => {
+    // Digits only, or a UUID: virsh would act on another domain's id or UUID.
+    const problem = domainNameProblem(n);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 /**
  * `POST /images/{id}/restore`, as `lifeboat image restore` options. Rules across fields (in-place

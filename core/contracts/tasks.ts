@@ -8,12 +8,14 @@
  * ciphertext that this one host's key opens, and the runner reads no secret store of its own.
  */
 import { z } from 'zod';
+import { DomainName } from '../domain-name.ts';
 
 export const TASK_VERSION = 1;
 
 export const TaskVm = z.object({
   id: z.number().int().nonnegative(),
-  domain: z.string().min(1),
+  /** libvirt domain name: never one virsh would read as an option, an id or a UUID. */
+  domain: DomainName,
   state: z.enum(['RUNNING', 'POWEROFF', 'SUSPENDED', 'UNKNOWN', 'GONE']),
 });
 
@@ -135,7 +137,8 @@ export const RestoreTask = z.object({
   target: HostPath,
   /** Whether the host's restore roots apply to `target` (see {@link Confine}). */
   confine: Confine,
-  name: z.string().min(1),
+  /** Name of the new domain (and file name prefix of its disks). */
+  name: DomainName,
   /** The cleaned VM template to write beside the disks (null for a single-disk restore). */
   template: z.string().nullable(),
   /** Increment id restored (null: a FULL image). */
@@ -157,7 +160,7 @@ export const RestoreTask = z.object({
    */
   inPlace: z
     .object({
-      domain: z.string().min(1),
+      domain: DomainName,
       disks: z.array(
         z.object({
           id: z.number().int().nonnegative(),

@@ -17,7 +17,7 @@
  * temporary space on the runner's host, for the length of one file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../exec.ts';
@@ -255,7 +255,11 @@ async function completeBackup(
   return { dir, entries };
 }
 
-/** rsync one remote file to a local path, with the user's options (sparse files stay sparse with -S). */
+/**
+ * rsync one remote file to a local path, with the user's options (sparse files stay sparse with
+ * -S) and the fixed safe ones after them (`SAFE_RECEIVE_ARGS`: a regular file, 0600, ours).
+ * Anything else the server serves under that name (a link, a device, a folder) is refused.
+ */
 async function fetch(
   remote: RsyncRemote,
   path: string,
@@ -263,10 +267,16 @@ async function fetch(
   onProgress: (done: number) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  await remote.rsync([...remote.userArgs, '--info=progress2', remote.spec(path), toPath], {
+  await remote.rsync([...remote.receiveArgs(), '--info=progress2', remote.spec(path), toPath], {
     signal,
     onStdoutLine: progress(onProgress),
   });
+  const received = await lstat(toPath).catch(() => undefined);
+  if (!received?.isFile()) {
+    throw new BackupNotFound(
+      `datastore ${remote.target.id}: ${path} on the backup server is not a regular file (links, devices and folders are never received)`,
+    );
+  }
 }
 
 /** Sum of the sizes of every file under `base` on the server. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseListing, RsyncRemote } from './rsync-remote.ts';
+import { parseListing, RsyncRemote, SAFE_RECEIVE_ARGS } from './rsync-remote.ts';
 
 const target = (attributes: Record<string, string>) => ({ id: 200, attributes, secrets: {} });
 
@@ -13,6 +13,24 @@ describe('RsyncRemote', () => {
     expect(() => new RsyncRemote(target({ RSYNC_HOST: 'bk', RSYNC_ARGS: '-e ssh' }))).toThrow(/RSYNC_ARGS/);
     expect(() => new RsyncRemote(target({ RSYNC_HOST: 'bk', RSYNC_ARGS: '--rsh=sh' }))).toThrow(/RSYNC_ARGS/);
   });
+  it('receives with the fixed safe options after RSYNC_ARGS, whatever RSYNC_ARGS asks for', () => {
+    const remote = new RsyncRemote(target({ RSYNC_HOST: 'bk', RSYNC_ARGS: '-aSlDogHAX -l -D --hard-links' }));
+    const args = remote.receiveArgs();
+    expect(args.slice(0, 4)).toEqual(['-aSlDogHAX', '-l', '-D', '--hard-links']);
+    // rsync lets a later option win: the safe ones come last.
+    expect(args.slice(4)).toEqual([...SAFE_RECEIVE_ARGS]);
+    for (const option of ['--no-links', '--no-devices', '--no-specials', '--no-owner', '--no-group']) {
+      expect(SAFE_RECEIVE_ARGS).toContain(option);
+    }
+    expect(SAFE_RECEIVE_ARGS).toContain('--chmod=D0700,F0600');
+    // Long forms that would re-enable them are not RSYNC_ARGS options at all.
+    for (const bad of ['--links', '--devices', '--specials', '--owner', '--copy-links', '--super']) {
+      expect(() => new RsyncRemote(target({ RSYNC_HOST: 'bk', RSYNC_ARGS: `-aS ${bad}` }))).toThrow(
+        /not allowed/,
+      );
+    }
+  });
+
   it('puts the port in ssh, not in the remote spec', () => {
     expect(new RsyncRemote(target({ RSYNC_HOST: 'bk:2222' })).spec('/b/7')).toBe('bk:/b/7');
   });

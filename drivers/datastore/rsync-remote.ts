@@ -10,6 +10,28 @@ import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound } from './errors.ts';
 import { joinCommand, parseServer, remoteHost, type Server, sshFailure, sshOptions } from './ssh.ts';
 
+/**
+ * What every receive ends with, whatever RSYNC_ARGS says (later options win in rsync): a backup
+ * server is untrusted, and the runner receives as root. No symlinks, devices, fifos or sockets
+ * (skipped, so the file the caller asked for is missing), no owner, group, ACLs or xattrs from
+ * the server (not even as root: `--no-super`), no hard links, files 0600 and folders 0700, and
+ * one file only (no recursion into a folder served in its place). Checked on rsync 3.2 and later.
+ */
+export const SAFE_RECEIVE_ARGS: readonly string[] = [
+  '--no-links',
+  '--no-devices',
+  '--no-specials',
+  '--no-owner',
+  '--no-group',
+  '--no-acls',
+  '--no-xattrs',
+  '--no-hard-links',
+  '--no-super',
+  '--perms',
+  '--chmod=D0700,F0600',
+  '--no-recursive',
+];
+
 /** One entry of `rsync --list-only`. */
 export interface ListEntry {
   name: string;
@@ -38,6 +60,11 @@ export class RsyncRemote {
     this.userArgs = userArgs.split(' ');
     // The port and user go to ssh, not into `user@host:port` (rsync would read the port as a path).
     this.transport = ['-e', joinCommand(['ssh', ...sshOptions(this.server)])];
+  }
+
+  /** Options of a receive: the allow-listed RSYNC_ARGS, then {@link SAFE_RECEIVE_ARGS}. */
+  receiveArgs(): string[] {
+    return [...this.userArgs, ...SAFE_RECEIVE_ARGS];
   }
 
   /** `host:<path>` for rsync's command line (rsync 3.2.4+ protects it from the remote shell). */

@@ -35,3 +35,11 @@ export class DiskSnapshotFailed extends LifeboatError {
 export class ChainBroken extends LifeboatError {
   override readonly status = 409;
 }
+
+/**
+ * A disk image read back from a datastore names something a restore must never open: an
+ * external data file, or (for a FULL) a backing file. Also a `.qcow2` file that is not qcow2.
+ */
+export class UnsafeDiskImage extends LifeboatError {
+  override readonly status = 400;
+}

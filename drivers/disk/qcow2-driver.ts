@@ -36,6 +36,7 @@ import type {
 } from './driver.ts';
 import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
 import { freeze } from './freeze.ts';
+import { checkStoredImage } from './qcow2-header.ts';
 import { restoreChain, writeQcow2 } from './restore-chain.ts';
 import { markReleased, prepareSnapshot, settleForBackup, settleRecord } from './snapshot-mode.ts';
 import {
@@ -225,6 +226,8 @@ export class Qcow2Driver implements DiskDriver {
     options: { signal?: AbortSignal } = {},
   ): Promise<RestoredDisk> {
     if (await exists(toPath)) throw new Conflict(`Disk file ${toPath} already exists`);
+    // Untrusted bytes from a datastore: no backing or data file, checked before qemu-img opens it.
+    await checkStoredImage(file, format, 'full');
     await mkdir(dirname(toPath), { recursive: true });
     const info = await imageInfo(file, { format, signal: options.signal });
     if (info['backing-filename'])

@@ -7,6 +7,8 @@
 import { join } from 'node:path';
 import type { z } from 'zod';
 import type { TaskDatastore } from '#core/contracts/tasks.ts';
+import { checkTaskAttributes } from '#core/datastore-attributes.ts';
+import { ValidationError } from '#core/errors.ts';
 import type { DatastoreDriver, DatastoreTarget } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
 import type { Logger } from '../log.ts';
@@ -64,12 +66,27 @@ export function workDirFor(stateDir: string, taskId: string): string {
   return join(stateDir, 'work', sanitizeTaskId(taskId));
 }
 
+/**
+ * Re-checks a task's datastore attributes with the API's rules (core/datastore-attributes.ts):
+ * the task message is untrusted input to a root process, and these values end up in ssh, sftp,
+ * rsync and restic arguments and remote paths. Throws ValidationError naming the datastore.
+ */
+export function revalidateDatastore(datastore: z.infer<typeof TaskDatastore>): void {
+  try {
+    checkTaskAttributes(datastore.driver, datastore.attributes);
+  } catch (error) {
+    throw new ValidationError(`datastore ${datastore.id}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** Resolves the target of `datastore`, collecting secret values into `secrets` for masking. */
 export async function resolveTarget(
   datastore: z.infer<typeof TaskDatastore>,
   resolve: SecretResolver,
   secrets: string[],
 ): Promise<DatastoreTarget> {
+  // Every task reaches its datastore through here: refuse bad attributes before any process runs.
+  revalidateDatastore(datastore);
   let values: Record<string, string> = {};
   if (datastore.sealedSecrets) {
     values = await resolve(datastore);

@@ -1,5 +1,6 @@
 /**
- * Defining a restored VM on this host: the cleaned template (core/template.ts) gets this host's
+ * Defining a restored VM on this host: the cleaned template (core/template.ts), rebuilt from the
+ * allow-list of core/template-allow.ts once more right before use, gets this host's
  * CPU placement (EMULATOR_CPUS, or a pin policy re-applied here; core/template-host.ts) and is
  * defined with `virsh define`, never over an existing domain of the same name, and started only
  * when asked. The XML file passed to virsh is 0600 and removed at once (a template can hold a
@@ -7,7 +8,9 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkDomainName, domainNameProblem } from '#core/domain-name.ts';
 import { Conflict } from '#core/errors.ts';
+import { allowTemplate } from '#core/template-allow.ts';
 import { templateForHost } from '#core/template-host.ts';
 import { domainState, type ToolOptions, virsh } from '#drivers/disk/tools.ts';
 
@@ -21,6 +24,7 @@ export async function hostCpuCount(options: ToolOptions = {}): Promise<number> {
 
 /** Throws Conflict when a domain named `name` exists on this host. */
 export async function assertNoDomain(name: string, options: ToolOptions = {}): Promise<void> {
+  checkDomainName(name, 'restore name');
   if ((await domainState(name, options)) !== null) {
     throw new Conflict(`a domain named "${name}" already exists on this host: restore with another name`);
   }
@@ -41,11 +45,20 @@ export interface DefinedDomain {
  */
 export async function defineDomain(
   xml: string,
-  opts: { name: string; start: boolean; emulatorCpus: string | null; workDir: string },
+  opts: {
+    name: string;
+    start: boolean;
+    emulatorCpus: string | null;
+    workDir: string;
+    /** The restored disk files: the only host files the domain may name. */
+    diskFiles: readonly string[];
+  },
   options: ToolOptions = {},
 ): Promise<DefinedDomain> {
   await assertNoDomain(opts.name, options);
-  const placed = templateForHost(xml, {
+  // Checked again where it is used: only the allow-listed devices and the restored files.
+  const allowed = allowTemplate(xml, opts.diskFiles);
+  const placed = templateForHost(allowed.xml, {
     emulatorCpus: opts.emulatorCpus ?? undefined,
     hostCpus: await hostCpuCount(options),
   });
@@ -56,18 +69,21 @@ export async function defineDomain(
   } finally {
     await rm(file, { force: true });
   }
-  if (!opts.start) return { name: opts.name, started: false, notes: placed.notes };
+  const notes = [...allowed.notes, ...placed.notes];
+  if (!opts.start) return { name: opts.name, started: false, notes };
   try {
     await virsh(['start', opts.name], options);
   } catch (error) {
     await undefineDomain(opts.name, options);
     throw error;
   }
-  return { name: opts.name, started: true, notes: placed.notes };
+  return { name: opts.name, started: true, notes };
 }
 
 /** Stops (if running) and undefines a domain this restore defined; quiet when already gone. */
 export async function undefineDomain(name: string, options: ToolOptions = {}): Promise<void> {
+  // Never for a name virsh would read as another domain's id or UUID (`virsh destroy 3`).
+  if (domainNameProblem(name) !== undefined) return;
   await virsh(['destroy', name], options).catch(() => {});
   await virsh(['undefine', name, '--checkpoints-metadata', '--snapshots-metadata'], options).catch(() => {});
 }

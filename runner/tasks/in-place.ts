@@ -5,11 +5,13 @@
  * off, is each old file renamed to `<file>.lifeboat-safety` and the new one put in its place.
  * When every disk is swapped the safety copies are removed; when anything fails the safety
  * copies are put back. A record in the task's work folder (`in-place.json`) names the files, so
- * {@link undoInPlace} can put a crashed runner's safety copies back.
+ * {@link undoInPlace} can put a crashed runner's safety copies back. Which files those are comes
+ * from libvirt on this host ({@link libvirtDisks}), never from the task.
  */
-import { chmod, chown, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
+import { readDomainInventory } from '#drivers/disk/inventory.ts';
 import { domainState, type ToolOptions, virsh } from '#drivers/disk/tools.ts';
 import { run } from '#drivers/exec.ts';
 
@@ -37,6 +39,43 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * The files of disks `ids` of `domain` as libvirt on this host has them, never as a task says:
+ * the domain's persistent definition, numbered as the inventory numbers disks (a tracking
+ * overlay counted as its base file). A disk id the domain does not have, a disk that is not a
+ * qcow2 or raw file, or a source that is not a regular file (a symlink, a device) is refused
+ * with a ValidationError before anything is downloaded or moved.
+ */
+export async function libvirtDisks(
+  domain: string,
+  ids: readonly number[],
+  options: ToolOptions = {},
+): Promise<InPlaceDisk[]> {
+  const inventory = await readDomainInventory(domain, options);
+  const disks: InPlaceDisk[] = [];
+  for (const id of ids) {
+    const disk = inventory.disks.find((d) => d.id === id);
+    if (!disk) {
+      throw new ValidationError(
+        `in-place restore: domain "${domain}" has no disk ${id} (it has ${inventory.disks.length ? inventory.disks.map((d) => `${d.id} ${d.target}`).join(', ') : 'none'})`,
+      );
+    }
+    if (disk.format !== 'qcow2' && disk.format !== 'raw') {
+      throw new ValidationError(
+        `in-place restore: disk ${id} (${disk.target}) of "${domain}" is not a file disk`,
+      );
+    }
+    const info = await lstat(disk.source).catch(() => undefined);
+    if (!info?.isFile()) {
+      throw new ValidationError(
+        `in-place restore: disk ${id} (${disk.target}) of "${domain}" is ${disk.source}, which is ${info ? 'not a regular file' : 'missing'}`,
+      );
+    }
+    disks.push({ id, source: disk.source, format: disk.format });
+  }
+  return disks;
 }
 
 /** Throws Conflict unless the domain is defined and shut off. */

@@ -9,6 +9,7 @@ import type { TaskPoint } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import type { DatastoreDriver, DatastoreTarget } from '#drivers/datastore/driver.ts';
 import type { DiskDriver, RestoredDisk } from '#drivers/disk/driver.ts';
+import { checkStoredImage } from '#drivers/disk/qcow2-header.ts';
 import type { TaskContext } from './context.ts';
 
 type Point = z.infer<typeof TaskPoint>;
@@ -64,7 +65,10 @@ export async function downloadPoints(
 
 /**
  * Writes disk `diskId` as of the last downloaded point into a checked qcow2 at `toPath`: the
- * FULL converted alone, or the increments rebased onto it (see `DiskDriver.restoreChain`).
+ * FULL converted alone, or the increments rebased onto it (see `DiskDriver.restoreChain`). An
+ * increment's backing file (the live disk at backup time) is never opened: it is replaced by
+ * the chain's previous file. A FULL with a backing file, or any file with an external data file,
+ * is refused (UnsafeDiskImage) before any qemu-img call. Restore and flatten both merge here.
  */
 export async function mergePoints(
   disk: DiskDriver,
@@ -78,8 +82,12 @@ export async function mergePoints(
     if (!file) throw new ValidationError(`point ${index} of the chain has no file for disk ${diskId}`);
     return file;
   });
-  const [full] = files;
+  const [full, ...increments] = files;
   if (!full) throw new ValidationError('a chain needs its FULL backup');
+  // Downloaded files are untrusted, whatever disk driver merges them: no external data file
+  // anywhere, no backing file on the FULL (the driver checks again where qemu-img opens them).
+  await checkStoredImage(full.path, full.format, 'full');
+  for (const file of increments) await checkStoredImage(file.path, file.format, 'increment');
   if (files.length === 1) return disk.restoreDisk(full.path, full.format, toPath, { signal });
   if (!disk.restoreChain) throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
   return disk.restoreChain(files, toPath, { signal });

@@ -14,7 +14,9 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
+import { checkDomainName } from '#core/domain-name.ts';
 import { ValidationError } from '#core/errors.ts';
+import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
 import type { RestoredDisk } from '#drivers/disk/driver.ts';
 import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
@@ -31,7 +33,14 @@ import {
 } from '../confine.ts';
 import type { TaskContext } from './context.ts';
 import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
-import { checkInPlace, type InPlaceDisk, scratchPath, stageDisk, swapDisks } from './in-place.ts';
+import {
+  checkInPlace,
+  type InPlaceDisk,
+  libvirtDisks,
+  scratchPath,
+  stageDisk,
+  swapDisks,
+} from './in-place.ts';
 import { downloadPoints, mergePoints, type PointFile } from './points.ts';
 
 /** Restored disk file of disk `id` of the VM called `name`. */
@@ -42,10 +51,12 @@ export function restoredDiskPath(target: string, name: string, id: number): stri
 /**
  * The template with each restored disk's `<source>` pointing at its new file (core
  * `pointDisks`: disk ids as the inventory numbers them; disks not restored are left out, since
- * they still name the original VM's storage).
+ * they still name the original VM's storage), then rebuilt from the allow-list of
+ * core/template-allow.ts: the stored template is untrusted, and nothing in it may name a host
+ * file, device, socket or program. `notes` say what was left out.
  */
-export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number, string>): string {
-  return pointDisks(template, paths);
+export function pointTemplateAtDisks(template: string, paths: ReadonlyMap<number, string>): AllowedTemplate {
+  return allowTemplate(pointDisks(template, paths), paths.values());
 }
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -99,8 +110,11 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       restored.push({ id: entry.id, path: toPath, size: out.size });
     }
     let xml: string | null = null;
+    const notes: string[] = [];
     if (task.template !== null && templatePath) {
-      xml = pointTemplateAtDisks(task.template, paths);
+      const allowed = pointTemplateAtDisks(task.template, paths);
+      xml = allowed.xml;
+      notes.push(...allowed.notes);
       await writeNewFile(templatePath, xml);
       created.push(templatePath);
     }
@@ -109,7 +123,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       templatePath,
       domain: null,
       started: false,
-      notes: [],
+      notes,
       durationMs: 0,
     };
     if (task.define && xml !== null) {
@@ -122,10 +136,15 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
           start: task.define.start,
           emulatorCpus: task.define.emulatorCpus,
           workDir: ctx.workDir,
+          diskFiles: [...paths.values()],
         },
         { signal: ctx.signal },
       );
-      Object.assign(result, { domain: domain.name, started: domain.started, notes: domain.notes });
+      Object.assign(result, {
+        domain: domain.name,
+        started: domain.started,
+        notes: [...notes, ...domain.notes],
+      });
     }
     return { ...result, durationMs: Date.now() - started };
   } catch (error) {
@@ -165,11 +184,28 @@ async function restoreInPlace(
   started: number,
 ): Promise<RestoreResult> {
   const tool = { signal: ctx.signal };
-  const disks: InPlaceDisk[] = task.disks.map((entry) => {
-    const disk = inPlace.disks.find((d) => d.id === entry.id);
-    if (!disk) throw new ValidationError(`in-place restore: no file of the VM given for disk ${entry.id}`);
-    return disk;
-  });
+  checkDomainName(inPlace.domain, 'in-place restore domain');
+  // The files written over are libvirt's, never the task's `inPlace.disks[].source`.
+  const disks = await libvirtDisks(
+    inPlace.domain,
+    task.disks.map((entry) => entry.id),
+    tool,
+  );
+  const notes: string[] = [];
+  for (const disk of disks) {
+    const named = inPlace.disks.find((d) => d.id === disk.id);
+    if (named && (named.source !== disk.source || named.format !== disk.format)) {
+      notes.push(
+        `disk ${disk.id}: restored onto ${disk.source} (${disk.format}), the domain's file in libvirt; the task named ${named.source} (${named.format})`,
+      );
+      ctx.log('warn', 'in-place restore: the task names another file than libvirt; libvirt’s is restored', {
+        domain: inPlace.domain,
+        disk: disk.id,
+        task: named.source,
+        libvirt: disk.source,
+      });
+    }
+  }
   await checkInPlace(inPlace.domain, disks, tool);
   const staged: string[] = [];
   try {
@@ -207,7 +243,7 @@ async function restoreInPlace(
       templatePath: null,
       domain: inPlace.domain,
       started: startedVm,
-      notes: [],
+      notes,
       durationMs: Date.now() - started,
     };
   } finally {

@@ -30,8 +30,8 @@ import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { fakeDrivers } from '../runner/fakes.ts';
 import { hostBody } from '../helpers/host-key.ts';
+import { fakeDrivers } from '../runner/fakes.ts';
 
 const admin = { token: 'admin-token-maintenance' };
 const dave = { token: 'dave-token-maintenance' };

@@ -267,11 +267,14 @@ describe('restore task', () => {
 </devices></domain>`;
 
   it('points the template disks, by inventory id, at the restored qcow2 files', () => {
-    const xml = pointTemplateAtDisks(template, new Map([[1, '/restore/new-disk-1.qcow2']]));
+    const { xml, notes } = pointTemplateAtDisks(template, new Map([[1, '/restore/new-disk-1.qcow2']]));
     expect(xml).toContain('<source file="/restore/new-disk-1.qcow2"');
     // A disk not restored still names the original VM's file: left out, never shared.
     expect(xml).not.toContain('/img/web-1.qcow2');
-    expect(xml).toContain('<source file="/iso/x.iso"/>');
+    // The stored template is untrusted: the CD-ROM stays, ejected (its medium is a host file).
+    expect(xml).not.toContain('/iso/x.iso');
+    expect(xml).toContain('<disk type="file" device="cdrom">');
+    expect(notes).toEqual(['ejected cdrom sda (was /iso/x.iso): its medium is of the original host']);
   });
 
   it('refuses folders with .., puts relative ones under the first restore root', async () => {
