@@ -7,6 +7,7 @@
 import { Agent } from 'node:http';
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { LocalCredentials } from '#local/credentials.ts';
 
 /** One host task as the responder saw it. */
 export interface SeenTask {
@@ -39,8 +40,6 @@ export interface HostResponder {
   stop(): Promise<void>;
 }
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-
 /** The answer of a task, as a runner would send it. */
 function outputOf(task: { kind: string; disks?: { id: number }[] }): unknown {
   if (task.kind !== 'backup') return { cleaned: [] };
@@ -63,6 +62,8 @@ function outputOf(task: { kind: string; disks?: { id: number }[] }): unknown {
 export function startHostResponder(opts: {
   sqsEndpoint: string;
   sfnEndpoint: string;
+  /** The stack's per-start key (local/credentials.ts). */
+  credentials: LocalCredentials;
   queues: ReadonlyMap<number, string>;
   delayMs: number;
   /** Long-poll wait (default 2 s; up to 20). */
@@ -73,6 +74,7 @@ export function startHostResponder(opts: {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.queues.size + 64 });
   const handler = { httpAgent: agent, connectionTimeout: 5000, requestTimeout: 60_000 };
   const region = opts.region ?? 'us-east-1';
+  const { credentials } = opts;
   const sqs = new SQSClient({ region, endpoint: opts.sqsEndpoint, credentials, requestHandler: handler });
   const sfn = new SFNClient({ region, endpoint: opts.sfnEndpoint, credentials, requestHandler: handler });
   const tasks: SeenTask[] = [];
