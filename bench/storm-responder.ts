@@ -8,6 +8,7 @@ import { Agent } from 'node:http';
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { generateHostKeyPair, type HostKeyPair } from '#functions/sealed-secrets.ts';
+import type { LocalCredentials } from '#local/credentials.ts';
 
 /**
  * The key of every host the responder plays, registered as `publicKey` with `POST /hosts`: Admit
@@ -47,8 +48,6 @@ export interface HostResponder {
   stop(): Promise<void>;
 }
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-
 /** The answer of a task, as a runner would send it. */
 function outputOf(task: { kind: string; disks?: { id: number }[] }): unknown {
   if (task.kind !== 'backup') return { cleaned: [] };
@@ -71,6 +70,8 @@ function outputOf(task: { kind: string; disks?: { id: number }[] }): unknown {
 export function startHostResponder(opts: {
   sqsEndpoint: string;
   sfnEndpoint: string;
+  /** The stack's per-start key (local/credentials.ts). */
+  credentials: LocalCredentials;
   queues: ReadonlyMap<number, string>;
   delayMs: number;
   /** Long-poll wait (default 2 s; up to 20). */
@@ -81,6 +82,7 @@ export function startHostResponder(opts: {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.queues.size + 64 });
   const handler = { httpAgent: agent, connectionTimeout: 5000, requestTimeout: 60_000 };
   const region = opts.region ?? 'us-east-1';
+  const { credentials } = opts;
   const sqs = new SQSClient({ region, endpoint: opts.sqsEndpoint, credentials, requestHandler: handler });
   const sfn = new SFNClient({ region, endpoint: opts.sfnEndpoint, credentials, requestHandler: handler });
   const tasks: SeenTask[] = [];

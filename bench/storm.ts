@@ -117,7 +117,8 @@ export async function runStorm(opts: StormOptions) {
       if (entry.level === 'error' && errors.length < 20) errors.push(JSON.stringify(entry));
     },
   });
-  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+  // The emulators take only requests signed with this start's key.
+  const credentials = plane.credentials;
   const reader = DynamoDBDocumentClient.from(
     new DynamoDBClient({
       region: config.region,
@@ -204,6 +205,7 @@ export async function runStorm(opts: StormOptions) {
     responder = startHostResponder({
       sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
       sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+      credentials,
       queues,
       delayMs: 0,
       // Idle hosts poll once per 20 s (as the runner's long poll): 1,000 hosts polling every

@@ -69,6 +69,10 @@ export interface HomePaths {
   sqs: string;
   stepfunctions: string;
   secrets: string;
+  /** The per-start access key of the emulators (local/credentials.ts), 0600. */
+  credentials: string;
+  /** Unix sockets between the loopback fronts and the emulators behind them. */
+  run: string;
   runner: string;
 }
 
@@ -103,6 +107,8 @@ export function homePaths(home: string): HomePaths {
     sqs: join(home, 'sqs'),
     stepfunctions: join(home, 'stepfunctions'),
     secrets: join(home, 'secrets'),
+    credentials: join(home, 'local-credentials.json'),
+    run: join(home, 'run'),
     runner: runnerStateDir(home),
   };
 }

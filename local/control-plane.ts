@@ -4,12 +4,14 @@
  * endpoint, the HTTP API gateway and the scheduler loop. The supervisor runs this; tests may too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
 import type { CfnTemplate } from '#infra/definition.ts';
 import { ensureAdmin } from './admin.ts';
 import type { HomePaths, LocalConfig } from './config.ts';
+import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from './credentials.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
 import { applyEnvironment, lambdaEnvironment } from './env.ts';
 import { invokeLocal } from './functions.ts';
@@ -42,6 +44,8 @@ export interface ControlPlane {
   endpoint: string;
   /** Pids of the processes it started, by name (`dynamodb`, and each extra child). */
   children: Record<string, number>;
+  /** This start's key, the only one the emulators accept (also in `paths.credentials`). */
+  credentials: LocalCredentials;
   stop(): Promise<void>;
 }
 
@@ -78,10 +82,17 @@ export async function startControlPlane(opts: {
     await assertPortFree(config.ports.stepfunctions, 'Step Functions');
     await assertPortFree(config.ports.lambda, 'Lambda');
 
+    // A new key at each start, readable by this user only: every client of the emulators signs
+    // with it (the Lambdas and the runner through the environment) and they refuse all others.
+    const credentials = newLocalCredentials();
+    await writeLocalCredentials(paths.credentials, credentials);
+
     // DynamoDB Local (a JVM) starts while the CDK app synthesizes in this process.
     const dbStarting = startDynamoDb({
       port: config.ports.dynamodb,
       dataDir: paths.dynamodb,
+      socket: join(paths.run, 'dynamodb.sock'),
+      credentials,
       log: (line) => log({ level: 'debug', msg: line }),
     });
     dbStarting.then(
@@ -106,7 +117,7 @@ export async function startControlPlane(opts: {
     const db = await dbStarting;
     stops.push(() => db.stop());
     children.dynamodb = db.pid;
-    const ddb = localDynamoClient(db.endpoint, config.region);
+    const ddb = localDynamoClient(db.endpoint, credentials, config.region);
     const created = await ensureTables(ddb);
     if (created.length) log({ level: 'info', msg: 'tables created', tables: created });
     if (opts.adminTokenHash) {
@@ -119,15 +130,22 @@ export async function startControlPlane(opts: {
       ddb.destroy();
     }
 
-    const sqs = await startSqs({ port: config.ports.sqs, dataDir: paths.sqs, region: config.region });
+    const sqs = await startSqs({
+      port: config.ports.sqs,
+      socket: join(paths.run, 'sqs.sock'),
+      credentials,
+      dataDir: paths.sqs,
+      region: config.region,
+    });
     stops.push(() => sqs.stop());
-    const sqsClient = localSqsClient(sqs.endpoint, config.region);
+    const sqsClient = localSqsClient(sqs.endpoint, credentials, config.region);
     stops.push(() => sqsClient.destroy());
     const hostDeadLetterQueueArn = await ensureHostDeadLetterQueue(sqsClient);
 
     // Handlers read their settings from the environment: set it before any of them is imported.
     const env = lambdaEnvironment({
       config,
+      credentials,
       secretsDir: paths.secrets,
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
       restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
@@ -148,11 +166,16 @@ export async function startControlPlane(opts: {
     );
     await sfn.load();
     stops.push(() => sfn.close());
-    const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions);
+    const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions, credentials);
     stops.push(() => sfnServer.stop());
 
     const events = new EventQueue(invokeLocal, log);
-    const lambda = await startLambdaEndpoint({ port: config.ports.lambda, invoke: invokeLocal, events });
+    const lambda = await startLambdaEndpoint({
+      port: config.ports.lambda,
+      invoke: invokeLocal,
+      events,
+      credentials,
+    });
     stops.push(() => lambda.stop());
     stops.push(() => events.drain());
 
@@ -180,7 +203,7 @@ export async function startControlPlane(opts: {
     });
     stops.push(() => gateway.stop());
     log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });
-    return { endpoint: gateway.endpoint, children, stop: stopAll };
+    return { endpoint: gateway.endpoint, children, credentials, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

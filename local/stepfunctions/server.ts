@@ -4,7 +4,9 @@
  * Enough for the SDK's SFNClient: executions, task tokens, state machine listing.
  */
 import { createServer, type Server } from 'node:http';
-import { close, listen, readBody, sendJson } from '../http.ts';
+import type { LocalCredentials } from '../credentials.ts';
+import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from '../http.ts';
+import { checkSignature, sendSignatureFailure } from '../sigv4-check.ts';
 import { SfnApiError } from './errors.ts';
 import type { ExecutionRecord, LocalStepFunctions } from './runtime.ts';
 import type { TaskTokens } from './task-tokens.ts';
@@ -114,22 +116,45 @@ export function operations(sfn: LocalStepFunctions, tokens: TaskTokens): Record<
   };
 }
 
-/** Serve the shim on 127.0.0.1:`port`; resolves with the server and the port it got. */
+/** An execution input is at most 256 KiB in AWS; with the request around it, 1 MiB is plenty. */
+const BODY_LIMIT = MIB;
+
+/**
+ * Serve the shim on 127.0.0.1:`port`; resolves with the server and the port it got. Requests
+ * not signed with `credentials` (local mode's per-start key) are refused with a 403.
+ */
 export async function startStepFunctionsServer(
   sfn: LocalStepFunctions,
   tokens: TaskTokens,
   port: number,
+  credentials: LocalCredentials,
 ): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const ops = operations(sfn, tokens);
   const server = createServer(async (req, res) => {
     try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, BODY_LIMIT);
+      } catch (err) {
+        if (!(err instanceof PayloadTooLarge)) throw err;
+        sendTooLarge(req, res, { __type: 'PayloadTooLarge', message: err.message }, JSON_10);
+        return;
+      }
+      const failure = await checkSignature(
+        { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
+        credentials,
+      );
+      if (failure) {
+        sendSignatureFailure(res, failure);
+        return;
+      }
       const target = String(req.headers['x-amz-target'] ?? '');
       const [service, name] = target.split('.');
       const op = service === 'AWSStepFunctions' && name ? ops[name] : undefined;
       if (req.method !== 'POST' || !op) {
         throw new SfnApiError('UnknownOperationException', `unsupported operation ${target || '(none)'}`);
       }
-      const raw = (await readBody(req)).toString('utf8');
+      const raw = body.toString('utf8');
       let params: Params;
       try {
         params = raw ? JSON.parse(raw) : {};

@@ -10,6 +10,7 @@ import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Datastore, Execution, Host, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
+import { readLocalCredentials } from '#local/credentials.ts';
 import { localDynamoClient } from '#local/dynamodb.ts';
 import { ensureLibvirt, kvmUsable, removeTestVm, TEST_VM_ROOT, virsh } from '../helpers/libvirt.ts';
 import { backup, guestSha256, removeHome, type Stack, startStack } from './harness.ts';
@@ -107,7 +108,7 @@ async function restore(args: string[]): Promise<{ code: number; execution?: Exec
 /** The host's EMULATOR_CPUS, set as an administrator would (no API route changes it yet). */
 async function setEmulatorCpus(value: string): Promise<void> {
   const { ports } = JSON.parse(await readFile(join(stack.home, 'config.json'), 'utf8'));
-  const ddb = localDynamoClient(`http://127.0.0.1:${ports.dynamodb}`);
+  const ddb = localDynamoClient(`http://127.0.0.1:${ports.dynamodb}`, await readLocalCredentials(stack.home));
   try {
     await ddb.send(
       new UpdateItemCommand({

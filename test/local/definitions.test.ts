@@ -77,8 +77,10 @@ describe('local settings', () => {
       8000,
     );
     expect(config.ports).toEqual({ api: 8000, dynamodb: 8001, sqs: 9999, stepfunctions: 8003, lambda: 8004 });
+    const credentials = { accessKeyId: 'LBLOCAL0123456789ABCDEF', secretAccessKey: 's'.repeat(43) };
     const env = lambdaEnvironment({
       config,
+      credentials,
       secretsDir: '/h/secrets',
       backupStateMachineArn: 'arn:b',
       restoreStateMachineArn: 'arn:r',
@@ -92,6 +94,9 @@ describe('local settings', () => {
       AWS_ENDPOINT_URL_SFN: 'http://127.0.0.1:8003',
       AWS_ENDPOINT_URL_LAMBDA: 'http://127.0.0.1:8004',
       LIFEBOAT_SECRET_STORE: 'local:/h/secrets',
+      // The clients sign with local mode's per-start key, never with dummy or real credentials.
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
       DISPATCHER_FUNCTION_NAME: 'lifeboat-Dispatcher',
       HEARTBEAT_SECONDS: '3',
       BACKUP_STATE_MACHINE_ARN: 'arn:b',

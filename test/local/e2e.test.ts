@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readLocalCredentials } from '#local/credentials.ts';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { hostBody } from '../helpers/host-key.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 let home: string;
 let endpoint: string;
 let token: string;
@@ -52,6 +52,8 @@ beforeAll(async () => {
   ports = await freeStackPorts();
   await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 3, runner: false }));
   ({ endpoint, token } = await localUp({ home }));
+  // The emulators take only requests signed with this start's key.
+  const credentials = await readLocalCredentials(home);
   sqs = new SQSClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.sqs}`, credentials });
   sfn = new SFNClient({
     region: 'us-east-1',

@@ -1,7 +1,8 @@
 /** The local gateway turns HTTP requests into the API Gateway v2 events the Api Lambda gets in AWS. */
+import { request } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '#local/gateway.ts';
+import { GATEWAY_BODY_LIMIT, startGateway } from '#local/gateway.ts';
 
 const ROUTES = [
   { method: 'GET', path: '/vms/{id}' },
@@ -94,4 +95,74 @@ describe('local gateway', () => {
     const res = await fetch(`${endpoint}/health`);
     expect(await res.json()).toEqual({ status: 'ok', home: '/tmp/x' });
   });
+
+  it('answers 413 PayloadTooLarge to a body over 1 MiB, without calling the handler', async () => {
+    const before = events.length;
+    const res = await fetch(`${endpoint}/vms/7/backup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.alloc(GATEWAY_BODY_LIMIT + 1, 0x20),
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({
+      error: 'PayloadTooLarge',
+      message: 'the request body is larger than 1048576 bytes',
+    });
+    expect(events.length).toBe(before);
+    // Exactly the limit is taken; the server still answers after refusing.
+    const atLimit = await fetch(`${endpoint}/vms/7/backup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.alloc(GATEWAY_BODY_LIMIT, 0x20),
+    });
+    expect(atLimit.status).toBe(202);
+    expect(events.at(-1)?.body).toHaveLength(GATEWAY_BODY_LIMIT);
+  });
+
+  it('refuses a streamed body with no Content-Length once past the limit, and stops reading it', async () => {
+    const before = events.length;
+    const total = 256 * 1024 * 1024;
+    const out = await streamUntilAnswered(`${endpoint}/vms/7/backup`, total);
+    expect(out.status).toBe(413);
+    expect(out.body).toMatchObject({ error: 'PayloadTooLarge' });
+    // The client could push only what the socket buffers hold: the server did not drain the rest.
+    expect(out.written).toBeLessThan(total / 4);
+    expect(events.length).toBe(before);
+    expect((await fetch(`${endpoint}/health`)).status).toBe(200);
+  });
 });
+
+/** POST up to `total` bytes, chunked, until the server answers; how many bytes were written then. */
+function streamUntilAnswered(url: string, total: number) {
+  return new Promise<{ status?: number; body: unknown; written: number }>((resolve, reject) => {
+    let written = 0;
+    let answered = false;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    const pump = () => {
+      while (!answered && written < total) {
+        written += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      if (!answered) req.end();
+    };
+    req.on('response', (res) => {
+      answered = true;
+      const at = written;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text), written: at }));
+    });
+    // Once answered, the server closes the connection under the writes still in flight.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    pump();
+  });
+}

@@ -1,6 +1,7 @@
 /** The local Lambda Invoke API, through the SDK's own LambdaClient as the handlers use it. */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newLocalCredentials } from '#local/credentials.ts';
 import { FunctionError } from '#local/functions.ts';
 import { EventQueue, startLambdaEndpoint } from '#local/lambda-endpoint.ts';
 
@@ -22,13 +23,10 @@ beforeAll(async () => {
     return { answered: id };
   };
   events = new EventQueue(invoke);
-  const endpoint = await startLambdaEndpoint({ port: 0, invoke, events });
+  const credentials = newLocalCredentials();
+  const endpoint = await startLambdaEndpoint({ port: 0, invoke, events, credentials });
   stop = endpoint.stop;
-  client = new LambdaClient({
-    endpoint: endpoint.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-  });
+  client = new LambdaClient({ endpoint: endpoint.endpoint, region: 'us-east-1', credentials });
 });
 
 afterAll(async () => {

@@ -12,13 +12,13 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '#core/contracts/tasks.ts';
 import { unsealSecrets } from '#functions/sealed-secrets.ts';
+import { readLocalCredentials } from '#local/credentials.ts';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import { hostBody, TEST_HOST_KEY } from '../helpers/host-key.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 let home: string;
 let endpoint: string;
 let token: string;
@@ -67,6 +67,8 @@ beforeAll(async () => {
   const ports = await freeStackPorts();
   await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 5, runner: false }));
   ({ endpoint, token } = await localUp({ home }));
+  // The emulators take only requests signed with this start's key.
+  const credentials = await readLocalCredentials(home);
   sqs = new SQSClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.sqs}`, credentials });
   sfn = new SFNClient({
     region: 'us-east-1',

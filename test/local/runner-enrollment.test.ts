@@ -17,7 +17,7 @@ import { hostKeyPath, readIdentity } from '#runner/identity.ts';
 import { silentLogger } from '#runner/log.ts';
 import { connectHost } from '#runner/register.ts';
 import { call } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
 import { tempDir } from '../runner/fakes.ts';
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   // Local mode's own table names, as the supervisor writes them.
-  ddb = localDynamoClient(db.endpoint, process.env.AWS_REGION);
+  ddb = localDynamoClient(db.endpoint, useLocalCredentials(), process.env.AWS_REGION);
   await ensureTables(ddb);
   for (const spec of TABLES) process.env[spec.envVar] = localTableName(spec);
   resetClients();

@@ -10,6 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalCredentials, readLocalCredentials } from '#local/credentials.ts';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
@@ -17,7 +18,6 @@ import { type HostResponder, SIMULATED_HOST_KEY, startHostResponder } from '../.
 import { runCli } from '../cli/run-cli.ts';
 import { apiCall, type Connection, executionEnded } from './responder.ts';
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 const HOSTS = 5;
 const VMS_PER_HOST = 10;
 let home: string;
@@ -25,6 +25,7 @@ let conn: Connection;
 let ports: Awaited<ReturnType<typeof freeStackPorts>>;
 let responder: HostResponder;
 let ddb: DynamoDBDocumentClient;
+let credentials: LocalCredentials;
 /** VMs of the host that runs one backup at a time. */
 const prioVmIds: number[] = [];
 /** VM ids by host id, in domain order. */
@@ -57,6 +58,8 @@ beforeAll(async () => {
     }),
   );
   conn = await localUp({ home });
+  // The emulators take only requests signed with this start's key.
+  credentials = await readLocalCredentials(home);
   ddb = DynamoDBDocumentClient.from(
     new DynamoDBClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${ports.dynamodb}`, credentials }),
   );
@@ -110,6 +113,7 @@ beforeAll(async () => {
   responder = startHostResponder({
     sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
     sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+    credentials,
     queues,
     delayMs: 400,
   });

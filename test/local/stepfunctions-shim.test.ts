@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newLocalCredentials } from '#local/credentials.ts';
 import { FunctionError } from '#local/functions.ts';
 import { LocalStepFunctions } from '#local/stepfunctions/runtime.ts';
 import { startStepFunctionsServer } from '#local/stepfunctions/server.ts';
@@ -111,13 +112,10 @@ beforeAll(async () => {
     services,
     join(home, 'executions.json'),
   );
-  const server = await startStepFunctionsServer(runtime, tokens, 0);
+  const credentials = newLocalCredentials();
+  const server = await startStepFunctionsServer(runtime, tokens, 0, credentials);
   stopServer = server.stop;
-  sfn = new SFNClient({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-  });
+  sfn = new SFNClient({ endpoint: server.endpoint, region: 'us-east-1', credentials });
 });
 
 afterAll(async () => {

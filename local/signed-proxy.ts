@@ -1,0 +1,107 @@
+/**
+ * The loopback front of an emulator that sits behind a Unix socket (DynamoDB Local in its
+ * network namespace, the SQS emulator): listens on 127.0.0.1 only, refuses every request not
+ * signed with local mode's per-start key (local/sigv4-check.ts), and forwards the others as
+ * they came (Host header included: the SQS emulator names queue URLs after it).
+ */
+import { Agent, createServer, type IncomingHttpHeaders, request } from 'node:http';
+import type { LocalCredentials } from './credentials.ts';
+import { close, listen, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
+import { checkSignature, sendSignatureFailure } from './sigv4-check.ts';
+
+/** A running front. */
+export interface SignedProxy {
+  endpoint: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1) end at the proxy.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+function forwardable(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) if (!HOP_BY_HOP.has(name)) out[name] = value;
+  return out;
+}
+
+const JSON_10 = { 'content-type': 'application/x-amz-json-1.0' };
+
+/**
+ * Serve 127.0.0.1:`port`, forwarding signed requests of at most `bodyLimit` bytes to the HTTP
+ * server on `socket`. `name` names the service in errors.
+ */
+export async function startSignedProxy(opts: {
+  name: string;
+  port: number;
+  socket: string;
+  credentials: LocalCredentials;
+  bodyLimit: number;
+}): Promise<SignedProxy> {
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer(async (req, res) => {
+    let body: Buffer;
+    try {
+      body = await readBody(req, opts.bodyLimit);
+    } catch (err) {
+      if (err instanceof PayloadTooLarge) {
+        sendTooLarge(req, res, { __type: 'PayloadTooLarge', message: err.message }, JSON_10);
+      } else res.destroy();
+      return;
+    }
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const failure = await checkSignature({ method, url, headers: req.headers, body }, opts.credentials);
+    if (failure) {
+      sendSignatureFailure(res, failure);
+      return;
+    }
+    const upstream = request(
+      {
+        socketPath: opts.socket,
+        agent,
+        method,
+        path: url,
+        // The body goes whole, with its length, however the client framed it.
+        headers: { ...forwardable(req.headers), 'content-length': String(body.length) },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, forwardable(answer.headers));
+        answer.pipe(res);
+        answer.on('error', () => res.destroy());
+      },
+    );
+    upstream.on('error', () => {
+      if (res.headersSent) res.destroy();
+      else
+        sendJson(
+          res,
+          503,
+          { __type: 'ServiceUnavailable', message: `${opts.name} is not answering` },
+          { ...JSON_10, 'x-amzn-errortype': 'ServiceUnavailable' },
+        );
+    });
+    // A client that goes away (an SQS long poll given up) ends the forwarded request too.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    upstream.end(body);
+  });
+  const port = await listen(server, opts.port);
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      await close(server);
+      agent.destroy();
+    },
+  };
+}
