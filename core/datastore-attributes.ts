@@ -73,6 +73,7 @@ function oneOf(allowed: readonly string[]) {
 
 /** Absolute, no `..`, and only characters that survive a remote shell unquoted (rsync host:path). */
 function absolutePath(value: string): string {
+  if (value.length > 1024) throw new Bad('must be at most 1024 characters');
   if (!/^\/[A-Za-z0-9._+@/-]*$/.test(value)) {
     throw new Bad(`must be an absolute path of letters, digits and ._+@/- (got "${value}")`);
   }

@@ -6,13 +6,32 @@
  */
 import { z } from 'zod';
 import { attributeIssues } from '../datastore-attributes.ts';
-import { domainNameProblem } from '../domain-name.ts';
+import { DomainName, domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
 import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
-import { PlainHostPath } from './tasks.ts';
+import { HostPath, PlainHostPath } from './tasks.ts';
 
 const id = z.number().int().nonnegative();
-const name = z.string().trim().min(1).max(128);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+/** Text shown to people (names, labels): no control character, so no terminal escape or fake log line. */
+const label = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((t) => !CONTROL.test(t), 'must not hold control characters');
+/**
+ * The name of a datastore, job or cluster: shown in lists and tables, never a path or an option
+ * (no `/`, no leading `-`), no control characters.
+ */
+const name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(128)
+  .refine((n) => !CONTROL.test(n), 'must not hold control characters')
+  .refine((n) => !n.startsWith('-'), 'must not start with -')
+  .refine((n) => !n.includes('/'), 'must not hold /');
 /** Attribute and config values: strings, numbers accepted from JSON clients and kept as text. */
 const textValue = z.union([z.string(), z.number().transform(String)]);
 
@@ -59,11 +78,16 @@ export const EnrollHostBody = z.strictObject({
 });
 export type EnrollHostBody = z.infer<typeof EnrollHostBody>;
 
+/** A runner's version as it reports it (`1.4.0`, `1.4.0-rc.1+abc`). */
+const RunnerVersion = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$/, 'must be a version (letters, digits and .+_~-)');
+
 /** `POST /hosts/register` (enrollment token): the runner's name, public key and version. */
 export const RegisterHostBody = z.strictObject({
   name: HostName,
   publicKey: publicKeyPem,
-  runnerVersion: z.string().max(64).optional(),
+  runnerVersion: RunnerVersion.optional(),
 });
 export type RegisterHostBody = z.infer<typeof RegisterHostBody>;
 
@@ -78,32 +102,60 @@ export const UpdateHostBody = z
   });
 export type UpdateHostBody = z.infer<typeof UpdateHostBody>;
 
-export const InventoryDisk = z.strictObject({
-  id,
-  target: z.string().min(1),
-  source: z.string().min(1),
-  format: DiskFormat,
-  size: z.number().int().nonnegative(),
-  volatile: z.boolean().default(false),
-  canIncrement: z.boolean().default(false),
-});
+/**
+ * An inventory disk. Its source and target reach the runner's tools again in backup tasks, so
+ * they hold no option, traversal or control character: a file disk's source is an absolute
+ * {@link HostPath}, an rbd disk's is `pool/image` (no leading `/`), a target a device name.
+ */
+export const InventoryDisk = z
+  .strictObject({
+    id,
+    target: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/, 'must be a device name such as vda'),
+    source: HostPath,
+    format: DiskFormat,
+    size: z.number().int().nonnegative(),
+    volatile: z.boolean().default(false),
+    canIncrement: z.boolean().default(false),
+  })
+  .superRefine((disk, ctx) => {
+    const absolute = disk.source.startsWith('/');
+    if (disk.format !== 'rbd' && !absolute)
+      ctx.addIssue({ code: 'custom', path: ['source'], message: 'must be an absolute path' });
+    if (disk.format === 'rbd' && absolute)
+      ctx.addIssue({ code: 'custom', path: ['source'], message: 'must be an rbd image name (pool/image)' });
+  });
 
 export const InventoryNic = z.strictObject({
   id,
-  network: z.string().optional(),
-  ip: z.string().optional(),
-  ip6: z.string().optional(),
-  mac: z.string().optional(),
+  network: label(255).optional(),
+  ip: label(64).optional(),
+  ip6: label(64).optional(),
+  mac: label(64).optional(),
 });
 
+/** Longest domain XML an inventory stores (a VM record holds it, and DynamoDB items stop at 400 KB). */
+export const MAX_TEMPLATE_BYTES = 128 * 1024;
+
 export const InventoryVm = z.strictObject({
-  domain: z.string().min(1).max(255),
-  uuid: z.string().optional(),
+  /** Never a name virsh would read as an id, a UUID or an option (core/domain-name.ts). */
+  domain: DomainName,
+  uuid: z
+    .string()
+    .regex(
+      /^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$/,
+      'must be a UUID',
+    )
+    .optional(),
   state: VmState,
   disks: z.array(InventoryDisk),
   nics: z.array(InventoryNic),
   /** The libvirt domain XML. */
-  template: z.string(),
+  template: z
+    .string()
+    .refine(
+      (t) => new TextEncoder().encode(t).length <= MAX_TEMPLATE_BYTES,
+      `must be at most ${MAX_TEMPLATE_BYTES} bytes`,
+    ),
   /**
    * BACKUP_CONFIG pairs the runner read from the domain's Lifeboat metadata element, if any
    * (validated with `core/backup-config.ts` `parse` by the API, since that needs the disks).
@@ -116,7 +168,7 @@ export type InventoryVm = z.infer<typeof InventoryVm>;
 export const InventoryBody = z
   .strictObject({
     vms: z.array(InventoryVm),
-    runnerVersion: z.string().max(64).optional(),
+    runnerVersion: RunnerVersion.optional(),
   })
   .refine((b) => new Set(b.vms.map((v) => v.domain)).size === b.vms.length, {
     message: 'domain names must be unique',

@@ -4,6 +4,7 @@
  * from Lifeboat's metadata element).
  */
 import type { InventoryVm } from '#core/contracts/api.ts';
+import { domainNameProblem } from '#core/domain-name.ts';
 import type { VmState } from '#core/model.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
 import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
@@ -103,12 +104,16 @@ async function trackedBase(
   return base ? { source: base.path, format: base.format } : undefined;
 }
 
-/** Every domain libvirt knows on this host, running or not; domains that vanish meanwhile are skipped. */
+/**
+ * Every domain libvirt knows on this host, running or not; domains that vanish meanwhile are
+ * skipped, and so are those whose name virsh would read as an id, a UUID or an option (reading
+ * them could describe another domain; the API refuses them too, core/domain-name.ts).
+ */
 export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]> {
   const names = (await virsh(['list', '--all', '--name'], options))
     .split('\n')
     .map((n) => n.trim())
-    .filter(Boolean);
+    .filter((n) => n !== '' && domainNameProblem(n) === undefined);
   const vms: Vm[] = [];
   for (const name of names) {
     try {

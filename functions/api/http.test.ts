@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { bearerToken, hashToken } from './auth.ts';
-import { errorResponse, parseJsonBody, pathId } from './http.ts';
+import { errorResponse, MAX_MESSAGE_LENGTH, parseJsonBody, pathId } from './http.ts';
 
 const body = (r: { body?: string }) => JSON.parse(r.body ?? '');
 
@@ -14,6 +14,16 @@ describe('error mapping', () => {
     });
     expect(errorResponse(new Conflict('locked'), 'r1').statusCode).toBe(409);
     expect(errorResponse(new ValidationError('name: required'), 'r1').statusCode).toBe(400);
+  });
+
+  it('answers one short line whatever a check quoted from the request', () => {
+    const quoted = new ValidationError('BASE_PATH: bad (got "/srv\n{"level":"error"}\u001b[2J")');
+    expect(body(errorResponse(quoted, 'r1')).message).toBe(
+      'BASE_PATH: bad (got "/srv\\u000a{"level":"error"}\\u001b[2J")',
+    );
+    const long = body(errorResponse(new ValidationError(`x: bad (got "${'a'.repeat(10_000)}")`), 'r1'));
+    expect(long.message).toHaveLength(MAX_MESSAGE_LENGTH);
+    expect(long.message.endsWith('…')).toBe(true);
   });
 
   it('hides the details of unexpected errors behind a 500', () => {

@@ -103,9 +103,27 @@ export function toResponse(reply: Reply): APIGatewayProxyStructuredResultV2 {
   return { statusCode: reply.statusCode, headers: HEADERS, body: JSON.stringify(reply.body) };
 }
 
+/** Longest message an error answer carries; longer ones are cut (they echo a client's value). */
+export const MAX_MESSAGE_LENGTH = 800;
+
 /**
- * The response of an error: typed errors answer their status with `{ error: name, message }`;
- * anything else is a 500 whose details go to the log only (they may name internals).
+ * An error message as an answer carries it: one line whatever a check quoted from the request
+ * (control characters escaped as `\uXXXX`, so a newline or a terminal escape a client sent never
+ * reaches a terminal or a log reader raw) and at most {@link MAX_MESSAGE_LENGTH} characters.
+ */
+export function answerMessage(message: string): string {
+  const escaped = message.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return escaped.length > MAX_MESSAGE_LENGTH ? `${escaped.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : escaped;
+}
+
+/**
+ * The response of an error: typed errors answer their status with `{ error: name, message }`
+ * (the message made one short line by {@link answerMessage}); anything else is a 500 whose
+ * details go to the log only (they may name internals).
  */
 export function errorResponse(
   err: unknown,
@@ -114,7 +132,10 @@ export function errorResponse(
 ): APIGatewayProxyStructuredResultV2 {
   if (err instanceof LifeboatError) {
     if (err.status >= 500) log('error', err.message, { requestId, route, error: err.name });
-    return toResponse({ statusCode: err.status, body: { error: err.name, message: err.message } });
+    return toResponse({
+      statusCode: err.status,
+      body: { error: err.name, message: answerMessage(err.message) },
+    });
   }
   log('error', 'unhandled error', {
     requestId,

@@ -1,0 +1,267 @@
+/**
+ * Hostile requests of the battery that name places on a host: downloads (`url`, `toPath`) and
+ * restores (`targetDir`, `name`, `hostId`), plus raw bodies (bad, deep or huge JSON).
+ */
+import { type Case, DEEP, FIVE_MB, type Fixture, type Of, resolve, TEN_KB } from './cases.ts';
+
+// --- POST /downloads (alice, who may use the datastore and the image) ---------------------------
+const download = (
+  name: string,
+  change: Of<Record<string, unknown>>,
+  status: number,
+  message?: RegExp,
+): Case => ({
+  name: `POST /downloads: ${name}`,
+  as: 'alice',
+  method: 'POST',
+  path: '/downloads',
+  body: (f) => ({ url: f.url, toPath: 'exports/disk.raw', ...resolve(change, f) }),
+  status,
+  message,
+});
+
+const downloads: Case[] = [
+  download('toPath ../../etc/passwd', { toPath: '../../etc/passwd' }, 400, /^toPath: must not contain \.\./),
+  download('toPath a/../../x', { toPath: 'exports/../../x' }, 400, /^toPath: must not contain \.\./),
+  download('toPath ..', { toPath: '..' }, 400, /^toPath: /),
+  download(
+    'toPath /restores/../root/.ssh/x',
+    { toPath: '/var/lib/lifeboat/restores/../../../../root/.ssh/x' },
+    400,
+    /^toPath: /,
+  ),
+  download('toPath -oProxyCommand=x', { toPath: '-oProxyCommand=x' }, 400, /^toPath: must not start with -/),
+  download('toPath --help', { toPath: '--help' }, 400, /^toPath: /),
+  download('toPath with a newline', { toPath: 'exports/a\n/etc/x' }, 400, /^toPath: must not hold control/),
+  download('toPath with NUL', { toPath: 'exports/a\u0000b' }, 400, /^toPath: /),
+  download('toPath with ESC', { toPath: 'exports/\u001b[2Ja' }, 400, /^toPath: /),
+  download('toPath empty', { toPath: '' }, 400, /^toPath: /),
+  download('toPath 10 KB', { toPath: TEN_KB }, 400, /^toPath: /),
+  download('toPath with a space', { toPath: 'exports/a b' }, 400, /^toPath: /),
+  download('toPath $(id)', { toPath: 'exports/$(id)' }, 400, /^toPath: /),
+  download('toPath `id`', { toPath: 'exports/`id`' }, 400, /^toPath: /),
+  download('toPath ~root', { toPath: '~root/.ssh/authorized_keys' }, 400, /^toPath: /),
+  download('toPath a number', { toPath: 42 }, 400, /^toPath: /),
+  download('toPath an array', { toPath: ['exports', 'x'] }, 400, /^toPath: /),
+  download('toPath an object', { toPath: { path: 'x' } }, 400, /^toPath: /),
+  download(
+    'url restic://DS/../../etc/passwd',
+    (f) => ({ url: `restic://${f.dsAlice}/../../etc/passwd` }),
+    400,
+    /^url: /,
+  ),
+  download('url with .. as the file', (f) => ({ url: `restic://${f.dsAlice}/snap-alice/..` }), 400, /^url: /),
+  download(
+    'url with a path as the file',
+    (f) => ({ url: `restic://${f.dsAlice}/snap-alice/a/b` }),
+    400,
+    /^url: /,
+  ),
+  download('url file:///etc/passwd', { url: 'file:///etc/passwd' }, 400, /^url: unknown scheme/),
+  download('url with %2e%2e', (f) => ({ url: `restic://${f.dsAlice}/%2e%2e/disk.0.raw` }), 400, /^url: /),
+  download('url with a query', (f) => ({ url: `${f.url}?x=1` }), 400, /^url: /),
+  download('url with a newline', (f) => ({ url: `${f.url}\n` }), 400, /^url: /),
+  download('url 10 KB', (f) => ({ url: `${f.url}${TEN_KB}` }), 400, /^url: /),
+  download(
+    'url naming an option as the file',
+    (f) => ({ url: `restic://${f.dsAlice}/snap-alice/--help` }),
+    404,
+  ),
+  download(
+    'url naming an option as the backup',
+    (f) => ({ url: `restic://${f.dsAlice}/-oX/disk.0.raw` }),
+    404,
+  ),
+  download(
+    'url of another user’s datastore',
+    (f) => ({ url: `restic://${f.dsBob}/snap-alice/disk.0.raw` }),
+    403,
+  ),
+  download(
+    'url of the admin’s datastore',
+    (f) => ({ url: `restic://${f.dsAdmin}/snap-admin/disk.0.raw` }),
+    403,
+  ),
+  download('a user naming a host', (f) => ({ hostId: f.hostId }), 403, /only admins may name a host/),
+  download(
+    'a user naming another host',
+    (f) => ({ hostId: f.host2Id, toPath: '/root/.ssh/authorized_keys' }),
+    403,
+  ),
+  download('a user asking for confine: false', { confine: false }, 400, /^confine: unknown field/),
+  download('a user asking for priority 99', { priority: 99 }, 400, /^priority: /),
+  download('unknown field', { colour: 'red' }, 400, /^colour: unknown field/),
+  download('__proto__ smuggling confine', {}, 400),
+];
+// Raw JSON bodies (JSON.parse keeps "__proto__" as a plain field).
+(downloads.at(-1) as Case).body = (f: Fixture) =>
+  `{"url":${JSON.stringify(f.url)},"toPath":"x","__proto__":{"confine":false}}`;
+
+const rawBodies: Case[] = [
+  {
+    name: 'POST /downloads: invalid JSON',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: '{"url": ',
+    status: 400,
+    message: /^body: must be valid JSON$/,
+  },
+  {
+    name: 'POST /downloads: a JSON array',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: [],
+    status: 400,
+  },
+  {
+    name: 'POST /downloads: a JSON string',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: '"restic://1/x/y"',
+    status: 400,
+  },
+  {
+    name: 'POST /downloads: JSON null',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: 'null',
+    status: 400,
+  },
+  {
+    name: 'POST /downloads: 200,000 nested arrays',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: (f) => `{"url":${JSON.stringify(f.url)},"toPath":${DEEP}}`,
+    status: 400,
+  },
+  {
+    name: 'POST /datastores: 200,000 nested arrays as the body',
+    as: 'admin',
+    method: 'POST',
+    path: '/datastores',
+    body: DEEP,
+    status: 400,
+  },
+  {
+    name: 'POST /downloads: a 5 MB toPath',
+    as: 'alice',
+    method: 'POST',
+    path: '/downloads',
+    body: (f) => ({ url: f.url, toPath: FIVE_MB }),
+    status: 400,
+    message: /^toPath: /,
+  },
+  {
+    name: 'POST /datastores: a 5 MB name',
+    as: 'admin',
+    method: 'POST',
+    path: '/datastores',
+    body: { name: FIVE_MB, driver: 'rsync', attributes: { RSYNC_HOST: 'b' } },
+    status: 400,
+    message: /^name: /,
+  },
+  {
+    name: 'PUT inventory: a 5 MB template',
+    as: 'host',
+    method: 'PUT',
+    path: (f) => `/hosts/${f.hostId}/inventory`,
+    body: { vms: [{ domain: 'big', state: 'RUNNING', disks: [], nics: [], template: FIVE_MB }] },
+    status: 400,
+    message: /^vms\.0\.template: /,
+  },
+];
+
+// --- POST /images/{id}/restore (alice, on her own image) ------------------------------------------
+const restore = (
+  name: string,
+  change: Of<Record<string, unknown>>,
+  status: number,
+  message?: RegExp,
+): Case => ({
+  name: `POST /images/{id}/restore: ${name}`,
+  as: 'alice',
+  method: 'POST',
+  path: (f) => `/images/${f.imgAlice}/restore`,
+  body: (f) => ({ name: 'copy-1', ...resolve(change, f) }),
+  status,
+  message,
+});
+
+const restores: Case[] = [
+  restore('targetDir ../../etc', { targetDir: '../../etc' }, 400, /^targetDir: must not contain \.\./),
+  restore('targetDir /etc/../root', { targetDir: '/etc/../root' }, 400, /^targetDir: /),
+  restore('targetDir ..', { targetDir: '..' }, 400, /^targetDir: /),
+  restore('targetDir -rf', { targetDir: '-rf' }, 400, /^targetDir: must not start with -/),
+  restore('targetDir with a newline', { targetDir: 'a\nb' }, 400, /^targetDir: /),
+  restore('targetDir with NUL', { targetDir: 'a\u0000' }, 400, /^targetDir: /),
+  restore('targetDir 10 KB', { targetDir: TEN_KB }, 400, /^targetDir: /),
+  restore('targetDir $HOME', { targetDir: '$HOME/x' }, 400, /^targetDir: /),
+  restore('targetDir with a space', { targetDir: 'a b' }, 400, /^targetDir: /),
+  restore('name ../evil', { name: '../evil' }, 400, /^name: /),
+  restore('name -c qemu:///x', { name: '-c qemu:///x' }, 400, /^name: /),
+  restore('name --help', { name: '--help' }, 400, /^name: /),
+  restore('name a/b', { name: 'a/b' }, 400, /^name: /),
+  restore('name with a newline', { name: 'a\nb' }, 400, /^name: /),
+  restore('name .hidden', { name: '.hidden' }, 400, /^name: /),
+  restore('name 10 KB', { name: TEN_KB }, 400, /^name: /),
+  restore('name a number', { name: 7 }, 400, /^name: /),
+  restore('a user naming a host', (f) => ({ hostId: f.hostId }), 403, /only admins may name a host/),
+  restore('a user naming a host and /etc', (f) => ({ hostId: f.host2Id, targetDir: '/etc' }), 403),
+  restore(
+    'a user asking for confine: false',
+    { confine: false, targetDir: '/etc' },
+    400,
+    /^confine: unknown field/,
+  ),
+  restore('inPlace without confirmation', { inPlace: true, name: undefined }, 400, /^inPlace: /),
+  restore(
+    'inPlace with a targetDir',
+    { inPlace: true, confirmOverwrite: true, targetDir: 'x', name: undefined },
+    400,
+    /^targetDir: not with inPlace/,
+  ),
+  restore('noIp as a string', { noIp: 'yes' }, 400, /^noIp: /),
+  restore('incrementId -1', { incrementId: -1 }, 400, /^incrementId: /),
+  restore('diskId not in the backup', { diskId: 99 }, 400, /^diskId: /),
+  restore('priority 1000', { priority: 1000 }, 400, /^priority: /),
+  restore('define with one disk', { diskId: 0, define: true }, 400, /^diskId: /),
+  {
+    name: 'POST /images/{id}/restore: the admin’s image by alice',
+    as: 'alice',
+    method: 'POST',
+    path: (f) => `/images/${f.imgAdmin}/restore`,
+    body: { name: 'steal' },
+    status: 403,
+  },
+  {
+    name: 'POST /images/{id}/restore: alice’s image by bob',
+    as: 'bob',
+    method: 'POST',
+    path: (f) => `/images/${f.imgAlice}/restore`,
+    body: { targetDir: '/etc' },
+    status: 403,
+  },
+  {
+    name: 'POST /images/{id}/restore: by a host credential',
+    as: 'host',
+    method: 'POST',
+    path: (f) => `/images/${f.imgAlice}/restore`,
+    body: { targetDir: '/etc' },
+    status: 403,
+  },
+  {
+    name: 'POST /images/{id}/restore: an image nobody has',
+    as: 'alice',
+    method: 'POST',
+    path: '/images/987654/restore',
+    body: {},
+    status: 404,
+  },
+];
+
+export const PATH_CASES: readonly Case[] = [...downloads, ...rawBodies, ...restores];
