@@ -54,3 +54,17 @@ export class Throttled extends LifeboatError {
 
 /** Error names the state machines retry. Everything else fails the execution (and runs Cleanup). */
 export const TRANSIENT_ERRORS = ['HostBusy', 'DatastoreLocked', 'Throttled'] as const;
+
+/**
+ * An error message as it leaves for a person (an API answer, a task failure's cause): one line,
+ * its control characters escaped as `\uXXXX` (a newline or a terminal escape a check quoted from
+ * its input never reaches a terminal or a log reader raw), cut to `max` characters.
+ */
+export function oneLine(message: string, max: number): string {
+  const escaped = message.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return escaped.length > max ? `${escaped.slice(0, max - 1)}…` : escaped;
+}

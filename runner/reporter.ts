@@ -11,6 +11,7 @@ import {
   SendTaskSuccessCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
+import { oneLine } from '#core/errors.ts';
 import { sfnClient } from '#functions/aws.ts';
 import { ResultTooLarge } from './errors.ts';
 import type { Logger } from './log.ts';
@@ -71,7 +72,8 @@ export function shapeFailure(error: unknown, secrets: readonly string[] = []): F
   }
   return {
     error: name.replace(/[^A-Za-z0-9_.:-]/g, '').slice(0, MAX_ERROR_CHARS) || 'Error',
-    cause: cause.length > MAX_CAUSE_CHARS ? `${cause.slice(0, MAX_CAUSE_CHARS - 1)}…` : cause,
+    // One line: a check may quote a task's value (a BASE_PATH with a newline, say).
+    cause: oneLine(cause, MAX_CAUSE_CHARS),
   };
 }
 

@@ -69,10 +69,33 @@ export const TaskIncrement = z.object({
 });
 export type TaskIncrement = z.infer<typeof TaskIncrement>;
 
+/**
+ * A backup's id as a datastore driver makes it (a restic backup group's uuid, an rsync hash).
+ * It names remote folders and restic tags: never a path or an option.
+ */
+export const BackupId = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/,
+    'must be a backup id (letters, digits and -, not starting with -)',
+  );
+
+/**
+ * A file of a stored backup (`disk.0.raw`, `disk.0.inc2.qcow2`, `vm.xml`): one plain name that
+ * the runner joins to its work folder and the datastore's paths, never a path or an option. A
+ * host's backup result names them, so another host's restore must not trust them further.
+ */
+export const StoredFileName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/,
+    'must be a plain file name (letters, digits and ._-, not starting with . or -)',
+  );
+
 /** The files of one stored backup, by disk: a point of an increment chain. */
 export const TaskPoint = z.object({
-  backupId: z.string().min(1),
-  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
+  backupId: BackupId,
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: StoredFileName })).min(1),
 });
 
 /**
@@ -105,7 +128,7 @@ export const Confine = z.boolean().default(true);
 const header = {
   v: z.literal(TASK_VERSION),
   /** Unique per host step: `<execution name>/<state name>`; the runner's journal key. */
-  taskId: z.string().min(1),
+  taskId: z.string().min(1).max(512),
   token: z.string().min(1),
   heartbeatSeconds: z.number().int().positive(),
 };
@@ -130,8 +153,8 @@ export const RestoreTask = z.object({
   /** VM the backup was taken of: the datastore keeps each VM's backups apart (restic repo per VM). */
   vmId: z.number().int().nonnegative(),
   /** Driver id of the backup (restic snapshot, rsync hash). */
-  backupId: z.string().min(1),
-  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: z.string().min(1) })).min(1),
+  backupId: BackupId,
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), file: StoredFileName })).min(1),
   datastore: TaskDatastore,
   /** Folder on the host the disks are written to (relative: under the first restore root). */
   target: HostPath,
@@ -191,7 +214,7 @@ export type CleanupTask = z.infer<typeof CleanupTask>;
 const backupRef = {
   vmId: z.number().int().nonnegative(),
   /** Driver id of the backup (restic backup group uuid, rsync hash). */
-  backupId: z.string().min(1),
+  backupId: BackupId,
   datastore: TaskDatastore,
 };
 
@@ -213,7 +236,7 @@ export const DownloadTask = z.object({
   kind: z.literal('download'),
   ...backupRef,
   /** File inside the backup (`disk.0.raw`, `vm.xml`). */
-  file: z.string().regex(/^[A-Za-z0-9._-]+$/),
+  file: StoredFileName,
   /** Path of the new file on the host (relative: under the first restore root); see {@link HostPath}. */
   toPath: PlainHostPath,
   /** Whether the host's restore roots apply to `toPath` (see {@link Confine}). */
@@ -303,14 +326,14 @@ export const MAINTENANCE_TASK_FIELDS: readonly string[] = [
 
 /** What the runner answers a backup task with (SendTaskSuccess output). */
 export const BackupResult = z.object({
-  backupId: z.string().min(1),
+  backupId: BackupId,
   disks: z.array(
     z.object({
       id: z.number().int().nonnegative(),
       size: z.number().int().nonnegative(),
       virtualSize: z.number().int().nonnegative(),
       format: z.string(),
-      file: z.string(),
+      file: StoredFileName,
     }),
   ),
   /** The chain point written (null for MODE=FULL). */
@@ -362,12 +385,12 @@ export const DownloadResult = z.object({ path: z.string(), size: z.number().int(
 export const VerifyResult = z.object({ verified: z.literal(true) });
 /** The new base a flatten stored: its backup id and its file per disk. */
 export const FlattenResult = z.object({
-  backupId: z.string().min(1),
+  backupId: BackupId,
   disks: z
     .array(
       z.object({
         id: z.number().int().nonnegative(),
-        file: z.string().min(1),
+        file: StoredFileName,
         size: z.number().int().nonnegative(),
         virtualSize: z.number().int().nonnegative(),
       }),

@@ -5,7 +5,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { z } from 'zod';
 import { IdText, parseBody } from '#core/contracts/api.ts';
-import { LifeboatError, ValidationError } from '#core/errors.ts';
+import { LifeboatError, oneLine, ValidationError } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
 import { log } from '../log.ts';
 
@@ -107,22 +107,8 @@ export function toResponse(reply: Reply): APIGatewayProxyStructuredResultV2 {
 export const MAX_MESSAGE_LENGTH = 800;
 
 /**
- * An error message as an answer carries it: one line whatever a check quoted from the request
- * (control characters escaped as `\uXXXX`, so a newline or a terminal escape a client sent never
- * reaches a terminal or a log reader raw) and at most {@link MAX_MESSAGE_LENGTH} characters.
- */
-export function answerMessage(message: string): string {
-  const escaped = message.replace(
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return escaped.length > MAX_MESSAGE_LENGTH ? `${escaped.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : escaped;
-}
-
-/**
  * The response of an error: typed errors answer their status with `{ error: name, message }`
- * (the message made one short line by {@link answerMessage}); anything else is a 500 whose
+ * (the message made one short line by `oneLine` of core/errors.ts); anything else is a 500 whose
  * details go to the log only (they may name internals).
  */
 export function errorResponse(
@@ -134,7 +120,7 @@ export function errorResponse(
     if (err.status >= 500) log('error', err.message, { requestId, route, error: err.name });
     return toResponse({
       statusCode: err.status,
-      body: { error: err.name, message: answerMessage(err.message) },
+      body: { error: err.name, message: oneLine(err.message, MAX_MESSAGE_LENGTH) },
     });
   }
   log('error', 'unhandled error', {
