@@ -1,10 +1,13 @@
 /**
  * The HTTP API: one route per entry of the API handler's route table, all to the one Api
- * Lambda (which authenticates the bearer token itself), with access logs and throttling.
+ * Lambda, with access logs and throttling. The Lambda authenticates bearer tokens itself; the
+ * runner's routes (`auth: 'iam'`) are authorized by API Gateway with IAM (SigV4), so only a
+ * principal whose IAM policy allows `execute-api:Invoke` on that very path reaches them.
  */
 import { CfnOutput, RemovalPolicy } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -14,6 +17,8 @@ import { Construct } from 'constructs';
 export interface ApiRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
+  /** `iam`: API Gateway's IAM authorization; otherwise none (the Lambda checks a bearer token). */
+  auth?: 'iam';
 }
 
 export interface HttpFrontProps {
@@ -63,12 +68,18 @@ export class HttpFront extends Construct {
     });
     // One permission for the whole API instead of one per route: keeps the function policy small.
     const integration = new HttpLambdaIntegration('Api', props.handler, { scopePermissionToRoute: false });
+    const iam = new HttpIamAuthorizer();
     const seen = new Set<string>();
     for (const route of props.routes) {
       const key = `${route.method} ${route.path}`;
       if (seen.has(key)) throw new Error(`Route ${key} is listed twice`);
       seen.add(key);
-      this.api.addRoutes({ path: route.path, methods: [apigw.HttpMethod[route.method]], integration });
+      this.api.addRoutes({
+        path: route.path,
+        methods: [apigw.HttpMethod[route.method]],
+        integration,
+        ...(route.auth === 'iam' ? { authorizer: iam } : {}),
+      });
     }
     new CfnOutput(scope, 'ApiUrl', { value: this.stage.url, description: 'Lifeboat API endpoint' });
   }

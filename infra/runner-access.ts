@@ -1,21 +1,25 @@
 /**
  * What a runner on a hypervisor may do in AWS, and nothing more: read its own host queue,
- * answer task tokens, and write its own tasks' progress records. No secrets: datastore secrets
- * reach a runner only inside its tasks, sealed to its host's key (functions/sealed-secrets.ts).
+ * answer task tokens, write its own tasks' progress records, and call the API's runner routes
+ * for its own host. No secrets: datastore secrets reach a runner only inside its tasks, sealed
+ * to its host's key (functions/sealed-secrets.ts).
  *
  * Each host authenticates with IAM Roles Anywhere and its own X.509 certificate, whose subject
  * CN is its host id. The stack creates the trust anchor (the CA of those certificates, from CDK
  * context) and a profile for the runner role; the role trusts Roles Anywhere only through that
  * anchor (`aws:SourceArn`), so a certificate of any other anchor in the account gets nothing.
  * Roles Anywhere tags the session with the certificate's subject (`x509Subject/CN`), and every
- * grant below names that tag: the queue `<prefix><its host id>`, progress keys `<its host id>/...`.
- * A runner holding host 3's certificate cannot receive host 4's tasks nor touch its progress.
+ * grant below names that tag: the queue `<prefix><its host id>`, progress keys `<its host id>/...`,
+ * API paths `/runner/hosts/<its host id>...`. A runner holding host 3's certificate cannot
+ * receive host 4's tasks, touch its progress, nor read, report or key it through the API.
  */
 import { ArnFormat, Stack } from 'aws-cdk-lib';
+import type { IHttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as rolesanywhere from 'aws-cdk-lib/aws-rolesanywhere';
 import { Construct } from 'constructs';
 import { PROGRESS_ATTRIBUTES } from '#functions/tables.ts';
+import type { ApiRoute } from './api.ts';
 import type { TrustAnchorSource } from './config.ts';
 
 export interface RunnerAccessProps {
@@ -25,6 +29,9 @@ export interface RunnerAccessProps {
   hostTag: string;
   /** The progress table, whose `<hostId>/...` records the runner of each host writes. */
   progressTableArn: string;
+  /** The HTTP API, and its IAM-authorized runner routes (each with `{id}`, the host id). */
+  httpApi: IHttpApi;
+  runnerRoutes: readonly ApiRoute[];
   /** The CA of the runners' certificates; without it no anchor, profile or role is created. */
   trustAnchor?: TrustAnchorSource;
 }
@@ -40,6 +47,8 @@ export class RunnerAccess extends Construct {
   readonly trustAnchor?: rolesanywhere.CfnTrustAnchor;
   readonly role?: iam.Role;
   readonly profile?: rolesanywhere.CfnProfile;
+  /** The API paths the policy lets a runner invoke, the host tag's policy variable in them. */
+  readonly ownHostPaths: readonly { method: string; path: string }[];
 
   constructor(scope: Construct, id: string, props: RunnerAccessProps) {
     super(scope, id);
@@ -47,9 +56,14 @@ export class RunnerAccess extends Construct {
     const tagVariable = `\${aws:PrincipalTag/${props.hostTag}}`;
     // Credentials without the tag match nothing, rather than a queue named like the bare prefix.
     const tagPresent = { Null: { [`aws:PrincipalTag/${props.hostTag}`]: 'false' } };
+    this.ownHostPaths = props.runnerRoutes.map((route) => ({
+      method: route.method,
+      path: ownHostPath(route, tagVariable),
+    }));
 
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
-      description: 'Lifeboat runner: its own host queue, task tokens, its own progress records',
+      description:
+        'Lifeboat runner: its own host queue, task tokens, its own progress records and API routes',
       statements: [
         new iam.PolicyStatement({
           sid: 'OwnHostQueueOnly',
@@ -90,6 +104,18 @@ export class RunnerAccess extends Construct {
             StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
           },
         }),
+        new iam.PolicyStatement({
+          sid: 'OwnHostRunnerRoutesOnly',
+          actions: ['execute-api:Invoke'],
+          // `{id}` is the host tag, resolved by IAM per request: a runner may call
+          // `/runner/hosts/3...` only with host 3's certificate. The API handler takes the
+          // path's {id} as the caller's host on these routes (functions/api/auth.ts
+          // iamHostPrincipal) because this statement guarantees it is the caller's own.
+          resources: this.ownHostPaths.map((route) =>
+            props.httpApi.arnForExecuteApi(route.method, route.path),
+          ),
+          conditions: tagPresent,
+        }),
       ],
     });
 
@@ -127,4 +153,15 @@ export class RunnerAccess extends Construct {
       durationSeconds: 3600,
     });
   }
+}
+
+/** A runner route's path with its `{id}` replaced by the host tag; no other parameter is allowed. */
+function ownHostPath(route: ApiRoute, tagVariable: string): string {
+  const parameters = route.path.match(/\{\w+\}/g) ?? [];
+  if (parameters.length !== 1 || parameters[0] !== '{id}') {
+    throw new Error(
+      `runner route ${route.method} ${route.path}: must have {id} (the host) and no other parameter, which IAM could not confine`,
+    );
+  }
+  return route.path.replace('{id}', tagVariable);
 }

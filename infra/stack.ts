@@ -133,6 +133,8 @@ export class LifeboatStack extends Stack {
       hostQueuePrefix: config.hostQueuePrefix,
       hostTag: config.runnerHostTag,
       progressTableArn: this.tables.byKey.progress.tableArn,
+      httpApi: this.http.api,
+      runnerRoutes: props.routes.filter((route) => route.auth === 'iam'),
       trustAnchor: config.runnerTrustAnchor,
     });
     if (!config.runnerTrustAnchor) {

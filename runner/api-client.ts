@@ -1,8 +1,10 @@
 /**
  * The runner's client of the Lifeboat HTTP API (register, inventory). The endpoint is resolved
- * on every request so a late endpoint.json is picked up. Each client presents one bearer token:
- * the enrollment token to register, the host credential after. The token goes only in the
- * Authorization header; errors name the method, path and the API's own `{error, message}`.
+ * on every request so a late endpoint.json is picked up. A client acts as one principal, through
+ * an {@link Authorize} step: a bearer token ({@link httpApi}: the enrollment token to register,
+ * the host credential after), or in AWS a SigV4 signature of the runner's IAM session
+ * (runner/signed-api.ts). Credentials go only in headers; errors name the method, path and the
+ * API's own `{error, message}`.
  */
 import { LifeboatError } from '#core/errors.ts';
 import { ApiUnavailable } from './errors.ts';
@@ -28,36 +30,59 @@ export interface RunnerApi {
 /** A client presenting `bearer` (an enrollment token or the host credential). */
 export type ApiConnector = (bearer: string) => RunnerApi;
 
+/** A request about to be sent: the headers the caller's credentials are added to. */
+export interface OutgoingRequest {
+  method: string;
+  url: URL;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** Answers the request's headers with the caller's credentials added. */
+export type Authorize = (request: OutgoingRequest) => Promise<Record<string, string>>;
+
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** `fetch` clients of the API at `endpoint()` (called per request). */
+/** `fetch` clients of the API at `endpoint()` (called per request), with a bearer token. */
 export function httpApi(endpoint: () => string): ApiConnector {
-  return (bearer) => {
-    const request = <T>(method: string, path: string, body?: unknown) =>
-      send<T>(endpoint(), bearer, method, path, body);
-    return {
-      get: (path) => request('GET', path),
-      post: (path, body) => request('POST', path, body),
-      put: (path, body) => request('PUT', path, body),
-    };
+  return (bearer) =>
+    apiClient(endpoint, async (request) => ({ ...request.headers, authorization: `Bearer ${bearer}` }));
+}
+
+/** A `fetch` client of the API at `endpoint()` (called per request), authorized by `authorize`. */
+export function apiClient(endpoint: () => string, authorize: Authorize): RunnerApi {
+  const request = <T>(method: string, path: string, body?: unknown) =>
+    send<T>(endpoint(), authorize, method, path, body);
+  return {
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body),
+    put: (path, body) => request('PUT', path, body),
   };
 }
 
 async function send<T>(
   endpoint: string,
-  token: string,
+  authorize: Authorize,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const outgoing: OutgoingRequest = {
+    method,
+    url: new URL(`${endpoint}${path}`),
+    headers: { accept: 'application/json' },
+  };
+  if (body !== undefined) {
+    outgoing.headers['content-type'] = 'application/json';
+    outgoing.body = JSON.stringify(body);
+  }
+  const headers = await authorize(outgoing);
   let response: Response;
   try {
-    response = await fetch(`${endpoint}${path}`, {
+    response = await fetch(outgoing.url, {
       method,
       headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(outgoing.body !== undefined ? { body: outgoing.body } : {}),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   } catch {

@@ -8,7 +8,9 @@
  * has written it. A runner never takes an API token, not even endpoint.json's (the admin's): it
  * acts as its host, with the credential it got by registering with a one-time enrollment token
  * (runner/identity.ts), which comes only from `LIFEBOAT_ENROLL_TOKEN` or a file
- * (`--enroll-token-file`, `LIFEBOAT_ENROLL_TOKEN_FILE`), never from the command line.
+ * (`--enroll-token-file`, `LIFEBOAT_ENROLL_TOKEN_FILE`), never from the command line. In AWS,
+ * `LIFEBOAT_API_AUTH=iam` signs its requests with the host's IAM Roles Anywhere session instead,
+ * as host `LIFEBOAT_HOST_ID` (its certificate's CN), with no token at all.
  */
 import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
@@ -62,6 +64,14 @@ export const RunnerConfig = z.object({
    * relative target goes under the first. Absolute, no `..`, no control characters.
    */
   restoreRoots: z.array(RestoreRoot).min(1, 'must name at least one folder'),
+  /**
+   * How the runner authenticates to the API (`LIFEBOAT_API_AUTH`): `bearer` (its host credential,
+   * got with an enrollment token), or `iam` (SigV4 with the default AWS credentials, its IAM
+   * Roles Anywhere session, on the `/runner/...` routes). Absent means `bearer`.
+   */
+  apiAuth: z.enum(['bearer', 'iam']).optional(),
+  /** With `iam`: this host's id, the CN of its certificate (`LIFEBOAT_HOST_ID`). */
+  hostId: z.coerce.number().int().nonnegative().max(999_999_999).optional(),
 });
 export type RunnerConfig = z.infer<typeof RunnerConfig>;
 
@@ -100,12 +110,19 @@ export function loadRunnerConfig(
     restoreRoots: pick(flags.restoreRoots, env.LIFEBOAT_RESTORE_ROOTS)?.split(':').filter(Boolean) ?? [
       ...DEFAULT_RESTORE_ROOTS,
     ],
+    apiAuth: pick(env.LIFEBOAT_API_AUTH),
+    hostId: pick(env.LIFEBOAT_HOST_ID),
   };
   const parsed = RunnerConfig.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     // The enrollment token is never echoed back, whatever is wrong with it.
     throw new ValidationError(`runner setting ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  if (parsed.data.apiAuth === 'iam' && parsed.data.hostId === undefined) {
+    throw new ValidationError(
+      'runner setting hostId: LIFEBOAT_API_AUTH=iam needs LIFEBOAT_HOST_ID (the host id, its certificate CN)',
+    );
   }
   return parsed.data;
 }

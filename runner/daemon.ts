@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
 import pkg from '../package.json' with { type: 'json' };
-import { ApiAnswerError, type ApiConnector, httpApi } from './api-client.ts';
+import { ApiAnswerError, type ApiConnector, httpApi, type RunnerApi } from './api-client.ts';
 import { type RunnerConfig, resolveConnection } from './config.ts';
 import { hostDrivers } from './drivers.ts';
 import { NotEnrolled } from './errors.ts';
@@ -29,6 +29,7 @@ import { dynamoProgressSink, type ProgressSink } from './progress.ts';
 import { reconcileUnfinished } from './reconcile.ts';
 import {
   connectHost,
+  connectHostSigned,
   type HostConnection,
   type InventoryReader,
   type RegisteredHost,
@@ -38,12 +39,15 @@ import {
 } from './register.ts';
 import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from './sealed-secrets.ts';
+import { signedApi } from './signed-api.ts';
 import type { Drivers, SecretResolver } from './tasks/context.ts';
 
 /** The edges of the daemon; each defaults to the real thing. */
 export interface DaemonDeps {
   /** The API as a given principal (the enrollment token, then the host credential). */
   api?: ApiConnector;
+  /** The API signed with the host's IAM session (`apiAuth: 'iam'`). */
+  signedApi?: RunnerApi;
   taskTokens?: TaskTokenApi;
   queue?: (queueUrl: string) => QueueApi;
   inventory?: InventoryReader;
@@ -116,8 +120,12 @@ async function runDaemon(
   });
   if (reconciled.length) rootLog('warn', 'reconciled unfinished tasks', { count: reconciled.length });
 
-  const connect = deps.api ?? httpApi(() => resolveConnection(config).endpoint);
-  const { host, api } = await untilRegistered(connect, config, rootLog, signal);
+  const endpoint = () => resolveConnection(config).endpoint;
+  const connectOnce =
+    config.apiAuth === 'iam'
+      ? connectSigned(deps.signedApi ?? signedApi(endpoint), config, rootLog)
+      : connectWithBearer(deps.api ?? httpApi(endpoint), config, rootLog);
+  const { host, api, hostPath } = await untilRegistered(connectOnce, rootLog, signal);
   const log = rootLog.child({ hostId: host.id });
   log('info', 'runner registered', { queueUrl: host.queueUrl, version: RUNNER_VERSION });
 
@@ -127,7 +135,7 @@ async function runDaemon(
     (async () => (await import('#drivers/disk/inventory.ts')).readHostInventory({ uri: config.libvirtUri }));
   const inventoryNow = async () => {
     try {
-      const count = await reportInventory(api, host.id, inventory, RUNNER_VERSION);
+      const count = await reportInventory(api, hostPath, inventory, RUNNER_VERSION);
       log('info', 'inventory reported on request', { vms: count });
     } catch (error) {
       log('warn', 'inventory report failed', { error: (error as Error).message });
@@ -135,7 +143,7 @@ async function runDaemon(
   };
   const inventoryDone = startInventoryLoop({
     api,
-    hostId: host.id,
+    hostPath,
     read: inventory,
     runnerVersion: RUNNER_VERSION,
     intervalSeconds: config.inventoryIntervalSeconds,
@@ -191,16 +199,8 @@ function isFinal(error: unknown): boolean {
   return error instanceof ApiAnswerError && [400, 401, 403].includes(error.httpStatus);
 }
 
-/**
- * Connects as this host (runner/register.ts), retrying every 2 s up to every 30 s while the API
- * is unreachable or not ready; a final refusal ends the start with its message.
- */
-async function untilRegistered(
-  connect: ApiConnector,
-  config: RunnerConfig,
-  log: Logger,
-  signal?: AbortSignal,
-): Promise<HostConnection> {
+/** One attempt to connect with a bearer credential (or register with an enrollment token). */
+function connectWithBearer(connect: ApiConnector, config: RunnerConfig, log: Logger) {
   const options = {
     name: config.hostName,
     stateDir: config.stateDir,
@@ -208,9 +208,29 @@ async function untilRegistered(
     runnerVersion: RUNNER_VERSION,
     log,
   };
+  return () => connectHost(connect, options);
+}
+
+/** One attempt to connect signed with the host's IAM session, as host `config.hostId`. */
+function connectSigned(api: RunnerApi, config: RunnerConfig, log: Logger) {
+  const hostId = config.hostId;
+  if (hostId === undefined) throw new ValidationError('runner setting hostId: LIFEBOAT_HOST_ID is not set');
+  const options = { hostId, stateDir: config.stateDir, runnerVersion: RUNNER_VERSION, log };
+  return () => connectHostSigned(api, options);
+}
+
+/**
+ * Connects as this host (runner/register.ts), retrying every 2 s up to every 30 s while the API
+ * is unreachable or not ready; a final refusal ends the start with its message.
+ */
+async function untilRegistered(
+  connectOnce: () => Promise<HostConnection>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<HostConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await connectHost(connect, options);
+      return await connectOnce();
     } catch (error) {
       if (signal?.aborted || isFinal(error)) throw error;
       // The first failures are expected in local mode (the API starts after the runner).

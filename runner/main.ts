@@ -16,8 +16,11 @@ export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--enroll-t
 A runner acts as its host, never with an API token: its first start registers with a one-time
 enrollment token (\`lifeboat host enroll NAME\`, given in LIFEBOAT_ENROLL_TOKEN or a file) and
 keeps the host credential it gets in <state-dir>/identity.json (0600).
+In AWS, LIFEBOAT_API_AUTH=iam signs every API call with the host's IAM Roles Anywhere session
+(the default AWS credential chain) as host LIFEBOAT_HOST_ID, its certificate's CN: no token at all;
+an admin creates the host first (POST /hosts), the runner stores its public key on it.
 env: LIFEBOAT_ENDPOINT, LIFEBOAT_ENROLL_TOKEN, LIFEBOAT_ENROLL_TOKEN_FILE, LIFEBOAT_HOME,
-     LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR,
+     LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR, LIFEBOAT_API_AUTH (bearer|iam), LIFEBOAT_HOST_ID,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
      LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS,
      AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_PROGRESS

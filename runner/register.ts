@@ -1,7 +1,8 @@
 /**
  * The runner's place in the control plane: connect as its host (with the credential saved in the
- * state folder, or by registering with a one-time enrollment token), and report the libvirt
- * domains it sees at start and then periodically.
+ * state folder, or by registering with a one-time enrollment token; in AWS, signed with its IAM
+ * Roles Anywhere session instead), and report the libvirt domains it sees at start and then
+ * periodically.
  */
 import type { InventoryVm } from '#core/contracts/api.ts';
 import type { Host } from '#core/model.ts';
@@ -21,6 +22,8 @@ export interface RegisteredHost {
 export interface HostConnection {
   host: RegisteredHost;
   api: RunnerApi;
+  /** Where `api` reaches this host: `/hosts/<id>` with a bearer credential, `/runner/hosts/<id>` signed. */
+  hostPath: string;
 }
 
 function registered(host: Host): RegisteredHost {
@@ -54,7 +57,8 @@ export async function connectHost(
   if (identity) {
     const api = connect(identity.credential);
     try {
-      return { host: registered(await api.get<Host>(`/hosts/${identity.hostId}`)), api };
+      const hostPath = `/hosts/${identity.hostId}`;
+      return { host: registered(await api.get<Host>(hostPath)), api, hostPath };
     } catch (error) {
       if (!(error instanceof ApiAnswerError && error.httpStatus === 401)) throw error;
       if (!token) {
@@ -86,21 +90,52 @@ export async function connectHost(
     credential: answer.credential,
   });
   opts.log('info', 'host registered with its enrollment token', { hostId: answer.host.id });
-  return { host: registered(answer.host), api: connect(answer.credential) };
+  return {
+    host: registered(answer.host),
+    api: connect(answer.credential),
+    hostPath: `/hosts/${answer.host.id}`,
+  };
+}
+
+/**
+ * Connects as host `hostId` with a client signed by the host's IAM session (runner/signed-api.ts),
+ * whose certificate's CN is that id: no enrollment token nor saved credential. It stores its
+ * public key on the host (`PUT /runner/hosts/<id>/key`, made in host-key.pem when missing), which
+ * answers the host. An admin creates the host beforehand (`POST /hosts`); until then, NotEnrolled.
+ */
+export async function connectHostSigned(
+  api: RunnerApi,
+  opts: { hostId: number; stateDir: string; runnerVersion: string; log: Logger },
+): Promise<HostConnection> {
+  const hostPath = `/runner/hosts/${opts.hostId}`;
+  const publicKey = await ensureHostKey(opts.stateDir);
+  let host: Host;
+  try {
+    host = await api.put<Host>(`${hostPath}/key`, { publicKey, runnerVersion: opts.runnerVersion });
+  } catch (error) {
+    if (!(error instanceof ApiAnswerError && error.httpStatus === 404)) throw error;
+    throw new NotEnrolled(
+      `host ${opts.hostId} does not exist: an admin creates it (POST /hosts {name}) before ` +
+        `its certificate (CN=<host id>) is issued, and LIFEBOAT_HOST_ID names that id`,
+      { cause: error },
+    );
+  }
+  opts.log('info', 'host key registered with the IAM session', { hostId: host.id });
+  return { host: registered(host), api, hostPath };
 }
 
 /** Reads every domain of this host (`drivers/disk/inventory.ts` in production). */
 export type InventoryReader = () => Promise<InventoryVm[]>;
 
-/** Sends one inventory report; answers how many VMs it named. */
+/** Sends one inventory report to `<hostPath>/inventory`; answers how many VMs it named. */
 export async function reportInventory(
   api: RunnerApi,
-  hostId: number,
+  hostPath: string,
   read: InventoryReader,
   runnerVersion: string,
 ): Promise<number> {
   const vms = await read();
-  await api.put(`/hosts/${hostId}/inventory`, { vms, runnerVersion });
+  await api.put(`${hostPath}/inventory`, { vms, runnerVersion });
   return vms.length;
 }
 
@@ -111,7 +146,7 @@ export async function reportInventory(
  */
 export function startInventoryLoop(opts: {
   api: RunnerApi;
-  hostId: number;
+  hostPath: string;
   read: InventoryReader;
   runnerVersion: string;
   intervalSeconds: number;
@@ -120,7 +155,7 @@ export function startInventoryLoop(opts: {
 }): Promise<void> {
   const tick = async () => {
     try {
-      const count = await reportInventory(opts.api, opts.hostId, opts.read, opts.runnerVersion);
+      const count = await reportInventory(opts.api, opts.hostPath, opts.read, opts.runnerVersion);
       opts.log('debug', 'inventory reported', { vms: count });
     } catch (error) {
       opts.log('warn', 'inventory report failed', { error: (error as Error).message });

@@ -91,6 +91,16 @@ export const RegisterHostBody = z.strictObject({
 });
 export type RegisterHostBody = z.infer<typeof RegisterHostBody>;
 
+/**
+ * `PUT /runner/hosts/{id}/key` (a runner signed with IAM): its X25519 public key, which datastore
+ * secrets are sealed to, and its version.
+ */
+export const HostKeyBody = z.strictObject({
+  publicKey: publicKeyPem,
+  runnerVersion: RegisterHostBody.shape.runnerVersion,
+});
+export type HostKeyBody = z.infer<typeof HostKeyBody>;
+
 /** `PATCH /hosts/{id}`: the settings to change; an empty EMULATOR_CPUS or a null limit removes it. */
 export const UpdateHostBody = z
   .strictObject({

@@ -28,8 +28,17 @@ export function assertAdmin(user: User, what: string): void {
   if (user.role !== 'admin') throw new Forbidden(`only admins may ${what}`);
 }
 
-/** Routes a host principal may call, for its own host id only. */
-const HOST_ROUTES: ReadonlySet<string> = new Set(['GET /hosts/{id}', 'PUT /hosts/{id}/inventory']);
+/**
+ * Routes a host principal may call, for its own host id only: with its bearer credential, or
+ * signed with its IAM session (the `/runner/...` routes).
+ */
+const HOST_ROUTES: ReadonlySet<string> = new Set([
+  'GET /hosts/{id}',
+  'PUT /hosts/{id}/inventory',
+  'GET /runner/hosts/{id}',
+  'PUT /runner/hosts/{id}/inventory',
+  'PUT /runner/hosts/{id}/key',
+]);
 
 /** The one route an enrollment token may call. */
 export const REGISTER_ROUTE = 'POST /hosts/register';

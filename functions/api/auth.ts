@@ -1,11 +1,22 @@
 /**
- * Bearer-token authentication: the token's sha256 (hex) is looked up in the users table; the
- * token itself is never stored nor logged.
+ * Who calls. Bearer-token authentication: the token's sha256 (hex) is looked up in the users
+ * table; the token itself is never stored nor logged. On the runner's IAM-authorized routes
+ * (ROUTES with `auth: 'iam'`), API Gateway has checked a SigV4 signature instead, and the caller
+ * is the host named in the path ({@link iamHostPrincipal}).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { z } from 'zod';
 import { Unauthorized } from '#core/errors.ts';
-import type { User } from '#core/model.ts';
-import { enrollmentExpired, isEnrollment, userByTokenHash } from '../repo/users.ts';
+import { User } from '#core/model.ts';
+import {
+  enrollmentExpired,
+  HOSTS_GROUP,
+  hostPrincipalName,
+  isEnrollment,
+  userByTokenHash,
+} from '../repo/users.ts';
+import { checkPathParameters } from './http.ts';
 
 /**
  * Prefixes that tell tokens apart at a glance: `lb_` API tokens of users and admins, `lbe_`
@@ -39,4 +50,43 @@ export async function authenticate(headers: Record<string, string | undefined> |
     throw new Unauthorized(`enrollment token expired: enroll host "${user.hostName}" again`);
   }
   return user;
+}
+
+/**
+ * What API Gateway puts in `requestContext.authorizer.iam` once IAM has authorized a request.
+ * Only API Gateway writes `requestContext`: a client cannot send one (the local gateway never
+ * sets `authorizer`, so these routes answer 401 there).
+ */
+const IamAuthorizerContext = z.object({ accountId: z.string().min(1), userArn: z.string().min(1) });
+
+/** Stands where a token's hash goes: no sha256 is 64 `-`, and this principal is never stored. */
+const NO_TOKEN = '-'.repeat(64);
+
+/**
+ * The caller of an IAM-authorized runner route: host principal `host:<id>` of the path's `{id}`,
+ * with the rights of that host's bearer credential (access.ts assertMayCall). Trusting the path
+ * is sound because IAM itself allowed it: the runner policy (infra/runner-access.ts) lets a
+ * runner invoke `/runner/hosts/<id>...` only for the `<id>` that is its certificate's CN, so a
+ * runner can name no host but its own. 401 without the IAM context: never a bearer token here.
+ */
+export function iamHostPrincipal(
+  event: Pick<APIGatewayProxyEventV2, 'requestContext'>,
+  params: Record<string, string>,
+): User {
+  const authorizer = (event.requestContext as { authorizer?: { iam?: unknown } } | undefined)?.authorizer;
+  if (!IamAuthorizerContext.safeParse(authorizer?.iam).success) {
+    throw new Unauthorized(
+      "this route takes only requests signed with the runner's IAM Roles Anywhere session (SigV4), not a bearer token",
+    );
+  }
+  checkPathParameters(params);
+  const hostId = Number(params.id);
+  return User.parse({
+    name: hostPrincipalName(hostId),
+    group: HOSTS_GROUP,
+    role: 'host',
+    hostId,
+    tokenHash: NO_TOKEN,
+    createdAt: new Date().toISOString(),
+  });
 }

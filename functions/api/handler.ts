@@ -1,13 +1,15 @@
 /**
  * The HTTP API Lambda: one middy handler for every route of {@link ROUTES}. It authenticates the
- * bearer token, parses the JSON body, routes, and maps errors to `{ error, message }`.
+ * caller (a bearer token; on the runner's IAM-authorized routes, the IAM context API Gateway
+ * adds), parses the JSON body, routes, and maps errors to `{ error, message }`.
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertMayCall } from './access.ts';
-import { authenticate } from './auth.ts';
+import { authenticate, iamHostPrincipal } from './auth.ts';
 import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
-import { resolveRoute } from './router.ts';
+import { findRoute, resolveRoute } from './router.ts';
+import { IAM_ROUTE_KEYS } from './routes.ts';
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
@@ -28,8 +30,14 @@ export function errorMiddleware(): MiddlewareObj<Event, Result> {
 
 /** The handler without middleware (errors propagate). */
 export async function route(event: Event, context?: Context): Promise<Result> {
-  const user = await authenticate(event.headers);
-  const { key, params, handler } = resolveRoute(event);
+  const found = findRoute(event);
+  // An IAM route trusts only API Gateway's IAM context, any other route only a bearer token:
+  // neither way in reaches the other's routes.
+  const user =
+    found && IAM_ROUTE_KEYS.has(found.key)
+      ? iamHostPrincipal(event, found.params)
+      : await authenticate(event.headers);
+  const { key, params, handler } = found ?? resolveRoute(event);
   checkPathParameters(params);
   // The one place a runner's principal is confined to its own host's routes.
   assertMayCall(user, key, params);

@@ -14,6 +14,7 @@ import { hostEnrollmentRoutes } from './routes/host-enrollment.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { runnerRoutes } from './routes/runner.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { ROUTES, routeKey } from './routes.ts';
@@ -30,6 +31,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...configRoutes,
   ...jobRoutes,
   ...scheduleRoutes,
+  ...runnerRoutes,
 };
 
 /** A matched route. */
@@ -70,10 +72,10 @@ function decodeSegment(part: string): string {
   }
 }
 
-/** The route of an event: its routeKey when API Gateway matched one, else method + path. */
-export function resolveRoute(
-  event: Pick<APIGatewayProxyEventV2, 'routeKey' | 'rawPath' | 'pathParameters' | 'requestContext'>,
-): Match & { handler: RouteHandler } {
+type RoutedEvent = Pick<APIGatewayProxyEventV2, 'routeKey' | 'rawPath' | 'pathParameters' | 'requestContext'>;
+
+/** The route of an event, or undefined: its routeKey when API Gateway matched one, else method + path. */
+export function findRoute(event: RoutedEvent): (Match & { handler: RouteHandler }) | undefined {
   const byKey = event.routeKey && HANDLERS[event.routeKey];
   if (byKey) {
     const params = Object.fromEntries(
@@ -81,10 +83,17 @@ export function resolveRoute(
     );
     return { key: event.routeKey, params, handler: byKey };
   }
-  const method = event.requestContext?.http?.method ?? '';
-  const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
-  const match = matchRoute(method, path);
+  const match = matchRoute(methodOf(event), pathOf(event));
   const handler = match && HANDLERS[match.key];
-  if (!match || !handler) throw new NotFound(`no route ${method} ${path}`);
-  return { ...match, handler };
+  return match && handler ? { ...match, handler } : undefined;
 }
+
+/** The route of an event; 404 when there is none. */
+export function resolveRoute(event: RoutedEvent): Match & { handler: RouteHandler } {
+  const found = findRoute(event);
+  if (!found) throw new NotFound(`no route ${methodOf(event)} ${pathOf(event)}`);
+  return found;
+}
+
+const methodOf = (event: RoutedEvent) => event.requestContext?.http?.method ?? '';
+const pathOf = (event: RoutedEvent) => event.rawPath ?? event.requestContext?.http?.path ?? '';

@@ -10,6 +10,11 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface RouteSpec {
   method: HttpMethod;
   path: string;
+  /**
+   * `iam`: API Gateway authorizes the request with IAM (a SigV4 signature), and the handler takes
+   * no bearer token on it (functions/api/auth.ts). Every other route authenticates a bearer token.
+   */
+  auth?: 'iam';
 }
 
 /** Every route of the API, in the order of the shared brief. */
@@ -54,7 +59,17 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/jobs/{id}/schedules' },
   { method: 'POST', path: '/jobs/{id}/schedules' },
   { method: 'DELETE', path: '/jobs/{id}/schedules/{schedId}' },
+  // A runner in AWS, signed with its IAM Roles Anywhere session: its host, its inventory, its
+  // key. The runner's IAM policy allows only the paths whose {id} is its certificate's CN.
+  { method: 'GET', path: '/runner/hosts/{id}', auth: 'iam' },
+  { method: 'PUT', path: '/runner/hosts/{id}/inventory', auth: 'iam' },
+  { method: 'PUT', path: '/runner/hosts/{id}/key', auth: 'iam' },
 ];
+
+/** Route keys of the IAM-authorized routes. */
+export const IAM_ROUTE_KEYS: ReadonlySet<string> = new Set(
+  ROUTES.filter((route) => route.auth === 'iam').map(routeKey),
+);
 
 /** The API Gateway route key of a route (`"GET /vms/{id}"`). */
 export function routeKey(route: RouteSpec): string {

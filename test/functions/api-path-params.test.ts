@@ -87,6 +87,9 @@ async function invoke(event: APIGatewayProxyEventV2) {
   return { status: res.statusCode ?? 0, body: raw ? JSON.parse(raw) : undefined };
 }
 
+/** The admin's token, or on the runner's IAM routes the IAM context API Gateway adds. */
+const auth = (route: (typeof ROUTES)[number]) => (route.auth === 'iam' ? { iam: true } : { token: ADMIN });
+
 /** The event API Gateway sends for `route` with these (decoded) path parameters. */
 function gatewayEvent(
   route: (typeof ROUTES)[number],
@@ -97,7 +100,7 @@ function gatewayEvent(
   );
   const body = bodyFor(route.method);
   return {
-    ...apiEvent(route.method, '/', { token: ADMIN, ...(body !== undefined ? { body } : {}) }),
+    ...apiEvent(route.method, '/', { ...auth(route), ...(body !== undefined ? { body } : {}) }),
     routeKey: routeKey(route),
     rawPath: concrete,
     pathParameters: params,
@@ -129,7 +132,10 @@ describe.each(PARAMETERISED.map((route) => [routeKey(route), route] as const))('
       for (const segment of RAW_SEGMENTS) {
         const path = route.path.replace(/\{(\w+)\}/g, (_m, n: string) => (n === name ? segment : UNKNOWN));
         const body = bodyFor(route.method);
-        const event = apiEvent(route.method, '/', { token: ADMIN, ...(body !== undefined ? { body } : {}) });
+        const event = apiEvent(route.method, '/', {
+          ...auth(route),
+          ...(body !== undefined ? { body } : {}),
+        });
         const answer = await invoke({
           ...event,
           routeKey: '$default',

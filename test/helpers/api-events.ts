@@ -8,12 +8,29 @@ import { handler } from '#functions/api/handler.ts';
 import { matchRoute } from '#functions/api/router.ts';
 import { users } from '#functions/repo/users.ts';
 
+/** How a test request authenticates: a bearer token, and/or the IAM context API Gateway adds. */
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** `requestContext.authorizer.iam`, as API Gateway sets it on an IAM-authorized route. */
+  iam?: boolean;
+}
+
+/** What API Gateway puts in `requestContext.authorizer` after IAM authorized a runner's request. */
+export const IAM_AUTHORIZER = {
+  iam: {
+    accessKey: 'ASIAEXAMPLE',
+    accountId: '123456789012',
+    callerId: 'AROAEXAMPLE:3',
+    cognitoIdentity: null,
+    principalOrgId: null,
+    userArn: 'arn:aws:sts::123456789012:assumed-role/lifeboat-runner/3',
+    userId: 'AROAEXAMPLE:3',
+  },
+};
+
 /** An event for `METHOD /concrete/path?query`, with routeKey and pathParameters filled in. */
-export function apiEvent(
-  method: string,
-  url: string,
-  options: { token?: string; body?: unknown } = {},
-): APIGatewayProxyEventV2 {
+export function apiEvent(method: string, url: string, options: CallOptions = {}): APIGatewayProxyEventV2 {
   const [path = '/', search = ''] = url.split('?');
   const match = matchRoute(method, path);
   const query = Object.fromEntries(new URLSearchParams(search));
@@ -35,6 +52,7 @@ export function apiEvent(
     requestContext: {
       requestId: `test-${Math.random().toString(16).slice(2)}`,
       http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
+      ...(options.iam ? { authorizer: IAM_AUTHORIZER } : {}),
     } as APIGatewayProxyEventV2['requestContext'],
   };
 }
@@ -48,11 +66,7 @@ export interface ApiAnswer {
 }
 
 /** Call the api handler the way the gateway does and parse the JSON answer. */
-export async function call(
-  method: string,
-  url: string,
-  options: { token?: string; body?: unknown } = {},
-): Promise<ApiAnswer> {
+export async function call(method: string, url: string, options: CallOptions = {}): Promise<ApiAnswer> {
   const context = { awsRequestId: 'test', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
   const res = (await handler(apiEvent(method, url, options), context)) as APIGatewayProxyStructuredResultV2;
   const raw = typeof res.body === 'string' ? res.body : '';

@@ -72,7 +72,8 @@ async function deleteQueues(host: Pick<Host, 'id' | 'queueUrl' | 'deadLetterQueu
 
 const list: RouteHandler = async () => items((await hosts.list()).sort((a, b) => a.id - b.id));
 
-const show: RouteHandler = async (ctx) => json(await hosts.get(pathId(ctx)));
+/** `GET /hosts/{id}` (and a runner's `GET /runner/hosts/{id}`). */
+export const show: RouteHandler = async (ctx) => json(await hosts.get(pathId(ctx)));
 
 /** The host called `name`, if any. */
 export async function hostNamed(name: string): Promise<Host | undefined> {
