@@ -137,6 +137,8 @@ export class LifeboatStack extends Stack {
       runnerRoutes: props.routes.filter((route) => route.auth === 'iam'),
       trustAnchor: config.runnerTrustAnchor,
     });
+    // The Api Lambda accepts IAM-authorized runner routes only from this role's sessions.
+    if (this.runnerAccess.role) fn('Api').addEnvironment('RUNNER_ROLE_NAME', this.runnerAccess.role.roleName);
     if (!config.runnerTrustAnchor) {
       Annotations.of(this.runnerAccess).addWarningV2(
         'lifeboat:noRunnerTrustAnchor',

@@ -59,6 +59,17 @@ export async function authenticate(headers: Record<string, string | undefined> |
  */
 const IamAuthorizerContext = z.object({ accountId: z.string().min(1), userArn: z.string().min(1) });
 
+/**
+ * Whether `userArn` is a session of the runner role (`RUNNER_ROLE_NAME`, set by the CDK app when
+ * the stack has a runner role): `arn:<partition>:sts::<account>:assumed-role/<role>/<session>`.
+ * Without the setting no session qualifies.
+ */
+export function isRunnerSession(userArn: string, roleName = process.env.RUNNER_ROLE_NAME): boolean {
+  if (!roleName) return false;
+  const match = /^arn:[a-z-]+:sts::\d{12}:assumed-role\/([^/]+)\/[^/]+$/.exec(userArn);
+  return match?.[1] === roleName;
+}
+
 /** Stands where a token's hash goes: no sha256 is 64 `-`, and this principal is never stored. */
 const NO_TOKEN = '-'.repeat(64);
 
@@ -74,10 +85,16 @@ export function iamHostPrincipal(
   params: Record<string, string>,
 ): User {
   const authorizer = (event.requestContext as { authorizer?: { iam?: unknown } } | undefined)?.authorizer;
-  if (!IamAuthorizerContext.safeParse(authorizer?.iam).success) {
+  const iam = IamAuthorizerContext.safeParse(authorizer?.iam);
+  if (!iam.success) {
     throw new Unauthorized(
       "this route takes only requests signed with the runner's IAM Roles Anywhere session (SigV4), not a bearer token",
     );
+  }
+  // IAM let the caller invoke this path; only the runner role's sessions may act as a host
+  // (another principal of the account allowed execute-api:Invoke must not).
+  if (!isRunnerSession(iam.data.userArn)) {
+    throw new Unauthorized('this route takes only sessions of the runner role');
   }
   checkPathParameters(params);
   const hostId = Number(params.id);

@@ -24,6 +24,8 @@ beforeAll(async () => {
   secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-path-params-'));
   process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  // The runner role whose sessions IAM_AUTHORIZER stands for (the CDK app sets it in AWS).
+  process.env.RUNNER_ROLE_NAME = 'lifeboat-runner';
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   await seedUser('admin', ADMIN, 'admin', 'admin');

@@ -29,6 +29,8 @@ beforeAll(async () => {
   secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-runner-routes-'));
   process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  // The runner role whose sessions IAM_AUTHORIZER stands for (the CDK app sets it in AWS).
+  process.env.RUNNER_ROLE_NAME = 'lifeboat-runner';
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
   await seedUser('admin', ADMIN, 'admin', 'admin');
@@ -140,6 +142,25 @@ describe('runner routes without the IAM context', () => {
     }
     expect(await vmsOfHost(id)).toEqual([]);
     expect(await hosts.get(id)).toMatchObject({ state: 'INIT' });
+    expect((await hosts.get(id)).publicKey).toBeUndefined();
+  });
+
+  it('answer 401 to an IAM session of any other principal allowed to invoke the API', async () => {
+    const id = await adminHost('kvm-iam-6');
+    const other = {
+      ...IAM_AUTHORIZER.iam,
+      userArn: 'arn:aws:sts::123456789012:assumed-role/ci-deployer/build-7',
+    };
+    for (const iam of [other, { ...other, userArn: 'arn:aws:iam::123456789012:user/alice' }]) {
+      const event = apiEvent('PUT', `/runner/hosts/${id}/key`, {
+        body: { publicKey: generateHostKeyPair().publicKey },
+      });
+      event.requestContext = { ...event.requestContext, authorizer: { iam } } as typeof event.requestContext;
+      const context = { awsRequestId: 'test', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+      const res = (await handler(event, context)) as APIGatewayProxyStructuredResultV2;
+      expect(res.statusCode).toBe(401);
+      expect(JSON.parse(res.body ?? '{}').message).toBe('this route takes only sessions of the runner role');
+    }
     expect((await hosts.get(id)).publicKey).toBeUndefined();
   });
 

@@ -121,6 +121,20 @@ describe('IAM Roles Anywhere', () => {
     });
   });
 
+  it('tells the Api Lambda the runner role, whose sessions alone may use the runner routes', () => {
+    const apiEnv = (synth: Synthesized) => {
+      const id = logicalIdByPath(synth.json, 'Api/Resource');
+      const props = synth.json.Resources[id]?.Properties as {
+        Environment: { Variables: Record<string, unknown> };
+      };
+      return props.Environment.Variables;
+    };
+    expect(apiEnv(anchored).RUNNER_ROLE_NAME).toEqual({
+      Ref: logicalIdByPath(anchored.json, 'Runner/Role/Resource'),
+    });
+    expect(apiEnv(plain).RUNNER_ROLE_NAME).toBeUndefined();
+  });
+
   it('outputs what a runner host is configured with: role, profile, trust anchor, progress table', () => {
     const outputs = (synth: Synthesized) => Object.keys(synth.template.findOutputs('*'));
     expect(outputs(anchored)).toEqual(
