@@ -24,7 +24,7 @@ import { run } from '../exec.ts';
 import type { BackupOutput, Capacity, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable, UnsupportedSource } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
-import { RsyncRemote } from './rsync-remote.ts';
+import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
 import { sftpCapacity } from './ssh.ts';
 
 const MARKER = '.complete';
@@ -142,14 +142,18 @@ export const rsyncDriver: DatastoreDriver = {
         `backup ${ref.backupId} of VM ${ref.vmId} has no file ${ref.file} in datastore ${target.id}`,
       );
     }
-    await fetch(
-      remote,
-      `${dir}/${ref.file}`,
-      ref.toPath,
-      (done) => ctx.onProgress?.(done, entry.size),
-      ctx.signal,
-    );
-    return { size: (await stat(ref.toPath)).size };
+    const path = `${dir}/${ref.file}`;
+    // toPath is the empty 0600 file the runner made: only a regular file of the listed size may
+    // fill it (safe receive skips a link or device, which would leave it empty and "done").
+    if (!entry.isFile) throw notRegular(remote, path);
+    await fetch(remote, path, ref.toPath, (done) => ctx.onProgress?.(done, entry.size), ctx.signal);
+    const { size } = await stat(ref.toPath);
+    if (size !== entry.size) {
+      throw new BackupNotFound(
+        `datastore ${target.id}: ${path} changed on the backup server while it was read (${size} of ${entry.size} bytes)`,
+      );
+    }
+    return { size };
   },
 
   async monitor(target, ctx = {}) {
@@ -243,7 +247,7 @@ async function completeBackup(
   remote: RsyncRemote,
   ref: { vmId: number; backupId: string },
   signal?: AbortSignal,
-): Promise<{ dir: string; entries: { name: string; size: number; isDir: boolean }[] }> {
+): Promise<{ dir: string; entries: ListEntry[] }> {
   checkBackupId(ref.backupId);
   const dir = `${vmPath(remote.target, ref.vmId)}/${ref.backupId}`;
   const entries = await remote.listOrEmpty(dir, signal);
@@ -272,11 +276,13 @@ async function fetch(
     onStdoutLine: progress(onProgress),
   });
   const received = await lstat(toPath).catch(() => undefined);
-  if (!received?.isFile()) {
-    throw new BackupNotFound(
-      `datastore ${remote.target.id}: ${path} on the backup server is not a regular file (links, devices and folders are never received)`,
-    );
-  }
+  if (!received?.isFile()) throw notRegular(remote, path);
+}
+
+function notRegular(remote: RsyncRemote, path: string): BackupNotFound {
+  return new BackupNotFound(
+    `datastore ${remote.target.id}: ${path} on the backup server is not a regular file (links, devices and folders are never received)`,
+  );
 }
 
 /** Sum of the sizes of every file under `base` on the server. */

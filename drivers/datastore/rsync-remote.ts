@@ -37,6 +37,8 @@ export interface ListEntry {
   name: string;
   size: number;
   isDir: boolean;
+  /** A regular file (not a folder, a link or a device). */
+  isFile: boolean;
 }
 
 /** The rsync calls of one datastore. */
@@ -139,6 +141,7 @@ export function parseListing(stdout: string): ListEntry[] {
     if (m)
       entries.push({
         isDir: m[1] === 'd',
+        isFile: m[1] === '-',
         size: Number((m[2] as string).replace(/,/g, '')),
         name: m[3] as string,
       });

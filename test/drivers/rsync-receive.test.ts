@@ -83,10 +83,15 @@ describe('rsync receive', () => {
       });
       expect(existsSync(join(toDir, name))).toBe(false);
     }
+    // A download writes into the empty 0600 file the runner made for it (runner/confine.ts).
     const toPath = join(local, 'dl', 'shadow-copy');
+    await mkdir(join(local, 'dl'), { recursive: true });
+    await writeFile(toPath, '', { mode: 0o600 });
     await expect(
       rsyncDriver.download(target, { vmId: VM, backupId: BACKUP, file: 'disk.1.raw', toPath }),
     ).rejects.toMatchObject({ name: 'BackupNotFound' });
-    expect(existsSync(toPath)).toBe(false);
+    const left = await lstat(toPath);
+    expect(left.isFile() && !left.isSymbolicLink()).toBe(true);
+    expect(left.size).toBe(0);
   });
 });
