@@ -63,7 +63,8 @@ export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
   const key = useLocalCredentials();
   const sockets = await socketFolder();
   const db = await startDynamoDb({
-    port: await freePort(),
+    // 0: the proxy takes a free port itself, so no other test can grab it in between.
+    port: 0,
     socket: join(sockets.dir, 'dynamodb.sock'),
     credentials: key,
   }).catch(async (err) => {

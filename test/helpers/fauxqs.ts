@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { resetClients, sqsClient } from '#functions/aws.ts';
 import { ensureHostDeadLetterQueue, startSqs } from '#local/sqs.ts';
-import { freePort, socketFolder, useLocalCredentials } from './dynamodb-local.ts';
+import { socketFolder, useLocalCredentials } from './dynamodb-local.ts';
 
 /** A running SQS emulator. */
 export interface LocalSqs {
@@ -21,7 +21,8 @@ export async function startLocalSqs(): Promise<LocalSqs> {
   const credentials = useLocalCredentials();
   const sockets = await socketFolder();
   const sqs = await startSqs({
-    port: await freePort(),
+    // 0: the proxy takes a free port itself, so no other test can grab it in between.
+    port: 0,
     socket: join(sockets.dir, 'sqs.sock'),
     credentials,
     region: process.env.AWS_REGION,
