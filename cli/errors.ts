@@ -1,7 +1,7 @@
 /**
  * Errors of the CLI process. Each carries the exit code the contract asks for: 2 for bad usage
- * or input (including the API's 4xx answers), 1 when the operation failed (5xx, no API, a
- * failed execution). `main.ts` prints the message as one line on stderr and exits with the code.
+ * or input (including the API's 4xx answers but 403), 1 when the operation failed or was refused
+ * for lack of rights (403, `Forbidden: ...`; 5xx, no API, a failed execution). `main.ts` prints the message as one line on stderr and exits with the code.
  */
 export class CliError extends Error {
   constructor(
@@ -28,7 +28,12 @@ export class ApiError extends CliError {
     readonly error: string,
     message: string,
   ) {
-    super(message, status >= 400 && status < 500 ? 2 : 1);
+    // CLI.md: a refusal for lack of rights (403) is exit 1 with `Forbidden: ...`; other 4xx are
+    // bad input (exit 2).
+    super(
+      status === 403 && !message.startsWith('Forbidden:') ? `Forbidden: ${message}` : message,
+      status === 403 ? 1 : status >= 400 && status < 500 ? 2 : 1,
+    );
   }
 }
 

@@ -356,7 +356,8 @@ describe('host enroll', () => {
     });
     const result = await runCli(['host', 'enroll', 'kvm-7'], { env });
     expect(result.stdout).toBe('');
-    expect(result.exitCode).not.toBe(0);
-    expect(result.stderr).toMatch(/only admins may enroll hosts/);
+    // CLI.md: a refusal for lack of rights is exit 1 with `Forbidden: ...` on stderr.
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.trim()).toBe('lifeboat: Forbidden: only admins may enroll hosts');
   });
 });
