@@ -4,17 +4,18 @@
  * for lack of rights (403, `Forbidden: ...`; 5xx, no API, a failed execution). `main.ts` prints the message as one line on stderr and exits with the code.
  */
 export class CliError extends Error {
+  override readonly name: string = 'CliError';
   constructor(
     message: string,
     readonly exitCode: 1 | 2,
   ) {
     super(message);
-    this.name = new.target.name;
   }
 }
 
 /** Bad usage or input detected by the CLI itself: exit 2. */
 export class UsageError extends CliError {
+  override readonly name: string = 'UsageError';
   constructor(message: string) {
     super(message, 2);
   }
@@ -22,6 +23,7 @@ export class UsageError extends CliError {
 
 /** The API answered with an error document `{ error, message }`. */
 export class ApiError extends CliError {
+  override readonly name: string = 'ApiError';
   constructor(
     readonly status: number,
     /** The API's error name (`NotFound`, `ValidationError`, ...). */
@@ -39,6 +41,7 @@ export class ApiError extends CliError {
 
 /** The API could not be reached at all. */
 export class ConnectionError extends CliError {
+  override readonly name: string = 'ConnectionError';
   constructor(endpoint: string) {
     super(`cannot reach the Lifeboat API at ${endpoint}: is it running? try \`lifeboat local up\``, 1);
   }

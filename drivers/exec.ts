@@ -18,6 +18,7 @@ import { LifeboatError } from '#core/errors.ts';
 
 /** A command that exited non-zero, was killed, or could not start. */
 export class ExecError extends LifeboatError {
+  override readonly name: string = 'ExecError';
   constructor(
     readonly cmd: string,
     readonly exitCode: number | undefined,
@@ -35,7 +36,9 @@ export class ExecError extends LifeboatError {
 }
 
 /** The command was cancelled through its AbortSignal. */
-export class Cancelled extends LifeboatError {}
+export class Cancelled extends LifeboatError {
+  override readonly name: string = 'Cancelled';
+}
 
 export interface Command {
   file: string;

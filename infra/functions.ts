@@ -6,13 +6,30 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { FUNCTIONS, type FunctionSpec } from '#functions/manifest.ts';
 
 /** The repository root: entries in the manifest and the lock file are relative to it. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * How every function is bundled (esbuild through the CDK). Exported so tests bundle the handlers
+ * exactly as `cdk deploy` does (test/helpers/bundle.ts). Minified: classes lose their names, which
+ * is why every error class states its `name` (core/errors.ts).
+ */
+export const BUNDLING = {
+  format: OutputFormat.ESM,
+  target: 'node22',
+  mainFields: ['module', 'main'],
+  minify: true,
+  sourceMap: true,
+  // Bundle the AWS SDK too: the versions we test with, not whatever the runtime ships.
+  externalModules: [],
+  // Some dependencies are CommonJS and call require(); ESM bundles have none of their own.
+  banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+} satisfies BundlingOptions;
 
 /** Functions by their manifest id (`Api`, `Dispatcher`, `AdmitBackup`, ...). */
 export type LifeboatFunctions = Record<string, NodejsFunction>;
@@ -69,16 +86,6 @@ function createFunction(
     projectRoot: root,
     depsLockFilePath: path.join(root, 'package-lock.json'),
     environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
-    bundling: {
-      format: OutputFormat.ESM,
-      target: 'node22',
-      mainFields: ['module', 'main'],
-      minify: true,
-      sourceMap: true,
-      // Bundle the AWS SDK too: the versions we test with, not whatever the runtime ships.
-      externalModules: [],
-      // Some dependencies are CommonJS and call require(); ESM bundles have none of their own.
-      banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    },
+    bundling: BUNDLING,
   });
 }

@@ -11,6 +11,7 @@ import { ApiUnavailable } from './errors.ts';
 
 /** An error answer of the API, with its `error` name and HTTP status. */
 export class ApiAnswerError extends LifeboatError {
+  override readonly name: string = 'ApiAnswerError';
   constructor(
     readonly httpStatus: number,
     readonly errorName: string,

@@ -9,16 +9,19 @@ export { DatastoreLocked } from '#core/errors.ts';
 
 /** The datastore refused our credentials: wrong RESTIC_PASSWORD, ssh key not accepted. */
 export class DatastoreAuthFailed extends LifeboatError {
+  override readonly name: string = 'DatastoreAuthFailed';
   override readonly status = 502;
 }
 
 /** The datastore's server cannot be reached: connection refused, no route, unknown host. */
 export class DatastoreUnreachable extends LifeboatError {
+  override readonly name: string = 'DatastoreUnreachable';
   override readonly status = 502;
 }
 
 /** The backup (or the file asked for inside it) is not in the datastore, or is incomplete. */
 export class BackupNotFound extends LifeboatError {
+  override readonly name: string = 'BackupNotFound';
   override readonly status = 404;
   constructor(message: string, options?: { cause?: unknown; repositoryMissing?: boolean }) {
     super(message, options);
@@ -30,5 +33,6 @@ export class BackupNotFound extends LifeboatError {
 
 /** The driver cannot store this kind of source (an NBD export given to rsync). */
 export class UnsupportedSource extends LifeboatError {
+  override readonly name: string = 'UnsupportedSource';
   override readonly status = 400;
 }

@@ -6,11 +6,13 @@ import { LifeboatError } from '#core/errors.ts';
 
 /** FS_FREEZE=AGENT could not freeze the guest's file systems (no agent, agent error). */
 export class FsFreezeFailed extends LifeboatError {
+  override readonly name: string = 'FsFreezeFailed';
   override readonly status = 409;
 }
 
 /** The libvirt domain named in a task does not exist on this host. */
 export class DomainNotFound extends LifeboatError {
+  override readonly name: string = 'DomainNotFound';
   override readonly status = 404;
 }
 
@@ -19,11 +21,13 @@ export class DomainNotFound extends LifeboatError {
  * a disk moved since the inventory), or its format is not one this driver handles.
  */
 export class DiskMismatch extends LifeboatError {
+  override readonly name: string = 'DiskMismatch';
   override readonly status = 409;
 }
 
 /** Snapshotting or committing a disk back failed; the message says which disk and why. */
 export class DiskSnapshotFailed extends LifeboatError {
+  override readonly name: string = 'DiskSnapshotFailed';
   override readonly status = 500;
 }
 
@@ -33,6 +37,7 @@ export class DiskSnapshotFailed extends LifeboatError {
  * caller starts a new FULL chain and records it. Never answered with a wrong increment.
  */
 export class ChainBroken extends LifeboatError {
+  override readonly name: string = 'ChainBroken';
   override readonly status = 409;
 }
 
@@ -41,5 +46,6 @@ export class ChainBroken extends LifeboatError {
  * external data file, or (for a FULL) a backing file. Also a `.qcow2` file that is not qcow2.
  */
 export class UnsafeDiskImage extends LifeboatError {
+  override readonly name: string = 'UnsafeDiskImage';
   override readonly status = 400;
 }
