@@ -33,7 +33,7 @@ export interface LifeboatConfig {
   heartbeatSeconds: number;
   /** Upper bound of one host task (backup or restore), heartbeats or not. */
   hostTaskTimeoutSeconds: number;
-  /** First wait before RunOnHost is retried on a transient error (HostBusy, ...). */
+  /** First wait before RunOnHost is retried on a transient error (DatastoreLocked, ...). */
   hostRetryIntervalSeconds: number;
   /** Attempts of RunOnHost on transient errors (backoff rate 2). */
   hostRetryMaxAttempts: number;

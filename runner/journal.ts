@@ -95,7 +95,7 @@ export class Journal {
 
   /**
    * Decides a delivery: a new task runs; one running is ignored; one that ended is answered
-   * with the same outcome, except a transient failure (HostBusy, ...), which the state machine
+   * with the same outcome, except a transient failure (DatastoreLocked, ...), which the state machine
    * retries under the same task id and which therefore runs again.
    */
   admit(taskId: string): Admission {

@@ -44,6 +44,33 @@ export function isTransactionConflict(err: unknown): boolean {
   return err.name === 'TransactionCanceledException' && reasons.some((r) => r.Code === 'TransactionConflict');
 }
 
+/** DynamoDB's names for "too many requests", after the SDK's own retries gave up. */
+const THROTTLING = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+]);
+
+/**
+ * True when DynamoDB refused a call for load, not for its content: throttling, or a transaction
+ * that met another one on the same item (or was throttled). Trying again later can succeed. A
+ * failed condition is not one of these: trying again would fail the same way.
+ */
+export function isTransientDynamoError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (THROTTLING.has(err.name) || err.name === 'TransactionConflictException') return true;
+  if (err.name !== 'TransactionCanceledException') return false;
+  const codes = ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
+    (r) => r.Code,
+  );
+  return (
+    !codes.includes('ConditionalCheckFailed') &&
+    codes.some(
+      (c) => c === 'TransactionConflict' || c === 'ThrottlingError' || c === 'ProvisionedThroughputExceeded',
+    )
+  );
+}
+
 type Key = string | number;
 
 /** One table, its key attribute and the schema of its items. */

@@ -1,5 +1,59 @@
+import {
+  ConditionalCheckFailedException,
+  ProvisionedThroughputExceededException,
+  RequestLimitExceeded,
+  ThrottlingException,
+  TransactionCanceledException,
+  TransactionConflictException,
+} from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { describeFailure, taskDisk } from './common.ts';
+import { TRANSIENT_ERRORS } from '#core/errors.ts';
+import { describeFailure, StepInput, step, taskDisk } from './common.ts';
+
+/** What a step that met `error` throws to Lambda (its name is the errorType Retry matches). */
+async function thrownBy(error: Error): Promise<Error> {
+  const run = step('TestStep', StepInput, async () => {
+    throw error;
+  });
+  return run({ executionId: 'e-1' }).then(
+    () => {
+      throw new Error('the step did not throw');
+    },
+    (e: Error) => e,
+  );
+}
+const meta = { $metadata: {}, message: 'from DynamoDB' };
+const cancelled = (...codes: string[]) =>
+  new TransactionCanceledException({ ...meta, CancellationReasons: codes.map((Code) => ({ Code })) });
+
+describe('step: DynamoDB refusing for load is Throttled, which the state machines retry', () => {
+  it.each([
+    ['ProvisionedThroughputExceededException', new ProvisionedThroughputExceededException(meta)],
+    ['ThrottlingException', new ThrottlingException(meta)],
+    ['RequestLimitExceeded', new RequestLimitExceeded(meta)],
+    ['TransactionConflictException', new TransactionConflictException(meta)],
+    ['a transaction cancelled for a conflict', cancelled('None', 'TransactionConflict')],
+    ['a transaction cancelled for throttling', cancelled('ThrottlingError', 'None')],
+  ])('%s becomes Throttled', async (_, error) => {
+    const thrown = await thrownBy(error);
+    expect(thrown.name).toBe('Throttled');
+    expect(TRANSIENT_ERRORS).toContain(thrown.name);
+    expect(thrown.message).toBe(`TestStep: DynamoDB is busy (${error.name}), try again`);
+    expect(thrown.cause).toBe(error);
+  });
+
+  it.each([
+    ['a failed condition', new ConditionalCheckFailedException(meta)],
+    ['a transaction cancelled by a condition', cancelled('ConditionalCheckFailed', 'None')],
+    [
+      'a condition and a conflict in one transaction',
+      cancelled('ConditionalCheckFailed', 'TransactionConflict'),
+    ],
+    ['a transaction cancelled for a validation error', cancelled('ValidationError')],
+  ])('%s is not retried: it leaves as thrown', async (_, error) => {
+    expect(await thrownBy(error)).toBe(error);
+  });
+});
 
 describe('describeFailure', () => {
   it('reads a Lambda error from the JSON Cause', () => {

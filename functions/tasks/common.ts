@@ -6,16 +6,21 @@
 
 import { z } from 'zod';
 import { TASK_VERSION } from '#core/contracts/tasks.ts';
-import { Conflict, ValidationError } from '#core/errors.ts';
+import { Conflict, Throttled, ValidationError } from '#core/errors.ts';
 import type { Datastore, Disk, Host, Image, Vm } from '#core/model.ts';
 import { log } from '../log.ts';
+import { isTransientDynamoError } from '../repo/table.ts';
 import { sealContext, sealSecrets } from '../sealed-secrets.ts';
 import { secretStore } from '../secrets.ts';
 
 /** The part of every state input the steps read; the rest (`admit`, `host`...) passes through. */
 export const StepInput = z.looseObject({ executionId: z.string().min(1) });
 
-/** Wrap a step: validate its input with `schema`, log start and failure with the execution id. */
+/**
+ * Wrap a step: validate its input with `schema`, log start and failure with the execution id.
+ * DynamoDB throttling and transaction conflicts leave as {@link Throttled}, a name the state
+ * machines retry (TRANSIENT_ERRORS); any other error leaves as thrown.
+ */
 export function step<S extends z.ZodType, R>(
   name: string,
   schema: S,
@@ -40,6 +45,9 @@ export function step<S extends z.ZodType, R>(
         error: err instanceof Error ? err.name : String(err),
         message: err instanceof Error ? err.message : undefined,
       });
+      if (isTransientDynamoError(err)) {
+        throw new Throttled(`${name}: DynamoDB is busy (${(err as Error).name}), try again`, { cause: err });
+      }
       throw err;
     }
   };

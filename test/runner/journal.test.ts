@@ -1,7 +1,7 @@
 import { appendFile, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HostBusy } from '#core/errors.ts';
+import { DatastoreLocked } from '#core/errors.ts';
 import { Journal } from '#runner/journal.ts';
 import { backupTask, fakeRunner, until } from './fakes.ts';
 
@@ -73,7 +73,7 @@ describe('journal: a task runs once', () => {
     let runs = 0;
     const r = await runner({
       run: async () => {
-        if (++runs === 1) throw new HostBusy('too many tasks');
+        if (++runs === 1) throw new DatastoreLocked('the repository is locked');
         return { done: true };
       },
     });
