@@ -4,8 +4,9 @@
  * layout with the unit's own settings (EnvironmentFile, Environment, User, UMask, StateDirectory,
  * WorkingDirectory, ExecStart, read from the installed unit, not repeated here) as systemd would
  * start it. It enrolls with a token an admin made through the API of a local stack whose own
- * runner is off, backs up a running VM (QEMU writes to overlays in the runner's work folder under
- * `UMask=0077`) and restores it under the runner's restore root, where QEMU (libvirt-qemu) opens it.
+ * runner is off, backs up a running VM twice under `UMask=0077` (a full backup, QEMU writing to an
+ * overlay in the runner's work folder; a chain start, QEMU serving an NBD socket and writing scratch
+ * files there) and restores it under the runner's restore root, where QEMU (libvirt-qemu) opens it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +19,7 @@ import { readLocalCredentials } from '#local/credentials.ts';
 import { localTableName } from '#local/dynamodb.ts';
 import { PROJECT_ROOT } from '#local/functions.ts';
 import { createTestVm, removeTestVm } from '../helpers/libvirt.ts';
-import { backup, removeHome, type Stack, startStack, until } from './harness.ts';
+import { backup, imageOf, removeHome, type Stack, startStack, until } from './harness.ts';
 
 const VM = 'lb-e2e-install';
 const HOST_NAME = 'lb-install-host';
@@ -280,8 +281,16 @@ describe('a runner started from the installed layout with the unit settings', ()
       '--attr',
       'RESTIC_PASSWORD=e2e install pw',
     ]);
+    // A full backup of the running VM: QEMU writes to an overlay in the runner's work folder.
+    const full = await backup(stack, vmRecord.id, ds.id);
+    expect(full.execution, `${full.stderr}\n${runnerLog}`).toMatchObject({ state: 'SUCCEEDED' });
+    // A chain start of the running VM: a pull-mode backup job, QEMU serving the disk on an NBD
+    // socket and writing scratch files in the work folder's pull/ sub-folder.
+    const modeSet = await stack.cli(['vm', 'backupconfig', String(vmRecord.id), 'MODE=INCREMENT']);
+    expect(modeSet.code, modeSet.stderr).toBe(0);
     const taken = await backup(stack, vmRecord.id, ds.id);
     expect(taken.execution, `${taken.stderr}\n${runnerLog}`).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await imageOf(stack, taken.execution as Execution)).toMatchObject({ mode: 'INCREMENT' });
 
     const target = join(restoreRoot, 'r1');
     const out = await stack.cli([
