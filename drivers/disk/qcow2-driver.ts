@@ -52,6 +52,7 @@ import {
   cleanWorkDir,
   lockPidPath,
   lockSocketPath,
+  makeQemuReachableDir,
   overlayPath,
   pointDiskAt,
   writeRecord,
@@ -89,8 +90,8 @@ export class Qcow2Driver implements DiskDriver {
     }
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
     await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
-    // QEMU (libvirt-qemu) must reach the overlays: search permission, no listing.
-    await mkdir(options.workDir, { recursive: true, mode: 0o711 });
+    // QEMU (libvirt-qemu) must reach the overlays: search permission, no listing, under any umask.
+    await makeQemuReachableDir(options.workDir);
     await writeRecord(options.workDir, {
       v: 1,
       domain: vm.domain,

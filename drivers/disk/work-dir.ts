@@ -4,8 +4,8 @@
  * and persistent definition), commits any overlay of the folder back into its base, stops lock
  * holders, and removes only the driver's own files.
  */
-import { readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { run } from '../exec.ts';
 import { abortBackupJob, deleteCheckpoint } from './cbt.ts';
@@ -47,6 +47,23 @@ export type WorkRecord = z.infer<typeof WorkRecord>;
 export const overlayPath = (workDir: string, target: string) => join(workDir, `overlay-${target}.qcow2`);
 export const lockPidPath = (workDir: string, target: string) => join(workDir, `lock-${target}.pid`);
 export const lockSocketPath = (workDir: string, target: string) => join(workDir, `lock-${target}.sock`);
+
+/** Mode of the folders QEMU (libvirt-qemu) must pass through to the files in a work folder: search, no listing. */
+export const QEMU_REACHABLE_MODE = 0o711;
+
+/**
+ * Creates `dir` and its missing parents with exactly {@link QEMU_REACHABLE_MODE}, whatever the
+ * umask: the systemd unit runs the runner with `UMask=0077`, which would leave them 0700 and QEMU
+ * unable to open the overlays (or NBD sockets, scratch files) below. Existing folders are left as they are.
+ */
+export async function makeQemuReachableDir(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: QEMU_REACHABLE_MODE });
+  if (!first) return;
+  for (let current = dir; ; current = dirname(current)) {
+    await chmod(current, QEMU_REACHABLE_MODE);
+    if (current === first || current === dirname(current)) break;
+  }
+}
 
 /** Writes the record before anything is created, so a crash at any later point is recoverable. */
 export async function writeRecord(workDir: string, record: WorkRecord): Promise<void> {
