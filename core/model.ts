@@ -68,12 +68,26 @@ export const Backups = z.object({
 export type Backups = z.infer<typeof Backups>;
 
 export const VmState = z.enum(['RUNNING', 'POWEROFF', 'SUSPENDED', 'UNKNOWN', 'GONE']);
+/** One move of a VM (its domain UUID) from a host to another, seen by the inventory. */
+export const VmMove = z.object({
+  from: Id,
+  to: Id,
+  at: z.string(),
+  /** Domain name on the old host (the new one may define it under another). */
+  domain: z.string(),
+  /** Why the old host let it go: it no longer reported the VM (GONE), was OFFLINE/DISABLED, or removed. */
+  reason: z.enum(['GONE', 'OFFLINE', 'DISABLED', 'REMOVED']),
+});
+export type VmMove = z.infer<typeof VmMove>;
+/** Moves kept on a VM record, the latest last (older ones are dropped). */
+export const MAX_VM_MOVES = 20;
 export const Vm = Ownership.extend({
   id: Id,
   name: z.string().min(1),
   hostId: Id,
   /** libvirt domain name on the host. */
   domain: z.string().min(1),
+  /** libvirt domain UUID: the VM's identity, which follows it from host to host. */
   uuid: z.string().optional(),
   state: VmState,
   disks: z.array(Disk),
@@ -83,6 +97,8 @@ export const Vm = Ownership.extend({
   backups: Backups,
   /** Id of the execution holding the VM's backup lock, if any. */
   lock: z.string().optional(),
+  /** Its moves between hosts, oldest first (at most {@link MAX_VM_MOVES}); absent if it never moved. */
+  moves: z.array(VmMove).max(MAX_VM_MOVES).optional(),
   createdAt: z.string(),
 });
 export type Vm = z.infer<typeof Vm>;

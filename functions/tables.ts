@@ -41,8 +41,10 @@ export const TABLES: readonly TableSpec[] = [
     key: 'vms',
     envVar: 'TABLE_VMS',
     partitionKey: { name: 'id', type: 'N' },
+    // byUuid: a VM is its libvirt domain UUID, on whatever host reports it (the inventory).
     indexes: [
       { name: 'byHost', partitionKey: { name: 'hostId', type: 'N' }, sortKey: { name: 'domain', type: 'S' } },
+      { name: 'byUuid', partitionKey: { name: 'uuid', type: 'S' } },
     ],
   },
   { key: 'datastores', envVar: 'TABLE_DATASTORES', partitionKey: { name: 'id', type: 'N' }, indexes: [] },

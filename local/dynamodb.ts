@@ -11,8 +11,10 @@ import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
+  DescribeTableCommand,
   DynamoDBClient,
   ListTablesCommand,
+  UpdateTableCommand,
 } from '@aws-sdk/client-dynamodb';
 import { TABLES, type TableSpec } from '#functions/tables.ts';
 import type { LocalCredentials } from './credentials.ts';
@@ -182,6 +184,34 @@ export function createTableInput(spec: TableSpec, tableName = localTableName(spe
   };
 }
 
+/**
+ * Add the indexes of `spec` a table made by an older version lacks (a data folder outlives
+ * upgrades: the VMs table got `byUuid` later); returns their names.
+ */
+export async function ensureIndexes(
+  client: DynamoDBClient,
+  spec: TableSpec,
+  tableName = localTableName(spec),
+): Promise<string[]> {
+  const table = (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
+  const present = new Set((table?.GlobalSecondaryIndexes ?? []).map((index) => index.IndexName));
+  const input = createTableInput(spec, tableName);
+  const added: string[] = [];
+  for (const index of input.GlobalSecondaryIndexes ?? []) {
+    if (!index.IndexName || present.has(index.IndexName)) continue;
+    const keys = new Set(index.KeySchema?.map((k) => k.AttributeName));
+    await client.send(
+      new UpdateTableCommand({
+        TableName: tableName,
+        AttributeDefinitions: input.AttributeDefinitions?.filter((a) => keys.has(a.AttributeName)),
+        GlobalSecondaryIndexUpdates: [{ Create: index }],
+      }),
+    );
+    added.push(index.IndexName);
+  }
+  return added;
+}
+
 /** Create every table of {@link TABLES} that does not exist yet; returns the names created. */
 export async function ensureTables(
   client: DynamoDBClient,
@@ -196,7 +226,10 @@ export async function ensureTables(
   } while (start);
   const created: string[] = [];
   for (const spec of tables) {
-    if (existing.has(localTableName(spec))) continue;
+    if (existing.has(localTableName(spec))) {
+      await ensureIndexes(client, spec);
+      continue;
+    }
     await client.send(new CreateTableCommand(createTableInput(spec)));
     created.push(localTableName(spec));
   }

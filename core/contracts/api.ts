@@ -146,15 +146,26 @@ export const InventoryNic = z.strictObject({
 /** Longest domain XML an inventory stores (a VM record holds it, and DynamoDB items stop at 400 KB). */
 export const MAX_TEMPLATE_BYTES = 128 * 1024;
 
+/**
+ * A UUID as libvirt prints it (lower case, 8-4-4-4-12), whichever of the forms virsh accepts
+ * (with or without dashes, any case) it came in: the one key the VMs table looks it up by.
+ */
+export function canonicalUuid(uuid: string): string {
+  const hex = uuid.replaceAll('-', '').toLowerCase();
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+}
+
 export const InventoryVm = z.strictObject({
   /** Never a name virsh would read as an id, a UUID or an option (core/domain-name.ts). */
   domain: DomainName,
+  /** The domain's identity (the VM's, across hosts): stored in canonical form, see {@link canonicalUuid}. */
   uuid: z
     .string()
     .regex(
       /^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$/,
       'must be a UUID',
     )
+    .transform((u) => canonicalUuid(u))
     .optional(),
   state: VmState,
   disks: z.array(InventoryDisk),
@@ -174,7 +185,7 @@ export const InventoryVm = z.strictObject({
 });
 export type InventoryVm = z.infer<typeof InventoryVm>;
 
-/** `PUT /hosts/{id}/inventory`: every domain the runner sees; upsert by host + domain. */
+/** `PUT /hosts/{id}/inventory`: every domain the runner sees; a VM is its domain UUID. */
 export const InventoryBody = z
   .strictObject({
     vms: z.array(InventoryVm),
@@ -183,7 +194,14 @@ export const InventoryBody = z
   .refine((b) => new Set(b.vms.map((v) => v.domain)).size === b.vms.length, {
     message: 'domain names must be unique',
     path: ['vms'],
-  });
+  })
+  .refine(
+    (b) => {
+      const uuids = b.vms.flatMap((v) => (v.uuid ? [v.uuid] : []));
+      return new Set(uuids).size === uuids.length;
+    },
+    { message: 'domain UUIDs must be unique', path: ['vms'] },
+  );
 export type InventoryBody = z.infer<typeof InventoryBody>;
 
 /** `PUT /vms/{id}/backup-config`: updateconf; keys and values checked by `core/backup-config.ts`. */

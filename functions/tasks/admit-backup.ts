@@ -41,12 +41,15 @@ async function lockVm(vm: Vm, executionId: string, datastoreId: number): Promise
     return await vms.update(
       vm.id,
       { lock: executionId, 'backups.BACKUP_CONFIG.LAST_DATASTORE_ID': String(datastoreId) },
-      { condition: lockCondition(executionId) },
+      // Only on the host the task goes to: an inventory may have moved the VM since it was read.
+      { condition: lockCondition(executionId, vm.hostId) },
     );
   } catch (err) {
-    if (isConditionFailed(err))
-      throw new Conflict(`VM ${vm.id} has a backup in progress (execution ${vm.lock})`);
-    throw err;
+    if (!isConditionFailed(err)) throw err;
+    const now = await vms.find(vm.id);
+    if (now && now.hostId !== vm.hostId)
+      throw new Conflict(`VM ${vm.id} moved from host ${vm.hostId} to host ${now.hostId}: back it up again`);
+    throw new Conflict(`VM ${vm.id} has a backup in progress (execution ${now?.lock ?? vm.lock})`);
   }
 }
 

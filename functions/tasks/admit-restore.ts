@@ -120,10 +120,12 @@ async function lockForInPlace(
     return { id, source: disk.source, format: disk.format };
   });
   try {
-    await vms.update(vm.id, { lock: executionId }, { condition: lockCondition(executionId) });
+    // Only while still on that host: an inventory may move it between the read and the lock.
+    await vms.update(vm.id, { lock: executionId }, { condition: lockCondition(executionId, hostId) });
   } catch (err) {
     if (!isConditionFailed(err)) throw err;
     const now = await vms.get(vm.id);
+    if (now.hostId !== hostId) throw new Conflict(`VM ${vm.id} is on host ${now.hostId}, not host ${hostId}`);
     throw new Conflict(`VM ${vm.id} is locked by execution ${now.lock}`);
   }
   return { domain: vm.domain, disks, start };

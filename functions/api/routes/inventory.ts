@@ -1,22 +1,45 @@
 /**
- * `PUT /hosts/{id}/inventory`: the runner reports every libvirt domain it sees. VMs are upserted
- * by (host, domain): new domains get new ids, known ones keep their id, backups, lock and
- * ownership; VMs of the host missing from the report become GONE. Only VMs of the reporting host
- * are ever read or written: a report cannot name another host's VMs.
+ * `PUT /hosts/{id}/inventory`: the runner reports every libvirt domain it sees. A VM is its
+ * domain UUID, on whatever host reports it:
+ * - a UUID known on this host is that VM (renamed if the domain name changed): it keeps its id,
+ *   backups, lock and ownership; an unknown UUID is a new VM, even under the name of an old one
+ *   (which goes GONE with its history untouched);
+ * - a UUID known on another host A moves the VM here (same id, chain, BACKUP_CONFIG, schedules,
+ *   owner; `hostId` changes and the move is appended to `moves`) only when A no longer reports it
+ *   (GONE there) or A is OFFLINE, DISABLED or removed, and no backup holds it. Otherwise the entry is
+ *   refused: the rest of the report applies, the answer lists it under `refused` with the reason,
+ *   and a warning is logged. So a host cannot take a VM by copying its UUID while it runs
+ *   elsewhere; a migrated VM moves at the first report of its new host after its old one stopped
+ *   listing it (a live migration leaving the domain defined on the source needs
+ *   `--undefinesource`, or an undefine there), and a locked one once its backup ends.
+ * - an entry without a UUID (older runners, simulated hosts) is matched by domain name among
+ *   this host's VMs, as before; a record that never had a UUID takes the first one reported
+ *   under its name on its host.
+ * VMs of the host matched by no entry become GONE. Only this host's VMs and VMs named by a UUID
+ * it reports are read; only those and the moved ones are written.
  */
 import { update as updateConfig } from '#core/backup-config.ts';
 import { InventoryBody, type InventoryVm, parseBody } from '#core/contracts/api.ts';
 import { LifeboatError, ValidationError } from '#core/errors.ts';
-import { Vm } from '#core/model.ts';
+import { MAX_VM_MOVES, Vm, type VmMove } from '#core/model.ts';
 import { DEFAULT_PERMISSIONS } from '#core/permissions.ts';
+import { log } from '../../log.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isConditionFailed } from '../../repo/table.ts';
-import { vms, vmsOfHost } from '../../repo/vms.ts';
+import { vms, vmsByUuid, vmsOfHost } from '../../repo/vms.ts';
 import { assertHostOrAdmin } from '../access.ts';
-import { items, pathId, type RouteHandler } from '../http.ts';
+import { pathId, type RouteHandler } from '../http.ts';
 
 const NOT_LOCKED = { expression: 'attribute_not_exists(#lock)', names: { '#lock': 'lock' }, values: {} };
+
+/** An entry of a report that changed nothing: its UUID names a VM this host may not take (yet). */
+export interface RefusedEntry {
+  domain: string;
+  uuid: string;
+  vmId: number;
+  reason: string;
+}
 
 /** BACKUP_CONFIG of a newly seen VM, from the pairs the runner read in its domain metadata. */
 function initialConfig(entry: InventoryVm, index: number): Record<string, string> {
@@ -36,6 +59,73 @@ function initialConfig(entry: InventoryVm, index: number): Record<string, string
  */
 const NEW_VM_OWNERSHIP = { owner: 'admin', group: 'admin', permissions: DEFAULT_PERMISSIONS } as const;
 
+/** The record to prefer among several: one still seen over a GONE one, then the newest. */
+function preferred(list: readonly Vm[]): Vm | undefined {
+  return [...list].sort((a, b) => Number(a.state === 'GONE') - Number(b.state === 'GONE') || b.id - a.id)[0];
+}
+
+/** Where an entry's VM is: on this host, on another one, or nowhere yet. */
+type Match = { here: Vm } | { elsewhere: Vm } | undefined;
+
+async function match(entry: InventoryVm, hostId: number, byDomain: Map<string, Vm>): Promise<Match> {
+  const legacy = byDomain.get(entry.domain);
+  if (!entry.uuid) return legacy && { here: legacy };
+  const found = await vmsByUuid(entry.uuid);
+  const here = preferred(found.filter((vm) => vm.hostId === hostId));
+  if (here) return { here };
+  const elsewhere = preferred(found);
+  if (elsewhere) return { elsewhere };
+  // A record from before UUIDs were reported: the UUID completes it. One with another UUID is
+  // another domain, whatever its name.
+  if (legacy && !legacy.uuid) return { here: legacy };
+  return undefined;
+}
+
+/**
+ * Move `vm` to `hostId` if its host let it go; the reason it stays otherwise. Conditional on the
+ * record as read (host, unlocked, and still GONE when that was the reason), so a report of the
+ * old host or a backup admitted meanwhile wins.
+ */
+async function takeOver(
+  vm: Vm,
+  hostId: number,
+  seen: Record<string, unknown>,
+  now: string,
+): Promise<string | undefined> {
+  const from = await hosts.find(vm.hostId);
+  const reason: VmMove['reason'] | undefined =
+    vm.state === 'GONE'
+      ? 'GONE'
+      : !from
+        ? 'REMOVED'
+        : from.state === 'OFFLINE' || from.state === 'DISABLED'
+          ? from.state
+          : undefined;
+  if (!reason) return `VM ${vm.id} is ${vm.state} on host ${vm.hostId}, which still reports it`;
+  if (vm.lock)
+    return `VM ${vm.id} has a backup in progress on host ${vm.hostId} (execution ${vm.lock}): it moves once the backup ends`;
+  const move: VmMove = { from: vm.hostId, to: hostId, at: now, domain: vm.domain, reason };
+  const moves = [...(vm.moves ?? []), move].slice(-MAX_VM_MOVES);
+  try {
+    await vms.update(
+      vm.id,
+      { ...seen, hostId, moves },
+      {
+        condition: {
+          expression: `#host = :from AND attribute_not_exists(#lock)${vm.state === 'GONE' ? ' AND #state = :gone' : ''}`,
+          names: { '#host': 'hostId', '#lock': 'lock', ...(vm.state === 'GONE' && { '#state': 'state' }) },
+          values: { ':from': vm.hostId, ...(vm.state === 'GONE' && { ':gone': 'GONE' }) },
+        },
+      },
+    );
+  } catch (err) {
+    if (!isConditionFailed(err)) throw err;
+    return `VM ${vm.id} changed on host ${vm.hostId} meanwhile: the next report tries again`;
+  }
+  log('info', 'VM moved', { vmId: vm.id, from: vm.hostId, to: hostId, reason });
+  return undefined;
+}
+
 export const reportInventory: RouteHandler = async (ctx) => {
   const hostId = pathId(ctx);
   // A runner reports its own host only (admins may report any, for tests and simulated hosts).
@@ -45,19 +135,29 @@ export const reportInventory: RouteHandler = async (ctx) => {
   // Validate every entry before the first write: bad input changes nothing.
   const configs = body.vms.map((entry, i) => initialConfig(entry, i));
 
-  const known = new Map((await vmsOfHost(hostId)).map((vm) => [vm.domain, vm]));
+  // Oldest first, so the preferred record of a name is the last set: still seen, then newest.
+  const mine = (await vmsOfHost(hostId)).sort((a, b) => a.id - b.id);
+  const byDomain = new Map<string, Vm>();
+  for (const vm of mine) {
+    const other = byDomain.get(vm.domain);
+    if (!other || preferred([other, vm]) === vm) byDomain.set(vm.domain, vm);
+  }
+  const unseen = new Map(mine.map((vm) => [vm.id, vm]));
+  const refused: RefusedEntry[] = [];
   const now = new Date().toISOString();
   for (const [i, entry] of body.vms.entries()) {
     const seen = {
+      domain: entry.domain,
       state: entry.state,
       disks: entry.disks,
       nics: entry.nics,
       template: entry.template,
       uuid: entry.uuid,
     };
-    const current = known.get(entry.domain);
-    if (current) {
-      known.delete(entry.domain);
+    const found = await match(entry, hostId, byDomain);
+    if (found && 'here' in found) {
+      const current = found.here;
+      unseen.delete(current.id);
       // Only what libvirt reports changes; BACKUP_CONFIG in the metadata counts at first sight
       // only, since `vm backupconfig` owns it afterwards. While a backup holds the VM, libvirt
       // shows its disks on the backup's overlays: the disks and template it had are kept.
@@ -70,19 +170,28 @@ export const reportInventory: RouteHandler = async (ctx) => {
       }
       continue;
     }
+    if (found) {
+      const reason = await takeOver(found.elsewhere, hostId, seen, now);
+      if (reason) {
+        // Checked by the regex: a UUID, never free text in the log.
+        const uuid = entry.uuid ?? '';
+        refused.push({ domain: entry.domain, uuid, vmId: found.elsewhere.id, reason });
+        log('warn', 'inventory entry refused', { hostId, vmId: found.elsewhere.id, uuid, reason });
+      }
+      continue;
+    }
     const vm = Vm.parse({
       ...NEW_VM_OWNERSHIP,
       ...seen,
       id: await allocateId('vm'),
       name: entry.domain,
       hostId,
-      domain: entry.domain,
       backups: { BACKUP_CONFIG: configs[i] ?? {}, BACKUP_IDS: [] },
       createdAt: now,
     });
     await vms.put(vm, { expression: 'attribute_not_exists(id)' });
   }
-  for (const missing of known.values()) {
+  for (const missing of unseen.values()) {
     if (missing.state !== 'GONE') await vms.update(missing.id, { state: 'GONE' });
   }
   await hosts.update(host.id, {
@@ -90,5 +199,6 @@ export const reportInventory: RouteHandler = async (ctx) => {
     lastHeartbeat: now,
     runnerVersion: body.runnerVersion ?? host.runnerVersion,
   });
-  return items((await vmsOfHost(hostId)).sort((a, b) => a.id - b.id));
+  const items = (await vmsOfHost(hostId)).sort((a, b) => a.id - b.id);
+  return { statusCode: 200, body: { items, refused } };
 };
