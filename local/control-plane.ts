@@ -14,19 +14,14 @@ import { ensureAdmin } from './admin.ts';
 import type { HomePaths, LocalConfig } from './config.ts';
 import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from './credentials.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
-import {
-  applyEnvironment,
-  LOCAL_SCHEDULE_GROUP,
-  LOCAL_SCHEDULE_ROLE_ARN,
-  lambdaEnvironment,
-  localFunctionArn,
-} from './env.ts';
+import { applyEnvironment, lambdaEnvironment } from './env.ts';
 import { findFunction, invokeLocal } from './functions.ts';
 import { startGateway } from './gateway.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import { assertPortFree } from './ports.ts';
-import { ScheduleStore, type StoredSchedule } from './scheduler/schedules.ts';
+import { ScheduleStore } from './scheduler/schedules.ts';
 import { startSchedulerServer } from './scheduler/server.ts';
+import { templateSchedules } from './scheduler/template.ts';
 import { ensureHostDeadLetterQueue, localSqsClient, startSqs } from './sqs.ts';
 import { cachedTemplate, machineArnOfKind, machinesOfTemplate } from './stepfunctions/definitions.ts';
 import { LocalStepFunctions } from './stepfunctions/runtime.ts';
@@ -172,9 +167,11 @@ export async function startControlPlane(opts: {
       region: config.region,
     });
     stops.push(() => schedulerServer.stop());
-    // The stack's DispatchEveryMinute schedule (infra/scheduler.ts), created at start as the
-    // deployment creates it; its interval is configurable locally.
-    await schedules.put(dispatchTick(config.region, config.schedulerIntervalSeconds));
+    // The stack's own schedules (the dispatcher's tick, infra/scheduler.ts), created at start
+    // from the template as the deployment creates them; the tick's interval is configurable.
+    for (const schedule of templateSchedules(template, config.region, config.schedulerIntervalSeconds)) {
+      await schedules.put(schedule);
+    }
 
     // Handlers read their settings from the environment: set it before any of them is imported.
     const env = lambdaEnvironment({
@@ -234,36 +231,6 @@ export async function startControlPlane(opts: {
     await stopAll();
     throw err;
   }
-}
-
-/**
- * The dispatcher's periodic wake as a schedule, as the stack defines it (infra/scheduler.ts):
- * `rate(1 minute)` with the tick input; an interval under a minute (tests) uses local mode's
- * `rate(N seconds)`, which AWS would refuse.
- */
-export function dispatchTick(region: string, intervalSeconds: number): StoredSchedule {
-  const now = Date.now();
-  const minutes = intervalSeconds / 60;
-  const expression = Number.isInteger(minutes)
-    ? `rate(${minutes} ${minutes === 1 ? 'minute' : 'minutes'})`
-    : `rate(${intervalSeconds} ${intervalSeconds === 1 ? 'second' : 'seconds'})`;
-  return {
-    Name: 'lifeboat-dispatch-tick',
-    GroupName: LOCAL_SCHEDULE_GROUP,
-    ScheduleExpression: expression,
-    ScheduleExpressionTimezone: 'UTC',
-    State: 'ENABLED',
-    ActionAfterCompletion: 'NONE',
-    FlexibleTimeWindow: { Mode: 'OFF' },
-    Target: {
-      Arn: localFunctionArn(region, 'Dispatcher'),
-      RoleArn: LOCAL_SCHEDULE_ROLE_ARN,
-      Input: JSON.stringify({ source: 'lifeboat.schedule', reason: 'tick' }),
-    },
-    CreationDate: now,
-    LastModificationDate: now,
-    localSeconds: !Number.isInteger(minutes),
-  };
 }
 
 function startChild(spec: ChildSpec, env: Record<string, string>, log: Log): ChildProcess {

@@ -17,16 +17,42 @@ import {
   ValidationException,
 } from '@aws-sdk/client-scheduler';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { dispatchTick } from '#local/control-plane.ts';
+import type { CfnTemplate } from '#infra/definition.ts';
 import { type LocalCredentials, newLocalCredentials } from '#local/credentials.ts';
 import { ScheduleStore } from '#local/scheduler/schedules.ts';
 import { startSchedulerServer } from '#local/scheduler/server.ts';
+import { templateSchedules } from '#local/scheduler/template.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** `at()` text of an instant, UTC, seconds kept (as core/schedule.ts writes it). */
 const atOf = (ms: number) => `at(${new Date(ms).toISOString().slice(0, 19)})`;
 const TARGET = 'arn:aws:lambda:us-east-1:000000000000:function:lifeboat-Dispatcher';
 const ROLE = 'arn:aws:iam::000000000000:role/lifeboat-local-schedule';
+/** The stack's tick schedule as `cdk synth` writes it (infra/scheduler.ts). */
+const TEMPLATE: CfnTemplate = {
+  Resources: {
+    DispatcherD4A12972: {
+      Type: 'AWS::Lambda::Function',
+      Metadata: { 'aws:cdk:path': 'Lifeboat/Dispatcher/Resource' },
+    },
+    SchedulingDispatchEveryMinute311026BA: {
+      Type: 'AWS::Scheduler::Schedule',
+      Properties: {
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        GroupName: 'lifeboat',
+        ScheduleExpression: 'rate(1 minute)',
+        ScheduleExpressionTimezone: 'Etc/UTC',
+        State: 'ENABLED',
+        Target: {
+          Arn: { 'Fn::GetAtt': ['DispatcherD4A12972', 'Arn'] },
+          Input: '{"source":"lifeboat.schedule","reason":"tick"}',
+          RetryPolicy: { MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 0 },
+          RoleArn: { 'Fn::GetAtt': ['SchedulingDispatchRole29CBCAA7', 'Arn'] },
+        },
+      },
+    },
+  },
+};
 
 let dir: string;
 let credentials: LocalCredentials;
@@ -191,10 +217,21 @@ describe('local EventBridge Scheduler', () => {
     expect(new Date(store.nextOf(store.get('lifeboat', 'kept') as never) ?? 0).getUTCHours()).toBe(18);
     await client.send(new DeleteScheduleCommand({ Name: 'kept', GroupName: 'lifeboat' }));
 
-    expect(dispatchTick('us-east-1', 60).ScheduleExpression).toBe('rate(1 minute)');
-    await store.put(dispatchTick('us-east-1', 1));
+    // The template's tick, as the control plane creates it at start.
+    const [tick] = templateSchedules(TEMPLATE, 'us-east-1');
+    expect(tick).toMatchObject({
+      Name: 'SchedulingDispatchEveryMinute311026BA',
+      GroupName: 'lifeboat',
+      ScheduleExpression: 'rate(1 minute)',
+      ScheduleExpressionTimezone: 'Etc/UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: { Arn: TARGET, Input: '{"source":"lifeboat.schedule","reason":"tick"}' },
+    });
+    const [fast] = templateSchedules(TEMPLATE, 'us-east-1', 1);
+    expect(fast?.ScheduleExpression).toBe('rate(1 second)');
+    await store.put(fast as NonNullable<typeof fast>);
     await sleep(2600);
-    await store.delete('lifeboat', 'lifeboat-dispatch-tick');
+    await store.delete('lifeboat', 'SchedulingDispatchEveryMinute311026BA');
     expect(fired.length).toBeGreaterThanOrEqual(2);
     expect(fired.length).toBeLessThanOrEqual(3);
     expect(fired[0]).toMatchObject({ arn: TARGET, event: { source: 'lifeboat.schedule', reason: 'tick' } });

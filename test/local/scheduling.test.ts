@@ -321,9 +321,11 @@ describe('scheduled actions and the sweep on the local stack', () => {
       ScheduleExpression: expect.stringMatching(/^at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\)$/),
       ActionAfterCompletion: 'DELETE',
     });
-    expect((await storedSchedules()).get('lifeboat-dispatch-tick')).toMatchObject({
-      ScheduleExpression: 'rate(1 second)',
-    });
+    // The stack's tick, taken from the template, at the configured interval.
+    const tick = [...(await storedSchedules()).entries()].find(([n]) =>
+      n.startsWith('SchedulingDispatchEveryMinute'),
+    );
+    expect(tick?.[1]).toMatchObject({ ScheduleExpression: 'rate(1 second)' });
     const task = await until(
       () => responder.tasks.find((t) => t.vmId === target && t.kind === 'backup' && t.receivedAt > asked),
       20_000,
