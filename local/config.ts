@@ -68,6 +68,8 @@ export interface HomePaths {
   dynamodb: string;
   sqs: string;
   stepfunctions: string;
+  /** Local EventBridge Scheduler's schedules (local/scheduler/schedules.ts). */
+  scheduler: string;
   secrets: string;
   /** The per-start access key of the emulators (local/credentials.ts), 0600. */
   credentials: string;
@@ -106,6 +108,7 @@ export function homePaths(home: string): HomePaths {
     dynamodb: join(home, 'dynamodb'),
     sqs: join(home, 'sqs'),
     stepfunctions: join(home, 'stepfunctions'),
+    scheduler: join(home, 'scheduler'),
     secrets: join(home, 'secrets'),
     credentials: join(home, 'local-credentials.json'),
     run: join(home, 'run'),

@@ -1,7 +1,8 @@
 /**
  * The whole control plane of local mode in one process: DynamoDB Local (a child process), the
  * SQS emulator, the Step Functions shim running the synthesized definitions, the Lambda Invoke
- * endpoint, the HTTP API gateway and the scheduler loop. The supervisor runs this; tests may too.
+ * endpoint, the EventBridge Scheduler endpoint (the dispatcher's tick and every scheduled action
+ * are schedules there, as in AWS) and the HTTP API gateway. The supervisor runs this; tests may too.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -14,11 +15,13 @@ import type { HomePaths, LocalConfig } from './config.ts';
 import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from './credentials.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
 import { applyEnvironment, lambdaEnvironment } from './env.ts';
-import { invokeLocal } from './functions.ts';
+import { findFunction, invokeLocal } from './functions.ts';
 import { startGateway } from './gateway.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import { assertPortFree } from './ports.ts';
-import { startScheduler } from './scheduler.ts';
+import { ScheduleStore } from './scheduler/schedules.ts';
+import { startSchedulerServer } from './scheduler/server.ts';
+import { templateSchedules } from './scheduler/template.ts';
 import { ensureHostDeadLetterQueue, localSqsClient, startSqs } from './sqs.ts';
 import { cachedTemplate, machineArnOfKind, machinesOfTemplate } from './stepfunctions/definitions.ts';
 import { LocalStepFunctions } from './stepfunctions/runtime.ts';
@@ -142,6 +145,34 @@ export async function startControlPlane(opts: {
     stops.push(() => sqsClient.destroy());
     const hostDeadLetterQueueArn = await ensureHostDeadLetterQueue(sqsClient);
 
+    // EventBridge Scheduler: it invokes its targets asynchronously, one at a time per function
+    // as the dispatcher's reserved concurrency of 1 does.
+    const events = new EventQueue(invokeLocal, log);
+    stops.push(() => events.drain());
+    const schedules = new ScheduleStore(
+      join(paths.scheduler, 'schedules.json'),
+      (arn, event) => {
+        const spec = findFunction(arn);
+        if (!spec) throw new Error(`no local function ${arn}`);
+        void events.enqueue(spec.id, event);
+      },
+      log,
+    );
+    await schedules.load();
+    stops.push(() => schedules.close());
+    const schedulerServer = await startSchedulerServer({
+      port: 0,
+      store: schedules,
+      credentials,
+      region: config.region,
+    });
+    stops.push(() => schedulerServer.stop());
+    // The stack's own schedules (the dispatcher's tick, infra/scheduler.ts), created at start
+    // from the template as the deployment creates them; the tick's interval is configurable.
+    for (const schedule of templateSchedules(template, config.region, config.schedulerIntervalSeconds)) {
+      await schedules.put(schedule);
+    }
+
     // Handlers read their settings from the environment: set it before any of them is imported.
     const env = lambdaEnvironment({
       config,
@@ -151,6 +182,7 @@ export async function startControlPlane(opts: {
       restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
       maintenanceStateMachineArn: machineArnOfKind(machines, 'Maintenance'),
       hostDeadLetterQueueArn,
+      schedulerEndpoint: schedulerServer.endpoint,
     });
     applyEnvironment(env);
 
@@ -169,7 +201,6 @@ export async function startControlPlane(opts: {
     const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions, credentials);
     stops.push(() => sfnServer.stop());
 
-    const events = new EventQueue(invokeLocal, log);
     const lambda = await startLambdaEndpoint({
       port: config.ports.lambda,
       invoke: invokeLocal,
@@ -177,14 +208,6 @@ export async function startControlPlane(opts: {
       credentials,
     });
     stops.push(() => lambda.stop());
-    stops.push(() => events.drain());
-
-    const stopScheduler = startScheduler({
-      intervalSeconds: config.schedulerIntervalSeconds,
-      wake: () => events.enqueue('Dispatcher', { source: 'lifeboat.local.scheduler' }),
-      log,
-    });
-    stops.push(stopScheduler);
 
     for (const spec of opts.extraChildren ?? []) {
       const child = startChild(spec, env, log);

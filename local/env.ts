@@ -14,6 +14,17 @@ export function localStateMachineArn(region: string, name: string): string {
   return `arn:aws:states:${region}:${LOCAL_ACCOUNT}:stateMachine:${name}`;
 }
 
+/** The schedule group of the stack (infra/scheduler.ts SCHEDULE_GROUP). */
+export const LOCAL_SCHEDULE_GROUP = 'lifeboat';
+
+/** The role the schedules name locally (the stack's VmScheduleRole in AWS). */
+export const LOCAL_SCHEDULE_ROLE_ARN = `arn:aws:iam::${LOCAL_ACCOUNT}:role/lifeboat-local-schedule`;
+
+/** ARN of a local function by its manifest id. */
+export function localFunctionArn(region: string, id: string): string {
+  return `arn:aws:lambda:${region}:${LOCAL_ACCOUNT}:function:${localFunctionName({ id })}`;
+}
+
 /** Every variable the handlers read, for this home and configuration. */
 export function lambdaEnvironment(opts: {
   config: LocalConfig;
@@ -25,6 +36,8 @@ export function lambdaEnvironment(opts: {
   maintenanceStateMachineArn: string;
   /** ARN of the shared host dead-letter queue (local/sqs.ts ensureHostDeadLetterQueue). */
   hostDeadLetterQueueArn: string;
+  /** URL of local mode's EventBridge Scheduler (local/scheduler/server.ts). */
+  schedulerEndpoint: string;
 }): Record<string, string> {
   const { config } = opts;
   const local = (port: number) => `http://127.0.0.1:${port}`;
@@ -39,6 +52,12 @@ export function lambdaEnvironment(opts: {
     AWS_ENDPOINT_URL_SQS: local(config.ports.sqs),
     AWS_ENDPOINT_URL_SFN: local(config.ports.stepfunctions),
     AWS_ENDPOINT_URL_LAMBDA: local(config.ports.lambda),
+    AWS_ENDPOINT_URL_SCHEDULER: opts.schedulerEndpoint,
+    // As infra/stack.ts sets them: scheduled actions become schedules in this group, invoking
+    // the dispatcher, so local mode runs the same CreateSchedule/DeleteSchedule path as AWS.
+    SCHEDULE_GROUP: LOCAL_SCHEDULE_GROUP,
+    SCHEDULER_ROLE_ARN: LOCAL_SCHEDULE_ROLE_ARN,
+    SCHEDULE_TARGET_ARN: localFunctionArn(config.region, 'Dispatcher'),
     BACKUP_STATE_MACHINE_ARN: opts.backupStateMachineArn,
     RESTORE_STATE_MACHINE_ARN: opts.restoreStateMachineArn,
     MAINTENANCE_STATE_MACHINE_ARN: opts.maintenanceStateMachineArn,

@@ -3,8 +3,8 @@
  * SCHEDULE_GROUP, at the action's times (UTC), invoking the dispatcher with
  * `{ source: "lifeboat.schedule", scheduleId }`. The dispatcher fires whatever is due in the
  * schedules table, so these only make the timing exact; its own once-a-minute run catches
- * anything a lost invocation missed. Deployments without SCHEDULE_GROUP (local mode, whose
- * scheduler loop wakes the dispatcher itself) create none.
+ * anything a lost invocation missed. Local mode sets SCHEDULE_GROUP too and serves these calls
+ * (local/scheduler/server.ts); only a setup without SCHEDULE_GROUP (unit tests) creates none.
  */
 import {
   ConflictException,

@@ -1,7 +1,7 @@
 /**
  * Firing scheduled actions: every dispatcher run queues the actions whose next run is due
- * (EventBridge Scheduler in AWS and the local scheduler loop only make sure a run happens on
- * time). Each firing first moves the schedule on with a write conditional on the `nextRunAt` it
+ * (the action's EventBridge schedule, in AWS as in local mode, only makes sure a run happens
+ * on time). Each firing first moves the schedule on with a write conditional on the `nextRunAt` it
  * read, so two dispatchers never fire the same run twice; runs missed while nothing ran collapse
  * into one, as a late cron would.
  */

@@ -29,16 +29,6 @@ export function dueSchedules(now: Date): Promise<ScheduleRecord[]> {
   });
 }
 
-/** The earliest next run of any active schedule, or undefined (the local loop sleeps till then). */
-export async function earliestRun(): Promise<string | undefined> {
-  const [first] = await schedules.query(
-    'due',
-    { expression: '#q = :q', names: { '#q': 'queue' }, values: { ':q': ACTIVE } },
-    1,
-  );
-  return first?.nextRunAt;
-}
-
 /** The schedules of one VM or job, by id. */
 export async function schedulesOf(
   target: ScheduledAction['target'],

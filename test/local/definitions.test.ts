@@ -86,8 +86,12 @@ describe('local settings', () => {
       restoreStateMachineArn: 'arn:r',
       maintenanceStateMachineArn: 'arn:m',
       hostDeadLetterQueueArn: 'arn:aws:sqs:us-east-1:000000000000:lifeboat-dlq-hosts',
+      schedulerEndpoint: 'http://127.0.0.1:8005',
     });
     expect(env).toMatchObject({
+      AWS_ENDPOINT_URL_SCHEDULER: 'http://127.0.0.1:8005',
+      SCHEDULE_GROUP: 'lifeboat',
+      SCHEDULE_TARGET_ARN: 'arn:aws:lambda:us-east-1:000000000000:function:lifeboat-Dispatcher',
       TABLE_VMS: 'lifeboat-vms',
       AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8001',
       AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9999',

@@ -3,7 +3,7 @@
  * stack (API, dispatcher, synthesized state machines, emulators), with a responder playing the
  * runners of five hosts whose backup steps take a while.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -41,6 +41,15 @@ const counter = async (name: string) =>
   );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const vm = (host: number, i: number) => vmsOf.get(host)?.[i] as number;
+/** The schedules local mode's EventBridge Scheduler holds, by name (its file under the home). */
+const storedSchedules = async (): Promise<
+  Map<string, { ScheduleExpression: string; ActionAfterCompletion: string }>
+> =>
+  new Map(
+    JSON.parse(await readFile(join(home, 'scheduler', 'schedules.json'), 'utf8')).map(
+      (s: { Name: string; ScheduleExpression: string; ActionAfterCompletion: string }) => [s.Name, s],
+    ),
+  );
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'lifeboat-sched-e2e-'));
@@ -306,6 +315,17 @@ describe('scheduled actions and the sweep on the local stack', () => {
     const asked = Date.now();
     const created = await api('POST', `/vms/${target}/schedules`, { datastoreId: 1, time: '+5' });
     expect(created.status).toBe(201);
+    // The API created the action's EventBridge schedule, through the SDK, in local mode's Scheduler.
+    const name = `lifeboat-action-${created.body.id}`;
+    expect((await storedSchedules()).get(name)).toMatchObject({
+      ScheduleExpression: expect.stringMatching(/^at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\)$/),
+      ActionAfterCompletion: 'DELETE',
+    });
+    // The stack's tick, taken from the template, at the configured interval.
+    const tick = [...(await storedSchedules()).entries()].find(([n]) =>
+      n.startsWith('SchedulingDispatchEveryMinute'),
+    );
+    expect(tick?.[1]).toMatchObject({ ScheduleExpression: 'rate(1 second)' });
     const task = await until(
       () => responder.tasks.find((t) => t.vmId === target && t.kind === 'backup' && t.receivedAt > asked),
       20_000,
@@ -315,6 +335,8 @@ describe('scheduled actions and the sweep on the local stack', () => {
     const schedule = (await api('GET', `/vms/${target}/schedules`)).body.items[0];
     expect(schedule).toMatchObject({ runs: 1, nextRuns: [] });
     expect((await executionEnded(conn, schedule.lastExecutionId)).state).toBe('SUCCEEDED');
+    // Fired once, the at() schedule deleted itself.
+    expect((await storedSchedules()).has(name)).toBe(false);
   }, 60_000);
 
   it('an execution stopped from outside (StopExecution) gives its slot back and unlocks its VM', async () => {
@@ -376,6 +398,10 @@ describe('the lifeboat command', () => {
       '2099-01-12T02:00:00.000Z',
     ]);
     expect(added.description).toBe('weekly on MON,WED at 02:00 UTC, 4 runs');
+    expect((await storedSchedules()).get(`lifeboat-action-${added.id}`)).toMatchObject({
+      ScheduleExpression: 'cron(0 2 ? * MON,WED *)',
+      ActionAfterCompletion: 'NONE',
+    });
     const listed = await cli(['vm', 'sched', 'list', String(target)]);
     expect(listed.map((s: { id: number }) => s.id)).toEqual([added.id]);
     const bad = await runCli(
@@ -404,6 +430,7 @@ describe('the lifeboat command', () => {
     expect(bad.stderr.trim()).toMatch(/^lifeboat: .*repeat: cron\(0 2 \* \* \*\): must have 6 fields/);
     await cli(['vm', 'sched', 'delete', String(target), String(added.id)]);
     expect(await cli(['vm', 'sched', 'list', String(target)])).toEqual([]);
+    expect((await storedSchedules()).has(`lifeboat-action-${added.id}`)).toBe(false);
   }, 60_000);
 
   it('backupjob create/show/update/delete', async () => {
