@@ -7,8 +7,8 @@
 import { createServer, type Server } from 'node:http';
 import type { LocalCredentials } from './credentials.ts';
 import { FunctionError, findFunction, type Invoker } from './functions.ts';
-import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
-import { checkSignature, sendSignatureFailure } from './sigv4-check.ts';
+import { close, listen, MIB, sendJson } from './http.ts';
+import { readSignedRequest } from './sigv4-check.ts';
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
 
@@ -61,30 +61,15 @@ export async function startLambdaEndpoint(opts: {
   credentials: LocalCredentials;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const server = createServer(async (req, res) => {
-    let body: Buffer;
-    try {
-      body = await readBody(req, BODY_LIMIT);
-    } catch (err) {
-      if (!(err instanceof PayloadTooLarge)) {
-        res.destroy();
-        return;
-      }
-      sendTooLarge(
-        req,
-        res,
-        { Type: 'User', message: err.message },
-        { 'x-amzn-errortype': 'RequestTooLargeException' },
-      );
-      return;
-    }
-    const failure = await checkSignature(
-      { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
-      opts.credentials,
-    );
-    if (failure) {
-      sendSignatureFailure(res, failure);
-      return;
-    }
+    const body = await readSignedRequest(req, res, {
+      limit: BODY_LIMIT,
+      credentials: opts.credentials,
+      tooLarge: {
+        body: (message) => ({ Type: 'User', message }),
+        headers: { 'x-amzn-errortype': 'RequestTooLargeException' },
+      },
+    });
+    if (!body) return;
     const match = INVOKE_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
     if (req.method !== 'POST' || !match?.[1]) {
       sendJson(

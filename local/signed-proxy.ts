@@ -6,8 +6,8 @@
  */
 import { Agent, createServer, type IncomingHttpHeaders, request } from 'node:http';
 import type { LocalCredentials } from './credentials.ts';
-import { close, listen, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
-import { checkSignature, sendSignatureFailure } from './sigv4-check.ts';
+import { close, listen, sendJson } from './http.ts';
+import { readSignedRequest } from './sigv4-check.ts';
 
 /** A running front. */
 export interface SignedProxy {
@@ -48,22 +48,14 @@ export async function startSignedProxy(opts: {
 }): Promise<SignedProxy> {
   const agent = new Agent({ keepAlive: true });
   const server = createServer(async (req, res) => {
-    let body: Buffer;
-    try {
-      body = await readBody(req, opts.bodyLimit);
-    } catch (err) {
-      if (err instanceof PayloadTooLarge) {
-        sendTooLarge(req, res, { __type: 'PayloadTooLarge', message: err.message }, JSON_10);
-      } else res.destroy();
-      return;
-    }
+    const body = await readSignedRequest(req, res, {
+      limit: opts.bodyLimit,
+      credentials: opts.credentials,
+      tooLarge: { body: (message) => ({ __type: 'PayloadTooLarge', message }), headers: JSON_10 },
+    });
+    if (!body) return;
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
-    const failure = await checkSignature({ method, url, headers: req.headers, body }, opts.credentials);
-    if (failure) {
-      sendSignatureFailure(res, failure);
-      return;
-    }
     const upstream = request(
       {
         socketPath: opts.socket,

@@ -7,11 +7,11 @@
  * method, path, query, the signed headers and the raw body, and compared in constant time.
  */
 import { createHash, createHmac, type Hash, type Hmac, timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest } from '@smithy/types';
 import type { LocalCredentials } from './credentials.ts';
-import { sendJson } from './http.ts';
+import { PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
 
 /** How far an `x-amz-date` may be from this machine's clock, as in AWS. */
 export const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
@@ -214,4 +214,39 @@ function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return Buffer.from(data);
+}
+
+/**
+ * The body of a request to one of local mode's AWS-style endpoints, once it fits `limit` and is
+ * signed with local mode's key. Undefined when the request is already answered: 413 with the
+ * service's own error document (`tooLarge`), 403 for a bad signature, or dropped when the client
+ * went away mid-body.
+ */
+export async function readSignedRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: {
+    limit: number;
+    credentials: LocalCredentials;
+    tooLarge: { body: (message: string) => unknown; headers: Record<string, string> };
+  },
+): Promise<Buffer | undefined> {
+  let body: Buffer;
+  try {
+    body = await readBody(req, opts.limit);
+  } catch (err) {
+    if (err instanceof PayloadTooLarge)
+      sendTooLarge(req, res, opts.tooLarge.body(err.message), opts.tooLarge.headers);
+    else res.destroy();
+    return undefined;
+  }
+  const failure = await checkSignature(
+    { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
+    opts.credentials,
+  );
+  if (failure) {
+    sendSignatureFailure(res, failure);
+    return undefined;
+  }
+  return body;
 }

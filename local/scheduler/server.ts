@@ -9,8 +9,8 @@ import { createServer, type Server } from 'node:http';
 import { z } from 'zod';
 import { LOCAL_ACCOUNT } from '../config.ts';
 import type { LocalCredentials } from '../credentials.ts';
-import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from '../http.ts';
-import { checkSignature, sendSignatureFailure } from '../sigv4-check.ts';
+import { close, listen, MIB, sendJson } from '../http.ts';
+import { readSignedRequest } from '../sigv4-check.ts';
 import { ExpressionError } from './expression.ts';
 import { type ScheduleStore, type StoredSchedule, timingOf } from './schedules.ts';
 
@@ -190,25 +190,15 @@ export async function startSchedulerServer(opts: {
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const groups = opts.groups ?? DEFAULT_GROUPS;
   const server = createServer(async (req, res) => {
-    let body: Buffer;
-    try {
-      body = await readBody(req, BODY_LIMIT);
-    } catch (err) {
-      if (!(err instanceof PayloadTooLarge)) {
-        res.destroy();
-        return;
-      }
-      sendTooLarge(req, res, { Message: err.message }, { 'x-amzn-errortype': 'ValidationException' });
-      return;
-    }
-    const failure = await checkSignature(
-      { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
-      opts.credentials,
-    );
-    if (failure) {
-      sendSignatureFailure(res, failure);
-      return;
-    }
+    const body = await readSignedRequest(req, res, {
+      limit: BODY_LIMIT,
+      credentials: opts.credentials,
+      tooLarge: {
+        body: (message) => ({ Message: message }),
+        headers: { 'x-amzn-errortype': 'ValidationException' },
+      },
+    });
+    if (!body) return;
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       sendJson(res, 200, await handle(opts.store, opts.region, groups, req.method ?? 'GET', url, body));

@@ -5,8 +5,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { LocalCredentials } from '../credentials.ts';
-import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from '../http.ts';
-import { checkSignature, sendSignatureFailure } from '../sigv4-check.ts';
+import { close, listen, MIB, sendJson } from '../http.ts';
+import { readSignedRequest } from '../sigv4-check.ts';
 import { SfnApiError } from './errors.ts';
 import type { ExecutionRecord, LocalStepFunctions } from './runtime.ts';
 import type { TaskTokens } from './task-tokens.ts';
@@ -132,22 +132,12 @@ export async function startStepFunctionsServer(
   const ops = operations(sfn, tokens);
   const server = createServer(async (req, res) => {
     try {
-      let body: Buffer;
-      try {
-        body = await readBody(req, BODY_LIMIT);
-      } catch (err) {
-        if (!(err instanceof PayloadTooLarge)) throw err;
-        sendTooLarge(req, res, { __type: 'PayloadTooLarge', message: err.message }, JSON_10);
-        return;
-      }
-      const failure = await checkSignature(
-        { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
+      const body = await readSignedRequest(req, res, {
+        limit: BODY_LIMIT,
         credentials,
-      );
-      if (failure) {
-        sendSignatureFailure(res, failure);
-        return;
-      }
+        tooLarge: { body: (message) => ({ __type: 'PayloadTooLarge', message }), headers: JSON_10 },
+      });
+      if (!body) return;
       const target = String(req.headers['x-amz-target'] ?? '');
       const [service, name] = target.split('.');
       const op = service === 'AWSStepFunctions' && name ? ops[name] : undefined;
