@@ -249,8 +249,14 @@ export const User = z.object({
   name: z.string().min(1),
   group: z.string().min(1),
   role: UserRole,
-  /** sha256 hex of the API token; the token itself is never stored. */
-  tokenHash: z.string().length(64),
+  /**
+   * sha256 hex of the principal's one token: host credentials, enrollments and users made before
+   * the tokens table (their token keeps working). Users' tokens live in the tokens table.
+   */
+  tokenHash: z.string().length(64).optional(),
+  /** Random per user record: the tokens made for it carry it, so a user deleted and created again
+   * under the same name inherits none. Absent on principals older than the tokens table. */
+  uid: z.string().min(1).optional(),
   createdAt: z.string(),
   /** Host principal: the only host it acts for. */
   hostId: Id.optional(),

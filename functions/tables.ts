@@ -15,6 +15,8 @@ export interface TableSpec {
     | 'executions'
     | 'counters'
     | 'users'
+    | 'groups'
+    | 'tokens'
     | 'schedules'
     | 'progress';
   /** Environment variable holding the table's name for the Lambdas and the runner. */
@@ -74,6 +76,24 @@ export const TABLES: readonly TableSpec[] = [
     envVar: 'TABLE_USERS',
     partitionKey: { name: 'name', type: 'S' },
     indexes: [{ name: 'byToken', partitionKey: { name: 'tokenHash', type: 'S' } }],
+  },
+  // User groups other than the built-in ones (core/accounts.ts), with their member count.
+  { key: 'groups', envVar: 'TABLE_GROUPS', partitionKey: { name: 'name', type: 'S' }, indexes: [] },
+  {
+    key: 'tokens',
+    envVar: 'TABLE_TOKENS',
+    // Keyed by the token's sha256: authentication is one GetItem. byUser lists a user's tokens,
+    // byId finds one to revoke by its public id.
+    partitionKey: { name: 'hash', type: 'S' },
+    indexes: [
+      {
+        name: 'byUser',
+        partitionKey: { name: 'user', type: 'S' },
+        sortKey: { name: 'createdAt', type: 'S' },
+      },
+      { name: 'byId', partitionKey: { name: 'id', type: 'S' } },
+    ],
+    ttlAttribute: 'purgeAt',
   },
   {
     key: 'schedules',

@@ -162,7 +162,7 @@ export class LifeboatStack extends Stack {
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
         // Only the API authenticates users; only runners write progress (the API reads it).
-        if (key !== 'users' && key !== 'progress') table.grantReadWriteData(fn(stepId));
+        if (!['users', 'groups', 'tokens', 'progress'].includes(key)) table.grantReadWriteData(fn(stepId));
       }
     }
     for (const stepId of SEALING_STEPS) {

@@ -1,20 +1,25 @@
 /**
- * Who calls. Bearer-token authentication: the token's sha256 (hex) is looked up in the users
- * table; the token itself is never stored nor logged. On the runner's IAM-authorized routes
+ * Who calls. Bearer-token authentication: the token's sha256 (hex) is read from the tokens table
+ * (one GetItem; an expired or revoked token is refused there), then its user; host credentials,
+ * enrollments and tokens older than the tokens table are found in the users table instead. The
+ * token itself is never stored nor logged. On the runner's IAM-authorized routes
  * (ROUTES with `auth: 'iam'`), API Gateway has checked a SigV4 signature instead, and the caller
  * is the host named in the path ({@link iamHostPrincipal}).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { z } from 'zod';
+import { type ApiToken, tokenState } from '#core/accounts.ts';
 import { Unauthorized } from '#core/errors.ts';
 import { User } from '#core/model.ts';
+import { tokens, touchToken } from '../repo/tokens.ts';
 import {
   enrollmentExpired,
   HOSTS_GROUP,
   hostPrincipalName,
   isEnrollment,
   userByTokenHash,
+  users,
 } from '../repo/users.ts';
 import { checkPathParameters } from './http.ts';
 
@@ -42,9 +47,34 @@ export function bearerToken(headers: Record<string, string | undefined> | undefi
   return match[1];
 }
 
-/** The user owning the request's token; 401 when absent, unknown or an expired enrollment. */
-export async function authenticate(headers: Record<string, string | undefined> | undefined): Promise<User> {
-  const user = await userByTokenHash(hashToken(bearerToken(headers)));
+/** Host credentials and enrollment tokens: only ever in the users table. */
+const HOST_TOKEN = /^lb[he]_/;
+
+/**
+ * The user of a tokens-table record at `now`: 401 when it has expired or was revoked, or when
+ * its user is gone (or was deleted and made again: another uid). Notes its use, at most once a
+ * minute.
+ */
+async function userOfToken(token: ApiToken, now: number): Promise<User> {
+  const state = tokenState(token, now);
+  if (state !== 'active')
+    throw new Unauthorized(`token ${token.id} ${state === 'expired' ? 'has expired' : 'was revoked'}`);
+  const user = await users.find(token.user);
+  if (!user || user.role === 'host' || user.uid !== token.uid) throw new Unauthorized('invalid token');
+  await touchToken(token, now);
+  return user;
+}
+
+/** The user owning the request's token; 401 when absent, unknown, expired, revoked or an expired enrollment. */
+export async function authenticate(
+  headers: Record<string, string | undefined> | undefined,
+  now = Date.now(),
+): Promise<User> {
+  const token = bearerToken(headers);
+  const hash = hashToken(token);
+  const record = HOST_TOKEN.test(token) ? undefined : await tokens.find(hash);
+  if (record) return userOfToken(record, now);
+  const user = await userByTokenHash(hash);
   if (!user) throw new Unauthorized('invalid token');
   if (isEnrollment(user) && enrollmentExpired(user)) {
     throw new Unauthorized(`enrollment token expired: enroll host "${user.hostName}" again`);

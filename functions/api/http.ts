@@ -4,6 +4,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { z } from 'zod';
+import { NAME_PATTERN, NAME_RULE } from '#core/accounts.ts';
 import { IdText, parseBody } from '#core/contracts/api.ts';
 import { LifeboatError, oneLine, ValidationError } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
@@ -49,11 +50,15 @@ const ID_RULE = 'must be a non-negative integer';
 
 /**
  * What each path parameter of ROUTES must look like. Every id (`{id}`, `{schedId}`) is a small
- * decimal number; a parameter not listed here must still be a short plain token.
+ * decimal number, a `{name}` a user or group name, a `{tokenId}` a token's public id; a parameter
+ * not listed here must still be a short plain token.
  */
 const PATH_PARAMETERS: Readonly<Record<string, { pattern: RegExp; rule: string }>> = {
   id: { pattern: /^\d{1,9}$/, rule: ID_RULE },
   schedId: { pattern: /^\d{1,9}$/, rule: ID_RULE },
+  // A user's or group's name (never a host principal's `host:<id>`).
+  name: { pattern: NAME_PATTERN, rule: NAME_RULE },
+  tokenId: { pattern: /^[0-9a-f]{16}$/, rule: 'must be 16 hex digits (see lifeboat token list)' },
 };
 const OTHER_PARAMETER = {
   pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,

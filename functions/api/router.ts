@@ -10,12 +10,15 @@ import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
 import { downloadRoutes } from './routes/downloads.ts';
 import { executionRoutes } from './routes/executions.ts';
+import { groupRoutes } from './routes/groups.ts';
 import { hostEnrollmentRoutes } from './routes/host-enrollment.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { runnerRoutes } from './routes/runner.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { userRoutes } from './routes/users.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { ROUTES, routeKey } from './routes.ts';
 
@@ -32,6 +35,9 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...jobRoutes,
   ...scheduleRoutes,
   ...runnerRoutes,
+  ...userRoutes,
+  ...groupRoutes,
+  ...tokenRoutes,
 };
 
 /** A matched route. */

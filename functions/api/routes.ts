@@ -59,6 +59,18 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/jobs/{id}/schedules' },
   { method: 'POST', path: '/jobs/{id}/schedules' },
   { method: 'DELETE', path: '/jobs/{id}/schedules/{schedId}' },
+  { method: 'GET', path: '/users' },
+  { method: 'POST', path: '/users' },
+  { method: 'GET', path: '/users/{name}' },
+  { method: 'PATCH', path: '/users/{name}' },
+  { method: 'DELETE', path: '/users/{name}' },
+  { method: 'GET', path: '/groups' },
+  { method: 'POST', path: '/groups' },
+  { method: 'GET', path: '/groups/{name}' },
+  { method: 'DELETE', path: '/groups/{name}' },
+  { method: 'GET', path: '/tokens' },
+  { method: 'POST', path: '/tokens' },
+  { method: 'DELETE', path: '/tokens/{tokenId}' },
   // A runner in AWS, signed with its IAM Roles Anywhere session: its host, its inventory, its
   // key. The runner's IAM policy allows only the paths whose {id} is its certificate's CN.
   { method: 'GET', path: '/runner/hosts/{id}', auth: 'iam' },
