@@ -3,6 +3,7 @@
  * `InvalidArgumentError`, which commander turns into a one-line usage error (exit 2).
  */
 import { InvalidArgumentError } from 'commander';
+import { NAME_PATTERN, NAME_RULE, parseLifetime } from '#core/accounts.ts';
 
 /** An object id: a non-negative integer (`VMID`, `DSID`, `IMAGEID`, `HOSTID`). */
 export function parseId(value: string): number {
@@ -42,4 +43,26 @@ export function parsePort(value: string): number {
   const port = /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!(port >= 1 && port <= 65535)) throw new InvalidArgumentError('Expected a port number (1-65535).');
   return port;
+}
+
+/** A user or group name (core/accounts.ts): never `host:1` nor `a/b`. */
+export function parseName(value: string): string {
+  if (!NAME_PATTERN.test(value)) throw new InvalidArgumentError(`A name ${NAME_RULE}.`);
+  return value;
+}
+
+/** A token lifetime such as `30d` or `never`: checked here so a typo never reaches the API. */
+export function parseExpires(value: string): string {
+  try {
+    parseLifetime(value, '--expires');
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message.replace(/^--expires: /, ''));
+  }
+  return value;
+}
+
+/** A token's public id, as `lifeboat token list` shows it. */
+export function parseTokenId(value: string): string {
+  if (!/^[0-9a-f]{16}$/.test(value)) throw new InvalidArgumentError('Expected a token id (16 hex digits).');
+  return value;
 }

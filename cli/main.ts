@@ -8,10 +8,13 @@ import pkg from '../package.json' with { type: 'json' };
 import { registerBackupJob } from './commands/backupjob.ts';
 import { registerDatastore } from './commands/datastore.ts';
 import { registerExecution } from './commands/execution.ts';
+import { registerGroup } from './commands/group.ts';
 import { registerHost } from './commands/host.ts';
 import { registerImage } from './commands/image.ts';
 import { registerLocal } from './commands/local.ts';
 import { registerRunner } from './commands/runner.ts';
+import { registerToken } from './commands/token.ts';
+import { registerUser } from './commands/user.ts';
 import { registerVm } from './commands/vm.ts';
 import { requireSubcommand } from './context.ts';
 import { CliError } from './errors.ts';
@@ -51,6 +54,9 @@ export function buildProgram(): Command {
   registerImage(program);
   registerBackupJob(program);
   registerExecution(program);
+  registerUser(program);
+  registerGroup(program);
+  registerToken(program);
   registerRunner(program);
   return requireSubcommand(program);
 }
