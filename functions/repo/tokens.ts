@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ApiToken, TOKEN_RECORD_DAYS } from '#core/accounts.ts';
 import { dynamo } from '../aws.ts';
+import { log } from '../log.ts';
 import { isConditionFailed, Table } from './table.ts';
 
 /** The tokens repository. */
@@ -72,7 +73,8 @@ export const LAST_USED_EVERY_MS = 60_000;
 /**
  * Records that the token authenticated a request at `now`, unless it did within the last minute
  * (then no write at all). Conditional, so it never recreates a deleted record nor undoes a
- * revocation; a lost race with another request's update is fine.
+ * revocation; a lost race with another request's update is fine, and a failed write never fails
+ * the request.
  */
 export async function touchToken(token: ApiToken, now: number): Promise<void> {
   if (token.lastUsed !== undefined && now - Date.parse(token.lastUsed) < LAST_USED_EVERY_MS) return;
@@ -92,6 +94,9 @@ export async function touchToken(token: ApiToken, now: number): Promise<void> {
       }),
     );
   } catch (err) {
-    if (!isConditionFailed(err)) throw err;
+    // Bookkeeping only: a throttled write must not fail the request it notes.
+    if (!isConditionFailed(err)) {
+      log('warn', 'token last use not recorded', { tokenId: token.id, error: (err as Error).name });
+    }
   }
 }

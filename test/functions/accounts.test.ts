@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '#functions/api/auth.ts';
 import { dynamo, resetClients } from '#functions/aws.ts';
 import { groups } from '#functions/repo/groups.ts';
-import { tokens } from '#functions/repo/tokens.ts';
+import { tokens, touchToken } from '#functions/repo/tokens.ts';
 import { users } from '#functions/repo/users.ts';
 import { TABLES } from '#functions/tables.ts';
 import { ensureAdmin } from '#local/admin.ts';
@@ -280,6 +280,15 @@ describe('tokens', () => {
     // A second use within the minute writes nothing.
     await call('GET', '/users/erin', { token: ci.body.token });
     expect((await tokens.get(hashToken(ci.body.token))).lastUsed).toBe(used.lastUsed);
+
+    // A minute later the next use is noted; a revoked record is never touched again.
+    const later = Date.parse(used.lastUsed) + 61_000;
+    await touchToken(await tokens.get(hashToken(ci.body.token)), later);
+    expect((await tokens.get(hashToken(ci.body.token))).lastUsed).toBe(new Date(later).toISOString());
+    await tokens.update(hashToken(ci.body.token), { revokedAt: new Date().toISOString() });
+    const revokedRecord = await tokens.get(hashToken(ci.body.token));
+    await touchToken(revokedRecord, later + 120_000);
+    expect((await tokens.get(hashToken(ci.body.token))).lastUsed).toBe(new Date(later).toISOString());
 
     // An admin sees and makes tokens of others.
     const byAdmin = await call('POST', '/tokens', { ...admin, body: { user: 'erin', name: 'given' } });
