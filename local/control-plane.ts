@@ -95,7 +95,7 @@ export async function startControlPlane(opts: {
     // A new key at each start, readable by this user only: every client of the emulators signs
     // with it (the Lambdas and the runner through the environment) and they refuse all others.
     // One key per principal of the template (local/iam/): the endpoints enforce its policies.
-    const iam = new LocalIam({ region: config.region });
+    const iam = new LocalIam({ region: config.region, log });
     const credentials = iam.admin;
     await writeLocalCredentials(paths.credentials, credentials);
 

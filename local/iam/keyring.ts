@@ -50,7 +50,21 @@ export class LocalIam {
   private policies: TemplatePolicies | undefined;
   private hostLookup: HostLookup | undefined;
 
-  constructor(opts: { admin?: LocalCredentials; enforce?: boolean; region?: string } = {}) {
+  private readonly log: (entry: Record<string, unknown>) => void;
+
+  /**
+   * `log` gets one line per refused call (principal, action, resource): a denial a client
+   * swallows (a best-effort wake-up) still shows there.
+   */
+  constructor(
+    opts: {
+      admin?: LocalCredentials;
+      enforce?: boolean;
+      region?: string;
+      log?: (entry: Record<string, unknown>) => void;
+    } = {},
+  ) {
+    this.log = opts.log ?? (() => {});
     this.admin = opts.admin ?? newLocalCredentials();
     this.enforcing = opts.enforce ?? enforcementFromEnv();
     this.region = opts.region ?? 'us-east-1';
@@ -212,7 +226,17 @@ export class LocalIam {
     const canonical = checks.map((c) =>
       c.action === 'iam:PassRole' ? { ...c, resource: this.roleAliases.get(c.resource) ?? c.resource } : c,
     );
-    return this.evaluator.authorize(principal, canonical);
+    const denial = await this.evaluator.authorize(principal, canonical);
+    if (denial) {
+      this.log({
+        level: 'warn',
+        msg: 'access denied',
+        principal: principal.name,
+        action: denial.action,
+        resource: denial.resource,
+      });
+    }
+    return denial;
   }
 }
 

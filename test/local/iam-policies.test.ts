@@ -119,6 +119,18 @@ describe('what the evaluator allows each principal', () => {
     ).toBe(false);
   });
 
+  it('every function that wakes the dispatcher may invoke it, and only those', async () => {
+    // functions/wake.ts callers: the API (enqueue), Release and job progress, CommitBackup
+    // (KEEP_LAST deletes), CommitMaintenance (a flatten's merged backups).
+    const dispatcher = `arn:aws:lambda:${R}:${A}:function:lifeboat-Dispatcher`;
+    const wakers = [];
+    for (const spec of MANIFEST) {
+      if (await allows(role(spec.id), { action: 'lambda:InvokeFunction', resource: dispatcher }))
+        wakers.push(spec.id);
+    }
+    expect(wakers.sort()).toEqual(['Api', 'CommitBackup', 'CommitMaintenance', 'Release']);
+  });
+
   it('a schedule role invokes only its target', async () => {
     const dispatcher = `arn:aws:lambda:${R}:${A}:function:lifeboat-Dispatcher`;
     expect(await iam.authorizeScheduleTarget(LOCAL_SCHEDULE_ROLE_ARN, dispatcher)).toBeUndefined();
