@@ -275,8 +275,12 @@ export async function readSignedRequest(
   }
   if (!iam) return body;
   const principal = iam.lookup(accessKeyIdOf(req.headers) ?? '')?.principal as Principal;
-  const checks = requestChecks(opts.service, request, iam.region);
-  const denial = checks && (await iam.authorize(principal, checks));
+  // A call the parsers do not know (another target, such as DynamoDB Local's Streams API) is
+  // one no policy grants: only the admin makes it.
+  const checks = requestChecks(opts.service, request, iam.region) ?? [
+    { action: `${opts.service}:UnrecognizedCall`, resource: '*' },
+  ];
+  const denial = await iam.authorize(principal, checks);
   if (denial) {
     sendAccessDenied(res, opts.service, denial, request);
     return undefined;

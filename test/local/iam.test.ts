@@ -137,6 +137,22 @@ describe('the runner of host A, signing with its own key', () => {
     expect(b.Item).toBeUndefined();
   });
 
+  it('makes no call the checks do not know (DynamoDB Local also serves the Streams API)', async () => {
+    const ddb = ddbAs(runnerA());
+    ddb.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers: Record<string, string> };
+        request.headers['x-amz-target'] = 'DynamoDBStreams_20120810.ListStreams';
+        return next(args);
+      },
+      { step: 'build' },
+    );
+    const denied = await refusal(
+      ddb.send(new GetItemCommand({ TableName: 'lifeboat-progress', Key: { id: { S: 'x' } } })),
+    );
+    expect(denied).toMatchObject({ name: 'AccessDeniedException', status: 400 });
+  });
+
   it('starts no execution', async () => {
     const sfn = track(
       new SFNClient({ region: R, endpoint: at(ports.stepfunctions), credentials: runnerA() }),
