@@ -145,7 +145,7 @@ export async function startControlPlane(opts: {
     } finally {
       ddb.destroy();
     }
-    await writeLocalCredentials(paths.credentials, credentials, iam.keys());
+    await iam.persistTo(paths.credentials);
 
     const sqs = await startSqs({
       port: config.ports.sqs,

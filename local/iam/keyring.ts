@@ -10,7 +10,7 @@
  */
 import type { CfnTemplate } from '#infra/definition.ts';
 import { LOCAL_ACCOUNT } from '../config.ts';
-import { type LocalCredentials, newLocalCredentials } from '../credentials.ts';
+import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from '../credentials.ts';
 import { LOCAL_SCHEDULE_ROLE_ARN } from '../env.ts';
 import { type Check, type Denial, Evaluator, type Principal } from './evaluate.ts';
 import { localRoleArn, type TemplatePolicies, templatePolicies } from './template.ts';
@@ -49,6 +49,8 @@ export class LocalIam {
   private readonly roleAliases = new Map<string, string>();
   private policies: TemplatePolicies | undefined;
   private hostLookup: HostLookup | undefined;
+  private keyFile: string | undefined;
+  private saving: Promise<void> = Promise.resolve();
 
   private readonly log: (entry: Record<string, unknown>) => void;
 
@@ -88,7 +90,26 @@ export class LocalIam {
     const entry = { principal, credentials };
     this.byKey.set(credentials.accessKeyId, entry);
     this.byName.set(principal.name, entry);
+    if (this.keyFile) void this.save();
     return credentials;
+  }
+
+  /**
+   * Keep every key in `file` (0600, local/credentials.ts), now and whenever a principal is added
+   * (a runner enrolled after the start); resolves once written.
+   */
+  persistTo(file: string): Promise<void> {
+    this.keyFile = file;
+    return this.save();
+  }
+
+  private save(): Promise<void> {
+    const file = this.keyFile;
+    if (!file) return this.saving;
+    this.saving = this.saving
+      .catch(() => {})
+      .then(() => writeLocalCredentials(file, this.admin, this.keys()));
+    return this.saving;
   }
 
   /** The signer of `accessKeyId`, if it is one of this start's keys. */

@@ -5,7 +5,7 @@
  * its policy names, the schedule role to its target, the API to its schedule group and role.
  * Every refusal is AWS's AccessDeniedException naming the principal, action and resource.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newToken, tokenHash } from '#local/admin.ts';
 import { homePaths, loadConfig } from '#local/config.ts';
 import { type ControlPlane, startControlPlane } from '#local/control-plane.ts';
-import type { LocalCredentials } from '#local/credentials.ts';
+import { type LocalCredentials, readPrincipalCredentials } from '#local/credentials.ts';
 import { LOCAL_SCHEDULE_ROLE_ARN } from '#local/env.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { hostBody } from '../helpers/host-key.ts';
@@ -163,6 +163,18 @@ describe('the runner of host A, signing with its own key', () => {
     ).toMatchObject({
       name: 'AccessDeniedException',
     });
+  });
+});
+
+describe('the key file', () => {
+  it("keeps every principal's key, a runner's added after the start included, 0600", async () => {
+    const key = plane.iam.credentialsForHost({ name: 'iam-host-late' });
+    await expect
+      .poll(() => readPrincipalCredentials(home, 'host:iam-host-late').catch(() => undefined))
+      .toEqual({ accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey });
+    const api = await readPrincipalCredentials(home, `role:${plane.iam.template?.functionRoles.Api}`);
+    expect(api.accessKeyId).toBe(plane.iam.credentialsForFunction('Api').accessKeyId);
+    expect((await stat(join(home, 'local-credentials.json'))).mode & 0o777).toBe(0o600);
   });
 });
 
