@@ -174,9 +174,11 @@ export class LifeboatStack extends Stack {
         }),
       );
     }
-    // Release wakes it when a slot frees; CommitBackup when KEEP_LAST queued deletes.
+    // Release wakes it when a slot frees; CommitBackup when KEEP_LAST queued deletes;
+    // CommitMaintenance when a flatten merged backups (their queued deletes may start).
     fn('Dispatcher').grantInvoke(fn('Release'));
     fn('Dispatcher').grantInvoke(fn('CommitBackup'));
+    fn('Dispatcher').grantInvoke(fn('CommitMaintenance'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
     // The runners' TABLE_PROGRESS.

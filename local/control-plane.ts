@@ -7,16 +7,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
 import type { CfnTemplate } from '#infra/definition.ts';
 import { ensureAdmin } from './admin.ts';
 import type { HomePaths, LocalConfig } from './config.ts';
-import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from './credentials.ts';
+import { type LocalCredentials, writeLocalCredentials } from './credentials.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
 import { applyEnvironment, lambdaEnvironment } from './env.ts';
 import { findFunction, invokeLocal } from './functions.ts';
 import { startGateway } from './gateway.ts';
+import { hostLookup } from './iam/hosts.ts';
+import { FUNCTIONS, LocalIam, STATE_MACHINES } from './iam/keyring.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import { assertPortFree } from './ports.ts';
 import { ScheduleStore } from './scheduler/schedules.ts';
@@ -47,8 +49,10 @@ export interface ControlPlane {
   endpoint: string;
   /** Pids of the processes it started, by name (`dynamodb`, and each extra child). */
   children: Record<string, number>;
-  /** This start's key, the only one the emulators accept (also in `paths.credentials`). */
+  /** This start's admin key (also in `paths.credentials`), allowed everything. */
   credentials: LocalCredentials;
+  /** Every principal's key and the IAM enforcement of the endpoints (local/iam/keyring.ts). */
+  iam: LocalIam;
   stop(): Promise<void>;
 }
 
@@ -63,8 +67,11 @@ export async function startControlPlane(opts: {
   extraChildren?: readonly ChildSpec[];
   log: Log;
   onChild?: (name: string, pid: number) => void;
-  /** Runs once the tables exist, before any extra child starts (the runner's enrollment). */
-  onTables?: (ddb: DynamoDBClient) => Promise<void>;
+  /**
+   * Runs once the tables exist, before any extra child starts (the runner's enrollment, which
+   * takes its host's key from `iam`).
+   */
+  onTables?: (ddb: DynamoDBClient, iam: LocalIam) => Promise<void>;
 }): Promise<ControlPlane> {
   const { paths, config, log } = opts;
   const stops: (() => Promise<void> | void)[] = [];
@@ -87,7 +94,9 @@ export async function startControlPlane(opts: {
 
     // A new key at each start, readable by this user only: every client of the emulators signs
     // with it (the Lambdas and the runner through the environment) and they refuse all others.
-    const credentials = newLocalCredentials();
+    // One key per principal of the template (local/iam/): the endpoints enforce its policies.
+    const iam = new LocalIam({ region: config.region, log });
+    const credentials = iam.admin;
     await writeLocalCredentials(paths.credentials, credentials);
 
     // DynamoDB Local (a JVM) starts while the CDK app synthesizes in this process.
@@ -95,7 +104,7 @@ export async function startControlPlane(opts: {
       port: config.ports.dynamodb,
       dataDir: paths.dynamodb,
       socket: join(paths.run, 'dynamodb.sock'),
-      credentials,
+      credentials: iam,
       log: (line) => log({ level: 'debug', msg: line }),
     });
     dbStarting.then(
@@ -111,6 +120,7 @@ export async function startControlPlane(opts: {
       throw err;
     }
     const machines = machinesOfTemplate(template, config.region);
+    iam.loadTemplate(template, config.region);
     log({
       level: 'info',
       msg: cached ? 'template from cache' : 'synthesized',
@@ -120,6 +130,9 @@ export async function startControlPlane(opts: {
     const db = await dbStarting;
     stops.push(() => db.stop());
     children.dynamodb = db.pid;
+    const hosts = hostLookup(db.endpoint, credentials, config.region);
+    stops.push(() => hosts.stop());
+    iam.setHostLookup(hosts.lookup);
     const ddb = localDynamoClient(db.endpoint, credentials, config.region);
     const created = await ensureTables(ddb);
     if (created.length) log({ level: 'info', msg: 'tables created', tables: created });
@@ -128,15 +141,16 @@ export async function startControlPlane(opts: {
       log({ level: 'info', msg: `admin user ${admin}` });
     }
     try {
-      await opts.onTables?.(ddb);
+      await opts.onTables?.(ddb, iam);
     } finally {
       ddb.destroy();
     }
+    await iam.persistTo(paths.credentials);
 
     const sqs = await startSqs({
       port: config.ports.sqs,
       socket: join(paths.run, 'sqs.sock'),
-      credentials,
+      credentials: iam,
       dataDir: paths.sqs,
       region: config.region,
     });
@@ -151,10 +165,14 @@ export async function startControlPlane(opts: {
     stops.push(() => events.drain());
     const schedules = new ScheduleStore(
       join(paths.scheduler, 'schedules.json'),
-      (arn, event) => {
+      (arn, event, roleArn) => {
         const spec = findFunction(arn);
         if (!spec) throw new Error(`no local function ${arn}`);
-        void events.enqueue(spec.id, event);
+        // Scheduler invokes as the schedule's role: only what its policy lets it invoke.
+        void iam.authorizeScheduleTarget(roleArn, arn).then((denial) => {
+          if (denial) log({ level: 'error', msg: 'schedule target not invoked', error: denial.message });
+          else void events.enqueue(spec.id, event);
+        });
       },
       log,
     );
@@ -163,7 +181,7 @@ export async function startControlPlane(opts: {
     const schedulerServer = await startSchedulerServer({
       port: 0,
       store: schedules,
-      credentials,
+      credentials: iam,
       region: config.region,
     });
     stops.push(() => schedulerServer.stop());
@@ -176,7 +194,9 @@ export async function startControlPlane(opts: {
     // Handlers read their settings from the environment: set it before any of them is imported.
     const env = lambdaEnvironment({
       config,
-      credentials,
+      // Until each function runs with its own role's key (iam.credentialsForFunction), the
+      // in-process functions share one principal: every function role's policies together.
+      credentials: iam.credentialsFor(FUNCTIONS),
       secretsDir: paths.secrets,
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
       restoreStateMachineArn: machineArnOfKind(machines, 'Restore'),
@@ -186,26 +206,33 @@ export async function startControlPlane(opts: {
     });
     applyEnvironment(env);
 
+    // The state machines send host tasks as their roles do in AWS.
+    const machineSqs = new SQSClient({
+      endpoint: sqs.endpoint,
+      region: config.region,
+      credentials: iam.credentialsFor(STATE_MACHINES),
+    });
+    stops.push(() => machineSqs.destroy());
     const tokens = new TaskTokens();
     const sfn = new LocalStepFunctions(
       machines,
       {
         tokens,
         invoke: invokeLocal,
-        sendMessage: (m) => sqsClient.send(new SendMessageCommand(m as never)),
+        sendMessage: (m) => machineSqs.send(new SendMessageCommand(m as never)),
       },
       `${paths.stepfunctions}/executions.json`,
     );
     await sfn.load();
     stops.push(() => sfn.close());
-    const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions, credentials);
+    const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions, iam);
     stops.push(() => sfnServer.stop());
 
     const lambda = await startLambdaEndpoint({
       port: config.ports.lambda,
       invoke: invokeLocal,
       events,
-      credentials,
+      credentials: iam,
     });
     stops.push(() => lambda.stop());
 
@@ -226,7 +253,7 @@ export async function startControlPlane(opts: {
     });
     stops.push(() => gateway.stop());
     log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });
-    return { endpoint: gateway.endpoint, children, credentials, stop: stopAll };
+    return { endpoint: gateway.endpoint, children, credentials, iam, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,9 +1,11 @@
 /**
- * The per-start secret of local mode: an AWS-style access key that every client of the local
- * emulators (the in-process Lambdas, the runner, tests, benchmarks) signs its requests with, and
- * that the endpoints the API does not front check (local/sigv4-check.ts). A new one is made at
- * each start and kept only in `<home>/local-credentials.json` (0600) and in the environment of
- * the processes local mode starts.
+ * The per-start secrets of local mode: AWS-style access keys the clients of the local emulators
+ * sign their requests with, and that the endpoints the API does not front check
+ * (local/sigv4-check.ts). The top-level key is the admin's (local mode's own bootstrap, the
+ * CLI's local tooling, tests: allowed everything); `principals` holds one key per principal of
+ * the template (local/iam/keyring.ts), each allowed only what its IAM policies allow. New ones
+ * are made at each start and kept only in `<home>/local-credentials.json` (0600) and in the
+ * environment of the processes local mode starts.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
@@ -27,19 +29,52 @@ export function newLocalCredentials(): LocalCredentials {
   };
 }
 
+/** The key file: the admin's key at the top (what older readers take), every principal's by name. */
+const LocalCredentialsFile = LocalCredentials.extend({
+  principals: z.record(z.string(), LocalCredentials).optional(),
+});
+
 /**
- * Write `credentials` to `file`, mode 0600, atomically (a client reading at that moment sees the
- * old key or the new one, never half of one).
+ * Write `credentials` (the admin's key) and `principals` (each principal's, by key ring name) to
+ * `file`, mode 0600, atomically (a client reading at that moment sees the old keys or the new
+ * ones, never half of them).
  */
-export async function writeLocalCredentials(file: string, credentials: LocalCredentials): Promise<void> {
+export async function writeLocalCredentials(
+  file: string,
+  credentials: LocalCredentials,
+  principals?: Record<string, LocalCredentials>,
+): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  // Only the two fields: the SDK's clients mark the credentials objects they are given.
+  const pick = (c: LocalCredentials) => ({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey });
+  const content = {
+    ...pick(credentials),
+    ...(principals && {
+      principals: Object.fromEntries(Object.entries(principals).map(([name, c]) => [name, pick(c)])),
+    }),
+  };
+  await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(tmp, 0o600);
   await rename(tmp, file);
 }
 
-/** The credentials of the local mode running in `home` (see {@link homePaths}). */
+/** The admin's credentials of the local mode running in `home` (see {@link homePaths}). */
 export async function readLocalCredentials(home: string): Promise<LocalCredentials> {
+  const { principals: _, ...admin } = await readKeyFile(home);
+  return admin;
+}
+
+/**
+ * The key of principal `name` (`role:<logical id>`, `host:<host name>`, `functions`, ...; see
+ * local/iam/keyring.ts) of the local mode running in `home`.
+ */
+export async function readPrincipalCredentials(home: string, name: string): Promise<LocalCredentials> {
+  const found = (await readKeyFile(home)).principals?.[name];
+  if (!found) throw new Error(`local mode in ${home} has no principal ${name}`);
+  return found;
+}
+
+async function readKeyFile(home: string): Promise<z.infer<typeof LocalCredentialsFile>> {
   const file = homePaths(home).credentials;
   let raw: unknown;
   try {
@@ -47,7 +82,7 @@ export async function readLocalCredentials(home: string): Promise<LocalCredentia
   } catch (err) {
     throw new Error(`cannot read ${file} (is local mode running?): ${(err as Error).message}`);
   }
-  const parsed = LocalCredentials.safeParse(raw);
+  const parsed = LocalCredentialsFile.safeParse(raw);
   if (!parsed.success) throw new Error(`${file} does not hold local credentials`);
   return parsed.data;
 }

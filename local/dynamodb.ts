@@ -19,6 +19,7 @@ import {
 import { TABLES, type TableSpec } from '#functions/tables.ts';
 import type { LocalCredentials } from './credentials.ts';
 import { MIB } from './http.ts';
+import type { LocalIam } from './iam/keyring.ts';
 import { startInNetns } from './netns.ts';
 import { assertPortFree } from './ports.ts';
 import { startSignedProxy } from './signed-proxy.ts';
@@ -60,7 +61,8 @@ export async function startDynamoDb(opts: {
   port: number;
   dataDir?: string;
   socket: string;
-  credentials: LocalCredentials;
+  /** One key, or the key ring whose principals' policies the proxy enforces. */
+  credentials: LocalCredentials | LocalIam;
   log?: (line: string) => void;
   timeoutMs?: number;
 }): Promise<DynamoDbLocal> {
@@ -99,12 +101,14 @@ export async function startDynamoDb(opts: {
   try {
     proxy = await startSignedProxy({
       name: 'DynamoDB Local',
+      service: 'dynamodb',
       port: opts.port,
       socket: opts.socket,
       credentials: opts.credentials,
       bodyLimit: BODY_LIMIT,
     });
-    await waitUntilReady(proxy.endpoint, opts.credentials, opts.timeoutMs ?? 30_000, jvm.exitInfo);
+    const admin = 'admin' in opts.credentials ? opts.credentials.admin : opts.credentials;
+    await waitUntilReady(proxy.endpoint, admin, opts.timeoutMs ?? 30_000, jvm.exitInfo);
   } catch (err) {
     await stop();
     throw err;

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { LocalCredentials } from './credentials.ts';
 import { FunctionError, findFunction, type Invoker } from './functions.ts';
 import { close, listen, MIB, sendJson } from './http.ts';
+import type { LocalIam } from './iam/keyring.ts';
 import { readSignedRequest } from './sigv4-check.ts';
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
@@ -52,18 +53,20 @@ const BODY_LIMIT = 6 * MIB;
 
 /**
  * Serve the Invoke API on 127.0.0.1:`port`. Requests not signed with `credentials` (local
- * mode's per-start key) are refused with a 403.
+ * mode's per-start key, or one of the key ring's) are refused with a 403, and with the key ring
+ * an invocation the signer's policies do not allow (`lambda:InvokeFunction` on the function).
  */
 export async function startLambdaEndpoint(opts: {
   port: number;
   invoke: Invoker;
   events: EventQueue;
-  credentials: LocalCredentials;
+  credentials: LocalCredentials | LocalIam;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const server = createServer(async (req, res) => {
     const body = await readSignedRequest(req, res, {
       limit: BODY_LIMIT,
       credentials: opts.credentials,
+      service: 'lambda',
       tooLarge: {
         body: (message) => ({ Type: 'User', message }),
         headers: { 'x-amzn-errortype': 'RequestTooLargeException' },

@@ -24,7 +24,14 @@ beforeAll(async () => {
     res.end('{"TableNames":["t"]}');
   });
   await new Promise<void>((resolve) => backend.listen(socket, () => resolve()));
-  proxy = await startSignedProxy({ name: 'the test backend', port: 0, socket, credentials, bodyLimit: 1024 });
+  proxy = await startSignedProxy({
+    name: 'the test backend',
+    service: 'dynamodb',
+    port: 0,
+    socket,
+    credentials,
+    bodyLimit: 1024,
+  });
 });
 
 afterAll(async () => {
@@ -77,6 +84,7 @@ describe('signed proxy', () => {
   it('answers 503 naming the service when nothing listens behind the socket', async () => {
     const orphan = await startSignedProxy({
       name: 'DynamoDB Local',
+      service: 'dynamodb',
       port: 0,
       socket: join(dir, 'nobody.sock'),
       credentials,

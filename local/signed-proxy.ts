@@ -1,12 +1,15 @@
 /**
  * The loopback front of an emulator that sits behind a Unix socket (DynamoDB Local in its
  * network namespace, the SQS emulator): listens on 127.0.0.1 only, refuses every request not
- * signed with local mode's per-start key (local/sigv4-check.ts), and forwards the others as
- * they came (Host header included: the SQS emulator names queue URLs after it).
+ * signed with one of local mode's per-start keys (local/sigv4-check.ts) or, given the key ring,
+ * not allowed by the signer's IAM policies (local/iam/), and forwards the others as they came
+ * (Host header included: the SQS emulator names queue URLs after it).
  */
 import { Agent, createServer, type IncomingHttpHeaders, request } from 'node:http';
 import type { LocalCredentials } from './credentials.ts';
 import { close, listen, sendJson } from './http.ts';
+import type { LocalService } from './iam/enforce.ts';
+import type { LocalIam } from './iam/keyring.ts';
 import { readSignedRequest } from './sigv4-check.ts';
 
 /** A running front. */
@@ -41,9 +44,11 @@ const JSON_10 = { 'content-type': 'application/x-amz-json-1.0' };
  */
 export async function startSignedProxy(opts: {
   name: string;
+  /** The service behind, whose calls the key ring's policies are checked for. */
+  service: LocalService;
   port: number;
   socket: string;
-  credentials: LocalCredentials;
+  credentials: LocalCredentials | LocalIam;
   bodyLimit: number;
 }): Promise<SignedProxy> {
   const agent = new Agent({ keepAlive: true });
@@ -51,6 +56,7 @@ export async function startSignedProxy(opts: {
     const body = await readSignedRequest(req, res, {
       limit: opts.bodyLimit,
       credentials: opts.credentials,
+      service: opts.service,
       tooLarge: { body: (message) => ({ __type: 'PayloadTooLarge', message }), headers: JSON_10 },
     });
     if (!body) return;

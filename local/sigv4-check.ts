@@ -12,6 +12,9 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest } from '@smithy/types';
 import type { LocalCredentials } from './credentials.ts';
 import { PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
+import { type LocalService, requestChecks, sendAccessDenied } from './iam/enforce.ts';
+import type { Principal } from './iam/evaluate.ts';
+import type { LocalIam } from './iam/keyring.ts';
 
 /** How far an `x-amz-date` may be from this machine's clock, as in AWS. */
 export const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000;
@@ -41,6 +44,9 @@ const unrecognized = (message: string): SignatureFailure => ({
 });
 const invalid = (message: string): SignatureFailure => ({ type: 'InvalidSignatureException', message });
 
+/** The keys an endpoint accepts: one key, or a key ring (local/iam/keyring.ts) by access key id. */
+export type KeyLookup = LocalCredentials | ((accessKeyId: string) => LocalCredentials | undefined);
+
 /**
  * Check `request` against `credentials` at time `now`; undefined when it is correctly signed.
  * Refused: no or another access key, a header the signature names but the request lacks, a
@@ -49,7 +55,7 @@ const invalid = (message: string): SignatureFailure => ({ type: 'InvalidSignatur
  */
 export async function checkSignature(
   request: SignedRequest,
-  credentials: LocalCredentials,
+  keys: KeyLookup,
   now: number = Date.now(),
 ): Promise<SignatureFailure | undefined> {
   const auth = header(request.headers, 'authorization');
@@ -59,7 +65,8 @@ export async function checkSignature(
   const fields = parseAuthorization(auth.slice(ALGORITHM.length + 1));
   const scope = fields.Credential?.split('/') ?? [];
   const [keyId, day, region, service, terminator] = scope;
-  if (!keyId || !sameText(keyId, credentials.accessKeyId)) {
+  const credentials = keyId ? keyFor(keys, keyId) : undefined;
+  if (!keyId || !credentials) {
     return unrecognized('The security token included in the request is invalid.');
   }
   if (scope.length !== 5 || !day || !region || !service || terminator !== 'aws4_request') {
@@ -124,6 +131,19 @@ export async function checkSignature(
   return ok
     ? undefined
     : invalid('The request signature we calculated does not match the signature you provided.');
+}
+
+/** The credentials of `keyId` (compared in constant time when there is one key). */
+function keyFor(keys: KeyLookup, keyId: string): LocalCredentials | undefined {
+  if (typeof keys === 'function') return keys(keyId);
+  return sameText(keyId, keys.accessKeyId) ? keys : undefined;
+}
+
+/** The access key id a request claims to be signed with (checked by {@link checkSignature}). */
+export function accessKeyIdOf(headers: IncomingHttpHeaders): string | undefined {
+  const auth = header(headers, 'authorization');
+  if (!auth?.startsWith(`${ALGORITHM} `)) return undefined;
+  return parseAuthorization(auth.slice(ALGORITHM.length + 1)).Credential?.split('/')[0];
 }
 
 /** Answer a refused request: 403 with `{ __type, message }`, as the AWS JSON protocols report errors. */
@@ -217,17 +237,20 @@ function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
 }
 
 /**
- * The body of a request to one of local mode's AWS-style endpoints, once it fits `limit` and is
- * signed with local mode's key. Undefined when the request is already answered: 413 with the
- * service's own error document (`tooLarge`), 403 for a bad signature, or dropped when the client
- * went away mid-body.
+ * The body of a request to one of local mode's AWS-style endpoints, once it fits `limit`, is
+ * signed with one of local mode's keys and, when `credentials` is the key ring, is allowed by
+ * the signer's IAM policies for `service`. Undefined when the request is already answered: 413
+ * with the service's own error document (`tooLarge`), 403 for a bad signature, AWS's
+ * AccessDeniedException for a call the signer's policies do not allow, or dropped when the
+ * client went away mid-body. A single key (`LocalCredentials`) is accepted and enforces nothing.
  */
 export async function readSignedRequest(
   req: IncomingMessage,
   res: ServerResponse,
   opts: {
     limit: number;
-    credentials: LocalCredentials;
+    credentials: LocalCredentials | LocalIam;
+    service: LocalService;
     tooLarge: { body: (message: string) => unknown; headers: Record<string, string> };
   },
 ): Promise<Buffer | undefined> {
@@ -240,13 +263,31 @@ export async function readSignedRequest(
     else res.destroy();
     return undefined;
   }
+  const request = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
+  const iam = isKeyRing(opts.credentials) ? opts.credentials : undefined;
   const failure = await checkSignature(
-    { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body },
-    opts.credentials,
+    request,
+    iam ? (keyId) => iam.lookup(keyId)?.credentials : (opts.credentials as LocalCredentials),
   );
   if (failure) {
     sendSignatureFailure(res, failure);
     return undefined;
   }
+  if (!iam) return body;
+  const principal = iam.lookup(accessKeyIdOf(req.headers) ?? '')?.principal as Principal;
+  // A call the parsers do not know (another target, such as DynamoDB Local's Streams API) is
+  // one no policy grants: only the admin makes it.
+  const checks = requestChecks(opts.service, request, iam.region) ?? [
+    { action: `${opts.service}:UnrecognizedCall`, resource: '*' },
+  ];
+  const denial = await iam.authorize(principal, checks);
+  if (denial) {
+    sendAccessDenied(res, opts.service, denial, request);
+    return undefined;
+  }
   return body;
+}
+
+function isKeyRing(credentials: LocalCredentials | LocalIam): credentials is LocalIam {
+  return typeof (credentials as LocalIam).lookup === 'function';
 }

@@ -12,6 +12,7 @@ import { buildApp } from 'fauxqs';
 import { HOST_DEAD_LETTER_QUEUE_NAME } from '#infra/config.ts';
 import type { LocalCredentials } from './credentials.ts';
 import { MIB } from './http.ts';
+import type { LocalIam } from './iam/keyring.ts';
 import { type SignedProxy, startSignedProxy } from './signed-proxy.ts';
 
 /** A running SQS emulator. */
@@ -66,7 +67,8 @@ async function fauxqsInternals() {
 export async function startSqs(opts: {
   port: number;
   socket: string;
-  credentials: LocalCredentials;
+  /** One key, or the key ring whose principals' policies the proxy enforces. */
+  credentials: LocalCredentials | LocalIam;
   dataDir?: string;
   region?: string;
 }): Promise<SqsLocal> {
@@ -100,6 +102,7 @@ export async function startSqs(opts: {
     await chmod(opts.socket, 0o600);
     proxy = await startSignedProxy({
       name: 'the SQS emulator',
+      service: 'sqs',
       port: opts.port,
       socket: opts.socket,
       credentials: opts.credentials,

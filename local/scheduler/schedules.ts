@@ -35,7 +35,7 @@ export const StoredSchedule = z.object({
 export type StoredSchedule = z.infer<typeof StoredSchedule>;
 
 /** Invoke the target function (by name or ARN) asynchronously with `event`. */
-export type TargetInvoker = (arn: string, event: unknown) => void;
+export type TargetInvoker = (arn: string, event: unknown, roleArn: string) => void;
 
 const key = (group: string, name: string) => `${group}/${name}`;
 
@@ -180,7 +180,7 @@ export class ScheduleStore {
       }
     }
     try {
-      this.invoke(s.Target.Arn, event);
+      this.invoke(s.Target.Arn, event, s.Target.RoleArn);
     } catch (err) {
       this.log({ level: 'error', msg: 'schedule target not invoked', schedule: s.Name, error: String(err) });
     }

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { LOCAL_ACCOUNT } from '../config.ts';
 import type { LocalCredentials } from '../credentials.ts';
 import { close, listen, MIB, sendJson } from '../http.ts';
+import type { LocalIam } from '../iam/keyring.ts';
 import { readSignedRequest } from '../sigv4-check.ts';
 import { ExpressionError } from './expression.ts';
 import { type ScheduleStore, type StoredSchedule, timingOf } from './schedules.ts';
@@ -184,7 +185,8 @@ const BODY_LIMIT = MIB;
 export async function startSchedulerServer(opts: {
   port: number;
   store: ScheduleStore;
-  credentials: LocalCredentials;
+  /** One key, or the key ring whose principals' policies are enforced (iam:PassRole included). */
+  credentials: LocalCredentials | LocalIam;
   region: string;
   groups?: readonly string[];
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
@@ -193,6 +195,7 @@ export async function startSchedulerServer(opts: {
     const body = await readSignedRequest(req, res, {
       limit: BODY_LIMIT,
       credentials: opts.credentials,
+      service: 'scheduler',
       tooLarge: {
         body: (message) => ({ Message: message }),
         headers: { 'x-amzn-errortype': 'ValidationException' },

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { LocalCredentials } from '../credentials.ts';
 import { close, listen, MIB, sendJson } from '../http.ts';
+import type { LocalIam } from '../iam/keyring.ts';
 import { readSignedRequest } from '../sigv4-check.ts';
 import { SfnApiError } from './errors.ts';
 import type { ExecutionRecord, LocalStepFunctions } from './runtime.ts';
@@ -121,13 +122,15 @@ const BODY_LIMIT = MIB;
 
 /**
  * Serve the shim on 127.0.0.1:`port`; resolves with the server and the port it got. Requests
- * not signed with `credentials` (local mode's per-start key) are refused with a 403.
+ * not signed with `credentials` (local mode's per-start key, or one of the key ring's) are
+ * refused with a 403, and with the key ring a call the signer's policies do not allow with
+ * AccessDeniedException.
  */
 export async function startStepFunctionsServer(
   sfn: LocalStepFunctions,
   tokens: TaskTokens,
   port: number,
-  credentials: LocalCredentials,
+  credentials: LocalCredentials | LocalIam,
 ): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const ops = operations(sfn, tokens);
   const server = createServer(async (req, res) => {
@@ -135,6 +138,7 @@ export async function startStepFunctionsServer(
       const body = await readSignedRequest(req, res, {
         limit: BODY_LIMIT,
         credentials,
+        service: 'states',
         tooLarge: { body: (message) => ({ __type: 'PayloadTooLarge', message }), headers: JSON_10 },
       });
       if (!body) return;

@@ -187,12 +187,15 @@ describe('the local stack after localUp', () => {
   it('writes the per-start key 0600 in the home, and never logs it', async () => {
     const file = join(home, 'local-credentials.json');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    expect(Object.keys(JSON.parse(await readFile(file, 'utf8'))).sort()).toEqual([
-      'accessKeyId',
-      'secretAccessKey',
-    ]);
+    const saved = JSON.parse(await readFile(file, 'utf8'));
+    // The admin's key on top; each principal's (roles, runners) under `principals`.
+    expect(Object.keys(saved).sort()).toEqual(['accessKeyId', 'principals', 'secretAccessKey']);
     expect(key.secretAccessKey.length).toBeGreaterThanOrEqual(32);
-    expect(await readFile(join(home, 'logs', 'supervisor.log'), 'utf8')).not.toContain(key.secretAccessKey);
+    const log = await readFile(join(home, 'logs', 'supervisor.log'), 'utf8');
+    expect(log).not.toContain(key.secretAccessKey);
+    const principals = Object.values(saved.principals) as { secretAccessKey: string }[];
+    expect(principals.length).toBeGreaterThan(10);
+    for (const p of principals) expect(log).not.toContain(p.secretAccessKey);
   });
 
   it('refuses a forged task on a host queue (wrong secret, old dummy key, unsigned) and queues nothing', async () => {
