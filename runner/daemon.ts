@@ -159,6 +159,7 @@ async function runDaemon(
     progress: deps.progress ?? dynamoProgressSink(host.id),
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
+    libvirtUri: config.libvirtUri,
     log,
   });
   const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);

@@ -30,6 +30,8 @@ export interface ExecutorDeps {
   stateDir: string;
   /** The host's restore roots (default {@link DEFAULT_RESTORE_ROOTS}). */
   restoreRoots?: readonly string[];
+  /** The runner's libvirt connection (`LIFEBOAT_LIBVIRT_URI`); absent: `qemu:///system`. */
+  libvirtUri?: string;
   log: Logger;
   /** Runs a task (the handlers of `tasks/`); replaced in unit tests. */
   run?: (task: Task, ctx: TaskContext) => Promise<unknown>;
@@ -144,6 +146,7 @@ export class Executor {
       restoreRoots: this.deps.restoreRoots ?? DEFAULT_RESTORE_ROOTS,
       progress,
       drivers: this.deps.drivers,
+      libvirtUri: this.deps.libvirtUri,
       target: (datastore) => resolveTarget(datastore, this.deps.secrets, secrets),
       workDirOf: (taskId) => workDirFor(stateDir, taskId),
       abortRunning: (taskId) => this.abortRunning(taskId),
