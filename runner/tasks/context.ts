@@ -66,9 +66,14 @@ export function sanitizeTaskId(taskId: string): string {
   return `${readable}-${hash.toString(16)}`;
 }
 
+/** The folder of the tasks' work folders, `<state>/work`. */
+export function workRoot(stateDir: string): string {
+  return join(stateDir, 'work');
+}
+
 /** Work folder of `taskId` under the state folder. */
 export function workDirFor(stateDir: string, taskId: string): string {
-  return join(stateDir, 'work', sanitizeTaskId(taskId));
+  return join(workRoot(stateDir), sanitizeTaskId(taskId));
 }
 
 /**
