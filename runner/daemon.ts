@@ -160,6 +160,7 @@ async function runDaemon(
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
     libvirtUri: config.libvirtUri,
+    hostId: host.id,
     log,
   });
   const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);
