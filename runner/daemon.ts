@@ -40,7 +40,7 @@ import {
 import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from './sealed-secrets.ts';
 import { signedApi } from './signed-api.ts';
-import type { Drivers, SecretResolver } from './tasks/context.ts';
+import { type Drivers, type SecretResolver, workRoot } from './tasks/context.ts';
 
 /** The edges of the daemon; each defaults to the real thing. */
 export interface DaemonDeps {
@@ -159,6 +159,8 @@ async function runDaemon(
     progress: deps.progress ?? dynamoProgressSink(host.id),
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
+    libvirtUri: config.libvirtUri,
+    hostId: host.id,
     log,
   });
   const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);
@@ -244,14 +246,22 @@ async function untilRegistered(
 }
 
 /**
- * Creates the state folder 0711: QEMU (libvirt-qemu) must traverse it to reach the snapshot
- * overlays in the work folders below, while nobody else may list it (the journal is 0600).
+ * Creates the state folder and its work folder 0711: QEMU (libvirt-qemu) must traverse them to
+ * reach the snapshot overlays in the work folders below, while nobody else may list them (the
+ * journal is 0600).
  * A parent without search permission for others (a 0700 home) breaks every backup of a running
  * VM with "Permission denied" from QEMU: said at start rather than at the first backup.
  */
 async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o711 });
   await chmod(stateDir, 0o711);
+  // The work folders' parent as well, made here rather than by whichever task comes first: a
+  // restore or flatten creating it with its 0700 download folders would shut QEMU out of the
+  // overlays of every later backup of a running VM. Set again at each start (repairs such a host).
+  await mkdir(workRoot(stateDir), { mode: 0o711 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
+  await chmod(workRoot(stateDir), 0o711);
   for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
     const mode = (await stat(dir)).mode;
     if ((mode & 0o001) === 0) {

@@ -30,6 +30,10 @@ export interface ExecutorDeps {
   stateDir: string;
   /** The host's restore roots (default {@link DEFAULT_RESTORE_ROOTS}). */
   restoreRoots?: readonly string[];
+  /** The runner's libvirt connection (`LIFEBOAT_LIBVIRT_URI`); absent: `qemu:///system`. */
+  libvirtUri?: string;
+  /** This runner's host: a task naming another host is refused (absent: not checked). */
+  hostId?: number;
   log: Logger;
   /** Runs a task (the handlers of `tasks/`); replaced in unit tests. */
   run?: (task: Task, ctx: TaskContext) => Promise<unknown>;
@@ -56,6 +60,13 @@ export class Executor {
    */
   async accept(task: Task): Promise<Accepted> {
     const log = this.deps.log.child({ taskId: task.taskId, kind: task.kind });
+    const { hostId } = this.deps;
+    if (hostId !== undefined && task.hostId !== undefined && task.hostId !== hostId) {
+      // Another host's task (a misrouted or copied message): neither run, journalled nor
+      // answered, so its execution still waits for the host it names.
+      log('warn', 'task refused: it is for another host', { forHost: task.hostId });
+      return 'ignored';
+    }
     const admission = this.deps.journal.admit(task.taskId);
     if (admission.action === 'ignore') {
       log('info', `task delivered again, ignored: ${admission.reason}`);
@@ -144,6 +155,7 @@ export class Executor {
       restoreRoots: this.deps.restoreRoots ?? DEFAULT_RESTORE_ROOTS,
       progress,
       drivers: this.deps.drivers,
+      libvirtUri: this.deps.libvirtUri,
       target: (datastore) => resolveTarget(datastore, this.deps.secrets, secrets),
       workDirOf: (taskId) => workDirFor(stateDir, taskId),
       abortRunning: (taskId) => this.abortRunning(taskId),

@@ -131,6 +131,12 @@ const header = {
   taskId: z.string().min(1).max(512),
   token: z.string().min(1),
   heartbeatSeconds: z.number().int().positive(),
+  /**
+   * The host the task is for (the queue's host): a runner refuses, without running or answering
+   * it, a task naming another host. Absent (a message of a control plane older than the field):
+   * not checked.
+   */
+  hostId: z.number().int().nonnegative().optional(),
 };
 
 export const BackupTask = z.object({
@@ -284,11 +290,23 @@ export type TaskKind = Task['kind'];
  * The ASL builds MessageBody from this list, one `"<field>.$": "$.<step>.task.<field>"` each.
  */
 export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
-  backup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'disks', 'config', 'increment', 'datastore', 'imageId'],
+  backup: [
+    'v',
+    'kind',
+    'heartbeatSeconds',
+    'hostId',
+    'vm',
+    'disks',
+    'config',
+    'increment',
+    'datastore',
+    'imageId',
+  ],
   restore: [
     'v',
     'kind',
     'heartbeatSeconds',
+    'hostId',
     'imageId',
     'vmId',
     'backupId',
@@ -303,13 +321,24 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'define',
     'inPlace',
   ],
-  cleanup: ['v', 'kind', 'heartbeatSeconds', 'vm', 'imageId', 'datastore'],
-  rm: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
-  monitor: ['v', 'kind', 'heartbeatSeconds', 'datastore'],
-  stat: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
-  download: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore', 'file', 'toPath', 'confine'],
-  verify: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'backupId', 'datastore'],
-  flatten: ['v', 'kind', 'heartbeatSeconds', 'vmId', 'imageId', 'datastore', 'points', 'template'],
+  cleanup: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vm', 'imageId', 'datastore'],
+  rm: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
+  monitor: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'datastore'],
+  stat: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
+  download: [
+    'v',
+    'kind',
+    'heartbeatSeconds',
+    'hostId',
+    'vmId',
+    'backupId',
+    'datastore',
+    'file',
+    'toPath',
+    'confine',
+  ],
+  verify: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
+  flatten: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'imageId', 'datastore', 'points', 'template'],
 };
 
 /** Task kinds the Maintenance state machine sends to a host (one machine for all of them). */

@@ -182,7 +182,7 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   );
   const { heartbeatSeconds } = limits();
   const task = BackupTaskFields.parse({
-    ...taskHeader('backup', heartbeatSeconds),
+    ...taskHeader('backup', heartbeatSeconds, host.id),
     vm: taskVm(locked),
     disks: disks.map(taskDisk),
     config: { FS_FREEZE: config.fsFreeze, MODE: decision.mode, INCREMENT_MODE: config.incrementMode },
@@ -191,7 +191,7 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     imageId,
   });
   const cleanup = CleanupTaskFields.parse({
-    ...taskHeader('cleanup', heartbeatSeconds),
+    ...taskHeader('cleanup', heartbeatSeconds, host.id),
     vm: taskVm(locked),
     imageId,
     datastore: taskDs,

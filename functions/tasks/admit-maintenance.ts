@@ -62,7 +62,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   const backupId = input.backupId ?? image?.source ?? null;
   if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
   const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({
-    ...taskHeader(kind, heartbeatSeconds),
+    ...taskHeader(kind, heartbeatSeconds, host.id),
     datastore: await taskDatastore(datastore, host, image),
     ...(image && { vmId: image.vmId, backupId }),
     ...(kind === 'download' && { file: input.file, toPath: input.toPath, confine: input.confine }),

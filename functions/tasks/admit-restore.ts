@@ -64,7 +64,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     : null;
   const { heartbeatSeconds } = limits();
   const task = RestoreTaskFields.parse({
-    ...taskHeader('restore', heartbeatSeconds),
+    ...taskHeader('restore', heartbeatSeconds, host.id),
     imageId: image.id,
     vmId: image.vmId,
     backupId: chain.full.backupId,
@@ -87,7 +87,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     inPlace,
   });
   const cleanup = CleanupTaskFields.parse({
-    ...taskHeader('cleanup', heartbeatSeconds),
+    ...taskHeader('cleanup', heartbeatSeconds, host.id),
     vm: null,
     imageId: image.id,
     datastore: taskDs,

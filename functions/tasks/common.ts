@@ -100,9 +100,12 @@ export function taskDisk(disk: Disk) {
   };
 }
 
-/** Header fields of every task the Admit steps build (taskId and token come from the ASL). */
-export function taskHeader<K extends string>(kind: K, heartbeatSeconds: number) {
-  return { v: TASK_VERSION, kind, heartbeatSeconds };
+/**
+ * Header fields of every task the Admit steps build (taskId and token come from the ASL), with
+ * the id of the host whose queue it goes to: that host's runner alone runs it.
+ */
+export function taskHeader<K extends string>(kind: K, heartbeatSeconds: number, hostId: number) {
+  return { v: TASK_VERSION, kind, heartbeatSeconds, hostId };
 }
 
 /** The error a step records when the state machine hands it `{ Error, Cause }`. */

@@ -108,7 +108,7 @@ export async function admitFlatten(
   return {
     image,
     task: FlattenTaskFields.parse({
-      ...taskHeader('flatten', heartbeatSeconds),
+      ...taskHeader('flatten', heartbeatSeconds, host.id),
       vmId: image.vmId,
       imageId: image.id,
       datastore: await taskDatastore(datastore, host, image),

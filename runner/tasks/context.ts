@@ -40,6 +40,11 @@ export interface TaskContext {
   restoreRoots: readonly string[];
   progress: Progress;
   drivers: Drivers;
+  /**
+   * The libvirt connection of this runner (`LIFEBOAT_LIBVIRT_URI`), for what a handler asks
+   * libvirt itself (define, start, undefine a restored domain); absent: `qemu:///system`.
+   */
+  libvirtUri?: string;
   /** Datastore target with its secrets resolved; the values are remembered for masking. */
   target(datastore: z.infer<typeof TaskDatastore>): Promise<DatastoreTarget>;
   /** Work folder of another task of this runner (cleanup of a failed one). */
@@ -61,9 +66,14 @@ export function sanitizeTaskId(taskId: string): string {
   return `${readable}-${hash.toString(16)}`;
 }
 
+/** The folder of the tasks' work folders, `<state>/work`. */
+export function workRoot(stateDir: string): string {
+  return join(stateDir, 'work');
+}
+
 /** Work folder of `taskId` under the state folder. */
 export function workDirFor(stateDir: string, taskId: string): string {
-  return join(stateDir, 'work', sanitizeTaskId(taskId));
+  return join(workRoot(stateDir), sanitizeTaskId(taskId));
 }
 
 /**

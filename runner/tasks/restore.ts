@@ -88,7 +88,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   }
   if (task.define) {
     if (task.template === null) throw new ValidationError('cannot restore a VM from a single-disk backup');
-    await assertNoDomain(task.name, { signal: ctx.signal });
+    await assertNoDomain(task.name, { uri: ctx.libvirtUri, signal: ctx.signal });
   }
 
   // Only what this restore made is removed on failure: partials, and final names once linked.
@@ -138,7 +138,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
           workDir: ctx.workDir,
           diskFiles: [...paths.values()],
         },
-        { signal: ctx.signal },
+        { uri: ctx.libvirtUri, signal: ctx.signal },
       );
       Object.assign(result, {
         domain: domain.name,
@@ -148,7 +148,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
     }
     return { ...result, durationMs: Date.now() - started };
   } catch (error) {
-    if (defined) await undefineDomain(task.name);
+    if (defined) await undefineDomain(task.name, { uri: ctx.libvirtUri });
     for (const path of created) await rm(path, { force: true });
     throw error;
   }
@@ -183,7 +183,7 @@ async function restoreInPlace(
   ctx: TaskContext,
   started: number,
 ): Promise<RestoreResult> {
-  const tool = { signal: ctx.signal };
+  const tool = { uri: ctx.libvirtUri, signal: ctx.signal };
   checkDomainName(inPlace.domain, 'in-place restore domain');
   // The files written over are libvirt's, never the task's `inPlace.disks[].source`.
   const disks = await libvirtDisks(

@@ -145,6 +145,8 @@ describe('backup steps', () => {
     for (const field of TASK_FIELDS.cleanup) expect(admitted.cleanup).toHaveProperty(field);
     expect(admitted.task.disks.map((d) => d.id)).toEqual([0]); // the volatile disk is left out
     expect(admitted.task).toMatchObject({ v: 1, kind: 'backup', increment: null, heartbeatSeconds: 120 });
+    // Both tasks name the host whose queue they go to: its runner alone runs them.
+    expect([admitted.task.hostId, admitted.cleanup.hostId]).toEqual([admitted.hostId, admitted.hostId]);
     expect(admitted.task.datastore).toEqual({
       id: 1,
       driver: 'restic',

@@ -129,6 +129,8 @@ export async function fakeRunner(
     hostKey?: HostKeyPair | null;
     /** The host's restore roots (default: `<temp>/restores`). */
     restoreRoots?: string[];
+    /** The runner's host id (absent: tasks are not checked against it). */
+    hostId?: number;
   } = {},
 ) {
   const temp = await tempDir();
@@ -149,6 +151,7 @@ export async function fakeRunner(
     },
     stateDir: temp.dir,
     restoreRoots: opts.restoreRoots ?? [join(temp.dir, 'restores')],
+    ...(opts.hostId !== undefined ? { hostId: opts.hostId } : {}),
     log: silentLogger,
     ...(opts.run ? { run: opts.run } : {}),
   });

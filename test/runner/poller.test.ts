@@ -8,8 +8,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function setup(run: () => Promise<unknown> = async () => ({ ok: true })) {
-  const r = await fakeRunner({ run });
+async function setup(run: () => Promise<unknown> = async () => ({ ok: true }), hostId?: number) {
+  const r = await fakeRunner({ run, ...(hostId !== undefined && { hostId }) });
   cleanups.push(r.remove);
   const queue = new FakeQueue();
   return { ...r, queue, deps: { queue, executor: r.executor, reporter: r.reporter, log: silentLogger } };
@@ -72,6 +72,23 @@ describe('poller', () => {
     await until(() => s.tokens.answers().length === 1);
     expect(runs).toBe(1);
     expect(s.tokens.answers()[0]).toMatchObject({ call: 'success', token: 'token-1' });
+  });
+
+  it("refuses another host's task: nothing run, journalled or answered, not even a heartbeat", async () => {
+    let runs = 0;
+    const s = await setup(async () => ++runs, 1);
+    const message = s.queue.push(backupTask({ hostId: 2 }));
+    await handleMessage(message, s.deps);
+    expect(runs).toBe(0);
+    expect(s.queue.deleted).toEqual([message.receiptHandle]);
+    // No call at all with its token: the execution still waits for host 2's runner.
+    expect(s.tokens.calls).toEqual([]);
+    expect(s.journal.admit(backupTask().taskId)).toMatchObject({ action: 'run' });
+    // Its own tasks (and tasks of a control plane that names no host) still run.
+    await handleMessage(s.queue.push(backupTask({ hostId: 1 })), s.deps);
+    await handleMessage(s.queue.push(backupTask({ taskId: '18/RunOnHost', token: 'token-2' })), s.deps);
+    await until(() => s.tokens.answers().length === 2);
+    expect(runs).toBe(2);
   });
 
   it('leaves a task on the queue when Step Functions cannot be asked whether it waits', async () => {

@@ -1,0 +1,73 @@
+/**
+ * The daemon's state folder at start: the folder of the work folders is 0711 whoever made it, so
+ * QEMU (libvirt-qemu) reaches the snapshot overlays of backups of running VMs below it. A restore
+ * that ran first used to create it 0700 with its download folders, and every later backup of a
+ * running VM on that host then failed with QEMU's "Permission denied" (found with two hosts, where
+ * host B's first task was a restore).
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDaemon } from '#runner/daemon.ts';
+import { silentLogger } from '#runner/log.ts';
+import { workDirFor, workRoot } from '#runner/tasks/context.ts';
+import { FakeTaskTokens, fakeDrivers, tempDir } from './fakes.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function mode(path: string): Promise<number> {
+  return (await stat(path)).mode & 0o777;
+}
+
+describe('runner state folder', () => {
+  it('makes the work folders’ parent 0711 at start, repairing one a restore left 0700', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const stateDir = join(temp.dir, 'state');
+    // What a restore's download did on a host whose first task it was.
+    await mkdir(join(workDirFor(stateDir, '7/RunOnHost'), 'files', '0'), { recursive: true, mode: 0o700 });
+    expect(await mode(workRoot(stateDir))).toBe(0o700);
+
+    const starting = new AbortController();
+    const unreachable = async () => {
+      throw new Error('connect ECONNREFUSED');
+    };
+    const started = startDaemon(
+      {
+        home: temp.dir,
+        enrollToken: 'lbe_test',
+        hostName: 'hv-1',
+        stateDir,
+        libvirtUri: 'test:///default',
+        pollWaitSeconds: 1,
+        maxConcurrentTasks: 1,
+        inventoryIntervalSeconds: 60,
+        shutdownGraceSeconds: 1,
+        restoreRoots: [join(temp.dir, 'restores')],
+      },
+      {
+        api: () => ({ get: unreachable, post: unreachable, put: unreachable }),
+        taskTokens: new FakeTaskTokens(),
+        drivers: fakeDrivers(),
+        secrets: async () => ({}),
+        progress: async () => {},
+        inventory: async () => [],
+        log: silentLogger,
+      },
+      starting.signal,
+    ).catch((e: unknown) => e);
+    cleanups.push(async () => {
+      starting.abort();
+      await started;
+    });
+    const deadline = Date.now() + 10_000;
+    while ((await mode(workRoot(stateDir))) !== 0o711 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await mode(stateDir)).toBe(0o711);
+    expect(await mode(workRoot(stateDir))).toBe(0o711);
+  });
+});
