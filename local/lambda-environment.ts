@@ -6,7 +6,7 @@
  * `arn:aws:iam::<account>:role/<logicalId>`, queues by their QueueName, functions and state
  * machines as the state machine definitions resolve them (localSubstitution).
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { FUNCTIONS } from '#functions/manifest.ts';
 import { TABLES } from '#functions/tables.ts';
 import {
@@ -21,7 +21,6 @@ import { LOCAL_ACCOUNT } from './config.ts';
 import type { LocalCredentials } from './credentials.ts';
 import { localTableName } from './dynamodb.ts';
 import { localFunctionName, PROJECT_ROOT } from './functions.ts';
-import { BUNDLE_FILE } from './lambda-bundles.ts';
 import type { FunctionRuntime } from './lambda-workers.ts';
 import { localSubstitution } from './stepfunctions/definitions.ts';
 
@@ -186,8 +185,8 @@ export function functionRuntimes(opts: {
     const [module, exported] = [fn.handler.slice(0, dot), fn.handler.slice(dot + 1)];
     const bundle = opts.bundles?.get(fn.id);
     if (opts.bundles && !bundle) throw new Error(`no bundle of ${fn.id}`);
-    if (bundle && `${module}.mjs` !== BUNDLE_FILE)
-      throw new Error(`${fn.id}: Handler ${fn.handler} names no export of the bundle's ${BUNDLE_FILE}`);
+    if (bundle && `${module}.mjs` !== basename(bundle.file))
+      throw new Error(`${fn.id}: Handler ${fn.handler} names no export of ${bundle.file}`);
     const name = localFunctionName(fn);
     return {
       id: fn.id,

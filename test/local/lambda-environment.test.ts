@@ -110,4 +110,18 @@ describe('functions from the template', () => {
     );
     expect(runtimes.find((r) => r.id === 'AdmitBackup')?.env.SCHEDULE_GROUP).toBeUndefined();
   });
+
+  it('refuses a template whose Handler names another file than the bundle, or lacks a function', () => {
+    const functions = templateFunctions(template, 'us-east-1');
+    const bundles = new Map(FUNCTIONS.map((f) => [f.id, { file: `/b/${f.id}/index.mjs` }]));
+    const credentialsFor = () => start;
+    const renamed = functions.map((f) => (f.id === 'Api' ? { ...f, handler: 'main.handler' } : f));
+    expect(() => functionRuntimes({ functions: renamed, bundles, services, credentialsFor })).toThrow(
+      'Api: Handler main.handler names no export of /b/Api/index.mjs',
+    );
+    const partial = functions.filter((f) => f.id !== 'Release');
+    expect(() => functionRuntimes({ functions: partial, bundles, services, credentialsFor })).toThrow(
+      'the template has no function Release',
+    );
+  });
 });
