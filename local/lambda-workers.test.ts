@@ -48,7 +48,10 @@ beforeAll(async () => {
   const file = join(dir, 'index.mjs');
   await writeFile(file, MODULE);
   // Two manifest ids, the same module, different environments.
-  workers = new LambdaWorkers([runtime('Api', file, 'api'), runtime('Dispatcher', file, 'dispatcher')], 2);
+  workers = new LambdaWorkers([runtime('Api', file, 'api'), runtime('Dispatcher', file, 'dispatcher')], {
+    maxPerFunction: 2,
+    idleMs: 300,
+  });
 });
 afterAll(async () => {
   await workers?.stop();
@@ -99,6 +102,20 @@ describe('LambdaWorkers', () => {
       workers.invoke('Api', { sleepMs: 200 }),
     ])) as Answer[];
     expect(a?.threadId).not.toBe(b?.threadId);
+    expect(workers.environments().Api).toBe(2);
+    // The burst's extra environment is reclaimed once idle; one stays warm.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(workers.environments().Api).toBe(1);
+    expect([a?.threadId, b?.threadId]).toContain(((await workers.invoke('Api', {})) as Answer).threadId);
+  });
+
+  it('makes invocations beyond the cap wait for a free environment', async () => {
+    const started = Date.now();
+    const answers = (await Promise.all(
+      [1, 2, 3].map(() => workers.invoke('Api', { sleepMs: 300 })),
+    )) as Answer[];
+    expect(new Set(answers.map((a) => a.threadId)).size).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
   });
 
   it('fails a timed-out invocation with Sandbox.Timedout and replaces its environment', async () => {

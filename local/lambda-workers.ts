@@ -2,9 +2,10 @@
  * Local mode's Lambda service: each function runs in worker threads of its own (one execution
  * environment each, local/lambda-worker.ts), with its own process.env. As Lambda does, one
  * environment runs one invocation at a time and concurrent invocations get more environments
- * (up to a cap per function, then they wait); environments stay warm between invocations, so
- * an invocation costs a message each way, not a thread start. An invocation past the function's
- * timeout fails with `Sandbox.Timedout` and its environment is discarded, as Lambda does.
+ * (up to a cap per function, then they wait). Environments stay warm between invocations, so
+ * an invocation costs a message each way, not a thread start; the extra ones a burst started
+ * are reclaimed after a minute idle. An invocation past the function's timeout fails with
+ * `Sandbox.Timedout` and its environment is discarded, as Lambda does.
  */
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
@@ -34,6 +35,8 @@ class Environment {
   private pending: Pending | undefined;
   private nextId = 0;
   private dead = false;
+  /** When it last finished an invocation (for reclaiming extra idle environments). */
+  idleSince = Date.now();
   readonly worker: Worker;
 
   constructor(
@@ -125,11 +128,17 @@ class FunctionPool {
   private count = 0;
   private stopped = false;
   private readonly all = new Set<Environment>();
+  private reaper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly fn: FunctionRuntime,
     private readonly max: number,
+    private readonly idleMs: number,
   ) {}
+
+  get size(): number {
+    return this.count;
+  }
 
   /** Starts the first environment ahead of the first invocation (a warm start). */
   prewarm(): void {
@@ -170,12 +179,36 @@ class FunctionPool {
   private release(env: Environment): void {
     if (!env.alive) return;
     const next = this.waiting.shift();
-    if (next) next(env);
-    else this.idle.push(env);
+    if (next) {
+      next(env);
+      return;
+    }
+    env.idleSince = Date.now();
+    this.idle.push(env);
+    this.scheduleReap();
+  }
+
+  /**
+   * Environments a burst started are reclaimed once idle for `idleMs`, as Lambda reclaims idle
+   * ones; the most recently used one stays warm, so a steady trickle never pays a cold start.
+   */
+  private scheduleReap(): void {
+    if (this.reaper || this.idle.length < 2 || this.stopped) return;
+    this.reaper = setTimeout(() => {
+      this.reaper = undefined;
+      const now = Date.now();
+      // idle is a stack: the least recently used environments come first.
+      while (this.idle.length > 1 && (this.idle[0]?.idleSince ?? now) <= now - this.idleMs) {
+        void this.idle[0]?.discard();
+      }
+      this.scheduleReap();
+    }, this.idleMs);
+    this.reaper.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.reaper);
     this.idle.length = 0;
     await Promise.all([...this.all].map((e) => e.discard()));
   }
@@ -185,9 +218,22 @@ class FunctionPool {
 export class LambdaWorkers {
   private readonly pools = new Map<string, FunctionPool>();
 
-  /** `maxPerFunction`: environments of one function at most (further invocations wait). */
-  constructor(functions: readonly FunctionRuntime[], maxPerFunction = 4) {
-    for (const fn of functions) this.pools.set(fn.id, new FunctionPool(fn, maxPerFunction));
+  /**
+   * `maxPerFunction`: environments of one function at most (further invocations wait);
+   * `idleMs`: how long an environment beyond the first stays idle before it is reclaimed.
+   */
+  constructor(
+    functions: readonly FunctionRuntime[],
+    opts: { maxPerFunction?: number; idleMs?: number } = {},
+  ) {
+    for (const fn of functions) {
+      this.pools.set(fn.id, new FunctionPool(fn, opts.maxPerFunction ?? 4, opts.idleMs ?? 60_000));
+    }
+  }
+
+  /** How many environments each function has now (by manifest id). */
+  environments(): Record<string, number> {
+    return Object.fromEntries([...this.pools].map(([id, pool]) => [id, pool.size]));
   }
 
   /** Start one environment of each function now rather than at its first invocation. */
