@@ -3,13 +3,13 @@
  * input rebuilds it, a fresh home takes it from the checkout's shared store; and the bundle is
  * built with the deployed options (minified, ESM, the banner).
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionSpec } from '#functions/manifest.ts';
-import { BUNDLE_FILE, buildBundle, esbuildOptions, prepareBundles } from './lambda-bundles.ts';
+import { BUNDLE_FILE, buildBundle, esbuildOptions, prepareBundles, pruneStore } from './lambda-bundles.ts';
 
 let dir: string;
 let root: string;
@@ -90,6 +90,18 @@ describe('Lambda bundles', () => {
       };
       expect(await map(`${file}.map`)).toEqual(await map(join(alone, `${BUNDLE_FILE}.map`)));
     }
+  });
+
+  it('keeps only the most recently used bundles in the shared store', async () => {
+    const store = join(dir, 'prune');
+    const keys = ['a', 'b', 'c'].map((c) => c.repeat(32));
+    for (const [i, key] of keys.entries()) {
+      await mkdir(join(store, key), { recursive: true });
+      const at = new Date(Date.now() - (3 - i) * 60_000);
+      await utimes(join(store, key), at, at);
+    }
+    await pruneStore(store, 2);
+    expect((await readdir(store)).sort()).toEqual(keys.slice(1));
   });
 
   it('uses the deployed options: minified ESM with the createRequire banner and a source map', async () => {

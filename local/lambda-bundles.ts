@@ -12,7 +12,18 @@
  * start without rebuilding.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  link,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { type BuildOptions, build, version as esbuildVersion } from 'esbuild';
 import { FUNCTIONS, type FunctionSpec } from '#functions/manifest.ts';
@@ -219,10 +230,41 @@ async function cachedBundle(
   const key = await bundleKey(spec.entry, record.inputs, hashes);
   for (const store of stores) {
     if (!(await exists(join(store, key, BUNDLE_FILE)))) continue;
-    await publish(join(store, key), home, key);
+    try {
+      await publish(join(store, key), home, key);
+    } catch {
+      continue; // pruned from the shared store meanwhile: build it
+    }
+    await touch(join(store, key));
     return { id: spec.id, file: join(home, key, BUNDLE_FILE), key, cached: true };
   }
   return undefined;
+}
+
+/** Mark a bundle as used now (the shared store keeps the most recently used ones). */
+const touch = (dir: string) => {
+  const now = new Date();
+  return utimes(dir, now, now).catch(() => {});
+};
+
+/** Bundles the shared store keeps: about six builds of every function (some 350 MB). */
+export const SHARED_STORE_KEEP = 60;
+
+/**
+ * Remove from a shared store all but its `keep` most recently used bundles: every source change
+ * adds a bundle of each function it touches. Homes keep their own links to the bundles they use.
+ */
+export async function pruneStore(store: string, keep = SHARED_STORE_KEEP): Promise<void> {
+  const entries = (await readdir(store).catch(() => [] as string[])).filter((e) => /^[0-9a-f]{32}$/.test(e));
+  if (entries.length <= keep) return;
+  const dated = await Promise.all(
+    entries.map(async (e) => ({
+      e,
+      mtime: (await stat(join(store, e)).catch(() => undefined))?.mtimeMs ?? 0,
+    })),
+  );
+  dated.sort((a, b) => b.mtime - a.mtime);
+  for (const { e } of dated.slice(keep)) await rm(join(store, e), { recursive: true, force: true });
 }
 
 /**
@@ -252,6 +294,7 @@ async function buildAll(
         for (const store of shared) {
           // A read-only checkout only loses the sharing between homes.
           await publish(join(home, key), store, key).catch(() => {});
+          await touch(join(store, key));
           await writeRecord(store, root, spec, { entry: spec.entry, inputs: files }).catch(() => {});
         }
         return { id: spec.id, file: join(home, key, BUNDLE_FILE), key, cached: false };
@@ -293,6 +336,7 @@ export async function prepareBundles(
   for (const entry of await readdir(home)) {
     if (entry !== 'inputs' && !used.has(entry)) await rm(join(home, entry), { recursive: true, force: true });
   }
+  for (const store of stores.slice(1)) await pruneStore(store).catch(() => {});
   return {
     bundles: new Map(list.map((b) => [b.id, b])),
     built: list.filter((b) => !b.cached).map((b) => b.id),
