@@ -15,11 +15,20 @@ import type { HomePaths, LocalConfig } from './config.ts';
 import { type LocalCredentials, writeLocalCredentials } from './credentials.ts';
 import { ensureTables, localDynamoClient, startDynamoDb } from './dynamodb.ts';
 import { applyEnvironment, lambdaEnvironment } from './env.ts';
-import { findFunction, invokeLocal } from './functions.ts';
+import { FunctionError, findFunction, type Invoker } from './functions.ts';
 import { startGateway } from './gateway.ts';
 import { hostLookup } from './iam/hosts.ts';
 import { FUNCTIONS, LocalIam, STATE_MACHINES } from './iam/keyring.ts';
+import { bundleStores, type FunctionBundle, prepareBundles } from './lambda-bundles.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
+import {
+  type CredentialsFor,
+  functionRuntimes,
+  type LocalServices,
+  type TemplateFunction,
+  templateFunctions,
+} from './lambda-environment.ts';
+import { LambdaWorkers } from './lambda-workers.ts';
 import { assertPortFree } from './ports.ts';
 import { ScheduleStore } from './scheduler/schedules.ts';
 import { startSchedulerServer } from './scheduler/server.ts';
@@ -53,6 +62,8 @@ export interface ControlPlane {
   credentials: LocalCredentials;
   /** Every principal's key and the IAM enforcement of the endpoints (local/iam/keyring.ts). */
   iam: LocalIam;
+  /** The functions as the template defines them (their role's logical id included). */
+  functions: readonly TemplateFunction[];
   stop(): Promise<void>;
 }
 
@@ -72,9 +83,25 @@ export async function startControlPlane(opts: {
    * takes its host's key from `iam`).
    */
   onTables?: (ddb: DynamoDBClient, iam: LocalIam) => Promise<void>;
+  /**
+   * The key each function's role signs with (its worker's AWS_ACCESS_KEY_ID and secret), by the
+   * role's logical id in the template. Default: the key ring's key of that role.
+   */
+  credentialsFor?: (
+    roleLogicalId: string | undefined,
+    functionId: string,
+    start: LocalCredentials,
+  ) => LocalCredentials;
+  /**
+   * Load the functions' TypeScript sources instead of their bundles (LIFEBOAT_LOCAL_SOURCES=1 by
+   * default): quicker iteration, but not the code that deploys.
+   */
+  sources?: boolean;
 }): Promise<ControlPlane> {
   const { paths, config, log } = opts;
   const stops: (() => Promise<void> | void)[] = [];
+  let workersReady: (workers: LambdaWorkers) => void = () => {};
+  let workersFailed: (err: unknown) => void = () => {};
   const children: Record<string, number> = {};
   const stopAll = async () => {
     for (const stop of stops.reverse()) {
@@ -99,6 +126,11 @@ export async function startControlPlane(opts: {
     const credentials = iam.admin;
     await writeLocalCredentials(paths.credentials, credentials);
 
+    // The Lambda bundles build (or come from the cache) while DynamoDB Local starts.
+    const sources = opts.sources ?? process.env.LIFEBOAT_LOCAL_SOURCES === '1';
+    const bundling = sources ? undefined : timedBundles(paths.home);
+    bundling?.catch(() => {});
+
     // DynamoDB Local (a JVM) starts while the CDK app synthesizes in this process.
     const dbStarting = startDynamoDb({
       port: config.ports.dynamodb,
@@ -113,8 +145,21 @@ export async function startControlPlane(opts: {
     );
     let template: CfnTemplate;
     let cached: boolean;
+    let bundleFiles: Map<string, FunctionBundle> | undefined;
     try {
       ({ template, cached } = await cachedTemplate(config, `${paths.stepfunctions}/template.json`));
+      if (bundling) {
+        const { bundles, built, ms } = await bundling;
+        log({
+          level: 'info',
+          msg: built.length ? 'bundles built' : 'bundles from cache',
+          ...(built.length && { built }),
+          ms,
+        });
+        bundleFiles = bundles;
+      } else {
+        log({ level: 'warn', msg: 'LIFEBOAT_LOCAL_SOURCES: functions run from their sources, not bundles' });
+      }
     } catch (err) {
       await dbStarting.then((db) => db.stop()).catch(() => {});
       throw err;
@@ -161,7 +206,14 @@ export async function startControlPlane(opts: {
 
     // EventBridge Scheduler: it invokes its targets asynchronously, one at a time per function
     // as the dispatcher's reserved concurrency of 1 does.
-    const events = new EventQueue(invokeLocal, log);
+    // Invocations wait for the functions' workers, which need every endpoint's address.
+    const workersStarted = new Promise<LambdaWorkers>((resolve, reject) => {
+      workersReady = resolve;
+      workersFailed = reject;
+    });
+    workersStarted.catch(() => {});
+    const invoke: Invoker = async (id, event) => (await workersStarted).invoke(id, event);
+    const events = new EventQueue(invoke, log);
     stops.push(() => events.drain());
     const schedules = new ScheduleStore(
       join(paths.scheduler, 'schedules.json'),
@@ -191,11 +243,12 @@ export async function startControlPlane(opts: {
       await schedules.put(schedule);
     }
 
-    // Handlers read their settings from the environment: set it before any of them is imported.
+    // The runner's environment (endpoints, table names), also this process's: the runner
+    // inherits it, and no real AWS identity or endpoint must leak into either.
     const env = lambdaEnvironment({
       config,
-      // Until each function runs with its own role's key (iam.credentialsForFunction), the
-      // in-process functions share one principal: every function role's policies together.
+      // The functions sign with their own roles' keys (below); this key is only this
+      // process's and its children's default, each child given its own (the runner its host's).
       credentials: iam.credentialsFor(FUNCTIONS),
       secretsDir: paths.secrets,
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
@@ -213,12 +266,39 @@ export async function startControlPlane(opts: {
       credentials: iam.credentialsFor(STATE_MACHINES),
     });
     stops.push(() => machineSqs.destroy());
+    // Each function in workers of its own, with what the template gives it: the local services
+    // replace only the AWS endpoints, the credentials and the secret store.
+    const functions = templateFunctions(template, config.region);
+    const services: LocalServices = {
+      region: config.region,
+      secretsDir: paths.secrets,
+      endpoints: {
+        DYNAMODB: `http://127.0.0.1:${config.ports.dynamodb}`,
+        SQS: `http://127.0.0.1:${config.ports.sqs}`,
+        SFN: `http://127.0.0.1:${config.ports.stepfunctions}`,
+        LAMBDA: `http://127.0.0.1:${config.ports.lambda}`,
+        SCHEDULER: schedulerServer.endpoint,
+      },
+    };
+    assertSameQueue(functions, hostDeadLetterQueueArn);
+    // Each function signs as its own role (IAM enforced per role, local/iam/keyring.ts).
+    const credentialsFor: CredentialsFor = (role, id) =>
+      opts.credentialsFor?.(role, id, credentials) ??
+      (role ? iam.credentialsForRole(role) : iam.credentialsFor(FUNCTIONS));
+    const workers = new LambdaWorkers(
+      functionRuntimes({ functions, bundles: bundleFiles, services, credentialsFor }),
+    );
+    stops.push(() => workers.stop());
+    // The API answers first: its environment starts now, not at the first request.
+    workers.prewarm(['Api']);
+    workersReady(workers);
+
     const tokens = new TaskTokens();
     const sfn = new LocalStepFunctions(
       machines,
       {
         tokens,
-        invoke: invokeLocal,
+        invoke,
         sendMessage: (m) => machineSqs.send(new SendMessageCommand(m as never)),
       },
       `${paths.stepfunctions}/executions.json`,
@@ -230,7 +310,7 @@ export async function startControlPlane(opts: {
 
     const lambda = await startLambdaEndpoint({
       port: config.ports.lambda,
-      invoke: invokeLocal,
+      invoke,
       events,
       credentials: iam,
     });
@@ -247,16 +327,37 @@ export async function startControlPlane(opts: {
     const gateway = await startGateway({
       port: config.ports.api,
       routes: ROUTES,
-      handler: (event) => invokeLocal('Api', event),
+      handler: (event) => invoke('Api', event),
       health: () => ({ home: paths.home, pid: process.pid, waitingTasks: tokens.size }),
       log,
     });
     stops.push(() => gateway.stop());
     log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });
-    return { endpoint: gateway.endpoint, children, credentials, iam, stop: stopAll };
+    return { endpoint: gateway.endpoint, children, credentials, iam, functions, stop: stopAll };
   } catch (err) {
+    // An invocation waiting for the workers (a schedule firing early) fails instead of hanging.
+    workersFailed(new FunctionError('ServiceException', 'local mode failed to start'));
     await stopAll();
     throw err;
+  }
+}
+
+/** Bundles of every function, with the time they took. */
+async function timedBundles(home: string) {
+  const t0 = Date.now();
+  const result = await prepareBundles(bundleStores(home));
+  return { ...result, ms: Date.now() - t0 };
+}
+
+/**
+ * The dead-letter queue the functions name (the template's) must be the one the emulator holds:
+ * a difference would send failed host tasks nowhere.
+ */
+function assertSameQueue(functions: readonly TemplateFunction[], arn: string): void {
+  for (const fn of functions) {
+    const named = fn.environment.HOST_DEAD_LETTER_QUEUE_ARN;
+    if (named !== undefined && named !== arn)
+      throw new Error(`${fn.id}'s HOST_DEAD_LETTER_QUEUE_ARN ${named} is not the local queue ${arn}`);
   }
 }
 

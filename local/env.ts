@@ -1,7 +1,8 @@
 /**
- * The environment of the Lambda handlers in local mode: the same variables CDK sets in AWS,
- * plus the SDK's standard `AWS_ENDPOINT_URL_*` pointing at the emulators. It must be in place
- * before any handler module is imported.
+ * The environment of the processes local mode starts (the runner) and of the supervisor itself:
+ * the emulators' `AWS_ENDPOINT_URL_*`, local mode's key, the table names and the stack's
+ * settings. The Lambda functions do not read it: each gets the variables its template resource
+ * gives it (local/lambda-environment.ts).
  */
 import { TABLES } from '#functions/tables.ts';
 import { LOCAL_ACCOUNT, type LocalConfig } from './config.ts';
@@ -25,7 +26,7 @@ export function localFunctionArn(region: string, id: string): string {
   return `arn:aws:lambda:${region}:${LOCAL_ACCOUNT}:function:${localFunctionName({ id })}`;
 }
 
-/** Every variable the handlers read, for this home and configuration. */
+/** The runner's variables (a superset: every variable a handler reads), for this home and configuration. */
 export function lambdaEnvironment(opts: {
   config: LocalConfig;
   /** Local mode's per-start key: the emulators refuse requests not signed with it. */
@@ -76,7 +77,7 @@ export function lambdaEnvironment(opts: {
 /** Variables removed from the process so no real AWS identity or endpoint leaks in. */
 export const CLEARED_VARIABLES = ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ENDPOINT_URL'] as const;
 
-/** Apply `env` to this process (the handlers run in it). */
+/** Apply `env` to this process, whose environment the runner inherits. */
 export function applyEnvironment(env: Record<string, string>): void {
   for (const name of CLEARED_VARIABLES) delete process.env[name];
   Object.assign(process.env, env);

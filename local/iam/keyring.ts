@@ -12,8 +12,9 @@ import type { CfnTemplate } from '#infra/definition.ts';
 import { LOCAL_ACCOUNT } from '../config.ts';
 import { type LocalCredentials, newLocalCredentials, writeLocalCredentials } from '../credentials.ts';
 import { LOCAL_SCHEDULE_ROLE_ARN } from '../env.ts';
+import { localRoleArn } from '../template-names.ts';
 import { type Check, type Denial, Evaluator, type Principal } from './evaluate.ts';
-import { localRoleArn, type TemplatePolicies, templatePolicies } from './template.ts';
+import { type TemplatePolicies, templatePolicies } from './template.ts';
 
 /** Principal names of the key ring. */
 export const ADMIN = 'admin';

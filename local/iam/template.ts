@@ -1,15 +1,7 @@
-/**
- * The principals of a synthesized template and their identity policies, resolved to local mode's
- * ARNs: every `AWS::IAM::Role` with the inline `AWS::IAM::Policy` resources attached to it and
- * the template's own `AWS::IAM::ManagedPolicy` resources it lists, and the runners' managed
- * policy (infra/runner-access.ts), which each host's runner holds with its host id as principal
- * tag. AWS managed policies (AWSLambdaBasicExecutionRole: logs only) are not in the template and
- * grant nothing local mode serves, so they are left out.
- */
-import { TABLES } from '#functions/tables.ts';
 import { type CfnTemplate, type CfnToken, cdkPath, functionIdOf, resolveValue } from '#infra/definition.ts';
 import { LOCAL_ACCOUNT } from '../config.ts';
 import { localFunctionName } from '../functions.ts';
+import { localRoleArn, tableKeyOf } from '../template-names.ts';
 
 /** An IAM policy document as the evaluator takes it. */
 export interface PolicyDocument {
@@ -37,18 +29,6 @@ export interface TemplatePolicies {
   runner?: { name: string; document: PolicyDocument };
   /** The principal tag naming a runner's host in that policy (`x509Subject/CN`). */
   runnerHostTag?: string;
-}
-
-/** The local ARN of a role: its logical id as name (CloudFormation generates names in AWS). */
-export function localRoleArn(logicalId: string): string {
-  return `arn:aws:iam::${LOCAL_ACCOUNT}:role/${logicalId}`;
-}
-
-/** The table key (`progress`) of a table resource, from its path `<stack>/Tables/<Key>/Resource`. */
-function tableKeyOf(template: CfnTemplate, logicalId: string): string | undefined {
-  const parts = cdkPath(template, logicalId)?.split('/') ?? [];
-  const name = parts.at(-2);
-  return TABLES.find((t) => name !== undefined && t.key.toLowerCase() === name.toLowerCase())?.key;
 }
 
 /**
