@@ -19,6 +19,7 @@ import { FunctionError, findFunction, type Invoker } from './functions.ts';
 import { startGateway } from './gateway.ts';
 import { hostLookup } from './iam/hosts.ts';
 import { FUNCTIONS, LocalIam, STATE_MACHINES } from './iam/keyring.ts';
+import { hostOfCredential, runnerEnvironment, startSessionServer } from './iam/sessions.ts';
 import { bundleStores, type FunctionBundle, prepareBundles } from './lambda-bundles.ts';
 import { EventQueue, startLambdaEndpoint } from './lambda-endpoint.ts';
 import {
@@ -64,6 +65,8 @@ export interface ControlPlane {
   iam: LocalIam;
   /** The functions as the template defines them (their role's logical id included). */
   functions: readonly TemplateFunction[];
+  /** Where a runner exchanges its host credential for its host's key (local/iam/sessions.ts). */
+  sessionEndpoint: string;
   stop(): Promise<void>;
 }
 
@@ -248,7 +251,8 @@ export async function startControlPlane(opts: {
     const env = lambdaEnvironment({
       config,
       // The functions sign with their own roles' keys (below); this key is only this
-      // process's and its children's default, each child given its own (the runner its host's).
+      // process's default; a child (the runner) gets none, it takes its host's key from the
+      // session endpoint (local/iam/sessions.ts).
       credentials: iam.credentialsFor(FUNCTIONS),
       secretsDir: paths.secrets,
       backupStateMachineArn: machineArnOfKind(machines, 'Backup'),
@@ -308,6 +312,12 @@ export async function startControlPlane(opts: {
     const sfnServer = await startStepFunctionsServer(sfn, tokens, config.ports.stepfunctions, iam);
     stops.push(() => sfnServer.stop());
 
+    // Runners get their host's key here, proving their host with its credential (Roles Anywhere's part).
+    const hostsOfCredentials = hostOfCredential(db.endpoint, credentials, config.region);
+    stops.push(() => hostsOfCredentials.stop());
+    const sessions = await startSessionServer({ port: 0, iam, hostOf: hostsOfCredentials.find, log });
+    stops.push(() => sessions.stop());
+
     const lambda = await startLambdaEndpoint({
       port: config.ports.lambda,
       invoke,
@@ -317,7 +327,7 @@ export async function startControlPlane(opts: {
     stops.push(() => lambda.stop());
 
     for (const spec of opts.extraChildren ?? []) {
-      const child = startChild(spec, env, log);
+      const child = startChild(spec, env, sessions.endpoint, log);
       children[spec.name] = child.pid ?? -1;
       opts.onChild?.(spec.name, child.pid ?? -1);
       stops.push(() => stopChild(child));
@@ -333,7 +343,15 @@ export async function startControlPlane(opts: {
     });
     stops.push(() => gateway.stop());
     log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });
-    return { endpoint: gateway.endpoint, children, credentials, iam, functions, stop: stopAll };
+    return {
+      endpoint: gateway.endpoint,
+      children,
+      credentials,
+      iam,
+      functions,
+      sessionEndpoint: sessions.endpoint,
+      stop: stopAll,
+    };
   } catch (err) {
     // An invocation waiting for the workers (a schedule firing early) fails instead of hanging.
     workersFailed(new FunctionError('ServiceException', 'local mode failed to start'));
@@ -361,9 +379,15 @@ function assertSameQueue(functions: readonly TemplateFunction[], arn: string): v
   }
 }
 
-function startChild(spec: ChildSpec, env: Record<string, string>, log: Log): ChildProcess {
+function startChild(
+  spec: ChildSpec,
+  env: Record<string, string>,
+  sessionUrl: string,
+  log: Log,
+): ChildProcess {
   const child = spawn(spec.command, spec.args, {
-    env: { ...process.env, ...env, ...spec.env },
+    // A runner: no AWS key of local mode's own, its host's from the session endpoint.
+    env: runnerEnvironment({ ...process.env, ...env, ...spec.env }, sessionUrl),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   for (const stream of [child.stdout, child.stderr]) {

@@ -13,7 +13,6 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { enrollLocalRunner } from './admin.ts';
 import { homePaths, type LocalConfig, loadConfig, resolveHome } from './config.ts';
 import { type ChildSpec, startControlPlane } from './control-plane.ts';
-import type { LocalIam } from './iam/keyring.ts';
 import { ensureLibvirt } from './libvirtd.ts';
 import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.ts';
 
@@ -51,23 +50,13 @@ const RUNNER = 'runner';
  * not know): a one-time token in the runner child's environment. The name is the one the runner
  * registers as (runner/config.ts: LIFEBOAT_RUNNER_NAME, else the host name).
  */
-async function enrollRunner(
-  ddb: DynamoDBClient,
-  iam: LocalIam,
-  children: ChildSpec[],
-  stateDir: string,
-): Promise<void> {
+async function enrollRunner(ddb: DynamoDBClient, children: ChildSpec[], stateDir: string): Promise<void> {
   const runner = children.find((c) => c.name === RUNNER);
   if (!runner) return;
   const hostName = process.env.LIFEBOAT_RUNNER_NAME || hostname();
-  // Its own host's key, as its Roles Anywhere certificate (CN = host id) gives it in AWS: its
-  // calls are held to the runners' policy for its host only.
-  const key = iam.credentialsForHost({ name: hostName });
-  runner.env = {
-    ...runner.env,
-    AWS_ACCESS_KEY_ID: key.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: key.secretAccessKey,
-  };
+  // No AWS key here: once registered, the runner gets its host's key from the session endpoint
+  // with its host credential (local/iam/sessions.ts), as its Roles Anywhere certificate (CN =
+  // host id) gets it in AWS; control-plane.ts gives it no other.
   const token = await enrollLocalRunner(ddb, { stateDir, hostName });
   if (!token) return;
   runner.env = { ...runner.env, LIFEBOAT_ENROLL_TOKEN: token };
@@ -134,7 +123,7 @@ async function main(): Promise<void> {
       config,
       adminTokenHash,
       extraChildren: children,
-      onTables: (ddb, iam) => enrollRunner(ddb, iam, children, paths.runner),
+      onTables: (ddb) => enrollRunner(ddb, children, paths.runner),
       log,
       onChild: (name, pid) => {
         pids.children[name] = pid;

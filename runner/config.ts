@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { HostPath } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import { ApiUnavailable } from './errors.ts';
+import { LOCAL_SESSION_URL, parseSessionUrl } from './session-credentials.ts';
 
 /** Where the API is. */
 export interface Connection {
@@ -72,6 +73,12 @@ export const RunnerConfig = z.object({
   apiAuth: z.enum(['bearer', 'iam']).optional(),
   /** With `iam`: this host's id, the CN of its certificate (`LIFEBOAT_HOST_ID`). */
   hostId: z.coerce.number().int().nonnegative().max(999_999_999).optional(),
+  /**
+   * Local mode's session endpoint (`LIFEBOAT_LOCAL_SESSION_URL`, loopback only): the runner's
+   * AWS calls sign with the key it answers for this host's credential
+   * (runner/session-credentials.ts) rather than with the default AWS credentials.
+   */
+  localSessionUrl: z.string().optional(),
 });
 export type RunnerConfig = z.infer<typeof RunnerConfig>;
 
@@ -112,6 +119,7 @@ export function loadRunnerConfig(
     ],
     apiAuth: pick(env.LIFEBOAT_API_AUTH),
     hostId: pick(env.LIFEBOAT_HOST_ID),
+    localSessionUrl: parseSessionUrl(pick(env[LOCAL_SESSION_URL])),
   };
   const parsed = RunnerConfig.safeParse(raw);
   if (!parsed.success) {
@@ -122,6 +130,11 @@ export function loadRunnerConfig(
   if (parsed.data.apiAuth === 'iam' && parsed.data.hostId === undefined) {
     throw new ValidationError(
       'runner setting hostId: LIFEBOAT_API_AUTH=iam needs LIFEBOAT_HOST_ID (the host id, its certificate CN)',
+    );
+  }
+  if (parsed.data.apiAuth === 'iam' && parsed.data.localSessionUrl !== undefined) {
+    throw new ValidationError(
+      `runner setting localSessionUrl: ${LOCAL_SESSION_URL} exchanges the host credential of identity.json, which a runner with LIFEBOAT_API_AUTH=iam does not have`,
     );
   }
   return parsed.data;

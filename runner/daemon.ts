@@ -39,6 +39,7 @@ import {
 } from './register.ts';
 import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from './sealed-secrets.ts';
+import { hostSessionClients, hostSessionCredentials } from './session-credentials.ts';
 import { signedApi } from './signed-api.ts';
 import { type Drivers, type SecretResolver, workRoot } from './tasks/context.ts';
 
@@ -104,7 +105,11 @@ async function runDaemon(
   signal: AbortSignal | undefined,
   { rootLog, journal, processes, unwatch }: Prepared,
 ): Promise<Daemon> {
-  const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(), rootLog);
+  // In local mode every AWS call signs with this host's session key (runner/session-credentials.ts).
+  const session = config.localSessionUrl
+    ? hostSessionClients(hostSessionCredentials({ url: config.localSessionUrl, stateDir: config.stateDir }))
+    : undefined;
+  const reporter = new Reporter(deps.taskTokens ?? sfnTaskTokenApi(session?.sfn), rootLog);
   const drivers = deps.drivers ?? hostDrivers(config.libvirtUri);
   // Secrets come sealed in the tasks themselves (reconcile's journalled ones too): no secret store.
   const secrets: SecretResolver = deps.secrets ?? sealedSecretResolver(hostKeyPath(config.stateDir));
@@ -156,14 +161,14 @@ async function runDaemon(
     drivers,
     secrets,
     // Progress records are keyed by host: known once registered.
-    progress: deps.progress ?? dynamoProgressSink(host.id),
+    progress: deps.progress ?? dynamoProgressSink(host.id, session?.dynamo),
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
     libvirtUri: config.libvirtUri,
     hostId: host.id,
     log,
   });
-  const queue = (deps.queue ?? sqsQueueApi)(host.queueUrl);
+  const queue = deps.queue ? deps.queue(host.queueUrl) : sqsQueueApi(host.queueUrl, session?.sqs);
   const polling = pollLoop({
     queue,
     executor,

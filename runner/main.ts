@@ -23,7 +23,8 @@ env: LIFEBOAT_ENDPOINT, LIFEBOAT_ENROLL_TOKEN, LIFEBOAT_ENROLL_TOKEN_FILE, LIFEB
      LIFEBOAT_RUNNER_NAME, LIFEBOAT_RUNNER_STATE_DIR, LIFEBOAT_API_AUTH (bearer|iam), LIFEBOAT_HOST_ID,
      LIFEBOAT_LIBVIRT_URI, LIFEBOAT_RUNNER_POLL_WAIT, LIFEBOAT_RUNNER_MAX_TASKS,
      LIFEBOAT_RUNNER_INVENTORY_SECONDS, LIFEBOAT_RESTORE_ROOTS,
-     AWS_REGION (and AWS credentials / AWS_ENDPOINT_URL_* in local mode), TABLE_PROGRESS
+     AWS_REGION (and AWS credentials, or in local mode AWS_ENDPOINT_URL_* and
+     LIFEBOAT_LOCAL_SESSION_URL: the host's key for its credential), TABLE_PROGRESS
 signals: SIGTERM/SIGINT stop (running tasks finish first), SIGHUP reports the inventory now`;
 
 /** Parses `argv` (without node and script), runs until SIGTERM/SIGINT; answers the exit code. */

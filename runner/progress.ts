@@ -5,6 +5,7 @@
  * runner never writes execution records. Writes are throttled to one per second per task; a
  * phase change is written at once. A failed write is logged and never fails the task.
  */
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type ProgressFields, writeProgress } from '#functions/repo/progress.ts';
 import type { Logger } from './log.ts';
 
@@ -15,10 +16,11 @@ export type ProgressSink = (executionId: string, fields: ProgressFields) => Prom
 
 /**
  * The progress table, under host `hostId`'s keys (the runner's IAM policy allows only keys
- * starting with its own host id, and only the progress attributes).
+ * starting with its own host id, and only the progress attributes); with `client` when given
+ * (the host session's, in local mode), else the shared one.
  */
-export function dynamoProgressSink(hostId: number): ProgressSink {
-  return (executionId, fields) => writeProgress(hostId, executionId, fields);
+export function dynamoProgressSink(hostId: number, client?: DynamoDBDocumentClient): ProgressSink {
+  return (executionId, fields) => writeProgress(hostId, executionId, fields, client);
 }
 
 /** The execution id of a task: the part of its taskId before the first `/`. */

@@ -5,7 +5,7 @@
  * nor another host's progress; the API merges a record into the execution it shows only under
  * the key of the host the execution runs on. Items expire by TTL (`expiresAt`).
  */
-import { BatchGetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { dynamo } from '../aws.ts';
 import { tableName } from '../env.ts';
@@ -32,11 +32,15 @@ export function progressKey(hostId: number, executionId: string): string {
   return `${hostId}/${executionId}`;
 }
 
-/** Records `fields` for `executionId` on `hostId` (creates the item on first write). */
+/**
+ * Records `fields` for `executionId` on `hostId` (creates the item on first write), with
+ * `client` (a runner's own, signing as its host) or the shared one.
+ */
 export async function writeProgress(
   hostId: number,
   executionId: string,
   fields: ProgressFields,
+  client: DynamoDBDocumentClient = dynamo(),
 ): Promise<void> {
   const set: Record<string, unknown> = {
     ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)),
@@ -49,7 +53,7 @@ export async function writeProgress(
     values[`:v${i}`] = value;
     return `#a${i} = :v${i}`;
   });
-  await dynamo().send(
+  await client.send(
     new UpdateCommand({
       TableName: tableName('progress'),
       Key: { id: progressKey(hostId, executionId) },

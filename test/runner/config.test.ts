@@ -25,6 +25,18 @@ describe('runner config', () => {
     expect(config.hostName.length).toBeGreaterThan(0);
   });
 
+  it("takes local mode's session endpoint (loopback only), never with LIFEBOAT_API_AUTH=iam", () => {
+    const env = { LIFEBOAT_HOME: '/h', LIFEBOAT_LOCAL_SESSION_URL: 'http://127.0.0.1:4100/' };
+    expect(loadRunnerConfig({}, env).localSessionUrl).toBe('http://127.0.0.1:4100');
+    expect(loadRunnerConfig({}, { LIFEBOAT_HOME: '/h' }).localSessionUrl).toBeUndefined();
+    expect(() =>
+      loadRunnerConfig({}, { ...env, LIFEBOAT_LOCAL_SESSION_URL: 'http://192.0.2.1:4100' }),
+    ).toThrow(/LIFEBOAT_LOCAL_SESSION_URL: must be http:\/\/127\.0\.0\.1:PORT/);
+    expect(() => loadRunnerConfig({}, { ...env, LIFEBOAT_API_AUTH: 'iam', LIFEBOAT_HOST_ID: '3' })).toThrow(
+      /LIFEBOAT_API_AUTH=iam does not have/,
+    );
+  });
+
   it('takes flags over environment variables', () => {
     const config = loadRunnerConfig(
       { name: 'kvm-2', maxTasks: '4' },
