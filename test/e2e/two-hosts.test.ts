@@ -5,8 +5,9 @@
  * backup of A restored, defined and started on B; a datastore operation run by the host its
  * BRIDGE_LIST names; MAX_BACKUPS_HOST held per host; a task of B handed to A's runner refused;
  * and a VM live-migrated from A to B keeping its id, backups and BACKUP_CONFIG, backed up next on
- * B. That host A's runner cannot receive from B's queue at all is `runnerAIsRefusedBsQueue`, run
- * once local mode enforces IAM (LIFEBOAT_TEST_IAM_ENFORCED=1).
+ * B. Each runner signs its AWS calls with its own host's key, got from local mode's session
+ * endpoint with its own host credential (local/iam/sessions.ts), and host A's cannot receive from
+ * B's queue at all.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Datastore, Execution, Host, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { readLocalCredentials } from '#local/credentials.ts';
+import { readIdentity } from '#runner/identity.ts';
+import { hostSessionCredentials } from '#runner/session-credentials.ts';
 import { kvmUsable, removeTestVm, TEST_VM_ROOT, virsh } from '../helpers/libvirt.ts';
 import { type SecondLibvirtd, startSecondLibvirtd } from '../helpers/second-libvirtd.ts';
 import { type SecondRunner, startSecondRunner } from '../helpers/second-runner.ts';
@@ -142,32 +145,58 @@ async function queueClient(): Promise<SQSClient> {
 }
 
 /**
- * Queue-level refusal: host A's runner, with its own credentials (its environment), cannot receive
- * from host B's queue. Needs local mode's IAM enforcement (each runner signing as its own
- * principal, checked against the template's policies); until that is merged every local client
- * shares one key, so the test runs only with LIFEBOAT_TEST_IAM_ENFORCED=1.
+ * The key a runner signs with: its host's session key, which local mode's session endpoint
+ * (LIFEBOAT_LOCAL_SESSION_URL of the runner's environment) answers for the host credential in the
+ * runner's identity.json, as the runner itself asks for it.
+ */
+async function runnerKey(
+  stateDir: string,
+  pid: number,
+): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const env = await processEnv(pid);
+  const identity = await readIdentity(stateDir);
+  if (!identity) throw new Error(`no runner identity in ${stateDir}`);
+  const provider = hostSessionCredentials({ url: env.LIFEBOAT_LOCAL_SESSION_URL as string, stateDir });
+  const { accessKeyId, secretAccessKey } = await provider();
+  return { accessKeyId, secretAccessKey };
+}
+
+/**
+ * Queue-level refusal: host A's runner, with its own key (its host's session), cannot receive from
+ * host B's queue, and B's cannot receive from A's; each reads its own. Neither runner holds an AWS
+ * key in its environment: each proves its host to get its own.
  */
 async function runnerAIsRefusedBsQueue(): Promise<void> {
-  const env = await processEnv(await stack.runnerPid());
-  const asRunnerA = new SQSClient({
-    endpoint: env.AWS_ENDPOINT_URL_SQS,
-    region: env.AWS_REGION,
-    credentials: {
-      accessKeyId: env.AWS_ACCESS_KEY_ID as string,
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY as string,
-      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-    },
-  });
+  const envA = await processEnv(await stack.runnerPid());
+  const envB = await processEnv(runnerB.pid());
+  for (const env of [envA, envB]) {
+    expect(env.AWS_ACCESS_KEY_ID).toBeUndefined();
+    expect(env.AWS_SECRET_ACCESS_KEY).toBeUndefined();
+    expect(env.LIFEBOAT_LOCAL_SESSION_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  }
+  const keyA = await runnerKey(stack.runnerDir, await stack.runnerPid());
+  const keyB = await runnerKey(runnerB.stateDir, runnerB.pid());
+  expect(keyA.accessKeyId).not.toBe(keyB.accessKeyId);
+  const as = (credentials: typeof keyA) =>
+    new SQSClient({ endpoint: envA.AWS_ENDPOINT_URL_SQS, region: envA.AWS_REGION, credentials });
+  const [asRunnerA, asRunnerB] = [as(keyA), as(keyB)];
   try {
     await expect(
       asRunnerA.send(new ReceiveMessageCommand({ QueueUrl: hostB.queueUrl, WaitTimeSeconds: 1 })),
     ).rejects.toMatchObject({ name: 'AccessDeniedException' });
-    // Its own queue still answers.
+    await expect(
+      asRunnerB.send(new ReceiveMessageCommand({ QueueUrl: hostA.queueUrl, WaitTimeSeconds: 1 })),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    // Its own queue still answers (nothing taken: visibility 0).
     await asRunnerA.send(
       new ReceiveMessageCommand({ QueueUrl: hostA.queueUrl, WaitTimeSeconds: 1, VisibilityTimeout: 0 }),
     );
+    await asRunnerB.send(
+      new ReceiveMessageCommand({ QueueUrl: hostB.queueUrl, WaitTimeSeconds: 1, VisibilityTimeout: 0 }),
+    );
   } finally {
     asRunnerA.destroy();
+    asRunnerB.destroy();
   }
 }
 
@@ -386,8 +415,8 @@ describe('two real hosts', () => {
     }
   }, 180_000);
 
-  it.skipIf(process.env.LIFEBOAT_TEST_IAM_ENFORCED !== '1')(
-    "host A's runner cannot receive from host B's queue (IAM)",
+  it(
+    "host A's runner cannot receive from host B's queue, nor B's from A's (IAM, each its own key)",
     runnerAIsRefusedBsQueue,
   );
 

@@ -5,9 +5,11 @@
  * one its registration creates) and its own libvirt URI (a {@link SecondLibvirtd}).
  *
  * It runs `lifeboat runner` with the environment local mode gave the stack's own runner (the
- * emulators' endpoints, table names and key, read from /proc), minus that runner's enrollment
- * token; its log lines (JSON, with its hostName) are kept in memory and in
- * `<home>/logs/runner-<name>.log`.
+ * emulators' endpoints, table names and LIFEBOAT_LOCAL_SESSION_URL, read from /proc), minus what
+ * is that runner's own: its enrollment token, and any AWS key. It signs its AWS calls with its
+ * own host's key, which it gets from local mode's session endpoint with its own host credential
+ * (runner/session-credentials.ts), as host A's runner does. Its log lines (JSON, with its
+ * hostName) are kept in memory and in `<home>/logs/runner-<name>.log`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -35,8 +37,14 @@ export interface SecondRunner {
   restart(): Promise<void>;
 }
 
-/** Variables of the stack's runner that are its own, not the environment every runner shares. */
+/**
+ * Variables of the stack's runner that are its own, not the environment every runner shares. AWS
+ * keys too: local mode gives runners none, and one copied from A would make B sign as A.
+ */
 const OWN_VARIABLES = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
   'LIFEBOAT_ENROLL_TOKEN',
   'LIFEBOAT_ENROLL_TOKEN_FILE',
   'LIFEBOAT_RUNNER_NAME',
