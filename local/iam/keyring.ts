@@ -48,6 +48,8 @@ export class LocalIam {
   private readonly byName = new Map<string, Entry>();
   private readonly evaluator = new Evaluator();
   private readonly roleAliases = new Map<string, string>();
+  /** The host id each runner principal's tag carries, once known. */
+  private readonly hostIds = new Map<string, string>();
   private policies: TemplatePolicies | undefined;
   private hostLookup: HostLookup | undefined;
   private keyFile: string | undefined;
@@ -202,12 +204,21 @@ export class LocalIam {
   credentialsForHost(host: { name: string; id?: string | number }): LocalCredentials {
     const name = hostPrincipal(host.name);
     const existing = this.byName.get(name);
-    if (existing) return existing.credentials;
+    const knownId = this.hostIds.get(name);
+    // A host deleted and registered again under its name is a new host: a new key and tag; the
+    // old host's key stops working.
+    if (existing && (host.id === undefined || knownId === undefined || knownId === String(host.id)))
+      return existing.credentials;
+    if (existing) this.byKey.delete(existing.credentials.accessKeyId);
     const runner = this.policies?.runner;
     const tag = this.policies?.runnerHostTag ?? 'x509Subject/CN';
     let id = host.id === undefined ? undefined : String(host.id);
+    if (id !== undefined) this.hostIds.set(name, id);
     const tags = async () => {
-      id ??= await this.hostLookup?.(host.name);
+      if (id === undefined) {
+        id = await this.hostLookup?.(host.name);
+        if (id !== undefined) this.hostIds.set(name, id);
+      }
       return id === undefined ? undefined : { [tag]: id };
     };
     return this.add({

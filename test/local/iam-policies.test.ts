@@ -99,6 +99,18 @@ describe('what the evaluator allows each principal', () => {
     expect(await allows(runner, { action: 'states:SendTaskHeartbeat', resource: '*' })).toBe(false);
   });
 
+  it('a host registered again under an old name gets a new key for its new id; the old key stops working', async () => {
+    const old = iam.credentialsForHost({ name: 'kvm-re', id: 7 });
+    expect(iam.credentialsForHost({ name: 'kvm-re', id: 7 }).accessKeyId).toBe(old.accessKeyId);
+    const renewed = iam.credentialsForHost({ name: 'kvm-re', id: 8 });
+    expect(renewed.accessKeyId).not.toBe(old.accessKeyId);
+    expect(iam.lookup(old.accessKeyId)).toBeUndefined();
+    const queue = (id: string) => `arn:aws:sqs:${R}:${A}:lifeboat-host-${id}`;
+    const runner = principal(renewed);
+    expect(await allows(runner, { action: 'sqs:ReceiveMessage', resource: queue('8') })).toBe(true);
+    expect(await allows(runner, { action: 'sqs:ReceiveMessage', resource: queue('7') })).toBe(false);
+  });
+
   it('a step function writes the tables its policy names, never users or progress', async () => {
     const admit = role('AdmitBackup');
     const put = (key: string): Check => ({ action: 'dynamodb:PutItem', resource: table(key) });
