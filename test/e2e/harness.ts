@@ -254,12 +254,51 @@ export async function startStack(
   return stack;
 }
 
-/** Removes a stack's home (after `stop`). */
-export async function removeHome(stack: Stack | undefined): Promise<void> {
+/** A call local mode's IAM enforcement refused (its `access denied` log line). */
+export interface DeniedCall {
+  principal: string;
+  action: string;
+  resource: string;
+}
+
+/** Every call local mode refused under the template's IAM policies, from the stack's logs. */
+export async function deniedCalls(stack: Stack): Promise<DeniedCall[]> {
+  const denied: DeniedCall[] = [];
+  for (const line of (await stack.logs()).split('\n')) {
+    if (!line.includes('access denied')) continue;
+    try {
+      const entry = JSON.parse(line) as Partial<DeniedCall> & { msg?: string };
+      if (entry.msg === 'access denied')
+        denied.push({
+          principal: `${entry.principal}`,
+          action: `${entry.action}`,
+          resource: `${entry.resource}`,
+        });
+    } catch {
+      // not a log entry of local mode
+    }
+  }
+  return denied;
+}
+
+/**
+ * Removes a stack's home (after `stop`), then fails when local mode refused a call the test did
+ * not make on purpose (`expected`): the deployed policies would refuse it too, and a best-effort
+ * call (a wake-up, a progress write) hides its refusal from every other assertion.
+ */
+export async function removeHome(
+  stack: Stack | undefined,
+  opts: { expected?: (call: DeniedCall) => boolean } = {},
+): Promise<void> {
   if (!stack) return;
+  const denied = (await deniedCalls(stack)).filter((call) => !opts.expected?.(call));
   await rm(stack.home, { recursive: true, force: true });
   // The runner's state folder lives outside the home (see runnerStateDir).
   await rm(dirname(stack.runnerDir), { recursive: true, force: true });
+  if (denied.length) {
+    const list = denied.map((c) => `${c.principal}: ${c.action} on ${c.resource}`).join('; ');
+    throw new Error(`local mode's IAM policies refused ${denied.length} call(s): ${list}`);
+  }
 }
 
 /** The environment of a running process (`/proc/PID/environ`). */

@@ -239,8 +239,14 @@ afterAll(async () => {
   for (const name of NAMES) await removeTestVm(name).catch(() => {});
   await stack?.stop().catch(() => {});
   await b?.stop().catch(() => {});
-  await removeHome(stack);
   for (const name of NAMES) await rm(join(TEST_VM_ROOT, name), { recursive: true, force: true });
+  // The only refusals: each runner's key at the other host's queue (runnerAIsRefusedBsQueue).
+  const otherQueue = (principal: string, resource: string) =>
+    (principal === `host:${A_NAME}` && resource.endsWith(`:lifeboat-host-${hostB?.id}`)) ||
+    (principal === `host:${B_NAME}` && resource.endsWith(`:lifeboat-host-${hostA?.id}`));
+  await removeHome(stack, {
+    expected: (c) => c.action === 'sqs:ReceiveMessage' && otherQueue(c.principal, c.resource),
+  });
 }, 120_000);
 
 describe('two real hosts', () => {
