@@ -23,6 +23,7 @@ export const LocalConfigFile = z
         sqs: Port.optional(),
         stepfunctions: Port.optional(),
         lambda: Port.optional(),
+        sessions: Port.optional(),
       })
       .strict()
       .default({}),
@@ -46,7 +47,15 @@ export const LocalConfigFile = z
 
 /** The resolved configuration: every port known. */
 export interface LocalConfig {
-  ports: { api: number; dynamodb: number; sqs: number; stepfunctions: number; lambda: number };
+  ports: {
+    api: number;
+    dynamodb: number;
+    sqs: number;
+    stepfunctions: number;
+    lambda: number;
+    /** Runners' host sessions (local/iam/sessions.ts): the URL a runner's settings name. */
+    sessions: number;
+  };
   maxBackups: number;
   maxBackupsHost: number;
   heartbeatSeconds: number;
@@ -118,7 +127,7 @@ export function homePaths(home: string): HomePaths {
 
 /**
  * Resolve a parsed config file: the API port is `portOverride` (the `--port` flag), else the
- * file's, else 7780; each other service takes its configured port or the API port + 1..4.
+ * file's, else 7780; each other service takes its configured port or the API port + 1..5.
  */
 export function resolveConfig(file: z.infer<typeof LocalConfigFile>, portOverride?: number): LocalConfig {
   const api = portOverride ?? file.ports.api ?? DEFAULT_API_PORT;
@@ -131,6 +140,7 @@ export function resolveConfig(file: z.infer<typeof LocalConfigFile>, portOverrid
       sqs: ports.sqs ?? api + 2,
       stepfunctions: ports.stepfunctions ?? api + 3,
       lambda: ports.lambda ?? api + 4,
+      sessions: ports.sessions ?? api + 5,
     },
   };
 }

@@ -121,6 +121,7 @@ export async function startControlPlane(opts: {
     await assertPortFree(config.ports.sqs, 'SQS');
     await assertPortFree(config.ports.stepfunctions, 'Step Functions');
     await assertPortFree(config.ports.lambda, 'Lambda');
+    await assertPortFree(config.ports.sessions, 'host sessions');
 
     // A new key at each start, readable by this user only: every client of the emulators signs
     // with it (the Lambdas and the runner through the environment) and they refuse all others.
@@ -315,7 +316,12 @@ export async function startControlPlane(opts: {
     // Runners get their host's key here, proving their host with its credential (Roles Anywhere's part).
     const hostsOfCredentials = hostOfCredential(db.endpoint, credentials, config.region);
     stops.push(() => hostsOfCredentials.stop());
-    const sessions = await startSessionServer({ port: 0, iam, hostOf: hostsOfCredentials.find, log });
+    const sessions = await startSessionServer({
+      port: config.ports.sessions,
+      iam,
+      hostOf: hostsOfCredentials.find,
+      log,
+    });
     stops.push(() => sessions.stop());
 
     const lambda = await startLambdaEndpoint({

@@ -58,13 +58,15 @@ export async function freeStackPorts(): Promise<{
   sqs: number;
   stepfunctions: number;
   lambda: number;
+  sessions: number;
 }> {
-  const [api, dynamodb, sqs, stepfunctions, lambda] = (await freePorts(5)) as [
+  const [api, dynamodb, sqs, stepfunctions, lambda, sessions] = (await freePorts(6)) as [
+    number,
     number,
     number,
     number,
     number,
     number,
   ];
-  return { api, dynamodb, sqs, stepfunctions, lambda };
+  return { api, dynamodb, sqs, stepfunctions, lambda, sessions };
 }

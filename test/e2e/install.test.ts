@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Datastore, Execution, Host } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { loadConfig } from '#local/config.ts';
-import { readLocalCredentials } from '#local/credentials.ts';
 import { localTableName } from '#local/dynamodb.ts';
 import { PROJECT_ROOT } from '#local/functions.ts';
 import { createTestVm, removeTestVm } from '../helpers/libvirt.ts';
@@ -184,12 +183,11 @@ describe('a runner started from the installed layout with the unit settings', ()
     const enrollment = await stack.json<{ token: string }>(['host', 'enroll', HOST_NAME]);
 
     // What an operator puts in the settings file after install.sh: the endpoint, the token file,
-    // the stack's AWS settings (here local mode's emulators) and a restore root in the layout.
+    // the stack's AWS settings (here local mode's emulators and its host sessions) and a restore root in the layout.
     const envFile = relocate(one(settings, 'EnvironmentFile').replace(/^-/, ''));
     const tokenFile = inScratch('/etc/lifeboat/enroll-token');
     await writeFile(tokenFile, `${enrollment.token}\n`, { mode: 0o600 });
     const config = await loadConfig(stack.home);
-    const credentials = await readLocalCredentials(stack.home);
     const restoreRoot = inScratch('/var/lib/lifeboat/restores');
     const filled = {
       LIFEBOAT_ENDPOINT: stack.endpoint,
@@ -199,8 +197,8 @@ describe('a runner started from the installed layout with the unit settings', ()
       LIFEBOAT_RUNNER_INVENTORY_SECONDS: '2',
       LIFEBOAT_RUNNER_POLL_WAIT: '2',
       AWS_REGION: config.region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      // Its host's own key, from local mode's host sessions as Roles Anywhere gives it in AWS.
+      LIFEBOAT_LOCAL_SESSION_URL: `http://127.0.0.1:${config.ports.sessions}`,
       AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${config.ports.sqs}`,
       AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${config.ports.dynamodb}`,
       AWS_ENDPOINT_URL_SFN: `http://127.0.0.1:${config.ports.stepfunctions}`,

@@ -76,7 +76,14 @@ describe('local settings', () => {
       },
       8000,
     );
-    expect(config.ports).toEqual({ api: 8000, dynamodb: 8001, sqs: 9999, stepfunctions: 8003, lambda: 8004 });
+    expect(config.ports).toEqual({
+      api: 8000,
+      dynamodb: 8001,
+      sqs: 9999,
+      stepfunctions: 8003,
+      lambda: 8004,
+      sessions: 8005,
+    });
     const credentials = { accessKeyId: 'LBLOCAL0123456789ABCDEF', secretAccessKey: 's'.repeat(43) };
     const env = lambdaEnvironment({
       config,
