@@ -156,13 +156,15 @@ export class LifeboatStack extends Stack {
       deadLetterQueues: { HostDeadLetters: this.hostDeadLetters.queue },
     });
 
-    this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
+    this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'), config.auditRetentionDays);
     this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore, arns.maintenance]);
     this.grantScheduledActions(fn('Dispatcher'), [names.backup, names.restore, names.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
         // Only the API authenticates users; only runners write progress (the API reads it).
-        if (!['users', 'groups', 'tokens', 'progress'].includes(key)) table.grantReadWriteData(fn(stepId));
+        // Only the API writes the audit trail.
+        if (!['users', 'groups', 'tokens', 'progress', 'audit'].includes(key))
+          table.grantReadWriteData(fn(stepId));
       }
     }
     for (const stepId of SEALING_STEPS) {
@@ -211,12 +213,24 @@ export class LifeboatStack extends Stack {
     hostQueueArn: string,
     secretArnPattern: string,
     dispatcher: LifeboatFunctions[string],
+    auditRetentionDays: number,
   ): void {
     for (const [key, table] of Object.entries(this.tables.byKey)) {
       // Progress is the runners' to write: the API only reads it into the executions it shows.
       if (key === 'progress') table.grantReadData(api);
-      else table.grantReadWriteData(api);
+      else if (key !== 'audit') table.grantReadWriteData(api);
     }
+    // The audit trail is append-only for the API: it adds records and queries them, but can
+    // neither change nor delete one (only DynamoDB's TTL removes them).
+    const audit = this.tables.byKey.audit;
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'AuditAppendAndQuery',
+        actions: ['dynamodb:PutItem', 'dynamodb:Query'],
+        resources: [audit.tableArn, `${audit.tableArn}/index/*`],
+      }),
+    );
+    api.addEnvironment('AUDIT_RETENTION_DAYS', String(auditRetentionDays));
     api.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'HostQueues',

@@ -1,11 +1,13 @@
 /**
  * The HTTP API Lambda: one middy handler for every route of {@link ROUTES}. It authenticates the
  * caller (a bearer token; on the runner's IAM-authorized routes, the IAM context API Gateway
- * adds), parses the JSON body, routes, and maps errors to `{ error, message }`.
+ * adds), parses the JSON body, routes, and maps errors to `{ error, message }`. Every change
+ * request it answered is then recorded in the audit trail (./audit.ts).
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { assertMayCall } from './access.ts';
+import { recordChange, type Seen } from './audit.ts';
 import { authenticate, iamHostPrincipal } from './auth.ts';
 import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
 import { findRoute, resolveRoute } from './router.ts';
@@ -28,8 +30,11 @@ export function errorMiddleware(): MiddlewareObj<Event, Result> {
   };
 }
 
-/** The handler without middleware (errors propagate). */
-export async function route(event: Event, context?: Context): Promise<Result> {
+/**
+ * The handler without middleware (errors propagate). `seen` learns the caller, the route and the
+ * reply as they become known, for the audit record.
+ */
+export async function route(event: Event, context?: Context, seen: Seen = {}): Promise<Result> {
   const found = findRoute(event);
   // An IAM route trusts only API Gateway's IAM context, any other route only a bearer token:
   // neither way in reaches the other's routes.
@@ -37,7 +42,10 @@ export async function route(event: Event, context?: Context): Promise<Result> {
     found && IAM_ROUTE_KEYS.has(found.key)
       ? iamHostPrincipal(event, found.params)
       : await authenticate(event.headers);
+  seen.user = user;
   const { key, params, handler } = found ?? resolveRoute(event);
+  seen.route = key;
+  seen.params = params;
   checkPathParameters(params);
   // The one place a runner's principal is confined to its own host's routes.
   assertMayCall(user, key, params);
@@ -48,8 +56,22 @@ export async function route(event: Event, context?: Context): Promise<Result> {
     ),
   );
   const reply = await handler({ params, query, body, user, requestId: requestIdOf(event, context) });
+  seen.body = reply.body;
   return toResponse(reply);
 }
 
+/** Routes the request, answers errors as {@link errorMiddleware} does, then audits a change. */
+export async function routeAndAudit(event: Event, context?: Context): Promise<Result> {
+  const seen: Seen = {};
+  let response: Result;
+  try {
+    response = await route(event, context, seen);
+  } catch (err) {
+    response = errorResponse(err, requestIdOf(event, context), event.routeKey);
+  }
+  await recordChange(event, seen, response);
+  return response;
+}
+
 /** The Lambda entry point (functions/manifest.ts: `Api`). */
-export const handler = middy<Event, Result>().use(errorMiddleware()).handler(route);
+export const handler = middy<Event, Result>().use(errorMiddleware()).handler(routeAndAudit);
