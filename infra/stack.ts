@@ -128,7 +128,14 @@ export class LifeboatStack extends Stack {
       commit: fn('CommitMaintenance'),
     });
 
-    this.http = new HttpFront(this, 'Http', { handler: fn('Api'), routes: props.routes });
+    this.http = new HttpFront(this, 'Http', {
+      handler: fn('Api'),
+      authorizer: fn('Authorizer'),
+      routes: props.routes,
+    });
+    // The authorizer reads who a token is, and nothing else.
+    this.tables.byKey.users.grantReadData(fn('Authorizer'));
+    this.tables.byKey.tokens.grantReadData(fn('Authorizer'));
     this.runnerAccess = new RunnerAccess(this, 'Runner', {
       hostQueuePrefix: config.hostQueuePrefix,
       hostTag: config.runnerHostTag,

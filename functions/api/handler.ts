@@ -6,9 +6,12 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { User } from '#core/model.ts';
+import { touchToken } from '../repo/tokens.ts';
 import { assertMayCall } from './access.ts';
 import { recordChange, type Seen } from './audit.ts';
 import { authenticate, iamHostPrincipal } from './auth.ts';
+import { authorizedIdentity } from './authorizer.ts';
 import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
 import { findRoute, resolveRoute } from './router.ts';
 import { IAM_ROUTE_KEYS } from './routes.ts';
@@ -31,6 +34,18 @@ export function errorMiddleware(): MiddlewareObj<Event, Result> {
 }
 
 /**
+ * The caller of a bearer-token route: the principal the authorizer found (in AWS and behind the
+ * local gateway; its last use noted here, as the authorizer writes nothing), else the token
+ * looked up now (a call that came through no authorizer).
+ */
+async function bearerPrincipal(event: Event): Promise<User> {
+  const authorized = authorizedIdentity(event);
+  if (!authorized) return authenticate(event.headers);
+  if (authorized.token) await touchToken(authorized.token, Date.now());
+  return authorized.user;
+}
+
+/**
  * The handler without middleware (errors propagate). `seen` learns the caller, the route and the
  * reply as they become known, for the audit record.
  */
@@ -41,7 +56,7 @@ export async function route(event: Event, context?: Context, seen: Seen = {}): P
   const user =
     found && IAM_ROUTE_KEYS.has(found.key)
       ? iamHostPrincipal(event, found.params)
-      : await authenticate(event.headers);
+      : await bearerPrincipal(event);
   seen.user = user;
   const { key, params, handler } = found ?? resolveRoute(event);
   seen.route = key;
