@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerAdmin } from './commands/admin.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerBackupJob } from './commands/backupjob.ts';
 import { registerDatastore } from './commands/datastore.ts';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerGroup(program);
   registerToken(program);
   registerAudit(program);
+  registerAdmin(program);
   registerRunner(program);
   return requireSubcommand(program);
 }

@@ -190,6 +190,9 @@ export class LifeboatStack extends Stack {
     fn('Dispatcher').grantInvoke(fn('CommitMaintenance'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
+    // Where `lifeboat admin bootstrap --users-table --tokens-table` writes the first admin.
+    new CfnOutput(this, 'UsersTableName', { value: this.tables.byKey.users.tableName });
+    new CfnOutput(this, 'TokensTableName', { value: this.tables.byKey.tokens.tableName });
     // The runners' TABLE_PROGRESS.
     new CfnOutput(this, 'ProgressTableName', { value: this.tables.byKey.progress.tableName });
     if (this.runnerAccess.role && this.runnerAccess.profile && this.runnerAccess.trustAnchor) {
