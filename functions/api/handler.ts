@@ -1,8 +1,10 @@
 /**
- * The HTTP API Lambda: one middy handler for every route of {@link ROUTES}. It authenticates the
- * caller (a bearer token; on the runner's IAM-authorized routes, the IAM context API Gateway
- * adds), parses the JSON body, routes, and maps errors to `{ error, message }`. Every change
- * request it answered is then recorded in the audit trail (./audit.ts).
+ * The HTTP API Lambda: one middy handler for every route of {@link ROUTES}. It knows the caller
+ * from the context API Gateway adds: the bearer-token authorizer's principal (./authorizer.ts),
+ * or on the runner's routes the IAM context; without an authorizer context (a direct call) it
+ * authenticates the bearer token itself. It parses the JSON body, routes, and maps errors to
+ * `{ error, message }`. Every change request it answered is then recorded in the audit trail
+ * (./audit.ts).
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
