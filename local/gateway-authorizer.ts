@@ -1,18 +1,14 @@
 /**
  * The local gateway's authorizer step, as API Gateway runs a Lambda REQUEST authorizer with
  * simple responses in AWS: the identity source (the Authorization header) must be there, the
- * authorizer (the manifest's `Authorizer`, invoked like every local function) allows or refuses,
+ * authorizer (the manifest's `Authorizer`, which local mode invokes like every function) allows or refuses,
  * and an allowed request carries its context in `requestContext.authorizer.lambda`. Not cached.
  */
 import type { APIGatewayProxyEventV2, APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
 import { z } from 'zod';
-import { invokeLocal } from './functions.ts';
 
 /** Calls the authorizer with the v2 REQUEST event API Gateway would send it. */
 export type AuthorizerHandler = (event: APIGatewayRequestAuthorizerEventV2) => Promise<unknown>;
-
-/** The manifest's authorizer, through the same local invoke path as every function. */
-export const localAuthorizer: AuthorizerHandler = (event) => invokeLocal('Authorizer', event);
 
 /** An authorizer's simple response (functions/api/authorizer.ts). */
 const SimpleResponse = z.object({

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
-import { type AuthorizerHandler, authorize, localAuthorizer } from './gateway-authorizer.ts';
+import { type AuthorizerHandler, authorize } from './gateway-authorizer.ts';
 import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
 
 /** A route compiled to a matcher. */
@@ -147,14 +147,13 @@ export async function startGateway(opts: {
   port: number;
   routes: readonly RouteSpec[];
   handler: ApiHandler;
-  /** The authorizer of every route but the IAM ones (default: the manifest's `Authorizer`). */
-  authorizer?: AuthorizerHandler;
+  /** The authorizer of every route but the IAM ones (local mode: the manifest's `Authorizer`). */
+  authorizer: AuthorizerHandler;
   health?: () => Record<string, unknown>;
   log?: (entry: Record<string, unknown>) => void;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
   const iamRoutes = new Set(opts.routes.filter((r) => r.auth === 'iam').map((r) => `${r.method} ${r.path}`));
-  const authorizer = opts.authorizer ?? localAuthorizer;
   const server = createServer(async (req, res) => {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -177,7 +176,7 @@ export async function startGateway(opts: {
         return;
       }
       const event = toEvent(req, body, match);
-      const refused = iamRoutes.has(match.routeKey) ? undefined : await authorize(authorizer, event);
+      const refused = iamRoutes.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
       if (refused) {
         sendJson(res, 401, refused);
         return;

@@ -1,11 +1,13 @@
 /**
- * The local gateway runs the manifest's authorizer (through local mode's invoke path, uncached)
- * before the Api function, as API Gateway does in AWS: a refused request is answered 401 and
- * the Api function never runs; a revocation holds from the very next request; the runner's IAM
- * routes skip it.
+ * The local gateway runs the authorizer (functions/api/authorizer.ts; local mode hands it the
+ * manifest's `Authorizer` through its invoke path, test/local/e2e.test.ts) on every request,
+ * uncached, before the Api function, as API Gateway does in AWS: a refused request is answered
+ * 401 and the Api function never runs; a revocation holds from the very next request; the
+ * runner's IAM routes skip it.
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as authorizer } from '#functions/api/authorizer.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
 import { startGateway } from '#local/gateway.ts';
@@ -22,10 +24,10 @@ beforeAll(async () => {
   db = await startDynamoDbLocal();
   await seedUser('admin', ADMIN, 'admin', 'admin');
   const context = { awsRequestId: 'local', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
-  // No authorizer given: the gateway's own default, the manifest's `Authorizer` via invokeLocal.
   gateway = await startGateway({
     port: 0,
     routes: ROUTES,
+    authorizer,
     handler: (event) => {
       invoked.push(event);
       return handler(event, context);
