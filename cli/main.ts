@@ -5,6 +5,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import pkg from '../package.json' with { type: 'json' };
+import { registerAdmin } from './commands/admin.ts';
+import { registerAudit } from './commands/audit.ts';
 import { registerBackupJob } from './commands/backupjob.ts';
 import { registerDatastore } from './commands/datastore.ts';
 import { registerExecution } from './commands/execution.ts';
@@ -57,6 +59,8 @@ export function buildProgram(): Command {
   registerUser(program);
   registerGroup(program);
   registerToken(program);
+  registerAudit(program);
+  registerAdmin(program);
   registerRunner(program);
   return requireSubcommand(program);
 }

@@ -22,6 +22,13 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     timeoutSeconds: 29,
   },
   {
+    id: 'Authorizer',
+    entry: 'functions/api/authorizer.ts',
+    handler: 'handler',
+    description: 'HTTP API authorizer: who a bearer token is (reads users and tokens only)',
+    timeoutSeconds: 10,
+  },
+  {
     id: 'Dispatcher',
     entry: 'functions/dispatcher/handler.ts',
     handler: 'handler',

@@ -18,7 +18,8 @@ export interface TableSpec {
     | 'groups'
     | 'tokens'
     | 'schedules'
-    | 'progress';
+    | 'progress'
+    | 'audit';
   /** Environment variable holding the table's name for the Lambdas and the runner. */
   envVar: string;
   partitionKey: { name: string; type: 'S' | 'N' };
@@ -112,6 +113,20 @@ export const TABLES: readonly TableSpec[] = [
     // (an IAM condition on dynamodb:LeadingKeys), so a host cannot touch another's executions.
     partitionKey: { name: 'id', type: 'S' },
     indexes: [],
+    ttlAttribute: 'expiresAt',
+  },
+  {
+    key: 'audit',
+    envVar: 'TABLE_AUDIT',
+    // One record per change request (core/audit.ts), keyed by a unique id; every read is a query
+    // of an index sorted by time: a day's partition, a user's, an object's (sparse: only records
+    // that name one). Records expire by TTL (AUDIT_RETENTION_DAYS, default 400).
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [
+      { name: 'byDay', partitionKey: { name: 'day', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
+      { name: 'byUser', partitionKey: { name: 'user', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
+      { name: 'byObject', partitionKey: { name: 'object', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
+    ],
     ttlAttribute: 'expiresAt',
   },
 ];

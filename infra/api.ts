@@ -1,13 +1,21 @@
 /**
  * The HTTP API: one route per entry of the API handler's route table, all to the one Api
- * Lambda, with access logs and throttling. The Lambda authenticates bearer tokens itself; the
- * runner's routes (`auth: 'iam'`) are authorized by API Gateway with IAM (SigV4), so only a
- * principal whose IAM policy allows `execute-api:Invoke` on that very path reaches them.
+ * Lambda, with access logs and throttling. Every bearer-token route has the Lambda REQUEST
+ * authorizer (functions/api/authorizer.ts) in front: a request without a good token never
+ * reaches the Api function, and one with a good token carries its principal there. Its answers
+ * are cached per Authorization header for {@link AUTHORIZER_CACHE_SECONDS}, so a revoked token
+ * stops working within that time. The runner's routes (`auth: 'iam'`) are authorized by API
+ * Gateway with IAM (SigV4), so only a principal whose IAM policy allows `execute-api:Invoke` on
+ * that very path reaches them.
  */
-import { CfnOutput, RemovalPolicy } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import {
+  HttpIamAuthorizer,
+  HttpLambdaAuthorizer,
+  HttpLambdaResponseType,
+} from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -17,12 +25,17 @@ import { Construct } from 'constructs';
 export interface ApiRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
-  /** `iam`: API Gateway's IAM authorization; otherwise none (the Lambda checks a bearer token). */
+  /** `iam`: API Gateway's IAM authorization; otherwise the bearer-token Lambda authorizer. */
   auth?: 'iam';
 }
 
+/** How long API Gateway reuses an authorizer's answer: the most a revocation may lag in AWS. */
+export const AUTHORIZER_CACHE_SECONDS = 60;
+
 export interface HttpFrontProps {
   handler: IFunction;
+  /** The bearer-token authorizer (functions/manifest.ts: `Authorizer`). */
+  authorizer: IFunction;
   routes: readonly ApiRoute[];
   /** Steady-state requests per second of the whole API. */
   rateLimit?: number;
@@ -69,6 +82,12 @@ export class HttpFront extends Construct {
     // One permission for the whole API instead of one per route: keeps the function policy small.
     const integration = new HttpLambdaIntegration('Api', props.handler, { scopePermissionToRoute: false });
     const iam = new HttpIamAuthorizer();
+    const bearer = new HttpLambdaAuthorizer('BearerToken', props.authorizer, {
+      authorizerName: 'bearer-token',
+      identitySource: ['$request.header.Authorization'],
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      resultsCacheTtl: Duration.seconds(AUTHORIZER_CACHE_SECONDS),
+    });
     const seen = new Set<string>();
     for (const route of props.routes) {
       const key = `${route.method} ${route.path}`;
@@ -78,7 +97,7 @@ export class HttpFront extends Construct {
         path: route.path,
         methods: [apigw.HttpMethod[route.method]],
         integration,
-        ...(route.auth === 'iam' ? { authorizer: iam } : {}),
+        authorizer: route.auth === 'iam' ? iam : bearer,
       });
     }
     new CfnOutput(scope, 'ApiUrl', { value: this.stage.url, description: 'Lifeboat API endpoint' });

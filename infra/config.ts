@@ -57,6 +57,8 @@ export interface LifeboatConfig {
    * profile and no runner role (only the runner policy), so no runner can get credentials.
    */
   runnerTrustAnchor?: TrustAnchorSource;
+  /** AUDIT_RETENTION_DAYS: days an audit record is kept before DynamoDB's TTL drops it. */
+  auditRetentionDays: number;
 }
 
 const DEFAULTS: LifeboatConfig = {
@@ -69,6 +71,7 @@ const DEFAULTS: LifeboatConfig = {
   hostQueuePrefix: 'lifeboat-host-',
   hostDeadLetterQueueName: HOST_DEAD_LETTER_QUEUE_NAME,
   runnerHostTag: 'x509Subject/CN',
+  auditRetentionDays: 400,
 };
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
@@ -97,6 +100,7 @@ export function readConfig(node: Node): LifeboatConfig {
     hostDeadLetterQueueName: str('hostDeadLetterQueueName'),
     runnerHostTag: str('runnerHostTag'),
     runnerTrustAnchor: readTrustAnchor(node),
+    auditRetentionDays: int('auditRetentionDays'),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
     throw new Error(

@@ -128,7 +128,14 @@ export class LifeboatStack extends Stack {
       commit: fn('CommitMaintenance'),
     });
 
-    this.http = new HttpFront(this, 'Http', { handler: fn('Api'), routes: props.routes });
+    this.http = new HttpFront(this, 'Http', {
+      handler: fn('Api'),
+      authorizer: fn('Authorizer'),
+      routes: props.routes,
+    });
+    // The authorizer reads who a token is, and nothing else.
+    this.tables.byKey.users.grantReadData(fn('Authorizer'));
+    this.tables.byKey.tokens.grantReadData(fn('Authorizer'));
     this.runnerAccess = new RunnerAccess(this, 'Runner', {
       hostQueuePrefix: config.hostQueuePrefix,
       hostTag: config.runnerHostTag,
@@ -156,13 +163,15 @@ export class LifeboatStack extends Stack {
       deadLetterQueues: { HostDeadLetters: this.hostDeadLetters.queue },
     });
 
-    this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'));
+    this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'), config.auditRetentionDays);
     this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore, arns.maintenance]);
     this.grantScheduledActions(fn('Dispatcher'), [names.backup, names.restore, names.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {
       for (const [key, table] of Object.entries(this.tables.byKey)) {
         // Only the API authenticates users; only runners write progress (the API reads it).
-        if (!['users', 'groups', 'tokens', 'progress'].includes(key)) table.grantReadWriteData(fn(stepId));
+        // Only the API writes the audit trail.
+        if (!['users', 'groups', 'tokens', 'progress', 'audit'].includes(key))
+          table.grantReadWriteData(fn(stepId));
       }
     }
     for (const stepId of SEALING_STEPS) {
@@ -181,6 +190,9 @@ export class LifeboatStack extends Stack {
     fn('Dispatcher').grantInvoke(fn('CommitMaintenance'));
 
     new CfnOutput(this, 'RunnerPolicyArn', { value: this.runnerAccess.policy.managedPolicyArn });
+    // Where `lifeboat admin bootstrap --users-table --tokens-table` writes the first admin.
+    new CfnOutput(this, 'UsersTableName', { value: this.tables.byKey.users.tableName });
+    new CfnOutput(this, 'TokensTableName', { value: this.tables.byKey.tokens.tableName });
     // The runners' TABLE_PROGRESS.
     new CfnOutput(this, 'ProgressTableName', { value: this.tables.byKey.progress.tableName });
     if (this.runnerAccess.role && this.runnerAccess.profile && this.runnerAccess.trustAnchor) {
@@ -211,12 +223,24 @@ export class LifeboatStack extends Stack {
     hostQueueArn: string,
     secretArnPattern: string,
     dispatcher: LifeboatFunctions[string],
+    auditRetentionDays: number,
   ): void {
     for (const [key, table] of Object.entries(this.tables.byKey)) {
       // Progress is the runners' to write: the API only reads it into the executions it shows.
       if (key === 'progress') table.grantReadData(api);
-      else table.grantReadWriteData(api);
+      else if (key !== 'audit') table.grantReadWriteData(api);
     }
+    // The audit trail is append-only for the API: it adds records and queries them, but can
+    // neither change nor delete one (only DynamoDB's TTL removes them).
+    const audit = this.tables.byKey.audit;
+    api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'AuditAppendAndQuery',
+        actions: ['dynamodb:PutItem', 'dynamodb:Query'],
+        resources: [audit.tableArn, `${audit.tableArn}/index/*`],
+      }),
+    );
+    api.addEnvironment('AUDIT_RETENTION_DAYS', String(auditRetentionDays));
     api.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'HostQueues',

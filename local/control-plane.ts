@@ -344,6 +344,8 @@ export async function startControlPlane(opts: {
       port: config.ports.api,
       routes: ROUTES,
       handler: (event) => invoke('Api', event),
+      // Every bearer-token request first goes through the authorizer, as in AWS (uncached here).
+      authorizer: (event) => invoke('Authorizer', event),
       health: () => ({ home: paths.home, pid: process.pid, waitingTasks: tokens.size }),
       log,
     });

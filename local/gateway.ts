@@ -1,12 +1,16 @@
 /**
  * The local HTTP API: each request becomes the API Gateway HTTP API v2 event the Api Lambda
  * gets in AWS (route matched against the same `ROUTES` list), and the handler's answer becomes
- * the HTTP response. Also serves `GET /health` for `lifeboat local up`.
+ * the HTTP response. Also serves `GET /health` for `lifeboat local up`. As API Gateway does in
+ * AWS, a bearer-token route first goes through the authorizer (the manifest's `Authorizer`,
+ * called on every request: no cache, so a revocation holds at once); a request it refuses is
+ * answered 401 here and never reaches the Api function.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
+import { type AuthorizerHandler, authorize } from './gateway-authorizer.ts';
 import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
 
 /** A route compiled to a matcher. */
@@ -143,10 +147,13 @@ export async function startGateway(opts: {
   port: number;
   routes: readonly RouteSpec[];
   handler: ApiHandler;
+  /** The authorizer of every route but the IAM ones (local mode: the manifest's `Authorizer`). */
+  authorizer: AuthorizerHandler;
   health?: () => Record<string, unknown>;
   log?: (entry: Record<string, unknown>) => void;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
+  const iamRoutes = new Set(opts.routes.filter((r) => r.auth === 'iam').map((r) => `${r.method} ${r.path}`));
   const server = createServer(async (req, res) => {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -168,7 +175,13 @@ export async function startGateway(opts: {
         sendJson(res, 404, { error: 'NotFound', message: `no route for ${method} ${path}` });
         return;
       }
-      const result = await opts.handler(toEvent(req, body, match));
+      const event = toEvent(req, body, match);
+      const refused = iamRoutes.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
+      if (refused) {
+        sendJson(res, 401, refused);
+        return;
+      }
+      const result = await opts.handler(event);
       writeResult(res, result);
     } catch (err) {
       opts.log?.({ level: 'error', msg: 'gateway: handler failed', method, path, error: String(err) });

@@ -52,8 +52,7 @@ const HOST_TOKEN = /^lb[he]_/;
 
 /**
  * The user of a tokens-table record at `now`: 401 when it has expired or was revoked, or when
- * its user is gone (or was deleted and made again: another uid). Notes its use, at most once a
- * minute.
+ * its user is gone (or was deleted and made again: another uid). Reads only.
  */
 async function userOfToken(token: ApiToken, now: number): Promise<User> {
   const state = tokenState(token, now);
@@ -61,24 +60,42 @@ async function userOfToken(token: ApiToken, now: number): Promise<User> {
     throw new Unauthorized(`token ${token.id} ${state === 'expired' ? 'has expired' : 'was revoked'}`);
   const user = await users.find(token.user);
   if (!user || user.role === 'host' || user.uid !== token.uid) throw new Unauthorized('invalid token');
-  await touchToken(token, now);
   return user;
 }
 
-/** The user owning the request's token; 401 when absent, unknown, expired, revoked or an expired enrollment. */
-export async function authenticate(
+/** Who a bearer token is: the user, and the tokens-table record when it is one. */
+export interface Identity {
+  user: User;
+  token?: ApiToken;
+}
+
+/**
+ * The principal owning the request's token, reading the tokens and users tables only (the
+ * authorizer's whole job): 401 when absent, unknown, expired, revoked or an expired enrollment.
+ */
+export async function identify(
   headers: Record<string, string | undefined> | undefined,
   now = Date.now(),
-): Promise<User> {
+): Promise<Identity> {
   const token = bearerToken(headers);
   const hash = hashToken(token);
   const record = HOST_TOKEN.test(token) ? undefined : await tokens.find(hash);
-  if (record) return userOfToken(record, now);
+  if (record) return { user: await userOfToken(record, now), token: record };
   const user = await userByTokenHash(hash);
   if (!user) throw new Unauthorized('invalid token');
   if (isEnrollment(user) && enrollmentExpired(user)) {
     throw new Unauthorized(`enrollment token expired: enroll host "${user.hostName}" again`);
   }
+  return { user };
+}
+
+/** {@link identify}, then notes the token's use (at most once a minute): the API without authorizer. */
+export async function authenticate(
+  headers: Record<string, string | undefined> | undefined,
+  now = Date.now(),
+): Promise<User> {
+  const { user, token } = await identify(headers, now);
+  if (token) await touchToken(token, now);
   return user;
 }
 

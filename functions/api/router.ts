@@ -6,6 +6,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { NotFound } from '#core/errors.ts';
 import type { RouteHandler } from './http.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
 import { downloadRoutes } from './routes/downloads.ts';
@@ -38,6 +39,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...userRoutes,
   ...groupRoutes,
   ...tokenRoutes,
+  ...auditRoutes,
 };
 
 /** A matched route. */

@@ -71,6 +71,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/tokens' },
   { method: 'POST', path: '/tokens' },
   { method: 'DELETE', path: '/tokens/{tokenId}' },
+  { method: 'GET', path: '/audit' },
   // A runner in AWS, signed with its IAM Roles Anywhere session: its host, its inventory, its
   // key. The runner's IAM policy allows only the paths whose {id} is its certificate's CN.
   { method: 'GET', path: '/runner/hosts/{id}', auth: 'iam' },

@@ -76,7 +76,10 @@ export const LAST_USED_EVERY_MS = 60_000;
  * revocation; a lost race with another request's update is fine, and a failed write never fails
  * the request.
  */
-export async function touchToken(token: ApiToken, now: number): Promise<void> {
+export async function touchToken(
+  token: Pick<ApiToken, 'hash' | 'id' | 'lastUsed'>,
+  now: number,
+): Promise<void> {
   if (token.lastUsed !== undefined && now - Date.parse(token.lastUsed) < LAST_USED_EVERY_MS) return;
   try {
     await dynamo().send(

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as authorizer } from '#functions/api/authorizer.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
 import { startGateway } from '#local/gateway.ts';
@@ -30,6 +31,7 @@ beforeAll(async () => {
   gateway = await startGateway({
     port: 0,
     routes: ROUTES,
+    authorizer,
     handler: (event: APIGatewayProxyEventV2) => handler(event, context),
   });
 });

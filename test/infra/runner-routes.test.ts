@@ -34,14 +34,14 @@ describe('runner routes', () => {
     ).toEqual(RUNNER_ROUTES);
   });
 
-  it('have AuthorizationType AWS_IAM, and every other route does not', () => {
+  it('have AuthorizationType AWS_IAM, and every other route the bearer-token authorizer (CUSTOM)', () => {
     const routes = routeResources();
     expect(routes).toHaveLength(ROUTES.length);
     for (const route of routes) {
       const key = String(route.RouteKey);
       if (RUNNER_ROUTES.includes(key))
         expect({ key, auth: route.AuthorizationType }).toEqual({ key, auth: 'AWS_IAM' });
-      else expect({ key, auth: route.AuthorizationType ?? 'NONE' }).toEqual({ key, auth: 'NONE' });
+      else expect({ key, auth: route.AuthorizationType ?? 'NONE' }).toEqual({ key, auth: 'CUSTOM' });
     }
   });
 

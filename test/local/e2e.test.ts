@@ -85,6 +85,18 @@ describe('local mode, end to end', () => {
     });
   });
 
+  it('runs the Authorizer function before the Api one: a bad token gets its 401; changes land in the audit trail', async () => {
+    const bad = await apiCall({ endpoint, token: 'lb_not-a-token' }, 'GET', '/hosts', undefined, true);
+    expect(bad).toMatchObject({ status: 401, body: { error: 'Unauthorized', message: 'invalid token' } });
+    const group = await api('POST', '/groups', { name: 'e2e' });
+    expect(group.status).toBe(201);
+    const trail = await api('GET', '/audit?object=group/e2e');
+    expect(trail.status).toBe(200);
+    expect(trail.body.items).toEqual([
+      expect.objectContaining({ user: 'admin', route: 'POST /groups', object: 'group/e2e', status: 201 }),
+    ]);
+  });
+
   it('sets up a datastore, a host and a VM through the API', async () => {
     const ds = await api('POST', '/datastores', {
       name: 'ds-local',

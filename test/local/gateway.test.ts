@@ -10,6 +10,8 @@ const ROUTES = [
   { method: 'GET', path: '/images' },
 ] as const;
 
+/** The identity source API Gateway (and the local gateway) requires before any authorizer runs. */
+const AUTH = { authorization: 'Bearer abc' };
 let endpoint: string;
 let stop: () => Promise<void>;
 const events: APIGatewayProxyEventV2[] = [];
@@ -27,6 +29,8 @@ beforeAll(async () => {
         body: JSON.stringify({ ok: true }),
       };
     },
+    // Every request allowed: the authorizer step has its own tests (gateway-authorizer.test.ts).
+    authorizer: async () => ({ isAuthorized: true, context: {} }),
     health: () => ({ home: '/tmp/x' }),
   });
   endpoint = gw.endpoint;
@@ -62,7 +66,7 @@ describe('local gateway', () => {
   });
 
   it('answers a result without statusCode as 200 JSON, with no body in the event for a GET', async () => {
-    const res = await fetch(`${endpoint}/images`);
+    const res = await fetch(`${endpoint}/images`, { headers: AUTH });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ items: [] });
     expect(events.at(-1)?.body).toBeUndefined();
@@ -75,7 +79,7 @@ describe('local gateway', () => {
       ['%E0%A4%A', '%E0%A4%A'],
       ['..%2F1', '../1'],
     ] as const) {
-      const res = await fetch(`${endpoint}/vms/${segment}`);
+      const res = await fetch(`${endpoint}/vms/${segment}`, { headers: AUTH });
       expect(res.status).toBe(202);
       expect(events.at(-1)?.pathParameters).toEqual({ id });
     }
@@ -112,7 +116,7 @@ describe('local gateway', () => {
     // Exactly the limit is taken; the server still answers after refusing.
     const atLimit = await fetch(`${endpoint}/vms/7/backup`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...AUTH },
       body: Buffer.alloc(GATEWAY_BODY_LIMIT, 0x20),
     });
     expect(atLimit.status).toBe(202);

@@ -89,6 +89,8 @@ export function changes(before: StateSnapshot, after: StateSnapshot): string[] {
   const out: string[] = [];
   const short = (text: string) => (text.length > 240 ? `${text.slice(0, 240)}…` : text);
   for (const [table, items] of Object.entries(after.tables)) {
+    // The audit trail records refused changes on purpose: it is the one table a refusal writes.
+    if (table === 'audit') continue;
     const old = new Set(before.tables[table] ?? []);
     const now = new Set(items);
     for (const item of items) if (!old.has(item)) out.push(`${table} + ${short(item)}`);

@@ -1,0 +1,85 @@
+/**
+ * The HTTP API's Lambda REQUEST authorizer (functions/manifest.ts: `Authorizer`), in front of
+ * every bearer-token route: it identifies the token (functions/api/auth.ts `identify`: one read
+ * of the tokens table, one of the users table, nothing written) and answers API Gateway's
+ * simple response. A request it refuses never reaches the Api function; one it allows carries
+ * the principal in `requestContext.authorizer.lambda`, which the Api function trusts instead of
+ * reading the token again ({@link authorizedIdentity}). API Gateway caches an answer per
+ * Authorization header for at most 60 s (infra/api.ts); the local gateway calls it on every
+ * request, uncached.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { Unauthorized } from '#core/errors.ts';
+import { User } from '#core/model.ts';
+import { log } from '../log.ts';
+import { type Identity, identify } from './auth.ts';
+
+/** The context an allowed request carries: the principal, as JSON (context values are flat). */
+export interface AuthorizerContext {
+  principal: string;
+}
+
+/** API Gateway's simple response of a REQUEST authorizer. */
+export interface AuthorizerResult {
+  isAuthorized: boolean;
+  context?: AuthorizerContext | { reason: string };
+}
+
+/**
+ * The principal as the authorizer hands it on: the user (never a token hash of the users
+ * table) and, for a tokens-table token, what noting its last use needs (its hash is the
+ * table's key, not the token).
+ */
+const Principal = z.object({
+  user: User.omit({ tokenHash: true }),
+  token: z
+    .object({ hash: z.string().length(64), id: z.string().min(1), lastUsed: z.string().optional() })
+    .optional(),
+});
+
+/** The context of an identified principal. */
+export function principalContext(identity: Identity): AuthorizerContext {
+  const { tokenHash: _hash, ...user } = identity.user;
+  const token = identity.token && {
+    hash: identity.token.hash,
+    id: identity.token.id,
+    ...(identity.token.lastUsed ? { lastUsed: identity.token.lastUsed } : {}),
+  };
+  return { principal: JSON.stringify(Principal.parse({ user, ...(token ? { token } : {}) })) };
+}
+
+/** The authorizer: allowed with the principal, or refused (API Gateway then answers itself). */
+export async function handler(event: APIGatewayRequestAuthorizerEventV2): Promise<AuthorizerResult> {
+  try {
+    return { isAuthorized: true, context: principalContext(await identify(event.headers)) };
+  } catch (err) {
+    // Only "this token is no good" is a refusal; a DynamoDB failure stays an error (API Gateway
+    // answers 500 and caches nothing), never a cached denial of a good token.
+    if (!(err instanceof Unauthorized)) throw err;
+    log('info', 'authorizer: refused', { route: event.routeKey, reason: err.message });
+    return { isAuthorized: false, context: { reason: err.message } };
+  }
+}
+
+/**
+ * The principal the authorizer put in an event the Api function got, or undefined when no
+ * authorizer ran (a direct call; the handler then authenticates the token itself). Only API
+ * Gateway (and the local gateway, after calling this authorizer) writes `requestContext`.
+ */
+export function authorizedIdentity(
+  event: Pick<APIGatewayProxyEventV2, 'requestContext'>,
+): { user: User; token?: { hash: string; id: string; lastUsed?: string | undefined } } | undefined {
+  const authorizer = (
+    event.requestContext as { authorizer?: { lambda?: { principal?: unknown } } } | undefined
+  )?.authorizer;
+  const raw = authorizer?.lambda?.principal;
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = Principal.parse(typeof raw === 'string' ? JSON.parse(raw) : raw);
+    return { user: User.parse(parsed.user), ...(parsed.token ? { token: parsed.token } : {}) };
+  } catch {
+    // Written by our own authorizer: unreadable means a mismatch of versions, not a caller.
+    throw new Unauthorized('the authorizer context is not readable: try again');
+  }
+}

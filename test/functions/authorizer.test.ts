@@ -1,0 +1,148 @@
+/**
+ * The API's Lambda authorizer on DynamoDB Local: it allows a good token with its principal in
+ * the context (never a token, nor the users table's hash), refuses a missing, unknown, expired
+ * or revoked one, writes nothing, and lets a DynamoDB failure be an error rather than a denial.
+ * The Api function then trusts that context: the principal it names, with no token lookup.
+ */
+import type {
+  APIGatewayProxyStructuredResultV2,
+  APIGatewayRequestAuthorizerEventV2,
+  Context,
+} from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { hashToken } from '#functions/api/auth.ts';
+import { type AuthorizerResult, handler as authorizer } from '#functions/api/authorizer.ts';
+import { handler as api } from '#functions/api/handler.ts';
+import { resetClients } from '#functions/aws.ts';
+import { tokens } from '#functions/repo/tokens.ts';
+import { users } from '#functions/repo/users.ts';
+import { TABLES } from '#functions/tables.ts';
+import { ensureTables, localDynamoClient, localTableName } from '#local/dynamodb.ts';
+import { apiEvent, call, seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
+
+const ROOT = 'root-token-authorizer-0123456789';
+let db: DynamoDbLocal;
+let ddb: ReturnType<typeof localDynamoClient>;
+
+beforeAll(async () => {
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  db = await startDynamoDbLocal();
+  ddb = localDynamoClient(db.endpoint, useLocalCredentials(), process.env.AWS_REGION);
+  await ensureTables(ddb);
+  for (const spec of TABLES) process.env[spec.envVar] = localTableName(spec);
+  resetClients();
+  await seedUser('root', ROOT, 'admin', 'admin');
+}, 120_000);
+afterAll(async () => {
+  ddb?.destroy();
+  await db?.stop();
+});
+
+/** The authorizer's answer for `authorization` (a header value, or none). */
+function authorize(authorization?: string): Promise<AuthorizerResult> {
+  return authorizer({
+    version: '2.0',
+    type: 'REQUEST',
+    routeArn: 'arn:aws:execute-api:us-east-1:123456789012:abc/$default/GET/users/alice',
+    identitySource: authorization ? [authorization] : [],
+    routeKey: 'GET /users/{name}',
+    rawPath: '/users/alice',
+    rawQueryString: '',
+    headers: authorization ? { authorization } : {},
+    requestContext: {},
+  } as unknown as APIGatewayRequestAuthorizerEventV2);
+}
+
+async function newUser(name: string): Promise<{ token: string; tokenId: string }> {
+  const res = await call('POST', '/users', { token: ROOT, body: { name } });
+  expect(res.status, res.raw).toBe(201);
+  return { token: res.body.token, tokenId: res.body.tokenId };
+}
+
+describe('authorizer', () => {
+  it('allows a good token with its principal in the context: no token, no hash of the users table', async () => {
+    const alice = await newUser('alice');
+    const answer = await authorize(`Bearer ${alice.token}`);
+    expect(answer.isAuthorized).toBe(true);
+    const principal = JSON.parse((answer.context as { principal: string }).principal);
+    expect(principal.user).toMatchObject({ name: 'alice', group: 'users', role: 'user' });
+    expect(principal.token).toEqual({ hash: hashToken(alice.token), id: alice.tokenId });
+    expect(JSON.stringify(answer)).not.toContain(alice.token);
+    // An older principal whose hash lives on its user record: the hash stays out of the context.
+    const root = await authorize(`Bearer ${ROOT}`);
+    expect(JSON.parse((root.context as { principal: string }).principal)).toEqual({
+      user: expect.objectContaining({ name: 'root', role: 'admin' }),
+    });
+    expect(JSON.stringify(root)).not.toContain(hashToken(ROOT));
+  });
+
+  it('refuses a missing, malformed, unknown, expired or revoked token, with the reason', async () => {
+    const bob = await newUser('bob');
+    const short = await call('POST', '/tokens', { token: bob.token, body: { name: 's', expires: '1s' } });
+    const revoked = await call('POST', '/tokens', { token: bob.token, body: { name: 'r' } });
+    expect((await call('DELETE', `/tokens/${revoked.body.id}`, { token: bob.token })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(short.body.expiresAt) - Date.now() + 50));
+    for (const [header, reason] of [
+      [undefined, /missing bearer token/],
+      ['Basic abc', /missing bearer token/],
+      ['Bearer lb_unknown', /invalid token/],
+      [`Bearer ${short.body.token}`, new RegExp(`token ${short.body.id} has expired`)],
+      [`Bearer ${revoked.body.token}`, new RegExp(`token ${revoked.body.id} was revoked`)],
+    ] as const) {
+      const answer = await authorize(header);
+      expect(answer.isAuthorized, header).toBe(false);
+      expect((answer.context as { reason: string }).reason, header).toMatch(reason);
+    }
+  });
+
+  it('writes nothing: the last use of a token is not noted by the authorizer', async () => {
+    const carol = await newUser('carol');
+    const before = await tokens.find(hashToken(carol.token));
+    expect((await authorize(`Bearer ${carol.token}`)).isAuthorized).toBe(true);
+    expect(await tokens.find(hashToken(carol.token))).toEqual(before);
+    expect(before?.lastUsed).toBeUndefined();
+  });
+
+  it('a DynamoDB failure is an error (API Gateway answers 500, caches nothing), not a denial', async () => {
+    const dave = await newUser('dave');
+    const table = process.env.TABLE_TOKENS;
+    process.env.TABLE_TOKENS = 'lifeboat-no-such-table';
+    try {
+      await expect(authorize(`Bearer ${dave.token}`)).rejects.toThrow(/non-existent table|not found/i);
+    } finally {
+      process.env.TABLE_TOKENS = table;
+    }
+  });
+});
+
+describe('the Api function behind the authorizer', () => {
+  const context = { awsRequestId: 'test', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+
+  it('acts as the principal of the authorizer context without reading the token, and notes its use', async () => {
+    const erin = await newUser('erin');
+    const answer = await authorize(`Bearer ${erin.token}`);
+    // No Authorization header at all: only the context says who calls.
+    const event = apiEvent('GET', '/users/erin');
+    (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
+    const find = vi.spyOn(tokens, 'find');
+    const res = (await api(event, context)) as APIGatewayProxyStructuredResultV2;
+    expect(res.statusCode, String(res.body)).toBe(200);
+    expect(JSON.parse(String(res.body))).toMatchObject({ name: 'erin' });
+    expect(find).not.toHaveBeenCalled();
+    find.mockRestore();
+    expect((await tokens.find(hashToken(erin.token)))?.lastUsed).toEqual(expect.any(String));
+    // Its rights are the principal's: erin is no admin.
+    const list = apiEvent('GET', '/users');
+    (list.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
+    expect(((await api(list, context)) as APIGatewayProxyStructuredResultV2).statusCode).toBe(403);
+  });
+
+  it('refuses an unreadable context with 401 rather than guessing', async () => {
+    const event = apiEvent('GET', '/users/root', { token: ROOT });
+    (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: { principal: '{"user":{}}' } };
+    const res = (await api(event, context)) as APIGatewayProxyStructuredResultV2;
+    expect(res.statusCode).toBe(401);
+    expect(await users.find('root')).toBeDefined();
+  });
+});

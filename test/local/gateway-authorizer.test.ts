@@ -1,0 +1,100 @@
+/**
+ * The local gateway runs the authorizer (functions/api/authorizer.ts; local mode hands it the
+ * manifest's `Authorizer` through its invoke path, test/local/e2e.test.ts) on every request,
+ * uncached, before the Api function, as API Gateway does in AWS: a refused request is answered
+ * 401 and the Api function never runs; a revocation holds from the very next request; the
+ * runner's IAM routes skip it.
+ */
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as authorizer } from '#functions/api/authorizer.ts';
+import { handler } from '#functions/api/handler.ts';
+import { ROUTES } from '#functions/api/routes.ts';
+import { startGateway } from '#local/gateway.ts';
+import { seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+
+const ADMIN = 'lb_admin-gateway-authorizer-0123456789';
+let db: DynamoDbLocal;
+let gateway: { endpoint: string; stop(): Promise<void> };
+const invoked: APIGatewayProxyEventV2[] = [];
+
+beforeAll(async () => {
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  db = await startDynamoDbLocal();
+  await seedUser('admin', ADMIN, 'admin', 'admin');
+  const context = { awsRequestId: 'local', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+  gateway = await startGateway({
+    port: 0,
+    routes: ROUTES,
+    authorizer,
+    handler: (event) => {
+      invoked.push(event);
+      return handler(event, context);
+    },
+  });
+}, 120_000);
+afterAll(async () => {
+  await gateway?.stop();
+  await db?.stop();
+});
+
+async function send(method: string, path: string, token?: string, body?: unknown) {
+  const res = await fetch(`${gateway.endpoint}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+describe('local gateway authorizer', () => {
+  it('hands the authorized principal to the Api function', async () => {
+    const res = await send('GET', '/users/admin', ADMIN);
+    expect(res.status).toBe(200);
+    const context = invoked.at(-1)?.requestContext as
+      | { authorizer?: { lambda?: { principal?: string } } }
+      | undefined;
+    const principal = JSON.parse(context?.authorizer?.lambda?.principal ?? '{}');
+    expect(principal.user).toMatchObject({ name: 'admin', role: 'admin' });
+  });
+
+  it('a revoked token is refused with 401 on the next request, and the Api function is not invoked', async () => {
+    const made = await send('POST', '/users', ADMIN, { name: 'alice' });
+    expect(made.status).toBe(201);
+    const alice = made.body.token as string;
+    expect((await send('GET', '/users/alice', alice)).status).toBe(200);
+    expect((await send('DELETE', `/tokens/${made.body.tokenId}`, ADMIN)).status).toBe(200);
+    const before = invoked.length;
+    const refused = await send('GET', '/users/alice', alice);
+    expect(refused).toEqual({
+      status: 401,
+      body: { error: 'Unauthorized', message: `token ${made.body.tokenId} was revoked` },
+    });
+    const change = await send('DELETE', '/users/admin', alice);
+    expect(change.status).toBe(401);
+    expect(invoked.length).toBe(before);
+  });
+
+  it('refuses a missing or unknown token with 401 without invoking the Api function', async () => {
+    const before = invoked.length;
+    expect(await send('GET', '/vms')).toEqual({
+      status: 401,
+      body: { error: 'Unauthorized', message: 'missing bearer token (Authorization: Bearer <token>)' },
+    });
+    expect((await send('POST', '/users', 'lb_nobody', { name: 'x' })).status).toBe(401);
+    expect(invoked.length).toBe(before);
+  });
+
+  it("skips the runner's IAM routes: the Api function answers them (401 without IAM context locally)", async () => {
+    const before = invoked.length;
+    const res = await send('GET', '/runner/hosts/3', ADMIN);
+    expect(res.status).toBe(401);
+    expect(res.body.message).toMatch(/SigV4/);
+    expect(invoked.length).toBe(before + 1);
+  });
+});
