@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { Unauthorized } from '#core/errors.ts';
 import { User } from '#core/model.ts';
 import { log } from '../log.ts';
+import { isEnrollment } from '../repo/users.ts';
 import { type Identity, identify } from './auth.ts';
 
 /** The context an allowed request carries: the principal, as JSON (context values are flat). */
@@ -33,6 +34,11 @@ export interface AuthorizerResult {
  */
 const Principal = z.object({
   user: User.omit({ tokenHash: true }),
+  /**
+   * An enrollment's token hash: registration consumes the enrollment only while its record still
+   * holds the hash of the token presented (the index the authorizer read may lag behind).
+   */
+  enrollmentHash: z.string().length(64).optional(),
   token: z
     .object({ hash: z.string().length(64), id: z.string().min(1), lastUsed: z.string().optional() })
     .optional(),
@@ -46,7 +52,12 @@ export function principalContext(identity: Identity): AuthorizerContext {
     id: identity.token.id,
     ...(identity.token.lastUsed ? { lastUsed: identity.token.lastUsed } : {}),
   };
-  return { principal: JSON.stringify(Principal.parse({ user, ...(token ? { token } : {}) })) };
+  const enrollmentHash = isEnrollment(identity.user) ? identity.user.tokenHash : undefined;
+  return {
+    principal: JSON.stringify(
+      Principal.parse({ user, ...(token ? { token } : {}), ...(enrollmentHash ? { enrollmentHash } : {}) }),
+    ),
+  };
 }
 
 /** The authorizer: allowed with the principal, or refused (API Gateway then answers itself). */
@@ -77,7 +88,11 @@ export function authorizedIdentity(
   if (raw === undefined) return undefined;
   try {
     const parsed = Principal.parse(typeof raw === 'string' ? JSON.parse(raw) : raw);
-    return { user: User.parse(parsed.user), ...(parsed.token ? { token: parsed.token } : {}) };
+    const user = User.parse({
+      ...parsed.user,
+      ...(parsed.enrollmentHash ? { tokenHash: parsed.enrollmentHash } : {}),
+    });
+    return { user, ...(parsed.token ? { token: parsed.token } : {}) };
   } catch {
     // Written by our own authorizer: unreadable means a mismatch of versions, not a caller.
     throw new Unauthorized('the authorizer context is not readable: try again');

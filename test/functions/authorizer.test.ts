@@ -11,7 +11,11 @@ import type {
 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashToken } from '#functions/api/auth.ts';
-import { type AuthorizerResult, handler as authorizer } from '#functions/api/authorizer.ts';
+import {
+  type AuthorizerResult,
+  authorizedIdentity,
+  handler as authorizer,
+} from '#functions/api/authorizer.ts';
 import { handler as api } from '#functions/api/handler.ts';
 import { resetClients } from '#functions/aws.ts';
 import { tokens } from '#functions/repo/tokens.ts';
@@ -136,6 +140,26 @@ describe('the Api function behind the authorizer', () => {
     const list = apiEvent('GET', '/users');
     (list.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
     expect(((await api(list, context)) as APIGatewayProxyStructuredResultV2).statusCode).toBe(403);
+  });
+
+  it("hands an enrollment on with its token's hash, which registration checks against the record", async () => {
+    // (test/local/sessions.test.ts registers hosts through the local gateway and this authorizer.)
+    const enrolled = await call('POST', '/hosts/enroll', { token: ROOT, body: { name: 'kvm-authz' } });
+    expect(enrolled.status, enrolled.raw).toBe(201);
+    const answer = await authorize(`Bearer ${enrolled.body.token}`);
+    expect(answer.isAuthorized).toBe(true);
+    const event = apiEvent('POST', '/hosts/register');
+    (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
+    const identity = authorizedIdentity(event);
+    expect(identity?.user).toMatchObject({
+      name: 'enroll:kvm-authz',
+      tokenHash: hashToken(enrolled.body.token),
+    });
+    // A user's principal carries no hash.
+    const erin = authorizedIdentity({
+      requestContext: { authorizer: { lambda: (await authorize(`Bearer ${ROOT}`)).context } },
+    } as never);
+    expect(erin?.user.tokenHash).toBeUndefined();
   });
 
   it('refuses an unreadable context with 401 rather than guessing', async () => {

@@ -45,7 +45,7 @@ async function register(name: string, status = 201) {
       publicKey: TEST_HOST_KEY.publicKey,
     },
   );
-  expect(answer.status).toBe(status);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
   secrets.push(enrolled.body.token, answer.body.credential);
   return {
     id: answer.body.host.id as number,
