@@ -8,13 +8,12 @@
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '#functions/api/auth.ts';
-import { dynamo, resetClients } from '#functions/aws.ts';
+import { dynamo } from '#functions/aws.ts';
 import { groups } from '#functions/repo/groups.ts';
 import { tokens, touchToken } from '#functions/repo/tokens.ts';
 import { users } from '#functions/repo/users.ts';
-import { TABLES } from '#functions/tables.ts';
 import { ensureAdmin } from '#local/admin.ts';
-import { ensureTables, localDynamoClient, localTableName } from '#local/dynamodb.ts';
+import { localDynamoClient, localTableName } from '#local/dynamodb.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
 
@@ -25,12 +24,9 @@ let ddb: ReturnType<typeof localDynamoClient>;
 
 beforeAll(async () => {
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  db = await startDynamoDbLocal();
   // Local mode's own table names, so ensureAdmin (which writes them) is tested on the same data.
+  db = await startDynamoDbLocal({ localNames: true });
   ddb = localDynamoClient(db.endpoint, useLocalCredentials(), process.env.AWS_REGION);
-  await ensureTables(ddb);
-  for (const spec of TABLES) process.env[spec.envVar] = localTableName(spec);
-  resetClients();
   // An admin from before the tokens table: its hash on the user record.
   await seedUser('root', ADMIN, 'admin', 'admin');
 });

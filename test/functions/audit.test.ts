@@ -5,17 +5,13 @@
  * filter and paginate, and a failed write never fails the change it records.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resetClients } from '#functions/aws.ts';
 import { queryAudit } from '#functions/repo/audit.ts';
-import { TABLES } from '#functions/tables.ts';
-import { ensureTables, localDynamoClient, localTableName } from '#local/dynamodb.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 
 const ROOT = 'root-token-0123456789abcdef';
 const root = { token: ROOT };
 let db: DynamoDbLocal;
-let ddb: ReturnType<typeof localDynamoClient>;
 
 interface Entry {
   user: string;
@@ -50,10 +46,6 @@ let aliceTokenId = '';
 beforeAll(async () => {
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
   db = await startDynamoDbLocal();
-  ddb = localDynamoClient(db.endpoint, useLocalCredentials(), process.env.AWS_REGION);
-  await ensureTables(ddb);
-  for (const spec of TABLES) process.env[spec.envVar] = localTableName(spec);
-  resetClients();
   await seedUser('root', ROOT, 'admin', 'admin');
   alice = (await call('POST', '/users', { ...root, body: { name: 'alice' } })).body.token;
   bob = (await call('POST', '/users', { ...root, body: { name: 'bob' } })).body.token;
@@ -68,7 +60,6 @@ beforeAll(async () => {
   expect((await call('GET', '/tokens', { token: bob })).status).toBe(200);
 }, 120_000);
 afterAll(async () => {
-  ddb?.destroy();
   await db?.stop();
 });
 

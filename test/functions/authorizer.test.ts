@@ -17,29 +17,20 @@ import {
   handler as authorizer,
 } from '#functions/api/authorizer.ts';
 import { handler as api } from '#functions/api/handler.ts';
-import { resetClients } from '#functions/aws.ts';
 import { tokens } from '#functions/repo/tokens.ts';
 import { users } from '#functions/repo/users.ts';
-import { TABLES } from '#functions/tables.ts';
-import { ensureTables, localDynamoClient, localTableName } from '#local/dynamodb.ts';
 import { apiEvent, call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 
 const ROOT = 'root-token-authorizer-0123456789';
 let db: DynamoDbLocal;
-let ddb: ReturnType<typeof localDynamoClient>;
 
 beforeAll(async () => {
   process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
   db = await startDynamoDbLocal();
-  ddb = localDynamoClient(db.endpoint, useLocalCredentials(), process.env.AWS_REGION);
-  await ensureTables(ddb);
-  for (const spec of TABLES) process.env[spec.envVar] = localTableName(spec);
-  resetClients();
   await seedUser('root', ROOT, 'admin', 'admin');
 }, 120_000);
 afterAll(async () => {
-  ddb?.destroy();
   await db?.stop();
 });
 

@@ -12,7 +12,7 @@ import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import { resetClients } from '#functions/aws.ts';
 import { TABLES } from '#functions/tables.ts';
 import { type LocalCredentials, newLocalCredentials } from '#local/credentials.ts';
-import { createTableInput, localDynamoClient, startDynamoDb } from '#local/dynamodb.ts';
+import { createTableInput, localDynamoClient, localTableName, startDynamoDb } from '#local/dynamodb.ts';
 import { freePort } from '#local/ports.ts';
 
 /** A running DynamoDB Local. */
@@ -57,9 +57,11 @@ let generation = 0;
 
 /**
  * Start DynamoDB Local with fresh tables and point `process.env` at it. Call `stop()` in
- * afterAll. Each call uses new table names, so suites never see each other's data.
+ * afterAll. Each call uses new table names, so suites never see each other's data, unless
+ * `localNames` asks for local mode's own (`lifeboat-<key>`: for code that writes them, such as
+ * local/admin.ts) in this fresh database.
  */
-export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
+export async function startDynamoDbLocal(opts: { localNames?: boolean } = {}): Promise<DynamoDbLocal> {
   const key = useLocalCredentials();
   const sockets = await socketFolder();
   const db = await startDynamoDb({
@@ -80,7 +82,11 @@ export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
   try {
     generation++;
     const tables: Record<string, string> = {};
-    for (const spec of TABLES) tables[spec.key] = `test-${process.pid}-${generation}-${spec.key}`;
+    for (const spec of TABLES) {
+      tables[spec.key] = opts.localNames
+        ? localTableName(spec)
+        : `test-${process.pid}-${generation}-${spec.key}`;
+    }
     await createTables(client, tables);
     process.env.AWS_ENDPOINT_URL_DYNAMODB = db.endpoint;
     for (const spec of TABLES) process.env[spec.envVar] = tables[spec.key];
