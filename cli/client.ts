@@ -90,6 +90,11 @@ function withoutPassword(endpoint: string): string {
 }
 
 const ErrorBody = z.object({ error: z.string(), message: z.string() });
+/** Error names of the statuses API Gateway answers itself. */
+const GATEWAY_ERRORS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Throttled' };
+
+/** What API Gateway answers itself (no token: 401; throttled: 429; ...): a message only. */
+const GatewayBody = z.object({ message: z.string() }).strict();
 
 /** How long one request may take before the CLI gives up. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -144,9 +149,16 @@ export class ApiClient {
     const data = text ? safeJson(text) : undefined;
     if (!response.ok) {
       const parsed = ErrorBody.safeParse(data);
-      throw parsed.success
-        ? new ApiError(response.status, parsed.data.error, parsed.data.message)
-        : new ApiError(response.status, 'HttpError', `${method} ${path} failed: HTTP ${response.status}`);
+      if (parsed.success) throw new ApiError(response.status, parsed.data.error, parsed.data.message);
+      const gateway = GatewayBody.safeParse(data);
+      const name = GATEWAY_ERRORS[response.status] ?? 'HttpError';
+      throw new ApiError(
+        response.status,
+        name,
+        gateway.success
+          ? `${method} ${path}: the API gateway answered ${response.status} ${gateway.data.message}`
+          : `${method} ${path} failed: HTTP ${response.status}`,
+      );
     }
     if (text && data === undefined) {
       throw new ApiError(response.status, 'BadResponse', `${method} ${path}: the API answered non-JSON`);

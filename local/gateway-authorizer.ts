@@ -30,24 +30,26 @@ function authorizerEvent(
   } as APIGatewayRequestAuthorizerEventV2;
 }
 
+/** What API Gateway answers itself, in its own body (no `error` field). */
+export interface GatewayAnswer {
+  status: number;
+  body: { message: string };
+}
+
 /**
  * Runs the authorizer for `event`: undefined when it allowed the request (its context then in
- * `requestContext.authorizer.lambda`, as API Gateway puts it), else the 401 answer. Like API
- * Gateway, a request without the identity source is refused without calling it.
+ * `requestContext.authorizer.lambda`, as API Gateway puts it), else API Gateway's own answer:
+ * 401 `{"message":"Unauthorized"}` without calling the authorizer when the identity source (the
+ * Authorization header) is missing, 403 `{"message":"Forbidden"}` when it refuses.
  */
 export async function authorize(
   authorizer: AuthorizerHandler,
   event: APIGatewayProxyEventV2,
-): Promise<{ error: string; message: string } | undefined> {
+): Promise<GatewayAnswer | undefined> {
   const authorization = event.headers.authorization;
-  if (!authorization) {
-    return { error: 'Unauthorized', message: 'missing bearer token (Authorization: Bearer <token>)' };
-  }
+  if (!authorization) return { status: 401, body: { message: 'Unauthorized' } };
   const answer = SimpleResponse.parse(await authorizer(authorizerEvent(event, authorization)));
-  if (!answer.isAuthorized) {
-    const reason = answer.context?.reason;
-    return { error: 'Unauthorized', message: typeof reason === 'string' ? reason : 'unauthorized' };
-  }
+  if (!answer.isAuthorized) return { status: 403, body: { message: 'Forbidden' } };
   (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context ?? {} };
   return undefined;
 }

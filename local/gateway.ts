@@ -178,7 +178,7 @@ export async function startGateway(opts: {
       const event = toEvent(req, body, match);
       const refused = iamRoutes.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
       if (refused) {
-        sendJson(res, 401, refused);
+        sendJson(res, refused.status, refused.body);
         return;
       }
       const result = await opts.handler(event);

@@ -2,9 +2,11 @@
  * The HTTP API's Lambda REQUEST authorizer (functions/manifest.ts: `Authorizer`), in front of
  * every bearer-token route: it identifies the token (functions/api/auth.ts `identify`: one read
  * of the tokens table, one of the users table, nothing written) and answers API Gateway's
- * simple response. A request it refuses never reaches the Api function; one it allows carries
- * the principal in `requestContext.authorizer.lambda`, which the Api function trusts instead of
- * reading the token again ({@link authorizedIdentity}). API Gateway caches an answer per
+ * simple response: the principal in `requestContext.authorizer.lambda`, which the Api function
+ * trusts instead of reading the token again ({@link authorizedIdentity}), or the refusal, which
+ * the Api function answers 401 before any route handler runs or any table is read (why not
+ * `isAuthorized: false`: {@link AuthorizerRefusal}). A request with no Authorization header at all
+ * never reaches either: API Gateway answers it 401 itself. API Gateway caches an answer per
  * Authorization header for at most 60 s (infra/api.ts); the local gateway calls it on every
  * request, uncached.
  */
@@ -21,10 +23,21 @@ export interface AuthorizerContext {
   principal: string;
 }
 
+/**
+ * A token the authorizer did not accept, passed on with its reason: an HTTP API answers an
+ * authorizer's `isAuthorized: false` itself with 403 `{"message":"Forbidden"}` and no reason (it
+ * has no gateway responses to change that), while a caller whose token expired or was revoked
+ * must get 401 and be told which. So the authorizer lets the request on with the refusal, and the
+ * Api function answers 401 `{ error, message }` from it before any route handler or table read.
+ */
+export interface AuthorizerRefusal {
+  refused: string;
+}
+
 /** API Gateway's simple response of a REQUEST authorizer. */
 export interface AuthorizerResult {
   isAuthorized: boolean;
-  context?: AuthorizerContext | { reason: string };
+  context?: AuthorizerContext | AuthorizerRefusal;
 }
 
 /**
@@ -60,16 +73,19 @@ export function principalContext(identity: Identity): AuthorizerContext {
   };
 }
 
-/** The authorizer: allowed with the principal, or refused (API Gateway then answers itself). */
+/**
+ * The authorizer: the principal, or the refusal (see {@link AuthorizerRefusal}); both let the
+ * request on to the Api function, which answers a refusal 401 without routing it.
+ */
 export async function handler(event: APIGatewayRequestAuthorizerEventV2): Promise<AuthorizerResult> {
   try {
     return { isAuthorized: true, context: principalContext(await identify(event.headers)) };
   } catch (err) {
     // Only "this token is no good" is a refusal; a DynamoDB failure stays an error (API Gateway
-    // answers 500 and caches nothing), never a cached denial of a good token.
+    // answers 500 and caches nothing), never a cached refusal of a good token.
     if (!(err instanceof Unauthorized)) throw err;
     log('info', 'authorizer: refused', { route: event.routeKey, reason: err.message });
-    return { isAuthorized: false, context: { reason: err.message } };
+    return { isAuthorized: true, context: { refused: err.message } };
   }
 }
 
@@ -82,8 +98,12 @@ export function authorizedIdentity(
   event: Pick<APIGatewayProxyEventV2, 'requestContext'>,
 ): { user: User; token?: { hash: string; id: string; lastUsed?: string | undefined } } | undefined {
   const authorizer = (
-    event.requestContext as { authorizer?: { lambda?: { principal?: unknown } } } | undefined
+    event.requestContext as
+      | { authorizer?: { lambda?: { principal?: unknown; refused?: unknown } } }
+      | undefined
   )?.authorizer;
+  const refused = authorizer?.lambda?.refused;
+  if (typeof refused === 'string') throw new Unauthorized(refused);
   const raw = authorizer?.lambda?.principal;
   if (raw === undefined) return undefined;
   try {

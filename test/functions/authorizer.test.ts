@@ -12,6 +12,7 @@ import type {
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashToken } from '#functions/api/auth.ts';
 import {
+  type AuthorizerRefusal,
   type AuthorizerResult,
   authorizedIdentity,
   handler as authorizer,
@@ -72,7 +73,7 @@ describe('authorizer', () => {
     expect(JSON.stringify(root)).not.toContain(hashToken(ROOT));
   });
 
-  it('refuses a missing, malformed, unknown, expired or revoked token, with the reason', async () => {
+  it('passes on the refusal of a missing, malformed, unknown, expired or revoked token, with the reason', async () => {
     const bob = await newUser('bob');
     const short = await call('POST', '/tokens', { token: bob.token, body: { name: 's', expires: '1s' } });
     const revoked = await call('POST', '/tokens', { token: bob.token, body: { name: 'r' } });
@@ -85,9 +86,11 @@ describe('authorizer', () => {
       [`Bearer ${short.body.token}`, new RegExp(`token ${short.body.id} has expired`)],
       [`Bearer ${revoked.body.token}`, new RegExp(`token ${revoked.body.id} was revoked`)],
     ] as const) {
+      // Allowed on with the refusal: API Gateway's own refusal would be a bare 403 (AuthorizerRefusal).
       const answer = await authorize(header);
-      expect(answer.isAuthorized, header).toBe(false);
-      expect((answer.context as { reason: string }).reason, header).toMatch(reason);
+      expect(answer.isAuthorized, header).toBe(true);
+      expect((answer.context as AuthorizerRefusal).refused, header).toMatch(reason);
+      expect(answer.context).not.toHaveProperty('principal');
     }
   });
 
@@ -151,6 +154,26 @@ describe('the Api function behind the authorizer', () => {
       requestContext: { authorizer: { lambda: (await authorize(`Bearer ${ROOT}`)).context } },
     } as never);
     expect(erin?.user.tokenHash).toBeUndefined();
+  });
+
+  it("answers a refusal 401 with the authorizer's reason, before any route runs, even with a good token in the header", async () => {
+    const frank = await newUser('frank');
+    const revoked = await call('POST', '/tokens', { token: frank.token, body: { name: 'gone' } });
+    expect((await call('DELETE', `/tokens/${revoked.body.id}`, { token: frank.token })).status).toBe(200);
+    const answer = await authorize(`Bearer ${revoked.body.token}`);
+    // The header names root: the refusal decides, not a second look at the token.
+    const event = apiEvent('DELETE', '/users/frank', { token: ROOT });
+    (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
+    const find = vi.spyOn(tokens, 'find');
+    const res = (await api(event, context)) as APIGatewayProxyStructuredResultV2;
+    expect(find).not.toHaveBeenCalled();
+    find.mockRestore();
+    expect(res.statusCode).toBe(401);
+    expect(JSON.parse(String(res.body))).toEqual({
+      error: 'Unauthorized',
+      message: `token ${revoked.body.id} was revoked`,
+    });
+    expect(await users.find('frank')).toBeDefined();
   });
 
   it('refuses an unreadable context with 401 rather than guessing', async () => {

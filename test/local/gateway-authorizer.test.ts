@@ -1,9 +1,10 @@
 /**
  * The local gateway runs the authorizer (functions/api/authorizer.ts; local mode hands it the
  * manifest's `Authorizer` through its invoke path, test/local/e2e.test.ts) on every request,
- * uncached, before the Api function, as API Gateway does in AWS: a refused request is answered
- * 401 and the Api function never runs; a revocation holds from the very next request; the
- * runner's IAM routes skip it.
+ * uncached, before the Api function, as API Gateway does in AWS: a request without a token is
+ * answered 401 by the gateway itself; a refused token reaches the Api function only as the
+ * authorizer's refusal, answered 401 with its reason before any route; a revocation holds from
+ * the very next request; the runner's IAM routes skip it.
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,7 +64,7 @@ describe('local gateway authorizer', () => {
     expect(principal.user).toMatchObject({ name: 'admin', role: 'admin' });
   });
 
-  it('a revoked token is refused with 401 on the next request, and the Api function is not invoked', async () => {
+  it('a revoked token is refused with 401 on the next request: the Api function gets only the refusal', async () => {
     const made = await send('POST', '/users', ADMIN, { name: 'alice' });
     expect(made.status).toBe(201);
     const alice = made.body.token as string;
@@ -77,17 +78,25 @@ describe('local gateway authorizer', () => {
     });
     const change = await send('DELETE', '/users/admin', alice);
     expect(change.status).toBe(401);
-    expect(invoked.length).toBe(before);
+    const refusals = invoked
+      .slice(before)
+      .map((e) => (e.requestContext as { authorizer?: unknown }).authorizer);
+    expect(refusals).toEqual([
+      { lambda: { refused: `token ${made.body.tokenId} was revoked` } },
+      { lambda: { refused: `token ${made.body.tokenId} was revoked` } },
+    ]);
+    expect((await send('GET', '/users/admin', ADMIN)).status).toBe(200);
   });
 
-  it('refuses a missing or unknown token with 401 without invoking the Api function', async () => {
+  it('answers a request without a token as API Gateway does (401, its own body), an unknown one 401 from the Api function', async () => {
     const before = invoked.length;
-    expect(await send('GET', '/vms')).toEqual({
-      status: 401,
-      body: { error: 'Unauthorized', message: 'missing bearer token (Authorization: Bearer <token>)' },
-    });
-    expect((await send('POST', '/users', 'lb_nobody', { name: 'x' })).status).toBe(401);
+    expect(await send('GET', '/vms')).toEqual({ status: 401, body: { message: 'Unauthorized' } });
     expect(invoked.length).toBe(before);
+    expect(await send('POST', '/users', 'lb_nobody', { name: 'x' })).toEqual({
+      status: 401,
+      body: { error: 'Unauthorized', message: expect.stringMatching(/invalid token/) },
+    });
+    expect(await send('GET', '/users/x', ADMIN)).toMatchObject({ status: 404 });
   });
 
   it("skips the runner's IAM routes: the Api function answers them (401 without IAM context locally)", async () => {
