@@ -52,8 +52,9 @@ export interface PrepareOptions {
    * Incremental chains (MODE=INCREMENT). Absent: a plain FULL, no checkpoint. With
    * `parent: null`: a FULL that starts a chain, and checkpoint `checkpoint` is created at the very
    * point in time of the backup. With a parent: an increment holding only the blocks changed
-   * since checkpoint `parent`, files `disk.<id>.inc<N>.qcow2` (qcow2, no backing file reference),
-   * and checkpoint `checkpoint` for the next one. A parent that cannot be followed (checkpoint or
+   * since checkpoint `parent`, in files whose names `describeArtifact` reads as increment N (file
+   * disks: `disk.<id>.inc<N>.qcow2`, qcow2 with no backing file reference), and checkpoint
+   * `checkpoint` (the driver's own mark: a libvirt checkpoint, a snapshot) for the next one. A parent that cannot be followed (checkpoint or
    * bitmap missing or inconsistent) throws `ChainBroken`: the caller starts a new FULL chain.
    */
   increment?: {
@@ -75,11 +76,14 @@ export interface PrepareOptions {
 /** One disk ready to be streamed to the datastore. */
 export interface PreparedFile {
   diskId: number;
-  /** File name inside the backup: `disk.<id>.<format>`. */
+  /** File name inside the backup (`disk.<id>.<format>`), one {@link DiskDriver.describeArtifact} reads. */
   name: string;
   source: DiskSource;
-  /** Format of the bytes the source yields. */
-  format: 'qcow2' | 'raw';
+  /**
+   * Format of the bytes the source yields (`qcow2`, `raw`, or a driver's own stream format): it
+   * is recorded with the backup, and the driver reads it back from the name (describeArtifact).
+   */
+  format: string;
   /** Guest-visible size in bytes. */
   virtualSize: number;
 }
