@@ -19,7 +19,6 @@ import { type OrphanReport, stopLeftoverGroups } from './orphans.ts';
 import type { ProcessRegistry } from './process-registry.ts';
 import type { Reporter } from './reporter.ts';
 import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
-import { undoInPlace } from './tasks/in-place.ts';
 
 export interface ReconcileDeps {
   journal: Journal;
@@ -82,13 +81,15 @@ async function cleanLeftovers(record: JournalRecord, deps: ReconcileDeps, log: L
   try {
     if (record.kind === 'backup') {
       // Throws, keeping the folder, when an overlay with guest writes could not be committed.
-      actions.push(
-        ...(await deps.drivers.disk('qcow2').reconcile(workDir, vm.success ? vm.data.domain : undefined)),
-      );
+      for (const disk of deps.drivers.disks()) {
+        actions.push(...(await disk.reconcile(workDir, vm.success ? vm.data.domain : undefined)));
+      }
     } else {
-      // An in-place restore cut short mid-swap puts the VM's own disk files back first;
-      // otherwise, and for the other kinds, only downloads are left there.
-      if (record.kind === 'restore') actions.push(...(await undoInPlace(workDir)));
+      // An in-place restore cut short mid-swap gets the VM's own disks back (each driver's
+      // reconcile); otherwise, and for the other kinds, only downloads are left there.
+      if (record.kind === 'restore') {
+        for (const disk of deps.drivers.disks()) actions.push(...(await disk.reconcile(workDir)));
+      }
       await rm(workDir, { recursive: true, force: true });
     }
   } catch (error) {

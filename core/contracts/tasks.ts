@@ -24,9 +24,18 @@ export const TaskDisk = z.object({
   target: z.string().min(1),
   source: z.string().min(1),
   format: z.enum(['qcow2', 'raw', 'rbd']),
-  /** The disk driver that handles it: `qcow2` (files, qcow2 or raw) or `rbd`. */
-  driver: z.enum(['qcow2', 'rbd']),
+  /**
+   * The disk driver that handles it (`drivers/disk/registry.ts`), from the disk's type
+   * ({@link diskDriverFor}). Absent (a control plane older than the field): the registry's
+   * default, file disks.
+   */
+  driver: z.enum(['qcow2', 'rbd']).optional(),
 });
+
+/** The disk driver a disk of `format` needs: `rbd` for Ceph images, `qcow2` for files (qcow2 or raw). */
+export function diskDriverFor(format: z.infer<typeof TaskDisk>['format']): 'qcow2' | 'rbd' {
+  return format === 'rbd' ? 'rbd' : 'qcow2';
+}
 
 export const TaskDatastore = z.object({
   id: z.number().int().nonnegative(),

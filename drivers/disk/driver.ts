@@ -52,8 +52,9 @@ export interface PrepareOptions {
    * Incremental chains (MODE=INCREMENT). Absent: a plain FULL, no checkpoint. With
    * `parent: null`: a FULL that starts a chain, and checkpoint `checkpoint` is created at the very
    * point in time of the backup. With a parent: an increment holding only the blocks changed
-   * since checkpoint `parent`, files `disk.<id>.inc<N>.qcow2` (qcow2, no backing file reference),
-   * and checkpoint `checkpoint` for the next one. A parent that cannot be followed (checkpoint or
+   * since checkpoint `parent`, in files whose names `describeArtifact` reads as increment N (file
+   * disks: `disk.<id>.inc<N>.qcow2`, qcow2 with no backing file reference), and checkpoint
+   * `checkpoint` (the driver's own mark: a libvirt checkpoint, a snapshot) for the next one. A parent that cannot be followed (checkpoint or
    * bitmap missing or inconsistent) throws `ChainBroken`: the caller starts a new FULL chain.
    */
   increment?: {
@@ -75,11 +76,14 @@ export interface PrepareOptions {
 /** One disk ready to be streamed to the datastore. */
 export interface PreparedFile {
   diskId: number;
-  /** File name inside the backup: `disk.<id>.<format>`. */
+  /** File name inside the backup (`disk.<id>.<format>`), one {@link DiskDriver.describeArtifact} reads. */
   name: string;
   source: DiskSource;
-  /** Format of the bytes the source yields. */
-  format: 'qcow2' | 'raw';
+  /**
+   * Format of the bytes the source yields (`qcow2`, `raw`, or a driver's own stream format): it
+   * is recorded with the backup, and the driver reads it back from the name (describeArtifact).
+   */
+  format: string;
   /** Guest-visible size in bytes. */
   virtualSize: number;
 }
@@ -107,6 +111,45 @@ export interface RestoredDisk {
   size: number;
 }
 
+/** What a stored backup file holds, as the driver that wrote it reads its name. */
+export interface StoredArtifact {
+  /** The disk id its name carries; null for a name of an older shape that carries none. */
+  diskId: number | null;
+  /** Format of the stored bytes (what `restorePoint` is handed back). */
+  format: string;
+  /** N of an increment file (`disk.<id>.inc<N>.…`); null for a FULL. */
+  increment: number | null;
+}
+
+/** One downloaded file of a chain point, as the datastore wrote it on the host. */
+export interface PointFile {
+  path: string;
+  /** Its stored name (`disk.0.raw`, `disk.0.inc2.qcow2`): the driver reads what it holds from it. */
+  name: string;
+}
+
+/**
+ * An in-place restore under way: the disks of a shut-off domain about to be written over, as
+ * this host has them (never as a task names them). Made by {@link DiskDriver.prepareInPlace}.
+ */
+export interface InPlaceRestore {
+  /** Each disk written over: its id, what the domain has (a file path, an image name) and format. */
+  readonly disks: readonly { id: number; source: string; format: string }[];
+  /**
+   * Readies disk `id`: `write` puts the restored point into the scratch path it is handed (with
+   * `restorePoint`); the driver turns it into the disk's own form beside the disk. Nothing of the
+   * VM's changes yet. Answers the disk's source and the restored size.
+   */
+  stage(id: number, write: (scratch: string) => Promise<RestoredDisk>): Promise<RestoredDisk>;
+  /**
+   * Puts every staged disk in place at once, the domain still shut off (all or none: a failure
+   * puts every old disk back). Answers a line per extra action taken.
+   */
+  commit(): Promise<string[]>;
+  /** Drops whatever is staged and not committed. Safe to call at any time. */
+  discard(): Promise<void>;
+}
+
 export interface DiskDriver {
   readonly name: string;
   prepareBackup(vm: BackupVm, disks: readonly BackupDisk[], options: PrepareOptions): Promise<PreparedBackup>;
@@ -114,9 +157,42 @@ export interface DiskDriver {
    * Undoes what an interrupted backup left in `workDir`: commits overlays the domain still runs
    * on (or is defined on) back into their base files, stops lock holders and exports, removes
    * the driver's files. `domain` is needed only when the driver's own record in `workDir` is
-   * lost. Returns a line per action taken (empty when nothing was left). Idempotent.
+   * lost. An in-place restore cut short mid-swap gets the VM's old disks back. Returns a line
+   * per action taken (empty when nothing was left). Idempotent. A folder with nothing of this
+   * driver's in it is left as it is.
    */
   reconcile(workDir: string, domain?: string, options?: { signal?: AbortSignal }): Promise<string[]>;
+  /**
+   * What the stored backup file `name` holds when this driver wrote it; null when it is not one
+   * of this driver's (the registry asks every driver; see `registry.ts`).
+   */
+  describeArtifact(name: string): StoredArtifact | null;
+  /** Stored name of the FULL a flatten writes for disk `diskId` (merged from a chain). */
+  flattenedName(diskId: number): string;
+  /** Name of the disk file a restore to a folder writes for `base` (`<vm>-disk-<id>`). */
+  restoredFileName(base: string): string;
+  /**
+   * Writes one point of a disk into a checked standalone disk file at `toPath`: `files` are the
+   * FULL's file, then each increment's up to the point, as downloaded (untrusted: checked before
+   * any tool opens them; the inputs may be consumed). Refuses to overwrite `toPath`. Restore,
+   * in-place restore and flatten all write points through here.
+   */
+  restorePoint(
+    files: readonly PointFile[],
+    toPath: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<RestoredDisk>;
+  /**
+   * Starts an in-place restore over disks `diskIds` of the shut-off `domain`: finds them in the
+   * domain's definition on this host and refuses (ValidationError, Conflict) before anything is
+   * downloaded when one is missing, not this driver's kind, or left from an earlier attempt. What
+   * a crash leaves mid-swap in `workDir` is put back by {@link DiskDriver.reconcile}.
+   */
+  prepareInPlace(
+    domain: string,
+    diskIds: readonly number[],
+    options: { workDir: string; signal?: AbortSignal },
+  ): Promise<InPlaceRestore>;
   /**
    * Turns a disk file restored from a datastore (`file`, stored in `format`) into a qcow2 disk
    * at `toPath` (moved when already qcow2, converted otherwise; the input file is consumed), and

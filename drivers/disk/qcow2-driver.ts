@@ -29,13 +29,17 @@ import type {
   BackupDisk,
   BackupVm,
   DiskDriver,
+  InPlaceRestore,
+  PointFile,
   PreparedBackup,
   PreparedFile,
   PrepareOptions,
   RestoredDisk,
+  StoredArtifact,
 } from './driver.ts';
 import { DiskMismatch, DiskSnapshotFailed, DomainNotFound } from './errors.ts';
 import { freeze } from './freeze.ts';
+import { prepareInPlace, undoInPlace } from './in-place.ts';
 import { checkStoredImage } from './qcow2-header.ts';
 import { restoreChain, writeQcow2 } from './restore-chain.ts';
 import { markReleased, prepareSnapshot, settleForBackup, settleRecord } from './snapshot-mode.ts';
@@ -201,6 +205,43 @@ export class Qcow2Driver implements DiskDriver {
     }
   }
 
+  /** `disk.<id>.<qcow2|raw>` (FULL) and `disk.<id>.inc<N>.qcow2`; any other `*.qcow2`/`*.raw` as a FULL. */
+  describeArtifact(name: string): StoredArtifact | null {
+    return describeFileArtifact(name);
+  }
+
+  flattenedName(diskId: number): string {
+    return `disk.${diskId}.qcow2`;
+  }
+
+  restoredFileName(base: string): string {
+    return `${base}.qcow2`;
+  }
+
+  /**
+   * The FULL converted alone, or the increments rebased onto it (see {@link restoreChain}). An
+   * increment's backing file (the live disk at backup time) is never opened: it is replaced by
+   * the chain's previous file. A FULL with a backing file, or any file with an external data
+   * file, is refused (UnsafeDiskImage) before any qemu-img call.
+   */
+  async restorePoint(
+    files: readonly PointFile[],
+    toPath: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RestoredDisk> {
+    const typed = files.map((file) => {
+      const artifact = describeFileArtifact(file.name);
+      if (!artifact) throw new ValidationError(`backup file "${file.name}" is neither .raw nor .qcow2`);
+      return { path: file.path, format: artifact.format };
+    });
+    const [full, ...increments] = typed;
+    if (!full) throw new ValidationError('a chain needs its FULL backup');
+    await checkStoredImage(full.path, full.format, 'full');
+    for (const file of increments) await checkStoredImage(file.path, file.format, 'increment');
+    if (increments.length === 0) return this.restoreDisk(full.path, full.format, toPath, options);
+    return restoreChain(typed, toPath, options);
+  }
+
   restoreChain(
     files: readonly { path: string; format: 'qcow2' | 'raw' }[],
     toPath: string,
@@ -209,8 +250,22 @@ export class Qcow2Driver implements DiskDriver {
     return restoreChain(files, toPath, options);
   }
 
-  reconcile(workDir: string, domain?: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
-    return this.clean(workDir, domain, options);
+  /** An interrupted in-place swap is undone first (the VM's old files back), then the backup's leftovers. */
+  async reconcile(
+    workDir: string,
+    domain?: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<string[]> {
+    const putBack = await undoInPlace(workDir);
+    return [...putBack, ...(await this.clean(workDir, domain, options))];
+  }
+
+  prepareInPlace(
+    domain: string,
+    diskIds: readonly number[],
+    options: { workDir: string; signal?: AbortSignal },
+  ): Promise<InPlaceRestore> {
+    return prepareInPlace(domain, diskIds, options.workDir, { uri: this.uri, signal: options.signal });
   }
 
   /** SNAPSHOT overlays settled from the record first (see `snapshot-mode.ts`), then the folder. */
@@ -251,7 +306,7 @@ export class Qcow2Driver implements DiskDriver {
     const exported = new Set<string>();
     for (const disk of disks) {
       const format = disk.format;
-      if (disk.driver !== 'qcow2' || format === 'rbd') {
+      if ((disk.driver ?? this.name) !== this.name || format === 'rbd') {
         throw new DiskMismatch(`Disk ${disk.id} (${disk.target}) of '${domain}' is not a file disk`);
       }
       const found = live.disks.find((d) => d.target === disk.target);
@@ -365,6 +420,22 @@ export class Qcow2Driver implements DiskDriver {
     }
     return { abort, done };
   }
+}
+
+const ARTIFACT = /^disk\.(\d+)\.(?:inc(\d+)\.)?(qcow2|raw)$/;
+
+/** What a file driver's stored file holds, from its name (null: not a qcow2 or raw file). */
+export function describeFileArtifact(name: string): (StoredArtifact & { format: 'qcow2' | 'raw' }) | null {
+  const match = ARTIFACT.exec(name);
+  if (match) {
+    const format = match[3] as 'qcow2' | 'raw';
+    // Increments are qcow2 files holding only changed blocks.
+    if (match[2] !== undefined && format !== 'qcow2') return null;
+    return { diskId: Number(match[1]), format, increment: match[2] === undefined ? null : Number(match[2]) };
+  }
+  if (name.endsWith('.qcow2')) return { diskId: null, format: 'qcow2', increment: null };
+  if (name.endsWith('.raw')) return { diskId: null, format: 'raw', increment: null };
+  return null;
 }
 
 /** libnbd URI of a qemu-nbd export (default export name) on a Unix socket. */

@@ -5,7 +5,7 @@
  */
 
 import { z } from 'zod';
-import { TASK_VERSION } from '#core/contracts/tasks.ts';
+import { diskDriverFor, TASK_VERSION } from '#core/contracts/tasks.ts';
 import { Conflict, Throttled, ValidationError } from '#core/errors.ts';
 import type { Datastore, Disk, Host, Image, Vm } from '#core/model.ts';
 import { log } from '../log.ts';
@@ -96,7 +96,7 @@ export function taskDisk(disk: Disk) {
     target: disk.target,
     source: disk.source,
     format: disk.format,
-    driver: disk.format === 'rbd' ? ('rbd' as const) : ('qcow2' as const),
+    driver: diskDriverFor(disk.format),
   };
 }
 

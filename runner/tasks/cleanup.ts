@@ -10,18 +10,16 @@
 import { rm } from 'node:fs/promises';
 import type { CleanupTask } from '#core/contracts/tasks.ts';
 import type { TaskContext } from './context.ts';
-import { undoInPlace } from './in-place.ts';
 
 export async function runCleanup(task: CleanupTask, ctx: TaskContext): Promise<{ cleaned: string[] }> {
   const cleaned: string[] = [];
   if (await ctx.abortRunning(task.failedTaskId)) cleaned.push(`aborted ${task.failedTaskId}`);
   const workDir = ctx.workDirOf(task.failedTaskId);
-  // An in-place restore interrupted mid-swap: the VM's own disk files go back first.
-  cleaned.push(...(await undoInPlace(workDir)));
-  // Throws when an overlay had to be kept (committing it failed): then the VM needs a human.
-  cleaned.push(
-    ...(await ctx.drivers.disk('qcow2').reconcile(workDir, task.vm?.domain, { signal: ctx.signal })),
-  );
+  // Every disk driver undoes its own part. Throws when an overlay had to be kept (committing it
+  // failed): then the VM needs a human.
+  for (const disk of ctx.drivers.disks()) {
+    cleaned.push(...(await disk.reconcile(workDir, task.vm?.domain, { signal: ctx.signal })));
+  }
   await rm(workDir, { recursive: true, force: true });
   if (task.datastore && task.vm) {
     try {

@@ -16,7 +16,10 @@ import type { Progress } from '../progress.ts';
 
 /** Drivers by name; injected so tests can use fakes. */
 export interface Drivers {
-  disk(name: string): DiskDriver;
+  /** The disk driver a task names (absent: the registry's default, file disks). */
+  disk(name?: string): DiskDriver;
+  /** Every disk driver (reconcile asks each; stored files are matched to the one that wrote them). */
+  disks(): readonly DiskDriver[];
   datastore(name: string): DatastoreDriver;
 }
 

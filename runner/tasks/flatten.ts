@@ -1,6 +1,7 @@
 /**
  * `flatten` (KEEP_LAST on an increment chain): the chain's FULL and its increments up to the new
- * base are read back and merged per disk into one qcow2 in the work folder, which is stored as a
+ * base are read back and merged per disk (by the disk driver that wrote them) into one file in the
+ * work folder, which is stored as a
  * new backup with the chain's template. The old backups stay: the control plane removes them
  * once the new base is recorded, so a crash at any step leaves a restorable chain.
  */
@@ -8,11 +9,10 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FlattenResult, FlattenTask } from '#core/contracts/tasks.ts';
 import type { TaskContext } from './context.ts';
-import { downloadPoints, mergePoints } from './points.ts';
+import { downloadPoints, mergePoints, pointDriver } from './points.ts';
 
 export async function runFlatten(task: FlattenTask, ctx: TaskContext): Promise<FlattenResult> {
   const store = ctx.drivers.datastore(task.datastore.driver);
-  const disk = ctx.drivers.disk('qcow2');
   const target = await ctx.target(task.datastore);
 
   ctx.progress.phase('downloading');
@@ -31,7 +31,8 @@ export async function runFlatten(task: FlattenTask, ctx: TaskContext): Promise<F
   const diskIds = task.points[0]?.disks.map((d) => d.id) ?? [];
   const merged: { id: number; name: string; path: string; virtualSize: number }[] = [];
   for (const id of diskIds) {
-    const name = `disk.${id}.qcow2`;
+    const disk = pointDriver(ctx.drivers.disks(), task.points, id);
+    const name = disk.flattenedName(id);
     const out = await mergePoints(disk, downloaded, id, join(mergedDir, name), ctx.signal);
     merged.push({ id, name, path: out.path, virtualSize: out.virtualSize });
   }

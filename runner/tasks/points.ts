@@ -1,6 +1,7 @@
 /**
- * Reading the stored points of an increment chain back onto the host, and merging them per disk:
- * what a restore of a chain point and a flatten both do first.
+ * Reading the stored points of an increment chain back onto the host, per disk: what a restore
+ * of a chain point and a flatten both do first. Which disk driver writes a disk's point back is
+ * read from its stored file names (`DiskDriver.describeArtifact`).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,24 +9,11 @@ import type { z } from 'zod';
 import type { TaskPoint } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import type { DatastoreDriver, DatastoreTarget } from '#drivers/datastore/driver.ts';
-import type { DiskDriver, RestoredDisk } from '#drivers/disk/driver.ts';
-import { checkStoredImage } from '#drivers/disk/qcow2-header.ts';
+import type { DiskDriver, PointFile, RestoredDisk } from '#drivers/disk/driver.ts';
+import { driverForArtifact } from '#drivers/disk/registry.ts';
 import type { TaskContext } from './context.ts';
 
 type Point = z.infer<typeof TaskPoint>;
-
-/** Stored format of a backup file, from its name (`disk.0.raw`, `disk.1.qcow2`). */
-export function storedFormat(file: string): 'qcow2' | 'raw' {
-  if (file.endsWith('.qcow2')) return 'qcow2';
-  if (file.endsWith('.raw')) return 'raw';
-  throw new ValidationError(`backup file "${file}" is neither .raw nor .qcow2`);
-}
-
-/** One downloaded file of a point. */
-export interface PointFile {
-  path: string;
-  format: 'qcow2' | 'raw';
-}
 
 /**
  * Downloads every point (the FULL first, then its increments) into its own folder under `dir`;
@@ -55,7 +43,7 @@ export async function downloadPoints(
           const path = byName.get(d.file);
           if (!path)
             throw new ValidationError(`the datastore did not restore ${d.file} of ${point.backupId}`);
-          return [d.id, { path, format: storedFormat(d.file) }];
+          return [d.id, { path, name: d.file }];
         }),
       ),
     );
@@ -64,13 +52,33 @@ export async function downloadPoints(
 }
 
 /**
- * Writes disk `diskId` as of the last downloaded point into a checked qcow2 at `toPath`: the
- * FULL converted alone, or the increments rebased onto it (see `DiskDriver.restoreChain`). An
- * increment's backing file (the live disk at backup time) is never opened: it is replaced by
- * the chain's previous file. A FULL with a backing file, or any file with an external data file,
- * is refused (UnsafeDiskImage) before any qemu-img call. Restore and flatten both merge here.
+ * The disk driver that wrote disk `diskId` of a chain: the one that reads its FULL's stored name.
+ * Every point of the chain must be that driver's too.
  */
-export async function mergePoints(
+export function pointDriver(
+  drivers: readonly DiskDriver[],
+  points: readonly Pick<Point, 'disks'>[],
+  diskId: number,
+): DiskDriver {
+  const names = points.map((point, index) => {
+    const file = point.disks.find((d) => d.id === diskId);
+    if (!file) throw new ValidationError(`point ${index} of the chain has no file for disk ${diskId}`);
+    return file.file;
+  });
+  const driver = driverForArtifact(drivers, names[0] as string);
+  for (const name of names.slice(1)) {
+    if (driver.describeArtifact(name) === null)
+      throw new ValidationError(`backup file "${name}" is not a ${driver.name} increment of disk ${diskId}`);
+  }
+  return driver;
+}
+
+/**
+ * Writes disk `diskId` as of the last downloaded point into a checked disk file at `toPath`,
+ * through `disk.restorePoint` (which checks the untrusted files first). Restore, in-place restore
+ * and flatten all write points here.
+ */
+export function mergePoints(
   disk: DiskDriver,
   downloaded: readonly Map<number, PointFile>[],
   diskId: number,
@@ -82,13 +90,6 @@ export async function mergePoints(
     if (!file) throw new ValidationError(`point ${index} of the chain has no file for disk ${diskId}`);
     return file;
   });
-  const [full, ...increments] = files;
-  if (!full) throw new ValidationError('a chain needs its FULL backup');
-  // Downloaded files are untrusted, whatever disk driver merges them: no external data file
-  // anywhere, no backing file on the FULL (the driver checks again where qemu-img opens them).
-  await checkStoredImage(full.path, full.format, 'full');
-  for (const file of increments) await checkStoredImage(file.path, file.format, 'increment');
-  if (files.length === 1) return disk.restoreDisk(full.path, full.format, toPath, { signal });
-  if (!disk.restoreChain) throw new ValidationError(`the ${disk.name} disk driver cannot restore increments`);
-  return disk.restoreChain(files, toPath, { signal });
+  if (files.length === 0) throw new ValidationError('a chain needs its FULL backup');
+  return disk.restorePoint(files, toPath, { signal });
 }

@@ -1,11 +1,11 @@
 /**
  * `restore`: the datastore driver writes the backup's disk files (for a point of an increment
  * chain: the FULL's and each increment's up to that point) into the task's work folder, the disk
- * driver turns each disk into `<target>/<name>-disk-<id>.qcow2` (converted from raw when it was
- * stored raw, a chain's increments rebased onto the FULL, checked with `qemu-img check`), and
+ * driver that wrote each disk's files (known by their stored names) turns it into
+ * `<target>/<name>-disk-<id>.<ext>` (`DiskDriver.restorePoint`, a checked disk file), and
  * the cleaned template the task carries is written as `<target>/<name>.xml`, its disks pointed
  * at the restored files. With `define` the VM is then defined on this host (define-domain.ts);
- * `inPlace` writes over a shut-off VM's own disks instead (in-place.ts). A restore that fails
+ * `inPlace` writes over a shut-off VM's own disks instead (the disk driver's `prepareInPlace`). A restore that fails
  * removes what it wrote (and the domain it defined); it never overwrites a file it did not make.
  * The target folder is confined (`runner/confine.ts`): under the host's restore roots unless an
  * admin asked, never through a symlink; the files land 0600 by an exclusive link(), the folders
@@ -18,8 +18,7 @@ import { checkDomainName } from '#core/domain-name.ts';
 import { ValidationError } from '#core/errors.ts';
 import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
-import type { RestoredDisk } from '#drivers/disk/driver.ts';
-import { commitTrackingOverlays } from '#drivers/disk/snapshot-mode.ts';
+import type { DiskDriver, PointFile, RestoredDisk } from '#drivers/disk/driver.ts';
 import { virsh } from '#drivers/disk/tools.ts';
 import {
   assertAbsent,
@@ -33,19 +32,17 @@ import {
 } from '../confine.ts';
 import type { TaskContext } from './context.ts';
 import { assertNoDomain, defineDomain, undefineDomain } from './define-domain.ts';
-import {
-  checkInPlace,
-  type InPlaceDisk,
-  libvirtDisks,
-  scratchPath,
-  stageDisk,
-  swapDisks,
-} from './in-place.ts';
-import { downloadPoints, mergePoints, type PointFile } from './points.ts';
+import { downloadPoints, mergePoints, pointDriver } from './points.ts';
 
-/** Restored disk file of disk `id` of the VM called `name`. */
-export function restoredDiskPath(target: string, name: string, id: number): string {
-  return join(target, `${name}-disk-${id}.qcow2`);
+/** Restored disk file of disk `id` of the VM called `name`, as the disk's driver names it. */
+export function restoredDiskPath(disk: DiskDriver, target: string, name: string, id: number): string {
+  return join(target, disk.restoredFileName(`${name}-disk-${id}`));
+}
+
+/** The disk driver of each disk of the restored point (the one that wrote its stored files). */
+function restoreDrivers(task: RestoreTask, ctx: TaskContext): Map<number, DiskDriver> {
+  const points = [{ disks: task.disks }, ...task.chain];
+  return new Map(task.disks.map((d) => [d.id, pointDriver(ctx.drivers.disks(), points, d.id)]));
 }
 
 /**
@@ -81,7 +78,10 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   const place = await restoreFolder(task, ctx);
   const folder = place.path;
   const templatePath = task.template === null ? null : join(folder, `${task.name}.xml`);
-  const paths = new Map(task.disks.map((d) => [d.id, restoredDiskPath(folder, task.name, d.id)]));
+  const drivers = restoreDrivers(task, ctx);
+  const paths = new Map(
+    task.disks.map((d) => [d.id, restoredDiskPath(drivers.get(d.id) as DiskDriver, folder, task.name, d.id)]),
+  );
   // Refuse before downloading anything: a restore never overwrites a file or a domain.
   for (const path of [...paths.values(), ...(templatePath ? [templatePath] : [])]) {
     await assertAbsent(path, place.label);
@@ -104,7 +104,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
       // qemu-img writes a fresh name in the checked folder; only link() puts it in place.
       const partial = partialName(toPath);
       created.push(partial);
-      const out = await restoreOne(entry, downloaded, partial, ctx);
+      const out = await restoreOne(drivers, entry, downloaded, partial, ctx);
       await commitFile(partial, toPath);
       created.push(toPath);
       restored.push({ id: entry.id, path: toPath, size: out.size });
@@ -163,19 +163,20 @@ async function download(task: RestoreTask, ctx: TaskContext): Promise<Map<number
   return downloadPoints(store, target, task.vmId, points, join(ctx.workDir, 'files'), ctx);
 }
 
-/** One disk as a standalone qcow2 at `toPath` (a chain's increments rebased onto its FULL). */
+/** One disk as a standalone disk file at `toPath`, written by the driver that stored it. */
 function restoreOne(
+  drivers: ReadonlyMap<number, DiskDriver>,
   entry: RestoreTask['disks'][number],
   downloaded: Map<number, PointFile>[],
   toPath: string,
   ctx: TaskContext,
 ): Promise<RestoredDisk> {
-  return mergePoints(ctx.drivers.disk('qcow2'), downloaded, entry.id, toPath, ctx.signal);
+  return mergePoints(drivers.get(entry.id) as DiskDriver, downloaded, entry.id, toPath, ctx.signal);
 }
 
 /**
- * Restores over the shut-off domain's own disks: each disk written beside its file in its own
- * format, then all swapped in at once (safety copies kept until every disk is in place).
+ * Restores over the shut-off domain's own disks, through the disk driver that stored them
+ * (`DiskDriver.prepareInPlace`): each disk staged beside its own, then all swapped in at once.
  */
 async function restoreInPlace(
   task: RestoreTask,
@@ -185,14 +186,23 @@ async function restoreInPlace(
 ): Promise<RestoreResult> {
   const tool = { uri: ctx.libvirtUri, signal: ctx.signal };
   checkDomainName(inPlace.domain, 'in-place restore domain');
-  // The files written over are libvirt's, never the task's `inPlace.disks[].source`.
-  const disks = await libvirtDisks(
+  const drivers = restoreDrivers(task, ctx);
+  const kinds = [...new Set(drivers.values())];
+  // One driver swaps every disk at once: all or none.
+  if (kinds.length !== 1) {
+    throw new ValidationError(
+      `in-place restore: disks of several kinds (${kinds.map((d) => d.name).join(', ')}) in one restore`,
+    );
+  }
+  const driver = kinds[0] as DiskDriver;
+  // The disks written over are libvirt's, never the task's `inPlace.disks[].source`.
+  const replace = await driver.prepareInPlace(
     inPlace.domain,
     task.disks.map((entry) => entry.id),
-    tool,
+    { workDir: ctx.workDir, signal: ctx.signal },
   );
   const notes: string[] = [];
-  for (const disk of disks) {
+  for (const disk of replace.disks) {
     const named = inPlace.disks.find((d) => d.id === disk.id);
     if (named && (named.source !== disk.source || named.format !== disk.format)) {
       notes.push(
@@ -206,32 +216,18 @@ async function restoreInPlace(
       });
     }
   }
-  await checkInPlace(inPlace.domain, disks, tool);
-  const staged: string[] = [];
   try {
     const downloaded = await download(task, ctx);
     ctx.progress.phase('converting');
     const restored: RestoreResult['disks'] = [];
-    for (const [index, entry] of task.disks.entries()) {
-      const disk = disks[index] as InPlaceDisk;
-      const scratch = scratchPath(disk.source);
-      staged.push(scratch);
-      const out = await restoreOne(entry, downloaded, scratch, ctx);
-      staged.push(await stageDisk(out.path, disk, tool));
-      restored.push({ id: entry.id, path: disk.source, size: out.size });
+    for (const entry of task.disks) {
+      const out = await replace.stage(entry.id, (scratch) =>
+        restoreOne(drivers, entry, downloaded, scratch, ctx),
+      );
+      restored.push({ id: entry.id, path: out.path, size: out.size });
     }
     ctx.progress.phase('swapping');
-    // A VM backed up with INCREMENT_MODE=SNAPSHOT runs on tracking overlays over these files:
-    // commit them down first, or the overlays would sit over the restored content.
-    for (const line of await commitTrackingOverlays(
-      inPlace.domain,
-      disks.map((d) => d.source),
-      tool,
-    )) {
-      ctx.log('info', line, { domain: inPlace.domain });
-    }
-    await swapDisks(inPlace.domain, disks, ctx.workDir, tool);
-    staged.length = 0;
+    for (const line of await replace.commit()) ctx.log('info', line, { domain: inPlace.domain });
     let startedVm = false;
     if (inPlace.start) {
       ctx.progress.phase('starting');
@@ -247,6 +243,6 @@ async function restoreInPlace(
       durationMs: Date.now() - started,
     };
   } finally {
-    for (const path of staged) await rm(path, { force: true });
+    await replace.discard();
   }
 }

@@ -1,13 +1,22 @@
 /**
  * The ONE conformance suite every disk driver passes (see the rules in `drivers/disk/driver.ts`),
  * on real libvirt VMs. A driver's test file calls {@link diskConformance} with a fixture that
- * makes VMs with its kind of disks and reads them back.
+ * makes VMs with its kind of disks and reads them back; `disk-registry.test.ts` checks that every
+ * driver of `drivers/disk/registry.ts` has one. Backups, chains, restores of every point and
+ * in-place restores go through the DiskDriver interface only, as the runner uses it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackupDisk, DiskDriver, PreparedFile } from '#drivers/disk/driver.ts';
+import type {
+  BackupDisk,
+  DiskDriver,
+  PointFile,
+  PreparedBackup,
+  PreparedFile,
+} from '#drivers/disk/driver.ts';
 import { run } from '#drivers/exec.ts';
 import { blockList, ensureLibvirt, filledWith, guestWrite, readDisk, virsh } from '../helpers/libvirt.ts';
 
@@ -46,6 +55,43 @@ export async function readSource(file: PreparedFile, offset: number, length: num
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Stores every file of a prepared backup under `dir` by its name, as a datastore would (a file
+ * copied sparse, an NBD export read whole with nbdcopy), then releases the backup.
+ */
+async function store(prepared: PreparedBackup, dir: string): Promise<PointFile[]> {
+  await mkdir(dir, { recursive: true });
+  const out: PointFile[] = [];
+  try {
+    for (const file of prepared.files) {
+      const path = join(dir, file.name);
+      if (file.source.kind === 'file') {
+        await run({ file: 'cp', args: ['--sparse=always', file.source.path, path] });
+      } else {
+        await run({ file: 'nbdcopy', args: [file.source.uri, path] });
+      }
+      out.push({ path, name: file.name });
+    }
+  } finally {
+    await prepared.release();
+  }
+  return out;
+}
+
+/** Copies of stored files (restorePoint may consume its inputs), in `dir`. */
+async function copies(files: readonly PointFile[], dir: string): Promise<PointFile[]> {
+  await mkdir(dir, { recursive: true });
+  return Promise.all(
+    files.map(async (f, i) => {
+      const path = join(dir, `${i}-${f.name}`);
+      await cp(f.path, path);
+      return { path, name: f.name };
+    }),
+  );
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const state = async (domain: string) => (await virsh('domstate', domain)).trim();
 const sources = async (domain: string) => Object.values(await blockList(domain)).sort();
@@ -169,6 +215,131 @@ export function diskConformance(name: string, makeFixture: () => Promise<DiskFix
       expect(filledWith(await readDisk(restored.path, 'qcow2', 0, MiB), B)).toBe(true);
       await expect(f.driver.restoreDisk(raw, 'raw', restored.path)).rejects.toMatchObject({
         name: 'Conflict',
+      });
+    });
+
+    describe('increment chains, restore of every point, in-place restore', () => {
+      let vm: FixtureVm;
+      let out: string;
+      let vmSources: string[];
+      const chain: PointFile[][] = []; // per point: the disk's stored file
+      const POINTS = 3;
+      const pattern = (i: number) => 0x10 + i;
+      const disk = () => vm.disks[0] as BackupDisk;
+      const backup = (n: number, parent: string | null) =>
+        f.driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+          freeze: 'NONE',
+          workDir: join(vm.dir, `chain-${n}-${parent ?? 'start'}`),
+          increment: { checkpoint: `lifeboat-conf-${n}`, parent, index: n },
+        });
+      /** Disk of point `k` restored through restorePoint into a fresh file. */
+      const restore = async (k: number, label: string) => {
+        const files = await copies(chain.slice(0, k + 1).flat(), join(out, `in-${label}`));
+        return f.driver.restorePoint(
+          files,
+          join(out, 'restored', `${label}-${f.driver.restoredFileName('vda')}`),
+        );
+      };
+
+      beforeAll(async () => {
+        vm = await f.createVm(`lb-conf-${name}-chain`, true);
+        vmSources = await sources(vm.domain);
+        out = await mkdtemp(join(vm.dir, 'points-'));
+      });
+      afterAll(() => vm?.destroy());
+
+      it('a FULL then increments, each stored file named as the driver describes it', async () => {
+        for (let n = 0; n < POINTS; n++) {
+          await guestWrite(vm.domain, disk().target, n * MiB, MiB, pattern(n));
+          const prepared = await backup(n, n === 0 ? null : `lifeboat-conf-${n - 1}`);
+          expect(prepared.files.map((x) => x.diskId)).toEqual([0]);
+          const file = prepared.files[0] as PreparedFile;
+          expect(f.driver.describeArtifact(file.name)).toEqual({
+            diskId: 0,
+            format: file.format,
+            increment: n === 0 ? null : n,
+          });
+          chain.push(await store(prepared, join(out, `point-${n}`)));
+        }
+        // Written after the last point: in no restored point.
+        await guestWrite(vm.domain, disk().target, POINTS * MiB, MiB, 0x99);
+        expect(await sources(vm.domain)).toEqual(vmSources);
+      });
+
+      it('restores every point exactly as the disk was then', async () => {
+        for (let k = 0; k < POINTS; k++) {
+          const restored = await restore(k, `p${k}`);
+          expect(restored.virtualSize).toBe(16 * MiB);
+          for (let n = 0; n <= POINTS; n++) {
+            const bytes = await readDisk(restored.path, restored.format, n * MiB, MiB);
+            expect(filledWith(bytes, n <= k ? pattern(n) : 0), `point ${k}, MiB ${n}`).toBe(true);
+          }
+          await expect(restore(k, `p${k}`)).rejects.toMatchObject({ name: 'Conflict' });
+        }
+      });
+
+      it('a parent that cannot be followed is ChainBroken, and nothing is left behind', async () => {
+        const before = await sources(vm.domain);
+        const dir = join(vm.dir, 'chain-broken');
+        await expect(
+          f.driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+            freeze: 'NONE',
+            workDir: dir,
+            increment: { checkpoint: 'lifeboat-conf-9', parent: 'lifeboat-conf-never', index: 9 },
+          }),
+        ).rejects.toMatchObject({ name: 'ChainBroken' });
+        expect(await sources(vm.domain)).toEqual(before);
+        expect(await f.freshDriver().reconcile(dir, vm.domain)).toEqual([]);
+        // What the runner then does: a FULL starting a new chain, which increments follow.
+        const start = await f.driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+          freeze: 'NONE',
+          workDir: join(vm.dir, 'chain-new-0'),
+          increment: { checkpoint: 'lifeboat-conf-new-0', parent: null, index: 0 },
+        });
+        expect(f.driver.describeArtifact(start.files[0]?.name as string)?.increment).toBeNull();
+        await store(start, join(out, 'new-0'));
+        const next = await f.driver.prepareBackup({ id: 3, domain: vm.domain }, [disk()], {
+          freeze: 'NONE',
+          workDir: join(vm.dir, 'chain-new-1'),
+          increment: { checkpoint: 'lifeboat-conf-new-1', parent: 'lifeboat-conf-new-0', index: 1 },
+        });
+        expect(f.driver.describeArtifact(next.files[0]?.name as string)?.increment).toBe(1);
+        await next.release();
+        expect(await sources(vm.domain)).toEqual(before);
+      });
+
+      it('in-place restore writes a point over the shut-off VM’s own disk, byte for byte, and leaves nothing else', async () => {
+        await virsh('destroy', vm.domain);
+        const before = await sources(vm.domain);
+        const folder = (d: string) => readdir(d).then((names) => names.sort());
+        const vmFiles = await folder(vm.dir);
+        const workDir = join(out, 'in-place-work');
+        await mkdir(workDir, { recursive: true });
+        const replace = await f.driver.prepareInPlace(vm.domain, [0], { workDir });
+        expect(replace.disks.map((d) => d.id)).toEqual([0]);
+        let expected = '';
+        const staged = await replace.stage(0, async (scratch) => {
+          const restored = await f.driver.restorePoint(
+            await copies(chain.slice(0, 2).flat(), join(out, 'in-inplace')),
+            scratch,
+          );
+          // Read here: staging moves or converts the scratch file into the disk's own form.
+          expected = sha(await readDisk(restored.path, restored.format, 0, 16 * MiB));
+          return restored;
+        });
+        expect(staged.path).toBe(replace.disks[0]?.source);
+        expect(await replace.commit()).toEqual(expect.any(Array));
+        await replace.discard();
+        expect(sha(await f.readVmDisk(vm, disk(), 0, 16 * MiB))).toBe(expected);
+        for (let n = 0; n <= POINTS; n++) {
+          const bytes = await f.readVmDisk(vm, disk(), n * MiB, MiB);
+          expect(filledWith(bytes, n <= 1 ? pattern(n) : 0), `MiB ${n}`).toBe(true);
+        }
+        expect(await sources(vm.domain)).toEqual(before);
+        expect(await folder(vm.dir)).toEqual(vmFiles);
+        expect(await f.freshDriver().reconcile(workDir, vm.domain)).toEqual([]);
+        await virsh('start', vm.domain);
+        expect(await state(vm.domain)).toBe('running');
       });
     });
   });

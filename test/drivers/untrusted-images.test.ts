@@ -8,7 +8,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DiskDriver } from '#drivers/disk/driver.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { parseQcow2Header, readQcow2Header } from '#drivers/disk/qcow2-header.ts';
 import { run } from '#drivers/exec.ts';
@@ -202,41 +201,29 @@ describe('restores never follow what a stored image names', () => {
     expect(await readQcow2Header(withData)).toMatchObject({ dataFile: secret });
   });
 
-  it('mergePoints (restore and flatten) refuses them whatever the disk driver', async () => {
-    const calls: string[] = [];
-    const fake = {
-      name: 'fake',
-      restoreDisk: async () => {
-        calls.push('restoreDisk');
-        throw new Error('not reached');
-      },
-      restoreChain: async () => {
-        calls.push('restoreChain');
-        throw new Error('not reached');
-      },
-    } as unknown as DiskDriver;
+  it('restorePoint (restore, in-place restore and flatten) refuses them before any qemu-img call', async () => {
+    const driver = new Qcow2Driver();
     const signal = new AbortController().signal;
     const hostileFull = join(dir, 'c2-disk.0.qcow2');
     const withData = join(dir, 'c3-disk.0.qcow2');
     const full = join(dir, 'c3-full.raw');
+    const out = join(dir, 'm.qcow2');
     await expect(
-      mergePoints(
-        fake,
-        [new Map([[0, { path: hostileFull, format: 'qcow2' }]])],
-        0,
-        join(dir, 'm.qcow2'),
-        signal,
-      ),
+      mergePoints(driver, [new Map([[0, { path: hostileFull, name: 'disk.0.qcow2' }]])], 0, out, signal),
     ).rejects.toMatchObject({ name: 'UnsafeDiskImage' });
     await expect(
       mergePoints(
-        fake,
-        [new Map([[0, { path: full, format: 'raw' }]]), new Map([[0, { path: withData, format: 'qcow2' }]])],
+        driver,
+        [
+          new Map([[0, { path: full, name: 'disk.0.raw' }]]),
+          new Map([[0, { path: withData, name: 'disk.0.inc1.qcow2' }]]),
+        ],
         0,
-        join(dir, 'm.qcow2'),
+        out,
         signal,
       ),
     ).rejects.toMatchObject({ name: 'UnsafeDiskImage' });
-    expect(calls).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    expect(await readQcow2Header(withData)).toMatchObject({ dataFile: expect.any(String) });
   });
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { BackupTask, Task, TaskDatastore } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
+import { describeFileArtifact } from '#drivers/disk/qcow2-driver.ts';
 import { type HostKeyPair, sealContext, sealSecrets } from '#functions/sealed-secrets.ts';
 import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
@@ -102,8 +103,21 @@ export function fakeDrivers(disk: Partial<DiskDriver> = {}, store: Partial<Datas
     prepareBackup: missing('prepareBackup'),
     reconcile: async () => [],
     restoreDisk: missing('restoreDisk'),
+    prepareInPlace: missing('prepareInPlace'),
+    // The file driver's names, so restores and flattens of fake points find their driver.
+    describeArtifact: (name: string) => describeFileArtifact(name),
+    flattenedName: (id: number) => `disk.${id}.qcow2`,
+    restoredFileName: (base: string) => `${base}.qcow2`,
     ...disk,
   } as DiskDriver;
+  // A fake given only the old pieces restores a point as the file driver did with them.
+  diskDriver.restorePoint ??= async (files, toPath, options) => {
+    const typed = files.map((f) => ({ path: f.path, format: describeFileArtifact(f.name)?.format ?? 'raw' }));
+    const [full] = typed;
+    if (typed.length === 1 && full) return diskDriver.restoreDisk(full.path, full.format, toPath, options);
+    if (!diskDriver.restoreChain) throw new Error('fake restoreChain not given');
+    return diskDriver.restoreChain(typed, toPath, options);
+  };
   const storeDriver = {
     name: 'restic',
     readsNbd: true,
@@ -117,7 +131,7 @@ export function fakeDrivers(disk: Partial<DiskDriver> = {}, store: Partial<Datas
     reconcile: async () => {},
     ...store,
   } as DatastoreDriver;
-  return { disk: () => diskDriver, datastore: () => storeDriver };
+  return { disk: () => diskDriver, disks: () => [diskDriver], datastore: () => storeDriver };
 }
 
 /** The runner's pieces over fakes, in a temp state folder. */

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestoreTask } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
+import { checkInPlace, incomingPath, safetyPath, swapDisks, undoInPlace } from '#drivers/disk/in-place.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
-import { checkInPlace, incomingPath, safetyPath, swapDisks, undoInPlace } from '#runner/tasks/in-place.ts';
 import { createTestVm, type TestVm } from '../helpers/libvirt.ts';
 import { fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
 
@@ -114,6 +114,7 @@ describe('in-place restore task: the files come from libvirt, never from the tas
       {
         restoreDisk: (...args) => real.restoreDisk(...args),
         restoreChain: (...args) => real.restoreChain(...args),
+        prepareInPlace: (...args) => real.prepareInPlace(...args),
       },
       store,
     );

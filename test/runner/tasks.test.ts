@@ -6,8 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
+import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
+import { driverForArtifact } from '#drivers/disk/registry.ts';
 import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
-import { storedFormat } from '#runner/tasks/points.ts';
 import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
 import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
 
@@ -287,8 +288,18 @@ describe('restore task', () => {
     await expect(restoreFolder({ target: '/etc/cron.d', confine: true }, roots)).rejects.toThrow(
       /outside this host's restore roots/,
     );
-    expect(storedFormat('disk.0.raw')).toBe('raw');
-    expect(() => storedFormat('disk.0.vmdk')).toThrow(/neither/);
+    const drivers = [new Qcow2Driver()];
+    expect(driverForArtifact(drivers, 'disk.0.raw').describeArtifact('disk.0.raw')).toEqual({
+      diskId: 0,
+      format: 'raw',
+      increment: null,
+    });
+    expect(drivers[0]?.describeArtifact('disk.1.inc3.qcow2')).toEqual({
+      diskId: 1,
+      format: 'qcow2',
+      increment: 3,
+    });
+    expect(() => driverForArtifact(drivers, 'disk.0.vmdk')).toThrow(/no disk driver/);
   });
 
   it('restores disks as <name>-disk-<id>.qcow2 (0600) and writes <name>.xml (0600), never overwriting', async () => {

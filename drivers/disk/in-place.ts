@@ -1,19 +1,23 @@
 /**
- * In-place restore: a backup written over a powered-off VM's own disk files. Each restored disk
+ * In-place restore of file disks (the qcow2 driver's `prepareInPlace`): a backup written over a
+ * powered-off VM's own disk files. Each restored disk
  * is first written beside its file (`<file>.lifeboat-restore`, same folder so the swap is a
  * rename), in the disk's own format; only when every disk is ready, and the domain is still shut
  * off, is each old file renamed to `<file>.lifeboat-safety` and the new one put in its place.
  * When every disk is swapped the safety copies are removed; when anything fails the safety
  * copies are put back. A record in the task's work folder (`in-place.json`) names the files, so
- * {@link undoInPlace} can put a crashed runner's safety copies back. Which files those are comes
- * from libvirt on this host ({@link libvirtDisks}), never from the task.
+ * {@link undoInPlace} (part of the driver's reconcile) can put a crashed runner's safety copies
+ * back. Which files those are comes from libvirt on this host ({@link libvirtDisks}), never from
+ * the task.
  */
 import { chmod, chown, lstat, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
-import { readDomainInventory } from '#drivers/disk/inventory.ts';
-import { domainState, type ToolOptions, virsh } from '#drivers/disk/tools.ts';
-import { run } from '#drivers/exec.ts';
+import { run } from '../exec.ts';
+import type { InPlaceRestore, RestoredDisk } from './driver.ts';
+import { readDomainInventory } from './inventory.ts';
+import { commitTrackingOverlays } from './snapshot-mode.ts';
+import { domainState, type ToolOptions, virsh } from './tools.ts';
 
 /** One disk of the VM restored in place. */
 export interface InPlaceDisk {
@@ -195,4 +199,48 @@ async function dropCheckpoints(domain: string, options: ToolOptions): Promise<vo
     .filter(Boolean);
   for (const name of names)
     await virsh(['checkpoint-delete', domain, name, '--metadata'], options).catch(() => {});
+}
+
+/**
+ * See `DiskDriver.prepareInPlace`: the domain's file disks `ids` from libvirt, checked (shut
+ * off, regular files, no leftover safety copy) before anything is downloaded.
+ */
+export async function prepareInPlace(
+  domain: string,
+  ids: readonly number[],
+  workDir: string,
+  options: ToolOptions = {},
+): Promise<InPlaceRestore> {
+  const disks = await libvirtDisks(domain, ids, options);
+  await checkInPlace(domain, disks, options);
+  const staged = new Set<string>();
+  const discard = async () => {
+    for (const path of staged) await rm(path, { force: true });
+    staged.clear();
+  };
+  return {
+    disks,
+    async stage(id, write): Promise<RestoredDisk> {
+      const disk = disks.find((d) => d.id === id);
+      if (!disk) throw new ValidationError(`in-place restore: disk ${id} was not prepared`);
+      const scratch = scratchPath(disk.source);
+      staged.add(scratch);
+      const out = await write(scratch);
+      staged.add(await stageDisk(out.path, disk, options));
+      return { ...out, path: disk.source };
+    },
+    async commit(): Promise<string[]> {
+      // A VM backed up with INCREMENT_MODE=SNAPSHOT runs on tracking overlays over these files:
+      // commit them down first, or the overlays would sit over the restored content.
+      const done = await commitTrackingOverlays(
+        domain,
+        disks.map((d) => d.source),
+        options,
+      );
+      await swapDisks(domain, disks, workDir, options);
+      staged.clear();
+      return done;
+    },
+    discard,
+  };
 }
