@@ -111,6 +111,31 @@ describe('what the evaluator allows each principal', () => {
     expect(await allows(runner, { action: 'sqs:ReceiveMessage', resource: queue('7') })).toBe(false);
   });
 
+  it('datastore secrets: only the steps that seal them may read them, never a runner nor the dispatcher', async () => {
+    const secret: Check = {
+      action: 'secretsmanager:GetSecretValue',
+      resource: `arn:aws:secretsmanager:${R}:${A}:secret:lifeboat/datastore-100-AbCdEf`,
+    };
+    for (const step of ['AdmitBackup', 'AdmitRestore', 'AdmitMaintenance']) {
+      expect(await allows(role(step), secret), step).toBe(true);
+    }
+    for (const fn of ['Dispatcher', 'CommitBackup', 'Release', 'Authorizer']) {
+      expect(await allows(role(fn), secret), fn).toBe(false);
+    }
+    const runner = principal(iam.credentialsForHost({ name: 'kvm-secrets', id: 5 }));
+    expect(await allows(runner, secret)).toBe(false);
+    expect(await allows(runner, { ...secret, action: 'secretsmanager:ListSecrets', resource: '*' })).toBe(
+      false,
+    );
+    // Outside the lifeboat/ prefix, not even the sealing steps.
+    expect(
+      await allows(role('AdmitBackup'), {
+        ...secret,
+        resource: `arn:aws:secretsmanager:${R}:${A}:secret:other-1`,
+      }),
+    ).toBe(false);
+  });
+
   it('a step function writes the tables its policy names, never users or progress', async () => {
     const admit = role('AdmitBackup');
     const put = (key: string): Check => ({ action: 'dynamodb:PutItem', resource: table(key) });
