@@ -4,7 +4,7 @@
  * the first for a SEQUENTIAL one when none is backing up); an ended backup moves its VM to
  * UPDATED or ERROR. The handlers persist the lists and queue what `takeNext` answers.
  */
-import { Conflict, ValidationError } from './errors.ts';
+import { Conflict, Forbidden, ValidationError } from './errors.ts';
 import type { BackupJob, UserRole } from './model.ts';
 
 /** The four lists of a job (and, from a new run, its start time). */
@@ -88,4 +88,14 @@ export function checkVmList(vmIds: readonly number[]): void {
 /** The highest priority a user may give (users up to 49, admins up to 99). */
 export function maxPriority(role: UserRole): number {
   return role === 'admin' ? 99 : 49;
+}
+
+/**
+ * The one check of a requested priority, for every operation a caller queues or schedules
+ * (backups, restores, jobs, scheduled actions): above {@link maxPriority} is Forbidden.
+ */
+export function assertPriority(role: UserRole, priority: number | undefined): void {
+  if (priority !== undefined && priority > maxPriority(role)) {
+    throw new Forbidden(`priority above ${maxPriority(role)} is for admins`);
+  }
 }

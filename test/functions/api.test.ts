@@ -499,6 +499,23 @@ describe('images', () => {
     expect((await call('GET', '/images/3', admin)).status).toBe(404);
   });
 
+  it('refuses a user a restore above priority 49 (admins up to 99), queueing nothing', async () => {
+    await images.put({ ...image(7, 'READY'), owner: 'alice', group: 'users' });
+    const before = (await call('GET', '/executions', admin)).body.items.length;
+    const high = await call('POST', '/images/7/restore', {
+      token: ALICE,
+      body: { name: 'urgent', priority: 99 },
+    });
+    expect(high.status).toBe(403);
+    expect(high.body).toEqual({ error: 'Forbidden', message: 'priority above 49 is for admins' });
+    expect((await call('GET', '/executions', admin)).body.items).toHaveLength(before);
+    const fine = await call('POST', '/images/7/restore', {
+      token: ALICE,
+      body: { name: 'normal', priority: 49 },
+    });
+    expect(fine.status, JSON.stringify(fine.body)).toBe(202);
+  });
+
   it('lists executions newest first', async () => {
     const ids = (await call('GET', '/executions', admin)).body.items.map((e: { id: string }) => Number(e.id));
     expect(ids.length).toBeGreaterThanOrEqual(2);

@@ -5,6 +5,7 @@
 import { checkRestoreOptions, ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
 import { downloadUrlsOf } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
+import { assertPriority } from '#core/jobs.ts';
 import type { Datastore, Image } from '#core/model.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -139,6 +140,7 @@ const remove: RouteHandler = async (ctx) => {
 const restore: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx, 'use');
   const options = parseBody(RestoreRequestBody, ctx.body);
+  assertPriority(ctx.user.role, options.priority);
   if (options.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
   const { define } = checkRestoreOptions(options);
   if (image.state !== 'READY')

@@ -5,9 +5,9 @@
  */
 import { update as updateConfig } from '#core/backup-config.ts';
 import { CreateJobBody, parseBody, UpdateJobBody } from '#core/contracts/api.ts';
-import { Conflict, Forbidden, ValidationError } from '#core/errors.ts';
-import { checkVmList, maxPriority, retryRun, startRun } from '#core/jobs.ts';
-import type { BackupConfigRecord, User } from '#core/model.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
+import { assertPriority, checkVmList, retryRun, startRun } from '#core/jobs.ts';
+import type { BackupConfigRecord } from '#core/model.ts';
 import { deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
 import { advanceJob } from '../../dispatcher/job-progress.ts';
 import { allocateId } from '../../repo/counters.ts';
@@ -29,12 +29,6 @@ function jobConfig(current: BackupConfigRecord, pairs: Record<string, string>): 
     else throw new ValidationError('config.RESET: must be YES or NO');
   }
   return next;
-}
-
-function checkPriority(user: User, priority: number | undefined): void {
-  if (priority !== undefined && priority > maxPriority(user.role)) {
-    throw new Forbidden(`priority above ${maxPriority(user.role)} is for admins`);
-  }
 }
 
 /** The VMs exist and the user manages them; `claimVms` then takes them from no other job. */
@@ -64,7 +58,7 @@ const show: RouteHandler = async (ctx) => json(publicJob(await jobFor(ctx, 'use'
 
 const create: RouteHandler = async (ctx) => {
   const body = parseBody(CreateJobBody, ctx.body);
-  checkPriority(ctx.user, body.priority);
+  assertPriority(ctx.user.role, body.priority);
   const config = jobConfig({}, body.config);
   const datastore = await datastores.get(body.datastoreId);
   assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
@@ -97,7 +91,7 @@ const create: RouteHandler = async (ctx) => {
 const patch: RouteHandler = async (ctx) => {
   const job = await jobFor(ctx, 'manage');
   const body = parseBody(UpdateJobBody, ctx.body);
-  checkPriority(ctx.user, body.priority);
+  assertPriority(ctx.user.role, body.priority);
   const config = body.config ? jobConfig(job.config, body.config) : undefined;
   if (body.datastoreId !== undefined) {
     assertAllowed(ctx.user, await datastores.get(body.datastoreId), 'use', `Datastore ${body.datastoreId}`);

@@ -5,8 +5,8 @@
  * mirrored into EventBridge Scheduler.
  */
 import { CreateScheduleBody, parseBody } from '#core/contracts/api.ts';
-import { Conflict, Forbidden, NotFound, ValidationError } from '#core/errors.ts';
-import { maxPriority } from '#core/jobs.ts';
+import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
+import { assertPriority } from '#core/jobs.ts';
 import type { Vm } from '#core/model.ts';
 import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
 import { createAwsSchedule, deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
@@ -57,9 +57,7 @@ function add(target: Target): RouteHandler {
     const body = parseBody(CreateScheduleBody, ctx.body);
     const now = new Date();
     const spec = parseSchedule({ time: body.time, repeat: body.repeat, days: body.days, end: body.end }, now);
-    if (body.priority !== undefined && body.priority > maxPriority(ctx.user.role)) {
-      throw new Forbidden(`priority above ${maxPriority(ctx.user.role)} is for admins`);
-    }
+    assertPriority(ctx.user.role, body.priority);
     let datastoreId: number | undefined;
     if (target === 'vm') {
       if (body.datastoreId === undefined) throw new ValidationError('datastoreId: required for a VM backup');

@@ -1,7 +1,8 @@
 /** VM routes: list, show, delete, BACKUP_CONFIG (show / updateconf), and backup requests. */
 import { update as updateConfig, withDefaults } from '#core/backup-config.ts';
 import { BackupConfigBody, BackupRequestBody, parseBody, VmListQuery } from '#core/contracts/api.ts';
-import { Conflict, Forbidden } from '#core/errors.ts';
+import { Conflict } from '#core/errors.ts';
+import { assertPriority } from '#core/jobs.ts';
 import type { Vm } from '#core/model.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { jobOfVm } from '../../repo/jobs.ts';
@@ -63,8 +64,8 @@ const putConfig: RouteHandler = async (ctx) => {
 const backup: RouteHandler = async (ctx) => {
   const vm = await vmFor(ctx, 'manage');
   const body = parseBody(BackupRequestBody, ctx.body);
+  assertPriority(ctx.user.role, body.priority);
   const priority = body.priority ?? 0;
-  if (priority > 49 && ctx.user.role !== 'admin') throw new Forbidden('priority above 49 is for admins');
   const job = await jobOfVm(vm);
   if (job) {
     throw new Conflict(
