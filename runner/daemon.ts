@@ -263,9 +263,7 @@ async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
   // The work folders' parent as well, made here rather than by whichever task comes first: a
   // restore or flatten creating it with its 0700 download folders would shut QEMU out of the
   // overlays of every later backup of a running VM. Set again at each start (repairs such a host).
-  await mkdir(workRoot(stateDir), { mode: 0o711 }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
+  await mkdir(workRoot(stateDir), { recursive: true, mode: 0o711 });
   await chmod(workRoot(stateDir), 0o711);
   for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
     const mode = (await stat(dir)).mode;
