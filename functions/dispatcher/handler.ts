@@ -9,10 +9,10 @@
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { type Host, takesSlot } from '#core/model.ts';
+import { sfnClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 import { freeQueuedGuard } from '../api/routes/vm-backup.ts';
-import { sfnClient } from '../aws.ts';
 import { limits, required } from '../env.ts';
-import { log } from '../log.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';

@@ -7,8 +7,8 @@
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';
 import { type ExecutionState, takesSlot } from '#core/model.ts';
-import { dynamo } from '../aws.ts';
-import { log } from '../log.ts';
+import { dynamo } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 import { releaseSlotItems } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
 

@@ -7,8 +7,8 @@
  */
 import { startRun } from '#core/jobs.ts';
 import { nextRun } from '#core/schedule.ts';
+import { log } from '#platform/log.ts';
 import { queueVmBackup } from '../api/routes/vm-backup.ts';
-import { log } from '../log.ts';
 import { dueSchedules, type ScheduleRecord, schedules } from '../repo/schedules.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';

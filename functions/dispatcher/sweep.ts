@@ -7,8 +7,8 @@
  */
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
 import { takesSlot } from '#core/model.ts';
-import { sfnClient } from '../aws.ts';
-import { log } from '../log.ts';
+import { sfnClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';

@@ -9,7 +9,7 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { dynamo } from '../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { tableName } from '../env.ts';
 import { isTransactionConditionFailed, isTransactionConflict } from './table.ts';
 

@@ -14,7 +14,7 @@ import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Increment } from '#core/model.ts';
 import { removeLast } from '#core/retention.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';

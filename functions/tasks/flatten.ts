@@ -11,7 +11,7 @@ import { Conflict } from '#core/errors.ts';
 import { flattenedImage, flattenPoints } from '#core/flatten.ts';
 import type { Datastore, Execution, Host, Image, Vm } from '#core/model.ts';
 import { type FlattenPlan, flattenPlan } from '#core/retention.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';

@@ -8,7 +8,7 @@
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { Conflict } from '#core/errors.ts';
 import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
-import { dynamo } from '../../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { tableName } from '../../env.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { executions } from '../../repo/executions.ts';
