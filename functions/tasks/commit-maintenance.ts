@@ -7,6 +7,8 @@
 import { z } from 'zod';
 import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
+import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
+import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -14,8 +16,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { step } from './common.ts';
-import { commitFlatten, FLATTEN_REQUESTER } from './flatten.ts';
-import { enqueueMaintenance, MaintenanceInput, sourcesOf } from './maintenance.ts';
+import { commitFlatten } from './flatten.ts';
 
 /** The runner's answer is under `host`; its schema depends on the kind (checked below). */
 export const CommitMaintenanceInput = MaintenanceInput.extend({ host: z.unknown() });

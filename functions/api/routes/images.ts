@@ -8,16 +8,16 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Datastore, Image } from '#core/model.ts';
 import { templateDisks } from '#core/template-host.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
+import { enqueue } from '../../operations/queue.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { executions } from '../../repo/executions.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
-import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../tasks/maintenance.ts';
 import { assertAdmin, assertAllowed, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
-import { enqueue } from './enqueue.ts';
 
 async function imageFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Image> {
   const image = await images.get(pathId(ctx));

@@ -6,20 +6,15 @@
  * the queue. Checking the pending index instead would read every queued request per call.
  */
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { assertBackupable } from '#core/backup-rules.ts';
 import { Conflict } from '#core/errors.ts';
 import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
-import { tableName } from '../../env.ts';
-import { allocateId } from '../../repo/counters.ts';
-import { executions } from '../../repo/executions.ts';
-import { isConditionFailed } from '../../repo/table.ts';
-import { flattening, flatteningMessage } from '../../tasks/flatten.ts';
-import { enqueue } from './enqueue.ts';
-
-/** 409 message of a VM whose backup lock is held. */
-export function lockedMessage(vm: Pick<Vm, 'id' | 'lock'>): string {
-  return `VM ${vm.id} has a backup in progress (execution ${vm.lock})`;
-}
+import { tableName } from '../env.ts';
+import { allocateId } from '../repo/counters.ts';
+import { executions } from '../repo/executions.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { enqueue } from './queue.ts';
 
 /** Name of the guard item of a VM's queued backup. */
 export function queuedGuardName(vmId: number): string {
@@ -99,11 +94,7 @@ export async function queueVmBackup(
   vm: Vm,
   request: VmBackupRequest,
 ): Promise<Execution> {
-  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
-    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
-  }
-  if (vm.lock) throw new Conflict(lockedMessage(vm));
-  if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
+  assertBackupable(vm);
   const id = String(await allocateId('execution'));
   await takeGuard(vm.id, id);
   const { datastoreId, reset, job, scheduleId } = request;
