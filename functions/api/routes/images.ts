@@ -8,6 +8,7 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Datastore, Image } from '#core/model.ts';
 import { templateDisks } from '#core/template-host.ts';
+import { retry } from '#platform/retry.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
 import { enqueue } from '../../operations/queue.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -59,10 +60,10 @@ const show: RouteHandler = async (ctx) => json((await views([await imageFor(ctx,
 
 /** Take an image id out of its VM's BACKUP_IDS, retrying if a commit changes the list meanwhile. */
 async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const vm = await vms.find(vmId);
-    if (!vm?.backups.BACKUP_IDS.includes(imageId)) return;
-    try {
+  await retry(
+    async () => {
+      const vm = await vms.find(vmId);
+      if (!vm?.backups.BACKUP_IDS.includes(imageId)) return;
       await vms.update(
         vmId,
         { 'backups.BACKUP_IDS': vm.backups.BACKUP_IDS.filter((id) => id !== imageId) },
@@ -74,12 +75,13 @@ async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
           },
         },
       );
-      return;
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-    }
-  }
-  throw new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`);
+    },
+    {
+      attempts: 5,
+      retryOn: isConditionFailed,
+      exhausted: () => new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`),
+    },
+  );
 }
 
 /** Delete an image with no stored data at once (a failed backup's ERROR image). */
