@@ -161,8 +161,9 @@ export async function undoMarks(record: ExecutionRecord, state: Ending['state'])
     case 'backup':
       if (imageId !== undefined) await unlockImage(imageId, id, 'backup');
       if (vmId !== undefined) {
-        await unlockVm(vmId, id);
+        // Before the unlock: a VM still locked by this backup never got its Commit's write.
         await clearOrphanFlatten(record);
+        await unlockVm(vmId, id);
         // A request that never started still holds its VM's "queued" guard.
         if (record.executionArn === undefined) await freeQueuedGuard(vmId, id);
       }
