@@ -7,7 +7,7 @@
  * (600 s). Then the VM is unlocked and its next backup restores byte-identical.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,4 +180,25 @@ describe('a runner killed mid-upload', () => {
     },
     10 * 60_000,
   );
+
+  it('an orderly local down stops the runner for good: it is not started again', async () => {
+    const last = (await runnerPid()) as number;
+    expect(alive(last)).toBe(true);
+    await stack.stop();
+    expect(alive(last)).toBe(false);
+    // Give a restart, were one to come, its 1 s and a start.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await runnersOf(stack.home)).toEqual([]);
+  }, 120_000);
 });
+
+/** Pids of runners started for `home` (`runner/main.ts ... --home HOME`), from /proc. */
+async function runnersOf(home: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const args = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args.some((a) => a.endsWith('runner/main.ts')) && args.includes(home)) found.push(Number(name));
+  }
+  return found;
+}
