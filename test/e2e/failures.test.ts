@@ -297,7 +297,7 @@ describe('failed backups leave the VM as it was', () => {
     const next = await backup(stack, vm.id, good.id);
     expect(next.execution?.state).toBe('SUCCEEDED');
     await expectIntact(test, original);
-  });
+  }, 300_000);
 });
 
 async function processAlive(pid: number): Promise<boolean> {
