@@ -19,8 +19,8 @@ import { ensureLibvirt } from './libvirtd.ts';
 import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.ts';
 
 /**
- * Processes started by the supervisor once the control plane is up: the runner for this host, which gets the
- * Lambda environment (emulator endpoints, table names, secret store) on top of its own and
+ * Processes the supervisor starts once the control plane is up: the runner for this host, which
+ * gets the Lambda environment (emulator endpoints, table names, secret store) on top of its own and
  * registers itself through the API once `endpoint.json` exists (with the enrollment token
  * {@link enrollRunner} adds to its environment: never the admin's token, never an argument).
  * The supervisor keeps it running (local/keeper.ts), as systemd's `Restart=` does on a host.

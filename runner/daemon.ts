@@ -1,8 +1,9 @@
 /**
  * The runner daemon's wiring: journal -> reconcile what a crash left -> register the host
  * (retrying until the API answers) -> inventory at once on libvirt's domain events and every
- * minute as a safety net -> poll the host queue with a concurrency limit. `stop()` stops polling, waits for running tasks (the grace period, 5 min
- * by default), then aborts what still runs, so every task is answered before the process exits.
+ * minute as a safety net -> poll the host queue with a concurrency limit. `stop()` stops
+ * polling, waits for running tasks (the grace period, 5 min by default), then aborts what still
+ * runs, so every task is answered before the process exits.
  *
  * Every tool the daemon starts is recorded in the state folder's process registry from the very
  * first (reconcile's own tools included), so the next start stops what a SIGKILL left running.
