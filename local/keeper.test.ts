@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it, vi } from 'vitest';
-import { keepRunning } from './keeper.ts';
+import { keepRunning, spawnLogged } from './keeper.ts';
 
 const alive = (pid: number) => {
   try {
@@ -100,5 +100,20 @@ describe('keepRunning', () => {
       msg: 'runner ended: starting it again',
       error: expect.stringContaining('ENOENT'),
     });
+  });
+
+  it('logs each line of the child whole, even when written in pieces', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const script =
+      "process.stdout.write('{\"a\":'); setTimeout(() => { process.stdout.write('1}\\nsecond\\n'); " +
+      "process.stderr.write('last, no newline'); }, 100);";
+    const child = spawnLogged(
+      { name: 'runner', command: process.execPath, args: ['-e', script] },
+      { PATH: process.env.PATH },
+      (entry) => lines.push(entry),
+    );
+    await new Promise((resolve) => child.once('close', resolve));
+    expect(lines.map((l) => l.msg).sort()).toEqual(['last, no newline', 'second', '{"a":1}']);
+    expect(lines.every((l) => l.child === 'runner' && l.level === 'info')).toBe(true);
   });
 });

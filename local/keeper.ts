@@ -107,8 +107,9 @@ export function keepRunning(opts: KeepOptions): KeptChild {
 }
 
 /**
- * Spawns `spec` with `env` (no shell), its stdout and stderr lines logged as the control
- * plane's other children are (`{child: name, msg: line}`).
+ * Spawns `spec` with `env` (no shell), each line of its stdout and stderr logged as the control
+ * plane's other children's are (`{child: name, msg: line}`); a line split across reads is
+ * logged whole.
  */
 export function spawnLogged(
   spec: ChildSpec,
@@ -116,12 +117,18 @@ export function spawnLogged(
   log: Log,
 ): ChildProcess {
   const child = spawn(spec.command, spec.args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const emit = (line: string) => {
+    if (line.trim()) log({ level: 'info', child: spec.name, msg: line });
+  };
   for (const stream of [child.stdout, child.stderr]) {
+    let pending = '';
     stream?.setEncoding('utf8');
     stream?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n'))
-        if (line.trim()) log({ level: 'info', child: spec.name, msg: line });
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) emit(line);
     });
+    stream?.on('end', () => emit(pending));
   }
   return child;
 }
