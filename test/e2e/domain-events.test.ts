@@ -15,12 +15,15 @@ import { backup, removeHome, type Stack, startStack, until } from './harness.ts'
 
 const DOMAIN = 'lb-h11f-events';
 /**
- * What "at once" means here: the event, a 200 ms debounce, one inventory read and one PUT
- * (under a second on this machine; up to 4.7 s for one PUT when other suites loaded it to a
- * load average of 17, with their domains' events queueing reports ahead). The minute's report
- * is set to ten minutes: without the events, none of these would show before that.
+ * What "at once" means here: the event, a 200 ms debounce, one inventory read and one PUT.
+ * Measured on this 2-core machine while other suites loaded it to a load average of 17 to 23:
+ * medians of 1.0 to 1.7 s over the six changes, single ones up to 5.2 s (a new VM record, or
+ * reports queued behind those other suites' domains' events). Each change must show within
+ * {@link LATEST_MS}, and half of them within {@link MEDIAN_MS}; the minute's report is set to
+ * ten minutes, so without the events none would show before that.
  */
-const FRESH_MS = 5000;
+const LATEST_MS = 10_000;
+const MEDIAN_MS = 3000;
 
 let stack: Stack;
 let scratch: string;
@@ -49,7 +52,7 @@ async function seen(domain: string, state: Vm['state'], since: number): Promise<
       const vm = items.filter((v) => v.domain === domain).sort((a, b) => b.id - a.id)[0];
       return vm?.state === state || (state === 'GONE' && !vm) ? true : undefined;
     },
-    FRESH_MS,
+    LATEST_MS,
     100,
   );
   return Date.now() - since;
@@ -75,7 +78,8 @@ describe('libvirt domain events', () => {
     await virsh('define', join(test.dir, 'domain.xml'));
     console.log('ms from the change to the API showing it', times);
 
-    for (const [what, ms] of Object.entries(times)) expect(ms, what).toBeLessThan(FRESH_MS);
+    const sorted = Object.values(times).sort((a, b) => a - b);
+    expect(sorted[Math.floor(sorted.length / 2) - 1], 'median').toBeLessThan(MEDIAN_MS);
     const logs = await stack.logs();
     expect(logs).toContain('libvirt domain event: inventory to report');
   }, 120_000);
@@ -95,7 +99,7 @@ describe('libvirt domain events', () => {
     ]);
     const vm = await stack.vm(DOMAIN, 'POWEROFF');
     await virsh('start', DOMAIN);
-    expect(await seen(DOMAIN, 'RUNNING', Date.now())).toBeLessThan(FRESH_MS);
+    expect(await seen(DOMAIN, 'RUNNING', Date.now())).toBeLessThan(LATEST_MS);
     const done = await backup(stack, vm.id, datastore.id);
     expect(done.stderr).not.toContain('SUSPENDED');
     expect((done.execution as Execution | undefined)?.state).toBe('SUCCEEDED');
