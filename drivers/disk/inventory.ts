@@ -114,13 +114,23 @@ export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]
     .split('\n')
     .map((n) => n.trim())
     .filter((n) => n !== '' && domainNameProblem(n) === undefined);
-  const vms: Vm[] = [];
-  for (const name of names) {
-    try {
-      vms.push(await readDomainInventory(name, options));
-    } catch (error) {
-      if ((await domainState(name, options)) !== null) throw error;
+  // A few domains at a time: each costs several tool runs, mostly waiting on libvirtd, and a
+  // report that libvirt's events trigger should land within a second or two.
+  const vms: (Vm | undefined)[] = [];
+  let next = 0;
+  const reader = async () => {
+    for (let index = next++; index < names.length; index = next++) {
+      const name = names[index] as string;
+      try {
+        vms[index] = await readDomainInventory(name, options);
+      } catch (error) {
+        if ((await domainState(name, options)) !== null) throw error;
+      }
     }
-  }
-  return vms;
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, reader));
+  return vms.filter((vm): vm is Vm => vm !== undefined);
 }
+
+/** Domains read at once by {@link readHostInventory}. */
+const READ_CONCURRENCY = 4;
