@@ -7,8 +7,9 @@
  * snapshot is immutable, so the VM keeps running on its image (or may start) while the datastore
  * reads it. A FULL is `rbd export SNAP -`, an increment `rbd export-diff --from-snap PARENT SNAP -`
  * (the "rbd diff v1" format), both handed to the datastore as `stream` sources (no temporary
- * copy on the host); a datastore that reads files only gets an increment written into the work
- * folder (changed data only). Stored names: `disk.<id>.rbd` (raw bytes of the image, what
+ * copy on the host). A datastore that reads files only (rsync) gets a FULL as the snapshot
+ * mounted read-only as a file (`rbd-file.ts`: read from Ceph as rsync reads it, no copy) and an
+ * increment written into the work folder (changed data only). Stored names: `disk.<id>.rbd` (raw bytes of the image, what
  * `rbd import` reads), `disk.<id>.inc<N>.rbdiff` (what `rbd import-diff` reads) and, after a
  * flatten, `disk.<id>.rbd.qcow2`.
  *
@@ -54,6 +55,7 @@ import {
   SNAPSHOT_PREFIX,
 } from './rbd-cli.ts';
 import { applyRbdDiff } from './rbd-diff.ts';
+import { mountSnapshot, type SnapshotFile, unmountLeftovers } from './rbd-file.ts';
 import { prepareRbdInPlace, undoRbdInPlace } from './rbd-in-place.ts';
 import { OWN_FILE, type RbdRecord, readRbdRecord, removeRbdRecord, writeRbdRecord } from './rbd-record.ts';
 import { writeQcow2 } from './restore-chain.ts';
@@ -127,9 +129,11 @@ export class RbdDriver implements DiskDriver {
     };
     await mkdir(options.workDir, { recursive: true, mode: 0o700 });
     await writeRbdRecord(options.workDir, record);
+    const mounts: SnapshotFile[] = [];
     let released = false;
     const release = async (opts: { failed?: boolean } = {}) => {
       if (released) return;
+      for (const mount of mounts) await mount.close();
       // A chain's new snapshot is the next increment's base, once its point is stored.
       if (inc && !opts.failed) {
         for (const disk of found) await this.prune(disk, [inc.checkpoint, inc.parent], signal);
@@ -148,7 +152,7 @@ export class RbdDriver implements DiskDriver {
         const size = (
           await disk.rbd.json<{ size: number }>(['info', imageSpec(disk.image, snapshot)], { signal })
         ).size;
-        files.push(await this.source(disk, snapshot, size, options));
+        files.push(await this.source(disk, snapshot, size, options, mounts));
       }
       return {
         files,
@@ -157,6 +161,7 @@ export class RbdDriver implements DiskDriver {
         release,
       };
     } catch (error) {
+      for (const mount of mounts) await mount.close().catch(() => {});
       await this.removeSnapshots(record, undefined).catch(() => {});
       await this.cleanFolder(options.workDir).catch(() => {});
       throw error;
@@ -184,8 +189,10 @@ export class RbdDriver implements DiskDriver {
 
   /**
    * The FULL as a raw file beside `toPath` (moved when raw; a flattened qcow2 FULL checked, then
-   * converted), each increment applied in order (each must follow the previous one's snapshot),
-   * then converted into a checked qcow2 at `toPath`. The inputs are consumed.
+   * converted), each increment applied in order, then converted into a checked qcow2 at `toPath`.
+   * The inputs are consumed. Each increment after the first must start from the snapshot the
+   * previous one led to (its diff names both); the FULL is raw bytes naming no snapshot, so the
+   * first increment's fit rests on the chain order the control plane keeps.
    */
   async restorePoint(
     files: readonly PointFile[],
@@ -247,6 +254,8 @@ export class RbdDriver implements DiskDriver {
     options: { signal?: AbortSignal } = {},
   ): Promise<string[]> {
     const done = await undoRbdInPlace(workDir, this.rbd);
+    // A mounted snapshot first: its reader goes before the snapshot does.
+    done.push(...(await unmountLeftovers(workDir)));
     const record = await readRbdRecord(workDir);
     if (record) done.push(...(await this.removeSnapshots(record, options.signal)));
     done.push(...(await this.cleanFolder(workDir)));
@@ -321,16 +330,34 @@ export class RbdDriver implements DiskDriver {
     }
   }
 
-  /** What the datastore reads for one disk: the export (or diff) of the snapshot. */
+  /**
+   * What the datastore reads for one disk: the export (or diff) of the snapshot as a stream; for
+   * a datastore of files, the snapshot mounted as a file (a FULL, added to `mounts`) or the diff
+   * written into the work folder (an increment: changed data only).
+   */
   private async source(
     disk: RbdDisk,
     snapshot: string,
     size: number,
     options: PrepareOptions,
+    mounts: SnapshotFile[],
   ): Promise<PreparedFile> {
     const id = disk.task.id;
     const spec = imageSpec(disk.image, snapshot);
     const inc = options.increment;
+    if (!inc?.parent && options.fileSources) {
+      const dir = join(options.workDir, `mnt-${id}`);
+      await mkdir(dir, { mode: 0o700 });
+      const mount = await mountSnapshot(disk.rbd, disk.image, snapshot, dir);
+      mounts.push(mount);
+      return {
+        diskId: id,
+        name: `disk.${id}.rbd`,
+        source: { kind: 'file', path: mount.path },
+        format: 'raw',
+        virtualSize: size,
+      };
+    }
     if (!inc?.parent) {
       return {
         diskId: id,
@@ -402,8 +429,8 @@ export class RbdDriver implements DiskDriver {
 
   /** Removes our files (and the folder, when that leaves it empty); a line per increment file. */
   private async cleanFolder(workDir: string): Promise<string[]> {
+    const done = await unmountLeftovers(workDir);
     const names = await readdir(workDir).catch(() => [] as string[]);
-    const done: string[] = [];
     for (const name of names.filter((n) => OWN_FILE.test(n))) {
       await rm(join(workDir, name), { force: true });
       if (name.endsWith('.rbdiff')) done.push(`removed ${join(workDir, name)}`);

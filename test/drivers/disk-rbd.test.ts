@@ -6,7 +6,7 @@
  * foreign snapshots alone, a cluster that does not answer, and the inventory's sizes.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -226,9 +226,10 @@ describe('rbd specifics', () => {
         join(out, 'restored', 'bad.qcow2'),
       ),
     ).rejects.toMatchObject({ name: 'ValidationError' });
-    // A skipped increment does not fit: refused (a wrong disk is never written).
+    // A skipped increment does not fit: refused (a wrong disk is never written). (The FULL is
+    // raw bytes that name no snapshot: the chain's order from the control plane is trusted there.)
     const skip = await Promise.all(
-      [points[0], points[2]].map(async (p, i) => {
+      [points[0], points[1], points[3]].map(async (p, i) => {
         const path = join(out, `skip-${i}-${p?.name}`);
         await run({ file: 'cp', args: [p?.path as string, path] });
         return { path, name: p?.name as string };
@@ -317,6 +318,68 @@ describe('rbd specifics', () => {
       message: expect.stringMatching(/^rbd snap ls .* did not answer within 3 s/),
     });
     expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('for a datastore of files: a FULL is the snapshot mounted as a file, an increment a file of changes', async () => {
+    const workDir = join(vm.dir, 'files-0');
+    const start = await driver.prepareBackup({ id: 7, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir,
+      fileSources: true,
+      increment: { checkpoint: 'lifeboat-h13-files-0', parent: null, index: 0 },
+    });
+    const full = start.files[0] as PreparedFile;
+    expect(full).toMatchObject({
+      name: 'disk.0.rbd',
+      source: { kind: 'file', path: join(workDir, 'mnt-0', 'nbd') },
+    });
+    await guestWrite(vm.domain, 'vda', 0, MiB, 0x66); // after the snapshot: not in the file
+    // rsync reads it as any file (sparse, as the rsync datastore does).
+    const copy = join(out, 'files-0.raw');
+    await run({ file: 'rsync', args: ['-S', (full.source as { path: string }).path, copy] });
+    expect(sha(await readFile(copy))).toBe(sha(await exportImage(`${disk().source}@lifeboat-h13-files-0`)));
+    await start.release();
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(workDir);
+    await expect(readdir(workDir)).rejects.toMatchObject({ code: 'ENOENT' });
+
+    const next = await driver.prepareBackup({ id: 7, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir: join(vm.dir, 'files-1'),
+      fileSources: true,
+      increment: { checkpoint: 'lifeboat-h13-files-1', parent: 'lifeboat-h13-files-0', index: 1 },
+    });
+    const inc = next.files[0] as PreparedFile;
+    const incPath = join(vm.dir, 'files-1', 'disk.0.inc1.rbdiff');
+    expect(inc).toMatchObject({ name: 'disk.0.inc1.rbdiff', source: { kind: 'file', path: incPath } });
+    const stored = join(out, 'files-1.rbdiff');
+    await run({ file: 'cp', args: [incPath, stored] });
+    const expected = sha(await exportImage(`${disk().source}@lifeboat-h13-files-1`));
+    await next.release();
+    await expect(readdir(join(vm.dir, 'files-1'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const restored = await driver.restorePoint(
+      [
+        { path: copy, name: 'disk.0.rbd' },
+        { path: stored, name: 'disk.0.inc1.rbdiff' },
+      ],
+      join(out, 'restored', 'files-1.qcow2'),
+    );
+    expect(sha(await readDisk(restored.path, 'qcow2', 0, 32 * MiB))).toBe(expected);
+  });
+
+  it('reconcile unmounts a snapshot file a crashed runner left, then removes the snapshot', async () => {
+    const workDir = join(vm.dir, 'files-crash');
+    await driver.prepareBackup({ id: 7, domain: vm.domain }, [disk()], {
+      freeze: 'NONE',
+      workDir,
+      fileSources: true,
+    });
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).toContain(join(workDir, 'mnt-0'));
+    const done = await new RbdDriver(URI, { conf: ceph.conf }).reconcile(workDir);
+    expect(done[0]).toBe(`unmounted ${join(workDir, 'mnt-0')}`);
+    expect(done[1]).toMatch(new RegExp(`^removed snapshot ${disk().source}@lifeboat-full-`));
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(workDir);
+    expect((await snapshots(disk().source)).filter((s) => s.startsWith('lifeboat-full-'))).toEqual([]);
+    await expect(readdir(workDir)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('a stream is what `rbd import` reads back: the stored FULL is the raw image', async () => {
