@@ -10,6 +10,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
+import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import type { BackupDisk, PointFile, PreparedBackup, PreparedFile } from '#drivers/disk/driver.ts';
 import { readDomainInventory } from '#drivers/disk/inventory.ts';
 import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
@@ -380,6 +382,49 @@ describe('rbd specifics', () => {
     expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(workDir);
     expect((await snapshots(disk().source)).filter((s) => s.startsWith('lifeboat-full-'))).toEqual([]);
     await expect(readdir(workDir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('through restic: the export streamed into `restic backup --stdin`, a chain read back and restored', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'lb-rbd-restic-'));
+    const target: DatastoreTarget = {
+      id: 130,
+      attributes: { BASE_PATH: base },
+      secrets: { RESTIC_PASSWORD: 'rbd-h13-secret-pw' },
+    };
+    try {
+      const points: PointFile[] = [];
+      let expected = '';
+      for (let n = 0; n < 2; n++) {
+        await guestWrite(vm.domain, 'vda', (20 + n) * MiB, MiB, 0x40 + n);
+        const prepared = await backup(`restic-${n}`, {
+          checkpoint: `lifeboat-h13-restic-${n}`,
+          parent: n === 0 ? null : 'lifeboat-h13-restic-0',
+          index: n,
+        });
+        const file = prepared.files[0] as PreparedFile;
+        expect(file.source.kind).toBe('stream');
+        expected = sha(await exportImage(`${disk().source}@lifeboat-h13-restic-${n}`));
+        let output: Awaited<ReturnType<typeof resticDriver.backup>>;
+        try {
+          output = await resticDriver.backup(target, {
+            vmId: 7,
+            imageId: 1,
+            files: [{ name: file.name, source: file.source }],
+            template: prepared.template,
+          });
+        } finally {
+          await prepared.release();
+        }
+        const toPath = join(out, `restic-${n}-${file.name}`);
+        await writeFile(toPath, '', { mode: 0o600 });
+        await resticDriver.download(target, { vmId: 7, backupId: output.backupId, file: file.name, toPath });
+        points.push({ path: toPath, name: file.name });
+      }
+      const restored = await driver.restorePoint(points, join(out, 'restored', 'restic-1.qcow2'));
+      expect(sha(await readDisk(restored.path, 'qcow2', 0, 32 * MiB))).toBe(expected);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
   });
 
   it('a stream is what `rbd import` reads back: the stored FULL is the raw image', async () => {
