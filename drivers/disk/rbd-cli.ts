@@ -98,13 +98,26 @@ export class Rbd {
     return new Rbd(this.access, clientId);
   }
 
-  /** `rbd [--id ID] ...args` as a Command (for a pipeline: `rbd export ... -` into a datastore). */
+  /** `rbd [--id ID] ...args` as a Command. */
   command(args: readonly string[]): Command {
     return {
       file: 'rbd',
       args: [...(this.clientId === undefined ? [] : ['--id', this.clientId]), ...args],
       ...(this.access.conf === undefined ? {} : { env: { CEPH_CONF: this.access.conf } }),
     };
+  }
+
+  /**
+   * A Command that streams disk data (`rbd export ... -` into a datastore): it may run for hours,
+   * so instead of one deadline, librados gets one per step (connecting, each monitor and each
+   * OSD operation), and a cluster that stops answering fails it with ETIMEDOUT.
+   */
+  streamCommand(args: readonly string[]): Command {
+    const seconds = String(Math.max(1, Math.ceil(this.timeoutMs / 1000)));
+    const deadlines = ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'].flatMap(
+      (option) => [`--${option}`, seconds],
+    );
+    return this.command([...deadlines, ...args]);
   }
 
   /**

@@ -362,7 +362,11 @@ export class RbdDriver implements DiskDriver {
       return {
         diskId: id,
         name: `disk.${id}.rbd`,
-        source: { kind: 'stream', command: disk.rbd.command(['export', '--no-progress', spec, '-']), size },
+        source: {
+          kind: 'stream',
+          command: disk.rbd.streamCommand(['export', '--no-progress', spec, '-']),
+          size,
+        },
         format: 'raw',
         virtualSize: size,
       };
@@ -374,7 +378,7 @@ export class RbdDriver implements DiskDriver {
       return {
         diskId: id,
         name,
-        source: { kind: 'stream', command: disk.rbd.command([...args, '-']), size },
+        source: { kind: 'stream', command: disk.rbd.streamCommand([...args, '-']), size },
         format: RBD_DIFF_FORMAT,
         virtualSize: size,
       };

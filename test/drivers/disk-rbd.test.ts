@@ -14,8 +14,9 @@ import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import type { BackupDisk, PointFile, PreparedBackup, PreparedFile } from '#drivers/disk/driver.ts';
 import { readDomainInventory } from '#drivers/disk/inventory.ts';
+import { Rbd } from '#drivers/disk/rbd-cli.ts';
 import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
-import { run } from '#drivers/exec.ts';
+import { run, runPipeline } from '#drivers/exec.ts';
 import { freePort } from '#local/ports.ts';
 import { type CephCluster, startCeph } from '../helpers/ceph.ts';
 import {
@@ -320,6 +321,19 @@ describe('rbd specifics', () => {
       message: expect.stringMatching(/^rbd snap ls .* did not answer within 3 s/),
     });
     expect(Date.now() - started).toBeLessThan(15_000);
+    // A stream (hours long: no single deadline) fails too, by librados' own per-step deadlines.
+    const stream = new Rbd({ conf: dead, timeoutMs: 3000 }).streamCommand([
+      'export',
+      '--no-progress',
+      `${disk().source}@lifeboat-h13-dead-0`,
+      '-',
+    ]);
+    const streamStarted = Date.now();
+    await expect(runPipeline([stream, { file: 'wc', args: ['-c'] }])).rejects.toMatchObject({
+      name: 'ExecError',
+      message: expect.stringMatching(/^rbd .*export.* failed/),
+    });
+    expect(Date.now() - streamStarted).toBeLessThan(15_000);
   });
 
   it('for a datastore of files: a FULL is the snapshot mounted as a file, an increment a file of changes', async () => {
