@@ -71,8 +71,11 @@ export async function ensureCephPackages(): Promise<void> {
 /** Starts a fresh cluster with pool `pool`. Call `stop()` in afterAll. */
 export async function startCeph(options: { pool?: string } = {}): Promise<CephCluster> {
   await ensureCephPackages();
+  await removeOrphans();
   const pool = options.pool ?? 'rbd';
-  const dir = await mkdtemp(join(tmpdir(), 'lb-ceph-'));
+  const dir = await mkdtemp(join(tmpdir(), PREFIX));
+  // Whose cluster this is: one whose test process is gone is an orphan (see removeOrphans).
+  await writeFile(join(dir, OWNER), `${process.pid} ${await startTime(process.pid)}\n`);
   // QEMU (libvirt-qemu) reads the config to reach the monitor.
   await chmod(dir, 0o755);
   const [v2, v1] = (await freePorts(2)) as [number, number];
@@ -209,6 +212,32 @@ osd data = ${dir}/osd/$cluster-$id
   } catch (error) {
     await cluster.stop().catch(() => {});
     throw error;
+  }
+}
+
+const PREFIX = 'lb-ceph-';
+const OWNER = 'owner';
+
+/** The start time of process `pid` (field 22 of /proc/PID/stat), to tell a reused pid apart. */
+async function startTime(pid: number): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+}
+
+/**
+ * Stops the clusters a killed test process left behind (their owner process is gone); clusters
+ * of test runs still going (other helpers, other files) are left alone.
+ */
+async function removeOrphans(): Promise<void> {
+  for (const name of (await readdir(tmpdir()).catch(() => [] as string[])).filter((n) =>
+    n.startsWith(PREFIX),
+  )) {
+    const dir = join(tmpdir(), name);
+    const owner = (await readFile(join(dir, OWNER), 'utf8').catch(() => '')).trim().split(' ');
+    const pid = Number(owner[0]);
+    if (!(pid > 1) || (alive(pid) && (await startTime(pid)) === owner[1])) continue;
+    await killDaemons(dir);
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
