@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackupTask } from '#core/contracts/tasks.ts';
 import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import type { BackupDisk, PointFile, PreparedBackup, PreparedFile } from '#drivers/disk/driver.ts';
@@ -18,6 +19,8 @@ import { Rbd } from '#drivers/disk/rbd-cli.ts';
 import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
 import { run, runPipeline } from '#drivers/exec.ts';
 import { freePort } from '#local/ports.ts';
+import { runBackup } from '#runner/tasks/backup.ts';
+import type { TaskContext } from '#runner/tasks/context.ts';
 import { type CephCluster, startCeph } from '../helpers/ceph.ts';
 import {
   ensureLibvirt,
@@ -436,6 +439,77 @@ describe('rbd specifics', () => {
       }
       const restored = await driver.restorePoint(points, join(out, 'restored', 'restic-1.qcow2'));
       expect(sha(await readDisk(restored.path, 'qcow2', 0, 32 * MiB))).toBe(expected);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it("through the runner's backup task: a removed base snapshot gives a new FULL with the reason, then increments", async () => {
+    const base = await mkdtemp(join(tmpdir(), 'lb-rbd-runner-'));
+    const target: DatastoreTarget = {
+      id: 131,
+      attributes: { BASE_PATH: base },
+      secrets: { RESTIC_PASSWORD: 'rbd-h13-runner-pw' },
+    };
+    const log = Object.assign(() => {}, { child: () => log }) as unknown as TaskContext['log'];
+    const ctx = (name: string): TaskContext => ({
+      signal: new AbortController().signal,
+      workDir: join(vm.dir, `runner-${name}`),
+      stateDir: vm.dir,
+      restoreRoots: [],
+      progress: { phase() {}, bytes() {}, flush: async () => {} },
+      drivers: { disk: () => driver, disks: () => [driver], datastore: () => resticDriver },
+      target: async () => target,
+      workDirOf: (id) => join(vm.dir, id),
+      abortRunning: async () => false,
+      log,
+    });
+    const task = (increment: BackupTask['increment']): BackupTask => ({
+      v: 1,
+      kind: 'backup',
+      taskId: 'h13/RunOnHost',
+      token: 'token-h13',
+      heartbeatSeconds: 120,
+      vm: { id: 7, domain: vm.domain, state: 'RUNNING' },
+      disks: [disk()],
+      config: { FS_FREEZE: 'NONE', MODE: 'INCREMENT', INCREMENT_MODE: 'CBT' },
+      increment,
+      datastore: { id: 131, driver: 'restic', attributes: { BASE_PATH: base }, sealedSecrets: null },
+      imageId: 11,
+    });
+    try {
+      const reset = await runBackup(
+        task({
+          chain: 11,
+          parent: 5,
+          id: 6,
+          checkpoint: 'lifeboat-h13-run-a',
+          parentCheckpoint: 'lifeboat-h13-gone',
+        }),
+        ctx('a'),
+      );
+      expect(reset.chainReset).toBe(
+        `snapshot lifeboat-h13-gone of ${disk().source} (disk vda) is gone: the chain cannot be followed`,
+      );
+      expect(reset.increment).toEqual({ id: 0, parent: null, checkpoint: 'lifeboat-h13-run-a' });
+      expect(reset.disks).toEqual([
+        expect.objectContaining({ id: 0, file: 'disk.0.rbd', format: 'raw', virtualSize: 32 * MiB }),
+      ]);
+      const next = await runBackup(
+        task({
+          chain: 11,
+          parent: 0,
+          id: 1,
+          checkpoint: 'lifeboat-h13-run-b',
+          parentCheckpoint: 'lifeboat-h13-run-a',
+        }),
+        ctx('b'),
+      );
+      expect(next.chainReset).toBeNull();
+      expect(next.disks).toEqual([
+        expect.objectContaining({ id: 0, file: 'disk.0.inc1.rbdiff', format: 'rbd-diff' }),
+      ]);
+      expect(next.disks[0]?.size).toBeLessThan(32 * MiB);
     } finally {
       await rm(base, { recursive: true, force: true });
     }
