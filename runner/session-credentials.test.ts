@@ -7,7 +7,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempDir } from '../test/runner/fakes.ts';
 import { saveIdentity } from './identity.ts';
 import {
   hostSessionClients,
@@ -15,6 +14,7 @@ import {
   parseSessionUrl,
   type SessionAnswer,
 } from './session-credentials.ts';
+import { tempDir } from './testing/fakes.ts';
 
 const CREDENTIAL = `lbh_${'c'.repeat(43)}`;
 const SECRET = 's'.repeat(40);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm test`: install what is missing, then run every test once and end with the plain
+# `npm test`: install what is missing, then run every test once (or, with arguments such as
+# `--project unit` as `npm run test:unit` gives, only those) and end with the plain
 # "N passed, N failed" line.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -169,7 +169,14 @@ export async function startStack(
     }
   }
   const runnerDir = runnerStateDir(home);
-  const cliEnv = { LIFEBOAT_HOME: home, LIFEBOAT_ENDPOINT: undefined, LIFEBOAT_TOKEN: undefined };
+  const cliEnv = {
+    LIFEBOAT_HOME: home,
+    LIFEBOAT_ENDPOINT: undefined,
+    LIFEBOAT_TOKEN: undefined,
+    // `--wait` polls every 200 ms, not 1 s: each wait then ends ~0.4 s sooner after the
+    // execution does (about 40 waits in incremental.test.ts alone).
+    LIFEBOAT_POLL_INTERVAL_MS: '200',
+  };
 
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${endpoint}${path}`, {

@@ -26,12 +26,12 @@ import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import type { TaskContext } from '#runner/tasks/context.ts';
 import { runDownload } from '#runner/tasks/datastore-ops.ts';
+import { fakeDrivers } from '../../runner/testing/fakes.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
 import { hostBody } from '../helpers/host-key.ts';
-import { fakeDrivers } from '../runner/fakes.ts';
 
 const admin = { token: 'admin-token-maintenance' };
 const dave = { token: 'dave-token-maintenance' };

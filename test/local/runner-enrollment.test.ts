@@ -16,10 +16,10 @@ import { ApiAnswerError, type ApiConnector } from '#runner/api-client.ts';
 import { hostKeyPath, readIdentity } from '#runner/identity.ts';
 import { silentLogger } from '#runner/log.ts';
 import { connectHost } from '#runner/register.ts';
+import { tempDir } from '../../runner/testing/fakes.ts';
 import { call } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { tempDir } from '../runner/fakes.ts';
 
 let db: DynamoDbLocal;
 let sqs: LocalSqs;

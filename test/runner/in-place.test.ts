@@ -12,8 +12,8 @@ import type { RestoreTask } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import { checkInPlace, incomingPath, safetyPath, swapDisks, undoInPlace } from '#drivers/disk/in-place.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
+import { fakeDrivers, fakeRunner, sealedDatastore, until } from '../../runner/testing/fakes.ts';
 import { createTestVm, type TestVm } from '../helpers/libvirt.ts';
-import { fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
 
 let vm: TestVm;
 let work: string;

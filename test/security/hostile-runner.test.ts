@@ -12,7 +12,7 @@ import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
-import { backupTask, sealedDatastore } from '../runner/fakes.ts';
+import { backupTask, sealedDatastore } from '../../runner/testing/fakes.ts';
 import { datastore, downloadTask, hostileRunner, PASSWORD, restoreTask } from './runner-harness.ts';
 
 let r: Awaited<ReturnType<typeof hostileRunner>>;

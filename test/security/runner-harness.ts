@@ -16,7 +16,6 @@ import type { Logger } from '#runner/log.ts';
 import { handleMessage } from '#runner/poller.ts';
 import { Reporter } from '#runner/reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
-import { TEST_HOST_KEY } from '../helpers/host-key.ts';
 import {
   FakeQueue,
   FakeTaskTokens,
@@ -24,7 +23,8 @@ import {
   sealedDatastore,
   type TokenCall,
   until,
-} from '../runner/fakes.ts';
+} from '../../runner/testing/fakes.ts';
+import { TEST_HOST_KEY } from '../helpers/host-key.ts';
 
 /** The datastore password every task carries sealed: it must show nowhere. */
 export const PASSWORD = 'runner-battery-pw-8c1f-Tr0ub4dor';

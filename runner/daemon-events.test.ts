@@ -11,7 +11,7 @@ import type { RunnerApi } from '#runner/api-client.ts';
 import { startDaemon } from '#runner/daemon.ts';
 import type { FollowOptions } from '#runner/domain-events.ts';
 import { silentLogger } from '#runner/log.ts';
-import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './fakes.ts';
+import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

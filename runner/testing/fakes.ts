@@ -19,7 +19,7 @@ import type { ProgressFields } from '#runner/progress.ts';
 import { Reporter, type TaskTokenApi } from '#runner/reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import type { Drivers, TaskContext } from '#runner/tasks/context.ts';
-import { TEST_HOST_KEY } from '../helpers/host-key.ts';
+import { TEST_HOST_KEY } from '../../test/helpers/host-key.ts';
 
 /** An error as the AWS SDK raises it: only its `name` matters. */
 export function awsError(name: string, message = name): Error {

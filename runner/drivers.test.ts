@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { BackupTask } from '#core/contracts/tasks.ts';
 import { diskDrivers } from '#drivers/disk/registry.ts';
 import { hostDrivers } from '#runner/drivers.ts';
-import { backupTask } from './fakes.ts';
+import { backupTask } from './testing/fakes.ts';
 
 describe('runner disk drivers', () => {
   it('a disk with no driver (an older control plane) is a file disk, through the registry default', () => {

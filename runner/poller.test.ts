@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '#runner/log.ts';
 import { handleMessage, parseTaskMessage, pollLoop } from '#runner/poller.ts';
-import { backupTask, FakeQueue, fakeRunner, until } from './fakes.ts';
+import { backupTask, FakeQueue, fakeRunner, until } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -15,8 +15,8 @@ import type { Logger } from '#runner/log.ts';
 import { Reporter } from '#runner/reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import type { Drivers } from '#runner/tasks/context.ts';
-import { TEST_HOST_KEY } from '../helpers/host-key.ts';
-import { backupTask, FakeTaskTokens, fakeDrivers, sealedDatastore, tempDir, until } from './fakes.ts';
+import { TEST_HOST_KEY } from '../test/helpers/host-key.ts';
+import { backupTask, FakeTaskTokens, fakeDrivers, sealedDatastore, tempDir, until } from './testing/fakes.ts';
 
 const PASSWORD = 'Tr0ub4dor&3-horse-battery';
 const SECRETS = { 'ds/100': { RESTIC_PASSWORD: PASSWORD } };

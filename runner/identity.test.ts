@@ -16,7 +16,7 @@ import { enrollmentToken, hostKeyPath, identityPath, saveIdentity } from '#runne
 import { silentLogger } from '#runner/log.ts';
 import { runRunner } from '#runner/main.ts';
 import { connectHost } from '#runner/register.ts';
-import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './fakes.ts';
+import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

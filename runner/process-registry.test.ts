@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '#drivers/exec.ts';
 import { type Logger, silentLogger } from '#runner/log.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
-import { tempDir } from './fakes.ts';
+import { tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

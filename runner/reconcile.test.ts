@@ -4,7 +4,7 @@ import { silentLogger } from '#runner/log.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
 import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
 import { workDirFor } from '#runner/tasks/context.ts';
-import { backupTask, fakeDrivers, fakeRunner, sealedDatastore } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, sealedDatastore } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

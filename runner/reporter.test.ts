@@ -3,7 +3,7 @@ import { NotFound } from '#core/errors.ts';
 import { ExecError } from '#drivers/exec.ts';
 import { silentLogger } from '#runner/log.ts';
 import { MAX_OUTPUT_BYTES, Reporter, shapeFailure } from '#runner/reporter.ts';
-import { awsError, backupTask, FakeTaskTokens, fakeRunner, until } from './fakes.ts';
+import { awsError, backupTask, FakeTaskTokens, fakeRunner, until } from './testing/fakes.ts';
 
 describe('failure shaping', () => {
   it('reports the typed error name as Error and its message as Cause, never a stack', () => {

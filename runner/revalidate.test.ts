@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BackupTask, Task } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
-import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

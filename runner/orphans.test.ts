@@ -11,7 +11,7 @@ import { silentLogger } from '#runner/log.ts';
 import { stopLeftoverGroups } from '#runner/orphans.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
-import { backupTask, fakeDrivers, fakeRunner, tempDir, until } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, tempDir, until } from './testing/fakes.ts';
 
 const node = process.execPath;
 const cleanups: (() => Promise<void>)[] = [];

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon } from '#runner/daemon.ts';
 import { silentLogger } from '#runner/log.ts';
 import { workDirFor, workRoot } from '#runner/tasks/context.ts';
-import { FakeTaskTokens, fakeDrivers, tempDir } from './fakes.ts';
+import { FakeTaskTokens, fakeDrivers, tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

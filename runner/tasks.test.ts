@@ -10,7 +10,7 @@ import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { driverForArtifact } from '#drivers/disk/registry.ts';
 import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
 import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
-import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './fakes.ts';
+import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRunnerConfig, resolveConnection } from '#runner/config.ts';
-import { tempDir } from './fakes.ts';
+import { tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

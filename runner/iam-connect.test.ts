@@ -16,7 +16,7 @@ import { NotEnrolled } from '#runner/errors.ts';
 import { hostKeyPath, identityPath } from '#runner/identity.ts';
 import { silentLogger } from '#runner/log.ts';
 import { connectHostSigned, reportInventory } from '#runner/register.ts';
-import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './fakes.ts';
+import { FakeQueue, FakeTaskTokens, fakeDrivers, tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

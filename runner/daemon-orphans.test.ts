@@ -10,7 +10,7 @@ import { type ProcessGroupHooks, run } from '#drivers/exec.ts';
 import { startDaemon } from '#runner/daemon.ts';
 import { silentLogger } from '#runner/log.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
-import { FakeTaskTokens, fakeDrivers, tempDir, until } from './fakes.ts';
+import { FakeTaskTokens, fakeDrivers, tempDir, until } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

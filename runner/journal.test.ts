@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DatastoreLocked } from '#core/errors.ts';
 import { Journal } from '#runner/journal.ts';
-import { backupTask, fakeRunner, until } from './fakes.ts';
+import { backupTask, fakeRunner, until } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
