@@ -9,6 +9,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPids } from '#local/pids.ts';
+import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
 import { type CpuUse, cpuBetween, stackProcesses } from './control-cpu.ts';
 import { round } from './measure.ts';
 
@@ -96,6 +97,16 @@ export interface Observed<T> {
   /** Request to the first bytes read by restic or rsync (undefined when not seen). */
   firstByteS: number | undefined;
   cpu: CpuUse;
+  /** DynamoDB requests during the run, by caller, table and operation (the stack's /health). */
+  dynamodb?: RequestCounts;
+}
+
+/** The DynamoDB request counts the stack's `GET /health` reports, if it does. */
+async function dynamoCounts(endpoint: string | undefined): Promise<RequestCounts | undefined> {
+  if (!endpoint) return undefined;
+  const res = await fetch(`${endpoint}/health`).catch(() => undefined);
+  const body = (await res?.json().catch(() => undefined)) as { dynamodbCalls?: RequestCounts } | undefined;
+  return body?.dynamodbCalls;
 }
 
 /**
@@ -104,6 +115,7 @@ export interface Observed<T> {
  */
 export async function observeRun<T>(home: string, fn: () => Promise<T>): Promise<Observed<T>> {
   const pids = await readPids(join(home, 'pids.json'));
+  const calls = await dynamoCounts(pids?.endpoint);
   const before = await stackProcesses(home);
   const watcher = pids?.children.runner ? new FirstByteWatcher(pids.children.runner) : undefined;
   let firstByteS: number | undefined;
@@ -113,13 +125,18 @@ export async function observeRun<T>(home: string, fn: () => Promise<T>): Promise
   } finally {
     firstByteS = watcher?.stop();
   }
-  return { value, firstByteS, cpu: cpuBetween(before, await stackProcesses(home)) };
+  const cpu = cpuBetween(before, await stackProcesses(home));
+  const callsAfter = await dynamoCounts(pids?.endpoint);
+  const dynamodb = calls && callsAfter ? countsBetween(calls, callsAfter) : undefined;
+  return { value, firstByteS, cpu, ...(dynamodb && { dynamodb }) };
 }
 
 /** The fields `bench full` adds for its restic and rsync runs. */
 export interface ObservedSummary {
   control_cpu_s?: number;
   first_byte_s?: number;
+  /** DynamoDB requests during the restic run (the benchmark's own API polls included). */
+  ddb_calls?: number;
   control_cpu_rsync_s?: number;
   first_byte_rsync_s?: number;
 }
@@ -131,6 +148,7 @@ export function observedSummary(runs: Readonly<Record<string, Observed<unknown>>
   if (restic) {
     out.control_cpu_s = restic.cpu.control;
     if (restic.firstByteS !== undefined) out.first_byte_s = restic.firstByteS;
+    if (restic.dynamodb) out.ddb_calls = restic.dynamodb.total;
   }
   if (rsync) {
     out.control_cpu_rsync_s = rsync.cpu.control;

@@ -232,6 +232,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
         log(
           `lifeboat ${label}: first byte ${observed[label].firstByteS} s; ${describeCpu(observed[label].cpu)}`,
         );
+        log(`lifeboat ${label}: DynamoDB requests ${JSON.stringify(observed[label].dynamodb)}`);
       } finally {
         const [peak, own] = await Promise.all(samplers.map((s) => s.stop()));
         extraBytes = Math.max(extraBytes, peak?.peakExtraBytes ?? 0);

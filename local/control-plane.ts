@@ -349,7 +349,12 @@ export async function startControlPlane(opts: {
       handler: (event) => invoke('Api', event),
       // Every bearer-token request first goes through the authorizer, as in AWS (uncached here).
       authorizer: (event) => invoke('Authorizer', event),
-      health: () => ({ home: paths.home, pid: process.pid, waitingTasks: tokens.size }),
+      health: () => ({
+        home: paths.home,
+        pid: process.pid,
+        waitingTasks: tokens.size,
+        dynamodbCalls: db.counter.snapshot(),
+      }),
       log,
     });
     stops.push(() => gateway.stop());

@@ -22,6 +22,7 @@ import { MIB } from './http.ts';
 import type { LocalIam } from './iam/keyring.ts';
 import { startInNetns } from './netns.ts';
 import { assertPortFree } from './ports.ts';
+import { RequestCounter } from './request-counts.ts';
 import { startSignedProxy } from './signed-proxy.ts';
 
 /** A running DynamoDB Local. */
@@ -29,6 +30,8 @@ export interface DynamoDbLocal {
   endpoint: string;
   /** Pid of the namespace's `unshare` (the JVM dies with it). */
   pid: number;
+  /** Requests served so far, by caller, table and operation. */
+  counter: RequestCounter;
   /** Stops the JVM (SIGKILL after 10 s) and the proxy; resolves once the JVM has exited. */
   stop(): Promise<void>;
 }
@@ -95,6 +98,12 @@ export async function startDynamoDb(opts: {
   );
   void jvm.exited.then(() => log(`dynamodb: ${jvm.exitInfo()}`));
   let proxy: Awaited<ReturnType<typeof startSignedProxy>> | undefined;
+  const ring = 'admin' in opts.credentials ? opts.credentials : undefined;
+  // A host's principal is counted as `host`: /health answers anyone on loopback.
+  const counter = new RequestCounter((key) => {
+    const name = ring?.lookup(key)?.principal.name;
+    return name?.startsWith('host:') ? 'host' : name;
+  });
   const stop = async () => {
     await proxy?.stop();
     await jvm.stop();
@@ -107,6 +116,7 @@ export async function startDynamoDb(opts: {
       socket: opts.socket,
       credentials: opts.credentials,
       bodyLimit: BODY_LIMIT,
+      counter,
     });
     const admin = 'admin' in opts.credentials ? opts.credentials.admin : opts.credentials;
     await waitUntilReady(proxy.endpoint, admin, opts.timeoutMs ?? 30_000, jvm.exitInfo);
@@ -114,7 +124,7 @@ export async function startDynamoDb(opts: {
     await stop();
     throw err;
   }
-  return { endpoint: proxy.endpoint, pid: jvm.pid, stop };
+  return { endpoint: proxy.endpoint, pid: jvm.pid, counter, stop };
 }
 
 /**
