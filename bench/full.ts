@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPids } from '#local/pids.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
+import { describeCpu } from './control-cpu.ts';
+import { type Observed, type ObservedSummary, observedSummary, observeRun } from './first-byte.ts';
 import { type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
 import { cpuSeconds, DiskSampler, filesystemsReader, loadText, median, round, usedBytes } from './measure.ts';
 import { rawRestic, rawRsync, removeResticCache, resticRepoId } from './raw.ts';
@@ -46,7 +48,8 @@ export interface FullOptions {
   log: (line: string) => void;
 }
 
-const DOMAIN = 'lifeboat-bench-full';
+// LIFEBOAT_BENCH_VM: another name, when two benchmarks share a host (one VM each).
+const DOMAIN = process.env.LIFEBOAT_BENCH_VM || 'lifeboat-bench-full';
 const PASSWORD = 'bench-only password';
 
 /** Builds the summary (rounded) from the measured seconds and bytes. */
@@ -145,7 +148,7 @@ async function stackCpu(home: string): Promise<Record<string, number>> {
 const mib = (bytes = 0) => (bytes / 2 ** 20).toFixed(1);
 
 /** Runs the benchmark; every resource it creates is removed before it returns or throws. */
-export async function runFull(opts: FullOptions): Promise<FullSummary> {
+export async function runFull(opts: FullOptions): Promise<FullSummary & ObservedSummary> {
   const { log, sizeMiB } = opts;
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
@@ -211,6 +214,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
       (await Promise.all([vm.dir, stack.runnerDir].map(allocatedBytes))).reduce((a, b) => a + b, 0);
 
     let extraBytes = 0;
+    const observed: Record<string, Observed<LifeboatRun>> = {};
     const lifeboat = async (datastoreId: number, label: string, base: string): Promise<LifeboatRun> => {
       const stale = await waitForDiskSource(stack.api, vmId, disk);
       if (stale > 0.5)
@@ -221,7 +225,14 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
       const cpuBefore = await stackCpu(stack.home);
       let run: LifeboatRun;
       try {
-        run = await timeLifeboatBackup(stack.api, vmId, datastoreId);
+        observed[label] = await observeRun(stack.home, () =>
+          timeLifeboatBackup(stack.api, vmId, datastoreId),
+        );
+        run = observed[label].value;
+        log(
+          `lifeboat ${label}: first byte ${observed[label].firstByteS} s; ${describeCpu(observed[label].cpu)}`,
+        );
+        log(`lifeboat ${label}: DynamoDB requests ${JSON.stringify(observed[label].dynamodb)}`);
       } finally {
         const [peak, own] = await Promise.all(samplers.map((s) => s.stop()));
         extraBytes = Math.max(extraBytes, peak?.peakExtraBytes ?? 0);
@@ -300,14 +311,17 @@ export async function runFull(opts: FullOptions): Promise<FullSummary> {
     log(
       `host filesystem used now: ${((await usedBytes(vm.dir)) / 2 ** 30).toFixed(2)} GiB; load ${loadText()}`,
     );
-    return summarize({
-      sizeMiB,
-      lifeboatRestic: lbRestic.seconds,
-      rawRestic: median(rawResticS),
-      lifeboatRsync: lbRsync.seconds,
-      rawRsync: median(rawRsyncS),
-      extraBytes,
-    });
+    return {
+      ...summarize({
+        sizeMiB,
+        lifeboatRestic: lbRestic.seconds,
+        rawRestic: median(rawResticS),
+        lifeboatRsync: lbRsync.seconds,
+        rawRsync: median(rawRsyncS),
+        extraBytes,
+      }),
+      ...observedSummary(observed),
+    };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -5,16 +5,18 @@
  */
 import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
+import { runIdle } from './idle.ts';
 import { runIncremental } from './incremental.ts';
 import { runStorm } from './storm.ts';
 
-const USAGE = `usage: npm run bench -- full|incremental [--size-mib N] [--runs N] [--poll-ms N]
+const USAGE = `usage: npm run bench -- full|incremental|idle [--size-mib N] [--runs N] [--poll-ms N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
   incremental  the same disk in qcow2 with MODE=INCREMENT: a FULL, 1% of its 64 KiB blocks
                rewritten at random, then the increment
   --size-mib   disk size in MiB (default 4096)
   --runs       runs of each raw tool, median reported (default 3)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
+  idle         the local stack and its runner with nothing to do: CPU over 60 s (% of one core)
        npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N]
   storm        backup requests over simulated hosts whose steps are answered at once: limits,
                starts/s, transitions, invocations and DynamoDB writes per backup, AWS cost
@@ -30,6 +32,7 @@ const BENCHMARKS: Record<
 > = {
   full: runFull,
   incremental: runIncremental,
+  idle: ({ log }) => runIdle({ log }),
 };
 
 function log(line: string): void {

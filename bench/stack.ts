@@ -54,7 +54,7 @@ export interface Stack {
 export async function startStack(): Promise<Stack> {
   const home = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
   const ports = await freeStackPorts();
-  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, runner: true }));
+  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, runner: true, demo: false }));
   const { endpoint, token } = await localUp({ home });
   return {
     home,

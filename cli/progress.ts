@@ -13,10 +13,17 @@ import { formatBytes, type OutputOptions, printJson, printLines } from './output
 /** States after which an execution never changes again. */
 export const TERMINAL_STATES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 
-/** How often to poll. `LIFEBOAT_POLL_INTERVAL_MS` overrides it (tests use a short one). */
-function pollIntervalMs(): number {
-  const fromEnv = Number(process.env.LIFEBOAT_POLL_INTERVAL_MS);
-  return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : 1000;
+/**
+ * How long to wait before the next poll, `elapsedMs` into the wait: every second for the first
+ * ten, then a tenth of the time waited so far, at most every 3 s. Each poll costs the control
+ * plane an authorizer and an API invocation and their table reads (on a one-machine install,
+ * CPU taken from the backup it waits for); the end of a long execution is then seen at most a
+ * tenth of its duration (3 s) late. `LIFEBOAT_POLL_INTERVAL_MS` fixes it (tests use a short one).
+ */
+export function pollIntervalMs(elapsedMs: number, env: NodeJS.ProcessEnv = process.env): number {
+  const fromEnv = Number(env.LIFEBOAT_POLL_INTERVAL_MS);
+  if (Number.isFinite(fromEnv) && fromEnv > 0) return fromEnv;
+  return Math.round(Math.min(3000, Math.max(1000, elapsedMs / 10)));
 }
 
 /** Consecutive failed polls (API unreachable or 5xx) tolerated before giving up. */
@@ -94,7 +101,8 @@ class LineReporter implements Reporter {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Polls the execution every second until it ends and answers its last state. Ctrl-C stops
+ * Polls the execution (every second, less often as the wait grows: {@link pollIntervalMs}) until
+ * it ends and answers its last state. Ctrl-C stops
  * following (exit 130) without touching the execution, which goes on.
  */
 export async function followExecution(client: ApiClient, id: string, showBar: boolean): Promise<Execution> {
@@ -108,6 +116,8 @@ export async function followExecution(client: ApiClient, id: string, showBar: bo
   };
   process.once('SIGINT', onInterrupt);
   let failures = 0;
+  const started = Date.now();
+  const pause = () => sleep(pollIntervalMs(Date.now() - started));
   try {
     for (;;) {
       let execution: Execution;
@@ -120,12 +130,12 @@ export async function followExecution(client: ApiClient, id: string, showBar: bo
           error instanceof ConnectionError || (error instanceof CliError && error.exitCode === 1);
         failures += 1;
         if (!transient || failures >= MAX_POLL_FAILURES) throw error;
-        await sleep(pollIntervalMs());
+        await pause();
         continue;
       }
       reporter.update(execution);
       if (TERMINAL_STATES.has(execution.state)) return execution;
-      await sleep(pollIntervalMs());
+      await pause();
     }
   } finally {
     reporter.stop();

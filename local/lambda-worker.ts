@@ -34,6 +34,11 @@ export type ResultMessage =
   | { id: number; ok: true; result: string }
   | { id: number; ok: false; errorType: string; errorMessage: string; init?: boolean };
 
+/** Worker to main thread, once, when its init (the module's import) is over, failed or not. */
+export interface InitDoneMessage {
+  initDone: true;
+}
+
 type Handler = (event: unknown, context: unknown) => unknown;
 
 const init = workerData as WorkerInit;
@@ -49,6 +54,12 @@ function load(): Promise<Handler> {
   });
   return loaded;
 }
+// Lambda's init phase: the module loads as the environment starts, not at its first event, so
+// an environment started ahead (LambdaWorkers.prewarm) answers its first event warm, and an
+// invocation's timeout runs from the end of init, as Lambda's does. A failed load is answered
+// to every invocation (below).
+const initDone = () => parentPort?.postMessage({ initDone: true } satisfies InitDoneMessage);
+load().then(initDone, initDone);
 
 function context(msg: InvokeMessage) {
   return {

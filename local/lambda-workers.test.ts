@@ -145,3 +145,45 @@ describe('LambdaWorkers', () => {
     expect((err as FunctionError).errorType).toBe('ResourceNotFoundException');
   });
 });
+
+describe('LambdaWorkers init', () => {
+  // A module whose import takes 2.5 s (a big bundle on a busy host), with a 2 s timeout.
+  const SLOW = `
+const loadedAt = Date.now();
+while (Date.now() - loadedAt < 2500) {}
+export async function handler() { return { loadedAt }; }
+`;
+
+  it("loads the module as the environment starts and counts the timeout from the end of init, as Lambda's", async () => {
+    const file = join(dir, 'slow.mjs');
+    await writeFile(file, SLOW);
+    const slow = new LambdaWorkers([runtime('Api', file, 'api')]);
+    try {
+      const started = Date.now();
+      // Before, the 2.5 s import counted against the 2 s timeout: Sandbox.Timedout.
+      const answer = (await slow.invoke('Api', {})) as { loadedAt: number };
+      expect(answer.loadedAt).toBeGreaterThanOrEqual(started - 50);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('prewarm resolves once each environment is initialized, and the first invocation then runs warm', async () => {
+    const file = join(dir, 'slow-2.mjs');
+    await writeFile(file, SLOW);
+    const slow = new LambdaWorkers([runtime('Api', file, 'api'), runtime('Dispatcher', file, 'dispatcher')]);
+    try {
+      const started = Date.now();
+      await slow.prewarm(['Api', 'Dispatcher']);
+      // One after the other: both imports are over.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(5000);
+      const t = Date.now();
+      const answer = (await slow.invoke('Dispatcher', {})) as { loadedAt: number };
+      expect(Date.now() - t).toBeLessThan(1000);
+      expect(answer.loadedAt).toBeLessThan(t);
+      expect(slow.environments()).toEqual({ Api: 1, Dispatcher: 1 });
+    } finally {
+      await slow.stop();
+    }
+  }, 15_000);
+});

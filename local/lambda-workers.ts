@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { FunctionError, findFunction, type Invoker } from './functions.ts';
-import type { InvokeMessage, ResultMessage, WorkerInit } from './lambda-worker.ts';
+import type { InitDoneMessage, InvokeMessage, ResultMessage, WorkerInit } from './lambda-worker.ts';
 
 /** One function as its workers run it. */
 export interface FunctionRuntime {
@@ -38,6 +38,11 @@ class Environment {
   /** When it last finished an invocation (for reclaiming extra idle environments). */
   idleSince = Date.now();
   readonly worker: Worker;
+  private initOver: () => void = () => {};
+  /** Resolves once the worker's init (its module's import) is over, or it is gone. */
+  readonly ready = new Promise<void>((resolve) => {
+    this.initOver = resolve;
+  });
 
   constructor(
     private readonly fn: FunctionRuntime,
@@ -49,7 +54,10 @@ class Environment {
       // The function's memory size bounds its heap (Lambda's bounds the whole environment).
       resourceLimits: { maxOldGenerationSizeMb: Number(fn.init.memoryLimitInMB) },
     });
-    this.worker.on('message', (msg: ResultMessage) => this.answer(msg));
+    this.worker.on('message', (msg: ResultMessage | InitDoneMessage) => {
+      if ('initDone' in msg) this.initOver();
+      else this.answer(msg);
+    });
     this.worker.on('error', (err: Error & { code?: string }) =>
       this.fail(
         err.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -66,7 +74,14 @@ class Environment {
     return !this.dead;
   }
 
-  invoke(event: unknown): Promise<unknown> {
+  async invoke(event: unknown): Promise<unknown> {
+    // The timeout counts from the end of init (Lambda bounds init on its own).
+    await this.ready;
+    if (this.dead)
+      throw new FunctionError(
+        'Runtime.ExitError',
+        'Runtime exited with error: the environment ended in its init',
+      );
     const timeoutMs = this.fn.timeoutSeconds * 1000;
     const msg: InvokeMessage = {
       id: ++this.nextId,
@@ -116,6 +131,7 @@ class Environment {
   discard(): Promise<unknown> {
     if (this.dead) return Promise.resolve();
     this.dead = true;
+    this.initOver();
     this.onGone(this);
     return this.worker.terminate();
   }
@@ -140,9 +156,12 @@ class FunctionPool {
     return this.count;
   }
 
-  /** Starts the first environment ahead of the first invocation (a warm start). */
-  prewarm(): void {
-    if (this.count === 0) this.idle.push(this.create());
+  /** Starts the first environment ahead of the first invocation (a warm start); resolves once it is initialized. */
+  prewarm(): Promise<void> {
+    if (this.count > 0 || this.stopped) return Promise.resolve();
+    const env = this.create();
+    this.idle.push(env);
+    return env.ready;
   }
 
   async invoke(event: unknown): Promise<unknown> {
@@ -236,9 +255,13 @@ export class LambdaWorkers {
     return Object.fromEntries([...this.pools].map(([id, pool]) => [id, pool.size]));
   }
 
-  /** Start one environment of each function now rather than at its first invocation. */
-  prewarm(ids: readonly string[]): void {
-    for (const id of ids) this.pools.get(id)?.prewarm();
+  /**
+   * Start one environment of each function now rather than at its first invocation, one after
+   * the other (each once the previous one's init is over, so they do not all compete for the
+   * CPU at once); resolves when all are initialized.
+   */
+  async prewarm(ids: readonly string[]): Promise<void> {
+    for (const id of ids) await this.pools.get(id)?.prewarm();
   }
 
   /**

@@ -10,7 +10,8 @@ import type { LocalCredentials } from './credentials.ts';
 import { close, listen, sendJson } from './http.ts';
 import type { LocalService } from './iam/enforce.ts';
 import type { LocalIam } from './iam/keyring.ts';
-import { readSignedRequest } from './sigv4-check.ts';
+import type { RequestCounter } from './request-counts.ts';
+import { accessKeyIdOf, readSignedRequest } from './sigv4-check.ts';
 
 /** A running front. */
 export interface SignedProxy {
@@ -50,6 +51,8 @@ export async function startSignedProxy(opts: {
   socket: string;
   credentials: LocalCredentials | LocalIam;
   bodyLimit: number;
+  /** Counts each forwarded request (DynamoDB Local's front: by caller, table, operation). */
+  counter?: RequestCounter;
 }): Promise<SignedProxy> {
   const agent = new Agent({ keepAlive: true });
   const server = createServer(async (req, res) => {
@@ -60,6 +63,7 @@ export async function startSignedProxy(opts: {
       tooLarge: { body: (message) => ({ __type: 'PayloadTooLarge', message }), headers: JSON_10 },
     });
     if (!body) return;
+    opts.counter?.record(accessKeyIdOf(req.headers), req.headers, body);
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const upstream = request(
