@@ -7,8 +7,8 @@
 import { Agent } from 'node:http';
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { generateHostKeyPair, type HostKeyPair } from '#functions/sealed-secrets.ts';
 import type { LocalCredentials } from '#local/credentials.ts';
+import { generateHostKeyPair, type HostKeyPair } from '#platform/sealed-secrets.ts';
 
 /**
  * The key of every host the responder plays, registered as `publicKey` with `POST /hosts`: Admit

@@ -23,11 +23,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { dynamo, lambdaClient } from '#functions/aws.ts';
 import { newToken, tokenHash } from '#local/admin.ts';
 import { homePaths, LocalConfigFile, resolveConfig } from '#local/config.ts';
 import { startControlPlane } from '#local/control-plane.ts';
 import { freeStackPorts } from '#local/ports.ts';
+import { dynamo, lambdaClient } from '#platform/aws.ts';
 import { apiClient } from './stack.ts';
 import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
 

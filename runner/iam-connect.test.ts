@@ -8,7 +8,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { ApiAnswerError, type RunnerApi } from '#runner/api-client.ts';
 import { loadRunnerConfig } from '#runner/config.ts';
 import { startDaemon } from '#runner/daemon.ts';

@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '#core/errors.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { ApiAnswerError, type ApiConnector } from '#runner/api-client.ts';
 import { startDaemon } from '#runner/daemon.ts';
 import { NotEnrolled } from '#runner/errors.ts';

@@ -1,6 +1,6 @@
 /**
  * The runner's side of sealed secrets: a task's datastore carries its secret values sealed to
- * this host's key by the Admit step (functions/sealed-secrets.ts), and they are opened here, in
+ * this host's key by the Admit step (platform/sealed-secrets.ts), and they are opened here, in
  * memory, for that task only. The private key is `<stateDir>/host-key.pem` (0600), written when
  * the runner enrolled; it is read at each use, so a runner enrolled again needs no restart. The
  * runner reads no secret store (no Secrets Manager, no local secret folder) at all.

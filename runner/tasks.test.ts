@@ -8,7 +8,7 @@ import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { driverForArtifact } from '#drivers/disk/registry.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
 import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './testing/fakes.ts';
 

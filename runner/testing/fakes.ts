@@ -10,7 +10,7 @@ import type { BackupTask, Task, TaskDatastore } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
 import { describeFileArtifact } from '#drivers/disk/qcow2-driver.ts';
-import { type HostKeyPair, sealContext, sealSecrets } from '#functions/sealed-secrets.ts';
+import { type HostKeyPair, sealContext, sealSecrets } from '#platform/sealed-secrets.ts';
 import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
 import { silentLogger } from '#runner/log.ts';

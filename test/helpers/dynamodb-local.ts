@@ -9,11 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { resetClients } from '#functions/aws.ts';
 import { TABLES } from '#functions/tables.ts';
 import { type LocalCredentials, newLocalCredentials } from '#local/credentials.ts';
 import { createTableInput, localDynamoClient, localTableName, startDynamoDb } from '#local/dynamodb.ts';
 import { freePort } from '#local/ports.ts';
+import { resetClients } from '#platform/aws.ts';
 
 /** A running DynamoDB Local. */
 export interface DynamoDbLocal {

@@ -4,7 +4,7 @@
  * interpreter. Records every start; can be told to fail, and what status an execution has.
  */
 import { createServer, type Server } from 'node:http';
-import { resetClients } from '#functions/aws.ts';
+import { resetClients } from '#platform/aws.ts';
 
 /** One recorded StartExecution call. */
 export interface StartCall {

@@ -6,8 +6,8 @@
  * tests of code that creates or uses host queues.
  */
 import { join } from 'node:path';
-import { resetClients, sqsClient } from '#functions/aws.ts';
 import { ensureHostDeadLetterQueue, startSqs } from '#local/sqs.ts';
+import { resetClients, sqsClient } from '#platform/aws.ts';
 import { socketFolder, useLocalCredentials } from './dynamodb-local.ts';
 
 /** A running SQS emulator. */

@@ -2,7 +2,7 @@
  * The key of the hosts tests register through `POST /hosts` on a runner's behalf: datastore
  * secrets are sealed to it, so a test can open what Admit put in a task, as that host would.
  */
-import { generateHostKeyPair, type HostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair, type HostKeyPair } from '#platform/sealed-secrets.ts';
 
 /** One X25519 key pair per test process. */
 export const TEST_HOST_KEY: HostKeyPair = generateHostKeyPair();

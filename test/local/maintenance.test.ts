@@ -11,11 +11,11 @@ import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '#core/contracts/tasks.ts';
-import { unsealSecrets } from '#functions/sealed-secrets.ts';
 import { readLocalCredentials } from '#local/credentials.ts';
 import { localDown } from '#local/down.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { unsealSecrets } from '#platform/sealed-secrets.ts';
 import { hostBody, TEST_HOST_KEY } from '../helpers/host-key.ts';
 import { apiCall, type Connection, receiveTask, executionEnded as waitEnded } from './responder.ts';
 

@@ -7,11 +7,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resetClients } from '#functions/aws.ts';
 import { users } from '#functions/repo/users.ts';
 import { TABLES } from '#functions/tables.ts';
 import { enrollLocalRunner } from '#local/admin.ts';
 import { ensureTables, localDynamoClient, localTableName } from '#local/dynamodb.ts';
+import { resetClients } from '#platform/aws.ts';
 import { ApiAnswerError, type ApiConnector } from '#runner/api-client.ts';
 import { hostKeyPath, readIdentity } from '#runner/identity.ts';
 import { silentLogger } from '#runner/log.ts';

@@ -11,7 +11,7 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { backupTask, sealedDatastore } from '../../runner/testing/fakes.ts';
 import { datastore, downloadTask, hostileRunner, PASSWORD, restoreTask } from './runner-harness.ts';
 

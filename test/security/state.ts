@@ -7,8 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AttributeValue, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, ListQueuesCommand } from '@aws-sdk/client-sqs';
-import { sqsClient } from '#functions/aws.ts';
 import { TABLES } from '#functions/tables.ts';
+import { sqsClient } from '#platform/aws.ts';
 
 /** A value with every object's keys sorted, so two scans of the same data compare equal. */
 function sorted(value: unknown): unknown {
