@@ -29,7 +29,7 @@ export const Host = z.object({
   maxBackupsHost: z.number().int().positive().optional(),
   /**
    * The runner's X25519 public key (PEM), registered at enrollment: datastore secrets are
-   * sealed to it (functions/sealed-secrets.ts) so only this host can open its tasks' secrets.
+   * sealed to it (platform/sealed-secrets.ts) so only this host can open its tasks' secrets.
    */
   publicKey: z.string().optional(),
   createdAt: z.string(),

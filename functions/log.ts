@@ -1,12 +1,6 @@
 /**
- * The handlers' one logger: one JSON object per line (CloudWatch and local mode both keep
- * stdout). Callers pass ids (requestId, executionId, vmId, hostId), never secret values.
+ * Moved to platform/log.ts (shared with the runner). This re-export keeps the importers outside
+ * functions/ (local/, bench/, test/ helpers) working until they import `#platform/log.ts`.
+ * @deprecated import `#platform/log.ts`.
  */
-export type Level = 'debug' | 'info' | 'warn' | 'error';
-
-/** Write one structured log line. */
-export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
-  const line = JSON.stringify({ time: new Date().toISOString(), level, message, ...fields });
-  if (level === 'error' || level === 'warn') console.error(line);
-  else if (process.env.LIFEBOAT_LOG_LEVEL !== 'quiet') console.log(line);
-}
+export * from '#platform/log.ts';

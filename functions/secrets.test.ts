@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { resetClients } from './aws.ts';
+import { resetClients } from '#platform/aws.ts';
 import { LocalFileStore, SECRET_RECOVERY_DAYS, SecretsManagerStore, secretStore } from './secrets.ts';
 
 describe('LocalFileStore', () => {

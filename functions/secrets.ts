@@ -1,7 +1,7 @@
 /**
  * Where datastore secrets (RESTIC_PASSWORD, keys) live: never in DynamoDB, never in plain in
  * task messages. Records hold a reference (`ds/100`); the API writes the values here and the
- * Admit steps read them back to seal them to the task's host (functions/sealed-secrets.ts):
+ * Admit steps read them back to seal them to the task's host (platform/sealed-secrets.ts):
  * runners read no store. Values never appear in errors or logs raised from this module.
  */
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import {
   RestoreSecretCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { NotFound, ValidationError } from '#core/errors.ts';
-import { secretsClient } from './aws.ts';
+import { secretsClient } from '#platform/aws.ts';
 
 /** Secret values of one reference: attribute name -> value. */
 export type SecretValues = Record<string, string>;

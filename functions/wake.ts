@@ -3,8 +3,8 @@
  * every minute, so a failed wake only delays an operation; it never fails the caller.
  */
 import { InvokeCommand } from '@aws-sdk/client-lambda';
-import { lambdaClient } from './aws.ts';
-import { log } from './log.ts';
+import { lambdaClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 
 /** Invoke DISPATCHER_FUNCTION_NAME with InvocationType Event; logs and returns false on failure. */
 export async function wakeDispatcher(reason: string): Promise<boolean> {

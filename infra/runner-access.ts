@@ -2,7 +2,7 @@
  * What a runner on a hypervisor may do in AWS, and nothing more: read its own host queue,
  * answer task tokens, write its own tasks' progress records, and call the API's runner routes
  * for its own host. No secrets: datastore secrets reach a runner only inside its tasks, sealed
- * to its host's key (functions/sealed-secrets.ts).
+ * to its host's key (platform/sealed-secrets.ts).
  *
  * Each host authenticates with IAM Roles Anywhere and its own X.509 certificate, whose subject
  * CN is its host id. The stack creates the trust anchor (the CA of those certificates, from CDK

@@ -13,14 +13,17 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { enrollLocalRunner } from './admin.ts';
 import { homePaths, type LocalConfig, loadConfig, resolveHome } from './config.ts';
 import { type ChildSpec, startControlPlane } from './control-plane.ts';
+import { runnerEnvironment } from './iam/sessions.ts';
+import { type KeptChild, keepRunning, spawnLogged } from './keeper.ts';
 import { ensureLibvirt } from './libvirtd.ts';
 import { isAlive, type PidsFile, readPids, removePids, writePids } from './pids.ts';
 
 /**
- * Processes started once the control plane is up: the runner for this host, which gets the
- * Lambda environment (emulator endpoints, table names, secret store) on top of its own and
+ * Processes the supervisor starts once the control plane is up: the runner for this host, which
+ * gets the Lambda environment (emulator endpoints, table names, secret store) on top of its own and
  * registers itself through the API once `endpoint.json` exists (with the enrollment token
  * {@link enrollRunner} adds to its environment: never the admin's token, never an argument).
+ * The supervisor keeps it running (local/keeper.ts), as systemd's `Restart=` does on a host.
  */
 function extraChildren(home: string, config: LocalConfig): ChildSpec[] {
   if (!config.runner) return [];
@@ -97,9 +100,12 @@ async function main(): Promise<void> {
 
   let stopping: Promise<void> | undefined;
   let stopControlPlane: (() => Promise<void>) | undefined;
+  let runner: KeptChild | undefined;
   const shutdown = (signal: string) => {
     stopping ??= (async () => {
       log({ level: 'info', msg: `stopping (${signal})` });
+      // The runner first (not restarted): its running tasks still report to the control plane.
+      await runner?.stop();
       await stopControlPlane?.();
       await removePids(paths.pids, process.pid);
       log({ level: 'info', msg: 'stopped' });
@@ -122,7 +128,6 @@ async function main(): Promise<void> {
       paths,
       config,
       adminTokenHash,
-      extraChildren: children,
       onTables: (ddb) => enrollRunner(ddb, children, paths.runner),
       log,
       onChild: (name, pid) => {
@@ -135,7 +140,28 @@ async function main(): Promise<void> {
     stopControlPlane = plane.stop;
     pids.children = { ...plane.children };
     await writePids(paths.pids, pids);
-    if (stopping) await plane.stop();
+    if (stopping) {
+      await plane.stop();
+      return;
+    }
+    const spec = children.find((c) => c.name === RUNNER);
+    if (spec) {
+      // The control plane's environment (applied to this process) without its AWS key, and
+      // the session endpoint where a runner gets its host's key, as control-plane.ts gives its
+      // own children.
+      const env = runnerEnvironment({ ...process.env, ...spec.env }, plane.sessionEndpoint);
+      runner = keepRunning({
+        name: RUNNER,
+        start: () => spawnLogged(spec, env, log),
+        onStart: (pid) => {
+          pids.children[RUNNER] = pid;
+          writePids(paths.pids, pids).catch((err) =>
+            log({ level: 'warn', msg: 'pids.json', error: String(err) }),
+          );
+        },
+        log,
+      });
+    }
   } catch (err) {
     log({ level: 'error', msg: 'start failed', error: (err as Error).message, stack: (err as Error).stack });
     await removePids(paths.pids, process.pid);

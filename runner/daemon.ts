@@ -1,8 +1,9 @@
 /**
  * The runner daemon's wiring: journal -> reconcile what a crash left -> register the host
- * (retrying until the API answers) -> inventory every minute -> poll the host queue with a
- * concurrency limit. `stop()` stops polling, waits for running tasks (the grace period, 5 min
- * by default), then aborts what still runs, so every task is answered before the process exits.
+ * (retrying until the API answers) -> inventory at once on libvirt's domain events and every
+ * minute as a safety net -> poll the host queue with a concurrency limit. `stop()` stops
+ * polling, waits for running tasks (the grace period, 5 min by default), then aborts what still
+ * runs, so every task is answered before the process exits.
  *
  * Every tool the daemon starts is recorded in the state folder's process registry from the very
  * first (reconcile's own tools included), so the next start stops what a SIGKILL left running.
@@ -16,7 +17,9 @@ import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiAnswerError, type ApiConnector, httpApi, type RunnerApi } from './api-client.ts';
+import { CoalescedReports } from './coalesced-reports.ts';
 import { type RunnerConfig, resolveConnection } from './config.ts';
+import { followDomainEvents } from './domain-events.ts';
 import { hostDrivers } from './drivers.ts';
 import { NotEnrolled } from './errors.ts';
 import { Executor } from './executor.ts';
@@ -58,13 +61,18 @@ export interface DaemonDeps {
   /** Where progress goes (default: this host's records of the progress table). */
   progress?: ProgressSink;
   log?: Logger;
+  /** Follows libvirt's domain events until its signal aborts (default: a `virsh event` child). */
+  domainEvents?: typeof followDomainEvents;
 }
 
 /** A started daemon. */
 export interface Daemon {
   host: RegisteredHost;
   executor: Executor;
-  /** Reports the inventory now, outside the periodic loop (SIGHUP: a domain was just defined). */
+  /**
+   * Reports the inventory now, outside the periodic loop and libvirt's events (SIGHUP: a domain
+   * was just defined), or right after the report in flight.
+   */
   inventoryNow(): Promise<void>;
   /** Stops polling, drains running tasks (aborting them after the grace period). */
   stop(): Promise<void>;
@@ -138,20 +146,38 @@ async function runDaemon(
   const inventory =
     deps.inventory ??
     (async () => (await import('#drivers/disk/inventory.ts')).readHostInventory({ uri: config.libvirtUri }));
-  const inventoryNow = async () => {
+  const reports = new CoalescedReports(async () => {
+    const started = Date.now();
+    let readMs = 0;
+    const read = async () => {
+      try {
+        return await inventory();
+      } finally {
+        readMs = Date.now() - started;
+      }
+    };
     try {
-      const count = await reportInventory(api, hostPath, inventory, RUNNER_VERSION);
-      log('info', 'inventory reported on request', { vms: count });
+      const count = await reportInventory(api, hostPath, read, RUNNER_VERSION);
+      // How long libvirt took to read, and the API to take the report: what freshness costs.
+      log('debug', 'inventory reported', { vms: count, readMs, ms: Date.now() - started });
     } catch (error) {
       log('warn', 'inventory report failed', { error: (error as Error).message });
     }
-  };
+  });
+  const inventoryNow = () => reports.now();
   const inventoryDone = startInventoryLoop({
-    api,
-    hostPath,
-    read: inventory,
-    runnerVersion: RUNNER_VERSION,
+    report: inventoryNow,
     intervalSeconds: config.inventoryIntervalSeconds,
+    signal: stopping.signal,
+  });
+  // libvirt's events report a change at once; the minute's loop above stays the safety net.
+  const eventsDone = (deps.domainEvents ?? followDomainEvents)({
+    uri: config.libvirtUri,
+    onChange: (event) => {
+      log('info', 'libvirt domain event: inventory to report', { event: event.kind, domain: event.domain });
+      reports.request();
+    },
+    onResumed: () => reports.request(),
     log,
     signal: stopping.signal,
   });
@@ -184,7 +210,7 @@ async function runDaemon(
     stopped ??= (async () => {
       log('info', 'stopping: no new tasks', { running: executor.size });
       stopping.abort();
-      await Promise.all([polling, inventoryDone]);
+      await Promise.all([polling, inventoryDone, eventsDone, reports.stop()]);
       if (!(await executor.drain(config.shutdownGraceSeconds * 1000))) {
         log('warn', 'grace period over: aborting running tasks', { running: executor.size });
         await executor.abortAll('the runner is stopping');

@@ -13,7 +13,7 @@ import { chmod, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '#core/errors.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { hostKeyPath } from './sealed-secrets.ts';
 
 /** What `identity.json` holds. */

@@ -3,7 +3,7 @@
  * (host id, and per task the task id, execution id and VM id) on every line. Never pass secret
  * values or task tokens as fields.
  */
-import { type Level, log } from '#functions/log.ts';
+import { type Level, log } from '#platform/log.ts';
 
 export type { Level };
 

@@ -8,7 +8,7 @@
  */
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { TASK_VERSION, Task } from '#core/contracts/tasks.ts';
-import { sqsClient } from '#functions/aws.ts';
+import { sqsClient } from '#platform/aws.ts';
 import { InvalidTask } from './errors.ts';
 import type { Executor } from './executor.ts';
 import type { Logger } from './log.ts';

@@ -6,7 +6,7 @@
  * phase change is written at once. A failed write is logged and never fails the task.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type ProgressFields, writeProgress } from '#functions/repo/progress.ts';
+import { type ProgressFields, writeProgress } from '#platform/progress.ts';
 import type { Logger } from './log.ts';
 
 export type { ProgressFields };

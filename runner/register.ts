@@ -140,30 +140,19 @@ export async function reportInventory(
 }
 
 /**
- * Reports the inventory now and then every `intervalSeconds` until `signal` aborts. A failed
- * report (libvirt down, API unreachable) is logged and retried at the next tick: the runner keeps
- * working on its queue meanwhile.
+ * Calls `report` now and then every `intervalSeconds` until `signal` aborts: the safety net
+ * under the reports libvirt's events trigger (runner/domain-events.ts). `report` never rejects:
+ * a failed report (libvirt down, API unreachable) is logged and retried at the next tick, and
+ * the runner keeps working on its queue meanwhile.
  */
 export function startInventoryLoop(opts: {
-  api: RunnerApi;
-  hostPath: string;
-  read: InventoryReader;
-  runnerVersion: string;
+  report: () => Promise<void>;
   intervalSeconds: number;
-  log: Logger;
   signal: AbortSignal;
 }): Promise<void> {
-  const tick = async () => {
-    try {
-      const count = await reportInventory(opts.api, opts.hostPath, opts.read, opts.runnerVersion);
-      opts.log('debug', 'inventory reported', { vms: count });
-    } catch (error) {
-      opts.log('warn', 'inventory report failed', { error: (error as Error).message });
-    }
-  };
   return (async () => {
     while (!opts.signal.aborted) {
-      await tick();
+      await opts.report();
       await sleep(opts.intervalSeconds * 1000, opts.signal);
     }
   })();

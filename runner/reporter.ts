@@ -12,7 +12,7 @@ import {
   type SFNClient,
 } from '@aws-sdk/client-sfn';
 import { oneLine } from '#core/errors.ts';
-import { sfnClient } from '#functions/aws.ts';
+import { sfnClient } from '#platform/aws.ts';
 import { ResultTooLarge } from './errors.ts';
 import type { Logger } from './log.ts';
 

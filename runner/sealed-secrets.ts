@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Conflict, ValidationError } from '#core/errors.ts';
-import { sealContext, unsealSecrets } from '#functions/sealed-secrets.ts';
+import { sealContext, unsealSecrets } from '#platform/sealed-secrets.ts';
 import type { SecretResolver } from './tasks/context.ts';
 
 /** The host's private key file, in the runner's state folder. */

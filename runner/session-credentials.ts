@@ -23,7 +23,7 @@ import type {
 } from '@smithy/types';
 import { z } from 'zod';
 import { ValidationError } from '#core/errors.ts';
-import { region } from '#functions/aws.ts';
+import { region } from '#platform/aws.ts';
 import { ApiUnavailable, NotEnrolled } from './errors.ts';
 import { identityPath, readIdentity } from './identity.ts';
 

@@ -4,7 +4,7 @@
  * The state machines build the message body field by field from {@link TASK_FIELDS}, so every
  * field listed there must always be present in the Admit step's `task` (use null when empty).
  * Secrets travel here only sealed to the host that runs the task (`datastore.sealedSecrets`,
- * functions/sealed-secrets.ts): the execution history keeps every task input, so it holds only
+ * platform/sealed-secrets.ts): the execution history keeps every task input, so it holds only
  * ciphertext that this one host's key opens, and the runner reads no secret store of its own.
  */
 import { z } from 'zod';

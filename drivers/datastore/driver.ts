@@ -6,8 +6,9 @@
  * - Each operation is idempotent: running it again after a crash or a redelivered task gives the
  *   same end state (a backup written twice leaves one usable backup; rm of a missing backup
  *   succeeds).
- * - Disks are streamed: a disk given as a {@link DiskSource} of kind `nbd` is read with nbdcopy and
- *   never copied whole to a temporary file on the host.
+ * - Disks are streamed: a disk given as a {@link DiskSource} of kind `nbd` is read with nbdcopy,
+ *   one of kind `stream` is the output of its command, and neither is ever copied whole to a
+ *   temporary file on the host.
  * - Secrets come in {@link DatastoreTarget.secrets}, go to tools only through the environment or
  *   a 0600 file removed afterwards, and never appear in arguments, logs or errors.
  * - Failures are typed: `DatastoreUnreachable` (server down, ssh refused), `DatastoreAuthFailed`
@@ -15,6 +16,8 @@
  *   `BackupNotFound`, otherwise ExecError.
  * - `signal` aborts the operation and kills every child process.
  */
+import type { Command } from '../exec.ts';
+
 export interface DatastoreTarget {
   id: number;
   attributes: Readonly<Record<string, string>>;
@@ -27,8 +30,15 @@ export interface DatastoreTarget {
   jobId?: number;
 }
 
-/** One disk to store: a file on the host, or an NBD export streamed without a copy. */
-export type DiskSource = { kind: 'file'; path: string } | { kind: 'nbd'; uri: string; size: number };
+/**
+ * One disk to store: a file on the host, an NBD export streamed without a copy, or the stdout of
+ * a command (`rbd export SNAP -`) streamed without a copy (`size`: the bytes expected, for
+ * progress; a diff stream's is an upper bound).
+ */
+export type DiskSource =
+  | { kind: 'file'; path: string }
+  | { kind: 'nbd'; uri: string; size: number }
+  | { kind: 'stream'; command: Command; size: number };
 
 export interface BackupInput {
   vmId: number;
@@ -66,7 +76,10 @@ export interface Capacity {
 
 export interface DatastoreDriver {
   readonly name: string;
-  /** Whether `backup` takes `nbd` sources (else files only: the disk driver then hands out files). */
+  /**
+   * Whether `backup` takes `nbd` and `stream` sources (else files only: the disk driver then
+   * hands out files).
+   */
   readonly readsNbd: boolean;
   backup(target: DatastoreTarget, input: BackupInput, ctx?: OperationContext): Promise<BackupOutput>;
   /** Writes the named files of a backup into `toDir` (created if missing); returns their paths. */

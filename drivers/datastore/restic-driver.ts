@@ -65,7 +65,9 @@ export const resticDriver: DatastoreDriver = {
             tags,
             file.source.kind === 'file'
               ? { inputFile: file.source.path }
-              : { before: [{ file: 'nbdcopy', args: [file.source.uri, '-'] }] },
+              : file.source.kind === 'nbd'
+                ? { before: [{ file: 'nbdcopy', args: [file.source.uri, '-'] }] }
+                : { before: [file.source.command] },
             {
               ...ctx,
               onProgress: (done) => ctx.onProgress?.(before + done, total),

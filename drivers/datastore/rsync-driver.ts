@@ -43,7 +43,7 @@ export const rsyncDriver: DatastoreDriver = {
     const paths = input.files.map((file) => {
       if (file.source.kind !== 'file') {
         throw new UnsupportedSource(
-          `datastore ${target.id} (rsync) stores files only; ${file.name} is an NBD export: use a restic datastore or a file snapshot`,
+          `datastore ${target.id} (rsync) stores files only; ${file.name} is ${file.source.kind === 'nbd' ? 'an NBD export' : 'a stream'}: use a restic datastore or a file snapshot`,
         );
       }
       return file.source.path;

@@ -25,6 +25,8 @@ export interface DomainDisk {
   format?: string;
   /** Device alias (`ua-vda`, `virtio-disk0`) from live XML; its QOM path is `/machine/peripheral/<alias>`. */
   alias?: string;
+  /** A network disk's `<auth username>` (in `<disk>` or in `<source>`): the ceph client id of an rbd disk. */
+  authUser?: string;
 }
 
 /** One `<interface>` of a domain. */
@@ -102,6 +104,8 @@ function parseDisk(node: Node): DomainDisk | undefined {
   if (format) disk.format = format;
   const alias = attr(node.alias, 'name');
   if (alias) disk.alias = alias;
+  const authUser = attr(node.auth, 'username') ?? attr(source?.auth, 'username');
+  if (type === 'network' && authUser) disk.authUser = authUser;
   return disk;
 }
 

@@ -49,3 +49,18 @@ export class UnsafeDiskImage extends LifeboatError {
   override readonly name: string = 'UnsafeDiskImage';
   override readonly status = 400;
 }
+
+/**
+ * A ceph/rbd call did not answer in time. A Ceph cluster in trouble (full, no quorum, OSDs down)
+ * makes calls hang rather than fail, so every call has a deadline; the message names the call.
+ */
+export class CephTimeout extends LifeboatError {
+  override readonly name: string = 'CephTimeout';
+  override readonly status = 504;
+}
+
+/** A ceph/rbd call failed (cluster unreachable, image or snapshot missing, permission refused). */
+export class CephFailed extends LifeboatError {
+  override readonly name: string = 'CephFailed';
+  override readonly status = 502;
+}

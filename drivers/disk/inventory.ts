@@ -7,6 +7,7 @@ import type { InventoryVm } from '#core/contracts/api.ts';
 import { domainNameProblem } from '#core/domain-name.ts';
 import type { VmState } from '#core/model.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
+import { imageSpec, parseImage, Rbd } from './rbd-cli.ts';
 import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
 import { imageChain, trackedBaseOf } from './tracking-overlay.ts';
 import { pointDiskAt } from './work-dir.ts';
@@ -44,7 +45,8 @@ function inventoryFormat(disk: DomainDisk): 'qcow2' | 'raw' | 'rbd' | undefined 
  * Builds the inventory entry of one domain from its persistent XML (the template: what a restore
  * recreates, never overlays of a backup in flight) and its state. Disk ids are the order of the
  * backed-up-able disks in the XML. Sizes come from `qemu-img info` (with `-U` only while the
- * domain runs, metadata only); rbd sizes are left to the rbd driver (0 here).
+ * domain runs, metadata only), and `rbd info` for rbd images (0 when the cluster does not answer:
+ * one unreachable cluster must not hide the host's other VMs).
  */
 export async function readDomainInventory(domain: string, options: ToolOptions = {}): Promise<Vm> {
   const state = await domainState(domain, options);
@@ -61,7 +63,7 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
     if (!format || !disk.source) continue;
     const size =
       format === 'rbd'
-        ? 0
+        ? await rbdSize(disk.source, disk.authUser, options.signal)
         : (await imageInfo(disk.source, { format, shared: running, signal: options.signal }))['virtual-size'];
     disks.push({
       id: disks.length,
@@ -90,6 +92,21 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
   return vm;
 }
 
+/** Deadline of the inventory's `rbd info` (it runs for every rbd disk, every minute). */
+const RBD_INFO_TIMEOUT_MS = 15_000;
+
+/** Virtual size of an rbd image on the host's cluster, as the disk's client; 0 when unknown. */
+async function rbdSize(source: string, clientId: string | undefined, signal?: AbortSignal): Promise<number> {
+  try {
+    const rbd = new Rbd({ timeoutMs: RBD_INFO_TIMEOUT_MS }, clientId);
+    const info = await rbd.json<{ size?: unknown }>(['info', imageSpec(parseImage(source))], { signal });
+    return typeof info.size === 'number' && Number.isSafeInteger(info.size) && info.size >= 0 ? info.size : 0;
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return 0;
+  }
+}
+
 /** The base file and format of a disk whose source is a tracking overlay of it, else undefined. */
 async function trackedBase(
   disk: DomainDisk,
@@ -114,13 +131,23 @@ export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]
     .split('\n')
     .map((n) => n.trim())
     .filter((n) => n !== '' && domainNameProblem(n) === undefined);
-  const vms: Vm[] = [];
-  for (const name of names) {
-    try {
-      vms.push(await readDomainInventory(name, options));
-    } catch (error) {
-      if ((await domainState(name, options)) !== null) throw error;
+  // A few domains at a time: each costs several tool runs, mostly waiting on libvirtd, and a
+  // report that libvirt's events trigger should land within a second or two.
+  const vms: (Vm | undefined)[] = [];
+  let next = 0;
+  const reader = async () => {
+    for (let index = next++; index < names.length; index = next++) {
+      const name = names[index] as string;
+      try {
+        vms[index] = await readDomainInventory(name, options);
+      } catch (error) {
+        if ((await domainState(name, options)) !== null) throw error;
+      }
     }
-  }
-  return vms;
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, reader));
+  return vms.filter((vm): vm is Vm => vm !== undefined);
 }
+
+/** Domains read at once by {@link readHostInventory}. */
+const READ_CONCURRENCY = 4;

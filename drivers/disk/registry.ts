@@ -8,12 +8,16 @@
 import { NotFound, ValidationError } from '#core/errors.ts';
 import type { DiskDriver } from './driver.ts';
 import { Qcow2Driver } from './qcow2-driver.ts';
+import { RbdDriver } from './rbd-driver.ts';
 import { DEFAULT_URI } from './tools.ts';
 
 /** The driver of a disk a task names no driver for: file disks (qcow2 or raw). */
 export const DEFAULT_DISK_DRIVER = 'qcow2';
 
+// rbd first: `driverForArtifact` asks drivers in this order, and the file driver reads any
+// `*.qcow2` as its own, a flattened rbd FULL (`disk.<id>.rbd.qcow2`) included.
 const makers = new Map<string, (libvirtUri: string) => DiskDriver>([
+  ['rbd', (uri) => new RbdDriver(uri)],
   ['qcow2', (uri) => new Qcow2Driver(uri)],
 ]);
 

@@ -16,7 +16,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { auditObject } from '#core/audit.ts';
 import type { User } from '#core/model.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 import { auditRecord, writeAudit } from '../repo/audit.ts';
 
 /** What the handler learnt of a request before it answered (filled as it goes). */

@@ -14,7 +14,7 @@ import type { APIGatewayProxyEventV2, APIGatewayRequestAuthorizerEventV2 } from 
 import { z } from 'zod';
 import { Unauthorized } from '#core/errors.ts';
 import { User } from '#core/model.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 import { isEnrollment } from '../repo/users.ts';
 import { type Identity, identify } from './auth.ts';
 

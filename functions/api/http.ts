@@ -8,7 +8,7 @@ import { NAME_PATTERN, NAME_RULE } from '#core/accounts.ts';
 import { IdText, parseBody } from '#core/contracts/api.ts';
 import { LifeboatError, oneLine, ValidationError } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 
 /** Everything a route needs from the request, already parsed and authenticated. */
 export interface RouteContext {

@@ -9,10 +9,11 @@
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { type Host, takesSlot } from '#core/model.ts';
-import { freeQueuedGuard } from '../api/routes/vm-backup.ts';
-import { sfnClient } from '../aws.ts';
+import { sfnClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 import { limits, required } from '../env.ts';
-import { log } from '../log.ts';
+import { freeQueuedGuard } from '../operations/backup-queue.ts';
+import { endOperation } from '../operations/end.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -48,21 +49,27 @@ function stateMachineArn(kind: Request['kind']): string {
   return required('MAINTENANCE_STATE_MACHINE_ARN');
 }
 
+/**
+ * End a request that can never start (its VM or host is gone) as FAILED, conditional on its
+ * execution still being QUEUED, and undo what queueing it marked (a flatten's ACTIVE_FLATTEN and
+ * locked image, a delete's DELETING image) before it leaves the queue.
+ */
 async function failRequest(request: Request, message: string): Promise<void> {
-  await executions
-    .update(
+  const ending = {
+    state: 'FAILED' as const,
+    endedAt: new Date().toISOString(),
+    error: { name: 'NotFound', message },
+  };
+  try {
+    const record = await executions.update(
       request.id,
-      {
-        state: 'FAILED',
-        phase: 'failed',
-        endedAt: new Date().toISOString(),
-        error: { name: 'NotFound', message },
-      },
+      { ...ending, phase: 'failed' },
       { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
-    )
-    .catch((err) =>
-      log('warn', 'execution not marked failed', { executionId: request.id, error: String(err) }),
     );
+    await endOperation(record, ending, { heldSlot: false });
+  } catch (err) {
+    log('warn', 'execution not marked failed', { executionId: request.id, error: String(err) });
+  }
   await leaveQueue(request);
 }
 

@@ -7,13 +7,13 @@
  */
 import { startRun } from '#core/jobs.ts';
 import { nextRun } from '#core/schedule.ts';
-import { queueVmBackup } from '../api/routes/vm-backup.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
+import { queueVmBackup } from '../operations/backup-queue.ts';
+import { deleteAwsSchedule } from '../operations/eventbridge.ts';
+import { advanceJob } from '../operations/job-progress.ts';
 import { dueSchedules, type ScheduleRecord, schedules } from '../repo/schedules.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
-import { deleteAwsSchedule } from './eventbridge.ts';
-import { advanceJob } from './job-progress.ts';
 
 /** Claim the due run: true when this caller fired it. */
 async function claim(schedule: ScheduleRecord, now: Date): Promise<ScheduleRecord | undefined> {

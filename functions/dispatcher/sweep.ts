@@ -1,20 +1,17 @@
 /**
  * The sweep: finds executions that hold a slot although their state machine execution is over
- * (stopped from outside with StopExecution, timed out, or failed before its own Release ran)
- * and ends them as Release and MarkFailed would have: slot given back once, VM unlocked if this
- * execution holds its lock, its LOCKED image to ERROR, a backup job moved on. The dispatcher
- * runs it on its scheduled runs (every minute), not on every wake-up.
+ * (stopped from outside with StopExecution, timed out, killed with its stack, or failed before
+ * its own Release ran) and ends them as Release and MarkFailed would have, through the same
+ * endOperation (functions/operations/end.ts): every mark undone, slot given back once, a backup
+ * job moved on. The dispatcher runs it on its scheduled runs (every minute), not on every
+ * wake-up.
  */
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
 import { takesSlot } from '#core/model.ts';
-import { sfnClient } from '../aws.ts';
-import { log } from '../log.ts';
+import { sfnClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
+import { type Ending, endOperation } from '../operations/end.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
-import { images } from '../repo/images.ts';
-import { isConditionFailed } from '../repo/table.ts';
-import { heldBy, vms } from '../repo/vms.ts';
-import { jobBackupEnded } from './job-progress.ts';
-import { type Ending, releaseExecution } from './release-slot.ts';
 
 /** Started executions not yet released (scan: the table holds one record per operation). */
 function unreleased(): Promise<ExecutionRecord[]> {
@@ -48,22 +45,6 @@ function endingOf(record: ExecutionRecord, status: string, stopDate: Date | unde
   };
 }
 
-/** Undo what a dead backup left: its LOCKED image to ERROR, the VM lock it holds. */
-async function unlock(record: ExecutionRecord): Promise<void> {
-  if (record.kind !== 'backup') return;
-  if (record.imageId !== undefined) {
-    const image = await images.find(record.imageId);
-    if (image?.state === 'LOCKED' && image.executionId === record.id) {
-      await images.update(image.id, { state: image.increments.length > 0 ? 'READY' : 'ERROR' });
-    }
-  }
-  if (record.vmId !== undefined) {
-    await vms.update(record.vmId, {}, { remove: ['lock'], condition: heldBy(record.id) }).catch((err) => {
-      if (!isConditionFailed(err) && !(err instanceof Error && err.name === 'NotFound')) throw err;
-    });
-  }
-}
-
 /** Sweep once; answers the ids of the executions it ended. */
 export async function sweep(): Promise<string[]> {
   const ended: string[] = [];
@@ -83,16 +64,13 @@ export async function sweep(): Promise<string[]> {
       }
     }
     if (status === 'RUNNING' || status === 'PENDING_REDRIVE') continue;
-    const ending = endingOf(record, status, stopDate);
-    if (ending.state !== 'SUCCEEDED') await unlock(record);
-    if (await releaseExecution(record, ending)) {
+    if (await endOperation(record, endingOf(record, status, stopDate))) {
       ended.push(record.id);
       log('warn', 'sweep released a dead execution', {
         executionId: record.id,
         status,
         hostId: record.hostId,
       });
-      await jobBackupEnded(record, ending.state);
     }
   }
   return ended;

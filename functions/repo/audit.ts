@@ -14,7 +14,7 @@ import {
   dayOf,
   previousDay,
 } from '#core/audit.ts';
-import { dynamo } from '../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { tableName } from '../env.ts';
 
 const DAY_MS = 86_400_000;

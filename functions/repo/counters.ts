@@ -9,7 +9,8 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { dynamo } from '../aws.ts';
+import { dynamo } from '#platform/aws.ts';
+import { exponential, retry } from '#platform/retry.ts';
 import { tableName } from '../env.ts';
 import { isTransactionConditionFailed, isTransactionConflict } from './table.ts';
 
@@ -58,24 +59,23 @@ export function counterAdd(name: string, delta: 1 | -1, bound: number): Transact
  * Returns false when either is at its limit.
  */
 export async function takeSlot(hostId: number, max: number, maxHost: number): Promise<boolean> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await dynamo().send(
-        new TransactWriteCommand({
-          TransactItems: [counterAdd('active', 1, max), counterAdd(hostSlotName(hostId), 1, maxHost)],
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isTransactionConditionFailed(err)) return false;
-      // Two transactions on the same counter at once: one is cancelled; try again shortly.
-      if (isTransactionConflict(err) && attempt < 5) {
-        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
-        continue;
+  // Two transactions on the same counter at once: one is cancelled; try again shortly.
+  return retry(
+    async () => {
+      try {
+        await dynamo().send(
+          new TransactWriteCommand({
+            TransactItems: [counterAdd('active', 1, max), counterAdd(hostSlotName(hostId), 1, maxHost)],
+          }),
+        );
+        return true;
+      } catch (err) {
+        if (isTransactionConditionFailed(err)) return false;
+        throw err;
       }
-      throw err;
-    }
-  }
+    },
+    { attempts: 6, retryOn: isTransactionConflict, delayMs: exponential(20) },
+  );
 }
 
 /** The transaction items that give a host's slot back (never below zero). */

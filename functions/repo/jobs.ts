@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { Conflict } from '#core/errors.ts';
 import { BackupJob, type Vm } from '#core/model.ts';
+import { retry } from '#platform/retry.ts';
 import { isConditionFailed, Table } from './table.ts';
 import { vms } from './vms.ts';
 
@@ -105,10 +106,10 @@ export async function updateJob<T>(
   id: number,
   change: (job: JobRecord) => { set: Partial<JobRecord>; extra: T },
 ): Promise<{ job: JobRecord; extra: T }> {
-  for (let attempt = 0; ; attempt++) {
-    const current = await jobs.get(id);
-    const { set, extra } = change(current);
-    try {
+  return retry(
+    async () => {
+      const current = await jobs.get(id);
+      const { set, extra } = change(current);
       const job = await jobs.update(
         id,
         { ...set, version: current.version + 1 },
@@ -121,11 +122,10 @@ export async function updateJob<T>(
         },
       );
       return { job, extra };
-    } catch (err) {
-      if (!isConditionFailed(err) || attempt >= 20) throw err;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
-    }
-  }
+    },
+    // Jittered: the writers racing on one job (each ended backup of a parallel run) spread out.
+    { attempts: 21, retryOn: isConditionFailed, delayMs: (n) => 5 + Math.random() * 20 * n },
+  );
 }
 
 /** The job as users see it (no version). */

@@ -8,7 +8,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { requestRank } from '#core/ids.ts';
 import { ExecutionKind, Id } from '#core/model.ts';
-import { dynamo } from '../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { Table } from './table.ts';
 
 /** The queue name of the dispatcher's index. */

@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';
 import { NotFound } from '#core/errors.ts';
-import { dynamo } from '../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { tableName } from '../env.ts';
 import type { TableSpec } from '../tables.ts';
 

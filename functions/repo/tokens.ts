@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ApiToken, TOKEN_RECORD_DAYS } from '#core/accounts.ts';
-import { dynamo } from '../aws.ts';
-import { log } from '../log.ts';
+import { dynamo } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
 import { isConditionFailed, Table } from './table.ts';
 
 /** The tokens repository. */

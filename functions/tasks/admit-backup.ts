@@ -7,6 +7,7 @@
 
 import { z } from 'zod';
 import { effectiveConfig, setRuntime, underDefaults, withDefaults } from '#core/backup-config.ts';
+import { assertBackupableState, flattening, flatteningMessage, lockedMessage } from '#core/backup-rules.ts';
 import { chainStateOf, decideChain, selectDisks } from '#core/chain.ts';
 import { BackupTask, CleanupTask, type TaskIncrement } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
@@ -20,7 +21,6 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskDisk, taskHeader, taskVm } from './common.ts';
-import { flattening, flatteningMessage } from './flatten.ts';
 
 export const AdmitBackupInput = StepInput.extend({
   vmId: Id,
@@ -49,7 +49,7 @@ async function lockVm(vm: Vm, executionId: string, datastoreId: number): Promise
     const now = await vms.find(vm.id);
     if (now && now.hostId !== vm.hostId)
       throw new Conflict(`VM ${vm.id} moved from host ${vm.hostId} to host ${now.hostId}: back it up again`);
-    throw new Conflict(`VM ${vm.id} has a backup in progress (execution ${now?.lock ?? vm.lock})`);
+    throw new Conflict(lockedMessage({ id: vm.id, lock: now?.lock ?? vm.lock }));
   }
 }
 
@@ -107,9 +107,7 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const { executionId } = input;
   await executions.update(executionId, { state: 'RUNNING', phase: 'admitting' });
   const vm = await vms.get(input.vmId);
-  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
-    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
-  }
+  assertBackupableState(vm);
   const datastore = await datastores.get(input.datastoreId);
   const host = await hosts.get(vm.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);

@@ -14,13 +14,13 @@ import {
 import { Conflict, ValidationError } from '#core/errors.ts';
 import type { Image } from '#core/model.ts';
 import { limits } from '../env.ts';
+import { MaintenanceInput, sourcesOf, TASK_KIND_OF } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { step, taskDatastore, taskHeader } from './common.ts';
 import { admitFlatten } from './flatten.ts';
-import { MaintenanceInput, sourcesOf, TASK_KIND_OF } from './maintenance.ts';
 
 const omitHeader = { taskId: true, token: true } as const;
 const SCHEMAS = {

@@ -14,7 +14,10 @@ import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Increment } from '#core/model.ts';
 import { removeLast } from '#core/retention.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
+import { clearActiveFlatten } from '../operations/end.ts';
+import { keepLastOf, planFlatten, queueFlatten } from '../operations/flatten.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
@@ -24,8 +27,6 @@ import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { StepInput, step } from './common.ts';
-import { keepLastOf, planFlatten, queueFlatten } from './flatten.ts';
-import { claimDeletion, enqueueDeletes, maintenanceHost } from './maintenance.ts';
 
 /** Who retention's delete executions are requested by. */
 export const RETENTION_REQUESTER = { name: 'lifeboat:retention' };
@@ -210,7 +211,7 @@ async function startFlatten(image: Image, executionId: string, hostId?: number):
       imageId: image.id,
       message: err instanceof Error ? err.message : String(err),
     });
-    await vms.update(image.vmId, {}, { remove: ['backups.BACKUP_CONFIG.ACTIVE_FLATTEN'] }).catch(() => {});
+    await clearActiveFlatten(image.vmId).catch(() => {});
     return undefined;
   }
 }

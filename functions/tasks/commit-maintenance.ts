@@ -7,6 +7,9 @@
 import { z } from 'zod';
 import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
+import { retry } from '#platform/retry.ts';
+import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
+import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -14,8 +17,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { step } from './common.ts';
-import { commitFlatten, FLATTEN_REQUESTER } from './flatten.ts';
-import { enqueueMaintenance, MaintenanceInput, sourcesOf } from './maintenance.ts';
+import { commitFlatten } from './flatten.ts';
 
 /** The runner's answer is under `host`; its schema depends on the kind (checked below). */
 export const CommitMaintenanceInput = MaintenanceInput.extend({ host: z.unknown() });
@@ -26,40 +28,48 @@ type CommitMaintenanceInput = z.infer<typeof CommitMaintenanceInput>;
  * when no stored backup remains. Retries when another delete of the same image commits meanwhile.
  */
 async function forgetBackup(imageId: number, backupId: string): Promise<{ removed: boolean }> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const image = await images.find(imageId);
-    if (!image) return { removed: true };
-    // A backup a flatten merged away: the image no longer names it.
-    if (image.state !== 'DELETING' && !sourcesOf(image).includes(backupId)) return { removed: false };
-    const remaining = sourcesOf(image).filter((s) => s !== backupId);
-    const unchanged = {
-      expression: '#s = :s AND #src = :src',
-      names: { '#s': 'state', '#src': 'source' },
-      values: { ':s': 'DELETING', ':src': image.source },
-    };
-    try {
-      if (remaining.length === 0) {
-        await images.delete(imageId, unchanged);
-        return { removed: true };
+  return retry(
+    async () => {
+      const image = await images.find(imageId);
+      if (!image) return { removed: true };
+      // A backup a flatten merged away: the image no longer names it.
+      if (image.state !== 'DELETING' && !sourcesOf(image).includes(backupId)) return { removed: false };
+      const remaining = sourcesOf(image).filter((s) => s !== backupId);
+      const unchanged = {
+        expression: '#s = :s AND #src = :src',
+        names: { '#s': 'state', '#src': 'source' },
+        values: { ':s': 'DELETING', ':src': image.source },
+      };
+      try {
+        if (remaining.length === 0) {
+          await images.delete(imageId, unchanged);
+          return { removed: true };
+        }
+        await images.put(
+          {
+            ...image,
+            source: image.source === backupId ? '' : image.source,
+            increments: image.increments.filter((i) => i.source !== backupId),
+          },
+          unchanged,
+        );
+        return { removed: false };
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const now = await images.find(imageId);
+        if (now && now.state !== 'DELETING') {
+          throw new Conflict(`Image ${imageId} is ${now.state}, not DELETING: its record is kept`);
+        }
+        throw err;
       }
-      await images.put(
-        {
-          ...image,
-          source: image.source === backupId ? '' : image.source,
-          increments: image.increments.filter((i) => i.source !== backupId),
-        },
-        unchanged,
-      );
-      return { removed: false };
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-      const now = await images.find(imageId);
-      if (now && now.state !== 'DELETING') {
-        throw new Conflict(`Image ${imageId} is ${now.state}, not DELETING: its record is kept`);
-      }
-    }
-  }
-  throw new Conflict(`Image ${imageId} kept changing while its backup ${backupId} was forgotten`);
+    },
+    {
+      attempts: 8,
+      retryOn: isConditionFailed,
+      exhausted: () =>
+        new Conflict(`Image ${imageId} kept changing while its backup ${backupId} was forgotten`),
+    },
+  );
 }
 
 /** Queues the removal of the backups a flatten merged away (one `delete` each); answers their execution ids. */

@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { diskDriverFor, TASK_VERSION } from '#core/contracts/tasks.ts';
 import { Conflict, Throttled, ValidationError } from '#core/errors.ts';
 import type { Datastore, Disk, Host, Image, Vm } from '#core/model.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
+import { sealContext, sealSecrets } from '#platform/sealed-secrets.ts';
 import { isTransientDynamoError } from '../repo/table.ts';
-import { sealContext, sealSecrets } from '../sealed-secrets.ts';
 import { secretStore } from '../secrets.ts';
 
 /** The part of every state input the steps read; the rest (`admit`, `host`...) passes through. */

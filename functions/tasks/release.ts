@@ -1,26 +1,38 @@
 /**
- * Any operation, last step: ends the execution (SUCCEEDED unless MarkFailed already ended it),
- * gives its slot back exactly once (the `released` flag and both counters change in one
- * transaction), moves a backup job on, and wakes the dispatcher so a queued operation can take
- * the slot.
+ * Any operation, last step (Release on success, ReleaseFailed after MarkFailed): ends the
+ * operation through endOperation (functions/operations/end.ts): its marks undone, the execution
+ * ended (SUCCEEDED unless MarkFailed already ended it), its slot given back exactly once, a
+ * backup job moved on, and the dispatcher woken so a queued operation can take the slot.
  */
 
-import { jobBackupEnded } from '../dispatcher/job-progress.ts';
-import { releaseExecution } from '../dispatcher/release-slot.ts';
+import { z } from 'zod';
+import { endOperation } from '../operations/end.ts';
 import { executions } from '../repo/executions.ts';
-import { wakeDispatcher } from '../wake.ts';
-import { StepInput, step } from './common.ts';
+import { describeFailure, StepInput, step } from './common.ts';
 
-export const handler = step('Release', StepInput, async (input) => {
+export const ReleaseInput = StepInput.extend({
+  /** The caught error (`$.error`): present on the failure path (ReleaseFailed). */
+  error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+});
+
+export const handler = step('Release', ReleaseInput, async (input) => {
   const { executionId } = input;
   const execution = await executions.get(executionId);
   const endedAt = execution.endedAt ?? new Date().toISOString();
-  const state = execution.state === 'RUNNING' ? 'SUCCEEDED' : execution.state;
-  if (!execution.released && (await releaseExecution(execution, { state, endedAt }))) {
-    // Only the releaser moves the job on, so a retried Release never queues a VM twice. The
-    // state input still holds the request's `jobId`: single backups cost no job lookup.
-    if (typeof input.jobId === 'number') await jobBackupEnded(execution, state, input.jobId);
+  let state = execution.state;
+  let error: { name: string; message: string } | undefined;
+  if (state === 'RUNNING' || state === 'QUEUED') {
+    // Still running here means success, unless MarkFailed broke before recording the failure.
+    if (input.error) {
+      state = 'FAILED';
+      error = describeFailure(input.error);
+    } else state = 'SUCCEEDED';
   }
-  await wakeDispatcher(`execution ${executionId} ended`);
+  await endOperation(
+    execution,
+    { state, endedAt, ...(error && { error }) },
+    // The state input still holds the request's `jobId`: single backups cost no job lookup.
+    { jobId: typeof input.jobId === 'number' ? input.jobId : undefined, wake: true },
+  );
   return { state, endedAt };
 });

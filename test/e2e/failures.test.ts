@@ -17,7 +17,6 @@ import {
   backup,
   guestSha256,
   leftoverOverlays,
-  processEnv,
   removeHome,
   type Stack,
   startStack,
@@ -252,7 +251,7 @@ describe('failed backups leave the VM as it was', () => {
     expect(await resticLocks(slow, 'slow-pw', vm.id)).toEqual([]);
   });
 
-  it('the runner killed mid-backup: the execution fails, the restarted runner restores the VM, next backup succeeds', async () => {
+  it('the runner killed mid-backup: the execution fails, the supervisor starts the runner again, which restores the VM, next backup succeeds', async () => {
     const { test, vm } = await runningVm('lb-e2e-killed', 16);
     const original = await blockList(test.domain);
     const slow = await createDatastore('slow-2', {
@@ -266,11 +265,11 @@ describe('failed backups leave the VM as it was', () => {
     // While it runs, the VM writes into an overlay in the runner's work folder.
     expect(await leftoverOverlays(stack)).not.toEqual([]);
     const pid = await stack.runnerPid();
-    const env = await processEnv(pid);
     process.kill(pid, 'SIGKILL');
     await until('the runner to be gone', async () => ((await processAlive(pid)) ? undefined : true));
 
-    await stack.restartRunner(env);
+    // The supervisor starts it again (local/keeper.ts).
+    await stack.runnerRestarted(pid);
 
     const execution = await ended(queued.id);
     expect(execution.state).toMatch(/^(FAILED|TIMED_OUT)$/);
@@ -298,7 +297,7 @@ describe('failed backups leave the VM as it was', () => {
     const next = await backup(stack, vm.id, good.id);
     expect(next.execution?.state).toBe('SUCCEEDED');
     await expectIntact(test, original);
-  });
+  }, 300_000);
 });
 
 async function processAlive(pid: number): Promise<boolean> {

@@ -14,6 +14,7 @@ import { run } from '#drivers/exec.ts';
 import { runnerStateDir } from '#local/config.ts';
 import { localDown } from '#local/down.ts';
 import { PROJECT_ROOT } from '#local/functions.ts';
+import { isAlive } from '#local/pids.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
 import type { Sshd } from '../helpers/sshd.ts';
@@ -44,11 +45,14 @@ export interface Stack {
   host(): Promise<Host>;
   /** Waits until the runner's inventory reports `domain` (in `state`, if given). */
   vm(domain: string, state?: Vm['state']): Promise<Vm>;
-  /** Pid of the runner now (the supervisor's child, or the one {@link Stack.restartRunner} started). */
+  /** Pid of the runner now (the supervisor's child, as pids.json names it). */
   runnerPid(): Promise<number>;
-  /** Starts `lifeboat runner` again with the environment the killed one had (read from /proc). */
-  restartRunner(env: Record<string, string>): Promise<void>;
-  /** Every log line local mode wrote (supervisor, runner, restarted runner). */
+  /**
+   * Waits until the supervisor started the runner again after `killed` died (it does so
+   * within seconds, local/keeper.ts); answers the new pid.
+   */
+  runnerRestarted(killed: number, timeoutMs?: number): Promise<number>;
+  /** Every log line local mode wrote (supervisor, runner). */
   logs(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -166,7 +170,6 @@ export async function startStack(
   }
   const runnerDir = runnerStateDir(home);
   const cliEnv = { LIFEBOAT_HOME: home, LIFEBOAT_ENDPOINT: undefined, LIFEBOAT_TOKEN: undefined };
-  let restarted: { pid: number; done: Promise<void> } | undefined;
 
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${endpoint}${path}`, {
@@ -207,32 +210,19 @@ export async function startStack(
         return items.find((v) => v.domain === domain && (state === undefined || v.state === state));
       }),
     async runnerPid() {
-      if (restarted) return restarted.pid;
       const pids = JSON.parse(await readFile(join(home, 'pids.json'), 'utf8'));
       return pids.children.runner as number;
     },
-    async restartRunner(env) {
-      const logFile = join(home, 'logs', 'runner-restarted.log');
-      const child = spawn(process.execPath, [BIN, 'runner', '--home', home, '--state-dir', runnerDir], {
-        cwd: PROJECT_ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let log = '';
-      const append = (chunk: Buffer) => {
-        log += chunk.toString();
-      };
-      child.stdout.on('data', append);
-      child.stderr.on('data', append);
-      const done = new Promise<void>((resolve) =>
-        child.once('close', () => {
-          void writeFile(logFile, log).then(() => resolve());
-        }),
-      );
-      restarted = { pid: child.pid ?? -1, done };
-      // Keep the log current for logs() while it runs.
-      child.stdout.on('data', () => void writeFile(logFile, log).catch(() => {}));
-    },
+    runnerRestarted: (killed, timeoutMs = 30_000) =>
+      until(
+        `the supervisor to start the runner again (pid ${killed} killed)`,
+        async () => {
+          const pid = await stack.runnerPid();
+          return pid !== killed && isAlive(pid) ? pid : undefined;
+        },
+        timeoutMs,
+        100,
+      ),
     async logs() {
       const dir = join(home, 'logs');
       const files = await readdir(dir).catch(() => [] as string[]);
@@ -240,14 +230,6 @@ export async function startStack(
       return texts.join('\n');
     },
     async stop() {
-      if (restarted) {
-        try {
-          process.kill(restarted.pid, 'SIGTERM');
-        } catch {
-          // already gone
-        }
-        await restarted.done;
-      }
       await localDown({ home });
     },
   };

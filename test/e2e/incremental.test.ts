@@ -14,7 +14,7 @@ import type { Datastore, Execution, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { createTestVm, guestWrite, type TestVm, virsh } from '../helpers/libvirt.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
-import { backup, guestSha256, processEnv, removeHome, type Stack, startStack, until } from './harness.ts';
+import { backup, guestSha256, removeHome, type Stack, startStack, until } from './harness.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -288,9 +288,9 @@ describe('incremental backups on a restic datastore', () => {
       200,
     );
     const pid = await stack.runnerPid();
-    const env = await processEnv(pid);
     process.kill(pid, 'SIGKILL');
-    await stack.restartRunner(env);
+    // The supervisor starts it again (local/keeper.ts).
+    await stack.runnerRestarted(pid);
     const failed = await until(
       `execution ${queued.id} to end`,
       async () => {

@@ -8,12 +8,12 @@
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '#functions/api/auth.ts';
-import { dynamo } from '#functions/aws.ts';
 import { groups } from '#functions/repo/groups.ts';
 import { tokens, touchToken } from '#functions/repo/tokens.ts';
 import { users } from '#functions/repo/users.ts';
 import { ensureAdmin } from '#local/admin.ts';
 import { localDynamoClient, localTableName } from '#local/dynamodb.ts';
+import { dynamo } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal, useLocalCredentials } from '../helpers/dynamodb-local.ts';
 

@@ -13,12 +13,12 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqsClient } from '#functions/aws.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { images } from '#functions/repo/images.ts';
 import { requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { sqsClient } from '#platform/aws.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';

@@ -10,7 +10,7 @@ import { datastores } from '#functions/repo/datastores.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { users } from '#functions/repo/users.ts';
 import { vms } from '#functions/repo/vms.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executions } from '#functions/repo/executions.ts';
-import { progressKey, readProgress } from '#functions/repo/progress.ts';
+import { readProgress } from '#functions/repo/progress.ts';
+import { progressKey } from '#platform/progress.ts';
 import { silentLogger } from '#runner/log.ts';
 import { dynamoProgressSink, taskProgress } from '#runner/progress.ts';
 import { call, seedUser } from '../helpers/api-events.ts';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler } from '#functions/api/handler.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { vmsOfHost } from '#functions/repo/vms.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { apiEvent, call, IAM_AUTHORIZER, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';

@@ -1,6 +1,7 @@
 /**
- * A minimal Step Functions endpoint (AWS JSON 1.0) answering StartExecution, for tests of the
- * dispatcher without a state machine interpreter. Records every call; can be told to fail.
+ * A minimal Step Functions endpoint (AWS JSON 1.0) answering StartExecution and
+ * DescribeExecution, for tests of the dispatcher and its sweep without a state machine
+ * interpreter. Records every start; can be told to fail, and what status an execution has.
  */
 import { createServer, type Server } from 'node:http';
 import { resetClients } from '#functions/aws.ts';
@@ -12,27 +13,42 @@ export interface StartCall {
   input: unknown;
 }
 
-/** A running fake. Set `failWith` to answer the next calls with that error type. */
+/**
+ * A running fake. Set `failWith` to answer the next calls with that error type; set an
+ * execution's status (`ABORTED`, `FAILED`...) by its ARN in `statuses` (default RUNNING).
+ */
 export interface FakeSfn {
   calls: StartCall[];
   failWith: string | null;
+  statuses: Map<string, string>;
   stop(): Promise<void>;
 }
 
 /** Start the fake on a free port and point AWS_ENDPOINT_URL_SFN at it. */
 export async function startFakeSfn(): Promise<FakeSfn> {
-  const fake: FakeSfn = { calls: [], failWith: null, stop: async () => {} };
+  const fake: FakeSfn = { calls: [], failWith: null, statuses: new Map(), stop: async () => {} };
   const server: Server = createServer((req, res) => {
     let text = '';
     req.on('data', (chunk) => {
       text += chunk;
     });
     req.on('end', () => {
-      const body = JSON.parse(text || '{}') as { stateMachineArn: string; name: string; input: string };
+      const body = JSON.parse(text || '{}') as {
+        stateMachineArn: string;
+        name: string;
+        input: string;
+        executionArn?: string;
+      };
       res.setHeader('content-type', 'application/x-amz-json-1.0');
       if (fake.failWith) {
         res.statusCode = 400;
         res.end(JSON.stringify({ __type: fake.failWith, message: `fake ${fake.failWith}` }));
+        return;
+      }
+      if (String(req.headers['x-amz-target']).endsWith('.DescribeExecution')) {
+        const status = fake.statuses.get(body.executionArn ?? '') ?? 'RUNNING';
+        const stopped = status === 'RUNNING' ? {} : { stopDate: Date.now() / 1000 };
+        res.end(JSON.stringify({ executionArn: body.executionArn, status, startDate: 0, ...stopped }));
         return;
       }
       fake.calls.push({

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '#infra/functions.ts';
 import { type Bundle, bundleModule } from '../helpers/bundle.ts';
 
-const FOLDERS = ['core', 'functions', 'drivers', 'runner', 'cli', 'local'];
+const FOLDERS = ['core', 'platform', 'functions', 'drivers', 'runner', 'cli', 'local'];
 /** Their name is the remote error's type by design (a Step Functions or Lambda error passed on). */
 const DYNAMIC = new Set(['SfnApiError', 'TaskFailed', 'FunctionError']);
 

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { TRANSIENT_ERRORS } from '#core/errors.ts';
 import { PROJECT_ROOT } from '#infra/functions.ts';
 
-const FOLDERS = ['core', 'functions', 'drivers', 'runner', 'cli', 'local'];
+const FOLDERS = ['core', 'platform', 'functions', 'drivers', 'runner', 'cli', 'local'];
 
 const code = FOLDERS.flatMap((dir) =>
   readdirSync(path.join(PROJECT_ROOT, dir), { withFileTypes: true, recursive: true })

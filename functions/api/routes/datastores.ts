@@ -7,7 +7,7 @@ import { CreateDatastoreBody, parseBody, UpdateDatastoreBody } from '#core/contr
 import { mergeAttributes, splitSecrets, validateAttributes } from '#core/datastore-attributes.ts';
 import { Conflict } from '#core/errors.ts';
 import { Datastore } from '#core/model.ts';
-import { dynamo } from '../../aws.ts';
+import { dynamo } from '#platform/aws.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { listImages } from '../../repo/images.ts';

@@ -11,10 +11,10 @@ import { DownloadTask } from '#core/contracts/tasks.ts';
 import { parseDownloadUrl, pointFiles } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { Id, type Image } from '#core/model.ts';
+import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../operations/maintenance.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { listImages } from '../../repo/images.ts';
-import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../tasks/maintenance.ts';
 import { assertAdmin, authorize } from '../access.ts';
 import { json, type RouteHandler } from '../http.ts';
 

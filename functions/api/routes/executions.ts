@@ -6,8 +6,9 @@
 import { ExecutionListQuery } from '#core/contracts/api.ts';
 import { NotFound } from '#core/errors.ts';
 import type { Execution } from '#core/model.ts';
+import { progressKey } from '#platform/progress.ts';
 import { type ExecutionRecord, executions, listExecutions, publicExecution } from '../../repo/executions.ts';
-import { progressKey, readProgress } from '../../repo/progress.ts';
+import { readProgress } from '../../repo/progress.ts';
 import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
 
 /** The progress key of an execution whose task is on its host, else undefined. */

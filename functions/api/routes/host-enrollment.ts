@@ -10,8 +10,9 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { EnrollHostBody, parseBody, RegisterHostBody } from '#core/contracts/api.ts';
 import { Conflict, Forbidden, Unauthorized } from '#core/errors.ts';
 import { type Host, User } from '#core/model.ts';
-import { dynamo } from '../../aws.ts';
-import { log } from '../../log.ts';
+import { dynamo } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
+import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import {
@@ -22,7 +23,6 @@ import {
   isEnrollment,
   users,
 } from '../../repo/users.ts';
-import { parseHostPublicKey } from '../../sealed-secrets.ts';
 import { hashToken, newToken } from '../auth.ts';
 import { json, type RouteHandler } from '../http.ts';
 import { createHost, hostNamed } from './hosts.ts';

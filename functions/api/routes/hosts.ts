@@ -8,15 +8,15 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
 import { Conflict } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
-import { dynamo, sqsClient } from '../../aws.ts';
+import { dynamo, sqsClient } from '#platform/aws.ts';
+import { log } from '#platform/log.ts';
+import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
-import { log } from '../../log.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { hostPrincipalName, users } from '../../repo/users.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
-import { parseHostPublicKey } from '../../sealed-secrets.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
 

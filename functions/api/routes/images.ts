@@ -8,16 +8,17 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Datastore, Image } from '#core/model.ts';
 import { templateDisks } from '#core/template-host.ts';
+import { retry } from '#platform/retry.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
+import { enqueue } from '../../operations/queue.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { executions } from '../../repo/executions.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
-import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../tasks/maintenance.ts';
 import { assertAdmin, authorize, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
-import { enqueue } from './enqueue.ts';
 
 /** The image of the path, checked for the right the route's row asks (core/rights.ts). */
 async function imageFor(ctx: RouteContext): Promise<Image> {
@@ -60,10 +61,10 @@ const show: RouteHandler = async (ctx) => json((await views([await imageFor(ctx)
 
 /** Take an image id out of its VM's BACKUP_IDS, retrying if a commit changes the list meanwhile. */
 async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const vm = await vms.find(vmId);
-    if (!vm?.backups.BACKUP_IDS.includes(imageId)) return;
-    try {
+  await retry(
+    async () => {
+      const vm = await vms.find(vmId);
+      if (!vm?.backups.BACKUP_IDS.includes(imageId)) return;
       await vms.update(
         vmId,
         { 'backups.BACKUP_IDS': vm.backups.BACKUP_IDS.filter((id) => id !== imageId) },
@@ -75,12 +76,13 @@ async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
           },
         },
       );
-      return;
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-    }
-  }
-  throw new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`);
+    },
+    {
+      attempts: 5,
+      retryOn: isConditionFailed,
+      exhausted: () => new Conflict(`VM ${vmId} changed while image ${imageId} was being removed: try again`),
+    },
+  );
 }
 
 /** Delete an image with no stored data at once (a failed backup's ERROR image). */

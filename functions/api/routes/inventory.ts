@@ -23,7 +23,7 @@ import { InventoryBody, type InventoryVm, parseBody } from '#core/contracts/api.
 import { LifeboatError, ValidationError } from '#core/errors.ts';
 import { MAX_VM_MOVES, Vm, type VmMove } from '#core/model.ts';
 import { DEFAULT_PERMISSIONS } from '#core/permissions.ts';
-import { log } from '../../log.ts';
+import { log } from '#platform/log.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isConditionFailed } from '../../repo/table.ts';

@@ -8,8 +8,8 @@ import { CreateJobBody, parseBody, UpdateJobBody } from '#core/contracts/api.ts'
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { assertPriority, checkVmList, retryRun, startRun } from '#core/jobs.ts';
 import type { BackupConfigRecord } from '#core/model.ts';
-import { deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
-import { advanceJob } from '../../dispatcher/job-progress.ts';
+import { deleteAwsSchedule } from '../../operations/eventbridge.ts';
+import { advanceJob } from '../../operations/job-progress.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { claimVms, type JobRecord, jobs, publicJob, releaseVms, updateJob } from '../../repo/jobs.ts';

@@ -5,9 +5,9 @@
  * that has no enrollment registers its public key here instead of at `POST /hosts/register`.
  */
 import { HostKeyBody, parseBody } from '#core/contracts/api.ts';
-import { log } from '../../log.ts';
+import { log } from '#platform/log.ts';
+import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hosts } from '../../repo/hosts.ts';
-import { parseHostPublicKey } from '../../sealed-secrets.ts';
 import { assertHostOrAdmin } from '../access.ts';
 import { json, pathId, type RouteHandler } from '../http.ts';
 import { show } from './hosts.ts';

@@ -9,7 +9,7 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Vm } from '#core/model.ts';
 import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
-import { createAwsSchedule, deleteAwsSchedule } from '../../dispatcher/eventbridge.ts';
+import { createAwsSchedule, deleteAwsSchedule } from '../../operations/eventbridge.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { type JobRecord, jobOfVm, jobs } from '../../repo/jobs.ts';

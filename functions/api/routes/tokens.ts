@@ -9,7 +9,7 @@ import { CreateTokenBody, TokenId, TokenListQuery } from '#core/contracts/accoun
 import { parseBody } from '#core/contracts/api.ts';
 import { Forbidden, NotFound, ValidationError } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
-import { log } from '../../log.ts';
+import { log } from '#platform/log.ts';
 import { purgeAfter, tokenById, tokenRecord, tokens, tokensOf } from '../../repo/tokens.ts';
 import { hashToken, newToken } from '../auth.ts';
 import { items, json, parseQuery, type RouteHandler } from '../http.ts';

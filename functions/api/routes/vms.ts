@@ -1,18 +1,17 @@
 /** VM routes: list, show, delete, BACKUP_CONFIG (show / updateconf), and backup requests. */
 import { update as updateConfig, withDefaults } from '#core/backup-config.ts';
+import { assertBackupableState, lockedMessage } from '#core/backup-rules.ts';
 import { BackupConfigBody, BackupRequestBody, parseBody, VmListQuery } from '#core/contracts/api.ts';
 import { Conflict } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Vm } from '#core/model.ts';
+import { queueVmBackup } from '../../operations/backup-queue.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { jobOfVm } from '../../repo/jobs.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
 import { authorize, canUse } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteContext, type RouteHandler } from '../http.ts';
-import { lockedMessage, queueVmBackup } from './vm-backup.ts';
-
-export { lockedMessage };
 
 /** The VM of the path, checked for the right the route's row asks (core/rights.ts). */
 async function vmFor(ctx: RouteContext): Promise<Vm> {
@@ -73,9 +72,8 @@ const backup: RouteHandler = async (ctx) => {
       `VM ${vm.id} belongs to backup job ${job.id}: back it up with the job (lifeboat backupjob backup ${job.id})`,
     );
   }
-  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
-    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
-  }
+  // Before the datastore is looked up: a VM that cannot be backed up is the answer either way.
+  assertBackupableState(vm);
   const datastore = await datastores.get(body.datastoreId);
   authorize(ctx, 'datastore', datastore);
   const execution = await queueVmBackup(ctx.user, vm, {

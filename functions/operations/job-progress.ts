@@ -6,11 +6,11 @@
  */
 import { type JobLists, takeNext, vmEnded } from '#core/jobs.ts';
 import type { Execution } from '#core/model.ts';
-import { queueVmBackup } from '../api/routes/vm-backup.ts';
-import { log } from '../log.ts';
+import { log } from '#platform/log.ts';
 import { type JobRecord, jobOfVm, jobs, updateJob } from '../repo/jobs.ts';
 import { vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
+import { queueVmBackup } from './backup-queue.ts';
 
 /** What a run queued. */
 export interface JobProgress {

@@ -6,20 +6,16 @@
  * the queue. Checking the pending index instead would read every queued request per call.
  */
 import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { assertBackupable } from '#core/backup-rules.ts';
 import { Conflict } from '#core/errors.ts';
 import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
-import { dynamo } from '../../aws.ts';
-import { tableName } from '../../env.ts';
-import { allocateId } from '../../repo/counters.ts';
-import { executions } from '../../repo/executions.ts';
-import { isConditionFailed } from '../../repo/table.ts';
-import { flattening, flatteningMessage } from '../../tasks/flatten.ts';
-import { enqueue } from './enqueue.ts';
-
-/** 409 message of a VM whose backup lock is held. */
-export function lockedMessage(vm: Pick<Vm, 'id' | 'lock'>): string {
-  return `VM ${vm.id} has a backup in progress (execution ${vm.lock})`;
-}
+import { dynamo } from '#platform/aws.ts';
+import { retry } from '#platform/retry.ts';
+import { tableName } from '../env.ts';
+import { allocateId } from '../repo/counters.ts';
+import { executions } from '../repo/executions.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { enqueue } from './queue.ts';
 
 /** Name of the guard item of a VM's queued backup. */
 export function queuedGuardName(vmId: number): string {
@@ -32,31 +28,37 @@ async function takeGuard(vmId: number, executionId: string): Promise<void> {
   const table = tableName('counters');
   // The common case first: no guard, one conditional write.
   let holder: string | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await dynamo().send(
-        new PutCommand({
-          TableName: table,
-          Item: { name, value: executionId },
-          ConditionExpression: holder === undefined ? 'attribute_not_exists(#n)' : '#v = :old',
-          ExpressionAttributeNames: holder === undefined ? { '#n': 'name' } : { '#v': 'value' },
-          ExpressionAttributeValues: holder === undefined ? undefined : { ':old': holder },
-        }),
-      );
-      return;
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-    }
-    const current = await dynamo().send(
-      new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
-    );
-    holder = current.Item?.value as string | undefined;
-    if (holder !== undefined && (await executions.find(holder))?.state === 'QUEUED') {
-      throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
-    }
-    // Stale (its execution left the queue without freeing it) or freed meanwhile: try again.
-  }
-  throw new Conflict(`VM ${vmId} already has a backup queued`);
+  await retry(
+    async () => {
+      try {
+        await dynamo().send(
+          new PutCommand({
+            TableName: table,
+            Item: { name, value: executionId },
+            ConditionExpression: holder === undefined ? 'attribute_not_exists(#n)' : '#v = :old',
+            ExpressionAttributeNames: holder === undefined ? { '#n': 'name' } : { '#v': 'value' },
+            ExpressionAttributeValues: holder === undefined ? undefined : { ':old': holder },
+          }),
+        );
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const current = await dynamo().send(
+          new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
+        );
+        holder = current.Item?.value as string | undefined;
+        if (holder !== undefined && (await executions.find(holder))?.state === 'QUEUED') {
+          throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
+        }
+        // Stale (its execution left the queue without freeing it) or freed meanwhile: try again.
+        throw err;
+      }
+    },
+    {
+      attempts: 3,
+      retryOn: isConditionFailed,
+      exhausted: () => new Conflict(`VM ${vmId} already has a backup queued`),
+    },
+  );
 }
 
 /** Free the VM's guard if `executionId` holds it (the dispatcher, when the request leaves the queue). */
@@ -99,11 +101,7 @@ export async function queueVmBackup(
   vm: Vm,
   request: VmBackupRequest,
 ): Promise<Execution> {
-  if (vm.state !== 'RUNNING' && vm.state !== 'POWEROFF') {
-    throw new Conflict(`VM ${vm.id} is ${vm.state}: only RUNNING or POWEROFF VMs can be backed up`);
-  }
-  if (vm.lock) throw new Conflict(lockedMessage(vm));
-  if (flattening(vm)) throw new Conflict(flatteningMessage(vm));
+  assertBackupable(vm);
   const id = String(await allocateId('execution'));
   await takeGuard(vm.id, id);
   const { datastoreId, reset, job, scheduleId } = request;

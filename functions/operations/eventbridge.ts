@@ -14,7 +14,7 @@ import {
   SchedulerClient,
 } from '@aws-sdk/client-scheduler';
 import { awsScheduleExpression, type ScheduleSpec } from '#core/schedule.ts';
-import { region } from '../aws.ts';
+import { region } from '#platform/aws.ts';
 import { required } from '../env.ts';
 
 let client: SchedulerClient | undefined;

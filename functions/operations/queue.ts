@@ -1,12 +1,12 @@
 /**
- * Queues an operation: allocates the execution id, writes the Execution (QUEUED) and the
+ * Queueing any operation (the API, scheduled actions, jobs and retention all queue through here): allocates the execution id, writes the Execution (QUEUED) and the
  * Request the dispatcher picks up, then wakes the dispatcher.
  */
 import type { Execution, User } from '#core/model.ts';
-import { allocateId } from '../../repo/counters.ts';
-import { executions, publicExecution } from '../../repo/executions.ts';
-import { PENDING, requestRank, requests } from '../../repo/requests.ts';
-import { wakeDispatcher } from '../../wake.ts';
+import { allocateId } from '../repo/counters.ts';
+import { executions, publicExecution } from '../repo/executions.ts';
+import { PENDING, requestRank, requests } from '../repo/requests.ts';
+import { wakeDispatcher } from '../wake.ts';
 
 /** What to queue. `input` builds the state machine input from the execution id. */
 export interface Operation {

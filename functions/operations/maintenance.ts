@@ -8,12 +8,11 @@ import { z } from 'zod';
 import type { MaintenanceTaskKind } from '#core/contracts/tasks.ts';
 import { Conflict, NotFound } from '#core/errors.ts';
 import { type Datastore, type Execution, type Host, Id, type Image } from '#core/model.ts';
-import { enqueue } from '../api/routes/enqueue.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
-import { StepInput } from './common.ts';
+import { enqueue } from './queue.ts';
 
 export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor', 'flatten']);
 export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
@@ -28,7 +27,8 @@ export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
 };
 
 /** The Maintenance state machine's input (every field present; null when the kind has none). */
-export const MaintenanceInput = StepInput.extend({
+export const MaintenanceInput = z.looseObject({
+  executionId: z.string().min(1),
   kind: MaintenanceKind,
   hostId: Id,
   datastoreId: Id,

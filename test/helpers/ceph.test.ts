@@ -1,0 +1,51 @@
+/**
+ * The test cluster harness itself: daemons of its own only, stopped with the folder, and a
+ * cluster whose test process was killed stopped by the next start (other live clusters kept).
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '#drivers/exec.ts';
+import { startCeph } from './ceph.ts';
+
+/** Pids of the ceph daemons whose environment names `conf`. */
+async function daemonsOf(conf: string): Promise<number[]> {
+  const { stdout } = await run({ file: 'pgrep', args: ['-x', '^ceph-(mon|mgr|osd)$'] }).catch(() => ({
+    stdout: '',
+  }));
+  const pids: number[] = [];
+  for (const pid of stdout.split('\n').filter(Boolean).map(Number)) {
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(`CEPH_CONF=${conf}`)) pids.push(pid);
+  }
+  return pids;
+}
+
+describe('one-node Ceph harness', () => {
+  it('serves rbd, stops only its own daemons, and a later start stops an orphan', async () => {
+    const live = await startCeph();
+    const orphan = await startCeph();
+    try {
+      await orphan.rbd('create', '--size', '4M', `${orphan.pool}/probe`);
+      expect(JSON.parse(await orphan.rbd('info', '--format', 'json', `${orphan.pool}/probe`)).size).toBe(
+        4 * 1024 * 1024,
+      );
+      expect(await daemonsOf(orphan.conf)).toHaveLength(3);
+      // Its test process is gone: an exited child's pid stands for it.
+      const { stdout } = await run({ file: 'sh', args: ['-c', 'echo $$'] });
+      await writeFile(join(orphan.dir, 'owner'), `${stdout.trim()} 0\n`);
+      const next = await startCeph();
+      await next.stop();
+      expect(await daemonsOf(orphan.conf)).toEqual([]);
+      expect(existsSync(orphan.dir)).toBe(false);
+      expect(await daemonsOf(live.conf)).toHaveLength(3);
+      await live.stop();
+      expect(await daemonsOf(live.conf)).toEqual([]);
+      expect(existsSync(live.dir)).toBe(false);
+    } finally {
+      await orphan.stop();
+      await live.stop();
+    }
+  }, 180_000);
+});
