@@ -48,3 +48,36 @@ export function requireRight(user: Principal, object: Owned, right: Right, what:
 export function defaultOwnership(user: Principal): Owned {
   return { owner: user.name, group: user.group, permissions: DEFAULT_PERMISSIONS };
 }
+
+/** The rule of an octal permission argument, as `onevm chmod` takes it. */
+export const OCTAL_RULE =
+  'must be three octal digits (owner, group, others; 4 use, 2 manage, 1 admin), e.g. 640';
+
+/** Whether `text` is three octal digits (`640`). */
+export function isOctalPermissions(text: string): boolean {
+  return /^[0-7]{3}$/.test(text);
+}
+
+/**
+ * `640` as the permission string `um-u-----`: one digit per class (owner, group, others), each
+ * the sum of 4 (use), 2 (manage) and 1 (admin), as `onevm chmod 640`.
+ */
+export function permissionsFromOctal(octal: string): string {
+  if (!isOctalPermissions(octal)) throw new Error(`permissions: ${OCTAL_RULE}`);
+  return [...octal]
+    .map((digit) => {
+      const n = Number(digit);
+      return `${n & 4 ? 'u' : '-'}${n & 2 ? 'm' : '-'}${n & 1 ? 'a' : '-'}`;
+    })
+    .join('');
+}
+
+/** The permission string `um-u-----` as `640`. */
+export function permissionsToOctal(permissions: string): string {
+  let out = '';
+  for (let base = 0; base < 9; base += 3) {
+    const bits = permissions.slice(base, base + 3);
+    out += String((bits[0] === 'u' ? 4 : 0) + (bits[1] === 'm' ? 2 : 0) + (bits[2] === 'a' ? 1 : 0));
+  }
+  return out;
+}

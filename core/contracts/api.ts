@@ -5,10 +5,12 @@
  * ValidationError whose one-line message names the field (`attributes.RESTIC_PASSWORD: required`).
  */
 import { z } from 'zod';
+import { GroupName, UserName } from '../accounts.ts';
 import { attributeIssues } from '../datastore-attributes.ts';
 import { DomainName, domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
 import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
+import { isOctalPermissions, OCTAL_RULE } from '../permissions.ts';
 import { HostPath, PlainHostPath } from './tasks.ts';
 
 const id = z.number().int().nonnegative();
@@ -413,3 +415,15 @@ export const CreateScheduleBody = z.strictObject({
   end: z.union([z.number(), z.string().min(1)]).optional(),
 });
 export type CreateScheduleBody = z.infer<typeof CreateScheduleBody>;
+
+/** `PUT /{vms,datastores,images,jobs}/{id}/owner`: a new owner, a new group, or both (`chown`). */
+export const ChownBody = z
+  .strictObject({ owner: UserName.optional(), group: GroupName.optional() })
+  .refine((b) => b.owner !== undefined || b.group !== undefined, {
+    message: 'name an owner, a group or both',
+  });
+
+/** `PUT /{vms,datastores,images,jobs}/{id}/permissions`: octal like `onevm chmod` (`chmod`). */
+export const ChmodBody = z.strictObject({
+  permissions: z.string().refine(isOctalPermissions, OCTAL_RULE),
+});

@@ -4,7 +4,8 @@
  */
 import { Forbidden } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
-import { can, defaultOwnership, type Owned, requireRight } from '#core/permissions.ts';
+import { can, defaultOwnership, type Owned, type Right, requireRight } from '#core/permissions.ts';
+import { type ObjectKind, parseActionRights, type RouteRights, routeRights } from '#core/rights.ts';
 
 /** Whether the user may see and use the object. */
 export function canUse(user: User, object: Owned): boolean {
@@ -13,7 +14,7 @@ export function canUse(user: User, object: Owned): boolean {
 }
 
 /** 403 (`"alice may not manage VM 7"`) unless the user has the right on the object. */
-export function assertAllowed(user: User, object: Owned, right: 'use' | 'manage', what: string): void {
+export function assertAllowed(user: User, object: Owned, right: Right, what: string): void {
   if (right === 'use' && canUse(user, object)) return;
   requireRight(user, object, right, what);
 }
@@ -76,4 +77,58 @@ export function assertHostOrAdmin(user: User, hostId: number, what: string): voi
   if (user.role === 'host')
     throw new Forbidden(`host ${user.hostId ?? '?'} may not ${what} of host ${hostId}`);
   throw new Forbidden(`only admins and host ${hostId} itself may ${what}`);
+}
+
+let table: Record<string, RouteRights> | undefined;
+
+/** This deployment's rights table (core/rights.ts with its `ACTION_RIGHTS` setting), read once. */
+export function rightsTable(): Record<string, RouteRights> {
+  table ??= routeRights(parseActionRights(process.env.ACTION_RIGHTS));
+  return table;
+}
+
+/** Forget the table read from the environment (tests that change `ACTION_RIGHTS`). */
+export function resetRightsTable(): void {
+  table = undefined;
+}
+
+/** The right `routeKey` needs on a `kind` object, from the rights table; a route without the row is a bug. */
+export function neededRight(routeKey: string, kind: ObjectKind): Right {
+  const right = rightsTable()[routeKey]?.objects?.[kind];
+  if (!right) throw new Error(`rights table: route ${routeKey} has no ${kind} row`);
+  return right;
+}
+
+const LABEL: Record<ObjectKind, string> = {
+  vm: 'VM',
+  datastore: 'Datastore',
+  image: 'Image',
+  job: 'Backup job',
+};
+
+/**
+ * 403 (`"alice may not admin VM 7"`) unless the caller holds the right the route's row in the
+ * rights table asks for on `object`. Every route checks its objects through this.
+ */
+export function authorize(
+  ctx: { user: User; route: string },
+  kind: ObjectKind,
+  object: Owned & { id: number },
+): void {
+  assertAllowed(ctx.user, object, neededRight(ctx.route, kind), `${LABEL[kind]} ${object.id}`);
+}
+
+/**
+ * The route's caller row, checked before the route runs: `admin` rows refuse users with 403,
+ * `self` rows a user naming someone else. (`host`, `enrollment` and `iam` rows are confined by
+ * {@link assertMayCall} and the IAM authorizer.)
+ */
+export function assertCaller(user: User, routeKey: string, params: Record<string, string>): void {
+  const row = rightsTable()[routeKey];
+  if (!row) throw new Error(`rights table: no row for route ${routeKey}`);
+  if (user.role === 'admin') return;
+  const action = row.action ?? concrete(routeKey, params);
+  if (row.caller === 'admin' || (row.caller === 'self' && params.name !== user.name)) {
+    throw new Forbidden(`only admins may ${action}`);
+  }
 }

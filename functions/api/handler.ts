@@ -10,7 +10,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { User } from '#core/model.ts';
 import { touchToken } from '../repo/tokens.ts';
-import { assertMayCall } from './access.ts';
+import { assertCaller, assertMayCall } from './access.ts';
 import { recordChange, type Seen } from './audit.ts';
 import { authenticate, iamHostPrincipal } from './auth.ts';
 import { authorizedIdentity } from './authorizer.ts';
@@ -66,13 +66,22 @@ export async function route(event: Event, context?: Context, seen: Seen = {}): P
   checkPathParameters(params);
   // The one place a runner's principal is confined to its own host's routes.
   assertMayCall(user, key, params);
+  // Admin-only and self-only routes, from the rights table (core/rights.ts).
+  assertCaller(user, key, params);
   const body = parseJsonBody(event);
   const query = Object.fromEntries(
     Object.entries(event.queryStringParameters ?? {}).filter(
       (e): e is [string, string] => e[1] !== undefined,
     ),
   );
-  const reply = await handler({ params, query, body, user, requestId: requestIdOf(event, context) });
+  const reply = await handler({
+    route: key,
+    params,
+    query,
+    body,
+    user,
+    requestId: requestIdOf(event, context),
+  });
   seen.body = reply.body;
   return toResponse(reply);
 }

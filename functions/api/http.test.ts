@@ -60,6 +60,7 @@ describe('request parsing', () => {
 
   it('reads numeric path ids and names a bad one', () => {
     const ctx = (id: string) => ({
+      route: 'GET /vms/{id}',
       params: { id },
       query: {},
       body: undefined,

@@ -12,6 +12,8 @@ import { log } from '#platform/log.ts';
 
 /** Everything a route needs from the request, already parsed and authenticated. */
 export interface RouteContext {
+  /** The route key (`"POST /vms/{id}/backup"`): its row of the rights table applies. */
+  route: string;
   params: Record<string, string>;
   query: Record<string, string>;
   /** The parsed JSON body (undefined when there is none). */

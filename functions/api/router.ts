@@ -16,6 +16,7 @@ import { hostEnrollmentRoutes } from './routes/host-enrollment.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { ownershipRoutes } from './routes/ownership.ts';
 import { runnerRoutes } from './routes/runner.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -40,6 +41,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...groupRoutes,
   ...tokenRoutes,
   ...auditRoutes,
+  ...ownershipRoutes,
 };
 
 /** A matched route. */

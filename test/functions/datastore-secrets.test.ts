@@ -93,11 +93,22 @@ describe('a restic datastore password', () => {
       }),
     ];
     expect(refused.map((answer) => answer.status)).toEqual([409, 400, 400, 400, 400, 400, 403]);
-    const byAlice = await ask('POST', '/datastores', {
+    // Only admins create datastores; one given to alice is hers to use.
+    const refusedToAlice = await ask('POST', '/datastores', {
       ...ALICE,
       body: restic({ RESTIC_PASSWORD: PASSWORD }, 'alice-ds'),
     });
+    expect(refusedToAlice.body).toEqual({ error: 'Forbidden', message: 'only admins may create datastores' });
+    const byAlice = await ask('POST', '/datastores', {
+      ...ADMIN,
+      body: restic({ RESTIC_PASSWORD: PASSWORD }, 'alice-ds'),
+    });
     expect(byAlice.status).toBe(201);
+    const given = await ask('PUT', `/datastores/${byAlice.body.id}/owner`, {
+      ...ADMIN,
+      body: { owner: 'alice', group: 'users' },
+    });
+    expect(given.body).toMatchObject({ owner: 'alice', group: 'users', octal: '600' });
     expect((await ask('GET', `/datastores/${byAlice.body.id}`, ALICE)).status).toBe(200);
     expect((await ask('GET', '/datastores', ALICE)).body.items).toHaveLength(1);
 

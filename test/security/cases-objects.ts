@@ -6,7 +6,7 @@
  */
 import { type Case, type Json, type Of, type Principal, resolve, TEN_KB } from './cases.ts';
 
-// --- POST /datastores and PATCH /datastores/{id} (alice creates and manages her own) ---------------
+// --- POST /datastores and PATCH /datastores/{id} (admins only: the admin creates and changes them) --
 const restic = (attributes: Record<string, unknown>) => ({
   name: 'ds-new',
   driver: 'restic',
@@ -19,7 +19,7 @@ const rsync = (attributes: Record<string, unknown>) => ({
 });
 const create = (name: string, body: Json, status: number, message?: RegExp): Case => ({
   name: `POST /datastores: ${name}`,
-  as: 'alice',
+  as: 'admin',
   method: 'POST',
   path: '/datastores',
   body,
@@ -33,7 +33,7 @@ const patch = (
   message?: RegExp,
 ): Case => ({
   name: `PATCH /datastores/{id}: ${name}`,
-  as: 'alice',
+  as: 'admin',
   method: 'PATCH',
   path: (f) => `/datastores/${f.dsAlice}`,
   body: { attributes },
@@ -176,7 +176,7 @@ const datastores: Case[] = [
   ),
   {
     name: 'PATCH /datastores/{id}: name ../x',
-    as: 'alice',
+    as: 'admin',
     method: 'PATCH',
     path: (f) => `/datastores/${f.dsAlice}`,
     body: { name: '../x' },

@@ -78,13 +78,19 @@ async function register(name: string, token: string): Promise<{ id: number; cred
   return { id: res.body.host.id, credential: res.body.credential };
 }
 
-async function resticDatastore(token: string, name: string, password: string): Promise<number> {
+/** A restic datastore made by the admin (only admins create datastores) and given to `owner`. */
+async function resticDatastore(owner: string, name: string, password: string): Promise<number> {
   const body = {
     name,
     driver: 'restic',
     attributes: { RESTIC_PASSWORD: password, BASE_PATH: '/srv/backups' },
   };
-  return (await ok(call('POST', '/datastores', { token, body }), 201)).body.id;
+  const id = (await ok(call('POST', '/datastores', { token: ADMIN, body }), 201)).body.id;
+  if (owner !== 'admin') {
+    const chown = { owner, group: 'users' };
+    await ok(call('PUT', `/datastores/${id}/owner`, { token: ADMIN, body: chown }), 200);
+  }
+  return id;
 }
 
 function readyImage(
@@ -147,12 +153,13 @@ beforeAll(async () => {
     200,
   );
   const [aliceVm, bobVm] = report.body.items.map((v: { id: number }) => v.id) as [number, number];
-  await vms.update(aliceVm, { owner: 'alice', group: 'users' });
+  // Alice was granted admin on her VM: one-shot backups and in-place restores need it.
+  await vms.update(aliceVm, { owner: 'alice', group: 'users', permissions: 'uma------' });
   await vms.update(bobVm, { owner: 'bob', group: 'users' });
 
-  const dsAlice = await resticDatastore(ALICE, 'ds-alice', PASSWORDS.alice);
-  const dsBob = await resticDatastore(BOB, 'ds-bob', PASSWORDS.bob);
-  const dsAdmin = await resticDatastore(ADMIN, 'ds-admin', PASSWORDS.admin);
+  const dsAlice = await resticDatastore('alice', 'ds-alice', PASSWORDS.alice);
+  const dsBob = await resticDatastore('bob', 'ds-bob', PASSWORDS.bob);
+  const dsAdmin = await resticDatastore('admin', 'ds-admin', PASSWORDS.admin);
   await readyImage(901, 'alice', 'users', aliceVm, dsAlice, 'snap-alice');
   await readyImage(902, 'admin', 'admin', aliceVm, dsAdmin, 'snap-admin');
   const execution = await ok(
@@ -242,10 +249,10 @@ describe('controls: each row’s starting request, with sane values', () => {
         attributes: { RSYNC_HOST: 'backup-1', RSYNC_ARGS: '-aS --bwlimit=100' },
       },
     ])
-      await ok(call('POST', '/datastores', { ...as(ALICE), body: driver }), 201);
+      await ok(call('POST', '/datastores', { ...as(ADMIN), body: driver }), 201);
     await ok(
       call('PATCH', `/datastores/${f.dsAlice}`, {
-        ...as(ALICE),
+        ...as(ADMIN),
         body: { attributes: { BASE_PATH: '/srv/other' } },
       }),
       200,

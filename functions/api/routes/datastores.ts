@@ -13,7 +13,7 @@ import { datastores } from '../../repo/datastores.ts';
 import { listImages } from '../../repo/images.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { secretStore } from '../../secrets.ts';
-import { assertAllowed, canUse, ownedBy } from '../access.ts';
+import { authorize, canUse, ownedBy } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
 /** Secret reference of a datastore. */
@@ -21,16 +21,17 @@ export function secretRefOf(id: number): string {
   return `ds/${id}`;
 }
 
-async function datastoreFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Datastore> {
+/** The datastore of the path, checked for the right the route's row asks (core/rights.ts). */
+async function datastoreFor(ctx: RouteContext): Promise<Datastore> {
   const ds = await datastores.get(pathId(ctx));
-  assertAllowed(ctx.user, ds, right, `Datastore ${ds.id}`);
+  authorize(ctx, 'datastore', ds);
   return ds;
 }
 
 const list: RouteHandler = async (ctx) =>
   items((await datastores.list()).filter((d) => canUse(ctx.user, d)).sort((a, b) => a.id - b.id));
 
-const show: RouteHandler = async (ctx) => json(await datastoreFor(ctx, 'use'));
+const show: RouteHandler = async (ctx) => json(await datastoreFor(ctx));
 
 const create: RouteHandler = async (ctx) => {
   const body = parseBody(CreateDatastoreBody, ctx.body);
@@ -77,7 +78,7 @@ const create: RouteHandler = async (ctx) => {
 };
 
 const patch: RouteHandler = async (ctx) => {
-  const ds = await datastoreFor(ctx, 'manage');
+  const ds = await datastores.get(pathId(ctx));
   const body = parseBody(UpdateDatastoreBody, ctx.body);
   const merged = mergeAttributes(ds.driver, ds, body.attributes);
   const name = body.name ?? ds.name;
@@ -119,7 +120,7 @@ const patch: RouteHandler = async (ctx) => {
 };
 
 const remove: RouteHandler = async (ctx) => {
-  const ds = await datastoreFor(ctx, 'manage');
+  const ds = await datastores.get(pathId(ctx));
   const held = await listImages({ datastoreId: ds.id });
   if (held.length) {
     const ids = held.map((i) => i.id).join(', ');

@@ -15,7 +15,7 @@ import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../operations
 import { datastores } from '../../repo/datastores.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { listImages } from '../../repo/images.ts';
-import { assertAdmin, assertAllowed } from '../access.ts';
+import { assertAdmin, authorize } from '../access.ts';
 import { json, type RouteHandler } from '../http.ts';
 
 /**
@@ -34,7 +34,7 @@ const create: RouteHandler = async (ctx) => {
   if (body.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
   const url = parseDownloadUrl(body.url);
   const datastore = await datastores.get(url.datastoreId);
-  assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+  authorize(ctx, 'datastore', datastore);
   if (url.scheme !== datastore.driver) {
     throw new ValidationError(
       `url: datastore ${datastore.id} is a ${datastore.driver} datastore: use ${datastore.driver}:// URLs`,
@@ -44,7 +44,7 @@ const create: RouteHandler = async (ctx) => {
     (i: Image) => sourcesOf(i).includes(url.backupId) && (url.scheme !== 'rsync' || i.vmId === url.vmId),
   );
   if (!image) throw new NotFound(`Datastore ${datastore.id} has no backup ${url.backupId}`);
-  assertAllowed(ctx.user, image, 'use', `Image ${image.id}`);
+  authorize(ctx, 'image', image);
   if (image.state !== 'READY') {
     throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be downloaded`);
   }

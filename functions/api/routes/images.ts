@@ -17,12 +17,13 @@ import { hosts } from '../../repo/hosts.ts';
 import { images, listImages } from '../../repo/images.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
-import { assertAdmin, assertAllowed, canUse } from '../access.ts';
+import { assertAdmin, authorize, canUse } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
-async function imageFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Image> {
+/** The image of the path, checked for the right the route's row asks (core/rights.ts). */
+async function imageFor(ctx: RouteContext): Promise<Image> {
   const image = await images.get(pathId(ctx));
-  assertAllowed(ctx.user, image, right, `Image ${image.id}`);
+  authorize(ctx, 'image', image);
   return image;
 }
 
@@ -56,7 +57,7 @@ const list: RouteHandler = async (ctx) => {
   return items(await views(found.filter((i) => canUse(ctx.user, i))));
 };
 
-const show: RouteHandler = async (ctx) => json((await views([await imageFor(ctx, 'use')]))[0]);
+const show: RouteHandler = async (ctx) => json((await views([await imageFor(ctx)]))[0]);
 
 /** Take an image id out of its VM's BACKUP_IDS, retrying if a commit changes the list meanwhile. */
 async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
@@ -113,7 +114,7 @@ async function lockedMessage(image: Image): Promise<string> {
 }
 
 const remove: RouteHandler = async (ctx) => {
-  const image = await imageFor(ctx, 'manage');
+  const image = await imageFor(ctx);
   if (image.state === 'LOCKED') throw new Conflict(await lockedMessage(image));
   if (image.state === 'DELETING' && image.deleteQueued !== false)
     throw new Conflict(`Image ${image.id} is already being deleted`);
@@ -140,7 +141,7 @@ const remove: RouteHandler = async (ctx) => {
  * the host; a user's `targetDir` is kept under the host's restore roots by the runner.
  */
 const restore: RouteHandler = async (ctx) => {
-  const image = await imageFor(ctx, 'use');
+  const image = await imageFor(ctx);
   const options = parseBody(RestoreRequestBody, ctx.body);
   assertPriority(ctx.user.role, options.priority);
   if (options.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
@@ -169,7 +170,7 @@ const restore: RouteHandler = async (ctx) => {
   if (options.inPlace) {
     const vm = await vms.find(image.vmId);
     if (!vm) throw new NotFound(`VM ${image.vmId} does not exist: nothing to restore in place`);
-    assertAllowed(ctx.user, vm, 'manage', `VM ${vm.id}`);
+    authorize(ctx, 'vm', vm);
     if (vm.state !== 'POWEROFF')
       throw new Conflict(`VM ${vm.id} is ${vm.state}: an in-place restore needs it POWEROFF`);
     if (vm.lock) throw new Conflict(`VM ${vm.id} is locked by execution ${vm.lock}`);

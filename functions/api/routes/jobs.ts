@@ -15,7 +15,7 @@ import { datastores } from '../../repo/datastores.ts';
 import { claimVms, type JobRecord, jobs, publicJob, releaseVms, updateJob } from '../../repo/jobs.ts';
 import { schedules, schedulesOf } from '../../repo/schedules.ts';
 import { vms } from '../../repo/vms.ts';
-import { assertAllowed, canUse, ownedBy } from '../access.ts';
+import { authorize, canUse, ownedBy } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
 /** The job's config pairs merged into `current`, checked; RESET must be YES or NO. */
@@ -36,13 +36,14 @@ async function checkVms(ctx: RouteContext, vmIds: number[]): Promise<void> {
   checkVmList(vmIds);
   for (const vmId of vmIds) {
     const vm = await vms.get(vmId);
-    assertAllowed(ctx.user, vm, 'manage', `VM ${vm.id}`);
+    authorize(ctx, 'vm', vm);
   }
 }
 
-async function jobFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<JobRecord> {
+/** The job of the path, checked for the right the route's row asks (core/rights.ts). */
+async function jobFor(ctx: RouteContext): Promise<JobRecord> {
   const job = await jobs.get(pathId(ctx));
-  assertAllowed(ctx.user, job, right, `Backup job ${job.id}`);
+  authorize(ctx, 'job', job);
   return job;
 }
 
@@ -54,14 +55,14 @@ const list: RouteHandler = async (ctx) =>
       .map(publicJob),
   );
 
-const show: RouteHandler = async (ctx) => json(publicJob(await jobFor(ctx, 'use')));
+const show: RouteHandler = async (ctx) => json(publicJob(await jobFor(ctx)));
 
 const create: RouteHandler = async (ctx) => {
   const body = parseBody(CreateJobBody, ctx.body);
   assertPriority(ctx.user.role, body.priority);
   const config = jobConfig({}, body.config);
   const datastore = await datastores.get(body.datastoreId);
-  assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+  authorize(ctx, 'datastore', datastore);
   await checkVms(ctx, body.vmIds);
   const id = await allocateId('job');
   await claimVms(id, body.vmIds);
@@ -89,12 +90,12 @@ const create: RouteHandler = async (ctx) => {
 };
 
 const patch: RouteHandler = async (ctx) => {
-  const job = await jobFor(ctx, 'manage');
+  const job = await jobFor(ctx);
   const body = parseBody(UpdateJobBody, ctx.body);
   assertPriority(ctx.user.role, body.priority);
   const config = body.config ? jobConfig(job.config, body.config) : undefined;
   if (body.datastoreId !== undefined) {
-    assertAllowed(ctx.user, await datastores.get(body.datastoreId), 'use', `Datastore ${body.datastoreId}`);
+    authorize(ctx, 'datastore', await datastores.get(body.datastoreId));
   }
   if (body.vmIds) {
     await checkVms(ctx, body.vmIds);
@@ -130,7 +131,7 @@ const patch: RouteHandler = async (ctx) => {
 };
 
 const remove: RouteHandler = async (ctx) => {
-  const job = await jobFor(ctx, 'manage');
+  const job = await jobFor(ctx);
   if (job.backingUpVms.length) {
     throw new Conflict(`Backup job ${job.id} is backing up VMs ${job.backingUpVms.join(', ')}`);
   }
@@ -144,13 +145,13 @@ const remove: RouteHandler = async (ctx) => {
 };
 
 const backup: RouteHandler = async (ctx) => {
-  const job = await jobFor(ctx, 'manage');
+  const job = await jobFor(ctx);
   const progress = await advanceJob(job.id, (current) => startRun(current, new Date()));
   return json({ job: publicJob(progress.job), executions: progress.queued }, 202);
 };
 
 const retry: RouteHandler = async (ctx) => {
-  const job = await jobFor(ctx, 'manage');
+  const job = await jobFor(ctx);
   const progress = await advanceJob(job.id, (current) => retryRun(current, new Date()));
   return json({ job: publicJob(progress.job), executions: progress.queued }, 202);
 };

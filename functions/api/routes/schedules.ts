@@ -15,16 +15,16 @@ import { datastores } from '../../repo/datastores.ts';
 import { type JobRecord, jobOfVm, jobs } from '../../repo/jobs.ts';
 import { ACTIVE, publicSchedule, type ScheduleRecord, schedules, schedulesOf } from '../../repo/schedules.ts';
 import { vms } from '../../repo/vms.ts';
-import { assertAllowed } from '../access.ts';
+import { authorize } from '../access.ts';
 import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
 type Target = ScheduleRecord['target'];
 
-/** The VM or job of the path, checked for `right`. */
-async function targetOf(ctx: RouteContext, target: Target, right: 'use' | 'manage'): Promise<Vm | JobRecord> {
+/** The VM or job of the path, checked for the right the route's row asks (core/rights.ts). */
+async function targetOf(ctx: RouteContext, target: Target): Promise<Vm | JobRecord> {
   const id = pathId(ctx);
   const object = target === 'vm' ? await vms.get(id) : await jobs.get(id);
-  assertAllowed(ctx.user, object, right, `${target === 'vm' ? 'VM' : 'Backup job'} ${id}`);
+  authorize(ctx, target, object);
   return object;
 }
 
@@ -46,14 +46,14 @@ function view(record: ScheduleRecord, now = new Date()) {
 
 function list(target: Target): RouteHandler {
   return async (ctx) => {
-    const object = await targetOf(ctx, target, 'use');
+    const object = await targetOf(ctx, target);
     return items((await schedulesOf(target, object.id)).map((s) => view(s)));
   };
 }
 
 function add(target: Target): RouteHandler {
   return async (ctx) => {
-    const object = await targetOf(ctx, target, 'manage');
+    const object = await targetOf(ctx, target);
     const body = parseBody(CreateScheduleBody, ctx.body);
     const now = new Date();
     const spec = parseSchedule({ time: body.time, repeat: body.repeat, days: body.days, end: body.end }, now);
@@ -65,7 +65,7 @@ function add(target: Target): RouteHandler {
       if (job)
         throw new Conflict(`VM ${object.id} belongs to backup job ${job.id}: schedule the job instead`);
       const datastore = await datastores.get(body.datastoreId);
-      assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+      authorize(ctx, 'datastore', datastore);
       datastoreId = datastore.id;
     } else if (body.datastoreId !== undefined) {
       throw new ValidationError('datastoreId: a backup job uses its own datastore');
@@ -95,7 +95,7 @@ function add(target: Target): RouteHandler {
 
 function remove(target: Target): RouteHandler {
   return async (ctx) => {
-    const object = await targetOf(ctx, target, 'manage');
+    const object = await targetOf(ctx, target);
     const schedule = await schedules.find(pathId(ctx, 'schedId'));
     if (!schedule || schedule.target !== target || schedule.targetId !== object.id) {
       throw new NotFound(

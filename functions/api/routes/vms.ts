@@ -10,12 +10,13 @@ import { datastores } from '../../repo/datastores.ts';
 import { jobOfVm } from '../../repo/jobs.ts';
 import { isConditionFailed } from '../../repo/table.ts';
 import { vms } from '../../repo/vms.ts';
-import { assertAllowed, canUse } from '../access.ts';
+import { authorize, canUse } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
-async function vmFor(ctx: RouteContext, right: 'use' | 'manage'): Promise<Vm> {
+/** The VM of the path, checked for the right the route's row asks (core/rights.ts). */
+async function vmFor(ctx: RouteContext): Promise<Vm> {
   const vm = await vms.get(pathId(ctx));
-  assertAllowed(ctx.user, vm, right, `VM ${vm.id}`);
+  authorize(ctx, 'vm', vm);
   return vm;
 }
 
@@ -29,10 +30,10 @@ const list: RouteHandler = async (ctx) => {
   return items(all.filter((vm) => canUse(ctx.user, vm)).sort((a, b) => a.id - b.id));
 };
 
-const show: RouteHandler = async (ctx) => json(await vmFor(ctx, 'use'));
+const show: RouteHandler = async (ctx) => json(await vmFor(ctx));
 
 const remove: RouteHandler = async (ctx) => {
-  const vm = await vmFor(ctx, 'manage');
+  const vm = await vmFor(ctx);
   if (vm.lock) throw new Conflict(lockedMessage(vm));
   try {
     // The lock may be taken between the read and the delete: the condition settles it.
@@ -49,10 +50,10 @@ function configView(vm: Vm) {
   return { vmId: vm.id, config: vm.backups.BACKUP_CONFIG, effective: withDefaults(vm.backups.BACKUP_CONFIG) };
 }
 
-const showConfig: RouteHandler = async (ctx) => json(configView(await vmFor(ctx, 'use')));
+const showConfig: RouteHandler = async (ctx) => json(configView(await vmFor(ctx)));
 
 const putConfig: RouteHandler = async (ctx) => {
-  const vm = await vmFor(ctx, 'manage');
+  const vm = await vmFor(ctx);
   const body = parseBody(BackupConfigBody, ctx.body);
   const canIncrement = vm.disks.length > 0 && vm.disks.every((d) => d.canIncrement);
   const next = updateConfig(vm.backups.BACKUP_CONFIG, body.pairs, { canIncrement, append: body.append });
@@ -61,7 +62,7 @@ const putConfig: RouteHandler = async (ctx) => {
 };
 
 const backup: RouteHandler = async (ctx) => {
-  const vm = await vmFor(ctx, 'manage');
+  const vm = await vmFor(ctx);
   const body = parseBody(BackupRequestBody, ctx.body);
   assertPriority(ctx.user.role, body.priority);
   const priority = body.priority ?? 0;
@@ -74,7 +75,7 @@ const backup: RouteHandler = async (ctx) => {
   // Before the datastore is looked up: a VM that cannot be backed up is the answer either way.
   assertBackupableState(vm);
   const datastore = await datastores.get(body.datastoreId);
-  assertAllowed(ctx.user, datastore, 'use', `Datastore ${datastore.id}`);
+  authorize(ctx, 'datastore', datastore);
   const execution = await queueVmBackup(ctx.user, vm, {
     datastoreId: datastore.id,
     reset: body.reset,
