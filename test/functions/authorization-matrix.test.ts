@@ -20,7 +20,7 @@ import { images } from '#functions/repo/images.ts';
 import { jobs } from '#functions/repo/jobs.ts';
 import { users } from '#functions/repo/users.ts';
 import { vms } from '#functions/repo/vms.ts';
-import { generateHostKeyPair } from '#functions/sealed-secrets.ts';
+import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { type ApiAnswer, call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
