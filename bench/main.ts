@@ -1,19 +1,23 @@
 /**
- * `npm run bench -- <name> [--size-mib N] [--runs N]`: runs one benchmark. Progress goes to
+ * `npm run bench -- <name> [--size-mib N] [--repeat N]`: runs one benchmark. Progress goes to
  * stderr; the LAST stdout line is the benchmark's JSON summary. Exit 0 when it ran (whatever the
  * figures), 1 when it failed, 2 on bad usage.
  */
 import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
 import { runIncremental } from './incremental.ts';
+import { runRestoreBench } from './restore.ts';
 import { runStorm } from './storm.ts';
 
-const USAGE = `usage: npm run bench -- full|incremental [--size-mib N] [--runs N] [--poll-ms N]
-  full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
+const USAGE = `usage: npm run bench -- full|incremental|restore [--size-mib N] [--repeat N] [--poll-ms N]
+  full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync,
+               the hand pipeline (backup-begin, nbdcopy | restic) and virtnbdbackup, interleaved
+  restore      that disk backed up to restic, then restored to a folder by Lifeboat vs raw
+               restic dump + qemu-img convert, interleaved
   incremental  the same disk in qcow2 with MODE=INCREMENT: a FULL, 1% of its 64 KiB blocks
                rewritten at random, then the increment
   --size-mib   disk size in MiB (default 4096)
-  --runs       runs of each raw tool, median reported (default 3)
+  --repeat     rounds of interleaved runs, medians and spread reported (default 3; --runs too)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
        npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N]
   storm        backup requests over simulated hosts whose steps are answered at once: limits,
@@ -30,6 +34,7 @@ const BENCHMARKS: Record<
 > = {
   full: runFull,
   incremental: runIncremental,
+  restore: runRestoreBench,
 };
 
 function log(line: string): void {
@@ -89,6 +94,7 @@ function parse(argv: string[]): {
     options: {
       'size-mib': { type: 'string' },
       runs: { type: 'string' },
+      repeat: { type: 'string' },
       'poll-ms': { type: 'string' },
       requests: { type: 'string' },
       hosts: { type: 'string' },
@@ -106,11 +112,12 @@ function parse(argv: string[]): {
   };
   if (positionals.length !== 1) throw new Error('name one benchmark');
   const sizeMiB = Number(values['size-mib'] ?? 4096);
-  const runs = Number(values.runs ?? 3);
+  // --repeat and --runs are one option: the rounds of interleaved runs.
+  const runs = Number(values.repeat ?? values.runs ?? 3);
   const pollMs = Number(values['poll-ms'] ?? 100);
   if (!Number.isInteger(pollMs) || pollMs < 10) throw new Error('--poll-ms must be an integer >= 10');
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error('--size-mib must be an integer >= 16');
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--repeat must be a positive integer');
   return { name: positionals[0] as string, sizeMiB, runs, pollMs, storm };
 }
 
