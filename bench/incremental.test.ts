@@ -33,8 +33,8 @@ describe('bench incremental', () => {
       repeat: 3,
       spread_s: {
         full: { min: 49, max: 52 },
-        peer_full: { min: 45, max: 47 },
         incremental: { min: 1.9, max: 9 },
+        peer_full: { min: 45, max: 47 },
         peer_inc: { min: 2.4, max: 2.6 },
       },
     });

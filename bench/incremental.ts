@@ -5,8 +5,10 @@
  * then the increment is timed the same way. Both go to a restic datastore over SFTP on a
  * loopback sshd. The peer, Debian's `virtnbdbackup` (bench/peer.ts), makes its own full and
  * incremental of the same running VM to a local folder in the same rounds: Lifeboat's FULL, the
- * peer's full, the guest's writes, Lifeboat's increment, the peer's increment. `repeat` rounds
- * (each a new chain: `reset`, and a new peer folder) give medians and their spread.
+ * guest's writes, Lifeboat's increment; Lifeboat's checkpoints deleted (the peer refuses to run
+ * beside checkpoints it did not make), the peer's full, as many fresh guest writes, the peer's
+ * increment. `repeat` rounds (each a new chain: `reset`, and a new peer folder) give medians and
+ * their spread.
  *
  * changed_bytes is what the guest rewrote; sent_bytes is what reached the datastore for the
  * increment: the growth of the repository folder (pack files, index, snapshots), so restic's own
@@ -47,7 +49,7 @@ export interface IncrementalSummary {
 }
 
 /** The timed contenders of `bench incremental`, in the order each round runs them. */
-export const INC_CONTENDERS = ['full', 'peer_full', 'incremental', 'peer_inc'] as const;
+export const INC_CONTENDERS = ['full', 'incremental', 'peer_full', 'peer_inc'] as const;
 export type IncContender = (typeof INC_CONTENDERS)[number];
 
 // Unique per run (see full.ts).
@@ -98,6 +100,15 @@ async function allocatedBytes(dir: string): Promise<number> {
     if (s?.isFile()) sum += s.blocks * 512;
   }
   return sum;
+}
+
+/** Deletes the domain's checkpoints whose names start with `prefix` (their bitmaps with them). */
+async function deleteCheckpoints(domain: string, prefix: string): Promise<void> {
+  const names = (await virsh('checkpoint-list', domain, '--name'))
+    .split('\n')
+    .map((n) => n.trim())
+    .filter((n) => n.startsWith(prefix));
+  for (const name of names) await virsh('checkpoint-delete', domain, name);
 }
 
 /** Rewrites the chosen 64 KiB blocks with fresh random data as the guest would, then flushes. */
@@ -197,11 +208,6 @@ export async function runIncremental(opts: {
       if (fullImage.mode !== 'INCREMENT') throw new Error(`image ${full.imageId} is not a chain`);
       done('full', full.seconds);
 
-      const peerOut = join(peerRoot, `peer-${r}`);
-      const peerWork = join(vm.dir, `peer-${r}`);
-      const peerFull = await runPeer({ domain: DOMAIN, level: 'full', output: peerOut, work: peerWork });
-      done('peer_full', peerFull.seconds, ` (${peerFull.bytes} bytes of data)`);
-
       await rewriteBlocks(randomBlocks(blocks, Math.round(blocks / 100)), vm.dir, log);
 
       const before = await allocatedBytes(base);
@@ -222,9 +228,20 @@ export async function runIncremental(opts: {
         ` (increment ${last.id}: file ${last.size} bytes; datastore grew ${sent} bytes; changed ${changedBytes})`,
       );
 
+      // virtnbdbackup refuses to run beside checkpoints it did not make ("Foreign checkpoint
+      // found"): Lifeboat's go (its next round starts a new chain with `reset` anyway), then the
+      // peer makes its own full and, after as many fresh guest writes, its increment.
+      await deleteCheckpoints(DOMAIN, 'lifeboat');
+      const peerOut = join(peerRoot, `peer-${r}`);
+      const peerWork = join(vm.dir, `peer-${r}`);
+      const peerFull = await runPeer({ domain: DOMAIN, level: 'full', output: peerOut, work: peerWork });
+      done('peer_full', peerFull.seconds, ` (${peerFull.bytes} bytes of data)`);
+      await rewriteBlocks(randomBlocks(blocks, Math.round(blocks / 100)), vm.dir, log);
       const peerInc = await runPeer({ domain: DOMAIN, level: 'inc', output: peerOut, work: peerWork });
       done('peer_inc', peerInc.seconds, ` (${peerInc.bytes} bytes of data)`);
       await rm(peerOut, { recursive: true, force: true });
+      // The peer's checkpoints go too: Lifeboat's next chain starts on a VM like the first's.
+      await deleteCheckpoints(DOMAIN, 'virtnbdbackup');
     }
     for (const line of samples.describe()) log(line);
     return summarizeIncremental({ sizeMiB, samples, changedBytes, sentBytes });
