@@ -2,14 +2,22 @@
  * `npm run bench -- full`: a running VM's disk of incompressible data backed up through Lifeboat
  * (API call to image READY) to a restic datastore over SFTP and to an rsync datastore over ssh,
  * then by raw `restic` and raw `rsync -aS` of the same bytes to the same kind of target on the
- * same loopback sshd. Also the peak extra disk the host used during the Lifeboat backups.
+ * same loopback sshd, by the hand pipeline (bench/hand.ts: the same consistent read of the
+ * running VM done with libvirt's and restic's own tools), and by the peer `virtnbdbackup`
+ * (bench/peer.ts, to a local folder). Also the peak extra disk the host used during the
+ * Lifeboat backups.
+ *
+ * The runs are interleaved: `repeat` rounds (3 by default), each running every contender once
+ * on the same VM and data, so a slow spell of the host falls on all of them; each is reported
+ * by its median with its spread (min, max), and the ratios are of medians.
  *
  * Raw restic runs Lifeboat's own command, `dd if=DISK bs=1M | restic backup --stdin
  * --stdin-filename disk.0.raw` (restic cannot give a file another name, and Lifeboat streams so
  * that NBD exports and files are handled alike), with the same repository options, into a fresh
  * repository, timing `init` + `backup` since Lifeboat's first backup of a VM creates its
  * repository too. `restic backup DISK` (file mode) is timed once as well, to tell what the stdin
- * design costs from what Lifeboat's orchestration costs.
+ * design costs from what Lifeboat's orchestration costs. Each Lifeboat run goes to a datastore of
+ * its own (a fresh repository or folder), as each raw run does.
  *
  * Targets live on /dev/shm when it has room: the backup data then does not show in the `df` of
  * the host filesystem, whose growth is what `extra_disk_mib` measures (overlays, caches, logs).
@@ -21,12 +29,15 @@ import { readPids } from '#local/pids.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { describeCpu } from './control-cpu.ts';
 import { type Observed, type ObservedSummary, observedSummary, observeRun } from './first-byte.ts';
+import { handRestic, handRsync } from './hand.ts';
 import { type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
-import { cpuSeconds, DiskSampler, filesystemsReader, loadText, median, round, usedBytes } from './measure.ts';
+import { cpuSeconds, DiskSampler, filesystemsReader, loadText, round, usedBytes } from './measure.ts';
+import { runPeer } from './peer.ts';
 import { rawRestic, rawRsync, removeResticCache, resticRepoId } from './raw.ts';
 import { startFilledVm, startStack, waitForDiskSource, waitForVm } from './stack.ts';
+import { interleave, ratio, Samples, type Spread } from './stats.ts';
 
-/** The last stdout line of `bench full`. */
+/** The last stdout line of `bench full`; seconds are medians of the interleaved runs. */
 export interface FullSummary {
   disk_gib: number;
   lifeboat_restic_s: number;
@@ -36,45 +47,78 @@ export interface FullSummary {
   raw_rsync_s: number;
   ratio_rsync: number;
   extra_disk_mib: number;
+  /** The hand pipeline to restic (pull-mode NBD export, nbdcopy | restic backup --stdin). */
+  hand_s: number;
+  /** lifeboat_restic_s / hand_s. */
+  ratio_hand: number;
+  /** The hand pipeline to rsync (external snapshot, rsync -aS, blockcommit). */
+  hand_rsync_s: number;
+  /** lifeboat_rsync_s / hand_rsync_s. */
+  ratio_hand_rsync: number;
+  /** virtnbdbackup's copy of the same running VM to a local folder. */
+  peer_full_s: number;
+  /** Rounds of interleaved runs behind each median. */
+  repeat: number;
+  /** The spread of each contender's runs, seconds. */
+  spread_s: Record<string, { min: number; max: number }>;
 }
+
+/** The contenders of `bench full`, in the order each round runs them. */
+export const CONTENDERS = [
+  'lifeboat_restic',
+  'raw_restic',
+  'hand_restic',
+  'lifeboat_rsync',
+  'raw_rsync',
+  'hand_rsync',
+  'peer_full',
+] as const;
+export type Contender = (typeof CONTENDERS)[number];
 
 export interface FullOptions {
   /** Disk size in MiB (4096 for the issue's 4 GiB). */
   sizeMiB: number;
-  /** Runs of each raw tool; the median is reported. */
+  /** Rounds of interleaved runs (every contender once per round); medians are reported. */
   runs: number;
   /** Interval of the API polls timing a Lifeboat backup (100 ms in the issue). */
   pollMs: number;
   log: (line: string) => void;
 }
 
-// LIFEBOAT_BENCH_VM: another name, when two benchmarks share a host (one VM each).
-const DOMAIN = process.env.LIFEBOAT_BENCH_VM || 'lifeboat-bench-full';
+// Unique per run: a concurrent benchmark on the same host (same code, another worktree) would
+// otherwise remove this VM as its own leftover when it creates its VM.
+const DOMAIN = process.env.LIFEBOAT_BENCH_VM || `lifeboat-bench-full-${process.pid}`;
 const PASSWORD = 'bench-only password';
 
-/** Builds the summary (rounded) from the measured seconds and bytes. */
+/** Builds the summary (rounded) from each contender's spread and the peak extra bytes. */
 export function summarize(m: {
   sizeMiB: number;
-  lifeboatRestic: number;
-  rawRestic: number;
-  lifeboatRsync: number;
-  rawRsync: number;
+  runs: Record<Contender, Spread>;
+  spread: Record<string, { min: number; max: number }>;
   extraBytes: number;
 }): FullSummary {
+  const med = (name: Contender) => m.runs[name].median;
   return {
     disk_gib: round(m.sizeMiB / 1024, 3),
-    lifeboat_restic_s: round(m.lifeboatRestic, 2),
-    raw_restic_s: round(m.rawRestic, 2),
-    ratio_restic: round(m.lifeboatRestic / m.rawRestic, 3),
-    lifeboat_rsync_s: round(m.lifeboatRsync, 2),
-    raw_rsync_s: round(m.rawRsync, 2),
-    ratio_rsync: round(m.lifeboatRsync / m.rawRsync, 3),
+    lifeboat_restic_s: round(med('lifeboat_restic'), 2),
+    raw_restic_s: round(med('raw_restic'), 2),
+    ratio_restic: ratio(med('lifeboat_restic'), med('raw_restic')),
+    lifeboat_rsync_s: round(med('lifeboat_rsync'), 2),
+    raw_rsync_s: round(med('raw_rsync'), 2),
+    ratio_rsync: ratio(med('lifeboat_rsync'), med('raw_rsync')),
     extra_disk_mib: round(m.extraBytes / 2 ** 20, 1),
+    hand_s: round(med('hand_restic'), 2),
+    ratio_hand: ratio(med('lifeboat_restic'), med('hand_restic')),
+    hand_rsync_s: round(med('hand_rsync'), 2),
+    ratio_hand_rsync: ratio(med('lifeboat_rsync'), med('hand_rsync')),
+    peer_full_s: round(med('peer_full'), 2),
+    repeat: Math.min(...CONTENDERS.map((c) => m.runs[c].runs.length)),
+    spread_s: m.spread,
   };
 }
 
 /** A folder for the backup targets: on /dev/shm when it holds twice the disk, else the temp dir. */
-async function targetRoot(sizeMiB: number): Promise<string> {
+export async function targetRoot(sizeMiB: number): Promise<string> {
   const shm = await statfs('/dev/shm').catch(() => undefined);
   const room = shm ? shm.bavail * shm.bsize : 0;
   return mkdtemp(join(room > 2 * sizeMiB * 2 ** 20 ? '/dev/shm' : tmpdir(), 'lifeboat-bench-targets-'));
@@ -181,23 +225,28 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
     const vmId = await waitForVm(stack.api, DOMAIN);
     log(`local stack up in ${stack.home}; VM id ${vmId}; targets under ${targets}`);
 
-    const resticBase = join(targets, 'lifeboat-restic');
-    const rsyncBase = join(targets, 'lifeboat-rsync');
-    const restic = await stack.api('POST', '/datastores', {
-      name: 'bench-restic',
-      driver: 'restic',
-      attributes: {
-        BASE_PATH: resticBase,
-        RESTIC_SFTP_SERVER: server,
-        RESTIC_PASSWORD: PASSWORD,
-        RESTIC_COMPRESSION: 'auto',
-      },
-    });
-    const rsync = await stack.api('POST', '/datastores', {
-      name: 'bench-rsync',
-      driver: 'rsync',
-      attributes: { BASE_PATH: rsyncBase, RSYNC_HOST: server },
-    });
+    // One datastore of each kind per round: each Lifeboat run writes a fresh repository or
+    // folder, as each raw run does (and no runner cache remembers a removed repository).
+    const datastores = async (round: number) => {
+      const resticBase = join(targets, `lifeboat-restic-${round}`);
+      const rsyncBase = join(targets, `lifeboat-rsync-${round}`);
+      const restic = await stack.api('POST', '/datastores', {
+        name: `bench-restic-${round}`,
+        driver: 'restic',
+        attributes: {
+          BASE_PATH: resticBase,
+          RESTIC_SFTP_SERVER: server,
+          RESTIC_PASSWORD: PASSWORD,
+          RESTIC_COMPRESSION: 'auto',
+        },
+      });
+      const rsync = await stack.api('POST', '/datastores', {
+        name: `bench-rsync-${round}`,
+        driver: 'rsync',
+        attributes: { BASE_PATH: rsyncBase, RSYNC_HOST: server },
+      });
+      return { restic: Number(restic.id), resticBase, rsync: Number(rsync.id), rsyncBase };
+    };
 
     // The filesystems of the VM's folder and the runner's state (work folders, journal) and the
     // home (logs, emulators' data); backup targets that share one are subtracted from it.
@@ -262,40 +311,99 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       await rm(base, { recursive: true, force: true });
       return run;
     };
-    log('lifeboat backup to the restic datastore');
-    const lbRestic = await lifeboat(Number(restic.id), 'restic', resticBase);
-    log('lifeboat backup to the rsync datastore');
-    const lbRsync = await lifeboat(Number(rsync.id), 'rsync', rsyncBase);
-
-    const rawResticS: number[] = [];
-    const rawRsyncS: number[] = [];
-    for (let i = 1; i <= opts.runs; i++) {
-      const rt = { base: join(targets, `raw-restic-${i}`), server, vmId };
-      // The first raw run is sampled too: what restic alone takes on the host's disk.
-      const sampler = i === 1 ? new DiskSampler(read) : undefined;
-      await sampler?.start();
+    const samples = new Samples<Contender>();
+    const diskTarget = (vm.disks[0] as { target: string }).target;
+    let stores: Awaited<ReturnType<typeof datastores>> | undefined;
+    log(`${opts.runs} rounds of: ${CONTENDERS.join(', ')}`);
+    for (const { round, name } of interleave(CONTENDERS, opts.runs)) {
+      if (name === 'lifeboat_restic') stores = await datastores(round);
+      const ds = stores as NonNullable<typeof stores>;
+      const rt = { base: join(targets, `${name}-${round}`), server, vmId };
       const cpu0 = (await cpuSeconds(process.pid)).children;
-      const r = await rawRestic(rt, disk, 'disk.0.raw', PASSWORD, 'stdin').finally(async () => {
-        const peak = await sampler?.stop();
-        if (peak) log(`raw restic run 1: extra disk (df) ${mib(peak.peakExtraBytes)} MiB`);
-      });
-      await removeResticCache(await resticRepoId(rt, PASSWORD).catch(() => ''));
+      let seconds: number;
+      let detail = '';
+      switch (name) {
+        case 'lifeboat_restic':
+          seconds = (await lifeboat(ds.restic, 'restic', ds.resticBase)).seconds;
+          break;
+        case 'lifeboat_rsync':
+          seconds = (await lifeboat(ds.rsync, 'rsync', ds.rsyncBase)).seconds;
+          break;
+        case 'raw_restic': {
+          // The first raw run is sampled too: what restic alone takes on the host's disk.
+          const sampler = round === 1 ? new DiskSampler(read) : undefined;
+          await sampler?.start();
+          const r = await rawRestic(rt, disk, 'disk.0.raw', PASSWORD, 'stdin').finally(async () => {
+            const peak = await sampler?.stop();
+            if (peak) log(`raw restic run 1: extra disk (df) ${mib(peak.peakExtraBytes)} MiB`);
+          });
+          await removeResticCache(await resticRepoId(rt, PASSWORD).catch(() => ''));
+          seconds = r.totalS;
+          detail = `init ${r.initS.toFixed(2)} + backup ${r.backupS.toFixed(2)}`;
+          break;
+        }
+        case 'raw_rsync': {
+          seconds = await rawRsync(rt, disk, 'raw', 'disk.0.raw');
+          const copied = (await stat(join(rt.base, String(vmId), 'raw', 'disk.0.raw'))).size;
+          if (copied !== sizeMiB * 2 ** 20) throw new Error(`raw rsync copied ${copied} bytes`);
+          break;
+        }
+        case 'hand_restic': {
+          await waitForDiskSource(stack.api, vmId, disk);
+          const h = await handRestic({
+            domain: DOMAIN,
+            diskTarget,
+            work: join(vm.dir, `hand-${round}`),
+            target: rt,
+            password: PASSWORD,
+            name: 'disk.0.raw',
+          });
+          await removeResticCache(await resticRepoId(rt, PASSWORD).catch(() => ''));
+          seconds = h.totalS;
+          detail = Object.entries(h.steps)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(' + ');
+          break;
+        }
+        case 'hand_rsync': {
+          await waitForDiskSource(stack.api, vmId, disk);
+          const h = await handRsync({
+            domain: DOMAIN,
+            diskTarget,
+            disk,
+            work: join(vm.dir, `hand-${round}`),
+            target: rt,
+            name: 'disk.0.raw',
+          });
+          const copied = (await stat(join(rt.base, String(vmId), 'raw', 'disk.0.raw'))).size;
+          if (copied !== sizeMiB * 2 ** 20) throw new Error(`hand rsync copied ${copied} bytes`);
+          seconds = h.totalS;
+          detail = Object.entries(h.steps)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(' + ');
+          break;
+        }
+        case 'peer_full': {
+          await waitForDiskSource(stack.api, vmId, disk);
+          const p = await runPeer({
+            domain: DOMAIN,
+            level: 'copy',
+            raw: true,
+            output: rt.base,
+            work: join(vm.dir, `peer-${round}`),
+          });
+          if (p.bytes < sizeMiB * 2 ** 20) throw new Error(`virtnbdbackup wrote ${p.bytes} bytes of data`);
+          seconds = p.seconds;
+          detail = `${mib(p.bytes)} MiB written`;
+          break;
+        }
+      }
       await rm(rt.base, { recursive: true, force: true });
-      rawResticS.push(r.totalS);
+      samples.add(name, seconds);
+      const cpu = (await cpuSeconds(process.pid)).children - cpu0;
       log(
-        `raw restic (stdin) run ${i}: ${r.totalS.toFixed(2)} s (init ${r.initS.toFixed(2)} + backup ${r.backupS.toFixed(2)}); ` +
-          `CPU of restic, ssh, dd ${((await cpuSeconds(process.pid)).children - cpu0).toFixed(1)} s; load ${loadText()}`,
-      );
-      const st = { base: join(targets, `raw-rsync-${i}`), server, vmId };
-      const cpu1 = (await cpuSeconds(process.pid)).children;
-      const s = await rawRsync(st, disk, 'raw', 'disk.0.raw');
-      const rsyncCpu = (await cpuSeconds(process.pid)).children - cpu1;
-      const copied = (await stat(join(st.base, String(vmId), 'raw', 'disk.0.raw'))).size;
-      if (copied !== sizeMiB * 2 ** 20) throw new Error(`raw rsync copied ${copied} bytes`);
-      await rm(st.base, { recursive: true, force: true });
-      rawRsyncS.push(s);
-      log(
-        `raw rsync -aS run ${i}: ${s.toFixed(2)} s; CPU of rsync, ssh ${rsyncCpu.toFixed(1)} s; load ${loadText()}`,
+        `round ${round} ${name}: ${seconds.toFixed(2)} s${detail ? ` (${detail})` : ''}; ` +
+          `CPU of this process's children ${cpu.toFixed(1)} s; load ${loadText()}`,
       );
     }
     const ft = { base: join(targets, 'raw-restic-file'), server, vmId };
@@ -305,19 +413,15 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
     log(
       `raw restic (file mode, informational) : ${f.totalS.toFixed(2)} s (init ${f.initS.toFixed(2)} + backup ${f.backupS.toFixed(2)}); load ${loadText()}`,
     );
-    log(
-      `raw restic runs: ${rawResticS.map((v) => v.toFixed(2)).join(', ')}; raw rsync runs: ${rawRsyncS.map((v) => v.toFixed(2)).join(', ')}`,
-    );
+    for (const line of samples.describe()) log(line);
     log(
       `host filesystem used now: ${((await usedBytes(vm.dir)) / 2 ** 30).toFixed(2)} GiB; load ${loadText()}`,
     );
     return {
       ...summarize({
         sizeMiB,
-        lifeboatRestic: lbRestic.seconds,
-        rawRestic: median(rawResticS),
-        lifeboatRsync: lbRsync.seconds,
-        rawRsync: median(rawRsyncS),
+        runs: Object.fromEntries(CONTENDERS.map((c) => [c, samples.of(c)])) as Record<Contender, Spread>,
+        spread: samples.ranges(),
         extraBytes,
       }),
       ...observedSummary(observed),

@@ -30,11 +30,16 @@ export async function timeLifeboatBackup(
   datastoreId: number,
   pollMs = 100,
   timeoutMs = 30 * 60_000,
+  /** `reset`: start a new increment chain (a FULL) even if one exists. */
+  options: { reset?: boolean } = {},
 ): Promise<LifeboatRun> {
   const start = performance.now();
   const timeline: Mark[] = [];
   const mark = (what: string) => timeline.push({ t: secondsSince(start), what });
-  const requested = await api('POST', `/vms/${vmId}/backup`, { datastoreId });
+  const requested = await api('POST', `/vms/${vmId}/backup`, {
+    datastoreId,
+    ...(options.reset && { reset: true }),
+  });
   const executionId = String(requested.id);
   mark(`POST answered: execution ${executionId} ${requested.state}`);
   let seen = '';

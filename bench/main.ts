@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <name> [--size-mib N] [--runs N]`: runs one benchmark. Progress goes to
+ * `npm run bench -- <name> [--size-mib N] [--repeat N]`: runs one benchmark. Progress goes to
  * stderr; the LAST stdout line is the benchmark's JSON summary. Exit 0 when it ran (whatever the
  * figures), 1 when it failed, 2 on bad usage.
  */
@@ -7,14 +7,18 @@ import { parseArgs } from 'node:util';
 import { runFull } from './full.ts';
 import { runIdle } from './idle.ts';
 import { runIncremental } from './incremental.ts';
+import { runRestoreBench } from './restore.ts';
 import { runStorm } from './storm.ts';
 
-const USAGE = `usage: npm run bench -- full|incremental|idle [--size-mib N] [--runs N] [--poll-ms N]
-  full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync
+const USAGE = `usage: npm run bench -- full|incremental|restore|idle [--size-mib N] [--repeat N] [--poll-ms N]
+  full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync,
+               the hand pipeline (backup-begin, nbdcopy | restic) and virtnbdbackup, interleaved
+  restore      that disk backed up to restic, then restored to a folder by Lifeboat vs raw
+               restic dump + qemu-img convert, interleaved
   incremental  the same disk in qcow2 with MODE=INCREMENT: a FULL, 1% of its 64 KiB blocks
                rewritten at random, then the increment
   --size-mib   disk size in MiB (default 4096)
-  --runs       runs of each raw tool, median reported (default 3)
+  --repeat     rounds of interleaved runs, medians and spread reported (default 3; --runs too)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
   idle         the local stack and its runner with nothing to do: CPU over 60 s (% of one core)
        npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N]
@@ -33,6 +37,7 @@ const BENCHMARKS: Record<
   full: runFull,
   incremental: runIncremental,
   idle: ({ log }) => runIdle({ log }),
+  restore: runRestoreBench,
 };
 
 function log(line: string): void {
@@ -92,6 +97,7 @@ function parse(argv: string[]): {
     options: {
       'size-mib': { type: 'string' },
       runs: { type: 'string' },
+      repeat: { type: 'string' },
       'poll-ms': { type: 'string' },
       requests: { type: 'string' },
       hosts: { type: 'string' },
@@ -109,11 +115,12 @@ function parse(argv: string[]): {
   };
   if (positionals.length !== 1) throw new Error('name one benchmark');
   const sizeMiB = Number(values['size-mib'] ?? 4096);
-  const runs = Number(values.runs ?? 3);
+  // --repeat and --runs are one option: the rounds of interleaved runs.
+  const runs = Number(values.repeat ?? values.runs ?? 3);
   const pollMs = Number(values['poll-ms'] ?? 100);
   if (!Number.isInteger(pollMs) || pollMs < 10) throw new Error('--poll-ms must be an integer >= 10');
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error('--size-mib must be an integer >= 16');
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--repeat must be a positive integer');
   return { name: positionals[0] as string, sizeMiB, runs, pollMs, storm };
 }
 

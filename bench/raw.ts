@@ -29,7 +29,7 @@ export interface ResticTiming {
 }
 
 /** Waits for a child to exit 0; rejects with its stderr tail otherwise. */
-function finished(child: ChildProcess, what: string): Promise<void> {
+export function finished(child: ChildProcess, what: string): Promise<void> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-800);
@@ -43,6 +43,11 @@ function finished(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
+/** restic's repository arguments for `<base>/<vmId>` over SFTP, as the restic datastore builds them. */
+export function resticArgs(target: RawTarget): string[] {
+  return repoArgs(resticTarget(target), target.vmId).args;
+}
+
 function resticTarget(target: RawTarget): DatastoreTarget {
   return {
     id: 0,
@@ -52,7 +57,10 @@ function resticTarget(target: RawTarget): DatastoreTarget {
 }
 
 /** Runs `fn` with a restic environment whose password lives in a private 0600 file. */
-async function withPassword<T>(password: string, fn: (env: NodeJS.ProcessEnv) => Promise<T>): Promise<T> {
+export async function withPassword<T>(
+  password: string,
+  fn: (env: NodeJS.ProcessEnv) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-bench-pw-'));
   try {
     const file = join(dir, 'password');
