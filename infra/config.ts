@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Node } from 'constructs';
+import { type ActionRights, parseActionRights } from '#core/rights.ts';
 
 /** Context key that turns NodejsFunction bundling (esbuild) off: tests and local mode synth fast. */
 export const SKIP_BUNDLING = 'lifeboat:skipBundling';
@@ -59,6 +60,11 @@ export interface LifeboatConfig {
   runnerTrustAnchor?: TrustAnchorSource;
   /** AUDIT_RETENTION_DAYS: days an audit record is kept before DynamoDB's TTL drops it. */
   auditRetentionDays: number;
+  /**
+   * ACTION_RIGHTS: the rights table's changes for this deployment (core/rights.ts), e.g.
+   * `{"POST /vms/{id}/backup": {"vm": "manage"}}` as upstream's VM_ADMIN_ACTIONS; checked at synth.
+   */
+  actionRights: ActionRights;
 }
 
 const DEFAULTS: LifeboatConfig = {
@@ -72,6 +78,7 @@ const DEFAULTS: LifeboatConfig = {
   hostDeadLetterQueueName: HOST_DEAD_LETTER_QUEUE_NAME,
   runnerHostTag: 'x509Subject/CN',
   auditRetentionDays: 400,
+  actionRights: {},
 };
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
@@ -101,6 +108,7 @@ export function readConfig(node: Node): LifeboatConfig {
     runnerHostTag: str('runnerHostTag'),
     runnerTrustAnchor: readTrustAnchor(node),
     auditRetentionDays: int('auditRetentionDays'),
+    actionRights: readActionRights(node),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
     throw new Error(
@@ -108,6 +116,17 @@ export function readConfig(node: Node): LifeboatConfig {
     );
   }
   return config;
+}
+
+/** The `actionRights` context: JSON text (`-c actionRights='{...}'`) or an object in cdk.json. */
+function readActionRights(node: Node): ActionRights {
+  const raw = node.tryGetContext('actionRights');
+  if (raw === undefined || raw === null || raw === '') return {};
+  try {
+    return parseActionRights(typeof raw === 'string' ? raw : JSON.stringify(raw));
+  } catch (err) {
+    throw new Error(`CDK context actionRights: ${(err as Error).message}`);
+  }
 }
 
 const PCA_ARN = /^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+$/;

@@ -164,6 +164,9 @@ export class LifeboatStack extends Stack {
     });
 
     this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'), config.auditRetentionDays);
+    // The rights table's changes of this deployment (core/rights.ts), checked at synth.
+    if (Object.keys(config.actionRights).length > 0)
+      fn('Api').addEnvironment('ACTION_RIGHTS', JSON.stringify(config.actionRights));
     this.grantDispatcher(fn('Dispatcher'), [arns.backup, arns.restore, arns.maintenance]);
     this.grantScheduledActions(fn('Dispatcher'), [names.backup, names.restore, names.maintenance]);
     for (const stepId of STEP_FUNCTIONS) {

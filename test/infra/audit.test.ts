@@ -44,4 +44,17 @@ describe('audit table', () => {
       /auditRetentionDays must be a positive integer/,
     );
   });
+
+  it('passes a deployment’s rights table changes (context actionRights) to the API, checked at synth', () => {
+    const env = (s: Synthesized) =>
+      (fnProps(s, 'Api').Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env(synth).ACTION_RIGHTS).toBeUndefined();
+    const changed = synthLifeboat({ actionRights: '{"POST /vms/{id}/backup": {"vm": "manage"}}' });
+    expect(JSON.parse(String(env(changed).ACTION_RIGHTS))).toEqual({
+      'POST /vms/{id}/backup': { vm: 'manage' },
+    });
+    expect(() => synthLifeboat({ actionRights: '{"GET /config": {"vm": "use"}}' })).toThrow(
+      'CDK context actionRights: ACTION_RIGHTS: route GET /config has no vm row to change',
+    );
+  });
 });
