@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -154,6 +154,47 @@ describe('runPipeline', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('inputAfter: the command starts at once and reads the file only once it is ready', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, 'old');
+    let open!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const started = join(dir, 'started');
+    // touch first (the command runs before the gate), then count what stdin brings.
+    const counting = runPipeline(
+      [
+        { file: 'sh', args: ['-c', `touch '${started}'; cat`] },
+        { file: 'wc', args: ['-c'] },
+      ],
+      { inputFile: file, inputAfter: ready },
+    );
+    for (let i = 0; i < 100 && !(await exists(started)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await exists(started)).toBe(true);
+    // The file changes between the start and the gate: the new bytes are what is read.
+    await writeFile(file, Buffer.alloc(3 * 1024 * 1024 + 5, 0x61));
+    open();
+    expect((await counting).stdout.trim()).toBe(String(3 * 1024 * 1024 + 5));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputAfter rejected: the command is killed before its input ends, and the call fails with the reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, 'abc');
+    const out = join(dir, 'out');
+    // Writes only after EOF: a killed consumer never writes `out`.
+    const failing = runPipeline([{ file: 'sh', args: ['-c', `cat >/dev/null; echo eof > '${out}'`] }], {
+      inputFile: file,
+      inputAfter: Promise.reject(new Error('snapshot failed')),
+    });
+    await expect(failing).rejects.toThrow('snapshot failed');
+    expect(await exists(out)).toBe(false);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('feeds input to the first command', async () => {
     const result = await runPipeline(
       [
@@ -243,4 +284,11 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }

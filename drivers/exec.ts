@@ -13,6 +13,7 @@
  *   the runner can record it and its successor can stop what a SIGKILLed runner left running.
  */
 import { type FileHandle, open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { LifeboatError } from '#core/errors.ts';
 
@@ -88,6 +89,13 @@ export interface RunOptions {
    * the bytes never pass through this process (streaming a disk costs no Node CPU).
    */
   inputFile?: string;
+  /**
+   * With `inputFile`: the file may be read only once this resolves (a disk being made stable).
+   * The commands start at once, their stdin an open pipe with nothing in it yet (restic opens its
+   * repository meanwhile); then the file is streamed through this process. A rejection kills
+   * the commands before their input ends, and the call fails with that reason.
+   */
+  inputAfter?: Promise<unknown>;
   /** Called with each line the last command writes to stderr (progress parsing). */
   onStderrLine?: (line: string) => void;
   /** Called with each line the last command writes to stdout; stdout is then not buffered. */
@@ -132,9 +140,14 @@ export async function runPipeline(
   const timer = options.timeoutMs ? setTimeout(() => killAll('SIGKILL'), options.timeoutMs) : undefined;
   try {
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
-    if (options.inputFile !== undefined) inputHandle = await open(options.inputFile, 'r');
+    const gated = options.inputFile !== undefined && options.inputAfter !== undefined;
+    if (options.inputFile !== undefined && !gated) inputHandle = await open(options.inputFile, 'r');
     // execa's types list only a few descriptor numbers; any open descriptor works at run time.
-    const firstStdin = inputHandle ? (inputHandle.fd as 3) : options.input === undefined ? 'ignore' : 'pipe';
+    const firstStdin = inputHandle
+      ? (inputHandle.fd as 3)
+      : options.input === undefined && !gated
+        ? 'ignore'
+        : 'pipe';
     commands.forEach((command, index) => {
       const first = index === 0;
       const last = index === commands.length - 1;
@@ -173,7 +186,19 @@ export async function runPipeline(
       if (last && options.onStdoutLine) watchLines(child.stdout, options.onStdoutLine);
       children.push(child);
     });
+    let gateFailure: { reason: unknown } | undefined;
+    const feeding =
+      gated && children[0]?.stdin
+        ? feedWhenReady(children[0].stdin, options.inputFile as string, options.inputAfter).catch(
+            (reason: unknown) => {
+              gateFailure = { reason };
+              killAll('SIGTERM');
+            },
+          )
+        : undefined;
     const results = await Promise.all(children);
+    await feeding;
+    if (gateFailure) throw gateFailure.reason;
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
     const failures = results
       .map((result, index) => ({ result, index }))
@@ -204,6 +229,52 @@ export async function runPipeline(
     await inputHandle?.close();
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Large reads: a disk streamed through this process costs few calls. */
+const FEED_CHUNK = 1 << 20;
+
+/**
+ * Waits for `after`, then streams `path` into `stdin` and ends it. Throws (before anything was
+ * written, or on a read error) with `stdin` left open, so the caller kills the consumer before
+ * it could take a cut input for a whole one. A consumer that stops reading is no error here: its
+ * own exit status tells.
+ */
+async function feedWhenReady(
+  stdin: Writable,
+  path: string,
+  after: Promise<unknown> | undefined,
+): Promise<void> {
+  await after;
+  // The consumer already ended (a failed repository open): nothing to feed.
+  if (stdin.destroyed || stdin.writableEnded) return;
+  const handle = await open(path, 'r');
+  try {
+    let readError: unknown;
+    const source = handle.createReadStream({ highWaterMark: FEED_CHUNK, autoClose: false });
+    source.on('error', (error) => {
+      readError = error;
+    });
+    await new Promise<void>((resolve) => {
+      source.on('end', () => {
+        stdin.end();
+        resolve();
+      });
+      source.on('error', () => resolve());
+      stdin.on('error', () => {
+        source.destroy();
+        resolve();
+      });
+      stdin.on('close', () => {
+        source.destroy();
+        resolve();
+      });
+      source.pipe(stdin, { end: false });
+    });
+    if (readError !== undefined) throw readError;
+  } finally {
+    await handle.close();
   }
 }
 

@@ -115,6 +115,79 @@ describe('backup task', () => {
   });
 });
 
+describe('backup task: datastore started while the disks are made stable', () => {
+  it('starts the upload before the snapshot and lets it read only once prepareBackup resolved', async () => {
+    const events: string[] = [];
+    let snapshotDone!: () => void;
+    const snapshot = new Promise<void>((resolve) => {
+      snapshotDone = resolve;
+    });
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async (_vm, _disks, options) => {
+          const p = prepared(() => events.push('released'));
+          options.onFiles?.(p.files, p.template);
+          await snapshot;
+          events.push('snapshot made');
+          return p;
+        },
+      },
+      {
+        readsEarly: true,
+        backup: async (_target, input) => {
+          events.push(`started ${input.files.map((f) => f.name).join()}`);
+          const source = input.files[0]?.source;
+          if (source?.kind === 'file') await source.ready;
+          events.push('reading');
+          return { backupId: 'snap-1', files: [{ name: 'disk.0.qcow2', size: 512 }] };
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => events.length === 1);
+    expect(events).toEqual(['started disk.0.qcow2']);
+    snapshotDone();
+    await until(() => r.tokens.answers().length === 1);
+    expect(events).toEqual(['started disk.0.qcow2', 'snapshot made', 'reading', 'released']);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'success', output: { backupId: 'snap-1' } });
+  });
+
+  it('a failed prepare stops the early upload before it reads, and reports the prepare error', async () => {
+    const events: string[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async (_vm, _disks, options) => {
+          const p = prepared(() => events.push('released'));
+          options.onFiles?.(p.files, p.template);
+          throw Object.assign(new Error('snapshot failed'), { name: 'DiskSnapshotFailed' });
+        },
+      },
+      {
+        readsEarly: true,
+        backup: async (_target, input) => {
+          const source = input.files[0]?.source;
+          try {
+            if (source?.kind === 'file') await source.ready;
+            events.push('reading');
+          } catch {
+            events.push('stopped');
+            throw new Error('killed');
+          }
+          return { backupId: 'snap-1', files: [] };
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => r.tokens.answers().length === 1);
+    expect(events).toEqual(['stopped']);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'failure', error: 'DiskSnapshotFailed' });
+  });
+});
+
 describe('sealed datastore secrets', () => {
   const untouched = () => {
     const calls: string[] = [];

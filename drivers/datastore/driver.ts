@@ -36,7 +36,16 @@ export interface DatastoreTarget {
  * progress; a diff stream's is an upper bound).
  */
 export type DiskSource =
-  | { kind: 'file'; path: string }
+  | {
+      kind: 'file';
+      path: string;
+      /**
+       * The file is stable (may be read) only once this resolves: a backup started while the disk
+       * driver makes its snapshot. A rejection fails the backup. Only drivers with `readsEarly`
+       * are given one.
+       */
+      ready?: Promise<unknown>;
+    }
   | { kind: 'nbd'; uri: string; size: number }
   | { kind: 'stream'; command: Command; size: number };
 
@@ -81,6 +90,11 @@ export interface DatastoreDriver {
    * hands out files).
    */
   readonly readsNbd: boolean;
+  /**
+   * Whether `backup` honours a file source's `ready`: it then starts (opens its repository)
+   * while the disks are being made stable, and reads them once they are.
+   */
+  readonly readsEarly?: boolean;
   backup(target: DatastoreTarget, input: BackupInput, ctx?: OperationContext): Promise<BackupOutput>;
   /** Writes the named files of a backup into `toDir` (created if missing); returns their paths. */
   restore(

@@ -46,15 +46,30 @@ interface Group {
 export const resticDriver: DatastoreDriver = {
   name: 'restic',
   readsNbd: true,
+  readsEarly: true,
 
   async backup(target, input, ctx = {}) {
     checkFileNames(input.files.map((f) => f.name));
+    // A source not yet stable (`ready`) is read by the restic started below once it is: the
+    // repository's init and open overlap the disk driver's snapshot.
+    const ready = Promise.all(
+      input.files.map((f) => (f.source.kind === 'file' ? f.source.ready : undefined)),
+    );
+    ready.catch(() => {}); // awaited below; a rejection fails the backup there
     return ResticRepo.use(target, input.vmId, async (repo) => {
       await ensureRepository(repo, ctx.signal);
       const backupId = randomUUID();
       const tags = ['lifeboat', `vm:${input.vmId}`, `image:${input.imageId}`, `backup:${backupId}`];
-      const sizes = await Promise.all(input.files.map((f) => sourceSize(f.source)));
-      const total = sizes.reduce((a, b) => a + b, 0);
+      // Sizes (for progress only) once the files are stable.
+      const sizing = ready.then(() => Promise.all(input.files.map((f) => sourceSize(f.source))));
+      sizing.catch(() => {});
+      let total = 0;
+      void sizing.then(
+        (sizes) => {
+          total = sizes.reduce((a, b) => a + b, 0);
+        },
+        () => {},
+      );
       const files: StoredFile[] = [];
       let before = 0;
       try {
@@ -64,7 +79,7 @@ export const resticDriver: DatastoreDriver = {
             file.name,
             tags,
             file.source.kind === 'file'
-              ? { inputFile: file.source.path }
+              ? { inputFile: file.source.path, inputAfter: file.source.ready }
               : file.source.kind === 'nbd'
                 ? { before: [{ file: 'nbdcopy', args: [file.source.uri, '-'] }] }
                 : { before: [file.source.command] },
@@ -74,7 +89,7 @@ export const resticDriver: DatastoreDriver = {
             },
           );
           files.push({ name: file.name, size: stored });
-          before += sizes[index] ?? 0;
+          before += (await sizing)[index] ?? 0;
         }
         // Last: its presence marks the group complete.
         await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
@@ -247,7 +262,7 @@ async function backupStream(
   repo: ResticRepo,
   name: string,
   tags: readonly string[],
-  source: { before?: Command[]; input?: string; inputFile?: string },
+  source: { before?: Command[]; input?: string; inputFile?: string; inputAfter?: Promise<unknown> },
   ctx: OperationContext,
 ): Promise<number> {
   let stored = 0;

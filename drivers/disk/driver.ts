@@ -49,6 +49,12 @@ export interface PrepareOptions {
    */
   fileSources?: boolean;
   /**
+   * Told, before the disks are made stable, the files and template `prepareBackup` will hand out
+   * when they are already known (a driver may never call it). They must not be read before
+   * `prepareBackup` resolves: this lets the datastore start (open its repository) meanwhile.
+   */
+  onFiles?: (files: readonly PreparedFile[], template: string) => void;
+  /**
    * Incremental chains (MODE=INCREMENT). Absent: a plain FULL, no checkpoint. With
    * `parent: null`: a FULL that starts a chain, and checkpoint `checkpoint` is created at the very
    * point in time of the backup. With a parent: an increment holding only the blocks changed

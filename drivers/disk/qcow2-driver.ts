@@ -72,9 +72,6 @@ export class Qcow2Driver implements DiskDriver {
     options: PrepareOptions,
   ): Promise<PreparedBackup> {
     const tool: ToolOptions = { uri: this.uri, signal: options.signal };
-    const state = await domainState(vm.domain, tool);
-    if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
-    const active = isActiveState(state);
     const inc = options.increment;
     if (inc && inc.parent === inc.checkpoint) {
       throw new ValidationError(`An increment's checkpoint '${inc.checkpoint}' cannot be its own parent`);
@@ -82,18 +79,43 @@ export class Qcow2Driver implements DiskDriver {
     const snap = inc?.mode === 'SNAPSHOT' ? inc : undefined;
     // A SNAPSHOT attempt left by a crash changes what the disks run on: undone before any look.
     await settleRecord(options.workDir, tool);
+    // One look at the domain, its three reads at once (each virsh call costs a connection); read
+    // again only after something below changed it.
+    const look = () =>
+      Promise.all([
+        domainState(vm.domain, tool),
+        domainXml(vm.domain, tool),
+        domainXml(vm.domain, { ...tool, inactive: true }),
+      ]).catch((error: unknown) => {
+        throw error instanceof DomainNotFound
+          ? new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`)
+          : error;
+      });
+    const [state, firstLive, firstInactive] = await look();
+    let [live, inactive] = [firstLive, firstInactive];
+    if (state === null) throw new DomainNotFound(`Domain '${vm.domain}' does not exist on this host`);
+    const active = isActiveState(state);
     // Tracking overlays (SNAPSHOT) are accepted under a SNAPSHOT increment only, else committed back.
-    const { tops } = await settleForBackup(vm.domain, disks, snap ? snap.parent : undefined, tool);
-    const checked = await this.checkDisks(vm.domain, disks, active, options.workDir, tool, tops);
+    const settled = await settleForBackup(vm.domain, disks, snap ? snap.parent : undefined, tool, {
+      state,
+      xml: live,
+    });
+    const { tops } = settled;
+    if (settled.done.length > 0) [, live, inactive] = await look();
+    const checked = await this.checkDisks(vm.domain, disks, active, options.workDir, tool, tops, live);
     const { exported } = checked;
     let files = checked.files;
     // Captured before the snapshot, so it names the original files, never our overlays.
-    let template = await domainXml(vm.domain, { ...tool, inactive: true });
+    let template = inactive;
     for (const disk of disks.filter((d) => tops.has(d.target))) {
       template = pointDiskAt(template, disk.target, disk.source, disk.format);
     }
+    // A plain FULL hands out exactly these files: the datastore may get ready meanwhile.
+    if (!inc) options.onFiles?.(files, template);
     // Leftovers of an earlier attempt of the same backup (a redelivered task) go first.
-    await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
+    const cleaned = await cleanWorkDir(options.workDir, vm.domain, { uri: this.uri });
+    // The snapshot names every disk of the live XML: read again if the cleaning changed it.
+    const snapshotXml = cleaned.length > 0 ? undefined : live;
     // QEMU (libvirt-qemu) must reach the overlays: search permission, no listing, under any umask.
     await makeQemuReachableDir(options.workDir);
     await writeRecord(options.workDir, {
@@ -175,7 +197,7 @@ export class Qcow2Driver implements DiskDriver {
           created = true;
           await checkpointBeforeSnapshot(chainCtx);
         }
-        await this.snapshot(vm.domain, disks, state, options, tool);
+        await this.snapshot(vm.domain, disks, state, options, tool, snapshotXml);
         // Exports of the now-stable files; they are stopped before the commit back.
         for (const disk of disks.filter((d) => exported.has(d.target))) {
           holders.push(await this.holdLock(disk, options.workDir));
@@ -299,9 +321,10 @@ export class Qcow2Driver implements DiskDriver {
     workDir: string,
     tool: ToolOptions,
     tops: ReadonlyMap<string, string>,
+    liveXml: string,
   ): Promise<{ files: PreparedFile[]; exported: Set<string> }> {
     if (disks.length === 0) throw new ValidationError('A backup needs at least one disk');
-    const live = parseDomainXml(await domainXml(domain, tool));
+    const live = parseDomainXml(liveXml);
     const files: PreparedFile[] = [];
     const exported = new Set<string>();
     for (const disk of disks) {
@@ -324,8 +347,14 @@ export class Qcow2Driver implements DiskDriver {
             'an overlay left by an interrupted backup is cleaned by reconcile',
         );
       }
-      // -U only for metadata of a disk a running QEMU holds open.
-      const info = await imageInfo(disk.source, { format, shared: active, signal: tool.signal });
+    }
+    // -U only for metadata of a disk a running QEMU holds open. All disks at once.
+    const infos = await Promise.all(
+      disks.map((d) => imageInfo(d.source, { format: d.format, shared: active, signal: tool.signal })),
+    );
+    for (const [i, disk] of disks.entries()) {
+      const format = disk.format;
+      const info = infos[i] as Awaited<ReturnType<typeof imageInfo>>;
       if (info['backing-filename']) {
         exported.add(disk.target);
         files.push({
@@ -359,8 +388,9 @@ export class Qcow2Driver implements DiskDriver {
     state: string,
     options: PrepareOptions,
     tool: ToolOptions,
+    liveXml?: string,
   ): Promise<void> {
-    const live = parseDomainXml(await domainXml(domain, tool));
+    const live = parseDomainXml(liveXml ?? (await domainXml(domain, tool)));
     const specs = live.disks.map((d) => {
       const selected = disks.some((s) => s.target === d.target);
       // virsh splits --diskspec on commas; a literal comma is written twice.

@@ -31,6 +31,7 @@ import {
   diskSources,
   exists,
   inUse,
+  type KnownDomain,
   pointPersistentAt,
   trackedBaseOf,
   trackingPath,
@@ -41,20 +42,21 @@ import { readRecord, type WorkRecord, writeRecord } from './work-dir.ts';
  * Before any backup of `disks`: a SNAPSHOT increment from `parent` requires each disk to run on
  * exactly `base <- parent's overlay` (else ChainBroken, nothing changed) and returns the accepted
  * tops; any other backup first commits our tracking overlays back into their bases (a FULL of the
- * overlay alone would be a wrong backup).
+ * overlay alone would be a wrong backup). `known`: the domain's state and live XML just read.
  */
 export async function settleForBackup(
   domain: string,
   disks: readonly Pick<BackupDisk, 'target' | 'source'>[],
   parent: string | null | undefined,
   tool: ToolOptions,
+  known?: KnownDomain,
 ): Promise<{ tops: Map<string, string>; done: string[] }> {
   const tops = new Map<string, string>();
   const done: string[] = [];
   if (parent) {
     for (const disk of disks) {
       const expected = trackingPath(disk.source, parent);
-      const { chain } = await currentChain(domain, disk.target, tool);
+      const { chain } = await currentChain(domain, disk.target, tool, known);
       if (chain[0] !== expected || chain[1] !== disk.source) {
         throw new ChainBroken(
           `Disk ${disk.target} of '${domain}' runs on ${chain.join(' <- ') || 'nothing'}, ` +
@@ -68,7 +70,8 @@ export async function settleForBackup(
   for (const disk of disks) {
     // A crash mid-release can leave two overlays: commit down until the base is the top.
     for (let i = 0; i < 8; i++) {
-      const top = (await currentChain(domain, disk.target, tool)).chain[0];
+      // `known` holds only until something is committed: then the domain is read again.
+      const top = (await currentChain(domain, disk.target, tool, done.length ? undefined : known)).chain[0];
       if (!top || top === disk.source || trackedBaseOf(top)?.base !== disk.source) break;
       done.push(...(await commitTopDown(domain, disk.target, top, tool)));
     }

@@ -54,14 +54,21 @@ export async function imageChain(
     .map((e) => ({ path: e.filename, format: e.format }));
 }
 
+/** The domain's state and live XML as just read, so a caller that has them spares virsh calls. */
+export interface KnownDomain {
+  state: string | null;
+  xml: string;
+}
+
 /** What disk `target` of the domain runs on now: the live chain, or the persistent one when it is off. */
 export async function currentChain(
   domain: string,
   target: string,
   tool: ToolOptions,
+  known?: KnownDomain,
 ): Promise<{ active: boolean; chain: string[] }> {
-  const active = isActiveState(await domainState(domain, tool));
-  const top = diskSources(await domainXml(domain, tool), target);
+  const active = isActiveState(known ? known.state : await domainState(domain, tool));
+  const top = diskSources(known ? known.xml : await domainXml(domain, tool), target);
   if (active || !top[0]) return { active, chain: top };
   // A stopped domain's XML may carry no (or a stale) backing chain: the files' headers rule.
   const chain = await imageChain(top[0], { shared: false, signal: tool.signal }).catch(() => undefined);

@@ -10,6 +10,7 @@ import { ValidationError } from '#core/errors.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import type { TaskContext } from './context.ts';
+import { EarlyUpload, type StartUpload } from './early-upload.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
@@ -25,22 +26,33 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
   const target = await ctx.target(task.datastore);
 
   ctx.progress.phase('preparing');
-  const { prepared, increment, chainReset } = await prepare(task, disk, !store.readsNbd, ctx);
+  let total = 0;
+  const upload: StartUpload = (files, template) =>
+    store.backup(
+      target,
+      { vmId: task.vm.id, imageId: task.imageId, files, template },
+      { signal: ctx.signal, onProgress: (done, all) => ctx.progress.bytes(done, all || total) },
+    );
+  // The datastore opens its repository while the disks are made stable (see early-upload.ts).
+  const early = store.readsEarly ? new EarlyUpload(upload) : undefined;
+  let preparing: Awaited<ReturnType<typeof prepare>>;
+  try {
+    preparing = await prepare(task, disk, !store.readsNbd, ctx, early?.onFiles);
+  } catch (error) {
+    await early?.cancel(error);
+    throw error;
+  }
+  const { prepared, increment, chainReset } = preparing;
   let output: Awaited<ReturnType<typeof store.backup>>;
   try {
     ctx.progress.phase('uploading');
-    const total = prepared.files.reduce((sum, f) => sum + f.virtualSize, 0);
+    total = prepared.files.reduce((sum, f) => sum + f.virtualSize, 0);
     ctx.progress.bytes(0, total);
-    output = await store.backup(
-      target,
-      {
-        vmId: task.vm.id,
-        imageId: task.imageId,
-        files: prepared.files.map((f) => ({ name: f.name, source: f.source })),
-        template: prepared.template,
-      },
-      { signal: ctx.signal, onProgress: (done, all) => ctx.progress.bytes(done, all || total) },
-    );
+    output = await ((await early?.take(prepared)) ??
+      upload(
+        prepared.files.map((f) => ({ name: f.name, source: f.source })),
+        prepared.template,
+      ));
   } catch (error) {
     ctx.progress.phase('releasing');
     // The upload's error is the one to report; a failed release is left to Cleanup's reconcile.
@@ -79,12 +91,14 @@ async function prepare(
   disk: DiskDriver,
   fileSources: boolean,
   ctx: TaskContext,
+  onFiles?: PrepareOptions['onFiles'],
 ): Promise<{ prepared: PreparedBackup; increment: BackupResult['increment']; chainReset: string | null }> {
   const base: PrepareOptions = {
     freeze: task.config.FS_FREEZE,
     workDir: ctx.workDir,
     signal: ctx.signal,
     fileSources,
+    onFiles,
   };
   const inc = task.increment;
   if (!inc)

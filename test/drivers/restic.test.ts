@@ -113,3 +113,70 @@ describe("restic: a backup job's repository", () => {
     expect(await snapshotCount(3)).toBe(0);
   });
 });
+
+describe('restic: a file source not yet stable (ready)', () => {
+  let base: string;
+  const target = (): DatastoreTarget => ({
+    id: 102,
+    attributes: { BASE_PATH: base },
+    secrets: { RESTIC_PASSWORD: PASSWORD },
+  });
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-ready-'));
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('stores the bytes the file holds when ready resolves, not those it held at the start', async () => {
+    const path = join(base, 'disk.raw');
+    await writeFile(path, 'written before the snapshot');
+    let open!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const backup = resticDriver.backup(target(), {
+      vmId: 5,
+      imageId: 50,
+      files: [{ name: 'disk.0.raw', source: { kind: 'file', path, ready } }],
+      template: '<domain><name>vm-5</name></domain>',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const data = randomBytes(2 * 1024 * 1024);
+    await writeFile(path, data);
+    open();
+    const out = await backup;
+    expect(out.files).toEqual([{ name: 'disk.0.raw', size: data.length }]);
+    const toDir = await mkdtemp(join(base, 'restore-'));
+    const [file] = await resticDriver.restore(target(), {
+      vmId: 5,
+      backupId: out.backupId,
+      files: ['disk.0.raw'],
+      toDir,
+    });
+    expect((await readFile(file?.path as string)).equals(data)).toBe(true);
+  });
+
+  it('a rejected ready fails the backup with its reason and stores nothing', async () => {
+    const path = join(base, 'disk-2.raw');
+    await writeFile(path, randomBytes(1024));
+    const backup = resticDriver.backup(target(), {
+      vmId: 6,
+      imageId: 60,
+      files: [
+        {
+          name: 'disk.0.raw',
+          source: { kind: 'file', path, ready: Promise.reject(new Error('no snapshot')) },
+        },
+      ],
+      template: '<domain><name>vm-6</name></domain>',
+    });
+    await expect(backup).rejects.toThrow('no snapshot');
+    const count = await ResticRepo.use(
+      target(),
+      6,
+      async (repo) => (await repo.snapshots(['lifeboat'])).length,
+    );
+    expect(count).toBe(0);
+  });
+});
