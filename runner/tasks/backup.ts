@@ -6,26 +6,21 @@
  * fails or is aborted.
  */
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
-import { ValidationError } from '#core/errors.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
+import { prepareDisks } from './backup-mixed.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
-  const driverNames = [...new Set(task.disks.map((d) => d.driver))];
-  // One driver snapshots all disks at one instant; two drivers could not be consistent.
-  if (driverNames.length !== 1) {
-    throw new ValidationError(
-      `VM ${task.vm.id}: disks of several kinds (${driverNames.join(', ')}) in one backup`,
-    );
-  }
-  const disk = ctx.drivers.disk(driverNames[0] as string);
   const store = ctx.drivers.datastore(task.datastore.driver);
   const target = await ctx.target(task.datastore);
 
   ctx.progress.phase('preparing');
-  const { prepared, increment, chainReset } = await prepare(task, disk, !store.readsNbd, ctx);
+  // Disks of several drivers (files and rbd): each driver its own, under one freeze (backup-mixed.ts).
+  const { prepared, increment, chainReset } = await prepareDisks(task, ctx, (part, disk, workDir) =>
+    prepare(part, disk, !store.readsNbd, { ...ctx, workDir }),
+  );
   let output: Awaited<ReturnType<typeof store.backup>>;
   try {
     ctx.progress.phase('uploading');
