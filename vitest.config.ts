@@ -17,6 +17,8 @@ export const INTEGRATION = [
   'test/cli/admin-bootstrap.test.ts',
   'test/drivers/disk-cbt.test.ts',
   'test/drivers/disk-qcow2.test.ts',
+  'test/drivers/disk-mixed.test.ts',
+  'test/drivers/disk-rbd-pool.test.ts',
   'test/drivers/disk-rbd.test.ts',
   'test/drivers/disk-snapshot.test.ts',
   'test/drivers/restic.test.ts',

@@ -27,6 +27,8 @@ export const Host = z.object({
   deadLetterQueueUrl: z.string().optional(),
   emulatorCpus: z.string().optional(),
   maxBackupsHost: z.number().int().positive().optional(),
+  /** RESTORE_POOLS: the Ceph pools an admin lets restores on this host write new rbd images into. */
+  restorePools: z.array(z.string()).optional(),
   /**
    * The runner's X25519 public key (PEM), registered at enrollment: datastore secrets are
    * sealed to it (platform/sealed-secrets.ts) so only this host can open its tasks' secrets.

@@ -18,6 +18,7 @@ import type { Logger } from './log.ts';
 import { type OrphanReport, stopLeftoverGroups } from './orphans.ts';
 import type { ProcessRegistry } from './process-registry.ts';
 import type { Reporter } from './reporter.ts';
+import { reconcileWorkDir } from './tasks/backup-mixed.ts';
 import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
 
 export interface ReconcileDeps {
@@ -82,7 +83,7 @@ async function cleanLeftovers(record: JournalRecord, deps: ReconcileDeps, log: L
     if (record.kind === 'backup') {
       // Throws, keeping the folder, when an overlay with guest writes could not be committed.
       for (const disk of deps.drivers.disks()) {
-        actions.push(...(await disk.reconcile(workDir, vm.success ? vm.data.domain : undefined)));
+        actions.push(...(await reconcileWorkDir(disk, workDir, vm.success ? vm.data.domain : undefined)));
       }
     } else {
       // An in-place restore cut short mid-swap gets the VM's own disks back (each driver's

@@ -38,7 +38,7 @@ interface RestoreOptions {
   disk?: number;
   host?: number;
   to?: string;
-  datastore?: number;
+  pool?: string;
   start?: boolean;
   inPlace?: boolean;
   yesOverwrite?: boolean;
@@ -148,14 +148,16 @@ export function registerImage(program: Command): void {
       new Option(
         '--to <DIR>',
         'folder on the host for the restored disks (relative: under its restore root)',
-      ).conflicts('datastore'),
+      ).conflicts('pool'),
     )
-    .addOption(new Option('--datastore <DSID>', 'image datastore for the restored disks').argParser(parseId))
+    .addOption(
+      new Option(
+        '--pool <POOL>',
+        'Ceph pool of the host for the restored rbd disks, as new images NAME-disk-N (allowed by an admin per host)',
+      ).conflicts(['start', 'inPlace']),
+    )
     .option('--wait', 'follow the restore to its end (exit 0 only if it succeeded)')
     .action(async (id: number, options: RestoreOptions, command: Command) => {
-      // The API has no image datastore target yet: refuse rather than silently ignore it.
-      if (options.datastore !== undefined)
-        throw new UsageError('--datastore is not supported yet: use --to DIR');
       if (options.inPlace && !options.yesOverwrite)
         throw new UsageError('--in-place overwrites the VM’s disks: add --yes-overwrite to confirm');
       if (options.yesOverwrite && !options.inPlace)
@@ -170,6 +172,7 @@ export function registerImage(program: Command): void {
         ...(options.disk !== undefined ? { diskId: options.disk } : {}),
         ...(options.host !== undefined ? { hostId: options.host } : {}),
         ...(options.to !== undefined ? { targetDir: options.to } : {}),
+        ...(options.pool !== undefined ? { pool: options.pool } : {}),
         ...(options.start ? { start: true } : {}),
         ...(options.inPlace ? { inPlace: true, confirmOverwrite: true } : {}),
       };

@@ -12,6 +12,24 @@ const rejection = (body: Record<string, unknown>) => {
 };
 
 describe('restore options', () => {
+  it('a restore into a pool writes disk images only: no folder, no VM, not in place', () => {
+    expect(check({ pool: 'rbd-restore' })).toEqual({ define: false });
+    expect(check({ pool: 'rbd', hostId: 2, diskId: 0 })).toEqual({ define: false });
+    expect(rejection({ pool: 'rbd', targetDir: '/srv/x' })).toBe(
+      'targetDir: not with pool (a pool receives disk images only)',
+    );
+    expect(rejection({ pool: 'rbd', start: true })).toBe(
+      'start: not with pool (a pool receives disk images only)',
+    );
+    expect(rejection({ pool: 'rbd', inPlace: true, confirmOverwrite: true })).toMatch(
+      /^inPlace: not with pool/,
+    );
+    expect(() => parseBody(RestoreRequestBody, { pool: '--id=admin' })).toThrow(
+      /^pool: must be a Ceph pool name/,
+    );
+    expect(() => parseBody(RestoreRequestBody, { pool: 'a/b' })).toThrow(/^pool: /);
+  });
+
   it('defines the VM when a host is named, not otherwise, unless told', () => {
     expect(check({})).toEqual({ define: false });
     expect(check({ hostId: 3 })).toEqual({ define: true });

@@ -11,7 +11,7 @@ import { DomainName, domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
 import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
 import { isOctalPermissions, OCTAL_RULE } from '../permissions.ts';
-import { HostPath, PlainHostPath } from './tasks.ts';
+import { HostPath, PlainHostPath, PoolName } from './tasks.ts';
 
 const id = z.number().int().nonnegative();
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
@@ -108,10 +108,15 @@ export const UpdateHostBody = z
   .strictObject({
     emulatorCpus: z.union([CreateHostBody.shape.emulatorCpus.unwrap(), z.literal('')]).optional(),
     maxBackupsHost: CreateHostBody.shape.maxBackupsHost.unwrap().nullable().optional(),
+    /** RESTORE_POOLS: the Ceph pools restores on this host may write into; empty: none. */
+    restorePools: z.array(PoolName).max(64).optional(),
   })
-  .refine((b) => b.emulatorCpus !== undefined || b.maxBackupsHost !== undefined, {
-    message: 'name at least one of emulatorCpus, maxBackupsHost',
-  });
+  .refine(
+    (b) => b.emulatorCpus !== undefined || b.maxBackupsHost !== undefined || b.restorePools !== undefined,
+    {
+      message: 'name at least one of emulatorCpus, maxBackupsHost, restorePools',
+    },
+  );
 export type UpdateHostBody = z.infer<typeof UpdateHostBody>;
 
 /**
@@ -288,6 +293,11 @@ export const RestoreRequestBody = z.strictObject({
   inPlace: z.boolean().optional(),
   /** The explicit confirmation an in-place restore needs. */
   confirmOverwrite: z.boolean().optional(),
+  /**
+   * Ceph pool of the host the rbd disks are restored into, as new images `<name>-disk-<id>`
+   * (the host's RESTORE_POOLS must name it); not with targetDir, define, start or inPlace.
+   */
+  pool: PoolName.optional(),
   priority: z.number().int().min(0).max(99).optional(),
 });
 export type RestoreRequestBody = z.infer<typeof RestoreRequestBody>;
@@ -300,6 +310,11 @@ export function checkRestoreOptions(body: RestoreRequestBody): { define: boolean
   // Naming a host (or asking to start) defines the VM there, unless one disk only is restored.
   const define =
     body.define ?? (body.start === true || (body.hostId !== undefined && body.diskId === undefined));
+  if (body.pool !== undefined) {
+    const clash = (['targetDir', 'define', 'start', 'inPlace'] as const).find((k) => body[k] !== undefined);
+    if (clash) throw new ValidationError(`${clash}: not with pool (a pool receives disk images only)`);
+    return { define: false };
+  }
   if (body.inPlace) {
     if (body.confirmOverwrite !== true) {
       throw new ValidationError(

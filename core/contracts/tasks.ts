@@ -112,6 +112,14 @@ export const TaskPoint = z.object({
  * relative (the runner takes it under the host's first restore root). The runner checks it again
  * against the real file system (`runner/confine.ts`); this refuses early what no path may hold.
  */
+/**
+ * A Ceph pool a restore writes new rbd images into: a plain name (no namespace, no option), as
+ * an admin allows it per host (host attribute RESTORE_POOLS).
+ */
+export const PoolName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be a Ceph pool name (letters, digits, _ . -)');
+
 export const HostPath = z
   .string()
   .min(1)
@@ -191,6 +199,11 @@ export const RestoreTask = z.object({
    * `emulatorCpus` is the host's EMULATOR_CPUS. Null: only files are written.
    */
   define: z.object({ start: z.boolean(), emulatorCpus: z.string().nullable() }).nullish(),
+  /**
+   * Ceph pool the disks are restored into, each as the new rbd image `<name>-disk-<id>` (rbd
+   * backups only; no template, no domain). Absent or null: files under `target`.
+   */
+  pool: PoolName.nullish(),
   /**
    * Restore over the disks of the existing, shut-off domain (a safety copy of each is kept until
    * every disk is in place). `disks` are the VM's current files for the disk ids of `disks`

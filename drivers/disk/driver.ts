@@ -189,6 +189,18 @@ export interface DiskDriver {
     options?: { signal?: AbortSignal },
   ): Promise<RestoredDisk>;
   /**
+   * Writes one point of a disk (`files` as for {@link restorePoint}) into the new image `image`
+   * of Ceph pool `pool` on this host's cluster; drivers whose disks are not pool images have no
+   * such method. Refuses (Conflict) an image that exists; the inputs may be consumed. Answers the
+   * image (`pool/image`) and its size.
+   */
+  restoreToPool?(
+    files: readonly PointFile[],
+    pool: string,
+    image: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ image: string; size: number }>;
+  /**
    * Starts an in-place restore over disks `diskIds` of the shut-off `domain`: finds them in the
    * domain's definition on this host and refuses (ValidationError, Conflict) before anything is
    * downloaded when one is missing, not this driver's kind, or left from an earlier attempt. What

@@ -5,14 +5,31 @@
 import { ExecError } from '../exec.ts';
 import type { FreezeMode } from './driver.ts';
 import { FsFreezeFailed } from './errors.ts';
+import { sharedFreeze } from './shared-freeze.ts';
 import { type ToolOptions, virsh } from './tools.ts';
+
+/**
+ * Quiesces a running guest for a driver's snapshot step. Inside a backup of several disk drivers
+ * (`shared-freeze.ts`) it waits for the others and the guest is frozen once for all of them;
+ * otherwise see {@link freezeAlone}.
+ */
+export async function freeze(
+  domain: string,
+  mode: FreezeMode,
+  state: string,
+  tool: ToolOptions,
+): Promise<() => Promise<void>> {
+  const shared = sharedFreeze();
+  if (shared) return shared.gate.enter(shared.id, domain, mode, state, tool);
+  return freezeAlone(domain, mode, state, tool);
+}
 
 /**
  * Quiesces a running guest (a paused one is left as it is: its agent could not answer); returns
  * the undo, which is not cancellable (a guest must never stay paused or frozen because a backup
  * was aborted) and throws only when it still fails after retries.
  */
-export async function freeze(
+export async function freezeAlone(
   domain: string,
   mode: FreezeMode,
   state: string,

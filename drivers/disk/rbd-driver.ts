@@ -57,6 +57,7 @@ import {
 import { applyRbdDiff } from './rbd-diff.ts';
 import { mountSnapshot, type SnapshotFile, unmountLeftovers } from './rbd-file.ts';
 import { prepareRbdInPlace, undoRbdInPlace } from './rbd-in-place.ts';
+import { importPoint } from './rbd-pool.ts';
 import { OWN_FILE, type RbdRecord, readRbdRecord, removeRbdRecord, writeRbdRecord } from './rbd-record.ts';
 import { writeQcow2 } from './restore-chain.ts';
 import { DEFAULT_URI, domainState, domainXml, isActiveState, type ToolOptions } from './tools.ts';
@@ -245,6 +246,21 @@ export class RbdDriver implements DiskDriver {
     } finally {
       await rm(raw, { force: true });
     }
+  }
+
+  /** `rbd import` of the FULL, then `rbd import-diff` per increment, into a new image (rbd-pool.ts). */
+  restoreToPool(
+    files: readonly PointFile[],
+    pool: string,
+    image: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ image: string; size: number }> {
+    const described = files.map((file) => {
+      const artifact = this.describeArtifact(file.name);
+      if (!artifact) throw new ValidationError(`backup file "${file.name}" is not an rbd backup file`);
+      return { ...file, ...artifact };
+    });
+    return importPoint(this.rbd, described, { pool, image }, options);
   }
 
   /** An in-place swap cut short is undone first (the old image back), then the backup's snapshots. */

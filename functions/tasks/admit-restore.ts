@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { restoreChain } from '#core/chain.ts';
 import { RestoreRequestBody } from '#core/contracts/api.ts';
 import { CleanupTask, RestoreTask } from '#core/contracts/tasks.ts';
-import { Conflict, ValidationError } from '#core/errors.ts';
+import { Conflict, Forbidden, ValidationError } from '#core/errors.ts';
 import { Id, type Image } from '#core/model.ts';
 import { cleanTemplate } from '#core/template.ts';
 import { limits } from '../env.ts';
@@ -43,6 +43,11 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   const datastore = await datastores.get(image.datastoreId);
   const host = await hosts.get(options.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  // Again here: RESTORE_POOLS may have changed since the request was accepted.
+  if (options.pool !== undefined && !(host.restorePools ?? []).includes(options.pool))
+    throw new Forbidden(
+      `pool: host ${host.id} does not allow restores into pool "${options.pool}" (RESTORE_POOLS)`,
+    );
   // Sealed before the in-place lock: a host that cannot open the secrets leaves nothing to undo.
   const taskDs = await taskDatastore(datastore, host, image);
 
@@ -74,9 +79,9 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
     target: options.targetDir ?? name,
     confine: options.confine,
     name,
-    // A single disk, or the VM's own disks, need no template; a new VM gets a cleaned one.
+    // A single disk, the VM's own disks, or images of a pool need no template; a new VM gets a cleaned one.
     template:
-      options.diskId === undefined && !inPlace && image.template
+      options.diskId === undefined && !inPlace && options.pool === undefined && image.template
         ? cleanTemplate(image.template, { name, noNic: options.noNic, noIp: options.noIp })
         : null,
     increment: chain.incrementId,
@@ -85,6 +90,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
       ? { start: options.start === true, emulatorCpus: host.emulatorCpus ?? null }
       : null,
     inPlace,
+    pool: options.pool ?? null,
   });
   const cleanup = CleanupTaskFields.parse({
     ...taskHeader('cleanup', heartbeatSeconds, host.id),

@@ -6,22 +6,14 @@
  * fails or is aborted.
  */
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
-import { ValidationError } from '#core/errors.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
+import { prepareDisks } from './backup-mixed.ts';
 import type { TaskContext } from './context.ts';
 import { EarlyUpload, type StartUpload } from './early-upload.ts';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
-  const driverNames = [...new Set(task.disks.map((d) => d.driver))];
-  // One driver snapshots all disks at one instant; two drivers could not be consistent.
-  if (driverNames.length !== 1) {
-    throw new ValidationError(
-      `VM ${task.vm.id}: disks of several kinds (${driverNames.join(', ')}) in one backup`,
-    );
-  }
-  const disk = ctx.drivers.disk(driverNames[0] as string);
   const store = ctx.drivers.datastore(task.datastore.driver);
   const target = await ctx.target(task.datastore);
 
@@ -33,11 +25,16 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
       { vmId: task.vm.id, imageId: task.imageId, files, template },
       { signal: ctx.signal, onProgress: (done, all) => ctx.progress.bytes(done, all || total) },
     );
-  // The datastore opens its repository while the disks are made stable (see early-upload.ts).
-  const early = store.readsEarly ? new EarlyUpload(upload) : undefined;
+  // One driver: the datastore opens its repository while the disks are made stable
+  // (early-upload.ts). Several drivers hand their files over only once all are prepared.
+  const oneDriver = new Set(task.disks.map((d) => d.driver)).size <= 1;
+  const early = store.readsEarly && oneDriver ? new EarlyUpload(upload) : undefined;
   let preparing: Awaited<ReturnType<typeof prepare>>;
   try {
-    preparing = await prepare(task, disk, !store.readsNbd, ctx, early?.onFiles);
+    // Disks of several drivers (files and rbd): each driver its own, under one freeze (backup-mixed.ts).
+    preparing = await prepareDisks(task, ctx, (part, disk, workDir) =>
+      prepare(part, disk, !store.readsNbd, { ...ctx, workDir }, early?.onFiles),
+    );
   } catch (error) {
     await early?.cancel(error);
     throw error;

@@ -9,6 +9,7 @@
  */
 import { rm } from 'node:fs/promises';
 import type { CleanupTask } from '#core/contracts/tasks.ts';
+import { reconcileWorkDir } from './backup-mixed.ts';
 import type { TaskContext } from './context.ts';
 
 export async function runCleanup(task: CleanupTask, ctx: TaskContext): Promise<{ cleaned: string[] }> {
@@ -18,7 +19,7 @@ export async function runCleanup(task: CleanupTask, ctx: TaskContext): Promise<{
   // Every disk driver undoes its own part. Throws when an overlay had to be kept (committing it
   // failed): then the VM needs a human.
   for (const disk of ctx.drivers.disks()) {
-    cleaned.push(...(await disk.reconcile(workDir, task.vm?.domain, { signal: ctx.signal })));
+    cleaned.push(...(await reconcileWorkDir(disk, workDir, task.vm?.domain, { signal: ctx.signal })));
   }
   await rm(workDir, { recursive: true, force: true });
   if (task.datastore && task.vm) {

@@ -13,7 +13,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RestoreResult, RestoreTask } from '#core/contracts/tasks.ts';
+import { PoolName, type RestoreResult, type RestoreTask } from '#core/contracts/tasks.ts';
 import { checkDomainName } from '#core/domain-name.ts';
 import { ValidationError } from '#core/errors.ts';
 import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
@@ -75,6 +75,7 @@ export async function runRestore(task: RestoreTask, ctx: TaskContext): Promise<R
   if (!SAFE_NAME.test(task.name))
     throw new ValidationError(`restore name "${task.name}" is not a safe file name`);
   if (task.inPlace) return restoreInPlace(task, task.inPlace, ctx, started);
+  if (task.pool) return restoreIntoPool(task, task.pool, ctx, started);
   const place = await restoreFolder(task, ctx);
   const folder = place.path;
   const templatePath = task.template === null ? null : join(folder, `${task.name}.xml`);
@@ -172,6 +173,65 @@ function restoreOne(
   ctx: TaskContext,
 ): Promise<RestoredDisk> {
   return mergePoints(drivers.get(entry.id) as DiskDriver, downloaded, entry.id, toPath, ctx.signal);
+}
+
+/**
+ * Restores each disk into the new image `<pool>/<name>-disk-<id>` (`DiskDriver.restoreToPool`):
+ * rbd backups only, never over an existing image (each is checked before anything is
+ * downloaded by the driver, and rbd refuses too). A disk that fails leaves no image; images of
+ * the disks done before it are kept and logged.
+ */
+async function restoreIntoPool(
+  task: RestoreTask,
+  pool: string,
+  ctx: TaskContext,
+  started: number,
+): Promise<RestoreResult> {
+  // The task is untrusted here too: a pool name that is not one is refused before any rbd call.
+  const checked = PoolName.safeParse(pool);
+  if (!checked.success) throw new ValidationError(`pool "${pool}" is not a Ceph pool name`);
+  if (task.define || task.template !== null)
+    throw new ValidationError('pool: a restore into a pool writes disk images only (no VM definition)');
+  const drivers = restoreDrivers(task, ctx);
+  for (const [id, driver] of drivers) {
+    if (!driver.restoreToPool)
+      throw new ValidationError(
+        `pool: disk ${id} is a ${driver.name} backup; only rbd disks restore into a pool`,
+      );
+  }
+  const downloaded = await download(task, ctx);
+  ctx.progress.phase('importing');
+  const restored: RestoreResult['disks'] = [];
+  try {
+    for (const entry of task.disks) {
+      const driver = drivers.get(entry.id) as DiskDriver;
+      const files = downloaded.flatMap((point) => {
+        const file = point.get(entry.id);
+        return file ? [file] : [];
+      });
+      const out = await (driver.restoreToPool as NonNullable<DiskDriver['restoreToPool']>)(
+        files,
+        pool,
+        `${task.name}-disk-${entry.id}`,
+        { signal: ctx.signal },
+      );
+      restored.push({ id: entry.id, path: out.image, size: out.size });
+    }
+  } catch (error) {
+    if (restored.length > 0)
+      ctx.log('warn', 'restore into a pool failed after some images were written; they are kept', {
+        images: restored.map((d) => d.path),
+      });
+    throw error;
+  }
+  return {
+    disks: restored,
+    templatePath: null,
+    domain: null,
+    started: false,
+    notes: [],
+    durationMs: Date.now() - started,
+  };
 }
 
 /**

@@ -20,6 +20,36 @@ async function serve(routes: Record<string, Reply>): Promise<Record<string, stri
 
 const QUEUED = { status: 202, body: execution('QUEUED', { kind: 'restore' }) };
 
+describe('image restore into a Ceph pool', () => {
+  it('--pool sends the pool (rbd disks as new images of that pool); --datastore is no option', async () => {
+    const env = await serve({ 'POST /images/12/restore': QUEUED });
+    const result = await runCli(['image', 'restore', '12', '--pool', 'rbd-restore', '--name', 'web2'], {
+      env,
+    });
+    expect(result.exitCode).toBe(0);
+    expect(api?.requests[0]?.body).toEqual({ name: 'web2', noIp: false, noNic: false, pool: 'rbd-restore' });
+    const old = await runCli(['image', 'restore', '12', '--datastore', '3'], { env });
+    expect(old.exitCode).toBe(2);
+    expect(old.stderr).toMatch(/unknown option '--datastore'/);
+    expect(api?.requests).toHaveLength(1);
+  });
+
+  it('shows the API refusal of a pool the host does not allow as one line', async () => {
+    const env = await serve({
+      'POST /images/12/restore': {
+        status: 403,
+        body: {
+          error: 'Forbidden',
+          message: 'pool: host 2 does not allow restores into pool "x" (RESTORE_POOLS)',
+        },
+      },
+    });
+    const result = await runCli(['image', 'restore', '12', '--pool', 'x'], { env });
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toContain('pool: host 2 does not allow restores into pool "x" (RESTORE_POOLS)');
+  });
+});
+
 describe('image restore onto a host and in place', () => {
   it('--host with --start asks for a started VM; --in-place --yes-overwrite sends the confirmation', async () => {
     const env = await serve({ 'POST /images/12/restore': QUEUED });

@@ -111,6 +111,43 @@ async function admitted(imageId: number, body: object) {
   return { id: res.body.id as string, input, out: await admitRestore(input as never) };
 }
 
+describe('restore into a Ceph pool', () => {
+  it('only into a pool an admin allowed on that host (RESTORE_POOLS), checked by the API and again by Admit', async () => {
+    const refused = await call('POST', '/images/3/restore', {
+      ...admin,
+      body: { hostId: 1, pool: 'restored' },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.message).toBe(
+      'pool: host 1 does not allow restores into pool "restored" (RESTORE_POOLS)',
+    );
+    const patched = await call('PATCH', '/hosts/1', {
+      ...admin,
+      body: { restorePools: ['restored', 'restored'] },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.restorePools).toEqual(['restored']);
+    const { out } = await admitted(3, { hostId: 1, pool: 'restored', name: 'c-copy' });
+    expect(out.task).toMatchObject({
+      pool: 'restored',
+      name: 'c-copy',
+      template: null,
+      define: null,
+      inPlace: null,
+    });
+    // Taken back between the request and Admit: Admit refuses.
+    const res = await call('POST', '/images/3/restore', { ...admin, body: { hostId: 1, pool: 'restored' } });
+    expect(res.status).toBe(202);
+    const input = (await requests.get(res.body.id)).input as { executionId: string };
+    expect((await call('PATCH', '/hosts/1', { ...admin, body: { restorePools: [] } })).status).toBe(200);
+    await expect(admitRestore(input as never)).rejects.toMatchObject({
+      name: 'Forbidden',
+      message: 'pool: host 1 does not allow restores into pool "restored" (RESTORE_POOLS)',
+    });
+    expect((await call('GET', '/hosts/1', admin)).body.restorePools).toBeUndefined();
+  });
+});
+
 describe('restore onto a host', () => {
   it('Admit cleans the template and asks the host to define (and start) it with its EMULATOR_CPUS', async () => {
     const { out } = await admitted(1, { hostId: 1, noIp: true, name: 'copy', start: true });

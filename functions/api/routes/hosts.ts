@@ -124,7 +124,7 @@ const create: RouteHandler = async (ctx) => {
   return json(await createHost(parseBody(CreateHostBody, ctx.body)), 201);
 };
 
-/** EMULATOR_CPUS and MAX_BACKUPS_HOST of a registered host (admins). */
+/** EMULATOR_CPUS, MAX_BACKUPS_HOST and RESTORE_POOLS of a registered host (admins). */
 const update: RouteHandler = async (ctx) => {
   const body = parseBody(UpdateHostBody, ctx.body);
   const host = await hosts.get(pathId(ctx));
@@ -137,6 +137,10 @@ const update: RouteHandler = async (ctx) => {
   if (body.maxBackupsHost !== undefined) {
     if (body.maxBackupsHost === null) remove.push('maxBackupsHost');
     else set.maxBackupsHost = body.maxBackupsHost;
+  }
+  if (body.restorePools !== undefined) {
+    if (body.restorePools.length === 0) remove.push('restorePools');
+    else set.restorePools = [...new Set(body.restorePools)];
   }
   return json(await hosts.update(host.id, set, { remove }));
 };

@@ -1,0 +1,130 @@
+/**
+ * Restore of an rbd chain point into a new image of a Ceph pool: `rbd import` of the FULL (a
+ * flattened qcow2 FULL converted to raw first), then `rbd snap create` of the first increment's
+ * base snapshot and `rbd import-diff` of each increment, as a person would by hand (README).
+ * Never over an existing image: checked first, and `rbd import` itself refuses an existing name.
+ * The snapshots the diffs created are removed at the end: the new image is a plain image.
+ *
+ * The stored files are untrusted: names are checked, each diff's header must name the snapshot
+ * the previous one led to, and `rbd import-diff` writes only into the image this made.
+ */
+import { open, rm } from 'node:fs/promises';
+import { Conflict, ValidationError } from '#core/errors.ts';
+import { run } from '../exec.ts';
+import type { PointFile, StoredArtifact } from './driver.ts';
+import { UnsafeDiskImage } from './errors.ts';
+import { checkStoredImage } from './qcow2-header.ts';
+import { checkSnapshot, imageSpec, isMissing, type Rbd, type RbdImage } from './rbd-cli.ts';
+
+const MAGIC = 'rbd diff v1\n';
+/** Longest snapshot name ceph allows, with room. */
+const MAX_NAME = 4096;
+
+/** The snapshots an `rbd export-diff` file starts from and leads to (its `f` and `t` records). */
+export async function diffSnapshots(
+  path: string,
+  name: string,
+): Promise<{ from: string | null; to: string | null }> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(MAGIC.length + 2 * (5 + MAX_NAME));
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const buf = head.subarray(0, bytesRead);
+    if (buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC)
+      throw new UnsafeDiskImage(`${name} is not an rbd diff (no "rbd diff v1" header)`);
+    const out: { from: string | null; to: string | null } = { from: null, to: null };
+    let at = MAGIC.length;
+    for (;;) {
+      const tag = String.fromCharCode(buf[at] ?? 0);
+      if (tag !== 'f' && tag !== 't') return out;
+      if (at + 5 > buf.length) throw new UnsafeDiskImage(`${name}: rbd diff header cut short`);
+      const length = buf.readUInt32LE(at + 1);
+      if (length > MAX_NAME || at + 5 + length > buf.length)
+        throw new UnsafeDiskImage(`${name}: rbd diff snapshot name too long`);
+      const value = buf.subarray(at + 5, at + 5 + length).toString('utf8');
+      try {
+        checkSnapshot(value);
+      } catch {
+        throw new UnsafeDiskImage(`${name}: rbd diff names an invalid snapshot`);
+      }
+      if (tag === 'f') out.from = value;
+      else out.to = value;
+      at += 5 + length;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** librados deadlines per step for the calls that move data (no single deadline fits them). */
+function deadlines(rbd: Rbd): string[] {
+  const seconds = String(Math.max(1, Math.ceil(rbd.timeoutMs / 1000)));
+  return ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'].flatMap((o) => [
+    `--${o}`,
+    seconds,
+  ]);
+}
+
+/**
+ * Writes the point `files` (FULL first, then its increments, as `describe` reads their names)
+ * into the new image `target`; answers its size. The inputs are consumed.
+ */
+export async function importPoint(
+  rbd: Rbd,
+  files: readonly (PointFile & StoredArtifact)[],
+  target: RbdImage,
+  options: { signal?: AbortSignal } = {},
+): Promise<{ image: string; size: number }> {
+  const spec = imageSpec(target);
+  const signal = options.signal;
+  const [full, ...increments] = files;
+  if (!full || full.increment !== null) throw new ValidationError('a chain needs its FULL backup first');
+  // Headers first: nothing is written for a chain whose diffs do not follow each other.
+  const heads: { from: string; to: string }[] = [];
+  for (const file of increments) {
+    const head = await diffSnapshots(file.path, file.name);
+    if (head.from === null || head.to === null)
+      throw new UnsafeDiskImage(`${file.name} is not an increment between two snapshots`);
+    const previous = heads.at(-1);
+    if (previous && previous.to !== head.from)
+      throw new UnsafeDiskImage(`${file.name} starts from ${head.from}, not from ${previous.to}`);
+    heads.push({ from: head.from, to: head.to });
+  }
+  try {
+    await rbd.run(['info', spec], { signal });
+    throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+  }
+  let raw = full.path;
+  if (full.format === 'qcow2') {
+    await checkStoredImage(full.path, 'qcow2', 'full');
+    raw = `${full.path}.raw`;
+    await run(
+      { file: 'qemu-img', args: ['convert', '-f', 'qcow2', '-O', 'raw', full.path, raw] },
+      { signal },
+    );
+    await rm(full.path, { force: true });
+  }
+  // rbd refuses to import over an existing image: one made meanwhile is not ours to remove.
+  await rbd.run([...deadlines(rbd), 'import', '--no-progress', raw, spec], { signal, timeoutMs: 0 });
+  try {
+    await rm(raw, { force: true });
+    const first = heads[0];
+    if (first) await rbd.run(['snap', 'create', '--no-progress', imageSpec(target, first.from)], { signal });
+    for (const file of increments) {
+      await rbd.run([...deadlines(rbd), 'import-diff', '--no-progress', file.path, spec], {
+        signal,
+        timeoutMs: 0,
+      });
+      await rm(file.path, { force: true });
+    }
+    await rbd.run(['snap', 'purge', '--no-progress', spec], { signal });
+    const { size } = await rbd.json<{ size: number }>(['info', spec], { signal });
+    return { image: spec, size };
+  } catch (error) {
+    await rbd.run(['snap', 'purge', '--no-progress', spec]).catch(() => {});
+    await rbd.run(['rm', '--no-progress', spec]).catch(() => {});
+    throw error;
+  }
+}
