@@ -17,6 +17,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
   { header: 'ID', value: (image) => image.id },
@@ -183,6 +184,8 @@ export function registerImage(program: Command): void {
       reportOutcome(done, context.output);
       if (!context.output.json) printLines(describeRestore(done));
     });
+
+  registerOwnership(image, '/images', 'Image', 'IMAGEID');
 }
 
 /** What a finished restore made: its files, the domain it defined, and notes (stderr). */

@@ -16,6 +16,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { registerOwnership } from './ownership.ts';
 import { parseWhen, registerSched, type ScheduleView } from './sched.ts';
 
 const COLUMNS: readonly Column<Vm>[] = [
@@ -113,6 +114,7 @@ export function registerVm(program: Command): void {
     );
 
   registerSched(vm, '/vms', 'VMID');
+  registerOwnership(vm, '/vms', 'VM', 'VMID');
 }
 
 /** What `GET` and `PUT /vms/{id}/backup-config` answer. */

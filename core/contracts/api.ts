@@ -108,9 +108,17 @@ export const UpdateHostBody = z
   .strictObject({
     emulatorCpus: z.union([CreateHostBody.shape.emulatorCpus.unwrap(), z.literal('')]).optional(),
     maxBackupsHost: CreateHostBody.shape.maxBackupsHost.unwrap().nullable().optional(),
+    /** Owner of the VMs the inventory first sees on the host without an owner in their metadata; null: none (admin). */
+    defaultOwner: UserName.nullable().optional(),
+    /** Their group; null: the owner's own group. */
+    defaultGroup: GroupName.nullable().optional(),
   })
-  .refine((b) => b.emulatorCpus !== undefined || b.maxBackupsHost !== undefined, {
-    message: 'name at least one of emulatorCpus, maxBackupsHost',
+  .refine((b) => Object.values(b).some((value) => value !== undefined), {
+    message: 'name at least one of emulatorCpus, maxBackupsHost, defaultOwner, defaultGroup',
+  })
+  .refine((b) => !(b.defaultOwner === null && typeof b.defaultGroup === 'string'), {
+    message: 'a default group needs a default owner',
+    path: ['defaultGroup'],
   });
 export type UpdateHostBody = z.infer<typeof UpdateHostBody>;
 

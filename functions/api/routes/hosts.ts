@@ -5,14 +5,16 @@
  */
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { isBuiltinGroup, RESERVED_GROUP } from '#core/accounts.ts';
 import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
-import { Conflict } from '#core/errors.ts';
+import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
+import { groupExists } from '../../repo/groups.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { hostPrincipalName, users } from '../../repo/users.ts';
@@ -124,7 +126,23 @@ const create: RouteHandler = async (ctx) => {
   return json(await createHost(parseBody(CreateHostBody, ctx.body)), 201);
 };
 
-/** EMULATOR_CPUS and MAX_BACKUPS_HOST of a registered host (admins). */
+/** 404 unless `name` is a user (never a host principal) and `group`, if given, a group users may join. */
+export async function assertOwnerExists(name: string, group?: string): Promise<void> {
+  const user = await users.find(name);
+  if (!user || user.role === 'host') throw new NotFound(`User ${name} does not exist`);
+  if (group !== undefined && !(await isJoinableGroup(group)))
+    throw new NotFound(`Group ${group} does not exist`);
+}
+
+/** Whether `group` exists and may own objects: a built-in one or one of the groups table, never `hosts`. */
+export async function isJoinableGroup(group: string): Promise<boolean> {
+  return group !== RESERVED_GROUP && (isBuiltinGroup(group) || (await groupExists(group)));
+}
+
+/**
+ * EMULATOR_CPUS, MAX_BACKUPS_HOST and the default owner (and group) of the VMs the inventory
+ * first sees there, of a registered host (admins).
+ */
 const update: RouteHandler = async (ctx) => {
   const body = parseBody(UpdateHostBody, ctx.body);
   const host = await hosts.get(pathId(ctx));
@@ -137,6 +155,21 @@ const update: RouteHandler = async (ctx) => {
   if (body.maxBackupsHost !== undefined) {
     if (body.maxBackupsHost === null) remove.push('maxBackupsHost');
     else set.maxBackupsHost = body.maxBackupsHost;
+  }
+  if (body.defaultOwner === null) remove.push('defaultOwner', 'defaultGroup');
+  else {
+    const owner = body.defaultOwner ?? host.defaultOwner;
+    const group = body.defaultGroup ?? undefined;
+    if (body.defaultGroup !== undefined && owner === undefined) {
+      throw new ValidationError(`defaultGroup: host ${host.id} has no default owner: name one too`);
+    }
+    if (owner !== undefined && (body.defaultOwner !== undefined || group !== undefined)) {
+      await assertOwnerExists(owner, group);
+    }
+    if (body.defaultOwner !== undefined) set.defaultOwner = body.defaultOwner;
+    // A new owner without a group: the owner's own group from then on.
+    if (group !== undefined) set.defaultGroup = group;
+    else if (body.defaultGroup === null || body.defaultOwner !== undefined) remove.push('defaultGroup');
   }
   return json(await hosts.update(host.id, set, { remove }));
 };
