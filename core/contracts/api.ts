@@ -192,6 +192,12 @@ export const InventoryVm = z.strictObject({
    * (validated with `core/backup-config.ts` `parse` by the API, since that needs the disks).
    */
   backupConfig: z.record(z.string(), textValue).optional(),
+  /**
+   * `<lifeboat:owner user group/>` from the same element: the VM's owner at first sight only.
+   * Untrusted (whoever defines the domain writes it): any text is accepted here and the API
+   * checks the names, ignoring a bad one with a warning rather than refusing the whole report.
+   */
+  owner: z.object({ user: z.string().max(1024), group: z.string().max(1024).optional() }).optional(),
 });
 export type InventoryVm = z.infer<typeof InventoryVm>;
 

@@ -5,22 +5,21 @@
  */
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { isBuiltinGroup, RESERVED_GROUP } from '#core/accounts.ts';
 import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
-import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
-import { groupExists } from '../../repo/groups.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { hostPrincipalName, users } from '../../repo/users.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
+import { assertOwnerExists } from './owner-names.ts';
 
 /** SQS settings of a host queue: long poll 20 s, redelivery after 60 s, DLQ after 5 receives. */
 export const QUEUE_SETTINGS = { visibilityTimeout: 60, waitSeconds: 20, maxReceiveCount: 5 } as const;
@@ -125,19 +124,6 @@ export async function createHost(spec: CreateHostBody): Promise<Host> {
 const create: RouteHandler = async (ctx) => {
   return json(await createHost(parseBody(CreateHostBody, ctx.body)), 201);
 };
-
-/** 404 unless `name` is a user (never a host principal) and `group`, if given, a group users may join. */
-export async function assertOwnerExists(name: string, group?: string): Promise<void> {
-  const user = await users.find(name);
-  if (!user || user.role === 'host') throw new NotFound(`User ${name} does not exist`);
-  if (group !== undefined && !(await isJoinableGroup(group)))
-    throw new NotFound(`Group ${group} does not exist`);
-}
-
-/** Whether `group` exists and may own objects: a built-in one or one of the groups table, never `hosts`. */
-export async function isJoinableGroup(group: string): Promise<boolean> {
-  return group !== RESERVED_GROUP && (isBuiltinGroup(group) || (await groupExists(group)));
-}
 
 /**
  * EMULATOR_CPUS, MAX_BACKUPS_HOST and the default owner (and group) of the VMs the inventory
