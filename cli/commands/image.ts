@@ -17,7 +17,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
-import { registerOwnership } from './ownership.ts';
+import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
   { header: 'ID', value: (image) => image.id },
@@ -29,6 +29,7 @@ const COLUMNS: readonly Column<Image>[] = [
   { header: 'SIZE', value: (image) => formatBytes(image.size) },
   { header: 'INCREMENTS', value: (image) => image.increments?.length },
   { header: 'CREATED', value: (image) => image.createdAt },
+  ...ownershipColumns<Image>(),
 ];
 
 interface RestoreOptions {
@@ -220,6 +221,8 @@ function describeImage(item: Image): string[] {
     ['SOURCE', item.source],
     ['SIZE', formatBytes(item.size)],
     ['EXECUTION', item.executionId],
+    ['OWNER', item.owner && `${item.owner}:${item.group}`],
+    ['PERMISSIONS', describePermissions(item.permissions)],
     ['CREATED', item.createdAt],
   ]);
   const disks = item.disks ?? [];

@@ -3,9 +3,10 @@
  * `onevm chown` / `onevm chmod`: `PUT /<objects>/{id}/owner` and `PUT /<objects>/{id}/permissions`.
  */
 import type { Command } from 'commander';
+import { permissionsToOctal } from '#core/permissions.ts';
 import { type OwnerSpec, parseId, parseOctal, parseOwnerSpec } from '../args.ts';
 import { contextOf } from '../context.ts';
-import { printJson, printLines } from '../output.ts';
+import { type Column, printJson, printLines } from '../output.ts';
 
 /** What both routes answer. */
 export interface OwnershipView {
@@ -57,4 +58,31 @@ export function registerOwnership(group: Command, path: string, label: string, i
       if (context.output.json) return printJson(view);
       printLines([describe(label, view)]);
     });
+}
+
+/** An object's ownership, as listings may show it (absent on records of older APIs). */
+interface Ownable {
+  owner?: string;
+  group?: string;
+  permissions?: string;
+}
+
+/** The OWNER, GROUP and PERMS (octal, as `onevm chmod` takes it) columns of a listing. */
+export function ownershipColumns<T extends Ownable>(): Column<T>[] {
+  return [
+    { header: 'OWNER', value: (row) => row.owner },
+    { header: 'GROUP', value: (row) => row.group },
+    { header: 'PERMS', value: (row) => octalOf(row.permissions) },
+  ];
+}
+
+/** `um-u----- (640)` for a show command; undefined when the record has none. */
+export function describePermissions(permissions: string | undefined): string | undefined {
+  return permissions && `${permissions} (${octalOf(permissions)})`;
+}
+
+function octalOf(permissions: string | undefined): string | undefined {
+  return permissions && /^[u-][m-][a-][u-][m-][a-][u-][m-][a-]$/.test(permissions)
+    ? permissionsToOctal(permissions)
+    : permissions;
 }

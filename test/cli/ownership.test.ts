@@ -83,6 +83,28 @@ describe('chown and chmod', () => {
   });
 });
 
+describe('listings show ownership', () => {
+  it('vm list and image list end with OWNER, GROUP and octal PERMS; show gives both forms', async () => {
+    const owned = { owner: 'alice', group: 'web', permissions: 'um-u-----' };
+    const VM = { id: 3, name: 'web-1', hostId: 1, state: 'RUNNING', disks: [], nics: [], ...owned };
+    const IMAGE = { id: 9, name: 'web-1-backup', vmId: 3, datastoreId: 100, state: 'READY', ...owned };
+    const env = await serve({
+      'GET /vms': { status: 200, body: { items: [VM] } },
+      'GET /vms/3': { status: 200, body: VM },
+      'GET /images': { status: 200, body: { items: [IMAGE] } },
+    });
+    const vms = (await runCli(['vm', 'list'], { env })).stdout.split('\n');
+    expect(vms[0]).toMatch(/^ID\s+NAME\s+HOST\s+STATE.*\s+OWNER\s+GROUP\s+PERMS$/);
+    expect(vms[1]).toMatch(/^3\s+web-1\s+1\s+RUNNING.*\s+alice\s+web\s+640$/);
+    const images = (await runCli(['image', 'list'], { env })).stdout.split('\n');
+    expect(images[0]).toMatch(/\s+OWNER\s+GROUP\s+PERMS$/);
+    expect(images[1]).toMatch(/^9\s+web-1-backup\s+3\s+100\s+READY.*\s+alice\s+web\s+640$/);
+    expect((await runCli(['vm', 'show', '3'], { env })).stdout).toMatch(
+      /^PERMISSIONS:\s+um-u----- \(640\)$/m,
+    );
+  });
+});
+
 describe('host update --owner', () => {
   it.each([
     ['alice:web', { defaultOwner: 'alice', defaultGroup: 'web' }],
