@@ -175,6 +175,8 @@ describe("the host's default owner", () => {
     expect(cleared.status).toBe(200);
     expect(cleared.body).not.toHaveProperty('defaultOwner');
     expect(cleared.body).not.toHaveProperty('defaultGroup');
+    // Clearing a group that is not there is no error.
+    expect((await patch({ defaultGroup: null })).status).toBe(200);
     expect((await report(host, [domain('d-4', newUuid())])).get('d-4')).toMatchObject({ owner: 'admin' });
   });
 });

@@ -146,7 +146,7 @@ const update: RouteHandler = async (ctx) => {
   else {
     const owner = body.defaultOwner ?? host.defaultOwner;
     const group = body.defaultGroup ?? undefined;
-    if (body.defaultGroup !== undefined && owner === undefined) {
+    if (typeof body.defaultGroup === 'string' && owner === undefined) {
       throw new ValidationError(`defaultGroup: host ${host.id} has no default owner: name one too`);
     }
     if (owner !== undefined && (body.defaultOwner !== undefined || group !== undefined)) {
