@@ -3,7 +3,8 @@
  * `InvalidArgumentError`, which commander turns into a one-line usage error (exit 2).
  */
 import { InvalidArgumentError } from 'commander';
-import { NAME_PATTERN, NAME_RULE, parseLifetime } from '#core/accounts.ts';
+import { GroupName, NAME_PATTERN, NAME_RULE, parseLifetime, RESERVED_GROUP } from '#core/accounts.ts';
+import { isOctalPermissions, OCTAL_RULE } from '#core/permissions.ts';
 
 /** An object id: a non-negative integer (`VMID`, `DSID`, `IMAGEID`, `HOSTID`). */
 export function parseId(value: string): number {
@@ -64,5 +65,33 @@ export function parseExpires(value: string): string {
 /** A token's public id, as `lifeboat token list` shows it. */
 export function parseTokenId(value: string): string {
   if (!/^[0-9a-f]{16}$/.test(value)) throw new InvalidArgumentError('Expected a token id (16 hex digits).');
+  return value;
+}
+
+/** `USER`, `USER:GROUP` or `:GROUP` (chown, `host update --owner`): the names it gives. */
+export interface OwnerSpec {
+  owner?: string;
+  group?: string;
+}
+
+/** Parses `USER[:GROUP]` or `:GROUP`, each name by the rules of core/accounts.ts. */
+export function parseOwnerSpec(value: string): OwnerSpec {
+  const match = /^([^:]*)(?::([^:]*))?$/.exec(value);
+  const [owner, group] = [match?.[1], match?.[2]];
+  if (!match || (owner === '' && !group) || group === '') {
+    throw new InvalidArgumentError('Expected USER, USER:GROUP or :GROUP.');
+  }
+  if (owner && !NAME_PATTERN.test(owner)) throw new InvalidArgumentError(`A user name ${NAME_RULE}.`);
+  if (group !== undefined && !GroupName.safeParse(group).success) {
+    throw new InvalidArgumentError(
+      group === RESERVED_GROUP ? `The group "${RESERVED_GROUP}" is reserved.` : `A group name ${NAME_RULE}.`,
+    );
+  }
+  return { ...(owner ? { owner } : {}), ...(group !== undefined ? { group } : {}) };
+}
+
+/** Three octal digits as `onevm chmod` takes them (`640`). */
+export function parseOctal(value: string): string {
+  if (!isOctalPermissions(value)) throw new InvalidArgumentError(`Permissions ${OCTAL_RULE}.`);
   return value;
 }

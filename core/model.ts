@@ -29,6 +29,10 @@ export const Host = z.object({
   maxBackupsHost: z.number().int().positive().optional(),
   /** RESTORE_POOLS: the Ceph pools an admin lets restores on this host write new rbd images into. */
   restorePools: z.array(z.string()).optional(),
+  /** Owner of the VMs first seen on this host whose metadata names none (else admin). */
+  defaultOwner: z.string().min(1).optional(),
+  /** Their group (else the default owner's own group). */
+  defaultGroup: z.string().min(1).optional(),
   /**
    * The runner's X25519 public key (PEM), registered at enrollment: datastore secrets are
    * sealed to it (platform/sealed-secrets.ts) so only this host can open its tasks' secrets.

@@ -9,6 +9,7 @@ import { contextOf, requireSubcommand } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
 import { followExecution } from '../progress.ts';
+import { registerOwnership } from './ownership.ts';
 import { registerSched } from './sched.ts';
 
 const list = (ids: readonly number[] | undefined) => (ids?.length ? ids.join(',') : '-');
@@ -216,4 +217,5 @@ export function registerBackupJob(program: Command): void {
   }
 
   registerSched(job, '/jobs', 'JOBID');
+  registerOwnership(job, '/jobs', 'Backup job', 'JOBID');
 }

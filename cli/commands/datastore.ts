@@ -17,6 +17,7 @@ import {
   printLines,
   printList,
 } from '../output.ts';
+import { registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Datastore>[] = [
   { header: 'ID', value: (ds) => ds.id },
@@ -98,6 +99,8 @@ export function registerDatastore(program: Command): void {
       if (context.output.json) return printJson({ id, deleted: true });
       printLines([`datastore ${id} deleted`]);
     });
+
+  registerOwnership(datastore, '/datastores', 'Datastore', 'DSID');
 }
 
 function show(json: boolean, ds: Datastore): void {

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { Host } from '#core/model.ts';
-import { parseId } from '../args.ts';
+import { parseId, parseOwnerSpec } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
@@ -28,11 +28,25 @@ function parseSeconds(value: string): number {
   return Number(value);
 }
 
+/** `--owner USER[:GROUP]`, `:GROUP`, or '' (none: admin owns what the inventory finds). */
+function parseDefaultOwner(value: string): Record<string, string | null> {
+  if (value === '') return { defaultOwner: null, defaultGroup: null };
+  const spec = parseOwnerSpec(value);
+  if (spec.owner === undefined) return { defaultGroup: spec.group ?? null };
+  return { defaultOwner: spec.owner, defaultGroup: spec.group ?? null };
+}
+
 /** What `POST /hosts/enroll` answers. */
 interface Enrollment {
   name: string;
   token: string;
   expiresAt: string;
+}
+
+/** `alice:web`, `alice` (her own group), or `admin` when the host names none. */
+function defaultOwner(host: Host): string {
+  if (!host.defaultOwner) return 'admin';
+  return host.defaultGroup ? `${host.defaultOwner}:${host.defaultGroup}` : host.defaultOwner;
 }
 
 /** Adds the `host` command group to `program`. */
@@ -54,9 +68,18 @@ export function registerHost(program: Command): void {
     .argument('<HOSTID>', 'host id', parseId)
     .option('--emulator-cpus <LIST>', "CPU list such as 0-1,4 ('' removes it)")
     .option('--max-backups-host <N>', "backups at once on this host ('' for the deployment's default)")
+    .option(
+      '--owner <USER[:GROUP]>',
+      "owner (and group) of the VMs first seen here whose metadata names none; :GROUP the group only; '' admin",
+      parseDefaultOwner,
+    )
     .action(
-      async (id: number, options: { emulatorCpus?: string; maxBackupsHost?: string }, command: Command) => {
-        const body: Record<string, unknown> = {};
+      async (
+        id: number,
+        options: { emulatorCpus?: string; maxBackupsHost?: string; owner?: Record<string, string | null> },
+        command: Command,
+      ) => {
+        const body: Record<string, unknown> = { ...options.owner };
         if (options.emulatorCpus !== undefined) body.emulatorCpus = options.emulatorCpus;
         if (options.maxBackupsHost !== undefined) {
           if (options.maxBackupsHost !== '' && !/^\d+$/.test(options.maxBackupsHost)) {
@@ -65,13 +88,14 @@ export function registerHost(program: Command): void {
           body.maxBackupsHost = options.maxBackupsHost === '' ? null : Number(options.maxBackupsHost);
         }
         if (Object.keys(body).length === 0) {
-          throw new UsageError('host update needs --emulator-cpus or --max-backups-host');
+          throw new UsageError('host update needs --emulator-cpus, --max-backups-host or --owner');
         }
         const context = contextOf(command);
         const item = await context.client().patch<Host>(`/hosts/${id}`, body);
         if (context.output.json) return printJson(item);
         printLines([
-          `host ${item.id}: EMULATOR_CPUS ${item.emulatorCpus ?? '-'}, MAX_BACKUPS_HOST ${item.maxBackupsHost ?? 'default'}`,
+          `host ${item.id}: EMULATOR_CPUS ${item.emulatorCpus ?? '-'}, MAX_BACKUPS_HOST ${item.maxBackupsHost ?? 'default'}, ` +
+            `DEFAULT OWNER ${defaultOwner(item)}`,
         ]);
       },
     );
@@ -114,6 +138,7 @@ export function registerHost(program: Command): void {
           ['PUBLIC KEY', item.publicKey ? 'registered' : undefined],
           ['EMULATOR_CPUS', item.emulatorCpus],
           ['MAX_BACKUPS_HOST', item.maxBackupsHost],
+          ['DEFAULT OWNER', defaultOwner(item)],
           ['CREATED', item.createdAt],
         ]),
       );

@@ -17,6 +17,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
   { header: 'ID', value: (image) => image.id },
@@ -28,6 +29,7 @@ const COLUMNS: readonly Column<Image>[] = [
   { header: 'SIZE', value: (image) => formatBytes(image.size) },
   { header: 'INCREMENTS', value: (image) => image.increments?.length },
   { header: 'CREATED', value: (image) => image.createdAt },
+  ...ownershipColumns<Image>(),
 ];
 
 interface RestoreOptions {
@@ -186,6 +188,8 @@ export function registerImage(program: Command): void {
       reportOutcome(done, context.output);
       if (!context.output.json) printLines(describeRestore(done));
     });
+
+  registerOwnership(image, '/images', 'Image', 'IMAGEID');
 }
 
 /** What a finished restore made: its files, the domain it defined, and notes (stderr). */
@@ -220,6 +224,8 @@ function describeImage(item: Image): string[] {
     ['SOURCE', item.source],
     ['SIZE', formatBytes(item.size)],
     ['EXECUTION', item.executionId],
+    ['OWNER', item.owner && `${item.owner}:${item.group}`],
+    ['PERMISSIONS', describePermissions(item.permissions)],
     ['CREATED', item.createdAt],
   ]);
   const disks = item.disks ?? [];

@@ -16,6 +16,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 import { parseWhen, registerSched, type ScheduleView } from './sched.ts';
 
 const COLUMNS: readonly Column<Vm>[] = [
@@ -26,6 +27,7 @@ const COLUMNS: readonly Column<Vm>[] = [
   { header: 'DISKS', value: (vm) => vm.disks?.length },
   { header: 'BACKUPS', value: (vm) => vm.backups?.BACKUP_IDS?.length },
   { header: 'LOCK', value: (vm) => vm.lock },
+  ...ownershipColumns<Vm>(),
 ];
 
 /** Adds the `vm` command group to `program`. */
@@ -113,6 +115,7 @@ export function registerVm(program: Command): void {
     );
 
   registerSched(vm, '/vms', 'VMID');
+  registerOwnership(vm, '/vms', 'VM', 'VMID');
 }
 
 /** What `GET` and `PUT /vms/{id}/backup-config` answer. */
@@ -143,7 +146,7 @@ function describeVm(item: Vm): string[] {
     ['UUID', item.uuid],
     ['STATE', item.state],
     ['OWNER', item.owner && `${item.owner}:${item.group}`],
-    ['PERMISSIONS', item.permissions],
+    ['PERMISSIONS', describePermissions(item.permissions)],
     ['LOCK', item.lock],
     ['CREATED', item.createdAt],
   ]);

@@ -110,13 +110,18 @@ export const UpdateHostBody = z
     maxBackupsHost: CreateHostBody.shape.maxBackupsHost.unwrap().nullable().optional(),
     /** RESTORE_POOLS: the Ceph pools restores on this host may write into; empty: none. */
     restorePools: z.array(PoolName).max(64).optional(),
+    /** Owner of the VMs the inventory first sees on the host without an owner in their metadata; null: none (admin). */
+    defaultOwner: UserName.nullable().optional(),
+    /** Their group; null: the owner's own group. */
+    defaultGroup: GroupName.nullable().optional(),
   })
-  .refine(
-    (b) => b.emulatorCpus !== undefined || b.maxBackupsHost !== undefined || b.restorePools !== undefined,
-    {
-      message: 'name at least one of emulatorCpus, maxBackupsHost, restorePools',
-    },
-  );
+  .refine((b) => Object.values(b).some((value) => value !== undefined), {
+    message: 'name at least one of emulatorCpus, maxBackupsHost, restorePools, defaultOwner, defaultGroup',
+  })
+  .refine((b) => !(b.defaultOwner === null && typeof b.defaultGroup === 'string'), {
+    message: 'a default group needs a default owner',
+    path: ['defaultGroup'],
+  });
 export type UpdateHostBody = z.infer<typeof UpdateHostBody>;
 
 /**
@@ -189,6 +194,12 @@ export const InventoryVm = z.strictObject({
    * (validated with `core/backup-config.ts` `parse` by the API, since that needs the disks).
    */
   backupConfig: z.record(z.string(), textValue).optional(),
+  /**
+   * `<lifeboat:owner user group/>` from the same element: the VM's owner at first sight only.
+   * Untrusted (whoever defines the domain writes it): any text is accepted here and the API
+   * checks the names, ignoring a bad one with a warning rather than refusing the whole report.
+   */
+  owner: z.object({ user: z.string().max(1024), group: z.string().max(1024).optional() }).optional(),
 });
 export type InventoryVm = z.infer<typeof InventoryVm>;
 

@@ -156,3 +156,53 @@ describe('diskDriver', () => {
     expect(() => diskDriver('vmdk')).toThrow(/vmdk/);
   });
 });
+
+describe('parseDomainXml: <lifeboat:owner>', () => {
+  const domain = (owner: string) =>
+    `<domain><name>x</name><metadata><lb:vm xmlns:lb="urn:lifeboat:vm:1">${owner}</lb:vm></metadata></domain>`;
+
+  it('reads the owner and group of our element, and none without it', () => {
+    expect(parseDomainXml(domain('<lb:owner user="alice" group="web"/>'))).toMatchObject({
+      owner: { user: 'alice', group: 'web' },
+    });
+    expect(parseDomainXml(domain('<lb:owner user="alice"/>')).owner).toEqual({ user: 'alice' });
+    const none = parseDomainXml(domain(''));
+    expect(none.owner).toBeUndefined();
+    expect(none.warnings).toBeUndefined();
+    // Another namespace's owner is not ours.
+    const other = parseDomainXml(
+      '<domain><name>x</name><metadata><o:vm xmlns:o="urn:example"><o:owner user="alice"/></o:vm></metadata></domain>',
+    );
+    expect(other.owner).toBeUndefined();
+  });
+
+  it.each([
+    ['<lb:owner user="host:1"/>'],
+    ['<lb:owner user="../root"/>'],
+    ['<lb:owner user="-rf"/>'],
+    ['<lb:owner user=""/>'],
+    ['<lb:owner group="web"/>'],
+    [`<lb:owner user="${'a'.repeat(65)}"/>`],
+    ['<lb:owner user="al&#10;ice"/>'],
+    ['<lb:owner user="alice&amp;bob"/>'],
+    ['<lb:owner user="alice"/><lb:owner user="bob"/>'],
+    ['<lb:owner>alice</lb:owner>'],
+  ])('ignores a hostile owner %s with a warning, never failing the parse', (owner) => {
+    const info = parseDomainXml(domain(`${owner}<lb:disk target="vdb" volatile="yes"/>`));
+    expect(info.owner).toBeUndefined();
+    expect(info.warnings).toHaveLength(1);
+    expect(info.warnings?.[0]).toMatch(/ignored/);
+    expect(info.warnings?.[0]).not.toMatch(/root|rf|bob|host:1/);
+    // The rest of the metadata still counts.
+    expect(info.volatileTargets).toEqual(['vdb']);
+  });
+
+  it.each([['hosts'], ['web/x'], ['-x'], ['g'.repeat(65)]])(
+    'keeps the user and drops a bad group %j',
+    (group) => {
+      const info = parseDomainXml(domain(`<lb:owner user="alice" group="${group}"/>`));
+      expect(info.owner).toEqual({ user: 'alice' });
+      expect(info.warnings).toEqual([expect.stringMatching(/group ignored/)]);
+    },
+  );
+});

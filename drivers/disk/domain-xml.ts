@@ -5,6 +5,7 @@
  * Pure: no process, no file system, so it is unit-tested with XML strings.
  */
 import { XMLParser } from 'fast-xml-parser';
+import { GroupName, NAME_RULE, UserName } from '#core/accounts.ts';
 import { ValidationError } from '#core/errors.ts';
 import { decodeXmlText } from '#core/xml-text.ts';
 
@@ -46,6 +47,19 @@ export interface DomainInfo {
   volatileTargets: string[];
   /** `<lifeboat:backup_config>` pairs, or undefined when the element is absent. */
   backupConfig?: Record<string, string>;
+  /**
+   * `<lifeboat:owner user="alice" group="web"/>`: who owns the VM when the inventory first sees
+   * it. Names are checked by core/accounts.ts' rules; a bad one is left out (see `warnings`).
+   */
+  owner?: MetadataOwner;
+  /** Why parts of our metadata were ignored (never the offending values: they are untrusted). */
+  warnings?: string[];
+}
+
+/** An owner named in the metadata. */
+export interface MetadataOwner {
+  user: string;
+  group?: string;
 }
 
 type Node = Record<string, unknown>;
@@ -85,6 +99,8 @@ export function parseDomainXml(xml: string): DomainInfo {
   const uuid = text(domain.uuid);
   if (uuid) info.uuid = uuid;
   if (meta.backupConfig) info.backupConfig = meta.backupConfig;
+  if (meta.owner) info.owner = meta.owner;
+  if (meta.warnings.length > 0) info.warnings = meta.warnings;
   return info;
 }
 
@@ -123,6 +139,8 @@ function parseNic(node: Node): DomainNic {
 function lifeboatMetadata(metadata: Node | undefined): {
   volatileTargets: string[];
   backupConfig?: Record<string, string>;
+  owner?: MetadataOwner;
+  warnings: string[];
 } {
   for (const [key, value] of Object.entries(metadata ?? {})) {
     const node = asNode(Array.isArray(value) ? value[0] : value);
@@ -135,7 +153,9 @@ function lifeboatMetadata(metadata: Node | undefined): {
       .filter((d) => /^(yes|true|1)$/i.test(attr(d, 'volatile') ?? ''))
       .map((d) => attr(d, 'target'))
       .filter((t): t is string => Boolean(t));
-    const result: { volatileTargets: string[]; backupConfig?: Record<string, string> } = { volatileTargets };
+    const result: ReturnType<typeof lifeboatMetadata> = { volatileTargets, warnings: [] };
+    const owner = metadataOwner(node[tag('owner')], result.warnings);
+    if (owner) result.owner = owner;
     const config = node[tag('backup_config')];
     if (config !== undefined) {
       result.backupConfig = {};
@@ -147,7 +167,33 @@ function lifeboatMetadata(metadata: Node | undefined): {
     }
     return result;
   }
-  return { volatileTargets: [] };
+  return { volatileTargets: [], warnings: [] };
+}
+
+/**
+ * The owner element, if it names a valid user: the domain's XML is written by whoever defines
+ * the domain, so a bad or ambiguous value is dropped with a warning, never an error.
+ */
+function metadataOwner(value: unknown, warnings: string[]): MetadataOwner | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    warnings.push('more than one <lifeboat:owner> element: all ignored');
+    return undefined;
+  }
+  const user = attr(value, 'user');
+  if (user === undefined || !UserName.safeParse(user).success) {
+    warnings.push(
+      `<lifeboat:owner> ignored: its user attribute is missing or not a valid name (it ${NAME_RULE})`,
+    );
+    return undefined;
+  }
+  const group = attr(value, 'group');
+  if (group === undefined) return { user };
+  if (!GroupName.safeParse(group).success) {
+    warnings.push(`<lifeboat:owner> group ignored: not a valid group name (it ${NAME_RULE}, never hosts)`);
+    return { user };
+  }
+  return { user, group };
 }
 
 function asNode(value: unknown): Node | undefined {

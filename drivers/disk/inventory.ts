@@ -6,6 +6,7 @@
 import type { InventoryVm } from '#core/contracts/api.ts';
 import { domainNameProblem } from '#core/domain-name.ts';
 import type { VmState } from '#core/model.ts';
+import { log } from '#platform/log.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
 import { imageSpec, parseImage, Rbd } from './rbd-cli.ts';
 import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
@@ -89,6 +90,10 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
   };
   if (info.uuid) vm.uuid = info.uuid;
   if (info.backupConfig) vm.backupConfig = info.backupConfig;
+  if (info.owner) vm.owner = info.owner;
+  // Untrusted metadata: a bad owner is left out and said so, the rest of the VM is reported.
+  for (const warning of info.warnings ?? [])
+    log('warn', 'domain metadata ignored', { domain: info.name, warning });
   return vm;
 }
 

@@ -38,7 +38,7 @@ describe('usage errors', () => {
     [['datastore', 'create', '--name', 'x', '--driver', 'ftp'], /Allowed choices are restic, rsync/],
     [['datastore', 'create', '--driver', 'restic'], /required option '--name <NAME>'/],
     [['datastore', 'update', '100'], /at least one --attr/],
-    [['host', 'update', '1'], /needs --emulator-cpus or --max-backups-host/],
+    [['host', 'update', '1'], /needs --emulator-cpus, --max-backups-host or --owner/],
     [['host', 'update', '1', '--max-backups-host', 'many'], /--max-backups-host must be a positive integer/],
     [['host', 'enroll'], /missing required argument 'NAME'/],
     [['host', 'enroll', 'kvm-1', '--expires', '0'], /a positive integer/],

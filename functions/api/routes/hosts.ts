@@ -6,7 +6,7 @@
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
-import { Conflict } from '#core/errors.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
@@ -19,6 +19,7 @@ import { hostPrincipalName, users } from '../../repo/users.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
+import { assertOwnerExists } from './owner-names.ts';
 
 /** SQS settings of a host queue: long poll 20 s, redelivery after 60 s, DLQ after 5 receives. */
 export const QUEUE_SETTINGS = { visibilityTimeout: 60, waitSeconds: 20, maxReceiveCount: 5 } as const;
@@ -124,7 +125,10 @@ const create: RouteHandler = async (ctx) => {
   return json(await createHost(parseBody(CreateHostBody, ctx.body)), 201);
 };
 
-/** EMULATOR_CPUS, MAX_BACKUPS_HOST and RESTORE_POOLS of a registered host (admins). */
+/**
+ * EMULATOR_CPUS, MAX_BACKUPS_HOST, RESTORE_POOLS and the default owner (and group) of the VMs the
+ * inventory first sees there, of a registered host (admins).
+ */
 const update: RouteHandler = async (ctx) => {
   const body = parseBody(UpdateHostBody, ctx.body);
   const host = await hosts.get(pathId(ctx));
@@ -141,6 +145,21 @@ const update: RouteHandler = async (ctx) => {
   if (body.restorePools !== undefined) {
     if (body.restorePools.length === 0) remove.push('restorePools');
     else set.restorePools = [...new Set(body.restorePools)];
+  }
+  if (body.defaultOwner === null) remove.push('defaultOwner', 'defaultGroup');
+  else {
+    const owner = body.defaultOwner ?? host.defaultOwner;
+    const group = body.defaultGroup ?? undefined;
+    if (typeof body.defaultGroup === 'string' && owner === undefined) {
+      throw new ValidationError(`defaultGroup: host ${host.id} has no default owner: name one too`);
+    }
+    if (owner !== undefined && (body.defaultOwner !== undefined || group !== undefined)) {
+      await assertOwnerExists(owner, group);
+    }
+    if (body.defaultOwner !== undefined) set.defaultOwner = body.defaultOwner;
+    // A new owner without a group: the owner's own group from then on.
+    if (group !== undefined) set.defaultGroup = group;
+    else if (body.defaultGroup === null || body.defaultOwner !== undefined) remove.push('defaultGroup');
   }
   return json(await hosts.update(host.id, set, { remove }));
 };

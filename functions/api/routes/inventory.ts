@@ -18,11 +18,12 @@
  * VMs of the host matched by no entry become GONE. Only this host's VMs and VMs named by a UUID
  * it reports are read; only those and the moved ones are written.
  */
+import { GroupName, UserName } from '#core/accounts.ts';
 import { update as updateConfig } from '#core/backup-config.ts';
 import { InventoryBody, type InventoryVm, parseBody } from '#core/contracts/api.ts';
 import { LifeboatError, ValidationError } from '#core/errors.ts';
-import { MAX_VM_MOVES, Vm, type VmMove } from '#core/model.ts';
-import { DEFAULT_PERMISSIONS } from '#core/permissions.ts';
+import { type Host, MAX_VM_MOVES, type User, Vm, type VmMove } from '#core/model.ts';
+import { DEFAULT_PERMISSIONS, type Owned } from '#core/permissions.ts';
 import { log } from '#platform/log.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
@@ -30,6 +31,7 @@ import { isConditionFailed } from '../../repo/table.ts';
 import { vms, vmsByUuid, vmsOfHost } from '../../repo/vms.ts';
 import { assertHostOrAdmin } from '../access.ts';
 import { pathId, type RouteHandler } from '../http.ts';
+import { findOwner, isOwnerGroup } from './owner-names.ts';
 
 const NOT_LOCKED = { expression: 'attribute_not_exists(#lock)', names: { '#lock': 'lock' }, values: {} };
 
@@ -54,10 +56,59 @@ function initialConfig(entry: InventoryVm, index: number): Record<string, string
 }
 
 /**
- * Owner of the VMs an inventory finds: the admin, whoever reports them (a runner is no user, and
- * an admin reporting for a simulated host should not own what a real one would not).
+ * Owner of the VMs an inventory finds when neither their metadata nor the host names one: the
+ * admin, whoever reports them (a runner is no user, and an admin reporting for a simulated host
+ * should not own what a real one would not).
  */
-const NEW_VM_OWNERSHIP = { owner: 'admin', group: 'admin', permissions: DEFAULT_PERMISSIONS } as const;
+const NEW_VM_OWNERSHIP: Owned = { owner: 'admin', group: 'admin', permissions: DEFAULT_PERMISSIONS };
+
+/**
+ * Ownership of a VM seen for the first time: the owner its metadata names (`<lifeboat:owner>`),
+ * else the host's default owner, else the admin. The group: the one named if it exists, else the
+ * owner's own. The metadata is untrusted (whoever defines the domain writes it): a bad or
+ * unknown name is a warning and the next choice, never an error. Lookups are cached per report.
+ */
+function ownerChooser(host: Host): (entry: InventoryVm) => Promise<Owned> {
+  const userCache = new Map<string, Promise<User | undefined>>();
+  const groupCache = new Map<string, Promise<boolean>>();
+  const user = (name: string) => cached(userCache, name, () => findOwner(name));
+  const group = (name: string) => cached(groupCache, name, () => isOwnerGroup(name));
+  const pick = async (
+    name: string | undefined,
+    groupName: string | undefined,
+    from: string,
+    warn: (message: string, fields?: Record<string, unknown>) => void,
+  ): Promise<Owned | undefined> => {
+    if (name === undefined) return undefined;
+    if (!UserName.safeParse(name).success)
+      return void warn(`${from} owner is not a valid user name: ignored`);
+    const found = await user(name);
+    if (!found) return void warn(`${from} owner does not exist: ignored`, { user: name });
+    let chosen = found.group;
+    if (groupName !== undefined) {
+      if (GroupName.safeParse(groupName).success && (await group(groupName))) chosen = groupName;
+      else warn(`${from} group is not a group: the owner's own group instead`, { user: name });
+    }
+    return { owner: found.name, group: chosen, permissions: DEFAULT_PERMISSIONS };
+  };
+  return async (entry) => {
+    const warn = (message: string, fields: Record<string, unknown> = {}) =>
+      log('warn', message, { hostId: host.id, domain: entry.domain, uuid: entry.uuid, ...fields });
+    return (
+      (await pick(entry.owner?.user, entry.owner?.group, 'metadata', warn)) ??
+      (await pick(host.defaultOwner, host.defaultGroup, "host's default", warn)) ??
+      NEW_VM_OWNERSHIP
+    );
+  };
+}
+
+function cached<T>(cache: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
+  const known = cache.get(key);
+  if (known) return known;
+  const value = load();
+  cache.set(key, value);
+  return value;
+}
 
 /** The record to prefer among several: one still seen over a GONE one, then the newest. */
 function preferred(list: readonly Vm[]): Vm | undefined {
@@ -144,6 +195,7 @@ export const reportInventory: RouteHandler = async (ctx) => {
   }
   const unseen = new Map(mine.map((vm) => [vm.id, vm]));
   const refused: RefusedEntry[] = [];
+  const ownerOf = ownerChooser(host);
   const now = new Date().toISOString();
   for (const [i, entry] of body.vms.entries()) {
     const seen = {
@@ -181,7 +233,7 @@ export const reportInventory: RouteHandler = async (ctx) => {
       continue;
     }
     const vm = Vm.parse({
-      ...NEW_VM_OWNERSHIP,
+      ...(await ownerOf(entry)),
       ...seen,
       id: await allocateId('vm'),
       name: entry.domain,
