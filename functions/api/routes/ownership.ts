@@ -6,19 +6,17 @@
  * user, a user gives one only to their own group, and changing an admin bit needs admin on the
  * object.
  */
-import { isBuiltinGroup, RESERVED_GROUP } from '#core/accounts.ts';
 import { ChmodBody, ChownBody, parseBody } from '#core/contracts/api.ts';
 import { Forbidden, NotFound } from '#core/errors.ts';
 import { can, type Owned, permissionsFromOctal, permissionsToOctal } from '#core/permissions.ts';
 import type { ObjectKind } from '#core/rights.ts';
 import { datastores } from '../../repo/datastores.ts';
-import { groupExists } from '../../repo/groups.ts';
 import { images } from '../../repo/images.ts';
 import { jobs } from '../../repo/jobs.ts';
-import { users } from '../../repo/users.ts';
 import { vms } from '../../repo/vms.ts';
 import { authorize, rightsTable } from '../access.ts';
 import { json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+import { assertOwnerExists, isOwnerGroup } from './owner-names.ts';
 
 type OwnedRecord = Owned & { id: number };
 
@@ -79,16 +77,13 @@ function chown(kind: ObjectKind): RouteHandler {
     const admin = ctx.user.role === 'admin';
     if (body.owner !== undefined && body.owner !== object.owner) {
       if (!admin) throw new Forbidden(`only admins may give ${what} to another user`);
-      const owner = await users.find(body.owner);
-      if (!owner || owner.role === 'host') throw new NotFound(`User ${body.owner} does not exist`);
+      await assertOwnerExists(body.owner);
     }
     if (body.group !== undefined && body.group !== object.group) {
       if (!admin && body.group !== ctx.user.group) {
         throw new Forbidden(`${ctx.user.name} may give ${what} only to their own group (${ctx.user.group})`);
       }
-      if (body.group === RESERVED_GROUP || !(isBuiltinGroup(body.group) || (await groupExists(body.group)))) {
-        throw new NotFound(`Group ${body.group} does not exist`);
-      }
+      if (!(await isOwnerGroup(body.group))) throw new NotFound(`Group ${body.group} does not exist`);
     }
     const updated = await KINDS[kind].update(object.id, { owner: body.owner, group: body.group });
     return json(ownershipView(updated));
