@@ -159,6 +159,8 @@ async function expire(
   fallbackHostId?: number,
 ): Promise<number[]> {
   const queued: number[] = [];
+  // Nothing expired (the common case): no read of the fallback host.
+  if (ids.length === 0) return queued;
   const fallback = fallbackHostId === undefined ? undefined : await hosts.find(fallbackHostId);
   for (const id of ids) {
     try {
