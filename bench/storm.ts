@@ -19,7 +19,7 @@
  * write request units. Reads, SQS and logs are left out.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -27,7 +27,7 @@ import { newToken, tokenHash } from '#local/admin.ts';
 import { homePaths, LocalConfigFile, resolveConfig } from '#local/config.ts';
 import { startControlPlane } from '#local/control-plane.ts';
 import { freeStackPorts } from '#local/ports.ts';
-import { dynamo, lambdaClient } from '#platform/aws.ts';
+import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
 import { apiClient } from './stack.ts';
 import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
 
@@ -50,23 +50,6 @@ const PRICE = {
   // 100 ms at 256 MB arm64.
   lambdaDuration: 0.1 * 0.25 * 0.0000133334,
   writeUnit: 1.25 / 1e6,
-};
-
-const WRITES: Record<string, (input: Record<string, unknown>) => { items: number; units: number }> = {
-  PutItemCommand: () => ({ items: 1, units: 1 }),
-  UpdateItemCommand: () => ({ items: 1, units: 1 }),
-  DeleteItemCommand: () => ({ items: 1, units: 1 }),
-  TransactWriteItemsCommand: (i) => {
-    const n = (i.TransactItems as unknown[] | undefined)?.length ?? 0;
-    return { items: n, units: 2 * n };
-  },
-  BatchWriteItemCommand: (i) => {
-    const n = Object.values((i.RequestItems as Record<string, unknown[]>) ?? {}).reduce(
-      (s, l) => s + l.length,
-      0,
-    );
-    return { items: n, units: n };
-  },
 };
 
 /** Run `fn` over `items` with at most `limit` at a time. */
@@ -128,42 +111,14 @@ export async function runStorm(opts: StormOptions) {
   );
   let responder: ReturnType<typeof startHostResponder> | undefined;
   try {
-    // Count what the handlers send (they share these clients in this process).
-    const byCommand = new Map<string, number>();
-    const counted = { writeItems: 0, writeUnits: 0, dispatcherInvokes: 0, counting: false, calls: 0, ms: 0 };
-    dynamo().middlewareStack.add(
-      (next, context) => async (args) => {
-        const count = WRITES[context.commandName ?? ''];
-        if (count && counted.counting) {
-          const { items, units } = count(args.input as Record<string, unknown>);
-          counted.writeItems += items;
-          counted.writeUnits += units;
-        }
-        if (counted.counting) {
-          const input = args.input as { TableName?: string };
-          const key = `${context.commandName} ${input.TableName ?? ''}`;
-          byCommand.set(key, (byCommand.get(key) ?? 0) + 1);
-        }
-        const t = performance.now();
-        try {
-          return await next(args);
-        } finally {
-          if (counted.counting) {
-            counted.calls++;
-            counted.ms += performance.now() - t;
-          }
-        }
-      },
-      { step: 'initialize', name: 'stormWriteCounter' },
-    );
-    lambdaClient().middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'InvokeCommand' && counted.counting) counted.dispatcherInvokes++;
-        return next(args);
-      },
-      { step: 'initialize', name: 'stormInvokeCounter' },
-    );
-
+    // The functions run in worker threads from bundles: their DynamoDB calls are counted where
+    // they arrive, by the stack's signed proxy (GET /health `dynamodbCalls`, per signer).
+    const readCounts = async (): Promise<RequestCounts> => {
+      const res = await fetch(`${plane.endpoint}/health`);
+      const body = (await res.json()) as { dynamodbCalls?: RequestCounts };
+      if (!body.dynamodbCalls) throw new Error('GET /health has no dynamodbCalls');
+      return body.dynamodbCalls;
+    };
     const api = apiClient(plane.endpoint, token);
     const t0 = Date.now();
     await api('POST', '/datastores', {
@@ -224,7 +179,7 @@ export async function runStorm(opts: StormOptions) {
       }
     })();
 
-    counted.counting = true;
+    const countsBefore = await readCounts();
     const start = Date.now();
     const ids: string[] = [];
     let refused = 0;
@@ -243,6 +198,8 @@ export async function runStorm(opts: StormOptions) {
     );
     // Done when every backup's host step was answered and every slot given back.
     let lastReport = Date.now();
+    let lastAnswered = -1;
+    let lastMove = Date.now();
     for (;;) {
       const answered = responder.tasks.filter((t) => t.kind === 'backup').length;
       const active = Number(
@@ -253,6 +210,15 @@ export async function runStorm(opts: StormOptions) {
         ).Item?.value ?? 0,
       );
       if (answered >= ids.length && active === 0) break;
+      // Some backups failed before their host step (refused at Admit, say): once nothing moves
+      // for 30 s with no slot held, the rest will not come.
+      if (answered !== lastAnswered) {
+        lastAnswered = answered;
+        lastMove = Date.now();
+      } else if (active === 0 && Date.now() - lastMove > 30_000) {
+        log(`${ids.length - answered} backups never reached their host: not waited for`);
+        break;
+      }
       if (Date.now() - lastReport > 10_000) {
         log(
           `${answered}/${ids.length} host steps, ${active} active, ${((Date.now() - start) / 1000).toFixed(0)} s`,
@@ -262,9 +228,9 @@ export async function runStorm(opts: StormOptions) {
       await new Promise((r) => setTimeout(r, 250));
     }
     const ended = Date.now();
-    counted.counting = false;
     sampling = false;
     await sampler;
+    const calls = callsOfBackups(countsBetween(countsBefore, await readCounts()));
 
     const all = (await api('GET', '/executions')).items as {
       id: string;
@@ -296,19 +262,21 @@ export async function runStorm(opts: StormOptions) {
       });
       const history = (await res.json()) as { events?: { type: string; localDetails?: string }[] };
       for (const ev of history.events ?? []) {
-        if (ev.type !== 'StateEntered') continue;
+        const entered = enteredState(ev);
+        if (!entered) continue;
         transitions++;
-        const details = JSON.parse(ev.localDetails ?? '{}') as { state?: { name?: string; type?: string } };
-        if (details.state?.type === 'Task' && !/RunOnHost|Cleanup/.test(details.state.name ?? '')) steps++;
+        if (entered.type === 'Task' && !/RunOnHost|Cleanup/.test(entered.name)) steps++;
       }
     }
     const n = ids.length;
     const ticks = Math.ceil((ended - start) / 1000 / schedulerIntervalSeconds);
     const transitionsPerBackup = transitions / sample.length;
     const stepsPerBackup = steps / sample.length;
-    const invocationsPerBackup = (n + counted.dispatcherInvokes + ticks) / n + stepsPerBackup;
-    const writesPerBackup = counted.writeItems / n;
-    const wruPerBackup = counted.writeUnits / n;
+    // Dispatcher invocations are not counted (they run in workers): the scheduled ticks only.
+    const invocationsPerBackup = (n + ticks) / n + stepsPerBackup;
+    const writesPerBackup = calls.writeItems / n;
+    const wruPerBackup = calls.writeUnits / n;
+    const per = (v: number) => (v / Math.max(1, n)).toFixed(2);
     const usdPer1000 =
       1000 *
       (transitionsPerBackup * PRICE.transition +
@@ -318,17 +286,19 @@ export async function runStorm(opts: StormOptions) {
       `states ${JSON.stringify(states)}; all ended ${((ended - start) / 1000).toFixed(1)} s after the first request`,
     );
     log(
-      `per backup: ${transitionsPerBackup.toFixed(1)} transitions, ${invocationsPerBackup.toFixed(2)} invocations (API 1, dispatcher ${((counted.dispatcherInvokes + ticks) / n).toFixed(2)}, steps ${stepsPerBackup.toFixed(2)}), ${writesPerBackup.toFixed(1)} write requests (${wruPerBackup.toFixed(1)} WRU)`,
+      `per backup: ${transitionsPerBackup.toFixed(1)} transitions, ${invocationsPerBackup.toFixed(2)} invocations (API 1, dispatcher ticks ${(ticks / n).toFixed(2)}, steps ${stepsPerBackup.toFixed(2)}), ${writesPerBackup.toFixed(1)} write requests (${wruPerBackup.toFixed(1)} WRU)`,
     );
     log(
-      `DynamoDB: ${counted.calls} calls, ${(counted.ms / Math.max(1, counted.calls)).toFixed(1)} ms each on average`,
+      `DynamoDB per backup: ${per(calls.total)} calls (${per(calls.reads)} reads, ${per(calls.writes)} write requests, ${per(calls.writeItems)} items written); authorizer ${per(calls.authorizer)} more (uncached locally); bench's own reads left out: ${calls.excluded}`,
     );
-    log(
-      `DynamoDB calls per backup: ${[...byCommand]
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k.replace('Command', '')} ${(v / Math.max(1, ids.length)).toFixed(2)}`)
-        .join(', ')}`,
-    );
+    for (const [caller, c] of Object.entries(calls.byCaller).sort((a, b) => b[1].total - a[1].total)) {
+      log(
+        `  ${caller}: ${per(c.total)} (${Object.entries(c.ops)
+          .sort((a, b) => b[1] - a[1])
+          .map(([op, v]) => `${op} ${per(v)}`)
+          .join(', ')})`,
+      );
+    }
     if (errors.length) log(`errors: ${errors.slice(0, 5).join(' | ')}`);
     return {
       requests: n,
@@ -343,8 +313,13 @@ export async function runStorm(opts: StormOptions) {
       transitions_per_backup: Number(transitionsPerBackup.toFixed(2)),
       invocations_per_backup: Number(invocationsPerBackup.toFixed(2)),
       writes_per_backup: Number(writesPerBackup.toFixed(2)),
+      write_requests_per_backup: Number((calls.writes / n).toFixed(2)),
+      ddb_calls_per_backup: Number((calls.total / n).toFixed(2)),
+      ddb_reads_per_backup: Number((calls.reads / n).toFixed(2)),
+      authorizer_ddb_calls_per_backup: Number((calls.authorizer / n).toFixed(2)),
       wru_per_backup: Number(wruPerBackup.toFixed(2)),
       usd_per_1000: Number(usdPer1000.toFixed(4)),
+      load_avg: loadavg().map((l) => Number(l.toFixed(2))),
     };
   } finally {
     await responder?.stop();
@@ -352,4 +327,86 @@ export async function runStorm(opts: StormOptions) {
     await plane.stop();
     await rm(home, { recursive: true, force: true });
   }
+}
+
+/** The state a history event entered (name and type), from the local shim's `localDetails`. */
+export function enteredState(ev: {
+  type: string;
+  localDetails?: string;
+}): { name: string; type: string } | undefined {
+  if (ev.type !== 'StateEntered') return undefined;
+  let details: { state?: { name?: unknown; type?: unknown } };
+  try {
+    details = JSON.parse(ev.localDetails ?? '{}');
+  } catch {
+    return { name: '', type: '' };
+  }
+  return { name: String(details.state?.name ?? ''), type: String(details.state?.type ?? '') };
+}
+
+/** DynamoDB calls of the backups between two readings, by caller (the functions' roles). */
+export interface BackupCalls {
+  /** Every call of the control plane's functions but the authorizer's. */
+  total: number;
+  reads: number;
+  writes: number;
+  writeItems: number;
+  /** Write request units: a transaction's item counts twice. */
+  writeUnits: number;
+  /** The authorizer's calls (uncached in local mode; AWS caches its answer 60 s per token). */
+  authorizer: number;
+  byCaller: Record<string, { total: number; ops: Record<string, number> }>;
+  /** Callers left out: the bench's own (admin) reads, hosts. */
+  excluded: string;
+}
+
+const WRITE_OPS = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'TransactWriteItems', 'BatchWriteItem']);
+
+/**
+ * The backups' share of a counts difference: the bench samples and polls the counters table with
+ * the admin key, so `admin` is left out; the authorizer is counted apart.
+ */
+export function callsOfBackups(diff: RequestCounts): BackupCalls {
+  const out: BackupCalls = {
+    total: 0,
+    reads: 0,
+    writes: 0,
+    writeItems: 0,
+    writeUnits: 0,
+    authorizer: 0,
+    byCaller: {},
+    excluded: '',
+  };
+  const excluded: Record<string, number> = {};
+  for (const [key, count] of Object.entries(diff.byCallerOperation ?? {})) {
+    const space = key.lastIndexOf(' ');
+    const [caller, op] = [key.slice(0, space), key.slice(space + 1)];
+    if (caller === 'admin' || caller === 'host' || caller === 'unknown') {
+      excluded[caller] = (excluded[caller] ?? 0) + count;
+      continue;
+    }
+    const name = caller.replace(/^role:/, '').replace(/ServiceRole.*$|Role[0-9A-F]*$/, '');
+    const entry = out.byCaller[name] ?? { total: 0, ops: {} };
+    entry.total += count;
+    entry.ops[op] = (entry.ops[op] ?? 0) + count;
+    out.byCaller[name] = entry;
+    if (/Authorizer/.test(caller)) {
+      out.authorizer += count;
+      continue;
+    }
+    out.total += count;
+    if (WRITE_OPS.has(op)) out.writes += count;
+    else out.reads += count;
+  }
+  for (const [key, items] of Object.entries(diff.writeItemsByCallerOperation ?? {})) {
+    if (/^(admin|host|unknown) |Authorizer/.test(key)) continue;
+    out.writeItems += items;
+    // A transaction's items are billed twice (2 write request units each).
+    out.writeUnits += key.endsWith(' TransactWriteItems') ? 2 * items : items;
+  }
+  out.excluded =
+    Object.entries(excluded)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
+  return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countsBetween, RequestCounter, tablesOf } from './request-counts.ts';
+import { countsBetween, RequestCounter, tablesOf, writeItemsOf } from './request-counts.ts';
 
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
 
@@ -25,6 +25,17 @@ describe('tablesOf', () => {
   });
 });
 
+describe('writeItemsOf', () => {
+  it('counts one item per single write, each item of a transaction or batch, none for a read', () => {
+    expect(writeItemsOf('UpdateItem', body({}))).toBe(1);
+    expect(writeItemsOf('GetItem', body({}))).toBe(0);
+    expect(
+      writeItemsOf('TransactWriteItems', body({ TransactItems: [{ Update: {} }, { ConditionCheck: {} }] })),
+    ).toBe(2);
+    expect(writeItemsOf('BatchWriteItem', body({ RequestItems: { a: [{}, {}], b: [{}] } }))).toBe(3);
+  });
+});
+
 describe('RequestCounter', () => {
   it('counts by caller, table and operation, and a reading minus an earlier one is what came between', () => {
     const callers: Record<string, string> = { AKIA1: 'role:ApiRole', AKIA2: 'host' };
@@ -44,6 +55,8 @@ describe('RequestCounter', () => {
       byCaller: { 'role:ApiRole': 1, host: 1, unknown: 1 },
       byTable: { 'lifeboat-vms': 2, 'lifeboat-hosts': 1 },
       byOperation: { GetItem: 2, UpdateItem: 1 },
+      byCallerOperation: { 'role:ApiRole GetItem': 1, 'host UpdateItem': 1, 'unknown GetItem': 1 },
+      writeItemsByCallerOperation: { 'host UpdateItem': 1 },
     });
   });
 });

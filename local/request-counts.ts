@@ -12,6 +12,13 @@ export interface RequestCounts {
   byCaller: Record<string, number>;
   byTable: Record<string, number>;
   byOperation: Record<string, number>;
+  /** By `caller operation` (e.g. `role:ApiRole GetItem`): who reads and who writes. */
+  byCallerOperation: Record<string, number>;
+  /**
+   * Items written, by `caller operation`: one per PutItem, UpdateItem and DeleteItem, one per item of a
+   * TransactWriteItems (condition checks included: AWS bills each) or a BatchWriteItem.
+   */
+  writeItemsByCallerOperation: Record<string, number>;
 }
 
 /** The tables a DynamoDB request body names (TableName, or the keys of a batch, or a transaction's). */
@@ -42,9 +49,34 @@ export function tablesOf(body: Buffer): string[] {
   return [];
 }
 
+const SINGLE_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem']);
+
+/** Items a request writes (0 for a read). */
+export function writeItemsOf(operation: string, body: Buffer): number {
+  if (SINGLE_WRITES.has(operation)) return 1;
+  if (operation !== 'TransactWriteItems' && operation !== 'BatchWriteItem') return 0;
+  try {
+    const input = JSON.parse(body.toString('utf8')) as { TransactItems?: unknown[]; RequestItems?: unknown };
+    if (Array.isArray(input.TransactItems)) return input.TransactItems.length;
+    return Object.values((input.RequestItems ?? {}) as Record<string, unknown[]>).reduce(
+      (n, list) => n + (Array.isArray(list) ? list.length : 0),
+      0,
+    );
+  } catch {
+    return 0;
+  }
+}
+
 /** A counter of requests, fed by the signed proxy. */
 export class RequestCounter {
-  private readonly counts: RequestCounts = { total: 0, byCaller: {}, byTable: {}, byOperation: {} };
+  private readonly counts: RequestCounts = {
+    total: 0,
+    byCaller: {},
+    byTable: {},
+    byOperation: {},
+    byCallerOperation: {},
+    writeItemsByCallerOperation: {},
+  };
 
   constructor(private readonly callerOf: (accessKeyId: string) => string | undefined) {}
 
@@ -54,9 +86,17 @@ export class RequestCounter {
       map[key] = (map[key] ?? 0) + 1;
     };
     this.counts.total++;
-    bump(this.counts.byCaller, (accessKeyId && this.callerOf(accessKeyId)) || 'unknown');
+    const caller = (accessKeyId && this.callerOf(accessKeyId)) || 'unknown';
+    bump(this.counts.byCaller, caller);
     const target = String(headers['x-amz-target'] ?? '');
-    bump(this.counts.byOperation, target.slice(target.indexOf('.') + 1) || 'unknown');
+    const operation = target.slice(target.indexOf('.') + 1) || 'unknown';
+    bump(this.counts.byOperation, operation);
+    bump(this.counts.byCallerOperation, `${caller} ${operation}`);
+    const items = writeItemsOf(operation, body);
+    const key = `${caller} ${operation}`;
+    if (items > 0)
+      this.counts.writeItemsByCallerOperation[key] =
+        (this.counts.writeItemsByCallerOperation[key] ?? 0) + items;
     for (const table of tablesOf(body)) bump(this.counts.byTable, table);
   }
 
@@ -80,5 +120,10 @@ export function countsBetween(before: RequestCounts, after: RequestCounts): Requ
     byCaller: diff(before.byCaller, after.byCaller),
     byTable: diff(before.byTable, after.byTable),
     byOperation: diff(before.byOperation, after.byOperation),
+    byCallerOperation: diff(before.byCallerOperation ?? {}, after.byCallerOperation ?? {}),
+    writeItemsByCallerOperation: diff(
+      before.writeItemsByCallerOperation ?? {},
+      after.writeItemsByCallerOperation ?? {},
+    ),
   };
 }

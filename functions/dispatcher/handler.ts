@@ -4,20 +4,23 @@
  * share the one queue but take no slot: MAX_BACKUPS counts backups and restores only. Woken by
  * the API and by Release (async Invoke), by scheduled actions, and every minute; safe to run
  * twice at once, since slots are conditional writes and StartExecution is keyed by the
- * execution id (ExecutionAlreadyExists counts as started). Each run first fires the scheduled
- * actions that are due; the every-minute runs also sweep executions that died holding a slot.
+ * execution id (ExecutionAlreadyExists counts as started). Each run but a wake-up first fires
+ * the scheduled actions that are due; the every-minute runs also sweep executions that died holding a slot.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { type Host, takesSlot } from '#core/model.ts';
-import { sfnClient } from '#platform/aws.ts';
+import { dynamo, sfnClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
-import { limits, required } from '../env.ts';
-import { freeQueuedGuard } from '../operations/backup-queue.ts';
+import { limits, required, tableName } from '../env.ts';
+import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
 import { endOperation } from '../operations/end.ts';
+import { batchFind } from '../repo/batch.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
-import { executions } from '../repo/executions.ts';
+import { type ExecutionRecord, executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
-import { dequeue, pendingInPages, type Request } from '../repo/requests.ts';
+import { dequeue, pendingInPages, type Request, requests } from '../repo/requests.ts';
+import { isTransactionConditionFailed, isTransactionConflict } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
 import { fireDueSchedules } from './schedules.ts';
 import { sweep } from './sweep.ts';
@@ -110,6 +113,74 @@ async function recordStart(id: string, executionArn: string, hostId: number): Pr
   }
 }
 
+/**
+ * The started request's bookkeeping in one transaction: the execution RUNNING with its ARN,
+ * start time and host (while still QUEUED), the request out of the queue, and a backup's
+ * "queued" guard freed (while no other execution holds it). When a condition does not hold
+ * (Admit already moved the execution on, the guard is gone), the same writes go one by one with
+ * their own fallbacks.
+ */
+async function recordStartAndLeave(request: Request, executionArn: string, hostId: number): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const guard =
+    request.kind === 'backup' && request.vmId !== undefined
+      ? [
+          {
+            Delete: {
+              TableName: tableName('counters'),
+              Key: { name: queuedGuardName(request.vmId) },
+              ConditionExpression: 'attribute_not_exists(#n) OR #v = :me',
+              ExpressionAttributeNames: { '#n': 'name', '#v': 'value' },
+              ExpressionAttributeValues: { ':me': request.id },
+            },
+          },
+        ]
+      : [];
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: executions.name,
+              Key: { id: request.id },
+              UpdateExpression: 'SET #a = :a, #t = :t, #h = :h, #s = :running',
+              ConditionExpression: '#s = :q',
+              ExpressionAttributeNames: {
+                '#a': 'executionArn',
+                '#t': 'startedAt',
+                '#h': 'hostId',
+                '#s': 'state',
+              },
+              ExpressionAttributeValues: {
+                ':a': executionArn,
+                ':t': startedAt,
+                ':h': hostId,
+                ':running': 'RUNNING',
+                ':q': 'QUEUED',
+              },
+            },
+          },
+          {
+            Update: {
+              TableName: requests.name,
+              Key: { id: request.id },
+              UpdateExpression: 'SET #d = :d REMOVE #q',
+              ConditionExpression: 'attribute_exists(id)',
+              ExpressionAttributeNames: { '#d': 'dispatchedAt', '#q': 'queue' },
+              ExpressionAttributeValues: { ':d': startedAt },
+            },
+          },
+          ...guard,
+        ],
+      }),
+    );
+  } catch (err) {
+    if (!isTransactionConditionFailed(err) && !isTransactionConflict(err)) throw err;
+    await Promise.all([recordStart(request.id, executionArn, hostId), leaveQueue(request)]);
+  }
+}
+
 /** One pass over the pending requests. */
 export async function dispatch(): Promise<DispatchReport> {
   const { maxBackups, maxBackupsHost } = limits();
@@ -133,17 +204,27 @@ interface Checked {
   host?: Host;
 }
 
-/** The reads deciding whether a request can start (independent of the others: done in parallel). */
-async function check(request: Request): Promise<Checked> {
-  const execution = await executions.find(request.id);
-  if (execution?.state !== 'QUEUED') return { request, stale: true };
-  const [vm, host] = await Promise.all([
-    request.kind === 'backup' && request.vmId !== undefined ? vms.find(request.vmId) : true,
-    hosts.find(request.hostId),
+/**
+ * The reads deciding whether each request of a chunk can start: its execution, VM and host, all
+ * in one BatchGetItem (a host shared by several requests is read once).
+ */
+async function checkAll(chunk: readonly Request[]): Promise<Checked[]> {
+  const vmIds = chunk.flatMap((r) => (r.kind === 'backup' && r.vmId !== undefined ? [r.vmId] : []));
+  const found = await batchFind([
+    { table: executions, keys: chunk.map((r) => r.id) },
+    { table: vms, keys: vmIds },
+    { table: hosts, keys: chunk.map((r) => r.hostId) },
   ]);
-  if (!vm) return { request, gone: `VM ${request.vmId} does not exist` };
-  if (!host) return { request, gone: `Host ${request.hostId} does not exist` };
-  return { request, host };
+  return chunk.map((request) => {
+    const execution = found.get(executions.name)?.get(request.id) as ExecutionRecord | undefined;
+    if (execution?.state !== 'QUEUED') return { request, stale: true };
+    const needsVm = request.kind === 'backup' && request.vmId !== undefined;
+    if (needsVm && !found.get(vms.name)?.has(request.vmId as number))
+      return { request, gone: `VM ${request.vmId} does not exist` };
+    const host = found.get(hosts.name)?.get(request.hostId) as Host | undefined;
+    if (!host) return { request, gone: `Host ${request.hostId} does not exist` };
+    return { request, host };
+  });
 }
 
 /**
@@ -159,6 +240,7 @@ async function dispatchPage(
   maxBackupsHost: number,
   full: Set<number>,
 ): Promise<boolean> {
+  if (page.length === 0) return false;
   let free = maxBackups - (await readCounter('active'));
   let rest = page;
   while (rest.length > 0) {
@@ -176,7 +258,7 @@ async function dispatchPage(
         (outcome.started ? report.started : report.waiting).push(outcome.id);
       }
     };
-    for (const checked of await Promise.all(chunk.map(check))) {
+    for (const checked of await checkAll(chunk)) {
       const { request, host } = checked;
       if (checked.stale) {
         starting.push(leaveQueue(request));
@@ -236,7 +318,7 @@ async function startOne(
   }
   // An execution started by an earlier run already holds its own slot.
   if (started.already && slotted) await releaseSlot(host.id);
-  await Promise.all([recordStart(request.id, started.arn, host.id), leaveQueue(request)]);
+  await recordStartAndLeave(request, started.arn, host.id);
   log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });
   return { id: request.id, started: true };
 }
@@ -251,12 +333,23 @@ function isPeriodic(event: unknown): boolean {
   return typeof e.source === 'string' && e.scheduleId === undefined;
 }
 
+/** Whether the event is a wake-up sent by `wakeDispatcher` (functions/wake.ts: `{ reason }` only). */
+function isWake(event: unknown): boolean {
+  if (!event || typeof event !== 'object') return false;
+  const e = event as { reason?: unknown; source?: unknown; scheduleId?: unknown };
+  return typeof e.reason === 'string' && e.source === undefined && e.scheduleId === undefined;
+}
+
 /** The Lambda entry point (functions/manifest.ts: `Dispatcher`). */
 export async function handler(event?: unknown): Promise<DispatcherRun> {
-  const fired = await fireDueSchedules().catch((err) => {
-    log('error', 'scheduled actions not fired', { error: String(err) });
-    return [] as number[];
-  });
+  // A wake-up (an operation queued or ended) only dispatches: due schedules are fired by their
+  // own schedule's event and by the periodic run, so a storm of wake-ups costs no query each.
+  const fired = isWake(event)
+    ? []
+    : await fireDueSchedules().catch((err) => {
+        log('error', 'scheduled actions not fired', { error: String(err) });
+        return [] as number[];
+      });
   const swept = isPeriodic(event)
     ? await sweep().catch((err) => {
         log('error', 'sweep failed', { error: String(err) });

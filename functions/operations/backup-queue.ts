@@ -1,11 +1,11 @@
 /**
  * Queueing one VM backup: the checks every source shares (a user's request, a scheduled action,
  * a backup job's run) and the per-VM "queued" guard. The guard is one counters item
- * (`queued:vm:<id>` = the execution id), written conditionally before the request, so two
+ * (`queued:vm:<id>` = the execution id), written conditionally with the request (one transaction), so two
  * requests for the same VM cannot both queue; the dispatcher deletes it when the request leaves
  * the queue. Checking the pending index instead would read every queued request per call.
  */
-import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { assertBackupable } from '#core/backup-rules.ts';
 import { Conflict } from '#core/errors.ts';
 import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
@@ -15,47 +15,65 @@ import { tableName } from '../env.ts';
 import { allocateId } from '../repo/counters.ts';
 import { executions } from '../repo/executions.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import { enqueue } from './queue.ts';
+import { enqueue, type TransactItem } from './queue.ts';
 
 /** Name of the guard item of a VM's queued backup. */
 export function queuedGuardName(vmId: number): string {
   return `queued:vm:${vmId}`;
 }
 
-/** Take the VM's guard for `executionId`; a guard whose execution is no longer queued is stale. */
-async function takeGuard(vmId: number, executionId: string): Promise<void> {
-  const name = queuedGuardName(vmId);
+/** The guard item for `executionId`, over no guard (`holder` undefined) or a stale one's. */
+function guardItem(vmId: number, executionId: string, holder: string | undefined): TransactItem {
+  return {
+    Put: {
+      TableName: tableName('counters'),
+      Item: { name: queuedGuardName(vmId), value: executionId },
+      ConditionExpression: holder === undefined ? 'attribute_not_exists(#n)' : '#v = :old',
+      ExpressionAttributeNames: holder === undefined ? { '#n': 'name' } : { '#v': 'value' },
+      ExpressionAttributeValues: holder === undefined ? undefined : { ':old': holder },
+    },
+  };
+}
+
+/** True when a transaction was cancelled by its guard item's condition (the third item). */
+function guardRefused(err: unknown): boolean {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
+  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons[2]?.Code === 'ConditionalCheckFailed';
+}
+
+/**
+ * Queue with the VM's guard taken in the same transaction. The common case is that one write;
+ * a guard already there is read: a holder still QUEUED is a 409, a stale one (its execution left
+ * the queue without freeing it) is taken over.
+ */
+async function enqueueGuarded(
+  vmId: number,
+  executionId: string,
+  queue: (guard: TransactItem) => Promise<Execution>,
+) {
   const table = tableName('counters');
-  // The common case first: no guard, one conditional write.
   let holder: string | undefined;
-  await retry(
+  return retry(
     async () => {
       try {
-        await dynamo().send(
-          new PutCommand({
-            TableName: table,
-            Item: { name, value: executionId },
-            ConditionExpression: holder === undefined ? 'attribute_not_exists(#n)' : '#v = :old',
-            ExpressionAttributeNames: holder === undefined ? { '#n': 'name' } : { '#v': 'value' },
-            ExpressionAttributeValues: holder === undefined ? undefined : { ':old': holder },
-          }),
-        );
+        return await queue(guardItem(vmId, executionId, holder));
       } catch (err) {
-        if (!isConditionFailed(err)) throw err;
+        if (!guardRefused(err)) throw err;
         const current = await dynamo().send(
-          new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }),
+          new GetCommand({ TableName: table, Key: { name: queuedGuardName(vmId) }, ConsistentRead: true }),
         );
         holder = current.Item?.value as string | undefined;
         if (holder !== undefined && (await executions.find(holder))?.state === 'QUEUED') {
           throw new Conflict(`VM ${vmId} already has a backup queued (execution ${holder})`);
         }
-        // Stale (its execution left the queue without freeing it) or freed meanwhile: try again.
+        // Stale or freed meanwhile: try again.
         throw err;
       }
     },
     {
       attempts: 3,
-      retryOn: isConditionFailed,
+      retryOn: guardRefused,
       exhausted: () => new Conflict(`VM ${vmId} already has a backup queued`),
     },
   );
@@ -103,10 +121,9 @@ export async function queueVmBackup(
 ): Promise<Execution> {
   assertBackupable(vm);
   const id = String(await allocateId('execution'));
-  await takeGuard(vm.id, id);
   const { datastoreId, reset, job, scheduleId } = request;
-  try {
-    return await enqueue(
+  return enqueueGuarded(vm.id, id, (guard) =>
+    enqueue(
       user,
       {
         id,
@@ -125,10 +142,7 @@ export async function queueVmBackup(
           ...(job && { jobId: job.id, jobConfig: job.config }),
         }),
       },
-      { wake: request.wake },
-    );
-  } catch (err) {
-    await freeQueuedGuard(vm.id, id).catch(() => undefined);
-    throw err;
-  }
+      { wake: request.wake, guard },
+    ),
+  );
 }

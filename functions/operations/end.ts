@@ -94,6 +94,56 @@ export async function releaseExecution(
   }
 }
 
+/**
+ * The common ending in one write: a backup whose Commit returned (the state machine is at
+ * Release, success path) is marked SUCCEEDED, phase `done` with its size, released, and its slot
+ * given back, in one transaction conditional on it being RUNNING and not yet released. Nothing
+ * is read: Commit's own conditional writes already undid its marks, and the host is the one
+ * Admit sent the task to (`$.admit.hostId`). False when the condition failed (ended meanwhile,
+ * by the sweep or a stop, or already released): the caller then takes the general way,
+ * {@link endOperation}, which reads the record.
+ */
+export async function releaseCommittedBackup(
+  executionId: string,
+  hostId: number,
+  ending: { endedAt: string; size: number },
+): Promise<boolean> {
+  const mark = {
+    Update: {
+      TableName: executions.name,
+      Key: { id: executionId },
+      UpdateExpression: 'SET #r = :t, #e = :e, #s = :s, #p = :done, #bd = :size, #bt = :size',
+      ConditionExpression:
+        'attribute_exists(id) AND attribute_not_exists(#r) AND #s = :running AND #k = :backup',
+      ExpressionAttributeNames: {
+        '#r': 'released',
+        '#e': 'endedAt',
+        '#s': 'state',
+        '#p': 'phase',
+        '#bd': 'bytesDone',
+        '#bt': 'bytesTotal',
+        '#k': 'kind',
+      },
+      ExpressionAttributeValues: {
+        ':t': true,
+        ':e': ending.endedAt,
+        ':s': 'SUCCEEDED',
+        ':done': 'done',
+        ':size': ending.size,
+        ':running': 'RUNNING',
+        ':backup': 'backup',
+      },
+    },
+  };
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: [mark, ...releaseSlotItems(hostId)] }));
+    return true;
+  } catch (err) {
+    if ((err as { CancellationReasons?: unknown }).CancellationReasons) return false;
+    throw err;
+  }
+}
+
 /** A conditional write whose condition failed (the mark is not ours, or gone) did its job. */
 function unlessNotOurs(err: unknown): void {
   if (!isConditionFailed(err) && !(err instanceof Error && err.name === 'NotFound')) throw err;

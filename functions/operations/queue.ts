@@ -2,10 +2,16 @@
  * Queueing any operation (the API, scheduled actions, jobs and retention all queue through here): allocates the execution id, writes the Execution (QUEUED) and the
  * Request the dispatcher picks up, then wakes the dispatcher.
  */
+import { TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { Execution, User } from '#core/model.ts';
+import { dynamo } from '#platform/aws.ts';
 import { allocateId } from '../repo/counters.ts';
-import { executions, publicExecution } from '../repo/executions.ts';
-import { PENDING, requestRank, requests } from '../repo/requests.ts';
+import { ExecutionRecord, executions, publicExecution } from '../repo/executions.ts';
+import { PENDING, Request, requestRank, requests } from '../repo/requests.ts';
+
+/** One item of a TransactWriteItems. */
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
 import { wakeDispatcher } from '../wake.ts';
 
 /** What to queue. `input` builds the state machine input from the execution id. */
@@ -25,34 +31,31 @@ export interface Operation {
 /**
  * Queue the operation and answer its Execution (state QUEUED). `user` is who asked (a step such
  * as retention passes its own name). `wake: false` leaves waking the dispatcher to the caller,
- * which queues several operations and wakes it once.
+ * which queues several operations and wakes it once. `guard` is written in the same transaction
+ * (its condition failing cancels it all: TransactionCanceledException, reason at index 2).
  */
 export async function enqueue(
   user: Pick<User, 'name'>,
   op: Operation,
-  options: { wake?: boolean } = {},
+  options: { wake?: boolean; guard?: TransactItem } = {},
 ): Promise<Execution> {
   const id = op.id ?? String(await allocateId('execution'));
   const createdAt = new Date().toISOString();
-  const execution = await executions.put(
-    {
-      id,
-      kind: op.kind,
-      state: 'QUEUED',
-      phase: 'queued',
-      vmId: op.vmId,
-      hostId: op.hostId,
-      datastoreId: op.datastoreId,
-      imageId: op.imageId,
-      requestedBy: user.name,
-      priority: op.priority,
-      params: op.params,
-      createdAt,
-    },
-    { expression: 'attribute_not_exists(id)' },
-  );
-  // The execution first: a request the dispatcher sees always has its execution record.
-  await requests.put({
+  const execution = ExecutionRecord.parse({
+    id,
+    kind: op.kind,
+    state: 'QUEUED',
+    phase: 'queued',
+    vmId: op.vmId,
+    hostId: op.hostId,
+    datastoreId: op.datastoreId,
+    imageId: op.imageId,
+    requestedBy: user.name,
+    priority: op.priority,
+    params: op.params,
+    createdAt,
+  });
+  const request = Request.parse({
     id,
     kind: op.kind,
     queue: PENDING,
@@ -66,6 +69,23 @@ export async function enqueue(
     requestedBy: user.name,
     createdAt,
   });
+  // One transaction: a request the dispatcher sees always has its execution record, and a
+  // caller's guard (`options.guard`, e.g. a VM's "queued" item) is taken with them or not at all.
+  await dynamo().send(
+    new TransactWriteCommand({
+      TransactItems: [
+        {
+          Put: {
+            TableName: executions.name,
+            Item: execution,
+            ConditionExpression: 'attribute_not_exists(id)',
+          },
+        },
+        { Put: { TableName: requests.name, Item: request } },
+        ...(options.guard ? [options.guard] : []),
+      ],
+    }),
+  );
   if (options.wake !== false) await wakeDispatcher(`${op.kind} ${id} queued`);
   return publicExecution(execution);
 }

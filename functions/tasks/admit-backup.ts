@@ -53,27 +53,40 @@ async function lockVm(vm: Vm, executionId: string, datastoreId: number): Promise
   }
 }
 
-/** The image id of this execution: allocated once and kept on the execution record. */
-async function imageIdFor(executionId: string, chainImageId: number | null): Promise<number> {
+/**
+ * Record the execution's image id (allocated once: a retry finds the one already recorded) with
+ * everything else Admit tells about the execution, in one conditional write: RUNNING, the host,
+ * the image and the task's parameters. `fields` gets the image id it ends up with.
+ */
+async function recordAdmitted(
+  executionId: string,
+  chainImageId: number | null,
+  fields: (imageId: number) => Record<string, unknown>,
+): Promise<number> {
+  const write = (imageId: number, condition: boolean) =>
+    executions.update(
+      executionId,
+      { state: 'RUNNING', phase: 'running', imageId, ...fields(imageId) },
+      condition
+        ? {
+            condition: {
+              expression: 'attribute_not_exists(#i) OR #i = :i',
+              names: { '#i': 'imageId' },
+              values: { ':i': imageId },
+            },
+          }
+        : {},
+    );
   const candidate = chainImageId ?? (await allocateId('image'));
   try {
-    await executions.update(
-      executionId,
-      { imageId: candidate },
-      {
-        condition: {
-          expression: 'attribute_not_exists(#i) OR #i = :i',
-          names: { '#i': 'imageId' },
-          values: { ':i': candidate },
-        },
-      },
-    );
+    await write(candidate, true);
     return candidate;
   } catch (err) {
     if (!isConditionFailed(err)) throw err;
-    // A previous attempt already chose the image.
+    // A previous attempt already chose the image: keep it.
     const existing = (await executions.get(executionId)).imageId;
     if (existing === undefined) throw err;
+    await write(existing, false);
     return existing;
   }
 }
@@ -105,7 +118,8 @@ export function chainPoint(
 
 export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const { executionId } = input;
-  await executions.update(executionId, { state: 'RUNNING', phase: 'admitting' });
+  // No write before the lock: the dispatcher recorded the start (RUNNING), and what Admit
+  // decides is recorded in one write below.
   const vm = await vms.get(input.vmId);
   assertBackupableState(vm);
   const datastore = await datastores.get(input.datastoreId);
@@ -135,12 +149,25 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
 
   const locked = await lockVm(vm, executionId, datastore.id);
   const extending = decision.mode === 'INCREMENT' && chain ? chain : null;
-  const imageId = await imageIdFor(executionId, extending?.imageId ?? null);
+  const incrementOf = (id: number) =>
+    chainPoint(config.mode, id, executionId, extending && chainImage ? chainImage : null);
+  const imageId = await recordAdmitted(executionId, extending?.imageId ?? null, (id) => ({
+    hostId: host.id,
+    bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
+    params: {
+      reset,
+      mode: decision.mode,
+      resetReason: decision.reset,
+      increment: incrementOf(id),
+      ...(jobId !== undefined && { jobId }),
+    },
+  }));
+  const increment = incrementOf(imageId);
   const now = new Date().toISOString();
   if (extending) {
     // The chain's image is LOCKED while the increment is written (READY again at commit or failure).
     await images.update(imageId, { state: 'LOCKED', executionId });
-  } else if (!(await images.find(imageId))) {
+  } else {
     const image: Image = {
       owner: vm.owner,
       group: vm.group,
@@ -169,15 +196,12 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
       executionId,
       createdAt: now,
     };
-    await images.put(image, { expression: 'attribute_not_exists(id)' });
+    // No read first: the condition keeps the image a previous attempt created.
+    await images.put(image, { expression: 'attribute_not_exists(id)' }).catch((err) => {
+      if (!isConditionFailed(err)) throw err;
+    });
   }
 
-  const increment = chainPoint(
-    config.mode,
-    imageId,
-    executionId,
-    extending && chainImage ? chainImage : null,
-  );
   const { heartbeatSeconds } = limits();
   const task = BackupTaskFields.parse({
     ...taskHeader('backup', heartbeatSeconds, host.id),
@@ -193,19 +217,6 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
     vm: taskVm(locked),
     imageId,
     datastore: taskDs,
-  });
-  await executions.update(executionId, {
-    phase: 'running',
-    hostId: host.id,
-    imageId,
-    bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
-    params: {
-      reset,
-      mode: decision.mode,
-      resetReason: decision.reset,
-      increment,
-      ...(jobId !== undefined && { jobId }),
-    },
   });
   return { hostId: host.id, imageId, queueUrl: host.queueUrl, task, cleanup };
 });

@@ -6,7 +6,8 @@
  * same write, become DELETING and each gets a `delete` execution (Maintenance machine). On an
  * increment chain with more points than KEEP_LAST, ACTIVE_FLATTEN is set in the same write and a
  * `flatten` is queued (see `flatten.ts`).
- * Idempotent: a retry finds the image already committed and the lock already gone.
+ * Idempotent: a retry finds the image already committed and the lock already gone. Its output
+ * (`$.commit`) tells Release the commit is done: Release records phase `done` and the size.
  */
 import { z } from 'zod';
 import { setRuntime } from '#core/backup-config.ts';
@@ -158,6 +159,8 @@ async function expire(
   fallbackHostId?: number,
 ): Promise<number[]> {
   const queued: number[] = [];
+  // Nothing expired (the common case): no read of the fallback host.
+  if (ids.length === 0) return queued;
   const fallback = fallbackHostId === undefined ? undefined : await hosts.find(fallbackHostId);
   for (const id of ids) {
     try {
@@ -218,8 +221,8 @@ async function startFlatten(image: Image, executionId: string, hostId?: number):
 
 export const handler = step('CommitBackup', CommitBackupInput, async (input) => {
   const { executionId, host: result } = input;
-  const execution = await executions.get(executionId);
-  await executions.update(executionId, { phase: 'committing' });
+  // One write that also reads: the record as it is now `committing` (ReturnValues ALL_NEW).
+  const execution = await executions.update(executionId, { phase: 'committing' });
   if (execution.imageId === undefined || execution.vmId === undefined) {
     throw new Conflict(`execution ${executionId} has no image or VM to commit`);
   }
@@ -272,7 +275,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   }
   const deleting = await expire(expired, executionId, execution.hostId);
   const flattenId = flatten ? await startFlatten(image, executionId, execution.hostId) : undefined;
-  await executions.update(executionId, { phase: 'done', bytesDone: image.size, bytesTotal: image.size });
+  // Phase `done` and the bytes are written by Release, in its one transaction (`$.commit.size`).
   return {
     imageId: image.id,
     backupId: result.backupId,

@@ -191,7 +191,7 @@ describe('backup steps', () => {
       template: '<domain/>',
       durationMs: 10,
     };
-    await commitBackup({ ...input, admit: admitted, host });
+    const committed = await commitBackup({ ...input, admit: admitted, host });
     await commitBackup({ ...input, admit: admitted, host }); // a retry changes nothing
     expect(await images.get(admitted.imageId)).toMatchObject({
       state: 'READY',
@@ -203,7 +203,9 @@ describe('backup steps', () => {
     expect(vm.lock).toBeUndefined();
     expect(vm.backups.BACKUP_IDS).toEqual([admitted.imageId]);
     expect(vm.backups.BACKUP_CONFIG.LAST_DATASTORE_ID).toBeUndefined();
-    expect((await executions.get('2')).phase).toBe('done');
+    // Commit tells Release it is done (its output, `$.commit`); Release records phase `done`.
+    expect((await executions.get('2')).phase).toBe('committing');
+    expect(committed).toMatchObject({ imageId: admitted.imageId, size: 400 });
   });
 
   it('Commit refuses a runner result that does not match the contract', async () => {
@@ -214,10 +216,22 @@ describe('backup steps', () => {
 
   it('Release ends the execution and gives the slot back exactly once', async () => {
     const before = await readCounter('active');
-    await release({ executionId: '2' });
+    const hostBefore = await readCounter(hostSlotName(admitted.hostId));
+    // The success path's whole state: the one-transaction ending, then a retry (the general way).
+    const state = { ...input, admit: admitted, commit: { imageId: admitted.imageId, size: 400 } };
+    await release(state);
+    await release(state);
     await release({ executionId: '2' });
     expect(await readCounter('active')).toBe(before - 1);
-    expect(await executions.get('2')).toMatchObject({ state: 'SUCCEEDED', endedAt: expect.any(String) });
+    expect(await readCounter(hostSlotName(admitted.hostId))).toBe(hostBefore - 1);
+    expect(await executions.get('2')).toMatchObject({
+      state: 'SUCCEEDED',
+      phase: 'done',
+      bytesDone: 400,
+      bytesTotal: 400,
+      released: true,
+      endedAt: expect.any(String),
+    });
   });
 
   it('MarkFailed records the Lambda error, sets the image to ERROR and unlocks only its own lock', async () => {
@@ -293,6 +307,8 @@ describe('secrets at Admit', () => {
     });
     expect((await vms.get(vmId)).lock).toBeUndefined();
     expect(await images.list()).toHaveLength(imagesBefore);
+    // As the state machine goes on: MarkFailed ends it, so the VM can be queued again.
+    await markFailed({ executionId: id, error: { Error: 'Conflict', Cause: 'no key' } });
   });
 
   it('needs no key for a datastore without secrets', async () => {
