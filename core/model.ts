@@ -49,6 +49,10 @@ export const Disk = z.object({
   source: z.string().min(1),
   format: DiskFormat,
   size: z.number().int().nonnegative(),
+  /** Bytes the disk really holds (qcow2 allocation, rbd used), when the inventory knows it. */
+  allocated: z.number().int().nonnegative().optional(),
+  /** Bytes changed since the last backup's checkpoint, when the inventory knows it. */
+  dirty: z.number().int().nonnegative().optional(),
   volatile: z.boolean().default(false),
   canIncrement: z.boolean().default(false),
 });
