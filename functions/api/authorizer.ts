@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { Unauthorized } from '#core/errors.ts';
 import { User } from '#core/model.ts';
 import { log } from '#platform/log.ts';
+import { lambda } from '../middleware.ts';
 import { isEnrollment } from '../repo/users.ts';
 import { type Identity, identify } from './auth.ts';
 
@@ -73,13 +74,19 @@ export function principalContext(identity: Identity): AuthorizerContext {
   };
 }
 
+/** What the authorizer reads of its event (API Gateway sends more). */
+const AuthorizerEvent = z.looseObject({
+  routeKey: z.string().optional(),
+  headers: z.record(z.string(), z.string().optional()).optional(),
+});
+
 /**
  * The authorizer: the principal, or the refusal (see {@link AuthorizerRefusal}); both let the
  * request on to the Api function, which answers a refusal 401 without routing it.
  */
-export async function handler(event: APIGatewayRequestAuthorizerEventV2): Promise<AuthorizerResult> {
+async function authorizeRequest(event: z.output<typeof AuthorizerEvent>): Promise<AuthorizerResult> {
   try {
-    return { isAuthorized: true, context: principalContext(await identify(event.headers)) };
+    return { isAuthorized: true, context: principalContext(await identify(event.headers ?? {})) };
   } catch (err) {
     // Only "this token is no good" is a refusal; a DynamoDB failure stays an error (API Gateway
     // answers 500 and caches nothing), never a cached refusal of a good token.
@@ -88,6 +95,17 @@ export async function handler(event: APIGatewayRequestAuthorizerEventV2): Promis
     return { isAuthorized: true, context: { refused: err.message } };
   }
 }
+
+/**
+ * The Lambda entry point (functions/manifest.ts: `Authorizer`), with the shared middleware;
+ * its success is not logged (it runs on every request).
+ */
+export const handler: (event: APIGatewayRequestAuthorizerEventV2) => Promise<AuthorizerResult> = lambda(
+  'Authorizer',
+  AuthorizerEvent,
+  authorizeRequest,
+  { quiet: true },
+);
 
 /**
  * The principal the authorizer put in an event the Api function got, or undefined when no

@@ -2,6 +2,11 @@
  * Routing: from an API Gateway v2 event to the route module that handles it. API Gateway gives
  * `routeKey` (`"GET /vms/{id}"`) and `pathParameters`; when an event carries only a method and a
  * path (`$default`), the same {@link ROUTES} table is matched here.
+ *
+ * Not `@middy/http-router`: API Gateway has already matched the route (one route per row of
+ * ROUTES in the CDK stack), so a second path matcher would only repeat its work; and the one
+ * table here also names each route's IAM or bearer way in, its row in the rights table
+ * (core/rights.ts) and its audit, which a router keyed on method and path alone cannot carry.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { NotFound } from '#core/errors.ts';

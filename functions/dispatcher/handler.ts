@@ -9,10 +9,12 @@
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
 import { type Host, takesSlot } from '#core/model.ts';
 import { dynamo, sfnClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { limits, required, tableName } from '../env.ts';
+import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
 import { endOperation } from '../operations/end.ts';
 import { batchFind } from '../repo/batch.ts';
@@ -340,8 +342,8 @@ function isWake(event: unknown): boolean {
   return typeof e.reason === 'string' && e.source === undefined && e.scheduleId === undefined;
 }
 
-/** The Lambda entry point (functions/manifest.ts: `Dispatcher`). */
-export async function handler(event?: unknown): Promise<DispatcherRun> {
+/** One run: fire due schedules (unless a wake-up), sweep (when periodic), then dispatch. */
+async function run(event: unknown): Promise<DispatcherRun> {
   // A wake-up (an operation queued or ended) only dispatches: due schedules are fired by their
   // own schedule's event and by the periodic run, so a storm of wake-ups costs no query each.
   const fired = isWake(event)
@@ -358,3 +360,9 @@ export async function handler(event?: unknown): Promise<DispatcherRun> {
     : [];
   return { ...(await dispatch()), fired, swept };
 }
+
+/**
+ * The Lambda entry point (functions/manifest.ts: `Dispatcher`), with the shared middleware; its
+ * success is not logged (it runs on every wake-up and every minute).
+ */
+export const handler = lambda('Dispatcher', z.unknown(), run, { quiet: true });

@@ -1,56 +1,32 @@
 /**
  * Shared pieces of the state-machine step Lambdas: input validation, the task fragments built
- * from records, and the wrapper that turns a step into a Lambda handler. A step's errors reach
+ * from records, and the step's Lambda handler (the shared middleware of ../middleware.ts). A step's errors reach
  * Step Functions with the typed error's name as errorType, so Retry/Catch can match on it.
  */
 
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { diskDriverFor, TASK_VERSION } from '#core/contracts/tasks.ts';
-import { Conflict, Throttled, ValidationError } from '#core/errors.ts';
+import { Conflict } from '#core/errors.ts';
 import type { Datastore, Disk, Host, Image, Vm } from '#core/model.ts';
-import { log } from '#platform/log.ts';
 import { sealContext, sealSecrets } from '#platform/sealed-secrets.ts';
-import { isTransientDynamoError } from '../repo/table.ts';
+import { lambda } from '../middleware.ts';
 import { secretStore } from '../secrets.ts';
 
 /** The part of every state input the steps read; the rest (`admit`, `host`...) passes through. */
 export const StepInput = z.looseObject({ executionId: z.string().min(1) });
 
 /**
- * Wrap a step: validate its input with `schema`, log start and failure with the execution id.
- * DynamoDB throttling and transaction conflicts leave as {@link Throttled}, a name the state
- * machines retry (TRANSIENT_ERRORS); any other error leaves as thrown.
+ * A Step Functions task's Lambda: {@link lambda}, the middleware every Lambda shares (input
+ * validated with `schema`, start and failure logged with the execution id, DynamoDB throttling
+ * and transaction conflicts leaving as `Throttled`, the name the state machines retry).
  */
 export function step<S extends z.ZodType, R>(
   name: string,
   schema: S,
   run: (input: z.output<S>) => Promise<R>,
-) {
-  return async (event: unknown): Promise<R> => {
-    const parsed = schema.safeParse(event);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new ValidationError(
-        `${name} input: ${issue ? `${issue.path.join('.') || 'input'}: ${issue.message}` : 'invalid'}`,
-      );
-    }
-    const executionId = (parsed.data as { executionId?: string }).executionId;
-    try {
-      const result = await run(parsed.data);
-      log('info', `${name} done`, { executionId });
-      return result;
-    } catch (err) {
-      log('warn', `${name} failed`, {
-        executionId,
-        error: err instanceof Error ? err.name : String(err),
-        message: err instanceof Error ? err.message : undefined,
-      });
-      if (isTransientDynamoError(err)) {
-        throw new Throttled(`${name}: DynamoDB is busy (${(err as Error).name}), try again`, { cause: err });
-      }
-      throw err;
-    }
-  };
+): (event: unknown, context?: Context) => Promise<R> {
+  return lambda(name, schema, (input) => run(input));
 }
 
 /**
