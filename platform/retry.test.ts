@@ -63,4 +63,21 @@ describe('retry', () => {
     );
     expect(pauses).toEqual([1, 2, 4]);
   });
+
+  it('stops at once when its signal aborts during a pause, leaving with the last error', async () => {
+    const stop = new AbortController();
+    let tries = 0;
+    const started = Date.now();
+    const pending = retry(
+      async () => {
+        tries++;
+        throw new Busy(`try ${tries}`);
+      },
+      { attempts: Number.POSITIVE_INFINITY, retryOn: () => true, delayMs: () => 60_000, signal: stop.signal },
+    );
+    setTimeout(() => stop.abort(), 20);
+    await expect(pending).rejects.toThrow('try 1');
+    expect(tries).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
 });

@@ -16,6 +16,8 @@ export interface RetryOptions {
   delayMs?: (attempt: number) => number;
   /** The error to throw when every try failed (default: the last one). */
   exhausted?: (last: unknown) => unknown;
+  /** Stops the retrying: a pause ends at once and the last error leaves. */
+  signal?: AbortSignal;
 }
 
 /** Pauses doubling from `firstMs`: firstMs, 2 x firstMs, 4 x firstMs... */
@@ -29,10 +31,24 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     try {
       return await fn(attempt);
     } catch (error) {
-      if (!options.retryOn(error)) throw error;
+      if (!options.retryOn(error) || options.signal?.aborted) throw error;
       if (attempt >= options.attempts) throw options.exhausted ? options.exhausted(error) : error;
-      const pause = options.delayMs?.(attempt) ?? 0;
-      if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      await pause(options.delayMs?.(attempt) ?? 0, options.signal);
+      if (options.signal?.aborted) throw error;
     }
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

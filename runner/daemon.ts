@@ -15,6 +15,7 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
+import { retry } from '#platform/retry.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { ApiAnswerError, type ApiConnector, httpApi, type RunnerApi } from './api-client.ts';
 import { CoalescedReports } from './coalesced-reports.ts';
@@ -37,7 +38,6 @@ import {
   type InventoryReader,
   type RegisteredHost,
   reportInventory,
-  sleep,
   startInventoryLoop,
 } from './register.ts';
 import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
@@ -261,19 +261,25 @@ async function untilRegistered(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<HostConnection> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await connectOnce();
-    } catch (error) {
-      if (signal?.aborted || isFinal(error)) throw error;
-      // The first failures are expected in local mode (the API starts after the runner).
-      if (attempt === 3 || attempt % 20 === 0) {
-        log('warn', 'cannot register with the API yet', { error: (error as Error).message, attempt });
+  return retry(
+    async (attempt) => {
+      try {
+        return await connectOnce();
+      } catch (error) {
+        // The first failures are expected in local mode (the API starts after the runner).
+        if (!isFinal(error) && (attempt === 3 || attempt % 20 === 0)) {
+          log('warn', 'cannot register with the API yet', { error: (error as Error).message, attempt });
+        }
+        throw error;
       }
-      await sleep(Math.min(30_000, 2000 * Math.ceil(attempt / 5)), signal);
-      if (signal?.aborted) throw error;
-    }
-  }
+    },
+    {
+      attempts: Number.POSITIVE_INFINITY,
+      retryOn: (error) => !isFinal(error),
+      delayMs: (attempt) => Math.min(30_000, 2000 * Math.ceil(attempt / 5)),
+      ...(signal && { signal }),
+    },
+  );
 }
 
 /**

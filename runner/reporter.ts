@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { oneLine } from '#core/errors.ts';
 import { sfnClient } from '#platform/aws.ts';
+import { retry } from '#platform/retry.ts';
 import { ResultTooLarge } from './errors.ts';
 import type { Logger } from './log.ts';
 
@@ -169,21 +170,29 @@ export class Reporter {
   }
 
   private async deliver(what: string, call: () => Promise<void>, log: Logger): Promise<Delivery> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await call();
-        return 'sent';
-      } catch (error) {
-        if (isGoneToken(error)) {
-          log('warn', `task ${what} not delivered: nobody waits for it`, {
-            error: (error as Error).name,
-          });
-          return 'gone';
-        }
-        if (attempt >= ANSWER_ATTEMPTS) throw error;
-        log('warn', `sending task ${what} failed, retrying`, { error: (error as Error).name, attempt });
-        await new Promise((resolve) => setTimeout(resolve, this.retryDelayMs * attempt));
-      }
+    try {
+      await retry(
+        async (attempt) => {
+          try {
+            await call();
+          } catch (error) {
+            if (!isGoneToken(error) && attempt < ANSWER_ATTEMPTS) {
+              log('warn', `sending task ${what} failed, retrying`, { error: (error as Error).name, attempt });
+            }
+            throw error;
+          }
+        },
+        {
+          attempts: ANSWER_ATTEMPTS,
+          retryOn: (error) => !isGoneToken(error),
+          delayMs: (attempt) => this.retryDelayMs * attempt,
+        },
+      );
+      return 'sent';
+    } catch (error) {
+      if (!isGoneToken(error)) throw error;
+      log('warn', `task ${what} not delivered: nobody waits for it`, { error: (error as Error).name });
+      return 'gone';
     }
   }
 }

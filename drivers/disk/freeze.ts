@@ -2,6 +2,7 @@
  * FS_FREEZE around a disk snapshot: SUSPEND pauses the VM, AGENT freezes the guest's file systems
  * through the QEMU guest agent, NONE does nothing.
  */
+import { retry as retrying } from '#platform/retry.ts';
 import { ExecError } from '../exec.ts';
 import type { FreezeMode } from './driver.ts';
 import { FsFreezeFailed } from './errors.ts';
@@ -62,13 +63,10 @@ export async function freezeAlone(
 
 /** Tries `fn` three times, a second apart; then fails with {@link FsFreezeFailed}. */
 async function retry(fn: () => Promise<unknown>, message: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await fn();
-      return;
-    } catch (error) {
-      if (attempt >= 3) throw new FsFreezeFailed(message, { cause: error });
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
+  await retrying(fn, {
+    attempts: 3,
+    retryOn: () => true,
+    delayMs: () => 1000,
+    exhausted: (error) => new FsFreezeFailed(message, { cause: error }),
+  });
 }
