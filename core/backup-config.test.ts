@@ -19,12 +19,30 @@ describe('effectiveConfig defaults', () => {
   it('applies the reference defaults to an empty record', () => {
     expect(effectiveConfig({})).toEqual({
       keepLast: null,
+      gfs: null,
       backupVolatile: false,
       fsFreeze: 'NONE',
       mode: 'FULL',
       incrementMode: 'CBT',
       diskIds: null,
     });
+  });
+
+  it('reads GFS retention when a period key is set, with KEEP_LAST as its last', () => {
+    expect(effectiveConfig({ KEEP_LAST: '2', KEEP_DAILY: '7', KEEP_YEARLY: '3' }).gfs).toEqual({
+      last: 2,
+      hourly: 0,
+      daily: 7,
+      weekly: 0,
+      monthly: 0,
+      yearly: 3,
+    });
+    expect(effectiveConfig({ KEEP_LAST: '2', KEEP_WEEKLY: '0' }).gfs).toBeNull();
+    expect(update({}, { keep_monthly: '12' }, can)).toEqual({ KEEP_MONTHLY: '12' });
+    expect(rejection(() => parse({ KEEP_DAILY: '-1' }, can))).toBe(
+      'KEEP_DAILY must be a non-negative integer (got "-1")',
+    );
+    expect(withDefaults({ KEEP_WEEKLY: '4' }).KEEP_WEEKLY).toBe('4');
   });
 
   it('treats KEEP_LAST 0 and empty as keep all', () => {
@@ -47,6 +65,7 @@ describe('effectiveConfig defaults', () => {
     );
     expect(effectiveConfig(record)).toEqual({
       keepLast: null,
+      gfs: null,
       backupVolatile: true,
       fsFreeze: 'SUSPEND',
       mode: 'INCREMENT',
@@ -129,7 +148,7 @@ describe('parse', () => {
 
   it('rejects unknown keys listing the allowed ones', () => {
     expect(rejection(() => parse({ keeplast: '3' }, can))).toBe(
-      'unknown BACKUP_CONFIG key "KEEPLAST"; allowed: KEEP_LAST, BACKUP_VOLATILE, FS_FREEZE, MODE, INCREMENT_MODE, DISK_IDS',
+      'unknown BACKUP_CONFIG key "KEEPLAST"; allowed: KEEP_LAST, KEEP_HOURLY, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, KEEP_YEARLY, BACKUP_VOLATILE, FS_FREEZE, MODE, INCREMENT_MODE, DISK_IDS',
     );
   });
 

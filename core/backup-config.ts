@@ -8,11 +8,17 @@
  * An empty value means "not set": `KEEP_LAST=` goes back to keeping every backup.
  */
 import { ValidationError } from './errors.ts';
+import { type GfsPolicy, hasPeriodRules } from './gfs.ts';
 import type { BackupConfigRecord } from './model.ts';
 
 /** Keys users may set (template metadata, `PUT /vms/{id}/backup-config`, backup jobs). */
 export const USER_KEYS = [
   'KEEP_LAST',
+  'KEEP_HOURLY',
+  'KEEP_DAILY',
+  'KEEP_WEEKLY',
+  'KEEP_MONTHLY',
+  'KEEP_YEARLY',
   'BACKUP_VOLATILE',
   'FS_FREEZE',
   'MODE',
@@ -20,6 +26,15 @@ export const USER_KEYS = [
   'DISK_IDS',
 ] as const;
 export type UserKey = (typeof USER_KEYS)[number];
+
+/** The GFS retention keys (core/gfs.ts), beside KEEP_LAST. */
+const PERIOD_KEYS: readonly UserKey[] = [
+  'KEEP_HOURLY',
+  'KEEP_DAILY',
+  'KEEP_WEEKLY',
+  'KEEP_MONTHLY',
+  'KEEP_YEARLY',
+];
 
 /** Keys Lifeboat itself maintains while backups run; users may not set them. */
 export const RUNTIME_KEYS = [
@@ -45,6 +60,11 @@ export type IncrementMode = (typeof INCREMENT_MODE_VALUES)[number];
 /** The defaults of every user key, as stored strings (empty = unset: keep all, all disks). */
 export const BACKUP_CONFIG_DEFAULTS: Readonly<Record<UserKey, string>> = {
   KEEP_LAST: '',
+  KEEP_HOURLY: '',
+  KEEP_DAILY: '',
+  KEEP_WEEKLY: '',
+  KEEP_MONTHLY: '',
+  KEEP_YEARLY: '',
   BACKUP_VOLATILE: 'NO',
   FS_FREEZE: 'NONE',
   MODE: 'FULL',
@@ -56,6 +76,11 @@ export const BACKUP_CONFIG_DEFAULTS: Readonly<Record<UserKey, string>> = {
 export interface EffectiveConfig {
   /** Number of backups to keep; null = keep all (empty or 0). */
   keepLast: number | null;
+  /**
+   * GFS retention (core/gfs.ts) when any KEEP_HOURLY..KEEP_YEARLY is set, KEEP_LAST as its
+   * `last`; null = KEEP_LAST alone.
+   */
+  gfs: GfsPolicy | null;
   backupVolatile: boolean;
   fsFreeze: FsFreeze;
   mode: BackupModeName;
@@ -108,6 +133,11 @@ function normalizeValue(key: UserKey, raw: string): string {
   if (raw === '') return '';
   switch (key) {
     case 'KEEP_LAST':
+    case 'KEEP_HOURLY':
+    case 'KEEP_DAILY':
+    case 'KEEP_WEEKLY':
+    case 'KEEP_MONTHLY':
+    case 'KEEP_YEARLY':
       return String(nonNegativeInt(key, raw));
     case 'BACKUP_VOLATILE':
       return oneOf(key, YES_NO, raw);
@@ -202,6 +232,8 @@ export function underDefaults(record: BackupConfigRecord, defaults: BackupConfig
 export function withDefaults(record: BackupConfigRecord): BackupConfigRecord {
   const out: BackupConfigRecord = { ...record };
   for (const key of USER_KEYS) {
+    // The GFS keys show once set: most VMs have none, and their unset value means nothing.
+    if (PERIOD_KEYS.includes(key)) continue;
     if (out[key] === undefined || out[key] === '') out[key] = BACKUP_CONFIG_DEFAULTS[key];
   }
   return out;
@@ -215,8 +247,18 @@ export function effectiveConfig(record: BackupConfigRecord): EffectiveConfig {
   };
   const keepLast = value('KEEP_LAST');
   const diskIds = value('DISK_IDS');
+  const count = (key: UserKey) => Number(value(key) || 0);
+  const gfs: GfsPolicy = {
+    last: count('KEEP_LAST'),
+    hourly: count('KEEP_HOURLY'),
+    daily: count('KEEP_DAILY'),
+    weekly: count('KEEP_WEEKLY'),
+    monthly: count('KEEP_MONTHLY'),
+    yearly: count('KEEP_YEARLY'),
+  };
   return {
     keepLast: keepLast === '' || keepLast === '0' ? null : Number(keepLast),
+    gfs: hasPeriodRules(gfs) ? gfs : null,
     backupVolatile: value('BACKUP_VOLATILE') === 'YES',
     fsFreeze: value('FS_FREEZE') as FsFreeze,
     mode: value('MODE') as BackupModeName,
