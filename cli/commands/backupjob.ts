@@ -84,7 +84,7 @@ export function registerBackupJob(program: Command): void {
     .addOption(executionOption().default('sequential'))
     .argument(
       '[pairs...]',
-      'BACKUP_CONFIG defaults: KEEP_LAST MODE FS_FREEZE BACKUP_VOLATILE RESET',
+      'BACKUP_CONFIG defaults: KEEP_LAST KEEP_DAILY.. MODE FS_FREEZE BACKUP_VOLATILE RESET',
       collectPair,
     )
     .action(

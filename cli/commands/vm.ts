@@ -98,7 +98,11 @@ export function registerVm(program: Command): void {
   vm.command('backupconfig')
     .description('show BACKUP_CONFIG, or replace it with the KEY=VALUE pairs given')
     .argument('<VMID>', 'VM id', parseId)
-    .argument('[pairs...]', 'KEEP_LAST BACKUP_VOLATILE FS_FREEZE MODE INCREMENT_MODE DISK_IDS', collectPair)
+    .argument(
+      '[pairs...]',
+      'KEEP_LAST KEEP_HOURLY KEEP_DAILY KEEP_WEEKLY KEEP_MONTHLY KEEP_YEARLY BACKUP_VOLATILE FS_FREEZE MODE INCREMENT_MODE DISK_IDS',
+      collectPair,
+    )
     .action(
       async (id: number, given: Record<string, string> | string[], _options: unknown, command: Command) => {
         // Commander answers [] for an absent variadic argument: no pairs means "show it".

@@ -2,10 +2,10 @@
  * Backup step Commit: records the runner's result (`$.host`, a BackupResult): the image READY
  * with its source, disks, size and template (or the new increment appended to its chain), the
  * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys, and the VM unlocked.
- * KEEP_LAST retention (full backups): the oldest ids beyond KEEP_LAST leave BACKUP_IDS in the
- * same write, become DELETING and each gets a `delete` execution (Maintenance machine). On an
- * increment chain with more points than KEEP_LAST, ACTIVE_FLATTEN is set in the same write and a
- * `flatten` is queued (see `flatten.ts`).
+ * Retention (KEEP_LAST, or GFS with KEEP_HOURLY..KEEP_YEARLY: operations/retention.ts): the
+ * expired ids leave BACKUP_IDS in the same write, become DELETING and each gets a `delete`
+ * execution (Maintenance machine). On an increment chain to flatten, ACTIVE_FLATTEN is set in
+ * the same write and a `flatten` is queued (see `flatten.ts`).
  * Idempotent: a retry finds the image already committed and the lock already gone. Its output
  * (`$.commit`) tells Release the commit is done: Release records phase `done` and the size.
  */
@@ -14,11 +14,11 @@ import { setRuntime } from '#core/backup-config.ts';
 import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Increment } from '#core/model.ts';
-import { removeLast } from '#core/retention.ts';
 import { log } from '#platform/log.ts';
 import { clearActiveFlatten } from '../operations/end.ts';
-import { keepLastOf, planFlatten, queueFlatten } from '../operations/flatten.ts';
+import { queueFlatten } from '../operations/flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
+import { decideRetention } from '../operations/retention.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
@@ -238,8 +238,12 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
   const lastIncrement = image.increments.at(-1)?.id ?? null;
-  // KEEP_LAST on a chain: its oldest points are merged into a new base (ACTIVE_FLATTEN meanwhile).
-  const flatten = image.state === 'READY' ? planFlatten(image, vm) : null;
+  const appended = vm.backups.BACKUP_IDS.includes(image.id)
+    ? vm.backups.BACKUP_IDS
+    : [...vm.backups.BACKUP_IDS, image.id];
+  // KEEP_LAST or GFS: expired backups, and a chain's oldest points merged into a new base
+  // (ACTIVE_FLATTEN meanwhile).
+  const { expired: dropped, flatten } = await decideRetention(vm, image, appended);
   const config = setRuntime(vm.backups.BACKUP_CONFIG, {
     LAST_DATASTORE_ID: null,
     LAST_BACKUP_ID: null,
@@ -248,12 +252,6 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
     ...(flatten ? { ACTIVE_FLATTEN: 'YES' } : {}),
   });
-  const appended = vm.backups.BACKUP_IDS.includes(image.id)
-    ? vm.backups.BACKUP_IDS
-    : [...vm.backups.BACKUP_IDS, image.id];
-  // KEEP_LAST counts full backups; an increment chain is trimmed by flattening instead.
-  const dropped =
-    image.mode === 'FULL' ? removeLast(appended, keepLastOf(vm, image)).filter((id) => id !== image.id) : [];
   // Kept on the execution first, so a retry after the VM write still queues their deletion.
   const earlier = z
     .array(Id)
