@@ -25,14 +25,19 @@ export interface Limits {
   maxBackups: number;
   maxBackupsHost: number;
   heartbeatSeconds: number;
+  hostOfflineSeconds: number;
 }
 
-/** MAX_BACKUPS (default 5), MAX_BACKUPS_HOST (default 2), HEARTBEAT_SECONDS (default 120). */
+/**
+ * MAX_BACKUPS (default 5), MAX_BACKUPS_HOST (default 2), HEARTBEAT_SECONDS (default 120),
+ * HOST_OFFLINE_SECONDS (default 180).
+ */
 export function limits(): Limits {
   return {
     maxBackups: positiveInt('MAX_BACKUPS', 5),
     maxBackupsHost: positiveInt('MAX_BACKUPS_HOST', 2),
     heartbeatSeconds: positiveInt('HEARTBEAT_SECONDS', 120),
+    hostOfflineSeconds: positiveInt('HOST_OFFLINE_SECONDS', 180),
   };
 }
 

@@ -32,6 +32,8 @@ export interface LifeboatConfig {
   maxBackupsHost: number;
   /** Seconds between runner heartbeats; the host task fails when one is missed. */
   heartbeatSeconds: number;
+  /** HOST_OFFLINE_SECONDS: a host whose runner has not reported for this long becomes OFFLINE. */
+  hostOfflineSeconds: number;
   /** Upper bound of one host task (backup or restore), heartbeats or not. */
   hostTaskTimeoutSeconds: number;
   /** First wait before RunOnHost is retried on a transient error (DatastoreLocked, ...). */
@@ -71,6 +73,7 @@ const DEFAULTS: LifeboatConfig = {
   maxBackups: 5,
   maxBackupsHost: 2,
   heartbeatSeconds: 120,
+  hostOfflineSeconds: 180,
   hostTaskTimeoutSeconds: 86_400,
   hostRetryIntervalSeconds: 30,
   hostRetryMaxAttempts: 6,
@@ -100,6 +103,7 @@ export function readConfig(node: Node): LifeboatConfig {
     maxBackups: int('maxBackups'),
     maxBackupsHost: int('maxBackupsHost'),
     heartbeatSeconds: int('heartbeatSeconds'),
+    hostOfflineSeconds: int('hostOfflineSeconds'),
     hostTaskTimeoutSeconds: int('hostTaskTimeoutSeconds'),
     hostRetryIntervalSeconds: int('hostRetryIntervalSeconds'),
     hostRetryMaxAttempts: int('hostRetryMaxAttempts'),

@@ -93,6 +93,7 @@ export class LifeboatStack extends Stack {
         MAX_BACKUPS: String(config.maxBackups),
         MAX_BACKUPS_HOST: String(config.maxBackupsHost),
         HEARTBEAT_SECONDS: String(config.heartbeatSeconds),
+        HOST_OFFLINE_SECONDS: String(config.hostOfflineSeconds),
         LIFEBOAT_SECRET_STORE: 'secretsmanager',
       },
     });

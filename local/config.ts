@@ -30,6 +30,8 @@ export const LocalConfigFile = z
     maxBackups: z.number().int().positive().default(5),
     maxBackupsHost: z.number().int().positive().default(2),
     heartbeatSeconds: z.number().int().positive().default(120),
+    /** A host whose runner has not reported for this long becomes OFFLINE (AWS: hostOfflineSeconds). */
+    hostOfflineSeconds: z.number().int().positive().default(180),
     hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
@@ -59,6 +61,7 @@ export interface LocalConfig {
   maxBackups: number;
   maxBackupsHost: number;
   heartbeatSeconds: number;
+  hostOfflineSeconds: number;
   hostTaskTimeoutSeconds: number;
   schedulerIntervalSeconds: number;
   region: string;

@@ -68,6 +68,7 @@ export function lambdaEnvironment(opts: {
     MAX_BACKUPS: String(config.maxBackups),
     MAX_BACKUPS_HOST: String(config.maxBackupsHost),
     HEARTBEAT_SECONDS: String(config.heartbeatSeconds),
+    HOST_OFFLINE_SECONDS: String(config.hostOfflineSeconds),
     LIFEBOAT_SECRET_STORE: `local:${opts.secretsDir}`,
   };
   for (const spec of TABLES) env[spec.envVar] = localTableName(spec);

@@ -1,6 +1,7 @@
 /**
- * `lifeboat host list | show HOSTID | update HOSTID | enroll NAME`: the hypervisors, the state
- * of their runners, their EMULATOR_CPUS and MAX_BACKUPS_HOST, and the one-time tokens new
+ * `lifeboat host list | show HOSTID | update HOSTID | disable HOSTID | enable HOSTID |
+ * enroll NAME`: the hypervisors, the state of their runners (MONITORED, OFFLINE when silent,
+ * DISABLED by an admin), their EMULATOR_CPUS and MAX_BACKUPS_HOST, and the one-time tokens new
  * runners register with.
  */
 import type { Command } from 'commander';
@@ -99,6 +100,26 @@ export function registerHost(program: Command): void {
         ]);
       },
     );
+
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    host
+      .command(name)
+      .description(
+        disabled
+          ? 'DISABLED: the host starts no new work (queued work waits) until enabled; running work goes on'
+          : 'enable a DISABLED host again: MONITORED (OFFLINE while its runner is silent); waiting work starts',
+      )
+      .argument('<HOSTID>', 'host id', parseId)
+      .action(async (id: number, _options: unknown, command: Command) => {
+        const context = contextOf(command);
+        const item = await context.client().patch<Host>(`/hosts/${id}`, { disabled });
+        if (context.output.json) return printJson(item);
+        printLines([`host ${item.id}: ${item.state}`]);
+      });
+  }
 
   host
     .command('enroll')

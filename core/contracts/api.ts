@@ -114,9 +114,12 @@ export const UpdateHostBody = z
     defaultOwner: UserName.nullable().optional(),
     /** Their group; null: the owner's own group. */
     defaultGroup: GroupName.nullable().optional(),
+    /** true: DISABLED, the host takes no new work (`host disable`); false: enabled again. */
+    disabled: z.boolean().optional(),
   })
   .refine((b) => Object.values(b).some((value) => value !== undefined), {
-    message: 'name at least one of emulatorCpus, maxBackupsHost, restorePools, defaultOwner, defaultGroup',
+    message:
+      'name at least one of emulatorCpus, maxBackupsHost, restorePools, defaultOwner, defaultGroup, disabled',
   })
   .refine((b) => !(b.defaultOwner === null && typeof b.defaultGroup === 'string'), {
     message: 'a default group needs a default owner',

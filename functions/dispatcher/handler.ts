@@ -17,6 +17,7 @@ import { limits, required, tableName } from '../env.ts';
 import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
 import { endOperation } from '../operations/end.ts';
+import { markSilentHostsOffline, takesWork } from '../operations/host-health.ts';
 import { batchFind } from '../repo/batch.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
@@ -38,6 +39,8 @@ export interface DispatchReport {
 export interface DispatcherRun extends DispatchReport {
   fired: number[];
   swept: string[];
+  /** Hosts this (periodic) run found silent and marked OFFLINE. */
+  offline: number[];
 }
 
 /** Take the request out of the queue, freeing its VM's "backup queued" guard. */
@@ -271,6 +274,11 @@ async function dispatchPage(
         report.failed.push(request.id);
         continue;
       }
+      // An OFFLINE or DISABLED host starts nothing: its work waits for it.
+      if (!takesWork(host)) {
+        report.waiting.push(request.id);
+        continue;
+      }
       const slotted = takesSlot(request.kind);
       if (slotted && full.has(host.id)) {
         report.waiting.push(request.id);
@@ -352,13 +360,20 @@ async function run(event: unknown): Promise<DispatcherRun> {
         log('error', 'scheduled actions not fired', { error: String(err) });
         return [] as number[];
       });
-  const swept = isPeriodic(event)
+  const periodic = isPeriodic(event);
+  const swept = periodic
     ? await sweep().catch((err) => {
         log('error', 'sweep failed', { error: String(err) });
         return [] as string[];
       })
     : [];
-  return { ...(await dispatch()), fired, swept };
+  const offline = periodic
+    ? await markSilentHostsOffline().catch((err) => {
+        log('error', 'host health not checked', { error: String(err) });
+        return [] as number[];
+      })
+    : [];
+  return { ...(await dispatch()), fired, swept, offline };
 }
 
 /**

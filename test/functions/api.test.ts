@@ -524,6 +524,7 @@ describe('images', () => {
       maxBackups: 5,
       maxBackupsHost: 2,
       heartbeatSeconds: 120,
+      hostOfflineSeconds: 180,
     });
   });
 });

@@ -32,7 +32,7 @@ describe('every transient error name is raised somewhere', () => {
   it('names the paths that raise them', () => {
     const raisers = (name: string) =>
       code.filter(({ text }) => new RegExp(`\\bnew ${name}\\(`).test(text)).map((c) => c.file);
-    expect(raisers('Throttled')).toContain('functions/tasks/common.ts');
+    expect(raisers('Throttled')).toContain('functions/middleware.ts');
     expect(raisers('DatastoreLocked')).toContain('drivers/datastore/restic-repo.ts');
   });
 });

@@ -68,6 +68,7 @@ describe('local settings', () => {
         maxBackups: 5,
         maxBackupsHost: 2,
         heartbeatSeconds: 3,
+        hostOfflineSeconds: 180,
         hostTaskTimeoutSeconds: 60,
         schedulerIntervalSeconds: 60,
         region: 'us-east-1',

@@ -12,11 +12,13 @@ import { dynamo, sqsClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
 import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
+import { enabledState } from '../../operations/host-health.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { hostPrincipalName, users } from '../../repo/users.ts';
 import { vmsOfHost } from '../../repo/vms.ts';
+import { wakeDispatcher } from '../../wake.ts';
 import { items, json, pathId, type RouteHandler } from '../http.ts';
 import { reportInventory } from './inventory.ts';
 import { assertOwnerExists } from './owner-names.ts';
@@ -161,7 +163,19 @@ const update: RouteHandler = async (ctx) => {
     if (group !== undefined) set.defaultGroup = group;
     else if (body.defaultGroup === null || body.defaultOwner !== undefined) remove.push('defaultGroup');
   }
-  return json(await hosts.update(host.id, set, { remove }));
+  if (body.disabled === true) set.state = 'DISABLED';
+  else if (body.disabled === false && host.state === 'DISABLED') set.state = enabledState(host);
+  if (body.disabled !== undefined) {
+    log('info', body.disabled ? 'host disabled' : 'host enabled', { hostId: host.id, by: ctx.user.name });
+  }
+  // Nothing to write (enabling a host that is not disabled): the host as it is.
+  const updated =
+    Object.keys(set).length === 0 && remove.length === 0
+      ? host
+      : await hosts.update(host.id, set, { remove });
+  // Work that waited for the host may start now.
+  if (body.disabled === false) await wakeDispatcher(`host ${host.id} enabled`);
+  return json(updated);
 };
 
 const remove: RouteHandler = async (ctx) => {

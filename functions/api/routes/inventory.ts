@@ -246,11 +246,28 @@ export const reportInventory: RouteHandler = async (ctx) => {
   for (const missing of unseen.values()) {
     if (missing.state !== 'GONE') await vms.update(missing.id, { state: 'GONE' });
   }
-  await hosts.update(host.id, {
-    state: 'MONITORED',
-    lastHeartbeat: now,
-    runnerVersion: body.runnerVersion ?? host.runnerVersion,
-  });
+  await recordReport(host, now, body.runnerVersion);
   const items = (await vmsOfHost(hostId)).sort((a, b) => a.id - b.id);
   return { statusCode: 200, body: { items, refused } };
 };
+
+/**
+ * The host's report time and runner version; an OFFLINE (or new) host is MONITORED again, while
+ * a DISABLED one stays so (conditional: an admin's disable racing the report wins).
+ */
+async function recordReport(host: Host, now: string, runnerVersion: string | undefined): Promise<void> {
+  const seen = { lastHeartbeat: now, runnerVersion: runnerVersion ?? host.runnerVersion };
+  if (host.state !== 'DISABLED') {
+    try {
+      await hosts.update(
+        host.id,
+        { ...seen, state: 'MONITORED' },
+        { condition: { expression: '#s <> :d', names: { '#s': 'state' }, values: { ':d': 'DISABLED' } } },
+      );
+      return;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
+  await hosts.update(host.id, seen);
+}
