@@ -83,6 +83,8 @@ export async function runStorm(opts: StormOptions) {
     maxBackups: opts.maxBackups,
     maxBackupsHost: opts.maxBackupsHost,
     heartbeatSeconds: 300,
+    // The bench plays the hosts and reports their inventory once: they must not go OFFLINE.
+    hostOfflineSeconds: 86_400,
     schedulerIntervalSeconds,
     runner: false,
     demo: false,
