@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from '#local/functions.ts';
 import { isAlive } from '#local/pids.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { cliEntry } from '../helpers/cli-bundle.ts';
 import type { Sshd } from '../helpers/sshd.ts';
 
 /** What a `lifeboat` invocation gave back. */
@@ -35,7 +36,10 @@ export interface Stack {
   token: string;
   /** The runner's state folder (journal, work folders): `<home>/runner`. */
   runnerDir: string;
-  /** `bin/lifeboat.js ...args` with LIFEBOAT_HOME set (the CLI finds endpoint and token itself). */
+  /**
+   * `lifeboat ...args` with LIFEBOAT_HOME set (the CLI finds endpoint and token itself): the
+   * run's CLI bundle, or bin/lifeboat.js (see test/helpers/cli-bundle.ts).
+   */
   cli(args: readonly string[], timeoutMs?: number): Promise<CliResult>;
   /** `cli(args)` with `--json`, parsed; throws with stderr when the exit code is not 0. */
   json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
@@ -56,8 +60,6 @@ export interface Stack {
   logs(): Promise<string>;
   stop(): Promise<void>;
 }
-
-const BIN = join(PROJECT_ROOT, 'bin', 'lifeboat.js');
 
 /** Polls `probe` until it answers something other than undefined. */
 export async function until<T>(
@@ -88,7 +90,7 @@ export function runCli(
   timeoutMs = 300_000,
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [cliEntry(args), ...args], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
