@@ -31,6 +31,12 @@ export const LocalConfigFile = z
     maxBackupsHost: z.number().int().positive().default(2),
     heartbeatSeconds: z.number().int().positive().default(120),
     hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
+    /**
+     * First wait before a host task is retried on a transient error such as DatastoreLocked
+     * (infra's hostRetryIntervalSeconds, backoff 2; 30 when absent). Tests shorten it: a
+     * DatastoreLocked between two maintenance tasks otherwise costs them 30 s.
+     */
+    hostRetryIntervalSeconds: z.number().int().positive().optional(),
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
     region: z.string().min(1).default('us-east-1'),
@@ -60,6 +66,7 @@ export interface LocalConfig {
   maxBackupsHost: number;
   heartbeatSeconds: number;
   hostTaskTimeoutSeconds: number;
+  hostRetryIntervalSeconds?: number;
   schedulerIntervalSeconds: number;
   region: string;
   runner: boolean;

@@ -137,7 +137,9 @@ export async function startStack(
   const ports = await freeStackPorts();
   await writeFile(
     join(home, 'config.json'),
-    JSON.stringify({ ports, heartbeatSeconds: 20, demo: false, ...opts.config }),
+    // A task refused by a transient error (DatastoreLocked: two maintenance tasks on one restic
+    // repository) is retried after 2 s instead of 30.
+    JSON.stringify({ ports, heartbeatSeconds: 20, hostRetryIntervalSeconds: 2, demo: false, ...opts.config }),
   );
   const added: Record<string, string> = {
     ...RUNNER_ENV,
