@@ -96,7 +96,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: INTEGRATION,
-          globalSetup: [CLI_BUNDLE],
+          // One DynamoDB Local for the whole project, each file in tables of its own.
+          globalSetup: [CLI_BUNDLE, 'test/helpers/dynamodb-local.ts'],
           exclude: NOT_TESTS,
           fileParallelism: false,
           sequence: { groupOrder: 1 },
