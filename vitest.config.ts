@@ -52,6 +52,12 @@ export const NOT_TESTS = ['**/node_modules/**', 'cdk.out/**', '.lifeboat/**'];
 
 const cores = Math.max(2, availableParallelism());
 
+/**
+ * Builds the `lifeboat` command into one bundle once per run for the projects that run it a lot
+ * (about 0.8 s less per call than bin/lifeboat.js through tsx); see test/helpers/cli-bundle.ts.
+ */
+const CLI_BUNDLE = 'test/helpers/cli-bundle.ts';
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
@@ -79,6 +85,7 @@ export default defineConfig({
         test: {
           name: 'cli',
           include: CLI,
+          globalSetup: [CLI_BUNDLE],
           exclude: [...NOT_TESTS, ...INTEGRATION],
           maxWorkers: cores,
           sequence: { groupOrder: 0 },
@@ -89,6 +96,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: INTEGRATION,
+          // One DynamoDB Local for the whole project, each file in tables of its own.
+          globalSetup: [CLI_BUNDLE, 'test/helpers/dynamodb-local.ts'],
           exclude: NOT_TESTS,
           fileParallelism: false,
           sequence: { groupOrder: 1 },

@@ -33,6 +33,12 @@ export const LocalConfigFile = z
     /** A host whose runner has not reported for this long becomes OFFLINE (AWS: hostOfflineSeconds). */
     hostOfflineSeconds: z.number().int().positive().default(180),
     hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
+    /**
+     * First wait before a host task is retried on a transient error such as DatastoreLocked
+     * (infra's hostRetryIntervalSeconds, backoff 2; 30 when absent). Tests shorten it: a
+     * DatastoreLocked between two maintenance tasks otherwise costs them 30 s.
+     */
+    hostRetryIntervalSeconds: z.number().int().positive().optional(),
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
     region: z.string().min(1).default('us-east-1'),
@@ -63,6 +69,7 @@ export interface LocalConfig {
   heartbeatSeconds: number;
   hostOfflineSeconds: number;
   hostTaskTimeoutSeconds: number;
+  hostRetryIntervalSeconds?: number;
   schedulerIntervalSeconds: number;
   region: string;
   runner: boolean;

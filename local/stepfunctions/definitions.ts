@@ -91,6 +91,8 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
     'lifeboat:skipBundling': true,
     heartbeatSeconds: config.heartbeatSeconds,
     hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
+    // Only when set, so the templates cached under the default settings keep their key.
+    ...(config.hostRetryIntervalSeconds && { hostRetryIntervalSeconds: config.hostRetryIntervalSeconds }),
     maxBackups: config.maxBackups,
     maxBackupsHost: config.maxBackupsHost,
   };

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { cliEntry } from '../helpers/cli-bundle.ts';
 
 /** Absolute path of the launcher under test. */
 export const BIN = fileURLToPath(new URL('../../bin/lifeboat.js', import.meta.url));
@@ -26,7 +27,8 @@ export function tempHome(): string {
 
 /**
  * Runs `lifeboat ...args` with `node` (the Node running the tests unless `node` is given) on
- * the launcher (or on `bin`, a symlink to it).
+ * the launcher (or on `bin`, a symlink to it). With neither given, the run's CLI bundle is used
+ * when there is one (the same cli/main.ts without tsx's start cost, test/helpers/cli-bundle.ts).
  */
 export async function runCli(
   args: readonly string[],
@@ -39,7 +41,8 @@ export async function runCli(
     LIFEBOAT_POLL_INTERVAL_MS: '20',
     ...options.env,
   };
-  const result = await execa(options.node ?? process.execPath, [options.bin ?? BIN, ...args], {
+  const script = options.bin ?? (options.node ? BIN : cliEntry(args));
+  const result = await execa(options.node ?? process.execPath, [script, ...args], {
     env,
     extendEnv: false,
     reject: false,

@@ -3,6 +3,7 @@
  * one clear error, the execution's state and error) and what must hold afterwards (the VM runs
  * on its own disks with no overlay in their chain, nothing left in the runner's work folders, the
  * VM unlocked, no restic lock, no secret in any output or log, the next backup succeeds).
+ * A runner killed mid-upload is runner-restart.test.ts's (both backup kinds, same checks).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -250,61 +251,4 @@ describe('failed backups leave the VM as it was', () => {
     await expectUnlocked(vm, 'POWEROFF');
     expect(await resticLocks(slow, 'slow-pw', vm.id)).toEqual([]);
   });
-
-  it('the runner killed mid-backup: the execution fails, the supervisor starts the runner again, which restores the VM, next backup succeeds', async () => {
-    const { test, vm } = await runningVm('lb-e2e-killed', 16);
-    const original = await blockList(test.domain);
-    const slow = await createDatastore('slow-2', {
-      BASE_PATH: join(scratch, 'slow-2'),
-      RESTIC_PASSWORD: 'slow-pw-2',
-      RESTIC_BWLIMIT: '2048',
-      RESTIC_COMPRESSION: 'off',
-    });
-    const queued = await startBackup(vm, slow);
-    await uploading(queued.id);
-    // While it runs, the VM writes into an overlay in the runner's work folder.
-    expect(await leftoverOverlays(stack)).not.toEqual([]);
-    const pid = await stack.runnerPid();
-    process.kill(pid, 'SIGKILL');
-    await until('the runner to be gone', async () => ((await processAlive(pid)) ? undefined : true));
-
-    // The supervisor starts it again (local/keeper.ts).
-    await stack.runnerRestarted(pid);
-
-    const execution = await ended(queued.id);
-    expect(execution.state).toMatch(/^(FAILED|TIMED_OUT)$/);
-    expect(['RunnerRestarted', 'States.HeartbeatTimeout', 'States.Timeout']).toContain(execution.error?.name);
-    await expectIntact(test, original);
-    await expectUnlocked(vm);
-    await expectNoImage(vm, execution);
-    await until('no restic lock', async () =>
-      (await resticLocks(slow, 'slow-pw-2', vm.id)).length === 0 ? true : undefined,
-    );
-    // Nothing of the killed runner goes on writing (its restic was orphaned by the SIGKILL),
-    // and no snapshot of the failed backup is in the repository.
-    const repoPath = join(scratch, 'slow-2', String(vm.id));
-    await until('no process working on the repository', async () => {
-      const ps = (await run({ file: 'ps', args: ['-eo', 'args'] })).stdout;
-      return ps.includes(repoPath) ? undefined : true;
-    });
-    const snapshots = await run({
-      file: 'restic',
-      args: ['-r', repoPath, '--no-lock', 'snapshots', '--json'],
-      env: { RESTIC_PASSWORD: 'slow-pw-2' },
-    });
-    expect(JSON.parse(snapshots.stdout)).toEqual([]);
-
-    const next = await backup(stack, vm.id, good.id);
-    expect(next.execution?.state).toBe('SUCCEEDED');
-    await expectIntact(test, original);
-  }, 300_000);
 });
-
-async function processAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

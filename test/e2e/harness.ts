@@ -17,6 +17,7 @@ import { PROJECT_ROOT } from '#local/functions.ts';
 import { isAlive } from '#local/pids.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { localUp } from '#local/up.ts';
+import { cliEntry } from '../helpers/cli-bundle.ts';
 import type { Sshd } from '../helpers/sshd.ts';
 
 /** What a `lifeboat` invocation gave back. */
@@ -35,7 +36,10 @@ export interface Stack {
   token: string;
   /** The runner's state folder (journal, work folders): `<home>/runner`. */
   runnerDir: string;
-  /** `bin/lifeboat.js ...args` with LIFEBOAT_HOME set (the CLI finds endpoint and token itself). */
+  /**
+   * `lifeboat ...args` with LIFEBOAT_HOME set (the CLI finds endpoint and token itself): the
+   * run's CLI bundle, or bin/lifeboat.js (see test/helpers/cli-bundle.ts).
+   */
   cli(args: readonly string[], timeoutMs?: number): Promise<CliResult>;
   /** `cli(args)` with `--json`, parsed; throws with stderr when the exit code is not 0. */
   json<T>(args: readonly string[], timeoutMs?: number): Promise<T>;
@@ -57,14 +61,16 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const BIN = join(PROJECT_ROOT, 'bin', 'lifeboat.js');
-
-/** Polls `probe` until it answers something other than undefined. */
+/**
+ * Polls `probe` until it answers something other than undefined. Every 200 ms by default: a
+ * probe is one API call or one file read, and the e2e files wait this way some hundreds of times
+ * (an inventory change, an execution's end), each about 150 ms sooner than at 500 ms.
+ */
 export async function until<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs = 60_000,
-  everyMs = 500,
+  everyMs = 200,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -88,7 +94,7 @@ export function runCli(
   timeoutMs = 300_000,
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [cliEntry(args), ...args], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,7 +141,9 @@ export async function startStack(
   const ports = await freeStackPorts();
   await writeFile(
     join(home, 'config.json'),
-    JSON.stringify({ ports, heartbeatSeconds: 20, demo: false, ...opts.config }),
+    // A task refused by a transient error (DatastoreLocked: two maintenance tasks on one restic
+    // repository) is retried after 2 s instead of 30.
+    JSON.stringify({ ports, heartbeatSeconds: 20, hostRetryIntervalSeconds: 2, demo: false, ...opts.config }),
   );
   const added: Record<string, string> = {
     ...RUNNER_ENV,

@@ -4,7 +4,9 @@
  * dead one left (its tools stopped, the VM back on its own disk, the restic lock removed) and
  * answers the task's execution with RunnerRestarted, so the backup ends within minutes through
  * its Cleanup, not after the heartbeat (120 s here, as deployed) and the Cleanup timeout
- * (600 s). Then the VM is unlocked and its next backup restores byte-identical.
+ * (600 s). Then the VM is unlocked, the repository holds no lock and no snapshot of the failed
+ * backup, and the VM's next backup restores byte-identical. (failures.test.ts kept a FULL-only
+ * copy of this scenario; its checks are here.)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -163,6 +165,29 @@ describe('a runner killed mid-upload', () => {
       expect(after.lock).toBeUndefined();
       expect(after.state).toBe('RUNNING');
       expect(after.backups.BACKUP_IDS ?? []).not.toContain(failed.imageId);
+      if (failed.imageId !== undefined) {
+        const shown = await stack.cli(['image', 'show', String(failed.imageId), '--json']);
+        if (shown.code === 0) expect((JSON.parse(shown.stdout) as Image).state).toBe('ERROR');
+      }
+      // The killed runner's restic (orphaned by the SIGKILL) stops writing to the repository, and
+      // leaves no lock and no snapshot of the failed backup there.
+      const repo = join(scratch, `repo-${mode}`, String(vm.id));
+      const restic = async (args: string[]) =>
+        (
+          await run({
+            file: 'restic',
+            args: ['-r', repo, '--no-lock', ...args],
+            env: { RESTIC_PASSWORD: PASSWORD },
+          })
+        ).stdout;
+      await until('no process working on the repository', async () => {
+        const ps = (await run({ file: 'ps', args: ['-eo', 'args'] })).stdout;
+        return ps.includes(repo) ? undefined : true;
+      });
+      await until('no restic lock', async () =>
+        (await restic(['list', 'locks'])).trim() === '' ? true : undefined,
+      );
+      expect(JSON.parse(await restic(['snapshots', '--json']))).toEqual([]);
       // Still the same runner: it did not die again meanwhile.
       expect(await runnerPid()).toBe(restarted);
 

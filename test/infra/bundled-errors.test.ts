@@ -10,15 +10,16 @@ import { join } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiEvent, seedUser } from '../helpers/api-events.ts';
-import { type Bundle, bundleFunction } from '../helpers/bundle.ts';
+import { bundleFunctions } from '../helpers/bundle.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 
 const ADMIN = 'admin-token-0123456789';
 type Handler = (event: unknown, context?: unknown) => Promise<unknown>;
 let db: DynamoDbLocal;
 let secretsDir: string;
-let api: Bundle & { handler: Handler };
-let admitBackup: Bundle & { handler: Handler };
+let api: { handler: Handler };
+let admitBackup: { handler: Handler };
+let bundles: Awaited<ReturnType<typeof bundleFunctions>> | undefined;
 
 beforeAll(async () => {
   secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-bundled-'));
@@ -28,13 +29,14 @@ beforeAll(async () => {
   // The bundles read the environment when first used, as a cold Lambda does.
   db = await startDynamoDbLocal();
   await seedUser('admin', ADMIN, 'admin', 'admin');
-  [api, admitBackup] = await Promise.all([
-    bundleFunction<Handler>('Api'),
-    bundleFunction<Handler>('AdmitBackup'),
-  ]);
+  // One build of every function, shared with the local stacks of the run (or taken from them).
+  bundles = await bundleFunctions<Handler>(['Api', 'AdmitBackup']);
+  const [apiHandler, admitHandler] = bundles.handlers as [Handler, Handler];
+  api = { handler: apiHandler };
+  admitBackup = { handler: admitHandler };
 });
 afterAll(async () => {
-  await Promise.all([api?.remove(), admitBackup?.remove(), db?.stop()]);
+  await Promise.all([bundles?.remove(), db?.stop()]);
   await rm(secretsDir, { recursive: true, force: true });
 });
 
