@@ -317,6 +317,8 @@ export class LifeboatStack extends Stack {
     // It reads where a request runs (VM -> host, image -> VM) and the host's own limit.
     for (const table of [byKey.vms, byKey.hosts, byKey.images, byKey.datastores])
       table.grantReadData(dispatcher);
+    // Host health: a silent host's state becomes OFFLINE (functions/operations/host-health.ts).
+    byKey.hosts.grant(dispatcher, 'dynamodb:UpdateItem');
     dispatcher.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: machineArns }),
     );

@@ -90,6 +90,7 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
   return {
     'lifeboat:skipBundling': true,
     heartbeatSeconds: config.heartbeatSeconds,
+    hostOfflineSeconds: config.hostOfflineSeconds,
     hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
     // Only when set, so the templates cached under the default settings keep their key.
     ...(config.hostRetryIntervalSeconds && { hostRetryIntervalSeconds: config.hostRetryIntervalSeconds }),

@@ -6,7 +6,8 @@
  * its Cleanup, not after the heartbeat (120 s here, as deployed) and the Cleanup timeout
  * (600 s). Then the VM is unlocked, the repository holds no lock and no snapshot of the failed
  * backup, and the VM's next backup restores byte-identical. (failures.test.ts kept a FULL-only
- * copy of this scenario; its checks are here.)
+ * copy of this scenario; its checks are here.) A runner stopped (SIGSTOP) for longer than
+ * hostOfflineSeconds makes its host OFFLINE; once it runs again, its report makes it MONITORED.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,7 +30,10 @@ const tests: TestVm[] = [];
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-restart-'));
   // The deployed heartbeat (the harness' default is 20 s): only the restart can end it quickly.
-  stack = await startStack({ config: { heartbeatSeconds: 120 } });
+  // A host silent for 10 s is OFFLINE (judged at the dispatcher's periodic run, every 2 s here).
+  stack = await startStack({
+    config: { heartbeatSeconds: 120, hostOfflineSeconds: 10, schedulerIntervalSeconds: 2 },
+  });
   await stack.host();
 }, 180_000);
 
@@ -222,6 +226,34 @@ describe('a runner killed mid-upload', () => {
     },
     10 * 60_000,
   );
+
+  it('a runner that stops reporting makes its host OFFLINE; reporting again makes it MONITORED', async () => {
+    const host = await stack.host();
+    const stateOf = async () => (await stack.api<{ state: string }>('GET', `/hosts/${host.id}`)).state;
+    expect(await stateOf()).toBe('MONITORED');
+    const pid = (await runnerPid()) as number;
+    // Stopped, not dead: the supervisor has nothing to restart, and the runner reports nothing.
+    process.kill(pid, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      await until(
+        'host OFFLINE',
+        async () => ((await stateOf()) === 'OFFLINE' ? true : undefined),
+        60_000,
+        500,
+      );
+      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(10_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await until(
+      'host MONITORED again',
+      async () => ((await stateOf()) === 'MONITORED' ? true : undefined),
+      60_000,
+      500,
+    );
+    expect(await runnerPid()).toBe(pid);
+  }, 180_000);
 
   it('an orderly local down stops the runner for good: it is not started again', async () => {
     const last = (await runnerPid()) as number;
