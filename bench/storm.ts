@@ -84,6 +84,8 @@ export async function runStorm(opts: StormOptions) {
     maxBackupsHost: opts.maxBackupsHost,
     heartbeatSeconds: 300,
     schedulerIntervalSeconds,
+    // The responder plays the hosts: only the operations the storm asks for.
+    monitorIntervalMinutes: 0,
     runner: false,
     demo: false,
   });

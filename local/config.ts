@@ -33,6 +33,12 @@ export const LocalConfigFile = z
     hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
+    /**
+     * Minutes between two measures of each datastore's capacity (CDK context
+     * `monitorIntervalMinutes`, default 10); 0: none, periodic or after a backup (tests that
+     * play the host and take its tasks one by one).
+     */
+    monitorIntervalMinutes: z.number().int().nonnegative().optional(),
     region: z.string().min(1).default('us-east-1'),
     /** Run a runner for this host (needs root and libvirt); off for tests that play the host. */
     runner: z.boolean().default(true),
@@ -61,6 +67,7 @@ export interface LocalConfig {
   heartbeatSeconds: number;
   hostTaskTimeoutSeconds: number;
   schedulerIntervalSeconds: number;
+  monitorIntervalMinutes?: number;
   region: string;
   runner: boolean;
   demo: boolean | 'always';

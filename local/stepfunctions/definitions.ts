@@ -93,6 +93,9 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
     hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
     maxBackups: config.maxBackups,
     maxBackupsHost: config.maxBackupsHost,
+    ...(config.monitorIntervalMinutes !== undefined && {
+      monitorIntervalMinutes: config.monitorIntervalMinutes,
+    }),
   };
 }
 
