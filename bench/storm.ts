@@ -86,6 +86,8 @@ export async function runStorm(opts: StormOptions) {
     // The bench plays the hosts and reports their inventory once: they must not go OFFLINE.
     hostOfflineSeconds: 86_400,
     schedulerIntervalSeconds,
+    // The responder plays the hosts: only the operations the storm asks for.
+    monitorIntervalMinutes: 0,
     runner: false,
     demo: false,
   });

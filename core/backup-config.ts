@@ -36,7 +36,10 @@ const PERIOD_KEYS: readonly UserKey[] = [
   'KEEP_YEARLY',
 ];
 
-/** Keys Lifeboat itself maintains while backups run; users may not set them. */
+/**
+ * Keys Lifeboat itself maintains while backups run; users may not set them. LAST_BACKUP_ID and
+ * LAST_BACKUP_SIZE name the VM's last stored backup (driver id, bytes) from its commit on.
+ */
 export const RUNTIME_KEYS = [
   'LAST_DATASTORE_ID',
   'LAST_BACKUP_ID',

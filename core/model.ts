@@ -126,12 +126,34 @@ export const Datastore = Ownership.extend({
   secretAttributes: z.array(z.string()),
   /** Reference the runner resolves to the secret values (Secrets Manager or the local store). */
   secretRef: z.string().optional(),
+  /** Capacity from the last `monitor` (absent: never measured, or the driver cannot know it). */
   totalBytes: z.number().int().nonnegative().optional(),
   freeBytes: z.number().int().nonnegative().optional(),
   usedBytes: z.number().int().nonnegative().optional(),
+  /** When the last `monitor` measured it. */
+  monitoredAt: z.string().optional(),
   createdAt: z.string(),
 });
 export type Datastore = z.infer<typeof Datastore>;
+
+/**
+ * One measure of a datastore's capacity, kept (CAPACITY_RETENTION_DAYS, default 400) so its
+ * history can be charted. A figure the driver could not know is absent.
+ */
+export const CapacitySample = z.object({
+  /** `<datastoreId>#<at>`. */
+  id: z.string().min(1),
+  datastoreId: Id,
+  at: z.string(),
+  totalBytes: z.number().int().nonnegative().optional(),
+  freeBytes: z.number().int().nonnegative().optional(),
+  usedBytes: z.number().int().nonnegative().optional(),
+  /** The monitor execution that measured it. */
+  executionId: z.string().optional(),
+  /** Epoch seconds when DynamoDB's TTL removes it. */
+  expiresAt: z.number().int().positive(),
+});
+export type CapacitySample = z.infer<typeof CapacitySample>;
 
 /** DELETING: taken out of its VM's BACKUP_IDS, its data being removed by a `delete` execution. */
 export const ImageState = z.enum(['LOCKED', 'READY', 'ERROR', 'DELETING']);

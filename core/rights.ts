@@ -77,6 +77,9 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'DELETE /datastores/{id}': admin('delete datastores'),
   'PUT /datastores/{id}/owner': admin('change the owner of datastores'),
   'PUT /datastores/{id}/permissions': admin('change the permissions of datastores'),
+  // Measuring changes nothing but the figures; one already waiting in the queue is answered.
+  'POST /datastores/{id}/monitor': user({ datastore: 'use' }),
+  'GET /datastores/{id}/capacity': user({ datastore: 'use' }),
   'GET /images': user(undefined, 'lists the images the caller may use'),
   'GET /images/{id}': user({ image: 'use' }),
   'DELETE /images/{id}': user({ image: 'manage' }),

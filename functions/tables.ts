@@ -19,7 +19,8 @@ export interface TableSpec {
     | 'tokens'
     | 'schedules'
     | 'progress'
-    | 'audit';
+    | 'audit'
+    | 'capacity';
   /** Environment variable holding the table's name for the Lambdas and the runner. */
   envVar: string;
   partitionKey: { name: string; type: 'S' | 'N' };
@@ -126,6 +127,22 @@ export const TABLES: readonly TableSpec[] = [
       { name: 'byDay', partitionKey: { name: 'day', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
       { name: 'byUser', partitionKey: { name: 'user', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
       { name: 'byObject', partitionKey: { name: 'object', type: 'S' }, sortKey: { name: 'at', type: 'S' } },
+    ],
+    ttlAttribute: 'expiresAt',
+  },
+  {
+    key: 'capacity',
+    envVar: 'TABLE_CAPACITY',
+    // One sample per datastore `monitor` (functions/repo/capacity.ts), keyed `<dsId>#<at>`; a
+    // datastore's history is one query of byDatastore sorted by time. Samples expire by TTL
+    // (CAPACITY_RETENTION_DAYS, default 400).
+    partitionKey: { name: 'id', type: 'S' },
+    indexes: [
+      {
+        name: 'byDatastore',
+        partitionKey: { name: 'datastoreId', type: 'N' },
+        sortKey: { name: 'at', type: 'S' },
+      },
     ],
     ttlAttribute: 'expiresAt',
   },

@@ -63,6 +63,13 @@ export interface LifeboatConfig {
   /** AUDIT_RETENTION_DAYS: days an audit record is kept before DynamoDB's TTL drops it. */
   auditRetentionDays: number;
   /**
+   * MONITOR_INTERVAL_MINUTES: minutes between two measures of each datastore's capacity (the
+   * dispatcher's periodic run queues them; each backup queues one too). 0 turns both off.
+   */
+  monitorIntervalMinutes: number;
+  /** CAPACITY_RETENTION_DAYS: days a capacity sample is kept before DynamoDB's TTL drops it. */
+  capacityRetentionDays: number;
+  /**
    * ACTION_RIGHTS: the rights table's changes for this deployment (core/rights.ts), e.g.
    * `{"POST /vms/{id}/backup": {"vm": "manage"}}` as upstream's VM_ADMIN_ACTIONS; checked at synth.
    */
@@ -81,6 +88,8 @@ const DEFAULTS: LifeboatConfig = {
   hostDeadLetterQueueName: HOST_DEAD_LETTER_QUEUE_NAME,
   runnerHostTag: 'x509Subject/CN',
   auditRetentionDays: 400,
+  monitorIntervalMinutes: 10,
+  capacityRetentionDays: 400,
   actionRights: {},
 };
 
@@ -112,6 +121,8 @@ export function readConfig(node: Node): LifeboatConfig {
     runnerHostTag: str('runnerHostTag'),
     runnerTrustAnchor: readTrustAnchor(node),
     auditRetentionDays: int('auditRetentionDays'),
+    monitorIntervalMinutes: minutesOrOff(node),
+    capacityRetentionDays: int('capacityRetentionDays'),
     actionRights: readActionRights(node),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
@@ -120,6 +131,17 @@ export function readConfig(node: Node): LifeboatConfig {
     );
   }
   return config;
+}
+
+/** The `monitorIntervalMinutes` context: a whole number of minutes, 0 = no monitors. */
+function minutesOrOff(node: Node): number {
+  const raw = node.tryGetContext('monitorIntervalMinutes');
+  if (raw === undefined || raw === null || raw === '') return DEFAULTS.monitorIntervalMinutes;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(`CDK context monitorIntervalMinutes must be a whole number, got ${JSON.stringify(raw)}`);
+  }
+  return value;
 }
 
 /** The `actionRights` context: JSON text (`-c actionRights='{...}'`) or an object in cdk.json. */

@@ -94,6 +94,8 @@ export class LifeboatStack extends Stack {
         MAX_BACKUPS_HOST: String(config.maxBackupsHost),
         HEARTBEAT_SECONDS: String(config.heartbeatSeconds),
         HOST_OFFLINE_SECONDS: String(config.hostOfflineSeconds),
+        MONITOR_INTERVAL_MINUTES: String(config.monitorIntervalMinutes),
+        CAPACITY_RETENTION_DAYS: String(config.capacityRetentionDays),
         LIFEBOAT_SECRET_STORE: 'secretsmanager',
       },
     });

@@ -41,6 +41,12 @@ export const LocalConfigFile = z
     hostRetryIntervalSeconds: z.number().int().positive().optional(),
     /** Seconds between two scheduled dispatcher runs (the AWS schedule is every minute). */
     schedulerIntervalSeconds: z.number().int().positive().default(60),
+    /**
+     * Minutes between two measures of each datastore's capacity (CDK context
+     * `monitorIntervalMinutes`, default 10); 0: none, periodic or after a backup (tests that
+     * play the host and take its tasks one by one).
+     */
+    monitorIntervalMinutes: z.number().int().nonnegative().optional(),
     region: z.string().min(1).default('us-east-1'),
     /** Run a runner for this host (needs root and libvirt); off for tests that play the host. */
     runner: z.boolean().default(true),
@@ -71,6 +77,7 @@ export interface LocalConfig {
   hostTaskTimeoutSeconds: number;
   hostRetryIntervalSeconds?: number;
   schedulerIntervalSeconds: number;
+  monitorIntervalMinutes?: number;
   region: string;
   runner: boolean;
   demo: boolean | 'always';

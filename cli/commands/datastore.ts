@@ -1,10 +1,10 @@
 /**
- * `lifeboat datastore create | list | show | update | delete`: backup datastores. Secret
+ * `lifeboat datastore create | list | show | update | delete | monitor`: backup datastores. Secret
  * attributes (RESTIC_PASSWORD, ...) go to the API once and never come back: the API returns only
  * their names, and this command masks secret-looking values again, in case.
  */
 import { type Command, Option } from 'commander';
-import type { Datastore } from '#core/model.ts';
+import type { Datastore, Execution } from '#core/model.ts';
 import { collectPair, parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -17,21 +17,37 @@ import {
   printLines,
   printList,
 } from '../output.ts';
+import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
 import { registerOwnership } from './ownership.ts';
 
-const COLUMNS: readonly Column<Datastore>[] = [
+const COLUMNS: readonly Column<PrintedDatastore>[] = [
   { header: 'ID', value: (ds) => ds.id },
   { header: 'NAME', value: (ds) => ds.name },
   { header: 'DRIVER', value: (ds) => ds.driver },
-  { header: 'TOTAL', value: (ds) => formatBytes(ds.totalBytes) },
-  { header: 'FREE', value: (ds) => formatBytes(ds.freeBytes) },
-  { header: 'USED', value: (ds) => formatBytes(ds.usedBytes) },
+  { header: 'TOTAL', value: (ds) => bytes(ds.totalBytes) },
+  { header: 'FREE', value: (ds) => bytes(ds.freeBytes) },
+  { header: 'USED', value: (ds) => bytes(ds.usedBytes) },
 ];
 
-/** A datastore safe to print: secret-looking attribute values masked. */
-export function safeDatastore(ds: Datastore): Datastore {
-  return { ...ds, attributes: maskAttributes(ds.attributes) };
+/** A datastore as printed: its capacity figures null when unknown (CLI.md). */
+type PrintedDatastore = Omit<Datastore, 'totalBytes' | 'freeBytes' | 'usedBytes'> & {
+  totalBytes: number | null;
+  freeBytes: number | null;
+  usedBytes: number | null;
+};
+
+/** A datastore safe to print: secret-looking attribute values masked, unknown capacity null. */
+export function safeDatastore(ds: Datastore): PrintedDatastore {
+  return {
+    ...ds,
+    attributes: maskAttributes(ds.attributes),
+    totalBytes: ds.totalBytes ?? null,
+    freeBytes: ds.freeBytes ?? null,
+    usedBytes: ds.usedBytes ?? null,
+  };
 }
+
+const bytes = (value: number | null | undefined) => formatBytes(value ?? undefined);
 
 /** Adds the `datastore` command group to `program`. */
 export function registerDatastore(program: Command): void {
@@ -100,6 +116,25 @@ export function registerDatastore(program: Command): void {
       printLines([`datastore ${id} deleted`]);
     });
 
+  datastore
+    .command('monitor')
+    .description('measure TOTAL / FREE / USED now (a monitor execution on a host)')
+    .argument('<DSID>', 'datastore id', parseId)
+    .option('--wait', 'follow the monitor to its end, then show the datastore (exit 0 only if it succeeded)')
+    .action(async (id: number, options: { wait?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const client = context.client();
+      const execution = await client.post<Execution>(`/datastores/${id}/monitor`, {});
+      if (!options.wait) {
+        if (context.output.json) return printJson(execution);
+        return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
+      }
+      if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+      const ended = await followExecution(client, execution.id, context.progress);
+      if (ended.state !== 'SUCCEEDED') return reportOutcome(ended, context.output);
+      show(context.output.json, await client.get<Datastore>(`/datastores/${id}`));
+    });
+
   registerOwnership(datastore, '/datastores', 'Datastore', 'DSID');
 }
 
@@ -116,9 +151,10 @@ function show(json: boolean, ds: Datastore): void {
     ['DRIVER', safe.driver],
     ['OWNER', safe.owner && `${safe.owner}:${safe.group}`],
     ['PERMISSIONS', safe.permissions],
-    ['TOTAL', formatBytes(safe.totalBytes)],
-    ['FREE', formatBytes(safe.freeBytes)],
-    ['USED', formatBytes(safe.usedBytes)],
+    ['TOTAL', bytes(safe.totalBytes)],
+    ['FREE', bytes(safe.freeBytes)],
+    ['USED', bytes(safe.usedBytes)],
+    ['MONITORED', safe.monitoredAt],
     ['CREATED', safe.createdAt],
   ]);
   const attributes = Object.entries(safe.attributes ?? {}).sort(([a], [b]) => a.localeCompare(b));

@@ -139,6 +139,8 @@ export const InventoryDisk = z
     source: HostPath,
     format: DiskFormat,
     size: z.number().int().nonnegative(),
+    /** Bytes the disk really holds (qcow2 or raw file: `qemu-img info` actual-size), when known. */
+    allocated: z.number().int().nonnegative().optional(),
     volatile: z.boolean().default(false),
     canIncrement: z.boolean().default(false),
   })

@@ -424,11 +424,13 @@ export type RestoreResult = z.infer<typeof RestoreResult>;
 export const CleanupResult = z.object({ cleaned: z.array(z.string()) });
 
 export const RmResult = z.object({ removed: z.literal(true) });
+/** A datastore's space; null where the driver cannot know it (never 0 for unknown). */
 export const MonitorResult = z.object({
-  totalBytes: z.number().int().nonnegative(),
-  freeBytes: z.number().int().nonnegative(),
-  usedBytes: z.number().int().nonnegative(),
+  totalBytes: z.number().int().nonnegative().nullable(),
+  freeBytes: z.number().int().nonnegative().nullable(),
+  usedBytes: z.number().int().nonnegative().nullable(),
 });
+export type MonitorResult = z.infer<typeof MonitorResult>;
 export const StatResult = z.object({
   files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative() })),
 });

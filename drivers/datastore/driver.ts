@@ -77,10 +77,17 @@ export interface OperationContext {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
+/**
+ * A datastore's space, each figure null when the driver cannot know it (never 0 for "unknown":
+ * a 0 FREE reads as a full datastore and refuses every backup).
+ */
 export interface Capacity {
-  totalBytes: number;
-  freeBytes: number;
-  usedBytes: number;
+  /** Size of the filesystem holding BASE_PATH. */
+  totalBytes: number | null;
+  /** Bytes the backup server's user may still write there. */
+  freeBytes: number | null;
+  /** Bytes the datastore's repositories take (one per VM, one per backup job). */
+  usedBytes: number | null;
 }
 
 export interface DatastoreDriver {

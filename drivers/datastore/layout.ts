@@ -36,6 +36,14 @@ export function repositoryPath(target: DatastoreTarget, vmId: number): string {
   return `${basePath(target)}/job-${target.jobId}`;
 }
 
+/**
+ * Whether a folder directly under BASE_PATH is one of the datastore's repositories: a VM's
+ * (`<vmid>`) or a backup job's (`job-<jobid>`). Anything else there is not the datastore's.
+ */
+export function isRepositoryFolder(name: string): boolean {
+  return /^(?:\d+|job-\d+)$/.test(name);
+}
+
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
 /**

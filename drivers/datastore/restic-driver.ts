@@ -13,21 +13,15 @@
  * `restic snapshots --tag backup:<uuid>` then `restic dump <snapshot> /disk.0.raw > disk.0.raw`.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, stat, statfs } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from '../exec.ts';
-import type {
-  BackupOutput,
-  Capacity,
-  DatastoreDriver,
-  DiskSource,
-  OperationContext,
-  StoredFile,
-} from './driver.ts';
-import { BackupNotFound } from './errors.ts';
-import { basePath, checkBackupId, checkFileNames, TEMPLATE_NAME } from './layout.ts';
+import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
+import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
+import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
-import { parseServer, sftpCapacity } from './ssh.ts';
+import { parseServer, remoteSpace, sftpRepositoryBytes } from './ssh.ts';
 
 /** Cleanup after a failed or cancelled backup must not hang the runner. */
 const CLEANUP_TIMEOUT_MS = 60_000;
@@ -148,14 +142,22 @@ export const resticDriver: DatastoreDriver = {
     const base = basePath(target);
     const server = target.attributes.RESTIC_SFTP_SERVER;
     if (server) {
-      return sftpCapacity(
-        parseServer(server, target.attributes.RESTIC_SFTP_USER),
-        base,
-        `datastore ${target.id}`,
-        ctx,
-      );
+      const remote = parseServer(server, target.attributes.RESTIC_SFTP_USER);
+      const what = `datastore ${target.id}`;
+      const space = await remoteSpace(remote, base, what, ctx);
+      const used = await sftpRepositoryBytes(remote, base, isRepositoryFolder, what, ctx).catch((error) => {
+        if (
+          ctx.signal?.aborted ||
+          error instanceof DatastoreUnreachable ||
+          error instanceof DatastoreAuthFailed
+        )
+          throw error;
+        return null;
+      });
+      return { totalBytes: space?.totalBytes ?? null, freeBytes: space?.freeBytes ?? null, usedBytes: used };
     }
-    return localCapacity(base);
+    const space = await localSpace(base);
+    return { ...space, usedBytes: await localRepositoryBytes(base) };
   },
 
   async rm(target, ref, ctx = {}) {
@@ -371,19 +373,43 @@ async function sourceSize(source: DiskSource): Promise<number> {
 }
 
 /** statfs of the deepest existing folder of `path` (the repository folder may not exist yet). */
-async function localCapacity(path: string): Promise<Capacity> {
+async function localSpace(path: string): Promise<{ totalBytes: number; freeBytes: number }> {
   for (let p = path; ; p = dirname(p)) {
     try {
       const fs = await statfs(p);
-      return {
-        totalBytes: fs.blocks * fs.bsize,
-        freeBytes: fs.bavail * fs.bsize,
-        usedBytes: (fs.blocks - fs.bfree) * fs.bsize,
-      };
+      return { totalBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize };
     } catch (error) {
       if (p === '/' || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
   }
+}
+
+/** Bytes on disk (allocated blocks, as `du`) of the repositories under `base`; 0 when it does not exist. */
+async function localRepositoryBytes(base: string): Promise<number> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(base, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  let sum = 0;
+  for (const entry of entries) {
+    if (entry.isDirectory() && isRepositoryFolder(entry.name)) sum += await treeBytes(join(base, entry.name));
+  }
+  return sum;
+}
+
+/** Allocated bytes of the regular files under `dir` (links are not followed). */
+async function treeBytes(dir: string): Promise<number> {
+  let sum = 0;
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [] as Dirent[]);
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const info = await lstat(join(entry.parentPath, entry.name)).catch(() => undefined);
+    if (info) sum += info.blocks * 512;
+  }
+  return sum;
 }
 
 function parseJson(line: string): Record<string, unknown> | undefined {

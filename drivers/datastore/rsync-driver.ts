@@ -21,11 +21,18 @@ import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../exec.ts';
-import type { BackupOutput, Capacity, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable, UnsupportedSource } from './errors.ts';
-import { basePath, checkBackupId, checkFileNames, TEMPLATE_NAME, vmPath } from './layout.ts';
+import type { BackupOutput, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
+import { BackupNotFound, UnsupportedSource } from './errors.ts';
+import {
+  basePath,
+  checkBackupId,
+  checkFileNames,
+  isRepositoryFolder,
+  TEMPLATE_NAME,
+  vmPath,
+} from './layout.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
-import { sftpCapacity } from './ssh.ts';
+import { remoteSpace, sumListing } from './ssh.ts';
 
 const MARKER = '.complete';
 const SUMS = 'SHA256SUMS';
@@ -159,21 +166,10 @@ export const rsyncDriver: DatastoreDriver = {
   async monitor(target, ctx = {}) {
     const remote = new RsyncRemote(target);
     const base = basePath(target);
-    try {
-      return await sftpCapacity(remote.server, base, `datastore ${target.id}`, ctx);
-    } catch (error) {
-      if (
-        ctx.signal?.aborted ||
-        error instanceof DatastoreUnreachable ||
-        error instanceof DatastoreAuthFailed
-      ) {
-        throw error;
-      }
-      // No sftp on the server (rsync-only account): rsync cannot see the filesystem, so report
-      // the bytes our backups take and total/free as unknown (0).
-      const used = await usedBytes(remote, base, ctx);
-      return { totalBytes: 0, freeBytes: 0, usedBytes: used } satisfies Capacity;
-    }
+    // sftp statvfs, else df over ssh; an rsync-only account sees neither: unknown, never 0.
+    const space = await remoteSpace(remote.server, base, `datastore ${target.id}`, ctx);
+    const used = await usedBytes(remote, base, ctx);
+    return { totalBytes: space?.totalBytes ?? null, freeBytes: space?.freeBytes ?? null, usedBytes: used };
   },
 
   async rm(target, ref, ctx = {}) {
@@ -285,7 +281,7 @@ function notRegular(remote: RsyncRemote, path: string): BackupNotFound {
   );
 }
 
-/** Sum of the sizes of every file under `base` on the server. */
+/** Sum of the sizes of the files of the datastore's repositories (`<base>/<vmid>/...`) on the server. */
 async function usedBytes(remote: RsyncRemote, base: string, ctx: OperationContext): Promise<number> {
   let stdout = '';
   try {
@@ -296,12 +292,8 @@ async function usedBytes(remote: RsyncRemote, base: string, ctx: OperationContex
     // No backups folder yet: nothing used.
     if (!(error instanceof BackupNotFound && error.repositoryMissing)) throw error;
   }
-  let used = 0;
-  for (const line of stdout.split('\n')) {
-    const m = /^-\S{9}\s+(\d+)\s/.exec(line);
-    if (m) used += Number(m[1]);
-  }
-  return used;
+  // `-rw-r--r--   1000 2026/12/06 12:26:00 63/<hash>/disk.0.raw`, relative to base.
+  return sumListing(stdout, base, isRepositoryFolder, /^-\S{9}\s+(\d+)\s+\S+\s+\S+\s+(.+)$/);
 }
 
 /** Parses `--info=progress2` lines (`  1,048,576 100% 242.19MB/s 0:00:00 (xfr#1, ...)`). */

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { joinCommand, parseServer, parseSftpDf, sshFailure, sshOptions } from './ssh.ts';
+import { isRepositoryFolder } from './layout.ts';
+import {
+  joinCommand,
+  parsePosixDf,
+  parseServer,
+  parseSftpDf,
+  sshFailure,
+  sshOptions,
+  sumListing,
+} from './ssh.ts';
 
 describe('parseServer', () => {
   it('splits host, host:port and bracketed IPv6', () => {
@@ -68,10 +77,50 @@ describe('parseSftpDf', () => {
   it('reads sftp df output in KiB', () => {
     const out =
       'sftp> -df /srv\n        Size         Used        Avail       (Root)    %Capacity\n   264212084     23813424     82577488     96398660           9%\n';
-    expect(parseSftpDf(out)).toEqual({
-      totalBytes: 264212084 * 1024,
-      usedBytes: 23813424 * 1024,
-      freeBytes: 82577488 * 1024,
+    // FREE is what the backup user may write (Avail), not Size - Used (root's reserve).
+    expect(parseSftpDf(out)).toEqual({ totalBytes: 264212084 * 1024, freeBytes: 82577488 * 1024 });
+  });
+});
+
+describe('parsePosixDf', () => {
+  it('reads df -Pk output in KiB, a device name with spaces included', () => {
+    const out =
+      'Filesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/loop7          95088    55208     32704      63% /srv/backups\n';
+    expect(parsePosixDf(out)).toEqual({ totalBytes: 95088 * 1024, freeBytes: 32704 * 1024 });
+    expect(parsePosixDf(out.replace('/dev/loop7', 'my share'))).toEqual({
+      totalBytes: 95088 * 1024,
+      freeBytes: 32704 * 1024,
     });
+  });
+
+  it('throws on output without a data row (never a 0 that reads as full)', () => {
+    expect(() => parsePosixDf('df: /x: No such file or directory\n')).toThrow(/no df table/);
+  });
+});
+
+describe('sumListing', () => {
+  const sftp = /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/;
+  it("sums the files of the repositories' folders only (<vmid>, job-<id>), not folders or strangers", () => {
+    const listing = [
+      'sftp> -ls -ln /srv/b/*/data/*/*',
+      '-rw-r--r--    ? root     root         1000 Dec  6 12:26 /srv/b/1/data/ab/abc',
+      '-rw-r--r--    ? root     root         2000 Dec  6 12:26 /srv/b/job-2/data/cd/cde',
+      'drwxr-xr-x    ? root     root         4096 Dec  6 12:26 /srv/b/1/data/ef',
+      '-rw-r--r--    ? root     root       500000 Dec  6 12:26 /srv/b/lost+found/x/y',
+      '-rw-r--r--    ? root     root        70000 Dec  6 12:26 /srv/b/notes.txt',
+      '-rw-r--r--    ? root     root           10 Dec  6 12:26 /srv/b/1/config',
+    ].join('\n');
+    expect(sumListing(listing, '/srv/b', isRepositoryFolder, sftp)).toBe(3010);
+  });
+
+  it('reads rsync --list-only lines, relative to the base', () => {
+    const rsync = /^-\S{9}\s+(\d+)\s+\S+\s+\S+\s+(.+)$/;
+    const listing = [
+      'drwxr-xr-x          4,096 2026/12/06 12:26:00 .',
+      '-rw-r--r--     1048576 2026/12/06 12:26:00 63/9f2c/disk.0.raw',
+      '-rw-r--r--         123 2026/12/06 12:26:00 63/9f2c/vm.xml',
+      '-rw-r--r--         999 2026/12/06 12:26:00 stray.img',
+    ].join('\n');
+    expect(sumListing(listing, '/srv/b', isRepositoryFolder, rsync)).toBe(1048576 + 123);
   });
 });

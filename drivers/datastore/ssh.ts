@@ -1,11 +1,11 @@
 /**
  * The ssh side shared by the restic (sftp backend) and rsync drivers: how ssh is invoked, how its
- * failures read, and the capacity of a remote filesystem through the sftp protocol (no remote
- * commands: the backup server may allow only sftp and rsync).
+ * failures read, and the capacity of a remote filesystem: through the sftp protocol first (the
+ * backup server may allow only sftp and rsync), else `df` over ssh.
  */
 import { ValidationError } from '#core/errors.ts';
 import { ExecError, run } from '../exec.ts';
-import type { Capacity, OperationContext } from './driver.ts';
+import type { OperationContext } from './driver.ts';
 import { DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
 
 /** A server from a `host` or `host:port` attribute (IPv6 in brackets). */
@@ -87,54 +87,186 @@ function lastLine(text: string, pattern: RegExp): string {
   return (lines.at(-1) ?? text).trim();
 }
 
-/**
- * Capacity of the filesystem holding `path` on the server, through the sftp protocol's
- * statvfs extension (`df` of OpenSSH's sftp client): the deepest existing folder of `path` is
- * measured. Throws when the server has no sftp subsystem or no statvfs extension.
- */
-export async function sftpCapacity(
-  server: Server,
-  path: string,
-  what: string,
-  ctx: OperationContext = {},
-): Promise<Capacity> {
+/** Size and free bytes of a filesystem. */
+export interface FilesystemSpace {
+  totalBytes: number;
+  freeBytes: number;
+}
+
+/** `path`, then each of its parent folders up to `/`: the deepest existing one is measured. */
+function selfAndParents(path: string): string[] {
   const candidates: string[] = [];
   for (let p = path; p !== ''; p = p.slice(0, p.lastIndexOf('/'))) candidates.push(p);
   candidates.push('/');
-  // `-df`: a failing df (folder not there yet) does not end the batch.
-  const batch = `${candidates.map((p) => `-df ${p}`).join('\n')}\n`;
+  return candidates;
+}
+
+/** sftp's arguments for `server`: ssh's, with -P for the port and `User=` for -l. */
+function sftpArgs(server: Server): string[] {
   const sshArgs = sshOptions(server);
-  // sftp takes -P for the port and no -l: rewrite those two.
-  const sftpArgs: string[] = [];
+  const args: string[] = [];
   for (let i = 0; i < sshArgs.length; i++) {
     const arg = sshArgs[i] as string;
-    if (arg === '-p') sftpArgs.push('-P', sshArgs[++i] as string);
-    else if (arg === '-l') sftpArgs.push('-o', `User=${sshArgs[++i]}`);
-    else sftpArgs.push(arg);
+    if (arg === '-p') args.push('-P', sshArgs[++i] as string);
+    else if (arg === '-l') args.push('-o', `User=${sshArgs[++i]}`);
+    else args.push(arg);
   }
+  return args;
+}
+
+/** Runs an sftp batch (each line prefixed `-`: a failing command does not end it); its stdout. */
+async function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: OperationContext) {
   try {
     const { stdout } = await run(
-      { file: 'sftp', args: [...sftpArgs, '-b', '-', remoteHost(server)] },
-      { input: batch, signal: ctx.signal, timeoutMs: 60_000 },
+      { file: 'sftp', args: [...sftpArgs(server), '-b', '-', remoteHost(server)] },
+      { input: `${lines.map((l) => `-${l}`).join('\n')}\n`, signal: ctx.signal, timeoutMs: 60_000 },
     );
-    return parseSftpDf(stdout);
+    return stdout;
   } catch (error) {
     if (error instanceof ExecError) throw sshFailure(error.stderrTail, what, error) ?? error;
     throw error;
   }
 }
 
-/** Reads the first table row of sftp's `df` output (KiB: Size Used Avail (Root) %Capacity). */
-export function parseSftpDf(stdout: string): Capacity {
-  for (const line of stdout.split('\n')) {
-    const cols = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+%\s*$/.exec(line);
-    if (cols) {
-      return {
-        totalBytes: Number(cols[1]) * 1024,
-        usedBytes: Number(cols[2]) * 1024,
-        freeBytes: Number(cols[3]) * 1024,
-      };
+/**
+ * Size and free bytes of the filesystem holding `path` on the server, through the sftp protocol's
+ * statvfs extension (`df` of OpenSSH's sftp client): the deepest existing folder of `path` is
+ * measured. Throws when the server has no sftp subsystem or no statvfs extension.
+ */
+export async function sftpSpace(
+  server: Server,
+  path: string,
+  what: string,
+  ctx: OperationContext = {},
+): Promise<FilesystemSpace> {
+  return parseSftpDf(
+    await sftpBatch(
+      server,
+      selfAndParents(path).map((p) => `df ${p}`),
+      what,
+      ctx,
+    ),
+  );
+}
+
+/**
+ * The same through `df -Pk` over ssh, for a server account with a shell but no sftp. The path is
+ * a checked BASE_PATH (letters, digits and `._+@/-`: nothing a remote shell reads specially).
+ */
+export async function sshDfSpace(
+  server: Server,
+  path: string,
+  what: string,
+  ctx: OperationContext = {},
+): Promise<FilesystemSpace> {
+  let last: unknown;
+  for (const candidate of selfAndParents(path)) {
+    try {
+      const { stdout } = await run(
+        { file: 'ssh', args: [...sshOptions(server), remoteHost(server), 'df', '-Pk', '--', candidate] },
+        { signal: ctx.signal, timeoutMs: 60_000 },
+      );
+      return parsePosixDf(stdout);
+    } catch (error) {
+      if (!(error instanceof ExecError)) throw error;
+      const typed = sshFailure(error.stderrTail, what, error);
+      if (typed) throw typed;
+      // This folder does not exist (yet): its parent's filesystem is the one.
+      last = error;
     }
   }
+  throw last;
+}
+
+/**
+ * The filesystem's space on the server: sftp statvfs, else `df` over ssh, else null (an
+ * rsync-only account sees neither: unknown, never 0). Unreachable, refused and cancelled throw.
+ */
+export async function remoteSpace(
+  server: Server,
+  path: string,
+  what: string,
+  ctx: OperationContext = {},
+): Promise<FilesystemSpace | null> {
+  for (const measure of [sftpSpace, sshDfSpace]) {
+    try {
+      return await measure(server, path, what, ctx);
+    } catch (error) {
+      if (
+        ctx.signal?.aborted ||
+        error instanceof DatastoreUnreachable ||
+        error instanceof DatastoreAuthFailed
+      )
+        throw error;
+    }
+  }
+  return null;
+}
+
+/**
+ * Bytes of the files of a datastore's restic repositories on an sftp server: one listing of
+ * every repository's files by glob (`BASE/<repo>/data/xx/<pack>`, its index, snapshots, keys and
+ * config), summed over the folders `isRepository` accepts. Throws when sftp cannot list.
+ */
+export async function sftpRepositoryBytes(
+  server: Server,
+  base: string,
+  isRepository: (name: string) => boolean,
+  what: string,
+  ctx: OperationContext = {},
+): Promise<number> {
+  const globs = [`${base}/*/config`, `${base}/*/*/*`, `${base}/*/data/*/*`];
+  const stdout = await sftpBatch(
+    server,
+    globs.map((g) => `ls -ln ${g}`),
+    what,
+    ctx,
+  );
+  return sumListing(
+    stdout,
+    base,
+    isRepository,
+    /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/,
+  );
+}
+
+/**
+ * Sums the sizes of the regular files of a long listing (`pattern`: size then path) that lie in
+ * a repository folder directly under `base` (relative paths are taken as relative to it).
+ */
+export function sumListing(
+  listing: string,
+  base: string,
+  isRepository: (name: string) => boolean,
+  pattern: RegExp,
+): number {
+  let sum = 0;
+  for (const line of listing.split('\n')) {
+    const m = pattern.exec(line);
+    if (!m) continue;
+    const path = (m[2] as string).startsWith(`${base}/`)
+      ? (m[2] as string).slice(base.length + 1)
+      : (m[2] as string);
+    const top = path.split('/')[0] ?? '';
+    if (path.includes('/') && isRepository(top)) sum += Number(m[1]);
+  }
+  return sum;
+}
+
+/** Reads the first table row of sftp's `df` output (KiB: Size Used Avail (Root) %Capacity). */
+export function parseSftpDf(stdout: string): FilesystemSpace {
+  for (const line of stdout.split('\n')) {
+    const cols = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+%\s*$/.exec(line);
+    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+  }
   throw new Error(`no df table in sftp output: ${stdout.slice(0, 200)}`);
+}
+
+/** Reads the data row of `df -Pk` (Filesystem 1024-blocks Used Available Capacity Mounted-on). */
+export function parsePosixDf(stdout: string): FilesystemSpace {
+  for (const line of stdout.split('\n')) {
+    const cols = /^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+\/.*$/.exec(line);
+    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+  }
+  throw new Error(`no df table in df output: ${stdout.slice(0, 200)}`);
 }

@@ -45,7 +45,7 @@ function inventoryFormat(disk: DomainDisk): 'qcow2' | 'raw' | 'rbd' | undefined 
 /**
  * Builds the inventory entry of one domain from its persistent XML (the template: what a restore
  * recreates, never overlays of a backup in flight) and its state. Disk ids are the order of the
- * backed-up-able disks in the XML. Sizes come from `qemu-img info` (with `-U` only while the
+ * backed-up-able disks in the XML. Sizes (virtual, and the file's allocation) come from `qemu-img info` (with `-U` only while the
  * domain runs, metadata only), and `rbd info` for rbd images (0 when the cluster does not answer:
  * one unreachable cluster must not hide the host's other VMs).
  */
@@ -62,16 +62,20 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
     const disk = base ? { ...found, ...base } : found;
     const format = inventoryFormat(disk);
     if (!format || !disk.source) continue;
-    const size =
+    // rbd: `rbd du` walks every object without fast-diff, too slow for each minute: unknown.
+    const sizes: { 'virtual-size': number; 'actual-size'?: number } =
       format === 'rbd'
-        ? await rbdSize(disk.source, disk.authUser, options.signal)
-        : (await imageInfo(disk.source, { format, shared: running, signal: options.signal }))['virtual-size'];
+        ? { 'virtual-size': await rbdSize(disk.source, disk.authUser, options.signal) }
+        : await imageInfo(disk.source, { format, shared: running, signal: options.signal });
+    const allocated = sizes['actual-size'];
     disks.push({
       id: disks.length,
       target: disk.target,
       source: disk.source,
       format,
-      size,
+      size: sizes['virtual-size'],
+      // What a full backup of it writes at most (the estimate admission checks FREE with).
+      ...(allocated !== undefined && { allocated }),
       volatile: info.volatileTargets.includes(disk.target),
       // Changed-block tracking needs persistent bitmaps: qcow2 files (or rbd's own diffs).
       canIncrement: format !== 'raw',

@@ -42,6 +42,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', path: '/datastores/{id}' },
   { method: 'PUT', path: '/datastores/{id}/owner' },
   { method: 'PUT', path: '/datastores/{id}/permissions' },
+  { method: 'POST', path: '/datastores/{id}/monitor' },
+  { method: 'GET', path: '/datastores/{id}/capacity' },
   { method: 'GET', path: '/images' },
   { method: 'GET', path: '/images/{id}' },
   { method: 'DELETE', path: '/images/{id}' },

@@ -5,7 +5,8 @@
  * the API and by Release (async Invoke), by scheduled actions, and every minute; safe to run
  * twice at once, since slots are conditional writes and StartExecution is keyed by the
  * execution id (ExecutionAlreadyExists counts as started). Each run but a wake-up first fires
- * the scheduled actions that are due; the every-minute runs also sweep executions that died holding a slot.
+ * the scheduled actions that are due; the every-minute runs also sweep executions that died holding a slot
+ * and queue the datastore monitors that are due (MONITOR_INTERVAL_MINUTES).
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
@@ -16,6 +17,7 @@ import { log } from '#platform/log.ts';
 import { limits, required, tableName } from '../env.ts';
 import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
+import { queueDueMonitors } from '../operations/capacity.ts';
 import { endOperation } from '../operations/end.ts';
 import { markSilentHostsOffline, takesWork } from '../operations/host-health.ts';
 import { batchFind } from '../repo/batch.ts';
@@ -35,12 +37,13 @@ export interface DispatchReport {
   waiting: string[];
 }
 
-/** A handler run: the dispatch, the scheduled actions fired and the executions swept. */
+/** A handler run: the dispatch, the scheduled actions fired, the executions swept and the monitors queued. */
 export interface DispatcherRun extends DispatchReport {
   fired: number[];
   swept: string[];
   /** Hosts this (periodic) run found silent and marked OFFLINE. */
   offline: number[];
+  monitors: string[];
 }
 
 /** Take the request out of the queue, freeing its VM's "backup queued" guard. */
@@ -373,7 +376,14 @@ async function run(event: unknown): Promise<DispatcherRun> {
         return [] as number[];
       })
     : [];
-  return { ...(await dispatch()), fired, swept, offline };
+  // Datastores whose MONITOR_INTERVAL_MINUTES has passed get a `monitor`, started just below.
+  const monitors = periodic
+    ? await queueDueMonitors().catch((err) => {
+        log('error', 'datastore monitors not queued', { error: String(err) });
+        return [] as string[];
+      })
+    : [];
+  return { ...(await dispatch()), fired, swept, offline, monitors };
 }
 
 /**

@@ -15,6 +15,7 @@ import { tableName } from '../env.ts';
 import { allocateId } from '../repo/counters.ts';
 import { executions } from '../repo/executions.ts';
 import { isConditionFailed } from '../repo/table.ts';
+import { assertRoomForBackup } from './capacity.ts';
 import { enqueue, type TransactItem } from './queue.ts';
 
 /** Name of the guard item of a VM's queued backup. */
@@ -111,8 +112,8 @@ export interface VmBackupRequest {
 
 /**
  * Queue a backup of `vm` (already checked for permissions): 409 when the VM is not RUNNING or
- * POWEROFF, is locked by a running backup, has its chain being flattened, or already has one
- * queued.
+ * POWEROFF, is locked by a running backup, has its chain being flattened, already has one
+ * queued, or its estimated size exceeds the datastore's FREE (`capacity.ts`).
  */
 export async function queueVmBackup(
   user: Pick<User, 'name'>,
@@ -120,6 +121,8 @@ export async function queueVmBackup(
   request: VmBackupRequest,
 ): Promise<Execution> {
   assertBackupable(vm);
+  // Datastore capacity: a backup whose estimate exceeds the last measured FREE is never queued.
+  await assertRoomForBackup(vm, request);
   const id = String(await allocateId('execution'));
   const { datastoreId, reset, job, scheduleId } = request;
   return enqueueGuarded(vm.id, id, (guard) =>

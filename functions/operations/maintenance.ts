@@ -128,6 +128,8 @@ export interface MaintenanceRequest {
   /** False when an admin asked: a download may then write outside the host's restore roots. */
   confine?: boolean;
   priority?: number;
+  /** An execution id the caller already allocated (counter `id:execution`); default: a new one. */
+  id?: string;
 }
 
 /** Queue one maintenance operation; answers its Execution (QUEUED). */
@@ -149,6 +151,7 @@ export function enqueueMaintenance(
   return enqueue(
     requestedBy,
     {
+      ...(req.id !== undefined && { id: req.id }),
       kind: req.kind,
       priority: req.priority ?? 0,
       hostId: req.host.id,

@@ -1,7 +1,9 @@
 /**
  * Backup step Commit: records the runner's result (`$.host`, a BackupResult): the image READY
  * with its source, disks, size and template (or the new increment appended to its chain), the
- * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys, and the VM unlocked.
+ * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys (LAST_BACKUP_ID and
+ * LAST_BACKUP_SIZE: the backup just stored), and the VM unlocked; then a `monitor` of the
+ * datastore is queued (its FREE changed).
  * Retention (KEEP_LAST, or GFS with KEEP_HOURLY..KEEP_YEARLY: operations/retention.ts): the
  * expired ids leave BACKUP_IDS in the same write, become DELETING and each gets a `delete`
  * execution (Maintenance machine). On an increment chain to flatten, ACTIVE_FLATTEN is set in
@@ -15,6 +17,7 @@ import { BackupResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { Id, type Image, type Increment } from '#core/model.ts';
 import { log } from '#platform/log.ts';
+import { monitorIntervalMinutes, queueMonitor } from '../operations/capacity.ts';
 import { clearActiveFlatten } from '../operations/end.ts';
 import { queueFlatten } from '../operations/flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
@@ -219,6 +222,25 @@ async function startFlatten(image: Image, executionId: string, hostId?: number):
   }
 }
 
+/**
+ * Queues a `monitor` of the datastore the backup went to (its FREE changed; the dispatcher runs
+ * it when Release wakes it). A failure is logged, not thrown: the backup itself is committed.
+ */
+async function remeasure(datastoreId: number, executionId: string, hostId?: number): Promise<void> {
+  if (monitorIntervalMinutes() === 0) return;
+  try {
+    const datastore = await datastores.get(datastoreId);
+    const fallbackHost = hostId === undefined ? undefined : await hosts.find(hostId);
+    await queueMonitor(datastore, { fallbackHost, wake: false });
+  } catch (err) {
+    log('warn', 'datastore monitor after the backup not queued', {
+      executionId,
+      datastoreId,
+      message: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
+
 export const handler = step('CommitBackup', CommitBackupInput, async (input) => {
   const { executionId, host: result } = input;
   // One write that also reads: the record as it is now `committing` (ReturnValues ALL_NEW).
@@ -246,8 +268,9 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   const { expired: dropped, flatten } = await decideRetention(vm, image, appended);
   const config = setRuntime(vm.backups.BACKUP_CONFIG, {
     LAST_DATASTORE_ID: null,
-    LAST_BACKUP_ID: null,
-    LAST_BACKUP_SIZE: null,
+    // The backup just stored: its driver id and the bytes it added (what people watch).
+    LAST_BACKUP_ID: result.backupId,
+    LAST_BACKUP_SIZE: result.disks.reduce((sum, d) => sum + d.size, 0),
     INCREMENTAL_BACKUP_ID: chained ? image.id : null,
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
     ...(flatten ? { ACTIVE_FLATTEN: 'YES' } : {}),
@@ -273,6 +296,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   }
   const deleting = await expire(expired, executionId, execution.hostId);
   const flattenId = flatten ? await startFlatten(image, executionId, execution.hostId) : undefined;
+  await remeasure(image.datastoreId, executionId, execution.hostId);
   // Phase `done` and the bytes are written by Release, in its one transaction (`$.commit.size`).
   return {
     imageId: image.id,

@@ -1,13 +1,14 @@
 /**
  * Maintenance step Commit: records the runner's answer (`$.host`) by kind. delete: the removed
  * backup leaves the image, and the image record goes once none is left; download and verify:
- * the result on the execution; monitor: the datastore's capacity; flatten: the chain's new base
+ * the result on the execution; monitor: the datastore's capacity and a sample of it; flatten: the chain's new base
  * (see `flatten.ts`) and the removal of the merged backups queued. Idempotent.
  */
 import { z } from 'zod';
 import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { retry } from '#platform/retry.ts';
+import { recordCapacity } from '../operations/capacity.ts';
 import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
 import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -111,7 +112,7 @@ export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (
     }
     case 'monitor': {
       const capacity = MonitorResult.parse(input.host);
-      await datastores.update(input.datastoreId, capacity);
+      await recordCapacity(input.datastoreId, capacity, executionId);
       await executions.update(executionId, { phase: 'done', 'params.result': capacity });
       return capacity;
     }

@@ -96,6 +96,9 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
     ...(config.hostRetryIntervalSeconds && { hostRetryIntervalSeconds: config.hostRetryIntervalSeconds }),
     maxBackups: config.maxBackups,
     maxBackupsHost: config.maxBackupsHost,
+    ...(config.monitorIntervalMinutes !== undefined && {
+      monitorIntervalMinutes: config.monitorIntervalMinutes,
+    }),
   };
 }
 

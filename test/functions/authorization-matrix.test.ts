@@ -103,6 +103,8 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     path: `/datastores/${f.dsId}/permissions`,
     body: { permissions: '740' },
   }),
+  'POST /datastores/{id}/monitor': (f) => ({ path: `/datastores/${f.dsId}/monitor` }),
+  'GET /datastores/{id}/capacity': (f) => ({ path: `/datastores/${f.dsId}/capacity` }),
   'GET /images': () => ({ path: '/images' }),
   'GET /images/{id}': (f) => ({ path: `/images/${f.imageId}` }),
   'DELETE /images/{id}': (f) => ({ path: `/images/${f.imageId}` }),

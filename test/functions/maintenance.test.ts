@@ -82,6 +82,9 @@ beforeAll(async () => {
   process.env.MAINTENANCE_STATE_MACHINE_ARN = MAINTENANCE_ARN;
   process.env.MAX_BACKUPS = '1';
   process.env.MAX_BACKUPS_HOST = '1';
+  // The queue's exact contents are checked here: no datastore monitor after each backup
+  // (test/functions/capacity.test.ts has those).
+  process.env.MONITOR_INTERVAL_MINUTES = '0';
   delete process.env.DISPATCHER_FUNCTION_NAME;
   [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
   await seedUser('admin', admin.token);

@@ -50,7 +50,10 @@ let readyImage: number;
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'lifeboat-e2e-'));
   ports = await freeStackPorts();
-  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 3, runner: false }));
+  await writeFile(
+    join(home, 'config.json'),
+    JSON.stringify({ ports, heartbeatSeconds: 3, runner: false, monitorIntervalMinutes: 0 }),
+  );
   ({ endpoint, token } = await localUp({ home }));
   // The emulators take only requests signed with this start's key.
   const credentials = await readLocalCredentials(home);

@@ -65,7 +65,10 @@ async function backup(backupId: string): Promise<number> {
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'lifeboat-maint-e2e-'));
   const ports = await freeStackPorts();
-  await writeFile(join(home, 'config.json'), JSON.stringify({ ports, heartbeatSeconds: 5, runner: false }));
+  await writeFile(
+    join(home, 'config.json'),
+    JSON.stringify({ ports, heartbeatSeconds: 5, runner: false, monitorIntervalMinutes: 0 }),
+  );
   ({ endpoint, token } = await localUp({ home }));
   // The emulators take only requests signed with this start's key.
   const credentials = await readLocalCredentials(home);

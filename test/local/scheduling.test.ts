@@ -62,6 +62,8 @@ beforeAll(async () => {
       maxBackupsHost: 2,
       heartbeatSeconds: 60,
       schedulerIntervalSeconds: 1,
+      // The responder plays the hosts: no datastore monitors among the backups it counts.
+      monitorIntervalMinutes: 0,
       runner: false,
       demo: false,
     }),

@@ -3,18 +3,21 @@
  * and never come back: records and answers only name them in `secretAttributes`.
  */
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
 import { CreateDatastoreBody, parseBody, UpdateDatastoreBody } from '#core/contracts/api.ts';
 import { mergeAttributes, splitSecrets, validateAttributes } from '#core/datastore-attributes.ts';
 import { Conflict } from '#core/errors.ts';
 import { Datastore } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
+import { queueMonitor } from '../../operations/capacity.ts';
+import { capacityHistory } from '../../repo/capacity.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { listImages } from '../../repo/images.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { secretStore } from '../../secrets.ts';
 import { authorize, canUse, ownedBy } from '../access.ts';
-import { items, json, pathId, type RouteContext, type RouteHandler } from '../http.ts';
+import { items, json, parseQuery, pathId, type RouteContext, type RouteHandler } from '../http.ts';
 
 /** Secret reference of a datastore. */
 export function secretRefOf(id: number): string {
@@ -138,6 +141,33 @@ const remove: RouteHandler = async (ctx) => {
   return { statusCode: 204 };
 };
 
+/**
+ * Queues a `monitor` (202 with its execution), or answers the one already waiting in the queue
+ * (200): it measures after everything before it anyway.
+ */
+const monitor: RouteHandler = async (ctx) => {
+  const ds = await datastoreFor(ctx);
+  const out = await queueMonitor(ds, { requestedBy: ctx.user });
+  if (!out) throw new Conflict(`datastore ${ds.id}: no monitor queued`);
+  return json(out.execution, out.queued ? 202 : 200);
+};
+
+const CapacityQuery = z.object({
+  since: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+});
+
+/** The datastore's capacity samples, oldest first, from `since` (default: the last 30 days). */
+const capacity: RouteHandler = async (ctx) => {
+  const ds = await datastoreFor(ctx);
+  const query = parseQuery(CapacityQuery, ctx);
+  const since = query.since
+    ? new Date(query.since).toISOString()
+    : new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const samples = await capacityHistory(ds.id, since, query.limit);
+  return items(samples.map(({ expiresAt: _e, id: _i, ...sample }) => sample));
+};
+
 /** Datastore routes by route key. */
 export const datastoreRoutes: Record<string, RouteHandler> = {
   'GET /datastores': list,
@@ -145,4 +175,6 @@ export const datastoreRoutes: Record<string, RouteHandler> = {
   'GET /datastores/{id}': show,
   'PATCH /datastores/{id}': patch,
   'DELETE /datastores/{id}': remove,
+  'POST /datastores/{id}/monitor': monitor,
+  'GET /datastores/{id}/capacity': capacity,
 };

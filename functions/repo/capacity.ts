@@ -1,0 +1,76 @@
+/**
+ * The capacity table: one sample per datastore `monitor`, kept CAPACITY_RETENTION_DAYS (default
+ * 400) by DynamoDB's TTL so a datastore's space can be charted over time. Reads are one query of
+ * the byDatastore index, oldest first from `since`: never a scan.
+ */
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { MonitorResult } from '#core/contracts/tasks.ts';
+import { CapacitySample } from '#core/model.ts';
+import { dynamo } from '#platform/aws.ts';
+import { tableName } from '../env.ts';
+
+/** How long a sample is kept unless the deployment says otherwise. */
+export const DEFAULT_CAPACITY_RETENTION_DAYS = 400;
+
+/** CAPACITY_RETENTION_DAYS, default 400; a bad value is a deployment error, reported by name. */
+export function capacityRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.CAPACITY_RETENTION_DAYS;
+  if (raw === undefined || raw === '') return DEFAULT_CAPACITY_RETENTION_DAYS;
+  const days = Number(raw);
+  if (!Number.isInteger(days) || days <= 0) {
+    throw new Error(`CAPACITY_RETENTION_DAYS must be a positive integer (got "${raw}")`);
+  }
+  return days;
+}
+
+/** The sample of a monitor's result measured at `now` (unknown figures left out). */
+export function capacitySample(
+  datastoreId: number,
+  result: MonitorResult,
+  now: number,
+  executionId?: string,
+): CapacitySample {
+  const at = new Date(now).toISOString();
+  const known = Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null));
+  return CapacitySample.parse({
+    ...known,
+    id: `${datastoreId}#${at}`,
+    datastoreId,
+    at,
+    ...(executionId !== undefined && { executionId }),
+    expiresAt: Math.ceil(now / 1000) + capacityRetentionDays() * 86_400,
+  });
+}
+
+/** Writes one sample (its key is the datastore and the time: a retried commit writes the same). */
+export async function writeCapacitySample(sample: CapacitySample): Promise<void> {
+  await dynamo().send(
+    new PutCommand({ TableName: tableName('capacity'), Item: CapacitySample.parse(sample) }),
+  );
+}
+
+/** A datastore's samples from `since` (ISO-8601), oldest first, at most `limit`. */
+export async function capacityHistory(
+  datastoreId: number,
+  since: string,
+  limit = 5000,
+): Promise<CapacitySample[]> {
+  const items: CapacitySample[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({
+        TableName: tableName('capacity'),
+        IndexName: 'byDatastore',
+        KeyConditionExpression: '#d = :d AND #a >= :since',
+        ExpressionAttributeNames: { '#d': 'datastoreId', '#a': 'at' },
+        ExpressionAttributeValues: { ':d': datastoreId, ':since': since },
+        ExclusiveStartKey: start,
+        Limit: limit - items.length,
+      }),
+    );
+    for (const item of page.Items ?? []) items.push(CapacitySample.parse(item));
+    start = page.LastEvaluatedKey;
+  } while (start && items.length < limit);
+  return items;
+}
