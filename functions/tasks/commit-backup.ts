@@ -19,6 +19,7 @@ import { log } from '#platform/log.ts';
 import { clearActiveFlatten } from '../operations/end.ts';
 import { keepLastOf, planFlatten, queueFlatten } from '../operations/flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
+import { settleBackupQuota } from '../operations/quota.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
@@ -234,6 +235,12 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   );
   const { image } = committedImage(current, result, now);
   if (image !== current) await images.put({ ...image, executionId });
+  // The quota reserved at queueing, settled with what was really written (once per execution).
+  await settleBackupQuota(
+    execution,
+    image,
+    result.disks.reduce((sum, d) => sum + d.size, 0),
+  );
 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
