@@ -244,8 +244,14 @@ describe('admission', () => {
       expect(a.body.message).toMatch(/^quota exceeded/);
     expect((await usage('/users/alice/quota'))['2']?.size).toEqual({ used: 40, limit: 40 });
     const queued = (await executions.list()).filter((e) => racing.includes(e.vmId as number));
-    expect(queued.map((e) => e.id).sort(), JSON.stringify(answers.map((a) => [a.status, a.body?.id]))).toEqual(
-      answers.filter((a) => a.status === 202).map((a) => a.body.id).sort(),
+    expect(
+      queued.map((e) => e.id).sort(),
+      JSON.stringify(answers.map((a) => [a.status, a.body?.id])),
+    ).toEqual(
+      answers
+        .filter((a) => a.status === 202)
+        .map((a) => a.body.id)
+        .sort(),
     );
   });
 });
