@@ -135,6 +135,8 @@ async function targetImage(
     disks: [],
     template: '',
     increments: [],
+    // Charged on its own at settlement: the chain's quota charge stays with the chain.
+    quota: undefined,
     executionId: execution.id,
     createdAt: now,
   };

@@ -16,7 +16,7 @@ import { deleteImageRecord, releaseReservation } from '#functions/operations/quo
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
-import { pendingRequests } from '#functions/repo/requests.ts';
+import { dequeue, pendingRequests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
@@ -94,7 +94,16 @@ beforeAll(async () => {
   const domains = Array.from({ length: 16 }, (_, i) => ({
     domain: `q${i}`,
     state: 'RUNNING',
-    disks: [{ id: 0, target: 'vda', source: `/images/q${i}.qcow2`, format: 'qcow2', size: 10 * MiB }],
+    disks: [
+      {
+        id: 0,
+        target: 'vda',
+        source: `/images/q${i}.qcow2`,
+        format: 'qcow2',
+        size: 10 * MiB,
+        canIncrement: true,
+      },
+    ],
     nics: [],
     template: `<domain><name>q${i}</name></domain>`,
   }));
@@ -290,5 +299,56 @@ describe('settlement', () => {
     const after = await usage('/users/alice/quota');
     expect(after['1']).toEqual({ datastore: 1, size: { used: 0, limit: 25 }, images: { used: 0, limit: 5 } });
     expect((await usage('/groups/web/quota'))['1']?.size.used).toBe(0);
+  });
+});
+
+describe('an increment chain', () => {
+  /** Queue a backup of q13 (alice's) to datastore 1, take it off the queue, admit it. */
+  async function admitted() {
+    const res = await as('alice', 'POST', `/vms/${vm(13)}/backup`, { datastoreId: 1 });
+    expect(res.status, res.raw).toBe(202);
+    await dequeue(res.body.id);
+    const input = { executionId: res.body.id as string, vmId: vm(13), datastoreId: 1, reset: false };
+    return { input, admit: await admitBackup(input) };
+  }
+  const written = (backupId: string, mib: number, increment: object, chainReset: string | null = null) => ({
+    backupId,
+    disks: [{ id: 0, size: mib * MiB, virtualSize: 10 * MiB, format: 'qcow2', file: `${backupId}.qcow2` }],
+    increment,
+    chainReset,
+    template: '<domain/>',
+    durationMs: 5,
+  });
+  const onDs1 = async () => (await usage('/users/alice/quota'))['1'];
+
+  it('charges the chain one image and each point its size; a chain the runner could not follow starts its own charge', async () => {
+    await setQuota('/users/alice/quota', { datastoreId: 1, pairs: { SIZE: '25', IMAGES: '5' } });
+    expect(
+      (await as('admin', 'PUT', `/vms/${vm(13)}/backup-config`, { pairs: { MODE: 'INCREMENT' } })).status,
+    ).toBe(200);
+    const full = await admitted();
+    const chainId = full.admit.imageId;
+    await commitBackup({ ...full.input, admit: full.admit, host: written('s0', 2, { id: 0, parent: null }) });
+    expect(await onDs1()).toMatchObject({ size: { used: 2 }, images: { used: 1 } });
+
+    const next = await admitted();
+    // An increment reserves its estimate but no image.
+    expect((await executions.get(next.input.executionId)).params.quota).toMatchObject({
+      sizeMiB: 10,
+      images: 0,
+    });
+    await commitBackup({ ...next.input, admit: next.admit, host: written('s1', 1, { id: 1, parent: 0 }) });
+    expect((await images.get(chainId)).quota).toEqual({ user: 'alice', group: 'web', sizeMiB: 3 });
+    expect(await onDs1()).toMatchObject({ size: { used: 3 }, images: { used: 1 } });
+
+    const reset = await admitted();
+    const host = written('s2', 4, { id: 0, parent: null }, 'no bitmap (disk replaced?)');
+    await commitBackup({ ...reset.input, admit: reset.admit, host });
+    await commitBackup({ ...reset.input, admit: reset.admit, host });
+    const freshId = (await executions.get(reset.input.executionId)).imageId as number;
+    expect(freshId).not.toBe(chainId);
+    expect((await images.get(freshId)).quota).toEqual({ user: 'alice', group: 'web', sizeMiB: 4 });
+    expect((await images.get(chainId)).quota?.sizeMiB).toBe(3);
+    expect(await onDs1()).toMatchObject({ size: { used: 7 }, images: { used: 2 } });
   });
 });
