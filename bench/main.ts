@@ -21,13 +21,14 @@ const USAGE = `usage: npm run bench -- full|incremental|restore|idle [--size-mib
   --repeat     rounds of interleaved runs, medians and spread reported (default 3; --runs too)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
   idle         the local stack and its runner with nothing to do: CPU over 60 s (% of one core)
-       npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N]
+       npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N] [--owner USER]
   storm        backup requests over simulated hosts whose steps are answered at once: limits,
                starts/s, transitions, invocations and DynamoDB writes per backup, AWS cost
   --requests   backup requests (default 10000)
   --hosts      simulated hosts (default 1000)
   --max-backups, --max-backups-host   the deployment's limits (default 100 and 2)
-  --clients    concurrent API clients sending the requests (default 32)`;
+  --clients    concurrent API clients sending the requests (default 32)
+  --owner      a user (made by the bench) owning every VM: backups charged to their quota`;
 
 /** The benchmarks by name. */
 const BENCHMARKS: Record<
@@ -76,6 +77,7 @@ interface StormArgs {
   maxBackups: number;
   maxBackupsHost: number;
   clients: number;
+  owner?: string;
 }
 
 function positive(values: Record<string, unknown>, name: string, fallback: number): number {
@@ -104,6 +106,7 @@ function parse(argv: string[]): {
       'max-backups': { type: 'string' },
       'max-backups-host': { type: 'string' },
       clients: { type: 'string' },
+      owner: { type: 'string' },
     },
   });
   const storm: StormArgs = {
@@ -112,6 +115,7 @@ function parse(argv: string[]): {
     maxBackups: positive(values, 'max-backups', 100),
     maxBackupsHost: positive(values, 'max-backups-host', 2),
     clients: positive(values, 'clients', 32),
+    ...(typeof values.owner === 'string' && { owner: values.owner }),
   };
   if (positionals.length !== 1) throw new Error('name one benchmark');
   const sizeMiB = Number(values['size-mib'] ?? 4096);

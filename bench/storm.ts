@@ -41,6 +41,11 @@ export interface StormOptions {
   clients: number;
   /** Executions whose history is read for transitions and step invocations. */
   sample: number;
+  /**
+   * A user (group `users`) who owns every VM, so each backup is charged to their datastore
+   * quota; default: admin's VMs, which quotas exempt.
+   */
+  owner?: string;
   log: (line: string) => void;
 }
 
@@ -130,6 +135,7 @@ export async function runStorm(opts: StormOptions) {
       driver: 'restic',
       attributes: { RESTIC_PASSWORD: 'pw' },
     });
+    if (opts.owner) await api('POST', '/users', { name: opts.owner });
     const vmsPerHost = Math.ceil(opts.requests / opts.hosts);
     const queues = new Map<number, string>();
     const vmIds: number[] = [];
@@ -153,6 +159,9 @@ export async function runStorm(opts: StormOptions) {
         id: number;
       }[];
       vmIds.push(...listed.map((v) => v.id));
+      for (const v of opts.owner ? listed : []) {
+        await api('PUT', `/vms/${v.id}/owner`, { owner: opts.owner, group: 'users' });
+      }
       if (++made % 100 === 0) log(`setup: ${made} hosts, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     });
     log(`setup: ${opts.hosts} hosts, ${vmIds.length} VMs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -204,6 +204,13 @@ export const Image = Ownership.extend({
   backupConfig: BackupConfigRecord.optional(),
   /** The backup job that made it, if any (a restic datastore keeps it in the job's repository). */
   jobId: Id.optional(),
+  /**
+   * Whose datastore quota it counts against (core/quota.ts) and how many MiB its backups were
+   * charged: released when it is deleted. Absent: it counts against none (an admin's, or older).
+   */
+  quota: z
+    .object({ user: z.string().min(1), group: z.string().min(1), sizeMiB: z.number().int().nonnegative() })
+    .optional(),
   executionId: z.string().optional(),
   /**
    * While DELETING: whether its delete executions are queued. False between the claim and the

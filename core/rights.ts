@@ -21,13 +21,14 @@ export type ObjectKind = 'vm' | 'datastore' | 'image' | 'job';
  * - `user`: any authenticated user (admins included); the objects' rows then decide;
  * - `admin`: admins only;
  * - `self`: the user the path names (`{name}`) or an admin;
+ * - `member`: a member of the group the path names (`{name}`) or an admin;
  * - `requester`: any user, but the route acts only on what the caller made (their execution,
  *   their token; another's is answered as absent or refused), admins on anything;
  * - `host`: a host's runner for its own host id (`{id}`), or an admin;
  * - `enrollment`: an enrollment token (registration);
  * - `iam`: a runner signed with its IAM session for its own host (API Gateway checks the signature).
  */
-export type Caller = 'user' | 'admin' | 'self' | 'requester' | 'host' | 'enrollment' | 'iam';
+export type Caller = 'user' | 'admin' | 'self' | 'member' | 'requester' | 'host' | 'enrollment' | 'iam';
 
 /** The rights of one route. */
 export interface RouteRights {
@@ -36,7 +37,7 @@ export interface RouteRights {
   objects?: Partial<Record<ObjectKind, Right>>;
   /** When a row applies only in some cases, or a rule beyond the bits holds: said in words. */
   note?: string;
-  /** What an `admin` or `self` route does, for its refusal (`only admins may list users`). */
+  /** What an `admin`, `self` or `member` route does, for its refusal (`only admins may list users`). */
   action?: string;
 }
 
@@ -132,6 +133,10 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'POST /groups': admin('create groups'),
   'GET /groups/{name}': admin('show groups'),
   'DELETE /groups/{name}': admin('delete groups'),
+  'GET /users/{name}/quota': { caller: 'self', action: "read other users' quotas" },
+  'PUT /users/{name}/quota': admin('set quotas'),
+  'GET /groups/{name}/quota': { caller: 'member', action: "read other groups' quotas" },
+  'PUT /groups/{name}/quota': admin('set quotas'),
   'GET /tokens': user(undefined, 'the caller own tokens (admins: any user)'),
   'POST /tokens': user(undefined, 'for the caller (admins: any user)'),
   'DELETE /tokens/{tokenId}': { caller: 'requester' },

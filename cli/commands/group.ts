@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { parseName } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
+import { registerQuota } from './quota.ts';
 
 /** A group as the API answers it. */
 interface GroupView {
@@ -73,4 +74,6 @@ export function registerGroup(program: Command): void {
       if (context.output.json) return printJson({ name, deleted: true });
       printLines([`group ${name} deleted`]);
     });
+
+  registerQuota(group, 'group');
 }

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { parseName } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
+import { registerQuota } from './quota.ts';
 
 /** A user as the API answers it. */
 export interface UserView {
@@ -101,4 +102,6 @@ export function registerUser(program: Command): void {
       if (context.output.json) return printJson(item);
       printLines([`user ${item.name}: group ${item.group}`]);
     });
+
+  registerQuota(user, 'user');
 }

@@ -49,3 +49,14 @@ export type TokenListQuery = z.infer<typeof TokenListQuery>;
 
 /** The `{tokenId}` of `DELETE /tokens/{tokenId}`. */
 export const TokenId = z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 hex digits (see lifeboat token list)');
+
+/**
+ * `PUT /users/{name}/quota`, `PUT /groups/{name}/quota`: limits for one datastore (`datastoreId`)
+ * or, without it, for all datastores together; `pairs` as `SIZE=MiB IMAGES=N` (-1 unlimited,
+ * core/quota.ts parseQuotaPairs).
+ */
+export const SetQuotaBody = z.strictObject({
+  datastoreId: z.number().int().nonnegative().optional(),
+  pairs: z.record(z.string(), z.union([z.string(), z.number()])),
+});
+export type SetQuotaBody = z.infer<typeof SetQuotaBody>;

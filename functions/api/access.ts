@@ -120,7 +120,7 @@ export function authorize(
 
 /**
  * The route's caller row, checked before the route runs: `admin` rows refuse users with 403,
- * `self` rows a user naming someone else. (`host`, `enrollment` and `iam` rows are confined by
+ * `self` rows a user naming someone else, `member` rows a user naming a group not theirs. (`host`, `enrollment` and `iam` rows are confined by
  * {@link assertMayCall} and the IAM authorizer.)
  */
 export function assertCaller(user: User, routeKey: string, params: Record<string, string>): void {
@@ -128,7 +128,11 @@ export function assertCaller(user: User, routeKey: string, params: Record<string
   if (!row) throw new Error(`rights table: no row for route ${routeKey}`);
   if (user.role === 'admin') return;
   const action = row.action ?? concrete(routeKey, params);
-  if (row.caller === 'admin' || (row.caller === 'self' && params.name !== user.name)) {
+  if (
+    row.caller === 'admin' ||
+    (row.caller === 'self' && params.name !== user.name) ||
+    (row.caller === 'member' && params.name !== user.group)
+  ) {
     throw new Forbidden(`only admins may ${action}`);
   }
 }

@@ -22,6 +22,7 @@ import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { ownershipRoutes } from './routes/ownership.ts';
+import { quotaRoutes } from './routes/quotas.ts';
 import { runnerRoutes } from './routes/runner.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -47,6 +48,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...tokenRoutes,
   ...auditRoutes,
   ...ownershipRoutes,
+  ...quotaRoutes,
 };
 
 /** A matched route. */

@@ -17,6 +17,7 @@ import { executions } from '../repo/executions.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { assertRoomForBackup } from './capacity.ts';
 import { enqueue, type TransactItem } from './queue.ts';
+import { backupReservation, queueWithQuota } from './quota.ts';
 
 /** Name of the guard item of a VM's queued backup. */
 export function queuedGuardName(vmId: number): string {
@@ -113,7 +114,8 @@ export interface VmBackupRequest {
 /**
  * Queue a backup of `vm` (already checked for permissions): 409 when the VM is not RUNNING or
  * POWEROFF, is locked by a running backup, has its chain being flattened, already has one
- * queued, or its estimated size exceeds the datastore's FREE (`capacity.ts`).
+ * queued, or its estimated size exceeds the datastore's FREE (`capacity.ts`); 403 when its
+ * owner's or group's datastore quota has no room for it (functions/operations/quota.ts).
  */
 export async function queueVmBackup(
   user: Pick<User, 'name'>,
@@ -125,27 +127,36 @@ export async function queueVmBackup(
   await assertRoomForBackup(vm, request);
   const id = String(await allocateId('execution'));
   const { datastoreId, reset, job, scheduleId } = request;
+  // The owner's datastore quota, reserved in the queueing transaction (403 when it cannot fit).
+  const quota = backupReservation(vm, { datastoreId, reset, jobConfig: job?.config });
   return enqueueGuarded(vm.id, id, (guard) =>
-    enqueue(
-      user,
-      {
-        id,
-        kind: 'backup',
-        priority: request.priority,
-        hostId: vm.hostId,
-        vmId: vm.id,
-        datastoreId,
-        params: { reset, ...(job && { jobId: job.id }), ...(scheduleId !== undefined && { scheduleId }) },
-        input: (executionId) => ({
-          executionId,
+    queueWithQuota(quota, (reservation) =>
+      enqueue(
+        user,
+        {
+          id,
+          kind: 'backup',
+          priority: request.priority,
+          hostId: vm.hostId,
           vmId: vm.id,
           datastoreId,
-          reset,
-          // The job's BACKUP_CONFIG defaults: Admit applies them under the VM's own values.
-          ...(job && { jobId: job.id, jobConfig: job.config }),
-        }),
-      },
-      { wake: request.wake, guard },
+          params: {
+            reset,
+            ...(job && { jobId: job.id }),
+            ...(scheduleId !== undefined && { scheduleId }),
+            ...(quota && { quota }),
+          },
+          input: (executionId) => ({
+            executionId,
+            vmId: vm.id,
+            datastoreId,
+            reset,
+            // The job's BACKUP_CONFIG defaults: Admit applies them under the VM's own values.
+            ...(job && { jobId: job.id, jobConfig: job.config }),
+          }),
+        },
+        { wake: request.wake, guard, also: reservation },
+      ),
     ),
   );
 }

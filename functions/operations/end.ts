@@ -12,6 +12,7 @@
  * | image DELETING                | image delete, KEEP_LAST          | ERROR after a failed delete (deletable again) |
  * | ACTIVE_FLATTEN                | backup Commit (KEEP_LAST)        | cleared when its flatten ends, or its backup died before queueing it |
  * | `queued:vm:<id>` guard        | queueing a backup                | freed for a request that never started |
+ * | datastore quota reservation   | queueing a backup                | given back unless Commit settled it (quota.ts) |
  * | a job's BACKING_UP list       | job runs                         | the VM moved to UPDATED or ERROR, the next one queued |
  * | the MAX_BACKUPS(_HOST) slots  | the dispatcher                   | given back once, with the `released` flag |
  *
@@ -33,6 +34,7 @@ import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { freeQueuedGuard } from './backup-queue.ts';
 import { jobBackupEnded } from './job-progress.ts';
+import { releaseReservation } from './quota.ts';
 
 /** How the execution ended, as recorded by whoever releases it. */
 export interface Ending {
@@ -217,6 +219,8 @@ export async function undoMarks(record: ExecutionRecord, state: Ending['state'])
         // A request that never started still holds its VM's "queued" guard.
         if (record.executionArn === undefined) await freeQueuedGuard(vmId, id);
       }
+      // Ended without its Commit's settlement: its quota reservation goes back.
+      await releaseReservation(record);
       return;
     case 'restore':
       // Only an in-place restore locks its VM; heldBy leaves any other lock alone.

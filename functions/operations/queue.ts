@@ -32,12 +32,13 @@ export interface Operation {
  * Queue the operation and answer its Execution (state QUEUED). `user` is who asked (a step such
  * as retention passes its own name). `wake: false` leaves waking the dispatcher to the caller,
  * which queues several operations and wakes it once. `guard` is written in the same transaction
- * (its condition failing cancels it all: TransactionCanceledException, reason at index 2).
+ * (its condition failing cancels it all: TransactionCanceledException, reason at index 2), and
+ * `also` after it (a backup's quota reservation, functions/operations/quota.ts).
  */
 export async function enqueue(
   user: Pick<User, 'name'>,
   op: Operation,
-  options: { wake?: boolean; guard?: TransactItem } = {},
+  options: { wake?: boolean; guard?: TransactItem; also?: TransactItem[] } = {},
 ): Promise<Execution> {
   const id = op.id ?? String(await allocateId('execution'));
   const createdAt = new Date().toISOString();
@@ -83,6 +84,7 @@ export async function enqueue(
         },
         { Put: { TableName: requests.name, Item: request } },
         ...(options.guard ? [options.guard] : []),
+        ...(options.also ?? []),
       ],
     }),
   );

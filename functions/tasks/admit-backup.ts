@@ -154,13 +154,12 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const imageId = await recordAdmitted(executionId, extending?.imageId ?? null, (id) => ({
     hostId: host.id,
     bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
-    params: {
-      reset,
-      mode: decision.mode,
-      resetReason: decision.reset,
-      increment: incrementOf(id),
-      ...(jobId !== undefined && { jobId }),
-    },
+    // Key by key: what queueing put there (the quota reservation, the schedule) stays.
+    'params.reset': reset,
+    'params.mode': decision.mode,
+    'params.resetReason': decision.reset,
+    'params.increment': incrementOf(id),
+    ...(jobId !== undefined && { 'params.jobId': jobId }),
   }));
   const increment = incrementOf(imageId);
   const now = new Date().toISOString();

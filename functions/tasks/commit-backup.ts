@@ -21,6 +21,7 @@ import { monitorIntervalMinutes, queueMonitor } from '../operations/capacity.ts'
 import { clearActiveFlatten } from '../operations/end.ts';
 import { queueFlatten } from '../operations/flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
+import { settleBackupQuota } from '../operations/quota.ts';
 import { decideRetention } from '../operations/retention.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -137,6 +138,8 @@ async function targetImage(
     disks: [],
     template: '',
     increments: [],
+    // Charged on its own at settlement: the chain's quota charge stays with the chain.
+    quota: undefined,
     executionId: execution.id,
     createdAt: now,
   };
@@ -256,6 +259,12 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   );
   const { image } = committedImage(current, result, now);
   if (image !== current) await images.put({ ...image, executionId });
+  // The quota reserved at queueing, settled with what was really written (once per execution).
+  await settleBackupQuota(
+    execution,
+    image,
+    result.disks.reduce((sum, d) => sum + d.size, 0),
+  );
 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';

@@ -11,6 +11,7 @@ import { retry } from '#platform/retry.ts';
 import { recordCapacity } from '../operations/capacity.ts';
 import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
 import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
+import { deleteImageRecord } from '../operations/quota.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -43,7 +44,8 @@ async function forgetBackup(imageId: number, backupId: string): Promise<{ remove
       };
       try {
         if (remaining.length === 0) {
-          await images.delete(imageId, unchanged);
+          // Its datastore quota charge goes back with the record, in one transaction.
+          await deleteImageRecord(image, unchanged);
           return { removed: true };
         }
         await images.put(

@@ -165,6 +165,13 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
   'POST /groups': (f) => ({ path: '/groups', body: { name: `grp${f.n}` } }),
   'GET /groups/{name}': () => ({ path: '/groups/web' }),
   'DELETE /groups/{name}': (f) => ({ path: `/groups/${f.spareGroup}` }),
+  'GET /users/{name}/quota': () => ({ path: '/users/alice/quota' }),
+  'PUT /users/{name}/quota': (f) => ({
+    path: '/users/alice/quota',
+    body: { datastoreId: f.dsId, pairs: { SIZE: '100', IMAGES: '3' } },
+  }),
+  'GET /groups/{name}/quota': () => ({ path: '/groups/web/quota' }),
+  'PUT /groups/{name}/quota': () => ({ path: '/groups/web/quota', body: { pairs: { SIZE: '1000' } } }),
   'GET /tokens': () => ({ path: '/tokens' }),
   'POST /tokens': (f) => ({ path: '/tokens', body: { name: `t${f.n}` } }),
   'DELETE /tokens/{tokenId}': (f) => ({ path: `/tokens/${f.tokenId}` }),
@@ -194,6 +201,8 @@ function expected(key: string, row: RouteRights, caller: Caller, sample: Sample,
   if (caller === 'admin') return 'allowed';
   if (row.caller === 'admin' || row.caller === 'host') return 'forbidden';
   if (row.caller === 'self') return caller === 'alice' ? 'allowed' : 'forbidden';
+  // The samples name group web: alice and bob are in it, carol is not.
+  if (row.caller === 'member') return caller === 'carol' ? 'forbidden' : 'allowed';
   if (row.caller === 'requester') return caller === 'alice' ? 'allowed' : 'denied';
   const bits = BITS[caller];
   for (const kind of sample.applies ?? (Object.keys(row.objects ?? {}) as ObjectKind[])) {

@@ -11,6 +11,7 @@ import { templateDisks } from '#core/template-host.ts';
 import { retry } from '#platform/retry.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
 import { enqueue } from '../../operations/queue.ts';
+import { deleteImageRecord } from '../../operations/quota.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { executions } from '../../repo/executions.ts';
 import { hosts } from '../../repo/hosts.ts';
@@ -88,7 +89,8 @@ async function forgetBackupId(vmId: number, imageId: number): Promise<void> {
 /** Delete an image with no stored data at once (a failed backup's ERROR image). */
 async function removeRecord(image: Image): Promise<void> {
   try {
-    await images.delete(image.id, {
+    // With its datastore quota charge, if it has one, given back in the same transaction.
+    await deleteImageRecord(image, {
       expression: '#s = :s AND #src = :src',
       names: { '#s': 'state', '#src': 'source' },
       values: { ':s': image.state, ':src': image.source },

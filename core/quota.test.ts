@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import type { Disk } from './model.ts';
+import {
+  admits,
+  chargedKeys,
+  estimateBackupCharge,
+  parseQuotaPairs,
+  type QuotaEntry,
+  quotaKey,
+  refusal,
+  roomOf,
+  UNLIMITED_ROOM,
+} from './quota.ts';
+
+const MiB = 1024 ** 2;
+const entry = (used: number, limit: number, imagesUsed = 0, imagesLimit = -1): QuotaEntry => ({
+  datastore: 100,
+  size: { used, limit },
+  images: { used: imagesUsed, limit: imagesLimit },
+});
+const alice = { kind: 'user', name: 'alice' } as const;
+
+describe('quota entries', () => {
+  it('names one counters item per owner and scope, and a backup charges four', () => {
+    expect(quotaKey(alice, 100)).toBe('quota:user:alice:ds:100');
+    expect(quotaKey({ kind: 'group', name: 'web' }, 'all')).toBe('quota:group:web:ds:all');
+    expect(chargedKeys('alice', 'web', 7)).toEqual([
+      'quota:user:alice:ds:7',
+      'quota:user:alice:ds:all',
+      'quota:group:web:ds:7',
+      'quota:group:web:ds:all',
+    ]);
+  });
+
+  it.each([
+    // used, limit, charge MiB, admitted
+    [0, -1, 10 ** 9, true],
+    [90, 100, 10, true],
+    [90, 100, 11, false],
+    [100, 100, 0, true],
+    [120, 100, 1, false],
+    [120, 100, -20, true],
+    [0, 0, 1, false],
+  ])('used %i of limit %i admits %i MiB: %s', (used, limit, size, ok) => {
+    expect(admits(entry(used, limit), { sizeMiB: size, images: 0 })).toBe(ok);
+  });
+
+  it.each([
+    [0, -1, 1, true],
+    [2, 3, 1, true],
+    [3, 3, 1, false],
+    [3, 3, 0, true],
+  ])('images used %i of limit %i admits %i more: %s', (used, limit, n, ok) => {
+    expect(admits(entry(0, -1, used, limit), { sizeMiB: 1, images: n })).toBe(ok);
+  });
+
+  it('keeps the room an unlimited entry has far above any charge', () => {
+    expect(roomOf(-1, 5)).toBe(UNLIMITED_ROOM - 5);
+    expect(roomOf(100, 30)).toBe(70);
+    expect(roomOf(100, 130)).toBe(-30);
+  });
+
+  it('says who, where and the numbers when it refuses', () => {
+    expect(refusal(alice, entry(90, 100), { sizeMiB: 20, images: 1 })).toBe(
+      'quota exceeded: user alice on datastore 100: SIZE 90 of 100 MiB used, this backup needs about 20 MiB',
+    );
+    expect(
+      refusal(
+        { kind: 'group', name: 'web' },
+        { ...entry(0, -1, 2, 2), datastore: 'all' },
+        {
+          sizeMiB: 1,
+          images: 1,
+        },
+      ),
+    ).toBe('quota exceeded: group web on all datastores: IMAGES 2 of 2 used, this backup makes 1 more');
+    expect(refusal(alice, entry(10, 100), { sizeMiB: 20, images: 1 })).toBeNull();
+  });
+});
+
+describe('parseQuotaPairs', () => {
+  it('reads SIZE and IMAGES in any case, -1 unlimited', () => {
+    expect(parseQuotaPairs({ size: '1024', IMAGES: 3 })).toEqual({ size: 1024, images: 3 });
+    expect(parseQuotaPairs({ SIZE: '-1' })).toEqual({ size: -1 });
+    expect(parseQuotaPairs({})).toEqual({});
+  });
+
+  it.each([
+    [{ VMS: '1' }, 'unknown key'],
+    [{ SIZE: '1.5' }, 'whole number'],
+    [{ SIZE: '-2' }, 'whole number'],
+    [{ IMAGES: 'lots' }, 'whole number'],
+    [{ SIZE: '' }, 'whole number'],
+  ])('refuses %j (%s)', (pairs, message) => {
+    expect(() => parseQuotaPairs(pairs)).toThrow(message);
+  });
+});
+
+describe('estimateBackupCharge', () => {
+  const disk = (id: number, over: Partial<Disk> = {}): Disk => ({
+    id,
+    target: `vd${id}`,
+    source: `/d${id}`,
+    format: 'qcow2',
+    size: 64 * MiB,
+    volatile: false,
+    canIncrement: true,
+    ...over,
+  });
+  const vm = (config: Record<string, string>, disks = [disk(0, { allocated: 3 * MiB + 1, dirty: MiB })]) => ({
+    disks,
+    backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
+  });
+
+  it('charges a full backup its allocation in MiB (rounded up) and one image', () => {
+    expect(estimateBackupCharge(vm({}), { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 4, images: 1 });
+  });
+
+  it('charges an increment on a recorded chain its dirty bytes and no image', () => {
+    const config = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
+    expect(estimateBackupCharge(vm(config), { reset: false })).toEqual({
+      mode: 'INCREMENT',
+      sizeMiB: 1,
+      images: 0,
+    });
+  });
+
+  it('charges a full when the chain is reset, missing, or a disk cannot increment', () => {
+    const chained = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
+    expect(estimateBackupCharge(vm(chained), { reset: true }).mode).toBe('FULL');
+    expect(estimateBackupCharge(vm(chained), { reset: false, jobConfig: { RESET: 'YES' } }).mode).toBe(
+      'FULL',
+    );
+    expect(estimateBackupCharge(vm({ MODE: 'INCREMENT' }), { reset: false }).mode).toBe('FULL');
+    const raw = vm(chained, [disk(0, { canIncrement: false })]);
+    expect(estimateBackupCharge(raw, { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 64, images: 1 });
+  });
+
+  it('counts only the selected disks (DISK_IDS, volatile), a job config under the VM own', () => {
+    const disks = [
+      disk(0, { allocated: 2 * MiB }),
+      disk(1, { allocated: 8 * MiB }),
+      disk(2, { volatile: true }),
+    ];
+    expect(estimateBackupCharge(vm({ DISK_IDS: '1' }, disks), { reset: false }).sizeMiB).toBe(8);
+    expect(estimateBackupCharge(vm({}, disks), { reset: false }).sizeMiB).toBe(10);
+    expect(
+      estimateBackupCharge(vm({}, disks), { reset: false, jobConfig: { BACKUP_VOLATILE: 'YES' } }).sizeMiB,
+    ).toBe(74);
+    expect(
+      estimateBackupCharge(vm({ DISK_IDS: '0' }, disks), { reset: false, jobConfig: { DISK_IDS: '1' } })
+        .sizeMiB,
+    ).toBe(2);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * Datastore quotas of users and groups, as OpenNebula's DATASTORE quota: `SIZE` (MiB written to
+ * backup datastores) and `IMAGES` (backup images held), for one datastore or for all of them.
+ * Pure: the rules, the keys of the counters items and the numbers of a refusal.
+ *
+ * Every (user or group, datastore or all) pair has one entry with its usage and limits. A limit
+ * of -1 (or never set) is unlimited, and so is every entry until an admin sets one: a deployment
+ * has no default quota (OpenNebula's default quotas are unlimited too until set). A limit below
+ * the usage is allowed: nothing more is admitted until the usage falls under it.
+ *
+ * DynamoDB conditions cannot add, so an entry also keeps its *room* (limit minus usage, or
+ * {@link UNLIMITED_ROOM} minus usage when unlimited): a charge is one conditional update
+ * `room >= charge`, `room -= charge, used += charge`, which two racing backups cannot both pass.
+ */
+import { effectiveConfig, underDefaults } from './backup-config.ts';
+import { estimateBackupBytes, toMiB } from './backup-estimate.ts';
+import { selectDisks } from './chain.ts';
+import { ValidationError } from './errors.ts';
+import type { BackupConfigRecord, Vm } from './model.ts';
+
+/** A limit that admits anything. */
+export const UNLIMITED = -1;
+/** Room of an unlimited entry before its usage: far beyond any charge, exact in a double. */
+export const UNLIMITED_ROOM = 2 ** 50;
+
+/** Whose quota: a user's or a group's. */
+export type QuotaOwner = { kind: 'user' | 'group'; name: string };
+/** One datastore's entry, or the entry for all datastores together. */
+export type QuotaScope = number | 'all';
+
+/** What one entry holds (MiB and images); limits -1 = unlimited. */
+export interface QuotaEntry {
+  datastore: QuotaScope;
+  size: { used: number; limit: number };
+  images: { used: number; limit: number };
+}
+
+/** What a backup (or its settlement, or a release) charges: MiB and images, both may be negative. */
+export interface Charge {
+  sizeMiB: number;
+  images: number;
+}
+
+/** The counters item of an entry: `quota:user:alice:ds:100`, `quota:group:web:ds:all`. */
+export function quotaKey(owner: QuotaOwner, scope: QuotaScope): string {
+  return `quota:${owner.kind}:${owner.name}:ds:${scope}`;
+}
+
+/** The four entries a backup of `owner:group` to datastore `datastoreId` counts against. */
+export function chargedKeys(user: string, group: string, datastoreId: number): string[] {
+  const owners: QuotaOwner[] = [
+    { kind: 'user', name: user },
+    { kind: 'group', name: group },
+  ];
+  return owners.flatMap((o) => [quotaKey(o, datastoreId), quotaKey(o, 'all')]);
+}
+
+/** The room an entry has with `limit` (-1 unlimited) and `used`. */
+export function roomOf(limit: number, used: number): number {
+  return (limit < 0 ? UNLIMITED_ROOM : limit) - used;
+}
+
+/** Whether an entry admits `charge` (what the conditional update checks). */
+export function admits(entry: QuotaEntry, charge: Charge): boolean {
+  const fits = (q: { used: number; limit: number }, n: number) => n <= 0 || roomOf(q.limit, q.used) >= n;
+  return fits(entry.size, charge.sizeMiB) && fits(entry.images, charge.images);
+}
+
+/** The refusal of `charge` by `entry` of `owner`, with the numbers; null when it fits. */
+export function refusal(owner: QuotaOwner, entry: QuotaEntry, charge: Charge): string | null {
+  if (admits(entry, charge)) return null;
+  const where = entry.datastore === 'all' ? 'all datastores' : `datastore ${entry.datastore}`;
+  const parts: string[] = [];
+  const { size, images } = entry;
+  if (charge.sizeMiB > 0 && roomOf(size.limit, size.used) < charge.sizeMiB) {
+    parts.push(`SIZE ${size.used} of ${size.limit} MiB used, this backup needs about ${charge.sizeMiB} MiB`);
+  }
+  if (charge.images > 0 && roomOf(images.limit, images.used) < charge.images) {
+    parts.push(`IMAGES ${images.used} of ${images.limit} used, this backup makes ${charge.images} more`);
+  }
+  return `quota exceeded: ${owner.kind} ${owner.name} on ${where}: ${parts.join('; ')}`;
+}
+
+/** Limits as set: `SIZE=MiB`, `IMAGES=N` (-1 = unlimited); absent keys are left as they are. */
+export interface QuotaLimits {
+  size?: number;
+  images?: number;
+}
+
+/** Parse `SIZE=1024 IMAGES=10` pairs (any key case); 400 on anything else. */
+export function parseQuotaPairs(pairs: Readonly<Record<string, string | number>>): QuotaLimits {
+  const out: QuotaLimits = {};
+  for (const [rawKey, rawValue] of Object.entries(pairs)) {
+    const key = rawKey.toUpperCase();
+    if (key !== 'SIZE' && key !== 'IMAGES') {
+      throw new ValidationError(`quota: unknown key ${JSON.stringify(rawKey)} (SIZE, IMAGES)`);
+    }
+    const text = String(rawValue).trim();
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(value) || value < UNLIMITED) {
+      throw new ValidationError(`quota: ${key} must be a whole number, or -1 for unlimited`);
+    }
+    out[key === 'SIZE' ? 'size' : 'images'] = value;
+  }
+  return out;
+}
+
+/** What queueing a backup reserves: its estimate, and whether it makes a new image. */
+export interface BackupEstimate extends Charge {
+  mode: 'FULL' | 'INCREMENT';
+}
+
+/**
+ * What a backup of `vm` is expected to charge, before it is queued: an
+ * increment (MODE=INCREMENT, a chain recorded on the VM, no reset) adds its changed bytes
+ * to the chain's image and no image; anything else writes a new image of the disks' allocation.
+ * Admit may still decide otherwise (a chain on another datastore, one it cannot follow): Commit
+ * settles the difference with the real size.
+ */
+export function estimateBackupCharge(
+  vm: Pick<Vm, 'disks' | 'backups'>,
+  request: { reset: boolean; jobConfig?: BackupConfigRecord },
+): BackupEstimate {
+  const record = request.jobConfig
+    ? underDefaults(vm.backups.BACKUP_CONFIG, request.jobConfig)
+    : vm.backups.BACKUP_CONFIG;
+  const config = effectiveConfig(record);
+  const disks = selectDisks(vm.disks, config);
+  const reset = request.reset || request.jobConfig?.RESET === 'YES';
+  const chained =
+    config.mode === 'INCREMENT' &&
+    !reset &&
+    record.INCREMENTAL_BACKUP_ID !== undefined &&
+    disks.every((d) => d.canIncrement);
+  const mode = chained ? 'INCREMENT' : 'FULL';
+  return { mode, sizeMiB: toMiB(estimateBackupBytes(disks, mode)), images: chained ? 0 : 1 };
+}

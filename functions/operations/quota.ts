@@ -1,0 +1,414 @@
+/**
+ * Datastore quotas in DynamoDB (rules in core/quota.ts): one counters item per (user or group,
+ * datastore or all) with `sizeUsed`/`sizeLimit`/`sizeRoom` and `imagesUsed`/`imagesLimit`/
+ * `imagesRoom`. A backup's life through them:
+ *
+ * | when                  | where                         | what                                           |
+ * |-----------------------|-------------------------------|------------------------------------------------|
+ * | queued                | backup-queue.ts (one transaction with the request) | the estimate reserved, conditionally: `room >= charge` on the 4 items |
+ * | committed             | commit-backup.ts              | settled: the reservation taken back, the real size charged to the image's owner, recorded on the image |
+ * | ended without commit  | end.ts (undoMarks)            | the reservation given back                     |
+ * | image record deleted  | commit-maintenance.ts         | the image's recorded charge given back          |
+ *
+ * The execution's `params.quota` holds the reservation and `params.quotaSettled` marks it settled
+ * or released, written in the same transaction as the counters, so each happens once. Owners in
+ * the admin group (and `admin`) are charged nothing, as OpenNebula exempts oneadmin's.
+ */
+import { BatchGetCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { ADMIN_GROUP } from '#core/accounts.ts';
+import { toMiB } from '#core/backup-estimate.ts';
+import { Forbidden, ValidationError } from '#core/errors.ts';
+import type { BackupConfigRecord, Image, Vm } from '#core/model.ts';
+import {
+  type Charge,
+  chargedKeys,
+  estimateBackupCharge,
+  type QuotaEntry,
+  type QuotaLimits,
+  type QuotaOwner,
+  type QuotaScope,
+  quotaKey,
+  refusal,
+  roomOf,
+  UNLIMITED,
+  UNLIMITED_ROOM,
+} from '#core/quota.ts';
+import { dynamo } from '#platform/aws.ts';
+import { exponential, retry } from '#platform/retry.ts';
+import { tableName } from '../env.ts';
+import { executions } from '../repo/executions.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed, isTransactionConflict } from '../repo/table.ts';
+import type { TransactItem } from './queue.ts';
+
+/** What a queued backup reserved (its execution's `params.quota`). */
+export const Reservation = z.object({
+  user: z.string().min(1),
+  group: z.string().min(1),
+  datastoreId: z.number().int().nonnegative(),
+  sizeMiB: z.number().int().nonnegative(),
+  images: z.number().int().nonnegative(),
+});
+export type Reservation = z.infer<typeof Reservation>;
+
+/** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
+export function exempt(owner: string, group: string): boolean {
+  return owner === 'admin' || group === ADMIN_GROUP;
+}
+
+/** One item's update by `charge` (negative: given back); `checked` adds the room condition. */
+function chargeItem(name: string, charge: Charge, checked: boolean): TransactItem {
+  const conditions: string[] = [];
+  if (checked && charge.sizeMiB > 0) conditions.push('(attribute_not_exists(#sr) OR #sr >= :s)');
+  if (checked && charge.images > 0) conditions.push('(attribute_not_exists(#ir) OR #ir >= :i)');
+  return {
+    Update: {
+      TableName: tableName('counters'),
+      Key: { name },
+      UpdateExpression:
+        'SET #sr = if_not_exists(#sr, :big) - :s, #su = if_not_exists(#su, :zero) + :s, ' +
+        '#ir = if_not_exists(#ir, :big) - :i, #iu = if_not_exists(#iu, :zero) + :i',
+      ...(conditions.length > 0 && { ConditionExpression: conditions.join(' AND ') }),
+      ExpressionAttributeNames: {
+        '#sr': 'sizeRoom',
+        '#su': 'sizeUsed',
+        '#ir': 'imagesRoom',
+        '#iu': 'imagesUsed',
+      },
+      ExpressionAttributeValues: {
+        ':s': charge.sizeMiB,
+        ':i': charge.images,
+        ':big': UNLIMITED_ROOM,
+        ':zero': 0,
+      },
+    },
+  };
+}
+
+/** Per counters item, the sum of the charges on it (items charged nothing left out). */
+function merged(charges: readonly [string[], Charge][]): [string, Charge][] {
+  const sums = new Map<string, Charge>();
+  for (const [keys, charge] of charges) {
+    for (const key of keys) {
+      const sum = sums.get(key) ?? { sizeMiB: 0, images: 0 };
+      sums.set(key, { sizeMiB: sum.sizeMiB + charge.sizeMiB, images: sum.images + charge.images });
+    }
+  }
+  return [...sums].filter(([, c]) => c.sizeMiB !== 0 || c.images !== 0);
+}
+
+/**
+ * What queueing a backup of `vm` to `datastoreId` reserves (core/quota.ts's estimate), charged to
+ * the VM's owner and group (its image will be theirs); null when they are exempt.
+ */
+export function backupReservation(
+  vm: Pick<Vm, 'owner' | 'group' | 'disks' | 'backups'>,
+  request: { datastoreId: number; reset: boolean; jobConfig?: BackupConfigRecord },
+): Reservation | null {
+  if (exempt(vm.owner, vm.group)) return null;
+  let estimate: Charge;
+  try {
+    estimate = estimateBackupCharge(vm, request);
+  } catch (err) {
+    // A BACKUP_CONFIG Admit will refuse (DISK_IDS naming no disk): its image, nothing more.
+    if (!(err instanceof ValidationError)) throw err;
+    estimate = { sizeMiB: 0, images: 1 };
+  }
+  return {
+    user: vm.owner,
+    group: vm.group,
+    datastoreId: request.datastoreId,
+    sizeMiB: estimate.sizeMiB,
+    images: estimate.images,
+  };
+}
+
+/** The transaction items that take `reservation`, each only if its entry has the room. */
+export function reservationItems(reservation: Reservation): TransactItem[] {
+  const keys = chargedKeys(reservation.user, reservation.group, reservation.datastoreId);
+  return keys.map((key) => chargeItem(key, reservation, true));
+}
+
+/** A queueing transaction whose only failed conditions were the reservation's (its last items). */
+function quotaRefused(err: unknown, count: number): boolean {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
+  const codes = ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
+    (r) => r.Code,
+  );
+  const split = codes.length - count;
+  return (
+    codes.slice(split).includes('ConditionalCheckFailed') &&
+    !codes.slice(0, split).includes('ConditionalCheckFailed')
+  );
+}
+
+/** Thrown inside the retry when the entries, read again, had room after all (freed meanwhile). */
+class RoomFreed extends Error {
+  override readonly name = 'RoomFreed';
+}
+
+/**
+ * Queue with `reservation` taken in the same transaction: `queue` gets the items to add to it.
+ * When an entry has no room, 403 naming the owner, the datastore and the numbers; nothing is
+ * queued. A transaction that met another on the same entry (backups of one owner at once) is
+ * tried again.
+ */
+export async function queueWithQuota<T>(
+  reservation: Reservation | null,
+  queue: (items: TransactItem[]) => Promise<T>,
+): Promise<T> {
+  if (!reservation) return queue([]);
+  const items = reservationItems(reservation);
+  return retry(
+    async () => {
+      try {
+        return await queue(items);
+      } catch (err) {
+        if (!quotaRefused(err, items.length)) throw err;
+        throw await explainRefusal(reservation);
+      }
+    },
+    {
+      attempts: 8,
+      retryOn: (err) => err instanceof RoomFreed || isTransactionConflict(err),
+      delayMs: exponential(15),
+      exhausted: (last) =>
+        last instanceof RoomFreed
+          ? new Forbidden('quota exceeded: no room left (other backups took it)')
+          : last,
+    },
+  );
+}
+
+/** The 403 of a refused reservation, from its entries as they are now (RoomFreed if they fit). */
+async function explainRefusal(reservation: Reservation): Promise<Error> {
+  const owners: QuotaOwner[] = [
+    { kind: 'user', name: reservation.user },
+    { kind: 'group', name: reservation.group },
+  ];
+  const scopes: QuotaScope[] = [reservation.datastoreId, 'all'];
+  const keys = owners.flatMap((o) => scopes.map((s) => quotaKey(o, s)));
+  const found = await readItems(keys);
+  for (const owner of owners) {
+    for (const scope of scopes) {
+      const message = refusal(owner, entryOf(scope, found.get(quotaKey(owner, scope))), reservation);
+      if (message) return new Forbidden(message);
+    }
+  }
+  return new RoomFreed('quota room freed meanwhile');
+}
+
+/** The counters items of `keys` that exist, by name (strongly consistent). */
+async function readItems(keys: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+  const table = tableName('counters');
+  const out = new Map<string, Record<string, unknown>>();
+  let pending = [...new Set(keys)].map((name) => ({ name }));
+  while (pending.length > 0) {
+    const chunk = pending.slice(0, 100);
+    pending = pending.slice(100);
+    const answer = await dynamo().send(
+      new BatchGetCommand({ RequestItems: { [table]: { Keys: chunk, ConsistentRead: true } } }),
+    );
+    for (const item of answer.Responses?.[table] ?? []) out.set(String(item.name), item);
+    const unprocessed = answer.UnprocessedKeys?.[table]?.Keys ?? [];
+    pending.push(...(unprocessed as { name: string }[]));
+  }
+  return out;
+}
+
+const num = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
+
+/** An entry from its counters item (absent: nothing used, unlimited). */
+function entryOf(scope: QuotaScope, item: Record<string, unknown> | undefined): QuotaEntry {
+  return {
+    datastore: scope,
+    size: { used: num(item?.sizeUsed, 0), limit: num(item?.sizeLimit, UNLIMITED) },
+    images: { used: num(item?.imagesUsed, 0), limit: num(item?.imagesLimit, UNLIMITED) },
+  };
+}
+
+/**
+ * Settle a committed backup: its reservation taken back and what it really wrote charged (its
+ * size in MiB, and one image when it made the image) to whoever the image counts against (the
+ * reservation's owner for a new image), recorded on the image. Once per execution.
+ */
+export async function settleBackupQuota(
+  execution: { id: string; params: Record<string, unknown> },
+  image: Image,
+  writtenBytes: number,
+): Promise<void> {
+  const parsed = Reservation.safeParse(execution.params.quota);
+  if (!parsed.success || execution.params.quotaSettled !== undefined) return;
+  const reserved = parsed.data;
+  const target = image.quota ?? { user: reserved.user, group: reserved.group };
+  const newImage = image.mode === 'FULL' || image.increments.length <= 1;
+  const actual: Charge = { sizeMiB: toMiB(writtenBytes), images: newImage ? 1 : 0 };
+  const charges = merged([
+    [
+      chargedKeys(reserved.user, reserved.group, reserved.datastoreId),
+      { sizeMiB: -reserved.sizeMiB, images: -reserved.images },
+    ],
+    [chargedKeys(target.user, target.group, image.datastoreId), actual],
+  ]);
+  const recorded = {
+    user: target.user,
+    group: target.group,
+    sizeMiB: (image.quota?.sizeMiB ?? 0) + actual.sizeMiB,
+  };
+  await settleOnce(execution.id, 'settled', charges, [
+    {
+      Update: {
+        TableName: images.name,
+        Key: { id: image.id },
+        UpdateExpression: 'SET #q = :q',
+        ConditionExpression: 'attribute_exists(id)',
+        ExpressionAttributeNames: { '#q': 'quota' },
+        ExpressionAttributeValues: { ':q': recorded },
+      },
+    },
+  ]);
+}
+
+/**
+ * Give back the reservation of a backup that ended without committing (undoMarks); nothing when
+ * it reserved nothing or was settled already.
+ */
+export async function releaseReservation(record: {
+  id: string;
+  params: Record<string, unknown>;
+}): Promise<void> {
+  const parsed = Reservation.safeParse(record.params.quota);
+  if (!parsed.success || record.params.quotaSettled !== undefined) return;
+  const r = parsed.data;
+  const back = merged([
+    [chargedKeys(r.user, r.group, r.datastoreId), { sizeMiB: -r.sizeMiB, images: -r.images }],
+  ]);
+  await settleOnce(record.id, 'released', back, []);
+}
+
+/** The counters changes and `extra` items, with the execution's `quotaSettled` mark, at most once. */
+async function settleOnce(
+  executionId: string,
+  how: 'settled' | 'released',
+  charges: readonly [string, Charge][],
+  extra: TransactItem[],
+): Promise<void> {
+  const mark: TransactItem = {
+    Update: {
+      TableName: executions.name,
+      Key: { id: executionId },
+      UpdateExpression: 'SET #p.#qs = :how',
+      ConditionExpression: 'attribute_exists(#p.#q) AND attribute_not_exists(#p.#qs)',
+      ExpressionAttributeNames: { '#p': 'params', '#q': 'quota', '#qs': 'quotaSettled' },
+      ExpressionAttributeValues: { ':how': how },
+    },
+  };
+  const items = [mark, ...extra, ...charges.map(([key, charge]) => chargeItem(key, charge, false))];
+  await retry(
+    async () => {
+      try {
+        await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      } catch (err) {
+        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+        // Settled or released already (a retried step, a sweep racing a Release): done.
+        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+        throw err;
+      }
+    },
+    { attempts: 8, retryOn: isTransactionConflict, delayMs: exponential(15) },
+  );
+}
+
+/**
+ * Delete an image record when `condition` holds, giving its recorded charge back in the same
+ * transaction. A failed condition throws as a plain conditional delete does
+ * (ConditionalCheckFailedException).
+ */
+export async function deleteImageRecord(
+  image: Image,
+  condition: { expression: string; names?: Record<string, string>; values?: Record<string, unknown> },
+): Promise<void> {
+  if (!image.quota) return images.delete(image.id, condition);
+  const { user, group, sizeMiB } = image.quota;
+  const back = merged([[chargedKeys(user, group, image.datastoreId), { sizeMiB: -sizeMiB, images: -1 }]]);
+  const items: TransactItem[] = [
+    {
+      Delete: {
+        TableName: images.name,
+        Key: { id: image.id },
+        ConditionExpression: condition.expression,
+        ExpressionAttributeNames: condition.names,
+        ExpressionAttributeValues: condition.values,
+      },
+    },
+    ...back.map(([key, charge]) => chargeItem(key, charge, false)),
+  ];
+  await retry(
+    async () => {
+      try {
+        await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+      } catch (err) {
+        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') {
+          const failed = new Error(`Image ${image.id} changed before its record was deleted`);
+          failed.name = 'ConditionalCheckFailedException';
+          throw failed;
+        }
+        throw err;
+      }
+    },
+    { attempts: 8, retryOn: isTransactionConflict, delayMs: exponential(15) },
+  );
+}
+
+/** The entries of `owner` for `datastoreIds` and for all datastores ('all' first). */
+export async function readQuota(owner: QuotaOwner, datastoreIds: readonly number[]): Promise<QuotaEntry[]> {
+  const scopes: QuotaScope[] = ['all', ...datastoreIds];
+  const found = await readItems(scopes.map((s) => quotaKey(owner, s)));
+  return scopes.map((s) => entryOf(s, found.get(quotaKey(owner, s))));
+}
+
+/**
+ * Set `owner`'s limits on `scope` (keys absent in `limits` kept): the room is recomputed from
+ * the usage read, on the condition that the usage did not change meanwhile. Answers the entry.
+ */
+export async function setQuota(
+  owner: QuotaOwner,
+  scope: QuotaScope,
+  limits: QuotaLimits,
+): Promise<QuotaEntry> {
+  const name = quotaKey(owner, scope);
+  const table = tableName('counters');
+  return retry(
+    async () => {
+      const current = (
+        await dynamo().send(new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }))
+      ).Item;
+      const entry = entryOf(scope, current);
+      const size = { ...entry.size, limit: limits.size ?? entry.size.limit };
+      const count = { ...entry.images, limit: limits.images ?? entry.images.limit };
+      const seen = (attr: string, placeholder: string) =>
+        current?.[attr] === undefined ? `attribute_not_exists(${attr})` : `${attr} = ${placeholder}`;
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { name },
+          UpdateExpression:
+            'SET sizeLimit = :sl, sizeRoom = :sr, sizeUsed = :su, imagesLimit = :il, imagesRoom = :ir, imagesUsed = :iu',
+          ConditionExpression: `${seen('sizeUsed', ':su')} AND ${seen('imagesUsed', ':iu')}`,
+          ExpressionAttributeValues: {
+            ':sl': size.limit,
+            ':sr': roomOf(size.limit, size.used),
+            ':su': size.used,
+            ':il': count.limit,
+            ':ir': roomOf(count.limit, count.used),
+            ':iu': count.used,
+          },
+        }),
+      );
+      return { datastore: scope, size, images: count };
+    },
+    { attempts: 8, retryOn: isConditionFailed, delayMs: exponential(10) },
+  );
+}
