@@ -183,23 +183,9 @@ describe.concurrent.each(['restic', 'rsync'] as const)(
         await rm(out, { recursive: true, force: true });
       }
     };
+    /** Restores one point into files under the restore root; the sha256 of the disk it wrote. */
     const restored = async (
-      point: Omit<
-        RestoreTask,
-        | 'v'
-        | 'kind'
-        | 'token'
-        | 'heartbeatSeconds'
-        | 'vmId'
-        | 'datastore'
-        | 'confine'
-        | 'template'
-        | 'define'
-        | 'inPlace'
-        | 'pool'
-        | 'target'
-        | 'imageId'
-      >,
+      point: Pick<RestoreTask, 'taskId' | 'name' | 'backupId' | 'disks' | 'increment' | 'chain'>,
     ) => {
       const out = await runRestore(
         {
