@@ -19,6 +19,7 @@ export const INTEGRATION = [
   'test/drivers/disk-qcow2.test.ts',
   'test/drivers/disk-mixed.test.ts',
   'test/drivers/disk-rbd-pool.test.ts',
+  'test/drivers/disk-rbd-restart.test.ts',
   'test/drivers/disk-rbd.test.ts',
   'test/drivers/disk-snapshot.test.ts',
   'test/drivers/restic.test.ts',

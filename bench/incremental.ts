@@ -55,7 +55,7 @@ export type IncContender = (typeof INC_CONTENDERS)[number];
 // Unique per run (see full.ts).
 const DOMAIN = `lifeboat-bench-inc-${process.pid}`;
 const PASSWORD = 'bench-only password';
-const BLOCK = 64 * 1024;
+export const BLOCK = 64 * 1024;
 
 /** Builds the summary (rounded) from the rounds' seconds and the increments' bytes. */
 export function summarizeIncremental(m: {
@@ -92,7 +92,7 @@ export function randomBlocks(blocks: number, count: number, random = Math.random
 }
 
 /** Bytes allocated under `dir`. */
-async function allocatedBytes(dir: string): Promise<number> {
+export async function allocatedBytes(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
   let sum = 0;
   for (const entry of entries) {
@@ -112,10 +112,11 @@ async function deleteCheckpoints(domain: string, prefix: string): Promise<void> 
 }
 
 /** Rewrites the chosen 64 KiB blocks with fresh random data as the guest would, then flushes. */
-async function rewriteBlocks(
+export async function rewriteBlocks(
   chosen: readonly number[],
   dir: string,
   log: (line: string) => void,
+  domain: string = DOMAIN,
 ): Promise<void> {
   log(`rewriting ${chosen.length} blocks of 64 KiB at random offsets, as the guest`);
   const sources = join(dir, 'blocks');
@@ -128,13 +129,13 @@ async function rewriteBlocks(
       await writeFile(file, randomBytes(BLOCK), { mode: 0o644 });
       const out = await virsh(
         'qemu-monitor-command',
-        DOMAIN,
+        domain,
         '--hmp',
         `qemu-io -d ${alias} "write -s ${file} ${block * BLOCK} ${BLOCK}"`,
       );
       if (/error|failed/i.test(out)) throw new Error(`guest write failed: ${out.trim()}`);
     }
-    await virsh('qemu-monitor-command', DOMAIN, '--hmp', `qemu-io -d ${alias} "flush"`);
+    await virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d ${alias} "flush"`);
   } finally {
     await rm(sources, { recursive: true, force: true });
   }

@@ -4,19 +4,23 @@
  * figures), 1 when it failed, 2 on bad usage.
  */
 import { parseArgs } from 'node:util';
+import { runCeph } from './ceph.ts';
 import { runFull } from './full.ts';
 import { runIdle } from './idle.ts';
 import { runIncremental } from './incremental.ts';
 import { runRestoreBench } from './restore.ts';
 import { runStorm } from './storm.ts';
 
-const USAGE = `usage: npm run bench -- full|incremental|restore|idle [--size-mib N] [--repeat N] [--poll-ms N]
+const USAGE = `usage: npm run bench -- full|incremental|restore|ceph|idle [--size-mib N] [--repeat N] [--poll-ms N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync,
                the hand pipeline (backup-begin, nbdcopy | restic) and virtnbdbackup, interleaved
   restore      that disk backed up to restic, then restored to a folder by Lifeboat vs raw
                restic dump + qemu-img convert, interleaved
   incremental  the same disk in qcow2 with MODE=INCREMENT: a FULL, 1% of its 64 KiB blocks
                rewritten at random, then the increment
+  ceph         4 GiB Ceph rbd disk of incompressible data on a running VM: Lifeboat's FULL vs raw
+               rbd export - | restic backup --stdin, interleaved; 1% of its blocks rewritten, then
+               Lifeboat's increment
   --size-mib   disk size in MiB (default 4096)
   --repeat     rounds of interleaved runs, medians and spread reported (default 3; --runs too)
   --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
@@ -39,6 +43,7 @@ const BENCHMARKS: Record<
   incremental: runIncremental,
   idle: ({ log }) => runIdle({ log }),
   restore: runRestoreBench,
+  ceph: runCeph,
 };
 
 function log(line: string): void {

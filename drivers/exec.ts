@@ -110,6 +110,8 @@ export interface RunResult {
 }
 
 const STDERR_TAIL = 400;
+/** How a producer says the reader of its output went away (a pipe or, from Node, a socket pair). */
+const BROKEN_PIPE = /broken pipe|connection reset by peer|EPIPE|ECONNRESET/i;
 
 /** Runs one command to its end. */
 export function run(command: Command, options: RunOptions = {}): Promise<RunResult> {
@@ -131,6 +133,9 @@ export async function runPipeline(
   const children: ResultPromise[] = [];
   const stderrTails = new Map<ResultPromise, string>();
   const cutOff = new Set<ResultPromise>();
+  const exited = new Set<ResultPromise>();
+  /** Producers whose consumer has exited. */
+  const consumerGone = new Set<ResultPromise>();
   const killAll = (signal: NodeJS.Signals) => {
     for (const child of children) killGroup(child, signal);
   };
@@ -151,6 +156,7 @@ export async function runPipeline(
     commands.forEach((command, index) => {
       const first = index === 0;
       const last = index === commands.length - 1;
+      const previous = children[index - 1];
       const child = execa(command.file, [...command.args], {
         env: command.env,
         extendEnv: true,
@@ -160,24 +166,26 @@ export async function runPipeline(
         stripFinalNewline: false,
         encoding: last ? 'utf8' : 'buffer',
         buffer: { stdout: last && !options.onStdoutLine, stderr: false },
-        stdin: first ? firstStdin : 'pipe',
+        // The producer's pipe itself (its descriptor handed over): the bytes go from one tool
+        // to the next without passing through this process (a disk streamed costs no Node CPU).
+        stdin: first ? firstStdin : (previous?.stdout ?? 'pipe'),
         stdout: 'pipe',
         stderr: 'pipe',
         ...(first && options.input !== undefined ? { input: options.input } : {}),
       });
       announce(child, command, options.processGroups);
-      const previous = children[index - 1];
-      if (previous?.stdout && child.stdin) {
-        previous.stdout.pipe(child.stdin);
-        // When a consumer exits early, close the read end of its input: the producer then gets
-        // EPIPE/SIGPIPE instead of blocking forever on a pipe nobody drains.
-        // Its failure then is a consequence, not a cause: it is marked cut off and not reported.
-        const upstream = previous.stdout;
-        void child.finally(() => {
-          // Cut off only if the producer had not closed its output (EOF) first: then the consumer
-          // ended before the data did. (Settle order of the two promises says nothing.)
-          if (!upstream.readableEnded) cutOff.add(previous);
-          upstream.destroy();
+      child.nodeChildProcess.once('exit', () => exited.add(child));
+      if (previous?.stdout) {
+        // Our copy of the read end goes: the consumer holds its own, so when it exits early the
+        // producer gets EPIPE/SIGPIPE instead of blocking forever on a pipe nobody drains.
+        previous.stdout.destroy();
+        // Its failure then is a consequence, not a cause: it is cut off and not reported. Still
+        // running when its consumer exited, or failing on the closed pipe once it had, it was
+        // cut off; a producer that exited before, failing otherwise, failed on its own (and its
+        // EOF ended the consumer).
+        child.nodeChildProcess.once('exit', () => {
+          if (!exited.has(previous)) cutOff.add(previous);
+          consumerGone.add(previous);
         });
       }
       // A downstream consumer that exits early must not crash us with EPIPE.
@@ -200,6 +208,13 @@ export async function runPipeline(
     await feeding;
     if (gateFailure) throw gateFailure.reason;
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
+    for (const child of consumerGone) {
+      if (
+        BROKEN_PIPE.test(stderrTails.get(child) ?? '') ||
+        results[children.indexOf(child)]?.signal === 'SIGPIPE'
+      )
+        cutOff.add(child);
+    }
     const failures = results
       .map((result, index) => ({ result, index }))
       .filter(

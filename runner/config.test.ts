@@ -58,6 +58,16 @@ describe('runner config', () => {
     );
   });
 
+  it('reads the pools restores may write into from --restore-pools over LIFEBOAT_RESTORE_POOLS (default none)', () => {
+    expect(loadRunnerConfig({}, {}).restorePools).toBeUndefined();
+    const env = { LIFEBOAT_RESTORE_POOLS: 'restored, vm-restores' };
+    expect(loadRunnerConfig({}, env).restorePools).toEqual(['restored', 'vm-restores']);
+    expect(loadRunnerConfig({ restorePools: 'x' }, env).restorePools).toEqual(['x']);
+    expect(() => loadRunnerConfig({ restorePools: 'ok,-p x' }, {})).toThrow(
+      /runner setting restorePools.1: must be a Ceph pool name/,
+    );
+  });
+
   it('names a bad setting', () => {
     expect(() => loadRunnerConfig({ pollWait: '60' }, {})).toThrow(/runner setting pollWaitSeconds/);
     expect(() => loadRunnerConfig({ stateDir: 'relative' }, {})).toThrow(

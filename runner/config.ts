@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { HostPath } from '#core/contracts/tasks.ts';
+import { HostPath, PoolName } from '#core/contracts/tasks.ts';
 import { ValidationError } from '#core/errors.ts';
 import { ApiUnavailable } from './errors.ts';
 import { LOCAL_SESSION_URL, parseSessionUrl } from './session-credentials.ts';
@@ -66,6 +66,12 @@ export const RunnerConfig = z.object({
    */
   restoreRoots: z.array(RestoreRoot).min(1, 'must name at least one folder'),
   /**
+   * Ceph pools this host lets restores write new rbd images into (`LIFEBOAT_RESTORE_POOLS`,
+   * comma-separated; default none). The host's own word: a task naming another pool is refused
+   * whatever the control plane's RESTORE_POOLS says (the task is untrusted input to root).
+   */
+  restorePools: z.array(PoolName).optional(),
+  /**
    * How the runner authenticates to the API (`LIFEBOAT_API_AUTH`): `bearer` (its host credential,
    * got with an enrollment token), or `iam` (SigV4 with the default AWS credentials, its IAM
    * Roles Anywhere session, on the `/runner/...` routes). Absent means `bearer`.
@@ -94,6 +100,8 @@ export interface RunnerFlags {
   maxTasks?: string;
   /** Colon-separated absolute folders (`--restore-roots`). */
   restoreRoots?: string;
+  /** Comma-separated Ceph pool names (`--restore-pools`). */
+  restorePools?: string;
 }
 
 /** Builds the configuration; throws ValidationError naming the first bad setting. */
@@ -117,6 +125,10 @@ export function loadRunnerConfig(
     restoreRoots: pick(flags.restoreRoots, env.LIFEBOAT_RESTORE_ROOTS)?.split(':').filter(Boolean) ?? [
       ...DEFAULT_RESTORE_ROOTS,
     ],
+    restorePools: pick(flags.restorePools, env.LIFEBOAT_RESTORE_POOLS)
+      ?.split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     apiAuth: pick(env.LIFEBOAT_API_AUTH),
     hostId: pick(env.LIFEBOAT_HOST_ID),
     localSessionUrl: parseSessionUrl(pick(env[LOCAL_SESSION_URL])),

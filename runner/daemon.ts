@@ -190,6 +190,7 @@ async function runDaemon(
     progress: deps.progress ?? dynamoProgressSink(host.id, session?.dynamo),
     stateDir: config.stateDir,
     restoreRoots: config.restoreRoots,
+    restorePools: config.restorePools,
     libvirtUri: config.libvirtUri,
     hostId: host.id,
     log,

@@ -30,6 +30,8 @@ export interface ExecutorDeps {
   stateDir: string;
   /** The host's restore roots (default {@link DEFAULT_RESTORE_ROOTS}). */
   restoreRoots?: readonly string[];
+  /** The Ceph pools this host lets restores write into (default none). */
+  restorePools?: readonly string[];
   /** The runner's libvirt connection (`LIFEBOAT_LIBVIRT_URI`); absent: `qemu:///system`. */
   libvirtUri?: string;
   /** This runner's host: a task naming another host is refused (absent: not checked). */
@@ -153,6 +155,7 @@ export class Executor {
       workDir,
       stateDir,
       restoreRoots: this.deps.restoreRoots ?? DEFAULT_RESTORE_ROOTS,
+      restorePools: this.deps.restorePools ?? [],
       progress,
       drivers: this.deps.drivers,
       libvirtUri: this.deps.libvirtUri,

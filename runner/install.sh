@@ -50,6 +50,7 @@ if [[ ! -e "$ENV_FILE" ]]; then
 # LIFEBOAT_API_AUTH=iam
 # LIFEBOAT_HOST_ID=   (the host id, its certificate's CN)
 # LIFEBOAT_RESTORE_ROOTS=/var/lib/lifeboat/restores   (colon-separated: where users' restores may write)
+# LIFEBOAT_RESTORE_POOLS=   (comma-separated Ceph pools restores may create rbd images in; default none)
 # LIFEBOAT_RUNNER_MAX_TASKS=2
 # LIFEBOAT_LIBVIRT_URI=qemu:///system
 # AWS_REGION=eu-west-1

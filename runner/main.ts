@@ -12,7 +12,7 @@ import { startDaemon } from './daemon.ts';
 
 export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--enroll-token-file PATH] [--home DIR] [--name HOST]
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
-       [--restore-roots DIR[:DIR...]]
+       [--restore-roots DIR[:DIR...]] [--restore-pools POOL[,POOL...]]
 A runner acts as its host, never with an API token: its first start registers with a one-time
 enrollment token (\`lifeboat host enroll NAME\`, given in LIFEBOAT_ENROLL_TOKEN or a file) and
 keeps the host credential it gets in <state-dir>/identity.json (0600).
@@ -45,6 +45,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
         'poll-wait': { type: 'string' },
         'max-tasks': { type: 'string' },
         'restore-roots': { type: 'string' },
+        'restore-pools': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -69,6 +70,7 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
       pollWait: values['poll-wait'],
       maxTasks: values['max-tasks'],
       restoreRoots: values['restore-roots'],
+      restorePools: values['restore-pools'],
     };
   } catch (error) {
     process.stderr.write(`lifeboat runner: ${(error as Error).message} (see lifeboat runner --help)\n`);

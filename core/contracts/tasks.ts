@@ -206,18 +206,24 @@ export const RestoreTask = z.object({
   pool: PoolName.nullish(),
   /**
    * Restore over the disks of the existing, shut-off domain (a safety copy of each is kept until
-   * every disk is in place). `disks` are the VM's current files for the disk ids of `disks`
-   * above. Null: a new VM's files.
+   * every disk is in place). `disks` are the VM's current disks (a file, or an rbd image
+   * `pool/image`) for the disk ids of `disks` above, as the control plane knows them: the runner
+   * writes over what libvirt names on its host, never these. Null: a new VM's files.
    */
   inPlace: z
     .object({
       domain: DomainName,
       disks: z.array(
-        z.object({
-          id: z.number().int().nonnegative(),
-          source: z.string().regex(/^\//, 'must be an absolute path'),
-          format: z.enum(['qcow2', 'raw']),
-        }),
+        z
+          .object({
+            id: z.number().int().nonnegative(),
+            source: HostPath,
+            format: z.enum(['qcow2', 'raw', 'rbd']),
+          })
+          .refine(
+            (d) => (d.format === 'rbd') !== d.source.startsWith('/'),
+            'source must be an absolute path, or for an rbd disk an image name (pool/image)',
+          ),
       ),
       /** Start the domain after the restore. */
       start: z.boolean(),

@@ -10,7 +10,7 @@
  * a crashed runner's safety images back. Which images those are comes from libvirt on this host,
  * never from the task.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Conflict, ValidationError } from '#core/errors.ts';
@@ -108,6 +108,8 @@ export async function prepareRbdInPlace(
       ...(d.rbd.clientId === undefined ? {} : { clientId: d.rbd.clientId }),
     })),
   };
+  // The runner hands out its task's work folder unmade.
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
   await writeRecord(workDir, record);
   const staged = new Set<number>();
   let committed = false;

@@ -104,8 +104,8 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
 
 /**
  * Takes the VM's lock for an in-place restore and names the files to overwrite: the VM must be
- * POWEROFF on the restoring host, unlocked (or locked by this execution: a retry), and each
- * restored disk a qcow2 or raw file.
+ * POWEROFF on the restoring host, unlocked (or locked by this execution: a retry), and have each
+ * restored disk (a file, or an rbd image: the runner's disk driver for it writes it over).
  */
 async function lockForInPlace(
   image: Image,
@@ -121,8 +121,6 @@ async function lockForInPlace(
   const disks = restored.map(({ id }) => {
     const disk = vm.disks.find((d) => d.id === id);
     if (!disk) throw new ValidationError(`VM ${vm.id} has no disk ${id} to restore in place`);
-    if (disk.format === 'rbd')
-      throw new ValidationError(`disk ${id} of VM ${vm.id} is rbd: in-place restores write file disks only`);
     return { id, source: disk.source, format: disk.format };
   });
   try {

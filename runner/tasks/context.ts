@@ -41,6 +41,11 @@ export interface TaskContext {
    * download may write, a relative target going under the first (see `runner/confine.ts`).
    */
   restoreRoots: readonly string[];
+  /**
+   * The Ceph pools this host lets a restore write new images into (`LIFEBOAT_RESTORE_POOLS`);
+   * absent or empty: none.
+   */
+  restorePools?: readonly string[];
   progress: Progress;
   drivers: Drivers;
   /**

@@ -15,7 +15,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PoolName, type RestoreResult, type RestoreTask } from '#core/contracts/tasks.ts';
 import { checkDomainName } from '#core/domain-name.ts';
-import { ValidationError } from '#core/errors.ts';
+import { Forbidden, ValidationError } from '#core/errors.ts';
 import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
 import type { DiskDriver, PointFile, RestoredDisk } from '#drivers/disk/driver.ts';
@@ -178,7 +178,8 @@ function restoreOne(
 /**
  * Restores each disk into the new image `<pool>/<name>-disk-<id>` (`DiskDriver.restoreToPool`):
  * rbd backups only, never over an existing image (each is checked before anything is
- * downloaded by the driver, and rbd refuses too). A disk that fails leaves no image; images of
+ * downloaded by the driver, and rbd refuses too), and only into a pool the host's own
+ * configuration allows (`LIFEBOAT_RESTORE_POOLS`). A disk that fails leaves no image; images of
  * the disks done before it are kept and logged.
  */
 async function restoreIntoPool(
@@ -190,6 +191,11 @@ async function restoreIntoPool(
   // The task is untrusted here too: a pool name that is not one is refused before any rbd call.
   const checked = PoolName.safeParse(pool);
   if (!checked.success) throw new ValidationError(`pool "${pool}" is not a Ceph pool name`);
+  // The host's own allow-list, not the control plane's word: checked before any download or rbd call.
+  if (!(ctx.restorePools ?? []).includes(pool))
+    throw new Forbidden(
+      `pool: this host does not allow restores into pool "${pool}" (LIFEBOAT_RESTORE_POOLS of its runner)`,
+    );
   if (task.define || task.template !== null)
     throw new ValidationError('pool: a restore into a pool writes disk images only (no VM definition)');
   const drivers = restoreDrivers(task, ctx);

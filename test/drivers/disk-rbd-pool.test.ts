@@ -3,14 +3,16 @@
  * rbd image): a FULL and three increments backed up by the runner's backup task into restic,
  * then every point restored by the runner's restore task with `pool` (`rbd import` and
  * `rbd import-diff`) into a new image, equal by sha256 to `rbd export` of the VM's snapshot of
- * that point; an existing image is never written over.
+ * that point; an existing image is never written over, nor a pool the host's runner does not
+ * allow (LIFEBOAT_RESTORE_POOLS) written to. Then the VM shut off and a point restored
+ * in place over its own image, with the task as Admit builds it (the disk named `pool/image`).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { BackupResult, BackupTask, RestoreTask } from '#core/contracts/tasks.ts';
+import { type BackupResult, type BackupTask, RestoreTask } from '#core/contracts/tasks.ts';
 import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
@@ -37,6 +39,10 @@ let driver: RbdDriver;
 let dir: string;
 let base: string;
 const image = `${NAME}-vda`;
+const backups: BackupResult[] = [];
+const expected: string[] = [];
+let restore: (n: number, name: string) => RestoreTask;
+let ctx: (name: string) => TaskContext;
 
 beforeAll(async () => {
   await ensureLibvirt();
@@ -86,11 +92,13 @@ it('every point of a chain restores into a new image of the pool, equal to the s
     sealedSecrets: null,
   };
   const log = Object.assign(() => {}, { child: () => log }) as unknown as TaskContext['log'];
-  const ctx = (name: string): TaskContext => ({
+  ctx = (name: string): TaskContext => ({
     signal: new AbortController().signal,
     workDir: join(dir, `work-${name}`),
     stateDir: dir,
     restoreRoots: [],
+    // This host's own allow-list (LIFEBOAT_RESTORE_POOLS of its runner).
+    restorePools: [ceph.pool],
     progress: { phase() {}, bytes() {}, flush: async () => {} },
     drivers: { disk: () => driver, disks: () => [driver], datastore: () => resticDriver },
     target: async () => target,
@@ -98,8 +106,6 @@ it('every point of a chain restores into a new image of the pool, equal to the s
     abortRunning: async () => false,
     log,
   });
-  const backups: BackupResult[] = [];
-  const expected: string[] = [];
   for (let n = 0; n < 4; n++) {
     await guestWrite(NAME, 'vda', (1 + 3 * n) * MiB + 4096 * n, MiB + 512, 0x30 + n);
     const task: BackupTask = {
@@ -132,7 +138,7 @@ it('every point of a chain restores into a new image of the pool, equal to the s
   ]);
   expect(new Set(expected).size).toBe(4);
 
-  const restore = (n: number, name: string): RestoreTask => ({
+  restore = (n: number, name: string): RestoreTask => ({
     v: 1,
     kind: 'restore',
     taskId: `h13-pool/r${n}-${name}`,
@@ -172,8 +178,51 @@ it('every point of a chain restores into a new image of the pool, equal to the s
     message: `rbd image ${ceph.pool}/h13-point-1-disk-0 already exists: a restore never writes over an image`,
   });
   expect(await exportSha(`${ceph.pool}/h13-point-1-disk-0`)).toBe(before);
+  // A pool the host's runner does not allow, whatever the task says: refused before anything
+  // is downloaded or written (no work folder, no image), also when the control plane let it pass.
+  const images = await ceph.rbd('ls', '--format', 'json', ceph.pool);
+  for (const [pools, pool] of [
+    [[ceph.pool], 'other-pool'],
+    [[], ceph.pool],
+  ] as const) {
+    await expect(
+      runRestore({ ...restore(0, 'h13-refused'), pool }, { ...ctx('refused'), restorePools: pools }),
+    ).rejects.toMatchObject({
+      name: 'Forbidden',
+      message: `pool: this host does not allow restores into pool "${pool}" (LIFEBOAT_RESTORE_POOLS of its runner)`,
+    });
+  }
+  await expect(readdir(join(dir, 'work-refused'))).rejects.toMatchObject({ code: 'ENOENT' });
+  expect(await ceph.rbd('ls', '--format', 'json', ceph.pool)).toBe(images);
   // An invalid pool name from the task is refused before any rbd call.
   await expect(runRestore({ ...restore(0, 'h13-bad'), pool: '-p x' }, ctx('bad'))).rejects.toThrow(
     'pool "-p x" is not a Ceph pool name',
   );
 }, 600_000);
+
+it('a point restored in place over the shut-off VM’s own image, as Admit asks it', async () => {
+  await virsh('destroy', NAME);
+  const task = RestoreTask.parse({
+    ...restore(2, NAME),
+    taskId: 'h13-pool/in-place',
+    pool: null,
+    inPlace: {
+      domain: NAME,
+      disks: [{ id: 0, source: `${ceph.pool}/${image}`, format: 'rbd' }],
+      start: false,
+    },
+  });
+  const result = await runRestore(task, ctx('in-place'));
+  expect(result).toMatchObject({
+    disks: [{ id: 0, path: `${ceph.pool}/${image}`, size: expect.any(Number) }],
+    domain: NAME,
+    started: false,
+    notes: [],
+  });
+  expect(await exportSha(`${ceph.pool}/${image}`)).toBe(expected[2]);
+  // The chain's snapshots went with the old image: the next backup starts a new chain.
+  expect(JSON.parse(await ceph.rbd('snap', 'ls', '--format', 'json', `${ceph.pool}/${image}`))).toEqual([]);
+  expect(JSON.parse(await ceph.rbd('ls', '--format', 'json', ceph.pool))).not.toContainEqual(
+    expect.stringMatching(/lifeboat-(safety|restore)/),
+  );
+}, 300_000);

@@ -185,16 +185,26 @@ describe('restore onto a host', () => {
 });
 
 describe('in-place restore', () => {
-  it('refuses a running VM and an rbd disk', async () => {
+  it('refuses a running VM', async () => {
     const running = await call('POST', '/images/2/restore', {
       ...admin,
       body: { inPlace: true, confirmOverwrite: true },
     });
     expect(running.status).toBe(409);
     expect(running.body.message).toBe('VM 2 is RUNNING: an in-place restore needs it POWEROFF');
-    await expect(admitted(3, { inPlace: true, confirmOverwrite: true })).rejects.toThrow(
-      /disk 0 of VM 3 is rbd: in-place restores write file disks only/,
-    );
+    expect((await vms.get(2)).lock).toBeUndefined();
+  });
+
+  it('an rbd disk: the task names its image, the runner writes it over through the rbd driver', async () => {
+    const { input, out } = await admitted(3, { inPlace: true, confirmOverwrite: true });
+    expect(out.task).toMatchObject({
+      template: null,
+      pool: null,
+      inPlace: { domain: 'vm-c', start: false, disks: [{ id: 0, source: 'pool/c0', format: 'rbd' }] },
+    });
+    expect((await vms.get(3)).lock).toBe(input.executionId);
+    const host = { disks: [{ id: 0, path: 'pool/c0', size: 10 }], templatePath: null, durationMs: 1 };
+    await commitRestore({ ...input, admit: out, host });
     expect((await vms.get(3)).lock).toBeUndefined();
   });
 

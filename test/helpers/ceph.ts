@@ -69,7 +69,12 @@ export async function ensureCephPackages(): Promise<void> {
 }
 
 /** Starts a fresh cluster with pool `pool`. Call `stop()` in afterAll. */
-export async function startCeph(options: { pool?: string } = {}): Promise<CephCluster> {
+export async function startCeph(
+  options: {
+    pool?: string /** Memstore size (default 4 GiB): a benchmark's disk needs more. */;
+    memstoreBytes?: number;
+  } = {},
+): Promise<CephCluster> {
   await ensureCephPackages();
   await removeOrphans();
   const pool = options.pool ?? 'rbd';
@@ -97,7 +102,7 @@ auth service required = none
 auth client required = none
 auth allow insecure global id reclaim = true
 osd objectstore = memstore
-memstore device bytes = ${MEMSTORE_BYTES}
+memstore device bytes = ${options.memstoreBytes ?? MEMSTORE_BYTES}
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8
