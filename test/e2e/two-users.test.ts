@@ -208,4 +208,49 @@ describe('two users on one stack', () => {
     expect(JSON.parse(next.stdout)).toMatchObject({ state: 'SUCCEEDED' });
     expect((await aliceOnDs()).images.used).toBe(1);
   }, 60_000);
+
+  it('the audit trail holds the changes of each user, refusals included, and no reads', async () => {
+    type Entry = { user: string; route: string; status: number; error?: string; object?: string };
+    const trail = async (user: string) => {
+      const entries: Entry[] = [];
+      let next: string | undefined;
+      do {
+        const query = `/audit?user=${user}&limit=100${next ? `&next=${encodeURIComponent(next)}` : ''}`;
+        const page = await stack.api<{ items: Entry[]; next?: string }>('GET', query);
+        entries.push(...page.items);
+        next = page.next;
+      } while (next);
+      return entries;
+    };
+    const alice = await trail('alice');
+    expect(alice.every((e) => e.user === 'alice')).toBe(true);
+    const routes = (entries: Entry[], status: number) =>
+      new Set(entries.filter((e) => e.status === status).map((e) => e.route));
+    expect([...routes(alice, 202)]).toEqual(
+      expect.arrayContaining(['POST /vms/{id}/backup', 'POST /images/{id}/restore', 'DELETE /images/{id}']),
+    );
+    // The backup the quota refused is there too, with its refusal.
+    expect(alice).toContainEqual(
+      expect.objectContaining({ route: 'POST /vms/{id}/backup', status: 403, error: 'Forbidden' }),
+    );
+    const bob = await trail('bob');
+    expect(bob.every((e) => e.user === 'bob' && e.status === 403 && e.error === 'Forbidden')).toBe(true);
+    expect(routes(bob, 403)).toEqual(
+      new Set([
+        'POST /vms/{id}/backup',
+        'PUT /vms/{id}/backup-config',
+        'PUT /vms/{id}/permissions',
+        'DELETE /vms/{id}',
+        'POST /images/{id}/restore',
+        'DELETE /images/{id}',
+        'PUT /images/{id}/permissions',
+        'POST /jobs/{id}/backup',
+        'PATCH /jobs/{id}',
+        'DELETE /jobs/{id}',
+        'PUT /users/{name}/quota',
+      ]),
+    );
+    // Reads are not recorded.
+    expect([...alice, ...bob].some((e) => e.route.startsWith('GET '))).toBe(false);
+  }, 30_000);
 });
