@@ -18,10 +18,10 @@ import { lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound, DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
+import { BackupNotFound } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
-import { parseServer, remoteSpace, sftpRepositoryBytes } from './ssh.ts';
+import { endsMeasuring, parseServer, remoteSpace, sftpRepositoryBytes } from './ssh.ts';
 
 /** Cleanup after a failed or cancelled backup must not hang the runner. */
 const CLEANUP_TIMEOUT_MS = 60_000;
@@ -146,12 +146,7 @@ export const resticDriver: DatastoreDriver = {
       const what = `datastore ${target.id}`;
       const space = await remoteSpace(remote, base, what, ctx);
       const used = await sftpRepositoryBytes(remote, base, isRepositoryFolder, what, ctx).catch((error) => {
-        if (
-          ctx.signal?.aborted ||
-          error instanceof DatastoreUnreachable ||
-          error instanceof DatastoreAuthFailed
-        )
-          throw error;
+        if (endsMeasuring(error, ctx)) throw error;
         return null;
       });
       return { totalBytes: space?.totalBytes ?? null, freeBytes: space?.freeBytes ?? null, usedBytes: used };

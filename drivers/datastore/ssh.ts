@@ -192,15 +192,22 @@ export async function remoteSpace(
     try {
       return await measure(server, path, what, ctx);
     } catch (error) {
-      if (
-        ctx.signal?.aborted ||
-        error instanceof DatastoreUnreachable ||
-        error instanceof DatastoreAuthFailed
-      )
-        throw error;
+      if (endsMeasuring(error, ctx)) throw error;
     }
   }
   return null;
+}
+
+/**
+ * Whether a failed measure ends the monitor (the server unreachable, the login refused, the
+ * operation cancelled) rather than leave one figure unknown.
+ */
+export function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
+  return (
+    Boolean(ctx.signal?.aborted) ||
+    error instanceof DatastoreUnreachable ||
+    error instanceof DatastoreAuthFailed
+  );
 }
 
 /**

@@ -6,7 +6,7 @@
  * back to READY and clears ACTIVE_FLATTEN. While it runs, backups of the VM and deletes of the
  * image are refused.
  */
-import { effectiveConfig, underDefaults } from '#core/backup-config.ts';
+import { type EffectiveConfig, effectiveConfig, underDefaults } from '#core/backup-config.ts';
 import type { Datastore, Execution, Host, Image, Vm } from '#core/model.ts';
 import { type FlattenPlan, flattenPlan } from '#core/retention.ts';
 import { log } from '#platform/log.ts';
@@ -18,19 +18,27 @@ import { enqueueMaintenance } from './maintenance.ts';
 export const FLATTEN_REQUESTER = { name: 'lifeboat:retention' };
 
 /**
- * KEEP_LAST of the VM (null: keep all); for an image a backup job made, the job's KEEP_LAST
- * (kept in the image's config) applies where the VM sets none. A corrupt value keeps everything
- * rather than fail a commit.
+ * The VM's BACKUP_CONFIG as retention reads it: for an image a backup job made, the job's keys
+ * (kept in the image's config) apply where the VM sets none. Null for a corrupt value, which
+ * keeps everything rather than fail a commit.
  */
-export function keepLastOf(vm: Vm, image?: Pick<Image, 'jobId' | 'backupConfig'>): number | null {
+export function retentionConfigOf(
+  vm: Vm,
+  image?: Pick<Image, 'jobId' | 'backupConfig'>,
+): EffectiveConfig | null {
   const own = vm.backups.BACKUP_CONFIG;
   const record =
     image?.jobId !== undefined && image.backupConfig ? underDefaults(own, image.backupConfig) : own;
   try {
-    return effectiveConfig(record).keepLast;
+    return effectiveConfig(record);
   } catch {
     return null;
   }
+}
+
+/** KEEP_LAST of the VM (null: keep all), as {@link retentionConfigOf} reads it. */
+export function keepLastOf(vm: Vm, image?: Pick<Image, 'jobId' | 'backupConfig'>): number | null {
+  return retentionConfigOf(vm, image)?.keepLast ?? null;
 }
 
 /** The flatten KEEP_LAST asks of an increment chain, or null (none, or a malformed chain: logged). */

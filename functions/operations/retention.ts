@@ -6,14 +6,13 @@
  * An older chain is then kept whole while any of its points is kept, and removed when none is:
  * only the chain being extended is flattened, so one VM never has two flattens at once.
  */
-import { effectiveConfig, underDefaults } from '#core/backup-config.ts';
 import { type GfsPolicy, gfsPlan, type RetentionImage, type RetentionPoint } from '#core/gfs.ts';
 import type { Image, Vm } from '#core/model.ts';
 import { type FlattenPlan, flattenPlan, removeLast } from '#core/retention.ts';
 import { log } from '#platform/log.ts';
 import { batchFind } from '../repo/batch.ts';
 import { images } from '../repo/images.ts';
-import { keepLastOf, planFlatten } from './flatten.ts';
+import { keepLastOf, planFlatten, retentionConfigOf } from './flatten.ts';
 
 /** What retention asks after a commit. */
 export interface RetentionDecision {
@@ -25,15 +24,7 @@ export interface RetentionDecision {
 
 /** The GFS policy for `image`'s VM (the job's keys under the VM's own), or null. */
 export function gfsOf(vm: Vm, image?: Pick<Image, 'jobId' | 'backupConfig'>): GfsPolicy | null {
-  const own = vm.backups.BACKUP_CONFIG;
-  const record =
-    image?.jobId !== undefined && image.backupConfig ? underDefaults(own, image.backupConfig) : own;
-  try {
-    return effectiveConfig(record).gfs;
-  } catch {
-    // A corrupt value keeps everything rather than fail a commit.
-    return null;
-  }
+  return retentionConfigOf(vm, image)?.gfs ?? null;
 }
 
 /**
