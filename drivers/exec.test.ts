@@ -112,6 +112,18 @@ describe('runPipeline', () => {
     expect(error.message).toContain('disk gone');
   });
 
+  it('reports a producer that fails on its own after its consumer ended well: a cut stream is no success', async () => {
+    // The consumer takes no input and exits 0 at once; the producer, still running, then fails
+    // without ever writing (no broken pipe): its failure is the pipeline's.
+    const error = await runPipeline([
+      { file: node, args: ['-e', 'setTimeout(() => { console.error("disk gone"); process.exit(7); }, 300)'] },
+      { file: 'true', args: [] },
+    ]).catch((e) => e);
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.exitCode).toBe(7);
+    expect(error.message).toContain('disk gone');
+  });
+
   it('hands each command its producer’s pipe: the bytes never pass through this process', async () => {
     const before = process.cpuUsage();
     const result = await runPipeline([

@@ -136,6 +136,8 @@ export async function runPipeline(
   const exited = new Set<ResultPromise>();
   /** Producers whose consumer has exited. */
   const consumerGone = new Set<ResultPromise>();
+  /** Producers still running, as far as this process saw, when their consumer exited. */
+  const consumerFirst = new Set<ResultPromise>();
   const killAll = (signal: NodeJS.Signals) => {
     for (const child of children) killGroup(child, signal);
   };
@@ -179,12 +181,9 @@ export async function runPipeline(
         // Our copy of the read end goes: the consumer holds its own, so when it exits early the
         // producer gets EPIPE/SIGPIPE instead of blocking forever on a pipe nobody drains.
         previous.stdout.destroy();
-        // Its failure then is a consequence, not a cause: it is cut off and not reported. Still
-        // running when its consumer exited, or failing on the closed pipe once it had, it was
-        // cut off; a producer that exited before, failing otherwise, failed on its own (and its
-        // EOF ended the consumer).
+        // Its failure may then be a consequence, not a cause (decided once all have ended).
         child.nodeChildProcess.once('exit', () => {
-          if (!exited.has(previous)) cutOff.add(previous);
+          if (!exited.has(previous)) consumerFirst.add(previous);
           consumerGone.add(previous);
         });
       }
@@ -208,10 +207,19 @@ export async function runPipeline(
     await feeding;
     if (gateFailure) throw gateFailure.reason;
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
+    // A producer is cut off (its failure not reported) when it failed on the closed pipe, or
+    // when its consumer failed first: that failure is reported instead. Never only because its
+    // consumer's exit was seen first: the order exits are seen in is not the order they came
+    // in, and a producer that failed on its own (a disk read error) with a consumer that ended
+    // well on the short input must fail the pipeline, or a cut stream passes for a whole one.
     for (const child of consumerGone) {
+      const index = children.indexOf(child);
+      const consumer = results[index + 1];
+      const consumerFailed = consumer !== undefined && (consumer.failed || consumer.exitCode !== 0);
       if (
         BROKEN_PIPE.test(stderrTails.get(child) ?? '') ||
-        results[children.indexOf(child)]?.signal === 'SIGPIPE'
+        results[index]?.signal === 'SIGPIPE' ||
+        (consumerFirst.has(child) && consumerFailed)
       )
         cutOff.add(child);
     }
