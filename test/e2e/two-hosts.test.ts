@@ -431,6 +431,9 @@ describe('two real hosts', () => {
     expect(vm.backups.BACKUP_CONFIG.KEEP_LAST).toBe('4');
     const before = await backup(stack, vm.id, ds.id);
     expect(before.execution).toMatchObject({ state: 'SUCCEEDED', hostId: hostA.id });
+    // As the backup left it (LAST_BACKUP_ID and LAST_BACKUP_SIZE set at its commit).
+    const config = (await stack.api<Vm>('GET', `/vms/${vm.id}`)).backups.BACKUP_CONFIG;
+    expect(config.LAST_BACKUP_SIZE).toMatch(/^\d+$/);
     const uuid = (await virsh('domuuid', MOVER)).trim();
 
     // Live migration between the two daemons (loopback TCP, shared storage); the domain leaves A.
@@ -457,7 +460,7 @@ describe('two real hosts', () => {
       return now.hostId === hostB.id && now.state === 'RUNNING' ? now : undefined;
     });
     expect(moved).toMatchObject({ id: vm.id, uuid, domain: MOVER });
-    expect(moved.backups.BACKUP_CONFIG).toEqual(vm.backups.BACKUP_CONFIG);
+    expect(moved.backups.BACKUP_CONFIG).toEqual(config);
     expect(moved.backups.BACKUP_IDS).toContain(before.execution?.imageId);
     expect(moved.moves?.at(-1)).toMatchObject({
       from: hostA.id,
