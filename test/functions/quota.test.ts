@@ -252,7 +252,8 @@ describe('admission', () => {
     for (const a of answers.filter((x) => x.status === 403))
       expect(a.body.message).toMatch(/^quota exceeded/);
     expect((await usage('/users/alice/quota'))['2']?.size).toEqual({ used: 40, limit: 40 });
-    const queued = (await executions.list()).filter((e) => racing.includes(e.vmId as number));
+    const racingVms = racing.map((n) => vm(n));
+    const queued = (await executions.list()).filter((e) => racingVms.includes(e.vmId as number));
     expect(
       queued.map((e) => e.id).sort(),
       JSON.stringify(answers.map((a) => [a.status, a.body?.id])),
