@@ -84,7 +84,7 @@ describe('local mode runs the bundles', () => {
       await invoke('lifeboat-AdmitBackup', { executionId: 'exec-b', vmId: 424242, datastoreId: 1 }),
     ).toEqual({
       functionError: 'Unhandled',
-      payload: { errorType: 'NotFound', errorMessage: 'Execution exec-b does not exist' },
+      payload: { errorType: 'NotFound', errorMessage: 'VM 424242 does not exist' },
     });
     expect((await invoke('lifeboat-AdmitBackup', { executionId: 'exec-b' })).payload.errorType).toBe(
       'ValidationError',
