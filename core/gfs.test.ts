@@ -151,6 +151,23 @@ describe('gfsPlan over increment chains: kept whole or flattened, never broken',
     expect([...plan.kept].sort()).toEqual([6, 7]);
   });
 
+  it('tells apart chains that number their points alike (each chain counts 0, 1, 2...)', () => {
+    const chain = (imageId: number, from: string): RetentionImage => ({
+      imageId,
+      points: series(from, new Date(Date.parse(from) + 2 * DAY).toISOString(), DAY).map((p) => ({
+        ...p,
+        id: p.id - 1,
+      })),
+    });
+    // Two old chains, each points 0..2; only the newest day is kept.
+    const plan = gfsPlan(
+      [chain(1, '2026-11-01T02:00:00Z'), chain(2, '2026-12-04T02:00:00Z')],
+      policy({ daily: 1 }),
+    );
+    expect(plan.removeImages).toEqual([1]);
+    expect(plan.flatten).toEqual([{ imageId: 2, keepFrom: 2 }]);
+  });
+
   it('keeps the points between two picks, and removes a chain with no pick', () => {
     const old: RetentionImage = {
       imageId: 1,

@@ -43,9 +43,12 @@ export interface RetentionImage {
 export interface GfsPlan {
   /** Images none of whose points is kept: removed whole. */
   removeImages: number[];
-  /** Chains whose oldest points go: merged into `keepFrom`, which becomes the new base. */
+  /** Chains whose oldest points go: merged into `keepFrom` (the image's own point id), the new base. */
   flatten: { imageId: number; keepFrom: number }[];
-  /** Every point left afterwards, by id (the rules' picks and the chain points they hold on to). */
+  /**
+   * Every point left afterwards, by id (the rules' picks and the chain points they hold on to);
+   * meaningful across images when their point ids are unique.
+   */
   kept: Set<number>;
 }
 
@@ -90,14 +93,19 @@ function isoWeek(at: Date): { year: number; week: number } {
 }
 
 /** Points newest first (by time, then id for equal times). */
-function newestFirst(points: readonly RetentionPoint[]): RetentionPoint[] {
+function newestFirst<P extends RetentionPoint>(points: readonly P[]): P[] {
   return [...points].sort((a, b) => Date.parse(b.at) - Date.parse(a.at) || b.id - a.id);
 }
 
 /** Ids the rules pick among `points`: the newest `last`, and the newest of each recent period. */
 export function gfsPicks(points: readonly RetentionPoint[], policy: GfsPolicy): Set<number> {
+  return new Set([...pickedPoints(points, policy)].map((p) => p.id));
+}
+
+/** The points (themselves, not their ids) the rules pick. */
+function pickedPoints<P extends RetentionPoint>(points: readonly P[], policy: GfsPolicy): Set<P> {
   const ordered = newestFirst(points);
-  const picked = new Set(ordered.slice(0, Math.max(0, policy.last)).map((p) => p.id));
+  const picked = new Set(ordered.slice(0, Math.max(0, policy.last)));
   for (const period of GFS_PERIODS) {
     let left = policy[period];
     let previous: string | undefined;
@@ -106,7 +114,7 @@ export function gfsPicks(points: readonly RetentionPoint[], policy: GfsPolicy): 
       const key = periodKey(period, new Date(point.at));
       if (key === previous) continue;
       previous = key;
-      picked.add(point.id);
+      picked.add(point);
       left--;
     }
   }
@@ -115,15 +123,16 @@ export function gfsPicks(points: readonly RetentionPoint[], policy: GfsPolicy): 
 
 /**
  * What to remove and flatten so that the images keep what `policy` asks for and no chain is
- * broken. A policy with no rule at all keeps everything.
+ * broken. A policy with no rule at all keeps everything. Points are told apart by identity, so
+ * each image may number its own (a chain's points are 0, 1, 2...); `kept` holds their ids.
  */
 export function gfsPlan(images: readonly RetentionImage[], policy: GfsPolicy): GfsPlan {
   const all = images.flatMap((i) => i.points);
   const keepAll = policy.last <= 0 && !hasPeriodRules(policy);
-  const picks = keepAll ? new Set(all.map((p) => p.id)) : gfsPicks(all, policy);
+  const picks: Set<RetentionPoint> = keepAll ? new Set(all) : pickedPoints(all, policy);
   const plan: GfsPlan = { removeImages: [], flatten: [], kept: new Set() };
   for (const image of images) {
-    const first = image.points.findIndex((p) => picks.has(p.id));
+    const first = image.points.findIndex((p) => picks.has(p));
     if (first < 0) {
       plan.removeImages.push(image.imageId);
       continue;

@@ -6,7 +6,7 @@
  * An older chain is then kept whole while any of its points is kept, and removed when none is:
  * only the chain being extended is flattened, so one VM never has two flattens at once.
  */
-import { type GfsPolicy, gfsPlan, type RetentionImage, type RetentionPoint } from '#core/gfs.ts';
+import { type GfsPolicy, gfsPlan, type RetentionImage } from '#core/gfs.ts';
 import type { Image, Vm } from '#core/model.ts';
 import { type FlattenPlan, flattenPlan, removeLast } from '#core/retention.ts';
 import { log } from '#platform/log.ts';
@@ -55,42 +55,24 @@ export async function decideRetention(
     }),
     image,
   ];
-  const { entries, pointOf } = retentionImages(held);
-  const plan = gfsPlan(entries, policy);
+  const plan = gfsPlan(retentionImages(held), policy);
   const expired = plan.removeImages.filter((id) => id !== image.id);
   const mine = plan.flatten.find((f) => f.imageId === image.id);
-  const keepFrom = mine && pointOf.get(mine.keepFrom);
   return {
     expired,
-    flatten: keepFrom !== undefined && image.state === 'READY' ? chainFlatten(image, keepFrom) : null,
+    flatten: mine && image.state === 'READY' ? chainFlatten(image, mine.keepFrom) : null,
   };
 }
 
-/**
- * The images as GFS sees them: a FULL backup is one point, a chain its points in order. Point
- * ids must be unique across images (a chain's own are 0, 1, 2...): they are numbered here, and
- * `pointOf` gives back a chain point's own id.
- */
-function retentionImages(held: readonly Image[]): {
-  entries: RetentionImage[];
-  pointOf: Map<number, number>;
-} {
-  const pointOf = new Map<number, number>();
-  let next = 1;
-  const entries = held.map((image) => {
-    const points: RetentionPoint[] =
+/** The images as GFS sees them: a FULL backup is one point, a chain its points (own ids) in order. */
+function retentionImages(held: readonly Image[]): RetentionImage[] {
+  return held.map((image) => ({
+    imageId: image.id,
+    points:
       image.mode === 'INCREMENT' && image.increments.length > 0
-        ? [...image.increments]
-            .sort((a, b) => a.id - b.id)
-            .map((inc) => {
-              const id = next++;
-              pointOf.set(id, inc.id);
-              return { id, at: inc.date };
-            })
-        : [{ id: next++, at: image.increments[0]?.date ?? image.createdAt }];
-    return { imageId: image.id, points };
-  });
-  return { entries, pointOf };
+        ? [...image.increments].sort((a, b) => a.id - b.id).map((inc) => ({ id: inc.id, at: inc.date }))
+        : [{ id: image.id, at: image.increments[0]?.date ?? image.createdAt }],
+  }));
 }
 
 /** The flatten that makes increment `keepFrom` the chain's new base. */
