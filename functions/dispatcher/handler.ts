@@ -11,6 +11,7 @@
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { takesWork } from '#core/host-health.ts';
 import { type Host, takesSlot } from '#core/model.ts';
 import { dynamo, sfnClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
@@ -19,7 +20,7 @@ import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
 import { queueDueMonitors } from '../operations/capacity.ts';
 import { endOperation } from '../operations/end.ts';
-import { markSilentHostsOffline, takesWork } from '../operations/host-health.ts';
+import { markSilentHostsOffline } from '../operations/host-health.ts';
 import { batchFind } from '../repo/batch.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
@@ -353,36 +354,26 @@ function isWake(event: unknown): boolean {
   return typeof e.reason === 'string' && e.source === undefined && e.scheduleId === undefined;
 }
 
-/** One run: fire due schedules (unless a wake-up), sweep (when periodic), then dispatch. */
+/** A chore's result, or none when it failed (logged): one chore failing never stops the dispatch. */
+async function chore<T>(failure: string, task: () => Promise<T[]>): Promise<T[]> {
+  return task().catch((err) => {
+    log('error', failure, { error: String(err) });
+    return [];
+  });
+}
+
+/**
+ * One run: fire due schedules (unless a wake-up); when periodic, sweep, mark silent hosts
+ * OFFLINE and queue the datastore monitors due (MONITOR_INTERVAL_MINUTES); then dispatch.
+ */
 async function run(event: unknown): Promise<DispatcherRun> {
   // A wake-up (an operation queued or ended) only dispatches: due schedules are fired by their
   // own schedule's event and by the periodic run, so a storm of wake-ups costs no query each.
-  const fired = isWake(event)
-    ? []
-    : await fireDueSchedules().catch((err) => {
-        log('error', 'scheduled actions not fired', { error: String(err) });
-        return [] as number[];
-      });
+  const fired = isWake(event) ? [] : await chore('scheduled actions not fired', fireDueSchedules);
   const periodic = isPeriodic(event);
-  const swept = periodic
-    ? await sweep().catch((err) => {
-        log('error', 'sweep failed', { error: String(err) });
-        return [] as string[];
-      })
-    : [];
-  const offline = periodic
-    ? await markSilentHostsOffline().catch((err) => {
-        log('error', 'host health not checked', { error: String(err) });
-        return [] as number[];
-      })
-    : [];
-  // Datastores whose MONITOR_INTERVAL_MINUTES has passed get a `monitor`, started just below.
-  const monitors = periodic
-    ? await queueDueMonitors().catch((err) => {
-        log('error', 'datastore monitors not queued', { error: String(err) });
-        return [] as string[];
-      })
-    : [];
+  const swept = periodic ? await chore('sweep failed', sweep) : [];
+  const offline = periodic ? await chore('host health not checked', () => markSilentHostsOffline()) : [];
+  const monitors = periodic ? await chore('datastore monitors not queued', queueDueMonitors) : [];
   return { ...(await dispatch()), fired, swept, offline, monitors };
 }
 

@@ -3,24 +3,12 @@
  * libvirt event) for HOST_OFFLINE_SECONDS becomes OFFLINE; its next report makes it MONITORED
  * again. An admin's DISABLED stays until `host enable`, whatever the runner reports. OFFLINE
  * and DISABLED hosts start no queued work (the dispatcher leaves it waiting); what already runs
- * on them ends by its own heartbeat timeout, as before.
+ * on them ends by its own heartbeat timeout, as before. The rules are core/host-health.ts.
  */
-import type { Host } from '#core/model.ts';
 import { log } from '#platform/log.ts';
 import { limits } from '../env.ts';
 import { hosts } from '../repo/hosts.ts';
 import { isConditionFailed } from '../repo/table.ts';
-
-/** Whether queued work may start on the host now. */
-export function takesWork(host: Pick<Host, 'state'>): boolean {
-  return host.state !== 'OFFLINE' && host.state !== 'DISABLED';
-}
-
-/** The state a host is enabled into: MONITORED when its runner reported lately, else OFFLINE. */
-export function enabledState(host: Pick<Host, 'lastHeartbeat'>, now = Date.now()): Host['state'] {
-  const seen = Date.parse(host.lastHeartbeat ?? '');
-  return Number.isFinite(seen) && now - seen < limits().hostOfflineSeconds * 1000 ? 'MONITORED' : 'OFFLINE';
-}
 
 /**
  * Marks OFFLINE every MONITORED host silent for HOST_OFFLINE_SECONDS (conditional on the report
@@ -28,7 +16,8 @@ export function enabledState(host: Pick<Host, 'lastHeartbeat'>, now = Date.now()
  * periodic run (every minute).
  */
 export async function markSilentHostsOffline(now = Date.now()): Promise<number[]> {
-  const cutoff = new Date(now - limits().hostOfflineSeconds * 1000).toISOString();
+  const { hostOfflineSeconds } = limits();
+  const cutoff = new Date(now - hostOfflineSeconds * 1000).toISOString();
   const silent = await hosts.list({
     expression: '#s = :m AND (attribute_not_exists(#h) OR #h < :cut)',
     names: { '#s': 'state', '#h': 'lastHeartbeat' },
@@ -37,29 +26,23 @@ export async function markSilentHostsOffline(now = Date.now()): Promise<number[]
   const marked: number[] = [];
   for (const host of silent) {
     try {
+      // Still MONITORED and no report since the one it was judged by ('' when none).
       await hosts.update(
         host.id,
         { state: 'OFFLINE' },
         {
-          condition:
-            host.lastHeartbeat === undefined
-              ? {
-                  expression: '#s = :m AND attribute_not_exists(#h)',
-                  names: { '#s': 'state', '#h': 'lastHeartbeat' },
-                  values: { ':m': 'MONITORED' },
-                }
-              : {
-                  expression: '#s = :m AND #h = :seen',
-                  names: { '#s': 'state', '#h': 'lastHeartbeat' },
-                  values: { ':m': 'MONITORED', ':seen': host.lastHeartbeat },
-                },
+          condition: {
+            expression: '#s = :m AND (attribute_not_exists(#h) OR #h = :seen)',
+            names: { '#s': 'state', '#h': 'lastHeartbeat' },
+            values: { ':m': 'MONITORED', ':seen': host.lastHeartbeat ?? '' },
+          },
         },
       );
       marked.push(host.id);
       log('warn', 'host OFFLINE: its runner has not reported', {
         hostId: host.id,
         lastHeartbeat: host.lastHeartbeat ?? null,
-        offlineSeconds: limits().hostOfflineSeconds,
+        offlineSeconds: hostOfflineSeconds,
       });
     } catch (err) {
       if (!isConditionFailed(err)) throw err;

@@ -7,12 +7,12 @@ import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { CreateHostBody, parseBody, UpdateHostBody } from '#core/contracts/api.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
+import { enabledState } from '#core/host-health.ts';
 import { Host } from '#core/model.ts';
 import { dynamo, sqsClient } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { parseHostPublicKey } from '#platform/sealed-secrets.ts';
-import { hostDeadLetterQueueArn, hostQueuePrefix } from '../../env.ts';
-import { enabledState } from '../../operations/host-health.ts';
+import { hostDeadLetterQueueArn, hostQueuePrefix, limits } from '../../env.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
@@ -164,7 +164,9 @@ const update: RouteHandler = async (ctx) => {
     else if (body.defaultGroup === null || body.defaultOwner !== undefined) remove.push('defaultGroup');
   }
   if (body.disabled === true) set.state = 'DISABLED';
-  else if (body.disabled === false && host.state === 'DISABLED') set.state = enabledState(host);
+  else if (body.disabled === false && host.state === 'DISABLED') {
+    set.state = enabledState(host, Date.now(), limits().hostOfflineSeconds);
+  }
   if (body.disabled !== undefined) {
     log('info', body.disabled ? 'host disabled' : 'host enabled', { hostId: host.id, by: ctx.user.name });
   }
@@ -173,8 +175,8 @@ const update: RouteHandler = async (ctx) => {
     Object.keys(set).length === 0 && remove.length === 0
       ? host
       : await hosts.update(host.id, set, { remove });
-  // Work that waited for the host may start now.
-  if (body.disabled === false) await wakeDispatcher(`host ${host.id} enabled`);
+  // Work that waited for the host may start now (a host that was not disabled had none waiting).
+  if (body.disabled === false && host.state === 'DISABLED') await wakeDispatcher(`host ${host.id} enabled`);
   return json(updated);
 };
 
