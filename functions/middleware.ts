@@ -80,10 +80,13 @@ export function lambda<S extends z.ZodType, R>(
 ): (event: unknown, context?: Context) => Promise<R> {
   // middy runs onError middlewares last-added first: transientErrors renames the error before
   // outcomeLog logs it, so the log names what the state machine sees.
-  const handler = middy<unknown, R, Error, Context>()
+  // Called without a context (local mode's workers, tests), middy gives an empty one.
+  return middy<unknown, R, Error, Context>()
     .use(outcomeLog(name, options))
     .use(transientErrors(name))
     .use(parsedInput(name, schema))
-    .handler((event, context) => run(event as z.output<S>, context));
-  return (event, context) => handler(event, context ?? ({} as Context));
+    .handler((event, context) => run(event as z.output<S>, context)) as (
+    event: unknown,
+    context?: Context,
+  ) => Promise<R>;
 }
