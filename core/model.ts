@@ -4,6 +4,7 @@
  * as operators are used to (`VM 63`, `DS 100`).
  */
 import { z } from 'zod';
+import { PERMISSIONS_PATTERN } from './permissions.ts';
 import { ScheduleSpec } from './schedule.ts';
 
 export const Id = z.number().int().nonnegative();
@@ -12,7 +13,7 @@ export const Id = z.number().int().nonnegative();
 export const Ownership = z.object({
   owner: z.string().min(1),
   group: z.string().min(1),
-  permissions: z.string().regex(/^[u-][m-][a-][u-][m-][a-][u-][m-][a-]$/),
+  permissions: z.string().regex(PERMISSIONS_PATTERN),
 });
 
 export const HostState = z.enum(['INIT', 'MONITORED', 'ERROR', 'DISABLED', 'OFFLINE']);

@@ -18,6 +18,9 @@ export interface Owned {
 /** Who is asking: the fields of a User that matter here. */
 export type Principal = Pick<User, 'name' | 'group' | 'role'>;
 
+/** Nine permission bits as stored: `um-u--u--` (owner, group, others: use, manage, admin). */
+export const PERMISSIONS_PATTERN = /^[u-][m-][a-][u-][m-][a-][u-][m-][a-]$/;
+
 /** New objects: the owner may use and manage them, nobody else (upstream umask 177). */
 export const DEFAULT_PERMISSIONS = 'um-------';
 

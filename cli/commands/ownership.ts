@@ -3,7 +3,7 @@
  * `onevm chown` / `onevm chmod`: `PUT /<objects>/{id}/owner` and `PUT /<objects>/{id}/permissions`.
  */
 import type { Command } from 'commander';
-import { permissionsToOctal } from '#core/permissions.ts';
+import { PERMISSIONS_PATTERN, permissionsToOctal } from '#core/permissions.ts';
 import { type OwnerSpec, parseId, parseOctal, parseOwnerSpec } from '../args.ts';
 import { contextOf } from '../context.ts';
 import { type Column, printJson, printLines } from '../output.ts';
@@ -82,7 +82,5 @@ export function describePermissions(permissions: string | undefined): string | u
 }
 
 function octalOf(permissions: string | undefined): string | undefined {
-  return permissions && /^[u-][m-][a-][u-][m-][a-][u-][m-][a-]$/.test(permissions)
-    ? permissionsToOctal(permissions)
-    : permissions;
+  return permissions && PERMISSIONS_PATTERN.test(permissions) ? permissionsToOctal(permissions) : permissions;
 }
