@@ -38,13 +38,18 @@ export const RETENTION_REQUESTER = { name: 'lifeboat:retention' };
 
 export const CommitBackupInput = StepInput.extend({ host: BackupResult });
 
+/** Bytes the backup wrote to the datastore (its disks' files). */
+function writtenBytes(result: BackupResult): number {
+  return result.disks.reduce((sum, d) => sum + d.size, 0);
+}
+
 /** The image after the result, and the size this backup added. */
 export function committedImage(
   image: Image,
   result: BackupResult,
   now: string,
 ): { image: Image; added: number } {
-  const added = result.disks.reduce((sum, d) => sum + d.size, 0);
+  const added = writtenBytes(result);
   if (image.increments.some((i) => i.source === result.backupId) || image.source === result.backupId) {
     return { image, added: 0 };
   }
@@ -260,11 +265,8 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   const { image } = committedImage(current, result, now);
   if (image !== current) await images.put({ ...image, executionId });
   // The quota reserved at queueing, settled with what was really written (once per execution).
-  await settleBackupQuota(
-    execution,
-    image,
-    result.disks.reduce((sum, d) => sum + d.size, 0),
-  );
+  const written = writtenBytes(result);
+  await settleBackupQuota(execution, image, written);
 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
@@ -279,7 +281,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     LAST_DATASTORE_ID: null,
     // The backup just stored: its driver id and the bytes it added (what people watch).
     LAST_BACKUP_ID: result.backupId,
-    LAST_BACKUP_SIZE: result.disks.reduce((sum, d) => sum + d.size, 0),
+    LAST_BACKUP_SIZE: written,
     INCREMENTAL_BACKUP_ID: chained ? image.id : null,
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
     ...(flatten ? { ACTIVE_FLATTEN: 'YES' } : {}),
