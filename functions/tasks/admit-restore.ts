@@ -9,8 +9,9 @@ import { z } from 'zod';
 import { restoreChain } from '#core/chain.ts';
 import { RestoreRequestBody } from '#core/contracts/api.ts';
 import { CleanupTask, RestoreTask } from '#core/contracts/tasks.ts';
-import { Conflict, Forbidden, ValidationError } from '#core/errors.ts';
+import { Conflict, ValidationError } from '#core/errors.ts';
 import { Id, type Image } from '#core/model.ts';
+import { assertPoolAllowed } from '#core/restore-pools.ts';
 import { cleanTemplate } from '#core/template.ts';
 import { limits } from '../env.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -44,10 +45,7 @@ export const handler = step('AdmitRestore', AdmitRestoreInput, async (input) => 
   const host = await hosts.get(options.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
   // Again here: RESTORE_POOLS may have changed since the request was accepted.
-  if (options.pool !== undefined && !(host.restorePools ?? []).includes(options.pool))
-    throw new Forbidden(
-      `pool: host ${host.id} does not allow restores into pool "${options.pool}" (RESTORE_POOLS)`,
-    );
+  assertPoolAllowed(options.pool, host);
   // Sealed before the in-place lock: a host that cannot open the secrets leaves nothing to undo.
   const taskDs = await taskDatastore(datastore, host, image);
 

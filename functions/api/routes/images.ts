@@ -4,9 +4,10 @@
  */
 import { checkRestoreOptions, ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
 import { downloadUrlsOf } from '#core/downloader-url.ts';
-import { Conflict, Forbidden, NotFound, ValidationError } from '#core/errors.ts';
+import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
-import type { Datastore, Host, Image } from '#core/model.ts';
+import type { Datastore, Image } from '#core/model.ts';
+import { assertPoolAllowed } from '#core/restore-pools.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { retry } from '#platform/retry.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
@@ -201,16 +202,6 @@ const restore: RouteHandler = async (ctx) => {
   });
   return json(execution, 202);
 };
-
-/**
- * A restore into a pool writes only where an admin allowed it on that host (RESTORE_POOLS,
- * `PATCH /hosts/{id}`); Admit checks it again when the task is built.
- */
-export function assertPoolAllowed(pool: string | undefined, host: Pick<Host, 'id' | 'restorePools'>): void {
-  if (pool !== undefined && !(host.restorePools ?? []).includes(pool)) {
-    throw new Forbidden(`pool: host ${host.id} does not allow restores into pool "${pool}" (RESTORE_POOLS)`);
-  }
-}
 
 /** Disks of the backed-up VM (volatile ones aside) that the image does not hold. */
 function missingDisks(image: Image): number[] {
