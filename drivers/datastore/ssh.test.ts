@@ -124,3 +124,32 @@ describe('sumListing', () => {
     expect(sumListing(listing, '/srv/b', isRepositoryFolder, rsync)).toBe(1048576 + 123);
   });
 });
+
+describe('figures from an untrusted server', () => {
+  // 2^53 KiB and more: no exact number of bytes, never passed on rounded (or as Infinity).
+  const huge = '9'.repeat(20);
+  it('a df figure no exact number holds throws (the measure is unknown, not a wrong number)', () => {
+    const sftp = `        Size         Used        Avail       (Root)    %Capacity\n   ${huge}     1     ${huge}     1           9%\n`;
+    expect(() => parseSftpDf(sftp)).toThrow(/not a byte count/);
+    const posix = `Filesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/x ${huge} 1 ${huge} 1% /srv\n`;
+    expect(() => parsePosixDf(posix)).toThrow(/not a byte count/);
+    // 2^42 KiB is still exact in bytes.
+    const fine = posix.replaceAll(huge, String(2 ** 42));
+    expect(parsePosixDf(fine)).toEqual({ totalBytes: 2 ** 52, freeBytes: 2 ** 52 });
+  });
+
+  it('a listing whose sizes, or their sum, no exact number holds throws', () => {
+    const rsync = /^-\S{9}\s+(\d+)\s+\S+\s+\S+\s+(.+)$/;
+    const line = (size: string | number) => `-rw-r--r-- ${size} 2026/12/06 12:26:00 63/9f2c/disk.0.raw`;
+    expect(() => sumListing(line('9'.repeat(400)), '/b', isRepositoryFolder, rsync)).toThrow(
+      /not a byte count/,
+    );
+    const half = 2 ** 52;
+    expect(() => sumListing([line(half), line(half)].join('\n'), '/b', isRepositoryFolder, rsync)).toThrow(
+      /no exact byte count/,
+    );
+    expect(sumListing([line(half), line(half - 1)].join('\n'), '/b', isRepositoryFolder, rsync)).toBe(
+      2 ** 53 - 1,
+    );
+  });
+});

@@ -255,16 +255,34 @@ export function sumListing(
       ? (m[2] as string).slice(base.length + 1)
       : (m[2] as string);
     const top = path.split('/')[0] ?? '';
-    if (path.includes('/') && isRepository(top)) sum += Number(m[1]);
+    if (path.includes('/') && isRepository(top)) sum += byteCount(m[1] as string);
   }
+  if (!Number.isSafeInteger(sum)) throw new Error(`listing sums to no exact byte count (${sum})`);
   return sum;
+}
+
+/**
+ * A byte count read from the server's output: `digits` in units of `unit` bytes. The server is
+ * untrusted: a figure no exact number holds throws (the measure is then unknown, or the monitor
+ * fails) rather than reach the control plane rounded, or as Infinity.
+ */
+function byteCount(digits: string, unit = 1): number {
+  const value = Number(digits) * unit;
+  if (!Number.isSafeInteger(value)) {
+    throw new Error(`not a byte count: ${digits.slice(0, 40)}${unit === 1 ? '' : ` x ${unit}`}`);
+  }
+  return value;
 }
 
 /** Reads the first table row of sftp's `df` output (KiB: Size Used Avail (Root) %Capacity). */
 export function parseSftpDf(stdout: string): FilesystemSpace {
   for (const line of stdout.split('\n')) {
     const cols = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+%\s*$/.exec(line);
-    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+    if (cols)
+      return {
+        totalBytes: byteCount(cols[1] as string, 1024),
+        freeBytes: byteCount(cols[3] as string, 1024),
+      };
   }
   throw new Error(`no df table in sftp output: ${stdout.slice(0, 200)}`);
 }
@@ -273,7 +291,11 @@ export function parseSftpDf(stdout: string): FilesystemSpace {
 export function parsePosixDf(stdout: string): FilesystemSpace {
   for (const line of stdout.split('\n')) {
     const cols = /^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+\/.*$/.exec(line);
-    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+    if (cols)
+      return {
+        totalBytes: byteCount(cols[1] as string, 1024),
+        freeBytes: byteCount(cols[3] as string, 1024),
+      };
   }
   throw new Error(`no df table in df output: ${stdout.slice(0, 200)}`);
 }
