@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { watchProcessGroups } from '../exec.ts';
 import { isRepositoryFolder } from './layout.ts';
 import {
   joinCommand,
   parsePosixDf,
   parseServer,
   parseSftpDf,
+  remoteSpace,
+  sftpRepositoryBytes,
+  sshDfSpace,
   sshFailure,
   sshOptions,
   sumListing,
@@ -151,5 +155,29 @@ describe('figures from an untrusted server', () => {
     expect(sumListing([line(half), line(half - 1)].join('\n'), '/b', isRepositoryFolder, rsync)).toBe(
       2 ** 53 - 1,
     );
+  });
+});
+
+describe('paths on their way to sftp and the remote shell', () => {
+  it('are refused unless a BASE_PATH could be one, before any process starts', async () => {
+    let spawned = 0;
+    const stop = watchProcessGroups({ onSpawn: () => spawned++, onExit() {} });
+    try {
+      const server = { host: '127.0.0.1', port: 9 };
+      for (const path of ['-oProxyCommand=x', '/srv/b;reboot', '/srv/b\nrm -r /srv', '/srv/my b', 'srv/b']) {
+        await expect(remoteSpace(server, path, 'datastore 1')).rejects.toMatchObject({
+          name: 'ValidationError',
+        });
+        await expect(sshDfSpace(server, path, 'datastore 1')).rejects.toThrow(
+          /not a path a datastore may have/,
+        );
+        await expect(sftpRepositoryBytes(server, path, () => true, 'datastore 1')).rejects.toThrow(
+          /not a path a datastore may have/,
+        );
+      }
+    } finally {
+      stop();
+    }
+    expect(spawned).toBe(0);
   });
 });

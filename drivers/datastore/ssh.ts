@@ -3,8 +3,9 @@
  * failures read, and the capacity of a remote filesystem: through the sftp protocol first (the
  * backup server may allow only sftp and rsync), else `df` over ssh.
  */
+import { REMOTE_PATH } from '#core/datastore-attributes.ts';
 import { ValidationError } from '#core/errors.ts';
-import { ExecError, run } from '../exec.ts';
+import { type Command, ExecError, run } from '../exec.ts';
 import type { OperationContext } from './driver.ts';
 import { DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
 
@@ -93,10 +94,19 @@ export interface FilesystemSpace {
   freeBytes: number;
 }
 
+/**
+ * `path` as it may reach sftp's batch parser or a remote shell: of the kind a checked BASE_PATH
+ * is (core/datastore-attributes.ts), checked again here where it is used.
+ */
+function remotePath(path: string): string {
+  if (!REMOTE_PATH.test(path)) throw new ValidationError(`not a path a datastore may have: "${path}"`);
+  return path;
+}
+
 /** `path`, then each of its parent folders up to `/`: the deepest existing one is measured. */
 function selfAndParents(path: string): string[] {
   const candidates: string[] = [];
-  for (let p = path; p !== ''; p = p.slice(0, p.lastIndexOf('/'))) candidates.push(p);
+  for (let p = remotePath(path); p !== ''; p = p.slice(0, p.lastIndexOf('/'))) candidates.push(p);
   candidates.push('/');
   return candidates;
 }
@@ -114,18 +124,25 @@ function sftpArgs(server: Server): string[] {
   return args;
 }
 
-/** Runs an sftp batch (each line prefixed `-`: a failing command does not end it); its stdout. */
-async function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: OperationContext) {
+/** Runs ssh or sftp to its end (60 s at most); an ssh failure in its stderr comes back typed. */
+async function overSsh(command: Command, what: string, ctx: OperationContext, input?: string) {
   try {
-    const { stdout } = await run(
-      { file: 'sftp', args: [...sftpArgs(server), '-b', '-', remoteHost(server)] },
-      { input: `${lines.map((l) => `-${l}`).join('\n')}\n`, signal: ctx.signal, timeoutMs: 60_000 },
-    );
-    return stdout;
+    return (await run(command, { input, signal: ctx.signal, timeoutMs: 60_000 })).stdout;
   } catch (error) {
     if (error instanceof ExecError) throw sshFailure(error.stderrTail, what, error) ?? error;
     throw error;
   }
+}
+
+/** Runs an sftp batch (each line prefixed `-`: a failing command does not end it); its stdout. */
+function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: OperationContext) {
+  const batch = `${lines.map((l) => `-${l}`).join('\n')}\n`;
+  return overSsh(
+    { file: 'sftp', args: [...sftpArgs(server), '-b', '-', remoteHost(server)] },
+    what,
+    ctx,
+    batch,
+  );
 }
 
 /**
@@ -139,19 +156,14 @@ export async function sftpSpace(
   what: string,
   ctx: OperationContext = {},
 ): Promise<FilesystemSpace> {
-  return parseSftpDf(
-    await sftpBatch(
-      server,
-      selfAndParents(path).map((p) => `df ${p}`),
-      what,
-      ctx,
-    ),
-  );
+  const lines = selfAndParents(path).map((p) => `df ${p}`);
+  return parseSftpDf(await sftpBatch(server, lines, what, ctx));
 }
 
 /**
- * The same through `df -Pk` over ssh, for a server account with a shell but no sftp. The path is
- * a checked BASE_PATH (letters, digits and `._+@/-`: nothing a remote shell reads specially).
+ * The same through `df -Pk` over ssh, for a server account with a shell but no sftp: one ssh
+ * call per folder, up from `path` while df says the folder is missing; any other failure (no
+ * shell, no df) would be the same for every parent and ends the walk at once.
  */
 export async function sshDfSpace(
   server: Server,
@@ -159,23 +171,17 @@ export async function sshDfSpace(
   what: string,
   ctx: OperationContext = {},
 ): Promise<FilesystemSpace> {
-  let last: unknown;
+  let missing: unknown;
   for (const candidate of selfAndParents(path)) {
+    const args = [...sshOptions(server), remoteHost(server), 'df', '-Pk', '--', candidate];
     try {
-      const { stdout } = await run(
-        { file: 'ssh', args: [...sshOptions(server), remoteHost(server), 'df', '-Pk', '--', candidate] },
-        { signal: ctx.signal, timeoutMs: 60_000 },
-      );
-      return parsePosixDf(stdout);
+      return parsePosixDf(await overSsh({ file: 'ssh', args }, what, ctx));
     } catch (error) {
-      if (!(error instanceof ExecError)) throw error;
-      const typed = sshFailure(error.stderrTail, what, error);
-      if (typed) throw typed;
-      // This folder does not exist (yet): its parent's filesystem is the one.
-      last = error;
+      if (!(error instanceof ExecError && /No such file or directory/.test(error.stderrTail))) throw error;
+      missing = error;
     }
   }
-  throw last;
+  throw missing;
 }
 
 /**
@@ -200,11 +206,12 @@ export async function remoteSpace(
 
 /**
  * Whether a failed measure ends the monitor (the server unreachable, the login refused, the
- * operation cancelled) rather than leave one figure unknown.
+ * operation cancelled, a path refused before anything ran) rather than leave one figure unknown.
  */
 export function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
   return (
     Boolean(ctx.signal?.aborted) ||
+    error instanceof ValidationError ||
     error instanceof DatastoreUnreachable ||
     error instanceof DatastoreAuthFailed
   );
@@ -222,7 +229,8 @@ export async function sftpRepositoryBytes(
   what: string,
   ctx: OperationContext = {},
 ): Promise<number> {
-  const globs = [`${base}/*/config`, `${base}/*/*/*`, `${base}/*/data/*/*`];
+  const dir = remotePath(base);
+  const globs = [`${dir}/*/config`, `${dir}/*/*/*`, `${dir}/*/data/*/*`];
   const stdout = await sftpBatch(
     server,
     globs.map((g) => `ls -ln ${g}`),
