@@ -7,20 +7,14 @@ import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { MonitorResult } from '#core/contracts/tasks.ts';
 import { CapacitySample } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
-import { tableName } from '../env.ts';
+import { intSetting, tableName } from '../env.ts';
 
 /** How long a sample is kept unless the deployment says otherwise. */
 export const DEFAULT_CAPACITY_RETENTION_DAYS = 400;
 
-/** CAPACITY_RETENTION_DAYS, default 400; a bad value is a deployment error, reported by name. */
-export function capacityRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CAPACITY_RETENTION_DAYS;
-  if (raw === undefined || raw === '') return DEFAULT_CAPACITY_RETENTION_DAYS;
-  const days = Number(raw);
-  if (!Number.isInteger(days) || days <= 0) {
-    throw new Error(`CAPACITY_RETENTION_DAYS must be a positive integer (got "${raw}")`);
-  }
-  return days;
+/** CAPACITY_RETENTION_DAYS (CDK context `capacityRetentionDays`), default 400. */
+export function capacityRetentionDays(): number {
+  return intSetting('CAPACITY_RETENTION_DAYS', DEFAULT_CAPACITY_RETENTION_DAYS);
 }
 
 /** The sample of a monitor's result measured at `now` (unknown figures left out). */
