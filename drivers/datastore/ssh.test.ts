@@ -3,11 +3,10 @@ import { watchProcessGroups } from '../exec.ts';
 import { isRepositoryFolder } from './layout.ts';
 import {
   joinCommand,
+  measureRemote,
   parsePosixDf,
   parseServer,
   parseSftpDf,
-  remoteSpace,
-  sftpRepositoryBytes,
   sshDfSpace,
   sshFailure,
   sshOptions,
@@ -165,13 +164,13 @@ describe('paths on their way to sftp and the remote shell', () => {
     try {
       const server = { host: '127.0.0.1', port: 9 };
       for (const path of ['-oProxyCommand=x', '/srv/b;reboot', '/srv/b\nrm -r /srv', '/srv/my b', 'srv/b']) {
-        await expect(remoteSpace(server, path, 'datastore 1')).rejects.toMatchObject({
+        await expect(measureRemote(server, path, 'datastore 1')).rejects.toMatchObject({
           name: 'ValidationError',
         });
-        await expect(sshDfSpace(server, path, 'datastore 1')).rejects.toThrow(
+        await expect(measureRemote(server, path, 'datastore 1', {}, () => true)).rejects.toThrow(
           /not a path a datastore may have/,
         );
-        await expect(sftpRepositoryBytes(server, path, () => true, 'datastore 1')).rejects.toThrow(
+        await expect(sshDfSpace(server, path, 'datastore 1')).rejects.toThrow(
           /not a path a datastore may have/,
         );
       }

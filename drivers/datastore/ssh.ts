@@ -146,22 +146,8 @@ function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: 
 }
 
 /**
- * Size and free bytes of the filesystem holding `path` on the server, through the sftp protocol's
- * statvfs extension (`df` of OpenSSH's sftp client): the deepest existing folder of `path` is
- * measured. Throws when the server has no sftp subsystem or no statvfs extension.
- */
-export async function sftpSpace(
-  server: Server,
-  path: string,
-  what: string,
-  ctx: OperationContext = {},
-): Promise<FilesystemSpace> {
-  const lines = selfAndParents(path).map((p) => `df ${p}`);
-  return parseSftpDf(await sftpBatch(server, lines, what, ctx));
-}
-
-/**
- * The same through `df -Pk` over ssh, for a server account with a shell but no sftp: one ssh
+ * Size and free bytes of the filesystem holding `path` on the server through `df -Pk` over ssh,
+ * for a server account with a shell but no sftp (or no statvfs extension): one ssh
  * call per folder, up from `path` while df says the folder is missing; any other failure (no
  * shell, no df) would be the same for every parent and ends the walk at once.
  */
@@ -184,64 +170,74 @@ export async function sshDfSpace(
   throw missing;
 }
 
+/** What a monitor measures of a datastore's folder on an ssh server; null where unknown (never 0). */
+export interface RemoteMeasure {
+  space: FilesystemSpace | null;
+  /** Bytes of the restic repositories' files, when asked for. */
+  repositoryBytes: number | null;
+}
+
+/** The files of each restic repository under the base: config; keys, index, snapshots; packs. */
+const RESTIC_GLOBS = ['*/config', '*/*/*', '*/data/*/*'];
+/** `ls -ln` of OpenSSH's sftp: `-rw-r--r-- ? 0 0 1000 Dec  6 12:26 /base/1/data/ab/abc`. */
+const SFTP_LONG_LISTING = /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/;
+
 /**
- * The filesystem's space on the server: sftp statvfs, else `df` over ssh, else null (an
- * rsync-only account sees neither: unknown, never 0). Unreachable, refused and cancelled throw.
+ * Measures `base` on the server in one sftp session: the space of its filesystem through the
+ * sftp protocol's statvfs extension (`df` of OpenSSH's sftp client, of the deepest existing
+ * folder of `base`), and with `repositories` the bytes of the restic repositories' files in the
+ * folders it accepts (one listing by glob). Space sftp cannot tell (no sftp subsystem, no statvfs)
+ * comes from `df` over ssh ({@link sshDfSpace}); else it is null, as are bytes sftp cannot list:
+ * an rsync-only account sees neither. Unreachable, refused, cancelled and a bad path throw.
  */
-export async function remoteSpace(
+export async function measureRemote(
   server: Server,
-  path: string,
+  base: string,
   what: string,
   ctx: OperationContext = {},
-): Promise<FilesystemSpace | null> {
-  for (const measure of [sftpSpace, sshDfSpace]) {
-    try {
-      return await measure(server, path, what, ctx);
-    } catch (error) {
-      if (endsMeasuring(error, ctx)) throw error;
-    }
+  repositories?: (name: string) => boolean,
+): Promise<RemoteMeasure> {
+  const dfLines = selfAndParents(base).map((p) => `df ${p}`);
+  const lsLines = repositories ? RESTIC_GLOBS.map((glob) => `ls -ln ${base}/${glob}`) : [];
+  const stdout = await unknownUnlessFatal(ctx, () => sftpBatch(server, [...dfLines, ...lsLines], what, ctx));
+  // sftp echoes each command (`sftp> -ls ...`): df's rows come before the first ls, the listing after.
+  const cut = stdout !== null && lsLines[0] ? stdout.indexOf(`sftp> -${lsLines[0]}`) : -1;
+  const dfOut = cut < 0 ? (stdout ?? '') : (stdout ?? '').slice(0, cut);
+  const space =
+    (await unknownUnlessFatal(ctx, () => parseSftpDf(dfOut))) ??
+    (await unknownUnlessFatal(ctx, () => sshDfSpace(server, base, what, ctx)));
+  const repositoryBytes =
+    repositories && stdout !== null && cut >= 0
+      ? await unknownUnlessFatal(ctx, () =>
+          sumListing(stdout.slice(cut), base, repositories, SFTP_LONG_LISTING),
+        )
+      : null;
+  return { space, repositoryBytes };
+}
+
+/** `measure`'s answer, or null when it failed in a way that leaves one figure unknown. */
+async function unknownUnlessFatal<T>(
+  ctx: OperationContext,
+  measure: () => T | Promise<T>,
+): Promise<T | null> {
+  try {
+    return await measure();
+  } catch (error) {
+    if (endsMeasuring(error, ctx)) throw error;
+    return null;
   }
-  return null;
 }
 
 /**
  * Whether a failed measure ends the monitor (the server unreachable, the login refused, the
  * operation cancelled, a path refused before anything ran) rather than leave one figure unknown.
  */
-export function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
+function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
   return (
     Boolean(ctx.signal?.aborted) ||
     error instanceof ValidationError ||
     error instanceof DatastoreUnreachable ||
     error instanceof DatastoreAuthFailed
-  );
-}
-
-/**
- * Bytes of the files of a datastore's restic repositories on an sftp server: one listing of
- * every repository's files by glob (`BASE/<repo>/data/xx/<pack>`, its index, snapshots, keys and
- * config), summed over the folders `isRepository` accepts. Throws when sftp cannot list.
- */
-export async function sftpRepositoryBytes(
-  server: Server,
-  base: string,
-  isRepository: (name: string) => boolean,
-  what: string,
-  ctx: OperationContext = {},
-): Promise<number> {
-  const dir = remotePath(base);
-  const globs = [`${dir}/*/config`, `${dir}/*/*/*`, `${dir}/*/data/*/*`];
-  const stdout = await sftpBatch(
-    server,
-    globs.map((g) => `ls -ln ${g}`),
-    what,
-    ctx,
-  );
-  return sumListing(
-    stdout,
-    base,
-    isRepository,
-    /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/,
   );
 }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rsyncDriver } from '#drivers/datastore/rsync-driver.ts';
-import { remoteSpace } from '#drivers/datastore/ssh.ts';
+import { measureRemote } from '#drivers/datastore/ssh.ts';
 import { type Command, watchProcessGroups } from '#drivers/exec.ts';
 import { freePort, type Sshd, type SshdOptions, startSshd } from '../helpers/sshd.ts';
 import { datastoreConformance } from './datastore.conformance.ts';
@@ -94,7 +94,7 @@ describe('rsync: the capacity of a server without sftp', () => {
     const server = { host: sshd.host, port: sshd.port, user: 'root' };
     let space: unknown;
     const tools = await started(async () => {
-      space = await remoteSpace(server, `${base}/a/b/c`, 'datastore 202');
+      space = (await measureRemote(server, `${base}/a/b/c`, 'datastore 202')).space;
     });
     expect(space).toBeNull();
     // Not one ssh call per parent folder: no shell is no shell for any of them.
