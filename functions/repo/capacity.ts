@@ -17,7 +17,11 @@ export function capacityRetentionDays(): number {
   return intSetting('CAPACITY_RETENTION_DAYS', DEFAULT_CAPACITY_RETENTION_DAYS);
 }
 
-/** The sample of a monitor's result measured at `now` (unknown figures left out). */
+/**
+ * The sample of a monitor's result measured at `now` (unknown figures left out). Its id names the
+ * monitor's execution when there is one: a retried commit of the same answer rewrites its sample
+ * instead of adding a second point to the history.
+ */
 export function capacitySample(
   datastoreId: number,
   result: MonitorResult,
@@ -28,7 +32,7 @@ export function capacitySample(
   const known = Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null));
   return CapacitySample.parse({
     ...known,
-    id: `${datastoreId}#${at}`,
+    id: `${datastoreId}#${executionId ?? at}`,
     datastoreId,
     at,
     ...(executionId !== undefined && { executionId }),
@@ -36,7 +40,7 @@ export function capacitySample(
   });
 }
 
-/** Writes one sample (its key is the datastore and the time: a retried commit writes the same). */
+/** Writes one sample (a sample of the same id, the same monitor's, is replaced). */
 export async function writeCapacitySample(sample: CapacitySample): Promise<void> {
   await dynamo().send(
     new PutCommand({ TableName: tableName('capacity'), Item: CapacitySample.parse(sample) }),
