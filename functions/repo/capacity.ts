@@ -47,7 +47,10 @@ export async function writeCapacitySample(sample: CapacitySample): Promise<void>
   );
 }
 
-/** A datastore's samples from `since` (ISO-8601), oldest first, at most `limit`. */
+/**
+ * A datastore's samples from `since` (ISO-8601), oldest first: the newest `limit` of them when
+ * there are more (a chart wants the latest; read newest first, then put back in time order).
+ */
 export async function capacityHistory(
   datastoreId: number,
   since: string,
@@ -63,6 +66,7 @@ export async function capacityHistory(
         KeyConditionExpression: '#d = :d AND #a >= :since',
         ExpressionAttributeNames: { '#d': 'datastoreId', '#a': 'at' },
         ExpressionAttributeValues: { ':d': datastoreId, ':since': since },
+        ScanIndexForward: false,
         ExclusiveStartKey: start,
         Limit: limit - items.length,
       }),
@@ -70,5 +74,5 @@ export async function capacityHistory(
     for (const item of page.Items ?? []) items.push(CapacitySample.parse(item));
     start = page.LastEvaluatedKey;
   } while (start && items.length < limit);
-  return items;
+  return items.reverse();
 }

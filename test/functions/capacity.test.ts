@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queueDueMonitors, queueMonitor } from '#functions/operations/capacity.ts';
+import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { pendingRequests, requests } from '#functions/repo/requests.ts';
@@ -140,6 +141,26 @@ describe('a monitor answer', () => {
       usedBytes: 9 * MiB,
       executionId: queued.body.id,
     });
+  });
+
+  it('history: past `limit`, the newest samples, still oldest first', async () => {
+    const hour = 3_600_000;
+    const start = Date.parse('2026-11-01T00:00:00.000Z');
+    for (let i = 0; i < 5; i++) {
+      const sample = capacitySample(
+        2,
+        { totalBytes: 1000, freeBytes: 100 * i, usedBytes: i },
+        start + i * hour,
+      );
+      await writeCapacitySample(sample);
+    }
+    const page = await call('GET', '/datastores/2/capacity?since=2026-10-01T00:00:00Z&limit=2', admin);
+    expect(page.status).toBe(200);
+    expect(page.body.items.map((s: { usedBytes: number }) => s.usedBytes)).toEqual([3, 4]);
+    const all = await call('GET', '/datastores/2/capacity?since=2026-10-01T00:00:00Z', admin);
+    expect(all.body.items.map((s: { at: string }) => s.at)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => new Date(start + i * hour).toISOString()),
+    );
   });
 
   it('refuses a malformed answer and records nothing', async () => {
