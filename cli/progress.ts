@@ -144,6 +144,26 @@ export async function followExecution(client: ApiClient, id: string, showBar: bo
 }
 
 /**
+ * The end of a command that queued `execution`. Without `wait`: prints it (the object with
+ * `--json`, its line otherwise) and answers undefined. With it: its id on stderr, then follows it
+ * and answers it ended, for the caller to report ({@link reportOutcome}).
+ */
+export async function queuedOrFollowed(
+  client: ApiClient,
+  execution: Execution,
+  wait: boolean | undefined,
+  context: { output: OutputOptions; progress: boolean },
+): Promise<Execution | undefined> {
+  if (!wait) {
+    if (context.output.json) printJson(execution);
+    else printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
+    return undefined;
+  }
+  if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+  return followExecution(client, execution.id, context.progress);
+}
+
+/**
  * Prints the ended execution (the object with `--json`, a summary line otherwise) and throws
  * a {@link CliError} (exit 1, the execution's error on stderr) unless it SUCCEEDED.
  */

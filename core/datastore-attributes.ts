@@ -71,10 +71,16 @@ function oneOf(allowed: readonly string[]) {
   };
 }
 
+/**
+ * An absolute path of only characters that survive a remote shell and sftp's batch parser
+ * unquoted, and never an option (it starts with `/`): what a BASE_PATH may hold.
+ */
+export const REMOTE_PATH = /^\/[A-Za-z0-9._+@/-]*$/;
+
 /** Absolute, no `..`, and only characters that survive a remote shell unquoted (rsync host:path). */
 function absolutePath(value: string): string {
   if (value.length > 1024) throw new Bad('must be at most 1024 characters');
-  if (!/^\/[A-Za-z0-9._+@/-]*$/.test(value)) {
+  if (!REMOTE_PATH.test(value)) {
     throw new Bad(`must be an absolute path of letters, digits and ._+@/- (got "${value}")`);
   }
   if (value.split('/').some((part) => part === '..' || part === '.')) {

@@ -142,7 +142,7 @@ export type Datastore = z.infer<typeof Datastore>;
  * history can be charted. A figure the driver could not know is absent.
  */
 export const CapacitySample = z.object({
-  /** `<datastoreId>#<at>`. */
+  /** `<datastoreId>#<executionId>` (one per monitor), else `<datastoreId>#<at>`. */
   id: z.string().min(1),
   datastoreId: Id,
   at: z.string(),

@@ -11,12 +11,18 @@ export function tableName(key: TableSpec['key']): string {
   return process.env[spec.envVar] || `lifeboat-${key}`;
 }
 
-function positiveInt(name: string, fallback: number): number {
+/**
+ * The integer setting `name`, `fallback` when unset or empty. Not a whole number, or below `min`
+ * (1: a positive integer, unless said), is a deployment error, reported by name.
+ */
+export function intSetting(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`${name} must be a positive integer (got "${raw}")`);
+  if (!Number.isInteger(value) || value < min) {
+    const wanted = min === 1 ? 'a positive integer' : `a whole number of at least ${min}`;
+    throw new Error(`${name} must be ${wanted} (got "${raw}")`);
+  }
   return value;
 }
 
@@ -34,10 +40,10 @@ export interface Limits {
  */
 export function limits(): Limits {
   return {
-    maxBackups: positiveInt('MAX_BACKUPS', 5),
-    maxBackupsHost: positiveInt('MAX_BACKUPS_HOST', 2),
-    heartbeatSeconds: positiveInt('HEARTBEAT_SECONDS', 120),
-    hostOfflineSeconds: positiveInt('HOST_OFFLINE_SECONDS', 180),
+    maxBackups: intSetting('MAX_BACKUPS', 5),
+    maxBackupsHost: intSetting('MAX_BACKUPS_HOST', 2),
+    heartbeatSeconds: intSetting('HEARTBEAT_SECONDS', 120),
+    hostOfflineSeconds: intSetting('HOST_OFFLINE_SECONDS', 180),
   };
 }
 

@@ -133,7 +133,7 @@ export const TABLES: readonly TableSpec[] = [
   {
     key: 'capacity',
     envVar: 'TABLE_CAPACITY',
-    // One sample per datastore `monitor` (functions/repo/capacity.ts), keyed `<dsId>#<at>`; a
+    // One sample per datastore `monitor` (functions/repo/capacity.ts), keyed `<dsId>#<execId>`; a
     // datastore's history is one query of byDatastore sorted by time. Samples expire by TTL
     // (CAPACITY_RETENTION_DAYS, default 400).
     partitionKey: { name: 'id', type: 'S' },

@@ -95,12 +95,14 @@ const DEFAULTS: LifeboatConfig = {
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
 export function readConfig(node: Node): LifeboatConfig {
-  const int = (key: keyof LifeboatConfig): number => {
+  /** A whole number of at least `min` (1: a positive integer; 0 where 0 turns a thing off). */
+  const int = (key: keyof LifeboatConfig, min = 1): number => {
     const raw = node.tryGetContext(key);
     if (raw === undefined || raw === null || raw === '') return DEFAULTS[key] as number;
     const value = Number(raw);
-    if (!Number.isInteger(value) || value <= 0) {
-      throw new Error(`CDK context ${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(value) || value < min) {
+      const wanted = min === 1 ? 'a positive integer' : `a whole number of at least ${min}`;
+      throw new Error(`CDK context ${key} must be ${wanted}, got ${JSON.stringify(raw)}`);
     }
     return value;
   };
@@ -121,7 +123,8 @@ export function readConfig(node: Node): LifeboatConfig {
     runnerHostTag: str('runnerHostTag'),
     runnerTrustAnchor: readTrustAnchor(node),
     auditRetentionDays: int('auditRetentionDays'),
-    monitorIntervalMinutes: minutesOrOff(node),
+    // 0: no monitors queued by Lifeboat itself.
+    monitorIntervalMinutes: int('monitorIntervalMinutes', 0),
     capacityRetentionDays: int('capacityRetentionDays'),
     actionRights: readActionRights(node),
   };
@@ -131,17 +134,6 @@ export function readConfig(node: Node): LifeboatConfig {
     );
   }
   return config;
-}
-
-/** The `monitorIntervalMinutes` context: a whole number of minutes, 0 = no monitors. */
-function minutesOrOff(node: Node): number {
-  const raw = node.tryGetContext('monitorIntervalMinutes');
-  if (raw === undefined || raw === null || raw === '') return DEFAULTS.monitorIntervalMinutes;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) {
-    throw new Error(`CDK context monitorIntervalMinutes must be a whole number, got ${JSON.stringify(raw)}`);
-  }
-  return value;
 }
 
 /** The `actionRights` context: JSON text (`-c actionRights='{...}'`) or an object in cdk.json. */

@@ -17,7 +17,7 @@ import {
   printLines,
   printList,
 } from '../output.ts';
-import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { queuedOrFollowed, reportOutcome } from '../progress.ts';
 import { registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<PrintedDatastore>[] = [
@@ -125,12 +125,8 @@ export function registerDatastore(program: Command): void {
       const context = contextOf(command);
       const client = context.client();
       const execution = await client.post<Execution>(`/datastores/${id}/monitor`, {});
-      if (!options.wait) {
-        if (context.output.json) return printJson(execution);
-        return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
-      }
-      if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
-      const ended = await followExecution(client, execution.id, context.progress);
+      const ended = await queuedOrFollowed(client, execution, options.wait, context);
+      if (!ended) return;
       if (ended.state !== 'SUCCEEDED') return reportOutcome(ended, context.output);
       show(context.output.json, await client.get<Datastore>(`/datastores/${id}`));
     });

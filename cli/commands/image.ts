@@ -16,7 +16,7 @@ import {
   printLines,
   printList,
 } from '../output.ts';
-import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { followExecution, queuedOrFollowed, reportOutcome } from '../progress.ts';
 import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
@@ -179,12 +179,8 @@ export function registerImage(program: Command): void {
         ...(options.inPlace ? { inPlace: true, confirmOverwrite: true } : {}),
       };
       const execution = await client.post<Execution>(`/images/${id}/restore`, body);
-      if (!options.wait) {
-        if (context.output.json) return printJson(execution);
-        return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
-      }
-      if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
-      const done = await followExecution(client, execution.id, context.progress);
+      const done = await queuedOrFollowed(client, execution, options.wait, context);
+      if (!done) return;
       reportOutcome(done, context.output);
       if (!context.output.json) printLines(describeRestore(done));
     });

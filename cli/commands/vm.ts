@@ -15,7 +15,7 @@ import {
   printLines,
   printList,
 } from '../output.ts';
-import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
+import { queuedOrFollowed, reportOutcome } from '../progress.ts';
 import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 import { parseWhen, registerSched, type ScheduleView } from './sched.ts';
 
@@ -86,12 +86,8 @@ export function registerVm(program: Command): void {
           datastoreId: options.datastore,
           reset: options.reset === true,
         });
-        if (!options.wait) {
-          if (context.output.json) return printJson(execution);
-          return printLines([`execution ${execution.id} ${execution.state}${describeTarget(execution)}`]);
-        }
-        if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
-        reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
+        const ended = await queuedOrFollowed(client, execution, options.wait, context);
+        if (ended) reportOutcome(ended, context.output);
       },
     );
 

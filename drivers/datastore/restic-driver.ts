@@ -21,7 +21,7 @@ import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, Store
 import { BackupNotFound } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
-import { endsMeasuring, parseServer, remoteSpace, sftpRepositoryBytes } from './ssh.ts';
+import { measureRemote, parseServer } from './ssh.ts';
 
 /** Cleanup after a failed or cancelled backup must not hang the runner. */
 const CLEANUP_TIMEOUT_MS = 60_000;
@@ -143,13 +143,18 @@ export const resticDriver: DatastoreDriver = {
     const server = target.attributes.RESTIC_SFTP_SERVER;
     if (server) {
       const remote = parseServer(server, target.attributes.RESTIC_SFTP_USER);
-      const what = `datastore ${target.id}`;
-      const space = await remoteSpace(remote, base, what, ctx);
-      const used = await sftpRepositoryBytes(remote, base, isRepositoryFolder, what, ctx).catch((error) => {
-        if (endsMeasuring(error, ctx)) throw error;
-        return null;
-      });
-      return { totalBytes: space?.totalBytes ?? null, freeBytes: space?.freeBytes ?? null, usedBytes: used };
+      const { space, repositoryBytes } = await measureRemote(
+        remote,
+        base,
+        `datastore ${target.id}`,
+        ctx,
+        isRepositoryFolder,
+      );
+      return {
+        totalBytes: space?.totalBytes ?? null,
+        freeBytes: space?.freeBytes ?? null,
+        usedBytes: repositoryBytes,
+      };
     }
     const space = await localSpace(base);
     return { ...space, usedBytes: await localRepositoryBytes(base) };

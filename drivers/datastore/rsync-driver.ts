@@ -32,7 +32,7 @@ import {
   vmPath,
 } from './layout.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
-import { remoteSpace, sumListing } from './ssh.ts';
+import { measureRemote, sumListing } from './ssh.ts';
 
 const MARKER = '.complete';
 const SUMS = 'SHA256SUMS';
@@ -167,7 +167,7 @@ export const rsyncDriver: DatastoreDriver = {
     const remote = new RsyncRemote(target);
     const base = basePath(target);
     // sftp statvfs, else df over ssh; an rsync-only account sees neither: unknown, never 0.
-    const space = await remoteSpace(remote.server, base, `datastore ${target.id}`, ctx);
+    const { space } = await measureRemote(remote.server, base, `datastore ${target.id}`, ctx);
     const used = await usedBytes(remote, base, ctx);
     return { totalBytes: space?.totalBytes ?? null, freeBytes: space?.freeBytes ?? null, usedBytes: used };
   },

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { watchProcessGroups } from '../exec.ts';
 import { isRepositoryFolder } from './layout.ts';
 import {
   joinCommand,
+  measureRemote,
   parsePosixDf,
   parseServer,
   parseSftpDf,
+  sshDfSpace,
   sshFailure,
   sshOptions,
   sumListing,
@@ -122,5 +125,58 @@ describe('sumListing', () => {
       '-rw-r--r--         999 2026/12/06 12:26:00 stray.img',
     ].join('\n');
     expect(sumListing(listing, '/srv/b', isRepositoryFolder, rsync)).toBe(1048576 + 123);
+  });
+});
+
+describe('figures from an untrusted server', () => {
+  // 2^53 KiB and more: no exact number of bytes, never passed on rounded (or as Infinity).
+  const huge = '9'.repeat(20);
+  it('a df figure no exact number holds throws (the measure is unknown, not a wrong number)', () => {
+    const sftp = `        Size         Used        Avail       (Root)    %Capacity\n   ${huge}     1     ${huge}     1           9%\n`;
+    expect(() => parseSftpDf(sftp)).toThrow(/not a byte count/);
+    const posix = `Filesystem     1024-blocks     Used Available Capacity Mounted on\n/dev/x ${huge} 1 ${huge} 1% /srv\n`;
+    expect(() => parsePosixDf(posix)).toThrow(/not a byte count/);
+    // 2^42 KiB is still exact in bytes.
+    const fine = posix.replaceAll(huge, String(2 ** 42));
+    expect(parsePosixDf(fine)).toEqual({ totalBytes: 2 ** 52, freeBytes: 2 ** 52 });
+  });
+
+  it('a listing whose sizes, or their sum, no exact number holds throws', () => {
+    const rsync = /^-\S{9}\s+(\d+)\s+\S+\s+\S+\s+(.+)$/;
+    const line = (size: string | number) => `-rw-r--r-- ${size} 2026/12/06 12:26:00 63/9f2c/disk.0.raw`;
+    expect(() => sumListing(line('9'.repeat(400)), '/b', isRepositoryFolder, rsync)).toThrow(
+      /not a byte count/,
+    );
+    const half = 2 ** 52;
+    expect(() => sumListing([line(half), line(half)].join('\n'), '/b', isRepositoryFolder, rsync)).toThrow(
+      /no exact byte count/,
+    );
+    expect(sumListing([line(half), line(half - 1)].join('\n'), '/b', isRepositoryFolder, rsync)).toBe(
+      2 ** 53 - 1,
+    );
+  });
+});
+
+describe('paths on their way to sftp and the remote shell', () => {
+  it('are refused unless a BASE_PATH could be one, before any process starts', async () => {
+    let spawned = 0;
+    const stop = watchProcessGroups({ onSpawn: () => spawned++, onExit() {} });
+    try {
+      const server = { host: '127.0.0.1', port: 9 };
+      for (const path of ['-oProxyCommand=x', '/srv/b;reboot', '/srv/b\nrm -r /srv', '/srv/my b', 'srv/b']) {
+        await expect(measureRemote(server, path, 'datastore 1')).rejects.toMatchObject({
+          name: 'ValidationError',
+        });
+        await expect(measureRemote(server, path, 'datastore 1', {}, () => true)).rejects.toThrow(
+          /not a path a datastore may have/,
+        );
+        await expect(sshDfSpace(server, path, 'datastore 1')).rejects.toThrow(
+          /not a path a datastore may have/,
+        );
+      }
+    } finally {
+      stop();
+    }
+    expect(spawned).toBe(0);
   });
 });

@@ -3,8 +3,9 @@
  * failures read, and the capacity of a remote filesystem: through the sftp protocol first (the
  * backup server may allow only sftp and rsync), else `df` over ssh.
  */
+import { REMOTE_PATH } from '#core/datastore-attributes.ts';
 import { ValidationError } from '#core/errors.ts';
-import { ExecError, run } from '../exec.ts';
+import { type Command, ExecError, run } from '../exec.ts';
 import type { OperationContext } from './driver.ts';
 import { DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
 
@@ -93,10 +94,19 @@ export interface FilesystemSpace {
   freeBytes: number;
 }
 
+/**
+ * `path` as it may reach sftp's batch parser or a remote shell: of the kind a checked BASE_PATH
+ * is (core/datastore-attributes.ts), checked again here where it is used.
+ */
+function remotePath(path: string): string {
+  if (!REMOTE_PATH.test(path)) throw new ValidationError(`not a path a datastore may have: "${path}"`);
+  return path;
+}
+
 /** `path`, then each of its parent folders up to `/`: the deepest existing one is measured. */
 function selfAndParents(path: string): string[] {
   const candidates: string[] = [];
-  for (let p = path; p !== ''; p = p.slice(0, p.lastIndexOf('/'))) candidates.push(p);
+  for (let p = remotePath(path); p !== ''; p = p.slice(0, p.lastIndexOf('/'))) candidates.push(p);
   candidates.push('/');
   return candidates;
 }
@@ -114,44 +124,32 @@ function sftpArgs(server: Server): string[] {
   return args;
 }
 
-/** Runs an sftp batch (each line prefixed `-`: a failing command does not end it); its stdout. */
-async function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: OperationContext) {
+/** Runs ssh or sftp to its end (60 s at most); an ssh failure in its stderr comes back typed. */
+async function overSsh(command: Command, what: string, ctx: OperationContext, input?: string) {
   try {
-    const { stdout } = await run(
-      { file: 'sftp', args: [...sftpArgs(server), '-b', '-', remoteHost(server)] },
-      { input: `${lines.map((l) => `-${l}`).join('\n')}\n`, signal: ctx.signal, timeoutMs: 60_000 },
-    );
-    return stdout;
+    return (await run(command, { input, signal: ctx.signal, timeoutMs: 60_000 })).stdout;
   } catch (error) {
     if (error instanceof ExecError) throw sshFailure(error.stderrTail, what, error) ?? error;
     throw error;
   }
 }
 
-/**
- * Size and free bytes of the filesystem holding `path` on the server, through the sftp protocol's
- * statvfs extension (`df` of OpenSSH's sftp client): the deepest existing folder of `path` is
- * measured. Throws when the server has no sftp subsystem or no statvfs extension.
- */
-export async function sftpSpace(
-  server: Server,
-  path: string,
-  what: string,
-  ctx: OperationContext = {},
-): Promise<FilesystemSpace> {
-  return parseSftpDf(
-    await sftpBatch(
-      server,
-      selfAndParents(path).map((p) => `df ${p}`),
-      what,
-      ctx,
-    ),
+/** Runs an sftp batch (each line prefixed `-`: a failing command does not end it); its stdout. */
+function sftpBatch(server: Server, lines: readonly string[], what: string, ctx: OperationContext) {
+  const batch = `${lines.map((l) => `-${l}`).join('\n')}\n`;
+  return overSsh(
+    { file: 'sftp', args: [...sftpArgs(server), '-b', '-', remoteHost(server)] },
+    what,
+    ctx,
+    batch,
   );
 }
 
 /**
- * The same through `df -Pk` over ssh, for a server account with a shell but no sftp. The path is
- * a checked BASE_PATH (letters, digits and `._+@/-`: nothing a remote shell reads specially).
+ * Size and free bytes of the filesystem holding `path` on the server through `df -Pk` over ssh,
+ * for a server account with a shell but no sftp (or no statvfs extension): one ssh
+ * call per folder, up from `path` while df says the folder is missing; any other failure (no
+ * shell, no df) would be the same for every parent and ends the walk at once.
  */
 export async function sshDfSpace(
   server: Server,
@@ -159,81 +157,87 @@ export async function sshDfSpace(
   what: string,
   ctx: OperationContext = {},
 ): Promise<FilesystemSpace> {
-  let last: unknown;
+  let missing: unknown;
   for (const candidate of selfAndParents(path)) {
+    const args = [...sshOptions(server), remoteHost(server), 'df', '-Pk', '--', candidate];
     try {
-      const { stdout } = await run(
-        { file: 'ssh', args: [...sshOptions(server), remoteHost(server), 'df', '-Pk', '--', candidate] },
-        { signal: ctx.signal, timeoutMs: 60_000 },
-      );
-      return parsePosixDf(stdout);
+      return parsePosixDf(await overSsh({ file: 'ssh', args }, what, ctx));
     } catch (error) {
-      if (!(error instanceof ExecError)) throw error;
-      const typed = sshFailure(error.stderrTail, what, error);
-      if (typed) throw typed;
-      // This folder does not exist (yet): its parent's filesystem is the one.
-      last = error;
+      if (!(error instanceof ExecError && /No such file or directory/.test(error.stderrTail))) throw error;
+      missing = error;
     }
   }
-  throw last;
+  throw missing;
 }
 
+/** What a monitor measures of a datastore's folder on an ssh server; null where unknown (never 0). */
+export interface RemoteMeasure {
+  space: FilesystemSpace | null;
+  /** Bytes of the restic repositories' files, when asked for. */
+  repositoryBytes: number | null;
+}
+
+/** The files of each restic repository under the base: config; keys, index, snapshots; packs. */
+const RESTIC_GLOBS = ['*/config', '*/*/*', '*/data/*/*'];
+/** `ls -ln` of OpenSSH's sftp: `-rw-r--r-- ? 0 0 1000 Dec  6 12:26 /base/1/data/ab/abc`. */
+const SFTP_LONG_LISTING = /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/;
+
 /**
- * The filesystem's space on the server: sftp statvfs, else `df` over ssh, else null (an
- * rsync-only account sees neither: unknown, never 0). Unreachable, refused and cancelled throw.
+ * Measures `base` on the server in one sftp session: the space of its filesystem through the
+ * sftp protocol's statvfs extension (`df` of OpenSSH's sftp client, of the deepest existing
+ * folder of `base`), and with `repositories` the bytes of the restic repositories' files in the
+ * folders it accepts (one listing by glob). Space sftp cannot tell (no sftp subsystem, no statvfs)
+ * comes from `df` over ssh ({@link sshDfSpace}); else it is null, as are bytes sftp cannot list:
+ * an rsync-only account sees neither. Unreachable, refused, cancelled and a bad path throw.
  */
-export async function remoteSpace(
+export async function measureRemote(
   server: Server,
-  path: string,
+  base: string,
   what: string,
   ctx: OperationContext = {},
-): Promise<FilesystemSpace | null> {
-  for (const measure of [sftpSpace, sshDfSpace]) {
-    try {
-      return await measure(server, path, what, ctx);
-    } catch (error) {
-      if (endsMeasuring(error, ctx)) throw error;
-    }
+  repositories?: (name: string) => boolean,
+): Promise<RemoteMeasure> {
+  const dfLines = selfAndParents(base).map((p) => `df ${p}`);
+  const lsLines = repositories ? RESTIC_GLOBS.map((glob) => `ls -ln ${base}/${glob}`) : [];
+  const stdout = await unknownUnlessFatal(ctx, () => sftpBatch(server, [...dfLines, ...lsLines], what, ctx));
+  // sftp echoes each command (`sftp> -ls ...`): df's rows come before the first ls, the listing after.
+  const cut = stdout !== null && lsLines[0] ? stdout.indexOf(`sftp> -${lsLines[0]}`) : -1;
+  const dfOut = cut < 0 ? (stdout ?? '') : (stdout ?? '').slice(0, cut);
+  const space =
+    (await unknownUnlessFatal(ctx, () => parseSftpDf(dfOut))) ??
+    (await unknownUnlessFatal(ctx, () => sshDfSpace(server, base, what, ctx)));
+  const repositoryBytes =
+    repositories && stdout !== null && cut >= 0
+      ? await unknownUnlessFatal(ctx, () =>
+          sumListing(stdout.slice(cut), base, repositories, SFTP_LONG_LISTING),
+        )
+      : null;
+  return { space, repositoryBytes };
+}
+
+/** `measure`'s answer, or null when it failed in a way that leaves one figure unknown. */
+async function unknownUnlessFatal<T>(
+  ctx: OperationContext,
+  measure: () => T | Promise<T>,
+): Promise<T | null> {
+  try {
+    return await measure();
+  } catch (error) {
+    if (endsMeasuring(error, ctx)) throw error;
+    return null;
   }
-  return null;
 }
 
 /**
  * Whether a failed measure ends the monitor (the server unreachable, the login refused, the
- * operation cancelled) rather than leave one figure unknown.
+ * operation cancelled, a path refused before anything ran) rather than leave one figure unknown.
  */
-export function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
+function endsMeasuring(error: unknown, ctx: OperationContext): boolean {
   return (
     Boolean(ctx.signal?.aborted) ||
+    error instanceof ValidationError ||
     error instanceof DatastoreUnreachable ||
     error instanceof DatastoreAuthFailed
-  );
-}
-
-/**
- * Bytes of the files of a datastore's restic repositories on an sftp server: one listing of
- * every repository's files by glob (`BASE/<repo>/data/xx/<pack>`, its index, snapshots, keys and
- * config), summed over the folders `isRepository` accepts. Throws when sftp cannot list.
- */
-export async function sftpRepositoryBytes(
-  server: Server,
-  base: string,
-  isRepository: (name: string) => boolean,
-  what: string,
-  ctx: OperationContext = {},
-): Promise<number> {
-  const globs = [`${base}/*/config`, `${base}/*/*/*`, `${base}/*/data/*/*`];
-  const stdout = await sftpBatch(
-    server,
-    globs.map((g) => `ls -ln ${g}`),
-    what,
-    ctx,
-  );
-  return sumListing(
-    stdout,
-    base,
-    isRepository,
-    /^-\S{9}\s+\S+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(.+)$/,
   );
 }
 
@@ -255,16 +259,34 @@ export function sumListing(
       ? (m[2] as string).slice(base.length + 1)
       : (m[2] as string);
     const top = path.split('/')[0] ?? '';
-    if (path.includes('/') && isRepository(top)) sum += Number(m[1]);
+    if (path.includes('/') && isRepository(top)) sum += byteCount(m[1] as string);
   }
+  if (!Number.isSafeInteger(sum)) throw new Error(`listing sums to no exact byte count (${sum})`);
   return sum;
+}
+
+/**
+ * A byte count read from the server's output: `digits` in units of `unit` bytes. The server is
+ * untrusted: a figure no exact number holds throws (the measure is then unknown, or the monitor
+ * fails) rather than reach the control plane rounded, or as Infinity.
+ */
+function byteCount(digits: string, unit = 1): number {
+  const value = Number(digits) * unit;
+  if (!Number.isSafeInteger(value)) {
+    throw new Error(`not a byte count: ${digits.slice(0, 40)}${unit === 1 ? '' : ` x ${unit}`}`);
+  }
+  return value;
 }
 
 /** Reads the first table row of sftp's `df` output (KiB: Size Used Avail (Root) %Capacity). */
 export function parseSftpDf(stdout: string): FilesystemSpace {
   for (const line of stdout.split('\n')) {
     const cols = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+%\s*$/.exec(line);
-    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+    if (cols)
+      return {
+        totalBytes: byteCount(cols[1] as string, 1024),
+        freeBytes: byteCount(cols[3] as string, 1024),
+      };
   }
   throw new Error(`no df table in sftp output: ${stdout.slice(0, 200)}`);
 }
@@ -273,7 +295,11 @@ export function parseSftpDf(stdout: string): FilesystemSpace {
 export function parsePosixDf(stdout: string): FilesystemSpace {
   for (const line of stdout.split('\n')) {
     const cols = /^\S.*?\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+\/.*$/.exec(line);
-    if (cols) return { totalBytes: Number(cols[1]) * 1024, freeBytes: Number(cols[3]) * 1024 };
+    if (cols)
+      return {
+        totalBytes: byteCount(cols[1] as string, 1024),
+        freeBytes: byteCount(cols[3] as string, 1024),
+      };
   }
   throw new Error(`no df table in df output: ${stdout.slice(0, 200)}`);
 }

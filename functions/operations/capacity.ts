@@ -17,7 +17,7 @@ import { Conflict } from '#core/errors.ts';
 import type { Datastore, Execution, Host, Vm } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
-import { tableName } from '../env.ts';
+import { intSetting, tableName } from '../env.ts';
 import { capacitySample, writeCapacitySample } from '../repo/capacity.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -36,14 +36,8 @@ export const DEFAULT_MONITOR_INTERVAL_MINUTES = 10;
  * MONITOR_INTERVAL_MINUTES (CDK context `monitorIntervalMinutes`), default 10; 0 turns the
  * monitors Lifeboat queues by itself off (periodic and after a backup; a requested one still runs).
  */
-export function monitorIntervalMinutes(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.MONITOR_INTERVAL_MINUTES;
-  if (raw === undefined || raw === '') return DEFAULT_MONITOR_INTERVAL_MINUTES;
-  const minutes = Number(raw);
-  if (!Number.isInteger(minutes) || minutes < 0) {
-    throw new Error(`MONITOR_INTERVAL_MINUTES must be a whole number of minutes (got "${raw}")`);
-  }
-  return minutes;
+export function monitorIntervalMinutes(): number {
+  return intSetting('MONITOR_INTERVAL_MINUTES', DEFAULT_MONITOR_INTERVAL_MINUTES, 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,22 +15,16 @@ import {
   previousDay,
 } from '#core/audit.ts';
 import { dynamo } from '#platform/aws.ts';
-import { tableName } from '../env.ts';
+import { intSetting, tableName } from '../env.ts';
 
 const DAY_MS = 86_400_000;
 
 /**
  * AUDIT_RETENTION_DAYS (CDK context `auditRetentionDays`), default 400: how long DynamoDB's TTL
- * keeps a record. A bad value is a deployment error, reported by name.
+ * keeps a record.
  */
-export function auditRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.AUDIT_RETENTION_DAYS;
-  if (raw === undefined || raw === '') return DEFAULT_AUDIT_RETENTION_DAYS;
-  const days = Number(raw);
-  if (!Number.isInteger(days) || days <= 0) {
-    throw new Error(`AUDIT_RETENTION_DAYS must be a positive integer (got "${raw}")`);
-  }
-  return days;
+export function auditRetentionDays(): number {
+  return intSetting('AUDIT_RETENTION_DAYS', DEFAULT_AUDIT_RETENTION_DAYS);
 }
 
 /** The record of a change answered at `now` (fields as core/audit.ts AuditRecord). */

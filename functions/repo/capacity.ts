@@ -7,23 +7,21 @@ import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { MonitorResult } from '#core/contracts/tasks.ts';
 import { CapacitySample } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
-import { tableName } from '../env.ts';
+import { intSetting, tableName } from '../env.ts';
 
 /** How long a sample is kept unless the deployment says otherwise. */
 export const DEFAULT_CAPACITY_RETENTION_DAYS = 400;
 
-/** CAPACITY_RETENTION_DAYS, default 400; a bad value is a deployment error, reported by name. */
-export function capacityRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CAPACITY_RETENTION_DAYS;
-  if (raw === undefined || raw === '') return DEFAULT_CAPACITY_RETENTION_DAYS;
-  const days = Number(raw);
-  if (!Number.isInteger(days) || days <= 0) {
-    throw new Error(`CAPACITY_RETENTION_DAYS must be a positive integer (got "${raw}")`);
-  }
-  return days;
+/** CAPACITY_RETENTION_DAYS (CDK context `capacityRetentionDays`), default 400. */
+export function capacityRetentionDays(): number {
+  return intSetting('CAPACITY_RETENTION_DAYS', DEFAULT_CAPACITY_RETENTION_DAYS);
 }
 
-/** The sample of a monitor's result measured at `now` (unknown figures left out). */
+/**
+ * The sample of a monitor's result measured at `now` (unknown figures left out). Its id names the
+ * monitor's execution when there is one: a retried commit of the same answer rewrites its sample
+ * instead of adding a second point to the history.
+ */
 export function capacitySample(
   datastoreId: number,
   result: MonitorResult,
@@ -34,7 +32,7 @@ export function capacitySample(
   const known = Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null));
   return CapacitySample.parse({
     ...known,
-    id: `${datastoreId}#${at}`,
+    id: `${datastoreId}#${executionId ?? at}`,
     datastoreId,
     at,
     ...(executionId !== undefined && { executionId }),
@@ -42,14 +40,17 @@ export function capacitySample(
   });
 }
 
-/** Writes one sample (its key is the datastore and the time: a retried commit writes the same). */
+/** Writes one sample (a sample of the same id, the same monitor's, is replaced). */
 export async function writeCapacitySample(sample: CapacitySample): Promise<void> {
   await dynamo().send(
     new PutCommand({ TableName: tableName('capacity'), Item: CapacitySample.parse(sample) }),
   );
 }
 
-/** A datastore's samples from `since` (ISO-8601), oldest first, at most `limit`. */
+/**
+ * A datastore's samples from `since` (ISO-8601), oldest first: the newest `limit` of them when
+ * there are more (a chart wants the latest; read newest first, then put back in time order).
+ */
 export async function capacityHistory(
   datastoreId: number,
   since: string,
@@ -65,6 +66,7 @@ export async function capacityHistory(
         KeyConditionExpression: '#d = :d AND #a >= :since',
         ExpressionAttributeNames: { '#d': 'datastoreId', '#a': 'at' },
         ExpressionAttributeValues: { ':d': datastoreId, ':since': since },
+        ScanIndexForward: false,
         ExclusiveStartKey: start,
         Limit: limit - items.length,
       }),
@@ -72,5 +74,5 @@ export async function capacityHistory(
     for (const item of page.Items ?? []) items.push(CapacitySample.parse(item));
     start = page.LastEvaluatedKey;
   } while (start && items.length < limit);
-  return items;
+  return items.reverse();
 }

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
 import { ResticRepo } from '#drivers/datastore/restic-repo.ts';
-import { freePort, startSshd } from '../helpers/sshd.ts';
+import { type Command, watchProcessGroups } from '#drivers/exec.ts';
+import { freePort, type Sshd, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
 
 const PASSWORD = 'conformance-secret-Zq7!x';
@@ -178,5 +179,56 @@ describe('restic: a file source not yet stable (ready)', () => {
       async (repo) => (await repo.snapshots(['lifeboat'])).length,
     );
     expect(count).toBe(0);
+  });
+});
+
+describe('restic over sftp: monitor', () => {
+  let base: string;
+  let sshd: Sshd;
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-monitor-'));
+    sshd = await startSshd();
+    process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
+  });
+  afterAll(async () => {
+    await sshd.stop();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it("measures the space and the repositories' bytes in one sftp session", async () => {
+    // Two repositories' files (a VM's, a job's) and what is not the datastore's.
+    const files: [string, number][] = [
+      ['5/config', 155],
+      ['5/keys/k1', 450],
+      ['5/data/ab/ab01', 4000],
+      ['job-2/snapshots/s1', 300],
+      ['job-2/data/cd/cd01', 7000],
+      ['lost+found/x/y', 90_000],
+      ['notes/a/b', 80_000],
+    ];
+    for (const [name, size] of files) {
+      await mkdir(join(base, name, '..'), { recursive: true });
+      await writeFile(join(base, name), randomBytes(size));
+    }
+    const tools: string[] = [];
+    const stop = watchProcessGroups({
+      onSpawn: (_pgid, command: Command) => tools.push(command.file),
+      onExit() {},
+    });
+    const capacity = await resticDriver
+      .monitor({
+        id: 103,
+        attributes: {
+          BASE_PATH: base,
+          RESTIC_SFTP_SERVER: `${sshd.host}:${sshd.port}`,
+          RESTIC_SFTP_USER: 'root',
+        },
+        secrets: { RESTIC_PASSWORD: PASSWORD },
+      })
+      .finally(stop);
+    expect(tools).toEqual(['sftp']);
+    expect(capacity.usedBytes).toBe(155 + 450 + 4000 + 300 + 7000);
+    const fs = await statfs(base);
+    expect(capacity.totalBytes).toBe(fs.blocks * fs.bsize);
   });
 });

@@ -1,8 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rsyncDriver } from '#drivers/datastore/rsync-driver.ts';
-import { freePort, startSshd } from '../helpers/sshd.ts';
+import { measureRemote } from '#drivers/datastore/ssh.ts';
+import { type Command, watchProcessGroups } from '#drivers/exec.ts';
+import { freePort, type Sshd, type SshdOptions, startSshd } from '../helpers/sshd.ts';
 import { datastoreConformance } from './datastore.conformance.ts';
 
 datastoreConformance('rsync over ssh', async () => {
@@ -32,4 +35,69 @@ datastoreConformance('rsync over ssh', async () => {
       await rm(base, { recursive: true, force: true });
     },
   };
+});
+
+describe('rsync: the capacity of a server without sftp', () => {
+  let base: string;
+  const servers: Sshd[] = [];
+  const previousConfig = process.env.LIFEBOAT_SSH_CONFIG;
+  async function serve(options: SshdOptions): Promise<Sshd> {
+    const sshd = await startSshd(options);
+    servers.push(sshd);
+    process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
+    return sshd;
+  }
+  /** The tools `fn` starts (file names, in order). */
+  async function started(fn: () => Promise<unknown>): Promise<string[]> {
+    const files: string[] = [];
+    const stop = watchProcessGroups({
+      onSpawn: (_pgid, command: Command) => files.push(command.file),
+      onExit() {},
+    });
+    try {
+      await fn();
+    } finally {
+      stop();
+    }
+    return files;
+  }
+
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-nosftp-'));
+  });
+  afterAll(async () => {
+    for (const sshd of servers) await sshd.stop();
+    process.env.LIFEBOAT_SSH_CONFIG = previousConfig;
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('measures with df over ssh, from the nearest existing parent of a BASE_PATH not made yet', async () => {
+    const sshd = await serve({ sftp: false });
+    const capacity = await rsyncDriver.monitor({
+      id: 201,
+      attributes: {
+        BASE_PATH: `${base}/not/yet`,
+        RSYNC_HOST: `${sshd.host}:${sshd.port}`,
+        RSYNC_USER: 'root',
+      },
+      secrets: {},
+    });
+    // The server is this machine: its df sees the filesystem statfs sees here.
+    const fs = await statfs(base);
+    expect(capacity.totalBytes).toBe(fs.blocks * fs.bsize);
+    expect(Math.abs((capacity.freeBytes as number) - fs.bavail * fs.bsize)).toBeLessThan(256 * 1024 * 1024);
+    expect(capacity.usedBytes).toBe(0);
+  });
+
+  it('an account with neither sftp nor a shell: unknown, after one sftp and one ssh call', async () => {
+    const sshd = await serve({ forceCommand: '/bin/false' });
+    const server = { host: sshd.host, port: sshd.port, user: 'root' };
+    let space: unknown;
+    const tools = await started(async () => {
+      space = (await measureRemote(server, `${base}/a/b/c`, 'datastore 202')).space;
+    });
+    expect(space).toBeNull();
+    // Not one ssh call per parent folder: no shell is no shell for any of them.
+    expect(tools).toEqual(['sftp', 'ssh']);
+  });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queueDueMonitors, queueMonitor } from '#functions/operations/capacity.ts';
+import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { pendingRequests, requests } from '#functions/repo/requests.ts';
@@ -38,9 +39,12 @@ const domain = (name: string, allocated: number) => ({
 });
 
 /** Answers a monitor execution as the host would, through CommitMaintenance. */
+/** The host's answer committed, then the execution ended as the state machine ends it. */
 async function answerMonitor(executionId: string, host: unknown) {
   const { input } = await requests.get(executionId);
-  return commitMaintenance({ ...(input as Record<string, unknown>), host } as never);
+  const out = await commitMaintenance({ ...(input as Record<string, unknown>), host } as never);
+  await executions.update(executionId, { state: 'SUCCEEDED' });
+  return out;
 }
 
 /** Monitors waiting in the queue, by datastore. */
@@ -96,6 +100,7 @@ describe('a monitor answer', () => {
 
     // An rsync-only server: the filesystem is unknown. Not 0 (which reads as full): absent.
     const again = await call('POST', '/datastores/1/monitor', admin);
+    expect(again.status).toBe(202);
     await answerMonitor(again.body.id, { totalBytes: null, freeBytes: null, usedBytes: 9 * MiB });
     ds = (await call('GET', '/datastores/1', admin)).body;
     expect(ds.totalBytes).toBeUndefined();
@@ -117,6 +122,45 @@ describe('a monitor answer', () => {
       (await call('GET', '/datastores/1/capacity?since=2999-01-01T00:00:00Z', admin)).body.items,
     ).toEqual([]);
     expect((await call('GET', '/datastores/1/capacity?since=yesterday', admin)).status).toBe(400);
+  });
+
+  it('a retried commit of the same answer leaves one sample, not two', async () => {
+    const samples = async () => (await call('GET', '/datastores/1/capacity', admin)).body.items as unknown[];
+    const before = (await samples()).length;
+    const queued = await call('POST', '/datastores/1/monitor', admin);
+    // The figures of the answer before: the datastore reads as it did.
+    const answer = { totalBytes: null, freeBytes: null, usedBytes: 9 * MiB };
+    await answerMonitor(queued.body.id, answer);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await answerMonitor(queued.body.id, answer);
+    const after = await samples();
+    expect(after).toHaveLength(before + 1);
+    expect(after.at(-1)).toEqual({
+      datastoreId: 1,
+      at: expect.any(String),
+      usedBytes: 9 * MiB,
+      executionId: queued.body.id,
+    });
+  });
+
+  it('history: past `limit`, the newest samples, still oldest first', async () => {
+    const hour = 3_600_000;
+    const start = Date.parse('2026-11-01T00:00:00.000Z');
+    for (let i = 0; i < 5; i++) {
+      const sample = capacitySample(
+        2,
+        { totalBytes: 1000, freeBytes: 100 * i, usedBytes: i },
+        start + i * hour,
+      );
+      await writeCapacitySample(sample);
+    }
+    const page = await call('GET', '/datastores/2/capacity?since=2026-10-01T00:00:00Z&limit=2', admin);
+    expect(page.status).toBe(200);
+    expect(page.body.items.map((s: { usedBytes: number }) => s.usedBytes)).toEqual([3, 4]);
+    const all = await call('GET', '/datastores/2/capacity?since=2026-10-01T00:00:00Z', admin);
+    expect(all.body.items.map((s: { at: string }) => s.at)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => new Date(start + i * hour).toISOString()),
+    );
   });
 
   it('refuses a malformed answer and records nothing', async () => {

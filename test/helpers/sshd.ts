@@ -27,8 +27,16 @@ import { freePort } from '#local/ports.ts';
 
 export { freePort };
 
+/** What the server offers beyond a shell with sftp (the default). */
+export interface SshdOptions {
+  /** false: no sftp subsystem (an account with a shell only). */
+  sftp?: boolean;
+  /** Every session runs this instead of what the client asked (an account with no shell). */
+  forceCommand?: string;
+}
+
 /** Starts the sshd and waits until it accepts connections. */
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-sshd-'));
   const port = await freePort();
   mkdirSync('/run/sshd', { recursive: true });
@@ -56,7 +64,8 @@ export async function startSshd(): Promise<Sshd> {
       'MaxStartups 100',
       'MaxSessions 100',
       'LogLevel ERROR',
-      'Subsystem sftp internal-sftp',
+      ...(options.sftp === false ? [] : ['Subsystem sftp internal-sftp']),
+      ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
       '',
     ].join('\n'),
   );

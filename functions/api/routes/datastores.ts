@@ -157,7 +157,10 @@ const CapacityQuery = z.object({
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
 });
 
-/** The datastore's capacity samples, oldest first, from `since` (default: the last 30 days). */
+/**
+ * The datastore's capacity samples from `since` (default: the last 30 days), oldest first; the
+ * newest `limit` (default 1000) when there are more.
+ */
 const capacity: RouteHandler = async (ctx) => {
   const ds = await datastoreFor(ctx);
   const query = parseQuery(CapacityQuery, ctx);
