@@ -137,31 +137,36 @@ async function readGuard(datastoreId: number): Promise<MonitorGuard | undefined>
 }
 
 /**
- * Queue a `monitor` of `datastore` unless one is already waiting in the queue. `due`: only when
- * the periodic interval has passed (the dispatcher's periodic run); otherwise now (after a
- * backup, on request). `fallbackHost` runs it when no MONITORED host of the datastore's own
+ * Queue a `monitor` of a datastore (the record, or its id: read only when a monitor is to be
+ * queued) unless one is already waiting in the queue. `due`: only when the periodic interval has
+ * passed (the dispatcher's periodic run); otherwise now (after a backup, on request).
+ * `fallbackHost` (read only when needed) runs it when no MONITORED host of the datastore's own
  * choice (BRIDGE_LIST, else any) is found. Answers the execution queued, or the one already
- * waiting (`queued: false`), or undefined when nothing was due.
+ * waiting (`queued: false`), or undefined when nothing was due. The common case after a backup
+ * in a busy cloud, a monitor already waiting, costs two reads.
  */
 export async function queueMonitor(
-  datastore: Datastore,
+  target: Datastore | number,
   options: {
     due?: boolean;
     requestedBy?: { name: string };
-    fallbackHost?: Host;
+    fallbackHost?: () => Promise<Host | undefined>;
     wake?: boolean;
     now?: number;
   } = {},
 ): Promise<{ execution: Execution; queued: boolean } | undefined> {
   const now = options.now ?? Date.now();
-  const guard = await readGuard(datastore.id);
+  const datastoreId = typeof target === 'number' ? target : target.id;
+  const guard = await readGuard(datastoreId);
   if (options.due && guard && guard.value > now) return undefined;
   if (guard?.executionId) {
     const waiting = await executions.find(guard.executionId);
     if (waiting?.state === 'QUEUED') return { execution: waiting, queued: false };
   }
-  const host = await maintenanceHost(datastore).catch((err) => {
-    if (err instanceof Conflict && options.fallbackHost) return options.fallbackHost;
+  const datastore = typeof target === 'number' ? await datastores.get(target) : target;
+  const host = await maintenanceHost(datastore).catch(async (err) => {
+    const fallback = err instanceof Conflict ? await options.fallbackHost?.() : undefined;
+    if (fallback) return fallback;
     throw err;
   });
   const id = String(await allocateId('execution'));

@@ -237,9 +237,8 @@ async function startFlatten(image: Image, executionId: string, hostId?: number):
 async function remeasure(datastoreId: number, executionId: string, hostId?: number): Promise<void> {
   if (monitorIntervalMinutes() === 0) return;
   try {
-    const datastore = await datastores.get(datastoreId);
-    const fallbackHost = hostId === undefined ? undefined : await hosts.find(hostId);
-    await queueMonitor(datastore, { fallbackHost, wake: false });
+    const fallbackHost = () => (hostId === undefined ? Promise.resolve(undefined) : hosts.find(hostId));
+    await queueMonitor(datastoreId, { fallbackHost, wake: false });
   } catch (err) {
     log('warn', 'datastore monitor after the backup not queued', {
       executionId,
