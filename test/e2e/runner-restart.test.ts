@@ -229,20 +229,27 @@ describe('a runner killed mid-upload', () => {
 
   it('a runner that stops reporting makes its host OFFLINE; reporting again makes it MONITORED', async () => {
     const host = await stack.host();
-    const stateOf = async () => (await stack.api<{ state: string }>('GET', `/hosts/${host.id}`)).state;
+    const read = () => stack.api<{ state: string; lastHeartbeat?: string }>('GET', `/hosts/${host.id}`);
+    const stateOf = async () => (await read()).state;
     expect(await stateOf()).toBe('MONITORED');
     const pid = (await runnerPid()) as number;
     // Stopped, not dead: the supervisor has nothing to restart, and the runner reports nothing.
     process.kill(pid, 'SIGSTOP');
     const stoppedAt = Date.now();
     try {
-      await until(
+      const offline = await until(
         'host OFFLINE',
-        async () => ((await stateOf()) === 'OFFLINE' ? true : undefined),
+        async () => {
+          const now = await read();
+          return now.state === 'OFFLINE' ? now : undefined;
+        },
         60_000,
         500,
       );
-      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(10_000);
+      // Silence counts from the runner's last report (taken before it stopped), not from the stop.
+      const lastReport = Date.parse(offline.lastHeartbeat ?? '');
+      expect(lastReport).toBeLessThanOrEqual(stoppedAt);
+      expect(Date.now() - lastReport).toBeGreaterThanOrEqual(10_000);
     } finally {
       process.kill(pid, 'SIGCONT');
     }
