@@ -200,21 +200,7 @@ export class RbdDriver implements DiskDriver {
     toPath: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<RestoredDisk> {
-    const [full, ...increments] = files.map((file) => {
-      const artifact = this.describeArtifact(file.name);
-      if (!artifact) throw new ValidationError(`backup file "${file.name}" is not an rbd backup file`);
-      return { ...file, ...artifact };
-    });
-    if (!full || full.increment !== null) throw new ValidationError('a chain needs its FULL backup first');
-    let index = 0;
-    for (const file of increments) {
-      if (file.increment === null || file.diskId !== full.diskId || file.increment <= index) {
-        throw new ValidationError(
-          `backup file "${file.name}" is not the next increment of disk ${full.diskId}`,
-        );
-      }
-      index = file.increment;
-    }
+    const [full, ...increments] = this.describePoint(files);
     if (await exists(toPath)) throw new Conflict(`Disk file ${toPath} already exists`);
     await mkdir(dirname(toPath), { recursive: true });
     const raw = `${toPath}.raw-partial`;
@@ -249,18 +235,38 @@ export class RbdDriver implements DiskDriver {
   }
 
   /** `rbd import` of the FULL, then `rbd import-diff` per increment, into a new image (rbd-pool.ts). */
-  restoreToPool(
+  async restoreToPool(
     files: readonly PointFile[],
     pool: string,
     image: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<{ image: string; size: number }> {
-    const described = files.map((file) => {
+    return importPoint(this.rbd, this.describePoint(files), { pool, image }, options);
+  }
+
+  /**
+   * The files of one point, as their stored names tell (untrusted: checked before any tool opens
+   * them): the FULL first, then increments of the same disk in rising order; else ValidationError.
+   */
+  private describePoint(
+    files: readonly PointFile[],
+  ): [PointFile & StoredArtifact, ...(PointFile & StoredArtifact)[]] {
+    const [full, ...increments] = files.map((file) => {
       const artifact = this.describeArtifact(file.name);
       if (!artifact) throw new ValidationError(`backup file "${file.name}" is not an rbd backup file`);
       return { ...file, ...artifact };
     });
-    return importPoint(this.rbd, described, { pool, image }, options);
+    if (!full || full.increment !== null) throw new ValidationError('a chain needs its FULL backup first');
+    let index = 0;
+    for (const file of increments) {
+      if (file.increment === null || file.diskId !== full.diskId || file.increment <= index) {
+        throw new ValidationError(
+          `backup file "${file.name}" is not the next increment of disk ${full.diskId}`,
+        );
+      }
+      index = file.increment;
+    }
+    return [full, ...increments];
   }
 
   /** An in-place swap cut short is undone first (the old image back), then the backup's snapshots. */
