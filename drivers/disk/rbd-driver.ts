@@ -34,6 +34,7 @@ import type {
   DiskDriver,
   InPlaceRestore,
   PointFile,
+  PoolRestore,
   PreparedBackup,
   PreparedFile,
   PrepareOptions,
@@ -57,7 +58,7 @@ import {
 import { applyRbdDiff } from './rbd-diff.ts';
 import { mountSnapshot, type SnapshotFile, unmountLeftovers } from './rbd-file.ts';
 import { prepareRbdInPlace, undoRbdInPlace } from './rbd-in-place.ts';
-import { importPoint } from './rbd-pool.ts';
+import { assertNewImage, importPoint } from './rbd-pool.ts';
 import { OWN_FILE, type RbdRecord, readRbdRecord, removeRbdRecord, writeRbdRecord } from './rbd-record.ts';
 import { writeQcow2 } from './restore-chain.ts';
 import { DEFAULT_URI, domainState, domainXml, isActiveState, type ToolOptions } from './tools.ts';
@@ -234,14 +235,20 @@ export class RbdDriver implements DiskDriver {
     }
   }
 
-  /** `rbd import` of the FULL, then `rbd import-diff` per increment, into a new image (rbd-pool.ts). */
-  async restoreToPool(
-    files: readonly PointFile[],
+  /**
+   * The new image's name checked and found free before anything is downloaded; `write` is `rbd
+   * import` of the FULL, then `rbd import-diff` per increment (rbd-pool.ts).
+   */
+  async prepareToPool(
     pool: string,
     image: string,
     options: { signal?: AbortSignal } = {},
-  ): Promise<{ image: string; size: number }> {
-    return importPoint(this.rbd, this.describePoint(files), { pool, image }, options);
+  ): Promise<PoolRestore> {
+    const target = { pool, image };
+    return {
+      image: await assertNewImage(this.rbd, target, options.signal),
+      write: async (files, opts = {}) => importPoint(this.rbd, this.describePoint(files), target, opts),
+    };
   }
 
   /**

@@ -56,6 +56,18 @@ export async function diffSnapshots(
   }
 }
 
+/** `target`'s spec, its names checked; Conflict when the image exists (a restore never writes over one). */
+export async function assertNewImage(rbd: Rbd, target: RbdImage, signal?: AbortSignal): Promise<string> {
+  const spec = imageSpec(target);
+  try {
+    await rbd.run(['info', spec], { signal });
+  } catch (error) {
+    if (isMissing(error)) return spec;
+    throw error;
+  }
+  throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
+}
+
 /** librados deadlines per step for the calls that move data (no single deadline fits them). */
 function deadlines(rbd: Rbd): string[] {
   const seconds = String(Math.max(1, Math.ceil(rbd.timeoutMs / 1000)));
@@ -67,7 +79,8 @@ function deadlines(rbd: Rbd): string[] {
 
 /**
  * Writes the point `files` (FULL first, then its increments, as `describe` reads their names)
- * into the new image `target`; answers its size. The inputs are consumed.
+ * into the new image `target` (refused again if it exists now); answers its size. The inputs are
+ * consumed.
  */
 export async function importPoint(
   rbd: Rbd,
@@ -90,12 +103,7 @@ export async function importPoint(
       throw new UnsafeDiskImage(`${file.name} starts from ${head.from}, not from ${previous.to}`);
     heads.push({ from: head.from, to: head.to });
   }
-  try {
-    await rbd.run(['info', spec], { signal });
-    throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
-  } catch (error) {
-    if (!isMissing(error)) throw error;
-  }
+  await assertNewImage(rbd, target, signal);
   let raw = full.path;
   if (full.format === 'qcow2') {
     await checkStoredImage(full.path, 'qcow2', 'full');
