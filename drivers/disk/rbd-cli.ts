@@ -120,25 +120,29 @@ export class Rbd {
     return this.command([...deadlines, ...args]);
   }
 
+  /** Runs `rbd ...args` to its end, under the deadline; stdout. */
+  run(args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.exec(args, this.command(args), this.timeoutMs, options.signal);
+  }
+
   /**
-   * Runs `rbd ...args` to its end, under the deadline (`timeoutMs: 0` for none, for calls that
-   * move disk data and are bounded by `signal`); stdout.
+   * Runs a call that moves disk data (`import`, `import-diff`, `export-diff` into a file, `rm` of
+   * an image) to its end: no single deadline fits it, so librados' per step bound it (as
+   * {@link streamCommand}'s), and `signal`; stdout.
    */
-  async run(
+  transfer(args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.exec(args, this.streamCommand(args), 0, options.signal);
+  }
+
+  private async exec(
     args: readonly string[],
-    options: { signal?: AbortSignal; timeoutMs?: number; inputFile?: string } = {},
+    command: Command,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
   ): Promise<string> {
-    const command = this.command(args);
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
     try {
-      return (
-        await run(command, {
-          signal: options.signal,
-          ...(timeoutMs > 0 ? { timeoutMs } : {}),
-          ...(options.inputFile === undefined ? {} : { inputFile: options.inputFile }),
-        })
-      ).stdout;
+      return (await run(command, { signal, ...(timeoutMs > 0 ? { timeoutMs } : {}) })).stdout;
     } catch (error) {
       throw cephError(error, args, timeoutMs, started);
     }

@@ -414,7 +414,7 @@ export class RbdDriver implements DiskDriver {
     }
     // A datastore of files: the diff (changed data only) is written into the work folder.
     const path = join(options.workDir, name);
-    await disk.rbd.run([...args, path], { signal: options.signal, timeoutMs: 0 });
+    await disk.rbd.transfer([...args, path], { signal: options.signal });
     return { diskId: id, name, source: { kind: 'file', path }, format: RBD_DIFF_FORMAT, virtualSize: size };
   }
 

@@ -61,8 +61,8 @@ async function exists(rbd: Rbd, image: RbdImage, signal?: AbortSignal): Promise<
 /** Removes an image and its snapshots; true when there was one. */
 async function removeImage(rbd: Rbd, image: RbdImage, signal?: AbortSignal): Promise<boolean> {
   if (!(await exists(rbd, image, signal))) return false;
-  await rbd.run(['snap', 'purge', '--no-progress', imageSpec(image)], { signal, timeoutMs: 0 });
-  await rbd.run(['rm', '--no-progress', imageSpec(image)], { signal, timeoutMs: 0 });
+  await rbd.transfer(['snap', 'purge', '--no-progress', imageSpec(image)], { signal });
+  await rbd.transfer(['rm', '--no-progress', imageSpec(image)], { signal });
   return true;
 }
 
@@ -134,9 +134,8 @@ export async function prepareRbdInPlace(
         );
         await rm(restored.path, { force: true });
         await removeImage(disk.rbd, named(disk.image, INCOMING), tool.signal);
-        await disk.rbd.run(['import', '--no-progress', raw, imageSpec(named(disk.image, INCOMING))], {
+        await disk.rbd.transfer(['import', '--no-progress', raw, imageSpec(named(disk.image, INCOMING))], {
           signal: tool.signal,
-          timeoutMs: 0,
         });
         staged.add(id);
         return { ...restored, path: disk.source };

@@ -68,15 +68,6 @@ export async function assertNewImage(rbd: Rbd, target: RbdImage, signal?: AbortS
   throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
 }
 
-/** librados deadlines per step for the calls that move data (no single deadline fits them). */
-function deadlines(rbd: Rbd): string[] {
-  const seconds = String(Math.max(1, Math.ceil(rbd.timeoutMs / 1000)));
-  return ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'].flatMap((o) => [
-    `--${o}`,
-    seconds,
-  ]);
-}
-
 /**
  * Writes the point `files` (FULL first, then its increments, as `describe` reads their names)
  * into the new image `target` (refused again if it exists now); answers its size. The inputs are
@@ -115,16 +106,13 @@ export async function importPoint(
     await rm(full.path, { force: true });
   }
   // rbd refuses to import over an existing image: one made meanwhile is not ours to remove.
-  await rbd.run([...deadlines(rbd), 'import', '--no-progress', raw, spec], { signal, timeoutMs: 0 });
+  await rbd.transfer(['import', '--no-progress', raw, spec], { signal });
   try {
     await rm(raw, { force: true });
     const first = heads[0];
     if (first) await rbd.run(['snap', 'create', '--no-progress', imageSpec(target, first.from)], { signal });
     for (const file of increments) {
-      await rbd.run([...deadlines(rbd), 'import-diff', '--no-progress', file.path, spec], {
-        signal,
-        timeoutMs: 0,
-      });
+      await rbd.transfer(['import-diff', '--no-progress', file.path, spec], { signal });
       await rm(file.path, { force: true });
     }
     await rbd.run(['snap', 'purge', '--no-progress', spec], { signal });
@@ -132,7 +120,7 @@ export async function importPoint(
     return { image: spec, size };
   } catch (error) {
     await rbd.run(['snap', 'purge', '--no-progress', spec]).catch(() => {});
-    await rbd.run(['rm', '--no-progress', spec]).catch(() => {});
+    await rbd.transfer(['rm', '--no-progress', spec]).catch(() => {});
     throw error;
   }
 }
