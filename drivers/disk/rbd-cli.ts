@@ -148,6 +148,17 @@ export class Rbd {
     }
   }
 
+  /** True when `image` exists (`rbd info`; a missing image is no error). */
+  async exists(image: RbdImage, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    try {
+      await this.run(['info', imageSpec(image)], options);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
   /** Parsed `--format json` output of `rbd ...args`. */
   async json<T>(args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<T> {
     const stdout = await this.run([...args, '--format', 'json'], options);

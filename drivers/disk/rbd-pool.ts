@@ -14,7 +14,7 @@ import { run } from '../exec.ts';
 import type { PointFile, StoredArtifact } from './driver.ts';
 import { UnsafeDiskImage } from './errors.ts';
 import { checkStoredImage } from './qcow2-header.ts';
-import { checkSnapshot, imageSpec, isMissing, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { checkSnapshot, imageSpec, type Rbd, type RbdImage } from './rbd-cli.ts';
 
 const MAGIC = 'rbd diff v1\n';
 /** Longest snapshot name ceph allows, with room. */
@@ -59,13 +59,9 @@ export async function diffSnapshots(
 /** `target`'s spec, its names checked; Conflict when the image exists (a restore never writes over one). */
 export async function assertNewImage(rbd: Rbd, target: RbdImage, signal?: AbortSignal): Promise<string> {
   const spec = imageSpec(target);
-  try {
-    await rbd.run(['info', spec], { signal });
-  } catch (error) {
-    if (isMissing(error)) return spec;
-    throw error;
-  }
-  throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
+  if (await rbd.exists(target, { signal }))
+    throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
+  return spec;
 }
 
 /**
