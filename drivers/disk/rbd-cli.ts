@@ -47,9 +47,14 @@ export function checkName(value: string, what: string): string {
   return value;
 }
 
+/** True when `name` is of our snapshot names' shape (`lifeboat-` then letters, digits, `_ . -`). */
+export function isOurSnapshot(name: string): boolean {
+  return SNAPSHOT.test(name);
+}
+
 /** Throws ValidationError unless `name` is one of our snapshot names (`lifeboat-...`). */
 export function checkSnapshot(name: string): string {
-  if (!SNAPSHOT.test(name)) {
+  if (!isOurSnapshot(name)) {
     throw new ValidationError(`snapshot name "${name.slice(0, 64)}" is not a Lifeboat snapshot name`);
   }
   return name;

@@ -49,6 +49,7 @@ import {
   checkSnapshot,
   imageSpec,
   isMissing,
+  isOurSnapshot,
   parseImage,
   Rbd,
   type RbdAccess,
@@ -455,7 +456,7 @@ export class RbdDriver implements DiskDriver {
     const snaps = await disk.rbd.json<{ name: string }[]>(['snap', 'ls', imageSpec(disk.image)], { signal });
     for (const { name } of snaps) {
       // Only names of our own shape: anything else (another tool's, an odd name) is left alone.
-      if (keep.includes(name) || !/^lifeboat-[A-Za-z0-9_.-]{1,100}$/.test(name)) continue;
+      if (keep.includes(name) || !isOurSnapshot(name)) continue;
       await this.removeSnapshot(disk, name, signal);
     }
   }
