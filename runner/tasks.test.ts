@@ -615,6 +615,33 @@ describe('confined writes', () => {
     expect(await readdir(join(r.dir, 'target'))).toEqual([]);
   });
 
+  it('a restore into a pool: refused before anything is downloaded for a pool the host does not allow, or disks that are no rbd images', async () => {
+    const calls: string[] = [];
+    const r = await fakeRunner({ drivers: writingStore(calls), restorePools: ['vms'] });
+    cleanups.push(r.remove);
+    await r.executor.accept({ ...restoreTask('copy', true), pool: 'other' });
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'failure',
+      error: 'Forbidden',
+      cause:
+        'pool: this host does not allow restores into pool "other" (LIFEBOAT_RESTORE_POOLS of its runner)',
+    });
+    await r.executor.accept({
+      ...restoreTask('copy', true),
+      taskId: '52/RunOnHost',
+      token: 'c3',
+      pool: 'vms',
+    });
+    await until(() => r.tokens.answers().length === 2);
+    expect(r.tokens.answers()[1]).toMatchObject({
+      call: 'failure',
+      error: 'ValidationError',
+      cause: 'pool: disk 0 is a qcow2 backup; only rbd disks restore into a pool',
+    });
+    expect(calls).toEqual([]);
+  });
+
   it("a user's restore outside the roots is refused before anything is downloaded; a relative one goes under the root", async () => {
     const calls: string[] = [];
     const r = await fakeRunner({

@@ -199,16 +199,14 @@ async function restoreIntoPool(
   if (task.define || task.template !== null)
     throw new ValidationError('pool: a restore into a pool writes disk images only (no VM definition)');
   const drivers = restoreDrivers(task, ctx);
-  for (const [id, driver] of drivers) {
-    if (!driver.prepareToPool)
-      throw new ValidationError(
-        `pool: disk ${id} is a ${driver.name} backup; only rbd disks restore into a pool`,
-      );
-  }
   // Each new image's name checked and found free before anything is downloaded.
   const into = new Map<number, PoolRestore>();
   for (const entry of task.disks) {
-    const driver = drivers.get(entry.id) as Required<DiskDriver>;
+    const driver = drivers.get(entry.id) as DiskDriver;
+    if (!driver.prepareToPool)
+      throw new ValidationError(
+        `pool: disk ${entry.id} is a ${driver.name} backup; only rbd disks restore into a pool`,
+      );
     into.set(
       entry.id,
       await driver.prepareToPool(pool, `${task.name}-disk-${entry.id}`, { signal: ctx.signal }),

@@ -143,6 +143,8 @@ export async function fakeRunner(
     hostKey?: HostKeyPair | null;
     /** The host's restore roots (default: `<temp>/restores`). */
     restoreRoots?: string[];
+    /** The Ceph pools the host lets restores write into (default none). */
+    restorePools?: string[];
     /** The runner's host id (absent: tasks are not checked against it). */
     hostId?: number;
   } = {},
@@ -165,6 +167,7 @@ export async function fakeRunner(
     },
     stateDir: temp.dir,
     restoreRoots: opts.restoreRoots ?? [join(temp.dir, 'restores')],
+    ...(opts.restorePools ? { restorePools: opts.restorePools } : {}),
     ...(opts.hostId !== undefined ? { hostId: opts.hostId } : {}),
     log: silentLogger,
     ...(opts.run ? { run: opts.run } : {}),
