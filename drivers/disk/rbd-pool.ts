@@ -8,52 +8,23 @@
  * The stored files are untrusted: names are checked, each diff's header must name the snapshot
  * the previous one led to, and `rbd import-diff` writes only into the image this made.
  */
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { run } from '../exec.ts';
 import type { PointFile, StoredArtifact } from './driver.ts';
 import { UnsafeDiskImage } from './errors.ts';
 import { checkStoredImage } from './qcow2-header.ts';
-import { checkSnapshot, imageSpec, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { imageSpec, isOurSnapshot, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { diffSnapshots } from './rbd-diff.ts';
 
-const MAGIC = 'rbd diff v1\n';
-/** Longest snapshot name ceph allows, with room. */
-const MAX_NAME = 4096;
-
-/** The snapshots an `rbd export-diff` file starts from and leads to (its `f` and `t` records). */
-export async function diffSnapshots(
-  path: string,
-  name: string,
-): Promise<{ from: string | null; to: string | null }> {
-  const handle = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(MAGIC.length + 2 * (5 + MAX_NAME));
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    const buf = head.subarray(0, bytesRead);
-    if (buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC)
-      throw new UnsafeDiskImage(`${name} is not an rbd diff (no "rbd diff v1" header)`);
-    const out: { from: string | null; to: string | null } = { from: null, to: null };
-    let at = MAGIC.length;
-    for (;;) {
-      const tag = String.fromCharCode(buf[at] ?? 0);
-      if (tag !== 'f' && tag !== 't') return out;
-      if (at + 5 > buf.length) throw new UnsafeDiskImage(`${name}: rbd diff header cut short`);
-      const length = buf.readUInt32LE(at + 1);
-      if (length > MAX_NAME || at + 5 + length > buf.length)
-        throw new UnsafeDiskImage(`${name}: rbd diff snapshot name too long`);
-      const value = buf.subarray(at + 5, at + 5 + length).toString('utf8');
-      try {
-        checkSnapshot(value);
-      } catch {
-        throw new UnsafeDiskImage(`${name}: rbd diff names an invalid snapshot`);
-      }
-      if (tag === 'f') out.from = value;
-      else out.to = value;
-      at += 5 + length;
-    }
-  } finally {
-    await handle.close();
+/** The snapshots an `rbd export-diff` file starts from and leads to, each one of our names. */
+async function snapshotsOf(file: PointFile): Promise<{ from: string | null; to: string | null }> {
+  const head = await diffSnapshots(file.path, file.name);
+  for (const snap of [head.from, head.to]) {
+    if (snap !== null && !isOurSnapshot(snap))
+      throw new UnsafeDiskImage(`${file.name}: rbd diff names an invalid snapshot`);
   }
+  return head;
 }
 
 /** `target`'s spec, its names checked; Conflict when the image exists (a restore never writes over one). */
@@ -82,7 +53,7 @@ export async function importPoint(
   // Headers first: nothing is written for a chain whose diffs do not follow each other.
   const heads: { from: string; to: string }[] = [];
   for (const file of increments) {
-    const head = await diffSnapshots(file.path, file.name);
+    const head = await snapshotsOf(file);
     if (head.from === null || head.to === null)
       throw new UnsafeDiskImage(`${file.name} is not an increment between two snapshots`);
     const previous = heads.at(-1);
