@@ -221,26 +221,4 @@ export interface DiskDriver {
     diskIds: readonly number[],
     options: { workDir: string; signal?: AbortSignal },
   ): Promise<InPlaceRestore>;
-  /**
-   * Turns a disk file restored from a datastore (`file`, stored in `format`) into a qcow2 disk
-   * at `toPath` (moved when already qcow2, converted otherwise; the input file is consumed), and
-   * checks it with `qemu-img check`. Refuses to overwrite an existing `toPath`.
-   */
-  restoreDisk(
-    file: string,
-    format: 'qcow2' | 'raw',
-    toPath: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<RestoredDisk>;
-  /**
-   * Restores a point of an incremental chain: `files` are the FULL first, then its increments in
-   * order (each qcow2 holding only changed blocks). Each increment is rebased (metadata only)
-   * onto the previous file, and the top is converted into a standalone qcow2 at `toPath`, checked
-   * with `qemu-img check`. Refuses to overwrite `toPath`; the input files are left in place.
-   */
-  restoreChain?(
-    files: readonly { path: string; format: 'qcow2' | 'raw' }[],
-    toPath: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<RestoredDisk>;
 }

@@ -43,7 +43,6 @@ import type {
 } from './driver.ts';
 import { ChainBroken, DiskMismatch, DiskSnapshotFailed, DomainNotFound, UnsafeDiskImage } from './errors.ts';
 import { freeze } from './freeze.ts';
-import { Qcow2Driver } from './qcow2-driver.ts';
 import { checkStoredImage } from './qcow2-header.ts';
 import {
   checkSnapshot,
@@ -80,14 +79,12 @@ export const RBD_DIFF_FORMAT = 'rbd-diff';
 export class RbdDriver implements DiskDriver {
   readonly name = 'rbd';
   private readonly rbd: Rbd;
-  private readonly files: Qcow2Driver;
 
   constructor(
     private readonly uri: string = DEFAULT_URI,
     access: RbdAccess = {},
   ) {
     this.rbd = new Rbd(access);
-    this.files = new Qcow2Driver(uri);
   }
 
   async prepareBackup(
@@ -301,15 +298,6 @@ export class RbdDriver implements DiskDriver {
       uri: this.uri,
       signal: options.signal,
     });
-  }
-
-  restoreDisk(
-    file: string,
-    format: 'qcow2' | 'raw',
-    toPath: string,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<RestoredDisk> {
-    return this.files.restoreDisk(file, format, toPath, options);
   }
 
   /** The task's disks as the live domain has them: rbd network disks with the same image. */
