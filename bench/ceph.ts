@@ -19,10 +19,10 @@ import { kvmUsable, removeTestVm, TEST_VM_ROOT, virsh } from '../test/helpers/li
 import { startSshd } from '../test/helpers/sshd.ts';
 import { allocatedBytes, BLOCK, randomBlocks, rewriteBlocks } from './incremental.ts';
 import { timeLifeboatBackup } from './lifeboat.ts';
-import { loadText, median, round, timed } from './measure.ts';
+import { loadText, round, timed } from './measure.ts';
 import { finished, resticArgs, withPassword } from './raw.ts';
 import { fillIncompressible, startStack, waitForVm } from './stack.ts';
-import { ratio, Samples } from './stats.ts';
+import { incrementFigures, ratio, Samples } from './stats.ts';
 
 /** The last stdout line of `bench ceph`; seconds and bytes are medians over the rounds. */
 export interface CephSummary {
@@ -56,17 +56,12 @@ export function summarizeCeph(m: {
   sentBytes: readonly number[];
 }): CephSummary {
   const med = (name: CephContender) => m.samples.of(name).median;
-  const sent = median(m.sentBytes);
   return {
     disk_gib: round(m.sizeMiB / 1024, 3),
     lifeboat_full_s: med('lifeboat_full'),
     raw_full_s: med('raw_full'),
     ratio_full: ratio(med('lifeboat_full'), med('raw_full')),
-    incremental_s: med('incremental'),
-    time_ratio: round(med('incremental') / med('lifeboat_full'), 4),
-    changed_bytes: m.changedBytes,
-    sent_bytes: sent,
-    bytes_ratio: round(sent / m.changedBytes, 3),
+    ...incrementFigures({ ...m, fullS: med('lifeboat_full'), incrementalS: med('incremental') }),
     repeat: Math.min(...CEPH_CONTENDERS.map((c) => m.samples.of(c).runs.length)),
     spread_s: m.samples.ranges(),
   };

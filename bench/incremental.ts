@@ -22,10 +22,10 @@ import { createTestVm, virsh } from '../test/helpers/libvirt.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { targetRoot } from './full.ts';
 import { timeLifeboatBackup } from './lifeboat.ts';
-import { loadText, median, round } from './measure.ts';
+import { loadText, round } from './measure.ts';
 import { runPeer } from './peer.ts';
 import { fillIncompressible, startStack, waitForVm } from './stack.ts';
-import { ratio, Samples } from './stats.ts';
+import { incrementFigures, ratio, Samples } from './stats.ts';
 
 /** The last stdout line of `bench incremental`; seconds and bytes are medians over the rounds. */
 export interface IncrementalSummary {
@@ -66,15 +66,10 @@ export function summarizeIncremental(m: {
   sentBytes: readonly number[];
 }): IncrementalSummary {
   const med = (name: IncContender) => m.samples.of(name).median;
-  const sent = median(m.sentBytes);
   return {
     disk_gib: round(m.sizeMiB / 1024, 3),
     full_s: med('full'),
-    incremental_s: med('incremental'),
-    time_ratio: round(med('incremental') / med('full'), 4),
-    changed_bytes: m.changedBytes,
-    sent_bytes: sent,
-    bytes_ratio: round(sent / m.changedBytes, 3),
+    ...incrementFigures({ ...m, fullS: med('full'), incrementalS: med('incremental') }),
     peer_full_s: med('peer_full'),
     peer_inc_s: med('peer_inc'),
     ratio_peer_full: ratio(med('full'), med('peer_full')),

@@ -30,6 +30,33 @@ export function ratio(a: number, b: number): number {
 }
 
 /**
+ * What an increment benchmark reports of its increment, in the summaries' order: its median
+ * seconds and their ratio to the FULL's, the bytes the guest changed, the median growth of the
+ * repository (`sentBytes`, one per round) and its ratio to them.
+ */
+export function incrementFigures(m: {
+  fullS: number;
+  incrementalS: number;
+  changedBytes: number;
+  sentBytes: readonly number[];
+}): {
+  incremental_s: number;
+  time_ratio: number;
+  changed_bytes: number;
+  sent_bytes: number;
+  bytes_ratio: number;
+} {
+  const sent = median(m.sentBytes);
+  return {
+    incremental_s: m.incrementalS,
+    time_ratio: round(m.incrementalS / m.fullS, 4),
+    changed_bytes: m.changedBytes,
+    sent_bytes: sent,
+    bytes_ratio: round(sent / m.changedBytes, 3),
+  };
+}
+
+/**
  * The order of an interleaved benchmark: `repeat` rounds, each running every contender once, in
  * the given order, so that a slow spell of the host falls on all contenders alike.
  */

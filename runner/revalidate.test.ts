@@ -6,8 +6,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BackupTask, Task } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
-import type { DiskDriver } from '#drivers/disk/driver.ts';
-import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './testing/fakes.ts';
+import {
+  backupTask,
+  type FakeDisk,
+  fakeDrivers,
+  fakeRunner,
+  sealedDatastore,
+  until,
+} from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -25,7 +31,7 @@ function recordingDrivers(calls: string[]) {
   const store: Partial<DatastoreDriver> = {};
   for (const m of ['backup', 'restore', 'download', 'monitor', 'rm', 'stat', 'verify', 'reconcile'] as const)
     (store as Record<string, unknown>)[m] = record(`datastore.${m}`);
-  const disk: Partial<DiskDriver> = {
+  const disk: FakeDisk = {
     prepareBackup: record('disk.prepareBackup'),
     restoreDisk: record('disk.restoreDisk'),
     restoreChain: record('disk.restoreChain'),

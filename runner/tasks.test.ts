@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
+import type { BackupTask, DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
@@ -112,6 +112,33 @@ describe('backup task', () => {
     ]);
     const journal = await readFile(r.journal.file, 'utf8');
     expect(journal).not.toContain('s3cr3t-pw');
+  });
+
+  it('disks that name one driver in two ways (by name, and by default) are one driver’s, prepared once', async () => {
+    const calls: { disks: number[]; workDir: string }[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async (_vm, disks, options) => {
+          calls.push({ disks: disks.map((d) => d.id), workDir: options.workDir });
+          return prepared(() => {});
+        },
+      },
+      { backup: async () => ({ backupId: 'snap-1', files: [{ name: 'disk.0.qcow2', size: 512 }] }) },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const [named] = backupTask().disks;
+    const task = backupTask({
+      disks: [
+        named as BackupTask['disks'][number],
+        { id: 1, target: 'vdb', source: '/var/lib/libvirt/images/web-1-b.qcow2', format: 'qcow2' },
+      ],
+    });
+    await r.executor.accept(task);
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({ call: 'success' });
+    // One participant, in the task's own work folder: never two preparing at once in one part folder.
+    expect(calls).toEqual([{ disks: [0, 1], workDir: expect.not.stringMatching(/disk-qcow2$/) }]);
   });
 });
 
@@ -586,6 +613,33 @@ describe('confined writes', () => {
       cause: expect.stringContaining(`${join(r.dir, 'link')} is a symbolic link`),
     });
     expect(await readdir(join(r.dir, 'target'))).toEqual([]);
+  });
+
+  it('a restore into a pool: refused before anything is downloaded for a pool the host does not allow, or disks that are no rbd images', async () => {
+    const calls: string[] = [];
+    const r = await fakeRunner({ drivers: writingStore(calls), restorePools: ['vms'] });
+    cleanups.push(r.remove);
+    await r.executor.accept({ ...restoreTask('copy', true), pool: 'other' });
+    await until(() => r.tokens.answers().length === 1);
+    expect(r.tokens.answers()[0]).toMatchObject({
+      call: 'failure',
+      error: 'Forbidden',
+      cause:
+        'pool: this host does not allow restores into pool "other" (LIFEBOAT_RESTORE_POOLS of its runner)',
+    });
+    await r.executor.accept({
+      ...restoreTask('copy', true),
+      taskId: '52/RunOnHost',
+      token: 'c3',
+      pool: 'vms',
+    });
+    await until(() => r.tokens.answers().length === 2);
+    expect(r.tokens.answers()[1]).toMatchObject({
+      call: 'failure',
+      error: 'ValidationError',
+      cause: 'pool: disk 0 is a qcow2 backup; only rbd disks restore into a pool',
+    });
+    expect(calls).toEqual([]);
   });
 
   it("a user's restore outside the roots is refused before anything is downloaded; a relative one goes under the root", async () => {

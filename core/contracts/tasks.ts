@@ -112,14 +112,6 @@ export const TaskPoint = z.object({
  * relative (the runner takes it under the host's first restore root). The runner checks it again
  * against the real file system (`runner/confine.ts`); this refuses early what no path may hold.
  */
-/**
- * A Ceph pool a restore writes new rbd images into: a plain name (no namespace, no option), as
- * an admin allows it per host (host attribute RESTORE_POOLS).
- */
-export const PoolName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be a Ceph pool name (letters, digits, _ . -)');
-
 export const HostPath = z
   .string()
   .min(1)
@@ -134,6 +126,14 @@ export const PlainHostPath = HostPath.regex(
   /^[A-Za-z0-9._+@/-]+$/,
   "must be a path of letters, digits and ._+@/- (relative: under the host's restore root)",
 );
+
+/**
+ * A Ceph pool a restore writes new rbd images into: a plain name (no namespace, no option), as
+ * an admin allows it per host (host attribute RESTORE_POOLS).
+ */
+export const PoolName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be a Ceph pool name (letters, digits, _ . -)');
 
 /**
  * Whether the host's restore roots bound where a restore or download writes: true when a user

@@ -156,6 +156,21 @@ export interface InPlaceRestore {
   discard(): Promise<void>;
 }
 
+/** A restore into a new pool image, its name checked and found free (`DiskDriver.prepareToPool`). */
+export interface PoolRestore {
+  /** The new image, `pool/image`. */
+  image: string;
+  /**
+   * Writes one point of the disk (`files` as for `DiskDriver.restorePoint`; the inputs may be
+   * consumed) into the image, refusing again (Conflict) an image made meanwhile. Answers the
+   * image and its size. A failure leaves no image.
+   */
+  write(
+    files: readonly PointFile[],
+    options?: { signal?: AbortSignal },
+  ): Promise<{ image: string; size: number }>;
+}
+
 export interface DiskDriver {
   readonly name: string;
   prepareBackup(vm: BackupVm, disks: readonly BackupDisk[], options: PrepareOptions): Promise<PreparedBackup>;
@@ -189,17 +204,12 @@ export interface DiskDriver {
     options?: { signal?: AbortSignal },
   ): Promise<RestoredDisk>;
   /**
-   * Writes one point of a disk (`files` as for {@link restorePoint}) into the new image `image`
-   * of Ceph pool `pool` on this host's cluster; drivers whose disks are not pool images have no
-   * such method. Refuses (Conflict) an image that exists; the inputs may be consumed. Answers the
-   * image (`pool/image`) and its size.
+   * Starts a restore of one disk into the new image `image` of Ceph pool `pool` on this host's
+   * cluster; drivers whose disks are not pool images have no such method. Refuses
+   * (ValidationError, Conflict) a name rbd would not take or an image that exists, before
+   * anything is downloaded; see {@link PoolRestore}.
    */
-  restoreToPool?(
-    files: readonly PointFile[],
-    pool: string,
-    image: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<{ image: string; size: number }>;
+  prepareToPool?(pool: string, image: string, options?: { signal?: AbortSignal }): Promise<PoolRestore>;
   /**
    * Starts an in-place restore over disks `diskIds` of the shut-off `domain`: finds them in the
    * domain's definition on this host and refuses (ValidationError, Conflict) before anything is
@@ -211,26 +221,4 @@ export interface DiskDriver {
     diskIds: readonly number[],
     options: { workDir: string; signal?: AbortSignal },
   ): Promise<InPlaceRestore>;
-  /**
-   * Turns a disk file restored from a datastore (`file`, stored in `format`) into a qcow2 disk
-   * at `toPath` (moved when already qcow2, converted otherwise; the input file is consumed), and
-   * checks it with `qemu-img check`. Refuses to overwrite an existing `toPath`.
-   */
-  restoreDisk(
-    file: string,
-    format: 'qcow2' | 'raw',
-    toPath: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<RestoredDisk>;
-  /**
-   * Restores a point of an incremental chain: `files` are the FULL first, then its increments in
-   * order (each qcow2 holding only changed blocks). Each increment is rebased (metadata only)
-   * onto the previous file, and the top is converted into a standalone qcow2 at `toPath`, checked
-   * with `qemu-img check`. Refuses to overwrite `toPath`; the input files are left in place.
-   */
-  restoreChain?(
-    files: readonly { path: string; format: 'qcow2' | 'raw' }[],
-    toPath: string,
-    options?: { signal?: AbortSignal },
-  ): Promise<RestoredDisk>;
 }

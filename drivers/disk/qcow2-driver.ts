@@ -264,6 +264,12 @@ export class Qcow2Driver implements DiskDriver {
     return restoreChain(typed, toPath, options);
   }
 
+  /**
+   * Restores a point of an incremental chain: `files` are the FULL first, then its increments in
+   * order (each qcow2 holding only changed blocks). Each increment is rebased (metadata only)
+   * onto the previous file, and the top is converted into a standalone qcow2 at `toPath`, checked
+   * with `qemu-img check`. Refuses to overwrite `toPath`; the input files are left in place.
+   */
   restoreChain(
     files: readonly { path: string; format: 'qcow2' | 'raw' }[],
     toPath: string,
@@ -297,6 +303,12 @@ export class Qcow2Driver implements DiskDriver {
     return [...done, ...(await cleanWorkDir(workDir, domain, tool))];
   }
 
+  /**
+   * Turns a disk file restored from a datastore (`file`, stored in `format`) into a qcow2 disk
+   * at `toPath` (moved when already qcow2, converted otherwise; the input file is consumed), and
+   * checks it with `qemu-img check`. Refuses to overwrite an existing `toPath`. What
+   * {@link restorePoint} does with a lone FULL.
+   */
   async restoreDisk(
     file: string,
     format: 'qcow2' | 'raw',

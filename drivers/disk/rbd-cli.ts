@@ -47,9 +47,14 @@ export function checkName(value: string, what: string): string {
   return value;
 }
 
+/** True when `name` is of our snapshot names' shape (`lifeboat-` then letters, digits, `_ . -`). */
+export function isOurSnapshot(name: string): boolean {
+  return SNAPSHOT.test(name);
+}
+
 /** Throws ValidationError unless `name` is one of our snapshot names (`lifeboat-...`). */
 export function checkSnapshot(name: string): string {
-  if (!SNAPSHOT.test(name)) {
+  if (!isOurSnapshot(name)) {
     throw new ValidationError(`snapshot name "${name.slice(0, 64)}" is not a Lifeboat snapshot name`);
   }
   return name;
@@ -120,27 +125,42 @@ export class Rbd {
     return this.command([...deadlines, ...args]);
   }
 
+  /** Runs `rbd ...args` to its end, under the deadline; stdout. */
+  run(args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.exec(args, this.command(args), this.timeoutMs, options.signal);
+  }
+
   /**
-   * Runs `rbd ...args` to its end, under the deadline (`timeoutMs: 0` for none, for calls that
-   * move disk data and are bounded by `signal`); stdout.
+   * Runs a call that moves disk data (`import`, `import-diff`, `export-diff` into a file, `rm` of
+   * an image) to its end: no single deadline fits it, so librados' per step bound it (as
+   * {@link streamCommand}'s), and `signal`; stdout.
    */
-  async run(
+  transfer(args: readonly string[], options: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.exec(args, this.streamCommand(args), 0, options.signal);
+  }
+
+  private async exec(
     args: readonly string[],
-    options: { signal?: AbortSignal; timeoutMs?: number; inputFile?: string } = {},
+    command: Command,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
   ): Promise<string> {
-    const command = this.command(args);
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const started = Date.now();
     try {
-      return (
-        await run(command, {
-          signal: options.signal,
-          ...(timeoutMs > 0 ? { timeoutMs } : {}),
-          ...(options.inputFile === undefined ? {} : { inputFile: options.inputFile }),
-        })
-      ).stdout;
+      return (await run(command, { signal, ...(timeoutMs > 0 ? { timeoutMs } : {}) })).stdout;
     } catch (error) {
       throw cephError(error, args, timeoutMs, started);
+    }
+  }
+
+  /** True when `image` exists (`rbd info`; a missing image is no error). */
+  async exists(image: RbdImage, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    try {
+      await this.run(['info', imageSpec(image)], options);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
     }
   }
 

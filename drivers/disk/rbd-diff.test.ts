@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyRbdDiff } from './rbd-diff.ts';
+import { applyRbdDiff, diffSnapshots } from './rbd-diff.ts';
 
 /** Builds an "rbd diff v1" stream record by record (little-endian, as ceph writes it). */
 class Diff {
@@ -152,6 +152,46 @@ describe('applyRbdDiff', () => {
     await writeFile(join(dir, 'not-a-diff'), 'QFI\xfb not a diff at all');
     await expect(applyRbdDiff(join(dir, 'not-a-diff'), raw)).rejects.toMatchObject({
       name: 'UnsafeDiskImage',
+    });
+  });
+});
+
+describe('diffSnapshots', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lb-rbd-head-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  async function head(diff: Diff | Buffer) {
+    const path = join(dir, 'diff');
+    await writeFile(path, Buffer.isBuffer(diff) ? diff : diff.bytes());
+    return diffSnapshots(path, 'disk.0.inc1.rbdiff');
+  }
+
+  it('reads the snapshots a diff starts from and leads to, and nothing after them', async () => {
+    // The data after the names is never read: a cut one is no error here (applying it is).
+    const cut = new Diff().name('f', 'lifeboat-a').name('t', 'lifeboat-b').size(80).raw(Buffer.from('w'));
+    expect(await head(cut)).toEqual({ from: 'lifeboat-a', to: 'lifeboat-b' });
+    expect(await head(new Diff().name('t', 'lifeboat-b').size(8).end())).toEqual({
+      from: null,
+      to: 'lifeboat-b',
+    });
+  });
+
+  it('refuses a file that is no rbd diff, a name longer than ceph allows, and a name cut short', async () => {
+    await expect(head(Buffer.from('QFI\xfb not a diff at all'))).rejects.toMatchObject({
+      name: 'UnsafeDiskImage',
+      message: 'disk.0.inc1.rbdiff is not an rbd diff (format v1)',
+    });
+    await expect(head(new Diff().name('f', 'x'.repeat(5000)).end())).rejects.toMatchObject({
+      name: 'UnsafeDiskImage',
+      message: 'disk.0.inc1.rbdiff: snapshot name too long',
+    });
+    const cut = new Diff().name('f', 'lifeboat-a').bytes();
+    await expect(head(cut.subarray(0, cut.length - 3))).rejects.toMatchObject({
+      name: 'UnsafeDiskImage',
+      message: 'disk.0.inc1.rbdiff: rbd diff ends in the middle of a record',
     });
   });
 });

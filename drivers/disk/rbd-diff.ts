@@ -86,6 +86,44 @@ class Reader {
   }
 }
 
+/** Reads the `rbd diff v1` header; UnsafeDiskImage when the file is no rbd diff. */
+async function readHeader(reader: Reader, name: string): Promise<void> {
+  if ((await reader.take(HEADER.length)).toString('latin1') !== HEADER) {
+    throw new UnsafeDiskImage(`${name} is not an rbd diff (format v1)`);
+  }
+}
+
+/** The snapshot name of an `f` or `t` record (after its tag). */
+async function readName(reader: Reader, name: string): Promise<string> {
+  const length = await reader.u32();
+  if (length > MAX_NAME) throw new UnsafeDiskImage(`${name}: snapshot name too long`);
+  return (await reader.take(length)).toString('utf8');
+}
+
+/**
+ * The snapshots the diff file `path` starts from and leads to, as its `f` and `t` records before
+ * any other say (as `rbd export-diff` writes them), without reading further. `name` names it in
+ * errors.
+ */
+export async function diffSnapshots(
+  path: string,
+  name: string,
+): Promise<{ from: string | null; to: string | null }> {
+  const input = await open(path, 'r');
+  try {
+    const reader = new Reader(input, name);
+    await readHeader(reader, name);
+    const out: { from: string | null; to: string | null } = { from: null, to: null };
+    for (;;) {
+      const tag = String.fromCharCode(await reader.u8());
+      if (tag !== 'f' && tag !== 't') return out;
+      out[tag === 'f' ? 'from' : 'to'] = await readName(reader, name);
+    }
+  } finally {
+    await input.close();
+  }
+}
+
 /**
  * Applies the diff file `diffPath` onto the raw file `rawPath` (which holds the image as of the
  * diff's from-snapshot; it is resized to the diff's size). `expectFrom`, when given, must be the
@@ -101,9 +139,7 @@ export async function applyRbdDiff(
   const output = await open(rawPath, 'r+');
   try {
     const reader = new Reader(input, name);
-    if ((await reader.take(HEADER.length)).toString('latin1') !== HEADER) {
-      throw new UnsafeDiskImage(`${name} is not an rbd diff (format v1)`);
-    }
+    await readHeader(reader, name);
     const info: DiffInfo = { from: null, to: null, size: -1, written: 0 };
     const zeroes = Buffer.alloc(CHUNK);
     for (;;) {
@@ -111,11 +147,7 @@ export async function applyRbdDiff(
       const tag = String.fromCharCode(await reader.u8());
       if (tag === 'e') break;
       if (tag === 'f' || tag === 't') {
-        const length = await reader.u32();
-        if (length > MAX_NAME) throw new UnsafeDiskImage(`${name}: snapshot name too long`);
-        const snap = (await reader.take(length)).toString('utf8');
-        if (tag === 'f') info.from = snap;
-        else info.to = snap;
+        info[tag === 'f' ? 'from' : 'to'] = await readName(reader, name);
         continue;
       }
       if (tag === 's') {

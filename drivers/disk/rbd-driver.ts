@@ -34,6 +34,7 @@ import type {
   DiskDriver,
   InPlaceRestore,
   PointFile,
+  PoolRestore,
   PreparedBackup,
   PreparedFile,
   PrepareOptions,
@@ -42,12 +43,12 @@ import type {
 } from './driver.ts';
 import { ChainBroken, DiskMismatch, DiskSnapshotFailed, DomainNotFound, UnsafeDiskImage } from './errors.ts';
 import { freeze } from './freeze.ts';
-import { Qcow2Driver } from './qcow2-driver.ts';
 import { checkStoredImage } from './qcow2-header.ts';
 import {
   checkSnapshot,
   imageSpec,
   isMissing,
+  isOurSnapshot,
   parseImage,
   Rbd,
   type RbdAccess,
@@ -57,7 +58,7 @@ import {
 import { applyRbdDiff } from './rbd-diff.ts';
 import { mountSnapshot, type SnapshotFile, unmountLeftovers } from './rbd-file.ts';
 import { prepareRbdInPlace, undoRbdInPlace } from './rbd-in-place.ts';
-import { importPoint } from './rbd-pool.ts';
+import { assertNewImage, importPoint } from './rbd-pool.ts';
 import { OWN_FILE, type RbdRecord, readRbdRecord, removeRbdRecord, writeRbdRecord } from './rbd-record.ts';
 import { writeQcow2 } from './restore-chain.ts';
 import { DEFAULT_URI, domainState, domainXml, isActiveState, type ToolOptions } from './tools.ts';
@@ -78,14 +79,12 @@ export const RBD_DIFF_FORMAT = 'rbd-diff';
 export class RbdDriver implements DiskDriver {
   readonly name = 'rbd';
   private readonly rbd: Rbd;
-  private readonly files: Qcow2Driver;
 
   constructor(
     private readonly uri: string = DEFAULT_URI,
     access: RbdAccess = {},
   ) {
     this.rbd = new Rbd(access);
-    this.files = new Qcow2Driver(uri);
   }
 
   async prepareBackup(
@@ -200,21 +199,7 @@ export class RbdDriver implements DiskDriver {
     toPath: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<RestoredDisk> {
-    const [full, ...increments] = files.map((file) => {
-      const artifact = this.describeArtifact(file.name);
-      if (!artifact) throw new ValidationError(`backup file "${file.name}" is not an rbd backup file`);
-      return { ...file, ...artifact };
-    });
-    if (!full || full.increment !== null) throw new ValidationError('a chain needs its FULL backup first');
-    let index = 0;
-    for (const file of increments) {
-      if (file.increment === null || file.diskId !== full.diskId || file.increment <= index) {
-        throw new ValidationError(
-          `backup file "${file.name}" is not the next increment of disk ${full.diskId}`,
-        );
-      }
-      index = file.increment;
-    }
+    const [full, ...increments] = this.describePoint(files);
     if (await exists(toPath)) throw new Conflict(`Disk file ${toPath} already exists`);
     await mkdir(dirname(toPath), { recursive: true });
     const raw = `${toPath}.raw-partial`;
@@ -248,19 +233,45 @@ export class RbdDriver implements DiskDriver {
     }
   }
 
-  /** `rbd import` of the FULL, then `rbd import-diff` per increment, into a new image (rbd-pool.ts). */
-  restoreToPool(
-    files: readonly PointFile[],
+  /**
+   * The new image's name checked and found free before anything is downloaded; `write` is `rbd
+   * import` of the FULL, then `rbd import-diff` per increment (rbd-pool.ts).
+   */
+  async prepareToPool(
     pool: string,
     image: string,
     options: { signal?: AbortSignal } = {},
-  ): Promise<{ image: string; size: number }> {
-    const described = files.map((file) => {
+  ): Promise<PoolRestore> {
+    const target = { pool, image };
+    return {
+      image: await assertNewImage(this.rbd, target, options.signal),
+      write: async (files, opts = {}) => importPoint(this.rbd, this.describePoint(files), target, opts),
+    };
+  }
+
+  /**
+   * The files of one point, as their stored names tell (untrusted: checked before any tool opens
+   * them): the FULL first, then increments of the same disk in rising order; else ValidationError.
+   */
+  private describePoint(
+    files: readonly PointFile[],
+  ): [PointFile & StoredArtifact, ...(PointFile & StoredArtifact)[]] {
+    const [full, ...increments] = files.map((file) => {
       const artifact = this.describeArtifact(file.name);
       if (!artifact) throw new ValidationError(`backup file "${file.name}" is not an rbd backup file`);
       return { ...file, ...artifact };
     });
-    return importPoint(this.rbd, described, { pool, image }, options);
+    if (!full || full.increment !== null) throw new ValidationError('a chain needs its FULL backup first');
+    let index = 0;
+    for (const file of increments) {
+      if (file.increment === null || file.diskId !== full.diskId || file.increment <= index) {
+        throw new ValidationError(
+          `backup file "${file.name}" is not the next increment of disk ${full.diskId}`,
+        );
+      }
+      index = file.increment;
+    }
+    return [full, ...increments];
   }
 
   /** An in-place swap cut short is undone first (the old image back), then the backup's snapshots. */
@@ -287,15 +298,6 @@ export class RbdDriver implements DiskDriver {
       uri: this.uri,
       signal: options.signal,
     });
-  }
-
-  restoreDisk(
-    file: string,
-    format: 'qcow2' | 'raw',
-    toPath: string,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<RestoredDisk> {
-    return this.files.restoreDisk(file, format, toPath, options);
   }
 
   /** The task's disks as the live domain has them: rbd network disks with the same image. */
@@ -401,7 +403,7 @@ export class RbdDriver implements DiskDriver {
     }
     // A datastore of files: the diff (changed data only) is written into the work folder.
     const path = join(options.workDir, name);
-    await disk.rbd.run([...args, path], { signal: options.signal, timeoutMs: 0 });
+    await disk.rbd.transfer([...args, path], { signal: options.signal });
     return { diskId: id, name, source: { kind: 'file', path }, format: RBD_DIFF_FORMAT, virtualSize: size };
   }
 
@@ -442,7 +444,7 @@ export class RbdDriver implements DiskDriver {
     const snaps = await disk.rbd.json<{ name: string }[]>(['snap', 'ls', imageSpec(disk.image)], { signal });
     for (const { name } of snaps) {
       // Only names of our own shape: anything else (another tool's, an odd name) is left alone.
-      if (keep.includes(name) || !/^lifeboat-[A-Za-z0-9_.-]{1,100}$/.test(name)) continue;
+      if (keep.includes(name) || !isOurSnapshot(name)) continue;
       await this.removeSnapshot(disk, name, signal);
     }
   }

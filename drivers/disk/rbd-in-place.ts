@@ -18,7 +18,7 @@ import { run } from '../exec.ts';
 import { parseDomainXml } from './domain-xml.ts';
 import type { InPlaceRestore, RestoredDisk } from './driver.ts';
 import { readDomainInventory } from './inventory.ts';
-import { imageSpec, isMissing, parseImage, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { imageSpec, parseImage, type Rbd, type RbdImage } from './rbd-cli.ts';
 import { domainState, type ToolOptions } from './tools.ts';
 
 const RECORD = 'rbd-in-place.json';
@@ -47,22 +47,11 @@ async function readRecord(workDir: string): Promise<InPlaceRecord | undefined> {
 const writeRecord = (workDir: string, record: InPlaceRecord) =>
   writeFile(join(workDir, RECORD), JSON.stringify(record), { mode: 0o600 });
 
-/** True when the image exists. */
-async function exists(rbd: Rbd, image: RbdImage, signal?: AbortSignal): Promise<boolean> {
-  try {
-    await rbd.run(['info', imageSpec(image)], { signal });
-    return true;
-  } catch (error) {
-    if (isMissing(error)) return false;
-    throw error;
-  }
-}
-
 /** Removes an image and its snapshots; true when there was one. */
 async function removeImage(rbd: Rbd, image: RbdImage, signal?: AbortSignal): Promise<boolean> {
-  if (!(await exists(rbd, image, signal))) return false;
-  await rbd.run(['snap', 'purge', '--no-progress', imageSpec(image)], { signal, timeoutMs: 0 });
-  await rbd.run(['rm', '--no-progress', imageSpec(image)], { signal, timeoutMs: 0 });
+  if (!(await rbd.exists(image, { signal }))) return false;
+  await rbd.transfer(['snap', 'purge', '--no-progress', imageSpec(image)], { signal });
+  await rbd.transfer(['rm', '--no-progress', imageSpec(image)], { signal });
   return true;
 }
 
@@ -92,7 +81,7 @@ export async function prepareRbdInPlace(
     return { id, source: disk.source, image: parseImage(disk.source), rbd: rbd.as(user) };
   });
   for (const disk of disks) {
-    if (await exists(disk.rbd, named(disk.image, SAFETY), tool.signal)) {
+    if (await disk.rbd.exists(named(disk.image, SAFETY), { signal: tool.signal })) {
       throw new Conflict(
         `disk ${disk.id}: ${imageSpec(named(disk.image, SAFETY))} is left from an earlier in-place restore: check it and remove it first`,
       );
@@ -134,9 +123,8 @@ export async function prepareRbdInPlace(
         );
         await rm(restored.path, { force: true });
         await removeImage(disk.rbd, named(disk.image, INCOMING), tool.signal);
-        await disk.rbd.run(['import', '--no-progress', raw, imageSpec(named(disk.image, INCOMING))], {
+        await disk.rbd.transfer(['import', '--no-progress', raw, imageSpec(named(disk.image, INCOMING))], {
           signal: tool.signal,
-          timeoutMs: 0,
         });
         staged.add(id);
         return { ...restored, path: disk.source };
@@ -190,9 +178,9 @@ async function putBack(record: InPlaceRecord, rbd: Rbd): Promise<string[]> {
   for (const disk of record.disks) {
     const client = rbd.as(disk.clientId);
     const safety = named(disk.image, SAFETY);
-    if (await exists(client, safety)) {
+    if (await client.exists(safety)) {
       // The new image may already be in place: moved aside, then removed below.
-      if (await exists(client, disk.image)) await rename(client, disk.image, named(disk.image, INCOMING));
+      if (await client.exists(disk.image)) await rename(client, disk.image, named(disk.image, INCOMING));
       await rename(client, safety, disk.image);
       done.push(`put back ${imageSpec(disk.image)}`);
     }

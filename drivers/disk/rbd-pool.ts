@@ -8,66 +8,37 @@
  * The stored files are untrusted: names are checked, each diff's header must name the snapshot
  * the previous one led to, and `rbd import-diff` writes only into the image this made.
  */
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import { run } from '../exec.ts';
 import type { PointFile, StoredArtifact } from './driver.ts';
 import { UnsafeDiskImage } from './errors.ts';
 import { checkStoredImage } from './qcow2-header.ts';
-import { checkSnapshot, imageSpec, isMissing, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { imageSpec, isOurSnapshot, type Rbd, type RbdImage } from './rbd-cli.ts';
+import { diffSnapshots } from './rbd-diff.ts';
 
-const MAGIC = 'rbd diff v1\n';
-/** Longest snapshot name ceph allows, with room. */
-const MAX_NAME = 4096;
-
-/** The snapshots an `rbd export-diff` file starts from and leads to (its `f` and `t` records). */
-export async function diffSnapshots(
-  path: string,
-  name: string,
-): Promise<{ from: string | null; to: string | null }> {
-  const handle = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(MAGIC.length + 2 * (5 + MAX_NAME));
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    const buf = head.subarray(0, bytesRead);
-    if (buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC)
-      throw new UnsafeDiskImage(`${name} is not an rbd diff (no "rbd diff v1" header)`);
-    const out: { from: string | null; to: string | null } = { from: null, to: null };
-    let at = MAGIC.length;
-    for (;;) {
-      const tag = String.fromCharCode(buf[at] ?? 0);
-      if (tag !== 'f' && tag !== 't') return out;
-      if (at + 5 > buf.length) throw new UnsafeDiskImage(`${name}: rbd diff header cut short`);
-      const length = buf.readUInt32LE(at + 1);
-      if (length > MAX_NAME || at + 5 + length > buf.length)
-        throw new UnsafeDiskImage(`${name}: rbd diff snapshot name too long`);
-      const value = buf.subarray(at + 5, at + 5 + length).toString('utf8');
-      try {
-        checkSnapshot(value);
-      } catch {
-        throw new UnsafeDiskImage(`${name}: rbd diff names an invalid snapshot`);
-      }
-      if (tag === 'f') out.from = value;
-      else out.to = value;
-      at += 5 + length;
-    }
-  } finally {
-    await handle.close();
+/** The snapshots an `rbd export-diff` file starts from and leads to, each one of our names. */
+async function snapshotsOf(file: PointFile): Promise<{ from: string | null; to: string | null }> {
+  const head = await diffSnapshots(file.path, file.name);
+  for (const snap of [head.from, head.to]) {
+    if (snap !== null && !isOurSnapshot(snap))
+      throw new UnsafeDiskImage(`${file.name}: rbd diff names an invalid snapshot`);
   }
+  return head;
 }
 
-/** librados deadlines per step for the calls that move data (no single deadline fits them). */
-function deadlines(rbd: Rbd): string[] {
-  const seconds = String(Math.max(1, Math.ceil(rbd.timeoutMs / 1000)));
-  return ['client_mount_timeout', 'rados_mon_op_timeout', 'rados_osd_op_timeout'].flatMap((o) => [
-    `--${o}`,
-    seconds,
-  ]);
+/** `target`'s spec, its names checked; Conflict when the image exists (a restore never writes over one). */
+export async function assertNewImage(rbd: Rbd, target: RbdImage, signal?: AbortSignal): Promise<string> {
+  const spec = imageSpec(target);
+  if (await rbd.exists(target, { signal }))
+    throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
+  return spec;
 }
 
 /**
  * Writes the point `files` (FULL first, then its increments, as `describe` reads their names)
- * into the new image `target`; answers its size. The inputs are consumed.
+ * into the new image `target` (refused again if it exists now); answers its size. The inputs are
+ * consumed.
  */
 export async function importPoint(
   rbd: Rbd,
@@ -82,7 +53,7 @@ export async function importPoint(
   // Headers first: nothing is written for a chain whose diffs do not follow each other.
   const heads: { from: string; to: string }[] = [];
   for (const file of increments) {
-    const head = await diffSnapshots(file.path, file.name);
+    const head = await snapshotsOf(file);
     if (head.from === null || head.to === null)
       throw new UnsafeDiskImage(`${file.name} is not an increment between two snapshots`);
     const previous = heads.at(-1);
@@ -90,12 +61,7 @@ export async function importPoint(
       throw new UnsafeDiskImage(`${file.name} starts from ${head.from}, not from ${previous.to}`);
     heads.push({ from: head.from, to: head.to });
   }
-  try {
-    await rbd.run(['info', spec], { signal });
-    throw new Conflict(`rbd image ${spec} already exists: a restore never writes over an image`);
-  } catch (error) {
-    if (!isMissing(error)) throw error;
-  }
+  await assertNewImage(rbd, target, signal);
   let raw = full.path;
   if (full.format === 'qcow2') {
     await checkStoredImage(full.path, 'qcow2', 'full');
@@ -107,16 +73,13 @@ export async function importPoint(
     await rm(full.path, { force: true });
   }
   // rbd refuses to import over an existing image: one made meanwhile is not ours to remove.
-  await rbd.run([...deadlines(rbd), 'import', '--no-progress', raw, spec], { signal, timeoutMs: 0 });
+  await rbd.transfer(['import', '--no-progress', raw, spec], { signal });
   try {
     await rm(raw, { force: true });
     const first = heads[0];
     if (first) await rbd.run(['snap', 'create', '--no-progress', imageSpec(target, first.from)], { signal });
     for (const file of increments) {
-      await rbd.run([...deadlines(rbd), 'import-diff', '--no-progress', file.path, spec], {
-        signal,
-        timeoutMs: 0,
-      });
+      await rbd.transfer(['import-diff', '--no-progress', file.path, spec], { signal });
       await rm(file.path, { force: true });
     }
     await rbd.run(['snap', 'purge', '--no-progress', spec], { signal });
@@ -124,7 +87,7 @@ export async function importPoint(
     return { image: spec, size };
   } catch (error) {
     await rbd.run(['snap', 'purge', '--no-progress', spec]).catch(() => {});
-    await rbd.run(['rm', '--no-progress', spec]).catch(() => {});
+    await rbd.transfer(['rm', '--no-progress', spec]).catch(() => {});
     throw error;
   }
 }

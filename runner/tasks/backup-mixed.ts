@@ -56,6 +56,23 @@ export async function reconcileWorkDir(
 }
 
 /**
+ * The task's disks by the driver that handles each, as this runner resolves the names (a disk
+ * that names none gets the default, file disks): grouping by the names as written would make
+ * one driver two participants, preparing at once in one part folder.
+ */
+export function disksByDriver(
+  task: BackupTask,
+  ctx: Pick<TaskContext, 'drivers'>,
+): Map<DiskDriver, BackupTask['disks']> {
+  const groups = new Map<DiskDriver, BackupTask['disks']>();
+  for (const disk of task.disks) {
+    const driver = ctx.drivers.disk(disk.driver);
+    groups.set(driver, [...(groups.get(driver) ?? []), disk]);
+  }
+  return groups;
+}
+
+/**
  * Prepares every disk of the task with the driver it names. One driver: as it always was. Several:
  * all at once under one shared freeze. When one driver's chain could not be followed (it started
  * a new chain) and another's could, the parts are undone and all start a new chain together:
@@ -66,11 +83,12 @@ export async function prepareDisks(
   ctx: TaskContext,
   prepareOne: PrepareOne,
 ): Promise<Prepared> {
-  const names = [...new Set(task.disks.map((d) => d.driver))];
-  if (names.length === 1) return prepareOne(task, ctx.drivers.disk(names[0]), ctx.workDir);
+  const groups = disksByDriver(task, ctx);
+  const [only] = groups.keys();
+  if (groups.size === 1 && only) return prepareOne(task, only, ctx.workDir);
   // QEMU must reach the file drivers' overlays and sockets in their part.
   await makeQemuReachableDir(ctx.workDir);
-  const parts = await prepareTogether(task, names, ctx, prepareOne);
+  const parts = await prepareTogether(task, groups, ctx, prepareOne);
   const reset = parts.find((p) => p.chainReset !== null);
   const inc = task.increment;
   if (!reset || !inc || parts.every((p) => p.chainReset !== null)) return combine(parts);
@@ -81,7 +99,7 @@ export async function prepareDisks(
   });
   const again = await prepareTogether(
     { ...task, increment: { ...inc, parentCheckpoint: null } },
-    names,
+    groups,
     ctx,
     prepareOne,
   );
@@ -94,17 +112,15 @@ export async function prepareDisks(
 
 async function prepareTogether(
   task: BackupTask,
-  names: readonly (string | undefined)[],
+  groups: ReadonlyMap<DiskDriver, BackupTask['disks']>,
   ctx: TaskContext,
   prepareOne: PrepareOne,
 ): Promise<Prepared[]> {
-  const gate = new SharedFreeze(names.length, freezeAlone);
+  const gate = new SharedFreeze(groups.size, freezeAlone);
   const settled = await Promise.allSettled(
-    names.map((name, i) => {
-      const disk = ctx.drivers.disk(name);
-      const part = { ...task, disks: task.disks.filter((d) => d.driver === name) };
-      return gate.join(i, () => prepareOne(part, disk, partWorkDir(ctx.workDir, disk.name)));
-    }),
+    [...groups].map(([disk, disks], i) =>
+      gate.join(i, () => prepareOne({ ...task, disks }, disk, partWorkDir(ctx.workDir, disk.name))),
+    ),
   );
   const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));

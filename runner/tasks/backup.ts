@@ -8,7 +8,7 @@
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
-import { prepareDisks } from './backup-mixed.ts';
+import { disksByDriver, prepareDisks } from './backup-mixed.ts';
 import type { TaskContext } from './context.ts';
 import { EarlyUpload, type StartUpload } from './early-upload.ts';
 
@@ -27,7 +27,7 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
     );
   // One driver: the datastore opens its repository while the disks are made stable
   // (early-upload.ts). Several drivers hand their files over only once all are prepared.
-  const oneDriver = new Set(task.disks.map((d) => d.driver)).size <= 1;
+  const oneDriver = disksByDriver(task, ctx).size <= 1;
   const early = store.readsEarly && oneDriver ? new EarlyUpload(upload) : undefined;
   let preparing: Awaited<ReturnType<typeof prepare>>;
   try {

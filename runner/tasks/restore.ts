@@ -18,7 +18,7 @@ import { checkDomainName } from '#core/domain-name.ts';
 import { Forbidden, ValidationError } from '#core/errors.ts';
 import { type AllowedTemplate, allowTemplate } from '#core/template-allow.ts';
 import { pointDisks } from '#core/template-host.ts';
-import type { DiskDriver, PointFile, RestoredDisk } from '#drivers/disk/driver.ts';
+import type { DiskDriver, PointFile, PoolRestore, RestoredDisk } from '#drivers/disk/driver.ts';
 import { virsh } from '#drivers/disk/tools.ts';
 import {
   assertAbsent,
@@ -176,9 +176,9 @@ function restoreOne(
 }
 
 /**
- * Restores each disk into the new image `<pool>/<name>-disk-<id>` (`DiskDriver.restoreToPool`):
- * rbd backups only, never over an existing image (each is checked before anything is
- * downloaded by the driver, and rbd refuses too), and only into a pool the host's own
+ * Restores each disk into the new image `<pool>/<name>-disk-<id>` (`DiskDriver.prepareToPool`):
+ * rbd backups only, never over an existing image (each name is checked and found free before
+ * anything is downloaded, again before it is written, and rbd refuses too), and only into a pool the host's own
  * configuration allows (`LIFEBOAT_RESTORE_POOLS`). A disk that fails leaves no image; images of
  * the disks done before it are kept and logged.
  */
@@ -199,28 +199,29 @@ async function restoreIntoPool(
   if (task.define || task.template !== null)
     throw new ValidationError('pool: a restore into a pool writes disk images only (no VM definition)');
   const drivers = restoreDrivers(task, ctx);
-  for (const [id, driver] of drivers) {
-    if (!driver.restoreToPool)
+  // Each new image's name checked and found free before anything is downloaded.
+  const into = new Map<number, PoolRestore>();
+  for (const entry of task.disks) {
+    const driver = drivers.get(entry.id) as DiskDriver;
+    if (!driver.prepareToPool)
       throw new ValidationError(
-        `pool: disk ${id} is a ${driver.name} backup; only rbd disks restore into a pool`,
+        `pool: disk ${entry.id} is a ${driver.name} backup; only rbd disks restore into a pool`,
       );
+    into.set(
+      entry.id,
+      await driver.prepareToPool(pool, `${task.name}-disk-${entry.id}`, { signal: ctx.signal }),
+    );
   }
   const downloaded = await download(task, ctx);
   ctx.progress.phase('importing');
   const restored: RestoreResult['disks'] = [];
   try {
     for (const entry of task.disks) {
-      const driver = drivers.get(entry.id) as DiskDriver;
       const files = downloaded.flatMap((point) => {
         const file = point.get(entry.id);
         return file ? [file] : [];
       });
-      const out = await (driver.restoreToPool as NonNullable<DiskDriver['restoreToPool']>)(
-        files,
-        pool,
-        `${task.name}-disk-${entry.id}`,
-        { signal: ctx.signal },
-      );
+      const out = await (into.get(entry.id) as PoolRestore).write(files, { signal: ctx.signal });
       restored.push({ id: entry.id, path: out.image, size: out.size });
     }
   } catch (error) {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { BackupTask, Task, TaskDatastore } from '#core/contracts/tasks.ts';
 import type { DatastoreDriver } from '#drivers/datastore/driver.ts';
 import type { DiskDriver } from '#drivers/disk/driver.ts';
-import { describeFileArtifact } from '#drivers/disk/qcow2-driver.ts';
+import { describeFileArtifact, type Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { type HostKeyPair, sealContext, sealSecrets } from '#platform/sealed-secrets.ts';
 import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
@@ -93,8 +93,14 @@ export async function tempDir(): Promise<{ dir: string; remove: () => Promise<vo
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * A fake disk driver's parts: any of the interface, or the file driver's own pieces a point is
+ * restored with (`restoreDisk` for a lone FULL, `restoreChain` for a chain).
+ */
+export type FakeDisk = Partial<DiskDriver> & Partial<Pick<Qcow2Driver, 'restoreDisk' | 'restoreChain'>>;
+
 /** Drivers from partial fakes; a method a test did not give throws. */
-export function fakeDrivers(disk: Partial<DiskDriver> = {}, store: Partial<DatastoreDriver> = {}): Drivers {
+export function fakeDrivers(disk: FakeDisk = {}, store: Partial<DatastoreDriver> = {}): Drivers {
   const missing = (what: string) => () => {
     throw new Error(`fake ${what} not given`);
   };
@@ -109,7 +115,7 @@ export function fakeDrivers(disk: Partial<DiskDriver> = {}, store: Partial<Datas
     flattenedName: (id: number) => `disk.${id}.qcow2`,
     restoredFileName: (base: string) => `${base}.qcow2`,
     ...disk,
-  } as DiskDriver;
+  } as DiskDriver & Pick<Qcow2Driver, 'restoreDisk'> & Partial<Pick<Qcow2Driver, 'restoreChain'>>;
   // A fake given only the old pieces restores a point as the file driver did with them.
   diskDriver.restorePoint ??= async (files, toPath, options) => {
     const typed = files.map((f) => ({ path: f.path, format: describeFileArtifact(f.name)?.format ?? 'raw' }));
@@ -143,6 +149,8 @@ export async function fakeRunner(
     hostKey?: HostKeyPair | null;
     /** The host's restore roots (default: `<temp>/restores`). */
     restoreRoots?: string[];
+    /** The Ceph pools the host lets restores write into (default none). */
+    restorePools?: string[];
     /** The runner's host id (absent: tasks are not checked against it). */
     hostId?: number;
   } = {},
@@ -165,6 +173,7 @@ export async function fakeRunner(
     },
     stateDir: temp.dir,
     restoreRoots: opts.restoreRoots ?? [join(temp.dir, 'restores')],
+    ...(opts.restorePools ? { restorePools: opts.restorePools } : {}),
     ...(opts.hostId !== undefined ? { hostId: opts.hostId } : {}),
     log: silentLogger,
     ...(opts.run ? { run: opts.run } : {}),

@@ -171,13 +171,30 @@ it('every point of a chain restores into a new image of the pool, equal to the s
     ).toEqual([]);
   }
 
-  // Never over an existing image: refused, and the image is left as it was.
+  // Never over an existing image: refused before anything is downloaded (no work folder), and
+  // the image is left as it was.
   const before = await exportSha(`${ceph.pool}/h13-point-1-disk-0`);
   await expect(runRestore(restore(3, 'h13-point-1'), ctx('again'))).rejects.toMatchObject({
     name: 'Conflict',
     message: `rbd image ${ceph.pool}/h13-point-1-disk-0 already exists: a restore never writes over an image`,
   });
+  await expect(readdir(join(dir, 'work-again'))).rejects.toMatchObject({ code: 'ENOENT' });
   expect(await exportSha(`${ceph.pool}/h13-point-1-disk-0`)).toBe(before);
+  // A name no image may have (too long with its -disk-0) is refused as early.
+  await expect(runRestore(restore(0, 'h'.repeat(125)), ctx('long'))).rejects.toMatchObject({
+    name: 'ValidationError',
+    message: expect.stringMatching(/^rbd image "h+" is not a name Lifeboat accepts/),
+  });
+  await expect(readdir(join(dir, 'work-long'))).rejects.toMatchObject({ code: 'ENOENT' });
+  // Stored files that make no chain of one disk are refused before any is read: no image made.
+  const into = await driver.prepareToPool(ceph.pool, 'h13-bad-chain');
+  expect(into.image).toBe(`${ceph.pool}/h13-bad-chain`);
+  const bad = ['disk.0.rbd', 'disk.1.inc1.rbdiff'].map((name) => ({ name, path: join(base, name) }));
+  await expect(into.write(bad)).rejects.toMatchObject({
+    name: 'ValidationError',
+    message: 'backup file "disk.1.inc1.rbdiff" is not the next increment of disk 0',
+  });
+  expect(JSON.parse(await ceph.rbd('ls', '--format', 'json', ceph.pool))).not.toContain('h13-bad-chain');
   // A pool the host's runner does not allow, whatever the task says: refused before anything
   // is downloaded or written (no work folder, no image), also when the control plane let it pass.
   const images = await ceph.rbd('ls', '--format', 'json', ceph.pool);

@@ -337,6 +337,19 @@ describe('rbd specifics', () => {
       message: expect.stringMatching(/^rbd .*export.* failed/),
     });
     expect(Date.now() - streamStarted).toBeLessThan(15_000);
+    // So does a call that moves disk data into the cluster (an import: no single deadline either).
+    const raw = join(out, 'dead.raw');
+    await writeFile(raw, Buffer.alloc(MiB, 1));
+    const importStarted = Date.now();
+    await expect(
+      new Rbd({ conf: dead, timeoutMs: 3000 }).transfer([
+        'import',
+        '--no-progress',
+        raw,
+        `${disk().source}-new`,
+      ]),
+    ).rejects.toMatchObject({ name: 'CephFailed', message: expect.stringMatching(/^rbd import .* failed/) });
+    expect(Date.now() - importStarted).toBeLessThan(15_000);
   });
 
   it('for a datastore of files: a FULL is the snapshot mounted as a file, an increment a file of changes', async () => {

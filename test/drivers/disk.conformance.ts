@@ -217,21 +217,30 @@ export function diskConformance(name: string, makeFixture: () => Promise<DiskFix
       }
     });
 
-    it('restoreDisk turns a stored raw disk into a checked qcow2 one with the same content', async () => {
+    it('restorePoint turns a lone stored raw FULL into a checked qcow2 disk with the same content', async () => {
       const dir = join(running.dir, 'restore');
       await rm(dir, { recursive: true, force: true });
       await run({ file: 'mkdir', args: ['-p', dir] });
-      const raw = join(dir, 'disk.0.raw');
-      await run({ file: 'qemu-img', args: ['create', '-q', '-f', 'raw', raw, '8M'] });
-      await run({ file: 'qemu-io', args: ['-f', 'raw', '-c', `write -P ${B} 0 1M`, raw] });
-      const restored = await f.driver.restoreDisk(raw, 'raw', join(dir, 'out', 'vda.qcow2'));
+      // The driver's own name for a raw FULL of disk 0 (disk.0.raw for files, disk.0.rbd for rbd).
+      const name = ['disk.0.raw', 'disk.0.rbd'].find((n) => {
+        const artifact = f.driver.describeArtifact(n);
+        return artifact?.format === 'raw' && artifact.increment === null;
+      }) as string;
+      const raw = join(dir, name);
+      const write = async () => {
+        await run({ file: 'qemu-img', args: ['create', '-q', '-f', 'raw', raw, '8M'] });
+        await run({ file: 'qemu-io', args: ['-f', 'raw', '-c', `write -P ${B} 0 1M`, raw] });
+      };
+      await write();
+      const restored = await f.driver.restorePoint([{ name, path: raw }], join(dir, 'out', 'vda.qcow2'));
       expect(restored).toMatchObject({ format: 'qcow2', virtualSize: 8 * MiB });
       const info = JSON.parse(
         (await run({ file: 'qemu-img', args: ['info', '--output=json', restored.path] })).stdout,
       );
       expect(info.format).toBe('qcow2');
       expect(filledWith(await readDisk(restored.path, 'qcow2', 0, MiB), B)).toBe(true);
-      await expect(f.driver.restoreDisk(raw, 'raw', restored.path)).rejects.toMatchObject({
+      await write(); // the input was consumed
+      await expect(f.driver.restorePoint([{ name, path: raw }], restored.path)).rejects.toMatchObject({
         name: 'Conflict',
       });
     });
