@@ -3,20 +3,12 @@
  * printed once and alone on stdout, the `--json` shapes of CLI.md (`name`, `group`, `admin`,
  * `token`), and bad names or lifetimes refused before any request (exit 2).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { useFakeApi } from './fake-api.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 const ALICE = { name: 'alice', group: 'web', admin: false, createdAt: '2026-12-06T05:00:00.000Z' };
 const SECRET = `lb_${'A'.repeat(43)}`;
@@ -40,7 +32,7 @@ describe('lifeboat user', () => {
     expect(result.stdout).toBe(SECRET);
     expect(result.stderr).toContain('user alice (group web) created');
     expect(result.stderr).not.toContain(SECRET);
-    expect(api?.requests[0]?.body).toEqual({ name: 'alice', group: 'web', admin: false });
+    expect(api.requests[0]?.body).toEqual({ name: 'alice', group: 'web', admin: false });
 
     const json = await runCli(['user', 'create', 'alice', '--admin', '--json'], { env });
     expect(JSON.parse(json.stdout)).toMatchObject({
@@ -49,7 +41,7 @@ describe('lifeboat user', () => {
       admin: false,
       token: SECRET,
     });
-    expect(api?.requests[1]?.body).toEqual({ name: 'alice', admin: true });
+    expect(api.requests[1]?.body).toEqual({ name: 'alice', admin: true });
   });
 
   it('list, show, chgrp and delete', async () => {
@@ -70,14 +62,14 @@ describe('lifeboat user', () => {
     );
     expect((await runCli(['user', 'chgrp', 'alice', 'db'], { env })).stdout).toBe('user alice: group db');
     expect((await runCli(['user', 'delete', 'alice'], { env })).stdout).toBe('user alice deleted');
-    expect(api?.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       'GET /users',
       'GET /users/alice',
       'GET /users/alice',
       'PATCH /users/alice',
       'DELETE /users/alice',
     ]);
-    expect(api?.requests[3]?.body).toEqual({ group: 'db' });
+    expect(api.requests[3]?.body).toEqual({ group: 'db' });
   });
 
   it('a refusal of the API: 409 with what the user owns is exit 2, 403 is exit 1 "Forbidden: ..."', async () => {
@@ -110,7 +102,7 @@ describe('lifeboat group', () => {
       'DELETE /groups/web': { status: 204 },
     });
     expect((await runCli(['group', 'create', 'web'], { env })).stdout).toBe('group web created');
-    expect(api?.requests[0]?.body).toEqual({ name: 'web' });
+    expect(api.requests[0]?.body).toEqual({ name: 'web' });
     const list = await runCli(['group', 'list'], { env });
     expect(list.stdout.split('\n')).toEqual([
       expect.stringMatching(/^NAME\s+BUILTIN\s+USERS\s+CREATED$/),
@@ -149,10 +141,10 @@ describe('lifeboat token', () => {
     expect(made.exitCode).toBe(0);
     expect(made.stdout).toBe(SECRET);
     expect(made.stderr).toContain('token 0123456789abcdef for alice, valid until 2027-01-05T05:00:00.000Z');
-    expect(api?.requests[0]?.body).toEqual({ name: 'ci', expires: '30d', user: 'alice' });
+    expect(api.requests[0]?.body).toEqual({ name: 'ci', expires: '30d', user: 'alice' });
 
     const list = await runCli(['token', 'list', '--user', 'alice'], { env });
-    expect(api?.requests[1]?.query).toEqual({ user: 'alice' });
+    expect(api.requests[1]?.query).toEqual({ user: 'alice' });
     expect(list.stdout.split('\n')).toEqual([
       expect.stringMatching(/^ID\s+NAME\s+USER\s+STATE\s+CREATED\s+EXPIRES\s+LAST USED$/),
       expect.stringMatching(
@@ -192,6 +184,6 @@ describe('bad input never reaches the API', () => {
     expect(result.stdout).toBe('');
     expect(result.stderr.split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 });

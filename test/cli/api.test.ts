@@ -4,22 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { useFakeApi } from './fake-api.ts';
 import { DATASTORE, execution, HOST, IMAGE, LEAKY_DATASTORE, VM } from './fixtures.ts';
 import { runCli, tempHome } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-/** Starts the fake API and answers env vars pointing the CLI at it. */
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 describe('--json output', () => {
   it('list commands print exactly the array of items', async () => {
@@ -46,7 +37,7 @@ describe('--json output', () => {
     const result = await runCli(['--json', 'vm', 'show', '3'], { env });
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual(VM);
-    expect(api?.requests[0]?.headers.authorization).toBe('Bearer tok-123');
+    expect(api.requests[0]?.headers.authorization).toBe('Bearer tok-123');
   });
 
   it('vm list --host and execution list --vm --state filter through query parameters', async () => {
@@ -56,7 +47,7 @@ describe('--json output', () => {
     });
     await runCli(['vm', 'list', '--host', '1'], { env });
     await runCli(['execution', 'list', '--vm', '3', '--state', 'FAILED'], { env });
-    expect(api?.requests.map((request) => request.query)).toEqual([
+    expect(api.requests.map((request) => request.query)).toEqual([
       { hostId: '1' },
       { vmId: '3', state: 'FAILED' },
     ]);
@@ -66,7 +57,7 @@ describe('--json output', () => {
     const env = await serve({ 'GET /images': { status: 200, body: { items: [] } } });
     const result = await runCli(['image', 'list', '--vm', '3', '--datastore', '100', '--json'], { env });
     expect(JSON.parse(result.stdout)).toEqual([]);
-    expect(api?.requests[0]?.query).toEqual({ vmId: '3', datastoreId: '100' });
+    expect(api.requests[0]?.query).toEqual({ vmId: '3', datastoreId: '100' });
   });
 });
 
@@ -109,7 +100,7 @@ describe('commands send what the contract says', () => {
       { env },
     );
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]).toMatchObject({
+    expect(api.requests[0]).toMatchObject({
       method: 'POST',
       path: '/datastores',
       body: {
@@ -126,14 +117,14 @@ describe('commands send what the contract says', () => {
     const env = await serve({ 'PATCH /datastores/100': { status: 200, body: DATASTORE } });
     const result = await runCli(['datastore', 'update', '100', '--attr', 'RESTIC_COMPRESSION=max'], { env });
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({ attributes: { RESTIC_COMPRESSION: 'max' } });
+    expect(api.requests[0]?.body).toEqual({ attributes: { RESTIC_COMPRESSION: 'max' } });
   });
 
   it('vm backup posts datastoreId and reset, and prints the queued execution', async () => {
     const env = await serve({ 'POST /vms/3/backup': { status: 202, body: execution('QUEUED') } });
     const result = await runCli(['vm', 'backup', '3', '-d', '100', '--reset', '--json'], { env });
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({ datastoreId: 100, reset: true });
+    expect(api.requests[0]?.body).toEqual({ datastoreId: 100, reset: true });
     expect(JSON.parse(result.stdout)).toMatchObject({ id: '17', state: 'QUEUED', kind: 'backup' });
   });
 
@@ -152,10 +143,10 @@ describe('commands send what the contract says', () => {
       env,
     });
     expect(set.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({ pairs: { KEEP_LAST: '5', FS_FREEZE: 'AGENT' }, append: false });
+    expect(api.requests[0]?.body).toEqual({ pairs: { KEEP_LAST: '5', FS_FREEZE: 'AGENT' }, append: false });
     expect(JSON.parse(set.stdout)).toMatchObject({ vmId: 3, config: { KEEP_LAST: '5', FS_FREEZE: 'AGENT' } });
     const show = await runCli(['vm', 'backupconfig', '3'], { env });
-    expect(api?.requests.at(-1)?.method).toBe('GET');
+    expect(api.requests.at(-1)?.method).toBe('GET');
     expect(show.stdout).toBe('KEEP_LAST=3\nFS_FREEZE=NONE (default)');
   });
 
@@ -183,7 +174,7 @@ describe('commands send what the contract says', () => {
       { env },
     );
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({
+    expect(api.requests[0]?.body).toEqual({
       name: 'web-2',
       noIp: true,
       noNic: false,
@@ -207,7 +198,7 @@ describe('commands send what the contract says', () => {
       env,
     });
     expect(absolute.exitCode).toBe(0);
-    expect(api?.requests.filter((r) => r.method === 'POST').map((r) => r.body)).toEqual([
+    expect(api.requests.filter((r) => r.method === 'POST').map((r) => r.body)).toEqual([
       { url, toPath: 'exports/disk.raw' },
       { url, toPath: '/tmp/disk.raw', hostId: 2 },
     ]);
@@ -290,38 +281,35 @@ describe('API errors and exit codes', () => {
 
 describe('finding the API', () => {
   it('reads endpoint.json from LIFEBOAT_HOME when nothing else is set', async () => {
-    await serve({ 'GET /hosts': { status: 200, body: { items: [HOST] } } });
+    const { LIFEBOAT_ENDPOINT: endpoint } = await serve({
+      'GET /hosts': { status: 200, body: { items: [HOST] } },
+    });
     const home = tempHome();
-    writeFileSync(
-      join(home, 'endpoint.json'),
-      JSON.stringify({ endpoint: api?.endpoint, token: 'file-token' }),
-      {
-        mode: 0o600,
-      },
-    );
+    writeFileSync(join(home, 'endpoint.json'), JSON.stringify({ endpoint, token: 'file-token' }), {
+      mode: 0o600,
+    });
     const result = await runCli(['host', 'list', '--json'], { env: { LIFEBOAT_HOME: home } });
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual([HOST]);
-    expect(api?.requests[0]?.headers.authorization).toBe('Bearer file-token');
+    expect(api.requests[0]?.headers.authorization).toBe('Bearer file-token');
   });
 
   it('--endpoint and --token win over the environment and the file', async () => {
-    await serve({ 'GET /hosts': { status: 200, body: { items: [] } } });
+    const { LIFEBOAT_ENDPOINT: endpoint } = await serve({
+      'GET /hosts': { status: 200, body: { items: [] } },
+    });
     const home = tempHome();
     mkdirSync(home, { recursive: true });
     writeFileSync(
       join(home, 'endpoint.json'),
       JSON.stringify({ endpoint: 'http://127.0.0.1:9', token: 'x' }),
     );
-    const result = await runCli(
-      ['--endpoint', api?.endpoint ?? '', '--token', 'flag-token', 'host', 'list'],
-      {
-        env: { LIFEBOAT_HOME: home, LIFEBOAT_ENDPOINT: 'http://127.0.0.1:9', LIFEBOAT_TOKEN: 'env-token' },
-      },
-    );
+    const result = await runCli(['--endpoint', endpoint, '--token', 'flag-token', 'host', 'list'], {
+      env: { LIFEBOAT_HOME: home, LIFEBOAT_ENDPOINT: 'http://127.0.0.1:9', LIFEBOAT_TOKEN: 'env-token' },
+    });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe('no hosts');
-    expect(api?.requests[0]?.headers.authorization).toBe('Bearer flag-token');
+    expect(api.requests[0]?.headers.authorization).toBe('Bearer flag-token');
   });
 });
 
@@ -335,7 +323,7 @@ describe('host enroll', () => {
     expect(result.stdout).toBe('lbe_abc');
     expect(result.stderr).toMatch(/^enrollment token for host "kvm-7", valid until 2030-01-01T00:00:00.000Z/);
     expect(result.stderr).toMatch(/LIFEBOAT_ENROLL_TOKEN/);
-    expect(api?.requests[0]?.body).toEqual({ name: 'kvm-7', expiresInSeconds: 600 });
+    expect(api.requests[0]?.body).toEqual({ name: 'kvm-7', expiresInSeconds: 600 });
   });
 
   it('--json prints name, token and expiresAt; without --expires the API picks the default', async () => {
@@ -344,7 +332,7 @@ describe('host enroll', () => {
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual(enrollment);
     expect(result.stderr).toBe('');
-    expect(api?.requests[0]?.body).toEqual({ name: 'kvm-7' });
+    expect(api.requests[0]?.body).toEqual({ name: 'kvm-7' });
   });
 
   it("a refusal prints nothing on stdout and the API's message on stderr", async () => {

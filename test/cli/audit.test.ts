@@ -3,20 +3,12 @@
  * table and the `--json` array, bad filters refused before any request (exit 2), and an API
  * refusal (403) as `Forbidden: ...`, exit 1.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { type Reply, useFakeApi } from './fake-api.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 const DELETE = {
   at: '2026-12-06T06:01:00.000Z',
@@ -54,7 +46,7 @@ describe('lifeboat audit list', () => {
       { env },
     );
     expect(result.exitCode, result.stderr).toBe(0);
-    expect(api?.requests.map((r) => r.query)).toEqual([
+    expect(api.requests.map((r) => r.query)).toEqual([
       { object: 'vm/63', user: 'bob', since: '2026-12-01T00:00:00.000Z', limit: '500' },
       { object: 'vm/63', user: 'bob', since: '2026-12-01T00:00:00.000Z', limit: '500', next: 'page-2' },
     ]);
@@ -70,10 +62,10 @@ describe('lifeboat audit list', () => {
     const all = await runCli(['--json', 'audit', 'list'], { env });
     expect(all.exitCode).toBe(0);
     expect(JSON.parse(all.stdout)).toEqual([DELETE, BACKUP]);
-    expect(api?.requests[0]?.query).toEqual({ limit: '500' });
+    expect(api.requests[0]?.query).toEqual({ limit: '500' });
     const one = await runCli(['audit', 'list', '--limit', '1', '--json'], { env });
     expect(JSON.parse(one.stdout)).toEqual([DELETE]);
-    expect(api?.requests.at(-1)?.query).toEqual({ limit: '1' });
+    expect(api.requests.at(-1)?.query).toEqual({ limit: '1' });
   });
 
   it('says so when there is nothing', async () => {
@@ -81,7 +73,7 @@ describe('lifeboat audit list', () => {
     const result = await runCli(['audit', 'list', '--user', 'host:3'], { env });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe('no audit records');
-    expect(api?.requests[0]?.query.user).toBe('host:3');
+    expect(api.requests[0]?.query.user).toBe('host:3');
   });
 
   it.each([
@@ -96,7 +88,7 @@ describe('lifeboat audit list', () => {
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.split('\n')).toHaveLength(1);
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 
   it('a non-admin is refused: Forbidden on stderr, exit 1', async () => {

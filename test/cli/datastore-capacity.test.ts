@@ -3,8 +3,8 @@
  * USED columns filled from the datastore's figures (empty when unknown), `--json` with null for
  * an unknown figure (CLI.md), and `monitor --wait` following the execution, then showing them.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { useFakeApi } from './fake-api.ts';
 import { DATASTORE, execution } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 
@@ -19,16 +19,8 @@ const MEASURED = {
 /** An rsync-only server: the filesystem unknown, the repositories' bytes known. */
 const RSYNC_ONLY = { ...DATASTORE, id: 101, name: 'ds2', driver: 'rsync', usedBytes: 2048 };
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-cap' };
-}
+const api = useFakeApi('tok-cap');
+const { serve } = api;
 
 describe('datastore capacity in the CLI', () => {
   it('list shows TOTAL, FREE and USED, and - (not 0) where unknown', async () => {
@@ -76,7 +68,7 @@ describe('datastore capacity in the CLI', () => {
       freeBytes: 300 * MiB,
       monitoredAt: MEASURED.monitoredAt,
     });
-    expect(api?.requests.filter((r) => r.path === '/datastores/100/monitor')).toHaveLength(2);
+    expect(api.requests.filter((r) => r.path === '/datastores/100/monitor')).toHaveLength(2);
   });
 
   it('monitor --wait of a failed monitor exits 1 with its error', async () => {

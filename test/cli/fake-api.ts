@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 
 /** One request the CLI made. */
 export interface RecordedRequest {
@@ -69,5 +70,42 @@ export async function startFakeApi(routes: Record<string, Reply>): Promise<FakeA
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** The environment that points the CLI at a fake API (a type, so it is a `Record<string, string>`). */
+export type FakeApiEnv = { LIFEBOAT_ENDPOINT: string; LIFEBOAT_TOKEN: string };
+
+/** The fake API of a test file: at most one per test, started by `serve`, closed after the test. */
+export interface FakeApiFixture {
+  /**
+   * Starts a fake API answering `routes` and returns the environment that points the CLI at it
+   * (LIFEBOAT_ENDPOINT and LIFEBOAT_TOKEN).
+   */
+  serve(routes: Record<string, Reply>): Promise<FakeApiEnv>;
+  /** The requests the current test's fake API has recorded (it must have been started). */
+  readonly requests: RecordedRequest[];
+}
+
+/**
+ * Registers, in the calling test file, an `afterEach` that closes the fake API its test started,
+ * and returns what starts one and reads its requests. `token` is the LIFEBOAT_TOKEN `serve` gives.
+ */
+export function useFakeApi(token = 'tok-123'): FakeApiFixture {
+  let api: FakeApi | undefined;
+  afterEach(async () => {
+    await api?.close();
+    api = undefined;
+  });
+  return {
+    async serve(routes) {
+      await api?.close();
+      api = await startFakeApi(routes);
+      return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: token };
+    },
+    get requests() {
+      if (api === undefined) throw new Error('no fake API is running: call serve() first');
+      return api.requests;
+    },
   };
 }

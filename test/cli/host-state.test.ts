@@ -2,15 +2,11 @@
  * `lifeboat host disable|enable HOSTID` against a fake API: the request each sends, its output,
  * and a bad host id refused with exit 2 and one line before any request.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { type Reply, useFakeApi } from './fake-api.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
+const api = useFakeApi();
 
 const HOST = { id: 2, name: 'kvm-2', cluster: 'default', createdAt: 'x' };
 const patch: Reply = (request) => ({
@@ -23,8 +19,7 @@ describe('host disable / enable', () => {
     ['disable', true, 'host 2: DISABLED'],
     ['enable', false, 'host 2: OFFLINE'],
   ])('host %s sends disabled=%s and prints the new state', async (command, disabled, line) => {
-    api = await startFakeApi({ 'PATCH /hosts/2': patch });
-    const env = { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
+    const env = await api.serve({ 'PATCH /hosts/2': patch });
     const result = await runCli(['host', command, '2'], { env });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe(line);
@@ -32,8 +27,7 @@ describe('host disable / enable', () => {
   });
 
   it('a bad host id is one line on stderr, exit 2, and no request', async () => {
-    api = await startFakeApi({ 'PATCH /hosts/2': patch });
-    const env = { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
+    const env = await api.serve({ 'PATCH /hosts/2': patch });
     const result = await runCli(['host', 'disable', 'kvm-2'], { env });
     expect(result.exitCode).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);

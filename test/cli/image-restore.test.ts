@@ -2,21 +2,13 @@
  * `lifeboat image restore` options of issue 6 against a fake API: onto a host (defined, started
  * only with --start), in place with its confirmation, and the API's refusals as one line.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { useFakeApi } from './fake-api.ts';
 import { execution } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 const QUEUED = { status: 202, body: execution('QUEUED', { kind: 'restore' }) };
 
@@ -27,11 +19,11 @@ describe('image restore into a Ceph pool', () => {
       env,
     });
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({ name: 'web2', noIp: false, noNic: false, pool: 'rbd-restore' });
+    expect(api.requests[0]?.body).toEqual({ name: 'web2', noIp: false, noNic: false, pool: 'rbd-restore' });
     const old = await runCli(['image', 'restore', '12', '--datastore', '3'], { env });
     expect(old.exitCode).toBe(2);
     expect(old.stderr).toMatch(/unknown option '--datastore'/);
-    expect(api?.requests).toHaveLength(1);
+    expect(api.requests).toHaveLength(1);
   });
 
   it('shows the API refusal of a pool the host does not allow as one line', async () => {
@@ -55,10 +47,10 @@ describe('image restore onto a host and in place', () => {
     const env = await serve({ 'POST /images/12/restore': QUEUED });
     const onHost = await runCli(['image', 'restore', '12', '--host', '2', '--start', '--no-nic'], { env });
     expect(onHost.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual({ noIp: false, noNic: true, hostId: 2, start: true });
+    expect(api.requests[0]?.body).toEqual({ noIp: false, noNic: true, hostId: 2, start: true });
     const inPlace = await runCli(['image', 'restore', '12', '--in-place', '--yes-overwrite'], { env });
     expect(inPlace.exitCode).toBe(0);
-    expect(api?.requests[1]?.body).toEqual({
+    expect(api.requests[1]?.body).toEqual({
       noIp: false,
       noNic: false,
       inPlace: true,
@@ -74,7 +66,7 @@ describe('image restore onto a host and in place', () => {
     const result = await runCli(['image', 'restore', '12', ...extra], { env });
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(message);
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 
   it('shows the API refusal of a single-disk VM restore as one line, exit 2', async () => {

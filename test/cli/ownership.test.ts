@@ -3,20 +3,12 @@
  * API: the request each sends, the human and `--json` output, and bad input refused with exit 2
  * and one line before any request.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { type Reply, useFakeApi } from './fake-api.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 const VIEW = { id: 7, owner: 'alice', group: 'web', permissions: 'um-u-----', octal: '640' };
 const echo: Reply = (request) => ({ status: 200, body: { ...VIEW, ...(request.body as object) } });
@@ -35,12 +27,12 @@ describe('chown and chmod', () => {
     const chown = await runCli([command, 'chown', '7', 'alice:web'], { env });
     expect(chown.exitCode).toBe(0);
     expect(chown.stdout).toBe(`${label} 7: owner alice:web, permissions um-u----- (640)`);
-    expect(api?.requests[0]?.body).toEqual({ owner: 'alice', group: 'web' });
+    expect(api.requests[0]?.body).toEqual({ owner: 'alice', group: 'web' });
 
     const chmod = await runCli([command, 'chmod', '7', '640', '--json'], { env });
     expect(chmod.exitCode).toBe(0);
     expect(JSON.parse(chmod.stdout)).toEqual(VIEW);
-    expect(api?.requests[1]).toMatchObject({
+    expect(api.requests[1]).toMatchObject({
       method: 'PUT',
       path: `${path}/7/permissions`,
       body: { permissions: '640' },
@@ -51,7 +43,7 @@ describe('chown and chmod', () => {
     const env = await serve({ 'PUT /vms/3/owner': echo });
     expect((await runCli(['vm', 'chown', '3', 'bob'], { env })).exitCode).toBe(0);
     expect((await runCli(['vm', 'chown', '3', ':db'], { env })).exitCode).toBe(0);
-    expect(api?.requests.map((r) => r.body)).toEqual([{ owner: 'bob' }, { group: 'db' }]);
+    expect(api.requests.map((r) => r.body)).toEqual([{ owner: 'bob' }, { group: 'db' }]);
   });
 
   it('a refusal of the API is exit 1 with Forbidden, a missing user exit 2', async () => {
@@ -120,7 +112,7 @@ describe('host update --owner', () => {
     });
     const result = await runCli(['host', 'update', '2', '--owner', owner], { env });
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.body).toEqual(body);
+    expect(api.requests[0]?.body).toEqual(body);
   });
 
   it('host show names the default owner; update prints it', async () => {
@@ -161,6 +153,6 @@ describe('bad input never reaches the API', () => {
     expect(result.stdout).toBe('');
     expect(result.stderr.split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(message);
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 });

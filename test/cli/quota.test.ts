@@ -3,20 +3,12 @@
  * limits, pairs set them (on DSID or all datastores), the table and `--json`, a refusal's
  * `Forbidden:` line, and bad pairs refused before any request (exit 2).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { useFakeApi } from './fake-api.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
-
-async function serve(routes: Record<string, Reply>): Promise<Record<string, string>> {
-  api = await startFakeApi(routes);
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 'tok-123' };
-}
+const api = useFakeApi();
+const { serve } = api;
 
 const VIEW = {
   kind: 'user',
@@ -42,7 +34,7 @@ describe('lifeboat user quota', () => {
     const one = await runCli(['user', 'quota', 'alice', '100'], { env });
     expect(one.stdout.split('\n')).toHaveLength(3);
     expect(JSON.parse((await runCli(['user', 'quota', 'alice', '--json'], { env })).stdout)).toEqual(VIEW);
-    expect(api?.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'GET']);
+    expect(api.requests.map((r) => r.method)).toEqual(['GET', 'GET', 'GET']);
   });
 
   it('sets SIZE and IMAGES on a datastore, or on all of them', async () => {
@@ -50,9 +42,9 @@ describe('lifeboat user quota', () => {
     expect((await runCli(['user', 'quota', 'alice', '100', 'SIZE=64', 'images=-1'], { env })).exitCode).toBe(
       0,
     );
-    expect(api?.requests[0]?.body).toEqual({ datastoreId: 100, pairs: { SIZE: '64', IMAGES: '-1' } });
+    expect(api.requests[0]?.body).toEqual({ datastoreId: 100, pairs: { SIZE: '64', IMAGES: '-1' } });
     expect((await runCli(['user', 'quota', 'alice', 'IMAGES=10'], { env })).exitCode).toBe(0);
-    expect(api?.requests[1]?.body).toEqual({ pairs: { IMAGES: '10' } });
+    expect(api.requests[1]?.body).toEqual({ pairs: { IMAGES: '10' } });
   });
 
   it('refuses bad pairs before any request, and shows a refusal as Forbidden', async () => {
@@ -66,7 +58,7 @@ describe('lifeboat user quota', () => {
       const bad = await runCli(['user', 'quota', 'alice', ...args], { env });
       expect(bad.exitCode, args.join(' ')).toBe(2);
     }
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
     const refused = await runCli(['user', 'quota', 'alice', 'SIZE=1'], { env });
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr).toContain('Forbidden: only admins may set quotas');
@@ -82,6 +74,6 @@ describe('lifeboat group quota', () => {
     });
     expect((await runCli(['group', 'quota', 'web'], { env })).stdout).toMatch(/^group web\n/);
     expect((await runCli(['group', 'quota', 'web', '100', 'SIZE=2048'], { env })).exitCode).toBe(0);
-    expect(api?.requests[1]?.body).toEqual({ datastoreId: 100, pairs: { SIZE: '2048' } });
+    expect(api.requests[1]?.body).toEqual({ datastoreId: 100, pairs: { SIZE: '2048' } });
   });
 });

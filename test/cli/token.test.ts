@@ -6,22 +6,18 @@
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type FakeApi, type Reply, startFakeApi } from './fake-api.ts';
+import { describe, expect, it } from 'vitest';
+import { type Reply, useFakeApi } from './fake-api.ts';
 import { VM } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 
 const TOKEN = 'tok-s3cr3t-0123456789abcdef';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
+const api = useFakeApi();
 
+/** Starts the fake API and answers its endpoint alone: each test gives the token its own way. */
 async function serve(routes: Record<string, Reply> = { 'GET /vms/3': { status: 200, body: VM } }) {
-  api = await startFakeApi(routes);
-  return api.endpoint;
+  return (await api.serve(routes)).LIFEBOAT_ENDPOINT;
 }
 
 /** A token file with `mode`, holding `content` (the token and a newline by default). */
@@ -41,7 +37,7 @@ describe('--token-file', () => {
     expect(result.exitCode).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual(VM);
     expect(result.stderr).toBe('');
-    expect(api?.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(api.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
   it('wins over LIFEBOAT_TOKEN and endpoint.json', async () => {
@@ -50,7 +46,7 @@ describe('--token-file', () => {
       env: { LIFEBOAT_ENDPOINT: endpoint, LIFEBOAT_TOKEN: 'env-token' },
     });
     expect(result.exitCode).toBe(0);
-    expect(api?.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(api.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
   it.each([
@@ -69,7 +65,7 @@ describe('--token-file', () => {
       `lifeboat: the token file ${file} is open to other users (mode ${shown}): run chmod 600 ${file}`,
     );
     expect(result.stdout).toBe('');
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 
   it.each([
@@ -86,7 +82,7 @@ describe('--token-file', () => {
     expect(result.stderr).toMatch(message);
     expect(result.stderr.split('\n')).toHaveLength(1);
     expect(result.stderr).not.toContain(TOKEN);
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 
   it('cannot be given with --token', async () => {
@@ -95,7 +91,7 @@ describe('--token-file', () => {
     });
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain('give --token or --token-file, not both');
-    expect(api?.requests).toEqual([]);
+    expect(api.requests).toEqual([]);
   });
 
   it('is in --help, with the warning about --token', async () => {
@@ -117,7 +113,7 @@ describe('--token', () => {
       'lifeboat: warning: --token shows the token to every user of this machine (ps, shell history): ' +
         'use --token-file PATH or LIFEBOAT_TOKEN',
     );
-    expect(api?.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(api.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
   it('LIFEBOAT_TOKEN does not warn', async () => {

@@ -2,21 +2,17 @@
  * `--wait` / `--follow`: the CLI polls the execution to its end, reports phase changes on stderr
  * (stderr is not a TTY here, so lines rather than a bar) and exits 0 only when it SUCCEEDED.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Execution } from '#core/model.ts';
-import { type FakeApi, startFakeApi } from './fake-api.ts';
+import { useFakeApi } from './fake-api.ts';
 import { execution } from './fixtures.ts';
 import { runCli } from './run-cli.ts';
 
-let api: FakeApi | undefined;
-afterEach(async () => {
-  await api?.close();
-  api = undefined;
-});
+const api = useFakeApi('t');
 
 /** A fake API whose execution 17 goes through `states`, one per poll, then stays at the last. */
-async function serveExecution(states: readonly Execution[]): Promise<Record<string, string>> {
-  api = await startFakeApi({
+function serveExecution(states: readonly Execution[]): Promise<Record<string, string>> {
+  return api.serve({
     'POST /vms/3/backup': { status: 202, body: execution('QUEUED') },
     'POST /images/12/restore': { status: 202, body: execution('QUEUED', { kind: 'restore' }) },
     'GET /executions/17': (_request, hit) => ({
@@ -24,7 +20,6 @@ async function serveExecution(states: readonly Execution[]): Promise<Record<stri
       body: states[Math.min(hit, states.length) - 1],
     }),
   });
-  return { LIFEBOAT_ENDPOINT: api.endpoint, LIFEBOAT_TOKEN: 't' };
 }
 
 const RUNNING = execution('RUNNING', { phase: 'export', bytesDone: 1024, bytesTotal: 4096 });

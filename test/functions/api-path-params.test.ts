@@ -4,36 +4,22 @@
  * parameter, a well-formed id nobody has answers 404, and nothing answers 500. The routes are
  * walked from ROUTES, so a route added later is covered without touching this file.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NAME_PATTERN } from '#core/accounts.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES, routeKey } from '#functions/api/routes.ts';
-import { apiEvent, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { apiEvent } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-path-params-0123';
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 
-beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-path-params-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+useControlPlane({
+  name: 'path-params',
+  secrets: 'subfolder',
   // The runner role whose sessions IAM_AUTHORIZER stands for (the CDK app sets it in AWS).
-  process.env.RUNNER_ROLE_NAME = 'lifeboat-runner';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
+  env: { RUNNER_ROLE_NAME: 'lifeboat-runner' },
+  admin: { token: ADMIN, group: 'admin' },
 });
 
 /** Decoded values, as API Gateway hands them over in `pathParameters`. */

@@ -2,8 +2,7 @@
  * The HTTP API handler end to end on DynamoDB Local and fauxqs: v2 events in, JSON out.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   GetQueueAttributesCommand,
@@ -12,7 +11,7 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { datastores } from '#functions/repo/datastores.ts';
 import { images } from '#functions/repo/images.ts';
 import { requests } from '#functions/repo/requests.ts';
@@ -20,28 +19,15 @@ import { vms } from '#functions/repo/vms.ts';
 import { sqsClient } from '#platform/aws.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-0123456789';
 const ALICE = 'alice-token-0123456789';
 const PASSWORD = 'correct horse battery staple';
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 
+const plane = useControlPlane({ name: 'api', secrets: 'subfolder', admin: { token: ADMIN, group: 'admin' } });
 beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-api-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
   await seedUser('alice', ALICE, 'user', 'users');
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 const admin = { token: ADMIN };
@@ -101,7 +87,7 @@ describe('datastores', () => {
     const listed = await call('GET', '/datastores', admin);
     for (const answer of [created, shown, listed]) expect(answer.raw).not.toContain(PASSWORD);
     expect(JSON.stringify(await datastores.get(1))).not.toContain(PASSWORD);
-    expect(await readFile(join(secretsDir, 'secrets', 'ds_1.json'), 'utf8')).toContain(PASSWORD);
+    expect(await readFile(join(plane.secretsDir, 'ds_1.json'), 'utf8')).toContain(PASSWORD);
   });
 
   it('refuses bad attributes with a 400 naming the field, and writes nothing', async () => {
@@ -146,7 +132,7 @@ describe('datastores', () => {
     expect(patched.status).toBe(200);
     expect(patched.body.attributes.RESTIC_COMPRESSION).toBe('max');
     expect(patched.raw).not.toContain('new-password-1');
-    expect(await readFile(join(secretsDir, 'secrets', 'ds_1.json'), 'utf8')).toContain('new-password-1');
+    expect(await readFile(join(plane.secretsDir, 'ds_1.json'), 'utf8')).toContain('new-password-1');
     const removeRequired = await call('PATCH', '/datastores/1', {
       ...admin,
       body: { attributes: { RESTIC_PASSWORD: '' } },

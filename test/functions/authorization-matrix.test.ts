@@ -8,9 +8,6 @@
  * 5xx when it allows. A refusal changes nothing (every table compared before and after). A
  * route without a row in the rights table, or without a sample request here, fails.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ROUTE_RIGHTS, type ObjectKind, type RouteRights } from '#core/rights.ts';
 import { hashToken } from '#functions/api/auth.ts';
@@ -22,8 +19,7 @@ import { users } from '#functions/repo/users.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { type ApiAnswer, call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 import { changes, type StateSnapshot, stateSnapshotter } from '../security/state.ts';
 
 const TOKENS = {
@@ -227,9 +223,6 @@ function holds(outcome: Outcome, answer: ApiAnswer): boolean {
   }
 }
 
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 let snapshot: ReturnType<typeof stateSnapshotter>;
 let hostId: number;
 
@@ -323,13 +316,12 @@ async function fixture(n: number): Promise<Fixture> {
   };
 }
 
+const plane = useControlPlane({
+  name: 'matrix',
+  secrets: 'subfolder',
+  admin: { token: TOKENS.admin, group: 'admin' },
+});
 beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-matrix-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', TOKENS.admin, 'admin', 'admin');
   for (const group of ['web', 'other']) await admin('POST', '/groups', { name: group }, 201);
   await seedUser('alice', TOKENS.alice, 'user', 'web');
   await seedUser('bob', TOKENS.bob, 'user', 'web');
@@ -345,12 +337,10 @@ beforeAll(async () => {
     tokenHash: hashToken(TOKENS.runner),
     createdAt: new Date().toISOString(),
   });
-  snapshot = stateSnapshotter(db.endpoint, { ...db.tables, audit: undefined }, join(secretsDir, 'secrets'));
+  snapshot = stateSnapshotter(plane.db.endpoint, { ...plane.db.tables, audit: undefined }, plane.secretsDir);
 });
 afterAll(async () => {
   snapshot?.close();
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 describe('the authorization matrix', () => {

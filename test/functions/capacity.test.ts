@@ -4,10 +4,7 @@
  * (periodic, after a backup, on request; never two waiting), admission refusing a backup larger
  * than FREE before anything is queued, and LAST_BACKUP_ID / LAST_BACKUP_SIZE set at commit.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queueDueMonitors, queueMonitor } from '#functions/operations/capacity.ts';
 import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
@@ -17,16 +14,11 @@ import { vms } from '#functions/repo/vms.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
 import { handler as commitMaintenance } from '#functions/tasks/commit-maintenance.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const MiB = 1024 * 1024;
 const admin = { token: 'admin-token-capacity' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let home: string;
 
 const domain = (name: string, allocated: number) => ({
   domain: name,
@@ -52,17 +44,16 @@ async function queuedMonitors(datastoreId: number) {
   return (await pendingRequests()).filter((r) => r.kind === 'monitor' && r.datastoreId === datastoreId);
 }
 
+useControlPlane({
+  name: 'capacity',
+  env: {
+    MAINTENANCE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance',
+    MONITOR_INTERVAL_MINUTES: undefined,
+  },
+  admin,
+  hosts: ['kvm-cap'],
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-capacity-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.MAINTENANCE_STATE_MACHINE_ARN =
-    'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  delete process.env.MONITOR_INTERVAL_MINUTES;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-cap') })).status).toBe(201);
   for (const name of ['small', 'big']) {
     const ds = await call('POST', '/datastores', {
       ...admin,
@@ -75,10 +66,6 @@ beforeAll(async () => {
     body: { vms: [domain('vm-200m', 200 * MiB), domain('vm-20m', 20 * MiB)] },
   });
   expect(inventory.status).toBe(200);
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(home, { recursive: true, force: true });
 });
 beforeEach(async () => {
   // Nothing left waiting from the test before: each starts with an empty queue.

@@ -3,10 +3,7 @@
  * an increment, restore points, a chain the runner could not follow (a new chain), a failed
  * increment leaving the chain READY.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
 import { dequeue } from '#functions/repo/requests.ts';
@@ -17,51 +14,33 @@ import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
 import { handler as commitMaintenance } from '#functions/tasks/commit-maintenance.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-chain' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let home: string;
-
+useControlPlane({
+  name: 'chain',
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw',
+  inventory: [
+    {
+      domain: 'vm-a',
+      state: 'RUNNING',
+      disks: [
+        { id: 0, target: 'vda', source: '/images/a.qcow2', format: 'qcow2', size: 1000, canIncrement: true },
+      ],
+      nics: [],
+      template: '<domain/>',
+    },
+  ],
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-chain-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
-  });
-  expect(ds.status).toBe(201);
-  const disk = {
-    id: 0,
-    target: 'vda',
-    source: '/images/a.qcow2',
-    format: 'qcow2',
-    size: 1000,
-    canIncrement: true,
-  };
-  const inventory = await call('PUT', '/hosts/1/inventory', {
-    ...admin,
-    body: { vms: [{ domain: 'vm-a', state: 'RUNNING', disks: [disk], nics: [], template: '<domain/>' }] },
-  });
-  expect(inventory.status).toBe(200);
   const config = await call('PUT', '/vms/1/backup-config', {
     ...admin,
     body: { pairs: { MODE: 'INCREMENT' } },
   });
   expect(config.status).toBe(200);
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(home, { recursive: true, force: true });
 });
 
 /** Queues a backup of VM 1 through the API, takes it off the queue as the dispatcher would, and admits it. */

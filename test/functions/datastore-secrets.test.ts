@@ -3,32 +3,27 @@
  * datastore create, show, list or update (refusals included), not in the stored record, not in
  * the API's log lines.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { datastores } from '#functions/repo/datastores.ts';
 import { type ApiAnswer, call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = { token: 'admin-token-secrets-0123456789' };
 const ALICE = { token: 'alice-token-secrets-0123456789' };
 const PASSWORD = 'pw-Tr0ub4dor&3-correct-horse';
 const NEW_PASSWORD = 'pw-2-staple-battery-horse';
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 const logged: string[] = [];
 
-beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-ds-secrets-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
+const plane = useControlPlane({
+  name: 'ds-secrets',
+  secrets: 'subfolder',
   // Every level, so any line the API writes is checked.
-  delete process.env.LIFEBOAT_LOG_LEVEL;
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN.token, 'admin', 'admin');
+  env: { LIFEBOAT_LOG_LEVEL: undefined },
+  admin: { token: ADMIN.token, group: 'admin' },
+});
+beforeAll(async () => {
   await seedUser('alice', ALICE.token, 'user', 'users');
   for (const stream of ['log', 'error', 'warn', 'info'] as const) {
     vi.spyOn(console, stream).mockImplementation((...args: unknown[]) => {
@@ -38,8 +33,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   vi.restoreAllMocks();
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 describe('a restic datastore password', () => {
@@ -134,6 +127,6 @@ describe('a restic datastore password', () => {
       expect(line).not.toContain(PASSWORD.slice(0, 12));
       expect(line).not.toContain(NEW_PASSWORD);
     }
-    expect(await readFile(join(secretsDir, 'secrets', `ds_${id}.json`), 'utf8')).toContain(NEW_PASSWORD);
+    expect(await readFile(join(plane.secretsDir, `ds_${id}.json`), 'utf8')).toContain(NEW_PASSWORD);
   });
 });

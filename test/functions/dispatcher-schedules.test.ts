@@ -3,25 +3,17 @@
  * DynamoDB Local with a clock the test controls: bad schedules are refused and change nothing,
  * a repeating schedule fires once per run and stops at its end, a job VM refuses single backups.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { fireDueSchedules } from '#functions/dispatcher/schedules.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { dueSchedules, schedules } from '#functions/repo/schedules.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-schedules' };
 const user = { token: 'user-token-schedules' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let home: string;
 
 const domain = (name: string) => ({
   domain: name,
@@ -31,31 +23,16 @@ const domain = (name: string) => ({
   template: `<domain><name>${name}</name></domain>`,
 });
 
+useControlPlane({
+  name: 'sched',
+  env: { SCHEDULE_GROUP: undefined },
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw',
+  inventory: ['a', 'b', 'c', 'd', 'e'].map((n) => domain(`vm-${n}`)),
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-sched-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  delete process.env.SCHEDULE_GROUP;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', admin.token);
   await seedUser('bob', user.token, 'user');
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
-  });
-  expect(ds.status).toBe(201);
-  const inventory = await call('PUT', '/hosts/1/inventory', {
-    ...admin,
-    body: { vms: ['a', 'b', 'c', 'd', 'e'].map((n) => domain(`vm-${n}`)) },
-  });
-  expect(inventory.status).toBe(200);
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(home, { recursive: true, force: true });
 });
 
 const allSchedules = async () => (await schedules.list()).length;

@@ -8,10 +8,7 @@
  * with the steps driven as the state machines drive them and a fake Step Functions answering
  * the sweep's DescribeExecution.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { sweep } from '#functions/dispatcher/sweep.ts';
 import { endOperation } from '#functions/operations/end.ts';
@@ -28,18 +25,11 @@ import { handler as commitMaintenance } from '#functions/tasks/commit-maintenanc
 import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-endings' };
 const ARN = 'arn:aws:states:us-east-1:000000000000';
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let sfn: FakeSfn;
-let home: string;
 
 const KINDS = ['backup', 'restore', 'flatten', 'delete', 'download'] as const;
 type Kind = (typeof KINDS)[number];
@@ -207,7 +197,7 @@ async function startOperation(kind: Kind, vmId: number): Promise<Operation> {
 /** The Step Functions status the sweep finds, by ending. */
 function stopWith(executionId: string, kind: Kind, status: string): void {
   const machine = kind === 'backup' ? 'Backup' : kind === 'restore' ? 'Restore' : 'Maintenance';
-  sfn.statuses.set(`${ARN}:execution:${machine}:${executionId}`, status);
+  plane.sfn.statuses.set(`${ARN}:execution:${machine}:${executionId}`, status);
 }
 
 /** End the started operation the way `ending` says; answers the state it must end in. */
@@ -286,37 +276,29 @@ async function expectNextBackupAdmitted(vmId: number): Promise<void> {
   }
 }
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-endings-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.BACKUP_STATE_MACHINE_ARN = `${ARN}:stateMachine:Backup`;
-  process.env.RESTORE_STATE_MACHINE_ARN = `${ARN}:stateMachine:Restore`;
-  process.env.MAINTENANCE_STATE_MACHINE_ARN = `${ARN}:stateMachine:Maintenance`;
-  process.env.MAX_BACKUPS = '10';
-  process.env.MAX_BACKUPS_HOST = '10';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
-  });
-  expect(ds.status).toBe(201);
-  const names = [
-    ...KINDS.flatMap((kind) => ENDINGS.map((_, i) => vmName(kind, i))),
-    'vm-flatten-regression',
-    'vm-orphan-flatten',
-    'vm-gone-host',
-  ];
-  const inventory = await call('PUT', '/hosts/1/inventory', { ...admin, body: { vms: names.map(domain) } });
-  expect(inventory.status).toBe(200);
-  for (const vm of await vms.list()) vmIds.set(vm.domain, vm.id);
+const names = [
+  ...KINDS.flatMap((kind) => ENDINGS.map((_, i) => vmName(kind, i))),
+  'vm-flatten-regression',
+  'vm-orphan-flatten',
+  'vm-gone-host',
+];
+const plane = useControlPlane({
+  name: 'endings',
+  env: {
+    BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
+    RESTORE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Restore`,
+    MAINTENANCE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Maintenance`,
+    MAX_BACKUPS: '10',
+    MAX_BACKUPS_HOST: '10',
+  },
+  sfn: true,
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw',
+  inventory: names.map(domain),
 });
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
-  await rm(home, { recursive: true, force: true });
+beforeAll(async () => {
+  for (const vm of await vms.list()) vmIds.set(vm.domain, vm.id);
 });
 
 describe('after an embedded stack restarted in the middle of a KEEP_LAST flatten', () => {

@@ -4,74 +4,47 @@
  * chain whose oldest points fall out of every rule is flattened up to the oldest point kept.
  * Backups are dated by rewriting the committed records (the steps date them "now").
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
 import { dequeue } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-gfs' };
 const DAY = 86_400_000;
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let home: string;
-
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-gfs-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
-  });
-  expect(ds.status).toBe(201);
-  const disk = (source: string) => ({
-    id: 0,
-    target: 'vda',
-    source,
-    format: 'qcow2',
-    size: 1000,
-    canIncrement: true,
-  });
-  const inventory = await call('PUT', '/hosts/1/inventory', {
-    ...admin,
-    body: {
-      vms: [
-        {
-          domain: 'vm-full',
-          state: 'RUNNING',
-          disks: [disk('/images/f.qcow2')],
-          nics: [],
-          template: '<domain/>',
-        },
-        {
-          domain: 'vm-chain',
-          state: 'RUNNING',
-          disks: [disk('/images/c.qcow2')],
-          nics: [],
-          template: '<domain/>',
-        },
-      ],
-    },
-  });
-  expect(inventory.status).toBe(200);
+const disk = (source: string) => ({
+  id: 0,
+  target: 'vda',
+  source,
+  format: 'qcow2',
+  size: 1000,
+  canIncrement: true,
 });
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(home, { recursive: true, force: true });
+useControlPlane({
+  name: 'gfs',
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw',
+  inventory: [
+    {
+      domain: 'vm-full',
+      state: 'RUNNING',
+      disks: [disk('/images/f.qcow2')],
+      nics: [],
+      template: '<domain/>',
+    },
+    {
+      domain: 'vm-chain',
+      state: 'RUNNING',
+      disks: [disk('/images/c.qcow2')],
+      nics: [],
+      template: '<domain/>',
+    },
+  ],
 });
 
 async function setConfig(vmId: number, pairs: Record<string, string>) {

@@ -4,25 +4,15 @@
  * DISABLED whatever its runner reports; queued work on an OFFLINE or DISABLED host waits and
  * starts once the host is back.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatch, handler as dispatcher } from '#functions/dispatcher/handler.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-host-health' };
 const PERIODIC = { source: 'aws.scheduler' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let sfn: FakeSfn;
-let home: string;
 
 const report = () =>
   call('PUT', '/hosts/1/inventory', {
@@ -41,27 +31,22 @@ const report = () =>
   });
 const setDisabled = (disabled: boolean) => call('PATCH', '/hosts/1', { ...admin, body: { disabled } });
 
+useControlPlane({
+  name: 'host-health',
+  env: {
+    BACKUP_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
+    HOST_OFFLINE_SECONDS: '60',
+  },
+  sfn: true,
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw',
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-host-health-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.BACKUP_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup';
-  process.env.HOST_OFFLINE_SECONDS = '60';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw' } },
-  });
-  expect(ds.status).toBe(201);
   expect((await report()).status).toBe(200);
 });
-afterAll(async () => {
+afterAll(() => {
   delete process.env.HOST_OFFLINE_SECONDS;
-  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
-  await rm(home, { recursive: true, force: true });
 });
 
 /** Makes the host's last report `seconds` old. */

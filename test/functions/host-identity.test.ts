@@ -2,38 +2,22 @@
  * A runner is a host, not an admin: enrollment tokens, registration, and the host principal's
  * confinement to its own host, through the API handler on DynamoDB Local and fauxqs.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { datastores } from '#functions/repo/datastores.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { users } from '#functions/repo/users.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-0123456789';
 const ALICE = 'alice-token-0123456789';
 const admin = { token: ADMIN };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 
+useControlPlane({ name: 'identity', secrets: 'subfolder', admin: { token: ADMIN, group: 'admin' } });
 beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-identity-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
   await seedUser('alice', ALICE, 'user', 'users');
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 const publicKey = () => generateHostKeyPair().publicKey;

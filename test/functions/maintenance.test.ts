@@ -3,10 +3,9 @@
  * the Maintenance steps driven as the state machine drives them, and the dispatcher starting
  * maintenance executions without a MAX_BACKUPS slot.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type DownloadTask, MAINTENANCE_TASK_FIELDS, Task } from '#core/contracts/tasks.ts';
 import type { Image } from '#core/model.ts';
 import { dispatch } from '#functions/dispatcher/handler.ts';
@@ -28,18 +27,11 @@ import type { TaskContext } from '#runner/tasks/context.ts';
 import { runDownload } from '#runner/tasks/datastore-ops.ts';
 import { fakeDrivers } from '../../runner/testing/fakes.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody } from '../helpers/host-key.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-maintenance' };
 const dave = { token: 'dave-token-maintenance' };
 const MAINTENANCE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance';
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let sfn: FakeSfn;
-let home: string;
 
 const domain = (name: string) => ({
   domain: name,
@@ -73,38 +65,23 @@ async function machineInput(executionId: string) {
   return (await requests.get(executionId)).input as Record<string, unknown> & { executionId: string };
 }
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-maint-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.BACKUP_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup';
-  process.env.RESTORE_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore';
-  process.env.MAINTENANCE_STATE_MACHINE_ARN = MAINTENANCE_ARN;
-  process.env.MAX_BACKUPS = '1';
-  process.env.MAX_BACKUPS_HOST = '1';
-  // The queue's exact contents are checked here: no datastore monitor after each backup
-  // (test/functions/capacity.test.ts has those).
-  process.env.MONITOR_INTERVAL_MINUTES = '0';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
-  await seedUser('admin', admin.token);
-  for (const name of ['kvm-1', 'kvm-2']) {
-    expect((await call('POST', '/hosts', { ...admin, body: hostBody(name) })).status).toBe(201);
-  }
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw-never-in-tasks' } },
-  });
-  expect(ds.status).toBe(201);
-  const inventory = await call('PUT', '/hosts/1/inventory', {
-    ...admin,
-    body: { vms: [domain('vm-a'), domain('vm-b')] },
-  });
-  expect(inventory.status).toBe(200);
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
-  await rm(home, { recursive: true, force: true });
+const plane = useControlPlane({
+  name: 'maint',
+  env: {
+    BACKUP_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
+    RESTORE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore',
+    MAINTENANCE_STATE_MACHINE_ARN: MAINTENANCE_ARN,
+    MAX_BACKUPS: '1',
+    MAX_BACKUPS_HOST: '1',
+    // The queue's exact contents are checked here: no datastore monitor after each backup
+    // (test/functions/capacity.test.ts has those).
+    MONITOR_INTERVAL_MINUTES: '0',
+  },
+  sfn: true,
+  admin,
+  hosts: ['kvm-1', 'kvm-2'],
+  resticPassword: 'pw-never-in-tasks',
+  inventory: [domain('vm-a'), domain('vm-b')],
 });
 
 describe('which host runs a maintenance task', () => {
@@ -146,10 +123,10 @@ describe('image delete', () => {
   it('the dispatcher starts it on the Maintenance machine without taking a slot, even when none is free', async () => {
     // Fill the only slot with a backup execution.
     const queued = await call('POST', '/vms/2/backup', { ...admin, body: { datastoreId: 1 } });
-    sfn.calls.length = 0;
+    plane.sfn.calls.length = 0;
     const report = await dispatch();
     expect(report.started).toEqual([executionId, queued.body.id]);
-    expect(sfn.calls.map((c) => c.stateMachineArn)).toEqual([
+    expect(plane.sfn.calls.map((c) => c.stateMachineArn)).toEqual([
       MAINTENANCE_ARN,
       'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
     ]);
@@ -366,7 +343,7 @@ describe('downloads', () => {
 
     // The runner of the host, with its restore roots: refused before anything is read or written.
     const written: string[] = [];
-    const roots = [join(home, 'restores')];
+    const roots = [join(plane.home, 'restores')];
     const ctx = {
       restoreRoots: roots,
       signal: new AbortController().signal,

@@ -2,10 +2,7 @@
  * The dispatcher and the state-machine steps on DynamoDB Local, driven the way the Backup and
  * Restore state machines drive them (`$` in, result under its ResultPath).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TASK_FIELDS } from '#core/contracts/tasks.ts';
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { hostSlotName, readCounter } from '#functions/repo/counters.ts';
@@ -20,17 +17,11 @@ import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { generateHostKeyPair, unsealSecrets } from '#platform/sealed-secrets.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
-import { hostBody, TEST_HOST_KEY } from '../helpers/host-key.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { TEST_HOST_KEY } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-operations' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let sfn: FakeSfn;
-let home: string;
 
 const disk = (id: number, extra = {}) => ({
   id,
@@ -54,35 +45,22 @@ async function queueBackup(vmId: number): Promise<string> {
   return res.body.id;
 }
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-ops-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.BACKUP_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup';
-  process.env.RESTORE_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore';
-  process.env.MAX_BACKUPS = '3';
-  process.env.MAX_BACKUPS_HOST = '2';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
-  await seedUser('admin', admin.token);
-  expect((await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1') })).status).toBe(201);
-  const ds = await call('POST', '/datastores', {
-    ...admin,
-    body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw-never-in-tasks' } },
-  });
-  expect(ds.status).toBe(201);
-  const inventory = await call('PUT', '/hosts/1/inventory', {
-    ...admin,
-    body: { vms: ['a', 'b', 'c', 'd'].map((n) => domain(`vm-${n}`)) },
-  });
-  expect(inventory.status).toBe(200);
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
-  await rm(home, { recursive: true, force: true });
+const plane = useControlPlane({
+  name: 'ops',
+  env: {
+    BACKUP_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
+    RESTORE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore',
+    MAX_BACKUPS: '3',
+    MAX_BACKUPS_HOST: '2',
+  },
+  sfn: true,
+  admin,
+  hosts: ['kvm-1'],
+  resticPassword: 'pw-never-in-tasks',
+  inventory: ['a', 'b', 'c', 'd'].map((n) => domain(`vm-${n}`)),
 });
 beforeEach(() => {
-  sfn.failWith = null;
+  plane.sfn.failWith = null;
 });
 
 describe('dispatcher', () => {
@@ -91,8 +69,8 @@ describe('dispatcher', () => {
     const report = await dispatch();
     expect(report.started).toEqual(ids.slice(0, 2));
     expect(report.waiting).toEqual([ids[2]]);
-    expect(sfn.calls.map((c) => c.name)).toEqual(ids.slice(0, 2));
-    expect(sfn.calls[0]?.input).toEqual({ executionId: ids[0], vmId: 1, datastoreId: 1, reset: false });
+    expect(plane.sfn.calls.map((c) => c.name)).toEqual(ids.slice(0, 2));
+    expect(plane.sfn.calls[0]?.input).toEqual({ executionId: ids[0], vmId: 1, datastoreId: 1, reset: false });
     const first = await executions.get(ids[0] as string);
     expect(first).toMatchObject({
       state: 'RUNNING',
@@ -106,7 +84,7 @@ describe('dispatcher', () => {
     // Free one slot as Release would, then make Step Functions fail.
     await release({ executionId: '1' });
     expect(await readCounter(hostSlotName(1))).toBe(1);
-    sfn.failWith = 'ServiceUnavailable';
+    plane.sfn.failWith = 'ServiceUnavailable';
     const report = await dispatch();
     expect(report.started).toEqual([]);
     expect(await readCounter(hostSlotName(1))).toBe(1);
@@ -115,7 +93,7 @@ describe('dispatcher', () => {
   });
 
   it('treats ExecutionAlreadyExists as started, without taking a second slot', async () => {
-    sfn.failWith = 'ExecutionAlreadyExists';
+    plane.sfn.failWith = 'ExecutionAlreadyExists';
     const report = await dispatch();
     expect(report.started).toEqual(['3']);
     expect((await executions.get('3')).state).toBe('RUNNING');

@@ -4,11 +4,8 @@
  * limit, the release of a reservation whose backup ended, the settlement at Commit with the real
  * size, and the release when the image record is deleted.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { QuotaEntry } from '#core/quota.ts';
 import { tableName } from '#functions/env.ts';
 import { endOperation } from '#functions/operations/end.ts';
@@ -22,9 +19,7 @@ import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
 import { dynamo } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type FakeSfn, startFakeSfn } from '../helpers/fake-sfn.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 import { hostBody } from '../helpers/host-key.ts';
 
 const MiB = 1024 ** 2;
@@ -35,10 +30,6 @@ const TOKENS = {
   carol: 'lb_quota-carol-0123456789abcdef',
 };
 type Who = keyof typeof TOKENS;
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let sfn: FakeSfn;
-let home: string;
 /** VM ids by name (`q0`..`q15`), each one 10 MiB disk. */
 const vmIds = new Map<string, number>();
 
@@ -65,16 +56,17 @@ async function counter(name: string): Promise<Record<string, unknown> | undefine
   return out.Item;
 }
 
+useControlPlane({
+  name: 'quota',
+  env: {
+    BACKUP_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
+    MAX_BACKUPS: '50',
+    MAX_BACKUPS_HOST: '50',
+  },
+  sfn: true,
+  admin: { token: TOKENS.admin, group: 'admin' },
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-quota-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.BACKUP_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup';
-  process.env.MAX_BACKUPS = '50';
-  process.env.MAX_BACKUPS_HOST = '50';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs, sfn] = await Promise.all([startDynamoDbLocal(), startLocalSqs(), startFakeSfn()]);
-  await seedUser('admin', TOKENS.admin, 'admin', 'admin');
   for (const group of ['web', 'other'])
     expect((await as('admin', 'POST', '/groups', { name: group })).status).toBe(201);
   await seedUser('alice', TOKENS.alice, 'user', 'web');
@@ -116,10 +108,6 @@ beforeAll(async () => {
     const owner = v.domain === 'q14' ? 'bob' : 'alice';
     await vms.update(v.id, { owner, group: 'web', permissions: 'uma------' });
   }
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop(), sfn?.stop()]);
-  await rm(home, { recursive: true, force: true });
 });
 
 describe('quota routes', () => {

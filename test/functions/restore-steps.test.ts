@@ -3,24 +3,17 @@
  * Admit's cleaned template and host placement, the in-place lock, and Commit ending the VM's
  * increment chain and unlocking it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { images } from '#functions/repo/images.ts';
 import { pendingRequests, requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { handler as admitRestore } from '#functions/tasks/admit-restore.ts';
 import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 import { hostBody } from '../helpers/host-key.ts';
 
 const admin = { token: 'admin-token-restore-steps' };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let home: string;
 
 const TEMPLATE = `<domain type='kvm'>
   <name>vm-a</name>
@@ -61,14 +54,12 @@ const image = (id: number, vmId: number, diskIds: number[]) => ({
   createdAt: new Date().toISOString(),
 });
 
+useControlPlane({
+  name: 'restore-steps',
+  env: { RESTORE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore' },
+  admin,
+});
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'lifeboat-restore-steps-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${home}`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  process.env.RESTORE_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', admin.token);
   const host = await call('POST', '/hosts', { ...admin, body: hostBody('kvm-1', { emulatorCpus: '2-3' }) });
   expect(host.status).toBe(201);
   const ds = await call('POST', '/datastores', {
@@ -97,11 +88,6 @@ beforeAll(async () => {
     'backups.BACKUP_CONFIG': { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9', LAST_INCREMENT_ID: '2' },
   });
 }, 120_000);
-
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(home, { recursive: true, force: true });
-});
 
 /** POST the restore, then run Admit on the input the API stored (as the state machine would). */
 async function admitted(imageId: number, body: object) {

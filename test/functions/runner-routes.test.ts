@@ -5,39 +5,25 @@
  * that context (the local gateway, a forged header, any bearer token) they answer 401, and the
  * IAM context opens no other route.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { handler } from '#functions/api/handler.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { vmsOfHost } from '#functions/repo/vms.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
-import { apiEvent, call, IAM_AUTHORIZER, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { apiEvent, call, IAM_AUTHORIZER } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-runner-routes-0123';
 const admin = { token: ADMIN };
 const iam = { iam: true };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 
-beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-runner-routes-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+useControlPlane({
+  name: 'runner-routes',
+  secrets: 'subfolder',
   // The runner role whose sessions IAM_AUTHORIZER stands for (the CDK app sets it in AWS).
-  process.env.RUNNER_ROLE_NAME = 'lifeboat-runner';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
+  env: { RUNNER_ROLE_NAME: 'lifeboat-runner' },
+  admin: { token: ADMIN, group: 'admin' },
 });
 
 const domain = (name: string) => ({

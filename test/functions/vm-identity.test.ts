@@ -5,11 +5,8 @@
  * schedules, and its next backup goes there; a host cannot take a VM still reported elsewhere,
  * nor one a backup holds.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { hosts } from '#functions/repo/hosts.ts';
 import { dequeue } from '#functions/repo/requests.ts';
 import { lockCondition, vms } from '#functions/repo/vms.ts';
@@ -17,34 +14,25 @@ import { TABLES } from '#functions/tables.ts';
 import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { createTableInput, ensureIndexes } from '#local/dynamodb.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
-import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { call } from '../helpers/api-events.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-vm-identity';
 const admin = { token: ADMIN };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 let datastoreId: number;
 
+const plane = useControlPlane({
+  name: 'vm-identity',
+  secrets: 'subfolder',
+  admin: { token: ADMIN, group: 'admin' },
+});
 beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-vm-identity-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
   const ds = await call('POST', '/datastores', {
     ...admin,
     body: { name: 'repo', driver: 'restic', attributes: { RESTIC_PASSWORD: 'pw-vm-identity' } },
   });
   expect(ds.status).toBe(201);
   datastoreId = ds.body.id;
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 interface RegisteredHost {
@@ -331,7 +319,7 @@ describe('local tables made before byUuid', () => {
     const spec = TABLES.find((t) => t.key === 'vms');
     if (!spec) throw new Error('no vms table spec');
     // Signed with the local key the helper put in the environment.
-    const client = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1' });
+    const client = new DynamoDBClient({ endpoint: plane.db.endpoint, region: 'us-east-1' });
     try {
       const name = 'lifeboat-vms-before-byuuid';
       const older = { ...spec, indexes: spec.indexes.filter((i) => i.name !== 'byUuid') };

@@ -5,38 +5,22 @@
  * admin; later reports never change it, a chown sticks; an unknown or hostile name falls back
  * without failing the report.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { hosts } from '#functions/repo/hosts.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
-import { type LocalSqs, startLocalSqs } from '../helpers/fauxqs.ts';
+import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const ADMIN = 'admin-token-vm-ownership';
 const ALICE = 'alice-token-vm-ownership';
 const admin = { token: ADMIN };
-let db: DynamoDbLocal;
-let sqs: LocalSqs;
-let secretsDir: string;
 
+useControlPlane({ name: 'vm-ownership', secrets: 'subfolder', admin: { token: ADMIN, group: 'admin' } });
 beforeAll(async () => {
-  secretsDir = await mkdtemp(join(tmpdir(), 'lifeboat-vm-ownership-'));
-  process.env.LIFEBOAT_SECRET_STORE = `local:${secretsDir}/secrets`;
-  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
-  delete process.env.DISPATCHER_FUNCTION_NAME;
-  [db, sqs] = await Promise.all([startDynamoDbLocal(), startLocalSqs()]);
-  await seedUser('admin', ADMIN, 'admin', 'admin');
   await seedUser('alice', ALICE, 'user', 'users');
   await seedUser('bob', 'bob-token-vm-ownership', 'user', 'users');
   expect((await call('POST', '/groups', { ...admin, body: { name: 'web' } })).status).toBe(201);
-});
-afterAll(async () => {
-  await Promise.all([db?.stop(), sqs?.stop()]);
-  await rm(secretsDir, { recursive: true, force: true });
 });
 
 interface RegisteredHost {
