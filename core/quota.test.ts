@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { Disk } from './model.ts';
 import {
   admits,
+  backupCharge,
   chargedKeys,
-  estimateBackupCharge,
   parseQuotaPairs,
   type QuotaEntry,
   quotaKey,
@@ -96,60 +95,18 @@ describe('parseQuotaPairs', () => {
   });
 });
 
-describe('estimateBackupCharge', () => {
-  const disk = (id: number, over: Partial<Disk> = {}): Disk => ({
-    id,
-    target: `vd${id}`,
-    source: `/d${id}`,
-    format: 'qcow2',
-    size: 64 * MiB,
-    volatile: false,
-    canIncrement: true,
-    ...over,
-  });
-  const vm = (config: Record<string, string>, disks = [disk(0, { allocated: 3 * MiB + 1, dirty: MiB })]) => ({
-    disks,
-    backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
+describe('backupCharge', () => {
+  const estimate = (kind: 'FULL' | 'INCREMENT', bytes: number) => ({ kind, diskIds: [0], bytes });
+
+  it('charges a full backup its estimate in MiB (rounded up) and one image', () => {
+    expect(backupCharge(estimate('FULL', 3 * MiB + 1))).toEqual({ sizeMiB: 4, images: 1 });
   });
 
-  it('charges a full backup its allocation in MiB (rounded up) and one image', () => {
-    expect(estimateBackupCharge(vm({}), { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 4, images: 1 });
+  it('charges an increment its estimate and no image (it extends the chain image)', () => {
+    expect(backupCharge(estimate('INCREMENT', MiB))).toEqual({ sizeMiB: 1, images: 0 });
   });
 
-  it('charges an increment on a recorded chain its dirty bytes and no image', () => {
-    const config = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
-    expect(estimateBackupCharge(vm(config), { reset: false })).toEqual({
-      mode: 'INCREMENT',
-      sizeMiB: 1,
-      images: 0,
-    });
-  });
-
-  it('charges a full when the chain is reset, missing, or a disk cannot increment', () => {
-    const chained = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
-    expect(estimateBackupCharge(vm(chained), { reset: true }).mode).toBe('FULL');
-    expect(estimateBackupCharge(vm(chained), { reset: false, jobConfig: { RESET: 'YES' } }).mode).toBe(
-      'FULL',
-    );
-    expect(estimateBackupCharge(vm({ MODE: 'INCREMENT' }), { reset: false }).mode).toBe('FULL');
-    const raw = vm(chained, [disk(0, { canIncrement: false })]);
-    expect(estimateBackupCharge(raw, { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 64, images: 1 });
-  });
-
-  it('counts only the selected disks (DISK_IDS, volatile), a job config under the VM own', () => {
-    const disks = [
-      disk(0, { allocated: 2 * MiB }),
-      disk(1, { allocated: 8 * MiB }),
-      disk(2, { volatile: true }),
-    ];
-    expect(estimateBackupCharge(vm({ DISK_IDS: '1' }, disks), { reset: false }).sizeMiB).toBe(8);
-    expect(estimateBackupCharge(vm({}, disks), { reset: false }).sizeMiB).toBe(10);
-    expect(
-      estimateBackupCharge(vm({}, disks), { reset: false, jobConfig: { BACKUP_VOLATILE: 'YES' } }).sizeMiB,
-    ).toBe(74);
-    expect(
-      estimateBackupCharge(vm({ DISK_IDS: '0' }, disks), { reset: false, jobConfig: { DISK_IDS: '1' } })
-        .sizeMiB,
-    ).toBe(2);
+  it('charges a backup Admit will refuse (no estimate) its image, nothing more', () => {
+    expect(backupCharge(null)).toEqual({ sizeMiB: 0, images: 1 });
   });
 });

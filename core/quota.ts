@@ -12,11 +12,8 @@
  * {@link UNLIMITED_ROOM} minus usage when unlimited): a charge is one conditional update
  * `room >= charge`, `room -= charge, used += charge`, which two racing backups cannot both pass.
  */
-import { effectiveConfig, underDefaults } from './backup-config.ts';
-import { estimateBackupBytes, toMiB } from './backup-estimate.ts';
-import { selectDisks } from './chain.ts';
+import { type BackupEstimate, toMiB } from './backup-estimate.ts';
 import { ValidationError } from './errors.ts';
-import type { BackupConfigRecord, Vm } from './model.ts';
 
 /** A limit that admits anything. */
 export const UNLIMITED = -1;
@@ -105,33 +102,11 @@ export function parseQuotaPairs(pairs: Readonly<Record<string, string | number>>
   return out;
 }
 
-/** What queueing a backup reserves: its estimate, and whether it makes a new image. */
-export interface BackupEstimate extends Charge {
-  mode: 'FULL' | 'INCREMENT';
-}
-
 /**
- * What a backup of `vm` is expected to charge, before it is queued: an
- * increment (MODE=INCREMENT, a chain recorded on the VM, no reset) adds its changed bytes
- * to the chain's image and no image; anything else writes a new image of the disks' allocation.
- * Admit may still decide otherwise (a chain on another datastore, one it cannot follow): Commit
- * settles the difference with the real size.
+ * What queueing a backup estimated at `estimate` reserves: its bytes in MiB, and one image unless
+ * it extends a chain. A backup Admit will refuse (no estimate) reserves its image, nothing more.
  */
-export function estimateBackupCharge(
-  vm: Pick<Vm, 'disks' | 'backups'>,
-  request: { reset: boolean; jobConfig?: BackupConfigRecord },
-): BackupEstimate {
-  const record = request.jobConfig
-    ? underDefaults(vm.backups.BACKUP_CONFIG, request.jobConfig)
-    : vm.backups.BACKUP_CONFIG;
-  const config = effectiveConfig(record);
-  const disks = selectDisks(vm.disks, config);
-  const reset = request.reset || request.jobConfig?.RESET === 'YES';
-  const chained =
-    config.mode === 'INCREMENT' &&
-    !reset &&
-    record.INCREMENTAL_BACKUP_ID !== undefined &&
-    disks.every((d) => d.canIncrement);
-  const mode = chained ? 'INCREMENT' : 'FULL';
-  return { mode, sizeMiB: toMiB(estimateBackupBytes(disks, mode)), images: chained ? 0 : 1 };
+export function backupCharge(estimate: BackupEstimate | null): Charge {
+  if (!estimate) return { sizeMiB: 0, images: 1 };
+  return { sizeMiB: toMiB(estimate.bytes), images: estimate.kind === 'FULL' ? 1 : 0 };
 }

@@ -17,13 +17,13 @@
 import { BatchGetCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ADMIN_GROUP } from '#core/accounts.ts';
-import { toMiB } from '#core/backup-estimate.ts';
-import { Forbidden, ValidationError } from '#core/errors.ts';
-import type { BackupConfigRecord, Image, Vm } from '#core/model.ts';
+import { type BackupEstimate, toMiB } from '#core/backup-estimate.ts';
+import { Forbidden } from '#core/errors.ts';
+import type { Image, Vm } from '#core/model.ts';
 import {
+  backupCharge,
   type Charge,
   chargedKeys,
-  estimateBackupCharge,
   type QuotaEntry,
   type QuotaLimits,
   type QuotaOwner,
@@ -99,29 +99,17 @@ function merged(charges: readonly [string[], Charge][]): [string, Charge][] {
 }
 
 /**
- * What queueing a backup of `vm` to `datastoreId` reserves (core/quota.ts's estimate), charged to
- * the VM's owner and group (its image will be theirs); null when they are exempt.
+ * What queueing a backup of `vm` to `datastoreId`, estimated at `estimate`, reserves
+ * (core/quota.ts's backupCharge), charged to the VM's owner and group (its image will be theirs);
+ * null when they are exempt.
  */
 export function backupReservation(
-  vm: Pick<Vm, 'owner' | 'group' | 'disks' | 'backups'>,
-  request: { datastoreId: number; reset: boolean; jobConfig?: BackupConfigRecord },
+  vm: Pick<Vm, 'owner' | 'group'>,
+  datastoreId: number,
+  estimate: BackupEstimate | null,
 ): Reservation | null {
   if (exempt(vm.owner, vm.group)) return null;
-  let estimate: Charge;
-  try {
-    estimate = estimateBackupCharge(vm, request);
-  } catch (err) {
-    // A BACKUP_CONFIG Admit will refuse (DISK_IDS naming no disk): its image, nothing more.
-    if (!(err instanceof ValidationError)) throw err;
-    estimate = { sizeMiB: 0, images: 1 };
-  }
-  return {
-    user: vm.owner,
-    group: vm.group,
-    datastoreId: request.datastoreId,
-    sizeMiB: estimate.sizeMiB,
-    images: estimate.images,
-  };
+  return { user: vm.owner, group: vm.group, datastoreId, ...backupCharge(estimate) };
 }
 
 /** The transaction items that take `reservation`, each only if its entry has the room. */
