@@ -37,7 +37,7 @@ export interface BackupEstimate {
   /** The kind Admit will most likely take. */
   kind: 'FULL' | 'INCREMENT';
   /** The disks it backs up (DISK_IDS and volatile ones applied). */
-  diskIds: number[];
+  diskIds: readonly number[];
   /** Bytes it may add to its datastore ({@link estimateBackupBytes}). */
   bytes: number;
 }

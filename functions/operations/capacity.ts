@@ -49,16 +49,16 @@ export function monitorIntervalMinutes(env: NodeJS.ProcessEnv = process.env): nu
 /**
  * Refuses (Conflict, with the numbers: core/backup-estimate.ts's roomProblem) a backup of VM
  * `vmId` whose estimate exceeds its datastore's last measured FREE: called before the backup is
- * queued. A missing datastore, like a backup with no estimate (a config Admit refuses), is left
- * to Admit.
+ * queued. The datastore is read unless the caller has it already (`request.datastore`); a
+ * missing one, like a backup with no estimate (a config Admit refuses), is left to Admit.
  */
 export async function assertRoomForBackup(
   vmId: number,
   estimate: BackupEstimate | null,
-  datastoreId: number,
+  request: { datastoreId: number; datastore?: Datastore },
 ): Promise<void> {
   if (!estimate) return;
-  const datastore = await datastores.find(datastoreId);
+  const datastore = request.datastore ?? (await datastores.find(request.datastoreId));
   const problem = datastore && roomProblem(datastore, vmId, estimate);
   if (problem) throw new Conflict(problem);
 }
