@@ -39,7 +39,12 @@ import { exponential, retry } from '#platform/retry.ts';
 import { tableName } from '../env.ts';
 import { executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
-import { isConditionFailed, isTransactionConflict } from '../repo/table.ts';
+import {
+  type Condition,
+  cancellationCodes,
+  isConditionFailed,
+  isTransactionConflict,
+} from '../repo/table.ts';
 import type { TransactItem } from './queue.ts';
 
 /** What a queued backup reserved (its execution's `params.quota`). */
@@ -120,10 +125,7 @@ export function reservationItems(reservation: Reservation): TransactItem[] {
 
 /** A queueing transaction whose only failed conditions were the reservation's (its last items). */
 function quotaRefused(err: unknown, count: number): boolean {
-  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
-  const codes = ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
-    (r) => r.Code,
-  );
+  const codes = cancellationCodes(err);
   const split = codes.length - count;
   return (
     codes.slice(split).includes('ConditionalCheckFailed') &&
@@ -292,15 +294,27 @@ async function settleOnce(
       ExpressionAttributeValues: { ':how': how },
     },
   };
-  const items = [mark, ...extra, ...charges.map(([key, charge]) => chargeItem(key, charge, false))];
-  await retry(
+  // Settled or released already (a retried step, a sweep racing a Release): done.
+  await transactUnlessFirstFails([
+    mark,
+    ...extra,
+    ...charges.map(([key, charge]) => chargeItem(key, charge, false)),
+  ]);
+}
+
+/**
+ * Write `items` in one transaction, tried again while it meets another on the same items
+ * (backups of one owner at once); false, with nothing written, when its first item's condition
+ * fails (a failure of another's is thrown).
+ */
+async function transactUnlessFirstFails(items: TransactItem[]): Promise<boolean> {
+  return retry(
     async () => {
       try {
         await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+        return true;
       } catch (err) {
-        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-        // Settled or released already (a retried step, a sweep racing a Release): done.
-        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+        if (cancellationCodes(err)[0] === 'ConditionalCheckFailed') return false;
         throw err;
       }
     },
@@ -313,10 +327,7 @@ async function settleOnce(
  * transaction. A failed condition throws as a plain conditional delete does
  * (ConditionalCheckFailedException).
  */
-export async function deleteImageRecord(
-  image: Image,
-  condition: { expression: string; names?: Record<string, string>; values?: Record<string, unknown> },
-): Promise<void> {
+export async function deleteImageRecord(image: Image, condition: Condition): Promise<void> {
   if (!image.quota) return images.delete(image.id, condition);
   const { user, group, sizeMiB } = image.quota;
   const back = merged([[chargedKeys(user, group, image.datastoreId), { sizeMiB: -sizeMiB, images: -1 }]]);
@@ -332,22 +343,11 @@ export async function deleteImageRecord(
     },
     ...back.map(([key, charge]) => chargeItem(key, charge, false)),
   ];
-  await retry(
-    async () => {
-      try {
-        await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
-      } catch (err) {
-        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') {
-          const failed = new Error(`Image ${image.id} changed before its record was deleted`);
-          failed.name = 'ConditionalCheckFailedException';
-          throw failed;
-        }
-        throw err;
-      }
-    },
-    { attempts: 8, retryOn: isTransactionConflict, delayMs: exponential(15) },
-  );
+  if (!(await transactUnlessFirstFails(items))) {
+    const failed = new Error(`Image ${image.id} changed before its record was deleted`);
+    failed.name = 'ConditionalCheckFailedException';
+    throw failed;
+  }
 }
 
 /** The entries of `owner` for `datastoreIds` and for all datastores ('all' first). */
