@@ -14,7 +14,7 @@
  * or released, written in the same transaction as the counters, so each happens once. Owners in
  * the admin group (and `admin`) are charged nothing, as OpenNebula exempts oneadmin's.
  */
-import { BatchGetCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { ADMIN_GROUP } from '#core/accounts.ts';
 import { type BackupEstimate, toMiB } from '#core/backup-estimate.ts';
@@ -36,7 +36,7 @@ import {
 } from '#core/quota.ts';
 import { dynamo } from '#platform/aws.ts';
 import { exponential, retry } from '#platform/retry.ts';
-import { tableName } from '../env.ts';
+import { batchFind } from '../repo/batch.ts';
 import { executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
 import {
@@ -44,6 +44,7 @@ import {
   cancellationCodes,
   isConditionFailed,
   isTransactionConflict,
+  Table,
 } from '../repo/table.ts';
 import type { TransactItem } from './queue.ts';
 
@@ -57,6 +58,19 @@ export const Reservation = z.object({
 });
 export type Reservation = z.infer<typeof Reservation>;
 
+/** A quota entry's counters item: figures never written are nothing used and unlimited. */
+const QuotaItem = z.object({
+  name: z.string(),
+  sizeUsed: z.number().optional(),
+  sizeLimit: z.number().optional(),
+  imagesUsed: z.number().optional(),
+  imagesLimit: z.number().optional(),
+});
+type QuotaItem = z.infer<typeof QuotaItem>;
+
+/** The quota entries of the counters table (key `name`, core/quota.ts's quotaKey). */
+const quotaItems = new Table('counters', QuotaItem, 'Quota entry', 'name');
+
 /** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
 export function exempt(owner: string, group: string): boolean {
   return owner === 'admin' || group === ADMIN_GROUP;
@@ -69,7 +83,7 @@ function chargeItem(name: string, charge: Charge, checked: boolean): TransactIte
   if (checked && charge.images > 0) conditions.push('(attribute_not_exists(#ir) OR #ir >= :i)');
   return {
     Update: {
-      TableName: tableName('counters'),
+      TableName: quotaItems.name,
       Key: { name },
       UpdateExpression:
         'SET #sr = if_not_exists(#sr, :big) - :s, #su = if_not_exists(#su, :zero) + :s, ' +
@@ -190,31 +204,17 @@ async function explainRefusal(reservation: Reservation): Promise<Error> {
 }
 
 /** The counters items of `keys` that exist, by name (strongly consistent). */
-async function readItems(keys: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
-  const table = tableName('counters');
-  const out = new Map<string, Record<string, unknown>>();
-  let pending = [...new Set(keys)].map((name) => ({ name }));
-  while (pending.length > 0) {
-    const chunk = pending.slice(0, 100);
-    pending = pending.slice(100);
-    const answer = await dynamo().send(
-      new BatchGetCommand({ RequestItems: { [table]: { Keys: chunk, ConsistentRead: true } } }),
-    );
-    for (const item of answer.Responses?.[table] ?? []) out.set(String(item.name), item);
-    const unprocessed = answer.UnprocessedKeys?.[table]?.Keys ?? [];
-    pending.push(...(unprocessed as { name: string }[]));
-  }
-  return out;
+async function readItems(keys: readonly string[]): Promise<Map<string, QuotaItem>> {
+  const found = await batchFind([{ table: quotaItems, keys }]);
+  return (found.get(quotaItems.name) ?? new Map()) as Map<string, QuotaItem>;
 }
 
-const num = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
-
 /** An entry from its counters item (absent: nothing used, unlimited). */
-function entryOf(scope: QuotaScope, item: Record<string, unknown> | undefined): QuotaEntry {
+function entryOf(scope: QuotaScope, item: QuotaItem | undefined): QuotaEntry {
   return {
     datastore: scope,
-    size: { used: num(item?.sizeUsed, 0), limit: num(item?.sizeLimit, UNLIMITED) },
-    images: { used: num(item?.imagesUsed, 0), limit: num(item?.imagesLimit, UNLIMITED) },
+    size: { used: item?.sizeUsed ?? 0, limit: item?.sizeLimit ?? UNLIMITED },
+    images: { used: item?.imagesUsed ?? 0, limit: item?.imagesLimit ?? UNLIMITED },
   };
 }
 
@@ -367,20 +367,17 @@ export async function setQuota(
   limits: QuotaLimits,
 ): Promise<QuotaEntry> {
   const name = quotaKey(owner, scope);
-  const table = tableName('counters');
   return retry(
     async () => {
-      const current = (
-        await dynamo().send(new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }))
-      ).Item;
+      const current = await quotaItems.find(name);
       const entry = entryOf(scope, current);
       const size = { ...entry.size, limit: limits.size ?? entry.size.limit };
       const count = { ...entry.images, limit: limits.images ?? entry.images.limit };
-      const seen = (attr: string, placeholder: string) =>
+      const seen = (attr: 'sizeUsed' | 'imagesUsed', placeholder: string) =>
         current?.[attr] === undefined ? `attribute_not_exists(${attr})` : `${attr} = ${placeholder}`;
       await dynamo().send(
         new UpdateCommand({
-          TableName: table,
+          TableName: quotaItems.name,
           Key: { name },
           UpdateExpression:
             'SET sizeLimit = :sl, sizeRoom = :sr, sizeUsed = :su, imagesLimit = :il, imagesRoom = :ir, imagesUsed = :iu',
