@@ -3,11 +3,14 @@ import {
   admits,
   backupCharge,
   chargedKeys,
+  exempt,
+  givenBack,
   parseQuotaPairs,
   type QuotaEntry,
   quotaKey,
   refusal,
   roomOf,
+  settlement,
   UNLIMITED_ROOM,
 } from './quota.ts';
 
@@ -108,5 +111,59 @@ describe('backupCharge', () => {
 
   it('charges a backup Admit will refuse (no estimate) its image, nothing more', () => {
     expect(backupCharge(null)).toEqual({ sizeMiB: 0, images: 1 });
+  });
+});
+
+describe('who is charged, and what Commit settles', () => {
+  const reserved = { user: 'alice', group: 'web', datastoreId: 1, sizeMiB: 10, images: 1 };
+  const keys = (user: string, group: string, ds: number) => [
+    `quota:user:${user}:ds:${ds}`,
+    `quota:user:${user}:ds:all`,
+    `quota:group:${group}:ds:${ds}`,
+    `quota:group:${group}:ds:all`,
+  ];
+  const each = (k: string[], charge: { sizeMiB: number; images: number }) => k.map((key) => [key, charge]);
+
+  it('exempts the user admin and the admin group only', () => {
+    expect([exempt('admin', 'web'), exempt('alice', 'admin'), exempt('alice', 'web')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('gives a reservation back on its four entries', () => {
+    expect(givenBack(reserved, reserved)).toEqual(
+      each(keys('alice', 'web', 1), { sizeMiB: -10, images: -1 }),
+    );
+    expect(givenBack(reserved, { sizeMiB: 0, images: 0 })).toEqual([]);
+  });
+
+  it('settles a new image: the reservation back, its real MiB (rounded up) and one image charged', () => {
+    const image = { mode: 'FULL' as const, increments: [], datastoreId: 1, quota: undefined };
+    expect(settlement(reserved, image, 3 * MiB + 1)).toEqual({
+      charges: each(keys('alice', 'web', 1), { sizeMiB: -6, images: 0 }),
+      recorded: { user: 'alice', group: 'web', sizeMiB: 4 },
+    });
+  });
+
+  it("charges a chain's point to whoever the chain counts against, and no image", () => {
+    const point = { id: 1, type: 'INCREMENT' as const, source: 's1', size: 2 * MiB, date: '' };
+    const chain = {
+      mode: 'INCREMENT' as const,
+      increments: [{ ...point, id: 0 }, point],
+      datastoreId: 1,
+      quota: { user: 'bob', group: 'web', sizeMiB: 5 },
+    };
+    const { charges, recorded } = settlement({ ...reserved, images: 0 }, chain, 2 * MiB);
+    expect(Object.fromEntries(charges)).toEqual({
+      'quota:user:alice:ds:1': { sizeMiB: -10, images: 0 },
+      'quota:user:alice:ds:all': { sizeMiB: -10, images: 0 },
+      'quota:user:bob:ds:1': { sizeMiB: 2, images: 0 },
+      'quota:user:bob:ds:all': { sizeMiB: 2, images: 0 },
+      'quota:group:web:ds:1': { sizeMiB: -8, images: 0 },
+      'quota:group:web:ds:all': { sizeMiB: -8, images: 0 },
+    });
+    expect(recorded).toEqual({ user: 'bob', group: 'web', sizeMiB: 7 });
   });
 });

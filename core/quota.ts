@@ -12,8 +12,10 @@
  * {@link UNLIMITED_ROOM} minus usage when unlimited): a charge is one conditional update
  * `room >= charge`, `room -= charge, used += charge`, which two racing backups cannot both pass.
  */
+import { ADMIN_GROUP } from './accounts.ts';
 import { type BackupEstimate, toMiB } from './backup-estimate.ts';
 import { ValidationError } from './errors.ts';
+import type { Image } from './model.ts';
 
 /** A limit that admits anything. */
 export const UNLIMITED = -1;
@@ -109,4 +111,63 @@ export function parseQuotaPairs(pairs: Readonly<Record<string, string | number>>
 export function backupCharge(estimate: BackupEstimate | null): Charge {
   if (!estimate) return { sizeMiB: 0, images: 1 };
   return { sizeMiB: toMiB(estimate.bytes), images: estimate.kind === 'FULL' ? 1 : 0 };
+}
+
+/** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
+export function exempt(owner: string, group: string): boolean {
+  return owner === 'admin' || group === ADMIN_GROUP;
+}
+
+/** Whose entries a charge was taken from: an owner and group on one datastore. */
+export interface ChargedTo {
+  user: string;
+  group: string;
+  datastoreId: number;
+}
+
+/** Per counters item, the sum of the charges on it (items charged nothing left out). */
+export function chargesByKey(charges: readonly (readonly [readonly string[], Charge])[]): [string, Charge][] {
+  const sums = new Map<string, Charge>();
+  for (const [keys, charge] of charges) {
+    for (const key of keys) {
+      const sum = sums.get(key) ?? { sizeMiB: 0, images: 0 };
+      sums.set(key, { sizeMiB: sum.sizeMiB + charge.sizeMiB, images: sum.images + charge.images });
+    }
+  }
+  return [...sums].filter(([, c]) => c.sizeMiB !== 0 || c.images !== 0);
+}
+
+const keysOf = (to: ChargedTo) => chargedKeys(to.user, to.group, to.datastoreId);
+const negated = (charge: Charge): Charge => ({ sizeMiB: -charge.sizeMiB, images: -charge.images });
+
+/** The counters changes that give `charge`, taken from `to`'s entries, back. */
+export function givenBack(to: ChargedTo, charge: Charge): [string, Charge][] {
+  return chargesByKey([[keysOf(to), negated(charge)]]);
+}
+
+/**
+ * What Commit settles for a backup that reserved `reserved` and wrote `writtenBytes` to `image`:
+ * the reservation taken back, and what it really wrote charged (its MiB, and one image when it
+ * made the image: a FULL, or a chain's first point) to whoever the image counts against (the
+ * reservation's owner for a new image). `recorded` is the image's charge afterwards.
+ */
+export function settlement(
+  reserved: ChargedTo & Charge,
+  image: Pick<Image, 'mode' | 'increments' | 'datastoreId' | 'quota'>,
+  writtenBytes: number,
+): { charges: [string, Charge][]; recorded: NonNullable<Image['quota']> } {
+  const target = image.quota ?? { user: reserved.user, group: reserved.group };
+  const newImage = image.mode === 'FULL' || image.increments.length <= 1;
+  const actual: Charge = { sizeMiB: toMiB(writtenBytes), images: newImage ? 1 : 0 };
+  return {
+    charges: chargesByKey([
+      [keysOf(reserved), negated(reserved)],
+      [keysOf({ ...target, datastoreId: image.datastoreId }), actual],
+    ]),
+    recorded: {
+      user: target.user,
+      group: target.group,
+      sizeMiB: (image.quota?.sizeMiB ?? 0) + actual.sizeMiB,
+    },
+  };
 }

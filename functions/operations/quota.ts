@@ -16,14 +16,15 @@
  */
 import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { ADMIN_GROUP } from '#core/accounts.ts';
-import { type BackupEstimate, toMiB } from '#core/backup-estimate.ts';
+import type { BackupEstimate } from '#core/backup-estimate.ts';
 import { Forbidden } from '#core/errors.ts';
 import type { Image, Vm } from '#core/model.ts';
 import {
   backupCharge,
   type Charge,
   chargedKeys,
+  exempt,
+  givenBack,
   type QuotaEntry,
   type QuotaLimits,
   type QuotaOwner,
@@ -31,6 +32,7 @@ import {
   quotaKey,
   refusal,
   roomOf,
+  settlement,
   UNLIMITED,
   UNLIMITED_ROOM,
 } from '#core/quota.ts';
@@ -71,11 +73,6 @@ type QuotaItem = z.infer<typeof QuotaItem>;
 /** The quota entries of the counters table (key `name`, core/quota.ts's quotaKey). */
 const quotaItems = new Table('counters', QuotaItem, 'Quota entry', 'name');
 
-/** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
-export function exempt(owner: string, group: string): boolean {
-  return owner === 'admin' || group === ADMIN_GROUP;
-}
-
 /** One item's update by `charge` (negative: given back); `checked` adds the room condition. */
 function chargeItem(name: string, charge: Charge, checked: boolean): TransactItem {
   const conditions: string[] = [];
@@ -103,18 +100,6 @@ function chargeItem(name: string, charge: Charge, checked: boolean): TransactIte
       },
     },
   };
-}
-
-/** Per counters item, the sum of the charges on it (items charged nothing left out). */
-function merged(charges: readonly [string[], Charge][]): [string, Charge][] {
-  const sums = new Map<string, Charge>();
-  for (const [keys, charge] of charges) {
-    for (const key of keys) {
-      const sum = sums.get(key) ?? { sizeMiB: 0, images: 0 };
-      sums.set(key, { sizeMiB: sum.sizeMiB + charge.sizeMiB, images: sum.images + charge.images });
-    }
-  }
-  return [...sums].filter(([, c]) => c.sizeMiB !== 0 || c.images !== 0);
 }
 
 /**
@@ -230,22 +215,7 @@ export async function settleBackupQuota(
 ): Promise<void> {
   const parsed = Reservation.safeParse(execution.params.quota);
   if (!parsed.success || execution.params.quotaSettled !== undefined) return;
-  const reserved = parsed.data;
-  const target = image.quota ?? { user: reserved.user, group: reserved.group };
-  const newImage = image.mode === 'FULL' || image.increments.length <= 1;
-  const actual: Charge = { sizeMiB: toMiB(writtenBytes), images: newImage ? 1 : 0 };
-  const charges = merged([
-    [
-      chargedKeys(reserved.user, reserved.group, reserved.datastoreId),
-      { sizeMiB: -reserved.sizeMiB, images: -reserved.images },
-    ],
-    [chargedKeys(target.user, target.group, image.datastoreId), actual],
-  ]);
-  const recorded = {
-    user: target.user,
-    group: target.group,
-    sizeMiB: (image.quota?.sizeMiB ?? 0) + actual.sizeMiB,
-  };
+  const { charges, recorded } = settlement(parsed.data, image, writtenBytes);
   await settleOnce(execution.id, 'settled', charges, [
     {
       Update: {
@@ -270,11 +240,7 @@ export async function releaseReservation(record: {
 }): Promise<void> {
   const parsed = Reservation.safeParse(record.params.quota);
   if (!parsed.success || record.params.quotaSettled !== undefined) return;
-  const r = parsed.data;
-  const back = merged([
-    [chargedKeys(r.user, r.group, r.datastoreId), { sizeMiB: -r.sizeMiB, images: -r.images }],
-  ]);
-  await settleOnce(record.id, 'released', back, []);
+  await settleOnce(record.id, 'released', givenBack(parsed.data, parsed.data), []);
 }
 
 /** The counters changes and `extra` items, with the execution's `quotaSettled` mark, at most once. */
@@ -330,7 +296,7 @@ async function transactUnlessFirstFails(items: TransactItem[]): Promise<boolean>
 export async function deleteImageRecord(image: Image, condition: Condition): Promise<void> {
   if (!image.quota) return images.delete(image.id, condition);
   const { user, group, sizeMiB } = image.quota;
-  const back = merged([[chargedKeys(user, group, image.datastoreId), { sizeMiB: -sizeMiB, images: -1 }]]);
+  const back = givenBack({ user, group, datastoreId: image.datastoreId }, { sizeMiB, images: 1 });
   const items: TransactItem[] = [
     {
       Delete: {
