@@ -259,12 +259,10 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   );
   const { image } = committedImage(current, result, now);
   if (image !== current) await images.put({ ...image, executionId });
+  // What this backup wrote (committedImage's `added` is 0 on a retry: this is not).
+  const written = result.disks.reduce((sum, d) => sum + d.size, 0);
   // The quota reserved at queueing, settled with what was really written (once per execution).
-  await settleBackupQuota(
-    execution,
-    image,
-    result.disks.reduce((sum, d) => sum + d.size, 0),
-  );
+  await settleBackupQuota(execution, image, written);
 
   const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
@@ -279,7 +277,7 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     LAST_DATASTORE_ID: null,
     // The backup just stored: its driver id and the bytes it added (what people watch).
     LAST_BACKUP_ID: result.backupId,
-    LAST_BACKUP_SIZE: result.disks.reduce((sum, d) => sum + d.size, 0),
+    LAST_BACKUP_SIZE: written,
     INCREMENTAL_BACKUP_ID: chained ? image.id : null,
     LAST_INCREMENT_ID: chained ? lastIncrement : null,
     ...(flatten ? { ACTIVE_FLATTEN: 'YES' } : {}),
