@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { Disk } from './model.ts';
 import {
   admits,
+  backupCharge,
   chargedKeys,
-  estimateBackupCharge,
+  exempt,
+  givenBack,
   parseQuotaPairs,
   type QuotaEntry,
   quotaKey,
   refusal,
   roomOf,
+  settlement,
   UNLIMITED_ROOM,
 } from './quota.ts';
 
@@ -96,60 +98,72 @@ describe('parseQuotaPairs', () => {
   });
 });
 
-describe('estimateBackupCharge', () => {
-  const disk = (id: number, over: Partial<Disk> = {}): Disk => ({
-    id,
-    target: `vd${id}`,
-    source: `/d${id}`,
-    format: 'qcow2',
-    size: 64 * MiB,
-    volatile: false,
-    canIncrement: true,
-    ...over,
-  });
-  const vm = (config: Record<string, string>, disks = [disk(0, { allocated: 3 * MiB + 1, dirty: MiB })]) => ({
-    disks,
-    backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
+describe('backupCharge', () => {
+  const estimate = (kind: 'FULL' | 'INCREMENT', bytes: number) => ({ kind, diskIds: [0], bytes });
+
+  it('charges a full backup its estimate in MiB (rounded up) and one image', () => {
+    expect(backupCharge(estimate('FULL', 3 * MiB + 1))).toEqual({ sizeMiB: 4, images: 1 });
   });
 
-  it('charges a full backup its allocation in MiB (rounded up) and one image', () => {
-    expect(estimateBackupCharge(vm({}), { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 4, images: 1 });
+  it('charges an increment its estimate and no image (it extends the chain image)', () => {
+    expect(backupCharge(estimate('INCREMENT', MiB))).toEqual({ sizeMiB: 1, images: 0 });
   });
 
-  it('charges an increment on a recorded chain its dirty bytes and no image', () => {
-    const config = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
-    expect(estimateBackupCharge(vm(config), { reset: false })).toEqual({
-      mode: 'INCREMENT',
-      sizeMiB: 1,
-      images: 0,
+  it('charges a backup Admit will refuse (no estimate) its image, nothing more', () => {
+    expect(backupCharge(null)).toEqual({ sizeMiB: 0, images: 1 });
+  });
+});
+
+describe('who is charged, and what Commit settles', () => {
+  const reserved = { user: 'alice', group: 'web', datastoreId: 1, sizeMiB: 10, images: 1 };
+  const keys = (user: string, group: string, ds: number) => [
+    `quota:user:${user}:ds:${ds}`,
+    `quota:user:${user}:ds:all`,
+    `quota:group:${group}:ds:${ds}`,
+    `quota:group:${group}:ds:all`,
+  ];
+  const each = (k: string[], charge: { sizeMiB: number; images: number }) => k.map((key) => [key, charge]);
+
+  it('exempts the user admin and the admin group only', () => {
+    expect([exempt('admin', 'web'), exempt('alice', 'admin'), exempt('alice', 'web')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('gives a reservation back on its four entries', () => {
+    expect(givenBack(reserved, reserved)).toEqual(
+      each(keys('alice', 'web', 1), { sizeMiB: -10, images: -1 }),
+    );
+    expect(givenBack(reserved, { sizeMiB: 0, images: 0 })).toEqual([]);
+  });
+
+  it('settles a new image: the reservation back, its real MiB (rounded up) and one image charged', () => {
+    const image = { mode: 'FULL' as const, increments: [], datastoreId: 1, quota: undefined };
+    expect(settlement(reserved, image, 3 * MiB + 1)).toEqual({
+      charges: each(keys('alice', 'web', 1), { sizeMiB: -6, images: 0 }),
+      recorded: { user: 'alice', group: 'web', sizeMiB: 4 },
     });
   });
 
-  it('charges a full when the chain is reset, missing, or a disk cannot increment', () => {
-    const chained = { MODE: 'INCREMENT', INCREMENTAL_BACKUP_ID: '9' };
-    expect(estimateBackupCharge(vm(chained), { reset: true }).mode).toBe('FULL');
-    expect(estimateBackupCharge(vm(chained), { reset: false, jobConfig: { RESET: 'YES' } }).mode).toBe(
-      'FULL',
-    );
-    expect(estimateBackupCharge(vm({ MODE: 'INCREMENT' }), { reset: false }).mode).toBe('FULL');
-    const raw = vm(chained, [disk(0, { canIncrement: false })]);
-    expect(estimateBackupCharge(raw, { reset: false })).toEqual({ mode: 'FULL', sizeMiB: 64, images: 1 });
-  });
-
-  it('counts only the selected disks (DISK_IDS, volatile), a job config under the VM own', () => {
-    const disks = [
-      disk(0, { allocated: 2 * MiB }),
-      disk(1, { allocated: 8 * MiB }),
-      disk(2, { volatile: true }),
-    ];
-    expect(estimateBackupCharge(vm({ DISK_IDS: '1' }, disks), { reset: false }).sizeMiB).toBe(8);
-    expect(estimateBackupCharge(vm({}, disks), { reset: false }).sizeMiB).toBe(10);
-    expect(
-      estimateBackupCharge(vm({}, disks), { reset: false, jobConfig: { BACKUP_VOLATILE: 'YES' } }).sizeMiB,
-    ).toBe(74);
-    expect(
-      estimateBackupCharge(vm({ DISK_IDS: '0' }, disks), { reset: false, jobConfig: { DISK_IDS: '1' } })
-        .sizeMiB,
-    ).toBe(2);
+  it("charges a chain's point to whoever the chain counts against, and no image", () => {
+    const point = { id: 1, type: 'INCREMENT' as const, source: 's1', size: 2 * MiB, date: '' };
+    const chain = {
+      mode: 'INCREMENT' as const,
+      increments: [{ ...point, id: 0 }, point],
+      datastoreId: 1,
+      quota: { user: 'bob', group: 'web', sizeMiB: 5 },
+    };
+    const { charges, recorded } = settlement({ ...reserved, images: 0 }, chain, 2 * MiB);
+    expect(Object.fromEntries(charges)).toEqual({
+      'quota:user:alice:ds:1': { sizeMiB: -10, images: 0 },
+      'quota:user:alice:ds:all': { sizeMiB: -10, images: 0 },
+      'quota:user:bob:ds:1': { sizeMiB: 2, images: 0 },
+      'quota:user:bob:ds:all': { sizeMiB: 2, images: 0 },
+      'quota:group:web:ds:1': { sizeMiB: -8, images: 0 },
+      'quota:group:web:ds:all': { sizeMiB: -8, images: 0 },
+    });
+    expect(recorded).toEqual({ user: 'bob', group: 'web', sizeMiB: 7 });
   });
 });

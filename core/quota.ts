@@ -12,11 +12,10 @@
  * {@link UNLIMITED_ROOM} minus usage when unlimited): a charge is one conditional update
  * `room >= charge`, `room -= charge, used += charge`, which two racing backups cannot both pass.
  */
-import { effectiveConfig, underDefaults } from './backup-config.ts';
-import { estimateBackupBytes, toMiB } from './backup-estimate.ts';
-import { selectDisks } from './chain.ts';
+import { ADMIN_GROUP } from './accounts.ts';
+import { type BackupEstimate, toMiB } from './backup-estimate.ts';
 import { ValidationError } from './errors.ts';
-import type { BackupConfigRecord, Vm } from './model.ts';
+import type { Image } from './model.ts';
 
 /** A limit that admits anything. */
 export const UNLIMITED = -1;
@@ -105,33 +104,70 @@ export function parseQuotaPairs(pairs: Readonly<Record<string, string | number>>
   return out;
 }
 
-/** What queueing a backup reserves: its estimate, and whether it makes a new image. */
-export interface BackupEstimate extends Charge {
-  mode: 'FULL' | 'INCREMENT';
+/**
+ * What queueing a backup estimated at `estimate` reserves: its bytes in MiB, and one image unless
+ * it extends a chain. A backup Admit will refuse (no estimate) reserves its image, nothing more.
+ */
+export function backupCharge(estimate: BackupEstimate | null): Charge {
+  if (!estimate) return { sizeMiB: 0, images: 1 };
+  return { sizeMiB: toMiB(estimate.bytes), images: estimate.kind === 'FULL' ? 1 : 0 };
+}
+
+/** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
+export function exempt(owner: string, group: string): boolean {
+  return owner === 'admin' || group === ADMIN_GROUP;
+}
+
+/** Whose entries a charge was taken from: an owner and group on one datastore. */
+export interface ChargedTo {
+  user: string;
+  group: string;
+  datastoreId: number;
+}
+
+/** Per counters item, the sum of the charges on it (items charged nothing left out). */
+export function chargesByKey(charges: readonly (readonly [readonly string[], Charge])[]): [string, Charge][] {
+  const sums = new Map<string, Charge>();
+  for (const [keys, charge] of charges) {
+    for (const key of keys) {
+      const sum = sums.get(key) ?? { sizeMiB: 0, images: 0 };
+      sums.set(key, { sizeMiB: sum.sizeMiB + charge.sizeMiB, images: sum.images + charge.images });
+    }
+  }
+  return [...sums].filter(([, c]) => c.sizeMiB !== 0 || c.images !== 0);
+}
+
+const keysOf = (to: ChargedTo) => chargedKeys(to.user, to.group, to.datastoreId);
+const negated = (charge: Charge): Charge => ({ sizeMiB: -charge.sizeMiB, images: -charge.images });
+
+/** The counters changes that give `charge`, taken from `to`'s entries, back. */
+export function givenBack(to: ChargedTo, charge: Charge): [string, Charge][] {
+  return chargesByKey([[keysOf(to), negated(charge)]]);
 }
 
 /**
- * What a backup of `vm` is expected to charge, before it is queued: an
- * increment (MODE=INCREMENT, a chain recorded on the VM, no reset) adds its changed bytes
- * to the chain's image and no image; anything else writes a new image of the disks' allocation.
- * Admit may still decide otherwise (a chain on another datastore, one it cannot follow): Commit
- * settles the difference with the real size.
+ * What Commit settles for a backup that reserved `reserved` and wrote `writtenBytes` to `image`:
+ * the reservation taken back, and what it really wrote charged (its MiB, and one image when it
+ * made the image: a FULL, or a chain's first point) to whoever the image counts against (the
+ * reservation's owner for a new image). `recorded` is the image's charge afterwards.
  */
-export function estimateBackupCharge(
-  vm: Pick<Vm, 'disks' | 'backups'>,
-  request: { reset: boolean; jobConfig?: BackupConfigRecord },
-): BackupEstimate {
-  const record = request.jobConfig
-    ? underDefaults(vm.backups.BACKUP_CONFIG, request.jobConfig)
-    : vm.backups.BACKUP_CONFIG;
-  const config = effectiveConfig(record);
-  const disks = selectDisks(vm.disks, config);
-  const reset = request.reset || request.jobConfig?.RESET === 'YES';
-  const chained =
-    config.mode === 'INCREMENT' &&
-    !reset &&
-    record.INCREMENTAL_BACKUP_ID !== undefined &&
-    disks.every((d) => d.canIncrement);
-  const mode = chained ? 'INCREMENT' : 'FULL';
-  return { mode, sizeMiB: toMiB(estimateBackupBytes(disks, mode)), images: chained ? 0 : 1 };
+export function settlement(
+  reserved: ChargedTo & Charge,
+  image: Pick<Image, 'mode' | 'increments' | 'datastoreId' | 'quota'>,
+  writtenBytes: number,
+): { charges: [string, Charge][]; recorded: NonNullable<Image['quota']> } {
+  const target = image.quota ?? { user: reserved.user, group: reserved.group };
+  const newImage = image.mode === 'FULL' || image.increments.length <= 1;
+  const actual: Charge = { sizeMiB: toMiB(writtenBytes), images: newImage ? 1 : 0 };
+  return {
+    charges: chargesByKey([
+      [keysOf(reserved), negated(reserved)],
+      [keysOf({ ...target, datastoreId: image.datastoreId }), actual],
+    ]),
+    recorded: {
+      user: target.user,
+      group: target.group,
+      sizeMiB: (image.quota?.sizeMiB ?? 0) + actual.sizeMiB,
+    },
+  };
 }

@@ -4,6 +4,8 @@
  * each one. Pairs: set them (admins; -1 = unlimited) on DSID, or on all datastores without it.
  */
 import type { Command } from 'commander';
+import { ValidationError } from '#core/errors.ts';
+import { parseQuotaPairs } from '#core/quota.ts';
 import { parseId, parseName, parsePair } from '../args.ts';
 import { contextOf } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -32,28 +34,34 @@ const COLUMNS: readonly Column<QuotaEntryView>[] = [
   { header: 'IMAGES', value: (e) => `${e.images.used} / ${limit(e.images.limit)}` },
 ];
 
-/** `[DSID] [SIZE=MiB] [IMAGES=N]`: the datastore (first, digits only) and the pairs. */
+/**
+ * `[DSID] [SIZE=MiB] [IMAGES=N]`: the datastore (first, digits only) and the pairs, keys in upper
+ * case; what the API would refuse (core/quota.ts's parseQuotaPairs) is a usage error here.
+ */
 export function parseQuotaArgs(args: readonly string[]): {
   datastoreId?: number;
   pairs: Record<string, string>;
 } {
+  const usage = (why: string) =>
+    new UsageError(`${why}: expected [DSID] [SIZE=MiB] [IMAGES=N] (-1 = unlimited).`);
   const rest = [...args];
   const datastoreId =
     rest[0] !== undefined && /^\d+$/.test(rest[0]) ? parseId(rest.shift() as string) : undefined;
   const pairs: Record<string, string> = {};
   for (const text of rest) {
-    const [key, value] = (() => {
-      try {
-        return parsePair(text);
-      } catch {
-        throw new UsageError(`expected [DSID] [SIZE=MiB] [IMAGES=N], got ${JSON.stringify(text)}`);
-      }
-    })();
-    const upper = key.toUpperCase();
-    if (upper !== 'SIZE' && upper !== 'IMAGES') {
-      throw new UsageError(`unknown quota ${key}: SIZE=MiB or IMAGES=N (-1 = unlimited).`);
+    let pair: [string, string];
+    try {
+      pair = parsePair(text);
+    } catch {
+      throw usage(`not KEY=VALUE: ${JSON.stringify(text)}`);
     }
-    pairs[upper] = value;
+    pairs[pair[0].toUpperCase()] = pair[1];
+  }
+  try {
+    parseQuotaPairs(pairs);
+  } catch (err) {
+    if (err instanceof ValidationError) throw usage(err.message);
+    throw err;
   }
   return { ...(datastoreId !== undefined && { datastoreId }), pairs };
 }

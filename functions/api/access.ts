@@ -120,8 +120,9 @@ export function authorize(
 
 /**
  * The route's caller row, checked before the route runs: `admin` rows refuse users with 403,
- * `self` rows a user naming someone else, `member` rows a user naming a group not theirs. (`host`, `enrollment` and `iam` rows are confined by
- * {@link assertMayCall} and the IAM authorizer.)
+ * `self` rows a user naming someone else, `member` rows a user naming a group not theirs.
+ * (`host`, `enrollment` and `iam` rows are confined by {@link assertMayCall} and the IAM
+ * authorizer.)
  */
 export function assertCaller(user: User, routeKey: string, params: Record<string, string>): void {
   const row = rightsTable()[routeKey];

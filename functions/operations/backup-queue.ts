@@ -6,9 +6,10 @@
  * the queue. Checking the pending index instead would read every queued request per call.
  */
 import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { estimateBackup } from '#core/backup-estimate.ts';
 import { assertBackupable } from '#core/backup-rules.ts';
 import { Conflict } from '#core/errors.ts';
-import type { BackupConfigRecord, Execution, User, Vm } from '#core/model.ts';
+import type { BackupConfigRecord, Datastore, Execution, User, Vm } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { retry } from '#platform/retry.ts';
 import { tableName } from '../env.ts';
@@ -101,6 +102,8 @@ export async function freeQueuedGuard(vmId: number, executionId: string): Promis
 /** What to back up where, and on whose behalf. */
 export interface VmBackupRequest {
   datastoreId: number;
+  /** That datastore when the caller read it already (the API route): not read again. */
+  datastore?: Datastore;
   reset: boolean;
   priority: number;
   /** The backup job this backup belongs to, with its BACKUP_CONFIG defaults. */
@@ -123,12 +126,14 @@ export async function queueVmBackup(
   request: VmBackupRequest,
 ): Promise<Execution> {
   assertBackupable(vm);
-  // Datastore capacity: a backup whose estimate exceeds the last measured FREE is never queued.
-  await assertRoomForBackup(vm, request);
-  const id = String(await allocateId('execution'));
   const { datastoreId, reset, job, scheduleId } = request;
+  // One estimate for both admissions: the datastore's FREE and the owner's quota.
+  const estimate = estimateBackup(vm, { reset, jobConfig: job?.config });
+  // Datastore capacity: a backup whose estimate exceeds the last measured FREE is never queued.
+  await assertRoomForBackup(vm.id, estimate, request);
+  const id = String(await allocateId('execution'));
   // The owner's datastore quota, reserved in the queueing transaction (403 when it cannot fit).
-  const quota = backupReservation(vm, { datastoreId, reset, jobConfig: job?.config });
+  const quota = backupReservation(vm, datastoreId, estimate);
   return enqueueGuarded(vm.id, id, (guard) =>
     queueWithQuota(quota, (reservation) =>
       enqueue(

@@ -9,12 +9,10 @@
  * before it, so no second one is queued behind it (a job of a hundred VMs queues one, not a hundred).
  */
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { effectiveConfig, underDefaults } from '#core/backup-config.ts';
-import { estimateBackupBytes, toMiB } from '#core/backup-estimate.ts';
-import { canIncrement, selectDisks } from '#core/chain.ts';
+import { type BackupEstimate, roomProblem } from '#core/backup-estimate.ts';
 import type { MonitorResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
-import type { Datastore, Execution, Host, Vm } from '#core/model.ts';
+import type { Datastore, Execution, Host } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { intSetting, tableName } from '../env.ts';
@@ -23,7 +21,6 @@ import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import type { VmBackupRequest } from './backup-queue.ts';
 import { enqueueMaintenance, maintenanceHost } from './maintenance.ts';
 
 /** Who the monitors Lifeboat queues by itself are requested by. */
@@ -43,70 +40,20 @@ export function monitorIntervalMinutes(): number {
 // ---------------------------------------------------------------------------------------------
 // Admission
 
-/** What admission compares: the estimate of a backup and the datastore's last measure. */
-export interface RoomCheck {
-  datastore: Pick<Datastore, 'id' | 'freeBytes' | 'monitoredAt'>;
-  vmId: number;
-  kind: 'FULL' | 'INCREMENT';
-  diskIds: readonly number[];
-  estimateBytes: number;
-}
-
 /**
- * Why the backup does not fit, or undefined when it does. FREE unknown (never measured, or a
- * driver that cannot know it) refuses nothing.
- */
-export function roomProblem(check: RoomCheck): string | undefined {
-  const free = check.datastore.freeBytes;
-  if (free === undefined || check.estimateBytes <= free) return undefined;
-  const when = check.datastore.monitoredAt ? ` (measured ${check.datastore.monitoredAt})` : '';
-  return (
-    `datastore ${check.datastore.id} has ${toMiB(free)} MiB free${when}; the ${check.kind} backup ` +
-    `of VM ${check.vmId} (disks ${check.diskIds.join(', ') || 'none'}) needs about ` +
-    `${toMiB(check.estimateBytes)} MiB (${check.estimateBytes} bytes, ${free} free)`
-  );
-}
-
-/**
- * The backup Admit will most likely take, decided without reading the chain's image: an
- * INCREMENT when the VM's MODE asks for one, no reset is asked, its disks can increment and it
- * has a chain; else a FULL. (When Admit resets the chain after all, it takes a FULL; an
- * increment whose disks' dirty sizes are unknown is estimated as a full anyway.)
- */
-export function likelyKind(
-  config: ReturnType<typeof effectiveConfig>,
-  disks: readonly Pick<Vm['disks'][number], 'canIncrement'>[],
-  backups: Vm['backups'],
-  reset: boolean,
-): 'FULL' | 'INCREMENT' {
-  const chained = (backups.BACKUP_CONFIG.INCREMENTAL_BACKUP_ID ?? '') !== '';
-  return config.mode === 'INCREMENT' && !reset && canIncrement(disks) && chained ? 'INCREMENT' : 'FULL';
-}
-
-/**
- * Refuses (Conflict, with the numbers) a backup of `vm` whose estimate exceeds the datastore's
- * last measured FREE: called before the backup is queued. A missing datastore is left to Admit.
+ * Refuses (Conflict, with the numbers: core/backup-estimate.ts's roomProblem) a backup of VM
+ * `vmId` whose estimate exceeds its datastore's last measured FREE: called before the backup is
+ * queued. The datastore is read unless the caller has it already (`request.datastore`); a
+ * missing one, like a backup with no estimate (a config Admit refuses), is left to Admit.
  */
 export async function assertRoomForBackup(
-  vm: Vm,
-  request: Pick<VmBackupRequest, 'datastoreId' | 'reset' | 'job'>,
+  vmId: number,
+  estimate: BackupEstimate | null,
+  request: { datastoreId: number; datastore?: Datastore },
 ): Promise<void> {
-  const datastore = await datastores.find(request.datastoreId);
-  if (!datastore || datastore.freeBytes === undefined) return;
-  const record = request.job
-    ? underDefaults(vm.backups.BACKUP_CONFIG, request.job.config)
-    : vm.backups.BACKUP_CONFIG;
-  const config = effectiveConfig(record);
-  const disks = selectDisks(vm.disks, config);
-  const reset = request.reset || request.job?.config.RESET === 'YES';
-  const kind = likelyKind(config, disks, vm.backups, reset);
-  const problem = roomProblem({
-    datastore,
-    vmId: vm.id,
-    kind,
-    diskIds: disks.map((d) => d.id),
-    estimateBytes: estimateBackupBytes(disks, kind),
-  });
+  if (!estimate) return;
+  const datastore = request.datastore ?? (await datastores.find(request.datastoreId));
+  const problem = datastore && roomProblem(datastore, vmId, estimate);
   if (problem) throw new Conflict(problem);
 }
 

@@ -14,16 +14,17 @@
  * or released, written in the same transaction as the counters, so each happens once. Owners in
  * the admin group (and `admin`) are charged nothing, as OpenNebula exempts oneadmin's.
  */
-import { BatchGetCommand, GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { ADMIN_GROUP } from '#core/accounts.ts';
-import { toMiB } from '#core/backup-estimate.ts';
-import { Forbidden, ValidationError } from '#core/errors.ts';
-import type { BackupConfigRecord, Image, Vm } from '#core/model.ts';
+import type { BackupEstimate } from '#core/backup-estimate.ts';
+import { Forbidden } from '#core/errors.ts';
+import type { Image, Vm } from '#core/model.ts';
 import {
+  backupCharge,
   type Charge,
   chargedKeys,
-  estimateBackupCharge,
+  exempt,
+  givenBack,
   type QuotaEntry,
   type QuotaLimits,
   type QuotaOwner,
@@ -31,15 +32,22 @@ import {
   quotaKey,
   refusal,
   roomOf,
+  settlement,
   UNLIMITED,
   UNLIMITED_ROOM,
 } from '#core/quota.ts';
 import { dynamo } from '#platform/aws.ts';
 import { exponential, retry } from '#platform/retry.ts';
-import { tableName } from '../env.ts';
+import { batchFind } from '../repo/batch.ts';
 import { executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
-import { isConditionFailed, isTransactionConflict } from '../repo/table.ts';
+import {
+  type Condition,
+  cancellationCodes,
+  isConditionFailed,
+  isTransactionConflict,
+  Table,
+} from '../repo/table.ts';
 import type { TransactItem } from './queue.ts';
 
 /** What a queued backup reserved (its execution's `params.quota`). */
@@ -52,10 +60,18 @@ export const Reservation = z.object({
 });
 export type Reservation = z.infer<typeof Reservation>;
 
-/** Whether objects of `owner:group` count against no quota (OpenNebula: oneadmin and its group). */
-export function exempt(owner: string, group: string): boolean {
-  return owner === 'admin' || group === ADMIN_GROUP;
-}
+/** A quota entry's counters item: figures never written are nothing used and unlimited. */
+const QuotaItem = z.object({
+  name: z.string(),
+  sizeUsed: z.number().optional(),
+  sizeLimit: z.number().optional(),
+  imagesUsed: z.number().optional(),
+  imagesLimit: z.number().optional(),
+});
+type QuotaItem = z.infer<typeof QuotaItem>;
+
+/** The quota entries of the counters table (key `name`, core/quota.ts's quotaKey). */
+const quotaItems = new Table('counters', QuotaItem, 'Quota entry', 'name');
 
 /** One item's update by `charge` (negative: given back); `checked` adds the room condition. */
 function chargeItem(name: string, charge: Charge, checked: boolean): TransactItem {
@@ -64,7 +80,7 @@ function chargeItem(name: string, charge: Charge, checked: boolean): TransactIte
   if (checked && charge.images > 0) conditions.push('(attribute_not_exists(#ir) OR #ir >= :i)');
   return {
     Update: {
-      TableName: tableName('counters'),
+      TableName: quotaItems.name,
       Key: { name },
       UpdateExpression:
         'SET #sr = if_not_exists(#sr, :big) - :s, #su = if_not_exists(#su, :zero) + :s, ' +
@@ -86,42 +102,18 @@ function chargeItem(name: string, charge: Charge, checked: boolean): TransactIte
   };
 }
 
-/** Per counters item, the sum of the charges on it (items charged nothing left out). */
-function merged(charges: readonly [string[], Charge][]): [string, Charge][] {
-  const sums = new Map<string, Charge>();
-  for (const [keys, charge] of charges) {
-    for (const key of keys) {
-      const sum = sums.get(key) ?? { sizeMiB: 0, images: 0 };
-      sums.set(key, { sizeMiB: sum.sizeMiB + charge.sizeMiB, images: sum.images + charge.images });
-    }
-  }
-  return [...sums].filter(([, c]) => c.sizeMiB !== 0 || c.images !== 0);
-}
-
 /**
- * What queueing a backup of `vm` to `datastoreId` reserves (core/quota.ts's estimate), charged to
- * the VM's owner and group (its image will be theirs); null when they are exempt.
+ * What queueing a backup of `vm` to `datastoreId`, estimated at `estimate`, reserves
+ * (core/quota.ts's backupCharge), charged to the VM's owner and group (its image will be theirs);
+ * null when they are exempt.
  */
 export function backupReservation(
-  vm: Pick<Vm, 'owner' | 'group' | 'disks' | 'backups'>,
-  request: { datastoreId: number; reset: boolean; jobConfig?: BackupConfigRecord },
+  vm: Pick<Vm, 'owner' | 'group'>,
+  datastoreId: number,
+  estimate: BackupEstimate | null,
 ): Reservation | null {
   if (exempt(vm.owner, vm.group)) return null;
-  let estimate: Charge;
-  try {
-    estimate = estimateBackupCharge(vm, request);
-  } catch (err) {
-    // A BACKUP_CONFIG Admit will refuse (DISK_IDS naming no disk): its image, nothing more.
-    if (!(err instanceof ValidationError)) throw err;
-    estimate = { sizeMiB: 0, images: 1 };
-  }
-  return {
-    user: vm.owner,
-    group: vm.group,
-    datastoreId: request.datastoreId,
-    sizeMiB: estimate.sizeMiB,
-    images: estimate.images,
-  };
+  return { user: vm.owner, group: vm.group, datastoreId, ...backupCharge(estimate) };
 }
 
 /** The transaction items that take `reservation`, each only if its entry has the room. */
@@ -132,10 +124,7 @@ export function reservationItems(reservation: Reservation): TransactItem[] {
 
 /** A queueing transaction whose only failed conditions were the reservation's (its last items). */
 function quotaRefused(err: unknown, count: number): boolean {
-  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
-  const codes = ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
-    (r) => r.Code,
-  );
+  const codes = cancellationCodes(err);
   const split = codes.length - count;
   return (
     codes.slice(split).includes('ConditionalCheckFailed') &&
@@ -200,31 +189,17 @@ async function explainRefusal(reservation: Reservation): Promise<Error> {
 }
 
 /** The counters items of `keys` that exist, by name (strongly consistent). */
-async function readItems(keys: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
-  const table = tableName('counters');
-  const out = new Map<string, Record<string, unknown>>();
-  let pending = [...new Set(keys)].map((name) => ({ name }));
-  while (pending.length > 0) {
-    const chunk = pending.slice(0, 100);
-    pending = pending.slice(100);
-    const answer = await dynamo().send(
-      new BatchGetCommand({ RequestItems: { [table]: { Keys: chunk, ConsistentRead: true } } }),
-    );
-    for (const item of answer.Responses?.[table] ?? []) out.set(String(item.name), item);
-    const unprocessed = answer.UnprocessedKeys?.[table]?.Keys ?? [];
-    pending.push(...(unprocessed as { name: string }[]));
-  }
-  return out;
+async function readItems(keys: readonly string[]): Promise<Map<string, QuotaItem>> {
+  const found = await batchFind([{ table: quotaItems, keys }]);
+  return (found.get(quotaItems.name) ?? new Map()) as Map<string, QuotaItem>;
 }
 
-const num = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
-
 /** An entry from its counters item (absent: nothing used, unlimited). */
-function entryOf(scope: QuotaScope, item: Record<string, unknown> | undefined): QuotaEntry {
+function entryOf(scope: QuotaScope, item: QuotaItem | undefined): QuotaEntry {
   return {
     datastore: scope,
-    size: { used: num(item?.sizeUsed, 0), limit: num(item?.sizeLimit, UNLIMITED) },
-    images: { used: num(item?.imagesUsed, 0), limit: num(item?.imagesLimit, UNLIMITED) },
+    size: { used: item?.sizeUsed ?? 0, limit: item?.sizeLimit ?? UNLIMITED },
+    images: { used: item?.imagesUsed ?? 0, limit: item?.imagesLimit ?? UNLIMITED },
   };
 }
 
@@ -240,22 +215,7 @@ export async function settleBackupQuota(
 ): Promise<void> {
   const parsed = Reservation.safeParse(execution.params.quota);
   if (!parsed.success || execution.params.quotaSettled !== undefined) return;
-  const reserved = parsed.data;
-  const target = image.quota ?? { user: reserved.user, group: reserved.group };
-  const newImage = image.mode === 'FULL' || image.increments.length <= 1;
-  const actual: Charge = { sizeMiB: toMiB(writtenBytes), images: newImage ? 1 : 0 };
-  const charges = merged([
-    [
-      chargedKeys(reserved.user, reserved.group, reserved.datastoreId),
-      { sizeMiB: -reserved.sizeMiB, images: -reserved.images },
-    ],
-    [chargedKeys(target.user, target.group, image.datastoreId), actual],
-  ]);
-  const recorded = {
-    user: target.user,
-    group: target.group,
-    sizeMiB: (image.quota?.sizeMiB ?? 0) + actual.sizeMiB,
-  };
+  const { charges, recorded } = settlement(parsed.data, image, writtenBytes);
   await settleOnce(execution.id, 'settled', charges, [
     {
       Update: {
@@ -280,11 +240,7 @@ export async function releaseReservation(record: {
 }): Promise<void> {
   const parsed = Reservation.safeParse(record.params.quota);
   if (!parsed.success || record.params.quotaSettled !== undefined) return;
-  const r = parsed.data;
-  const back = merged([
-    [chargedKeys(r.user, r.group, r.datastoreId), { sizeMiB: -r.sizeMiB, images: -r.images }],
-  ]);
-  await settleOnce(record.id, 'released', back, []);
+  await settleOnce(record.id, 'released', givenBack(parsed.data, parsed.data), []);
 }
 
 /** The counters changes and `extra` items, with the execution's `quotaSettled` mark, at most once. */
@@ -304,15 +260,27 @@ async function settleOnce(
       ExpressionAttributeValues: { ':how': how },
     },
   };
-  const items = [mark, ...extra, ...charges.map(([key, charge]) => chargeItem(key, charge, false))];
-  await retry(
+  // Settled or released already (a retried step, a sweep racing a Release): done.
+  await transactUnlessFirstFails([
+    mark,
+    ...extra,
+    ...charges.map(([key, charge]) => chargeItem(key, charge, false)),
+  ]);
+}
+
+/**
+ * Write `items` in one transaction, tried again while it meets another on the same items
+ * (backups of one owner at once); false, with nothing written, when its first item's condition
+ * fails (a failure of another's is thrown).
+ */
+async function transactUnlessFirstFails(items: TransactItem[]): Promise<boolean> {
+  return retry(
     async () => {
       try {
         await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+        return true;
       } catch (err) {
-        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-        // Settled or released already (a retried step, a sweep racing a Release): done.
-        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+        if (cancellationCodes(err)[0] === 'ConditionalCheckFailed') return false;
         throw err;
       }
     },
@@ -325,13 +293,10 @@ async function settleOnce(
  * transaction. A failed condition throws as a plain conditional delete does
  * (ConditionalCheckFailedException).
  */
-export async function deleteImageRecord(
-  image: Image,
-  condition: { expression: string; names?: Record<string, string>; values?: Record<string, unknown> },
-): Promise<void> {
+export async function deleteImageRecord(image: Image, condition: Condition): Promise<void> {
   if (!image.quota) return images.delete(image.id, condition);
   const { user, group, sizeMiB } = image.quota;
-  const back = merged([[chargedKeys(user, group, image.datastoreId), { sizeMiB: -sizeMiB, images: -1 }]]);
+  const back = givenBack({ user, group, datastoreId: image.datastoreId }, { sizeMiB, images: 1 });
   const items: TransactItem[] = [
     {
       Delete: {
@@ -344,22 +309,11 @@ export async function deleteImageRecord(
     },
     ...back.map(([key, charge]) => chargeItem(key, charge, false)),
   ];
-  await retry(
-    async () => {
-      try {
-        await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
-      } catch (err) {
-        const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-        if (reasons?.[0]?.Code === 'ConditionalCheckFailed') {
-          const failed = new Error(`Image ${image.id} changed before its record was deleted`);
-          failed.name = 'ConditionalCheckFailedException';
-          throw failed;
-        }
-        throw err;
-      }
-    },
-    { attempts: 8, retryOn: isTransactionConflict, delayMs: exponential(15) },
-  );
+  if (!(await transactUnlessFirstFails(items))) {
+    const failed = new Error(`Image ${image.id} changed before its record was deleted`);
+    failed.name = 'ConditionalCheckFailedException';
+    throw failed;
+  }
 }
 
 /** The entries of `owner` for `datastoreIds` and for all datastores ('all' first). */
@@ -379,20 +333,17 @@ export async function setQuota(
   limits: QuotaLimits,
 ): Promise<QuotaEntry> {
   const name = quotaKey(owner, scope);
-  const table = tableName('counters');
   return retry(
     async () => {
-      const current = (
-        await dynamo().send(new GetCommand({ TableName: table, Key: { name }, ConsistentRead: true }))
-      ).Item;
+      const current = await quotaItems.find(name);
       const entry = entryOf(scope, current);
       const size = { ...entry.size, limit: limits.size ?? entry.size.limit };
       const count = { ...entry.images, limit: limits.images ?? entry.images.limit };
-      const seen = (attr: string, placeholder: string) =>
+      const seen = (attr: 'sizeUsed' | 'imagesUsed', placeholder: string) =>
         current?.[attr] === undefined ? `attribute_not_exists(${attr})` : `${attr} = ${placeholder}`;
       await dynamo().send(
         new UpdateCommand({
-          TableName: table,
+          TableName: quotaItems.name,
           Key: { name },
           UpdateExpression:
             'SET sizeLimit = :sl, sizeRoom = :sr, sizeUsed = :su, imagesLimit = :il, imagesRoom = :ir, imagesUsed = :iu',

@@ -29,11 +29,17 @@ export function isConditionFailed(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }
 
+/** The codes of a cancelled transaction's items, in order (`ConditionalCheckFailed`, `None`...). */
+export function cancellationCodes(err: unknown): (string | undefined)[] {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return [];
+  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
+    (r) => r.Code,
+  );
+}
+
 /** True when a transaction was cancelled because one of its conditions did not hold. */
 export function isTransactionConditionFailed(err: unknown): boolean {
-  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return false;
-  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-  return reasons.some((r) => r.Code === 'ConditionalCheckFailed');
+  return cancellationCodes(err).includes('ConditionalCheckFailed');
 }
 
 /** True when a transaction was cancelled because another one touched the same item. */

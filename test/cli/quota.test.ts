@@ -54,7 +54,7 @@ describe('lifeboat user quota', () => {
         body: { error: 'Forbidden', message: 'only admins may set quotas' },
       },
     });
-    for (const args of [['VMS=3'], ['100', 'SIZE'], ['100', '7']]) {
+    for (const args of [['VMS=3'], ['100', 'SIZE'], ['100', '7'], ['SIZE=1.5'], ['IMAGES=-2']]) {
       const bad = await runCli(['user', 'quota', 'alice', ...args], { env });
       expect(bad.exitCode, args.join(' ')).toBe(2);
     }

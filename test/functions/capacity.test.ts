@@ -5,7 +5,7 @@
  * than FREE before anything is queued, and LAST_BACKUP_ID / LAST_BACKUP_SIZE set at commit.
  */
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { queueDueMonitors, queueMonitor } from '#functions/operations/capacity.ts';
+import { assertRoomForBackup, queueDueMonitors, queueMonitor } from '#functions/operations/capacity.ts';
 import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
@@ -240,6 +240,15 @@ describe('admission', () => {
     // Its guard was never taken: once there is room, the same VM queues at once.
     await datastores.update(1, { freeBytes: 300 * MiB });
     expect((await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } })).status).toBe(202);
+  });
+
+  it('checks the datastore the caller read already, without reading it again', async () => {
+    const estimate = { kind: 'FULL', diskIds: [0], bytes: 2 * MiB } as const;
+    // Datastore 99 is in no table: the check can only have used the one given.
+    const given = { ...(await datastores.get(1)), id: 99, freeBytes: MiB };
+    await expect(assertRoomForBackup(1, estimate, { datastoreId: 99, datastore: given })).rejects.toThrow(
+      /^datastore 99 has 1 MiB free/,
+    );
   });
 
   it('admits what fits, and anything while FREE is unknown', async () => {

@@ -124,6 +124,8 @@ describe('quota routes', () => {
     );
     expect((await as('bob', 'GET', '/groups/web/quota')).status).toBe(200);
     expect((await as('admin', 'GET', '/users/admin/quota')).body.exempt).toBe(true);
+    expect((await as('admin', 'GET', '/groups/admin/quota')).body.exempt).toBe(true);
+    expect((await as('admin', 'GET', '/groups/web/quota')).body.exempt).toBe(false);
     for (const [who, path] of [
       ['bob', '/users/alice/quota'],
       ['carol', '/groups/web/quota'],

@@ -74,11 +74,3 @@ export function memberCount(group: string, delta: 1 | -1): TransactItem[] {
     },
   ];
 }
-
-/** The codes of a cancelled transaction's items, in order (`ConditionalCheckFailed`, `None`...). */
-export function cancellationCodes(err: unknown): (string | undefined)[] {
-  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return [];
-  return ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
-    (r) => r.Code,
-  );
-}

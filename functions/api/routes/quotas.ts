@@ -4,13 +4,13 @@
  * (a group member their group's), admins anyone's; setting: admins only (the rights table).
  * The answer shows, for all datastores together and for each datastore, usage against limits.
  */
-import { isBuiltinGroup } from '#core/accounts.ts';
+import { ADMIN_GROUP, isBuiltinGroup } from '#core/accounts.ts';
 import { SetQuotaBody } from '#core/contracts/accounts.ts';
 import { parseBody } from '#core/contracts/api.ts';
 import { NotFound, ValidationError } from '#core/errors.ts';
-import { parseQuotaPairs, type QuotaEntry, type QuotaOwner } from '#core/quota.ts';
+import { exempt, parseQuotaPairs, type QuotaEntry, type QuotaOwner } from '#core/quota.ts';
 import { log } from '#platform/log.ts';
-import { exempt, readQuota, setQuota } from '../../operations/quota.ts';
+import { readQuota, setQuota } from '../../operations/quota.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { groups } from '../../repo/groups.ts';
 import { json, type RouteHandler } from '../http.ts';
@@ -26,12 +26,16 @@ interface QuotaView {
   entries: QuotaEntry[];
 }
 
-/** The owner the path names; 404 when no such user or group. */
-async function ownerOf(kind: QuotaOwner['kind'], raw: string | undefined): Promise<QuotaOwner> {
-  if (kind === 'user') return { kind, name: (await userNamed(userNameParam(raw))).name };
+/** The owner the path names, and whether it is charged nothing; 404 when no such user or group. */
+async function ownerOf(kind: QuotaOwner['kind'], raw: string | undefined): Promise<[QuotaOwner, boolean]> {
+  if (kind === 'user') {
+    const user = await userNamed(userNameParam(raw));
+    return [{ kind, name: user.name }, exempt(user.name, user.group)];
+  }
   const name = groupNameParam(raw);
   if (!isBuiltinGroup(name) && !(await groups.find(name))) throw new NotFound(`group ${name} does not exist`);
-  return { kind, name };
+  // A group's own objects: exempt when it is the admin group, whoever owns them.
+  return [{ kind, name }, name === ADMIN_GROUP];
 }
 
 async function view(owner: QuotaOwner, exemptOwner: boolean): Promise<QuotaView> {
@@ -39,24 +43,15 @@ async function view(owner: QuotaOwner, exemptOwner: boolean): Promise<QuotaView>
   return { ...owner, exempt: exemptOwner, entries: await readQuota(owner, ids) };
 }
 
-/** Whether the owner is exempt: the user `admin` or anyone in the admin group, or that group. */
-async function isExempt(owner: QuotaOwner): Promise<boolean> {
-  if (owner.kind === 'group') return exempt('', owner.name);
-  const user = await userNamed(owner.name);
-  return exempt(user.name, user.group);
-}
-
 const show =
   (kind: QuotaOwner['kind']): RouteHandler =>
-  async (ctx) => {
-    const owner = await ownerOf(kind, ctx.params.name);
-    return json(await view(owner, await isExempt(owner)));
-  };
+  async (ctx) =>
+    json(await view(...(await ownerOf(kind, ctx.params.name))));
 
 const set =
   (kind: QuotaOwner['kind']): RouteHandler =>
   async (ctx) => {
-    const owner = await ownerOf(kind, ctx.params.name);
+    const [owner, exemptOwner] = await ownerOf(kind, ctx.params.name);
     const body = parseBody(SetQuotaBody, ctx.body);
     const limits = parseQuotaPairs(body.pairs);
     if (limits.size === undefined && limits.images === undefined) {
@@ -70,7 +65,7 @@ const set =
       ...limits,
       by: ctx.user.name,
     });
-    return json(await view(owner, await isExempt(owner)));
+    return json(await view(owner, exemptOwner));
   };
 
 /** Quota routes by route key. */

@@ -15,19 +15,13 @@ import { log } from '#platform/log.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { images } from '../../repo/images.ts';
 import { jobs } from '../../repo/jobs.ts';
+import { cancellationCodes } from '../../repo/table.ts';
 import { newUid, tokenRecord, tokens, tokensOf } from '../../repo/tokens.ts';
 import { users } from '../../repo/users.ts';
 import { vms } from '../../repo/vms.ts';
 import { hashToken, newToken } from '../auth.ts';
 import { items, json, type RouteHandler } from '../http.ts';
-import {
-  allUsers,
-  cancellationCodes,
-  memberCount,
-  userNamed,
-  userNameParam,
-  userView,
-} from './accounts-shared.ts';
+import { allUsers, memberCount, userNamed, userNameParam, userView } from './accounts-shared.ts';
 
 /** `POST /users {name, group?, admin?}` (admins): 201 with the user and its first token, once. */
 const create: RouteHandler = async (ctx) => {

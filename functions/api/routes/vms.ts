@@ -78,6 +78,7 @@ const backup: RouteHandler = async (ctx) => {
   authorize(ctx, 'datastore', datastore);
   const execution = await queueVmBackup(ctx.user, vm, {
     datastoreId: datastore.id,
+    datastore,
     reset: body.reset,
     priority,
   });
