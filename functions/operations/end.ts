@@ -33,6 +33,7 @@ import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
+import { backupFailed } from './alerts.ts';
 import { freeQueuedGuard } from './backup-queue.ts';
 import { jobBackupEnded } from './job-progress.ts';
 import { releaseReservation } from './quota.ts';
@@ -315,6 +316,12 @@ export async function endOperation(
       ending.endedAt,
       ending.state === 'SUCCEEDED' ? options.bytes : undefined,
     );
+    // Told once, by the caller that released it; a notifier that fails changes nothing here.
+    // (MarkFailed recorded the error on the execution before ReleaseFailed ends it.)
+    if (ending.state !== 'SUCCEEDED') {
+      const error = ending.error ?? record.error;
+      await backupFailed(record, { ...ending, ...(error && { error }) });
+    }
     const jobId =
       options.jobId ?? (typeof record.params.jobId === 'number' ? record.params.jobId : undefined);
     if (jobId !== undefined) await jobBackupEnded(record, ending.state, jobId);
