@@ -19,6 +19,10 @@
  * Every write is conditional on the mark still being this execution's, so running it twice (a
  * retried step, a sweep racing a late Release) changes nothing the second time. The marks go
  * first and the `released` flag last: an ending cut short is finished by the next one.
+ *
+ * Whoever releases a backup (the one write of Release's common path, or endOperation) also
+ * prints its metrics (functions/metrics.ts) and, when it did not succeed, notifies it
+ * (./alerts.ts): once per backup, and never failing the ending.
  */
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';

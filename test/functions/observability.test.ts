@@ -7,6 +7,8 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { verifyFailed } from '#functions/operations/alerts.ts';
@@ -19,6 +21,7 @@ import { handler as admitBackup } from '#functions/tasks/admit-backup.ts';
 import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
+import { sqsClient } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 
@@ -38,7 +41,7 @@ function domain(name: string) {
   };
 }
 
-useControlPlane({
+const plane = useControlPlane({
   name: 'observability',
   env: {
     BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
@@ -224,8 +227,16 @@ describe('notifications', () => {
       const { input } = await startBackup('obs-failed');
       const error = { Error: 'DatastoreUnreachable', Cause: 'again' };
       await markFailed({ ...input, error });
-      const ended = await release({ ...input, error, markFailed: {} });
-      expect(ended.state).toBe('FAILED');
+      let ended: Awaited<ReturnType<typeof release>> | undefined;
+      const lines = await emfLines(async () => {
+        ended = await release({ ...input, error, markFailed: {} });
+      });
+      expect(ended?.state).toBe('FAILED');
+      // Counted twice: the failed backup, and the notification that could not be delivered.
+      expect(lines).toEqual([
+        expect.objectContaining({ BackupsFailed: 1 }),
+        expect.objectContaining({ NotifyFailures: 1 }),
+      ]);
       expect((await vms.get(vmIds.get('obs-failed') as number)).lock).toBeUndefined();
       expect(received('backup.failed')).toHaveLength(2);
     } finally {
@@ -294,5 +305,44 @@ describe('notifications', () => {
     expect(logged.join('\n')).toContain('notification not sent');
     expect(logged.join('\n')).not.toContain(SECRET);
     expect(logged.join('\n')).not.toContain('/hook');
+  });
+
+  it('with NOTIFY_TOPIC_ARN, publishes to the SNS topic instead of the webhook', async () => {
+    process.env.AWS_ENDPOINT_URL_SNS = plane.sqs.endpoint;
+    const sns = new SNSClient({ region: process.env.AWS_REGION || 'us-east-1' });
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'lifeboat-alarms-test' }));
+    const { QueueUrl } = await sqsClient().send(new CreateQueueCommand({ QueueName: 'notify-sub' }));
+    const attrs = await sqsClient().send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    await sns.send(
+      new SubscribeCommand({
+        TopicArn,
+        Protocol: 'sqs',
+        Endpoint: attrs.Attributes?.QueueArn,
+        Attributes: { RawMessageDelivery: 'true' },
+      }),
+    );
+    const before = deliveries.length;
+    process.env.NOTIFY_TOPIC_ARN = TopicArn;
+    try {
+      expect(await verifyFailed({ datastoreId: 1, imageId: 12, message: 'pack 3f2a: hash mismatch' })).toBe(
+        true,
+      );
+    } finally {
+      delete process.env.NOTIFY_TOPIC_ARN;
+      delete process.env.AWS_ENDPOINT_URL_SNS;
+      sns.destroy();
+    }
+    expect(deliveries.length).toBe(before);
+    const got = await sqsClient().send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 2 }));
+    expect(got.Messages?.map((m) => JSON.parse(m.Body ?? '{}'))).toEqual([
+      expect.objectContaining({
+        source: 'lifeboat',
+        kind: 'verify.failed',
+        imageId: 12,
+        message: 'verification of image 12 failed: pack 3f2a: hash mismatch',
+      }),
+    ]);
   });
 });
