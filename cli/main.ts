@@ -15,6 +15,7 @@ import { registerHost } from './commands/host.ts';
 import { registerImage } from './commands/image.ts';
 import { registerLocal } from './commands/local.ts';
 import { registerRunner } from './commands/runner.ts';
+import { registerStats } from './commands/stats.ts';
 import { registerToken } from './commands/token.ts';
 import { registerUser } from './commands/user.ts';
 import { registerVm } from './commands/vm.ts';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerGroup(program);
   registerToken(program);
   registerAudit(program);
+  registerStats(program);
   registerAdmin(program);
   registerRunner(program);
   return requireSubcommand(program);

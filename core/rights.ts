@@ -141,6 +141,7 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'POST /tokens': user(undefined, 'for the caller (admins: any user)'),
   'DELETE /tokens/{tokenId}': { caller: 'requester' },
   'GET /audit': admin('read the audit trail'),
+  'GET /stats': user(undefined, 'figures of what the caller may use (admins: everything)'),
   'GET /runner/hosts/{id}': { caller: 'iam' },
   'PUT /runner/hosts/{id}/inventory': { caller: 'iam' },
   'PUT /runner/hosts/{id}/key': { caller: 'iam' },

@@ -74,6 +74,14 @@ export interface LifeboatConfig {
    * `{"POST /vms/{id}/backup": {"vm": "manage"}}` as upstream's VM_ADMIN_ACTIONS; checked at synth.
    */
   actionRights: ActionRights;
+  /**
+   * NOTIFY_WEBHOOK_URL: where failed and missed backups and failed verifications are posted,
+   * signed with the secret store's `notify/webhook` NOTIFY_WEBHOOK_SECRET, when no SNS topic is
+   * configured (local mode; in AWS the stack's topic is). Absent: none.
+   */
+  notifyWebhookUrl?: string;
+  /** MISSED_CHECK_MINUTES: minutes between two checks for missed scheduled backups; 0: never. */
+  missedCheckMinutes: number;
 }
 
 const DEFAULTS: LifeboatConfig = {
@@ -91,6 +99,7 @@ const DEFAULTS: LifeboatConfig = {
   monitorIntervalMinutes: 10,
   capacityRetentionDays: 400,
   actionRights: {},
+  missedCheckMinutes: 5,
 };
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
@@ -127,6 +136,9 @@ export function readConfig(node: Node): LifeboatConfig {
     monitorIntervalMinutes: int('monitorIntervalMinutes', 0),
     capacityRetentionDays: int('capacityRetentionDays'),
     actionRights: readActionRights(node),
+    ...readWebhookUrl(node),
+    // 0: no missed-backup check.
+    missedCheckMinutes: int('missedCheckMinutes', 0),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
     throw new Error(
@@ -134,6 +146,17 @@ export function readConfig(node: Node): LifeboatConfig {
     );
   }
   return config;
+}
+
+/** The `notifyWebhookUrl` context: an http(s) URL, or nothing. */
+function readWebhookUrl(node: Node): { notifyWebhookUrl?: string } {
+  const raw = node.tryGetContext('notifyWebhookUrl');
+  if (raw === undefined || raw === null || raw === '') return {};
+  const url = typeof raw === 'string' && URL.canParse(raw) ? new URL(raw) : undefined;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new Error('CDK context notifyWebhookUrl must be an http or https URL');
+  }
+  return { notifyWebhookUrl: raw as string };
 }
 
 /** The `actionRights` context: JSON text (`-c actionRights='{...}'`) or an object in cdk.json. */

@@ -8,7 +8,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { type ApiRoute, HttpFront } from './api.ts';
-import { readConfig, TRUST_ANCHOR_CERTIFICATE, TRUST_ANCHOR_PCA_ARN } from './config.ts';
+import { type LifeboatConfig, readConfig, TRUST_ANCHOR_CERTIFICATE, TRUST_ANCHOR_PCA_ARN } from './config.ts';
 import { createFunctions, type LifeboatFunctions } from './functions.ts';
 import { HostDeadLetters } from './host-dead-letters.ts';
 import { acknowledgeFindings } from './nag-suppressions.ts';
@@ -38,6 +38,13 @@ const STEP_FUNCTIONS = [
 
 /** Steps that build host tasks: they read datastore secrets to seal them to the task's host. */
 const SEALING_STEPS = ['AdmitBackup', 'AdmitRestore', 'AdmitMaintenance'];
+
+/**
+ * Functions that notify (functions/notify.ts): Release and the dispatcher (its sweep and dropped
+ * requests) end failed backups, the dispatcher finds missed ones, the Commit steps record
+ * verifications.
+ */
+const NOTIFYING_FUNCTIONS = ['Release', 'Dispatcher', 'CommitBackup', 'CommitMaintenance'];
 
 export class LifeboatStack extends Stack {
   readonly tables: Tables;
@@ -165,6 +172,7 @@ export class LifeboatStack extends Stack {
       functions: fns,
       deadLetterQueues: { HostDeadLetters: this.hostDeadLetters.queue },
     });
+    this.grantNotify(config, NOTIFYING_FUNCTIONS.map(fn));
 
     this.grantApi(fn('Api'), hostQueueArn, secretArnPattern, fn('Dispatcher'), config.auditRetentionDays);
     // The rights table's changes of this deployment (core/rights.ts), checked at synth.
@@ -217,6 +225,20 @@ export class LifeboatStack extends Stack {
     });
 
     acknowledgeFindings(this);
+  }
+
+  /**
+   * The functions that notify (functions/notify.ts) publish to the alarm topic (NOTIFY_TOPIC_ARN),
+   * and post to the webhook when one is configured (context `notifyWebhookUrl`; used where no
+   * topic is, as in local mode). The dispatcher checks for missed backups every MISSED_CHECK_MINUTES.
+   */
+  private grantNotify(config: LifeboatConfig, notifiers: LifeboatFunctions[string][]): void {
+    for (const notifier of notifiers) {
+      this.alarms.topic.grantPublish(notifier);
+      notifier.addEnvironment('NOTIFY_TOPIC_ARN', this.alarms.topic.topicArn);
+      if (config.notifyWebhookUrl) notifier.addEnvironment('NOTIFY_WEBHOOK_URL', config.notifyWebhookUrl);
+    }
+    this.functions.Dispatcher?.addEnvironment('MISSED_CHECK_MINUTES', String(config.missedCheckMinutes));
   }
 
   /**

@@ -47,6 +47,12 @@ export const LocalConfigFile = z
      * play the host and take its tasks one by one).
      */
     monitorIntervalMinutes: z.number().int().nonnegative().optional(),
+    /**
+     * Where failed and missed backups and failed verifications are posted (CDK context
+     * `notifyWebhookUrl`), signed with the secret store's `notify/webhook` NOTIFY_WEBHOOK_SECRET
+     * (functions/notify.ts). Absent: nobody is told.
+     */
+    notifyWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
     region: z.string().min(1).default('us-east-1'),
     /** Run a runner for this host (needs root and libvirt); off for tests that play the host. */
     runner: z.boolean().default(true),
@@ -78,6 +84,7 @@ export interface LocalConfig {
   hostRetryIntervalSeconds?: number;
   schedulerIntervalSeconds: number;
   monitorIntervalMinutes?: number;
+  notifyWebhookUrl?: string;
   region: string;
   runner: boolean;
   demo: boolean | 'always';

@@ -48,6 +48,11 @@ export function localResourceSubstitution(template: CfnTemplate, region: string)
         if (attribute === 'Arn') return `arn:aws:sqs:${region}:${LOCAL_ACCOUNT}:${name}`;
         break;
       }
+      // No SNS locally: an empty NOTIFY_TOPIC_ARN sends notifications to the webhook instead
+      // (functions/notify.ts), when local mode's config names one.
+      case 'AWS::SNS::Topic':
+        if (attribute === 'Ref') return '';
+        break;
       case 'AWS::IAM::Role':
         if (attribute === 'Ref') return token.logicalId;
         if (attribute === 'Arn') return localRoleArn(token.logicalId);

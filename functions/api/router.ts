@@ -25,6 +25,7 @@ import { ownershipRoutes } from './routes/ownership.ts';
 import { quotaRoutes } from './routes/quotas.ts';
 import { runnerRoutes } from './routes/runner.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { userRoutes } from './routes/users.ts';
 import { vmRoutes } from './routes/vms.ts';
@@ -49,6 +50,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...auditRoutes,
   ...ownershipRoutes,
   ...quotaRoutes,
+  ...statsRoutes,
 };
 
 /** A matched route. */

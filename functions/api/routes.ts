@@ -86,6 +86,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/tokens' },
   { method: 'DELETE', path: '/tokens/{tokenId}' },
   { method: 'GET', path: '/audit' },
+  { method: 'GET', path: '/stats' },
   // A runner in AWS, signed with its IAM Roles Anywhere session: its host, its inventory, its
   // key. The runner's IAM policy allows only the paths whose {id} is its certificate's CN.
   { method: 'GET', path: '/runner/hosts/{id}', auth: 'iam' },

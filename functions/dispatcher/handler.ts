@@ -21,6 +21,7 @@ import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts'
 import { queueDueMonitors } from '../operations/capacity.ts';
 import { endOperation } from '../operations/end.ts';
 import { markSilentHostsOffline } from '../operations/host-health.ts';
+import { checkMissedBackups } from '../operations/missed-backups.ts';
 import { batchFind } from '../repo/batch.ts';
 import { readCounter, releaseSlot, takeSlot } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
@@ -45,6 +46,8 @@ export interface DispatcherRun extends DispatchReport {
   /** Hosts this (periodic) run found silent and marked OFFLINE. */
   offline: number[];
   monitors: string[];
+  /** VMs this (periodic) run found newly missing their scheduled backup (and notified). */
+  missed: number[];
 }
 
 /** Take the request out of the queue, freeing its VM's "backup queued" guard. */
@@ -364,7 +367,8 @@ async function chore<T>(failure: string, task: () => Promise<T[]>): Promise<T[]>
 
 /**
  * One run: fire due schedules (unless a wake-up); when periodic, sweep, mark silent hosts
- * OFFLINE and queue the datastore monitors due (MONITOR_INTERVAL_MINUTES); then dispatch.
+ * OFFLINE, queue the datastore monitors due (MONITOR_INTERVAL_MINUTES) and check for missed
+ * backups (MISSED_CHECK_MINUTES); then dispatch.
  */
 async function run(event: unknown): Promise<DispatcherRun> {
   // A wake-up (an operation queued or ended) only dispatches: due schedules are fired by their
@@ -374,7 +378,8 @@ async function run(event: unknown): Promise<DispatcherRun> {
   const swept = periodic ? await chore('sweep failed', sweep) : [];
   const offline = periodic ? await chore('host health not checked', () => markSilentHostsOffline()) : [];
   const monitors = periodic ? await chore('datastore monitors not queued', queueDueMonitors) : [];
-  return { ...(await dispatch()), fired, swept, offline, monitors };
+  const missed = periodic ? await chore('missed backups not checked', () => checkMissedBackups()) : [];
+  return { ...(await dispatch()), fired, swept, offline, monitors, missed };
 }
 
 /**

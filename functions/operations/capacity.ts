@@ -16,6 +16,7 @@ import type { Datastore, Execution, Host } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { intSetting, tableName } from '../env.ts';
+import { datastoreFreeMetric } from '../metrics.ts';
 import { capacitySample, writeCapacitySample } from '../repo/capacity.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -188,4 +189,5 @@ export async function recordCapacity(
     { remove: keys.filter((k) => result[k] === null) },
   );
   await writeCapacitySample(sample);
+  datastoreFreeMetric(datastoreId, result.freeBytes);
 }

@@ -19,6 +19,10 @@
  * Every write is conditional on the mark still being this execution's, so running it twice (a
  * retried step, a sweep racing a late Release) changes nothing the second time. The marks go
  * first and the `released` flag last: an ending cut short is finished by the next one.
+ *
+ * Whoever releases a backup (the one write of Release's common path, or endOperation) also
+ * prints its metrics (functions/metrics.ts) and, when it did not succeed, notifies it
+ * (./alerts.ts): once per backup, and never failing the ending.
  */
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';
@@ -26,12 +30,14 @@ import { flattening } from '#core/backup-rules.ts';
 import { type ExecutionState, takesSlot } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
+import { backupEndedMetrics } from '../metrics.ts';
 import { releaseSlotItems } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
+import { backupFailed } from './alerts.ts';
 import { freeQueuedGuard } from './backup-queue.ts';
 import { jobBackupEnded } from './job-progress.ts';
 import { releaseReservation } from './quota.ts';
@@ -108,7 +114,7 @@ export async function releaseExecution(
 export async function releaseCommittedBackup(
   executionId: string,
   hostId: number,
-  ending: { endedAt: string; size: number },
+  ending: { endedAt: string; size: number; datastoreId?: number; startedAt?: string },
 ): Promise<boolean> {
   const mark = {
     Update: {
@@ -139,10 +145,42 @@ export async function releaseCommittedBackup(
   };
   try {
     await dynamo().send(new TransactWriteCommand({ TransactItems: [mark, ...releaseSlotItems(hostId)] }));
-    return true;
   } catch (err) {
     if ((err as { CancellationReasons?: unknown }).CancellationReasons) return false;
     throw err;
+  }
+  backupEnded(
+    { datastoreId: ending.datastoreId, startedAt: ending.startedAt },
+    'SUCCEEDED',
+    ending.endedAt,
+    ending.size,
+  );
+  return true;
+}
+
+/**
+ * What people watch of a backup that just ended (called once per backup, by whoever released
+ * it): its metrics (functions/metrics.ts). Never throws: the backup's ending does not depend on it.
+ */
+function backupEnded(
+  record: Pick<ExecutionRecord, 'datastoreId' | 'startedAt'>,
+  state: Ending['state'],
+  endedAt: string,
+  bytes: number | undefined,
+): void {
+  try {
+    const seconds =
+      record.startedAt === undefined
+        ? undefined
+        : (Date.parse(endedAt) - Date.parse(record.startedAt)) / 1000;
+    backupEndedMetrics({
+      datastoreId: record.datastoreId,
+      succeeded: state === 'SUCCEEDED',
+      ...(bytes !== undefined && { bytes }),
+      ...(seconds !== undefined && Number.isFinite(seconds) && { seconds }),
+    });
+  } catch (err) {
+    log('warn', 'backup metrics not written', { error: String(err) });
   }
 }
 
@@ -257,6 +295,8 @@ export interface EndOptions {
   heldSlot?: boolean;
   /** Wake the dispatcher afterwards, so a queued operation can take what was freed. */
   wake?: boolean;
+  /** A backup's stored bytes, when the caller knows them (Commit's size): its BackupBytes metric. */
+  bytes?: number;
 }
 
 /**
@@ -274,6 +314,18 @@ export async function endOperation(
   if (!(ending.state === 'SUCCEEDED' && record.phase === 'done')) await undoMarks(record, ending.state);
   const released = !record.released && (await releaseExecution(record, ending, options));
   if (released && record.kind === 'backup') {
+    backupEnded(
+      record,
+      ending.state,
+      ending.endedAt,
+      ending.state === 'SUCCEEDED' ? options.bytes : undefined,
+    );
+    // Told once, by the caller that released it; a notifier that fails changes nothing here.
+    // (MarkFailed recorded the error on the execution before ReleaseFailed ends it.)
+    if (ending.state !== 'SUCCEEDED') {
+      const error = ending.error ?? record.error;
+      await backupFailed(record, { ...ending, ...(error && { error }) });
+    }
     const jobId =
       options.jobId ?? (typeof record.params.jobId === 'number' ? record.params.jobId : undefined);
     if (jobId !== undefined) await jobBackupEnded(record, ending.state, jobId);

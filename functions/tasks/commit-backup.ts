@@ -312,6 +312,8 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     imageId: image.id,
     backupId: result.backupId,
     size: image.size,
+    // For Release's BackupSeconds metric (it reads no record on its common path).
+    ...(execution.startedAt !== undefined && { startedAt: execution.startedAt }),
     deleting,
     flatten: flattenId ?? null,
   };

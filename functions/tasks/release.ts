@@ -15,8 +15,9 @@ import { describeFailure, StepInput, step } from './common.ts';
 /** What a backup's success path hands Release: Admit's host and Commit's size. */
 const Committed = z.object({
   vmId: z.number().int(),
+  datastoreId: z.number().int().optional(),
   admit: z.looseObject({ hostId: z.number().int(), task: z.looseObject({ kind: z.literal('backup') }) }),
-  commit: z.looseObject({ size: z.number() }),
+  commit: z.looseObject({ size: z.number(), startedAt: z.string().optional() }),
 });
 
 export const ReleaseInput = StepInput.extend({
@@ -34,6 +35,8 @@ export const handler = step('Release', ReleaseInput, async (input) => {
     const ok = await releaseCommittedBackup(executionId, committed.admit.hostId, {
       endedAt,
       size: committed.commit.size,
+      datastoreId: committed.datastoreId,
+      startedAt: committed.commit.startedAt,
     });
     if (ok) {
       const record = { id: executionId, vmId: committed.vmId, kind: 'backup' as const };
@@ -59,7 +62,7 @@ export const handler = step('Release', ReleaseInput, async (input) => {
     execution,
     { state, endedAt, ...(error && { error }) },
     // The state input still holds the request's `jobId`: single backups cost no job lookup.
-    { jobId, wake: true },
+    { jobId, wake: true, ...(committed && { bytes: committed.commit.size }) },
   );
   return { state, endedAt };
 });

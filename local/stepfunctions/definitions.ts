@@ -99,6 +99,7 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
     ...(config.monitorIntervalMinutes !== undefined && {
       monitorIntervalMinutes: config.monitorIntervalMinutes,
     }),
+    ...(config.notifyWebhookUrl !== undefined && { notifyWebhookUrl: config.notifyWebhookUrl }),
   };
 }
 

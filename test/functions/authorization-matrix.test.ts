@@ -172,6 +172,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
   'POST /tokens': (f) => ({ path: '/tokens', body: { name: `t${f.n}` } }),
   'DELETE /tokens/{tokenId}': (f) => ({ path: `/tokens/${f.tokenId}` }),
   'GET /audit': () => ({ path: '/audit' }),
+  'GET /stats': () => ({ path: '/stats' }),
   'GET /runner/hosts/{id}': (f) => ({ path: `/runner/hosts/${f.hostId}` }),
   'PUT /runner/hosts/{id}/inventory': (f) => ({
     path: `/runner/hosts/${f.hostId}/inventory`,

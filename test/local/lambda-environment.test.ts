@@ -125,3 +125,22 @@ describe('functions from the template', () => {
     );
   });
 });
+
+describe('notifications in local mode', () => {
+  it('has no SNS topic (an empty NOTIFY_TOPIC_ARN) and posts to the configured webhook', async () => {
+    const withHook = resolveConfig(
+      LocalConfigFile.parse({ notifyWebhookUrl: 'http://127.0.0.1:9999/hook' }),
+      9100,
+    );
+    const { template: hooked } = await cachedTemplate(withHook, join(dir, 'hooked.json'));
+    const release = templateFunctions(hooked, 'us-east-1').find((f) => f.id === 'Release');
+    expect(release?.environment).toMatchObject({
+      NOTIFY_TOPIC_ARN: '',
+      NOTIFY_WEBHOOK_URL: 'http://127.0.0.1:9999/hook',
+    });
+    const plain = templateFunctions(template, 'us-east-1').find((f) => f.id === 'Dispatcher');
+    expect(plain?.environment.NOTIFY_TOPIC_ARN).toBe('');
+    expect(plain?.environment.NOTIFY_WEBHOOK_URL).toBeUndefined();
+    expect(() => LocalConfigFile.parse({ notifyWebhookUrl: 'file:///etc/passwd' })).toThrow();
+  }, 120_000);
+});
