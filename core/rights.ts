@@ -26,9 +26,19 @@ export type ObjectKind = 'vm' | 'datastore' | 'image' | 'job';
  *   their token; another's is answered as absent or refused), admins on anything;
  * - `host`: a host's runner for its own host id (`{id}`), or an admin;
  * - `enrollment`: an enrollment token (registration);
- * - `iam`: a runner signed with its IAM session for its own host (API Gateway checks the signature).
+ * - `iam`: a runner signed with its IAM session for its own host (API Gateway checks the signature);
+ * - `anyone`: no authentication at all (the route holds no data: the API's own description).
  */
-export type Caller = 'user' | 'admin' | 'self' | 'member' | 'requester' | 'host' | 'enrollment' | 'iam';
+export type Caller =
+  | 'user'
+  | 'admin'
+  | 'self'
+  | 'member'
+  | 'requester'
+  | 'host'
+  | 'enrollment'
+  | 'iam'
+  | 'anyone';
 
 /** The rights of one route. */
 export interface RouteRights {
@@ -141,6 +151,7 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'POST /tokens': user(undefined, 'for the caller (admins: any user)'),
   'DELETE /tokens/{tokenId}': { caller: 'requester' },
   'GET /audit': admin('read the audit trail'),
+  'GET /openapi.json': { caller: 'anyone', note: 'the OpenAPI document: schemas only, no stored value' },
   'GET /runner/hosts/{id}': { caller: 'iam' },
   'PUT /runner/hosts/{id}/inventory': { caller: 'iam' },
   'PUT /runner/hosts/{id}/key': { caller: 'iam' },
