@@ -109,6 +109,11 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'POST /downloads': user({ image: 'use', datastore: 'use' }, 'naming a host is admin-only'),
   'GET /executions': user(undefined, 'lists the caller own executions (admins: all)'),
   'GET /executions/{id}': { caller: 'requester', note: "another's execution is answered as absent" },
+  // Whoever may act on the VM may stop what runs on it (a schedule's or a job's backup included).
+  'POST /executions/{id}/cancel': user(
+    { vm: 'manage' },
+    "an execution without a VM (or whose VM is gone): its requester and admins; another's is answered as absent",
+  ),
   'GET /config': user(),
   'GET /vms/{id}/schedules': user({ vm: 'use' }),
   'POST /vms/{id}/schedules': user({ vm: 'manage', datastore: 'use' }),

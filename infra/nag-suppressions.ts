@@ -65,6 +65,14 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
   const machineNames = [stack.backup, stack.restore, stack.maintenance].map(
     (m) => (m.stateMachine.node.defaultChild as { stateMachineName?: string }).stateMachineName ?? '',
   );
+  ack(api, {
+    ...Object.fromEntries(
+      machineNames.map((name) => [
+        `AwsSolutions-IAM5[Resource::${pattern('states', `execution:${name}:*`)}]`,
+        'The API stops (cancels) and describes executions of this state machine (their names are the execution ids, made at run time)',
+      ]),
+    ),
+  });
   ack(stack.functions.Dispatcher as IConstruct, {
     [`AwsSolutions-IAM5[Resource::${pattern('scheduler', 'schedule/lifeboat/*')}]`]:
       'The dispatcher deletes the EventBridge schedule of a scheduled action that ended: only in the lifeboat group',

@@ -47,6 +47,7 @@ import {
   ScheduledAction,
   Vm,
 } from '#core/model.ts';
+import pkg from '../../package.json' with { type: 'json' };
 import { json, OTHER_PARAMETER, PATH_PARAMETERS, type PublicHandler } from './http.ts';
 import { CapacityQuery } from './routes/datastores.ts';
 import { DownloadRequestBody } from './routes/downloads.ts';
@@ -203,6 +204,12 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     { query: 'ExecutionListQuery' },
   ),
   'GET /executions/{id}': doc('Show an execution with its progress', { 200: 'Execution' }),
+  'POST /executions/{id}/cancel': doc(
+    'Cancel an execution: it ends ABORTED, everything it held released (409 once ended)',
+    {
+      200: 'Execution',
+    },
+  ),
   'GET /config': doc('The limits of this control plane', { 200: 'object' }),
   'GET /vms/{id}/schedules': doc("A VM's scheduled backups", { 200: 'ScheduledAction[]' }),
   'POST /vms/{id}/schedules': doc(
@@ -402,7 +409,7 @@ function operation(route: RouteSpec, schemas: Record<string, JsonSchema>): JsonS
 }
 
 /** The OpenAPI 3.1 document of the API (`version`: the API's release, package.json's). */
-export function openApiDocument(version = '0.1.0'): JsonSchema {
+export function openApiDocument(version = pkg.version): JsonSchema {
   const schemas = componentSchemas();
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of ROUTES) {

@@ -54,6 +54,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/downloads' },
   { method: 'GET', path: '/executions' },
   { method: 'GET', path: '/executions/{id}' },
+  { method: 'POST', path: '/executions/{id}/cancel' },
   { method: 'GET', path: '/config' },
   { method: 'GET', path: '/vms/{id}/schedules' },
   { method: 'POST', path: '/vms/{id}/schedules' },

@@ -120,6 +120,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
   }),
   'GET /executions': () => ({ path: '/executions' }),
   'GET /executions/{id}': (f) => ({ path: `/executions/${f.executionId}` }),
+  'POST /executions/{id}/cancel': (f) => ({ path: `/executions/${f.executionId}/cancel` }),
   'GET /config': () => ({ path: '/config' }),
   'GET /vms/{id}/schedules': (f) => ({ path: `/vms/${f.vmId}/schedules` }),
   'POST /vms/{id}/schedules': (f) => ({
