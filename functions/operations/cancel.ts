@@ -6,16 +6,18 @@
  * ERROR (an increment's chain READY again, its earlier points intact), the quota reservation
  * given back, its slot given back once, its backup job moved on. One not started yet is marked
  * ABORTED while it is still QUEUED, which the dispatcher's own start is conditional on, and
- * ended the same way (it holds no slot).
+ * ended the same way (it holds no slot). A dispatcher that had read it QUEUED just before, and
+ * started it meanwhile, finds it ended when it records the start: {@link stopCancelledStart}.
  */
 import { DescribeExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { Conflict } from '#core/errors.ts';
 import type { User } from '#core/model.ts';
 import { sfnClient } from '#platform/aws.ts';
+import { releaseSlot } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
 import { dequeue } from '../repo/requests.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import { type Ending, endOperation } from './end.ts';
+import { type Ending, endOperation, undoMarks } from './end.ts';
 
 /** Whether the execution has ended (or was ended by its Release, MarkFailed or the sweep). */
 function isOver(record: ExecutionRecord): boolean {
@@ -104,4 +106,23 @@ export async function cancelExecution(
     return executions.update(stopped.id, { phase: 'cancelled' });
   }
   return executions.get(stopped.id);
+}
+
+/**
+ * The dispatcher started `record` although a cancel had already ended it (it read the request
+ * QUEUED just before the cancel): stop the state machine, undo what its Admit may have marked
+ * meanwhile, keep the record ABORTED, and give back the slot the dispatcher took for it
+ * (`slotHostId`), which the cancel's ending did not hold. Best effort on the stop: a failure is
+ * left to the runner, whose task token is then refused.
+ */
+export async function stopCancelledStart(
+  record: ExecutionRecord,
+  executionArn: string,
+  slotHostId: number | undefined,
+): Promise<void> {
+  await stopMachine(executionArn, 'cancelled before it started').catch(() => undefined);
+  await undoMarks(record, 'ABORTED');
+  // Admit may have written RUNNING over the cancel's ABORTED before the stop.
+  await executions.update(record.id, { state: 'ABORTED', phase: 'cancelled' });
+  if (slotHostId !== undefined) await releaseSlot(slotHostId);
 }

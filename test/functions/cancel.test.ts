@@ -3,7 +3,8 @@
  * drives them and a fake Step Functions: a running backup is stopped (StopExecution on its ARN)
  * and ends ABORTED with everything it held given back (its slot, its VM's lock, its quota
  * reservation; its half-written image ERROR, never READY; an increment's chain READY again with
- * its points); a queued one ends before it ever starts; an ended one is 409, an unknown one 404;
+ * its points); a queued one ends before it ever starts, even when the dispatcher was starting it
+ * at that very moment; an ended one is 409, an unknown one 404;
  * and only whoever may manage the VM (or an admin) may cancel.
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -35,7 +36,7 @@ type Who = keyof typeof TOKENS;
 const as = (who: Who, method: string, path: string, body?: unknown) =>
   call(method, path, { token: TOKENS[who], body });
 
-const NAMES = ['c-running', 'c-queued', 'c-chain', 'c-rights', 'c-ended', 'c-race'];
+const NAMES = ['c-running', 'c-queued', 'c-chain', 'c-rights', 'c-ended', 'c-race', 'c-start'];
 const vmIds = new Map<string, number>();
 const vm = (name: string) => vmIds.get(name) as number;
 
@@ -259,5 +260,32 @@ describe('POST /executions/{id}/cancel', () => {
     expect(res.body.message).toBe(`execution ${id} already ended SUCCEEDED: nothing to cancel`);
     expect(await executions.get(id)).toMatchObject({ state: 'RUNNING' });
     expect((await executions.get(id)).released).toBeUndefined();
+  });
+
+  it('a cancel landing while the dispatcher starts the request: stopped at once, the slot taken for it given back', async () => {
+    await dispatch();
+    const hostId = (await vms.get(vm('c-start'))).hostId;
+    const before = await slots(hostId);
+    const res = await as('admin', 'POST', `/vms/${vm('c-start')}/backup`, { datastoreId: 1 });
+    expect(res.status).toBe(202);
+    let cancelled: Awaited<ReturnType<typeof as>> | undefined;
+    // The dispatcher read it QUEUED and took its slot; the cancel comes before its start is recorded.
+    plane.sfn.beforeStart = async (name) => {
+      if (name === res.body.id) cancelled = await as('alice', 'POST', `/executions/${name}/cancel`);
+    };
+    try {
+      expect((await dispatch()).started).not.toContain(res.body.id);
+    } finally {
+      plane.sfn.beforeStart = undefined;
+    }
+    expect(cancelled?.status, cancelled?.raw).toBe(200);
+    expect(cancelled?.body.state).toBe('ABORTED');
+    const record = await executions.get(res.body.id);
+    expect(record).toMatchObject({ state: 'ABORTED', phase: 'cancelled', released: true });
+    // Its state machine was started, then stopped; the slot the dispatcher took is back.
+    expect(plane.sfn.stopped).toContain(record.executionArn);
+    expect(await slots(hostId)).toEqual(before);
+    expect((await pendingRequests()).map((r) => r.id)).not.toContain(res.body.id);
+    expect((await vms.get(vm('c-start'))).lock).toBeUndefined();
   });
 });

@@ -23,6 +23,8 @@ export interface FakeSfn {
   statuses: Map<string, string>;
   /** The ARNs StopExecution was called with, in order. */
   stopped: string[];
+  /** Runs before a StartExecution is answered (a test's way into the dispatcher's start). */
+  beforeStart?: (name: string) => Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +75,9 @@ export async function startFakeSfn(): Promise<FakeSfn> {
         input: JSON.parse(body.input),
       });
       const executionArn = `${body.stateMachineArn.replace(':stateMachine:', ':execution:')}:${body.name}`;
-      res.end(JSON.stringify({ executionArn, startDate: Date.now() / 1000 }));
+      const answer = () => res.end(JSON.stringify({ executionArn, startDate: Date.now() / 1000 }));
+      if (fake.beforeStart) void fake.beforeStart(body.name).then(answer, answer);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
