@@ -112,7 +112,7 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   // Whoever may act on the VM may stop what runs on it (a schedule's or a job's backup included).
   'POST /executions/{id}/cancel': user(
     { vm: 'manage' },
-    "an execution without a VM (or whose VM is gone): its requester and admins; another's is answered as absent",
+    "its requester may always; without a VM (or whose VM is gone) no one else: another's is answered as absent",
   ),
   'GET /config': user(),
   'GET /vms/{id}/schedules': user({ vm: 'use' }),

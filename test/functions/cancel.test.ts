@@ -224,6 +224,25 @@ describe('POST /executions/{id}/cancel', () => {
     expect((await as('admin', 'POST', `/executions/${id}/cancel`)).body.state).toBe('ABORTED');
   });
 
+  it('lets its requester cancel what they started, whatever their right on the VM', async () => {
+    const image = (await images.list()).find((i) => i.state === 'READY' && i.vmId === vm('c-chain'));
+    expect(image).toBeDefined();
+    // Carol may use the image (so restore it to a new VM) but has no right on its VM.
+    await images.update(image?.id as number, { permissions: 'uma---u--' });
+    const restore = await as('carol', 'POST', `/images/${image?.id}/restore`, { name: 'carol-copy' });
+    expect(restore.status, restore.raw).toBe(202);
+    expect(restore.body.vmId).toBe(vm('c-chain'));
+    const bob = await as('bob', 'POST', `/executions/${restore.body.id}/cancel`);
+    expect(bob.status).toBe(403);
+    const cancelled = await as('carol', 'POST', `/executions/${restore.body.id}/cancel`);
+    expect(cancelled.status, cancelled.raw).toBe(200);
+    expect(cancelled.body).toMatchObject({
+      kind: 'restore',
+      state: 'ABORTED',
+      error: { message: 'cancelled by carol' },
+    });
+  });
+
   it('answers 409 for an execution that already ended, 404 for an unknown one', async () => {
     const { id, input } = await startBackup('c-ended');
     const admitted = await admitBackup(input);

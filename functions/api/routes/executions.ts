@@ -61,17 +61,17 @@ const show: RouteHandler = async (ctx) => {
 };
 
 /**
- * Cancel: whoever may act on the execution's VM (the rights table's row); an execution without
- * a VM, or whose VM is gone, its requester and admins, others being answered as for an unknown
- * id. 409 once it has ended.
+ * Cancel: its requester (what they started, they may stop), admins, and whoever may act on the
+ * execution's VM (the rights table's row); of an execution without a VM, or whose VM is gone,
+ * anyone else is answered as for an unknown id. 409 once it has ended.
  */
 const cancel: RouteHandler = async (ctx) => {
   const id = String(pathId(ctx));
   const execution = await executions.get(id);
-  const vm = execution.vmId === undefined ? undefined : await vms.find(execution.vmId);
-  if (vm) authorize(ctx, 'vm', vm);
-  else if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
-    throw new NotFound(`Execution ${id} does not exist`);
+  if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
+    const vm = execution.vmId === undefined ? undefined : await vms.find(execution.vmId);
+    if (!vm) throw new NotFound(`Execution ${id} does not exist`);
+    authorize(ctx, 'vm', vm);
   }
   const [shown] = await withProgress([await cancelExecution(execution, ctx.user)]);
   return json(shown);
