@@ -2,7 +2,8 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { CreateDatastoreBody, RestoreRequestBody } from '#core/contracts/api.ts';
-import { openApiDocument, ROUTE_DOCS } from './openapi.ts';
+import { openApiDocument } from './openapi.ts';
+import { ROUTE_DOCS } from './route-docs.ts';
 import { ROUTES, routeKey } from './routes.ts';
 
 type Operation = {
