@@ -26,9 +26,19 @@ export type ObjectKind = 'vm' | 'datastore' | 'image' | 'job';
  *   their token; another's is answered as absent or refused), admins on anything;
  * - `host`: a host's runner for its own host id (`{id}`), or an admin;
  * - `enrollment`: an enrollment token (registration);
- * - `iam`: a runner signed with its IAM session for its own host (API Gateway checks the signature).
+ * - `iam`: a runner signed with its IAM session for its own host (API Gateway checks the signature);
+ * - `anyone`: no authentication at all (the route holds no data: the API's own description).
  */
-export type Caller = 'user' | 'admin' | 'self' | 'member' | 'requester' | 'host' | 'enrollment' | 'iam';
+export type Caller =
+  | 'user'
+  | 'admin'
+  | 'self'
+  | 'member'
+  | 'requester'
+  | 'host'
+  | 'enrollment'
+  | 'iam'
+  | 'anyone';
 
 /** The rights of one route. */
 export interface RouteRights {
@@ -99,6 +109,11 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'POST /downloads': user({ image: 'use', datastore: 'use' }, 'naming a host is admin-only'),
   'GET /executions': user(undefined, 'lists the caller own executions (admins: all)'),
   'GET /executions/{id}': { caller: 'requester', note: "another's execution is answered as absent" },
+  // Whoever may act on the VM may stop what runs on it (a schedule's or a job's backup included).
+  'POST /executions/{id}/cancel': user(
+    { vm: 'manage' },
+    "its requester may always; without a VM (or whose VM is gone) no one else: another's is answered as absent",
+  ),
   'GET /config': user(),
   'GET /vms/{id}/schedules': user({ vm: 'use' }),
   'POST /vms/{id}/schedules': user({ vm: 'manage', datastore: 'use' }),
@@ -142,6 +157,7 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   'DELETE /tokens/{tokenId}': { caller: 'requester' },
   'GET /audit': admin('read the audit trail'),
   'GET /stats': user(undefined, 'figures of what the caller may use (admins: everything)'),
+  'GET /openapi.json': { caller: 'anyone', note: 'the OpenAPI document: schemas only, no stored value' },
   'GET /runner/hosts/{id}': { caller: 'iam' },
   'PUT /runner/hosts/{id}/inventory': { caller: 'iam' },
   'PUT /runner/hosts/{id}/key': { caller: 'iam' },

@@ -25,8 +25,11 @@ import { Construct } from 'constructs';
 export interface ApiRoute {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
-  /** `iam`: API Gateway's IAM authorization; otherwise the bearer-token Lambda authorizer. */
-  auth?: 'iam';
+  /**
+   * `iam`: API Gateway's IAM authorization; `none`: no authorization (the OpenAPI document, which
+   * holds no data); otherwise the bearer-token Lambda authorizer.
+   */
+  auth?: 'iam' | 'none';
 }
 
 /** How long API Gateway reuses an authorizer's answer: the most a revocation may lag in AWS. */
@@ -82,6 +85,7 @@ export class HttpFront extends Construct {
     // One permission for the whole API instead of one per route: keeps the function policy small.
     const integration = new HttpLambdaIntegration('Api', props.handler, { scopePermissionToRoute: false });
     const iam = new HttpIamAuthorizer();
+    const none = new apigw.HttpNoneAuthorizer();
     const bearer = new HttpLambdaAuthorizer('BearerToken', props.authorizer, {
       authorizerName: 'bearer-token',
       identitySource: ['$request.header.Authorization'],
@@ -97,7 +101,7 @@ export class HttpFront extends Construct {
         path: route.path,
         methods: [apigw.HttpMethod[route.method]],
         integration,
-        authorizer: route.auth === 'iam' ? iam : bearer,
+        authorizer: route.auth === 'iam' ? iam : route.auth === 'none' ? none : bearer,
       });
     }
     new CfnOutput(scope, 'ApiUrl', { value: this.stage.url, description: 'Lifeboat API endpoint' });

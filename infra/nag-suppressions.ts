@@ -65,6 +65,14 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
   const machineNames = [stack.backup, stack.restore, stack.maintenance].map(
     (m) => (m.stateMachine.node.defaultChild as { stateMachineName?: string }).stateMachineName ?? '',
   );
+  ack(api, {
+    ...Object.fromEntries(
+      machineNames.map((name) => [
+        `AwsSolutions-IAM5[Resource::${pattern('states', `execution:${name}:*`)}]`,
+        'The API stops (cancels) and describes executions of this state machine (their names are the execution ids, made at run time)',
+      ]),
+    ),
+  });
   ack(stack.functions.Dispatcher as IConstruct, {
     [`AwsSolutions-IAM5[Resource::${pattern('scheduler', 'schedule/lifeboat/*')}]`]:
       'The dispatcher deletes the EventBridge schedule of a scheduled action that ended: only in the lifeboat group',
@@ -89,6 +97,18 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
     'AwsSolutions-SQS3':
       'This is the dead-letter queue: the host queues that redrive to it are created by the API at run time, so the template holds no RedrivePolicy naming it',
   });
+  // The routes without authorization (ROUTES' `auth: 'none'`): the OpenAPI document alone.
+  for (const route of stack.http.api.node.children) {
+    const cfn = route.node.defaultChild as
+      | { cfnResourceType?: string; authorizationType?: string }
+      | undefined;
+    if (cfn?.cfnResourceType === 'AWS::ApiGatewayV2::Route' && (cfn.authorizationType ?? 'NONE') === 'NONE') {
+      ack(route, {
+        'AwsSolutions-APIG4':
+          'The OpenAPI document of the API: schemas only, no stored value, the same for every caller (clients read it before signing in)',
+      });
+    }
+  }
   const httpApi = `<${stack.getLogicalId(stack.http.api.node.defaultChild as CfnElement)}>`;
   ack(stack.runnerAccess, {
     'AwsSolutions-IAM5[Resource::*]':

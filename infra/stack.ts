@@ -309,23 +309,30 @@ export class LifeboatStack extends Stack {
    * What scheduled actions, backup jobs and the sweep need of the dispatcher: it fires due
    * schedules (queueing backups, moving jobs on), deletes a finished action's EventBridge
    * schedule, and ends executions that died holding a slot (DescribeExecution; VM unlocked,
-   * image to ERROR). The API learns the dispatcher's ARN: the target of the schedules it creates.
+   * image to ERROR). The API learns the dispatcher's ARN: the target of the schedules it creates,
+   * and may stop an execution it cancels (the same ending then).
    */
   private grantScheduledActions(dispatcher: LifeboatFunctions[string], machineNames: string[]): void {
     const byKey = this.tables.byKey;
     for (const table of [byKey.schedules, byKey.jobs, byKey.vms, byKey.images])
       table.grantReadWriteData(dispatcher);
+    const executionArns = machineNames.map((name) =>
+      this.formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName: `${name}:*`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
+    );
     dispatcher.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: executionArns }),
+    );
+    // `POST /executions/{id}/cancel`: the API stops an execution and reads how it ended.
+    this.functions.Api?.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['states:DescribeExecution'],
-        resources: machineNames.map((name) =>
-          this.formatArn({
-            service: 'states',
-            resource: 'execution',
-            resourceName: `${name}:*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ),
+        sid: 'CancelExecutions',
+        actions: ['states:StopExecution', 'states:DescribeExecution'],
+        resources: executionArns,
       }),
     );
     this.scheduling.grantManageSchedules(dispatcher);

@@ -153,7 +153,10 @@ export async function startGateway(opts: {
   log?: (entry: Record<string, unknown>) => void;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
-  const iamRoutes = new Set(opts.routes.filter((r) => r.auth === 'iam').map((r) => `${r.method} ${r.path}`));
+  // IAM routes have API Gateway's IAM check instead (none locally), public ones no check at all.
+  const unguarded = new Set(
+    opts.routes.filter((r) => r.auth !== undefined).map((r) => `${r.method} ${r.path}`),
+  );
   const server = createServer(async (req, res) => {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -176,7 +179,7 @@ export async function startGateway(opts: {
         return;
       }
       const event = toEvent(req, body, match);
-      const refused = iamRoutes.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
+      const refused = unguarded.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
       if (refused) {
         sendJson(res, refused.status, refused.body);
         return;

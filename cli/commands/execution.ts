@@ -1,12 +1,12 @@
 /**
- * `lifeboat execution list | show EXECID [--follow]`: running and past operations.
+ * `lifeboat execution list | show EXECID [--follow] | cancel EXECID`: running and past operations.
  */
 import { type Command, Option } from 'commander';
 import { type Execution, ExecutionState } from '#core/model.ts';
 import { parseExecutionId, parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { type Column, formatBytes, formatDetails, printJson, printLines, printList } from '../output.ts';
-import { followExecution, reportOutcome } from '../progress.ts';
+import { describeTarget, followExecution, reportOutcome } from '../progress.ts';
 
 const COLUMNS: readonly Column<Execution>[] = [
   { header: 'ID', value: (execution) => execution.id },
@@ -77,5 +77,18 @@ export function registerExecution(program: Command): void {
           ['ERROR', item.error && `${item.error.name}: ${item.error.message}`],
         ]),
       );
+    });
+
+  execution
+    .command('cancel')
+    .description('cancel a queued or running execution: it ends ABORTED, its VM, slot and quota released')
+    .argument('<EXECID>', 'execution id', parseExecutionId)
+    // One at a time: a second id would otherwise be ignored, and that execution go on running.
+    .allowExcessArguments(false)
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const context = contextOf(command);
+      const item = await context.client().post<Execution>(`/executions/${encodeURIComponent(id)}/cancel`, {});
+      if (context.output.json) return printJson(item);
+      printLines([`execution ${item.id} ${item.state}${describeTarget(item)}`]);
     });
 }

@@ -15,7 +15,7 @@ import { recordChange, type Seen } from './audit.ts';
 import { authenticate, iamHostPrincipal } from './auth.ts';
 import { authorizedIdentity } from './authorizer.ts';
 import { checkPathParameters, errorResponse, parseJsonBody, toResponse } from './http.ts';
-import { findRoute, resolveRoute } from './router.ts';
+import { findPublicRoute, findRoute, resolveRoute } from './router.ts';
 import { IAM_ROUTE_KEYS } from './routes.ts';
 
 type Event = APIGatewayProxyEventV2;
@@ -52,6 +52,9 @@ async function bearerPrincipal(event: Event): Promise<User> {
  * reply as they become known, for the audit record.
  */
 export async function route(event: Event, context?: Context, seen: Seen = {}): Promise<Result> {
+  // A route without authentication (the API's description) reads nothing of the request.
+  const open = findPublicRoute(event);
+  if (open) return toResponse(await open());
   const found = findRoute(event);
   // An IAM route trusts only API Gateway's IAM context, any other route only a bearer token:
   // neither way in reaches the other's routes.

@@ -30,6 +30,9 @@ export interface Reply {
 
 export type RouteHandler = (ctx: RouteContext) => Promise<Reply>;
 
+/** A route that takes no caller (`auth: 'none'` in ROUTES): it reads nothing of the request. */
+export type PublicHandler = () => Promise<Reply>;
+
 /** 200 (or another status) with a JSON body. */
 export function json(body: unknown, statusCode = 200): Reply {
   return { statusCode, body };
@@ -55,14 +58,14 @@ const ID_RULE = 'must be a non-negative integer';
  * decimal number, a `{name}` a user or group name, a `{tokenId}` a token's public id; a parameter
  * not listed here must still be a short plain token.
  */
-const PATH_PARAMETERS: Readonly<Record<string, { pattern: RegExp; rule: string }>> = {
+export const PATH_PARAMETERS: Readonly<Record<string, { pattern: RegExp; rule: string }>> = {
   id: { pattern: /^\d{1,9}$/, rule: ID_RULE },
   schedId: { pattern: /^\d{1,9}$/, rule: ID_RULE },
   // A user's or group's name (never a host principal's `host:<id>`).
   name: { pattern: NAME_PATTERN, rule: NAME_RULE },
   tokenId: { pattern: /^[0-9a-f]{16}$/, rule: 'must be 16 hex digits (see lifeboat token list)' },
 };
-const OTHER_PARAMETER = {
+export const OTHER_PARAMETER = {
   pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
   rule: 'must be 1 to 128 of A-Z a-z 0-9 . _ : -',
 };

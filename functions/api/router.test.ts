@@ -1,11 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { HANDLERS, matchRoute, resolveRoute } from './router.ts';
-import { ROUTES, routeKey } from './routes.ts';
+import { findPublicRoute, HANDLERS, matchRoute, PUBLIC_HANDLERS, resolveRoute } from './router.ts';
+import { PUBLIC_ROUTE_KEYS, ROUTES, routeKey } from './routes.ts';
 
 describe('route table', () => {
   it('has exactly one handler for every route of ROUTES, and none besides', () => {
-    expect(Object.keys(HANDLERS).sort()).toEqual(ROUTES.map(routeKey).sort());
+    expect([...Object.keys(HANDLERS), ...Object.keys(PUBLIC_HANDLERS)].sort()).toEqual(
+      ROUTES.map(routeKey).sort(),
+    );
     expect(new Set(ROUTES.map(routeKey)).size).toBe(ROUTES.length);
+    // The handlers that take no caller are exactly the routes without authentication.
+    expect(Object.keys(PUBLIC_HANDLERS).sort()).toEqual([...PUBLIC_ROUTE_KEYS].sort());
+  });
+
+  it('finds a public route by routeKey or by path, and no other route as public', () => {
+    const event = (routeKey: string, path: string) => ({
+      routeKey,
+      rawPath: path,
+      requestContext: { http: { method: 'GET', path } } as never,
+    });
+    expect(findPublicRoute(event('GET /openapi.json', '/openapi.json'))).toBe(
+      PUBLIC_HANDLERS['GET /openapi.json'],
+    );
+    expect(findPublicRoute(event('$default', '/openapi.json'))).toBe(PUBLIC_HANDLERS['GET /openapi.json']);
+    expect(findPublicRoute(event('GET /vms', '/vms'))).toBeUndefined();
+    // A bearer route's key wins over a path that would name the public one.
+    expect(findPublicRoute(event('GET /vms', '/openapi.json'))).toBeUndefined();
+    expect(findPublicRoute(event('$default', '/vms'))).toBeUndefined();
   });
 
   it('matches concrete paths with their parameters', () => {

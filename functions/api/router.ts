@@ -10,7 +10,8 @@
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { NotFound } from '#core/errors.ts';
-import type { RouteHandler } from './http.ts';
+import type { PublicHandler, RouteHandler } from './http.ts';
+import { serveOpenApi } from './openapi.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
@@ -31,7 +32,15 @@ import { userRoutes } from './routes/users.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { ROUTES, routeKey } from './routes.ts';
 
-/** Every handler by route key; must match {@link ROUTES} exactly (a unit test checks it). */
+/** The handlers of the routes without authentication (`auth: 'none'`), by route key. */
+export const PUBLIC_HANDLERS: Readonly<Record<string, PublicHandler>> = {
+  'GET /openapi.json': serveOpenApi,
+};
+
+/**
+ * Every other handler by route key; with {@link PUBLIC_HANDLERS}, must match {@link ROUTES}
+ * exactly (a unit test checks it).
+ */
 export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...hostRoutes,
   ...hostEnrollmentRoutes,
@@ -105,6 +114,15 @@ export function findRoute(event: RoutedEvent): (Match & { handler: RouteHandler 
   const match = matchRoute(methodOf(event), pathOf(event));
   const handler = match && HANDLERS[match.key];
   return match && handler ? { ...match, handler } : undefined;
+}
+
+/** The handler of an event's public route (`auth: 'none'`), or undefined: no caller needed. */
+export function findPublicRoute(event: RoutedEvent): PublicHandler | undefined {
+  const byKey = event.routeKey;
+  if (byKey && Object.hasOwn(PUBLIC_HANDLERS, byKey)) return PUBLIC_HANDLERS[byKey];
+  if (byKey && Object.hasOwn(HANDLERS, byKey)) return undefined;
+  const key = matchRoute(methodOf(event), pathOf(event))?.key;
+  return key !== undefined && Object.hasOwn(PUBLIC_HANDLERS, key) ? PUBLIC_HANDLERS[key] : undefined;
 }
 
 /** The route of an event; 404 when there is none. */

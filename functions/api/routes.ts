@@ -12,9 +12,10 @@ export interface RouteSpec {
   path: string;
   /**
    * `iam`: API Gateway authorizes the request with IAM (a SigV4 signature), and the handler takes
-   * no bearer token on it (functions/api/auth.ts). Every other route authenticates a bearer token.
+   * no bearer token on it (functions/api/auth.ts). `none`: no authentication at all, for what
+   * holds no data (the API's own description). Every other route authenticates a bearer token.
    */
-  auth?: 'iam';
+  auth?: 'iam' | 'none';
 }
 
 /** Every route of the API, in the order of the shared brief. */
@@ -53,6 +54,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'POST', path: '/downloads' },
   { method: 'GET', path: '/executions' },
   { method: 'GET', path: '/executions/{id}' },
+  { method: 'POST', path: '/executions/{id}/cancel' },
   { method: 'GET', path: '/config' },
   { method: 'GET', path: '/vms/{id}/schedules' },
   { method: 'POST', path: '/vms/{id}/schedules' },
@@ -87,6 +89,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', path: '/tokens/{tokenId}' },
   { method: 'GET', path: '/audit' },
   { method: 'GET', path: '/stats' },
+  // The OpenAPI document (functions/api/openapi.ts): schemas only, for clients and the console.
+  { method: 'GET', path: '/openapi.json', auth: 'none' },
   // A runner in AWS, signed with its IAM Roles Anywhere session: its host, its inventory, its
   // key. The runner's IAM policy allows only the paths whose {id} is its certificate's CN.
   { method: 'GET', path: '/runner/hosts/{id}', auth: 'iam' },
@@ -97,6 +101,11 @@ export const ROUTES: readonly RouteSpec[] = [
 /** Route keys of the IAM-authorized routes. */
 export const IAM_ROUTE_KEYS: ReadonlySet<string> = new Set(
   ROUTES.filter((route) => route.auth === 'iam').map(routeKey),
+);
+
+/** Route keys of the routes that take no authentication at all. */
+export const PUBLIC_ROUTE_KEYS: ReadonlySet<string> = new Set(
+  ROUTES.filter((route) => route.auth === 'none').map(routeKey),
 );
 
 /** The API Gateway route key of a route (`"GET /vms/{id}"`). */

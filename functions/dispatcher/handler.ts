@@ -18,6 +18,7 @@ import { log } from '#platform/log.ts';
 import { limits, required, tableName } from '../env.ts';
 import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
+import { stopCancelledStart } from '../operations/cancel.ts';
 import { queueDueMonitors } from '../operations/capacity.ts';
 import { endOperation } from '../operations/end.ts';
 import { markSilentHostsOffline } from '../operations/host-health.ts';
@@ -110,18 +111,18 @@ async function start(request: Request): Promise<{ arn: string; already: boolean 
  * Record the started execution: RUNNING (unless Admit already moved it on), its ARN (which the
  * sweep needs to find a dead execution), start time and host.
  */
-async function recordStart(id: string, executionArn: string, hostId: number): Promise<void> {
+async function recordStart(id: string, executionArn: string, hostId: number): Promise<ExecutionRecord> {
   const fields = { executionArn, startedAt: new Date().toISOString(), hostId };
   try {
-    await executions.update(
+    return await executions.update(
       id,
       { ...fields, state: 'RUNNING' },
       { condition: { expression: '#s = :q', names: { '#s': 'state' }, values: { ':q': 'QUEUED' } } },
     );
   } catch (err) {
     if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
-    // The state machine is already past Admit: keep its state, add what only we know.
-    await executions.update(id, fields);
+    // The state machine is already past Admit (or it was cancelled): keep its state, add what only we know.
+    return executions.update(id, fields);
   }
 }
 
@@ -132,7 +133,11 @@ async function recordStart(id: string, executionArn: string, hostId: number): Pr
  * (Admit already moved the execution on, the guard is gone), the same writes go one by one with
  * their own fallbacks.
  */
-async function recordStartAndLeave(request: Request, executionArn: string, hostId: number): Promise<void> {
+async function recordStartAndLeave(
+  request: Request,
+  executionArn: string,
+  hostId: number,
+): Promise<ExecutionRecord | undefined> {
   const startedAt = new Date().toISOString();
   const guard =
     request.kind === 'backup' && request.vmId !== undefined
@@ -189,8 +194,10 @@ async function recordStartAndLeave(request: Request, executionArn: string, hostI
     );
   } catch (err) {
     if (!isTransactionConditionFailed(err) && !isTransactionConflict(err)) throw err;
-    await Promise.all([recordStart(request.id, executionArn, hostId), leaveQueue(request)]);
+    const [record] = await Promise.all([recordStart(request.id, executionArn, hostId), leaveQueue(request)]);
+    return record;
   }
+  return undefined;
 }
 
 /** One pass over the pending requests. */
@@ -335,7 +342,13 @@ async function startOne(
   }
   // An execution started by an earlier run already holds its own slot.
   if (started.already && slotted) await releaseSlot(host.id);
-  await recordStartAndLeave(request, started.arn, host.id);
+  const late = await recordStartAndLeave(request, started.arn, host.id);
+  // Cancelled between our read and its start (POST /executions/{id}/cancel ended it QUEUED):
+  // it must not run, and the slot taken for it goes back.
+  if (late?.released && !started.already) {
+    await stopCancelledStart(late, started.arn, slotted ? host.id : undefined);
+    return { id: request.id, started: false };
+  }
   log('info', 'execution started', { executionId: request.id, kind: request.kind, hostId: host.id });
   return { id: request.id, started: true };
 }

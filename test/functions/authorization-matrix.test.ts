@@ -120,6 +120,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
   }),
   'GET /executions': () => ({ path: '/executions' }),
   'GET /executions/{id}': (f) => ({ path: `/executions/${f.executionId}` }),
+  'POST /executions/{id}/cancel': (f) => ({ path: `/executions/${f.executionId}/cancel` }),
   'GET /config': () => ({ path: '/config' }),
   'GET /vms/{id}/schedules': (f) => ({ path: `/vms/${f.vmId}/schedules` }),
   'POST /vms/{id}/schedules': (f) => ({
@@ -173,6 +174,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
   'DELETE /tokens/{tokenId}': (f) => ({ path: `/tokens/${f.tokenId}` }),
   'GET /audit': () => ({ path: '/audit' }),
   'GET /stats': () => ({ path: '/stats' }),
+  'GET /openapi.json': () => ({ path: '/openapi.json' }),
   'GET /runner/hosts/{id}': (f) => ({ path: `/runner/hosts/${f.hostId}` }),
   'PUT /runner/hosts/{id}/inventory': (f) => ({
     path: `/runner/hosts/${f.hostId}/inventory`,
@@ -188,6 +190,8 @@ type Outcome = 'allowed' | 'forbidden' | 'unauthorized' | 'refused' | 'denied';
 
 /** What the row says `caller` gets for the sample (`runner` acts for host `hostId`). */
 function expected(key: string, row: RouteRights, caller: Caller, sample: Sample, hostId: number): Outcome {
+  // The API's description is for anyone, a token or none.
+  if (row.caller === 'anyone') return 'allowed';
   if (caller === 'anonymous') return 'unauthorized';
   // Routes for other principals: a bearer token of a user or host never passes them.
   if (row.caller === 'iam' || row.caller === 'enrollment') return 'refused';

@@ -1,6 +1,6 @@
 /**
- * A minimal Step Functions endpoint (AWS JSON 1.0) answering StartExecution and
- * DescribeExecution, for tests of the dispatcher and its sweep without a state machine
+ * A minimal Step Functions endpoint (AWS JSON 1.0) answering StartExecution, DescribeExecution
+ * and StopExecution (the execution ABORTED, as AWS answers a stop of a running one), for tests of the dispatcher and its sweep without a state machine
  * interpreter. Records every start; can be told to fail, and what status an execution has.
  */
 import { createServer, type Server } from 'node:http';
@@ -21,12 +21,22 @@ export interface FakeSfn {
   calls: StartCall[];
   failWith: string | null;
   statuses: Map<string, string>;
+  /** The ARNs StopExecution was called with, in order. */
+  stopped: string[];
+  /** Runs before a StartExecution is answered (a test's way into the dispatcher's start). */
+  beforeStart?: (name: string) => Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Start the fake on a free port and point AWS_ENDPOINT_URL_SFN at it. */
 export async function startFakeSfn(): Promise<FakeSfn> {
-  const fake: FakeSfn = { calls: [], failWith: null, statuses: new Map(), stop: async () => {} };
+  const fake: FakeSfn = {
+    calls: [],
+    failWith: null,
+    statuses: new Map(),
+    stopped: [],
+    stop: async () => {},
+  };
   const server: Server = createServer((req, res) => {
     let text = '';
     req.on('data', (chunk) => {
@@ -45,6 +55,14 @@ export async function startFakeSfn(): Promise<FakeSfn> {
         res.end(JSON.stringify({ __type: fake.failWith, message: `fake ${fake.failWith}` }));
         return;
       }
+      if (String(req.headers['x-amz-target']).endsWith('.StopExecution')) {
+        const arn = body.executionArn ?? '';
+        fake.stopped.push(arn);
+        // A running execution ends ABORTED; one that already ended keeps its status.
+        if ((fake.statuses.get(arn) ?? 'RUNNING') === 'RUNNING') fake.statuses.set(arn, 'ABORTED');
+        res.end(JSON.stringify({ stopDate: Date.now() / 1000 }));
+        return;
+      }
       if (String(req.headers['x-amz-target']).endsWith('.DescribeExecution')) {
         const status = fake.statuses.get(body.executionArn ?? '') ?? 'RUNNING';
         const stopped = status === 'RUNNING' ? {} : { stopDate: Date.now() / 1000 };
@@ -57,7 +75,9 @@ export async function startFakeSfn(): Promise<FakeSfn> {
         input: JSON.parse(body.input),
       });
       const executionArn = `${body.stateMachineArn.replace(':stateMachine:', ':execution:')}:${body.name}`;
-      res.end(JSON.stringify({ executionArn, startDate: Date.now() / 1000 }));
+      const answer = () => res.end(JSON.stringify({ executionArn, startDate: Date.now() / 1000 }));
+      if (fake.beforeStart) void fake.beforeStart(body.name).then(answer, answer);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

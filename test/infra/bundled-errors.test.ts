@@ -64,6 +64,13 @@ describe('the bundled handlers report the real error names', () => {
     });
   });
 
+  it('the Api serves the same OpenAPI document as the sources build (zod and package.json in the bundle)', async () => {
+    const { openApiDocument } = await import('#functions/api/openapi.ts');
+    const served = await call('GET', '/openapi.json');
+    expect(served.status).toBe(200);
+    expect(served.body).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+  });
+
   it('a step throws its typed error under its own name (Lambda errorType)', async () => {
     const thrown = await admitBackup
       .handler({ executionId: 'exec-bundled', vmId: 424242, datastoreId: 1 })

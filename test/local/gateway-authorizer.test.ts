@@ -106,4 +106,15 @@ describe('local gateway authorizer', () => {
     expect(res.body.message).toMatch(/SigV4/);
     expect(invoked.length).toBe(before + 1);
   });
+
+  it('serves the OpenAPI document to anyone: no token, or a refused one, reaches it', async () => {
+    for (const token of [undefined, 'lb_nobody']) {
+      const res = await send('GET', '/openapi.json', token);
+      expect(res.status).toBe(200);
+      expect(res.body.openapi).toBe('3.1.0');
+      expect(Object.keys(res.body.paths)).toContain('/openapi.json');
+    }
+    // Every other route still needs its token.
+    expect((await send('GET', '/config')).status).toBe(401);
+  });
 });

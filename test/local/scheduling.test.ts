@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalCredentials, readLocalCredentials } from '#local/credentials.ts';
@@ -363,6 +363,42 @@ describe('scheduled actions and the sweep on the local stack', () => {
     expect(await counter(`active:host:${running.hostId}`)).toBe(0);
     expect((await api('GET', `/vms/${target}`)).body.lock).toBeUndefined();
     expect((await api('GET', `/images/${ended.imageId}`)).body.state).toBe('ERROR');
+    responder.hold = () => false;
+  }, 60_000);
+
+  it('POST /executions/{id}/cancel stops it in Step Functions (ABORTED) and ends it at once: slot, lock, image', async () => {
+    const target = vm(2, 8);
+    responder.hold = (t) => t.vmId === target;
+    const asked = Date.now();
+    const requested = await api('POST', `/vms/${target}/backup`, { datastoreId: 1 });
+    await until(() => responder.tasks.find((t) => t.vmId === target && t.receivedAt > asked), 20_000);
+    const running = (await api('GET', `/executions/${requested.body.id}`)).body;
+    expect(running.state).toBe('RUNNING');
+    expect(await counter('active')).toBe(1);
+    // The Api function's own IAM role may stop and describe the execution (local IAM checks it).
+    const cancelled = await api('POST', `/executions/${requested.body.id}/cancel`);
+    expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
+    expect(cancelled.body).toMatchObject({
+      state: 'ABORTED',
+      phase: 'cancelled',
+      error: { name: 'Cancelled' },
+    });
+    // Ended by the cancel itself, not a minute later by the sweep.
+    expect(await counter('active')).toBe(0);
+    expect(await counter(`active:host:${running.hostId}`)).toBe(0);
+    expect((await api('GET', `/vms/${target}`)).body.lock).toBeUndefined();
+    expect((await api('GET', `/images/${cancelled.body.imageId}`)).body.state).toBe('ERROR');
+    const sfn = new SFNClient({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${ports.stepfunctions}`,
+      credentials,
+    });
+    const described = await sfn.send(new DescribeExecutionCommand({ executionArn: running.executionArn }));
+    sfn.destroy();
+    expect(described.status).toBe('ABORTED');
+    const again = await api('POST', `/executions/${requested.body.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.message).toMatch(/already ended ABORTED at .*: nothing to cancel/);
     responder.hold = () => false;
   }, 60_000);
 });

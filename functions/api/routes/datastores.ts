@@ -152,7 +152,8 @@ const monitor: RouteHandler = async (ctx) => {
   return json(out.execution, out.queued ? 202 : 200);
 };
 
-const CapacityQuery = z.object({
+/** `GET /datastores/{id}/capacity?since=&limit=` */
+export const CapacityQuery = z.object({
   since: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
 });

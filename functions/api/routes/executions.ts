@@ -1,5 +1,5 @@
 /**
- * Execution routes: list (newest first) and show. While an execution runs on its host, the
+ * Execution routes: list (newest first), show, and cancel (functions/operations/cancel.ts). While an execution runs on its host, the
  * phase and bytes shown are the host's progress record (`<hostId>/<id>`, written by that host's
  * runner only): a record under another host's key is never read for it.
  */
@@ -7,8 +7,11 @@ import { ExecutionListQuery } from '#core/contracts/api.ts';
 import { NotFound } from '#core/errors.ts';
 import type { Execution } from '#core/model.ts';
 import { progressKey } from '#platform/progress.ts';
+import { cancelExecution } from '../../operations/cancel.ts';
 import { type ExecutionRecord, executions, listExecutions, publicExecution } from '../../repo/executions.ts';
 import { readProgress } from '../../repo/progress.ts';
+import { vms } from '../../repo/vms.ts';
+import { authorize } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
 
 /** The progress key of an execution whose task is on its host, else undefined. */
@@ -57,8 +60,26 @@ const show: RouteHandler = async (ctx) => {
   return json(shown);
 };
 
+/**
+ * Cancel: its requester (what they started, they may stop), admins, and whoever may act on the
+ * execution's VM (the rights table's row); of an execution without a VM, or whose VM is gone,
+ * anyone else is answered as for an unknown id. 409 once it has ended.
+ */
+const cancel: RouteHandler = async (ctx) => {
+  const id = String(pathId(ctx));
+  const execution = await executions.get(id);
+  if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
+    const vm = execution.vmId === undefined ? undefined : await vms.find(execution.vmId);
+    if (!vm) throw new NotFound(`Execution ${id} does not exist`);
+    authorize(ctx, 'vm', vm);
+  }
+  const [shown] = await withProgress([await cancelExecution(execution, ctx.user)]);
+  return json(shown);
+};
+
 /** Execution routes by route key. */
 export const executionRoutes: Record<string, RouteHandler> = {
   'GET /executions': list,
   'GET /executions/{id}': show,
+  'POST /executions/{id}/cancel': cancel,
 };
