@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BackupTask, DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
+import { BackupVerifyFailed } from '#drivers/datastore/errors.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
@@ -41,13 +42,18 @@ describe('backup task', () => {
     const drivers = fakeDrivers(
       { prepareBackup: async () => prepared(() => released++) },
       {
-        backup: async (target, input) => {
+        backup: async (target, input, ctx) => {
           stored.push({
             secrets: target.secrets,
             files: input.files.map((f) => f.name),
             template: input.template,
           });
-          return { backupId: 'snap-1', files: [{ name: 'disk.0.qcow2', size: 512 }] };
+          ctx?.onVerifying?.();
+          return {
+            backupId: 'snap-1',
+            files: [{ name: 'disk.0.qcow2', size: 512, sha256: 'ab'.repeat(32) }],
+            verifiedAt: '2026-12-06T16:00:00.000Z',
+          };
         },
       },
     );
@@ -69,7 +75,17 @@ describe('backup task', () => {
       token: 'token-1',
       output: {
         backupId: 'snap-1',
-        disks: [{ id: 0, size: 512, virtualSize: 1024, format: 'qcow2', file: 'disk.0.qcow2' }],
+        disks: [
+          {
+            id: 0,
+            size: 512,
+            virtualSize: 1024,
+            format: 'qcow2',
+            file: 'disk.0.qcow2',
+            sha256: 'ab'.repeat(32),
+          },
+        ],
+        verifiedAt: '2026-12-06T16:00:00.000Z',
         increment: null,
         chainReset: null,
         template: '<domain><name>web-1</name></domain>',
@@ -81,7 +97,43 @@ describe('backup task', () => {
     expect(r.progress.map((p) => p.fields.phase).filter(Boolean)).toEqual([
       'preparing',
       'uploading',
+      'verifying',
       'releasing',
+    ]);
+  });
+
+  it('a backup whose read-back does not match fails the task naming the disk; the point is undone', async () => {
+    const releases: unknown[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async () => ({
+          ...prepared(() => {}),
+          release: async (options?: { failed?: boolean }) => {
+            releases.push(options ?? {});
+          },
+        }),
+      },
+      {
+        backup: async () => {
+          throw new BackupVerifyFailed(
+            'datastore 100: disk.0.qcow2 of backup b-1 (VM 7) reads back with sha256 00, not the ab sent: the stored data is damaged',
+          );
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => r.tokens.answers().length === 1);
+    // Released as after a failed upload: a SNAPSHOT point is undone, the increment can be tried again.
+    expect(releases).toEqual([{ failed: true }]);
+    expect(r.tokens.answers()).toEqual([
+      {
+        call: 'failure',
+        token: 'token-1',
+        error: 'BackupVerifyFailed',
+        cause: expect.stringContaining('disk.0.qcow2 of backup b-1'),
+      },
     ]);
   });
 

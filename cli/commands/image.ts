@@ -208,7 +208,7 @@ function describeRestore(execution: Execution): string[] {
 }
 
 /** The human view of `image show`. */
-function describeImage(item: Image): string[] {
+export function describeImage(item: Image): string[] {
   const lines = formatDetails([
     ['ID', item.id],
     ['NAME', item.name],
@@ -223,6 +223,8 @@ function describeImage(item: Image): string[] {
     ['OWNER', item.owner && `${item.owner}:${item.group}`],
     ['PERMISSIONS', describePermissions(item.permissions)],
     ['CREATED', item.createdAt],
+    // When its stored disks were read back and matched their sha256 (at backup time).
+    ['VERIFIED', item.verifiedAt ?? (item.state === 'READY' ? 'never' : undefined)],
   ]);
   const disks = item.disks ?? [];
   if (disks.length > 0) {
@@ -234,6 +236,7 @@ function describeImage(item: Image): string[] {
         { header: 'SIZE', value: (disk) => formatBytes(disk.size) },
         { header: 'VIRTUAL SIZE', value: (disk) => formatBytes(disk.virtualSize) },
         { header: 'FILE', value: (disk) => disk.file },
+        { header: 'SHA256', value: (disk) => disk.sha256 },
       ]),
     );
   }
@@ -248,6 +251,7 @@ function describeImage(item: Image): string[] {
         { header: 'SIZE', value: (inc) => formatBytes(inc.size) },
         { header: 'DATE', value: (inc) => inc.date },
         { header: 'SOURCE', value: (inc) => inc.source },
+        { header: 'VERIFIED', value: (inc) => inc.verifiedAt },
       ]),
     );
   }

@@ -391,8 +391,18 @@ export const BackupResult = z.object({
       virtualSize: z.number().int().nonnegative(),
       format: z.string(),
       file: StoredFileName,
+      /** sha256 of the stored file, computed while it was sent and matched on read-back. */
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
     }),
   ),
+  /**
+   * When the stored disks were read back from the datastore and matched their sha256 (before the
+   * backup was marked complete). Absent from a runner that does not verify.
+   */
+  verifiedAt: z.string().datetime({ offset: true }).optional(),
   /** The chain point written (null for MODE=FULL). */
   increment: z
     .object({

@@ -12,7 +12,11 @@
  * Checksums: sha256 of each disk is computed WHILE rsync reads it (both read the same file at the
  * same time, so the page cache serves the second reader: one disk read, the hash on the other
  * core, by `openssl dgst` with the CPU's SHA instructions), and stored in `SHA256SUMS` for
- * `verify` and for operators (`sha256sum -c`). verify
+ * `verify` and for operators (`sha256sum -c`). Before `SHA256SUMS`, `vm.xml` and the marker are
+ * sent, the server hashes the stored disks itself (`openssl dgst` or `sha256sum` over ssh:
+ * `remoteSha256`) and each sum must equal the one computed while sending, else the backup fails
+ * (BackupVerifyFailed naming the disk) and its folder is removed as any failed backup's. The
+ * `verify` operation
  * fetches each file into a private temporary folder to hash it: it costs the backup's size in
  * temporary space on the runner's host, for the length of one file.
  */
@@ -20,9 +24,9 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../exec.ts';
+import { ExecError, run } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound, UnsupportedSource } from './errors.ts';
+import { BackupNotFound, BackupVerifyFailed, UnsupportedSource } from './errors.ts';
 import {
   basePath,
   checkBackupId,
@@ -32,7 +36,7 @@ import {
   vmPath,
 } from './layout.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
-import { measureRemote, sumListing } from './ssh.ts';
+import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
 
 const MARKER = '.complete';
 const SUMS = 'SHA256SUMS';
@@ -63,6 +67,7 @@ export const rsyncDriver: DatastoreDriver = {
     return withTempDir(async (tmp) => {
       const files: StoredFile[] = [];
       const sums: string[] = [];
+      let verifiedAt = '';
       let before = 0;
       try {
         for (const [index, file] of input.files.entries()) {
@@ -78,9 +83,13 @@ export const rsyncDriver: DatastoreDriver = {
             sha256Of(path, ctx.signal),
           ]);
           sums.push(`${sum}  ${file.name}`);
-          files.push({ name: file.name, size: sizes[index] ?? 0 });
+          files.push({ name: file.name, size: sizes[index] ?? 0, sha256: sum });
           before += sizes[index] ?? 0;
         }
+        ctx.onVerifying?.();
+        await ctx.afterStore?.({ backupId: hash, files });
+        await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, ctx.signal);
+        verifiedAt = new Date().toISOString();
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
         sums.push(`${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`);
         await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
@@ -105,7 +114,7 @@ export const rsyncDriver: DatastoreDriver = {
           .catch(() => {});
         throw error;
       }
-      return { backupId: hash, files } satisfies BackupOutput;
+      return { backupId: hash, files, verifiedAt } satisfies BackupOutput;
     });
   },
 
@@ -237,6 +246,45 @@ export const rsyncDriver: DatastoreDriver = {
     });
   },
 };
+
+/**
+ * The server's own sha256 of each stored disk against the one computed while sending it
+ * (`files[].sha256`); BackupVerifyFailed naming the first disk that differs or was not hashed.
+ */
+async function verifyStored(
+  remote: RsyncRemote,
+  dir: string,
+  ref: { vmId: number; backupId: string },
+  files: readonly StoredFile[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const what = `datastore ${remote.target.id}`;
+  const backup = `backup ${ref.backupId} (VM ${ref.vmId})`;
+  let sums: Map<string, string>;
+  try {
+    sums = await remoteSha256(
+      remote.server,
+      files.map((f) => `${dir}/${f.name}`),
+      what,
+      { signal },
+    );
+  } catch (error) {
+    if (!(error instanceof ExecError)) throw error;
+    const named = files.find((f) => error.stderrTail.includes(`${dir}/${f.name}`)) ?? files[0];
+    throw new BackupVerifyFailed(
+      `${what}: ${named?.name} of ${backup} cannot be hashed on the backup server: ${error.stderrTail || error.message}`,
+      { cause: error },
+    );
+  }
+  for (const file of files) {
+    const actual = sums.get(`${dir}/${file.name}`);
+    if (actual !== file.sha256) {
+      throw new BackupVerifyFailed(
+        `${what}: ${file.name} of ${backup} reads back on the backup server with sha256 ${actual ?? 'none'}, not the ${file.sha256} sent: the stored data is damaged`,
+      );
+    }
+  }
+}
 
 /** The folder and entries of a complete backup; BackupNotFound when absent or unfinished. */
 async function completeBackup(
