@@ -157,10 +157,15 @@ export interface DatastoreDriver {
     ref: { vmId: number; backupId: string },
     ctx?: OperationContext,
   ): Promise<StoredFile[]>;
-  /** Checks the backup's data can be read back intact; throws when it cannot. */
+  /**
+   * Checks the backup's data can be read back intact, streamed (no copy of a disk is written
+   * anywhere): every file read back and, for those `sums` names, its sha256 compared with the one
+   * recorded at backup time. Throws `BackupVerifyFailed` naming the first file that differs or
+   * cannot be read (BackupNotFound when the backup is missing or incomplete).
+   */
   verify(
     target: DatastoreTarget,
-    ref: { vmId: number; backupId: string },
+    ref: { vmId: number; backupId: string; sums?: Readonly<Record<string, string>> },
     ctx?: OperationContext,
   ): Promise<void>;
   /** Removes stale locks and temporary files left by a crashed run (runner start-up). */

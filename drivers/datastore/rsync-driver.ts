@@ -16,9 +16,11 @@
  * sent, the server hashes the stored disks itself (`openssl dgst` or `sha256sum` over ssh:
  * `remoteSha256`) and each sum must equal the one computed while sending, else the backup fails
  * (BackupVerifyFailed naming the disk) and its folder is removed as any failed backup's. The
- * `verify` operation
- * fetches each file into a private temporary folder to hash it: it costs the backup's size in
- * temporary space on the runner's host, for the length of one file.
+ * `verify` operation has the server hash every file against `SHA256SUMS` (and `SHA256SUMS`
+ * against the sums the image recorded); only a server that runs no command for us (rsync-only
+ * accounts) has each file fetched into a private temporary folder and hashed there, which costs
+ * the size of one file in temporary space on the runner's host. A backup to such a server
+ * fails its verification after storing: it needs `openssl` or `sha256sum` over ssh.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -206,6 +208,10 @@ export const rsyncDriver: DatastoreDriver = {
   async verify(target, ref, ctx = {}) {
     const remote = new RsyncRemote(target);
     const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
+    const failed = (name: string, why: string) =>
+      new BackupVerifyFailed(
+        `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) ${why}`,
+      );
     await withTempDir(async (tmp) => {
       await fetch(remote, `${dir}/${SUMS}`, join(tmp, SUMS), () => {}, ctx.signal);
       const expected = new Map(
@@ -217,16 +223,42 @@ export const rsyncDriver: DatastoreDriver = {
       const missing = entries.filter(
         (e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name),
       );
-      if (missing.length) throw new Error(`backup ${ref.backupId}: ${missing[0]?.name} is not in ${SUMS}`);
+      if (missing.length) throw failed(missing[0]?.name ?? '', `is not in ${SUMS}`);
+      for (const name of expected.keys()) {
+        if (!entries.some((e) => e.name === name && e.isFile)) throw failed(name, 'is missing');
+      }
+      // SHA256SUMS lies on the server too: what the image recorded at backup time prevails.
+      for (const [name, sum] of Object.entries(ref.sums ?? {})) {
+        if (expected.get(name) !== sum) {
+          throw failed(
+            name,
+            `has sha256 ${expected.get(name) ?? 'none'} in ${SUMS}, not the ${sum} recorded`,
+          );
+        }
+      }
+      // The server hashes its own files (no transfer); one that runs no command for us has each
+      // file fetched here and hashed, one at a time.
+      const paths = [...expected.keys()].map((name) => `${dir}/${name}`);
+      const onServer = await remoteSha256(remote.server, paths, `datastore ${target.id}`, ctx).catch(
+        (error: unknown) => {
+          if (error instanceof ExecError) return undefined;
+          throw error;
+        },
+      );
       for (const [name, sum] of expected) {
-        if (!entries.some((e) => e.name === name))
-          throw new Error(`backup ${ref.backupId}: ${name} is missing`);
-        const local = join(tmp, name);
-        await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
-        const actual = await sha256Of(local, ctx.signal);
-        await rm(local, { force: true });
-        if (actual !== sum)
-          throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
+        let actual = onServer?.get(`${dir}/${name}`);
+        if (!onServer) {
+          const local = join(tmp, name);
+          await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
+          actual = await sha256Of(local, ctx.signal);
+          await rm(local, { force: true });
+        }
+        if (actual !== sum) {
+          throw failed(
+            name,
+            `reads back with sha256 ${actual ?? 'none'}, not ${sum}: the stored data is damaged`,
+          );
+        }
       }
     });
   },

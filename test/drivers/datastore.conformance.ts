@@ -147,6 +147,39 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
         byName(shared.files.map(({ name, size }) => ({ name, size }))),
       );
       await expect(t.driver.verify(t.target(), ref)).resolves.toBeUndefined();
+      // Against the sums recorded at backup time: passes; a sum that is not the file's names it.
+      const recorded = Object.fromEntries(shared.files.map((f) => [f.name, f.sha256 ?? '']));
+      await expect(t.driver.verify(t.target(), { ...ref, sums: recorded })).resolves.toBeUndefined();
+      const wrong = { ...recorded, 'disk.1.qcow2': '0'.repeat(64) };
+      const error = await t.driver
+        .verify(t.target(), { ...ref, sums: wrong })
+        .catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+      expect((error as Error).message).toContain('disk.1.qcow2');
+    });
+
+    it('verify of a stored backup damaged later fails naming the file; an untouched one passes', async () => {
+      const vmId = nextVm++;
+      const path = join(work, `later-${vmId}.img`);
+      await writeFile(path, randomBytes(2 * MiB + 11));
+      const since = Date.now();
+      const out = await t.driver.backup(t.target(), {
+        vmId,
+        imageId: 40 + vmId,
+        files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+        template: TEMPLATE,
+      });
+      const ref = { vmId, backupId: out.backupId };
+      const sums = { 'disk.0.raw': out.files[0]?.sha256 ?? '' };
+      await expect(t.driver.verify(t.target(), { ...ref, sums })).resolves.toBeUndefined();
+      await t.damage({ ...ref, file: 'disk.0.raw', since });
+      const error = await t.driver.verify(t.target(), { ...ref, sums }).catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+      expect((error as Error).message).toContain('disk.0.raw');
+      // The shared backup, untouched, still verifies.
+      await expect(
+        t.driver.verify(t.target(), { vmId: shared.vmId, backupId: shared.backupId }),
+      ).resolves.toBeUndefined();
     });
 
     it('streams an NBD export without a copy, or refuses it clearly', async () => {
