@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BackupTask, DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
+import type { BackupTask, DownloadTask, RestoreTask, VerifyTask } from '#core/contracts/tasks.ts';
 import { BackupVerifyFailed } from '#drivers/datastore/errors.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
@@ -718,5 +718,60 @@ describe('confined writes', () => {
     });
     expect((await stat(disk)).mode & 0o777).toBe(0o600);
     expect((await stat(join(r.dir, 'restores', 'copy'))).mode & 0o777).toBe(0o711);
+  });
+});
+
+describe('verify task', () => {
+  const verifyTask = (sums?: Record<string, string> | null): VerifyTask => ({
+    v: 1,
+    kind: 'verify',
+    taskId: '70/RunOnHost',
+    token: 't-70',
+    heartbeatSeconds: 120,
+    vmId: 3,
+    backupId: 'snap-1',
+    datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }),
+    ...(sums !== undefined && { sums }),
+  });
+
+  it('hands the driver the sha256 recorded at backup time, and reports its failure naming the file', async () => {
+    const refs: unknown[] = [];
+    const drivers = fakeDrivers(
+      {},
+      {
+        verify: async (_target, ref) => {
+          refs.push(ref);
+          if (ref.sums?.['disk.0.raw'] === '0'.repeat(64)) {
+            throw new BackupVerifyFailed(
+              'datastore 100: disk.0.raw of backup snap-1 (VM 3) reads back with sha256 ab',
+            );
+          }
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const sums = { 'disk.0.raw': 'ab'.repeat(32) };
+    await r.executor.accept(verifyTask(sums));
+    await r.executor.accept({ ...verifyTask(null), taskId: '71/RunOnHost', token: 't-71' });
+    await r.executor.accept({
+      ...verifyTask({ 'disk.0.raw': '0'.repeat(64) }),
+      taskId: '72/RunOnHost',
+      token: 't-72',
+    });
+    await until(() => r.tokens.answers().length === 3);
+    expect(refs).toEqual([
+      { vmId: 3, backupId: 'snap-1', sums },
+      // An image from before verification: nothing recorded, the driver reads the data back only.
+      { vmId: 3, backupId: 'snap-1' },
+      { vmId: 3, backupId: 'snap-1', sums: { 'disk.0.raw': '0'.repeat(64) } },
+    ]);
+    const answers = r.tokens.answers();
+    expect(answers.filter((a) => a.call === 'success')).toHaveLength(2);
+    expect(answers.find((a) => a.call === 'failure')).toMatchObject({
+      token: 't-72',
+      error: 'BackupVerifyFailed',
+      cause: expect.stringContaining('disk.0.raw'),
+    });
   });
 });
