@@ -214,6 +214,13 @@ export const Image = Ownership.extend({
    */
   verifiedAt: z.string().optional(),
   /**
+   * The last verification's outcome (at backup time, or `image verify`): OK, or FAILED with
+   * `verifyError` naming the file. Absent: never verified (older images).
+   */
+  verifyState: z.enum(['OK', 'FAILED']).optional(),
+  /** Why the last verification FAILED (the runner's message, naming the file). */
+  verifyError: z.string().optional(),
+  /**
    * The VM's BACKUP_CONFIG (defaults filled in) when the image was written; for an increment
    * chain, when the chain started. `core/chain.ts` compares it to decide a chain reset.
    */

@@ -115,7 +115,7 @@ export function committedImage(
       size: added,
       template: result.template,
       increments,
-      ...verified,
+      ...(result.verifiedAt ? { verifiedAt: result.verifiedAt, verifyState: 'OK' as const } : {}),
     },
     added,
   };
