@@ -33,7 +33,8 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
     secret: PASSWORD,
     unreachable: sshd ? () => target({ RESTIC_SFTP_SERVER: `127.0.0.1:${closed}` }) : undefined,
     streamsNbd: true,
-    processMarkers: [base, ...(sshd ? [sshd.configPath] : [])],
+    // `lifeboat-hash-`: the tee and openssl that hash each disk as it streams (stream-hash.ts).
+    processMarkers: [base, 'lifeboat-hash-', ...(sshd ? [sshd.configPath] : [])],
     // The repository (local, or the sftp server's folder) is on this machine: damage every data
     // pack written since the backup started (its disk is fresh random bytes: no other backup's).
     damage: async ({ vmId, since }) => {
