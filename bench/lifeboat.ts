@@ -64,7 +64,7 @@ export async function timeLifeboatBackup(
       imageId !== undefined &&
       readyAt === undefined &&
       !imageError &&
-      !['running', 'preparing', 'uploading', 'verifying'].includes(phase)
+      !['running', 'preparing', 'uploading', 'verifying', 'completing'].includes(phase)
     ) {
       const image = await api('GET', `/images/${imageId}`);
       if (image.state === 'READY') {

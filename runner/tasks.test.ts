@@ -49,6 +49,7 @@ describe('backup task', () => {
             template: input.template,
           });
           ctx?.onVerifying?.();
+          ctx?.onVerified?.();
           return {
             backupId: 'snap-1',
             files: [{ name: 'disk.0.qcow2', size: 512, sha256: 'ab'.repeat(32) }],
@@ -98,6 +99,7 @@ describe('backup task', () => {
       'preparing',
       'uploading',
       'verifying',
+      'completing',
       'releasing',
     ]);
   });

@@ -86,6 +86,8 @@ export interface BackupOutput {
 export interface BackupContext extends OperationContext {
   /** Told once every disk is stored and their read-back (the verification) starts. */
   onVerifying?: () => void;
+  /** Told when every disk read back matched: what is left is storing the completion marker. */
+  onVerified?: () => void;
   /**
    * Tests only (a function: no task message can carry one): runs after the disks are stored,
    * before they are read back, so a test can damage what the datastore holds.

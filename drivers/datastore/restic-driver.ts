@@ -100,6 +100,7 @@ export const resticDriver: DatastoreDriver = {
           await verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal);
         }
         const verifiedAt = new Date().toISOString();
+        ctx.onVerified?.();
         // Last: its presence marks the group complete.
         await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
         return { backupId, files, verifiedAt } satisfies BackupOutput;

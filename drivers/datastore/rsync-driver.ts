@@ -92,6 +92,7 @@ export const rsyncDriver: DatastoreDriver = {
         await ctx.afterStore?.({ backupId: hash, files });
         await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, ctx.signal);
         verifiedAt = new Date().toISOString();
+        ctx.onVerified?.();
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
         sums.push(`${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`);
         await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);

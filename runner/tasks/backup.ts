@@ -33,6 +33,8 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
         signal: ctx.signal,
         onProgress: (done, all) => ctx.progress.bytes(done, all || total),
         onVerifying: () => ctx.progress.phase('verifying'),
+        // The template (restic) or the sums and marker (rsync) are stored after the read-back.
+        onVerified: () => ctx.progress.phase('completing'),
       },
     );
   // One driver: the datastore opens its repository while the disks are made stable

@@ -218,6 +218,7 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       const since = Date.now();
       let stored: { backupId: string; names: string[] } | undefined;
       let verifying = false;
+      let verified = false;
       const error = await t.driver
         .backup(
           t.target(),
@@ -234,6 +235,9 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
             onVerifying: () => {
               verifying = true;
             },
+            onVerified: () => {
+              verified = true;
+            },
             afterStore: async (out) => {
               stored = { backupId: out.backupId, names: out.files.map((f) => f.name) };
               await t.damage({ vmId, backupId: out.backupId, file: 'disk.0.raw', since });
@@ -245,6 +249,7 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
           (e: unknown) => e as Error,
         );
       expect(verifying).toBe(true);
+      expect(verified).toBe(false);
       expect(stored?.names).toEqual(['disk.0.raw', 'disk.1.qcow2']);
       expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
       expect(error?.message).toContain('disk.0.raw');
