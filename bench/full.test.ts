@@ -27,6 +27,22 @@ describe('bench full summary', () => {
     peer_full: [30, 31, 29],
   });
   const summary = summarize({ sizeMiB: 4096, ...measured, extraBytes: 12.25 * 2 ** 20 });
+  // The verification after each Lifeboat backup, timed apart (the runs above end at the data stored).
+  const verifies = new Samples<'restic' | 'rsync'>();
+  for (const [restic, rsync] of [
+    [9, 4],
+    [12, 4.5],
+    [10, 5],
+  ] as const) {
+    verifies.add('restic', restic);
+    verifies.add('rsync', rsync);
+  }
+  const withVerify = summarize({
+    sizeMiB: 4096,
+    ...measured,
+    extraBytes: 12.25 * 2 ** 20,
+    verify: { restic: verifies.of('restic'), rsync: verifies.of('rsync') },
+  });
 
   it('reports medians, the ratios being Lifeboat median over raw, hand and their medians', () => {
     expect(summary).toEqual({
@@ -76,5 +92,24 @@ describe('bench full summary', () => {
     ]);
     // The last stdout line is one JSON document.
     expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
+    expect(Object.keys(withVerify)).toEqual([
+      ...Object.keys(summary),
+      'verify_restic_s',
+      'verify_rsync_s',
+      'verify_s',
+      'verify_share',
+    ]);
+  });
+
+  it('reports the verification apart: medians by driver, the larger, and its largest share of a backup', () => {
+    expect(withVerify).toMatchObject({
+      lifeboat_restic_s: 66,
+      ratio_restic: 1.1,
+      verify_restic_s: 10,
+      verify_rsync_s: 4.5,
+      verify_s: 10,
+      // rsync's 4.5 of 22.5 s (0.2) is the larger share, restic's 10 of 66 s (0.152) the smaller.
+      verify_share: 0.2,
+    });
   });
 });

@@ -7,6 +7,11 @@
  * (bench/peer.ts, to a local folder). Also the peak extra disk the host used during the
  * Lifeboat backups.
  *
+ * Each Lifeboat run is timed to the moment its data is stored (the READY time less the runner's
+ * `verifying` phase), and the verification after the backup, which reads the stored disk back
+ * and hashes it, is reported apart (`verify_*_s`, and `verify_share`: its largest fraction of
+ * a backup's time).
+ *
  * The runs are interleaved: `repeat` rounds (3 by default), each running every contender once
  * on the same VM and data, so a slow spell of the host falls on all of them; each is reported
  * by its median with its spread (min, max), and the ratios are of medians.
@@ -61,6 +66,14 @@ export interface FullSummary {
   repeat: number;
   /** The spread of each contender's runs, seconds. */
   spread_s: Record<string, { min: number; max: number }>;
+  /** The verification after a Lifeboat backup to restic (read back and hashed), median seconds. */
+  verify_restic_s?: number;
+  /** The same for rsync (the server hashes the stored file). */
+  verify_rsync_s?: number;
+  /** The larger of the two. */
+  verify_s?: number;
+  /** The larger of verify_restic_s / lifeboat_restic_s and verify_rsync_s / lifeboat_rsync_s. */
+  verify_share?: number;
 }
 
 /** The contenders of `bench full`, in the order each round runs them. */
@@ -96,8 +109,11 @@ export function summarize(m: {
   runs: Record<Contender, Spread>;
   spread: Record<string, { min: number; max: number }>;
   extraBytes: number;
+  /** The verification after each Lifeboat backup, by driver. */
+  verify?: { restic: Spread; rsync: Spread };
 }): FullSummary {
   const med = (name: Contender) => m.runs[name].median;
+  const verify = m.verify;
   return {
     disk_gib: round(m.sizeMiB / 1024, 3),
     lifeboat_restic_s: round(med('lifeboat_restic'), 2),
@@ -114,6 +130,15 @@ export function summarize(m: {
     peer_full_s: round(med('peer_full'), 2),
     repeat: Math.min(...CONTENDERS.map((c) => m.runs[c].runs.length)),
     spread_s: m.spread,
+    ...(verify && {
+      verify_restic_s: round(verify.restic.median, 2),
+      verify_rsync_s: round(verify.rsync.median, 2),
+      verify_s: round(Math.max(verify.restic.median, verify.rsync.median), 2),
+      verify_share: Math.max(
+        ratio(verify.restic.median, med('lifeboat_restic')),
+        ratio(verify.rsync.median, med('lifeboat_rsync')),
+      ),
+    }),
   };
 }
 
@@ -298,7 +323,8 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
         );
       }
       log(
-        `lifeboat ${label}: ${run.seconds.toFixed(2)} s to READY (${run.executionSeconds.toFixed(2)} s to SUCCEEDED)`,
+        `lifeboat ${label}: ${run.seconds.toFixed(2)} s to READY (${run.executionSeconds.toFixed(2)} s to SUCCEEDED), ` +
+          `of which ${run.verifySeconds.toFixed(2)} s verifying`,
       );
       for (const m of run.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
       const image = await stack.api('GET', `/images/${run.imageId}`);
@@ -312,6 +338,12 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       return run;
     };
     const samples = new Samples<Contender>();
+    const verifies = new Samples<'restic' | 'rsync'>();
+    /** A Lifeboat run's time to its data stored; its verification goes to `verifies`. */
+    const stored = (run: LifeboatRun, label: 'restic' | 'rsync'): number => {
+      verifies.add(label, run.verifySeconds);
+      return run.seconds - run.verifySeconds;
+    };
     const diskTarget = (vm.disks[0] as { target: string }).target;
     let stores: Awaited<ReturnType<typeof datastores>> | undefined;
     log(`${opts.runs} rounds of: ${CONTENDERS.join(', ')}`);
@@ -324,10 +356,10 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       let detail = '';
       switch (name) {
         case 'lifeboat_restic':
-          seconds = (await lifeboat(ds.restic, 'restic', ds.resticBase)).seconds;
+          seconds = stored(await lifeboat(ds.restic, 'restic', ds.resticBase), 'restic');
           break;
         case 'lifeboat_rsync':
-          seconds = (await lifeboat(ds.rsync, 'rsync', ds.rsyncBase)).seconds;
+          seconds = stored(await lifeboat(ds.rsync, 'rsync', ds.rsyncBase), 'rsync');
           break;
         case 'raw_restic': {
           // The first raw run is sampled too: what restic alone takes on the host's disk.
@@ -414,6 +446,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       `raw restic (file mode, informational) : ${f.totalS.toFixed(2)} s (init ${f.initS.toFixed(2)} + backup ${f.backupS.toFixed(2)}); load ${loadText()}`,
     );
     for (const line of samples.describe()) log(line);
+    for (const line of verifies.describe()) log(`verify after the backup, ${line}`);
     log(
       `host filesystem used now: ${((await usedBytes(vm.dir)) / 2 ** 30).toFixed(2)} GiB; load ${loadText()}`,
     );
@@ -423,6 +456,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
         runs: Object.fromEntries(CONTENDERS.map((c) => [c, samples.of(c)])) as Record<Contender, Spread>,
         spread: samples.ranges(),
         extraBytes,
+        verify: { restic: verifies.of('restic'), rsync: verifies.of('rsync') },
       }),
       ...observedSummary(observed),
     };

@@ -2,6 +2,8 @@
  * One Lifeboat backup timed from the API call to the image READY, as a user sees it: POST
  * /vms/{id}/backup, then GET /executions/{id} (and the image once known) every 100 ms. Every
  * change of state, phase and progress is time-stamped, so a slow run shows where time went.
+ * The runner's `verifying` phase (the stored disks read back and hashed) is timed apart: from
+ * the first poll that sees it to the first that sees a later phase.
  */
 import { secondsSince } from './measure.ts';
 import type { Api } from './stack.ts';
@@ -18,6 +20,11 @@ export interface LifeboatRun {
   seconds: number;
   /** API call to the execution SUCCEEDED (Release done). */
   executionSeconds: number;
+  /**
+   * The verification after the backup (phase `verifying`), as the polls saw it: 0 when it fell
+   * between two polls. `seconds - verifySeconds` is the backup up to the data stored.
+   */
+  verifySeconds: number;
   imageId: number;
   executionId: string;
   timeline: Mark[];
@@ -49,13 +56,15 @@ export async function timeLifeboatBackup(
   let imageError = false;
   // The image is asked for only once the upload is over (half the requests meanwhile).
   let phase = 'queued';
+  let verifyFrom: number | undefined;
+  let verifyTo: number | undefined;
   for (;;) {
     // The image first: it turns READY at Commit, before the execution's Release.
     if (
       imageId !== undefined &&
       readyAt === undefined &&
       !imageError &&
-      !['running', 'preparing', 'uploading'].includes(phase)
+      !['running', 'preparing', 'uploading', 'verifying', 'completing'].includes(phase)
     ) {
       const image = await api('GET', `/images/${imageId}`);
       if (image.state === 'READY') {
@@ -68,6 +77,8 @@ export async function timeLifeboatBackup(
     }
     const execution = await api('GET', `/executions/${executionId}`);
     phase = String(execution.phase);
+    if (phase === 'verifying') verifyFrom ??= secondsSince(start);
+    else if (verifyFrom !== undefined) verifyTo ??= secondsSince(start);
     const state = `${execution.state}/${phase}`;
     if (state !== seen) {
       mark(`execution ${state}`);
@@ -88,7 +99,15 @@ export async function timeLifeboatBackup(
           `backup execution ${executionId} ended ${execution.state}: ${JSON.stringify(execution.error ?? {})}`,
         );
       }
-      return { seconds: readyAt, executionSeconds: secondsSince(start), imageId, executionId, timeline };
+      const verifySeconds = verifyFrom === undefined ? 0 : (verifyTo ?? secondsSince(start)) - verifyFrom;
+      return {
+        seconds: readyAt,
+        executionSeconds: secondsSince(start),
+        verifySeconds,
+        imageId,
+        executionId,
+        timeline,
+      };
     }
     if (performance.now() - start > timeoutMs)
       throw new Error(`backup execution ${executionId} still ${state}`);

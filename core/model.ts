@@ -159,12 +159,16 @@ export type CapacitySample = z.infer<typeof CapacitySample>;
 /** DELETING: taken out of its VM's BACKUP_IDS, its data being removed by a `delete` execution. */
 export const ImageState = z.enum(['LOCKED', 'READY', 'ERROR', 'DELETING']);
 export const BackupMode = z.enum(['FULL', 'INCREMENT']);
+/** sha256 of a stored file's bytes (hex, lower case). */
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex');
 export const ImageDisk = z.object({
   id: Id,
   size: z.number().int().nonnegative(),
   virtualSize: z.number().int().nonnegative(),
   format: z.string(),
   file: z.string().optional(),
+  /** sha256 of the stored file as it was sent and read back (absent: backed up before verification). */
+  sha256: Sha256.optional(),
 });
 /** One point of an increment chain: the FULL that starts it, or an increment on its parent. */
 export const Increment = z.object({
@@ -176,7 +180,13 @@ export const Increment = z.object({
   size: z.number().int().nonnegative(),
   date: z.string(),
   /** The files of this point's backup, by disk (older records: `disk.<id>.inc<N>.qcow2`). */
-  disks: z.array(z.object({ id: Id, file: z.string(), size: z.number().int().nonnegative() })).optional(),
+  disks: z
+    .array(
+      z.object({ id: Id, file: z.string(), size: z.number().int().nonnegative(), sha256: Sha256.optional() }),
+    )
+    .optional(),
+  /** When this point's stored files were read back and matched their sha256 (ISO 8601). */
+  verifiedAt: z.string().optional(),
   /** libvirt checkpoint taken with this point: the next increment follows it. */
   checkpoint: z.string().optional(),
   /** For a FULL: why the VM's previous chain was not extended (a chain reset). */
@@ -198,6 +208,18 @@ export const Image = Ownership.extend({
   /** VM template captured at backup time. */
   template: z.string().default(''),
   increments: z.array(Increment).default([]),
+  /**
+   * When the image's stored files were last read back and matched their sha256 (ISO 8601): at
+   * backup time, before the image became READY. Absent: never verified (older images).
+   */
+  verifiedAt: z.string().optional(),
+  /**
+   * The last verification's outcome (at backup time, or `image verify`): OK, or FAILED with
+   * `verifyError` naming the file. Absent: never verified (older images).
+   */
+  verifyState: z.enum(['OK', 'FAILED']).optional(),
+  /** Why the last verification FAILED (the runner's message, naming the file). */
+  verifyError: z.string().optional(),
   /**
    * The VM's BACKUP_CONFIG (defaults filled in) when the image was written; for an increment
    * chain, when the chain started. `core/chain.ts` compares it to decide a chain reset.

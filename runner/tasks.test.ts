@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BackupTask, DownloadTask, RestoreTask } from '#core/contracts/tasks.ts';
+import type { BackupTask, DownloadTask, RestoreTask, VerifyTask } from '#core/contracts/tasks.ts';
+import { BackupVerifyFailed } from '#drivers/datastore/errors.ts';
 import type { PreparedBackup } from '#drivers/disk/driver.ts';
 import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
@@ -41,13 +42,19 @@ describe('backup task', () => {
     const drivers = fakeDrivers(
       { prepareBackup: async () => prepared(() => released++) },
       {
-        backup: async (target, input) => {
+        backup: async (target, input, ctx) => {
           stored.push({
             secrets: target.secrets,
             files: input.files.map((f) => f.name),
             template: input.template,
           });
-          return { backupId: 'snap-1', files: [{ name: 'disk.0.qcow2', size: 512 }] };
+          ctx?.onVerifying?.();
+          ctx?.onVerified?.();
+          return {
+            backupId: 'snap-1',
+            files: [{ name: 'disk.0.qcow2', size: 512, sha256: 'ab'.repeat(32) }],
+            verifiedAt: '2026-12-06T16:00:00.000Z',
+          };
         },
       },
     );
@@ -69,7 +76,17 @@ describe('backup task', () => {
       token: 'token-1',
       output: {
         backupId: 'snap-1',
-        disks: [{ id: 0, size: 512, virtualSize: 1024, format: 'qcow2', file: 'disk.0.qcow2' }],
+        disks: [
+          {
+            id: 0,
+            size: 512,
+            virtualSize: 1024,
+            format: 'qcow2',
+            file: 'disk.0.qcow2',
+            sha256: 'ab'.repeat(32),
+          },
+        ],
+        verifiedAt: '2026-12-06T16:00:00.000Z',
         increment: null,
         chainReset: null,
         template: '<domain><name>web-1</name></domain>',
@@ -81,7 +98,44 @@ describe('backup task', () => {
     expect(r.progress.map((p) => p.fields.phase).filter(Boolean)).toEqual([
       'preparing',
       'uploading',
+      'verifying',
+      'completing',
       'releasing',
+    ]);
+  });
+
+  it('a backup whose read-back does not match fails the task naming the disk; the point is undone', async () => {
+    const releases: unknown[] = [];
+    const drivers = fakeDrivers(
+      {
+        prepareBackup: async () => ({
+          ...prepared(() => {}),
+          release: async (options?: { failed?: boolean }) => {
+            releases.push(options ?? {});
+          },
+        }),
+      },
+      {
+        backup: async () => {
+          throw new BackupVerifyFailed(
+            'datastore 100: disk.0.qcow2 of backup b-1 (VM 7) reads back with sha256 00, not the ab sent: the stored data is damaged',
+          );
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => r.tokens.answers().length === 1);
+    // Released as after a failed upload: a SNAPSHOT point is undone, the increment can be tried again.
+    expect(releases).toEqual([{ failed: true }]);
+    expect(r.tokens.answers()).toEqual([
+      {
+        call: 'failure',
+        token: 'token-1',
+        error: 'BackupVerifyFailed',
+        cause: expect.stringContaining('disk.0.qcow2 of backup b-1'),
+      },
     ]);
   });
 
@@ -666,5 +720,60 @@ describe('confined writes', () => {
     });
     expect((await stat(disk)).mode & 0o777).toBe(0o600);
     expect((await stat(join(r.dir, 'restores', 'copy'))).mode & 0o777).toBe(0o711);
+  });
+});
+
+describe('verify task', () => {
+  const verifyTask = (sums?: Record<string, string> | null): VerifyTask => ({
+    v: 1,
+    kind: 'verify',
+    taskId: '70/RunOnHost',
+    token: 't-70',
+    heartbeatSeconds: 120,
+    vmId: 3,
+    backupId: 'snap-1',
+    datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }),
+    ...(sums !== undefined && { sums }),
+  });
+
+  it('hands the driver the sha256 recorded at backup time, and reports its failure naming the file', async () => {
+    const refs: unknown[] = [];
+    const drivers = fakeDrivers(
+      {},
+      {
+        verify: async (_target, ref) => {
+          refs.push(ref);
+          if (ref.sums?.['disk.0.raw'] === '0'.repeat(64)) {
+            throw new BackupVerifyFailed(
+              'datastore 100: disk.0.raw of backup snap-1 (VM 3) reads back with sha256 ab',
+            );
+          }
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const sums = { 'disk.0.raw': 'ab'.repeat(32) };
+    await r.executor.accept(verifyTask(sums));
+    await r.executor.accept({ ...verifyTask(null), taskId: '71/RunOnHost', token: 't-71' });
+    await r.executor.accept({
+      ...verifyTask({ 'disk.0.raw': '0'.repeat(64) }),
+      taskId: '72/RunOnHost',
+      token: 't-72',
+    });
+    await until(() => r.tokens.answers().length === 3);
+    expect(refs).toEqual([
+      { vmId: 3, backupId: 'snap-1', sums },
+      // An image from before verification: nothing recorded, the driver reads the data back only.
+      { vmId: 3, backupId: 'snap-1' },
+      { vmId: 3, backupId: 'snap-1', sums: { 'disk.0.raw': '0'.repeat(64) } },
+    ]);
+    const answers = r.tokens.answers();
+    expect(answers.filter((a) => a.call === 'success')).toHaveLength(2);
+    expect(answers.find((a) => a.call === 'failure')).toMatchObject({
+      token: 't-72',
+      error: 'BackupVerifyFailed',
+      cause: expect.stringContaining('disk.0.raw'),
+    });
   });
 });

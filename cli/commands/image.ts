@@ -1,12 +1,13 @@
 /**
- * `lifeboat image list | show | delete | restore | download`: backup images, restoring them,
- * removing them (and their data), and writing one stored file to a path on a host.
+ * `lifeboat image list | show | delete | restore | download | verify`: backup images, restoring
+ * them, removing them (and their data), writing one stored file to a path on a host, and reading
+ * their stored backups back against the sha256 recorded at backup time.
  */
 import { type Command, Option } from 'commander';
 import type { Execution, Image } from '#core/model.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
-import { UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import {
   type Column,
   formatBytes,
@@ -16,7 +17,7 @@ import {
   printLines,
   printList,
 } from '../output.ts';
-import { followExecution, queuedOrFollowed, reportOutcome } from '../progress.ts';
+import { describeTarget, followExecution, queuedOrFollowed, reportOutcome } from '../progress.ts';
 import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
@@ -97,6 +98,51 @@ export function registerImage(program: Command): void {
       }
       if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
       reportOutcome(await followExecution(client, execution.id, context.progress), context.output);
+    });
+
+  image
+    .command('verify')
+    .description(
+      "read an image's stored backups back and check each file against the sha256 recorded at backup time",
+    )
+    .argument('<IMAGEID>', 'image id', parseId)
+    .option(
+      '--host <HOSTID>',
+      'host that reads the data, admins only (default: the datastore’s bridge or the VM’s host)',
+      parseId,
+    )
+    .option('--wait', 'follow each verification to its end (exit 0 only if every one succeeded)')
+    .action(async (id: number, options: { host?: number; wait?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const client = context.client();
+      const body = options.host !== undefined ? { hostId: options.host } : {};
+      // One execution per stored backup (a chain: per point).
+      const queued = await client.post<{ imageId: number; executions: Execution[] }>(
+        `/images/${id}/verify`,
+        body,
+      );
+      if (!options.wait) {
+        if (context.output.json) return printJson(queued);
+        return printLines(queued.executions.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`));
+      }
+      const ended: Execution[] = [];
+      for (const execution of queued.executions) {
+        if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+        ended.push(await followExecution(client, execution.id, context.progress));
+      }
+      const image = await client.get<Image>(`/images/${id}`);
+      if (context.output.json) printJson({ image, executions: ended });
+      else {
+        printLines(ended.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`));
+        printLines([
+          `image ${id} ${image.verifyState ?? 'never verified'}${image.verifiedAt ? ` at ${image.verifiedAt}` : ''}`,
+        ]);
+      }
+      const failed = ended.find((e) => e.state !== 'SUCCEEDED');
+      if (failed) {
+        const error = failed.error ? `: ${failed.error.name}: ${failed.error.message}` : '';
+        throw new CliError(`execution ${failed.id} ${failed.state}${error}`, 1);
+      }
     });
 
   image
@@ -208,7 +254,7 @@ function describeRestore(execution: Execution): string[] {
 }
 
 /** The human view of `image show`. */
-function describeImage(item: Image): string[] {
+export function describeImage(item: Image): string[] {
   const lines = formatDetails([
     ['ID', item.id],
     ['NAME', item.name],
@@ -223,6 +269,9 @@ function describeImage(item: Image): string[] {
     ['OWNER', item.owner && `${item.owner}:${item.group}`],
     ['PERMISSIONS', describePermissions(item.permissions)],
     ['CREATED', item.createdAt],
+    // When its stored disks were read back and matched their sha256 (at backup time).
+    ['VERIFIED', item.verifiedAt ?? (item.state === 'READY' ? 'never' : undefined)],
+    ['VERIFY', item.verifyState && `${item.verifyState}${item.verifyError ? `: ${item.verifyError}` : ''}`],
   ]);
   const disks = item.disks ?? [];
   if (disks.length > 0) {
@@ -234,6 +283,7 @@ function describeImage(item: Image): string[] {
         { header: 'SIZE', value: (disk) => formatBytes(disk.size) },
         { header: 'VIRTUAL SIZE', value: (disk) => formatBytes(disk.virtualSize) },
         { header: 'FILE', value: (disk) => disk.file },
+        { header: 'SHA256', value: (disk) => disk.sha256 },
       ]),
     );
   }
@@ -248,6 +298,7 @@ function describeImage(item: Image): string[] {
         { header: 'SIZE', value: (inc) => formatBytes(inc.size) },
         { header: 'DATE', value: (inc) => inc.date },
         { header: 'SOURCE', value: (inc) => inc.source },
+        { header: 'VERIFIED', value: (inc) => inc.verifiedAt },
       ]),
     );
   }

@@ -278,8 +278,19 @@ export const DownloadTask = z.object({
 });
 export type DownloadTask = z.infer<typeof DownloadTask>;
 
-/** Reads a backup's data back and checks it (answers {@link VerifyResult}). */
-export const VerifyTask = z.object({ ...header, kind: z.literal('verify'), ...backupRef });
+/** sha256 of a stored file (lower-case hex), as the runner computed it while sending. */
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * Reads a backup's data back and checks it (answers {@link VerifyResult}), each file named in
+ * `sums` against the sha256 recorded at backup time (null or absent: none recorded).
+ */
+export const VerifyTask = z.object({
+  ...header,
+  kind: z.literal('verify'),
+  ...backupRef,
+  sums: z.record(StoredFileName, Sha256Hex).nullish(),
+});
 export type VerifyTask = z.infer<typeof VerifyTask>;
 
 /**
@@ -365,7 +376,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
     'toPath',
     'confine',
   ],
-  verify: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
+  verify: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore', 'sums'],
   flatten: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'imageId', 'datastore', 'points', 'template'],
 };
 
@@ -391,8 +402,15 @@ export const BackupResult = z.object({
       virtualSize: z.number().int().nonnegative(),
       format: z.string(),
       file: StoredFileName,
+      /** sha256 of the stored file, computed while it was sent and matched on read-back. */
+      sha256: Sha256Hex.optional(),
     }),
   ),
+  /**
+   * When the stored disks were read back from the datastore and matched their sha256 (before the
+   * backup was marked complete). Absent from a runner that does not verify.
+   */
+  verifiedAt: z.string().datetime({ offset: true }).optional(),
   /** The chain point written (null for MODE=FULL). */
   increment: z
     .object({

@@ -63,12 +63,36 @@ export interface StoredFile {
   name: string;
   /** Bytes the file takes once restored. */
   size: number;
+  /**
+   * sha256 (hex) of the file's bytes, from a backup: computed while they streamed to the
+   * datastore, and equal to what the datastore held when read back before the backup completed.
+   */
+  sha256?: string;
 }
 
 export interface BackupOutput {
   /** The driver's id of the backup: restic snapshot id, rsync hash. */
   backupId: string;
   files: StoredFile[];
+  /**
+   * When the stored disks were read back and matched the sha256 computed while sending them
+   * (ISO 8601). The drivers of this repository always verify; absent only from a driver that
+   * cannot.
+   */
+  verifiedAt?: string;
+}
+
+/** A backup's context: an operation's, plus what the runner and tests watch. */
+export interface BackupContext extends OperationContext {
+  /** Told once every disk is stored and their read-back (the verification) starts. */
+  onVerifying?: () => void;
+  /** Told when every disk read back matched: what is left is storing the completion marker. */
+  onVerified?: () => void;
+  /**
+   * Tests only (a function: no task message can carry one): runs after the disks are stored,
+   * before they are read back, so a test can damage what the datastore holds.
+   */
+  afterStore?: (stored: { backupId: string; files: readonly StoredFile[] }) => Promise<void>;
 }
 
 export interface OperationContext {
@@ -102,7 +126,13 @@ export interface DatastoreDriver {
    * while the disks are being made stable, and reads them once they are.
    */
   readonly readsEarly?: boolean;
-  backup(target: DatastoreTarget, input: BackupInput, ctx?: OperationContext): Promise<BackupOutput>;
+  /**
+   * Stores the disks and the template as a new backup. Each disk's sha256 is computed while it
+   * streams; once stored, the disks are read back from the datastore and hashed, and only when
+   * every sum matches is the backup marked complete. A mismatch throws
+   * `BackupVerifyFailed` (errors.ts) naming the disk, and the backup is removed as any failed one.
+   */
+  backup(target: DatastoreTarget, input: BackupInput, ctx?: BackupContext): Promise<BackupOutput>;
   /** Writes the named files of a backup into `toDir` (created if missing); returns their paths. */
   restore(
     target: DatastoreTarget,
@@ -129,10 +159,15 @@ export interface DatastoreDriver {
     ref: { vmId: number; backupId: string },
     ctx?: OperationContext,
   ): Promise<StoredFile[]>;
-  /** Checks the backup's data can be read back intact; throws when it cannot. */
+  /**
+   * Checks the backup's data can be read back intact, streamed (no copy of a disk is written
+   * anywhere): every file read back and, for those `sums` names, its sha256 compared with the one
+   * recorded at backup time. Throws `BackupVerifyFailed` naming the first file that differs or
+   * cannot be read (BackupNotFound when the backup is missing or incomplete).
+   */
   verify(
     target: DatastoreTarget,
-    ref: { vmId: number; backupId: string },
+    ref: { vmId: number; backupId: string; sums?: Readonly<Record<string, string>> },
     ctx?: OperationContext,
   ): Promise<void>;
   /** Removes stale locks and temporary files left by a crashed run (runner start-up). */

@@ -36,3 +36,12 @@ export class UnsupportedSource extends LifeboatError {
   override readonly name: string = 'UnsupportedSource';
   override readonly status = 400;
 }
+
+/**
+ * A backup read back from the datastore right after it was stored does not hash to the sha256
+ * computed while it was sent: the stored data is damaged. Not transient; the backup is removed.
+ */
+export class BackupVerifyFailed extends LifeboatError {
+  override readonly name: string = 'BackupVerifyFailed';
+  override readonly status = 502;
+}

@@ -11,17 +11,24 @@
  * completion marker: a group without it is an interrupted backup, which restore/stat/verify
  * treat as missing and reconcile removes. Without Lifeboat:
  * `restic snapshots --tag backup:<uuid>` then `restic dump <snapshot> /disk.0.raw > disk.0.raw`.
+ *
+ * Verification: each disk's sha256 is computed while it streams into restic (stream-hash.ts), and
+ * before the template is stored each disk is read back (`restic dump`, which also checks every
+ * blob's MAC as it decrypts) and hashed as it streams: a mismatch or an unreadable blob fails the
+ * backup, whose group, still without its template, is forgotten as any failed backup's. restic
+ * 0.14's `check --read-data-subset` cannot select one snapshot's packs, so `dump` it is.
  */
 import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Command } from '../exec.ts';
+import { type Command, ExecError } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound } from './errors.ts';
+import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
 import { measureRemote, parseServer } from './ssh.ts';
+import { parseDigest, StreamHash } from './stream-hash.ts';
 
 /** Cleanup after a failed or cancelled backup must not hang the runner. */
 const CLEANUP_TIMEOUT_MS = 60_000;
@@ -65,10 +72,11 @@ export const resticDriver: DatastoreDriver = {
         () => {},
       );
       const files: StoredFile[] = [];
+      const snapshotIds: string[] = [];
       let before = 0;
       try {
         for (const [index, file] of input.files.entries()) {
-          const stored = await backupStream(
+          const stored = await hashedBackupStream(
             repo,
             file.name,
             tags,
@@ -82,18 +90,26 @@ export const resticDriver: DatastoreDriver = {
               onProgress: (done) => ctx.onProgress?.(before + done, total),
             },
           );
-          files.push({ name: file.name, size: stored });
+          files.push({ name: file.name, size: stored.bytes, sha256: stored.sha256 });
+          snapshotIds.push(stored.snapshotId);
           before += (await sizing)[index] ?? 0;
         }
+        ctx.onVerifying?.();
+        await ctx.afterStore?.({ backupId, files });
+        for (const [index, file] of files.entries()) {
+          await verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal);
+        }
+        const verifiedAt = new Date().toISOString();
+        ctx.onVerified?.();
         // Last: its presence marks the group complete.
         await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
+        return { backupId, files, verifiedAt } satisfies BackupOutput;
       } catch (error) {
         // A repository deleted behind our back: the next attempt (the task's retry) creates it.
         if (error instanceof BackupNotFound && error.repositoryMissing) known.delete(repo.location);
         else await forgetGroup(repo, backupId, false).catch(() => {});
         throw error;
       }
-      return { backupId, files } satisfies BackupOutput;
     });
   },
 
@@ -193,14 +209,17 @@ export const resticDriver: DatastoreDriver = {
       // backup's blobs and restic checks each blob's hash as it decrypts it.
       await repo.run(['check'], { signal: ctx.signal });
       for (const [name, snapshot] of group.byName) {
-        const { stdout } = await repo.run(['dump', snapshot.id, `/${name}`], {
-          signal: ctx.signal,
-          after: [{ file: 'wc', args: ['-c'] }],
-        });
+        const sha256 = ref.sums?.[name];
+        // A recorded sum: the bytes hashed as they stream back. Else their count.
+        if (sha256) {
+          await verifyStored(repo, ref.backupId, snapshot.id, { name, size: 0, sha256 }, ctx.signal);
+          continue;
+        }
+        const { stdout } = await dumpThrough(repo, ref.backupId, snapshot.id, name, 'wc', ['-c'], ctx.signal);
         const read = Number(stdout.trim());
         if (read !== sizes.get(name)) {
-          throw new Error(
-            `backup ${ref.backupId}: ${name} reads back ${read} bytes, expected ${sizes.get(name)}`,
+          throw new BackupVerifyFailed(
+            `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) reads back ${read} bytes, expected ${sizes.get(name)}`,
           );
         }
       }
@@ -259,15 +278,18 @@ async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise
   await pending;
 }
 
-/** Streams one source into one snapshot; returns the bytes stored. */
+type StreamSource = { before?: Command[]; input?: string; inputFile?: string; inputAfter?: Promise<unknown> };
+
+/** Streams one source into one snapshot; returns the bytes stored and the snapshot's id. */
 async function backupStream(
   repo: ResticRepo,
   name: string,
   tags: readonly string[],
-  source: { before?: Command[]; input?: string; inputFile?: string; inputAfter?: Promise<unknown> },
+  source: StreamSource,
   ctx: OperationContext,
-): Promise<number> {
-  let stored = 0;
+): Promise<{ bytes: number; snapshotId: string }> {
+  let bytes = 0;
+  let snapshotId = '';
   await repo.run(['backup', '--stdin', '--stdin-filename', name, '--tag', tags.join(','), '--json'], {
     ...source,
     signal: ctx.signal,
@@ -276,11 +298,113 @@ async function backupStream(
       if (message?.message_type === 'status' && typeof message.bytes_done === 'number') {
         ctx.onProgress?.(message.bytes_done, 0);
       } else if (message?.message_type === 'summary') {
-        stored = Number(message.total_bytes_processed ?? 0);
+        bytes = Number(message.total_bytes_processed ?? 0);
+        snapshotId = String(message.snapshot_id ?? '');
       }
     },
   });
-  return stored;
+  if (!/^[0-9a-f]{8,64}$/.test(snapshotId)) throw new Error(`restic backup of ${name} named no snapshot`);
+  return { bytes, snapshotId };
+}
+
+/**
+ * {@link backupStream} with the sha256 of the bytes restic reads, computed as they pass
+ * (`... | tee FIFO | restic`, `openssl dgst FIFO`).
+ */
+async function hashedBackupStream(
+  repo: ResticRepo,
+  name: string,
+  tags: readonly string[],
+  source: StreamSource,
+  ctx: OperationContext,
+): Promise<{ bytes: number; snapshotId: string; sha256: string }> {
+  const hash = await StreamHash.create();
+  // A hash that fails (or never opens the fifo) would leave tee, and restic behind it, waiting.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  if (ctx.signal?.aborted) stop.abort();
+  ctx.signal?.addEventListener('abort', onAbort, { once: true });
+  let hashFailure: { error: unknown } | undefined;
+  try {
+    const digest = hash.digest();
+    digest.catch((error: unknown) => {
+      hashFailure ??= { error };
+      stop.abort();
+    });
+    let stored: { bytes: number; snapshotId: string };
+    try {
+      stored = await backupStream(
+        repo,
+        name,
+        tags,
+        { ...source, before: [...(source.before ?? []), hash.tee] },
+        { ...ctx, signal: stop.signal },
+      );
+    } catch (error) {
+      hash.abort();
+      if (hashFailure && !ctx.signal?.aborted) throw hashFailure.error;
+      throw error;
+    }
+    return { ...stored, sha256: await digest };
+  } finally {
+    ctx.signal?.removeEventListener('abort', onAbort);
+    await hash.close();
+  }
+}
+
+/**
+ * Reads one stored disk back (`restic dump | openssl dgst`, streamed: no copy lands anywhere) and
+ * compares its sha256 with the one computed while it was sent. A blob restic cannot read (MAC
+ * or pack damaged) fails as a mismatch does; locks, unreachable servers and cancels stay typed.
+ */
+async function verifyStored(
+  repo: ResticRepo,
+  backupId: string,
+  snapshotId: string,
+  file: StoredFile,
+  signal?: AbortSignal,
+): Promise<void> {
+  const what = `datastore ${repo.target.id}: ${file.name} of backup ${backupId} (VM ${repo.vmId})`;
+  const { stdout } = await dumpThrough(
+    repo,
+    backupId,
+    snapshotId,
+    file.name,
+    'openssl',
+    ['dgst', '-sha256', '-r'],
+    signal,
+  );
+  const actual = parseDigest(stdout, file.name);
+  if (actual !== file.sha256) {
+    throw new BackupVerifyFailed(
+      `${what} reads back with sha256 ${actual}, not the ${file.sha256} sent: the stored data is damaged`,
+    );
+  }
+}
+
+/**
+ * `restic dump <snapshot> /<name> | <tool>`: a stored file read back into a tool as it streams.
+ * A blob restic cannot read (MAC or pack damaged) fails with BackupVerifyFailed naming the
+ * file; locks, unreachable servers and cancels stay typed.
+ */
+async function dumpThrough(
+  repo: ResticRepo,
+  backupId: string,
+  snapshotId: string,
+  name: string,
+  tool: string,
+  args: readonly string[],
+  signal?: AbortSignal,
+): Promise<{ stdout: string }> {
+  try {
+    return await repo.run(['dump', snapshotId, `/${name}`], { signal, after: [{ file: tool, args }] });
+  } catch (error) {
+    if (!(error instanceof ExecError)) throw error;
+    throw new BackupVerifyFailed(
+      `datastore ${repo.target.id}: ${name} of backup ${backupId} (VM ${repo.vmId}) cannot be read back: ${error.stderrTail || error.message}`,
+      { cause: error },
+    );
+  }
 }
 
 /** `restic dump | dd`: the file is written as it streams, and all-zero blocks stay holes. */

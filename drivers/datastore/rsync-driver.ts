@@ -12,17 +12,23 @@
  * Checksums: sha256 of each disk is computed WHILE rsync reads it (both read the same file at the
  * same time, so the page cache serves the second reader: one disk read, the hash on the other
  * core, by `openssl dgst` with the CPU's SHA instructions), and stored in `SHA256SUMS` for
- * `verify` and for operators (`sha256sum -c`). verify
- * fetches each file into a private temporary folder to hash it: it costs the backup's size in
- * temporary space on the runner's host, for the length of one file.
+ * `verify` and for operators (`sha256sum -c`). Before `SHA256SUMS`, `vm.xml` and the marker are
+ * sent, the server hashes the stored disks itself (`openssl dgst` or `sha256sum` over ssh:
+ * `remoteSha256`) and each sum must equal the one computed while sending, else the backup fails
+ * (BackupVerifyFailed naming the disk) and its folder is removed as any failed backup's. The
+ * `verify` operation has the server hash every file against `SHA256SUMS` (and `SHA256SUMS`
+ * against the sums the image recorded); only a server that runs no command for us (rsync-only
+ * accounts) has each file fetched into a private temporary folder and hashed there, which costs
+ * the size of one file in temporary space on the runner's host. A backup to such a server
+ * fails its verification after storing: it needs `openssl` or `sha256sum` over ssh.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../exec.ts';
+import { ExecError, run } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound, UnsupportedSource } from './errors.ts';
+import { BackupNotFound, BackupVerifyFailed, UnsupportedSource } from './errors.ts';
 import {
   basePath,
   checkBackupId,
@@ -32,7 +38,7 @@ import {
   vmPath,
 } from './layout.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
-import { measureRemote, sumListing } from './ssh.ts';
+import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
 
 const MARKER = '.complete';
 const SUMS = 'SHA256SUMS';
@@ -63,6 +69,7 @@ export const rsyncDriver: DatastoreDriver = {
     return withTempDir(async (tmp) => {
       const files: StoredFile[] = [];
       const sums: string[] = [];
+      let verifiedAt = '';
       let before = 0;
       try {
         for (const [index, file] of input.files.entries()) {
@@ -78,9 +85,14 @@ export const rsyncDriver: DatastoreDriver = {
             sha256Of(path, ctx.signal),
           ]);
           sums.push(`${sum}  ${file.name}`);
-          files.push({ name: file.name, size: sizes[index] ?? 0 });
+          files.push({ name: file.name, size: sizes[index] ?? 0, sha256: sum });
           before += sizes[index] ?? 0;
         }
+        ctx.onVerifying?.();
+        await ctx.afterStore?.({ backupId: hash, files });
+        await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, ctx.signal);
+        verifiedAt = new Date().toISOString();
+        ctx.onVerified?.();
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
         sums.push(`${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`);
         await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
@@ -105,7 +117,7 @@ export const rsyncDriver: DatastoreDriver = {
           .catch(() => {});
         throw error;
       }
-      return { backupId: hash, files } satisfies BackupOutput;
+      return { backupId: hash, files, verifiedAt } satisfies BackupOutput;
     });
   },
 
@@ -197,6 +209,10 @@ export const rsyncDriver: DatastoreDriver = {
   async verify(target, ref, ctx = {}) {
     const remote = new RsyncRemote(target);
     const { dir, entries } = await completeBackup(remote, ref, ctx.signal);
+    const failed = (name: string, why: string) =>
+      new BackupVerifyFailed(
+        `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) ${why}`,
+      );
     await withTempDir(async (tmp) => {
       await fetch(remote, `${dir}/${SUMS}`, join(tmp, SUMS), () => {}, ctx.signal);
       const expected = new Map(
@@ -208,16 +224,42 @@ export const rsyncDriver: DatastoreDriver = {
       const missing = entries.filter(
         (e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name),
       );
-      if (missing.length) throw new Error(`backup ${ref.backupId}: ${missing[0]?.name} is not in ${SUMS}`);
+      if (missing.length) throw failed(missing[0]?.name ?? '', `is not in ${SUMS}`);
+      for (const name of expected.keys()) {
+        if (!entries.some((e) => e.name === name && e.isFile)) throw failed(name, 'is missing');
+      }
+      // SHA256SUMS lies on the server too: what the image recorded at backup time prevails.
+      for (const [name, sum] of Object.entries(ref.sums ?? {})) {
+        if (expected.get(name) !== sum) {
+          throw failed(
+            name,
+            `has sha256 ${expected.get(name) ?? 'none'} in ${SUMS}, not the ${sum} recorded`,
+          );
+        }
+      }
+      // The server hashes its own files (no transfer); one that runs no command for us has each
+      // file fetched here and hashed, one at a time.
+      const paths = [...expected.keys()].map((name) => `${dir}/${name}`);
+      const onServer = await remoteSha256(remote.server, paths, `datastore ${target.id}`, ctx).catch(
+        (error: unknown) => {
+          if (error instanceof ExecError) return undefined;
+          throw error;
+        },
+      );
       for (const [name, sum] of expected) {
-        if (!entries.some((e) => e.name === name))
-          throw new Error(`backup ${ref.backupId}: ${name} is missing`);
-        const local = join(tmp, name);
-        await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
-        const actual = await sha256Of(local, ctx.signal);
-        await rm(local, { force: true });
-        if (actual !== sum)
-          throw new Error(`backup ${ref.backupId}: ${name} does not match its sha256 (stored data damaged)`);
+        let actual = onServer?.get(`${dir}/${name}`);
+        if (!onServer) {
+          const local = join(tmp, name);
+          await fetch(remote, `${dir}/${name}`, local, (done) => ctx.onProgress?.(done, 0), ctx.signal);
+          actual = await sha256Of(local, ctx.signal);
+          await rm(local, { force: true });
+        }
+        if (actual !== sum) {
+          throw failed(
+            name,
+            `reads back with sha256 ${actual ?? 'none'}, not ${sum}: the stored data is damaged`,
+          );
+        }
       }
     });
   },
@@ -237,6 +279,45 @@ export const rsyncDriver: DatastoreDriver = {
     });
   },
 };
+
+/**
+ * The server's own sha256 of each stored disk against the one computed while sending it
+ * (`files[].sha256`); BackupVerifyFailed naming the first disk that differs or was not hashed.
+ */
+async function verifyStored(
+  remote: RsyncRemote,
+  dir: string,
+  ref: { vmId: number; backupId: string },
+  files: readonly StoredFile[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const what = `datastore ${remote.target.id}`;
+  const backup = `backup ${ref.backupId} (VM ${ref.vmId})`;
+  let sums: Map<string, string>;
+  try {
+    sums = await remoteSha256(
+      remote.server,
+      files.map((f) => `${dir}/${f.name}`),
+      what,
+      { signal },
+    );
+  } catch (error) {
+    if (!(error instanceof ExecError)) throw error;
+    const named = files.find((f) => error.stderrTail.includes(`${dir}/${f.name}`)) ?? files[0];
+    throw new BackupVerifyFailed(
+      `${what}: ${named?.name} of ${backup} cannot be hashed on the backup server: ${error.stderrTail || error.message}`,
+      { cause: error },
+    );
+  }
+  for (const file of files) {
+    const actual = sums.get(`${dir}/${file.name}`);
+    if (actual !== file.sha256) {
+      throw new BackupVerifyFailed(
+        `${what}: ${file.name} of ${backup} reads back on the backup server with sha256 ${actual ?? 'none'}, not the ${file.sha256} sent: the stored data is damaged`,
+      );
+    }
+  }
+}
 
 /** The folder and entries of a complete backup; BackupNotFound when absent or unfinished. */
 async function completeBackup(

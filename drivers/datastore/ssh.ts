@@ -170,6 +170,47 @@ export async function sshDfSpace(
   throw missing;
 }
 
+/** Hashing tools tried on the server, fastest first (openssl uses the CPU's SHA instructions). */
+const REMOTE_HASHERS: readonly (readonly string[])[] = [['openssl', 'dgst', '-sha256', '-r'], ['sha256sum']];
+/** A line of either: `<hex> *<path>` (openssl -r) or `<hex>  <path>` (sha256sum). */
+const SUM_LINE = /^([0-9a-f]{64}) [ *](.+)$/;
+
+/**
+ * sha256 of files on the server, computed there, in one ssh call: `openssl dgst -sha256 -r`,
+ * or coreutils' `sha256sum` where openssl is missing (exit 127). The paths reach a remote shell,
+ * so each is checked here, where it is used (REMOTE_PATH: nothing a shell would interpret). No
+ * time limit: it reads whole disks; `ctx.signal` stops it. Answers each path's sum; a path the
+ * tool did not hash is absent. An ssh failure comes back typed; a failing tool as its ExecError.
+ */
+export async function remoteSha256(
+  server: Server,
+  paths: readonly string[],
+  what: string,
+  ctx: OperationContext = {},
+): Promise<Map<string, string>> {
+  const checked = paths.map(remotePath);
+  let missing: unknown;
+  for (const hasher of REMOTE_HASHERS) {
+    const args = [...sshOptions(server), remoteHost(server), ...hasher, '--', ...checked];
+    try {
+      const { stdout } = await run({ file: 'ssh', args }, { signal: ctx.signal });
+      const sums = new Map<string, string>();
+      for (const line of stdout.split('\n')) {
+        const m = SUM_LINE.exec(line);
+        if (m) sums.set(m[2] as string, m[1] as string);
+      }
+      return sums;
+    } catch (error) {
+      if (!(error instanceof ExecError)) throw error;
+      const typed = sshFailure(error.stderrTail, what, error);
+      if (typed) throw typed;
+      if (error.exitCode !== 127) throw error;
+      missing = error;
+    }
+  }
+  throw missing;
+}
+
 /** What a monitor measures of a datastore's folder on an ssh server; null where unknown (never 0). */
 export interface RemoteMeasure {
   space: FilesystemSpace | null;

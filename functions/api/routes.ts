@@ -49,6 +49,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/images/{id}' },
   { method: 'DELETE', path: '/images/{id}' },
   { method: 'POST', path: '/images/{id}/restore' },
+  { method: 'POST', path: '/images/{id}/verify' },
   { method: 'PUT', path: '/images/{id}/owner' },
   { method: 'PUT', path: '/images/{id}/permissions' },
   { method: 'POST', path: '/downloads' },

@@ -66,6 +66,7 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
     datastore: await taskDatastore(datastore, host, image),
     ...(image && { vmId: image.vmId, backupId }),
     ...(kind === 'download' && { file: input.file, toPath: input.toPath, confine: input.confine }),
+    ...(kind === 'verify' && image && backupId && { sums: recordedSums(image, backupId) }),
   });
   await executions.update(executionId, { phase: 'running', hostId: host.id });
   return {
@@ -75,6 +76,20 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
     task: withAllFields(fields),
   };
 });
+
+/**
+ * The sha256 of each file of one stored backup of `image` (its FULL, or a chain point), as the
+ * runner verified them at backup time; null when none was recorded (older images).
+ */
+export function recordedSums(image: Image, backupId: string): Record<string, string> | null {
+  const files: { file?: string; sha256?: string }[] =
+    image.increments.find((i) => i.source === backupId)?.disks ??
+    (image.source === backupId ? image.disks : []);
+  const sums = Object.fromEntries(
+    files.flatMap((f) => (f.file && f.sha256 ? [[f.file, f.sha256] as const] : [])),
+  );
+  return Object.keys(sums).length > 0 ? sums : null;
+}
 
 /** Every field of the machine's message, null where this kind has none. */
 function withAllFields(fields: object): Record<string, unknown> {

@@ -1,6 +1,7 @@
 /**
  * Backup step Commit: records the runner's result (`$.host`, a BackupResult): the image READY
- * with its source, disks, size and template (or the new increment appended to its chain), the
+ * with its source, disks (each with the sha256 the runner verified), size, template and
+ * `verifiedAt` (or the new increment appended to its chain, with its own), the
  * image id in the VM's BACKUP_IDS, the runtime BACKUP_CONFIG keys (LAST_BACKUP_ID and
  * LAST_BACKUP_SIZE: the backup just stored), and the VM unlocked; then a `monitor` of the
  * datastore is queued (its FREE changed).
@@ -53,12 +54,19 @@ export function committedImage(
   if (image.increments.some((i) => i.source === result.backupId) || image.source === result.backupId) {
     return { image, added: 0 };
   }
-  const files = result.disks.map((d) => ({ id: d.id, file: d.file, size: d.size }));
+  const files = result.disks.map((d) => ({
+    id: d.id,
+    file: d.file,
+    size: d.size,
+    ...(d.sha256 ? { sha256: d.sha256 } : {}),
+  }));
+  const verified = result.verifiedAt ? { verifiedAt: result.verifiedAt } : {};
   const point = {
     source: result.backupId,
     size: added,
     date: now,
     disks: files,
+    ...verified,
     ...(result.increment?.checkpoint ? { checkpoint: result.increment.checkpoint } : {}),
   };
   if (result.increment && result.increment.parent !== null && image.increments.length > 0) {
@@ -84,6 +92,7 @@ export function committedImage(
     virtualSize: d.virtualSize,
     format: d.format,
     file: d.file,
+    ...(d.sha256 ? { sha256: d.sha256 } : {}),
   }));
   // A FULL in MODE=INCREMENT opens a chain: it is increment 0 of its image.
   const increments: Increment[] =
@@ -106,6 +115,7 @@ export function committedImage(
       size: added,
       template: result.template,
       increments,
+      ...(result.verifiedAt ? { verifiedAt: result.verifiedAt, verifyState: 'OK' as const } : {}),
     },
     added,
   };

@@ -12,6 +12,7 @@ import { recordCapacity } from '../operations/capacity.ts';
 import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
 import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
 import { deleteImageRecord } from '../operations/quota.ts';
+import { recordVerification } from '../operations/verify.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
@@ -136,6 +137,10 @@ export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (
     }
     case 'verify': {
       const result = VerifyResult.parse(input.host);
+      if (input.imageId !== null) {
+        const { createdAt } = await executions.get(executionId);
+        await recordVerification(input.imageId, { state: 'OK', queuedAt: createdAt });
+      }
       await executions.update(executionId, { phase: 'done', 'params.result': result });
       return result;
     }

@@ -3,10 +3,12 @@
  * (TIMED_OUT for Step Functions timeouts, else FAILED) and undoes the operation's marks with
  * undoMarks (functions/operations/end.ts: the image to ERROR, or READY for a chain; the VM's
  * lock only if this execution holds it; a failed delete's image ERROR, deletable again; a failed
- * flatten's chain as it was and ACTIVE_FLATTEN cleared). ReleaseFailed, next, ends it. Idempotent.
+ * flatten's chain as it was and ACTIVE_FLATTEN cleared); a failed verify leaves its image
+ * `verifyState` FAILED with the message. ReleaseFailed, next, ends it. Idempotent.
  */
 import { z } from 'zod';
 import { undoMarks } from '../operations/end.ts';
+import { recordVerification } from '../operations/verify.ts';
 import { executions } from '../repo/executions.ts';
 import { describeFailure, StepInput, step } from './common.ts';
 
@@ -22,6 +24,13 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
   const error = describeFailure(input.error);
   const state = TIMEOUTS.has(input.error?.Error ?? '') ? 'TIMED_OUT' : 'FAILED';
   await undoMarks(execution, state);
+  // A verify that failed (a file that does not read back as stored, or no host could read it).
+  if (execution.kind === 'verify' && execution.imageId !== undefined) {
+    await recordVerification(execution.imageId, {
+      state: 'FAILED',
+      message: `${error.name}: ${error.message}`,
+    });
+  }
   // Last: a record not yet FAILED tells the sweep and Release that the marks may still be held.
   await executions.update(executionId, { state, phase: 'failed', error });
   return { state, error };

@@ -4,6 +4,12 @@
  * (SNAPSHOT), and for an increment only the changed blocks), the datastore driver streams them and the template into a new backup, and the
  * disk driver gives the VM its disks back, in a `finally` so that happens even when the upload
  * fails or is aborted.
+ *
+ * Verify after every backup: the datastore driver computes each disk's sha256 as it streams and
+ * reads the stored disks back before it marks the backup complete (phase `verifying`, while the
+ * disks are still held: a failed verification is a failed upload, and a SNAPSHOT point is undone
+ * so the same increment can be tried again). The answer carries each disk's sha256 and
+ * `verifiedAt`; a mismatch fails the task with `BackupVerifyFailed` naming the disk.
  */
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
@@ -23,7 +29,13 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
     store.backup(
       target,
       { vmId: task.vm.id, imageId: task.imageId, files, template },
-      { signal: ctx.signal, onProgress: (done, all) => ctx.progress.bytes(done, all || total) },
+      {
+        signal: ctx.signal,
+        onProgress: (done, all) => ctx.progress.bytes(done, all || total),
+        onVerifying: () => ctx.progress.phase('verifying'),
+        // The template (restic) or the sums and marker (rsync) are stored after the read-back.
+        onVerified: () => ctx.progress.phase('completing'),
+      },
     );
   // One driver: the datastore opens its repository while the disks are made stable
   // (early-upload.ts). Several drivers hand their files over only once all are prepared.
@@ -61,16 +73,21 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
   }
   ctx.progress.phase('releasing');
   await prepared.release();
-  const stored = new Map(output.files.map((f) => [f.name, f.size]));
+  const stored = new Map(output.files.map((f) => [f.name, f]));
   return {
     backupId: output.backupId,
-    disks: prepared.files.map((f) => ({
-      id: f.diskId,
-      size: stored.get(f.name) ?? 0,
-      virtualSize: f.virtualSize,
-      format: f.format,
-      file: f.name,
-    })),
+    disks: prepared.files.map((f) => {
+      const sha256 = stored.get(f.name)?.sha256;
+      return {
+        id: f.diskId,
+        size: stored.get(f.name)?.size ?? 0,
+        virtualSize: f.virtualSize,
+        format: f.format,
+        file: f.name,
+        ...(sha256 ? { sha256 } : {}),
+      };
+    }),
+    ...(output.verifiedAt ? { verifiedAt: output.verifiedAt } : {}),
     increment,
     chainReset,
     template: prepared.template,

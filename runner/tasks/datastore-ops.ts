@@ -68,6 +68,10 @@ export async function runVerify(task: VerifyTask, ctx: TaskContext): Promise<{ v
   const target = await ctx.target(task.datastore);
   await ctx.drivers
     .datastore(task.datastore.driver)
-    .verify(target, { vmId: task.vmId, backupId: task.backupId }, { signal: ctx.signal });
+    .verify(
+      target,
+      { vmId: task.vmId, backupId: task.backupId, ...(task.sums && { sums: task.sums }) },
+      { signal: ctx.signal },
+    );
   return { verified: true };
 }

@@ -31,6 +31,11 @@ export interface ConformanceTarget {
   streamsNbd: boolean;
   /** Substrings of the command lines of every process the driver starts for this suite. */
   processMarkers: string[];
+  /**
+   * Damages what the datastore holds of a backup just stored (before it is verified): flips
+   * bytes of the named file, or of the data the driver stored since `since` (ms since epoch).
+   */
+  damage(stored: { vmId: number; backupId: string; file: string; since: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,7 +54,12 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
     let sums: Map<string, string>;
     let nextVm = 1;
     /** The backup most tests read, made once in beforeAll while the secret spy watches. */
-    let shared: { vmId: number; backupId: string; files: { name: string; size: number }[] };
+    let shared: {
+      vmId: number;
+      backupId: string;
+      files: { name: string; size: number; sha256?: string }[];
+      verifiedAt?: string;
+    };
     const spied = { seen: 0, leaks: [] as string[] };
 
     beforeAll(async () => {
@@ -102,10 +112,12 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       });
 
     it('backs up two disks and the template, and restores them byte for byte', async () => {
+      // Each disk's sha256 as it streamed: that of the source file's bytes, verified on read-back.
       expect(shared.files).toEqual([
-        { name: 'disk.0.raw', size: 64 * MiB },
-        { name: 'disk.1.qcow2', size: 300 * 1024 + 5 },
+        { name: 'disk.0.raw', size: 64 * MiB, sha256: sums.get('disk.0.raw') },
+        { name: 'disk.1.qcow2', size: 300 * 1024 + 5, sha256: sums.get('disk.1.qcow2') },
       ]);
+      expect(Date.parse(shared.verifiedAt ?? '')).toBeGreaterThan(Date.now() - 15 * 60_000);
       const toDir = join(work, 'restore');
       const restored = await t.driver.restore(t.target(), {
         vmId: shared.vmId,
@@ -131,8 +143,43 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       expect(await sha256(toPath)).toBe(sums.get('disk.1.qcow2'));
       // Nothing else was written beside it (no temporary file left, no other name).
       expect(readdirSync(join(work, 'download'))).toEqual(['small.img']);
-      expect(byName(await t.driver.stat(t.target(), ref))).toEqual(byName(shared.files));
+      expect(byName(await t.driver.stat(t.target(), ref))).toEqual(
+        byName(shared.files.map(({ name, size }) => ({ name, size }))),
+      );
       await expect(t.driver.verify(t.target(), ref)).resolves.toBeUndefined();
+      // Against the sums recorded at backup time: passes; a sum that is not the file's names it.
+      const recorded = Object.fromEntries(shared.files.map((f) => [f.name, f.sha256 ?? '']));
+      await expect(t.driver.verify(t.target(), { ...ref, sums: recorded })).resolves.toBeUndefined();
+      const wrong = { ...recorded, 'disk.1.qcow2': '0'.repeat(64) };
+      const error = await t.driver
+        .verify(t.target(), { ...ref, sums: wrong })
+        .catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+      expect((error as Error).message).toContain('disk.1.qcow2');
+    });
+
+    it('verify of a stored backup damaged later fails naming the file; an untouched one passes', async () => {
+      const vmId = nextVm++;
+      const path = join(work, `later-${vmId}.img`);
+      await writeFile(path, randomBytes(2 * MiB + 11));
+      const since = Date.now();
+      const out = await t.driver.backup(t.target(), {
+        vmId,
+        imageId: 40 + vmId,
+        files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+        template: TEMPLATE,
+      });
+      const ref = { vmId, backupId: out.backupId };
+      const sums = { 'disk.0.raw': out.files[0]?.sha256 ?? '' };
+      await expect(t.driver.verify(t.target(), { ...ref, sums })).resolves.toBeUndefined();
+      await t.damage({ ...ref, file: 'disk.0.raw', since });
+      const error = await t.driver.verify(t.target(), { ...ref, sums }).catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+      expect((error as Error).message).toContain('disk.0.raw');
+      // The shared backup, untouched, still verifies.
+      await expect(
+        t.driver.verify(t.target(), { vmId: shared.vmId, backupId: shared.backupId }),
+      ).resolves.toBeUndefined();
     });
 
     it('streams an NBD export without a copy, or refuses it clearly', async () => {
@@ -152,6 +199,8 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
           return;
         }
         const out = await attempt;
+        // The sha256 of the NBD stream as it went by: that of the exported disk's bytes.
+        expect(out.files[0]?.sha256).toBe(sums.get('disk.0.raw'));
         const toPath = join(work, `nbd-${vmId}.raw`);
         await writeFile(toPath, '', { flag: 'wx', mode: 0o600 });
         await t.driver.download(t.target(), { vmId, backupId: out.backupId, file: 'disk.0.raw', toPath });
@@ -159,6 +208,56 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       } finally {
         server.kill('SIGTERM');
       }
+    });
+
+    it('a backup whose stored data is damaged before it is read back fails, naming the disk, and is not kept', async () => {
+      const vmId = nextVm++;
+      // Fresh random bytes: the damaged data is this backup's own, shared with no other backup.
+      const path = join(work, `damaged-${vmId}.img`);
+      await writeFile(path, randomBytes(2 * MiB + 3));
+      const since = Date.now();
+      let stored: { backupId: string; names: string[] } | undefined;
+      let verifying = false;
+      let verified = false;
+      const error = await t.driver
+        .backup(
+          t.target(),
+          {
+            vmId,
+            imageId: 40 + vmId,
+            files: [
+              { name: 'disk.0.raw', source: { kind: 'file', path } },
+              files[1] as { name: string; source: DiskSource },
+            ],
+            template: TEMPLATE,
+          },
+          {
+            onVerifying: () => {
+              verifying = true;
+            },
+            onVerified: () => {
+              verified = true;
+            },
+            afterStore: async (out) => {
+              stored = { backupId: out.backupId, names: out.files.map((f) => f.name) };
+              await t.damage({ vmId, backupId: out.backupId, file: 'disk.0.raw', since });
+            },
+          },
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+      expect(verifying).toBe(true);
+      expect(verified).toBe(false);
+      expect(stored?.names).toEqual(['disk.0.raw', 'disk.1.qcow2']);
+      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+      expect(error?.message).toContain('disk.0.raw');
+      expect(error?.message).not.toContain('disk.1.qcow2');
+      // Never a complete backup: nothing to restore, and reconcile finds nothing to choke on.
+      const ref = { vmId, backupId: stored?.backupId ?? '' };
+      await expect(t.driver.stat(t.target(), ref)).rejects.toMatchObject({ name: 'BackupNotFound' });
+      await expect(t.driver.reconcile(t.target(), { vmId })).resolves.toBeUndefined();
     });
 
     it('monitor reports the capacity as numbers: the filesystem, and the bytes its backups take', async () => {
@@ -193,7 +292,9 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       const [a, b] = await Promise.all([small(), small()]);
       expect(a.backupId).not.toBe(b.backupId);
       for (const id of [a.backupId, b.backupId]) {
-        expect(await t.driver.stat(t.target(), { vmId, backupId: id })).toEqual(a.files);
+        expect(await t.driver.stat(t.target(), { vmId, backupId: id })).toEqual(
+          a.files.map(({ name, size }) => ({ name, size })),
+        );
       }
     });
 

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,24 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
     secret: PASSWORD,
     unreachable: sshd ? () => target({ RESTIC_SFTP_SERVER: `127.0.0.1:${closed}` }) : undefined,
     streamsNbd: true,
-    processMarkers: [base, ...(sshd ? [sshd.configPath] : [])],
+    // `lifeboat-hash-`: the tee and openssl that hash each disk as it streams (stream-hash.ts).
+    processMarkers: [base, 'lifeboat-hash-', ...(sshd ? [sshd.configPath] : [])],
+    // The repository (local, or the sftp server's folder) is on this machine: damage every data
+    // pack written since the backup started (its disk is fresh random bytes: no other backup's).
+    damage: async ({ vmId, since }) => {
+      const data = join(base, String(vmId), 'data');
+      const packs = (await readdir(data, { recursive: true })).map((p) => join(data, p));
+      let damaged = 0;
+      for (const pack of packs) {
+        const info = await stat(pack);
+        if (!info.isFile() || info.mtimeMs < since - 1000 || info.size < 2048) continue;
+        const handle = await open(pack, 'r+');
+        await handle.write(Buffer.alloc(16, 0x5a), 0, 16, 1024);
+        await handle.close();
+        damaged++;
+      }
+      if (damaged === 0) throw new Error(`no pack of VM ${vmId} written since the backup started`);
+    },
     async stop() {
       await sshd?.stop();
       await rm(base, { recursive: true, force: true });
@@ -147,7 +164,9 @@ describe('restic: a file source not yet stable (ready)', () => {
     await writeFile(path, data);
     open();
     const out = await backup;
-    expect(out.files).toEqual([{ name: 'disk.0.raw', size: data.length }]);
+    expect(out.files).toEqual([
+      { name: 'disk.0.raw', size: data.length, sha256: createHash('sha256').update(data).digest('hex') },
+    ]);
     const toDir = await mkdtemp(join(base, 'restore-'));
     const [file] = await resticDriver.restore(target(), {
       vmId: 5,

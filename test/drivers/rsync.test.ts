@@ -1,4 +1,4 @@
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,8 @@ datastoreConformance('rsync over ssh', async () => {
     unreachable: () => target({ RSYNC_HOST: `127.0.0.1:${closed}` }),
     streamsNbd: false,
     processMarkers: [base, sshd.configPath],
+    // The server's folder is on this machine: flip one byte of the stored file.
+    damage: ({ vmId, backupId, file }) => flipByte(join(base, String(vmId), backupId, file), 1000),
     async stop() {
       await sshd.stop();
       await rm(base, { recursive: true, force: true });
@@ -101,3 +103,15 @@ describe('rsync: the capacity of a server without sftp', () => {
     expect(tools).toEqual(['sftp', 'ssh']);
   });
 });
+
+/** Flips the bits of the byte at `offset` of `path`, in place. */
+async function flipByte(path: string, offset: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, offset);
+    await handle.write(Buffer.from([(byte[0] as number) ^ 0xff]), 0, 1, offset);
+  } finally {
+    await handle.close();
+  }
+}

@@ -114,6 +114,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     body: { name: `copy-${f.n}` },
     applies: ['image'],
   }),
+  'POST /images/{id}/verify': (f) => ({ path: `/images/${f.imageId}/verify` }),
   'POST /downloads': (f) => ({
     path: '/downloads',
     body: { url: `restic://${f.dsId}/snap-${f.n}/disk.0.raw`, toPath: `dl-${f.n}` },

@@ -3,6 +3,7 @@
  * an increment, restore points, a chain the runner could not follow (a new chain), a failed
  * increment leaving the chain READY.
  */
+import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
@@ -52,6 +53,10 @@ async function admit() {
   return { input, admitted: await admitBackup(input) };
 }
 
+/** A sha256 per backup id, as the runner reports it after verifying the stored file. */
+const sha256Of = (backupId: string) => createHash('sha256').update(backupId).digest('hex');
+const VERIFIED_AT = '2026-12-06T16:00:00.000Z';
+
 const result = (
   backupId: string,
   file: string,
@@ -59,7 +64,17 @@ const result = (
   chainReset: string | null = null,
 ) => ({
   backupId,
-  disks: [{ id: 0, size: 100, virtualSize: 1000, format: file.endsWith('.raw') ? 'raw' : 'qcow2', file }],
+  disks: [
+    {
+      id: 0,
+      size: 100,
+      virtualSize: 1000,
+      format: file.endsWith('.raw') ? 'raw' : 'qcow2',
+      file,
+      sha256: sha256Of(backupId),
+    },
+  ],
+  verifiedAt: VERIFIED_AT,
   increment,
   chainReset,
   template: '<domain/>',
@@ -86,6 +101,21 @@ describe('an increment chain', () => {
     const image = await images.get(chainId);
     expect(image).toMatchObject({ state: 'READY', mode: 'INCREMENT', source: 'snap-0' });
     expect(image.increments).toMatchObject([{ id: 0, type: 'FULL', checkpoint: firstCheckpoint }]);
+    // What the runner verified: each disk's sha256 and when, on the image and on its point 0.
+    expect(image.disks).toEqual([
+      { id: 0, size: 100, virtualSize: 1000, format: 'raw', file: 'disk.0.raw', sha256: sha256Of('snap-0') },
+    ]);
+    expect(image.verifiedAt).toBe(VERIFIED_AT);
+    expect(image.increments[0]).toMatchObject({
+      verifiedAt: VERIFIED_AT,
+      disks: [{ id: 0, file: 'disk.0.raw', size: 100, sha256: sha256Of('snap-0') }],
+    });
+    // `image show` (GET /images/{id}) shows them.
+    const shown = await call('GET', `/images/${chainId}`, admin);
+    expect(shown.body).toMatchObject({
+      verifiedAt: VERIFIED_AT,
+      disks: [{ id: 0, sha256: sha256Of('snap-0') }],
+    });
     const vm = await vms.get(1);
     expect(vm.backups.BACKUP_CONFIG).toMatchObject({
       INCREMENTAL_BACKUP_ID: String(chainId),
@@ -109,6 +139,10 @@ describe('an increment chain', () => {
       [0, 'FULL', 'snap-0'],
       [1, 'INCREMENT', 'snap-1'],
     ]);
+    expect(image.increments[1]).toMatchObject({
+      verifiedAt: VERIFIED_AT,
+      disks: [{ id: 0, file: 'disk.0.inc1.qcow2', size: 100, sha256: sha256Of('snap-1') }],
+    });
     expect((await vms.get(1)).backups.BACKUP_CONFIG.LAST_INCREMENT_ID).toBe('1');
   });
 

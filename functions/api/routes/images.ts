@@ -2,6 +2,7 @@
  * Image routes: list, show (each with its `downloadUrls`), delete (removes the data through a
  * `delete` execution), and restore requests.
  */
+import { z } from 'zod';
 import { checkRestoreOptions, ImageListQuery, parseBody, RestoreRequestBody } from '#core/contracts/api.ts';
 import { downloadUrlsOf } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
@@ -10,9 +11,10 @@ import type { Datastore, Image } from '#core/model.ts';
 import { assertPoolAllowed } from '#core/restore-pools.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { retry } from '#platform/retry.ts';
-import { claimDeletion, enqueueDeletes, maintenanceHost } from '../../operations/maintenance.ts';
+import { claimDeletion, enqueueDeletes, maintenanceHost, sourcesOf } from '../../operations/maintenance.ts';
 import { enqueue } from '../../operations/queue.ts';
 import { deleteImageRecord } from '../../operations/quota.ts';
+import { enqueueVerifies } from '../../operations/verify.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { executions } from '../../repo/executions.ts';
 import { hosts } from '../../repo/hosts.ts';
@@ -217,10 +219,40 @@ function missingDisks(image: Image): number[] {
   return disks.filter((d) => !d.volatile && !held.has(d.id)).map((d) => d.id);
 }
 
+/** `POST /images/{id}/verify`: the host is chosen as for any maintenance (admins may name one). */
+const VerifyRequestBody = z.strictObject({
+  hostId: z.number().int().nonnegative().optional(),
+  /** Dispatch priority 0-99; users up to 49. */
+  priority: z.number().int().min(0).max(99).optional(),
+});
+
+/**
+ * `POST /images/{id}/verify` (`lifeboat image verify`): a READY image's stored backups read back
+ * on a host, each against the sha256 recorded at backup time: one `verify` execution per stored
+ * backup (a chain: per point), answered 202 `{ imageId, executions }`. The outcome lands on the
+ * image (`verifyState`, `verifiedAt`, `verifyError`: operations/verify.ts).
+ */
+const verify: RouteHandler = async (ctx) => {
+  const image = await imageFor(ctx);
+  const body = parseBody(VerifyRequestBody, ctx.body);
+  assertPriority(ctx.user.role, body.priority);
+  if (body.hostId !== undefined) assertAdmin(ctx.user, 'name a host');
+  if (image.state !== 'READY')
+    throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be verified`);
+  if (sourcesOf(image).length === 0) throw new Conflict(`Image ${image.id} has no stored backup`);
+  const datastore = await datastores.get(image.datastoreId);
+  const host =
+    body.hostId === undefined ? await maintenanceHost(datastore, image.vmId) : await hosts.get(body.hostId);
+  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  const queued = await enqueueVerifies(ctx.user, image, datastore, host, body.priority);
+  return json({ imageId: image.id, executions: queued }, 202);
+};
+
 /** Image routes by route key. */
 export const imageRoutes: Record<string, RouteHandler> = {
   'GET /images': list,
   'GET /images/{id}': show,
   'DELETE /images/{id}': remove,
   'POST /images/{id}/restore': restore,
+  'POST /images/{id}/verify': verify,
 };

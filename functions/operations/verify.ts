@@ -1,0 +1,69 @@
+/**
+ * `image verify`: one `verify` execution per stored backup of an image (its FULL, each point of
+ * a chain), each reading its files back on a host against the sha256 recorded at backup time;
+ * and the result on the image: `verifyState` OK or FAILED (absent: never verified since it was
+ * stored) with `verifiedAt`, and on FAILED the runner's message, which names the file.
+ *
+ * A chain's points are verified by separate executions that may end in any order: a FAILED is
+ * kept against any OK of an execution queued before it failed (the same request, or an older
+ * one), so one damaged point leaves the image FAILED until a later request verifies it again.
+ */
+import type { Datastore, Execution, Host, Image } from '#core/model.ts';
+import { images } from '../repo/images.ts';
+import { isConditionFailed } from '../repo/table.ts';
+import { enqueueMaintenance, sourcesOf } from './maintenance.ts';
+
+/** Queue the verification of every stored backup of `image` on `host`; answers the executions. */
+export async function enqueueVerifies(
+  requestedBy: { name: string },
+  image: Image,
+  datastore: Datastore,
+  host: Host,
+  priority?: number,
+): Promise<Execution[]> {
+  const queued: Execution[] = [];
+  for (const backupId of sourcesOf(image)) {
+    queued.push(
+      await enqueueMaintenance(requestedBy, { kind: 'verify', host, datastore, image, backupId, priority }),
+    );
+  }
+  return queued;
+}
+
+/**
+ * Records a verify execution's outcome on its image. OK does not replace a FAILED recorded
+ * after `queuedAt` (the execution's creation): another point of the same request failed. An
+ * image gone meanwhile is left alone.
+ */
+export async function recordVerification(
+  imageId: number,
+  outcome: { state: 'OK'; queuedAt: string } | { state: 'FAILED'; message: string },
+  now = new Date().toISOString(),
+): Promise<void> {
+  const exists = { expression: 'attribute_exists(#pk)' };
+  try {
+    if (outcome.state === 'FAILED') {
+      await images.update(
+        imageId,
+        { verifyState: 'FAILED', verifiedAt: now, verifyError: outcome.message.slice(0, 1000) },
+        { condition: exists },
+      );
+      return;
+    }
+    await images.update(
+      imageId,
+      { verifyState: 'OK', verifiedAt: now },
+      {
+        remove: ['verifyError'],
+        condition: {
+          expression:
+            'attribute_exists(#pk) AND (attribute_not_exists(#vs) OR #vs <> :failed OR #va < :queued)',
+          names: { '#vs': 'verifyState', '#va': 'verifiedAt' },
+          values: { ':failed': 'FAILED', ':queued': outcome.queuedAt },
+        },
+      },
+    );
+  } catch (err) {
+    if (!isConditionFailed(err)) throw err;
+  }
+}
