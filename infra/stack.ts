@@ -41,10 +41,11 @@ const SEALING_STEPS = ['AdmitBackup', 'AdmitRestore', 'AdmitMaintenance'];
 
 /**
  * Functions that notify (functions/notify.ts): Release and the dispatcher (its sweep and dropped
- * requests) end failed backups, the dispatcher finds missed ones, the Commit steps record
- * verifications.
+ * requests) end failed backups, the dispatcher finds missed ones, MarkFailed records failed
+ * verifications (a verify job's, a backup's read-back). The Api's cancel ends backups too, but
+ * a cancelled backup is not notified.
  */
-const NOTIFYING_FUNCTIONS = ['Release', 'Dispatcher', 'CommitBackup', 'CommitMaintenance'];
+const NOTIFYING_FUNCTIONS = ['Release', 'Dispatcher', 'MarkFailed'];
 
 export class LifeboatStack extends Stack {
   readonly tables: Tables;

@@ -321,9 +321,10 @@ export async function endOperation(
       ending.state === 'SUCCEEDED' ? options.bytes : undefined,
     );
     // Told once, by the caller that released it; a notifier that fails changes nothing here.
-    // (MarkFailed recorded the error on the execution before ReleaseFailed ends it.)
-    if (ending.state !== 'SUCCEEDED') {
-      const error = ending.error ?? record.error;
+    // (MarkFailed recorded the error on the execution before ReleaseFailed ends it.) A backup
+    // someone cancelled did not fail: nobody is woken for it.
+    const error = ending.error ?? record.error;
+    if (ending.state !== 'SUCCEEDED' && error?.name !== 'Cancelled') {
       await backupFailed(record, { ...ending, ...(error && { error }) });
     }
     const jobId =

@@ -4,9 +4,11 @@
  * undoMarks (functions/operations/end.ts: the image to ERROR, or READY for a chain; the VM's
  * lock only if this execution holds it; a failed delete's image ERROR, deletable again; a failed
  * flatten's chain as it was and ACTIVE_FLATTEN cleared); a failed verify leaves its image
- * `verifyState` FAILED with the message. ReleaseFailed, next, ends it. Idempotent.
+ * `verifyState` FAILED with the message; a verification's failure (verify job or a backup's
+ * read-back) is counted and notified (operations/alerts.ts). ReleaseFailed, next, ends it. Idempotent.
  */
 import { z } from 'zod';
+import { verifyFailed } from '../operations/alerts.ts';
 import { undoMarks } from '../operations/end.ts';
 import { recordVerification } from '../operations/verify.ts';
 import { executions } from '../repo/executions.ts';
@@ -28,6 +30,17 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
   if (execution.kind === 'verify' && execution.imageId !== undefined) {
     await recordVerification(execution.imageId, {
       state: 'FAILED',
+      message: `${error.name}: ${error.message}`,
+    });
+  }
+  // Told once (not again on a retry of this step): a verify job, or a backup's own read-back.
+  const found = execution.kind === 'verify' || error.name === 'BackupVerifyFailed';
+  if (found && execution.state !== state) {
+    await verifyFailed({
+      datastoreId: execution.datastoreId,
+      imageId: execution.imageId,
+      vmId: execution.vmId,
+      executionId,
       message: `${error.name}: ${error.message}`,
     });
   }

@@ -17,6 +17,7 @@ import { handler as commitMaintenance } from '#functions/tasks/commit-maintenanc
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { emfLines } from '../helpers/emf.ts';
 
 const admin = { token: 'admin-token-image-verify' };
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -103,13 +104,18 @@ describe('image verify', () => {
     const first = await call('POST', `/images/${imageId}/verify`, admin);
     const second = await call('POST', `/images/${imageId}/verify`, admin);
     const failedId = second.body.executions[0].id as string;
-    await markFailed({
+    const failure = {
       ...(await machineInput(failedId)),
       error: {
         Error: 'BackupVerifyFailed',
         Cause: 'datastore 1: disk.0.raw of backup b1b2c3d4e5f60702 (VM 1) reads back with sha256 00, not ab',
       },
-    });
+    };
+    // Counted once (the VerifyFailures alarm's metric), not again when the step is retried.
+    expect(await emfLines(() => markFailed(failure))).toEqual([
+      expect.objectContaining({ Datastore: '1', VerifyFailures: 1 }),
+    ]);
+    expect(await emfLines(() => markFailed(failure))).toEqual([]);
     expect(await images.get(imageId)).toMatchObject({
       state: 'READY',
       verifyState: 'FAILED',

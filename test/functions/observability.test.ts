@@ -13,7 +13,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { verifyFailed } from '#functions/operations/alerts.ts';
 import { recordCapacity } from '#functions/operations/capacity.ts';
+import { endOperation } from '#functions/operations/end.ts';
 import { checkMissedBackups } from '#functions/operations/missed-backups.ts';
+import { executions } from '#functions/repo/executions.ts';
 import { requests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { secretStore } from '#functions/secrets.ts';
@@ -24,6 +26,7 @@ import { handler as release } from '#functions/tasks/release.ts';
 import { sqsClient } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
 import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { emfLines } from '../helpers/emf.ts';
 
 const admin = { token: 'admin-token-observability' };
 const ARN = 'arn:aws:states:us-east-1:000000000000';
@@ -101,25 +104,6 @@ function received(kind: string): Record<string, unknown>[] {
       expect(d.signature).toBe(expected);
       return JSON.parse(d.body) as Record<string, unknown>;
     });
-}
-
-/** EMF documents (lines with `_aws`) printed on stdout while `run` runs. */
-async function emfLines(run: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array, ...rest) => {
-    lines.push(String(chunk));
-    return write(chunk as string, ...(rest as []));
-  });
-  try {
-    await run();
-  } finally {
-    spy.mockRestore();
-  }
-  return lines
-    .flatMap((l) => l.split('\n'))
-    .filter((l) => l.includes('"_aws"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** A backup of `vm` queued by the API, started by the dispatcher and admitted: its state input. */
@@ -242,6 +226,22 @@ describe('notifications', () => {
     } finally {
       status = 204;
     }
+  });
+
+  it('a backup someone cancelled is counted as not succeeded but notified to nobody', async () => {
+    const before = received('backup.failed').length;
+    const { input } = await startBackup('obs-failed');
+    const record = await executions.get(input.executionId);
+    const ending = {
+      state: 'ABORTED' as const,
+      endedAt: new Date().toISOString(),
+      error: { name: 'Cancelled', message: 'cancelled by admin' },
+    };
+    const lines = await emfLines(async () => {
+      expect(await endOperation(record, ending)).toBe(true);
+    });
+    expect(lines).toEqual([expect.objectContaining({ BackupsFailed: 1 })]);
+    expect(received('backup.failed')).toHaveLength(before);
   });
 
   it('a VM missing its scheduled backup is notified once, and counted in the MissedBackups metric', async () => {

@@ -9,7 +9,7 @@ import { FUNCTIONS } from '#functions/manifest.ts';
 import { findLogicalId } from '#infra/definition.ts';
 import { actionsOf, logicalIdsOfType, type Synthesized, statementsOfRole, synthLifeboat } from './synth.ts';
 
-const NOTIFIERS = ['Release', 'Dispatcher', 'CommitBackup', 'CommitMaintenance'];
+const NOTIFIERS = ['Release', 'Dispatcher', 'MarkFailed'];
 
 let synth: Synthesized;
 let topicId: string;
