@@ -20,6 +20,7 @@ import type { Command } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
+import { resticCatalog } from './restic-catalog.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
 import { measureRemote, parseServer } from './ssh.ts';
 
@@ -206,6 +207,8 @@ export const resticDriver: DatastoreDriver = {
       }
     });
   },
+
+  catalog: (target, ctx) => resticCatalog(target, ctx),
 
   async reconcile(target, ref, ctx = {}) {
     await ResticRepo.use(target, ref.vmId, async (repo) => {

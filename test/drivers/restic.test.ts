@@ -9,6 +9,7 @@ import { ResticRepo } from '#drivers/datastore/restic-repo.ts';
 import { type Command, watchProcessGroups } from '#drivers/exec.ts';
 import { freePort, type Sshd, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
+import { catalogConformance } from './datastore-catalog.conformance.ts';
 
 const PASSWORD = 'conformance-secret-Zq7!x';
 
@@ -43,6 +44,8 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
 
 datastoreConformance('restic, local repository', () => resticTarget(false));
 datastoreConformance('restic, sftp repository', () => resticTarget(true));
+catalogConformance('restic, local repository', () => resticTarget(false));
+catalogConformance('restic, sftp repository', () => resticTarget(true));
 
 describe("restic: a backup job's repository", () => {
   let base: string;
