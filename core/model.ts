@@ -165,6 +165,11 @@ export const ImageDisk = z.object({
   virtualSize: z.number().int().nonnegative(),
   format: z.string(),
   file: z.string().optional(),
+  /** sha256 of the stored file, where the datastore stores one. */
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 /** One point of an increment chain: the FULL that starts it, or an increment on its parent. */
 export const Increment = z.object({
