@@ -230,8 +230,8 @@ export type Image = z.infer<typeof Image>;
 /**
  * backup and restore run their own state machines; `delete` (remove an image's data), `download`
  * (one file of a backup to a host path), `verify`, `monitor` (a datastore's capacity) and
- * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) run the
- * Maintenance machine.
+ * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) and
+ * `import` (a datastore's images rebuilt from its catalog) run the Maintenance machine.
  */
 export const ExecutionKind = z.enum([
   'backup',
@@ -241,6 +241,7 @@ export const ExecutionKind = z.enum([
   'verify',
   'monitor',
   'flatten',
+  'import',
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
@@ -251,6 +252,7 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'verify',
   'monitor',
   'flatten',
+  'import',
 ]);
 
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */
