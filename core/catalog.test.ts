@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CatalogBackup, planImport } from './catalog.ts';
+import { type CatalogBackup, planImport, templateUuid } from './catalog.ts';
 
 const SUM = 'a'.repeat(64);
 let clock = 0;
@@ -108,5 +108,18 @@ describe('planImport', () => {
       new Set(),
     );
     expect(plan.images.map((i) => i.source)).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
+describe('templateUuid', () => {
+  it("reads a template's domain UUID in canonical form, or null", () => {
+    expect(templateUuid('<domain><uuid> 1C4E000000004000800000000000140A </uuid></domain>')).toBe(
+      '1c4e0000-0000-4000-8000-00000000140a',
+    );
+    expect(templateUuid('<domain><uuid>1c4e0000-0000-4000-8000-00000000140a</uuid></domain>')).toBe(
+      '1c4e0000-0000-4000-8000-00000000140a',
+    );
+    expect(templateUuid('<domain><name>x</name></domain>')).toBeNull();
+    expect(templateUuid('<domain><uuid>not-a-uuid</uuid></domain>')).toBeNull();
   });
 });

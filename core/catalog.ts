@@ -182,3 +182,17 @@ function chainImage(base: CatalogBackup, points: [number, CatalogBackup][], plan
   }
   return image;
 }
+
+/**
+ * The libvirt domain UUID a stored template names (canonical: lower case, dashed), or null: the
+ * VM's identity, which a fresh control plane's VM ids do not keep.
+ */
+export function templateUuid(template: string): string | null {
+  const m =
+    /<uuid>\s*([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})\s*<\/uuid>/.exec(
+      template,
+    );
+  if (!m) return null;
+  const hex = (m[1] as string).replaceAll('-', '').toLowerCase();
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+}

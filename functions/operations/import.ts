@@ -10,11 +10,14 @@
  * - Ids: an image keeps the id the datastore recorded when no record holds it; the id counters
  *   of images and VMs are raised past every id the datastore holds, so the images and VMs this
  *   control plane makes later never share an id (a restic tag, a repository) with them.
- * - Owner: the VM's owner, group and permissions when the VM is known; else the admin's.
+ * - Owner: the VM's owner, group and permissions when the VM is known: the VM whose libvirt
+ *   domain UUID the stored template names (a fresh control plane numbers its VMs afresh, so the
+ *   stored VM id may now be another VM's: never trusted for ownership); else the admin's. The
+ *   image keeps the stored VM id: it is where the datastore keeps the data (`<BASE_PATH>/<vmid>`).
  */
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ADMIN_GROUP } from '#core/accounts.ts';
-import { type CatalogBackup, type PlannedImage, planImport } from '#core/catalog.ts';
+import { type CatalogBackup, type PlannedImage, planImport, templateUuid } from '#core/catalog.ts';
 import { CatalogEntry, CatalogResult } from '#core/contracts/tasks.ts';
 import type { Image } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
@@ -23,7 +26,7 @@ import { tableName } from '../env.ts';
 import { allocateId, type IdKind } from '../repo/counters.ts';
 import { images, listImages } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import { vms } from '../repo/vms.ts';
+import { vmsByUuid } from '../repo/vms.ts';
 import { sourcesOf } from './maintenance.ts';
 
 /** Who imported images belong to when their VM is unknown. */
@@ -82,7 +85,8 @@ async function raiseCounter(kind: IdKind, value: number): Promise<void> {
 
 /** Writes one planned image under its recorded id when free, else under a new one. */
 async function writeImage(datastoreId: number, planned: PlannedImage, now: string): Promise<number> {
-  const vm = await vms.find(planned.vmId);
+  const uuid = templateUuid(planned.template);
+  const [vm] = uuid ? await vmsByUuid(uuid) : [];
   const ownership = vm ? { owner: vm.owner, group: vm.group, permissions: vm.permissions } : ADMIN_OWNERSHIP;
   const free = planned.preferredId !== null && !(await images.find(planned.preferredId));
   const id = free ? (planned.preferredId as number) : await allocateId('image');

@@ -20,7 +20,11 @@ import { useControlPlane } from '../helpers/control-plane-fixture.ts';
 const admin = { token: 'admin-token-h14import' };
 const bob = { token: 'bob-token-h14import' };
 const SUM = 'c'.repeat(64);
-const KNOWN_TEMPLATE = '<domain><name>h14import-known</name></domain>';
+const KNOWN_UUID = '1c4e0000-0000-4000-8000-0000000014aa';
+const KNOWN_TEMPLATE = `<domain><name>h14import-known</name><uuid>${KNOWN_UUID}</uuid></domain>`;
+/** The same VM id in the datastore, but another domain: never owned through the id. */
+const STRANGER_TEMPLATE =
+  '<domain><name>h14import-stranger</name><uuid>1C4E0000000040008000000000001400</uuid></domain>';
 const LOST_TEMPLATE = '<domain><name>h14import-lost</name></domain>';
 
 useControlPlane({
@@ -47,6 +51,7 @@ beforeAll(async () => {
       vms: [
         {
           domain: 'h14import-known',
+          uuid: KNOWN_UUID,
           state: 'RUNNING',
           disks: [
             { id: 0, target: 'vda', source: '/images/h14import.qcow2', format: 'qcow2', size: 1 << 20 },
@@ -75,12 +80,13 @@ const entry = (vmId: number, imageId: number | null, backupId: string, files: st
 });
 
 const CATALOG = {
-  templates: [KNOWN_TEMPLATE, LOST_TEMPLATE],
+  templates: [KNOWN_TEMPLATE, LOST_TEMPLATE, STRANGER_TEMPLATE],
   backups: [
     () => entry(knownVmId, 7, 'h14import-full', ['disk.0.raw', 'disk.1.raw'], 1),
     () => entry(900, 12, 'h14import-base', ['disk.0.raw'], 2),
     () => entry(900, 12, 'h14import-inc1', ['disk.0.inc1.qcow2'], 3),
     () => entry(900, 12, 'h14import-inc2', ['disk.0.inc2.qcow2'], 4),
+    () => ({ ...entry(knownVmId, 8, 'h14import-stranger', ['disk.0.raw'], 7), template: 2 }),
     // What a hostile or damaged datastore may hold: never written.
     () => ({ ...entry(900, 13, '../../etc', ['disk.0.raw'], 5) }),
     () => ({
@@ -113,20 +119,29 @@ describe('datastore import', () => {
   });
 
   it('asks a host for the catalog, and writes the images it holds: FULL and increment chain', async () => {
+    // knownVmId's owner is bob: his VM's images are his, found by its domain UUID.
     const { admitted, out, execution } = await runImport(catalog());
     expect(admitted.task).toMatchObject({
       kind: 'catalog',
       datastore: { id: datastoreId, driver: 'restic' },
     });
     expect(admitted.imageId).toBeNull();
-    expect(out).toMatchObject({ imported: 2, known: 0, skippedCount: 2, imageIds: [7, 12] });
-    expect(execution.params.result).toMatchObject({ imported: 2, known: 0 });
+    expect(out).toMatchObject({ imported: 3, known: 0, skippedCount: 2, imageIds: [7, 12, 8] });
+    expect(execution.params.result).toMatchObject({ imported: 3, known: 0 });
     expect((out as { skipped: { backupId: string }[] }).skipped.map((s) => s.backupId).sort()).toEqual([
       '../../etc',
       'h14import-bad-size',
     ]);
 
-    const [full, chain] = await listImages({ datastoreId });
+    const [full, stranger, chain] = await listImages({ datastoreId });
+    // Stored under the known VM's id, but its template names another domain: the admin's.
+    expect(stranger).toMatchObject({
+      id: 8,
+      vmId: knownVmId,
+      owner: 'admin',
+      group: 'admin',
+      template: STRANGER_TEMPLATE,
+    });
     expect(full).toMatchObject({
       id: 7,
       vmId: knownVmId,
@@ -177,7 +192,7 @@ describe('datastore import', () => {
   it('a second import changes nothing', async () => {
     const before = await listImages({ datastoreId });
     const { out } = await runImport(catalog());
-    expect(out).toMatchObject({ imported: 0, known: 2, imageIds: [] });
+    expect(out).toMatchObject({ imported: 0, known: 3, imageIds: [] });
     expect(await listImages({ datastoreId })).toEqual(before);
   });
 
