@@ -116,6 +116,21 @@ describe("restic: a backup job's repository", () => {
     await resticDriver.reconcile(job(), { vmId: 3 });
     expect(await snapshotCount(3)).toBe(0);
   });
+
+  it("catalog lists the job repository's backups under the job, each with its own VM", async () => {
+    const four = await backupOf(job(), 4);
+    // The target's jobId plays no part: catalog walks every repository under BASE_PATH.
+    const catalog = await resticDriver.catalog({ ...job(), jobId: undefined });
+    const found = catalog.find((b) => b.backupId === four.backupId);
+    expect(found).toMatchObject({
+      vmId: 4,
+      imageId: 40,
+      jobId: 7,
+      files: [{ name: 'disk.0.raw', size: 1024 * 1024, sha256: null }],
+      template: '<domain><name>vm-4</name></domain>',
+    });
+    expect(catalog.every((b) => b.jobId === 7)).toBe(true);
+  });
 });
 
 describe('restic: a file source not yet stable (ready)', () => {
