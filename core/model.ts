@@ -167,7 +167,10 @@ export const ImageDisk = z.object({
   virtualSize: z.number().int().nonnegative(),
   format: z.string(),
   file: z.string().optional(),
-  /** sha256 of the stored file as it was sent and read back (absent: backed up before verification). */
+  /**
+   * sha256 of the stored file as it was sent and read back, or as the datastore stores it for an
+   * imported image (absent: backed up before verification).
+   */
   sha256: Sha256.optional(),
 });
 /** One point of an increment chain: the FULL that starts it, or an increment on its parent. */
@@ -247,8 +250,8 @@ export type Image = z.infer<typeof Image>;
 /**
  * backup and restore run their own state machines; `delete` (remove an image's data), `download`
  * (one file of a backup to a host path), `verify`, `monitor` (a datastore's capacity) and
- * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) run the
- * Maintenance machine.
+ * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) and
+ * `import` (a datastore's images rebuilt from its catalog) run the Maintenance machine.
  */
 export const ExecutionKind = z.enum([
   'backup',
@@ -258,6 +261,7 @@ export const ExecutionKind = z.enum([
   'verify',
   'monitor',
   'flatten',
+  'import',
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
@@ -268,6 +272,7 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'verify',
   'monitor',
   'flatten',
+  'import',
 ]);
 
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */

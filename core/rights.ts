@@ -91,6 +91,8 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   // Measuring changes nothing but the figures; one already waiting in the queue is answered.
   'POST /datastores/{id}/monitor': user({ datastore: 'use' }),
   'GET /datastores/{id}/capacity': user({ datastore: 'use' }),
+  // Writes images (owned by their VM's owner, or the admin) from what the datastore holds.
+  'POST /datastores/{id}/import': admin('import the images a datastore holds'),
   'GET /images': user(undefined, 'lists the images the caller may use'),
   'GET /images/{id}': user({ image: 'use' }),
   'DELETE /images/{id}': user({ image: 'manage' }),

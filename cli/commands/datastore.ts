@@ -1,5 +1,5 @@
 /**
- * `lifeboat datastore create | list | show | update | delete | monitor`: backup datastores. Secret
+ * `lifeboat datastore create | list | show | update | delete | monitor | import`: backup datastores. Secret
  * attributes (RESTIC_PASSWORD, ...) go to the API once and never come back: the API returns only
  * their names, and this command masks secret-looking values again, in case.
  */
@@ -131,7 +131,40 @@ export function registerDatastore(program: Command): void {
       show(context.output.json, await client.get<Datastore>(`/datastores/${id}`));
     });
 
+  datastore
+    .command('import')
+    .description(
+      "rebuild the images of a datastore from what it holds (after the control plane's database was lost); admin only",
+    )
+    .argument('<DSID>', 'datastore id', parseId)
+    .option('--wait', 'follow the import to its end and print what it did (exit 0 only if it succeeded)')
+    .action(async (id: number, options: { wait?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const client = context.client();
+      const execution = await client.post<Execution>(`/datastores/${id}/import`, {});
+      const ended = await queuedOrFollowed(client, execution, options.wait, context);
+      if (!ended) return;
+      if (ended.state !== 'SUCCEEDED') return reportOutcome(ended, context.output);
+      const result = (ended.params?.result ?? {}) as ImportResult;
+      if (context.output.json) return printJson(result);
+      printLines([
+        `${result.imported ?? 0} images imported, ${result.known ?? 0} already known` +
+          (result.skippedCount ? `, ${result.skippedCount} backups skipped` : ''),
+        ...(result.imageIds?.length ? [`images: ${result.imageIds.join(' ')}`] : []),
+        ...(result.skipped ?? []).map((s) => `skipped ${s.backupId}: ${s.reason}`),
+      ]);
+    });
+
   registerOwnership(datastore, '/datastores', 'Datastore', 'DSID');
+}
+
+/** What an import execution records as its result (functions/operations/import.ts). */
+interface ImportResult {
+  imported?: number;
+  known?: number;
+  imageIds?: number[];
+  skipped?: { backupId: string; reason: string }[];
+  skippedCount?: number;
 }
 
 function show(json: boolean, ds: Datastore): void {

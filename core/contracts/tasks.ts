@@ -260,6 +260,13 @@ export type RmTask = z.infer<typeof RmTask>;
 export const MonitorTask = z.object({ ...header, kind: z.literal('monitor'), datastore: TaskDatastore });
 export type MonitorTask = z.infer<typeof MonitorTask>;
 
+/**
+ * Lists every complete backup the datastore holds, from the datastore alone (answers
+ * {@link CatalogResult}): `lifeboat datastore import` rebuilds the images from it.
+ */
+export const CatalogTask = z.object({ ...header, kind: z.literal('catalog'), datastore: TaskDatastore });
+export type CatalogTask = z.infer<typeof CatalogTask>;
+
 /** Restored size of each file of a backup (answers {@link StatResult}). */
 export const StatTask = z.object({ ...header, kind: z.literal('stat'), ...backupRef });
 export type StatTask = z.infer<typeof StatTask>;
@@ -316,6 +323,7 @@ export const Task = z.discriminatedUnion('kind', [
   CleanupTask,
   RmTask,
   MonitorTask,
+  CatalogTask,
   StatTask,
   DownloadTask,
   VerifyTask,
@@ -363,6 +371,7 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
   cleanup: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vm', 'imageId', 'datastore'],
   rm: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
   monitor: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'datastore'],
+  catalog: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'datastore'],
   stat: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore'],
   download: [
     'v',
@@ -381,7 +390,15 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
 };
 
 /** Task kinds the Maintenance state machine sends to a host (one machine for all of them). */
-export const MAINTENANCE_TASK_KINDS = ['rm', 'monitor', 'stat', 'download', 'verify', 'flatten'] as const;
+export const MAINTENANCE_TASK_KINDS = [
+  'rm',
+  'monitor',
+  'stat',
+  'download',
+  'verify',
+  'flatten',
+  'catalog',
+] as const;
 export type MaintenanceTaskKind = (typeof MAINTENANCE_TASK_KINDS)[number];
 
 /**
@@ -455,6 +472,63 @@ export const MonitorResult = z.object({
   usedBytes: z.number().int().nonnegative().nullable(),
 });
 export type MonitorResult = z.infer<typeof MonitorResult>;
+/**
+ * One backup of a catalog as the runner answers it. Untrusted (it is what the datastore holds):
+ * ids, names, sizes, dates and checksums are checked here, one entry at a time, so one bad entry
+ * is skipped (and named) rather than failing the import.
+ */
+export const CatalogEntry = z.object({
+  vmId: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 31),
+  backupId: BackupId,
+  imageId: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31)
+    .nullable(),
+  jobId: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31)
+    .nullable(),
+  time: z
+    .string()
+    .max(64)
+    .refine((t) => !Number.isNaN(Date.parse(t)), 'must be a date'),
+  files: z
+    .array(
+      z.object({
+        name: StoredFileName,
+        size: z.number().int().nonnegative(),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .nullable(),
+      }),
+    )
+    .min(1)
+    .max(64),
+  /** Index in {@link CatalogResult}'s `templates`; null when the backup has none. */
+  template: z.number().int().nonnegative().nullable(),
+});
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+/**
+ * What a `catalog` task answers: the backups (each entry checked on its own with
+ * {@link CatalogEntry}) and their templates, each distinct one once (a chain's points and a
+ * VM's successive backups share theirs: the answer must fit in a task result).
+ */
+export const CatalogResult = z.object({
+  backups: z.array(z.unknown()).max(100_000),
+  templates: z.array(z.string().max(1024 * 1024)).max(100_000),
+});
+export type CatalogResult = z.infer<typeof CatalogResult>;
+
 export const StatResult = z.object({
   files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative() })),
 });

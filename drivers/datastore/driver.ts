@@ -114,6 +114,28 @@ export interface Capacity {
   usedBytes: number | null;
 }
 
+/**
+ * One complete backup a datastore holds, as the datastore itself records it (restic tags and
+ * snapshots; rsync folders, `.complete`, `vm.xml` and `SHA256SUMS`): what `catalog` answers, so
+ * a control plane that lost its database can rebuild its images. Untrusted: the control plane
+ * validates every field (core/contracts/tasks.ts, CatalogResult).
+ */
+export interface CatalogBackup {
+  vmId: number;
+  /** The driver's id of the backup (restic backup group uuid, rsync hash). */
+  backupId: string;
+  /** The Lifeboat image id the backup was written for, as stored (tag or marker); null if none. */
+  imageId: number | null;
+  /** The backup job whose repository holds it (restic `job-<id>`); null for a VM's own. */
+  jobId: number | null;
+  /** When it was stored (ISO 8601). */
+  time: string;
+  /** Its disk files (not the template), with their sha256 where the datastore stores one. */
+  files: (Omit<StoredFile, 'sha256'> & { sha256: string | null })[];
+  /** The VM template stored with it (`vm.xml`); null when absent or unreadable. */
+  template: string | null;
+}
+
 export interface DatastoreDriver {
   readonly name: string;
   /**
@@ -170,6 +192,11 @@ export interface DatastoreDriver {
     ref: { vmId: number; backupId: string; sums?: Readonly<Record<string, string>> },
     ctx?: OperationContext,
   ): Promise<void>;
+  /**
+   * Every complete backup the datastore holds (all its repositories), read from the datastore
+   * alone: incomplete ones (no completion marker) are left out.
+   */
+  catalog(target: DatastoreTarget, ctx?: OperationContext): Promise<CatalogBackup[]>;
   /** Removes stale locks and temporary files left by a crashed run (runner start-up). */
   reconcile(target: DatastoreTarget, ref: { vmId: number }, ctx?: OperationContext): Promise<void>;
 }

@@ -26,6 +26,7 @@ import { type Command, ExecError } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
+import { resticCatalog } from './restic-catalog.ts';
 import { ResticRepo, type Snapshot } from './restic-repo.ts';
 import { measureRemote, parseServer } from './ssh.ts';
 import { parseDigest, StreamHash } from './stream-hash.ts';
@@ -225,6 +226,8 @@ export const resticDriver: DatastoreDriver = {
       }
     });
   },
+
+  catalog: (target, ctx) => resticCatalog(target, ctx),
 
   async reconcile(target, ref, ctx = {}) {
     await ResticRepo.use(target, ref.vmId, async (repo) => {

@@ -37,6 +37,7 @@ import {
   TEMPLATE_NAME,
   vmPath,
 } from './layout.ts';
+import { rsyncCatalog } from './rsync-catalog.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
 import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
 
@@ -263,6 +264,8 @@ export const rsyncDriver: DatastoreDriver = {
       }
     });
   },
+
+  catalog: (target, ctx) => rsyncCatalog(target, ctx),
 
   async reconcile(target, ref, ctx = {}) {
     const remote = new RsyncRemote(target);

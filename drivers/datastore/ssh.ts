@@ -344,3 +344,21 @@ export function parsePosixDf(stdout: string): FilesystemSpace {
   }
   throw new Error(`no df table in df output: ${stdout.slice(0, 200)}`);
 }
+
+/**
+ * Names of the entries of the folder `path` on the server, by one sftp `ls -1` (restic's
+ * repositories under BASE_PATH, for `catalog`); empty when the folder does not exist.
+ */
+export async function listRemoteFolder(
+  server: Server,
+  path: string,
+  what: string,
+  ctx: OperationContext = {},
+): Promise<string[]> {
+  const stdout = await sftpBatch(server, [`ls -1 ${remotePath(path)}`], what, ctx);
+  return stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('sftp>'))
+    .map((line) => line.slice(line.lastIndexOf('/') + 1));
+}

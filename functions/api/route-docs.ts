@@ -47,6 +47,7 @@ import {
 } from '#core/model.ts';
 import { CapacityQuery } from './routes/datastores.ts';
 import { DownloadRequestBody } from './routes/downloads.ts';
+import { VerifyRequestBody } from './routes/images.ts';
 
 /** The schemas the document names (`#/components/schemas/<name>`): request bodies, queries, models. */
 export const SCHEMAS = {
@@ -67,6 +68,7 @@ export const SCHEMAS = {
   // `type` is read (and checked) by the route before ImageListQuery sees the rest.
   ImageListQuery: ImageListQuery.extend({ type: z.literal('backup').optional() }),
   RestoreRequestBody,
+  VerifyRequestBody,
   DownloadRequestBody,
   ExecutionListQuery,
   CreateScheduleBody,
@@ -174,6 +176,10 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     200: 'Execution',
     202: 'Execution',
   }),
+  'POST /datastores/{id}/import': doc(
+    'Rebuild the images a datastore holds that the catalog does not know (admins)',
+    { 202: 'Execution' },
+  ),
   'GET /datastores/{id}/capacity': doc(
     "A datastore's capacity samples, oldest first",
     { 200: 'CapacitySample[]' },
@@ -186,6 +192,11 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     204: 'none',
   }),
   'POST /images/{id}/restore': doc('Restore an image', { 202: 'Execution' }, { body: 'RestoreRequestBody' }),
+  'POST /images/{id}/verify': doc(
+    'Read every stored backup of an image back against its recorded sha256 (one execution each)',
+    { 202: 'object' },
+    { body: 'VerifyRequestBody' },
+  ),
   'PUT /images/{id}/owner': doc('Change the owner or group of an image', OWNER, { body: 'ChownBody' }),
   'PUT /images/{id}/permissions': doc('Change the permissions of an image', OWNER, { body: 'ChmodBody' }),
   'POST /downloads': doc(

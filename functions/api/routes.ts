@@ -44,6 +44,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'PUT', path: '/datastores/{id}/owner' },
   { method: 'PUT', path: '/datastores/{id}/permissions' },
   { method: 'POST', path: '/datastores/{id}/monitor' },
+  { method: 'POST', path: '/datastores/{id}/import' },
   { method: 'GET', path: '/datastores/{id}/capacity' },
   { method: 'GET', path: '/images' },
   { method: 'GET', path: '/images/{id}' },

@@ -14,7 +14,7 @@ import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
 import { enqueue } from './queue.ts';
 
-export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor', 'flatten']);
+export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor', 'flatten', 'import']);
 export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
 
 /** The host task each maintenance operation sends. */
@@ -24,6 +24,7 @@ export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
   verify: 'verify',
   monitor: 'monitor',
   flatten: 'flatten',
+  import: 'catalog',
 };
 
 /** The Maintenance state machine's input (every field present; null when the kind has none). */

@@ -5,6 +5,7 @@
  * lacks is null here; the runner's schemas strip them. Idempotent (no writes beyond the phase).
  */
 import {
+  CatalogTask,
   DownloadTask,
   MAINTENANCE_TASK_FIELDS,
   MonitorTask,
@@ -28,6 +29,7 @@ const SCHEMAS = {
   monitor: MonitorTask.omit(omitHeader),
   download: DownloadTask.omit(omitHeader),
   verify: VerifyTask.omit(omitHeader),
+  catalog: CatalogTask.omit(omitHeader),
 };
 
 /** The image the operation works on, in the state the operation needs. */
@@ -58,7 +60,8 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
     await executions.update(executionId, { phase: 'running', hostId: host.id });
     return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task: withAllFields(task) };
   }
-  const image = kind === 'monitor' ? null : await imageFor(input);
+  // A datastore's own operations work on no image.
+  const image = kind === 'monitor' || kind === 'catalog' ? null : await imageFor(input);
   const backupId = input.backupId ?? image?.source ?? null;
   if (image && !backupId) throw new Conflict(`Image ${image.id} has no stored backup`);
   const fields = SCHEMAS[kind as keyof typeof SCHEMAS].parse({

@@ -2,7 +2,8 @@
  * Maintenance step Commit: records the runner's answer (`$.host`) by kind. delete: the removed
  * backup leaves the image, and the image record goes once none is left; download and verify:
  * the result on the execution; monitor: the datastore's capacity and a sample of it; flatten: the chain's new base
- * (see `flatten.ts`) and the removal of the merged backups queued. Idempotent.
+ * (see `flatten.ts`) and the removal of the merged backups queued; import: the images the
+ * datastore's catalog holds and the control plane does not (operations/import.ts). Idempotent.
  */
 import { z } from 'zod';
 import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
@@ -10,6 +11,7 @@ import { Conflict } from '#core/errors.ts';
 import { retry } from '#platform/retry.ts';
 import { recordCapacity } from '../operations/capacity.ts';
 import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
+import { importCatalog } from '../operations/import.ts';
 import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
 import { deleteImageRecord } from '../operations/quota.ts';
 import { recordVerification } from '../operations/verify.ts';
@@ -134,6 +136,11 @@ export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (
       const queued = await removeMerged(input, unreferenced);
       await executions.update(executionId, { phase: 'done', 'params.result': { removing: queued } });
       return { removing: queued };
+    }
+    case 'import': {
+      const result = await importCatalog(input.datastoreId, input.host);
+      await executions.update(executionId, { phase: 'done', 'params.result': result });
+      return result;
     }
     case 'verify': {
       const result = VerifyResult.parse(input.host);

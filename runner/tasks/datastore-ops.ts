@@ -1,10 +1,18 @@
 /**
  * The datastore's own operations, each one driver call: `rm` (remove a backup), `monitor`
  * (capacity), `stat` (restored size of each file), `download` (one file to a host path) and
- * `verify` (read the data back and check it).
+ * `verify` (read the data back and check it), `catalog` (every backup the datastore holds).
  */
 import { rm } from 'node:fs/promises';
-import type { DownloadTask, MonitorTask, RmTask, StatTask, VerifyTask } from '#core/contracts/tasks.ts';
+import type {
+  CatalogResult,
+  CatalogTask,
+  DownloadTask,
+  MonitorTask,
+  RmTask,
+  StatTask,
+  VerifyTask,
+} from '#core/contracts/tasks.ts';
 import type { Capacity, StoredFile } from '#drivers/datastore/driver.ts';
 import { commitFile, createFolders, createPartial, PRIVATE_FOLDER_MODE, resolveFile } from '../confine.ts';
 import type { TaskContext } from './context.ts';
@@ -74,4 +82,28 @@ export async function runVerify(task: VerifyTask, ctx: TaskContext): Promise<{ v
       { signal: ctx.signal },
     );
   return { verified: true };
+}
+
+/**
+ * Every complete backup the datastore holds, each distinct template once (a chain's points and
+ * a VM's successive backups share theirs): the answer must fit in a task result.
+ */
+export async function runCatalog(task: CatalogTask, ctx: TaskContext): Promise<CatalogResult> {
+  ctx.progress.phase('listing');
+  const target = await ctx.target(task.datastore);
+  const backups = await ctx.drivers.datastore(task.datastore.driver).catalog(target, { signal: ctx.signal });
+  const templates: string[] = [];
+  const index = new Map<string, number>();
+  return {
+    backups: backups.map(({ template, ...backup }) => {
+      if (template === null) return { ...backup, template: null };
+      let i = index.get(template);
+      if (i === undefined) {
+        i = templates.push(template) - 1;
+        index.set(template, i);
+      }
+      return { ...backup, template: i };
+    }),
+    templates,
+  };
 }

@@ -3,7 +3,7 @@ import type { Task, TaskKind } from '#core/contracts/tasks.ts';
 import { runBackup } from './backup.ts';
 import { runCleanup } from './cleanup.ts';
 import type { TaskContext } from './context.ts';
-import { runDownload, runMonitor, runRm, runStat, runVerify } from './datastore-ops.ts';
+import { runCatalog, runDownload, runMonitor, runRm, runStat, runVerify } from './datastore-ops.ts';
 import { runFlatten } from './flatten.ts';
 import { runRestore } from './restore.ts';
 
@@ -28,6 +28,8 @@ export function runTask(task: Task, ctx: TaskContext): Promise<unknown> {
       return runVerify(task, ctx);
     case 'flatten':
       return runFlatten(task, ctx);
+    case 'catalog':
+      return runCatalog(task, ctx);
   }
 }
 

@@ -134,6 +134,7 @@ export function fakeDrivers(disk: FakeDisk = {}, store: Partial<DatastoreDriver>
     rm: missing('rm'),
     stat: missing('stat'),
     verify: missing('verify'),
+    catalog: missing('catalog'),
     reconcile: async () => {},
     ...store,
   } as DatastoreDriver;

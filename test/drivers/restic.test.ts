@@ -9,6 +9,7 @@ import { ResticRepo } from '#drivers/datastore/restic-repo.ts';
 import { type Command, watchProcessGroups } from '#drivers/exec.ts';
 import { freePort, type Sshd, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
+import { catalogConformance } from './datastore-catalog.conformance.ts';
 
 const PASSWORD = 'conformance-secret-Zq7!x';
 
@@ -60,6 +61,8 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
 
 datastoreConformance('restic, local repository', () => resticTarget(false));
 datastoreConformance('restic, sftp repository', () => resticTarget(true));
+catalogConformance('restic, local repository', () => resticTarget(false));
+catalogConformance('restic, sftp repository', () => resticTarget(true));
 
 describe("restic: a backup job's repository", () => {
   let base: string;
@@ -129,6 +132,21 @@ describe("restic: a backup job's repository", () => {
     expect(await snapshotCount(2)).toBe(2);
     await resticDriver.reconcile(job(), { vmId: 3 });
     expect(await snapshotCount(3)).toBe(0);
+  });
+
+  it("catalog lists the job repository's backups under the job, each with its own VM", async () => {
+    const four = await backupOf(job(), 4);
+    // The target's jobId plays no part: catalog walks every repository under BASE_PATH.
+    const catalog = await resticDriver.catalog({ ...job(), jobId: undefined });
+    const found = catalog.find((b) => b.backupId === four.backupId);
+    expect(found).toMatchObject({
+      vmId: 4,
+      imageId: 40,
+      jobId: 7,
+      files: [{ name: 'disk.0.raw', size: 1024 * 1024, sha256: null }],
+      template: '<domain><name>vm-4</name></domain>',
+    });
+    expect(catalog.every((b) => b.jobId === 7)).toBe(true);
   });
 });
 

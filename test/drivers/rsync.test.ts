@@ -6,9 +6,10 @@ import { rsyncDriver } from '#drivers/datastore/rsync-driver.ts';
 import { measureRemote } from '#drivers/datastore/ssh.ts';
 import { type Command, watchProcessGroups } from '#drivers/exec.ts';
 import { freePort, type Sshd, type SshdOptions, startSshd } from '../helpers/sshd.ts';
-import { datastoreConformance } from './datastore.conformance.ts';
+import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
+import { catalogConformance } from './datastore-catalog.conformance.ts';
 
-datastoreConformance('rsync over ssh', async () => {
+async function rsyncTarget(): Promise<ConformanceTarget> {
   const base = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-store-'));
   const sshd = await startSshd();
   process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
@@ -37,7 +38,10 @@ datastoreConformance('rsync over ssh', async () => {
       await rm(base, { recursive: true, force: true });
     },
   };
-});
+}
+
+datastoreConformance('rsync over ssh', rsyncTarget);
+catalogConformance('rsync over ssh', rsyncTarget);
 
 describe('rsync: the capacity of a server without sftp', () => {
   let base: string;

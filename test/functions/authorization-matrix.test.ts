@@ -100,6 +100,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     body: { permissions: '740' },
   }),
   'POST /datastores/{id}/monitor': (f) => ({ path: `/datastores/${f.dsId}/monitor` }),
+  'POST /datastores/{id}/import': (f) => ({ path: `/datastores/${f.dsId}/import` }),
   'GET /datastores/{id}/capacity': (f) => ({ path: `/datastores/${f.dsId}/capacity` }),
   'GET /images': () => ({ path: '/images' }),
   'GET /images/{id}': (f) => ({ path: `/images/${f.imageId}` }),

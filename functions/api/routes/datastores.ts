@@ -10,6 +10,7 @@ import { Conflict } from '#core/errors.ts';
 import { Datastore } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { queueMonitor } from '../../operations/capacity.ts';
+import { enqueueMaintenance, maintenanceHost } from '../../operations/maintenance.ts';
 import { capacityHistory } from '../../repo/capacity.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -152,6 +153,17 @@ const monitor: RouteHandler = async (ctx) => {
   return json(out.execution, out.queued ? 202 : 200);
 };
 
+/**
+ * Queues an `import` (202 with its execution): a host lists what the datastore holds (`catalog`)
+ * and the images the control plane does not know are written (operations/import.ts).
+ */
+const importCatalog: RouteHandler = async (ctx) => {
+  // Admins only (core/rights.ts): no object right to check.
+  const ds = await datastores.get(pathId(ctx));
+  const host = await maintenanceHost(ds);
+  return json(await enqueueMaintenance(ctx.user, { kind: 'import', host, datastore: ds }), 202);
+};
+
 /** `GET /datastores/{id}/capacity?since=&limit=` */
 export const CapacityQuery = z.object({
   since: z.iso.datetime({ offset: true }).optional(),
@@ -180,5 +192,6 @@ export const datastoreRoutes: Record<string, RouteHandler> = {
   'PATCH /datastores/{id}': patch,
   'DELETE /datastores/{id}': remove,
   'POST /datastores/{id}/monitor': monitor,
+  'POST /datastores/{id}/import': importCatalog,
   'GET /datastores/{id}/capacity': capacity,
 };

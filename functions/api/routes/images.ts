@@ -220,7 +220,7 @@ function missingDisks(image: Image): number[] {
 }
 
 /** `POST /images/{id}/verify`: the host is chosen as for any maintenance (admins may name one). */
-const VerifyRequestBody = z.strictObject({
+export const VerifyRequestBody = z.strictObject({
   hostId: z.number().int().nonnegative().optional(),
   /** Dispatch priority 0-99; users up to 49. */
   priority: z.number().int().min(0).max(99).optional(),
