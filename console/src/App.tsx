@@ -1,0 +1,110 @@
+/**
+ * The console's shell: sign-in until a token is accepted, then the AWS-console-like layout
+ * (top bar with the user, side navigation, pages). Pages are addressed by the URL's hash
+ * (`#/vms`), so the gateway serves one index.html and the token never appears in a URL.
+ */
+import AppLayout from '@cloudscape-design/components/app-layout';
+import SideNavigation from '@cloudscape-design/components/side-navigation';
+import TopNavigation from '@cloudscape-design/components/top-navigation';
+import { useEffect, useState } from 'react';
+import { clearToken, storedToken, storeToken, type UserView, whoAmI } from './api.ts';
+import { DatastoresPage } from './pages/DatastoresPage.tsx';
+import { ExecutionPage } from './pages/ExecutionPage.tsx';
+import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
+import { VmsPage } from './pages/VmsPage.tsx';
+import { SignIn } from './SignIn.tsx';
+import { type Session, SessionContext } from './session.tsx';
+
+/** The current hash route (`/vms`), following navigation. */
+function useRoute(): string {
+  const [route, setRoute] = useState(() => location.hash.slice(1) || '/vms');
+  useEffect(() => {
+    const onChange = () => setRoute(location.hash.slice(1) || '/vms');
+    addEventListener('hashchange', onChange);
+    return () => removeEventListener('hashchange', onChange);
+  }, []);
+  return route;
+}
+
+/** The page of a route. */
+function Page({ route }: { route: string }) {
+  const execution = /^\/executions\/(.+)$/.exec(route);
+  if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
+  if (route === '/executions') return <ExecutionsPage />;
+  if (route === '/datastores') return <DatastoresPage />;
+  return <VmsPage />;
+}
+
+/** The whole console. */
+export function App() {
+  const [session, setSession] = useState<Session | undefined>();
+  const [restoring, setRestoring] = useState(() => storedToken() !== undefined);
+  const route = useRoute();
+
+  // A token kept from earlier in this tab: check it again (it may have been revoked).
+  useEffect(() => {
+    const token = storedToken();
+    if (!token) return;
+    whoAmI(token).then(
+      (user) => {
+        setSession({ token, user });
+        setRestoring(false);
+      },
+      () => {
+        clearToken();
+        setRestoring(false);
+      },
+    );
+  }, []);
+
+  function signIn(token: string, user: UserView | undefined) {
+    storeToken(token);
+    setSession({ token, user });
+  }
+
+  function signOut() {
+    clearToken();
+    setSession(undefined);
+  }
+
+  if (restoring) return null;
+  if (!session) return <SignIn onSignedIn={signIn} />;
+  const userText = session.user ? `${session.user.name} (${session.user.group})` : 'signed in';
+  return (
+    <SessionContext.Provider value={session}>
+      <div id="top-nav" style={{ position: 'sticky', top: 0, zIndex: 1002 }}>
+        <TopNavigation
+          identity={{ href: '#/vms', title: 'Lifeboat' }}
+          utilities={[
+            {
+              type: 'menu-dropdown',
+              text: userText,
+              description: session.user?.admin ? 'admin' : undefined,
+              iconName: 'user-profile',
+              items: [{ id: 'signout', text: 'Sign out' }],
+              onItemClick: ({ detail }) => {
+                if (detail.id === 'signout') signOut();
+              },
+            },
+          ]}
+        />
+      </div>
+      <AppLayout
+        headerSelector="#top-nav"
+        toolsHide
+        navigation={
+          <SideNavigation
+            header={{ href: '#/vms', text: 'Lifeboat' }}
+            activeHref={`#${route.startsWith('/executions') ? '/executions' : route}`}
+            items={[
+              { type: 'link', text: 'VMs', href: '#/vms' },
+              { type: 'link', text: 'Executions', href: '#/executions' },
+              { type: 'link', text: 'Datastores', href: '#/datastores' },
+            ]}
+          />
+        }
+        content={<Page route={route} />}
+      />
+    </SessionContext.Provider>
+  );
+}
