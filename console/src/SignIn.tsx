@@ -2,7 +2,6 @@
  * Sign-in with an API token (`lifeboat token create`, or the local admin's in endpoint.json).
  * The token is checked against the API before it is kept; a refusal shows the API's message.
  */
-import Alert from '@cloudscape-design/components/alert';
 import Box from '@cloudscape-design/components/box';
 import Button from '@cloudscape-design/components/button';
 import Container from '@cloudscape-design/components/container';
@@ -44,7 +43,7 @@ export function SignIn({ onSignedIn }: { onSignedIn(token: string, user: UserVie
                 Sign in
               </Button>
             }
-            errorText={error}
+            errorText={error && `Sign-in failed: ${error}`}
           >
             <Container header={<Header variant="h2">Sign in</Header>}>
               <FormField
@@ -63,13 +62,6 @@ export function SignIn({ onSignedIn }: { onSignedIn(token: string, user: UserVie
             </Container>
           </Form>
         </form>
-        {error && (
-          <Box margin={{ top: 'm' }}>
-            <Alert type="error" header="Sign-in failed">
-              {error}
-            </Alert>
-          </Box>
-        )}
       </div>
     </Box>
   );

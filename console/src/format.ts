@@ -21,8 +21,9 @@ export function formatDate(iso: string | undefined): string {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
 
-/** BACKUP_CONFIG in one line (`MODE=INCREMENT, KEEP_LAST=3`), or `-` when empty. */
+/** BACKUP_CONFIG in one line, keys sorted (`KEEP_LAST=3, MODE=INCREMENT`), or `-` when empty. */
 export function configSummary(config: Record<string, string> | undefined): string {
-  const entries = Object.entries(config ?? {});
+  // Sorted: the API answers the keys in no stable order.
+  const entries = Object.entries(config ?? {}).sort(([a], [b]) => a.localeCompare(b));
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : '-';
 }

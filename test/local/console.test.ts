@@ -1,0 +1,207 @@
+/**
+ * The web console in a real browser (Debian's chromium driven by playwright-core), served by the
+ * local gateway in front of the real Api function and authorizer on DynamoDB Local: a user signs
+ * in with a real API token, sees their name and group, their VM (state, host, BACKUP_CONFIG, last
+ * backup) and datastore (capacity) but not the admin's, and signs out; a wrong token shows the
+ * API's refusal and no data. The token never appears in a URL, lives in sessionStorage only, and
+ * nothing is fetched from another origin. Screenshots go to test/artifacts/console/ (not committed).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as authorizer } from '#functions/api/authorizer.ts';
+import { handler } from '#functions/api/handler.ts';
+import { ROUTES } from '#functions/api/routes.ts';
+import { datastores } from '#functions/repo/datastores.ts';
+import { hosts } from '#functions/repo/hosts.ts';
+import { images } from '#functions/repo/images.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { startGateway } from '#local/gateway.ts';
+import { buildConsole, WEB_DIR } from '../../scripts/build-console.ts';
+import { seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+
+const ADMIN = 'lb_admin-console-test-0123456789abcdef';
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts', 'console');
+const GIB = 1024 ** 3;
+let db: DynamoDbLocal;
+let gateway: { endpoint: string; stop(): Promise<void> };
+let browser: Browser;
+let alice: string;
+
+/** A VM record as the inventory would store it. */
+function vm(id: number, name: string, owner: string, group: string, config: Record<string, string>) {
+  return {
+    id,
+    name,
+    owner,
+    group,
+    permissions: 'um-------',
+    hostId: 3,
+    domain: name,
+    state: 'RUNNING' as const,
+    disks: [],
+    nics: [],
+    backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** A restic datastore measured at `usedGiB` of `totalGiB`. */
+function datastore(
+  id: number,
+  name: string,
+  owner: string,
+  group: string,
+  usedGiB: number,
+  totalGiB: number,
+) {
+  return {
+    id,
+    name,
+    owner,
+    group,
+    permissions: 'um-------',
+    type: 'BACKUP' as const,
+    driver: 'restic' as const,
+    attributes: { RESTIC_REPOSITORY: `/tmp/${name}` },
+    secretAttributes: [],
+    totalBytes: totalGiB * GIB,
+    usedBytes: usedGiB * GIB,
+    freeBytes: (totalGiB - usedGiB) * GIB,
+    monitoredAt: new Date().toISOString(),
+    createdAt: new Date().toISOString(),
+  };
+}
+
+beforeAll(async () => {
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  const [build, database] = await Promise.all([buildConsole(), startDynamoDbLocal()]);
+  console.info(`console build: ${build.built ? `built in ${build.ms} ms` : 'up to date'}`);
+  db = database;
+  await seedUser('admin', ADMIN, 'admin', 'admin');
+  const context = { awsRequestId: 'local', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+  gateway = await startGateway({
+    port: 0,
+    routes: ROUTES,
+    authorizer,
+    handler: (event) => handler(event, context),
+    webRoot: WEB_DIR,
+  });
+  const made = await fetch(`${gateway.endpoint}/users`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'alice' }),
+  });
+  expect(made.status).toBe(201);
+  alice = ((await made.json()) as { token: string }).token;
+  const now = new Date().toISOString();
+  await hosts.put({ id: 3, name: 'hv-console', state: 'MONITORED', createdAt: now });
+  await vms.put(vm(1, 'alice-web', 'alice', 'users', { MODE: 'INCREMENT', KEEP_LAST: '3' }));
+  await vms.put(vm(2, 'admin-secret-vm', 'admin', 'admin', {}));
+  await datastores.put(datastore(100, 'alice-restic', 'alice', 'users', 30, 100));
+  await datastores.put(datastore(101, 'admin-only-ds', 'admin', 'admin', 1, 2));
+  await images.put({
+    id: 7,
+    name: '1-7',
+    owner: 'alice',
+    group: 'users',
+    permissions: 'um-------',
+    type: 'BACKUP',
+    datastoreId: 100,
+    vmId: 1,
+    state: 'READY',
+    mode: 'FULL',
+    size: 3 * 1024 * 1024,
+    createdAt: '2026-01-02T03:04:05.000Z',
+  });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  await mkdir(ARTIFACTS, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.stop();
+  await db?.stop();
+});
+
+/** A fresh browser tab at 1280 px, recording every request it makes. */
+async function openConsole(): Promise<{ page: Page; requests: { url: string; auth?: string }[] }> {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  const requests: { url: string; auth?: string }[] = [];
+  page.on('request', (req) => {
+    const auth = req.headers().authorization;
+    requests.push({ url: req.url(), ...(auth ? { auth } : {}) });
+  });
+  await page.goto(`${gateway.endpoint}/`);
+  return { page, requests };
+}
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('web console', () => {
+  it('signs in with a token, shows the user, their VMs and datastores only, and signs out', async () => {
+    const { page, requests } = await openConsole();
+    await signIn(page, alice);
+    await page.getByRole('button', { name: 'alice (users)' }).waitFor();
+    // VMs: the caller's VM with its state, host, BACKUP_CONFIG and last backup; not the admin's.
+    const row = page.getByRole('row', { name: /alice-web/ });
+    await row.waitFor();
+    const cells = (await row.textContent()) ?? '';
+    expect(cells).toContain('RUNNING');
+    expect(cells).toContain('hv-console');
+    expect(cells).toContain('KEEP_LAST=3, MODE=INCREMENT');
+    expect(cells).toContain('3.0 MiB');
+    expect(await page.getByText('admin-secret-vm').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'vms-1280.png'), fullPage: true });
+
+    // Datastores: capacity as a bar with used, free and total.
+    await page.getByRole('link', { name: 'Datastores' }).first().click();
+    const ds = page.getByRole('row', { name: /alice-restic/ });
+    await ds.waitFor();
+    expect(await ds.textContent()).toContain('30.0 GiB used, 70.0 GiB free of 100.0 GiB');
+    expect(await ds.locator('progress').getAttribute('value')).toBe('30');
+    expect(await page.getByText('admin-only-ds').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
+
+    // The token: in sessionStorage, in Authorization headers, never in a URL, nothing elsewhere.
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBe(alice);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(page.url()).not.toContain(alice);
+    for (const r of requests) {
+      expect(r.url).not.toContain(alice);
+      expect(new URL(r.url).origin).toBe(gateway.endpoint);
+    }
+    const apiCalls = requests.filter((r) =>
+      /\/(vms|datastores|tokens|users)\b/.test(new URL(r.url).pathname),
+    );
+    expect(apiCalls.length).toBeGreaterThan(0);
+    for (const r of apiCalls) expect(r.auth).toBe(`Bearer ${alice}`);
+
+    // Sign-out: the token is gone and the sign-in form is back.
+    await page.getByRole('button', { name: /alice \(users\)/ }).click();
+    await page.getByText('Sign out').click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBeNull();
+    await page.context().close();
+  });
+
+  it('a wrong token shows the API refusal and no data, and is not kept', async () => {
+    const { page } = await openConsole();
+    const wrong = 'lb_not-a-real-token-0123456789';
+    await signIn(page, wrong);
+    // The API's own message (the authorizer's 401), next to the action that failed.
+    await page.getByText('Sign-in failed: invalid token', { exact: true }).waitFor();
+    expect(await page.getByText('alice-web').count()).toBe(0);
+    expect(await page.getByRole('table').count()).toBe(0);
+    expect(page.url()).not.toContain(wrong);
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBeNull();
+    await page.screenshot({ path: join(ARTIFACTS, 'sign-in-refused-1280.png') });
+    await page.context().close();
+  });
+});
