@@ -38,11 +38,14 @@ function vm(id: number, name: string, owner: string, group: string, config: Reco
     name,
     owner,
     group,
-    permissions: 'um-------',
+    // The owner may back it up (a: admin right on the VM, as `lifeboat vm backup` needs).
+    permissions: 'uma------',
     hostId: 3,
     domain: name,
     state: 'RUNNING' as const,
-    disks: [],
+    disks: [
+      { id: 0, target: 'vda', source: `/images/${name}.qcow2`, format: 'qcow2' as const, size: 8 << 20 },
+    ],
     nics: [],
     backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
     createdAt: new Date().toISOString(),
@@ -188,6 +191,36 @@ describe('web console', () => {
     await page.getByText('Sign out').click();
     await page.getByLabel('API token').waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBeNull();
+    await page.context().close();
+  });
+
+  it('lists executions and cancels a queued backup from its page', async () => {
+    // A real queued backup (no dispatcher runs here, so it stays QUEUED until cancelled).
+    const queued = await fetch(`${gateway.endpoint}/vms/1/backup`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ datastoreId: 100 }),
+    });
+    const text = await queued.text();
+    expect(queued.status, text).toBe(202);
+    const id = String((JSON.parse(text) as { id: string | number }).id);
+    const { page } = await openConsole();
+    await signIn(page, alice);
+    await page.getByRole('link', { name: 'Executions' }).first().click();
+    const row = page.getByRole('row', { name: new RegExp(id) });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('QUEUED');
+    await row.getByRole('link', { name: id }).click();
+    await page.getByRole('heading', { name: `Execution ${id}` }).waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByText('ABORTED').first().waitFor();
+    await page.getByText('cancelled', { exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Cancel' }).isDisabled()).toBe(true);
+    const shown = await fetch(`${gateway.endpoint}/executions/${id}`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(((await shown.json()) as { state: string }).state).toBe('ABORTED');
+    await page.screenshot({ path: join(ARTIFACTS, 'execution-1280.png'), fullPage: true });
     await page.context().close();
   });
 
