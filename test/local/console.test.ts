@@ -186,6 +186,18 @@ describe('web console', () => {
     expect(apiCalls.length).toBeGreaterThan(0);
     for (const r of apiCalls) expect(r.auth).toBe(`Bearer ${alice}`);
 
+    // A reload keeps the session (sessionStorage, checked again against the API).
+    await page.reload();
+    await page.getByRole('row', { name: /alice-restic/ }).waitFor();
+
+    // Phone width: the page itself does not scroll sideways (the table scrolls in its own box).
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${gateway.endpoint}/#/vms`);
+    await page.getByText('alice-web').first().waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: join(ARTIFACTS, 'vms-375.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
     // Sign-out: the token is gone and the sign-in form is back.
     await page.getByRole('button', { name: /alice \(users\)/ }).click();
     await page.getByText('Sign out').click();
