@@ -32,10 +32,10 @@ async function filesUnder(dir: string): Promise<string[]> {
  * file (dependency versions) and this script (the Vite config). The console imports only types
  * from core/ (`import type`), which vanish at build: a change there needs no rebuild.
  */
-export async function sourceHash(): Promise<string> {
+export async function sourceHash(consoleDir = CONSOLE_DIR): Promise<string> {
   const hash = createHash('sha256');
   const files = [
-    ...(await filesUnder(CONSOLE_DIR)),
+    ...(await filesUnder(consoleDir)),
     join(ROOT, 'package-lock.json'),
     fileURLToPath(import.meta.url),
   ];
@@ -47,10 +47,10 @@ export async function sourceHash(): Promise<string> {
 }
 
 /** The hash the current web/ was built from, if any. */
-async function builtHash(): Promise<string | undefined> {
+async function builtHash(webDir: string): Promise<string | undefined> {
   try {
-    if (!existsSync(join(WEB_DIR, 'index.html'))) return undefined;
-    return (await readFile(join(WEB_DIR, HASH_FILE), 'utf8')).trim();
+    if (!existsSync(join(webDir, 'index.html'))) return undefined;
+    return (await readFile(join(webDir, HASH_FILE), 'utf8')).trim();
   } catch {
     return undefined;
   }
@@ -60,25 +60,29 @@ async function builtHash(): Promise<string | undefined> {
  * Build web/ unless it is up to date. The build goes to a fresh folder that then replaces web/,
  * so a gateway serving web/ meanwhile never sees half a build.
  */
-export async function buildConsole(opts: { force?: boolean } = {}): Promise<{ built: boolean; ms: number }> {
+export async function buildConsole(
+  opts: { force?: boolean; consoleDir?: string; webDir?: string } = {},
+): Promise<{ built: boolean; ms: number }> {
   const started = Date.now();
-  const hash = await sourceHash();
-  if (!opts.force && (await builtHash()) === hash) return { built: false, ms: Date.now() - started };
+  const consoleDir = opts.consoleDir ?? CONSOLE_DIR;
+  const webDir = opts.webDir ?? WEB_DIR;
+  const hash = await sourceHash(consoleDir);
+  if (!opts.force && (await builtHash(webDir)) === hash) return { built: false, ms: Date.now() - started };
   // Loaded only when building: vite and its plugin are heavy, and not needed when up to date.
   const [{ build }, { default: react }] = await Promise.all([import('vite'), import('@vitejs/plugin-react')]);
-  const out = `${WEB_DIR}.tmp-${process.pid}`;
+  const out = `${webDir}.tmp-${process.pid}`;
   await rm(out, { recursive: true, force: true });
   await build({
     configFile: false,
-    root: CONSOLE_DIR,
+    root: consoleDir,
     base: '/',
     logLevel: 'warn',
     plugins: [react()],
     build: { outDir: out, emptyOutDir: true, chunkSizeWarningLimit: 4096, reportCompressedSize: false },
   });
   await writeFile(join(out, HASH_FILE), `${hash}\n`);
-  await rm(WEB_DIR, { recursive: true, force: true });
-  await rename(out, WEB_DIR);
+  await rm(webDir, { recursive: true, force: true });
+  await rename(out, webDir);
   return { built: true, ms: Date.now() - started };
 }
 
