@@ -11,6 +11,7 @@ import { clearToken, storedToken, storeToken, type UserView, whoAmI } from './ap
 import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
+import { HostsPage } from './pages/HostsPage.tsx';
 import { VmsPage } from './pages/VmsPage.tsx';
 import { SignIn } from './SignIn.tsx';
 import { type Session, SessionContext } from './session.tsx';
@@ -32,6 +33,7 @@ function Page({ route }: { route: string }) {
   if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
   if (route === '/executions') return <ExecutionsPage />;
   if (route === '/datastores') return <DatastoresPage />;
+  if (route === '/hosts') return <HostsPage />;
   return <VmsPage />;
 }
 
@@ -100,6 +102,7 @@ export function App() {
               { type: 'link', text: 'VMs', href: '#/vms' },
               { type: 'link', text: 'Executions', href: '#/executions' },
               { type: 'link', text: 'Datastores', href: '#/datastores' },
+              { type: 'link', text: 'Hosts', href: '#/hosts' },
             ]}
           />
         }

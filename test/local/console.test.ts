@@ -2,7 +2,7 @@
  * The web console in a real browser (Debian's chromium driven by playwright-core), served by the
  * local gateway in front of the real Api function and authorizer on DynamoDB Local: a user signs
  * in with a real API token, sees their name and group, their VM (state, host, BACKUP_CONFIG, last
- * backup) and datastore (capacity) but not the admin's, and signs out; a wrong token shows the
+ * backup), datastore (capacity) and host but not the admin's VM and datastore, and signs out; a wrong token shows the
  * API's refusal and no data. The token never appears in a URL, lives in sessionStorage only, and
  * nothing is fetched from another origin. Screenshots go to test/artifacts/console/ (not committed).
  */
@@ -101,7 +101,15 @@ beforeAll(async () => {
   expect(made.status).toBe(201);
   alice = ((await made.json()) as { token: string }).token;
   const now = new Date().toISOString();
-  await hosts.put({ id: 3, name: 'hv-console', state: 'MONITORED', createdAt: now });
+  await hosts.put({
+    id: 3,
+    name: 'hv-console',
+    state: 'MONITORED',
+    runnerVersion: '1.2.3',
+    lastHeartbeat: now,
+    maxBackupsHost: 4,
+    createdAt: now,
+  });
   await vms.put(vm(1, 'alice-web', 'alice', 'users', { MODE: 'INCREMENT', KEEP_LAST: '3' }));
   await vms.put(vm(2, 'admin-secret-vm', 'admin', 'admin', {}));
   await datastores.put(datastore(100, 'alice-restic', 'alice', 'users', 30, 100));
@@ -172,6 +180,15 @@ describe('web console', () => {
     expect(await page.getByText('admin-only-ds').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
 
+    // Hosts: state, runner version, running backups against the host's MAX_BACKUPS_HOST.
+    await page.getByRole('link', { name: 'Hosts' }).first().click();
+    const host = page.getByRole('row', { name: /hv-console/ });
+    await host.waitFor();
+    const hostText = (await host.textContent()) ?? '';
+    expect(hostText).toContain('MONITORED');
+    expect(hostText).toContain('1.2.3');
+    expect(hostText).toContain('0 of 4');
+
     // The token: in sessionStorage, in Authorization headers, never in a URL, nothing elsewhere.
     expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBe(alice);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
@@ -188,7 +205,7 @@ describe('web console', () => {
 
     // A reload keeps the session (sessionStorage, checked again against the API).
     await page.reload();
-    await page.getByRole('row', { name: /alice-restic/ }).waitFor();
+    await page.getByRole('row', { name: /hv-console/ }).waitFor();
 
     // Phone width: the page itself does not scroll sideways (the table scrolls in its own box).
     await page.setViewportSize({ width: 375, height: 800 });
