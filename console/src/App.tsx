@@ -12,6 +12,7 @@ import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
 import { HostsPage } from './pages/HostsPage.tsx';
+import { ImagesPage } from './pages/ImagesPage.tsx';
 import { VmsPage } from './pages/VmsPage.tsx';
 import { SignIn } from './SignIn.tsx';
 import { type Session, SessionContext } from './session.tsx';
@@ -34,6 +35,7 @@ function Page({ route }: { route: string }) {
   if (route === '/executions') return <ExecutionsPage />;
   if (route === '/datastores') return <DatastoresPage />;
   if (route === '/hosts') return <HostsPage />;
+  if (route === '/images') return <ImagesPage />;
   return <VmsPage />;
 }
 
@@ -100,6 +102,7 @@ export function App() {
             activeHref={`#${route.startsWith('/executions') ? '/executions' : route}`}
             items={[
               { type: 'link', text: 'VMs', href: '#/vms' },
+              { type: 'link', text: 'Images', href: '#/images' },
               { type: 'link', text: 'Executions', href: '#/executions' },
               { type: 'link', text: 'Datastores', href: '#/datastores' },
               { type: 'link', text: 'Hosts', href: '#/hosts' },

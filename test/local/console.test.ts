@@ -180,6 +180,15 @@ describe('web console', () => {
     expect(await page.getByText('admin-only-ds').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
 
+    // Images: the VM's backup with its mode, size and state.
+    await page.getByRole('link', { name: 'Images' }).first().click();
+    const image = page.getByRole('row', { name: /1-7/ });
+    await image.waitFor();
+    const imageText = (await image.textContent()) ?? '';
+    expect(imageText).toContain('READY');
+    expect(imageText).toContain('FULL');
+    expect(imageText).toContain('3.0 MiB');
+
     // Hosts: state, runner version, running backups against the host's MAX_BACKUPS_HOST.
     await page.getByRole('link', { name: 'Hosts' }).first().click();
     const host = page.getByRole('row', { name: /hv-console/ });

@@ -4,6 +4,7 @@ import { type Host, type Image, list, type Vm } from '../api.ts';
 import { configSummary, formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
 import { useApi } from '../useApi.ts';
+import { imageRow } from './ImagesPage.tsx';
 
 /** A VM row: the VM with its host's name and its latest backup. */
 interface VmRow {
@@ -26,8 +27,7 @@ const STATE: Record<Vm['state'], StatusIndicatorProps.Type> = {
 
 /** When an image last got a restore point: its newest increment, else its creation. */
 function lastPoint(image: Image): string {
-  // ISO-8601 dates sort as text.
-  return [image.createdAt, ...image.increments.map((inc) => inc.date)].sort().at(-1) ?? image.createdAt;
+  return imageRow(image).last;
 }
 
 async function loadRows(token: string): Promise<VmRow[]> {
