@@ -27,3 +27,35 @@ export function configSummary(config: Record<string, string> | undefined): strin
   const entries = Object.entries(config ?? {}).sort(([a], [b]) => a.localeCompare(b));
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : '-';
 }
+
+/** A progress reading: bytes done at a time (epoch ms). */
+export interface ProgressSample {
+  bytes: number;
+  at: number;
+}
+
+/**
+ * Rate (bytes/s) between two readings, and the seconds left at that rate to reach `total`;
+ * undefined when nothing moved (no rate to extrapolate from).
+ */
+export function rateAndEta(
+  before: ProgressSample,
+  after: ProgressSample,
+  total: number,
+): { rate: number; etaSeconds: number | undefined } | undefined {
+  const seconds = (after.at - before.at) / 1000;
+  const moved = after.bytes - before.bytes;
+  if (seconds <= 0 || moved <= 0) return undefined;
+  const rate = moved / seconds;
+  return { rate, etaSeconds: total > after.bytes ? Math.ceil((total - after.bytes) / rate) : undefined };
+}
+
+/** Seconds as `1 h 2 min`, `3 min 4 s` or `5 s`. */
+export function formatDuration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.round(seconds % 60);
+  if (h) return `${h} h ${m} min`;
+  if (m) return `${m} min ${s} s`;
+  return `${s} s`;
+}

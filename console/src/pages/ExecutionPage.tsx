@@ -7,9 +7,9 @@ import KeyValuePairs from '@cloudscape-design/components/key-value-pairs';
 import ProgressBar from '@cloudscape-design/components/progress-bar';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import StatusIndicator from '@cloudscape-design/components/status-indicator';
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { api, type Execution } from '../api.ts';
-import { formatDate } from '../format.ts';
+import { formatBytes, formatDate, formatDuration, type ProgressSample, rateAndEta } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
 import { bytesText, EXECUTION_STATE } from './ExecutionsPage.tsx';
@@ -23,6 +23,19 @@ export function ExecutionPage({ id }: { id: string }) {
   const { data: e, error, reload } = useApi((t) => api<Execution>('GET', path, t), 3000);
   const [cancelling, setCancelling] = useState(false);
   const [cancelError, setCancelError] = useState<string>();
+  // Rate and ETA from the last two readings that moved (the API gives bytes, not speed).
+  const lastSample = useRef<ProgressSample | undefined>(undefined);
+  const [speed, setSpeed] = useState<ReturnType<typeof rateAndEta>>();
+  useEffect(() => {
+    if (e?.state !== 'RUNNING') {
+      setSpeed(undefined);
+      return;
+    }
+    const now = { bytes: e.bytesDone, at: Date.now() };
+    const before = lastSample.current;
+    if (before && now.bytes !== before.bytes) setSpeed(rateAndEta(before, now, e.bytesTotal));
+    if (!before || now.bytes !== before.bytes) lastSample.current = now;
+  }, [e]);
 
   async function cancel() {
     setCancelling(true);
@@ -77,6 +90,11 @@ export function ExecutionPage({ id }: { id: string }) {
                 { label: 'Requested by', value: e.requestedBy },
                 { label: 'Started', value: formatDate(e.startedAt) },
                 { label: 'Ended', value: formatDate(e.endedAt) },
+                { label: 'Rate', value: speed ? `${formatBytes(speed.rate)}/s` : '-' },
+                {
+                  label: 'Time left',
+                  value: speed?.etaSeconds === undefined ? '-' : `about ${formatDuration(speed.etaSeconds)}`,
+                },
               ]}
             />
             <ProgressBar
