@@ -41,4 +41,15 @@ describe('console build', () => {
     // No leftover temporary folder beside web/.
     expect((await readdir(dir)).sort()).toEqual(['console', 'web']);
   });
+
+  it('two builds at once both succeed and leave one whole web/', async () => {
+    await writeFile(join(consoleDir, 'src', 'main.ts'), 'document.body.dataset.v = "three";\n');
+    const results = await Promise.all([
+      buildConsole({ consoleDir, webDir }),
+      buildConsole({ consoleDir, webDir }),
+    ]);
+    expect(results.some((r) => r.built)).toBe(true);
+    expect(await builtScript()).toContain('three');
+    expect((await readdir(dir)).sort()).toEqual(['console', 'web']);
+  });
 });

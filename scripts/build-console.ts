@@ -5,7 +5,7 @@
  * build (tens of seconds on a small machine) once, not every time.
  * Run: `node --import tsx scripts/build-console.ts [--force]`.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -70,7 +70,7 @@ export async function buildConsole(
   if (!opts.force && (await builtHash(webDir)) === hash) return { built: false, ms: Date.now() - started };
   // Loaded only when building: vite and its plugin are heavy, and not needed when up to date.
   const [{ build }, { default: react }] = await Promise.all([import('vite'), import('@vitejs/plugin-react')]);
-  const out = `${webDir}.tmp-${process.pid}`;
+  const out = `${webDir}.tmp-${randomUUID()}`;
   await rm(out, { recursive: true, force: true });
   await build({
     configFile: false,
@@ -82,7 +82,13 @@ export async function buildConsole(
   });
   await writeFile(join(out, HASH_FILE), `${hash}\n`);
   await rm(webDir, { recursive: true, force: true });
-  await rename(out, webDir);
+  try {
+    await rename(out, webDir);
+  } catch (err) {
+    // Another build (`npm start` beside a test run) put its web/ there first: same sources, keep it.
+    await rm(out, { recursive: true, force: true });
+    if ((await builtHash(webDir)) !== hash) throw err;
+  }
   return { built: true, ms: Date.now() - started };
 }
 
