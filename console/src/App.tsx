@@ -1,13 +1,14 @@
 /**
  * The console's shell: sign-in until a token is accepted, then the AWS-console-like layout
  * (top bar with the user, side navigation, pages). Pages are addressed by the URL's hash
- * (`#/vms`), so the gateway serves one index.html and the token never appears in a URL.
+ * (`#/vms`; `#/` the dashboard), so the gateway serves one index.html and the token never appears in a URL.
  */
 import AppLayout from '@cloudscape-design/components/app-layout';
 import SideNavigation from '@cloudscape-design/components/side-navigation';
 import TopNavigation from '@cloudscape-design/components/top-navigation';
 import { useEffect, useState } from 'react';
 import { clearToken, storedToken, storeToken, type UserView, whoAmI } from './api.ts';
+import { DashboardPage } from './pages/DashboardPage.tsx';
 import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
@@ -19,9 +20,9 @@ import { type Session, SessionContext } from './session.tsx';
 
 /** The current hash route (`/vms`), following navigation. */
 function useRoute(): string {
-  const [route, setRoute] = useState(() => location.hash.slice(1) || '/vms');
+  const [route, setRoute] = useState(() => location.hash.slice(1) || '/');
   useEffect(() => {
-    const onChange = () => setRoute(location.hash.slice(1) || '/vms');
+    const onChange = () => setRoute(location.hash.slice(1) || '/');
     addEventListener('hashchange', onChange);
     return () => removeEventListener('hashchange', onChange);
   }, []);
@@ -33,10 +34,11 @@ function Page({ route }: { route: string }) {
   const execution = /^\/executions\/(.+)$/.exec(route);
   if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
   if (route === '/executions') return <ExecutionsPage />;
+  if (route === '/vms') return <VmsPage />;
   if (route === '/datastores') return <DatastoresPage />;
   if (route === '/hosts') return <HostsPage />;
   if (route === '/images') return <ImagesPage />;
-  return <VmsPage />;
+  return <DashboardPage />;
 }
 
 /** The whole console. */
@@ -78,7 +80,7 @@ export function App() {
     <SessionContext.Provider value={session}>
       <div id="top-nav" style={{ position: 'sticky', top: 0, zIndex: 1002 }}>
         <TopNavigation
-          identity={{ href: '#/vms', title: 'Lifeboat' }}
+          identity={{ href: '#/', title: 'Lifeboat' }}
           utilities={[
             {
               type: 'menu-dropdown',
@@ -98,9 +100,10 @@ export function App() {
         toolsHide
         navigation={
           <SideNavigation
-            header={{ href: '#/vms', text: 'Lifeboat' }}
+            header={{ href: '#/', text: 'Lifeboat' }}
             activeHref={`#${route.startsWith('/executions') ? '/executions' : route}`}
             items={[
+              { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },
               { type: 'link', text: 'Images', href: '#/images' },
               { type: 'link', text: 'Executions', href: '#/executions' },

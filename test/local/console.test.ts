@@ -160,7 +160,15 @@ describe('web console', () => {
     const { page, requests } = await openConsole();
     await signIn(page, alice);
     await page.getByRole('button', { name: 'alice (users)' }).waitFor();
+    // The dashboard first: nothing ran today, nothing runs, the datastore's free space.
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByText('70.0 GiB free of 100.0 GiB').waitFor();
+    expect(await page.getByText('Nothing is running.').count()).toBe(1);
+    expect(await page.getByText('admin-only-ds').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-1280.png'), fullPage: true });
+
     // VMs: the caller's VM with its state, host, BACKUP_CONFIG and last backup; not the admin's.
+    await page.getByRole('link', { name: 'VMs' }).first().click();
     const row = page.getByRole('row', { name: /alice-web/ });
     await row.waitFor();
     const cells = (await row.textContent()) ?? '';
@@ -259,6 +267,10 @@ describe('web console', () => {
       headers: { authorization: `Bearer ${alice}` },
     });
     expect(((await shown.json()) as { state: string }).state).toBe('ABORTED');
+    // The dashboard counts it among today's cancelled backups.
+    await page.getByRole('link', { name: 'Dashboard' }).first().click();
+    const cancelled = page.getByText('Cancelled', { exact: true }).locator('..');
+    await cancelled.getByText('1', { exact: true }).waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'execution-1280.png'), fullPage: true });
     await page.context().close();
   });
