@@ -14,6 +14,7 @@ import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
 import { HostsPage } from './pages/HostsPage.tsx';
 import { ImagesPage } from './pages/ImagesPage.tsx';
+import { VmPage } from './pages/VmPage.tsx';
 import { VmsPage } from './pages/VmsPage.tsx';
 import { SignIn } from './SignIn.tsx';
 import { type Session, SessionContext } from './session.tsx';
@@ -33,6 +34,8 @@ function useRoute(): string {
 function Page({ route }: { route: string }) {
   const execution = /^\/executions\/(.+)$/.exec(route);
   if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
+  const vm = /^\/vms\/(\d+)$/.exec(route);
+  if (vm?.[1]) return <VmPage id={Number(vm[1])} />;
   if (route === '/executions') return <ExecutionsPage />;
   if (route === '/vms') return <VmsPage />;
   if (route === '/datastores') return <DatastoresPage />;
@@ -101,7 +104,7 @@ export function App() {
         navigation={
           <SideNavigation
             header={{ href: '#/', text: 'Lifeboat' }}
-            activeHref={`#${route.startsWith('/executions') ? '/executions' : route}`}
+            activeHref={`#${/^\/(executions|vms)\//.test(route) ? route.replace(/^(\/[a-z]+)\/.*$/, '$1') : route}`}
             items={[
               { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },

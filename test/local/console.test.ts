@@ -241,18 +241,37 @@ describe('web console', () => {
     await page.context().close();
   });
 
-  it('lists executions and cancels a queued backup from its page', async () => {
-    // A real queued backup (no dispatcher runs here, so it stays QUEUED until cancelled).
-    const queued = await fetch(`${gateway.endpoint}/vms/1/backup`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ datastoreId: 100 }),
-    });
-    const text = await queued.text();
-    expect(queued.status, text).toBe(202);
-    const id = String((JSON.parse(text) as { id: string | number }).id);
+  it('backs a VM up from its page, lists the execution and cancels it from its page', async () => {
     const { page } = await openConsole();
     await signIn(page, alice);
+    // The VM page: its BACKUP_CONFIG and its backups.
+    await page.getByRole('link', { name: 'VMs' }).first().click();
+    await page.getByRole('link', { name: 'alice-web' }).click();
+    await page.getByRole('heading', { name: 'VM 1: alice-web' }).waitFor();
+    const mode = page.getByRole('row', { name: /MODE/ });
+    await mode.waitFor();
+    expect(await mode.textContent()).toContain('INCREMENT');
+    expect(await page.getByRole('row', { name: /FULL/ }).textContent()).toContain('3.0 MiB');
+    // Back up now: a real queued backup (no dispatcher runs here: it stays QUEUED until cancelled).
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByRole('button', { name: 'Datastore' }).click();
+    await page.getByRole('option', { name: /alice-restic/ }).click();
+    await page.getByRole('button', { name: 'Start backup' }).click();
+    const queued = page.getByText('Backup queued').locator('..').locator('..');
+    await queued.waitFor();
+    const id = ((await queued.getByRole('link').textContent()) ?? '').trim();
+    expect(id).toMatch(/^\S+$/);
+    const listed = await fetch(`${gateway.endpoint}/executions/${id}`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(await listed.json()).toMatchObject({
+      state: 'QUEUED',
+      vmId: 1,
+      datastoreId: 100,
+      requestedBy: 'alice',
+    });
+    await page.screenshot({ path: join(ARTIFACTS, 'vm-1280.png'), fullPage: true });
+
     await page.getByRole('link', { name: 'Executions' }).first().click();
     const row = page.getByRole('row', { name: new RegExp(id) });
     await row.waitFor();

@@ -1,4 +1,5 @@
 /** VMs: state, host, BACKUP_CONFIG summary and last backup (time and size) of each VM the caller may see. */
+import Link from '@cloudscape-design/components/link';
 import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/components/status-indicator';
 import { type Host, type Image, list, type Vm } from '../api.ts';
 import { configSummary, formatBytes, formatDate } from '../format.ts';
@@ -69,7 +70,12 @@ export function VmsPage() {
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (r) => r.id, sortingField: 'id' },
-        { id: 'name', header: 'Name', cell: (r) => r.name, sortingField: 'name' },
+        {
+          id: 'name',
+          header: 'Name',
+          cell: (r) => <Link href={`#/vms/${r.id}`}>{r.name}</Link>,
+          sortingField: 'name',
+        },
         {
           id: 'state',
           header: 'State',
