@@ -271,6 +271,18 @@ describe('web console', () => {
       requestedBy: 'alice',
     });
     await page.screenshot({ path: join(ARTIFACTS, 'vm-1280.png'), fullPage: true });
+    // A second one while the first waits: the API's refusal, shown in the dialog, nothing queued.
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByRole('button', { name: 'Start backup' }).click();
+    await page
+      .getByRole('dialog')
+      .getByText(`VM 1 already has a backup queued (execution ${id})`, { exact: true })
+      .waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    const all = await fetch(`${gateway.endpoint}/executions`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(((await all.json()) as { items: unknown[] }).items).toHaveLength(1);
 
     await page.getByRole('link', { name: 'Executions' }).first().click();
     const row = page.getByRole('row', { name: new RegExp(id) });
