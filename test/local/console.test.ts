@@ -1,10 +1,12 @@
 /**
  * The web console in a real browser (Debian's chromium driven by playwright-core), served by the
  * local gateway in front of the real Api function and authorizer on DynamoDB Local: a user signs
- * in with a real API token, sees their name and group, their VM (state, host, BACKUP_CONFIG, last
- * backup), datastore (capacity) and host but not the admin's VM and datastore, and signs out; a wrong token shows the
- * API's refusal and no data. The token never appears in a URL, lives in sessionStorage only, and
- * nothing is fetched from another origin. Screenshots go to test/artifacts/console/ (not committed).
+ * in with a real API token, sees their name and group, the dashboard, their VM (state, host,
+ * BACKUP_CONFIG, last backup), image, datastore (capacity) and host, but not the admin's VM and
+ * datastore, and signs out; backs the VM up from its page (a second try shows the API's refusal)
+ * and cancels the execution from its page; a wrong token shows the API's refusal and no data. The
+ * token never appears in a URL, lives in sessionStorage only, and nothing is fetched from another
+ * origin. Screenshots (1280 and 375 px) go to test/artifacts/console/ (not committed).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
