@@ -28,6 +28,7 @@ export const INTEGRATION = [
   'test/helpers/ceph.test.ts',
   'test/infra/bundled-errors.test.ts',
   'test/local/bundles.test.ts',
+  'test/local/console.test.ts',
   'test/local/e2e.test.ts',
   'test/local/gateway-authorizer.test.ts',
   'test/local/iam.test.ts',

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { ROUTES } from '#functions/api/routes.ts';
@@ -356,6 +357,8 @@ export async function startControlPlane(opts: {
         dynamodbCalls: db.counter.snapshot(),
       }),
       log,
+      // The web console, built by `npm start` (scripts/build-console.ts); absent: `/` is a 404.
+      webRoot: fileURLToPath(new URL('../web/', import.meta.url)),
     });
     stops.push(() => gateway.stop());
     log({ level: 'info', msg: 'control plane ready', endpoint: gateway.endpoint, ms: Date.now() - t0 });

@@ -4,7 +4,8 @@
  * the HTTP response. Also serves `GET /health` for `lifeboat local up`. As API Gateway does in
  * AWS, a bearer-token route first goes through the authorizer (the manifest's `Authorizer`,
  * called on every request: no cache, so a revocation holds at once); a request it refuses is
- * answered 401 here and never reaches the Api function.
+ * answered 401 here and never reaches the Api function. With `webRoot`, it also serves the web
+ * console's static files at `/` and `/assets/...` (local/static-files.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,6 +13,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
 import { type AuthorizerHandler, authorize } from './gateway-authorizer.ts';
 import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
+import { isConsolePath, serveConsole } from './static-files.ts';
 
 /** A route compiled to a matcher. */
 interface CompiledRoute {
@@ -151,6 +153,8 @@ export async function startGateway(opts: {
   authorizer: AuthorizerHandler;
   health?: () => Record<string, unknown>;
   log?: (entry: Record<string, unknown>) => void;
+  /** The built web console (web/), served without a token at `/` and `/assets/...`. */
+  webRoot?: string;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
   // IAM routes have API Gateway's IAM check instead (none locally), public ones no check at all.
@@ -163,6 +167,10 @@ export async function startGateway(opts: {
     try {
       if (method === 'GET' && path === '/health') {
         sendJson(res, 200, { status: 'ok', ...opts.health?.() });
+        return;
+      }
+      if (opts.webRoot && (method === 'GET' || method === 'HEAD') && isConsolePath(path)) {
+        await serveConsole(opts.webRoot, method, path, res);
         return;
       }
       const match = matchRoute(compiled, method, path);

@@ -43,6 +43,8 @@ export function registerLocal(program: Command): void {
       if (alreadyRunning) process.stderr.write('lifeboat: local mode is already running\n');
       if (context.output.json) return printJson({ endpoint, alreadyRunning });
       printLines([endpoint]);
+      // On stderr: stdout stays the endpoint alone, for scripts that read it.
+      process.stderr.write(`lifeboat: web console at ${endpoint}/ (sign in with an API token)\n`);
     });
 
   local

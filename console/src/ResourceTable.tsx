@@ -1,0 +1,78 @@
+/**
+ * A Cloudscape table with text filter, sortable columns and pagination (collection-hooks), and
+ * the loading, error (the API's message) and empty states every list page needs.
+ */
+import { useCollection } from '@cloudscape-design/collection-hooks';
+import Alert from '@cloudscape-design/components/alert';
+import Box from '@cloudscape-design/components/box';
+import Button from '@cloudscape-design/components/button';
+import Header from '@cloudscape-design/components/header';
+import Pagination from '@cloudscape-design/components/pagination';
+import SpaceBetween from '@cloudscape-design/components/space-between';
+import Table, { type TableProps } from '@cloudscape-design/components/table';
+import TextFilter from '@cloudscape-design/components/text-filter';
+
+/** Props of {@link ResourceTable}. */
+export interface ResourceTableProps<T> {
+  title: string;
+  /** Names what is listed in the empty state and filter placeholder ("VMs"). */
+  noun: string;
+  items: readonly T[] | undefined;
+  loading: boolean;
+  error: string | undefined;
+  reload(): void;
+  columns: TableProps.ColumnDefinition<T>[];
+  trackBy: keyof T & string;
+  pageSize?: number;
+}
+
+/** A filtered, sortable, paginated table of API objects. */
+export function ResourceTable<T>(props: ResourceTableProps<T>) {
+  const { items, collectionProps, filterProps, paginationProps, filteredItemsCount } = useCollection(
+    props.items ?? [],
+    {
+      filtering: {
+        empty: <Box textAlign="center">No {props.noun}</Box>,
+        noMatch: <Box textAlign="center">No {props.noun} match the filter</Box>,
+      },
+      sorting: {},
+      pagination: { pageSize: props.pageSize ?? 20 },
+    },
+  );
+  return (
+    <SpaceBetween size="m">
+      {props.error && (
+        <Alert type="error" header={`Could not load ${props.noun}`}>
+          {props.error}
+        </Alert>
+      )}
+      <Table
+        {...collectionProps}
+        items={items}
+        columnDefinitions={props.columns}
+        trackBy={props.trackBy}
+        loading={props.loading && props.items === undefined}
+        loadingText={`Loading ${props.noun}`}
+        variant="full-page"
+        header={
+          <Header
+            variant="awsui-h1-sticky"
+            counter={props.items ? `(${props.items.length})` : undefined}
+            actions={<Button iconName="refresh" ariaLabel={`Refresh ${props.noun}`} onClick={props.reload} />}
+          >
+            {props.title}
+          </Header>
+        }
+        filter={
+          <TextFilter
+            {...filterProps}
+            filteringPlaceholder={`Find ${props.noun}`}
+            filteringAriaLabel={`Filter ${props.noun}`}
+            countText={`${filteredItemsCount ?? 0} matches`}
+          />
+        }
+        pagination={<Pagination {...paginationProps} />}
+      />
+    </SpaceBetween>
+  );
+}

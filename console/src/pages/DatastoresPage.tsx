@@ -1,0 +1,55 @@
+/** Datastores: driver and capacity (TOTAL, FREE, USED from the last monitor) as a bar. */
+import ProgressBar from '@cloudscape-design/components/progress-bar';
+import { type Datastore, list } from '../api.ts';
+import { formatBytes, formatDate } from '../format.ts';
+import { ResourceTable } from '../ResourceTable.tsx';
+import { useApi } from '../useApi.ts';
+
+/** The used share in percent, when the datastore was measured. */
+function usedPercent(ds: Datastore): number | undefined {
+  if (!ds.totalBytes) return undefined;
+  const used = ds.usedBytes ?? ds.totalBytes - (ds.freeBytes ?? 0);
+  return Math.round((used / ds.totalBytes) * 100);
+}
+
+/** The capacity cell: a bar with used, free and total, or why there is none. */
+function Capacity({ ds }: { ds: Datastore }) {
+  const percent = usedPercent(ds);
+  if (percent === undefined) return <>not measured</>;
+  return (
+    <ProgressBar
+      value={percent}
+      ariaLabel={`${ds.name} used space`}
+      description={`${formatBytes(ds.usedBytes)} used, ${formatBytes(ds.freeBytes)} free of ${formatBytes(ds.totalBytes)}`}
+    />
+  );
+}
+
+/** The datastores page. */
+export function DatastoresPage() {
+  const { data, loading, error, reload } = useApi((token) => list<Datastore>('/datastores', token));
+  return (
+    <ResourceTable<Datastore>
+      title="Datastores"
+      noun="datastores"
+      items={data}
+      loading={loading}
+      error={error}
+      reload={reload}
+      trackBy="id"
+      columns={[
+        { id: 'id', header: 'ID', cell: (d) => d.id, sortingField: 'id' },
+        { id: 'name', header: 'Name', cell: (d) => d.name, sortingField: 'name' },
+        { id: 'driver', header: 'Driver', cell: (d) => d.driver, sortingField: 'driver' },
+        { id: 'owner', header: 'Owner', cell: (d) => `${d.owner}:${d.group}`, sortingField: 'owner' },
+        { id: 'capacity', header: 'Capacity', cell: (d) => <Capacity ds={d} />, minWidth: 240 },
+        {
+          id: 'monitored',
+          header: 'Measured',
+          cell: (d) => formatDate(d.monitoredAt),
+          sortingField: 'monitoredAt',
+        },
+      ]}
+    />
+  );
+}

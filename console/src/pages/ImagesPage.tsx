@@ -1,0 +1,77 @@
+/** Images: each backup image with its VM, datastore, state, mode, restore points, size and last point. */
+import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/components/status-indicator';
+import { type Image, list } from '../api.ts';
+import { formatBytes, formatDate } from '../format.ts';
+import { ResourceTable } from '../ResourceTable.tsx';
+import { useApi } from '../useApi.ts';
+
+/** An image row. */
+interface ImageRow {
+  id: number;
+  name: string;
+  vmId: number;
+  datastoreId: number;
+  state: Image['state'];
+  mode: Image['mode'];
+  points: number;
+  size: number;
+  last: string;
+}
+
+const STATE: Record<Image['state'], StatusIndicatorProps.Type> = {
+  READY: 'success',
+  LOCKED: 'in-progress',
+  ERROR: 'error',
+  DELETING: 'pending',
+};
+
+/** The image as a row: an increment chain counts its points, a full backup is one. */
+export function imageRow(image: Image): ImageRow {
+  // ISO-8601 dates sort as text.
+  const dates = [image.createdAt, ...image.increments.map((inc) => inc.date)].sort();
+  return {
+    id: image.id,
+    name: image.name,
+    vmId: image.vmId,
+    datastoreId: image.datastoreId,
+    state: image.state,
+    mode: image.mode,
+    points: Math.max(1, image.increments.length),
+    size: image.size,
+    last: dates.at(-1) ?? image.createdAt,
+  };
+}
+
+/** The images page. */
+export function ImagesPage() {
+  const { data, loading, error, reload } = useApi(async (token) =>
+    (await list<Image>('/images', token)).map(imageRow),
+  );
+  return (
+    <ResourceTable<ImageRow>
+      title="Images"
+      noun="images"
+      items={data}
+      loading={loading}
+      error={error}
+      reload={reload}
+      trackBy="id"
+      columns={[
+        { id: 'id', header: 'ID', cell: (i) => i.id, sortingField: 'id' },
+        { id: 'name', header: 'Name', cell: (i) => i.name, sortingField: 'name' },
+        { id: 'vm', header: 'VM', cell: (i) => i.vmId, sortingField: 'vmId' },
+        { id: 'ds', header: 'Datastore', cell: (i) => i.datastoreId, sortingField: 'datastoreId' },
+        {
+          id: 'state',
+          header: 'State',
+          cell: (i) => <StatusIndicator type={STATE[i.state]}>{i.state}</StatusIndicator>,
+          sortingField: 'state',
+        },
+        { id: 'mode', header: 'Mode', cell: (i) => i.mode, sortingField: 'mode' },
+        { id: 'points', header: 'Restore points', cell: (i) => i.points, sortingField: 'points' },
+        { id: 'size', header: 'Size', cell: (i) => formatBytes(i.size), sortingField: 'size' },
+        { id: 'last', header: 'Last point', cell: (i) => formatDate(i.last), sortingField: 'last' },
+      ]}
+    />
+  );
+}

@@ -1,0 +1,178 @@
+/**
+ * One VM: its state, host and disks, its BACKUP_CONFIG, its backup images, and "Back up now"
+ * (a datastore picker and the reset option, as `lifeboat vm backup ID -d DS [--reset]`).
+ */
+import Alert from '@cloudscape-design/components/alert';
+import Box from '@cloudscape-design/components/box';
+import Button from '@cloudscape-design/components/button';
+import Checkbox from '@cloudscape-design/components/checkbox';
+import Container from '@cloudscape-design/components/container';
+import FormField from '@cloudscape-design/components/form-field';
+import Header from '@cloudscape-design/components/header';
+import KeyValuePairs from '@cloudscape-design/components/key-value-pairs';
+import Link from '@cloudscape-design/components/link';
+import Modal from '@cloudscape-design/components/modal';
+import Select, { type SelectProps } from '@cloudscape-design/components/select';
+import SpaceBetween from '@cloudscape-design/components/space-between';
+import Table from '@cloudscape-design/components/table';
+import { useState } from 'react';
+import { api, type Datastore, type Execution, type Image, list, type Vm } from '../api.ts';
+import { formatBytes, formatDate } from '../format.ts';
+import { useSession } from '../session.tsx';
+import { useApi } from '../useApi.ts';
+import { imageRow } from './ImagesPage.tsx';
+
+async function load(token: string, id: number) {
+  const [vm, images, datastores] = await Promise.all([
+    api<Vm>('GET', `/vms/${id}`, token),
+    list<Image>('/images', token).catch(() => [] as Image[]),
+    list<Datastore>('/datastores', token).catch(() => [] as Datastore[]),
+  ]);
+  return { vm, images: images.filter((i) => i.vmId === id).map(imageRow), datastores };
+}
+
+/** The "Back up now" dialog: the API's refusal shown in it, the queued execution linked after. */
+function BackupNow({
+  vm,
+  datastores,
+  onQueued,
+}: {
+  vm: Vm;
+  datastores: Datastore[];
+  onQueued(e: Execution): void;
+}) {
+  const { token } = useSession();
+  const [open, setOpen] = useState(false);
+  const [choice, setChoice] = useState<SelectProps.Option | null>(null);
+  const [reset, setReset] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+
+  async function submit() {
+    if (!choice?.value) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      const body = { datastoreId: Number(choice.value), reset };
+      onQueued(await api<Execution>('POST', `/vms/${vm.id}/backup`, token, body));
+      setOpen(false);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <>
+      <Button variant="primary" onClick={() => setOpen(true)}>
+        Back up now
+      </Button>
+      <Modal
+        visible={open}
+        onDismiss={() => setOpen(false)}
+        header={`Back up ${vm.name}`}
+        footer={
+          <Box float="right">
+            <SpaceBetween direction="horizontal" size="xs">
+              <Button variant="link" onClick={() => setOpen(false)}>
+                Close
+              </Button>
+              <Button variant="primary" onClick={submit} loading={busy} disabled={!choice}>
+                Start backup
+              </Button>
+            </SpaceBetween>
+          </Box>
+        }
+      >
+        <SpaceBetween size="m">
+          <FormField label="Datastore" errorText={error}>
+            <Select
+              selectedOption={choice}
+              onChange={({ detail }) => setChoice(detail.selectedOption)}
+              options={datastores.map((d) => ({ label: d.name, value: String(d.id), description: d.driver }))}
+              placeholder="Choose a datastore"
+              ariaLabel="Datastore"
+              empty="No datastore you may use"
+            />
+          </FormField>
+          <Checkbox checked={reset} onChange={({ detail }) => setReset(detail.checked)}>
+            Start a new chain (a full backup even with MODE=INCREMENT)
+          </Checkbox>
+        </SpaceBetween>
+      </Modal>
+    </>
+  );
+}
+
+/** The VM page of `id`. */
+export function VmPage({ id }: { id: number }) {
+  const { data, error } = useApi((token) => load(token, id), 10_000);
+  const [queued, setQueued] = useState<Execution>();
+  const config = Object.entries(data?.vm.backups?.BACKUP_CONFIG ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return (
+    <SpaceBetween size="l">
+      <Header
+        variant="h1"
+        actions={data && <BackupNow vm={data.vm} datastores={data.datastores} onQueued={setQueued} />}
+      >
+        {data ? `VM ${data.vm.id}: ${data.vm.name}` : `VM ${id}`}
+      </Header>
+      {error && (
+        <Alert type="error" header="Could not load the VM">
+          {error}
+        </Alert>
+      )}
+      {queued && (
+        <Alert type="success" header="Backup queued">
+          Execution <Link href={`#/executions/${encodeURIComponent(queued.id)}`}>{queued.id}</Link> is{' '}
+          {queued.state}.
+        </Alert>
+      )}
+      {data && (
+        <>
+          <Container header={<Header variant="h2">Details</Header>}>
+            <KeyValuePairs
+              columns={3}
+              items={[
+                { label: 'State', value: data.vm.state },
+                { label: 'Host', value: data.vm.hostId },
+                { label: 'Domain', value: data.vm.domain },
+                { label: 'Owner', value: `${data.vm.owner}:${data.vm.group}` },
+                {
+                  label: 'Disks',
+                  value:
+                    data.vm.disks.map((d) => `${d.target} ${formatBytes(d.size)} ${d.format}`).join(', ') ||
+                    '-',
+                },
+              ]}
+            />
+          </Container>
+          <Table
+            header={<Header variant="h2">Backup config</Header>}
+            items={config.map(([key, value]) => ({ key, value }))}
+            columnDefinitions={[
+              { id: 'key', header: 'Key', cell: (c) => c.key },
+              { id: 'value', header: 'Value', cell: (c) => c.value },
+            ]}
+            empty={<Box textAlign="center">No BACKUP_CONFIG: the defaults apply</Box>}
+          />
+          <Table
+            header={<Header variant="h2">Backups</Header>}
+            items={data.images}
+            trackBy="id"
+            columnDefinitions={[
+              { id: 'id', header: 'Image', cell: (i) => i.id },
+              { id: 'state', header: 'State', cell: (i) => i.state },
+              { id: 'mode', header: 'Mode', cell: (i) => i.mode },
+              { id: 'points', header: 'Restore points', cell: (i) => i.points },
+              { id: 'size', header: 'Size', cell: (i) => formatBytes(i.size) },
+              { id: 'last', header: 'Last point', cell: (i) => formatDate(i.last) },
+            ]}
+            empty={<Box textAlign="center">No backups yet</Box>}
+          />
+        </>
+      )}
+    </SpaceBetween>
+  );
+}

@@ -1,0 +1,324 @@
+/**
+ * The web console in a real browser (Debian's chromium driven by playwright-core), served by the
+ * local gateway in front of the real Api function and authorizer on DynamoDB Local: a user signs
+ * in with a real API token, sees their name and group, the dashboard, their VM (state, host,
+ * BACKUP_CONFIG, last backup), image, datastore (capacity) and host, but not the admin's VM and
+ * datastore, and signs out; backs the VM up from its page (a second try shows the API's refusal)
+ * and cancels the execution from its page; a wrong token shows the API's refusal and no data. The
+ * token never appears in a URL, lives in sessionStorage only, and nothing is fetched from another
+ * origin. Screenshots (1280 and 375 px) go to test/artifacts/console/ (not committed).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as authorizer } from '#functions/api/authorizer.ts';
+import { handler } from '#functions/api/handler.ts';
+import { ROUTES } from '#functions/api/routes.ts';
+import { datastores } from '#functions/repo/datastores.ts';
+import { hosts } from '#functions/repo/hosts.ts';
+import { images } from '#functions/repo/images.ts';
+import { vms } from '#functions/repo/vms.ts';
+import { startGateway } from '#local/gateway.ts';
+import { buildConsole, WEB_DIR } from '../../scripts/build-console.ts';
+import { seedUser } from '../helpers/api-events.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
+
+const ADMIN = 'lb_admin-console-test-0123456789abcdef';
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts', 'console');
+const GIB = 1024 ** 3;
+let db: DynamoDbLocal;
+let gateway: { endpoint: string; stop(): Promise<void> };
+let browser: Browser;
+let alice: string;
+
+/** A VM record as the inventory would store it. */
+function vm(id: number, name: string, owner: string, group: string, config: Record<string, string>) {
+  return {
+    id,
+    name,
+    owner,
+    group,
+    // The owner may back it up (a: admin right on the VM, as `lifeboat vm backup` needs).
+    permissions: 'uma------',
+    hostId: 3,
+    domain: name,
+    state: 'RUNNING' as const,
+    disks: [
+      { id: 0, target: 'vda', source: `/images/${name}.qcow2`, format: 'qcow2' as const, size: 8 << 20 },
+    ],
+    nics: [],
+    backups: { BACKUP_CONFIG: config, BACKUP_IDS: [] },
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** A restic datastore measured at `usedGiB` of `totalGiB`. */
+function datastore(
+  id: number,
+  name: string,
+  owner: string,
+  group: string,
+  usedGiB: number,
+  totalGiB: number,
+) {
+  return {
+    id,
+    name,
+    owner,
+    group,
+    permissions: 'um-------',
+    type: 'BACKUP' as const,
+    driver: 'restic' as const,
+    attributes: { RESTIC_REPOSITORY: `/tmp/${name}` },
+    secretAttributes: [],
+    totalBytes: totalGiB * GIB,
+    usedBytes: usedGiB * GIB,
+    freeBytes: (totalGiB - usedGiB) * GIB,
+    monitoredAt: new Date().toISOString(),
+    createdAt: new Date().toISOString(),
+  };
+}
+
+beforeAll(async () => {
+  process.env.LIFEBOAT_LOG_LEVEL = 'quiet';
+  const [build, database] = await Promise.all([buildConsole(), startDynamoDbLocal()]);
+  console.info(`console build: ${build.built ? `built in ${build.ms} ms` : 'up to date'}`);
+  db = database;
+  await seedUser('admin', ADMIN, 'admin', 'admin');
+  const context = { awsRequestId: 'local', getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+  gateway = await startGateway({
+    port: 0,
+    routes: ROUTES,
+    authorizer,
+    handler: (event) => handler(event, context),
+    webRoot: WEB_DIR,
+  });
+  const made = await fetch(`${gateway.endpoint}/users`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'alice' }),
+  });
+  expect(made.status).toBe(201);
+  alice = ((await made.json()) as { token: string }).token;
+  const now = new Date().toISOString();
+  await hosts.put({
+    id: 3,
+    name: 'hv-console',
+    state: 'MONITORED',
+    runnerVersion: '1.2.3',
+    lastHeartbeat: now,
+    maxBackupsHost: 4,
+    createdAt: now,
+  });
+  await vms.put(vm(1, 'alice-web', 'alice', 'users', { MODE: 'INCREMENT', KEEP_LAST: '3' }));
+  await vms.put(vm(2, 'admin-secret-vm', 'admin', 'admin', {}));
+  await datastores.put(datastore(100, 'alice-restic', 'alice', 'users', 30, 100));
+  await datastores.put(datastore(101, 'admin-only-ds', 'admin', 'admin', 1, 2));
+  await images.put({
+    id: 7,
+    name: '1-7',
+    owner: 'alice',
+    group: 'users',
+    permissions: 'um-------',
+    type: 'BACKUP',
+    datastoreId: 100,
+    vmId: 1,
+    state: 'READY',
+    mode: 'FULL',
+    size: 3 * 1024 * 1024,
+    createdAt: '2026-01-02T03:04:05.000Z',
+  });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  await mkdir(ARTIFACTS, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.stop();
+  await db?.stop();
+});
+
+/** A fresh browser tab at 1280 px, recording every request it makes. */
+async function openConsole(): Promise<{ page: Page; requests: { url: string; auth?: string }[] }> {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  const requests: { url: string; auth?: string }[] = [];
+  page.on('request', (req) => {
+    const auth = req.headers().authorization;
+    requests.push({ url: req.url(), ...(auth ? { auth } : {}) });
+  });
+  await page.goto(`${gateway.endpoint}/`);
+  return { page, requests };
+}
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('web console', () => {
+  it('signs in with a token, shows the user, their VMs and datastores only, and signs out', async () => {
+    const { page, requests } = await openConsole();
+    await signIn(page, alice);
+    await page.getByRole('button', { name: 'alice (users)' }).waitFor();
+    // The dashboard first: nothing ran today, nothing runs, the datastore's free space.
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByText('70.0 GiB free of 100.0 GiB').waitFor();
+    expect(await page.getByText('Nothing is running.').count()).toBe(1);
+    expect(await page.getByText('admin-only-ds').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-1280.png'), fullPage: true });
+
+    // VMs: the caller's VM with its state, host, BACKUP_CONFIG and last backup; not the admin's.
+    await page.getByRole('link', { name: 'VMs' }).first().click();
+    const row = page.getByRole('row', { name: /alice-web/ });
+    await row.waitFor();
+    const cells = (await row.textContent()) ?? '';
+    expect(cells).toContain('RUNNING');
+    expect(cells).toContain('hv-console');
+    expect(cells).toContain('KEEP_LAST=3, MODE=INCREMENT');
+    expect(cells).toContain('3.0 MiB');
+    expect(await page.getByText('admin-secret-vm').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'vms-1280.png'), fullPage: true });
+
+    // Datastores: capacity as a bar with used, free and total.
+    await page.getByRole('link', { name: 'Datastores' }).first().click();
+    const ds = page.getByRole('row', { name: /alice-restic/ });
+    await ds.waitFor();
+    expect(await ds.textContent()).toContain('30.0 GiB used, 70.0 GiB free of 100.0 GiB');
+    expect(await ds.locator('progress').getAttribute('value')).toBe('30');
+    expect(await page.getByText('admin-only-ds').count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
+
+    // Images: the VM's backup with its mode, size and state.
+    await page.getByRole('link', { name: 'Images' }).first().click();
+    const image = page.getByRole('row', { name: /1-7/ });
+    await image.waitFor();
+    const imageText = (await image.textContent()) ?? '';
+    expect(imageText).toContain('READY');
+    expect(imageText).toContain('FULL');
+    expect(imageText).toContain('3.0 MiB');
+
+    // Hosts: state, runner version, running backups against the host's MAX_BACKUPS_HOST.
+    await page.getByRole('link', { name: 'Hosts' }).first().click();
+    const host = page.getByRole('row', { name: /hv-console/ });
+    await host.waitFor();
+    const hostText = (await host.textContent()) ?? '';
+    expect(hostText).toContain('MONITORED');
+    expect(hostText).toContain('1.2.3');
+    expect(hostText).toContain('0 of 4');
+
+    // The token: in sessionStorage, in Authorization headers, never in a URL, nothing elsewhere.
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBe(alice);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(page.url()).not.toContain(alice);
+    for (const r of requests) {
+      expect(r.url).not.toContain(alice);
+      expect(new URL(r.url).origin).toBe(gateway.endpoint);
+    }
+    const apiCalls = requests.filter((r) =>
+      /\/(vms|datastores|tokens|users)\b/.test(new URL(r.url).pathname),
+    );
+    expect(apiCalls.length).toBeGreaterThan(0);
+    for (const r of apiCalls) expect(r.auth).toBe(`Bearer ${alice}`);
+
+    // A reload keeps the session (sessionStorage, checked again against the API).
+    await page.reload();
+    await page.getByRole('row', { name: /hv-console/ }).waitFor();
+
+    // Phone width: the page itself does not scroll sideways (the table scrolls in its own box).
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${gateway.endpoint}/#/vms`);
+    await page.getByText('alice-web').first().waitFor();
+    // (An expression string: this file is type-checked without the DOM library.)
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: join(ARTIFACTS, 'vms-375.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Sign-out: the token is gone and the sign-in form is back.
+    await page.getByRole('button', { name: /alice \(users\)/ }).click();
+    await page.getByText('Sign out').click();
+    await page.getByLabel('API token').waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBeNull();
+    await page.context().close();
+  });
+
+  it('backs a VM up from its page, lists the execution and cancels it from its page', async () => {
+    const { page } = await openConsole();
+    await signIn(page, alice);
+    // The VM page: its BACKUP_CONFIG and its backups.
+    await page.getByRole('link', { name: 'VMs' }).first().click();
+    await page.getByRole('link', { name: 'alice-web' }).click();
+    await page.getByRole('heading', { name: 'VM 1: alice-web' }).waitFor();
+    const mode = page.getByRole('row', { name: /MODE/ });
+    await mode.waitFor();
+    expect(await mode.textContent()).toContain('INCREMENT');
+    expect(await page.getByRole('row', { name: /FULL/ }).textContent()).toContain('3.0 MiB');
+    // Back up now: a real queued backup (no dispatcher runs here: it stays QUEUED until cancelled).
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByRole('button', { name: 'Datastore' }).click();
+    await page.getByRole('option', { name: /alice-restic/ }).click();
+    await page.getByRole('button', { name: 'Start backup' }).click();
+    const queued = page.getByText('Backup queued').locator('..').locator('..');
+    await queued.waitFor();
+    const id = ((await queued.getByRole('link').textContent()) ?? '').trim();
+    expect(id).toMatch(/^\S+$/);
+    const listed = await fetch(`${gateway.endpoint}/executions/${id}`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(await listed.json()).toMatchObject({
+      state: 'QUEUED',
+      vmId: 1,
+      datastoreId: 100,
+      requestedBy: 'alice',
+    });
+    await page.screenshot({ path: join(ARTIFACTS, 'vm-1280.png'), fullPage: true });
+    // A second one while the first waits: the API's refusal, shown in the dialog, nothing queued.
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByRole('button', { name: 'Start backup' }).click();
+    await page
+      .getByRole('dialog')
+      .getByText(`VM 1 already has a backup queued (execution ${id})`, { exact: true })
+      .waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    const all = await fetch(`${gateway.endpoint}/executions`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(((await all.json()) as { items: unknown[] }).items).toHaveLength(1);
+
+    await page.getByRole('link', { name: 'Executions' }).first().click();
+    const row = page.getByRole('row', { name: new RegExp(id) });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('QUEUED');
+    await row.getByRole('link', { name: id }).click();
+    await page.getByRole('heading', { name: `Execution ${id}` }).waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByText('ABORTED').first().waitFor();
+    await page.getByText('cancelled', { exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Cancel' }).isDisabled()).toBe(true);
+    const shown = await fetch(`${gateway.endpoint}/executions/${id}`, {
+      headers: { authorization: `Bearer ${alice}` },
+    });
+    expect(((await shown.json()) as { state: string }).state).toBe('ABORTED');
+    // The dashboard counts it among today's cancelled backups.
+    await page.getByRole('link', { name: 'Dashboard' }).first().click();
+    const cancelled = page.getByText('Cancelled', { exact: true }).locator('..');
+    await cancelled.getByText('1', { exact: true }).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'execution-1280.png'), fullPage: true });
+    await page.context().close();
+  });
+
+  it('a wrong token shows the API refusal and no data, and is not kept', async () => {
+    const { page } = await openConsole();
+    const wrong = 'lb_not-a-real-token-0123456789';
+    await signIn(page, wrong);
+    // The API's own message (the authorizer's 401), next to the action that failed.
+    await page.getByText('Sign-in failed: invalid token', { exact: true }).waitFor();
+    expect(await page.getByText('alice-web').count()).toBe(0);
+    expect(await page.getByRole('table').count()).toBe(0);
+    expect(page.url()).not.toContain(wrong);
+    expect(await page.evaluate(() => sessionStorage.getItem('lifeboat.token'))).toBeNull();
+    await page.screenshot({ path: join(ARTIFACTS, 'sign-in-refused-1280.png') });
+    await page.context().close();
+  });
+});
