@@ -142,6 +142,7 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
     'the datastore row when one is named',
   ),
   'DELETE /jobs/{id}/schedules/{schedId}': user({ job: 'manage' }),
+  'GET /me': user(undefined, 'the caller themself'),
   'GET /users': admin('list users'),
   'POST /users': admin('create users'),
   'GET /users/{name}': { caller: 'self', action: 'show other users' },

@@ -240,6 +240,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     { body: 'CreateScheduleBody' },
   ),
   'DELETE /jobs/{id}/schedules/{schedId}': doc("Delete a backup job's schedule", { 204: 'none' }),
+  'GET /me': doc('The caller: name, group, admin (never a token nor its hash)', { 200: 'object' }),
   'GET /users': doc('List users (admins)', { 200: 'object[]' }),
   'POST /users': doc(
     'Create a user and its first token, shown once (admins)',

@@ -73,6 +73,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/jobs/{id}/schedules' },
   { method: 'POST', path: '/jobs/{id}/schedules' },
   { method: 'DELETE', path: '/jobs/{id}/schedules/{schedId}' },
+  // Who the caller is (the console's signed-in user, `lifeboat whoami`).
+  { method: 'GET', path: '/me' },
   { method: 'GET', path: '/users' },
   { method: 'POST', path: '/users' },
   { method: 'GET', path: '/users/{name}' },

@@ -372,6 +372,46 @@ describe('tokens', () => {
   });
 });
 
+describe('GET /me', () => {
+  it('answers the caller (a user, the admin with a token on its user record), never a secret', async () => {
+    const token = await createUser('meg');
+    const mine = await call('GET', '/me', { token });
+    expect(mine.status, mine.raw).toBe(200);
+    expect(mine.body).toEqual({ name: 'meg', group: 'users', admin: false, createdAt: expect.any(String) });
+
+    // root's token predates the tokens table: it is only on root's user record.
+    const root = await call('GET', '/me', admin);
+    expect(root.status, root.raw).toBe(200);
+    expect(root.body).toEqual({ name: 'root', group: 'admin', admin: true, createdAt: expect.any(String) });
+    const stored = await users.get('root');
+    expect(stored.tokenHash).toBe(hashToken(ADMIN));
+    for (const secret of [stored.tokenHash as string, ADMIN, token]) {
+      expect(root.raw).not.toContain(secret);
+      expect(mine.raw).not.toContain(secret);
+    }
+    for (const answer of [mine, root]) {
+      expect(Object.keys(answer.body).sort()).toEqual(['admin', 'createdAt', 'group', 'name']);
+    }
+  });
+
+  it('is 401 without a token or with an unknown one, and 403 to a host credential', async () => {
+    const none = await call('GET', '/me', {});
+    expect(none.status).toBe(401);
+    expect(none.body.error).toBe('Unauthorized');
+    expect((await call('GET', '/me', { token: 'lb_unknown-0123456789' })).status).toBe(401);
+    const credential = 'lbh_me-host-credential-0123456789';
+    await users.put({
+      name: 'host:78',
+      group: 'hosts',
+      role: 'host',
+      hostId: 78,
+      tokenHash: hashToken(credential),
+      createdAt: new Date().toISOString(),
+    });
+    expect((await call('GET', '/me', { token: credential })).status).toBe(403);
+  });
+});
+
 describe("local mode's admin token (ensureAdmin)", () => {
   it('moves the admin into the tokens table, retires the older token, and is idempotent', async () => {
     const legacy = 'legacy-admin-token-0123456789';

@@ -155,6 +155,7 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     applies: ['job'],
   }),
   'DELETE /jobs/{id}/schedules/{schedId}': (f) => ({ path: `/jobs/${f.jobId}/schedules/${f.jobSchedId}` }),
+  'GET /me': () => ({ path: '/me' }),
   'GET /users': () => ({ path: '/users' }),
   'POST /users': (f) => ({ path: '/users', body: { name: `newbie${f.n}`, group: 'web' } }),
   'GET /users/{name}': () => ({ path: '/users/alice' }),

@@ -1,8 +1,9 @@
 /**
  * `lifeboat user ...`: create, list, show, delete, and move a user to another group (admins;
- * a user may show themselves). A new user gets a first token, answered once. Names are unique by
- * a conditional write, and group member counts move in the same transaction as the user, so a
- * group with members cannot be deleted under a racing `user create` or `chgrp`.
+ * a user may show themselves), and `GET /me`: who the caller is. A new user gets a first token,
+ * answered once. Names are unique by a conditional write, and group member counts move in the
+ * same transaction as the user, so a group with members cannot be deleted under a racing
+ * `user create` or `chgrp`.
  */
 import { ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { ADMIN_GROUP, DEFAULT_GROUP } from '#core/accounts.ts';
@@ -73,6 +74,12 @@ const show: RouteHandler = async (ctx) => {
   const name = userNameParam(ctx.params.name);
   return json(userView(await userNamed(name)));
 };
+
+/**
+ * `GET /me` (any user): the caller, in the public view of `GET /users/{name}`. The principal the
+ * request authenticated as, whether its token is in the tokens table or (older) on the user record.
+ */
+const me: RouteHandler = async (ctx) => json(userView(ctx.user));
 
 /** The kinds of objects a user may own, as named in a refusal. */
 const OWNED_KINDS = [
@@ -198,6 +205,7 @@ const update: RouteHandler = async (ctx) => {
 
 /** User routes by route key. */
 export const userRoutes: Record<string, RouteHandler> = {
+  'GET /me': me,
   'GET /users': list,
   'POST /users': create,
   'GET /users/{name}': show,
