@@ -17,7 +17,7 @@ import { registerLocal } from './commands/local.ts';
 import { registerRunner } from './commands/runner.ts';
 import { registerStats } from './commands/stats.ts';
 import { registerToken } from './commands/token.ts';
-import { registerUser } from './commands/user.ts';
+import { registerUser, registerWhoami } from './commands/user.ts';
 import { registerVm } from './commands/vm.ts';
 import { requireSubcommand } from './context.ts';
 import { CliError } from './errors.ts';
@@ -58,6 +58,7 @@ export function buildProgram(): Command {
   registerBackupJob(program);
   registerExecution(program);
   registerUser(program);
+  registerWhoami(program);
   registerGroup(program);
   registerToken(program);
   registerAudit(program);

@@ -1,12 +1,13 @@
 /**
  * `lifeboat user create NAME [--group G] [--admin] | list | show NAME | delete NAME |
  * chgrp NAME GROUP`: the people who use the control plane (admins only, but anyone may show
- * themselves). `create` prints the new user's first token once, alone on stdout.
+ * themselves). `create` prints the new user's first token once, alone on stdout. Also
+ * `lifeboat whoami`: who the CLI's token belongs to (any user).
  */
 import type { Command } from 'commander';
 import { parseName } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
-import { type Column, formatDetails, printJson, printLines, printList } from '../output.ts';
+import { type Column, formatDetails, formatTable, printJson, printLines, printList } from '../output.ts';
 import { registerQuota } from './quota.ts';
 
 /** A user as the API answers it. */
@@ -23,6 +24,19 @@ const COLUMNS: readonly Column<UserView>[] = [
   { header: 'ADMIN', value: (user) => (user.admin ? 'yes' : 'no') },
   { header: 'CREATED', value: (user) => user.createdAt },
 ];
+
+/** Adds `whoami` to `program`: the token's user (GET /me), as columns or `--json`. */
+export function registerWhoami(program: Command): void {
+  program
+    .command('whoami')
+    .description('who the API token belongs to: name, group, admin')
+    .action(async (_options: unknown, command: Command) => {
+      const context = contextOf(command);
+      const me = await context.client().get<UserView>('/me');
+      if (context.output.json) return printJson(me);
+      printLines(formatTable([me], COLUMNS));
+    });
+}
 
 /** Adds the `user` command group to `program`. */
 export function registerUser(program: Command): void {

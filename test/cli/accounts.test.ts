@@ -1,5 +1,5 @@
 /**
- * `lifeboat user`, `group` and `token` against a fake API: the requests they send, the token
+ * `lifeboat user`, `group`, `token` and `whoami` against a fake API: the requests they send, the token
  * printed once and alone on stdout, the `--json` shapes of CLI.md (`name`, `group`, `admin`,
  * `token`), and bad names or lifetimes refused before any request (exit 2).
  */
@@ -165,6 +165,36 @@ describe('lifeboat token', () => {
   });
 });
 
+describe('lifeboat whoami', () => {
+  it('shows the token owner (GET /me) as columns, and the API answer with --json', async () => {
+    const env = await serve({ 'GET /me': { status: 200, body: ALICE } });
+    const result = await runCli(['whoami'], { env });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')).toEqual([
+      'NAME   GROUP  ADMIN  CREATED',
+      'alice  web    no     2026-12-06T05:00:00.000Z',
+    ]);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /me']);
+
+    const json = await runCli(['whoami', '--json'], { env });
+    expect(json.exitCode).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(ALICE);
+  });
+
+  it('a refused token is exit 2 (a 4xx) with the API message, and --help lists whoami', async () => {
+    const env = await serve({
+      'GET /me': { status: 401, body: { error: 'Unauthorized', message: 'invalid token' } },
+    });
+    const result = await runCli(['whoami'], { env });
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim()).toMatch(/^lifeboat: .*invalid token$/);
+    const help = await runCli(['--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(/^ {2}whoami +who the API token belongs to/m);
+  });
+});
+
 describe('bad input never reaches the API', () => {
   it.each([
     [['user', 'create', 'host:1'], /A name must be 1 to 64 of A-Z a-z 0-9/],
@@ -177,6 +207,7 @@ describe('bad input never reaches the API', () => {
     [['token', 'create', '--expires', '100y'], /with a unit/],
     [['token', 'revoke', '12'], /Expected a token id/],
     [['token', 'list', '--user', 'host:3'], /option '--user <NAME>' argument 'host:3' is invalid/],
+    [['whoami', 'alice'], /too many arguments for 'whoami'/],
   ])('lifeboat %j exits 2 with one line', async (args, message) => {
     const env = await serve({});
     const result = await runCli(args, { env });
