@@ -66,7 +66,7 @@ export function App() {
     );
   }, []);
 
-  function signIn(token: string, user: UserView | undefined) {
+  function signIn(token: string, user: UserView) {
     storeToken(token);
     setSession({ token, user });
   }
@@ -78,7 +78,7 @@ export function App() {
 
   if (restoring) return null;
   if (!session) return <SignIn onSignedIn={signIn} />;
-  const userText = session.user ? `${session.user.name} (${session.user.group})` : 'signed in';
+  const userText = `${session.user.name} (${session.user.group})`;
   return (
     <SessionContext.Provider value={session}>
       <div id="top-nav" style={{ position: 'sticky', top: 0, zIndex: 1002 }}>
@@ -88,7 +88,7 @@ export function App() {
             {
               type: 'menu-dropdown',
               text: userText,
-              description: session.user?.admin ? 'admin' : undefined,
+              description: session.user.admin ? 'admin' : undefined,
               iconName: 'user-profile',
               items: [{ id: 'signout', text: 'Sign out' }],
               onItemClick: ({ detail }) => {

@@ -13,7 +13,7 @@ import { type FormEvent, useState } from 'react';
 import { type UserView, whoAmI } from './api.ts';
 
 /** The sign-in form; `onSignedIn` gets the checked token and its user. */
-export function SignIn({ onSignedIn }: { onSignedIn(token: string, user: UserView | undefined): void }) {
+export function SignIn({ onSignedIn }: { onSignedIn(token: string, user: UserView): void }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);

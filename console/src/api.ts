@@ -8,7 +8,7 @@ import type { Datastore, Execution, Host, Image, Vm } from '../../core/model.ts'
 
 export type { Datastore, Execution, Host, Image, Vm };
 
-/** A user as `GET /users/{name}` answers it. */
+/** A user as `GET /me` and `GET /users/{name}` answer it. */
 export interface UserView {
   name: string;
   group: string;
@@ -74,14 +74,7 @@ export async function list<T>(path: string, token: string): Promise<T[]> {
   return (await api<{ items: T[] }>('GET', path, token)).items;
 }
 
-/**
- * Who the token belongs to. The API has no "who am I" route yet: every token of `GET /tokens`
- * (the caller's own) names its user, then `GET /users/{name}` (allowed for oneself) gives the
- * group. A token older than the tokens table lists none: the name stays unknown.
- */
-export async function whoAmI(token: string): Promise<UserView | undefined> {
-  const tokens = await list<{ user: string }>('/tokens', token);
-  const name = tokens[0]?.user;
-  if (!name) return undefined;
-  return api<UserView>('GET', `/users/${encodeURIComponent(name)}`, token);
+/** Who the token belongs to: `GET /me`, for any user's token, however it is stored. */
+export async function whoAmI(token: string): Promise<UserView> {
+  return api<UserView>('GET', '/me', token);
 }

@@ -5,7 +5,8 @@ import type { UserView } from './api.ts';
 /** A signed-in session. */
 export interface Session {
   token: string;
-  user: UserView | undefined;
+  /** Who the token belongs to (`GET /me`). */
+  user: UserView;
 }
 
 export const SessionContext = createContext<Session | undefined>(undefined);

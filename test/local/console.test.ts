@@ -1,12 +1,13 @@
 /**
  * The web console in a real browser (Debian's chromium driven by playwright-core), served by the
  * local gateway in front of the real Api function and authorizer on DynamoDB Local: a user signs
- * in with a real API token, sees their name and group, the dashboard, their VM (state, host,
- * BACKUP_CONFIG, last backup), image, datastore (capacity) and host, but not the admin's VM and
- * datastore, and signs out; backs the VM up from its page (a second try shows the API's refusal)
- * and cancels the execution from its page; a wrong token shows the API's refusal and no data. The
- * token never appears in a URL, lives in sessionStorage only, and nothing is fetched from another
- * origin. Screenshots (1280 and 375 px) go to test/artifacts/console/ (not committed).
+ * in with a real API token, sees their name and group (GET /me; the admin's too, whose token is on
+ * its user record), the dashboard, their VM (state, host, BACKUP_CONFIG, last backup), image,
+ * datastore (capacity) and host, but not the admin's VM and datastore, and signs out; backs the
+ * VM up from its page (a second try shows the API's refusal) and cancels the execution from its
+ * page; a wrong token shows the API's refusal and no data. The token never appears in a URL,
+ * lives in sessionStorage only, and nothing is fetched from another origin. Screenshots (1280 and
+ * 375 px) go to test/artifacts/console/ (not committed).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -217,7 +218,7 @@ describe('web console', () => {
       expect(new URL(r.url).origin).toBe(gateway.endpoint);
     }
     const apiCalls = requests.filter((r) =>
-      /\/(vms|datastores|tokens|users)\b/.test(new URL(r.url).pathname),
+      /\/(me|vms|datastores|tokens|users)\b/.test(new URL(r.url).pathname),
     );
     expect(apiCalls.length).toBeGreaterThan(0);
     for (const r of apiCalls) expect(r.auth).toBe(`Bearer ${alice}`);
@@ -305,6 +306,14 @@ describe('web console', () => {
     const cancelled = page.getByText('Cancelled', { exact: true }).locator('..');
     await cancelled.getByText('1', { exact: true }).waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'execution-1280.png'), fullPage: true });
+    await page.context().close();
+  });
+
+  it('the admin, whose token is on its user record (older than the tokens table), sees their name and group', async () => {
+    const { page, requests } = await openConsole();
+    await signIn(page, ADMIN);
+    await page.getByRole('button', { name: 'admin (admin)' }).waitFor();
+    expect(requests.some((r) => new URL(r.url).pathname === '/me')).toBe(true);
     await page.context().close();
   });
 
