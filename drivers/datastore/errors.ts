@@ -45,3 +45,12 @@ export class BackupVerifyFailed extends LifeboatError {
   override readonly name: string = 'BackupVerifyFailed';
   override readonly status = 502;
 }
+
+/**
+ * The ssh server runs no command for us but its forced one (an rsync-only account: rrsync, or
+ * sftp only): the caller turns to what rsync itself can do there.
+ */
+export class RemoteCommandRefused extends LifeboatError {
+  override readonly name: string = 'RemoteCommandRefused';
+  override readonly status = 502;
+}

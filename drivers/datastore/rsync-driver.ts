@@ -18,17 +18,23 @@
  * (BackupVerifyFailed naming the disk) and its folder is removed as any failed backup's. The
  * `verify` operation has the server hash every file against `SHA256SUMS` (and `SHA256SUMS`
  * against the sums the image recorded); only a server that runs no command for us (rsync-only
- * accounts) has each file fetched into a private temporary folder and hashed there, which costs
- * the size of one file in temporary space on the runner's host. A backup to such a server
- * fails its verification after storing: it needs `openssl` or `sha256sum` over ssh.
+ * accounts: a forced command such as rrsync) has each file fetched into a private temporary
+ * folder and hashed there, which costs the size of one file in temporary space on the runner's
+ * host. A backup to such a server is verified by rsync itself (`--checksum --dry-run
+ * --itemize-changes` from the source just sent, still on the runner's host, to the stored
+ * file): the server's rsync reads each stored file whole and checksums it, the sender the
+ * source, and any itemized change (content differs, file missing or replaced) fails the backup.
+ * The sha256 recorded stays the one computed while sending.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REMOTE_PATH } from '#core/datastore-attributes.ts';
+import { ValidationError } from '#core/errors.ts';
 import { ExecError, run } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, OperationContext, StoredFile } from './driver.ts';
-import { BackupNotFound, BackupVerifyFailed, UnsupportedSource } from './errors.ts';
+import { BackupNotFound, BackupVerifyFailed, RemoteCommandRefused, UnsupportedSource } from './errors.ts';
 import {
   basePath,
   checkBackupId,
@@ -91,7 +97,7 @@ export const rsyncDriver: DatastoreDriver = {
         }
         ctx.onVerifying?.();
         await ctx.afterStore?.({ backupId: hash, files });
-        await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, ctx.signal);
+        await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, paths, ctx.signal);
         verifiedAt = new Date().toISOString();
         ctx.onVerified?.();
         await writeFile(join(tmp, TEMPLATE_NAME), input.template);
@@ -243,7 +249,7 @@ export const rsyncDriver: DatastoreDriver = {
       const paths = [...expected.keys()].map((name) => `${dir}/${name}`);
       const onServer = await remoteSha256(remote.server, paths, `datastore ${target.id}`, ctx).catch(
         (error: unknown) => {
-          if (error instanceof ExecError) return undefined;
+          if (error instanceof ExecError || error instanceof RemoteCommandRefused) return undefined;
           throw error;
         },
       );
@@ -286,12 +292,15 @@ export const rsyncDriver: DatastoreDriver = {
 /**
  * The server's own sha256 of each stored disk against the one computed while sending it
  * (`files[].sha256`); BackupVerifyFailed naming the first disk that differs or was not hashed.
+ * A server that runs no command for us has rsync compare each stored disk with its source
+ * (`sources`, in the order of `files`) instead: {@link compareByRsync}.
  */
 async function verifyStored(
   remote: RsyncRemote,
   dir: string,
   ref: { vmId: number; backupId: string },
   files: readonly StoredFile[],
+  sources: readonly string[],
   signal?: AbortSignal,
 ): Promise<void> {
   const what = `datastore ${remote.target.id}`;
@@ -305,6 +314,18 @@ async function verifyStored(
       { signal },
     );
   } catch (error) {
+    if (error instanceof RemoteCommandRefused) {
+      for (const [index, file] of files.entries()) {
+        await compareByRsync(
+          remote,
+          sources[index] as string,
+          `${dir}/${file.name}`,
+          `${file.name} of ${backup}`,
+          signal,
+        );
+      }
+      return;
+    }
     if (!(error instanceof ExecError)) throw error;
     const named = files.find((f) => error.stderrTail.includes(`${dir}/${f.name}`)) ?? files[0];
     throw new BackupVerifyFailed(
@@ -319,6 +340,58 @@ async function verifyStored(
         `${what}: ${file.name} of ${backup} reads back on the backup server with sha256 ${actual ?? 'none'}, not the ${file.sha256} sent: the stored data is damaged`,
       );
     }
+  }
+}
+
+/**
+ * Whether the stored file `path` on the server holds the bytes of the local `source`, by rsync
+ * alone (a server that runs no other command): a dry run with `--checksum` has the server's rsync
+ * read the stored file whole and checksum it, the local one the source; any itemized change
+ * (content differs, the file missing or of another kind) throws BackupVerifyFailed naming
+ * `label`. No RSYNC_ARGS here: times, permissions or owners (which an rsync-only account may not
+ * be able to set) must not read as a change; only content and presence count.
+ */
+async function compareByRsync(
+  remote: RsyncRemote,
+  source: string,
+  path: string,
+  label: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const what = `datastore ${remote.target.id}`;
+  // Checked where used: an absolute local file (never read as an option), a datastore path.
+  if (!source.startsWith('/')) throw new ValidationError(`not an absolute source path: ${source}`);
+  if (!REMOTE_PATH.test(path)) throw new ValidationError(`not a datastore path: ${path}`);
+  let stdout: string;
+  try {
+    stdout = await remote.rsync(
+      // --copy-links: the source's bytes as sha256 read them, even through a link.
+      [
+        '--checksum',
+        '--dry-run',
+        '--itemize-changes',
+        '--no-recursive',
+        '--copy-links',
+        source,
+        remote.spec(path),
+      ],
+      { signal },
+    );
+  } catch (error) {
+    if (!(error instanceof ExecError || error instanceof BackupNotFound)) throw error;
+    throw new BackupVerifyFailed(
+      `${what}: ${label} cannot be compared by rsync on the backup server: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  // `--itemize-changes` prints one line per file that would be sent: `<fc.......... name`.
+  const change = stdout.split('\n').find((line) => line.trim() !== '');
+  if (change !== undefined) {
+    throw new BackupVerifyFailed(
+      `${what}: ${label} reads back on the backup server unlike the data sent (rsync --checksum: ${change.trim()}): the stored data is damaged`,
+    );
   }
 }
 

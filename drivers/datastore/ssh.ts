@@ -7,7 +7,7 @@ import { REMOTE_PATH } from '#core/datastore-attributes.ts';
 import { ValidationError } from '#core/errors.ts';
 import { type Command, ExecError, run } from '../exec.ts';
 import type { OperationContext } from './driver.ts';
-import { DatastoreAuthFailed, DatastoreUnreachable } from './errors.ts';
+import { DatastoreAuthFailed, DatastoreUnreachable, RemoteCommandRefused } from './errors.ts';
 
 /** A server from a `host` or `host:port` attribute (IPv6 in brackets). */
 export interface Server {
@@ -180,7 +180,8 @@ const SUM_LINE = /^([0-9a-f]{64}) [ *](.+)$/;
  * or coreutils' `sha256sum` where openssl is missing (exit 127). The paths reach a remote shell,
  * so each is checked here, where it is used (REMOTE_PATH: nothing a shell would interpret). No
  * time limit: it reads whole disks; `ctx.signal` stops it. Answers each path's sum; a path the
- * tool did not hash is absent. An ssh failure comes back typed; a failing tool as its ExecError.
+ * tool did not hash is absent. An ssh failure comes back typed; a server that runs no command
+ * for us (a forced command: rsync only) as RemoteCommandRefused; a failing tool as its ExecError.
  */
 export async function remoteSha256(
   server: Server,
@@ -204,11 +205,31 @@ export async function remoteSha256(
       if (!(error instanceof ExecError)) throw error;
       const typed = sshFailure(error.stderrTail, what, error);
       if (typed) throw typed;
-      if (error.exitCode !== 127) throw error;
+      if (error.exitCode !== 127) throw await refusedOr(server, error, what, ctx);
       missing = error;
     }
   }
-  throw missing;
+  throw await refusedOr(server, missing as ExecError, what, ctx);
+}
+
+const PROBE = 'lifeboat-remote-command';
+
+/**
+ * Why a remote command failed: `failure` itself when the server runs our commands (one `echo`
+ * over ssh answers), else RemoteCommandRefused. Asked only after a failure, so a server with a
+ * shell pays nothing; a forced command refuses, or answers with anything but the echo.
+ */
+async function refusedOr(server: Server, failure: ExecError, what: string, ctx: OperationContext) {
+  const args = [...sshOptions(server), remoteHost(server), 'echo', PROBE];
+  const answer = await overSsh({ file: 'ssh', args }, what, ctx).catch((error: unknown) => {
+    if (error instanceof ExecError) return undefined;
+    throw error;
+  });
+  if (answer?.trim() === PROBE) return failure;
+  return new RemoteCommandRefused(
+    `${what}: the backup server runs no command but its own (${failure.stderrTail.trim() || `exit ${failure.exitCode}`})`,
+    { cause: failure },
+  );
 }
 
 /** What a monitor measures of a datastore's folder on an ssh server; null where unknown (never 0). */

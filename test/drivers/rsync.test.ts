@@ -1,4 +1,5 @@
-import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +106,124 @@ describe('rsync: the capacity of a server without sftp', () => {
     expect(space).toBeNull();
     // Not one ssh call per parent folder: no shell is no shell for any of them.
     expect(tools).toEqual(['sftp', 'ssh']);
+  });
+});
+
+describe('rsync: an rsync-only account (a forced command that runs rsync and nothing else)', () => {
+  let base: string;
+  let work: string;
+  let sshd: Sshd;
+  const previousConfig = process.env.LIFEBOAT_SSH_CONFIG;
+  const target = () => ({
+    id: 203,
+    attributes: { BASE_PATH: base, RSYNC_HOST: `${sshd.host}:${sshd.port}`, RSYNC_USER: 'root' },
+    secrets: {},
+  });
+  const sha256 = async (path: string) =>
+    createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
+
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-only-'));
+    work = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-only-work-'));
+    // What rrsync does, without its folder restriction: rsync's server side, nothing else.
+    const wrapper = join(work, 'rsync-only.sh');
+    await writeFile(
+      wrapper,
+      [
+        '#!/bin/sh',
+        'set -f',
+        'case "$SSH_ORIGINAL_COMMAND" in',
+        "  'rsync --server '*) exec $SSH_ORIGINAL_COMMAND ;;",
+        'esac',
+        'echo "this account runs rsync only" >&2',
+        'exit 1',
+        '',
+      ].join('\n'),
+    );
+    await chmod(wrapper, 0o755);
+    sshd = await startSshd({ forceCommand: wrapper });
+    process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
+    await writeFile(join(work, 'disk0.img'), randomBytes(2 * 1024 * 1024 + 3));
+    await writeFile(join(work, 'disk1.img'), randomBytes(300 * 1024 + 5));
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    process.env.LIFEBOAT_SSH_CONFIG = previousConfig;
+    await rm(base, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const input = (vmId: number) => ({
+    vmId,
+    imageId: 70 + vmId,
+    files: [
+      { name: 'disk.0.raw', source: { kind: 'file' as const, path: join(work, 'disk0.img') } },
+      { name: 'disk.1.qcow2', source: { kind: 'file' as const, path: join(work, 'disk1.img') } },
+    ],
+    template: '<domain type="kvm"><name>rsync-only</name></domain>\n',
+  });
+
+  it('a backup is verified by rsync --checksum on the server, records the sha256 sent, and restores byte for byte', async () => {
+    const commands: Command[] = [];
+    const stop = watchProcessGroups({
+      onSpawn: (_pgid, command: Command) => commands.push(command),
+      onExit() {},
+    });
+    let out: Awaited<ReturnType<typeof rsyncDriver.backup>>;
+    try {
+      out = await rsyncDriver.backup(target(), input(1));
+    } finally {
+      stop();
+    }
+    expect(out.verifiedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(out.files.map((f) => [f.name, f.sha256])).toEqual([
+      ['disk.0.raw', await sha256(join(work, 'disk0.img'))],
+      ['disk.1.qcow2', await sha256(join(work, 'disk1.img'))],
+    ]);
+    // The server refused the hash command; rsync compared each stored disk with its source.
+    const compared = commands.filter((c) => c.file === 'rsync' && c.args.includes('--checksum'));
+    expect(compared.map((c) => c.args.at(-1))).toEqual([
+      expect.stringMatching(new RegExp(`/1/${out.backupId}/disk\\.0\\.raw$`)),
+      expect.stringMatching(new RegExp(`/1/${out.backupId}/disk\\.1\\.qcow2$`)),
+    ]);
+    const toDir = join(work, 'restored');
+    const restored = await rsyncDriver.restore(target(), {
+      vmId: 1,
+      backupId: out.backupId,
+      files: ['disk.0.raw', 'disk.1.qcow2'],
+      toDir,
+    });
+    expect(await sha256(restored[0]?.path as string)).toBe(out.files[0]?.sha256);
+    expect(await sha256(restored[1]?.path as string)).toBe(out.files[1]?.sha256);
+    // Image verify later, on the same server: each file fetched and hashed on the runner's host.
+    const sums = Object.fromEntries(out.files.map((f) => [f.name, f.sha256 as string]));
+    await expect(
+      rsyncDriver.verify(target(), { vmId: 1, backupId: out.backupId, sums }),
+    ).resolves.toBeUndefined();
+  });
+
+  it('a byte flipped in a stored disk before it is read back fails the backup naming that disk', async () => {
+    let backupId = '';
+    const error = await rsyncDriver
+      .backup(target(), input(2), {
+        afterStore: async (stored) => {
+          backupId = stored.backupId;
+          await flipByte(join(base, '2', stored.backupId, 'disk.0.raw'), 1000);
+        },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+    expect(error?.message).toContain('disk.0.raw');
+    expect(error?.message).not.toContain('disk.1.qcow2');
+    expect(error?.message).toContain('damaged');
+    await expect(rsyncDriver.stat(target(), { vmId: 2, backupId })).rejects.toMatchObject({
+      name: 'BackupNotFound',
+    });
   });
 });
 
