@@ -1,9 +1,10 @@
 /**
- * The rbd disk driver on a throwaway one-node Ceph cluster (test/helpers/ceph.ts) and real
- * libvirt VMs (OS-less, idling in the firmware) whose disks are rbd images: the conformance suite,
- * then what is particular to rbd: exports equal to `rbd export` of the snapshot byte for byte, a
- * chain of increments restored at every point, a base snapshot removed by hand, reconcile leaving
- * foreign snapshots alone, a cluster that does not answer, and the inventory's sizes.
+ * The rbd disk driver on a throwaway one-node Ceph cluster (a pool of its own in the run's one,
+ * test/helpers/ceph-pool.ts) and real libvirt VMs (OS-less, idling in the firmware) whose disks
+ * are rbd images: the conformance suite, then what is particular to rbd: exports equal to
+ * `rbd export` of the snapshot byte for byte, a chain of increments restored at every point, a
+ * base snapshot removed by hand, reconcile leaving foreign snapshots alone, a cluster that does
+ * not answer, and the inventory's sizes.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -21,7 +22,7 @@ import { run, runPipeline } from '#drivers/exec.ts';
 import { freePort } from '#local/ports.ts';
 import { runBackup } from '#runner/tasks/backup.ts';
 import type { TaskContext } from '#runner/tasks/context.ts';
-import { type CephCluster, startCeph } from '../helpers/ceph.ts';
+import { type CephPool, cephPool } from '../helpers/ceph-pool.ts';
 import {
   ensureLibvirt,
   filledWith,
@@ -36,12 +37,12 @@ import {
 import { copySource, diskConformance, type FixtureVm } from './disk.conformance.ts';
 
 const MiB = 1024 * 1024;
-let ceph: CephCluster;
+let ceph: CephPool;
 let driver: RbdDriver;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  ceph = await startCeph();
+  ceph = await cephPool();
   // The inventory (and any driver of the registry) finds the cluster as a host's would.
   process.env.CEPH_CONF = ceph.conf;
   driver = new RbdDriver(URI, { conf: ceph.conf });
