@@ -28,8 +28,16 @@ describe('one-node Ceph harness', () => {
   it('serves rbd, stops only its own daemons, and a later start stops an orphan', async () => {
     // Another live cluster beside: the run's shared one (a pool in it), or one of this file's
     // own without the run's setup. Neither a stop nor the orphan sweep may touch it.
-    const live = await cephPool();
-    const orphan = await startCeph();
+    // Both started at once; if one fails, the other is stopped before the error goes on.
+    const [liveStart, orphanStart] = await Promise.allSettled([cephPool(), startCeph()]);
+    if (liveStart.status === 'rejected' || orphanStart.status === 'rejected') {
+      if (liveStart.status === 'fulfilled') await liveStart.value.stop();
+      if (orphanStart.status === 'fulfilled') await orphanStart.value.stop();
+      throw liveStart.status === 'rejected'
+        ? liveStart.reason
+        : (orphanStart as PromiseRejectedResult).reason;
+    }
+    const [live, orphan] = [liveStart.value, orphanStart.value];
     try {
       await orphan.rbd('create', '--size', '4M', `${orphan.pool}/probe`);
       expect(JSON.parse(await orphan.rbd('info', '--format', 'json', `${orphan.pool}/probe`)).size).toBe(
