@@ -98,8 +98,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: INTEGRATION,
-          // One DynamoDB Local for the whole project, each file in tables of its own.
-          globalSetup: [CLI_BUNDLE, 'test/helpers/dynamodb-local.ts'],
+          // One DynamoDB Local for the whole project, each file in tables of its own; one Ceph
+          // cluster, started by the first file that needs it, each file in a pool of its own.
+          globalSetup: [CLI_BUNDLE, 'test/helpers/dynamodb-local.ts', 'test/helpers/ceph-pool.ts'],
           exclude: NOT_TESTS,
           fileParallelism: false,
           sequence: { groupOrder: 1 },

@@ -1,8 +1,8 @@
 /**
- * A VM with a qcow2 file disk and an rbd disk (one-node Ceph of test/helpers/ceph.ts, real
- * running libvirt VM) backed up by the runner's backup task in one task: a FULL that starts a
- * chain, then an increment, both into restic; every point of both disks restored and compared
- * by sha256 with the disks as the guest had written them at backup time.
+ * A VM with a qcow2 file disk and an rbd disk (a pool of its own in the run's one-node Ceph of
+ * test/helpers/ceph-pool.ts, real running libvirt VM) backed up by the runner's backup task in one
+ * task: a FULL that starts a chain, then an increment, both into restic; every point of both disks
+ * restored and compared by sha256 with the disks as the guest had written them at backup time.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
 import { run } from '#drivers/exec.ts';
 import { runBackup } from '#runner/tasks/backup.ts';
 import type { TaskContext } from '#runner/tasks/context.ts';
-import { type CephCluster, startCeph } from '../helpers/ceph.ts';
+import { type CephPool, cephPool } from '../helpers/ceph-pool.ts';
 import {
   ensureLibvirt,
   guestWrite,
@@ -34,7 +34,7 @@ const MiB = 1024 * 1024;
 const NAME = 'lb-h13-pool-mixed';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let ceph: CephCluster;
+let ceph: CephPool;
 let dir: string;
 let base: string;
 const image = `${NAME}-vdb`;
@@ -44,7 +44,7 @@ const model = { vda: Buffer.alloc(16 * MiB), vdb: Buffer.alloc(8 * MiB) };
 
 beforeAll(async () => {
   await ensureLibvirt();
-  ceph = await startCeph();
+  ceph = await cephPool();
   drivers.qcow2 = new Qcow2Driver(URI);
   drivers.rbd = new RbdDriver(URI, { conf: ceph.conf });
   await removeTestVm(NAME);

@@ -1,11 +1,12 @@
 /**
- * Restore into a Ceph pool (one-node cluster of test/helpers/ceph.ts, a running libvirt VM on an
- * rbd image): a FULL and three increments backed up by the runner's backup task into restic,
- * then every point restored by the runner's restore task with `pool` (`rbd import` and
- * `rbd import-diff`) into a new image, equal by sha256 to `rbd export` of the VM's snapshot of
- * that point; an existing image is never written over, nor a pool the host's runner does not
- * allow (LIFEBOAT_RESTORE_POOLS) written to. Then the VM shut off and a point restored
- * in place over its own image, with the task as Admit builds it (the disk named `pool/image`).
+ * Restore into a Ceph pool (this file's own pool in the run's one-node cluster of
+ * test/helpers/ceph-pool.ts, a running libvirt VM on an rbd image): a FULL and three increments
+ * backed up by the runner's backup task into restic, then every point restored by the runner's
+ * restore task with `pool` (`rbd import` and `rbd import-diff`) into a new image, equal by sha256
+ * to `rbd export` of the VM's snapshot of that point; an existing image is never written over, nor
+ * a pool the host's runner does not allow (LIFEBOAT_RESTORE_POOLS) written to. Then the VM shut
+ * off and a point restored in place over its own image, with the task as Admit builds it (the disk
+ * named `pool/image`).
  */
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +20,7 @@ import { RbdDriver } from '#drivers/disk/rbd-driver.ts';
 import { runBackup } from '#runner/tasks/backup.ts';
 import type { TaskContext } from '#runner/tasks/context.ts';
 import { runRestore } from '#runner/tasks/restore.ts';
-import { type CephCluster, startCeph } from '../helpers/ceph.ts';
+import { type CephPool, cephPool } from '../helpers/ceph-pool.ts';
 import {
   ensureLibvirt,
   guestWrite,
@@ -34,7 +35,7 @@ const MiB = 1024 * 1024;
 const NAME = 'lb-h13-pool-import';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let ceph: CephCluster;
+let ceph: CephPool;
 let driver: RbdDriver;
 let dir: string;
 let base: string;
@@ -46,7 +47,7 @@ let ctx: (name: string) => TaskContext;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  ceph = await startCeph();
+  ceph = await cephPool();
   driver = new RbdDriver(URI, { conf: ceph.conf });
   await removeTestVm(NAME);
   dir = join(TEST_VM_ROOT, NAME);

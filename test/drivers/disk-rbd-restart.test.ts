@@ -1,13 +1,12 @@
 /**
- * An rbd chain through a runner that dies, on restic and on rsync (one-node Ceph of
- * test/helpers/ceph.ts, a shut-off libvirt VM on an rbd image, random data written with
- * `rbd import-diff`): a FULL and an increment stored; the next increment's runner, in a process
- * of its own (test/helpers/runner-child.ts), SIGKILLed while it streams the export to a slowed
- * datastore; start-up reconcile then stops its leftover tools and removes the snapshot it made,
- * and no other; that increment tried again and one more succeed, and every point restores
- * byte-identical (sha256 of `rbd export` of the snapshot of that point). Then KEEP_LAST's
- * flatten merges the chain's first three points into a new base, from which the last points
- * still restore.
+ * An rbd chain through a runner that dies, on restic and on rsync (a pool of its own in the run's
+ * one-node Ceph of test/helpers/ceph-pool.ts, a shut-off libvirt VM on an rbd image, random data
+ * written with `rbd import-diff`): a FULL and an increment stored; the next increment's runner, in
+ * a process of its own (test/helpers/runner-child.ts), SIGKILLed while it streams the export to a
+ * slowed datastore; start-up reconcile then stops its leftover tools and removes the snapshot it
+ * made, and no other; that increment tried again and one more succeed, and every point restores
+ * byte-identical (sha256 of `rbd export` of the snapshot of that point). Then KEEP_LAST's flatten
+ * merges the chain's first three points into a new base, from which the last points still restore.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -34,7 +33,7 @@ import { resolveTarget, type TaskContext } from '#runner/tasks/context.ts';
 import { runFlatten } from '#runner/tasks/flatten.ts';
 import { runRestore } from '#runner/tasks/restore.ts';
 import { sealedDatastore } from '#runner/testing/fakes.ts';
-import { type CephCluster, startCeph } from '../helpers/ceph.ts';
+import { type CephPool, cephPool } from '../helpers/ceph-pool.ts';
 import { TEST_HOST_KEY } from '../helpers/host-key.ts';
 import {
   ensureLibvirt,
@@ -53,12 +52,12 @@ const SIZE = 16 * MiB;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const CHILD = join(import.meta.dirname, '../helpers/runner-child.ts');
 
-let ceph: CephCluster;
+let ceph: CephPool;
 let sshd: Sshd;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  [ceph, sshd] = await Promise.all([startCeph(), startSshd()]);
+  [ceph, sshd] = await Promise.all([cephPool(), startSshd()]);
   // The runner's drivers (here and in the child) find the cluster and the backup server as a host's would.
   process.env.CEPH_CONF = ceph.conf;
   process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
