@@ -12,7 +12,15 @@ import type { Datastore, Execution, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { blockList, createTestVm, guestWrite, readDisk, type TestVm } from '../helpers/libvirt.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
-import { backup, guestSha256, leftoverOverlays, removeHome, type Stack, startStack } from './harness.ts';
+import {
+  backup,
+  guestSha256,
+  leftoverOverlays,
+  removeHome,
+  restoreToFolder,
+  type Stack,
+  startStack,
+} from './harness.ts';
 
 const MiB = 1024 * 1024;
 let stack: Stack;
@@ -65,18 +73,7 @@ async function imageInfo(path: string): Promise<{ format: string; 'backing-filen
 /** `image restore IMAGEID --to DIR --name NAME --wait --json`, which must succeed. */
 async function restore(image: Image, name: string): Promise<{ dir: string; execution: Execution }> {
   const dir = join(scratch, name);
-  const execution = await stack.json<Execution>([
-    'image',
-    'restore',
-    String(image.id),
-    '--to',
-    dir,
-    '--name',
-    name,
-    '--wait',
-  ]);
-  expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
-  return { dir, execution };
+  return { dir, execution: await restoreToFolder(stack, image.id, { dir, name }) };
 }
 
 /** A successful backup and the READY image it wrote, checked from the user's side. */

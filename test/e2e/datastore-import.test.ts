@@ -11,11 +11,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Datastore, Execution, Image } from '#core/model.ts';
+import type { Datastore, Image } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { createTestVm, guestWrite, type TestVm } from '../helpers/libvirt.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
-import { backup, guestSha256, removeHome, type Stack, startStack } from './harness.ts';
+import { backup, guestSha256, removeHome, restoreToFolder, type Stack, startStack } from './harness.ts';
 
 const NAME = 'lb-e2e-h14import';
 const CHAIN_NAME = 'lb-e2e-h14import-inc';
@@ -168,17 +168,7 @@ describe('datastore import after the control plane was lost', () => {
 
       const name = `h14import-restored-${i}`;
       const dir = join(scratch, name);
-      const execution = await fresh.json<Execution>([
-        'image',
-        'restore',
-        String(image.id),
-        '--to',
-        dir,
-        '--name',
-        name,
-        '--wait',
-      ]);
-      expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
+      await restoreToFolder(fresh, image.id, { dir, name });
       for (const [id, sha] of atBackup.entries()) {
         expect(await guestSha256(join(dir, `${name}-disk-${id}.qcow2`), 'qcow2')).toBe(sha);
       }
@@ -204,19 +194,7 @@ describe('datastore import after the control plane was lost', () => {
     for (const [point, sha] of pointShas.entries()) {
       const name = `h14import-point-${point}`;
       const dir = join(scratch, name);
-      const execution = await fresh.json<Execution>([
-        'image',
-        'restore',
-        String(rebuilt.id),
-        '--increment',
-        String(point),
-        '--to',
-        dir,
-        '--name',
-        name,
-        '--wait',
-      ]);
-      expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
+      await restoreToFolder(fresh, rebuilt.id, { dir, name, increment: point });
       expect(await guestSha256(join(dir, `${name}-disk-0.qcow2`), 'qcow2')).toBe(sha);
     }
     // Still the one VM, and the next backup gets an image id past the imported ones.

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { expect } from 'vitest';
 import type { Execution, Host, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { runnerStateDir } from '#local/config.ts';
@@ -326,6 +327,31 @@ export async function backup(
     execution = undefined;
   }
   return { code: out.code, execution, stdout: out.stdout, stderr: out.stderr };
+}
+
+/**
+ * `lifeboat image restore IMAGEID [--increment N] --to DIR --name NAME --wait`, which must
+ * succeed: the finished execution.
+ */
+export async function restoreToFolder(
+  stack: Stack,
+  imageId: number,
+  to: { dir: string; name: string; increment?: number },
+): Promise<Execution> {
+  const point = to.increment === undefined ? [] : ['--increment', String(to.increment)];
+  const execution = await stack.json<Execution>([
+    'image',
+    'restore',
+    String(imageId),
+    ...point,
+    '--to',
+    to.dir,
+    '--name',
+    to.name,
+    '--wait',
+  ]);
+  expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
+  return execution;
 }
 
 /** The image an execution wrote. */

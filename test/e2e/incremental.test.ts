@@ -14,7 +14,15 @@ import type { Datastore, Execution, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
 import { createTestVm, guestWrite, type TestVm, virsh } from '../helpers/libvirt.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
-import { backup, guestSha256, removeHome, type Stack, startStack, until } from './harness.ts';
+import {
+  backup,
+  guestSha256,
+  removeHome,
+  restoreToFolder,
+  type Stack,
+  startStack,
+  until,
+} from './harness.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -129,19 +137,7 @@ async function flattened(image: Image): Promise<Image> {
 /** sha256 of the guest-visible disk restored from `image` up to increment `point`. */
 async function restoredSha(image: Image, point: number, name: string): Promise<string> {
   const dir = join(scratch, name);
-  const execution = await stack.json<Execution>([
-    'image',
-    'restore',
-    String(image.id),
-    '--increment',
-    String(point),
-    '--to',
-    dir,
-    '--name',
-    name,
-    '--wait',
-  ]);
-  expect(execution).toMatchObject({ kind: 'restore', state: 'SUCCEEDED' });
+  await restoreToFolder(stack, image.id, { dir, name, increment: point });
   const sha = await guestSha256(join(dir, `${name}-disk-0.qcow2`), 'qcow2');
   await rm(dir, { recursive: true, force: true });
   return sha;
