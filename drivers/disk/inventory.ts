@@ -9,7 +9,7 @@ import type { VmState } from '#core/model.ts';
 import { log } from '#platform/log.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
 import { imageSpec, parseImage, Rbd } from './rbd-cli.ts';
-import { domainState, domainXml, imageInfo, isActiveState, type ToolOptions, virsh } from './tools.ts';
+import { domainState, domainXml, imageInfo, type ToolOptions, virsh } from './tools.ts';
 import { imageChain, trackedBaseOf } from './tracking-overlay.ts';
 import { pointDiskAt } from './work-dir.ts';
 
@@ -53,11 +53,14 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
   const state = await domainState(domain, options);
   let template = await domainXml(domain, { ...options, inactive: true });
   const info = parseDomainXml(template);
-  const running = isActiveState(state);
   const disks: Vm['disks'] = [];
   for (const found of info.disks) {
+    // Every read here is metadata (sizes, the backing chain) with -U, whether the VM runs or
+    // not: without it qemu-img takes a shared lock that refuses writers, and the VM started (or
+    // an operator's qemu tool run) in that moment fails with "Failed to get write lock". The
+    // inventory runs on every libvirt event, so a start right after a stop met it.
     // A disk on one of our tracking overlays (INCREMENT_MODE=SNAPSHOT) is its base file.
-    const base = await trackedBase(found, running, options);
+    const base = await trackedBase(found, options);
     if (base) template = pointDiskAt(template, found.target, base.source, base.format);
     const disk = base ? { ...found, ...base } : found;
     const format = inventoryFormat(disk);
@@ -66,7 +69,7 @@ export async function readDomainInventory(domain: string, options: ToolOptions =
     const sizes: { 'virtual-size': number; 'actual-size'?: number } =
       format === 'rbd'
         ? { 'virtual-size': await rbdSize(disk.source, disk.authUser, options.signal) }
-        : await imageInfo(disk.source, { format, shared: running, signal: options.signal });
+        : await imageInfo(disk.source, { format, shared: true, signal: options.signal });
     const allocated = sizes['actual-size'];
     disks.push({
       id: disks.length,
@@ -119,13 +122,12 @@ async function rbdSize(source: string, clientId: string | undefined, signal?: Ab
 /** The base file and format of a disk whose source is a tracking overlay of it, else undefined. */
 async function trackedBase(
   disk: DomainDisk,
-  running: boolean,
   options: ToolOptions,
 ): Promise<{ source: string; format: string } | undefined> {
   const tracked = disk.type === 'file' && disk.source ? trackedBaseOf(disk.source) : undefined;
   if (!tracked || !disk.source) return undefined;
-  // Metadata only (-U while it runs): which files the chain is made of, and their formats.
-  const chain = await imageChain(disk.source, { shared: running, signal: options.signal }).catch(() => []);
+  // Metadata only (-U, see readDomainInventory): which files the chain is made of, and their formats.
+  const chain = await imageChain(disk.source, { shared: true, signal: options.signal }).catch(() => []);
   const base = chain.find((e) => e.path === tracked.base);
   return base ? { source: base.path, format: base.format } : undefined;
 }

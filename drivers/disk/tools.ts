@@ -86,9 +86,9 @@ const ImageInfo = z.object({
 export type ImageInfo = z.infer<typeof ImageInfo>;
 
 /**
- * `qemu-img info` of an image. `shared` adds `-U` (force share): ONLY for images a running QEMU
- * holds open, and only for metadata such as the virtual size; never read data that way (it can
- * be stale).
+ * `qemu-img info` of an image. `shared` adds `-U` (force share): only for metadata such as the
+ * virtual size, of an image another process may hold open (a running QEMU; any disk, for the
+ * inventory, which must never lock one); never read data that way (it can be stale).
  */
 export async function imageInfo(
   path: string,

@@ -3,6 +3,7 @@
  * suite, then what is particular to file disks: overlay placement, disks left out of the
  * snapshot, persistent definitions, backing chains, lock holders, qcow2 restores, inventory.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -317,6 +318,32 @@ describe('stopped VM', () => {
     await virsh('start', vm.domain);
     expect(await state(vm.domain)).toBe('running');
     await virsh('destroy', vm.domain);
+  });
+
+  it('the inventory reads a stopped VM’s disks without locking them: a writer holding one meanwhile is not refused, nor refuses it', async () => {
+    // A writer holds the qcow2 disk (as a VM started in that moment would): qemu-io opens it
+    // read-write and waits. Without -U the inventory's qemu-img would need a shared lock that
+    // refuses writers, and fail here; in the other order, the writer would fail.
+    const holder = spawn(
+      'qemu-io',
+      ['-f', 'qcow2', '-c', 'sleep 20000', (vm.disks[1] as TestVm['disks'][number]).path],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(holder.exitCode).toBeNull();
+      const inv = await readDomainInventory(vm.domain);
+      expect(inv.state).toBe('POWEROFF');
+      expect(inv.disks.map((d) => [d.format, d.size])).toEqual([
+        ['raw', 16 * MiB],
+        ['qcow2', 16 * MiB],
+      ]);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
   });
 
   it('reconcile stops a lock holder left by a crashed runner', async () => {
