@@ -309,8 +309,9 @@ export class LifeboatStack extends Stack {
   /**
    * What scheduled actions, backup jobs and the sweep need of the dispatcher: it fires due
    * schedules (queueing backups, moving jobs on), deletes a finished action's EventBridge
-   * schedule, and ends executions that died holding a slot (DescribeExecution; VM unlocked,
-   * image to ERROR). The API learns the dispatcher's ARN: the target of the schedules it creates,
+   * schedule, ends executions that died holding a slot (DescribeExecution; VM unlocked, image to
+   * ERROR), and stops one it started although a cancel had ended it meanwhile
+   * (functions/operations/cancel.ts stopCancelledStart: StopExecution). The API learns the dispatcher's ARN: the target of the schedules it creates,
    * and may stop an execution it cancels (the same ending then).
    */
   private grantScheduledActions(dispatcher: LifeboatFunctions[string], machineNames: string[]): void {
@@ -326,7 +327,10 @@ export class LifeboatStack extends Stack {
       }),
     );
     dispatcher.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: executionArns }),
+      new iam.PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: executionArns,
+      }),
     );
     // `POST /executions/{id}/cancel`: the API stops an execution and reads how it ended.
     this.functions.Api?.addToRolePolicy(

@@ -1,5 +1,5 @@
 /** The console's static files: content types, index at `/`, nothing outside web/. */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,9 @@ beforeAll(async () => {
   await writeFile(join(web, 'assets', 'app.js'), 'console.log(1)');
   await writeFile(join(web, 'assets', 'app.css'), 'body{}');
   await writeFile(join(dir, 'secret.txt'), 'outside');
+  // Symlinks inside web/ that lead out of it: to a file, and to a folder.
+  await symlink(join(dir, 'secret.txt'), join(web, 'assets', 'leak.txt'));
+  await symlink(dir, join(web, 'assets', 'up'));
   server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     void serveConsole(web, req.method ?? 'GET', path, res);
@@ -74,6 +77,8 @@ describe('console static files', () => {
       '/assets/%E0%A4%A',
       '/assets/missing.js',
       '/assets/',
+      '/assets/leak.txt',
+      '/assets/up/secret.txt',
     ]) {
       const res = await rawGet(path);
       expect(res.status, path).toBe(404);

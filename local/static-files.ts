@@ -2,11 +2,11 @@
  * The web console's files (web/, built by scripts/build-console.ts) as the local gateway serves
  * them: `/` and `/index.html` give index.html, `/assets/...` the built assets; no other path, no
  * token needed (static files only: the data comes from the API, which checks the token). A path
- * is decoded, resolved and must stay inside the folder, so `..` and encoded variants of it never
- * reach a file outside. The Content-Security-Policy allows only this origin: nothing is fetched
+ * is decoded, resolved and must stay inside the folder, so `..`, encoded variants of it and
+ * symlinks leading out never reach a file outside. The Content-Security-Policy allows only this origin: nothing is fetched
  * from elsewhere at run time.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 
@@ -51,7 +51,10 @@ export async function consoleFile(root: string, path: string): Promise<string | 
   const file = resolve(base, `.${decoded}`);
   if (!file.startsWith(base + sep)) return undefined;
   try {
-    return (await stat(file)).isFile() ? file : undefined;
+    // A symlink inside the folder must not lead out of it: the check again on real paths.
+    const [realBase, realFile] = await Promise.all([realpath(base), realpath(file)]);
+    if (!realFile.startsWith(realBase + sep)) return undefined;
+    return (await stat(realFile)).isFile() ? file : undefined;
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 /**
  * A Cloudscape table with text filter, sortable columns and pagination (collection-hooks), and
- * the loading, error (the API's message) and empty states every list page needs.
+ * the loading, error (the API's message) and empty states every list page needs: the page gives
+ * how its rows load, the table loads them (useApi) and offers the refresh.
  */
 import { useCollection } from '@cloudscape-design/collection-hooks';
 import Alert from '@cloudscape-design/components/alert';
@@ -11,16 +12,17 @@ import Pagination from '@cloudscape-design/components/pagination';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import Table, { type TableProps } from '@cloudscape-design/components/table';
 import TextFilter from '@cloudscape-design/components/text-filter';
+import { useApi } from './useApi.ts';
 
 /** Props of {@link ResourceTable}. */
 export interface ResourceTableProps<T> {
   title: string;
   /** Names what is listed in the empty state and filter placeholder ("VMs"). */
   noun: string;
-  items: readonly T[] | undefined;
-  loading: boolean;
-  error: string | undefined;
-  reload(): void;
+  /** The rows, from the API with the session's token. */
+  load(token: string): Promise<readonly T[]>;
+  /** Load again this often (live pages); absent: on refresh only. */
+  refreshMs?: number;
   columns: TableProps.ColumnDefinition<T>[];
   trackBy: keyof T & string;
   pageSize?: number;
@@ -28,8 +30,9 @@ export interface ResourceTableProps<T> {
 
 /** A filtered, sortable, paginated table of API objects. */
 export function ResourceTable<T>(props: ResourceTableProps<T>) {
+  const { data, loading, error, reload } = useApi(props.load, props.refreshMs);
   const { items, collectionProps, filterProps, paginationProps, filteredItemsCount } = useCollection(
-    props.items ?? [],
+    data ?? [],
     {
       filtering: {
         empty: <Box textAlign="center">No {props.noun}</Box>,
@@ -41,9 +44,9 @@ export function ResourceTable<T>(props: ResourceTableProps<T>) {
   );
   return (
     <SpaceBetween size="m">
-      {props.error && (
+      {error && (
         <Alert type="error" header={`Could not load ${props.noun}`}>
-          {props.error}
+          {error}
         </Alert>
       )}
       <Table
@@ -51,14 +54,14 @@ export function ResourceTable<T>(props: ResourceTableProps<T>) {
         items={items}
         columnDefinitions={props.columns}
         trackBy={props.trackBy}
-        loading={props.loading && props.items === undefined}
+        loading={loading && data === undefined}
         loadingText={`Loading ${props.noun}`}
         variant="full-page"
         header={
           <Header
             variant="awsui-h1-sticky"
-            counter={props.items ? `(${props.items.length})` : undefined}
-            actions={<Button iconName="refresh" ariaLabel={`Refresh ${props.noun}`} onClick={props.reload} />}
+            counter={data ? `(${data.length})` : undefined}
+            actions={<Button iconName="refresh" ariaLabel={`Refresh ${props.noun}`} onClick={reload} />}
           >
             {props.title}
           </Header>

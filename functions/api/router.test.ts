@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findPublicRoute, HANDLERS, matchRoute, PUBLIC_HANDLERS, resolveRoute } from './router.ts';
+import { findPublicRoute, findRoute, HANDLERS, matchRoute, PUBLIC_HANDLERS, resolveRoute } from './router.ts';
 import { PUBLIC_ROUTE_KEYS, ROUTES, routeKey } from './routes.ts';
 
 describe('route table', () => {
@@ -26,6 +26,19 @@ describe('route table', () => {
     // A bearer route's key wins over a path that would name the public one.
     expect(findPublicRoute(event('GET /vms', '/openapi.json'))).toBeUndefined();
     expect(findPublicRoute(event('$default', '/vms'))).toBeUndefined();
+  });
+
+  it('takes only its own route keys as matched: an inherited property name is no route', () => {
+    const event = (routeKey: string) => ({
+      routeKey,
+      rawPath: '/nothing',
+      requestContext: { http: { method: 'GET', path: '/nothing' } } as never,
+    });
+    for (const key of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      expect(findRoute(event(key)), key).toBeUndefined();
+      expect(findPublicRoute(event(key)), key).toBeUndefined();
+    }
+    expect(findRoute(event('GET /openapi.json'))).toBeUndefined();
   });
 
   it('matches concrete paths with their parameters', () => {

@@ -102,26 +102,31 @@ function decodeSegment(part: string): string {
 
 type RoutedEvent = Pick<APIGatewayProxyEventV2, 'routeKey' | 'rawPath' | 'pathParameters' | 'requestContext'>;
 
-/** The route of an event, or undefined: its routeKey when API Gateway matched one, else method + path. */
-export function findRoute(event: RoutedEvent): (Match & { handler: RouteHandler }) | undefined {
-  const byKey = event.routeKey && HANDLERS[event.routeKey];
-  if (byKey) {
+/**
+ * The route key and parameters of an event, or undefined: its routeKey when API Gateway matched
+ * one of ours (public or not), else its method and path matched here.
+ */
+function matchEvent(event: RoutedEvent): Match | undefined {
+  const key = event.routeKey;
+  if (key && (Object.hasOwn(HANDLERS, key) || Object.hasOwn(PUBLIC_HANDLERS, key))) {
     const params = Object.fromEntries(
       Object.entries(event.pathParameters ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
     );
-    return { key: event.routeKey, params, handler: byKey };
+    return { key, params };
   }
-  const match = matchRoute(methodOf(event), pathOf(event));
-  const handler = match && HANDLERS[match.key];
+  return matchRoute(methodOf(event), pathOf(event));
+}
+
+/** The route of an event that needs a caller, or undefined (none, or a public one). */
+export function findRoute(event: RoutedEvent): (Match & { handler: RouteHandler }) | undefined {
+  const match = matchEvent(event);
+  const handler = match && Object.hasOwn(HANDLERS, match.key) ? HANDLERS[match.key] : undefined;
   return match && handler ? { ...match, handler } : undefined;
 }
 
 /** The handler of an event's public route (`auth: 'none'`), or undefined: no caller needed. */
 export function findPublicRoute(event: RoutedEvent): PublicHandler | undefined {
-  const byKey = event.routeKey;
-  if (byKey && Object.hasOwn(PUBLIC_HANDLERS, byKey)) return PUBLIC_HANDLERS[byKey];
-  if (byKey && Object.hasOwn(HANDLERS, byKey)) return undefined;
-  const key = matchRoute(methodOf(event), pathOf(event))?.key;
+  const key = matchEvent(event)?.key;
   return key !== undefined && Object.hasOwn(PUBLIC_HANDLERS, key) ? PUBLIC_HANDLERS[key] : undefined;
 }
 

@@ -18,7 +18,7 @@ import { log } from '#platform/log.ts';
 import { limits, required, tableName } from '../env.ts';
 import { lambda } from '../middleware.ts';
 import { freeQueuedGuard, queuedGuardName } from '../operations/backup-queue.ts';
-import { stopCancelledStart } from '../operations/cancel.ts';
+import { stopCancelledStart, wasCancelled } from '../operations/cancel.ts';
 import { queueDueMonitors } from '../operations/capacity.ts';
 import { endOperation } from '../operations/end.ts';
 import { markSilentHostsOffline } from '../operations/host-health.ts';
@@ -344,8 +344,9 @@ async function startOne(
   if (started.already && slotted) await releaseSlot(host.id);
   const late = await recordStartAndLeave(request, started.arn, host.id);
   // Cancelled between our read and its start (POST /executions/{id}/cancel ended it QUEUED):
-  // it must not run, and the slot taken for it goes back.
-  if (late?.released && !started.already) {
+  // it must not run, and the slot taken for it goes back. The cancel's mark is enough: its
+  // ending (the `released` flag) may still be under way, and gives back no slot of ours.
+  if (late && (late.released || wasCancelled(late)) && !started.already) {
     await stopCancelledStart(late, started.arn, slotted ? host.id : undefined);
     return { id: request.id, started: false };
   }

@@ -19,6 +19,14 @@ import { dequeue } from '../repo/requests.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { type Ending, endOperation, undoMarks } from './end.ts';
 
+/** The error name a cancel records on the execution it ends. */
+const CANCELLED = 'Cancelled';
+
+/** Whether a cancel has marked the execution (it may not be released yet). */
+export function wasCancelled(record: Pick<ExecutionRecord, 'error'>): boolean {
+  return record.error?.name === CANCELLED;
+}
+
 /** Whether the execution has ended (or was ended by its Release, MarkFailed or the sweep). */
 function isOver(record: ExecutionRecord): boolean {
   return record.released === true || (record.state !== 'QUEUED' && record.state !== 'RUNNING');
@@ -78,7 +86,7 @@ export async function cancelExecution(
   const ending: Ending = {
     state: 'ABORTED',
     endedAt: new Date().toISOString(),
-    error: { name: 'Cancelled', message: `cancelled by ${by.name}` },
+    error: { name: CANCELLED, message: `cancelled by ${by.name}` },
   };
   let current = record;
   if (current.executionArn === undefined) {

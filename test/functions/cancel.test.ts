@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { QuotaEntry } from '#core/quota.ts';
 import { dispatch } from '#functions/dispatcher/handler.ts';
 import { tableName } from '#functions/env.ts';
+import { endOperation } from '#functions/operations/end.ts';
 import { hostSlotName, readCounter } from '#functions/repo/counters.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { images } from '#functions/repo/images.ts';
@@ -36,7 +37,7 @@ type Who = keyof typeof TOKENS;
 const as = (who: Who, method: string, path: string, body?: unknown) =>
   call(method, path, { token: TOKENS[who], body });
 
-const NAMES = ['c-running', 'c-queued', 'c-chain', 'c-rights', 'c-ended', 'c-race', 'c-start'];
+const NAMES = ['c-running', 'c-queued', 'c-chain', 'c-rights', 'c-ended', 'c-race', 'c-start', 'c-mid'];
 const vmIds = new Map<string, number>();
 const vm = (name: string) => vmIds.get(name) as number;
 
@@ -306,5 +307,39 @@ describe('POST /executions/{id}/cancel', () => {
     expect(await slots(hostId)).toEqual(before);
     expect((await pendingRequests()).map((r) => r.id)).not.toContain(res.body.id);
     expect((await vms.get(vm('c-start'))).lock).toBeUndefined();
+  });
+  it('a start landing between the cancel marking the request and ending it: stopped all the same, the slot given back', async () => {
+    await dispatch();
+    const hostId = (await vms.get(vm('c-mid'))).hostId;
+    const before = await slots(hostId);
+    const res = await as('admin', 'POST', `/vms/${vm('c-mid')}/backup`, { datastoreId: 1 });
+    expect(res.status).toBe(202);
+    const ending = {
+      state: 'ABORTED' as const,
+      endedAt: new Date().toISOString(),
+      error: { name: 'Cancelled', message: 'cancelled by alice' },
+    };
+    // The cancel's first step (its conditional mark of the QUEUED request) lands before the start
+    // is recorded; its ending (the released flag) only after the dispatcher has looked.
+    plane.sfn.beforeStart = async (name) => {
+      if (name === res.body.id)
+        await executions.update(name, {
+          state: 'ABORTED',
+          phase: 'cancelled',
+          endedAt: ending.endedAt,
+          error: ending.error,
+        });
+    };
+    try {
+      expect((await dispatch()).started).not.toContain(res.body.id);
+    } finally {
+      plane.sfn.beforeStart = undefined;
+    }
+    await endOperation(await executions.get(res.body.id), ending, { heldSlot: false });
+    const record = await executions.get(res.body.id);
+    expect(record).toMatchObject({ state: 'ABORTED', phase: 'cancelled', released: true });
+    expect(plane.sfn.stopped).toContain(record.executionArn);
+    expect(await slots(hostId)).toEqual(before);
+    expect((await vms.get(vm('c-mid'))).lock).toBeUndefined();
   });
 });

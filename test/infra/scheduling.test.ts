@@ -41,10 +41,12 @@ describe('scheduled actions in AWS', () => {
     expect(JSON.stringify(statements)).not.toContain(`"${apiId}"`);
   });
 
-  it('the dispatcher may describe executions (the sweep) and delete finished schedules', () => {
+  it('the dispatcher may describe executions (the sweep), stop a cancelled one it started, and delete finished schedules', () => {
     const statements = statementsOfRole(synth.json, roleOf('Dispatcher'));
     const actions = statements.flatMap(actionsOf);
     expect(actions).toContain('states:DescribeExecution');
+    // stopCancelledStart (functions/operations/cancel.ts): a start that lost the race to a cancel.
+    expect(actions).toContain('states:StopExecution');
     expect(actions).toContain('scheduler:DeleteSchedule');
     const env = (fnProps('Dispatcher').Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env.SCHEDULE_GROUP).toBe('lifeboat');

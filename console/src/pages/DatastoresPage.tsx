@@ -3,7 +3,6 @@ import ProgressBar from '@cloudscape-design/components/progress-bar';
 import { type Datastore, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
-import { useApi } from '../useApi.ts';
 
 /** The used share in percent, when the datastore was measured. */
 function usedPercent(ds: Datastore): number | undefined {
@@ -27,15 +26,11 @@ function Capacity({ ds }: { ds: Datastore }) {
 
 /** The datastores page. */
 export function DatastoresPage() {
-  const { data, loading, error, reload } = useApi((token) => list<Datastore>('/datastores', token));
   return (
     <ResourceTable<Datastore>
       title="Datastores"
       noun="datastores"
-      items={data}
-      loading={loading}
-      error={error}
-      reload={reload}
+      load={(token) => list<Datastore>('/datastores', token)}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (d) => d.id, sortingField: 'id' },

@@ -4,7 +4,6 @@ import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/c
 import { type Execution, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
-import { useApi } from '../useApi.ts';
 
 /** How each execution state is shown. */
 export const EXECUTION_STATE: Record<Execution['state'], StatusIndicatorProps.Type> = {
@@ -25,15 +24,12 @@ export function bytesText(e: Execution): string {
 
 /** The executions page. */
 export function ExecutionsPage() {
-  const { data, loading, error, reload } = useApi((token) => list<Execution>('/executions', token), 5000);
   return (
     <ResourceTable<Execution>
       title="Executions"
       noun="executions"
-      items={data}
-      loading={loading}
-      error={error}
-      reload={reload}
+      load={(token) => list<Execution>('/executions', token)}
+      refreshMs={5000}
       trackBy="id"
       columns={[
         {

@@ -3,7 +3,6 @@ import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/c
 import { api, type Execution, type Host, list } from '../api.ts';
 import { formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
-import { useApi } from '../useApi.ts';
 
 /** A host row: the host with its running backups and its limit. */
 interface HostRow {
@@ -44,15 +43,12 @@ async function loadRows(token: string): Promise<HostRow[]> {
 
 /** The hosts page. */
 export function HostsPage() {
-  const { data, loading, error, reload } = useApi(loadRows, 10_000);
   return (
     <ResourceTable<HostRow>
       title="Hosts"
       noun="hosts"
-      items={data}
-      loading={loading}
-      error={error}
-      reload={reload}
+      load={loadRows}
+      refreshMs={10_000}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (h) => h.id, sortingField: 'id' },

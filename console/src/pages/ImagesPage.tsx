@@ -3,7 +3,6 @@ import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/c
 import { type Image, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
-import { useApi } from '../useApi.ts';
 
 /** An image row. */
 interface ImageRow {
@@ -44,17 +43,11 @@ export function imageRow(image: Image): ImageRow {
 
 /** The images page. */
 export function ImagesPage() {
-  const { data, loading, error, reload } = useApi(async (token) =>
-    (await list<Image>('/images', token)).map(imageRow),
-  );
   return (
     <ResourceTable<ImageRow>
       title="Images"
       noun="images"
-      items={data}
-      loading={loading}
-      error={error}
-      reload={reload}
+      load={async (token) => (await list<Image>('/images', token)).map(imageRow)}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (i) => i.id, sortingField: 'id' },

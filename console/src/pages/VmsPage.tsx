@@ -4,7 +4,6 @@ import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/c
 import { type Host, type Image, list, type Vm } from '../api.ts';
 import { configSummary, formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
-import { useApi } from '../useApi.ts';
 import { imageRow } from './ImagesPage.tsx';
 
 /** A VM row: the VM with its host's name and its latest backup. */
@@ -58,15 +57,11 @@ async function loadRows(token: string): Promise<VmRow[]> {
 
 /** The VMs page. */
 export function VmsPage() {
-  const { data, loading, error, reload } = useApi(loadRows);
   return (
     <ResourceTable<VmRow>
       title="VMs"
       noun="VMs"
-      items={data}
-      loading={loading}
-      error={error}
-      reload={reload}
+      load={loadRows}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (r) => r.id, sortingField: 'id' },
