@@ -280,6 +280,12 @@ export function takesSlot(kind: ExecutionKind): boolean {
   return !MAINTENANCE_KINDS.has(kind);
 }
 export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
+/** The error name a cancel records on the execution it ends (`lifeboat execution cancel`). */
+export const CANCELLED = 'Cancelled';
+/** Whether a cancel marked the execution (it ended ABORTED, or is being ended so). */
+export function wasCancelled(record: { error?: { name: string } }): boolean {
+  return record.error?.name === CANCELLED;
+}
 export const Execution = z.object({
   /** Also the id of the request it came from. */
   id: z.string().min(1),

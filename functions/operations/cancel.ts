@@ -11,7 +11,7 @@
  */
 import { DescribeExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { Conflict } from '#core/errors.ts';
-import type { User } from '#core/model.ts';
+import { CANCELLED, type User } from '#core/model.ts';
 import { sfnClient } from '#platform/aws.ts';
 import { releaseSlot } from '../repo/counters.ts';
 import { type ExecutionRecord, executions } from '../repo/executions.ts';
@@ -20,13 +20,6 @@ import { isConditionFailed } from '../repo/table.ts';
 import { type Ending, endOperation, undoMarks } from './end.ts';
 
 /** The error name a cancel records on the execution it ends. */
-const CANCELLED = 'Cancelled';
-
-/** Whether a cancel has marked the execution (it may not be released yet). */
-export function wasCancelled(record: Pick<ExecutionRecord, 'error'>): boolean {
-  return record.error?.name === CANCELLED;
-}
-
 /** Whether the execution has ended (or was ended by its Release, MarkFailed or the sweep). */
 function isOver(record: ExecutionRecord): boolean {
   return record.released === true || (record.state !== 'QUEUED' && record.state !== 'RUNNING');
@@ -64,7 +57,7 @@ async function abortQueued(record: ExecutionRecord, ending: Ending): Promise<Exe
 /** StopExecution, then the status Step Functions gives the execution (ABORTED unless it ended first). */
 async function stopMachine(executionArn: string, cause: string): Promise<string> {
   try {
-    await sfnClient().send(new StopExecutionCommand({ executionArn, error: 'Cancelled', cause }));
+    await sfnClient().send(new StopExecutionCommand({ executionArn, error: CANCELLED, cause }));
     const out = await sfnClient().send(new DescribeExecutionCommand({ executionArn }));
     return out.status ?? 'ABORTED';
   } catch (err) {

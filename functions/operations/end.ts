@@ -27,7 +27,7 @@
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';
 import { flattening } from '#core/backup-rules.ts';
-import { type ExecutionState, takesSlot } from '#core/model.ts';
+import { type ExecutionState, takesSlot, wasCancelled } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { backupEndedMetrics } from '../metrics.ts';
@@ -324,7 +324,7 @@ export async function endOperation(
     // (MarkFailed recorded the error on the execution before ReleaseFailed ends it.) A backup
     // someone cancelled did not fail: nobody is woken for it.
     const error = ending.error ?? record.error;
-    if (ending.state !== 'SUCCEEDED' && error?.name !== 'Cancelled') {
+    if (ending.state !== 'SUCCEEDED' && !wasCancelled({ error })) {
       await backupFailed(record, { ...ending, ...(error && { error }) });
     }
     const jobId =
