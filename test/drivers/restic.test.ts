@@ -52,6 +52,14 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
       }
       if (damaged === 0) throw new Error(`no pack of VM ${vmId} written since the backup started`);
     },
+    interrupt: ({ vmId, backupId }) =>
+      ResticRepo.use(target(), vmId, async (repo) => {
+        const [template] = await repo
+          .snapshots([`backup:${backupId}`, 'lifeboat'])
+          .then((all) => all.filter((s) => s.paths[0] === '/vm.xml'));
+        if (!template) throw new Error(`backup ${backupId} of VM ${vmId} has no template snapshot`);
+        await repo.run(['forget', template.id]);
+      }),
     async stop() {
       await sshd?.stop();
       await rm(base, { recursive: true, force: true });

@@ -34,6 +34,7 @@ async function rsyncTarget(): Promise<ConformanceTarget> {
     processMarkers: [base, sshd.configPath],
     // The server's folder is on this machine: flip one byte of the stored file.
     damage: ({ vmId, backupId, file }) => flipByte(join(base, String(vmId), backupId, file), 1000),
+    interrupt: ({ vmId, backupId }) => rm(join(base, String(vmId), backupId, '.complete')),
     async stop() {
       await sshd.stop();
       await rm(base, { recursive: true, force: true });
