@@ -85,6 +85,26 @@ describe('planImport', () => {
     expect(plan.skipped.map((s) => s.backupId).sort()).toEqual(['i3', 'odd', 'orphan']);
   });
 
+  it('skips a backup, or the rest of a chain, whose sizes add past an exact byte count', () => {
+    const huge = (b: CatalogBackup): CatalogBackup => ({
+      ...b,
+      files: b.files.map((f) => ({ ...f, size: Number.MAX_SAFE_INTEGER - 10 })),
+    });
+    const plan = planImport(
+      [
+        huge(backup(14, 140, 'two-huge-disks', ['disk.0.raw', 'disk.1.raw'])),
+        huge(backup(15, 150, 'f', ['disk.0.raw'])),
+        backup(15, 150, 'i1', ['disk.0.inc1.qcow2']),
+        backup(15, 150, 'i2', ['disk.0.inc2.qcow2']),
+      ],
+      new Set(),
+    );
+    expect(plan.images.map((i) => [i.backupIds, i.size])).toEqual([[['f'], Number.MAX_SAFE_INTEGER - 10]]);
+    expect(plan.images[0]?.increments.map((i) => i.id)).toEqual([0]);
+    expect(plan.skipped.map((s) => s.backupId).sort()).toEqual(['i1', 'i2', 'two-huge-disks']);
+    expect(plan.skipped.find((s) => s.backupId === 'two-huge-disks')?.reason).toMatch(/exact byte count/);
+  });
+
   it('leaves a group alone, whole, when the control plane knows any of its backups', () => {
     const catalog = [
       backup(13, 130, 'f', ['disk.0.raw']),

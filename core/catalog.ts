@@ -11,7 +11,9 @@
  * - an image's chain starts at its newest FULL (after a flatten, the new base is stored after the
  *   old one, which is removed once recorded), as point (lowest N) - 1, and follows N without a
  *   gap; a point past a gap, or increments with no FULL, cannot be restored and are skipped;
- * - any other FULL of the same image id becomes an image of its own, so nothing is lost.
+ * - any other FULL of the same image id becomes an image of its own, so nothing is lost;
+ * - sizes are untrusted: a backup or chain whose sizes add past an exact number (2^53) is
+ *   skipped, never written as an image no record could hold.
  */
 import type { Image, Increment } from './model.ts';
 
@@ -100,6 +102,8 @@ export function planImport(catalog: readonly CatalogBackup[], known: ReadonlySet
     for (const b of group) {
       const n = incrementOf(b);
       if (!disksOf(b)) plan.skipped.push({ backupId: b.backupId, reason: 'a file name carries no disk id' });
+      else if (!Number.isSafeInteger(sum(b.files)))
+        plan.skipped.push({ backupId: b.backupId, reason: 'its file sizes add to no exact byte count' });
       else if (n === undefined)
         plan.skipped.push({ backupId: b.backupId, reason: 'mixes FULL and increment files' });
       else if (n === null) fulls.push(b);
@@ -162,11 +166,16 @@ function chainImage(base: CatalogBackup, points: [number, CatalogBackup][], plan
     disks: disks.map((d) => ({ id: d.id, file: d.file, size: d.size })),
   });
   for (const [n, point] of points) {
+    const size = sum(point.files);
     if (n !== last + 1) {
       plan.skipped.push({ backupId: point.backupId, reason: `point ${n} follows no stored point ${n - 1}` });
       continue;
     }
-    const size = sum(point.files);
+    // The points after it then follow a gap: the chain ends here, as at a missing point.
+    if (!Number.isSafeInteger(image.size + size)) {
+      plan.skipped.push({ backupId: point.backupId, reason: "the chain's sizes add to no exact byte count" });
+      continue;
+    }
     image.increments.push({
       id: n,
       parent: last,

@@ -2,13 +2,14 @@
  * restic's `catalog`: every complete Lifeboat backup of a datastore, read from the repositories
  * themselves (see restic-driver.ts's header for the layout): each repository under BASE_PATH
  * (`<vmid>`, `job-<id>`), its snapshots tagged `lifeboat` grouped by their `backup:<uuid>` tag,
- * a group complete when it holds `vm.xml`; the sizes from one `find`, the template by `dump`.
+ * a group complete when it holds `vm.xml` (restic-repo.ts's helpers, as every operation reads
+ * them); the sizes from one `find`, the template by `dump`.
  */
 import { readdir } from 'node:fs/promises';
 import type { CatalogBackup, DatastoreTarget, OperationContext } from './driver.ts';
 import { BackupNotFound } from './errors.ts';
 import { basePath, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
-import { ResticRepo, type Snapshot } from './restic-repo.ts';
+import { backupGroups, isComplete, ResticRepo, type Snapshot, tagValue } from './restic-repo.ts';
 import { listRemoteFolder, parseServer } from './ssh.ts';
 
 /** A template bigger than this is not one Lifeboat stored: left out of the catalog. */
@@ -20,15 +21,15 @@ export async function resticCatalog(
 ): Promise<CatalogBackup[]> {
   const out: CatalogBackup[] = [];
   for (const folder of (await repositoryFolders(target, ctx)).sort()) {
-    const job = /^job-(\d+)$/.exec(folder);
-    const repoTarget: DatastoreTarget = job
-      ? { ...target, jobId: Number(job[1]) }
-      : { ...target, jobId: undefined };
-    const vmId = job ? 0 : Number(folder);
+    const [, job, digits = ''] = /^(job-)?(\d+)$/.exec(folder) ?? [];
+    const id = Number(digits);
+    // Only a name a driver makes (`7`): `007`, or a number past 2^53, is the path of no id.
+    if (String(id) !== digits) continue;
+    const repoTarget: DatastoreTarget = { ...target, jobId: job ? id : undefined };
     try {
       out.push(
-        ...(await ResticRepo.use(repoTarget, vmId, (repo) =>
-          repositoryCatalog(repo, job ? Number(job[1]) : null, ctx),
+        ...(await ResticRepo.use(repoTarget, job ? 0 : id, (repo) =>
+          repositoryCatalog(repo, job ? null : id, job ? id : null, ctx),
         )),
       );
     } catch (error) {
@@ -57,39 +58,27 @@ async function repositoryFolders(target: DatastoreTarget, ctx: OperationContext)
   return names.filter(isRepositoryFolder);
 }
 
-function tagValue(snapshot: Snapshot, key: string): string | undefined {
-  return snapshot.tags?.find((t) => t.startsWith(`${key}:`))?.slice(key.length + 1);
-}
-
+/**
+ * The complete backups of one repository. `folderVmId`: the VM whose own repository it is (its
+ * folder `<vmid>`), null for a job's, shared by its VMs and told apart by their `vm:<id>` tags.
+ * The folder, not a tag, names the VM of its own repository's backups: a restore by VM id opens
+ * `<BASE_PATH>/<vmid>`, so that is where the image must say its data is.
+ */
 async function repositoryCatalog(
   repo: ResticRepo,
+  folderVmId: number | null,
   jobId: number | null,
   ctx: OperationContext,
 ): Promise<CatalogBackup[]> {
-  const snapshots = await repo.snapshots(['lifeboat'], ctx.signal);
-  const groups = new Map<string, Snapshot[]>();
-  for (const s of snapshots) {
-    const id = tagValue(s, 'backup');
-    if (id) groups.set(id, [...(groups.get(id) ?? []), s]);
-  }
+  const groups = backupGroups(await repo.snapshots(['lifeboat'], ctx.signal));
   if (groups.size === 0) return [];
-  const { stdout } = await repo.run(['find', '--json', '--tag', 'lifeboat', '*'], { signal: ctx.signal });
-  const sizes = new Map<string, number>();
-  const results = (JSON.parse(stdout || '[]') ?? []) as {
-    snapshot?: string;
-    matches?: { path: string; type: string; size?: number }[];
-  }[];
-  for (const result of results) {
-    const match = result.matches?.find((m) => m.type === 'file');
-    if (result.snapshot && match) sizes.set(result.snapshot, match.size ?? 0);
-  }
+  const sizes = new Map((await repo.files('lifeboat', ctx.signal)).map((f) => [f.snapshot, f.size] as const));
   const out: CatalogBackup[] = [];
   for (const [backupId, group] of groups) {
-    const nameOf = (s: Snapshot) => (s.paths[0] ?? '').replace(/^\//, '');
-    const template = group.find((s) => nameOf(s) === TEMPLATE_NAME);
-    // No template: an interrupted backup (reconcile removes it).
-    if (!template) continue;
-    const vm = Number(tagValue(template, 'vm'));
+    // Incomplete: an interrupted backup (reconcile removes it).
+    if (!isComplete(group)) continue;
+    const template = group.byName.get(TEMPLATE_NAME) as Snapshot;
+    const vmId = folderVmId ?? Number(tagValue(template, 'vm'));
     const image = tagValue(template, 'image');
     const xml = await repo
       .run(['dump', template.id, `/${TEMPLATE_NAME}`], { signal: ctx.signal })
@@ -99,14 +88,14 @@ async function repositoryCatalog(
         return null;
       });
     out.push({
-      vmId: vm,
+      vmId,
       backupId,
       imageId: image === undefined ? null : Number(image),
       jobId,
       time: template.time,
-      files: group
-        .filter((s) => s !== template)
-        .map((s) => ({ name: nameOf(s), size: sizes.get(s.id) ?? 0, sha256: null })),
+      files: [...group.byName]
+        .filter(([name]) => name !== TEMPLATE_NAME)
+        .map(([name, s]) => ({ name, size: sizes.get(s.id) ?? 0, sha256: null })),
       template: xml,
     });
   }

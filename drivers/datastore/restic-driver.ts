@@ -27,7 +27,7 @@ import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, Store
 import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { resticCatalog } from './restic-catalog.ts';
-import { ResticRepo, type Snapshot } from './restic-repo.ts';
+import { backupGroups, type Group, groupOf, isComplete, ResticRepo, type Snapshot } from './restic-repo.ts';
 import { measureRemote, parseServer } from './ssh.ts';
 import { parseDigest, StreamHash } from './stream-hash.ts';
 
@@ -38,12 +38,6 @@ const CLEANUP_TIMEOUT_MS = 60_000;
 const initializing = new Map<string, Promise<void>>();
 /** Repositories this process has seen exist: each restic call costs a key derivation, skip the check. */
 const known = new Set<string>();
-
-interface Group {
-  snapshots: Snapshot[];
-  /** Snapshot id per stored file name. */
-  byName: Map<string, Snapshot>;
-}
 
 export const resticDriver: DatastoreDriver = {
   name: 'restic',
@@ -238,16 +232,12 @@ export const resticDriver: DatastoreDriver = {
         if (error instanceof BackupNotFound && error.repositoryMissing) return;
         throw error;
       }
-      // Groups without the template are interrupted backups (see the file comment).
-      const groups = new Map<string, Snapshot[]>();
-      // This VM's only: a job's repository holds its other VMs' backups, perhaps being written now.
-      for (const s of await repo.snapshots(['lifeboat', `vm:${ref.vmId}`], ctx.signal)) {
-        const id = s.tags?.find((t) => t.startsWith('backup:'))?.slice('backup:'.length);
-        if (id) groups.set(id, [...(groups.get(id) ?? []), s]);
-      }
-      for (const snapshots of groups.values()) {
-        if (!snapshots.some((s) => nameOf(s) === TEMPLATE_NAME)) {
-          await repo.run(['forget', ...snapshots.map((s) => s.id)], { signal: ctx.signal });
+      // Groups without the template are interrupted backups (see the file comment). This VM's
+      // only: a job's repository holds its other VMs' backups, perhaps being written now.
+      const snapshots = await repo.snapshots(['lifeboat', `vm:${ref.vmId}`], ctx.signal);
+      for (const group of backupGroups(snapshots).values()) {
+        if (!isComplete(group)) {
+          await repo.run(['forget', ...group.snapshots.map((s) => s.id)], { signal: ctx.signal });
         }
       }
     });
@@ -435,14 +425,13 @@ async function dump(
 
 /** The snapshots of one backup; throws BackupNotFound unless it is complete. */
 async function completeGroup(repo: ResticRepo, backupId: string, signal?: AbortSignal): Promise<Group> {
-  const snapshots = await repo.snapshots([`backup:${backupId}`], signal);
-  const byName = new Map(snapshots.map((s) => [nameOf(s), s] as const));
-  if (!byName.has(TEMPLATE_NAME)) {
+  const group = groupOf(await repo.snapshots([`backup:${backupId}`], signal));
+  if (!isComplete(group)) {
     throw new BackupNotFound(
-      `backup ${backupId} of VM ${repo.vmId} is not in datastore ${repo.target.id}${snapshots.length ? ' (incomplete)' : ''}`,
+      `backup ${backupId} of VM ${repo.vmId} is not in datastore ${repo.target.id}${group.snapshots.length ? ' (incomplete)' : ''}`,
     );
   }
-  return { snapshots, byName };
+  return group;
 }
 
 function fileSnapshot(repo: ResticRepo, group: Group, backupId: string, name: string): Snapshot {
@@ -461,17 +450,7 @@ async function groupSizes(
   backupId: string,
   signal?: AbortSignal,
 ): Promise<Map<string, number>> {
-  const { stdout } = await repo.run(['find', '--json', '--tag', `backup:${backupId}`, '*'], { signal });
-  const sizes = new Map<string, number>();
-  const results = (JSON.parse(stdout || '[]') ?? []) as {
-    matches?: { path: string; type: string; size?: number }[];
-  }[];
-  for (const result of results) {
-    for (const match of result.matches ?? []) {
-      if (match.type === 'file') sizes.set(match.path.replace(/^\//, ''), match.size ?? 0);
-    }
-  }
-  return sizes;
+  return new Map((await repo.files(`backup:${backupId}`, signal)).map((f) => [f.name, f.size] as const));
 }
 
 /** Forgets every snapshot of a backup (and prunes its data when asked); none is fine. */
@@ -489,10 +468,6 @@ async function forgetGroup(
   const ids = ((JSON.parse(snapshots.stdout || '[]') ?? []) as Snapshot[]).map((s) => s.id);
   if (ids.length === 0) return;
   await repo.run(['forget', ...(prune ? ['--prune'] : []), ...ids], options);
-}
-
-function nameOf(snapshot: Snapshot): string {
-  return (snapshot.paths[0] ?? '').replace(/^\//, '');
 }
 
 async function sourceSize(source: DiskSource): Promise<number> {

@@ -22,7 +22,7 @@ import {
 } from '../exec.ts';
 import type { DatastoreTarget } from './driver.ts';
 import { BackupNotFound, DatastoreAuthFailed, DatastoreLocked, DatastoreUnreachable } from './errors.ts';
-import { repositoryPath } from './layout.ts';
+import { repositoryPath, TEMPLATE_NAME } from './layout.ts';
 import { joinCommand, parseServer, sshFailure, sshOptions } from './ssh.ts';
 
 /**
@@ -151,6 +151,30 @@ export class ResticRepo {
     return (JSON.parse(stdout || '[]') as Snapshot[] | null) ?? [];
   }
 
+  /**
+   * Every stored file of the snapshots carrying `tag`, in one `restic find`: its snapshot's id,
+   * its name (see {@link snapshotName}) and its restored size.
+   */
+  async files(
+    tag: string,
+    signal?: AbortSignal,
+  ): Promise<{ snapshot: string; name: string; size: number }[]> {
+    const { stdout } = await this.run(['find', '--json', '--tag', tag, '*'], { signal });
+    const results = (JSON.parse(stdout || '[]') ?? []) as {
+      snapshot?: string;
+      matches?: { path: string; type: string; size?: number }[];
+    }[];
+    return results.flatMap((result) =>
+      (result.matches ?? [])
+        .filter((match) => match.type === 'file')
+        .map((match) => ({
+          snapshot: result.snapshot ?? '',
+          name: match.path.replace(/^\//, ''),
+          size: match.size ?? 0,
+        })),
+    );
+  }
+
   /** Maps a failed restic run to the typed error its stderr shows, else returns it unchanged. */
   typed(error: ExecError): Error {
     const text = error.stderrTail;
@@ -203,4 +227,42 @@ export function repoArgs(target: DatastoreTarget, vmId: number): { location: str
   if (a.RESTIC_COMPRESSION) args.push('--compression', a.RESTIC_COMPRESSION);
   if (a.RESTIC_BWLIMIT) args.push('--limit-upload', a.RESTIC_BWLIMIT, '--limit-download', a.RESTIC_BWLIMIT);
   return { location, args };
+}
+
+/** The file a Lifeboat snapshot stores: its one path, without the leading `/`. */
+export function snapshotName(snapshot: Snapshot): string {
+  return (snapshot.paths[0] ?? '').replace(/^\//, '');
+}
+
+/** The value of a snapshot's `<key>:<value>` tag (`vm`, `image`, `backup`), if it has one. */
+export function tagValue(snapshot: Snapshot, key: string): string | undefined {
+  return snapshot.tags?.find((t) => t.startsWith(`${key}:`))?.slice(key.length + 1);
+}
+
+/**
+ * The snapshots of one Lifeboat backup (one per stored file, the template last), by file name.
+ * The backup is complete when it holds the template ({@link isComplete}).
+ */
+export interface Group {
+  snapshots: Snapshot[];
+  byName: Map<string, Snapshot>;
+}
+
+export function groupOf(snapshots: Snapshot[]): Group {
+  return { snapshots, byName: new Map(snapshots.map((s) => [snapshotName(s), s] as const)) };
+}
+
+/** Whether a backup was stored to its end: its template, written last, is there. */
+export function isComplete(group: Group): boolean {
+  return group.byName.has(TEMPLATE_NAME);
+}
+
+/** Snapshots grouped into backups by their `backup:<uuid>` tag (untagged ones left out). */
+export function backupGroups(snapshots: readonly Snapshot[]): Map<string, Group> {
+  const byBackup = new Map<string, Snapshot[]>();
+  for (const s of snapshots) {
+    const id = tagValue(s, 'backup');
+    if (id) byBackup.set(id, [...(byBackup.get(id) ?? []), s]);
+  }
+  return new Map([...byBackup].map(([id, group]) => [id, groupOf(group)] as const));
 }

@@ -1,29 +1,23 @@
 /**
  * rsync's `catalog`: every complete backup of a datastore, read from the server's folders
  * (`<BASE_PATH>/<vmid>/<hash>/`, see rsync-driver.ts's header): one recursive listing of
- * BASE_PATH for the files and their sizes, then one receive of the small files of every backup
- * (`.complete`, `vm.xml`, `SHA256SUMS`) into a private temporary folder, with the same safe
- * receive options as every other fetch (no links, devices or owners from the server).
+ * BASE_PATH for the files and their sizes (RsyncRemote's `tree`), then one receive of the small
+ * files of every backup (`.complete`, `vm.xml`, `SHA256SUMS`) into a private temporary folder,
+ * with the same safe receive options as every other fetch (no links, devices or owners from the
+ * server).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CatalogBackup, DatastoreTarget, OperationContext } from './driver.ts';
-import { BackupNotFound } from './errors.ts';
 import { basePath, TEMPLATE_NAME } from './layout.ts';
-import { RsyncRemote, SAFE_RECEIVE_ARGS } from './rsync-remote.ts';
+import { type ListEntry, MARKER, RsyncRemote, SAFE_RECEIVE_ARGS, SUMS } from './rsync-remote.ts';
+import { parseSumLines } from './ssh.ts';
 
-const MARKER = '.complete';
-const SUMS = 'SHA256SUMS';
 /** Bigger small files are not ones Lifeboat wrote: not received. */
 const MAX_SMALL_FILE = '1m';
-
-interface Listed {
-  size: number;
-  isFile: boolean;
-  /** `2026/12/06 12:26:00` as rsync lists it (the server's local time). */
-  mtime: string;
-}
+/** A file directly in a backup folder: `<vmid>/<hash>/<name>`, relative to BASE_PATH. */
+const BACKUP_FILE = /^(\d+)\/([A-Za-z0-9-]+)\/([^/]+)$/;
 
 export async function rsyncCatalog(
   target: DatastoreTarget,
@@ -31,27 +25,15 @@ export async function rsyncCatalog(
 ): Promise<CatalogBackup[]> {
   const remote = new RsyncRemote(target);
   const base = basePath(target);
-  let listing = '';
-  try {
-    listing = await remote.rsync(['--list-only', '-r', '--no-human-readable', remote.spec(`${base}/`)], {
-      signal: ctx.signal,
-    });
-  } catch (error) {
-    if (error instanceof BackupNotFound && error.repositoryMissing) return [];
-    throw error;
-  }
   // `<vmid>/<hash>` -> file name -> entry, for the files directly in a backup folder.
-  const backups = new Map<string, Map<string, Listed>>();
-  for (const line of listing.split('\n')) {
-    const m = /^([dl-])[rwxsStT-]{9}\s+([\d,]+)\s+(\S+\s+\S+)\s+(\d+)\/([A-Za-z0-9-]+)\/([^/]+)$/.exec(line);
-    if (!m) continue;
-    const key = `${m[4]}/${m[5]}`;
-    const files = backups.get(key) ?? new Map<string, Listed>();
-    files.set(m[6] as string, {
-      size: Number((m[2] as string).replace(/,/g, '')),
-      isFile: m[1] === '-',
-      mtime: m[3] as string,
-    });
+  const backups = new Map<string, Map<string, ListEntry>>();
+  for (const entry of await remote.tree(base, ctx.signal)) {
+    const m = BACKUP_FILE.exec(entry.name);
+    // Only a VM folder a driver makes (`7`): `007`, or a number past 2^53, is the path of no id.
+    if (!m || String(Number(m[1])) !== m[1]) continue;
+    const key = `${m[1]}/${m[2]}`;
+    const files = backups.get(key) ?? new Map<string, ListEntry>();
+    files.set(m[3] as string, entry);
     backups.set(key, files);
   }
   const complete = [...backups].filter(([, files]) => files.get(MARKER)?.isFile);
@@ -77,7 +59,7 @@ export async function rsyncCatalog(
       const [vm, backupId] = key.split('/') as [string, string];
       const small = (name: string) => readFile(join(tmp, vm, backupId, name), 'utf8').catch(() => null);
       const marker = parseJson(await small(MARKER));
-      const sums = parseSums((await small(SUMS)) ?? '');
+      const sums = parseSumLines((await small(SUMS)) ?? '');
       const imageId = marker && typeof marker.imageId === 'number' ? marker.imageId : null;
       out.push({
         vmId: Number(vm),
@@ -104,16 +86,6 @@ function parseJson(text: string | null): Record<string, unknown> | null {
   } catch {
     return null;
   }
-}
-
-/** `sha256sum` lines (`<hex>  <name>`) by name. */
-function parseSums(text: string): Map<string, string> {
-  const sums = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
-    if (m) sums.set(m[2] as string, m[1] as string);
-  }
-  return sums;
 }
 
 /** rsync's `YYYY/MM/DD hh:mm:ss` (the server's local time, read as UTC) as ISO 8601. */

@@ -44,11 +44,9 @@ import {
   vmPath,
 } from './layout.ts';
 import { rsyncCatalog } from './rsync-catalog.ts';
-import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
+import { type ListEntry, MARKER, RsyncRemote, SUMS } from './rsync-remote.ts';
 import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
 
-const MARKER = '.complete';
-const SUMS = 'SHA256SUMS';
 const CLEANUP_TIMEOUT_MS = 60_000;
 
 export const rsyncDriver: DatastoreDriver = {

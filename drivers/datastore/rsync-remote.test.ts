@@ -41,9 +41,9 @@ describe('parseListing', () => {
     const out =
       'drwxr-xr-x          4,096 2026/11/26 16:20:03 .\n-rw-r--r--      1048576 2026/11/26 16:20:03 disk.0.raw\ndrwx------ 4096 2026/11/26 16:20:03 3f2a\n';
     expect(parseListing(out)).toEqual([
-      { isDir: true, isFile: false, size: 4096, name: '.' },
-      { isDir: false, isFile: true, size: 1048576, name: 'disk.0.raw' },
-      { isDir: true, isFile: false, size: 4096, name: '3f2a' },
+      { isDir: true, isFile: false, size: 4096, mtime: '2026/11/26 16:20:03', name: '.' },
+      { isDir: false, isFile: true, size: 1048576, mtime: '2026/11/26 16:20:03', name: 'disk.0.raw' },
+      { isDir: true, isFile: false, size: 4096, mtime: '2026/11/26 16:20:03', name: '3f2a' },
     ]);
   });
 });

@@ -32,13 +32,24 @@ export const SAFE_RECEIVE_ARGS: readonly string[] = [
   '--no-recursive',
 ];
 
+/**
+ * The completion marker of a backup folder (a JSON list of its files, with its image id), sent
+ * last: a folder without it is an interrupted backup (rsync-driver.ts's header).
+ */
+export const MARKER = '.complete';
+/** The `sha256sum -c` file of a backup folder: each disk's sha256, computed while it was sent. */
+export const SUMS = 'SHA256SUMS';
+
 /** One entry of `rsync --list-only`. */
 export interface ListEntry {
+  /** Its name (with `-r`: its path under the folder listed). */
   name: string;
   size: number;
   isDir: boolean;
   /** A regular file (not a folder, a link or a device). */
   isFile: boolean;
+  /** `2026/12/06 12:26:00` as rsync lists it (the server's local time). */
+  mtime: string;
 }
 
 /** The rsync calls of one datastore. */
@@ -91,12 +102,18 @@ export class RsyncRemote {
 
   /** Like {@link list}, but an absent folder lists as empty. */
   async listOrEmpty(dir: string, signal?: AbortSignal): Promise<ListEntry[]> {
-    try {
-      return await this.list(dir, signal);
-    } catch (error) {
-      if (error instanceof BackupNotFound && error.repositoryMissing) return [];
-      throw error;
-    }
+    return emptyIfMissing(() => this.list(dir, signal));
+  }
+
+  /**
+   * Every entry under a remote folder, in one recursive listing, named by its path under it
+   * (`63/<hash>/disk.0.raw`, without `.`); an absent folder lists as empty.
+   */
+  async tree(dir: string, signal?: AbortSignal): Promise<ListEntry[]> {
+    return emptyIfMissing(async () => {
+      const args = ['--list-only', '-r', '--no-human-readable', this.spec(`${dir}/`)];
+      return parseListing(await this.rsync(args, { signal })).filter((e) => e.name !== '.');
+    });
   }
 
   /**
@@ -133,17 +150,28 @@ export class RsyncRemote {
   }
 }
 
+/** A listing's entries; an absent folder (BackupNotFound, repositoryMissing) as none. */
+async function emptyIfMissing(list: () => Promise<ListEntry[]>): Promise<ListEntry[]> {
+  try {
+    return await list();
+  } catch (error) {
+    if (error instanceof BackupNotFound && error.repositoryMissing) return [];
+    throw error;
+  }
+}
+
 /** Parses `rsync --list-only` lines: `-rw-r--r--  1048576 2026/11/26 16:20:03 name`. */
 export function parseListing(stdout: string): ListEntry[] {
   const entries: ListEntry[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^([dl-])[rwxsStT-]{9}\s+([\d,]+)\s+\S+\s+\S+\s+(.+)$/.exec(line);
+    const m = /^([dl-])[rwxsStT-]{9}\s+([\d,]+)\s+(\S+\s+\S+)\s+(.+)$/.exec(line);
     if (m)
       entries.push({
         isDir: m[1] === 'd',
         isFile: m[1] === '-',
         size: Number((m[2] as string).replace(/,/g, '')),
-        name: m[3] as string,
+        mtime: m[3] as string,
+        name: m[4] as string,
       });
   }
   return entries;

@@ -176,6 +176,19 @@ const REMOTE_HASHERS: readonly (readonly string[])[] = [['openssl', 'dgst', '-sh
 const SUM_LINE = /^([0-9a-f]{64}) [ *](.+)$/;
 
 /**
+ * The sums of `sha256sum` or `openssl dgst -sha256 -r` output (and of a `SHA256SUMS` file) by
+ * path; a line of any other form is left out.
+ */
+export function parseSumLines(text: string): Map<string, string> {
+  const sums = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = SUM_LINE.exec(line);
+    if (m) sums.set(m[2] as string, m[1] as string);
+  }
+  return sums;
+}
+
+/**
  * sha256 of files on the server, computed there, in one ssh call: `openssl dgst -sha256 -r`,
  * or coreutils' `sha256sum` where openssl is missing (exit 127). The paths reach a remote shell,
  * so each is checked here, where it is used (REMOTE_PATH: nothing a shell would interpret). No
@@ -195,12 +208,7 @@ export async function remoteSha256(
     const args = [...sshOptions(server), remoteHost(server), ...hasher, '--', ...checked];
     try {
       const { stdout } = await run({ file: 'ssh', args }, { signal: ctx.signal });
-      const sums = new Map<string, string>();
-      for (const line of stdout.split('\n')) {
-        const m = SUM_LINE.exec(line);
-        if (m) sums.set(m[2] as string, m[1] as string);
-      }
-      return sums;
+      return parseSumLines(stdout);
     } catch (error) {
       if (!(error instanceof ExecError)) throw error;
       const typed = sshFailure(error.stderrTail, what, error);

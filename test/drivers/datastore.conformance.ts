@@ -36,6 +36,11 @@ export interface ConformanceTarget {
    * bytes of the named file, or of the data the driver stored since `since` (ms since epoch).
    */
   damage(stored: { vmId: number; backupId: string; file: string; since: number }): Promise<void>;
+  /**
+   * Leaves a stored backup as a crash mid-backup would (its files there, not its completion
+   * mark: restic's template snapshot, rsync's `.complete`): no failed backup's cleanup runs.
+   */
+  interrupt(stored: { vmId: number; backupId: string }): Promise<void>;
   stop(): Promise<void>;
 }
 

@@ -1,11 +1,23 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import {
+  cp,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  statfs,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatastoreTarget } from '#drivers/datastore/driver.ts';
 import { resticDriver } from '#drivers/datastore/restic-driver.ts';
-import { ResticRepo } from '#drivers/datastore/restic-repo.ts';
+import { ResticRepo, snapshotName } from '#drivers/datastore/restic-repo.ts';
 import { type Command, watchProcessGroups } from '#drivers/exec.ts';
 import { freePort, type Sshd, startSshd } from '../helpers/sshd.ts';
 import { type ConformanceTarget, datastoreConformance } from './datastore.conformance.ts';
@@ -52,6 +64,14 @@ async function resticTarget(sftp: boolean): Promise<ConformanceTarget> {
       }
       if (damaged === 0) throw new Error(`no pack of VM ${vmId} written since the backup started`);
     },
+    interrupt: ({ vmId, backupId }) =>
+      ResticRepo.use(target(), vmId, async (repo) => {
+        const [template] = await repo
+          .snapshots([`backup:${backupId}`, 'lifeboat'])
+          .then((all) => all.filter((s) => snapshotName(s) === 'vm.xml'));
+        if (!template) throw new Error(`backup ${backupId} of VM ${vmId} has no template snapshot`);
+        await repo.run(['forget', template.id]);
+      }),
     async stop() {
       await sshd?.stop();
       await rm(base, { recursive: true, force: true });
@@ -147,6 +167,19 @@ describe("restic: a backup job's repository", () => {
       template: '<domain><name>vm-4</name></domain>',
     });
     expect(catalog.every((b) => b.jobId === 7)).toBe(true);
+  });
+
+  it("catalog names a VM repository's backups by its folder, the one a restore opens", async () => {
+    const own = (): DatastoreTarget => ({ ...job(), jobId: undefined });
+    // VM 9's repository, moved to folder 8 (its snapshots still tagged vm:9); a copy of it under
+    // `008` and under a number past 2^53: names of no folder a driver makes.
+    const nine = await backupOf(own(), 9);
+    await rename(join(base, '9'), join(base, '8'));
+    await cp(join(base, '8'), join(base, '008'), { recursive: true });
+    await cp(join(base, '8'), join(base, '99999999999999999999'), { recursive: true });
+    const catalog = (await resticDriver.catalog(own())).filter((b) => b.jobId === null);
+    expect(catalog.map((b) => [b.vmId, b.backupId])).toEqual([[8, nine.backupId]]);
+    expect((await restored(own(), 8, nine.backupId)).equals(nine.data)).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdtemp, open, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,7 @@ async function rsyncTarget(): Promise<ConformanceTarget> {
     processMarkers: [base, sshd.configPath],
     // The server's folder is on this machine: flip one byte of the stored file.
     damage: ({ vmId, backupId, file }) => flipByte(join(base, String(vmId), backupId, file), 1000),
+    interrupt: ({ vmId, backupId }) => rm(join(base, String(vmId), backupId, '.complete')),
     async stop() {
       await sshd.stop();
       await rm(base, { recursive: true, force: true });
@@ -224,6 +225,22 @@ describe('rsync: an rsync-only account (a forced command that runs rsync and not
     await expect(rsyncDriver.stat(target(), { vmId: 2, backupId })).rejects.toMatchObject({
       name: 'BackupNotFound',
     });
+  });
+
+  it("catalog reads such a server, a backup once, under the folder a restore opens (not a copy's `006`)", async () => {
+    const out = await rsyncDriver.backup(target(), input(6));
+    await cp(join(base, '6'), join(base, '006'), { recursive: true });
+    const six = (await rsyncDriver.catalog(target())).filter((b) => b.backupId === out.backupId);
+    expect(six).toEqual([
+      expect.objectContaining({
+        vmId: 6,
+        imageId: 76,
+        files: expect.arrayContaining(
+          out.files.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 })),
+        ),
+        template: input(6).template,
+      }),
+    ]);
   });
 });
 
