@@ -39,6 +39,7 @@ import {
   basePath,
   checkBackupId,
   checkFileNames,
+  isPlainFileName,
   isRepositoryFolder,
   TEMPLATE_NAME,
   vmPath,
@@ -46,6 +47,7 @@ import {
 import { rsyncCatalog } from './rsync-catalog.ts';
 import { type ListEntry, RsyncRemote } from './rsync-remote.ts';
 import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
+import { parseDigest } from './stream-hash.ts';
 
 const MARKER = '.complete';
 const SUMS = 'SHA256SUMS';
@@ -222,12 +224,19 @@ export const rsyncDriver: DatastoreDriver = {
       );
     await withTempDir(async (tmp) => {
       await fetch(remote, `${dir}/${SUMS}`, join(tmp, SUMS), () => {}, ctx.signal);
-      const expected = new Map(
-        (await readFile(join(tmp, SUMS), 'utf8'))
-          .split('\n')
-          .filter((l) => l)
-          .map((l) => [l.slice(66), l.slice(0, 64)] as const),
-      );
+      const expected = new Map<string, string>();
+      for (const line of (await readFile(join(tmp, SUMS), 'utf8')).split('\n')) {
+        if (!line) continue;
+        const name = line.slice(66);
+        // The server's own file: a name from it reaches a local path and a remote command below.
+        if (!isPlainFileName(name)) {
+          throw failed(
+            JSON.stringify(name.slice(0, 80)),
+            `is named in ${SUMS}, and is no file name a backup holds`,
+          );
+        }
+        expected.set(name, line.slice(0, 64));
+      }
       const missing = entries.filter(
         (e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name),
       );
@@ -477,7 +486,5 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
  */
 async function sha256Of(path: string, signal?: AbortSignal): Promise<string> {
   const { stdout } = await run({ file: 'openssl', args: ['dgst', '-sha256', '-r', path] }, { signal });
-  const hash = stdout.split(' ')[0] ?? '';
-  if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`openssl dgst gave no sha256 for ${path}`);
-  return hash;
+  return parseDigest(stdout, path);
 }

@@ -225,6 +225,19 @@ describe('rsync: an rsync-only account (a forced command that runs rsync and not
       name: 'BackupNotFound',
     });
   });
+
+  it('verify refuses a SHA256SUMS that names no plain file before the name reaches a path or a command', async () => {
+    const out = await rsyncDriver.backup(target(), input(3));
+    // The server's file, rewritten by whoever holds the server: a name out of the backup folder.
+    const sumsPath = join(base, '3', out.backupId, 'SHA256SUMS');
+    await writeFile(sumsPath, `${await readFile(sumsPath, 'utf8')}${'0'.repeat(64)}  ../../escape\n`);
+    const error = await rsyncDriver
+      .verify(target(), { vmId: 3, backupId: out.backupId })
+      .catch((e: unknown) => e as Error);
+    expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+    expect((error as Error).message).toContain('"../../escape" of backup');
+    expect((error as Error).message).toContain('is no file name a backup holds');
+  });
 });
 
 /** Flips the bits of the byte at `offset` of `path`, in place. */
