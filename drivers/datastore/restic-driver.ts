@@ -443,8 +443,10 @@ async function completeGroup(
   }[];
   const group = new Map<string, GroupFile>();
   for (const { snapshot, matches } of results) {
+    // An id restic computed (hex) is all that reaches `dump` as its argument, never an option.
+    if (!snapshot || !/^[0-9a-f]{64}$/.test(snapshot)) continue;
     for (const match of matches ?? []) {
-      if (match.type === 'file' && snapshot) {
+      if (match.type === 'file') {
         group.set(match.path.replace(/^\//, ''), { snapshotId: snapshot, size: match.size ?? 0 });
       }
     }
