@@ -48,7 +48,8 @@ export class BackupVerifyFailed extends LifeboatError {
 
 /**
  * The ssh server runs no command for us but its forced one (an rsync-only account: rrsync, or
- * sftp only): the caller turns to what rsync itself can do there.
+ * sftp only), or lacks the tool asked for (no sha256 tool): the caller turns to what rsync
+ * itself can do there.
  */
 export class RemoteCommandRefused extends LifeboatError {
   override readonly name: string = 'RemoteCommandRefused';

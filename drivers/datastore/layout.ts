@@ -47,13 +47,22 @@ export function isRepositoryFolder(name: string): boolean {
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 
 /**
+ * Whether `name` is a plain file name a backup may hold (letters, digits and ._-, not starting
+ * with . or -): no folder, no `..`, nothing a shell or an option parser reads specially. Names
+ * read back from a backup server are checked with it before they reach a path or a command.
+ */
+export function isPlainFileName(name: string): boolean {
+  return SAFE_NAME.test(name);
+}
+
+/**
  * Checks the file names of a backup: plain names (they become remote paths and restic tags),
  * unique, and none of the names the drivers keep for themselves.
  */
 export function checkFileNames(names: readonly string[], reserved: readonly string[] = []): void {
   const seen = new Set<string>();
   for (const name of names) {
-    if (!SAFE_NAME.test(name)) {
+    if (!isPlainFileName(name)) {
       throw new ValidationError(
         `file name "${name}" must be letters, digits and ._- (not starting with . or -)`,
       );

@@ -27,7 +27,7 @@ import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, Store
 import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
 import { resticCatalog } from './restic-catalog.ts';
-import { backupGroups, type Group, groupOf, isComplete, ResticRepo, type Snapshot } from './restic-repo.ts';
+import { backupGroups, isComplete, ResticRepo, type Snapshot } from './restic-repo.ts';
 import { measureRemote, parseServer } from './ssh.ts';
 import { parseDigest, StreamHash } from './stream-hash.ts';
 
@@ -38,6 +38,12 @@ const CLEANUP_TIMEOUT_MS = 60_000;
 const initializing = new Map<string, Promise<void>>();
 /** Repositories this process has seen exist: each restic call costs a key derivation, skip the check. */
 const known = new Set<string>();
+
+/** One file of a complete backup: its snapshot and its restored size. */
+interface GroupFile {
+  snapshotId: string;
+  size: number;
+}
 
 export const resticDriver: DatastoreDriver = {
   name: 'restic',
@@ -112,18 +118,14 @@ export const resticDriver: DatastoreDriver = {
     checkBackupId(ref.backupId);
     return ResticRepo.use(target, ref.vmId, async (repo) => {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
-      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
-      const wanted = ref.files.map((name) => ({
-        name,
-        snapshot: fileSnapshot(repo, group, ref.backupId, name),
-      }));
-      const total = wanted.reduce((sum, f) => sum + (sizes.get(f.name) ?? 0), 0);
+      const wanted = ref.files.map((name) => ({ name, ...groupFile(repo, group, ref.backupId, name) }));
+      const total = wanted.reduce((sum, f) => sum + f.size, 0);
       await mkdir(ref.toDir, { recursive: true });
       const out: { name: string; path: string; size: number }[] = [];
       let before = 0;
       for (const file of wanted) {
         const path = join(ref.toDir, file.name);
-        await dump(repo, file.snapshot, file.name, path, {
+        await dump(repo, file.snapshotId, file.name, path, {
           signal: ctx.signal,
           onProgress: (done) => ctx.onProgress?.(before + done, total),
         });
@@ -139,9 +141,8 @@ export const resticDriver: DatastoreDriver = {
     checkBackupId(ref.backupId);
     return ResticRepo.use(target, ref.vmId, async (repo) => {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
-      const snapshot = fileSnapshot(repo, group, ref.backupId, ref.file);
-      const total = (await groupSizes(repo, ref.backupId, ctx.signal)).get(ref.file) ?? 0;
-      await dump(repo, snapshot, ref.file, ref.toPath, {
+      const { snapshotId, size: total } = groupFile(repo, group, ref.backupId, ref.file);
+      await dump(repo, snapshotId, ref.file, ref.toPath, {
         signal: ctx.signal,
         onProgress: (done) => ctx.onProgress?.(done, total),
       });
@@ -187,10 +188,9 @@ export const resticDriver: DatastoreDriver = {
     checkBackupId(ref.backupId);
     return ResticRepo.use(target, ref.vmId, async (repo) => {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
-      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
-      return [...group.byName.keys()]
-        .filter((name) => name !== TEMPLATE_NAME)
-        .map((name) => ({ name, size: sizes.get(name) ?? 0 }));
+      return [...group]
+        .filter(([name]) => name !== TEMPLATE_NAME)
+        .map(([name, { size }]) => ({ name, size }));
     });
   },
 
@@ -198,23 +198,22 @@ export const resticDriver: DatastoreDriver = {
     checkBackupId(ref.backupId);
     await ResticRepo.use(target, ref.vmId, async (repo) => {
       const group = await completeGroup(repo, ref.backupId, ctx.signal);
-      const sizes = await groupSizes(repo, ref.backupId, ctx.signal);
       // Structure first (index, trees), then this backup's data only: `check --read-data-subset`
       // in 0.14 picks packs by fraction, not by snapshot, whereas `dump` reads exactly this
       // backup's blobs and restic checks each blob's hash as it decrypts it.
       await repo.run(['check'], { signal: ctx.signal });
-      for (const [name, snapshot] of group.byName) {
+      for (const [name, { snapshotId, size }] of group) {
         const sha256 = ref.sums?.[name];
         // A recorded sum: the bytes hashed as they stream back. Else their count.
         if (sha256) {
-          await verifyStored(repo, ref.backupId, snapshot.id, { name, size: 0, sha256 }, ctx.signal);
+          await verifyStored(repo, ref.backupId, snapshotId, { name, size, sha256 }, ctx.signal);
           continue;
         }
-        const { stdout } = await dumpThrough(repo, ref.backupId, snapshot.id, name, 'wc', ['-c'], ctx.signal);
+        const { stdout } = await dumpThrough(repo, ref.backupId, snapshotId, name, 'wc', ['-c'], ctx.signal);
         const read = Number(stdout.trim());
-        if (read !== sizes.get(name)) {
+        if (read !== size) {
           throw new BackupVerifyFailed(
-            `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) reads back ${read} bytes, expected ${sizes.get(name)}`,
+            `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) reads back ${read} bytes, expected ${size}`,
           );
         }
       }
@@ -403,12 +402,12 @@ async function dumpThrough(
 /** `restic dump | dd`: the file is written as it streams, and all-zero blocks stay holes. */
 async function dump(
   repo: ResticRepo,
-  snapshot: Snapshot,
+  snapshotId: string,
   name: string,
   toPath: string,
   ctx: OperationContext,
 ): Promise<void> {
-  await repo.run(['dump', snapshot.id, `/${name}`], {
+  await repo.run(['dump', snapshotId, `/${name}`], {
     signal: ctx.signal,
     after: [
       {
@@ -423,34 +422,43 @@ async function dump(
   });
 }
 
-/** The snapshots of one backup; throws BackupNotFound unless it is complete. */
-async function completeGroup(repo: ResticRepo, backupId: string, signal?: AbortSignal): Promise<Group> {
-  const group = groupOf(await repo.snapshots([`backup:${backupId}`], signal));
-  if (!isComplete(group)) {
+/**
+ * The files of one backup, each with its snapshot and restored size, in one `find` over the
+ * backup's snapshots (one restic process: each costs a key derivation, most of a second);
+ * throws BackupNotFound unless the backup is complete (holds its template).
+ */
+async function completeGroup(
+  repo: ResticRepo,
+  backupId: string,
+  signal?: AbortSignal,
+): Promise<Map<string, GroupFile>> {
+  const files = await repo.files(`backup:${backupId}`, signal);
+  const group = new Map<string, GroupFile>();
+  for (const { snapshot, name, size } of files) {
+    // An id restic computed (hex) is all that reaches `dump` as its argument, never an option.
+    if (/^[0-9a-f]{64}$/.test(snapshot)) group.set(name, { snapshotId: snapshot, size });
+  }
+  if (!group.has(TEMPLATE_NAME)) {
     throw new BackupNotFound(
-      `backup ${backupId} of VM ${repo.vmId} is not in datastore ${repo.target.id}${group.snapshots.length ? ' (incomplete)' : ''}`,
+      `backup ${backupId} of VM ${repo.vmId} is not in datastore ${repo.target.id}${files.length ? ' (incomplete)' : ''}`,
     );
   }
   return group;
 }
 
-function fileSnapshot(repo: ResticRepo, group: Group, backupId: string, name: string): Snapshot {
-  const snapshot = group.byName.get(name);
-  if (!snapshot) {
+function groupFile(
+  repo: ResticRepo,
+  group: Map<string, GroupFile>,
+  backupId: string,
+  name: string,
+): GroupFile {
+  const file = group.get(name);
+  if (!file) {
     throw new BackupNotFound(
       `backup ${backupId} of VM ${repo.vmId} has no file ${name} in datastore ${repo.target.id}`,
     );
   }
-  return snapshot;
-}
-
-/** Restored size of every file of a backup, in one `find` over its snapshots. */
-async function groupSizes(
-  repo: ResticRepo,
-  backupId: string,
-  signal?: AbortSignal,
-): Promise<Map<string, number>> {
-  return new Map((await repo.files(`backup:${backupId}`, signal)).map((f) => [f.name, f.size] as const));
+  return file;
 }
 
 /** Forgets every snapshot of a backup (and prunes its data when asked); none is fine. */

@@ -39,13 +39,15 @@ import {
   basePath,
   checkBackupId,
   checkFileNames,
+  isPlainFileName,
   isRepositoryFolder,
   TEMPLATE_NAME,
   vmPath,
 } from './layout.ts';
 import { rsyncCatalog } from './rsync-catalog.ts';
 import { type ListEntry, MARKER, RsyncRemote, SUMS } from './rsync-remote.ts';
-import { measureRemote, remoteSha256, sumListing } from './ssh.ts';
+import { measureRemote, parseSumLines, remoteSha256, sumListing } from './ssh.ts';
+import { parseDigest } from './stream-hash.ts';
 
 const CLEANUP_TIMEOUT_MS = 60_000;
 
@@ -220,12 +222,16 @@ export const rsyncDriver: DatastoreDriver = {
       );
     await withTempDir(async (tmp) => {
       await fetch(remote, `${dir}/${SUMS}`, join(tmp, SUMS), () => {}, ctx.signal);
-      const expected = new Map(
-        (await readFile(join(tmp, SUMS), 'utf8'))
-          .split('\n')
-          .filter((l) => l)
-          .map((l) => [l.slice(66), l.slice(0, 64)] as const),
-      );
+      const expected = parseSumLines(await readFile(join(tmp, SUMS), 'utf8'));
+      for (const name of expected.keys()) {
+        // The server's own file: a name from it reaches a local path and a remote command below.
+        if (!isPlainFileName(name)) {
+          throw failed(
+            JSON.stringify(name.slice(0, 80)),
+            `is named in ${SUMS}, and is no file name a backup holds`,
+          );
+        }
+      }
       const missing = entries.filter(
         (e) => !e.isDir && ![MARKER, SUMS].includes(e.name) && !expected.has(e.name),
       );
@@ -475,7 +481,5 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
  */
 async function sha256Of(path: string, signal?: AbortSignal): Promise<string> {
   const { stdout } = await run({ file: 'openssl', args: ['dgst', '-sha256', '-r', path] }, { signal });
-  const hash = stdout.split(' ')[0] ?? '';
-  if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`openssl dgst gave no sha256 for ${path}`);
-  return hash;
+  return parseDigest(stdout, path);
 }

@@ -194,7 +194,8 @@ export function parseSumLines(text: string): Map<string, string> {
  * so each is checked here, where it is used (REMOTE_PATH: nothing a shell would interpret). No
  * time limit: it reads whole disks; `ctx.signal` stops it. Answers each path's sum; a path the
  * tool did not hash is absent. An ssh failure comes back typed; a server that runs no command
- * for us (a forced command: rsync only) as RemoteCommandRefused; a failing tool as its ExecError.
+ * for us (a forced command: rsync only), or has neither tool, as RemoteCommandRefused; a failing
+ * tool as its ExecError.
  */
 export async function remoteSha256(
   server: Server,
@@ -217,7 +218,13 @@ export async function remoteSha256(
       missing = error;
     }
   }
-  throw await refusedOr(server, missing as ExecError, what, ctx);
+  // A shell that has neither tool hashes nothing for us, as a forced command would not: the
+  // callers turn to what rsync can do there (no probe needed, the shell has answered).
+  const stderr = (missing as ExecError).stderrTail.trim();
+  throw new RemoteCommandRefused(
+    `${what}: the backup server has no sha256 tool (openssl, sha256sum)${stderr ? `: ${stderr}` : ''}`,
+    { cause: missing },
+  );
 }
 
 const PROBE = 'lifeboat-remote-command';

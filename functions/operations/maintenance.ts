@@ -77,6 +77,16 @@ export async function maintenanceHost(datastore: Datastore, vmId?: number): Prom
   );
 }
 
+/**
+ * The host of a maintenance task a user asked for: the one an admin named (`hostId`), else
+ * {@link maintenanceHost}'s choice; Conflict when it has no task queue.
+ */
+export async function requestedHost(datastore: Datastore, vmId: number, hostId?: number): Promise<Host> {
+  const host = hostId === undefined ? await maintenanceHost(datastore, vmId) : await hosts.get(hostId);
+  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  return host;
+}
+
 /** The stored backups of an image: its source and its increments' sources, each once. */
 export function sourcesOf(image: Pick<Image, 'source' | 'increments'>): string[] {
   return [...new Set([image.source, ...image.increments.map((i) => i.source)].filter(Boolean))];

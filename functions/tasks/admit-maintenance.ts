@@ -14,6 +14,7 @@ import {
 } from '#core/contracts/tasks.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import type { Image } from '#core/model.ts';
+import { recordedSums } from '#core/recorded-sums.ts';
 import { limits } from '../env.ts';
 import { MaintenanceInput, sourcesOf, TASK_KIND_OF } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
@@ -79,20 +80,6 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
     task: withAllFields(fields),
   };
 });
-
-/**
- * The sha256 of each file of one stored backup of `image` (its FULL, or a chain point), as the
- * runner verified them at backup time; null when none was recorded (older images).
- */
-export function recordedSums(image: Image, backupId: string): Record<string, string> | null {
-  const files: { file?: string; sha256?: string }[] =
-    image.increments.find((i) => i.source === backupId)?.disks ??
-    (image.source === backupId ? image.disks : []);
-  const sums = Object.fromEntries(
-    files.flatMap((f) => (f.file && f.sha256 ? [[f.file, f.sha256] as const] : [])),
-  );
-  return Object.keys(sums).length > 0 ? sums : null;
-}
 
 /** Every field of the machine's message, null where this kind has none. */
 function withAllFields(fields: object): Record<string, unknown> {

@@ -302,3 +302,73 @@ describe('restic over sftp: monitor', () => {
     expect(capacity.totalBytes).toBe(fs.blocks * fs.bsize);
   });
 });
+
+describe('restic: processes per operation (each one a key derivation, most of a second)', () => {
+  let base: string;
+  const target = (): DatastoreTarget => ({
+    id: 104,
+    attributes: { BASE_PATH: base },
+    secrets: { RESTIC_PASSWORD: PASSWORD },
+  });
+  const SUBCOMMANDS = new Set(['init', 'backup', 'snapshots', 'find', 'check', 'dump', 'forget', 'unlock']);
+  /** The restic subcommands `fn` starts, in order. */
+  async function resticCalls(fn: () => Promise<unknown>): Promise<string[]> {
+    const calls: string[] = [];
+    const stop = watchProcessGroups({
+      onSpawn: (_pgid, command: Command) => {
+        if (command.file !== 'restic') return;
+        calls.push(command.args.find((a) => SUBCOMMANDS.has(a)) ?? '?');
+      },
+      onExit() {},
+    });
+    await fn().finally(stop);
+    return calls;
+  }
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-calls-'));
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('backup, verify, restore and stat: one listing (find) of the backup each, no second one', async () => {
+    const data = randomBytes(300 * 1024 + 7);
+    const path = join(base, 'src.raw');
+    await writeFile(path, data);
+    let out: Awaited<ReturnType<typeof resticDriver.backup>> | undefined;
+    const backupCalls = await resticCalls(async () => {
+      out = await resticDriver.backup(target(), {
+        vmId: 6,
+        imageId: 60,
+        files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+        template: '<domain><name>vm-6</name></domain>',
+      });
+    });
+    // The disk stored, read back, then the template: nothing listed or read twice.
+    expect(backupCalls).toEqual(['init', 'backup', 'dump', 'backup']);
+    const ref = { vmId: 6, backupId: out?.backupId ?? '' };
+    const sums = { 'disk.0.raw': out?.files[0]?.sha256 ?? '' };
+
+    // The listing gives each file's snapshot and size at once; then the structure, then each
+    // file (the disk and the template) read back.
+    expect(await resticCalls(() => resticDriver.verify(target(), { ...ref, sums }))).toEqual([
+      'find',
+      'check',
+      'dump',
+      'dump',
+    ]);
+    const toDir = join(base, 'restore');
+    const restoreCalls = await resticCalls(() =>
+      resticDriver.restore(target(), { ...ref, files: ['disk.0.raw'], toDir }),
+    );
+    expect(restoreCalls).toEqual(['find', 'dump']);
+    expect((await readFile(join(toDir, 'disk.0.raw'))).equals(data)).toBe(true);
+    let stat: { name: string; size: number }[] = [];
+    expect(
+      await resticCalls(async () => {
+        stat = await resticDriver.stat(target(), ref);
+      }),
+    ).toEqual(['find']);
+    expect(stat).toEqual([{ name: 'disk.0.raw', size: data.length }]);
+  });
+});

@@ -242,6 +242,75 @@ describe('rsync: an rsync-only account (a forced command that runs rsync and not
       }),
     ]);
   });
+
+  it('verify refuses a SHA256SUMS that names no plain file before the name reaches a path or a command', async () => {
+    const out = await rsyncDriver.backup(target(), input(3));
+    // The server's file, rewritten by whoever holds the server: a name out of the backup folder.
+    const sumsPath = join(base, '3', out.backupId, 'SHA256SUMS');
+    await writeFile(sumsPath, `${await readFile(sumsPath, 'utf8')}${'0'.repeat(64)}  ../../escape\n`);
+    const error = await rsyncDriver
+      .verify(target(), { vmId: 3, backupId: out.backupId })
+      .catch((e: unknown) => e as Error);
+    expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+    expect((error as Error).message).toContain('"../../escape" of backup');
+    expect((error as Error).message).toContain('is no file name a backup holds');
+  });
+});
+
+describe('rsync: a server with a shell but no sha256 tool (neither openssl nor sha256sum)', () => {
+  let base: string;
+  let work: string;
+  let sshd: Sshd;
+  const previousConfig = process.env.LIFEBOAT_SSH_CONFIG;
+  const target = () => ({
+    id: 204,
+    attributes: { BASE_PATH: base, RSYNC_HOST: `${sshd.host}:${sshd.port}`, RSYNC_USER: 'root' },
+    secrets: {},
+  });
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-nohash-'));
+    work = await mkdtemp(join(tmpdir(), 'lifeboat-rsync-nohash-work-'));
+    // A shell whose PATH has no hashing tool: the shell's own "not found", exit 127.
+    const wrapper = join(work, 'no-hash.sh');
+    await writeFile(
+      wrapper,
+      [
+        '#!/bin/sh',
+        'case "$SSH_ORIGINAL_COMMAND" in',
+        "  'openssl '*|'sha256sum '*) echo 'sh: 1: not found' >&2; exit 127 ;;",
+        'esac',
+        'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"',
+        '',
+      ].join('\n'),
+    );
+    await chmod(wrapper, 0o755);
+    sshd = await startSshd({ forceCommand: wrapper });
+    process.env.LIFEBOAT_SSH_CONFIG = sshd.configPath;
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    process.env.LIFEBOAT_SSH_CONFIG = previousConfig;
+    await rm(base, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('a backup is verified by rsync --checksum instead, and image verify fetches and hashes here', async () => {
+    const path = join(work, 'disk0.img');
+    const data = randomBytes(512 * 1024 + 1);
+    await writeFile(path, data);
+    const out = await rsyncDriver.backup(target(), {
+      vmId: 1,
+      imageId: 80,
+      files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+      template: '<domain type="kvm"><name>no-hash</name></domain>\n',
+    });
+    expect(out.verifiedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(out.files[0]?.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    const sums = { 'disk.0.raw': out.files[0]?.sha256 as string };
+    await expect(
+      rsyncDriver.verify(target(), { vmId: 1, backupId: out.backupId, sums }),
+    ).resolves.toBeUndefined();
+  });
 });
 
 /** Flips the bits of the byte at `offset` of `path`, in place. */

@@ -11,9 +11,8 @@ import { DownloadTask } from '#core/contracts/tasks.ts';
 import { parseDownloadUrl, pointFiles } from '#core/downloader-url.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { Id, type Image } from '#core/model.ts';
-import { enqueueMaintenance, maintenanceHost, sourcesOf } from '../../operations/maintenance.ts';
+import { enqueueMaintenance, requestedHost, sourcesOf } from '../../operations/maintenance.ts';
 import { datastores } from '../../repo/datastores.ts';
-import { hosts } from '../../repo/hosts.ts';
 import { listImages } from '../../repo/images.ts';
 import { assertAdmin, authorize } from '../access.ts';
 import { json, type RouteHandler } from '../http.ts';
@@ -53,9 +52,7 @@ const create: RouteHandler = async (ctx) => {
   if (!files.includes(url.file)) {
     throw new NotFound(`Backup ${url.backupId} has no file ${url.file} (files: ${files.join(', ')})`);
   }
-  const host =
-    body.hostId === undefined ? await maintenanceHost(datastore, image.vmId) : await hosts.get(body.hostId);
-  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  const host = await requestedHost(datastore, image.vmId, body.hostId);
   const execution = await enqueueMaintenance(ctx.user, {
     kind: 'download',
     host,

@@ -11,7 +11,13 @@ import type { Datastore, Image } from '#core/model.ts';
 import { assertPoolAllowed } from '#core/restore-pools.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { retry } from '#platform/retry.ts';
-import { claimDeletion, enqueueDeletes, maintenanceHost, sourcesOf } from '../../operations/maintenance.ts';
+import {
+  claimDeletion,
+  enqueueDeletes,
+  maintenanceHost,
+  requestedHost,
+  sourcesOf,
+} from '../../operations/maintenance.ts';
 import { enqueue } from '../../operations/queue.ts';
 import { deleteImageRecord } from '../../operations/quota.ts';
 import { enqueueVerifies } from '../../operations/verify.ts';
@@ -241,9 +247,7 @@ const verify: RouteHandler = async (ctx) => {
     throw new Conflict(`Image ${image.id} is ${image.state}: only READY images can be verified`);
   if (sourcesOf(image).length === 0) throw new Conflict(`Image ${image.id} has no stored backup`);
   const datastore = await datastores.get(image.datastoreId);
-  const host =
-    body.hostId === undefined ? await maintenanceHost(datastore, image.vmId) : await hosts.get(body.hostId);
-  if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
+  const host = await requestedHost(datastore, image.vmId, body.hostId);
   const queued = await enqueueVerifies(ctx.user, image, datastore, host, body.priority);
   return json({ imageId: image.id, executions: queued }, 202);
 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Image } from '#core/model.ts';
-import { recordedSums } from './admit-maintenance.ts';
+import { Image } from './model.ts';
+import { recordedSums } from './recorded-sums.ts';
 
 const sha = (c: string) => c.repeat(64);
 const base = {
