@@ -15,9 +15,10 @@ import { retry } from '#platform/retry.ts';
 import { tableName } from '../env.ts';
 import { allocateId } from '../repo/counters.ts';
 import { executions } from '../repo/executions.ts';
+import type { TransactItem } from '../repo/table.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { assertRoomForBackup } from './capacity.ts';
-import { enqueue, type TransactItem } from './queue.ts';
+import { enqueue } from './queue.ts';
 import { backupReservation, queueWithQuota } from './quota.ts';
 
 /** Name of the guard item of a VM's queued backup. */
@@ -154,6 +155,8 @@ export async function queueVmBackup(
           input: (executionId) => ({
             executionId,
             vmId: vm.id,
+            // Admit reads VM, datastore and host in one call (and follows a VM moved meanwhile).
+            hostId: vm.hostId,
             datastoreId,
             reset,
             // The job's BACKUP_CONFIG defaults: Admit applies them under the VM's own values.

@@ -2,16 +2,13 @@
  * Queueing any operation (the API, scheduled actions, jobs and retention all queue through here): allocates the execution id, writes the Execution (QUEUED) and the
  * Request the dispatcher picks up, then wakes the dispatcher.
  */
-import { TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Execution, User } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { allocateId } from '../repo/counters.ts';
 import { ExecutionRecord, executions, publicExecution } from '../repo/executions.ts';
 import { PENDING, Request, requestRank, requests } from '../repo/requests.ts';
-
-/** One item of a TransactWriteItems. */
-export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
-
+import type { TransactItem } from '../repo/table.ts';
 import { wakeDispatcher } from '../wake.ts';
 
 /** What to queue. `input` builds the state machine input from the execution id. */

@@ -41,6 +41,7 @@ import { exponential, retry } from '#platform/retry.ts';
 import { batchFind } from '../repo/batch.ts';
 import { executions } from '../repo/executions.ts';
 import { images } from '../repo/images.ts';
+import type { TransactItem } from '../repo/table.ts';
 import {
   type Condition,
   cancellationCodes,
@@ -48,7 +49,6 @@ import {
   isTransactionConflict,
   Table,
 } from '../repo/table.ts';
-import type { TransactItem } from './queue.ts';
 
 /** What a queued backup reserved (its execution's `params.quota`). */
 export const Reservation = z.object({

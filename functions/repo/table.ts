@@ -9,6 +9,7 @@ import {
   PutCommand,
   QueryCommand,
   ScanCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { z } from 'zod';
@@ -23,6 +24,9 @@ export interface Condition {
   names?: Record<string, string>;
   values?: Record<string, unknown>;
 }
+
+/** One item of a TransactWriteItems. */
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** True when a write failed because its condition did not hold. */
 export function isConditionFailed(err: unknown): boolean {
@@ -46,8 +50,7 @@ export function isTransactionConditionFailed(err: unknown): boolean {
 export function isTransactionConflict(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'TransactionConflictException') return true;
-  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
-  return err.name === 'TransactionCanceledException' && reasons.some((r) => r.Code === 'TransactionConflict');
+  return cancellationCodes(err).includes('TransactionConflict');
 }
 
 /** DynamoDB's names for "too many requests", after the SDK's own retries gave up. */
@@ -65,10 +68,7 @@ const THROTTLING = new Set([
 export function isTransientDynamoError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (THROTTLING.has(err.name) || err.name === 'TransactionConflictException') return true;
-  if (err.name !== 'TransactionCanceledException') return false;
-  const codes = ((err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
-    (r) => r.Code,
-  );
+  const codes = cancellationCodes(err);
   return (
     !codes.includes('ConditionalCheckFailed') &&
     codes.some(
@@ -155,16 +155,23 @@ export class Table<S extends z.ZodType<Record<string, unknown>>> {
   /** Write the whole item (validated first), optionally only when `condition` holds. */
   async put(item: z.input<S>, condition?: Condition): Promise<z.output<S>> {
     const parsed = this.schema.parse(item);
-    await dynamo().send(
-      new PutCommand({
-        TableName: this.name,
-        Item: parsed,
-        ConditionExpression: condition?.expression,
-        ExpressionAttributeNames: condition?.names,
-        ExpressionAttributeValues: condition?.values,
-      }),
-    );
+    await dynamo().send(new PutCommand(this.putOf(parsed, condition)));
     return parsed;
+  }
+
+  /** {@link put}'s write (the item validated) as one item of a TransactWriteItems. */
+  putItem(item: z.input<S>, condition?: Condition): TransactItem {
+    return { Put: this.putOf(this.schema.parse(item), condition) };
+  }
+
+  private putOf(item: z.output<S>, condition?: Condition) {
+    return {
+      TableName: this.name,
+      Item: item,
+      ConditionExpression: condition?.expression,
+      ExpressionAttributeNames: condition?.names,
+      ExpressionAttributeValues: condition?.values,
+    };
   }
 
   /** Set some attributes (and remove others) of an existing item; returns the new item. */
@@ -173,6 +180,31 @@ export class Table<S extends z.ZodType<Record<string, unknown>>> {
     set: Record<string, unknown>,
     options: { remove?: string[]; condition?: Condition } = {},
   ): Promise<z.output<S>> {
+    try {
+      const out = await dynamo().send(
+        new UpdateCommand({
+          ...(this.updateItem(id, set, options).Update as UpdateCommand['input']),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return this.schema.parse(out.Attributes);
+    } catch (err) {
+      // Without a caller condition, a failed check can only mean the item is gone.
+      if (isConditionFailed(err) && !options.condition)
+        throw new NotFound(`${this.label} ${id} does not exist`);
+      throw err;
+    }
+  }
+
+  /**
+   * {@link update}'s write as one item of a TransactWriteItems: only on an existing item, and
+   * only while `options.condition` holds.
+   */
+  updateItem(
+    id: Key,
+    set: Record<string, unknown>,
+    options: { remove?: string[]; condition?: Condition } = {},
+  ): TransactItem {
     const names: Record<string, string> = { '#pk': this.keyName, ...options.condition?.names };
     const values: Record<string, unknown> = { ...options.condition?.values };
     const sets: string[] = [];
@@ -201,25 +233,16 @@ export class Table<S extends z.ZodType<Record<string, unknown>>> {
     const condition = options.condition
       ? `attribute_exists(#pk) AND (${options.condition.expression})`
       : 'attribute_exists(#pk)';
-    try {
-      const out = await dynamo().send(
-        new UpdateCommand({
-          TableName: this.name,
-          Key: { [this.keyName]: id },
-          UpdateExpression: parts.filter(Boolean).join(' '),
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return this.schema.parse(out.Attributes);
-    } catch (err) {
-      // Without a caller condition, a failed check can only mean the item is gone.
-      if (isConditionFailed(err) && !options.condition)
-        throw new NotFound(`${this.label} ${id} does not exist`);
-      throw err;
-    }
+    return {
+      Update: {
+        TableName: this.name,
+        Key: { [this.keyName]: id },
+        UpdateExpression: parts.filter(Boolean).join(' '),
+        ConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+      },
+    };
   }
 
   /** Delete the item, optionally only when `condition` holds. Deleting a missing item is a no-op. */

@@ -5,25 +5,30 @@
  * task.
  */
 
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { effectiveConfig, setRuntime, underDefaults, withDefaults } from '#core/backup-config.ts';
 import { assertBackupableState, flattening, flatteningMessage, lockedMessage } from '#core/backup-rules.ts';
 import { chainStateOf, decideChain, selectDisks } from '#core/chain.ts';
 import { BackupTask, CleanupTask, type TaskIncrement } from '#core/contracts/tasks.ts';
-import { Conflict } from '#core/errors.ts';
-import { BackupConfigRecord, Id, type Image, type Vm } from '#core/model.ts';
+import { Conflict, NotFound } from '#core/errors.ts';
+import { BackupConfigRecord, type Datastore, type Host, Id, type Image, type Vm } from '#core/model.ts';
+import { dynamo } from '#platform/aws.ts';
 import { limits } from '../env.ts';
+import { batchFind } from '../repo/batch.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
-import { isConditionFailed } from '../repo/table.ts';
+import { cancellationCodes, type TransactItem } from '../repo/table.ts';
 import { lockCondition, vms } from '../repo/vms.ts';
 import { StepInput, step, taskDatastore, taskDisk, taskHeader, taskVm } from './common.ts';
 
 export const AdmitBackupInput = StepInput.extend({
   vmId: Id,
+  /** The VM's host when it was queued (absent from requests queued before it was recorded). */
+  hostId: Id.optional(),
   datastoreId: Id,
   reset: z.boolean().default(false),
   /** A backup job's backup: its id, and its BACKUP_CONFIG defaults (and RESET) at queueing. */
@@ -31,63 +36,93 @@ export const AdmitBackupInput = StepInput.extend({
   jobConfig: BackupConfigRecord.optional(),
 });
 
+type AdmitBackupInput = z.infer<typeof AdmitBackupInput>;
+
 /** The task fields the ASL copies into the message (TASK_FIELDS.backup / .cleanup). */
 const BackupTaskFields = BackupTask.omit({ taskId: true, token: true });
 const CleanupTaskFields = CleanupTask.omit({ taskId: true, token: true, failedTaskId: true });
 
-/** Take the VM's backup lock for this execution (or find it already ours). */
-async function lockVm(vm: Vm, executionId: string, datastoreId: number): Promise<Vm> {
-  try {
-    return await vms.update(
-      vm.id,
-      { lock: executionId, 'backups.BACKUP_CONFIG.LAST_DATASTORE_ID': String(datastoreId) },
-      // Only on the host the task goes to: an inventory may have moved the VM since it was read.
-      { condition: lockCondition(executionId, vm.hostId) },
-    );
-  } catch (err) {
-    if (!isConditionFailed(err)) throw err;
-    const now = await vms.find(vm.id);
-    if (now && now.hostId !== vm.hostId)
-      throw new Conflict(`VM ${vm.id} moved from host ${vm.hostId} to host ${now.hostId}: back it up again`);
-    throw new Conflict(lockedMessage({ id: vm.id, lock: now?.lock ?? vm.lock }));
+/** The VM, its datastore and its host: one BatchGetItem when the queue recorded the host. */
+async function admission(input: AdmitBackupInput): Promise<{ vm: Vm; datastore: Datastore; host: Host }> {
+  if (input.hostId === undefined) {
+    // Queued before requests recorded the host.
+    const vm = await vms.get(input.vmId);
+    return { vm, datastore: await datastores.get(input.datastoreId), host: await hosts.get(vm.hostId) };
   }
+  const found = await batchFind([
+    { table: vms, keys: [input.vmId] },
+    { table: datastores, keys: [input.datastoreId] },
+    { table: hosts, keys: [input.hostId] },
+  ]);
+  const vm = found.get(vms.name)?.get(input.vmId) as Vm | undefined;
+  const datastore = found.get(datastores.name)?.get(input.datastoreId) as Datastore | undefined;
+  if (!vm) throw new NotFound(`VM ${input.vmId} does not exist`);
+  if (!datastore) throw new NotFound(`Datastore ${input.datastoreId} does not exist`);
+  // Moved since it was queued (the inventory follows libvirt): its task goes where it is now.
+  const queuedHost = found.get(hosts.name)?.get(input.hostId) as Host | undefined;
+  const host = vm.hostId === input.hostId && queuedHost ? queuedHost : await hosts.get(vm.hostId);
+  return { vm, datastore, host };
 }
 
 /**
- * Record the execution's image id (allocated once: a retry finds the one already recorded) with
- * everything else Admit tells about the execution, in one conditional write: RUNNING, the host,
- * the image and the task's parameters. `fields` gets the image id it ends up with.
+ * Everything Admit decides, in one transaction: the VM's lock (only on the host the task goes
+ * to: an inventory may have moved the VM since it was read), the execution's record (RUNNING,
+ * the host, the image id and the task's parameters) and the image (created LOCKED, or a chain's
+ * image LOCKED again). A retry after it committed finds the execution's image id recorded and
+ * keeps it. Answers the image id.
  */
-async function recordAdmitted(
+async function recordAdmission(
+  vm: Vm,
   executionId: string,
-  chainImageId: number | null,
-  fields: (imageId: number) => Record<string, unknown>,
+  datastoreId: number,
+  imageId: number,
+  execution: Record<string, unknown>,
+  image: TransactItem,
 ): Promise<number> {
-  const write = (imageId: number, condition: boolean) =>
-    executions.update(
+  const items = [
+    vms.updateItem(
+      vm.id,
+      { lock: executionId, 'backups.BACKUP_CONFIG.LAST_DATASTORE_ID': String(datastoreId) },
+      { condition: lockCondition(executionId, vm.hostId) },
+    ),
+    executions.updateItem(
       executionId,
-      { state: 'RUNNING', phase: 'running', imageId, ...fields(imageId) },
-      condition
-        ? {
-            condition: {
-              expression: 'attribute_not_exists(#i) OR #i = :i',
-              names: { '#i': 'imageId' },
-              values: { ':i': imageId },
-            },
-          }
-        : {},
-    );
-  const candidate = chainImageId ?? (await allocateId('image'));
+      { state: 'RUNNING', phase: 'running', imageId, ...execution },
+      {
+        condition: {
+          expression: 'attribute_not_exists(#i) OR #i = :i',
+          names: { '#i': 'imageId' },
+          values: { ':i': imageId },
+        },
+      },
+    ),
+    image,
+  ];
   try {
-    await write(candidate, true);
-    return candidate;
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
+    return imageId;
   } catch (err) {
-    if (!isConditionFailed(err)) throw err;
-    // A previous attempt already chose the image: keep it.
-    const existing = (await executions.get(executionId)).imageId;
-    if (existing === undefined) throw err;
-    await write(existing, false);
-    return existing;
+    const [lock, record, written] = cancellationCodes(err);
+    if (lock === 'ConditionalCheckFailed') {
+      const now = await vms.find(vm.id);
+      if (now && now.hostId !== vm.hostId)
+        throw new Conflict(
+          `VM ${vm.id} moved from host ${vm.hostId} to host ${now.hostId}: back it up again`,
+        );
+      throw new Conflict(lockedMessage({ id: vm.id, lock: now?.lock ?? vm.lock }));
+    }
+    // The record holds another image id: only this transaction writes it, so a previous
+    // attempt committed all three writes. Keep its image.
+    if (record === 'ConditionalCheckFailed') {
+      const existing = (await executions.get(executionId)).imageId;
+      if (existing !== undefined) return existing;
+    }
+    if (written === 'ConditionalCheckFailed') {
+      throw new Conflict(
+        `Image ${imageId} changed while backup ${executionId} was admitted: back it up again`,
+      );
+    }
+    throw err;
   }
 }
 
@@ -119,11 +154,9 @@ export function chainPoint(
 export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const { executionId } = input;
   // No write before the lock: the dispatcher recorded the start (RUNNING), and what Admit
-  // decides is recorded in one write below.
-  const vm = await vms.get(input.vmId);
+  // decides is recorded in one transaction below.
+  const { vm, datastore, host } = await admission(input);
   assertBackupableState(vm);
-  const datastore = await datastores.get(input.datastoreId);
-  const host = await hosts.get(vm.hostId);
   if (!host.queueUrl) throw new Conflict(`Host ${host.id} has no task queue`);
   // Sealed before anything is locked: a host that cannot open the secrets fails with nothing to undo.
   const taskDs = await taskDatastore(datastore, host, { jobId: input.jobId });
@@ -147,59 +180,72 @@ export const handler = step('AdmitBackup', AdmitBackupInput, async (input) => {
   const chain = chainView && sameRepository ? chainStateOf(chainView) : null;
   const decision = decideChain({ config, disks, chain, reset });
 
-  const locked = await lockVm(vm, executionId, datastore.id);
+  // The VM as the lock leaves it (the task and the image's config are built from it).
+  const locked: Vm = {
+    ...vm,
+    lock: executionId,
+    backups: {
+      ...vm.backups,
+      BACKUP_CONFIG: { ...vm.backups.BACKUP_CONFIG, LAST_DATASTORE_ID: String(datastore.id) },
+    },
+  };
   const extending = decision.mode === 'INCREMENT' && chain ? chain : null;
   const incrementOf = (id: number) =>
     chainPoint(config.mode, id, executionId, extending && chainImage ? chainImage : null);
-  const imageId = await recordAdmitted(executionId, extending?.imageId ?? null, (id) => ({
-    hostId: host.id,
-    bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
-    // Key by key: what queueing put there (the quota reservation, the schedule) stays.
-    'params.reset': reset,
-    'params.mode': decision.mode,
-    'params.resetReason': decision.reset,
-    'params.increment': incrementOf(id),
-    ...(jobId !== undefined && { 'params.jobId': jobId }),
-  }));
-  const increment = incrementOf(imageId);
+  const candidate = extending?.imageId ?? (await allocateId('image'));
   const now = new Date().toISOString();
-  if (extending) {
-    // The chain's image is LOCKED while the increment is written (READY again at commit or failure).
-    await images.update(imageId, { state: 'LOCKED', executionId });
-  } else {
-    const image: Image = {
-      owner: vm.owner,
-      group: vm.group,
-      permissions: vm.permissions,
-      id: imageId,
-      name: `${vm.id}-${executionId}`,
-      type: 'BACKUP',
-      datastoreId: datastore.id,
-      vmId: vm.id,
-      state: 'LOCKED',
-      // In MODE=INCREMENT a FULL backup starts a chain: its image holds the increments.
-      mode: config.mode,
-      source: '',
-      size: 0,
-      disks: [],
-      template: '',
-      increments: [],
-      backupConfig: setRuntime(withDefaults(configOf(locked)), {
-        LAST_DATASTORE_ID: null,
-        LAST_BACKUP_ID: null,
-        LAST_BACKUP_SIZE: null,
-        LAST_INCREMENT_ID: null,
-        INCREMENTAL_BACKUP_ID: null,
-      }),
-      ...(jobId !== undefined && { jobId }),
-      executionId,
-      createdAt: now,
-    };
-    // No read first: the condition keeps the image a previous attempt created.
-    await images.put(image, { expression: 'attribute_not_exists(id)' }).catch((err) => {
-      if (!isConditionFailed(err)) throw err;
-    });
-  }
+  const imageId = await recordAdmission(
+    vm,
+    executionId,
+    datastore.id,
+    candidate,
+    {
+      hostId: host.id,
+      bytesTotal: disks.reduce((sum, d) => sum + d.size, 0),
+      // Key by key: what queueing put there (the quota reservation, the schedule) stays.
+      'params.reset': reset,
+      'params.mode': decision.mode,
+      'params.resetReason': decision.reset,
+      'params.increment': incrementOf(candidate),
+      ...(jobId !== undefined && { 'params.jobId': jobId }),
+    },
+    extending
+      ? // The chain's image is LOCKED while the increment is written (READY again at commit or failure).
+        images.updateItem(candidate, { state: 'LOCKED', executionId })
+      : // The condition keeps an image a previous attempt created.
+        images.putItem(
+          {
+            owner: vm.owner,
+            group: vm.group,
+            permissions: vm.permissions,
+            id: candidate,
+            name: `${vm.id}-${executionId}`,
+            type: 'BACKUP',
+            datastoreId: datastore.id,
+            vmId: vm.id,
+            state: 'LOCKED',
+            // In MODE=INCREMENT a FULL backup starts a chain: its image holds the increments.
+            mode: config.mode,
+            source: '',
+            size: 0,
+            disks: [],
+            template: '',
+            increments: [],
+            backupConfig: setRuntime(withDefaults(configOf(locked)), {
+              LAST_DATASTORE_ID: null,
+              LAST_BACKUP_ID: null,
+              LAST_BACKUP_SIZE: null,
+              LAST_INCREMENT_ID: null,
+              INCREMENTAL_BACKUP_ID: null,
+            }),
+            ...(jobId !== undefined && { jobId }),
+            executionId,
+            createdAt: now,
+          },
+          { expression: 'attribute_not_exists(id)' },
+        ),
+  );
+  const increment = incrementOf(imageId);
 
   const { heartbeatSeconds } = limits();
   const task = BackupTaskFields.parse({

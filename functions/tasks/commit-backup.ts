@@ -12,11 +12,13 @@
  * Idempotent: a retry finds the image already committed and the lock already gone. Its output
  * (`$.commit`) tells Release the commit is done: Release records phase `done` and the size.
  */
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { setRuntime } from '#core/backup-config.ts';
 import { BackupResult } from '#core/contracts/tasks.ts';
-import { Conflict } from '#core/errors.ts';
-import { Id, type Image, type Increment } from '#core/model.ts';
+import { Conflict, NotFound } from '#core/errors.ts';
+import { Id, type Image, type Increment, type Vm } from '#core/model.ts';
+import { dynamo } from '#platform/aws.ts';
 import { log } from '#platform/log.ts';
 import { monitorIntervalMinutes, queueMonitor } from '../operations/capacity.ts';
 import { clearActiveFlatten } from '../operations/end.ts';
@@ -24,12 +26,13 @@ import { queueFlatten } from '../operations/flatten.ts';
 import { claimDeletion, enqueueDeletes, maintenanceHost } from '../operations/maintenance.ts';
 import { settleBackupQuota } from '../operations/quota.ts';
 import { decideRetention } from '../operations/retention.ts';
+import { batchFind } from '../repo/batch.ts';
 import { allocateId } from '../repo/counters.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
-import { isConditionFailed } from '../repo/table.ts';
+import { cancellationCodes } from '../repo/table.ts';
 import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { StepInput, step } from './common.ts';
@@ -128,10 +131,10 @@ export function committedImage(
  */
 async function targetImage(
   execution: { id: string; imageId: number; params: Record<string, unknown> },
+  current: Image,
   result: BackupResult,
   now: string,
 ): Promise<Image> {
-  const current = await images.get(execution.imageId);
   const extendsChain = current.increments.length > 0 && current.source !== result.backupId;
   if (!(result.chainReset && result.increment?.parent === null && extendsChain)) return current;
   if (current.state === 'LOCKED' && current.executionId === execution.id) {
@@ -266,18 +269,24 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
     throw new Conflict(`execution ${executionId} has no image or VM to commit`);
   }
   const now = new Date().toISOString();
+  // The execution's image and its VM in one read.
+  const found = await batchFind([
+    { table: images, keys: [execution.imageId] },
+    { table: vms, keys: [execution.vmId] },
+  ]);
+  const stored = found.get(images.name)?.get(execution.imageId) as Image | undefined;
+  const vm = found.get(vms.name)?.get(execution.vmId) as Vm | undefined;
+  if (!stored) throw new NotFound(`Image ${execution.imageId} does not exist`);
+  if (!vm) throw new NotFound(`VM ${execution.vmId} does not exist`);
   const current = await targetImage(
     { id: executionId, imageId: execution.imageId, params: execution.params },
+    stored,
     result,
     now,
   );
   const { image } = committedImage(current, result, now);
-  if (image !== current) await images.put({ ...image, executionId });
-  // The quota reserved at queueing, settled with what was really written (once per execution).
   const written = writtenBytes(result);
-  await settleBackupQuota(execution, image, written);
 
-  const vm = await vms.get(execution.vmId);
   const chained = image.mode === 'INCREMENT';
   const lastIncrement = image.increments.at(-1)?.id ?? null;
   const appended = vm.backups.BACKUP_IDS.includes(image.id)
@@ -303,17 +312,22 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   const expired = [...new Set([...earlier, ...dropped])];
   if (dropped.length > 0) await executions.update(executionId, { 'params.retention': expired });
   const ids = appended.filter((id) => !expired.includes(id));
+  // One transaction: the image READY, and the VM's BACKUP_IDS, config and unlock, only while
+  // this execution holds the lock.
+  const vmWrite = vms.updateItem(
+    vm.id,
+    { 'backups.BACKUP_IDS': ids, 'backups.BACKUP_CONFIG': config },
+    { remove: ['lock'], condition: heldBy(executionId) },
+  );
+  const items = image === current ? [vmWrite] : [images.putItem({ ...image, executionId }), vmWrite];
   try {
-    // One conditional write: BACKUP_IDS, config and unlock happen together, only while we hold the lock.
-    await vms.update(
-      vm.id,
-      { 'backups.BACKUP_IDS': ids, 'backups.BACKUP_CONFIG': config },
-      { remove: ['lock'], condition: heldBy(executionId) },
-    );
+    await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
   } catch (err) {
-    // Lock already released: a previous attempt of this step committed the VM.
-    if (!isConditionFailed(err)) throw err;
+    // Lock already released: a previous attempt of this step committed image and VM together.
+    if (cancellationCodes(err).at(-1) !== 'ConditionalCheckFailed') throw err;
   }
+  // The quota reserved at queueing, settled with what was really written (once per execution).
+  await settleBackupQuota(execution, image, written);
   const deleting = await expire(expired, executionId, execution.hostId);
   const flattenId = flatten ? await startFlatten(image, executionId, execution.hostId) : undefined;
   await remeasure(image.datastoreId, executionId, execution.hostId);

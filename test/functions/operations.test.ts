@@ -70,7 +70,13 @@ describe('dispatcher', () => {
     expect(report.started).toEqual(ids.slice(0, 2));
     expect(report.waiting).toEqual([ids[2]]);
     expect(plane.sfn.calls.map((c) => c.name)).toEqual(ids.slice(0, 2));
-    expect(plane.sfn.calls[0]?.input).toEqual({ executionId: ids[0], vmId: 1, datastoreId: 1, reset: false });
+    expect(plane.sfn.calls[0]?.input).toEqual({
+      executionId: ids[0],
+      hostId: 1,
+      vmId: 1,
+      datastoreId: 1,
+      reset: false,
+    });
     const first = await executions.get(ids[0] as string);
     expect(first).toMatchObject({
       state: 'RUNNING',

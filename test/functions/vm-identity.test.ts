@@ -232,9 +232,18 @@ describe('a VM is its domain UUID', () => {
     expect(queued.status).toBe(202);
     expect(queued.body).toMatchObject({ vmId: before.id, hostId: b.id, state: 'QUEUED' });
     await dequeue(queued.body.id);
-    const admitted = await admitBackup({ executionId: queued.body.id, vmId: before.id, datastoreId });
+    // Queued while it was on A (the request names A), admitted after the move: B's queue.
+    const admitted = await admitBackup({
+      executionId: queued.body.id,
+      vmId: before.id,
+      datastoreId,
+      hostId: a.id,
+    });
     expect(admitted.hostId).toBe(b.id);
     expect(admitted.queueUrl).toBe((await hosts.get(b.id)).queueUrl);
+    // A request queued before requests named the host: the same (and a retry keeps its image).
+    const old = await admitBackup({ executionId: queued.body.id, vmId: before.id, datastoreId });
+    expect(old).toMatchObject({ hostId: b.id, imageId: admitted.imageId });
     await vms.update(before.id, {}, { remove: ['lock'] });
     await report(a, []);
     await report(b, []);
