@@ -323,8 +323,15 @@ export const handler = step('CommitBackup', CommitBackupInput, async (input) => 
   try {
     await dynamo().send(new TransactWriteCommand({ TransactItems: items }));
   } catch (err) {
-    // Lock already released: a previous attempt of this step committed image and VM together.
     if (cancellationCodes(err).at(-1) !== 'ConditionalCheckFailed') throw err;
+    // Lock released: by a previous attempt of this step, which committed image and VM together,
+    // or by the ending of a cancelled (or timed out) backup, which must stay uncommitted.
+    const now = await executions.get(executionId);
+    if (now.state !== 'RUNNING') {
+      throw new Conflict(
+        `execution ${executionId} is ${now.state}: backup ${result.backupId} is not committed`,
+      );
+    }
   }
   // The quota reserved at queueing, settled with what was really written (once per execution).
   await settleBackupQuota(execution, image, written);

@@ -37,7 +37,17 @@ type Who = keyof typeof TOKENS;
 const as = (who: Who, method: string, path: string, body?: unknown) =>
   call(method, path, { token: TOKENS[who], body });
 
-const NAMES = ['c-running', 'c-queued', 'c-chain', 'c-rights', 'c-ended', 'c-race', 'c-start', 'c-mid'];
+const NAMES = [
+  'c-running',
+  'c-queued',
+  'c-chain',
+  'c-rights',
+  'c-ended',
+  'c-race',
+  'c-start',
+  'c-mid',
+  'c-late',
+];
 const vmIds = new Map<string, number>();
 const vm = (name: string) => vmIds.get(name) as number;
 
@@ -168,6 +178,24 @@ describe('POST /executions/{id}/cancel', () => {
     // The same VM backs up again at once.
     const next = await startBackup('c-running');
     await expect(admitBackup(next.input)).resolves.toMatchObject({ task: { kind: 'backup' } });
+  });
+
+  it('a Commit still running when the cancel ended the backup commits nothing: the image stays ERROR', async () => {
+    const before = await aliceUsed();
+    const { id, input } = await startBackup('c-late');
+    const admitted = await admitBackup(input);
+    expect((await as('alice', 'POST', `/executions/${id}/cancel`)).status).toBe(200);
+    // The Lambda was already in Commit when StopExecution came: it runs to its end.
+    await expect(
+      commitBackup({ ...input, admit: admitted, host: hostResult('snap-late', null) }),
+    ).rejects.toMatchObject({
+      name: 'Conflict',
+      message: `execution ${id} is ABORTED: backup snap-late is not committed`,
+    });
+    expect(await images.get(admitted.imageId)).toMatchObject({ state: 'ERROR', source: '' });
+    expect((await vms.get(vm('c-late'))).backups.BACKUP_IDS).toEqual([]);
+    expect((await vms.get(vm('c-late'))).lock).toBeUndefined();
+    expect(await aliceUsed()).toBe(before);
   });
 
   it('ends a queued backup before it starts: nothing is stopped, the dispatcher starts nothing', async () => {
