@@ -1,4 +1,9 @@
-/** The CDK app entry (`cdk.json`): builds the Lifeboat stack and writes the cloud assembly. */
+/**
+ * The CDK app entry (`cdk.json`): builds the web console into web/ when its sources changed
+ * (the build `npm start` runs too), then the Lifeboat stack, and writes the cloud assembly.
+ */
+import { buildConsole } from '../scripts/build-console.ts';
 import { buildApp } from './build-app.ts';
 
+await buildConsole();
 buildApp().app.synth();
