@@ -5,5 +5,6 @@
 import { buildConsole } from '../scripts/build-console.ts';
 import { buildApp } from './build-app.ts';
 
-await buildConsole();
+const { built, ms } = await buildConsole();
+if (built) process.stderr.write(`console: built web/ in ${(ms / 1000).toFixed(1)} s\n`);
 buildApp().app.synth();

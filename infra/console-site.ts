@@ -150,7 +150,7 @@ export class ConsoleSite extends Construct {
       comment: 'Lifeboat web console and API',
       defaultRootObject: 'index.html',
       httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
-      minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+      // No minimumProtocolVersion: without a custom certificate CloudFront ignores it (AwsSolutions-CFR4).
       priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
       enableLogging: true,
       logBucket: this.logBucket,

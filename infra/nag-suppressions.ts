@@ -139,7 +139,7 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
 function acknowledgeConsoleFindings(stack: LifeboatStack, site: ConsoleSite): void {
   ack(site.distribution, {
     'AwsSolutions-CFR4':
-      'No custom domain is configured, so the distribution uses the default *.cloudfront.net certificate, whose security policy CloudFront fixes at TLSv1 whatever MinimumProtocolVersion says; browsers negotiate TLS 1.2 or 1.3 with it',
+      'No custom domain is configured, so the distribution uses the default *.cloudfront.net certificate, whose security policy CloudFront fixes at TLSv1 (a minimum protocol version needs a custom certificate); browsers negotiate TLS 1.2 or 1.3 with it',
     'AwsSolutions-CFR1':
       'Operators reach their backups from wherever they are: no country is excluded; every API call needs a token',
     'AwsSolutions-CFR2':
