@@ -132,7 +132,7 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
     stack.scheduling,
     invokeFindings([stack.functions.Api as IConstruct, stack.functions.Dispatcher as IConstruct]),
   );
-  if (stack.console) acknowledgeConsoleFindings(stack, stack.console);
+  if (stack.consoleSite) acknowledgeConsoleFindings(stack, stack.consoleSite);
 }
 
 /** The web console's distribution, and the CDK's function that copies web/ into its bucket. */

@@ -69,7 +69,7 @@ export class LifeboatStack extends Stack {
   readonly alarms: Alarms;
   readonly hostDeadLetters: HostDeadLetters;
   /** The web console and the API on one CloudFront origin; absent with context `consoleSite: false`. */
-  readonly console?: ConsoleSite;
+  readonly consoleSite?: ConsoleSite;
 
   constructor(scope: Construct, id: string, props: LifeboatStackProps) {
     super(scope, id, props);
@@ -158,7 +158,7 @@ export class LifeboatStack extends Stack {
     });
     if (config.consoleSite) {
       const skip = this.node.tryGetContext(SKIP_BUNDLING);
-      this.console = new ConsoleSite(this, 'Console', {
+      this.consoleSite = new ConsoleSite(this, 'Console', {
         httpApi: this.http.api,
         routes: props.routes,
         webRoot: props.webRoot ?? path.join(PROJECT_ROOT, 'web'),

@@ -105,7 +105,7 @@ describe('console bucket', () => {
       LoggingConfiguration: { LogFilePrefix: 's3/' },
       OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
     });
-    const logicalId = synth.stack.getLogicalId(synth.stack.console?.bucket.node.defaultChild as never);
+    const logicalId = synth.stack.getLogicalId(synth.stack.consoleSite?.bucket.node.defaultChild as never);
     const policies = logicalIdsOfType(synth.json, 'AWS::S3::BucketPolicy')
       .map((id) => synth.json.Resources[id]?.Properties ?? {})
       .filter((p) => JSON.stringify(p.Bucket) === JSON.stringify({ Ref: logicalId }));
@@ -297,7 +297,7 @@ describe('API path patterns', () => {
 describe('consoleSite: false', () => {
   it('leaves out the bucket, the distribution and the console URL', () => {
     const plain = synthLifeboat({ consoleSite: 'false' });
-    expect(plain.stack.console).toBeUndefined();
+    expect(plain.stack.consoleSite).toBeUndefined();
     plain.template.resourceCountIs('AWS::CloudFront::Distribution', 0);
     plain.template.resourceCountIs('AWS::S3::Bucket', 0);
     expect(Object.keys(plain.template.findOutputs('*'))).not.toContain('ConsoleUrl');
@@ -315,7 +315,7 @@ describe('cdk-nag', () => {
           .filter((m) => m.type === 'aws:cdk:acknowledged-rules')
           .map((m) => m.data as Record<string, string>),
       ) as Record<string, string>;
-    const distribution = reasons(synth.stack.console?.distribution as never);
+    const distribution = reasons(synth.stack.consoleSite?.distribution as never);
     expect(Object.keys(distribution).join(' ')).toMatch(/CFR4/);
     expect(Object.values(distribution).join(' ')).toContain('default *.cloudfront.net certificate');
   });
