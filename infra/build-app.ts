@@ -12,6 +12,8 @@ import { LifeboatStack } from './stack.ts';
 export const STACK_NAME = 'stackName';
 /** Context key overriding the folder holding the Lambda entries (tests use a stub tree). */
 export const PROJECT_ROOT = 'lifeboat:projectRoot';
+/** Context key overriding the folder of the built web console (default: the repo's web/). */
+export const WEB_ROOT = 'lifeboat:webRoot';
 
 /**
  * Context every synth gets, from the CLI or in process, so both produce the same template.
@@ -37,10 +39,12 @@ export function buildApp(context: Record<string, unknown> = {}): { app: App; sta
   }
   const stackName = app.node.tryGetContext(STACK_NAME);
   const projectRoot = app.node.tryGetContext(PROJECT_ROOT);
+  const webRoot = app.node.tryGetContext(WEB_ROOT);
   const stack = new LifeboatStack(app, typeof stackName === 'string' && stackName ? stackName : 'Lifeboat', {
     description: 'Lifeboat: backup and restore of KVM virtual machines (control plane)',
     routes: ROUTES,
     ...(typeof projectRoot === 'string' && { projectRoot }),
+    ...(typeof webRoot === 'string' && { webRoot }),
   });
   // Findings fail the synth unless acknowledged with a reason (infra/nag-suppressions.ts).
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

@@ -25,3 +25,15 @@ describe('readConfig: whole-number settings', () => {
     );
   });
 });
+
+describe('readConfig: consoleSite', () => {
+  it('is on by default, turned off by false or "false", and refuses anything else by name', () => {
+    expect(readConfig(node({})).consoleSite).toBe(true);
+    expect(readConfig(node({ consoleSite: false })).consoleSite).toBe(false);
+    expect(readConfig(node({ consoleSite: 'false' })).consoleSite).toBe(false);
+    expect(readConfig(node({ consoleSite: 'true' })).consoleSite).toBe(true);
+    expect(() => readConfig(node({ consoleSite: 'no' }))).toThrow(
+      'CDK context consoleSite must be true or false, got "no"',
+    );
+  });
+});

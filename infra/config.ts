@@ -82,6 +82,11 @@ export interface LifeboatConfig {
   notifyWebhookUrl?: string;
   /** MISSED_CHECK_MINUTES: minutes between two checks for missed scheduled backups; 0: never. */
   missedCheckMinutes: number;
+  /**
+   * Whether the stack serves the web console (infra/console-site.ts: S3 behind CloudFront, the
+   * API on the same origin). Context `consoleSite: false` leaves the API alone, as before.
+   */
+  consoleSite: boolean;
 }
 
 const DEFAULTS: LifeboatConfig = {
@@ -100,6 +105,7 @@ const DEFAULTS: LifeboatConfig = {
   capacityRetentionDays: 400,
   actionRights: {},
   missedCheckMinutes: 5,
+  consoleSite: true,
 };
 
 /** Reads the settings from the construct tree's context; `-c` values arrive as strings. */
@@ -118,6 +124,14 @@ export function readConfig(node: Node): LifeboatConfig {
   const str = (key: keyof LifeboatConfig): string => {
     const raw = node.tryGetContext(key);
     return typeof raw === 'string' && raw !== '' ? raw : (DEFAULTS[key] as string);
+  };
+  /** `true`/`false`, as JSON or as `-c` strings; anything else is refused. */
+  const bool = (key: keyof LifeboatConfig): boolean => {
+    const raw = node.tryGetContext(key);
+    if (raw === undefined || raw === null || raw === '') return DEFAULTS[key] as boolean;
+    if (raw === true || raw === 'true') return true;
+    if (raw === false || raw === 'false') return false;
+    throw new Error(`CDK context ${key} must be true or false, got ${JSON.stringify(raw)}`);
   };
   const config: LifeboatConfig = {
     maxBackups: int('maxBackups'),
@@ -139,6 +153,7 @@ export function readConfig(node: Node): LifeboatConfig {
     ...readWebhookUrl(node),
     // 0: no missed-backup check.
     missedCheckMinutes: int('missedCheckMinutes', 0),
+    consoleSite: bool('consoleSite'),
   };
   if (config.hostDeadLetterQueueName.startsWith(config.hostQueuePrefix)) {
     throw new Error(

@@ -4,6 +4,7 @@
  */
 import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
+import type { ConsoleSite } from './console-site.ts';
 import type { LifeboatStack } from './stack.ts';
 
 /** An account-wide ARN pattern as cdk-nag prints it. */
@@ -131,4 +132,43 @@ export function acknowledgeFindings(stack: LifeboatStack): void {
     stack.scheduling,
     invokeFindings([stack.functions.Api as IConstruct, stack.functions.Dispatcher as IConstruct]),
   );
+  if (stack.consoleSite) acknowledgeConsoleFindings(stack, stack.consoleSite);
+}
+
+/** The web console's distribution, and the CDK's function that copies web/ into its bucket. */
+function acknowledgeConsoleFindings(stack: LifeboatStack, site: ConsoleSite): void {
+  ack(site.distribution, {
+    'AwsSolutions-CFR4':
+      'No custom domain is configured, so the distribution uses the default *.cloudfront.net certificate, whose security policy CloudFront fixes at TLSv1 (a minimum protocol version needs a custom certificate); browsers negotiate TLS 1.2 or 1.3 with it',
+    'AwsSolutions-CFR1':
+      'Operators reach their backups from wherever they are: no country is excluded; every API call needs a token',
+    'AwsSolutions-CFR2':
+      'The console is static files; the API behind the same distribution has its own throttling (stage rate and burst limits) and token authorizer, which a WAF would duplicate at a fixed monthly cost',
+  });
+  // BucketDeployment's one function per stack (a singleton named by a fixed UUID, directly
+  // under the stack): the CDK builds it, with the policy it needs to copy assets.
+  const copier = stack.node.children.find((child) => child.node.id.startsWith('Custom::CDKBucketDeployment'));
+  if (!copier) throw new Error('The console has no BucketDeployment function to acknowledge findings on');
+  const files = arnToken(site.bucket);
+  ack(copier, {
+    'AwsSolutions-L1':
+      'The CDK’s BucketDeployment function: the CDK pins its runtime (it bundles the AWS CLI layer for that runtime); it runs only during a deployment',
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]':
+      'The AWS-managed basic execution policy only allows writing the function’s own logs',
+    'AwsSolutions-IAM5[Action::s3:GetBucket*]':
+      'BucketDeployment’s read grant on the CDK asset bucket holding the zipped console, and on the console bucket it syncs',
+    'AwsSolutions-IAM5[Action::s3:GetObject*]':
+      'BucketDeployment’s read grant on the CDK asset bucket holding the zipped console, and on the console bucket it syncs',
+    'AwsSolutions-IAM5[Action::s3:List*]':
+      'BucketDeployment lists the console bucket to sync it (and prune files the build no longer has)',
+    'AwsSolutions-IAM5[Action::s3:Abort*]': 'BucketDeployment’s write grant on the console bucket only',
+    'AwsSolutions-IAM5[Action::s3:DeleteObject*]':
+      'BucketDeployment’s write grant on the console bucket only: it prunes files a new build no longer has',
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]':
+      'The CDK bootstrap asset bucket, where the zipped console is uploaded under a content-hash name decided at deployment',
+    [`AwsSolutions-IAM5[Resource::${files}/*]`]:
+      'Every object of the console bucket: the deployment writes the built files, whose names carry content hashes',
+    'AwsSolutions-IAM5[Resource::*]':
+      'cloudfront:CreateInvalidation and GetInvalidation (the deployment makes the distribution forget index.html) support no narrower resource in the CDK’s grant',
+  });
 }

@@ -1,15 +1,23 @@
 /**
  * The Lifeboat control plane in one stack: tables, Lambdas, HTTP API, Backup, Restore and
- * Maintenance state machines, the scheduler, runner access and alarms. Each part lives in its own file; this one
+ * Maintenance state machines, the scheduler, runner access, alarms and the web console. Each part lives in its own file; this one
  * wires them and grants each function only what its job needs.
  */
+import path from 'node:path';
 import { Annotations, ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { Alarms } from './alarms.ts';
 import { type ApiRoute, HttpFront } from './api.ts';
-import { type LifeboatConfig, readConfig, TRUST_ANCHOR_CERTIFICATE, TRUST_ANCHOR_PCA_ARN } from './config.ts';
-import { createFunctions, type LifeboatFunctions } from './functions.ts';
+import {
+  type LifeboatConfig,
+  readConfig,
+  SKIP_BUNDLING,
+  TRUST_ANCHOR_CERTIFICATE,
+  TRUST_ANCHOR_PCA_ARN,
+} from './config.ts';
+import { ConsoleSite } from './console-site.ts';
+import { createFunctions, type LifeboatFunctions, PROJECT_ROOT } from './functions.ts';
 import { HostDeadLetters } from './host-dead-letters.ts';
 import { acknowledgeFindings } from './nag-suppressions.ts';
 import { RunnerAccess } from './runner-access.ts';
@@ -22,6 +30,8 @@ export interface LifeboatStackProps extends StackProps {
   routes: readonly ApiRoute[];
   /** Folder holding the Lambda entries and package-lock.json (default: the repo root). */
   projectRoot?: string;
+  /** The built web console (default: the repo's web/, built by scripts/build-console.ts). */
+  webRoot?: string;
 }
 
 /** Functions that run state machine steps: they read and write the operation records. */
@@ -58,6 +68,8 @@ export class LifeboatStack extends Stack {
   readonly scheduling: Scheduling;
   readonly alarms: Alarms;
   readonly hostDeadLetters: HostDeadLetters;
+  /** The web console and the API on one CloudFront origin; absent with context `consoleSite: false`. */
+  readonly consoleSite?: ConsoleSite;
 
   constructor(scope: Construct, id: string, props: LifeboatStackProps) {
     super(scope, id, props);
@@ -144,6 +156,15 @@ export class LifeboatStack extends Stack {
       authorizer: fn('Authorizer'),
       routes: props.routes,
     });
+    if (config.consoleSite) {
+      const skip = this.node.tryGetContext(SKIP_BUNDLING);
+      this.consoleSite = new ConsoleSite(this, 'Console', {
+        httpApi: this.http.api,
+        routes: props.routes,
+        webRoot: props.webRoot ?? path.join(PROJECT_ROOT, 'web'),
+        skipBundling: skip === true || skip === 'true',
+      });
+    }
     // The authorizer reads who a token is, and nothing else.
     this.tables.byKey.users.grantReadData(fn('Authorizer'));
     this.tables.byKey.tokens.grantReadData(fn('Authorizer'));

@@ -89,6 +89,9 @@ export function machineArnOfKind(
 function synthContext(config: LocalConfig): Record<string, unknown> {
   return {
     'lifeboat:skipBundling': true,
+    // The gateway serves the console here: no bucket, distribution or BucketDeployment function
+    // (which is no manifest function) in the template local mode runs.
+    consoleSite: false,
     heartbeatSeconds: config.heartbeatSeconds,
     hostOfflineSeconds: config.hostOfflineSeconds,
     hostTaskTimeoutSeconds: config.hostTaskTimeoutSeconds,
