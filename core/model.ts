@@ -265,7 +265,7 @@ export const ExecutionKind = z.enum([
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
-/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot. */
+/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot (but a verify). */
 export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'delete',
   'download',
