@@ -51,8 +51,11 @@ export async function enqueueDatastoreVerifies(
     (image) => image.state === 'READY' && sourcesOf(image).length > 0,
   );
   const queued: Execution[] = [];
+  // One choice per VM: a datastore of hundreds of images costs a host lookup per VM, not per image.
+  const hostOf = new Map<number, Host>();
   for (const image of ready) {
-    const host = await maintenanceHost(datastore, image.vmId);
+    const host = hostOf.get(image.vmId) ?? (await maintenanceHost(datastore, image.vmId));
+    hostOf.set(image.vmId, host);
     queued.push(
       ...(await enqueueVerifies(requestedBy, image, datastore, host, options.priority, {
         wake: options.wake,
