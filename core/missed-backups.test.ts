@@ -10,7 +10,7 @@ const ago = (ms: number) => new Date(now.getTime() - ms).toISOString();
 function schedule(
   id: number,
   spec: ScheduleSpec,
-  target: { target: 'vm' | 'job'; targetId: number } = { target: 'vm', targetId: id },
+  target: { target: 'vm' | 'job' | 'datastore'; targetId: number } = { target: 'vm', targetId: id },
   over = false,
 ) {
   return {
@@ -122,5 +122,16 @@ describe('missedBackups', () => {
       [10, 1],
       [11, 2],
     ]);
+  });
+
+  it("never takes a datastore's scheduled verify for a job's backups (ids of different tables)", () => {
+    const missed = missedBackups({
+      now,
+      schedules: [{ ...schedule(1, daily(), { target: 'datastore', targetId: 7 }), action: 'verify' }],
+      // Job 7 exists, with VMs never backed up: a job schedule 7 would have missed them.
+      jobVms: new Map([[7, [10, 11]]]),
+      lastSuccess: new Map(),
+    });
+    expect(missed).toEqual([]);
   });
 });

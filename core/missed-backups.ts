@@ -66,10 +66,11 @@ export function lastSuccessfulBackups(
 export interface MissedInput {
   now: Date;
   /** Every schedule (over ones and one-offs are skipped). */
-  schedules: readonly Pick<
+  schedules: readonly (Pick<
     ScheduledAction,
     'id' | 'target' | 'targetId' | 'spec' | 'nextRunAt' | 'createdAt'
-  >[];
+  > &
+    Partial<Pick<ScheduledAction, 'action'>>)[];
   /** The VMs of each backup job, by job id (a job's schedule covers them all). */
   jobVms: ReadonlyMap<number, readonly number[]>;
   /** Each VM's last successful backup ({@link lastSuccessfulBackups}). */
@@ -85,6 +86,8 @@ export function missedBackups(input: MissedInput): MissedBackup[] {
   for (const schedule of input.schedules) {
     // Over (no next run) or one-off: nothing is expected of it any more.
     if (schedule.nextRunAt === undefined || !schedule.spec.repeat) continue;
+    // Only backups are missed: a datastore's verify (its id is no VM's nor job's) backs up nothing.
+    if (schedule.target === 'datastore' || (schedule.action ?? 'backup') !== 'backup') continue;
     const period = schedulePeriodMs(schedule.spec, input.now);
     if (period === null) continue;
     const began = Math.max(Date.parse(schedule.spec.start), Date.parse(schedule.createdAt));

@@ -265,7 +265,7 @@ export const ExecutionKind = z.enum([
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
-/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot. */
+/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot (but a verify). */
 export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'delete',
   'download',
@@ -275,9 +275,17 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'import',
 ]);
 
+/**
+ * Maintenance kinds that still hold a slot: a verify reads a whole backup back (its runner counts
+ * it as heavy work too), and a datastore's scheduled verify queues one per stored backup. Sent to
+ * a host all at once, those its runner cannot take yet would wait in its queue past their
+ * heartbeat; holding MAX_BACKUPS_HOST slots, they start as fast as the host takes them.
+ */
+const SLOTTED_MAINTENANCE: ReadonlySet<ExecutionKind> = new Set(['verify']);
+
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */
 export function takesSlot(kind: ExecutionKind): boolean {
-  return !MAINTENANCE_KINDS.has(kind);
+  return !MAINTENANCE_KINDS.has(kind) || SLOTTED_MAINTENANCE.has(kind);
 }
 export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 /** The error name a cancel records on the execution it ends (`lifeboat execution cancel`). */
@@ -340,14 +348,25 @@ export const User = z.object({
 });
 export type User = z.infer<typeof User>;
 
-/** What a scheduled action does: back up its VM, or run its backup job. */
+/** What a schedule belongs to: a VM, a backup job or a datastore. */
+export const ScheduleTarget = z.enum(['vm', 'job', 'datastore']);
+export type ScheduleTarget = z.infer<typeof ScheduleTarget>;
+
+/** What a scheduled run does: back up (a VM, a job's VMs) or verify (a datastore's images). */
+export const ScheduleActionKind = z.enum(['backup', 'verify']);
+export type ScheduleActionKind = z.infer<typeof ScheduleActionKind>;
+
+/**
+ * What a scheduled action does: back up its VM, run its backup job, or verify every READY image
+ * of its datastore (`lifeboat datastore sched add DSID --action verify`).
+ */
 export const ScheduledAction = z.object({
   id: Id,
-  /** A VM's schedule or a backup job's. */
-  target: z.enum(['vm', 'job']),
+  /** A VM's schedule, a backup job's or a datastore's. */
+  target: ScheduleTarget,
   targetId: Id,
-  action: z.literal('backup'),
-  /** The datastore of a VM backup (a job has its own). */
+  action: ScheduleActionKind,
+  /** The datastore of a VM backup (a job has its own; a datastore's schedule is its own). */
   datastoreId: Id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).default(0),

@@ -91,6 +91,11 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
   // Measuring changes nothing but the figures; one already waiting in the queue is answered.
   'POST /datastores/{id}/monitor': user({ datastore: 'use' }),
   'GET /datastores/{id}/capacity': user({ datastore: 'use' }),
+  // A datastore's scheduled verify reads back every READY image it holds, whoever owns them
+  // (the results land on the images): whoever manages the datastore may schedule it.
+  'GET /datastores/{id}/schedules': user({ datastore: 'use' }),
+  'POST /datastores/{id}/schedules': user({ datastore: 'manage' }),
+  'DELETE /datastores/{id}/schedules/{schedId}': user({ datastore: 'manage' }),
   // Writes images (owned by their VM's owner, or the admin) from what the datastore holds.
   'POST /datastores/{id}/import': admin('import the images a datastore holds'),
   'GET /images': user(undefined, 'lists the images the caller may use'),

@@ -1,5 +1,6 @@
 /**
- * `lifeboat datastore create | list | show | update | delete | monitor | import`: backup datastores. Secret
+ * `lifeboat datastore create | list | show | update | delete | monitor | import | sched`: backup
+ * datastores (`sched`: scheduled verification of every READY image they hold). Secret
  * attributes (RESTIC_PASSWORD, ...) go to the API once and never come back: the API returns only
  * their names, and this command masks secret-looking values again, in case.
  */
@@ -19,6 +20,7 @@ import {
 } from '../output.ts';
 import { queuedOrFollowed, reportOutcome } from '../progress.ts';
 import { registerOwnership } from './ownership.ts';
+import { registerSched } from './sched.ts';
 
 const COLUMNS: readonly Column<PrintedDatastore>[] = [
   { header: 'ID', value: (ds) => ds.id },
@@ -155,6 +157,7 @@ export function registerDatastore(program: Command): void {
       ]);
     });
 
+  registerSched(datastore, '/datastores', 'DSID');
   registerOwnership(datastore, '/datastores', 'Datastore', 'DSID');
 }
 

@@ -1,11 +1,13 @@
 /**
- * `sched list | add | delete`: scheduled actions, shared by `lifeboat vm sched` and
- * `lifeboat backupjob sched`. Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
+ * `sched list | add | delete`: scheduled actions, shared by `lifeboat vm sched`,
+ * `lifeboat backupjob sched` (`--action backup`) and `lifeboat datastore sched` (`--action
+ * verify`: every READY image of the datastore read back). Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
  * daily, weekly, monthly (`--days` chooses the days) or an AWS cron expression (`--repeat cron
  * 'EXPR'` or `--repeat 'cron(EXPR)'`), all in UTC; `--end` is a number of runs or a date.
  */
 import type { Command } from 'commander';
 import type { ScheduledAction } from '#core/model.ts';
+import { SCHEDULE_ACTIONS } from '#core/schedule-actions.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -52,8 +54,20 @@ function parseDays(value: string): number[] {
   return value.split(',').map(Number);
 }
 
-/** Adds `sched list|add|delete` under `parent`, for `/vms` or `/jobs`. */
-export function registerSched(parent: Command, base: '/vms' | '/jobs', what: 'VMID' | 'JOBID'): void {
+/** The schedules of each kind of object: its API path and what its actions are called. */
+const TARGETS = {
+  '/vms': 'vm',
+  '/jobs': 'job',
+  '/datastores': 'datastore',
+} as const;
+
+/** Adds `sched list|add|delete` under `parent`, for `/vms`, `/jobs` or `/datastores`. */
+export function registerSched(
+  parent: Command,
+  base: keyof typeof TARGETS,
+  what: 'VMID' | 'JOBID' | 'DSID',
+): void {
+  const actions = SCHEDULE_ACTIONS[TARGETS[base]];
   const sched = requireSubcommand(parent.command('sched').description('scheduled actions (times in UTC)'));
 
   sched
@@ -68,9 +82,11 @@ export function registerSched(parent: Command, base: '/vms' | '/jobs', what: 'VM
 
   const add = sched
     .command('add')
-    .description('schedule a backup')
+    .description(
+      base === '/datastores' ? "schedule a verification of the datastore's images" : 'schedule a backup',
+    )
     .argument(`<${what}>`, 'id', parseId)
-    .option('--action <ACTION>', 'what to do: backup', 'backup')
+    .option('--action <ACTION>', `what to do: ${actions.join(', ')}`, actions[0])
     .requiredOption('--time <WHEN>', 'first run: now, +SECONDS or ISO-8601', parseWhen)
     .option('--repeat <KIND...>', "hourly, daily, weekly, monthly, or cron 'EXPR'")
     .option('--days <LIST>', 'weekly: days 0-6 (0 = Sunday); monthly: days 1-31', parseDays)
@@ -92,8 +108,8 @@ export function registerSched(parent: Command, base: '/vms' | '/jobs', what: 'VM
       },
       command: Command,
     ) => {
-      if (options.action !== 'backup')
-        throw new UsageError(`--action: only backup (got "${options.action}")`);
+      if (!(actions as readonly string[]).includes(options.action))
+        throw new UsageError(`--action: only ${actions.join(' or ')} (got "${options.action}")`);
       if (base === '/vms' && options.datastore === undefined) {
         throw new UsageError("required option '-d, --datastore <DSID>' not specified");
       }
@@ -101,7 +117,7 @@ export function registerSched(parent: Command, base: '/vms' | '/jobs', what: 'VM
       const end =
         options.end === undefined ? undefined : /^\d+$/.test(options.end) ? Number(options.end) : options.end;
       const created = await context.client().post<ScheduleView>(`${base}/${id}/schedules`, {
-        action: 'backup',
+        action: options.action,
         ...(options.datastore !== undefined && { datastoreId: options.datastore }),
         time: options.time,
         repeat: repeatOf(options.repeat),

@@ -9,7 +9,7 @@ import { GroupName, UserName } from '../accounts.ts';
 import { attributeIssues } from '../datastore-attributes.ts';
 import { DomainName, domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
-import { DatastoreDriverName, DiskFormat, ExecutionState, VmState } from '../model.ts';
+import { DatastoreDriverName, DiskFormat, ExecutionState, ScheduleActionKind, VmState } from '../model.ts';
 import { isOctalPermissions, OCTAL_RULE } from '../permissions.ts';
 import { HostPath, PlainHostPath, PoolName } from './tasks.ts';
 
@@ -432,11 +432,14 @@ export const UpdateJobBody = z.strictObject({
 export type UpdateJobBody = z.infer<typeof UpdateJobBody>;
 
 /**
- * `POST /vms/{id}/schedules` and `POST /jobs/{id}/schedules`: a scheduled backup. The schedule
- * fields are checked by `core/schedule.ts` `parseSchedule`; a VM's needs `datastoreId`.
+ * `POST /vms/{id}/schedules`, `POST /jobs/{id}/schedules` and `POST /datastores/{id}/schedules`:
+ * a scheduled backup, or a datastore's scheduled verify. The schedule fields are checked by
+ * `core/schedule.ts` `parseSchedule`, the action against the target by
+ * `core/schedule-actions.ts` (absent: the target's own, backup or verify); a VM's needs
+ * `datastoreId`.
  */
 export const CreateScheduleBody = z.strictObject({
-  action: z.literal('backup').default('backup'),
+  action: ScheduleActionKind.optional(),
   datastoreId: id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).optional(),

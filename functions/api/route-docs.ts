@@ -240,6 +240,15 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     { body: 'CreateScheduleBody' },
   ),
   'DELETE /jobs/{id}/schedules/{schedId}': doc("Delete a backup job's schedule", { 204: 'none' }),
+  'GET /datastores/{id}/schedules': doc("A datastore's scheduled verifications", {
+    200: 'ScheduledAction[]',
+  }),
+  'POST /datastores/{id}/schedules': doc(
+    'Schedule verifications of every READY image of a datastore (action verify)',
+    { 201: 'ScheduledAction' },
+    { body: 'CreateScheduleBody' },
+  ),
+  'DELETE /datastores/{id}/schedules/{schedId}': doc("Delete a datastore's schedule", { 204: 'none' }),
   'GET /me': doc('The caller: name, group, admin (never a token nor its hash)', { 200: 'object' }),
   'GET /users': doc('List users (admins)', { 200: 'object[]' }),
   'POST /users': doc(

@@ -1,7 +1,8 @@
 /**
  * The dispatcher: starts queued operations in priority order while the active counts stay under
- * MAX_BACKUPS and MAX_BACKUPS_HOST. Maintenance operations (delete, download, verify, monitor)
- * share the one queue but take no slot: MAX_BACKUPS counts backups and restores only. Woken by
+ * MAX_BACKUPS and MAX_BACKUPS_HOST. Maintenance operations (delete, download, monitor, ...)
+ * share the one queue but take no slot: MAX_BACKUPS counts backups, restores and verifies (which
+ * read a whole backup back; core/model.ts `takesSlot`). Woken by
  * the API and by Release (async Invoke), by scheduled actions, and every minute; safe to run
  * twice at once, since slots are conditional writes and StartExecution is keyed by the
  * execution id (ExecutionAlreadyExists counts as started). Each run but a wake-up first fires
@@ -263,7 +264,7 @@ async function dispatchPage(
   let free = maxBackups - (await readCounter('active'));
   let rest = page;
   while (rest.length > 0) {
-    // Check about as many as can start now (maintenance requests take no slot: always checked).
+    // Check about as many as can start now (most maintenance requests take no slot: always checked).
     const size = Math.min(16, Math.max(1, free));
     const chunk = rest.slice(0, size);
     rest = rest.slice(size);

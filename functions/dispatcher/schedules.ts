@@ -11,6 +11,8 @@ import { log } from '#platform/log.ts';
 import { queueVmBackup } from '../operations/backup-queue.ts';
 import { deleteAwsSchedule } from '../operations/eventbridge.ts';
 import { advanceJob } from '../operations/job-progress.ts';
+import { enqueueDatastoreVerifies } from '../operations/verify.ts';
+import { datastores } from '../repo/datastores.ts';
 import { dueSchedules, type ScheduleRecord, schedules } from '../repo/schedules.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
@@ -41,6 +43,15 @@ async function claim(schedule: ScheduleRecord, now: Date): Promise<ScheduleRecor
 /** Queue the action of one claimed run; answers the (first) execution id. */
 async function act(schedule: ScheduleRecord): Promise<string | undefined> {
   const user = { name: schedule.createdBy };
+  if (schedule.target === 'datastore') {
+    // The only datastore action today; a drill would be its own case here.
+    const datastore = await datastores.get(schedule.targetId);
+    const queued = await enqueueDatastoreVerifies(user, datastore, {
+      priority: schedule.priority,
+      wake: false,
+    });
+    return queued[0]?.id;
+  }
   if (schedule.target === 'vm') {
     const vm = await vms.get(schedule.targetId);
     const execution = await queueVmBackup(user, vm, {

@@ -1,5 +1,5 @@
 /**
- * `image verify`: one `verify` execution per stored backup of an image (its FULL, each point of
+ * `image verify`, and a datastore's scheduled verify (every READY image it holds): one `verify` execution per stored backup of an image (its FULL, each point of
  * a chain), each reading its files back on a host against the sha256 recorded at backup time;
  * and the result on the image: `verifyState` OK or FAILED (absent: never verified since it was
  * stored) with `verifiedAt`, and on FAILED the runner's message, which names the file.
@@ -9,9 +9,9 @@
  * one), so one damaged point leaves the image FAILED until a later request verifies it again.
  */
 import type { Datastore, Execution, Host, Image } from '#core/model.ts';
-import { images } from '../repo/images.ts';
+import { images, listImages } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import { enqueueMaintenance, sourcesOf } from './maintenance.ts';
+import { enqueueMaintenance, maintenanceHost, sourcesOf } from './maintenance.ts';
 
 /** Queue the verification of every stored backup of `image` on `host`; answers the executions. */
 export async function enqueueVerifies(
@@ -20,11 +20,46 @@ export async function enqueueVerifies(
   datastore: Datastore,
   host: Host,
   priority?: number,
+  options: { wake?: boolean } = {},
 ): Promise<Execution[]> {
   const queued: Execution[] = [];
   for (const backupId of sourcesOf(image)) {
     queued.push(
-      await enqueueMaintenance(requestedBy, { kind: 'verify', host, datastore, image, backupId, priority }),
+      await enqueueMaintenance(
+        requestedBy,
+        { kind: 'verify', host, datastore, image, backupId, priority },
+        options,
+      ),
+    );
+  }
+  return queued;
+}
+
+/**
+ * A datastore's scheduled verify: {@link enqueueVerifies} for every READY image it holds with a
+ * stored backup (LOCKED, ERROR and DELETING ones are left alone), each on the host maintenance
+ * picks for it (`maintenanceHost`: BRIDGE_LIST, else its VM's host, else any). Verifies hold a
+ * MAX_BACKUPS_HOST slot (core/model.ts `takesSlot`), so a run of many waits in the queue and
+ * starts as slots free. Answers the executions queued, oldest image first (none: nothing READY).
+ */
+export async function enqueueDatastoreVerifies(
+  requestedBy: { name: string },
+  datastore: Datastore,
+  options: { priority?: number; wake?: boolean } = {},
+): Promise<Execution[]> {
+  const ready = (await listImages({ datastoreId: datastore.id })).filter(
+    (image) => image.state === 'READY' && sourcesOf(image).length > 0,
+  );
+  const queued: Execution[] = [];
+  // One choice per VM: a datastore of hundreds of images costs a host lookup per VM, not per image.
+  const hostOf = new Map<number, Host>();
+  for (const image of ready) {
+    const host = hostOf.get(image.vmId) ?? (await maintenanceHost(datastore, image.vmId));
+    hostOf.set(image.vmId, host);
+    queued.push(
+      ...(await enqueueVerifies(requestedBy, image, datastore, host, options.priority, {
+        wake: options.wake,
+      })),
     );
   }
   return queued;

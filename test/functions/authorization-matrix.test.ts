@@ -49,6 +49,7 @@ interface Fixture {
   jobId: number;
   vmSchedId: number;
   jobSchedId: number;
+  dsSchedId: number;
   executionId: string;
   tokenId: string;
   spareHostId: number;
@@ -130,6 +131,14 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     body: { time: '+7200', datastoreId: f.dsId },
   }),
   'DELETE /vms/{id}/schedules/{schedId}': (f) => ({ path: `/vms/${f.vmId}/schedules/${f.vmSchedId}` }),
+  'GET /datastores/{id}/schedules': (f) => ({ path: `/datastores/${f.dsId}/schedules` }),
+  'POST /datastores/{id}/schedules': (f) => ({
+    path: `/datastores/${f.dsId}/schedules`,
+    body: { time: '+7200', action: 'verify', repeat: 'weekly' },
+  }),
+  'DELETE /datastores/{id}/schedules/{schedId}': (f) => ({
+    path: `/datastores/${f.dsId}/schedules/${f.dsSchedId}`,
+  }),
   'GET /jobs': () => ({ path: '/jobs' }),
   'POST /jobs': (f) => ({
     path: '/jobs',
@@ -295,6 +304,12 @@ async function fixture(n: number): Promise<Fixture> {
   await jobs.update(jobId, ALICES);
   const vmSched = await admin('POST', `/vms/${vmId}/schedules`, { time: '+3600', datastoreId: dsId }, 201);
   const jobSched = await admin('POST', `/jobs/${jobId}/schedules`, { time: '+3600' }, 201);
+  const dsSched = await admin(
+    'POST',
+    `/datastores/${dsId}/schedules`,
+    { time: '+3600', action: 'verify' },
+    201,
+  );
   const execution = await ok(
     call('POST', `/images/${imageId}/restore`, { token: TOKENS.alice, body: { name: `first-${n}` } }),
     202,
@@ -316,6 +331,7 @@ async function fixture(n: number): Promise<Fixture> {
     jobId,
     vmSchedId: vmSched.body.id,
     jobSchedId: jobSched.body.id,
+    dsSchedId: dsSched.body.id,
     executionId: execution.body.id,
     tokenId: token.body.id,
     spareHostId: spare.body.id,

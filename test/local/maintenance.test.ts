@@ -2,7 +2,8 @@
  * Maintenance in local mode, end to end: the real API, dispatcher, Maintenance state machine
  * (synthesized from the CDK app) and emulators, with this test playing the host's runner over
  * the real SQS and Step Functions clients (config runner: false). Covers KEEP_LAST retention,
- * image delete and downloads: each reaches the host as its task with the right fields.
+ * image delete, downloads and a datastore's scheduled verify: each reaches the host as its task
+ * with the right fields (a verify one at a time on a host limited to one).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -67,7 +68,14 @@ beforeAll(async () => {
   const ports = await freeStackPorts();
   await writeFile(
     join(home, 'config.json'),
-    JSON.stringify({ ports, heartbeatSeconds: 5, runner: false, monitorIntervalMinutes: 0 }),
+    // The Scheduler emulator looks for due schedules every second (a scheduled verify below).
+    JSON.stringify({
+      ports,
+      heartbeatSeconds: 5,
+      runner: false,
+      monitorIntervalMinutes: 0,
+      schedulerIntervalSeconds: 1,
+    }),
   );
   ({ endpoint, token } = await localUp({ home }));
   // The emulators take only requests signed with this start's key.
@@ -173,4 +181,34 @@ describe('maintenance in local mode', () => {
         .status,
     ).toBe(404);
   });
+
+  it("a datastore's scheduled verify sends one verify per READY image, one at a time on a host limited to one; results land on the images", async () => {
+    expect((await api('PUT', `/vms/${vmId}/backup-config`, { pairs: { KEEP_LAST: '5' } })).status).toBe(200);
+    imageIds.push(await backup('snap-4'));
+    const ready = [imageIds[2], imageIds[3]];
+    expect((await api('PATCH', `/hosts/${hostId}`, { maxBackupsHost: 1 })).status).toBe(200);
+    const created = await api('POST', `/datastores/${datastoreId}/schedules`, {
+      action: 'verify',
+      time: '+1',
+    });
+    expect(created.status).toBe(201);
+
+    const verified: unknown[] = [];
+    for (let i = 0; i < ready.length; i++) {
+      const { task } = await nextTask(hostQueue);
+      expect(task).toMatchObject({ kind: 'verify', vmId, datastore: { id: datastoreId } });
+      verified.push((task as { backupId: string }).backupId);
+      // The other waits for the slot this one holds: nothing more reaches the host meanwhile.
+      if (i === 0) await expect(receiveTask(sqs, hostQueue, 4000)).rejects.toThrow(/no task/);
+      await answer(task.token, { verified: true });
+      expect(await executionEnded(task.taskId.split('/')[0] as string)).toMatchObject({
+        kind: 'verify',
+        state: 'SUCCEEDED',
+      });
+    }
+    expect(verified.sort()).toEqual(['snap-3', 'snap-4']);
+    for (const id of ready) expect((await api('GET', `/images/${id}`)).body.verifyState).toBe('OK');
+    const [listed] = (await api('GET', `/datastores/${datastoreId}/schedules`)).body.items;
+    expect(listed).toMatchObject({ id: created.body.id, runs: 1, lastExecutionId: expect.any(String) });
+  }, 120_000);
 });

@@ -253,6 +253,20 @@ const schedule = (
   status,
   message,
 });
+const dsSchedule = (
+  name: string,
+  change: Of<Record<string, unknown>>,
+  status: number,
+  message?: RegExp,
+): Case => ({
+  name: `POST /datastores/{id}/schedules: ${name}`,
+  as: 'alice',
+  method: 'POST',
+  path: (f) => `/datastores/${f.dsAlice}/schedules`,
+  body: (f) => ({ action: 'verify', time: '+3600', ...resolve(change, f) }),
+  status,
+  message,
+});
 const config = (name: string, pairs: Record<string, unknown>, message?: RegExp): Case => ({
   name: `PUT /vms/{id}/backup-config: ${name}`,
   as: 'alice',
@@ -282,6 +296,26 @@ const work: Case[] = [
   schedule('days 99', { days: [99] }, 400),
   schedule('end ../../', { end: '../../' }, 400),
   schedule('the admin’s datastore', (f) => ({ datastoreId: f.dsAdmin }), 403),
+  dsSchedule('action with a shell', { action: 'verify; id' }, 400, /^action: /),
+  dsSchedule('action backup', { action: 'backup' }, 400, /^action: a datastore's schedule can verify/),
+  dsSchedule('another datastore named', (f) => ({ datastoreId: f.dsAdmin }), 400, /^datastoreId: /),
+  dsSchedule('repeat with a shell', { repeat: 'weekly; id' }, 400, /^repeat: /),
+  {
+    name: 'POST /datastores/{id}/schedules: the admin’s datastore by alice',
+    as: 'alice',
+    method: 'POST',
+    path: (f) => `/datastores/${f.dsAdmin}/schedules`,
+    body: { action: 'verify', time: '+3600' },
+    status: 403,
+  },
+  {
+    name: 'POST /datastores/{id}/schedules: alice’s datastore by bob',
+    as: 'bob',
+    method: 'POST',
+    path: (f) => `/datastores/${f.dsAlice}/schedules`,
+    body: { action: 'verify', time: '+3600', repeat: 'hourly' },
+    status: 403,
+  },
   config('KEEP_LAST -1', { KEEP_LAST: '-1' }),
   config('MODE with a newline', { MODE: 'FULL\nINCREMENT' }),
   config('a key ../x', { '../x': '1' }),

@@ -10,11 +10,13 @@ import { Conflict } from '#core/errors.ts';
 import { Datastore } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
 import { queueMonitor } from '../../operations/capacity.ts';
+import { deleteAwsSchedule } from '../../operations/eventbridge.ts';
 import { enqueueMaintenance, maintenanceHost } from '../../operations/maintenance.ts';
 import { capacityHistory } from '../../repo/capacity.ts';
 import { allocateId, freeName, reserveName } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
 import { listImages } from '../../repo/images.ts';
+import { schedules, schedulesOf } from '../../repo/schedules.ts';
 import { isTransactionConditionFailed } from '../../repo/table.ts';
 import { secretStore } from '../../secrets.ts';
 import { authorize, canUse, ownedBy } from '../access.ts';
@@ -139,6 +141,11 @@ const remove: RouteHandler = async (ctx) => {
     }),
   );
   if (ds.secretRef) await secretStore().delete(ds.secretRef);
+  // Its scheduled verifies go with it (they would only fail, run after run).
+  for (const schedule of await schedulesOf('datastore', ds.id)) {
+    await deleteAwsSchedule(schedule.awsName);
+    await schedules.delete(schedule.id);
+  }
   return { statusCode: 204 };
 };
 

@@ -1,14 +1,16 @@
 /**
- * Scheduled actions of VMs and backup jobs (`lifeboat vm sched ...`, `lifeboat backupjob sched
- * ...`): list (with the next run times), add, delete. The schedule is checked by
- * `core/schedule.ts` before anything is written, so a bad one changes nothing; in AWS it is
- * mirrored into EventBridge Scheduler.
+ * Scheduled actions of VMs, backup jobs and datastores (`lifeboat vm sched ...`, `lifeboat
+ * backupjob sched ...`, `lifeboat datastore sched ...`): list (with the next run times), add,
+ * delete. The schedule is checked by `core/schedule.ts` and its action against its target by
+ * `core/schedule-actions.ts` before anything is written, so a bad one changes nothing; in AWS it
+ * is mirrored into EventBridge Scheduler.
  */
 import { CreateScheduleBody, parseBody } from '#core/contracts/api.ts';
 import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
-import type { Vm } from '#core/model.ts';
+import type { Datastore, Vm } from '#core/model.ts';
 import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
+import { scheduleActionOf } from '#core/schedule-actions.ts';
 import { createAwsSchedule, deleteAwsSchedule } from '../../operations/eventbridge.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -20,13 +22,16 @@ import { items, json, pathId, type RouteContext, type RouteHandler } from '../ht
 
 type Target = ScheduleRecord['target'];
 
-/** The VM or job of the path, checked for the right the route's row asks (core/rights.ts). */
-async function targetOf(ctx: RouteContext, target: Target): Promise<Vm | JobRecord> {
+/** The VM, job or datastore of the path, checked for the right the route's row asks (core/rights.ts). */
+async function targetOf(ctx: RouteContext, target: Target): Promise<Vm | JobRecord | Datastore> {
   const id = pathId(ctx);
-  const object = target === 'vm' ? await vms.get(id) : await jobs.get(id);
+  const object =
+    target === 'vm' ? await vms.get(id) : target === 'job' ? await jobs.get(id) : await datastores.get(id);
   authorize(ctx, target, object);
   return object;
 }
+
+const NOUN: Record<Target, string> = { vm: 'VM', job: 'backup job', datastore: 'datastore' };
 
 /** A schedule as listed: the record, a description and its next run times. */
 function view(record: ScheduleRecord, now = new Date()) {
@@ -57,6 +62,7 @@ function add(target: Target): RouteHandler {
     const body = parseBody(CreateScheduleBody, ctx.body);
     const now = new Date();
     const spec = parseSchedule({ time: body.time, repeat: body.repeat, days: body.days, end: body.end }, now);
+    const action = scheduleActionOf(target, body);
     assertPriority(ctx.user.role, body.priority);
     let datastoreId: number | undefined;
     if (target === 'vm') {
@@ -67,7 +73,7 @@ function add(target: Target): RouteHandler {
       const datastore = await datastores.get(body.datastoreId);
       authorize(ctx, 'datastore', datastore);
       datastoreId = datastore.id;
-    } else if (body.datastoreId !== undefined) {
+    } else if (target === 'job' && body.datastoreId !== undefined) {
       throw new ValidationError('datastoreId: a backup job uses its own datastore');
     }
     const id = await allocateId('schedule');
@@ -76,7 +82,7 @@ function add(target: Target): RouteHandler {
       id,
       target,
       targetId: object.id,
-      action: 'backup',
+      action,
       datastoreId,
       reset: body.reset,
       priority: body.priority ?? 0,
@@ -98,9 +104,7 @@ function remove(target: Target): RouteHandler {
     const object = await targetOf(ctx, target);
     const schedule = await schedules.find(pathId(ctx, 'schedId'));
     if (!schedule || schedule.target !== target || schedule.targetId !== object.id) {
-      throw new NotFound(
-        `Schedule ${ctx.params.schedId} does not exist on ${target === 'vm' ? 'VM' : 'backup job'} ${object.id}`,
-      );
+      throw new NotFound(`Schedule ${ctx.params.schedId} does not exist on ${NOUN[target]} ${object.id}`);
     }
     await deleteAwsSchedule(schedule.awsName);
     await schedules.delete(schedule.id);
@@ -116,4 +120,7 @@ export const scheduleRoutes: Record<string, RouteHandler> = {
   'GET /jobs/{id}/schedules': list('job'),
   'POST /jobs/{id}/schedules': add('job'),
   'DELETE /jobs/{id}/schedules/{schedId}': remove('job'),
+  'GET /datastores/{id}/schedules': list('datastore'),
+  'POST /datastores/{id}/schedules': add('datastore'),
+  'DELETE /datastores/{id}/schedules/{schedId}': remove('datastore'),
 };

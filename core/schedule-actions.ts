@@ -1,0 +1,48 @@
+/**
+ * Which actions each kind of schedule takes: a VM's and a backup job's back up, a datastore's
+ * verifies its images. A new action (a restore drill) is one more entry here and one more case
+ * where the dispatcher fires it (functions/dispatcher/schedules.ts).
+ */
+import { ValidationError } from './errors.ts';
+import type { ScheduleActionKind, ScheduleTarget } from './model.ts';
+
+/** The actions of each target, its default first. */
+export const SCHEDULE_ACTIONS: Readonly<
+  Record<ScheduleTarget, readonly [ScheduleActionKind, ...ScheduleActionKind[]]>
+> = {
+  vm: ['backup'],
+  job: ['backup'],
+  datastore: ['verify'],
+};
+
+const NOUN: Record<ScheduleTarget, string> = { vm: 'a VM', job: 'a backup job', datastore: 'a datastore' };
+
+/** What a client asked of a new schedule, beyond its times. */
+export interface ScheduleFields {
+  action?: string;
+  datastoreId?: number;
+  reset?: boolean;
+}
+
+/**
+ * The action of a new schedule of `target`: the one asked for, or the target's default.
+ * ValidationError (naming the field) for an action the target does not take, or a field that
+ * only a backup takes on a schedule that does not back up.
+ */
+export function scheduleActionOf(target: ScheduleTarget, fields: ScheduleFields): ScheduleActionKind {
+  const allowed = SCHEDULE_ACTIONS[target];
+  const action = fields.action ?? allowed[0];
+  const found = allowed.find((a) => a === action);
+  if (!found) {
+    throw new ValidationError(
+      `action: ${NOUN[target]}'s schedule can ${allowed.join(' or ')} (got "${action.slice(0, 40)}")`,
+    );
+  }
+  if (target === 'datastore' && fields.datastoreId !== undefined) {
+    throw new ValidationError("datastoreId: a datastore's schedule acts on its own datastore");
+  }
+  if (found !== 'backup' && fields.reset === true) {
+    throw new ValidationError(`reset: only a backup starts a new chain (the action is ${found})`);
+  }
+  return found;
+}
