@@ -262,6 +262,7 @@ export const ExecutionKind = z.enum([
   'monitor',
   'flatten',
   'import',
+  'drill',
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
@@ -273,12 +274,42 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'monitor',
   'flatten',
   'import',
+  'drill',
 ]);
 
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */
 export function takesSlot(kind: ExecutionKind): boolean {
   return !MAINTENANCE_KINDS.has(kind);
 }
+/**
+ * A restore drill's report (`lifeboat drill list | show`): an image restored on a host into the
+ * runner's scratch space, checked, started without NICs and removed (core/drill.ts). RUNNING
+ * until its execution ends OK or FAILED (`error` says why, naming the disk).
+ */
+export const Drill = z.object({
+  id: Id,
+  imageId: Id,
+  vmId: Id,
+  datastoreId: Id,
+  hostId: Id,
+  executionId: z.string().min(1),
+  /** Start a VM from the latest point only (else from every point of a chain). */
+  latestOnly: z.boolean().default(false),
+  result: z.enum(['RUNNING', 'OK', 'FAILED']),
+  /** Points of the chain a VM was started from (when OK). */
+  points: z.number().int().nonnegative().optional(),
+  /** Bytes of stored files read back and checked (when OK). */
+  bytes: z.number().int().nonnegative().optional(),
+  /** How long the host took (when OK). */
+  seconds: z.number().nonnegative().optional(),
+  error: z.string().optional(),
+  requestedBy: z.string().min(1),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+});
+export type Drill = z.infer<typeof Drill>;
+
 export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 /** The error name a cancel records on the execution it ends (`lifeboat execution cancel`). */
 export const CANCELLED = 'Cancelled';

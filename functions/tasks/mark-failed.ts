@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { verifyFailed } from '../operations/alerts.ts';
+import { drillFailed } from '../operations/drill.ts';
 import { undoMarks } from '../operations/end.ts';
 import { recordVerification } from '../operations/verify.ts';
 import { executions } from '../repo/executions.ts';
@@ -33,8 +34,14 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
       message: `${error.name}: ${error.message}`,
     });
   }
-  // Told once (not again on a retry of this step): a verify job, or a backup's own read-back.
-  const found = execution.kind === 'verify' || error.name === 'BackupVerifyFailed';
+  // A drill that failed: its report FAILED with why (naming the disk), the image FAILED too.
+  const drillId = execution.params.drillId;
+  if (execution.kind === 'drill' && typeof drillId === 'number') {
+    await drillFailed(drillId, execution.imageId, `${error.name}: ${error.message}`);
+  }
+  // Told once (not again on a retry of this step): a verify job or drill, or a backup's own read-back.
+  const found =
+    execution.kind === 'verify' || execution.kind === 'drill' || error.name === 'BackupVerifyFailed';
   if (found && execution.state !== state) {
     await verifyFailed({
       datastoreId: execution.datastoreId,
