@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { domainNameProblem } from './domain-name.ts';
-import { bootedPoints, drillDomainName, drillIdOfDomain, drillPoints, sumMismatch } from './drill.ts';
+import {
+  bootedPoints,
+  drillDomainName,
+  drillIdOfDomain,
+  drillPoints,
+  drillTemplate,
+  sumMismatch,
+} from './drill.ts';
 import { Image } from './model.ts';
 
 const sha = (c: string) => c.repeat(64);
@@ -35,6 +42,25 @@ describe('drill domain names', () => {
       'x-lifeboat-drill-1',
     ])
       expect(drillIdOfDomain(other)).toBeUndefined();
+  });
+});
+
+describe('drillTemplate', () => {
+  it('renames the VM to the drill name, drops its UUID and every NIC (PCI ones too), keeps the disks', () => {
+    const xml = drillTemplate(
+      `<domain type='kvm'><name>web-1</name><uuid>0b7e2b5c-1f1e-4c1b-9d55-2b1f0c3f9a10</uuid><devices>
+        <disk type='file' device='disk'><source file='/images/web-1.qcow2'/><target dev='vda'/></disk>
+        <interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='prod'/></interface>
+        <interface type='hostdev'><source><address type='pci' domain='0' bus='6' slot='2' function='0'/></source></interface>
+        <interface type='bridge'><source bridge='br0'/></interface>
+      </devices></domain>`,
+      7,
+    );
+    expect(xml).toContain('<name>lifeboat-drill-7</name>');
+    expect(xml).not.toContain('web-1</name>');
+    expect(xml).not.toContain('<uuid>');
+    expect(xml).not.toMatch(/<interface|52:54:00|br0|prod/);
+    expect(xml).toContain('<target dev="vda"/>');
   });
 });
 

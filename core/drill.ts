@@ -10,6 +10,7 @@ import { restoreChain } from './chain.ts';
 import { ValidationError } from './errors.ts';
 import type { Image } from './model.ts';
 import { recordedSums } from './recorded-sums.ts';
+import { cleanTemplate } from './template.ts';
 
 /** Prefix of every drill domain: `lifeboat-drill-<drillId>`. */
 export const DRILL_DOMAIN_PREFIX = 'lifeboat-drill-';
@@ -19,6 +20,15 @@ export function drillDomainName(drillId: number): string {
   if (!Number.isSafeInteger(drillId) || drillId < 1)
     throw new ValidationError(`drillId: must be a positive integer (got ${String(drillId)})`);
   return `${DRILL_DOMAIN_PREFIX}${drillId}`;
+}
+
+/**
+ * The template a drill defines: the stored one renamed to the drill's throwaway name (whatever
+ * name the stored template or a message holds), without its UUID, and with every NIC removed
+ * (NO_NIC): a drill VM must never reach a network or clash with the VM it was backed up from.
+ */
+export function drillTemplate(template: string, drillId: number): string {
+  return cleanTemplate(template, { name: drillDomainName(drillId), noNic: true });
 }
 
 /** The drill id of a drill domain's name, or undefined when `name` is not one. */

@@ -15,8 +15,7 @@ import { chmod, copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DrillResult, DrillTask } from '#core/contracts/tasks.ts';
 import { checkDomainName } from '#core/domain-name.ts';
-import { bootedPoints, drillDomainName, sumMismatch } from '#core/drill.ts';
-import { cleanTemplate } from '#core/template.ts';
+import { bootedPoints, drillDomainName, drillTemplate, sumMismatch } from '#core/drill.ts';
 import { BackupVerifyFailed } from '#drivers/datastore/errors.ts';
 import type { DiskDriver, PointFile } from '#drivers/disk/driver.ts';
 import { domainState } from '#drivers/disk/tools.ts';
@@ -131,8 +130,7 @@ async function bootPoint(
       disks.push({ id, size: out.size });
     }
     // NO_NIC and the runner's own name, whatever the message's template says; then the allow-list.
-    const cleaned = cleanTemplate(task.template, { name, noNic: true });
-    const { xml } = pointTemplateAtDisks(cleaned, paths);
+    const { xml } = pointTemplateAtDisks(drillTemplate(task.template, task.drillId), paths);
     ctx.progress.phase(`starting point ${index}`);
     await defineDomain(
       xml,
