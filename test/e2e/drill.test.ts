@@ -3,7 +3,8 @@
  * restores an rsync backup into the runner's scratch space, checks every disk's sha256, starts
  * the VM under a throwaway name without NICs and removes it all (drill OK with points and bytes,
  * shown by `drill list` and `drill show`); after a byte of the stored disk is flipped on the
- * server, a drill FAILS naming the disk, and still leaves no domain and no file behind.
+ * server, a drill FAILS naming the disk, and still leaves no domain and no file behind. A chain
+ * of a running VM (restic) is drilled from every point, or with --latest-only from the last.
  */
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Datastore, Drill, Image, Vm } from '#core/model.ts';
 import { run } from '#drivers/exec.ts';
-import { createTestVm, type TestVm, virsh } from '../helpers/libvirt.ts';
+import { createTestVm, guestWrite, type TestVm, virsh } from '../helpers/libvirt.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { backup, removeHome, type Stack, startStack } from './harness.ts';
 
@@ -19,6 +20,7 @@ let stack: Stack;
 let sshd: Sshd;
 let scratch: string;
 let test: TestVm;
+let chainTest: TestVm | undefined;
 let vm: Vm;
 let ds: Datastore;
 let image: Image;
@@ -57,6 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await test?.destroy().catch(() => {});
+  await chainTest?.destroy().catch(() => {});
   await stack?.stop();
   await removeHome(stack);
   await sshd?.stop();
@@ -79,9 +82,12 @@ async function leftoverFiles(): Promise<string[]> {
 }
 
 /** `image verify IMAGEID --restore --wait --json`. */
-async function drill(): Promise<{ code: number; stderr: string; out?: { drill: Drill; image: Image } }> {
+async function drill(
+  imageId = image.id,
+  extra: string[] = [],
+): Promise<{ code: number; stderr: string; out?: { drill: Drill; image: Image } }> {
   const res = await stack.cli(
-    ['image', 'verify', String(image.id), '--restore', '--wait', '--json'],
+    ['image', 'verify', String(imageId), '--restore', ...extra, '--wait', '--json'],
     300_000,
   );
   let out: { drill: Drill; image: Image } | undefined;
@@ -139,6 +145,44 @@ describe('restore drills through the real runner', () => {
     );
     expect(res.out?.image).toMatchObject({ verifyState: 'FAILED' });
     expect(await stack.json<Drill>(['drill', 'show', String(report.id)])).toMatchObject({ result: 'FAILED' });
+    expect(await drillDomains()).toEqual([]);
+    expect(await leftoverFiles()).toEqual([]);
+  });
+
+  it('a chain of a running VM: every point started (points 2), or only the latest with --latest-only', async () => {
+    chainTest = await createTestVm({
+      name: 'lb-e2e-h-drill-chain',
+      disks: [{ sizeMiB: 32, format: 'qcow2' }],
+      running: true,
+      backupConfig: { MODE: 'INCREMENT' },
+    });
+    const chainVm = await stack.vm(chainTest.domain, 'RUNNING');
+    const restic = await stack.json<Datastore>([
+      'datastore',
+      'create',
+      '--name',
+      'h-drill-restic',
+      '--driver',
+      'restic',
+      '--attr',
+      `BASE_PATH=${join(scratch, 'restic')}`,
+      '--attr',
+      'RESTIC_PASSWORD=h-drill restic pw',
+    ]);
+    const first = await backup(stack, chainVm.id, restic.id);
+    expect(first.code, first.stderr).toBe(0);
+    await guestWrite(chainTest.domain, 'vda', 4 * 1024 * 1024, 1024 * 1024, 0x3c);
+    const second = await backup(stack, chainVm.id, restic.id);
+    expect(second.code, second.stderr).toBe(0);
+    const chain = await stack.json<Image>(['image', 'show', String(second.execution?.imageId)]);
+    expect(chain.increments).toHaveLength(2);
+
+    const every = await drill(chain.id);
+    expect(every.code, every.stderr).toBe(0);
+    expect(every.out?.drill).toMatchObject({ result: 'OK', points: 2, latestOnly: false });
+    const latest = await drill(chain.id, ['--latest-only']);
+    expect(latest.code, latest.stderr).toBe(0);
+    expect(latest.out?.drill).toMatchObject({ result: 'OK', points: 1, latestOnly: true });
     expect(await drillDomains()).toEqual([]);
     expect(await leftoverFiles()).toEqual([]);
   });
