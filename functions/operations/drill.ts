@@ -122,3 +122,33 @@ export async function drillFailed(
     });
   if (imageId !== undefined) await recordVerification(imageId, { state: 'FAILED', message }, now);
 }
+
+/**
+ * A drill whose execution ended without its Commit (cancelled, timed out, failed): a report still
+ * RUNNING becomes FAILED saying how it ended (MarkFailed then writes the runner's message). The
+ * image's verifyState is left alone: nothing was found wrong with its data.
+ */
+export async function drillEnded(
+  drillId: number,
+  state: string,
+  error?: { name: string; message: string },
+  now = new Date().toISOString(),
+): Promise<void> {
+  const why = error ? `${error.name}: ${error.message}` : `the drill's execution ended ${state}`;
+  await drills
+    .update(
+      drillId,
+      { result: 'FAILED', error: why.slice(0, 2000), endedAt: now },
+      {
+        condition: {
+          expression: '#r = :running',
+          names: { '#r': 'result' },
+          values: { ':running': 'RUNNING' },
+        },
+      },
+    )
+    .catch((err) => {
+      // Already ended, or the report is gone: nothing to do.
+      if (!isConditionFailed(err)) throw err;
+    });
+}

@@ -153,6 +153,18 @@ describe('restore drills', () => {
     });
   });
 
+  it('a drill cancelled before it ran: its report ends FAILED saying so, the image keeps its verifyState', async () => {
+    const imageId = await backup('d1d2d3d4e5f60704');
+    const res = await call('POST', `/images/${imageId}/verify`, { ...admin, body: { restore: true } });
+    const { drill } = res.body;
+    const cancelled = await call('POST', `/executions/${drill.executionId}/cancel`, admin);
+    expect(cancelled.status).toBeLessThan(300);
+    const ended = await drills.get(drill.id);
+    expect(ended).toMatchObject({ result: 'FAILED', error: expect.stringMatching(/Cancelled|ABORTED/) });
+    expect(ended.endedAt).toBeDefined();
+    expect(await images.get(imageId)).toMatchObject({ verifyState: 'OK' });
+  });
+
   it('refuses bad input, other users and missing objects, changing nothing', async () => {
     const imageId = await backup('d1d2d3d4e5f60703');
     const state = async () => ({
