@@ -39,6 +39,9 @@ export async function runDrill(task: DrillTask, ctx: TaskContext): Promise<Drill
   const started = Date.now();
   const name = checkDomainName(drillDomainName(task.drillId), 'drill domain');
   const tool = { uri: ctx.libvirtUri, signal: ctx.signal };
+  // First: the datastore's attributes are re-validated here, before any process runs.
+  const store = ctx.drivers.datastore(task.datastore.driver);
+  const target = await ctx.target(task.datastore);
   await assertNoDomain(name, tool);
   // QEMU (libvirt-qemu) must reach the restored disks: the work folder and its vm folder 0711.
   await mkdir(ctx.workDir, { recursive: true, mode: RESTORE_FOLDER_MODE });
@@ -47,8 +50,6 @@ export async function runDrill(task: DrillTask, ctx: TaskContext): Promise<Drill
   const filesDir = join(ctx.workDir, 'files');
   try {
     ctx.progress.phase('downloading');
-    const store = ctx.drivers.datastore(task.datastore.driver);
-    const target = await ctx.target(task.datastore);
     const downloaded = await downloadPoints(store, target, task.vmId, task.points, filesDir, ctx);
     ctx.progress.phase('checking');
     let bytes = 0;
