@@ -48,6 +48,7 @@ export async function runDrill(task: DrillTask, ctx: TaskContext): Promise<Drill
   await chmod(ctx.workDir, RESTORE_FOLDER_MODE);
   const vmDir = join(ctx.workDir, 'vm');
   const filesDir = join(ctx.workDir, 'files');
+  const copiesDir = join(ctx.workDir, 'copies');
   try {
     ctx.progress.phase('downloading');
     const downloaded = await downloadPoints(store, target, task.vmId, task.points, filesDir, ctx);
@@ -72,18 +73,15 @@ export async function runDrill(task: DrillTask, ctx: TaskContext): Promise<Drill
     for (const index of booted) {
       // restorePoint may consume its inputs: an earlier point works on copies, the last on the files.
       const last = index === task.points.length - 1;
-      const inputs = last
-        ? downloaded
-        : await copyPoints(downloaded.slice(0, index + 1), join(ctx.workDir, `copy-${index}`));
+      const inputs = last ? downloaded : await copyPoints(downloaded.slice(0, index + 1), copiesDir);
       disks = await bootPoint(task, name, index, inputs, drivers, vmDir, ctx);
-      if (!last) await rm(join(ctx.workDir, `copy-${index}`), { recursive: true, force: true });
+      await rm(copiesDir, { recursive: true, force: true });
     }
     return { points: booted.length, bytes, disks, durationMs: Date.now() - started };
   } finally {
     // Whatever happened: no domain, no file (the executor removes the work folder as well).
     await undefineDomain(name, { uri: ctx.libvirtUri });
-    await rm(vmDir, { recursive: true, force: true });
-    await rm(filesDir, { recursive: true, force: true });
+    for (const dir of [vmDir, copiesDir, filesDir]) await rm(dir, { recursive: true, force: true });
   }
 }
 
