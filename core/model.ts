@@ -250,8 +250,9 @@ export type Image = z.infer<typeof Image>;
 /**
  * backup and restore run their own state machines; `delete` (remove an image's data), `download`
  * (one file of a backup to a host path), `verify`, `monitor` (a datastore's capacity) and
- * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) and
- * `import` (a datastore's images rebuilt from its catalog) run the Maintenance machine.
+ * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base),
+ * `import` (a datastore's images rebuilt from its catalog) and `drill` (a restore drill,
+ * core/drill.ts) run the Maintenance machine.
  */
 export const ExecutionKind = z.enum([
   'backup',

@@ -3,7 +3,8 @@
  * backup leaves the image, and the image record goes once none is left; download and verify:
  * the result on the execution; monitor: the datastore's capacity and a sample of it; flatten: the chain's new base
  * (see `flatten.ts`) and the removal of the merged backups queued; import: the images the
- * datastore's catalog holds and the control plane does not (operations/import.ts). Idempotent.
+ * datastore's catalog holds and the control plane does not (operations/import.ts); drill: the
+ * report OK with its points, bytes and seconds, and the image verified (operations/drill.ts). Idempotent.
  */
 import { z } from 'zod';
 import { DownloadResult, DrillResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';

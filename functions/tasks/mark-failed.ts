@@ -4,8 +4,9 @@
  * undoMarks (functions/operations/end.ts: the image to ERROR, or READY for a chain; the VM's
  * lock only if this execution holds it; a failed delete's image ERROR, deletable again; a failed
  * flatten's chain as it was and ACTIVE_FLATTEN cleared); a failed verify leaves its image
- * `verifyState` FAILED with the message; a verification's failure (verify job or a backup's
- * read-back) is counted and notified (operations/alerts.ts). ReleaseFailed, next, ends it. Idempotent.
+ * `verifyState` FAILED with the message, and so does a failed drill (its report FAILED too,
+ * operations/drill.ts); a verification's failure (verify job, drill or a backup's read-back) is
+ * counted and notified (operations/alerts.ts). ReleaseFailed, next, ends it. Idempotent.
  */
 import { z } from 'zod';
 import { verifyFailed } from '../operations/alerts.ts';
