@@ -9,6 +9,7 @@ import { registerAdmin } from './commands/admin.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerBackupJob } from './commands/backupjob.ts';
 import { registerDatastore } from './commands/datastore.ts';
+import { registerDrill } from './commands/drill.ts';
 import { registerExecution } from './commands/execution.ts';
 import { registerGroup } from './commands/group.ts';
 import { registerHost } from './commands/host.ts';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerImage(program);
   registerBackupJob(program);
   registerExecution(program);
+  registerDrill(program);
   registerUser(program);
   registerWhoami(program);
   registerGroup(program);

@@ -250,8 +250,9 @@ export type Image = z.infer<typeof Image>;
 /**
  * backup and restore run their own state machines; `delete` (remove an image's data), `download`
  * (one file of a backup to a host path), `verify`, `monitor` (a datastore's capacity) and
- * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base) and
- * `import` (a datastore's images rebuilt from its catalog) run the Maintenance machine.
+ * `flatten` (KEEP_LAST on an increment chain: its oldest points merged into a new base),
+ * `import` (a datastore's images rebuilt from its catalog) and `drill` (a restore drill,
+ * core/drill.ts) run the Maintenance machine.
  */
 export const ExecutionKind = z.enum([
   'backup',
@@ -262,6 +263,7 @@ export const ExecutionKind = z.enum([
   'monitor',
   'flatten',
   'import',
+  'drill',
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
@@ -273,6 +275,7 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'monitor',
   'flatten',
   'import',
+  'drill',
 ]);
 
 /**
@@ -287,6 +290,35 @@ const SLOTTED_MAINTENANCE: ReadonlySet<ExecutionKind> = new Set(['verify']);
 export function takesSlot(kind: ExecutionKind): boolean {
   return !MAINTENANCE_KINDS.has(kind) || SLOTTED_MAINTENANCE.has(kind);
 }
+/**
+ * A restore drill's report (`lifeboat drill list | show`): an image restored on a host into the
+ * runner's scratch space, checked, started without NICs and removed (core/drill.ts). RUNNING
+ * until its execution ends OK or FAILED (`error` says why, naming the disk).
+ */
+export const Drill = z.object({
+  id: Id,
+  imageId: Id,
+  vmId: Id,
+  datastoreId: Id,
+  hostId: Id,
+  executionId: z.string().min(1),
+  /** Start a VM from the latest point only (else from every point of a chain). */
+  latestOnly: z.boolean().default(false),
+  result: z.enum(['RUNNING', 'OK', 'FAILED']),
+  /** Points of the chain a VM was started from (when OK). */
+  points: z.number().int().nonnegative().optional(),
+  /** Bytes of stored files read back and checked (when OK). */
+  bytes: z.number().int().nonnegative().optional(),
+  /** How long the host took (when OK). */
+  seconds: z.number().nonnegative().optional(),
+  error: z.string().optional(),
+  requestedBy: z.string().min(1),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  endedAt: z.string().optional(),
+});
+export type Drill = z.infer<typeof Drill>;
+
 export const ExecutionState = z.enum(['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 /** The error name a cancel records on the execution it ends (`lifeboat execution cancel`). */
 export const CANCELLED = 'Cancelled';

@@ -113,7 +113,12 @@ export const DEFAULT_ROUTE_RIGHTS: Readonly<Record<string, RouteRights>> = {
     { image: 'use', vm: 'admin' },
     'the VM row applies to an in-place restore only; naming a host is admin-only',
   ),
-  'POST /images/{id}/verify': user({ image: 'use' }, 'naming a host is admin-only'),
+  'POST /images/{id}/verify': user(
+    { image: 'use' },
+    'naming a host is admin-only; `restore: true` starts a drill with the same rights',
+  ),
+  'GET /drills': user(undefined, 'lists the drills of images the caller may use (admins: all)'),
+  'GET /drills/{id}': user({ image: 'use' }, 'a drill of an image since deleted: admins only'),
   'POST /downloads': user({ image: 'use', datastore: 'use' }, 'naming a host is admin-only'),
   'GET /executions': user(undefined, 'lists the caller own executions (admins: all)'),
   'GET /executions/{id}': { caller: 'requester', note: "another's execution is answered as absent" },

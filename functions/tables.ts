@@ -20,7 +20,8 @@ export interface TableSpec {
     | 'schedules'
     | 'progress'
     | 'audit'
-    | 'capacity';
+    | 'capacity'
+    | 'drills';
   /** Environment variable holding the table's name for the Lambdas and the runner. */
   envVar: string;
   partitionKey: { name: string; type: 'S' | 'N' };
@@ -146,4 +147,6 @@ export const TABLES: readonly TableSpec[] = [
     ],
     ttlAttribute: 'expiresAt',
   },
+  // Restore drill reports (core/model.ts Drill), by their small integer id. Few: listed by scan.
+  { key: 'drills', envVar: 'TABLE_DRILLS', partitionKey: { name: 'id', type: 'N' }, indexes: [] },
 ];

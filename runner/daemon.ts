@@ -130,6 +130,7 @@ async function runDaemon(
     stateDir: config.stateDir,
     log: rootLog,
     processes,
+    libvirtUri: config.libvirtUri,
   });
   if (reconciled.length) rootLog('warn', 'reconciled unfinished tasks', { count: reconciled.length });
 

@@ -48,3 +48,9 @@ export class NotEnrolled extends LifeboatError {
   override readonly name: string = 'NotEnrolled';
   override readonly status = 401;
 }
+
+/** A restore drill's VM was defined but did not reach running: the restore would not boot. */
+export class DrillFailed extends LifeboatError {
+  override readonly name: string = 'DrillFailed';
+  override readonly status = 502;
+}

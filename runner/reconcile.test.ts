@@ -1,5 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { DrillTask } from '#core/contracts/tasks.ts';
 import { silentLogger } from '#runner/log.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
 import { hostKeyPath, sealedSecretResolver } from '#runner/sealed-secrets.ts';
@@ -89,5 +91,45 @@ describe('start-up reconcile', () => {
       action: 'answer',
       outcome: { ok: false, error: { name: 'RunnerRestarted' } },
     });
+  });
+
+  it('a drill cut short: its throwaway domain is undefined and its scratch files removed', async () => {
+    const drivers = fakeDrivers({}, { reconcile: async () => {} });
+    const r = await fakeRunner({ drivers });
+    cleanups.push(r.remove);
+    const task: DrillTask = {
+      v: 1,
+      kind: 'drill',
+      taskId: '40/RunOnHost',
+      token: 'tok-40',
+      heartbeatSeconds: 120,
+      drillId: 12,
+      imageId: 9,
+      vmId: 3,
+      datastore: sealedDatastore({ RESTIC_PASSWORD: 'pw' }, { attributes: { BASE_PATH: '/srv/backup' } }),
+      points: [{ backupId: 'b1', disks: [{ id: 0, file: 'disk.0.raw', sha256: null }] }],
+      latestOnly: false,
+      template: '<domain/>',
+      emulatorCpus: null,
+    };
+    await r.journal.start(task);
+    const scratch = join(workDirFor(r.dir, task.taskId), 'vm');
+    await mkdir(scratch, { recursive: true });
+    await writeFile(join(scratch, 'lifeboat-drill-12-disk-0.qcow2'), 'restored');
+    const [one] = await reconcileUnfinished({
+      journal: r.journal,
+      reporter: r.reporter,
+      drivers,
+      secrets: sealedSecretResolver(hostKeyPath(r.dir)),
+      stateDir: r.dir,
+      log: silentLogger,
+      // libvirt's in-process test driver: no daemon, no domain of this machine touched.
+      libvirtUri: 'test:///default',
+    });
+    expect(one?.actions).toContain('removed drill domain lifeboat-drill-12');
+    await expect(access(workDirFor(r.dir, task.taskId))).rejects.toThrow(/ENOENT/);
+    expect(r.tokens.answers()).toEqual([
+      expect.objectContaining({ token: 'tok-40', error: 'RunnerRestarted' }),
+    ]);
   });
 });

@@ -12,6 +12,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { TaskDatastore, TaskVm } from '#core/contracts/tasks.ts';
+import { drillDomainName } from '#core/drill.ts';
 import { RunnerRestarted } from './errors.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { Logger } from './log.ts';
@@ -20,6 +21,7 @@ import type { ProcessRegistry } from './process-registry.ts';
 import type { Reporter } from './reporter.ts';
 import { reconcileWorkDir } from './tasks/backup-mixed.ts';
 import { type Drivers, resolveTarget, type SecretResolver, workDirFor } from './tasks/context.ts';
+import { undefineDomain } from './tasks/define-domain.ts';
 
 export interface ReconcileDeps {
   journal: Journal;
@@ -32,6 +34,8 @@ export interface ReconcileDeps {
   processes?: ProcessRegistry;
   /** SIGTERM to SIGKILL for leftover tools (default 5 s). */
   orphanGraceMs?: number;
+  /** The runner's libvirt connection (a drill's leftover domain is undefined there). */
+  libvirtUri?: string;
 }
 
 /** What reconcile did for one task. */
@@ -90,6 +94,17 @@ async function cleanLeftovers(record: JournalRecord, deps: ReconcileDeps, log: L
       // reconcile); otherwise, and for the other kinds, only downloads are left there.
       if (record.kind === 'restore') {
         for (const disk of deps.drivers.disks()) actions.push(...(await disk.reconcile(workDir)));
+      }
+      // A drill cut short leaves its throwaway domain (its name built from the id, as the drill does).
+      const drillId = record.task.drillId;
+      if (
+        record.kind === 'drill' &&
+        typeof drillId === 'number' &&
+        Number.isSafeInteger(drillId) &&
+        drillId > 0
+      ) {
+        await undefineDomain(drillDomainName(drillId), { uri: deps.libvirtUri });
+        actions.push(`removed drill domain ${drillDomainName(drillId)}`);
       }
       await rm(workDir, { recursive: true, force: true });
     }

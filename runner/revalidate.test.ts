@@ -87,6 +87,18 @@ function tasks(datastore: BackupTask['datastore']): Task[] {
       increment: null,
       chain: [],
     },
+    {
+      ...header(10),
+      kind: 'drill',
+      drillId: 4,
+      imageId: 9,
+      vmId: 3,
+      datastore,
+      points: [{ backupId: 'snap-1', disks: [{ id: 0, file: 'disk.0.raw', sha256: null }] }],
+      latestOnly: false,
+      template: '<domain/>',
+      emulatorCpus: null,
+    },
   ] as Task[];
 }
 

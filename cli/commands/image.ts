@@ -4,7 +4,7 @@
  * their stored backups back against the sha256 recorded at backup time.
  */
 import { type Command, Option } from 'commander';
-import type { Execution, Image } from '#core/model.ts';
+import type { Drill, Execution, Image } from '#core/model.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -18,6 +18,7 @@ import {
   printList,
 } from '../output.ts';
 import { describeTarget, followExecution, queuedOrFollowed, reportOutcome } from '../progress.ts';
+import { drillDetails } from './drill.ts';
 import { describePermissions, ownershipColumns, registerOwnership } from './ownership.ts';
 
 const COLUMNS: readonly Column<Image>[] = [
@@ -103,7 +104,7 @@ export function registerImage(program: Command): void {
   image
     .command('verify')
     .description(
-      "read an image's stored backups back and check each file against the sha256 recorded at backup time",
+      "read an image's stored backups back and check each file against the sha256 recorded at backup time; --restore: a restore drill",
     )
     .argument('<IMAGEID>', 'image id', parseId)
     .option(
@@ -111,39 +112,60 @@ export function registerImage(program: Command): void {
       'host that reads the data, admins only (default: the datastore’s bridge or the VM’s host)',
       parseId,
     )
+    .option(
+      '--restore',
+      'a restore drill: restore on the host into its scratch space, check every disk, start the VM without NICs, remove it all',
+    )
+    .option('--latest-only', 'with --restore: start a VM from the latest point of a chain only')
     .option('--wait', 'follow each verification to its end (exit 0 only if every one succeeded)')
-    .action(async (id: number, options: { host?: number; wait?: boolean }, command: Command) => {
-      const context = contextOf(command);
-      const client = context.client();
-      const body = options.host !== undefined ? { hostId: options.host } : {};
-      // One execution per stored backup (a chain: per point).
-      const queued = await client.post<{ imageId: number; executions: Execution[] }>(
-        `/images/${id}/verify`,
-        body,
-      );
-      if (!options.wait) {
-        if (context.output.json) return printJson(queued);
-        return printLines(queued.executions.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`));
-      }
-      const ended: Execution[] = [];
-      for (const execution of queued.executions) {
-        if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
-        ended.push(await followExecution(client, execution.id, context.progress));
-      }
-      const image = await client.get<Image>(`/images/${id}`);
-      if (context.output.json) printJson({ image, executions: ended });
-      else {
-        printLines(ended.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`));
-        printLines([
-          `image ${id} ${image.verifyState ?? 'never verified'}${image.verifiedAt ? ` at ${image.verifiedAt}` : ''}`,
-        ]);
-      }
-      const failed = ended.find((e) => e.state !== 'SUCCEEDED');
-      if (failed) {
-        const error = failed.error ? `: ${failed.error.name}: ${failed.error.message}` : '';
-        throw new CliError(`execution ${failed.id} ${failed.state}${error}`, 1);
-      }
-    });
+    .action(
+      async (
+        id: number,
+        options: { host?: number; wait?: boolean; restore?: boolean; latestOnly?: boolean },
+        command: Command,
+      ) => {
+        const context = contextOf(command);
+        const client = context.client();
+        if (options.latestOnly && !options.restore) throw new UsageError('--latest-only needs --restore');
+        const body = {
+          ...(options.host !== undefined && { hostId: options.host }),
+          ...(options.restore && { restore: true }),
+          ...(options.latestOnly && { latestOnly: true }),
+        };
+        // One execution per stored backup (a chain: per point); a drill: one, with its report.
+        const queued = await client.post<{ imageId: number; drill?: Drill; executions: Execution[] }>(
+          `/images/${id}/verify`,
+          body,
+        );
+        if (!options.wait) {
+          if (context.output.json) return printJson(queued);
+          return printLines([
+            ...(queued.drill ? [`drill ${queued.drill.id} ${queued.drill.result}`] : []),
+            ...queued.executions.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`),
+          ]);
+        }
+        const ended: Execution[] = [];
+        for (const execution of queued.executions) {
+          if (!context.output.json) process.stderr.write(`execution ${execution.id} ${execution.state}\n`);
+          ended.push(await followExecution(client, execution.id, context.progress));
+        }
+        const image = await client.get<Image>(`/images/${id}`);
+        const drill = queued.drill && (await client.get<Drill>(`/drills/${queued.drill.id}`));
+        if (context.output.json) printJson({ image, ...(drill && { drill }), executions: ended });
+        else {
+          printLines(ended.map((e) => `execution ${e.id} ${e.state}${describeTarget(e)}`));
+          if (drill) printLines(drillDetails(drill));
+          printLines([
+            `image ${id} ${image.verifyState ?? 'never verified'}${image.verifiedAt ? ` at ${image.verifiedAt}` : ''}`,
+          ]);
+        }
+        const failed = ended.find((e) => e.state !== 'SUCCEEDED');
+        if (failed) {
+          const error = failed.error ? `: ${failed.error.name}: ${failed.error.message}` : '';
+          throw new CliError(`execution ${failed.id} ${failed.state}${error}`, 1);
+        }
+      },
+    );
 
   image
     .command('download')

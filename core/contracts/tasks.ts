@@ -317,6 +317,39 @@ export const FlattenTask = z.object({
 });
 export type FlattenTask = z.infer<typeof FlattenTask>;
 
+/** One stored backup a drill reads: each disk's file and the sha256 recorded at backup time (or null). */
+export const DrillTaskPoint = z.object({
+  backupId: BackupId,
+  disks: z
+    .array(
+      z.object({ id: z.number().int().nonnegative(), file: StoredFileName, sha256: Sha256Hex.nullable() }),
+    )
+    .min(1),
+});
+
+/**
+ * A restore drill (answers {@link DrillResult}): every point of the image's chain (`points`, the
+ * FULL first) downloaded into the runner's own work folder and each file checked against its
+ * sha256; then, from every point (or only the last with `latestOnly`), the disks restored, the VM
+ * defined from `template` with every NIC removed under the name the runner builds from
+ * `drillId` (never a name from the message), started, seen running, and removed with its files.
+ */
+export const DrillTask = z.object({
+  ...header,
+  kind: z.literal('drill'),
+  drillId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  imageId: z.number().int().nonnegative(),
+  vmId: z.number().int().nonnegative(),
+  datastore: TaskDatastore,
+  points: z.array(DrillTaskPoint).min(1),
+  latestOnly: z.boolean(),
+  /** The VM template captured at backup time (the runner cleans it again: NO_NIC, its own name). */
+  template: z.string().min(1),
+  /** The host's EMULATOR_CPUS. */
+  emulatorCpus: z.string().nullable(),
+});
+export type DrillTask = z.infer<typeof DrillTask>;
+
 export const Task = z.discriminatedUnion('kind', [
   BackupTask,
   RestoreTask,
@@ -328,6 +361,7 @@ export const Task = z.discriminatedUnion('kind', [
   DownloadTask,
   VerifyTask,
   FlattenTask,
+  DrillTask,
 ]);
 export type Task = z.infer<typeof Task>;
 export type TaskKind = Task['kind'];
@@ -387,6 +421,20 @@ export const TASK_FIELDS: Record<TaskKind, readonly string[]> = {
   ],
   verify: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'backupId', 'datastore', 'sums'],
   flatten: ['v', 'kind', 'heartbeatSeconds', 'hostId', 'vmId', 'imageId', 'datastore', 'points', 'template'],
+  drill: [
+    'v',
+    'kind',
+    'heartbeatSeconds',
+    'hostId',
+    'drillId',
+    'imageId',
+    'vmId',
+    'datastore',
+    'points',
+    'latestOnly',
+    'template',
+    'emulatorCpus',
+  ],
 };
 
 /** Task kinds the Maintenance state machine sends to a host (one machine for all of them). */
@@ -398,6 +446,7 @@ export const MAINTENANCE_TASK_KINDS = [
   'verify',
   'flatten',
   'catalog',
+  'drill',
 ] as const;
 export type MaintenanceTaskKind = (typeof MAINTENANCE_TASK_KINDS)[number];
 
@@ -549,3 +598,15 @@ export const FlattenResult = z.object({
     .min(1),
 });
 export type FlattenResult = z.infer<typeof FlattenResult>;
+
+/** What a drill answers: the points started, the bytes read back, how long it took. */
+export const DrillResult = z.object({
+  /** Points of the chain a VM was started from. */
+  points: z.number().int().nonnegative(),
+  /** Bytes of the stored files read back and checked. */
+  bytes: z.number().int().nonnegative(),
+  /** Disks restored (of the last point). */
+  disks: z.array(z.object({ id: z.number().int().nonnegative(), size: z.number().int().nonnegative() })),
+  durationMs: z.number().int().nonnegative(),
+});
+export type DrillResult = z.infer<typeof DrillResult>;

@@ -5,6 +5,7 @@
  */
 import type { InventoryVm } from '#core/contracts/api.ts';
 import { domainNameProblem } from '#core/domain-name.ts';
+import { drillIdOfDomain } from '#core/drill.ts';
 import type { VmState } from '#core/model.ts';
 import { log } from '#platform/log.ts';
 import { type DomainDisk, parseDomainXml } from './domain-xml.ts';
@@ -135,13 +136,14 @@ async function trackedBase(
 /**
  * Every domain libvirt knows on this host, running or not; domains that vanish meanwhile are
  * skipped, and so are those whose name virsh would read as an id, a UUID or an option (reading
- * them could describe another domain; the API refuses them too, core/domain-name.ts).
+ * them could describe another domain; the API refuses them too, core/domain-name.ts), and a
+ * restore drill's throwaway domain (core/drill.ts), which lives a few seconds and is no VM.
  */
 export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]> {
   const names = (await virsh(['list', '--all', '--name'], options))
     .split('\n')
     .map((n) => n.trim())
-    .filter((n) => n !== '' && domainNameProblem(n) === undefined);
+    .filter((n) => n !== '' && domainNameProblem(n) === undefined && drillIdOfDomain(n) === undefined);
   // A few domains at a time: each costs several tool runs, mostly waiting on libvirtd, and a
   // report that libvirt's events trigger should land within a second or two.
   const vms: (Vm | undefined)[] = [];

@@ -39,6 +39,7 @@ import {
   BackupJob,
   CapacitySample,
   Datastore,
+  Drill,
   Execution,
   Host,
   Image,
@@ -47,6 +48,7 @@ import {
 } from '#core/model.ts';
 import { CapacityQuery } from './routes/datastores.ts';
 import { DownloadRequestBody } from './routes/downloads.ts';
+import { DrillListQuery } from './routes/drills.ts';
 import { VerifyRequestBody } from './routes/images.ts';
 
 /** The schemas the document names (`#/components/schemas/<name>`): request bodies, queries, models. */
@@ -70,6 +72,7 @@ export const SCHEMAS = {
   RestoreRequestBody,
   VerifyRequestBody,
   DownloadRequestBody,
+  DrillListQuery,
   ExecutionListQuery,
   CreateScheduleBody,
   CreateJobBody,
@@ -88,6 +91,7 @@ export const SCHEMAS = {
   CapacitySample: CapacitySample.omit({ id: true, expiresAt: true }),
   Image,
   Execution,
+  Drill,
   ScheduledAction,
   BackupJob,
 } as const;
@@ -193,10 +197,16 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   }),
   'POST /images/{id}/restore': doc('Restore an image', { 202: 'Execution' }, { body: 'RestoreRequestBody' }),
   'POST /images/{id}/verify': doc(
-    'Read every stored backup of an image back against its recorded sha256 (one execution each)',
+    'Read every stored backup of an image back against its recorded sha256 (one execution each); with restore: a drill (restore, check, start without NICs, remove)',
     { 202: 'object' },
     { body: 'VerifyRequestBody' },
   ),
+  'GET /drills': doc(
+    'List the restore drills of images the caller may use, newest first',
+    { 200: 'Drill[]' },
+    { query: 'DrillListQuery' },
+  ),
+  'GET /drills/{id}': doc('Show a restore drill report', { 200: 'Drill' }),
   'PUT /images/{id}/owner': doc('Change the owner or group of an image', OWNER, { body: 'ChownBody' }),
   'PUT /images/{id}/permissions': doc('Change the permissions of an image', OWNER, { body: 'ChmodBody' }),
   'POST /downloads': doc(

@@ -16,6 +16,7 @@ import { auditRoutes } from './routes/audit.ts';
 import { configRoutes } from './routes/config.ts';
 import { datastoreRoutes } from './routes/datastores.ts';
 import { downloadRoutes } from './routes/downloads.ts';
+import { drillRoutes } from './routes/drills.ts';
 import { executionRoutes } from './routes/executions.ts';
 import { groupRoutes } from './routes/groups.ts';
 import { hostEnrollmentRoutes } from './routes/host-enrollment.ts';
@@ -48,6 +49,7 @@ export const HANDLERS: Readonly<Record<string, RouteHandler>> = {
   ...datastoreRoutes,
   ...imageRoutes,
   ...downloadRoutes,
+  ...drillRoutes,
   ...executionRoutes,
   ...configRoutes,
   ...jobRoutes,

@@ -54,6 +54,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', path: '/images/{id}' },
   { method: 'POST', path: '/images/{id}/restore' },
   { method: 'POST', path: '/images/{id}/verify' },
+  { method: 'GET', path: '/drills' },
+  { method: 'GET', path: '/drills/{id}' },
   { method: 'PUT', path: '/images/{id}/owner' },
   { method: 'PUT', path: '/images/{id}/permissions' },
   { method: 'POST', path: '/downloads' },

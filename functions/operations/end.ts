@@ -39,6 +39,7 @@ import { heldBy, vms } from '../repo/vms.ts';
 import { wakeDispatcher } from '../wake.ts';
 import { backupFailed } from './alerts.ts';
 import { freeQueuedGuard } from './backup-queue.ts';
+import { drillEnded } from './drill.ts';
 import { jobBackupEnded } from './job-progress.ts';
 import { releaseReservation } from './quota.ts';
 
@@ -280,6 +281,11 @@ export async function undoMarks(record: ExecutionRecord, state: Ending['state'])
           { condition: { expression: '#s = :d', names: { '#s': 'state' }, values: { ':d': 'DELETING' } } },
         )
         .catch(unlessNotOurs);
+      return;
+    case 'drill':
+      // A drill that ended without its Commit (cancelled, timed out, failed): its report ends too.
+      if (state !== 'SUCCEEDED' && typeof record.params.drillId === 'number')
+        await drillEnded(record.params.drillId, state, record.error);
       return;
     default:
       // download, verify, monitor: nothing but the `released` flag.

@@ -14,7 +14,15 @@ import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
 import { enqueue } from './queue.ts';
 
-export const MaintenanceKind = z.enum(['delete', 'download', 'verify', 'monitor', 'flatten', 'import']);
+export const MaintenanceKind = z.enum([
+  'delete',
+  'download',
+  'verify',
+  'monitor',
+  'flatten',
+  'import',
+  'drill',
+]);
 export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
 
 /** The host task each maintenance operation sends. */
@@ -25,6 +33,7 @@ export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
   monitor: 'monitor',
   flatten: 'flatten',
   import: 'catalog',
+  drill: 'drill',
 };
 
 /** The Maintenance state machine's input (every field present; null when the kind has none). */
@@ -43,6 +52,10 @@ export const MaintenanceInput = z.looseObject({
    * by the API from the requesting user, never looked up again). Absent: true.
    */
   confine: z.boolean().default(true),
+  /** A drill's report id (operations/drill.ts); absent for the other kinds. */
+  drillId: Id.optional(),
+  /** A drill starts a VM from the latest point only; absent: from every point. */
+  latestOnly: z.boolean().optional(),
 });
 export type MaintenanceInput = z.infer<typeof MaintenanceInput>;
 
@@ -141,13 +154,15 @@ export interface MaintenanceRequest {
   priority?: number;
   /** An execution id the caller already allocated (counter `id:execution`); default: a new one. */
   id?: string;
+  /** A drill's report id and whether it boots only the latest point. */
+  drill?: { id: number; latestOnly: boolean };
 }
 
 /** Queue one maintenance operation; answers its Execution (QUEUED). */
 export function enqueueMaintenance(
   requestedBy: { name: string },
   req: MaintenanceRequest,
-  options: { wake?: boolean } = {},
+  options: Pick<Parameters<typeof enqueue>[2] & object, 'wake' | 'also'> = {},
 ): Promise<Execution> {
   const fields = {
     kind: req.kind,
@@ -158,6 +173,7 @@ export function enqueueMaintenance(
     file: req.file ?? null,
     toPath: req.toPath ?? null,
     confine: req.confine ?? true,
+    ...(req.drill && { drillId: req.drill.id, latestOnly: req.drill.latestOnly }),
   };
   return enqueue(
     requestedBy,
@@ -170,9 +186,13 @@ export function enqueueMaintenance(
       datastoreId: req.datastore.id,
       imageId: req.image?.id,
       params: Object.fromEntries(
-        Object.entries({ backupId: fields.backupId, file: fields.file, toPath: fields.toPath }).filter(
-          ([, v]) => v !== null,
-        ),
+        Object.entries({
+          backupId: fields.backupId,
+          file: fields.file,
+          toPath: fields.toPath,
+          drillId: req.drill?.id ?? null,
+          latestOnly: req.drill?.latestOnly ?? null,
+        }).filter(([, v]) => v !== null),
       ),
       input: (executionId) => MaintenanceInput.parse({ executionId, ...fields }),
     },

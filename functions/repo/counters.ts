@@ -17,7 +17,7 @@ import { isTransactionConditionFailed, isTransactionConflict } from './table.ts'
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** Kinds of object that get small integer ids. */
-export type IdKind = 'host' | 'vm' | 'datastore' | 'image' | 'execution' | 'job' | 'schedule';
+export type IdKind = 'host' | 'vm' | 'datastore' | 'image' | 'execution' | 'job' | 'schedule' | 'drill';
 
 /** Name of the slot counter of a host. */
 export function hostSlotName(hostId: number): string {

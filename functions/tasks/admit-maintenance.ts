@@ -7,15 +7,18 @@
 import {
   CatalogTask,
   DownloadTask,
+  DrillTask,
   MAINTENANCE_TASK_FIELDS,
   MonitorTask,
   RmTask,
   VerifyTask,
 } from '#core/contracts/tasks.ts';
+import { drillPoints } from '#core/drill.ts';
 import { Conflict, ValidationError } from '#core/errors.ts';
 import type { Image } from '#core/model.ts';
 import { recordedSums } from '#core/recorded-sums.ts';
 import { limits } from '../env.ts';
+import { drillStarted } from '../operations/drill.ts';
 import { MaintenanceInput, sourcesOf, TASK_KIND_OF } from '../operations/maintenance.ts';
 import { datastores } from '../repo/datastores.ts';
 import { executions } from '../repo/executions.ts';
@@ -31,6 +34,7 @@ const SCHEMAS = {
   download: DownloadTask.omit(omitHeader),
   verify: VerifyTask.omit(omitHeader),
   catalog: CatalogTask.omit(omitHeader),
+  drill: DrillTask.omit(omitHeader),
 };
 
 /** The image the operation works on, in the state the operation needs. */
@@ -58,6 +62,26 @@ export const handler = step('AdmitMaintenance', MaintenanceInput, async (input) 
   const { heartbeatSeconds } = limits();
   if (kind === 'flatten') {
     const { image, task } = await admitFlatten(input, datastore, host, heartbeatSeconds);
+    await executions.update(executionId, { phase: 'running', hostId: host.id });
+    return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task: withAllFields(task) };
+  }
+  if (kind === 'drill') {
+    const image = await imageFor(input);
+    if (input.drillId === undefined) throw new ValidationError('drillId: a drill needs its report id');
+    if (!image.template)
+      throw new Conflict(`Image ${image.id} holds no VM template: a drill has no VM to define`);
+    const task = SCHEMAS.drill.parse({
+      ...taskHeader(kind, heartbeatSeconds, host.id),
+      drillId: input.drillId,
+      imageId: image.id,
+      vmId: image.vmId,
+      datastore: await taskDatastore(datastore, host, image),
+      points: drillPoints(image),
+      latestOnly: input.latestOnly ?? false,
+      template: image.template,
+      emulatorCpus: host.emulatorCpus ?? null,
+    });
+    await drillStarted(input.drillId);
     await executions.update(executionId, { phase: 'running', hostId: host.id });
     return { hostId: host.id, imageId: image.id, queueUrl: host.queueUrl, task: withAllFields(task) };
   }

@@ -3,13 +3,15 @@
  * backup leaves the image, and the image record goes once none is left; download and verify:
  * the result on the execution; monitor: the datastore's capacity and a sample of it; flatten: the chain's new base
  * (see `flatten.ts`) and the removal of the merged backups queued; import: the images the
- * datastore's catalog holds and the control plane does not (operations/import.ts). Idempotent.
+ * datastore's catalog holds and the control plane does not (operations/import.ts); drill: the
+ * report OK with its points, bytes and seconds, and the image verified (operations/drill.ts). Idempotent.
  */
 import { z } from 'zod';
-import { DownloadResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
+import { DownloadResult, DrillResult, MonitorResult, RmResult, VerifyResult } from '#core/contracts/tasks.ts';
 import { Conflict } from '#core/errors.ts';
 import { retry } from '#platform/retry.ts';
 import { recordCapacity } from '../operations/capacity.ts';
+import { drillSucceeded } from '../operations/drill.ts';
 import { FLATTEN_REQUESTER } from '../operations/flatten.ts';
 import { importCatalog } from '../operations/import.ts';
 import { enqueueMaintenance, MaintenanceInput, sourcesOf } from '../operations/maintenance.ts';
@@ -140,6 +142,19 @@ export const handler = step('CommitMaintenance', CommitMaintenanceInput, async (
     case 'import': {
       const result = await importCatalog(input.datastoreId, input.host);
       await executions.update(executionId, { phase: 'done', 'params.result': result });
+      return result;
+    }
+    case 'drill': {
+      const result = DrillResult.parse(input.host);
+      const { createdAt } = await executions.get(executionId);
+      if (input.drillId !== undefined && input.imageId !== null)
+        await drillSucceeded(input.drillId, input.imageId, result, createdAt);
+      await executions.update(executionId, {
+        phase: 'done',
+        bytesDone: result.bytes,
+        bytesTotal: result.bytes,
+        'params.result': result,
+      });
       return result;
     }
     case 'verify': {

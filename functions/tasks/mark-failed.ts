@@ -4,11 +4,13 @@
  * undoMarks (functions/operations/end.ts: the image to ERROR, or READY for a chain; the VM's
  * lock only if this execution holds it; a failed delete's image ERROR, deletable again; a failed
  * flatten's chain as it was and ACTIVE_FLATTEN cleared); a failed verify leaves its image
- * `verifyState` FAILED with the message; a verification's failure (verify job or a backup's
- * read-back) is counted and notified (operations/alerts.ts). ReleaseFailed, next, ends it. Idempotent.
+ * `verifyState` FAILED with the message, and so does a failed drill (its report FAILED too,
+ * operations/drill.ts); a verification's failure (verify job, drill or a backup's read-back) is
+ * counted and notified (operations/alerts.ts). ReleaseFailed, next, ends it. Idempotent.
  */
 import { z } from 'zod';
 import { verifyFailed } from '../operations/alerts.ts';
+import { drillFailed } from '../operations/drill.ts';
 import { undoMarks } from '../operations/end.ts';
 import { recordVerification } from '../operations/verify.ts';
 import { executions } from '../repo/executions.ts';
@@ -33,8 +35,14 @@ export const handler = step('MarkFailed', MarkFailedInput, async (input) => {
       message: `${error.name}: ${error.message}`,
     });
   }
-  // Told once (not again on a retry of this step): a verify job, or a backup's own read-back.
-  const found = execution.kind === 'verify' || error.name === 'BackupVerifyFailed';
+  // A drill that failed: its report FAILED with why (naming the disk), the image FAILED too.
+  const drillId = execution.params.drillId;
+  if (execution.kind === 'drill' && typeof drillId === 'number') {
+    await drillFailed(drillId, execution.imageId, `${error.name}: ${error.message}`);
+  }
+  // Told once (not again on a retry of this step): a verify job or drill, or a backup's own read-back.
+  const found =
+    execution.kind === 'verify' || execution.kind === 'drill' || error.name === 'BackupVerifyFailed';
   if (found && execution.state !== state) {
     await verifyFailed({
       datastoreId: execution.datastoreId,

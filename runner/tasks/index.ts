@@ -4,6 +4,7 @@ import { runBackup } from './backup.ts';
 import { runCleanup } from './cleanup.ts';
 import type { TaskContext } from './context.ts';
 import { runCatalog, runDownload, runMonitor, runRm, runStat, runVerify } from './datastore-ops.ts';
+import { runDrill } from './drill.ts';
 import { runFlatten } from './flatten.ts';
 import { runRestore } from './restore.ts';
 
@@ -30,6 +31,8 @@ export function runTask(task: Task, ctx: TaskContext): Promise<unknown> {
       return runFlatten(task, ctx);
     case 'catalog':
       return runCatalog(task, ctx);
+    case 'drill':
+      return runDrill(task, ctx);
   }
 }
 
@@ -40,4 +43,5 @@ export const HEAVY_KINDS: ReadonlySet<TaskKind> = new Set([
   'download',
   'verify',
   'flatten',
+  'drill',
 ]);

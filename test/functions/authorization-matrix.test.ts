@@ -13,6 +13,7 @@ import { DEFAULT_ROUTE_RIGHTS, type ObjectKind, type RouteRights } from '#core/r
 import { hashToken } from '#functions/api/auth.ts';
 import { ROUTES, routeKey } from '#functions/api/routes.ts';
 import { datastores } from '#functions/repo/datastores.ts';
+import { drills } from '#functions/repo/drills.ts';
 import { images } from '#functions/repo/images.ts';
 import { jobs } from '#functions/repo/jobs.ts';
 import { users } from '#functions/repo/users.ts';
@@ -51,6 +52,7 @@ interface Fixture {
   jobSchedId: number;
   dsSchedId: number;
   executionId: string;
+  drillId: number;
   tokenId: string;
   spareHostId: number;
   spareUser: string;
@@ -117,6 +119,8 @@ const SAMPLES: Record<string, (f: Fixture) => Sample> = {
     applies: ['image'],
   }),
   'POST /images/{id}/verify': (f) => ({ path: `/images/${f.imageId}/verify` }),
+  'GET /drills': () => ({ path: '/drills' }),
+  'GET /drills/{id}': (f) => ({ path: `/drills/${f.drillId}` }),
   'POST /downloads': (f) => ({
     path: '/downloads',
     body: { url: `restic://${f.dsId}/snap-${f.n}/disk.0.raw`, toPath: `dl-${f.n}` },
@@ -314,6 +318,19 @@ async function fixture(n: number): Promise<Fixture> {
     call('POST', `/images/${imageId}/restore`, { token: TOKENS.alice, body: { name: `first-${n}` } }),
     202,
   );
+  // A drill report of alice's image: seen by whoever may use the image.
+  const drillId = 7000 + n;
+  await drills.put({
+    id: drillId,
+    imageId,
+    vmId,
+    datastoreId: dsId,
+    hostId,
+    executionId: `drill-exec-${n}`,
+    result: 'OK',
+    requestedBy: 'alice',
+    createdAt: new Date().toISOString(),
+  });
   const token = await ok(call('POST', '/tokens', { token: TOKENS.alice, body: { name: `fx${n}` } }), 201);
   const spare = await admin('POST', '/hosts', { name: `spare-${n}` }, 201);
   const spareUser = `zed${n}`;
@@ -333,6 +350,7 @@ async function fixture(n: number): Promise<Fixture> {
     jobSchedId: jobSched.body.id,
     dsSchedId: dsSched.body.id,
     executionId: execution.body.id,
+    drillId,
     tokenId: token.body.id,
     spareHostId: spare.body.id,
     spareUser,

@@ -11,6 +11,7 @@ import type { Datastore, Image } from '#core/model.ts';
 import { assertPoolAllowed } from '#core/restore-pools.ts';
 import { templateDisks } from '#core/template-host.ts';
 import { retry } from '#platform/retry.ts';
+import { enqueueDrill } from '../../operations/drill.ts';
 import {
   claimDeletion,
   enqueueDeletes,
@@ -226,17 +227,28 @@ function missingDisks(image: Image): number[] {
 }
 
 /** `POST /images/{id}/verify`: the host is chosen as for any maintenance (admins may name one). */
-export const VerifyRequestBody = z.strictObject({
-  hostId: z.number().int().nonnegative().optional(),
-  /** Dispatch priority 0-99; users up to 49. */
-  priority: z.number().int().min(0).max(99).optional(),
-});
+export const VerifyRequestBody = z
+  .strictObject({
+    hostId: z.number().int().nonnegative().optional(),
+    /** Dispatch priority 0-99; users up to 49. */
+    priority: z.number().int().min(0).max(99).optional(),
+    /** A restore drill instead of a data check (operations/drill.ts). */
+    restore: z.boolean().optional(),
+    /** A drill starts a VM from the latest point of a chain only (default: every point). */
+    latestOnly: z.boolean().optional(),
+  })
+  .refine((b) => b.latestOnly === undefined || b.restore === true, {
+    message: 'latestOnly: only with restore: true',
+    path: ['latestOnly'],
+  });
 
 /**
  * `POST /images/{id}/verify` (`lifeboat image verify`): a READY image's stored backups read back
  * on a host, each against the sha256 recorded at backup time: one `verify` execution per stored
  * backup (a chain: per point), answered 202 `{ imageId, executions }`. The outcome lands on the
- * image (`verifyState`, `verifiedAt`, `verifyError`: operations/verify.ts).
+ * image (`verifyState`, `verifiedAt`, `verifyError`: operations/verify.ts). With `restore: true`,
+ * a restore drill instead (operations/drill.ts): one `drill` execution and its report, answered
+ * 202 `{ imageId, drill, executions: [execution] }`.
  */
 const verify: RouteHandler = async (ctx) => {
   const image = await imageFor(ctx);
@@ -248,6 +260,13 @@ const verify: RouteHandler = async (ctx) => {
   if (sourcesOf(image).length === 0) throw new Conflict(`Image ${image.id} has no stored backup`);
   const datastore = await datastores.get(image.datastoreId);
   const host = await requestedHost(datastore, image.vmId, body.hostId);
+  if (body.restore) {
+    const { drill, execution } = await enqueueDrill(ctx.user, image, datastore, host, {
+      latestOnly: body.latestOnly,
+      priority: body.priority,
+    });
+    return json({ imageId: image.id, drill, executions: [execution] }, 202);
+  }
   const queued = await enqueueVerifies(ctx.user, image, datastore, host, body.priority);
   return json({ imageId: image.id, executions: queued }, 202);
 };
