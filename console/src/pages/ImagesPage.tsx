@@ -47,7 +47,7 @@ export function ImagesPage() {
     <ResourceTable<ImageRow>
       title="Images"
       noun="images"
-      load={async (token) => (await list<Image>('/images', token)).map(imageRow)}
+      load={async (token) => (await list(token, 'GET /images')).map(imageRow)}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (i) => i.id, sortingField: 'id' },

@@ -16,7 +16,7 @@ import Select, { type SelectProps } from '@cloudscape-design/components/select';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import Table from '@cloudscape-design/components/table';
 import { useState } from 'react';
-import { api, type Datastore, type Execution, type Image, list, type Vm } from '../api.ts';
+import { call, type Datastore, type Execution, type Image, list, type Vm } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
@@ -24,9 +24,9 @@ import { imageRow } from './ImagesPage.tsx';
 
 async function load(token: string, id: number) {
   const [vm, images, datastores] = await Promise.all([
-    api<Vm>('GET', `/vms/${id}`, token),
-    list<Image>('/images', token).catch(() => [] as Image[]),
-    list<Datastore>('/datastores', token).catch(() => [] as Datastore[]),
+    call(token, 'GET /vms/{id}', { params: { id } }),
+    list(token, 'GET /images').catch(() => [] as Image[]),
+    list(token, 'GET /datastores').catch(() => [] as Datastore[]),
   ]);
   return { vm, images: images.filter((i) => i.vmId === id).map(imageRow), datastores };
 }
@@ -54,7 +54,7 @@ function BackupNow({
     setError(undefined);
     try {
       const body = { datastoreId: Number(choice.value), reset };
-      onQueued(await api<Execution>('POST', `/vms/${vm.id}/backup`, token, body));
+      onQueued(await call(token, 'POST /vms/{id}/backup', { params: { id: vm.id }, body }));
       setOpen(false);
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
