@@ -18,6 +18,7 @@ import { handler as authorizer } from '#functions/api/authorizer.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
 import { datastores } from '#functions/repo/datastores.ts';
+import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { images } from '#functions/repo/images.ts';
 import { vms } from '#functions/repo/vms.ts';
@@ -461,6 +462,11 @@ describe('web console', () => {
     await choose(page, /^Backup image/, /^Image 8 \(1-8\)/);
     await choose(page, /^Point/, /^Point 3 INCREMENT/);
     await wizard.getByRole('button', { name: 'Next' }).click();
+    // In place needs the VM's name typed: Next is refused until then.
+    await wizard.getByText(/^In place, over alice-web/).click();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText('Type alice-web to confirm the overwrite').waitFor();
+    await wizard.getByText('A new VM or disk files').click();
     await wizard.getByRole('textbox', { name: /Folder/ }).fill('restored/alice-web');
     await wizard.getByText('NO_IP: do not keep the IP addresses').click();
     await page.screenshot({ path: join(ARTIFACTS, 'restore-wizard-1280.png') });
@@ -527,6 +533,21 @@ describe('web console', () => {
   });
 
   it('every page: screenshots at 1280 and 375 px, no sideways scrolling at 375 px, every control labelled', async () => {
+    // A finished backup of 90 s for the duration chart.
+    await executions.put({
+      id: 'console-finished-backup',
+      kind: 'backup',
+      state: 'SUCCEEDED',
+      phase: 'done',
+      vmId: 1,
+      hostId: 3,
+      datastoreId: 100,
+      imageId: 8,
+      requestedBy: 'alice',
+      startedAt: '2026-02-02T00:00:00.000Z',
+      endedAt: '2026-02-02T00:01:30.000Z',
+      createdAt: '2026-02-02T00:00:00.000Z',
+    });
     const { page } = await openConsole();
     await signIn(page, alice);
     await page.getByRole('button', { name: 'alice (users)' }).waitFor();
@@ -540,7 +561,7 @@ describe('web console', () => {
       ['executions', '/executions', 'restore'],
       ['datastores', '/datastores', 'alice-restic'],
       ['hosts', '/hosts', 'hv-console'],
-      ['charts', '/charts', 'Backup duration over time'],
+      ['charts', '/charts', 'Legend of backup durations'],
     ];
     for (const width of [1280, 375]) {
       await page.setViewportSize({ width, height: 900 });
@@ -558,6 +579,12 @@ describe('web console', () => {
         expect(unlabelled, `${name} at ${width} px`).toEqual([]);
       }
     }
+    // The charts: a line per VM of its restore points' sizes, a bar per finished backup.
+    await page.goto(`${gateway.endpoint}/#/charts`);
+    const sizeChart = page.getByRole('region', { name: 'Backup size over time' });
+    await sizeChart.getByText('alice-web').first().waitFor();
+    const durationChart = page.getByRole('region', { name: 'Backup duration over time' });
+    await durationChart.getByText('alice-web').first().waitFor();
     // Keyboard: the VM page's actions are reached with Tab alone.
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${gateway.endpoint}/#/vms/1`);

@@ -57,43 +57,53 @@ export function ChartsPage() {
           {error}
         </Alert>
       )}
-      <Container header={<Header variant="h2">Backup size over time</Header>}>
-        <LineChart
-          series={sizes}
-          xScaleType="time"
-          xTitle="Restore point"
-          yTitle="Size"
-          height={260}
-          statusType={status}
-          loadingText="Loading images"
-          errorText={error}
-          ariaLabel="Backup size over time per VM"
-          xTickFormatter={shortDate}
-          yTickFormatter={(y) => formatBytes(y)}
-          i18nStrings={{ legendAriaLabel: 'VMs', chartAriaRoleDescription: 'line chart' }}
-          empty={<Box textAlign="center">No backups yet</Box>}
-          noMatch={<Box textAlign="center">No VM matches</Box>}
-          hideFilter
-        />
-      </Container>
-      <Container header={<Header variant="h2">Backup duration over time</Header>}>
-        <BarChart
-          series={durations}
-          xScaleType="categorical"
-          xTitle="Backup started"
-          yTitle="Duration"
-          height={260}
-          statusType={status}
-          loadingText="Loading executions"
-          errorText={error}
-          ariaLabel="Backup duration over time"
-          yTickFormatter={(y) => formatDuration(y)}
-          i18nStrings={{ legendAriaLabel: 'VMs', chartAriaRoleDescription: 'bar chart' }}
-          empty={<Box textAlign="center">No finished backups yet</Box>}
-          noMatch={<Box textAlign="center">No VM matches</Box>}
-          hideFilter
-        />
-      </Container>
+      <section aria-label="Backup size over time">
+        <Container header={<Header variant="h2">Backup size over time</Header>}>
+          <LineChart
+            series={sizes}
+            xScaleType="time"
+            xTitle="Restore point"
+            yTitle="Size"
+            height={260}
+            statusType={status}
+            loadingText="Loading images"
+            errorText={error}
+            ariaLabel="Backup size over time per VM"
+            xTickFormatter={shortDate}
+            yTickFormatter={(y) => formatBytes(y)}
+            i18nStrings={{
+              legendAriaLabel: 'Legend of backup sizes',
+              chartAriaRoleDescription: 'line chart',
+            }}
+            empty={<Box textAlign="center">No backups yet</Box>}
+            noMatch={<Box textAlign="center">No VM matches</Box>}
+            hideFilter
+          />
+        </Container>
+      </section>
+      <section aria-label="Backup duration over time">
+        <Container header={<Header variant="h2">Backup duration over time</Header>}>
+          <BarChart
+            series={durations}
+            xScaleType="categorical"
+            xTitle="Backup started"
+            yTitle="Duration"
+            height={260}
+            statusType={status}
+            loadingText="Loading executions"
+            errorText={error}
+            ariaLabel="Backup duration over time"
+            yTickFormatter={(y) => formatDuration(y)}
+            i18nStrings={{
+              legendAriaLabel: 'Legend of backup durations',
+              chartAriaRoleDescription: 'bar chart',
+            }}
+            empty={<Box textAlign="center">No finished backups yet</Box>}
+            noMatch={<Box textAlign="center">No VM matches</Box>}
+            hideFilter
+          />
+        </Container>
+      </section>
     </SpaceBetween>
   );
 }

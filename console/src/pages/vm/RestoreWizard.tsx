@@ -44,13 +44,15 @@ export interface RestoreWizardProps {
 
 /** The wizard, in a modal while open. */
 export function RestoreWizard({ vm, images, hosts, onDismiss, onQueued }: RestoreWizardProps) {
-  const { token } = useSession();
+  const { token, user } = useSession();
   const ready = images.filter((i) => i.state === 'READY');
   const [imageId, setImageId] = useState<number | undefined>(ready[0]?.id);
   const [choices, setChoices] = useState<RestoreChoices>(START);
   const [step, setStep] = useState(0);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
+  // Set when Next was refused: the reasons show even in fields not touched yet.
+  const [shown, setShown] = useState(false);
   const image = ready.find((i) => i.id === imageId);
   const points = image ? chainPoints(image) : [];
   const problems = restoreProblems(choices, vm.name);
@@ -174,9 +176,14 @@ export function RestoreWizard({ vm, images, hosts, onDismiss, onQueued }: Restor
             </FormField>
             <FormField
               label="Host"
-              description="Whose runner writes the disks. Naming a host defines the VM there"
+              description={
+                user.admin
+                  ? 'Whose runner writes the disks. Naming a host defines the VM there'
+                  : "The VM's host writes the disks (only an admin may name another host)"
+              }
             >
               <Select
+                disabled={!user.admin}
                 ariaLabel="Host"
                 selectedOption={{ value: String(choices.hostId ?? ''), label: hostName(choices.hostId) }}
                 onChange={({ detail }) =>
@@ -226,7 +233,7 @@ export function RestoreWizard({ vm, images, hosts, onDismiss, onQueued }: Restor
           <FormField
             label={`Type ${vm.name} to confirm`}
             description="An in-place restore overwrites the VM's disks: this cannot be undone"
-            errorText={choices.confirmation && problems.confirmation}
+            errorText={(shown || choices.confirmation) && problems.confirmation}
           >
             <Input
               ariaLabel="Confirm the VM name"
@@ -269,7 +276,10 @@ export function RestoreWizard({ vm, images, hosts, onDismiss, onQueued }: Restor
       <Wizard
         activeStepIndex={step}
         onNavigate={({ detail }) => {
-          if (detail.requestedStepIndex > step && blocked[step]) return;
+          if (detail.requestedStepIndex > step && blocked[step]) {
+            setShown(true);
+            return;
+          }
           setStep(detail.requestedStepIndex);
         }}
         onCancel={onDismiss}
