@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jobBody, move } from './job-form.ts';
+import type { BackupJob } from './api.ts';
+import { jobBody, jobChanges, move } from './job-form.ts';
 
 describe('backup job form', () => {
   it('moves a VM up and down, and not past an end', () => {
@@ -22,5 +23,24 @@ describe('backup job form', () => {
     });
     expect(jobBody({ ...c, vmIds: [] })).toMatchObject({ field: 'vmIds' });
     expect(jobBody({ ...c, priority: '100' })).toMatchObject({ field: 'priority' });
+  });
+
+  it('edits send only what changed', () => {
+    const job = {
+      name: 'n',
+      vmIds: [3, 1],
+      datastoreId: 100,
+      priority: 0,
+      execution: 'SEQUENTIAL',
+    } as BackupJob;
+    const body = {
+      name: 'n',
+      vmIds: [3, 1],
+      datastoreId: 100,
+      priority: 7,
+      execution: 'SEQUENTIAL' as const,
+    };
+    expect(jobChanges(job, body)).toEqual({ priority: 7 });
+    expect(jobChanges(job, { ...body, priority: 0, vmIds: [1, 3] })).toEqual({ vmIds: [1, 3] });
   });
 });

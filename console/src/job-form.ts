@@ -53,3 +53,20 @@ export function jobBody(
     },
   };
 }
+
+/**
+ * The PATCH body for `job`: only the fields `body` changes, so a running job (whose VM list the
+ * API will not change) can still get a new name, priority or mode.
+ */
+export function jobChanges(
+  job: BackupJob,
+  body: Operations['POST /jobs']['body'],
+): Operations['PATCH /jobs/{id}']['body'] {
+  const changes: Operations['PATCH /jobs/{id}']['body'] = {};
+  if (body.name !== job.name) changes.name = body.name;
+  if (body.vmIds.join(',') !== job.vmIds.join(',')) changes.vmIds = body.vmIds;
+  if (body.datastoreId !== job.datastoreId) changes.datastoreId = body.datastoreId;
+  if (body.priority !== job.priority) changes.priority = body.priority;
+  if (body.execution !== job.execution) changes.execution = body.execution;
+  return changes;
+}

@@ -21,6 +21,7 @@ import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { images } from '#functions/repo/images.ts';
+import { jobs } from '#functions/repo/jobs.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { startGateway } from '#local/gateway.ts';
 import { buildConsole, WEB_DIR } from '../../scripts/build-console.ts';
@@ -529,6 +530,35 @@ describe('web console', () => {
     for (const id of running.backingUpVms)
       await backingUp.getByText(id === 4 ? 'alice-app' : 'alice-db').waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'jobs-1280.png'), fullPage: true });
+
+    // Edit while it runs: a new priority is taken (only what changed is sent, not its VMs).
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    await page.getByRole('dialog').getByRole('textbox', { name: 'Priority' }).fill('7');
+    await page.getByRole('dialog').getByRole('button', { name: 'Save job' }).click();
+    await page.getByText('PARALLEL, priority 7', { exact: false }).waitFor();
+    expect(await apiGet(`/jobs/${job?.id}`)).toMatchObject({ priority: 7, vmIds: [3, 4] });
+
+    // Retry: a job whose last run left a VM in ERROR backs that VM up again.
+    await vms.put(vm(5, 'alice-batch', 'alice', 'users', { BACKUP_JOB_ID: '51' }));
+    await jobs.put({
+      id: 51,
+      name: 'retry-me',
+      owner: 'alice',
+      group: 'users',
+      permissions: 'uma------',
+      vmIds: [5],
+      datastoreId: 100,
+      errorVms: [5],
+      lastRunAt: new Date().toISOString(),
+      createdAt: new Date().toISOString(),
+    });
+    await page.getByRole('button', { name: 'Refresh backup jobs' }).click();
+    await page.getByRole('radio', { name: 'Select job retry-me' }).click();
+    await page.getByRole('region', { name: 'ERROR VMs' }).getByText('alice-batch').waitFor();
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByText('Retry started: 1 backups queued').waitFor();
+    await page.getByRole('region', { name: 'BACKING_UP VMs' }).getByText('alice-batch').waitFor();
+    expect(await apiGet('/jobs/51')).toMatchObject({ errorVms: [], backingUpVms: [5] });
     await page.context().close();
   });
 

@@ -13,7 +13,7 @@ import Select from '@cloudscape-design/components/select';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import { useState } from 'react';
 import { type BackupJob, call, type Datastore, type Vm } from '../api.ts';
-import { type JobChoices, jobBody, move } from '../job-form.ts';
+import { type JobChoices, jobBody, jobChanges, move } from '../job-form.ts';
 import { useSession } from '../session.tsx';
 
 /** Props of {@link JobForm}: `job` to edit one, absent to create. */
@@ -48,7 +48,10 @@ export function JobForm({ job, initial, vms, datastores, onDismiss, onSaved }: J
     try {
       onSaved(
         job
-          ? await call(token, 'PATCH /jobs/{id}', { params: { id: job.id }, body: built.body })
+          ? await call(token, 'PATCH /jobs/{id}', {
+              params: { id: job.id },
+              body: jobChanges(job, built.body),
+            })
           : await call(token, 'POST /jobs', { body: built.body }),
       );
     } catch (err) {
