@@ -8,12 +8,14 @@ import SideNavigation from '@cloudscape-design/components/side-navigation';
 import TopNavigation from '@cloudscape-design/components/top-navigation';
 import { useEffect, useState } from 'react';
 import { clearToken, storedToken, storeToken, type UserView, whoAmI } from './api.ts';
+import { ChartsPage } from './pages/ChartsPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
 import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
 import { HostsPage } from './pages/HostsPage.tsx';
 import { ImagesPage } from './pages/ImagesPage.tsx';
+import { JobsPage } from './pages/JobsPage.tsx';
 import { VmPage } from './pages/VmPage.tsx';
 import { VmsPage } from './pages/VmsPage.tsx';
 import { SignIn } from './SignIn.tsx';
@@ -41,6 +43,8 @@ function Page({ route }: { route: string }) {
   if (route === '/datastores') return <DatastoresPage />;
   if (route === '/hosts') return <HostsPage />;
   if (route === '/images') return <ImagesPage />;
+  if (route === '/jobs') return <JobsPage />;
+  if (route === '/charts') return <ChartsPage />;
   return <DashboardPage />;
 }
 
@@ -84,6 +88,12 @@ export function App() {
       <div id="top-nav" style={{ position: 'sticky', top: 0, zIndex: 1002 }}>
         <TopNavigation
           identity={{ href: '#/', title: 'Lifeboat' }}
+          i18nStrings={{
+            overflowMenuTriggerText: 'More',
+            overflowMenuTitleText: 'All',
+            overflowMenuBackIconAriaLabel: 'Back',
+            overflowMenuDismissIconAriaLabel: 'Close menu',
+          }}
           utilities={[
             {
               type: 'menu-dropdown',
@@ -101,6 +111,12 @@ export function App() {
       <AppLayout
         headerSelector="#top-nav"
         toolsHide
+        ariaLabels={{
+          navigation: 'Side navigation',
+          navigationClose: 'Close side navigation',
+          navigationToggle: 'Open side navigation',
+          notifications: 'Notifications',
+        }}
         navigation={
           <SideNavigation
             header={{ href: '#/', text: 'Lifeboat' }}
@@ -109,9 +125,11 @@ export function App() {
               { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },
               { type: 'link', text: 'Images', href: '#/images' },
+              { type: 'link', text: 'Backup jobs', href: '#/jobs' },
               { type: 'link', text: 'Executions', href: '#/executions' },
               { type: 'link', text: 'Datastores', href: '#/datastores' },
               { type: 'link', text: 'Hosts', href: '#/hosts' },
+              { type: 'link', text: 'Charts', href: '#/charts' },
             ]}
           />
         }

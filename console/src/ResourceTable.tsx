@@ -74,7 +74,16 @@ export function ResourceTable<T>(props: ResourceTableProps<T>) {
             countText={`${filteredItemsCount ?? 0} matches`}
           />
         }
-        pagination={<Pagination {...paginationProps} />}
+        pagination={
+          <Pagination
+            {...paginationProps}
+            ariaLabels={{
+              nextPageLabel: 'Next page',
+              previousPageLabel: 'Previous page',
+              pageLabel: (n) => `Page ${n}`,
+            }}
+          />
+        }
       />
     </SpaceBetween>
   );

@@ -10,7 +10,7 @@ import Header from '@cloudscape-design/components/header';
 import Link from '@cloudscape-design/components/link';
 import ProgressBar from '@cloudscape-design/components/progress-bar';
 import SpaceBetween from '@cloudscape-design/components/space-between';
-import { type Datastore, type Execution, list } from '../api.ts';
+import { type Execution, list } from '../api.ts';
 import { formatBytes } from '../format.ts';
 import { useApi } from '../useApi.ts';
 import { bytesText } from './ExecutionsPage.tsx';
@@ -29,8 +29,8 @@ export function backupsToday(executions: readonly Execution[], now = new Date())
 
 async function load(token: string) {
   const [executions, datastores] = await Promise.all([
-    list<Execution>('/executions', token),
-    list<Datastore>('/datastores', token),
+    list(token, 'GET /executions'),
+    list(token, 'GET /datastores'),
   ]);
   return { executions, datastores };
 }

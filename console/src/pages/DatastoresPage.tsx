@@ -30,7 +30,7 @@ export function DatastoresPage() {
     <ResourceTable<Datastore>
       title="Datastores"
       noun="datastores"
-      load={(token) => list<Datastore>('/datastores', token)}
+      load={(token) => list(token, 'GET /datastores')}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (d) => d.id, sortingField: 'id' },

@@ -8,7 +8,7 @@ import ProgressBar from '@cloudscape-design/components/progress-bar';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import StatusIndicator from '@cloudscape-design/components/status-indicator';
 import { useEffect, useRef, useState } from 'react';
-import { api, type Execution } from '../api.ts';
+import { call, type Execution } from '../api.ts';
 import { formatBytes, formatDate, formatDuration, type ProgressSample, rateAndEta } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
@@ -19,8 +19,7 @@ const ENDED = new Set<Execution['state']>(['SUCCEEDED', 'FAILED', 'TIMED_OUT', '
 /** The execution page of `id`, refreshed every 3 s. */
 export function ExecutionPage({ id }: { id: string }) {
   const { token } = useSession();
-  const path = `/executions/${encodeURIComponent(id)}`;
-  const { data: e, error, reload } = useApi((t) => api<Execution>('GET', path, t), 3000);
+  const { data: e, error, reload } = useApi((t) => call(t, 'GET /executions/{id}', { params: { id } }), 3000);
   const [cancelling, setCancelling] = useState(false);
   const [cancelError, setCancelError] = useState<string>();
   // Rate and ETA from the last two readings that moved (the API gives bytes, not speed).
@@ -41,7 +40,7 @@ export function ExecutionPage({ id }: { id: string }) {
     setCancelling(true);
     setCancelError(undefined);
     try {
-      await api('POST', `${path}/cancel`, token);
+      await call(token, 'POST /executions/{id}/cancel', { params: { id } });
       reload();
     } catch (err) {
       setCancelError(err instanceof Error ? err.message : String(err));

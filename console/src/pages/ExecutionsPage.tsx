@@ -28,7 +28,7 @@ export function ExecutionsPage() {
     <ResourceTable<Execution>
       title="Executions"
       noun="executions"
-      load={(token) => list<Execution>('/executions', token)}
+      load={(token) => list(token, 'GET /executions')}
       refreshMs={5000}
       trackBy="id"
       columns={[

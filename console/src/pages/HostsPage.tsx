@@ -1,6 +1,6 @@
 /** Hosts: state, last seen, runner version and running backups against MAX_BACKUPS_HOST. */
 import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/components/status-indicator';
-import { api, type Execution, type Host, list } from '../api.ts';
+import { call, type Execution, type Host, list } from '../api.ts';
 import { formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
 
@@ -26,9 +26,9 @@ const STATE: Record<Host['state'], StatusIndicatorProps.Type> = {
 async function loadRows(token: string): Promise<HostRow[]> {
   // Executions: a non-admin sees only their own, so "active" counts what the caller may see.
   const [hosts, running, config] = await Promise.all([
-    list<Host>('/hosts', token),
-    list<Execution>('/executions?state=RUNNING', token).catch(() => [] as Execution[]),
-    api<{ maxBackupsHost: number }>('GET', '/config', token),
+    list(token, 'GET /hosts'),
+    list(token, 'GET /executions', { query: { state: 'RUNNING' } }).catch(() => [] as Execution[]),
+    call(token, 'GET /config') as Promise<{ maxBackupsHost: number }>,
   ]);
   return hosts.map((h) => ({
     id: h.id,

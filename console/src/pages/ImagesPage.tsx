@@ -17,7 +17,8 @@ interface ImageRow {
   last: string;
 }
 
-const STATE: Record<Image['state'], StatusIndicatorProps.Type> = {
+/** How each image state is shown. */
+export const IMAGE_STATE: Record<Image['state'], StatusIndicatorProps.Type> = {
   READY: 'success',
   LOCKED: 'in-progress',
   ERROR: 'error',
@@ -47,7 +48,7 @@ export function ImagesPage() {
     <ResourceTable<ImageRow>
       title="Images"
       noun="images"
-      load={async (token) => (await list<Image>('/images', token)).map(imageRow)}
+      load={async (token) => (await list(token, 'GET /images')).map(imageRow)}
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (i) => i.id, sortingField: 'id' },
@@ -57,7 +58,7 @@ export function ImagesPage() {
         {
           id: 'state',
           header: 'State',
-          cell: (i) => <StatusIndicator type={STATE[i.state]}>{i.state}</StatusIndicator>,
+          cell: (i) => <StatusIndicator type={IMAGE_STATE[i.state]}>{i.state}</StatusIndicator>,
           sortingField: 'state',
         },
         { id: 'mode', header: 'Mode', cell: (i) => i.mode, sortingField: 'mode' },

@@ -1,6 +1,8 @@
 /**
- * One VM: its state, host and disks, its BACKUP_CONFIG, its backup images, and "Back up now"
- * (a datastore picker and the reset option, as `lifeboat vm backup ID -d DS [--reset]`).
+ * One VM: its state, host and disks, its BACKUP_CONFIG (an editable form), its restore points as
+ * a timeline of chains, its backup images, its scheduled backups, and the actions "Back up now"
+ * (a datastore picker and the reset option, as `lifeboat vm backup ID -d DS [--reset]`) and
+ * "Restore" (the wizard of every restore option).
  */
 import Alert from '@cloudscape-design/components/alert';
 import Box from '@cloudscape-design/components/box';
@@ -16,19 +18,25 @@ import Select, { type SelectProps } from '@cloudscape-design/components/select';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import Table from '@cloudscape-design/components/table';
 import { useState } from 'react';
-import { api, type Datastore, type Execution, type Image, list, type Vm } from '../api.ts';
+import { call, type Datastore, type Execution, type Host, type Image, list, type Vm } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
 import { imageRow } from './ImagesPage.tsx';
+import { BackupConfigForm } from './vm/BackupConfigForm.tsx';
+import { RestorePoints } from './vm/RestorePoints.tsx';
+import { RestoreWizard } from './vm/RestoreWizard.tsx';
+import { Schedules } from './vm/Schedules.tsx';
 
 async function load(token: string, id: number) {
-  const [vm, images, datastores] = await Promise.all([
-    api<Vm>('GET', `/vms/${id}`, token),
-    list<Image>('/images', token).catch(() => [] as Image[]),
-    list<Datastore>('/datastores', token).catch(() => [] as Datastore[]),
+  const [vm, images, datastores, hosts] = await Promise.all([
+    call(token, 'GET /vms/{id}', { params: { id } }),
+    list(token, 'GET /images', { query: { vmId: id } }).catch(() => [] as Image[]),
+    list(token, 'GET /datastores').catch(() => [] as Datastore[]),
+    list(token, 'GET /hosts').catch(() => [] as Host[]),
   ]);
-  return { vm, images: images.filter((i) => i.vmId === id).map(imageRow), datastores };
+  const own = images.filter((i) => i.vmId === id);
+  return { vm, images: own, rows: own.map(imageRow), datastores, hosts };
 }
 
 /** The "Back up now" dialog: the API's refusal shown in it, the queued execution linked after. */
@@ -54,7 +62,7 @@ function BackupNow({
     setError(undefined);
     try {
       const body = { datastoreId: Number(choice.value), reset };
-      onQueued(await api<Execution>('POST', `/vms/${vm.id}/backup`, token, body));
+      onQueued(await call(token, 'POST /vms/{id}/backup', { params: { id: vm.id }, body }));
       setOpen(false);
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
@@ -107,14 +115,22 @@ function BackupNow({
 
 /** The VM page of `id`. */
 export function VmPage({ id }: { id: number }) {
-  const { data, error } = useApi((token) => load(token, id), 10_000);
+  const { data, error, reload } = useApi((token) => load(token, id), 10_000);
   const [queued, setQueued] = useState<Execution>();
-  const config = Object.entries(data?.vm.backups?.BACKUP_CONFIG ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  const [restoring, setRestoring] = useState(false);
+  const [restored, setRestored] = useState<Execution>();
   return (
     <SpaceBetween size="l">
       <Header
         variant="h1"
-        actions={data && <BackupNow vm={data.vm} datastores={data.datastores} onQueued={setQueued} />}
+        actions={
+          data && (
+            <SpaceBetween direction="horizontal" size="xs">
+              <Button onClick={() => setRestoring(true)}>Restore</Button>
+              <BackupNow vm={data.vm} datastores={data.datastores} onQueued={setQueued} />
+            </SpaceBetween>
+          )
+        }
       >
         {data ? `VM ${data.vm.id}: ${data.vm.name}` : `VM ${id}`}
       </Header>
@@ -128,6 +144,24 @@ export function VmPage({ id }: { id: number }) {
           Execution <Link href={`#/executions/${encodeURIComponent(queued.id)}`}>{queued.id}</Link> is{' '}
           {queued.state}.
         </Alert>
+      )}
+      {restored && (
+        <Alert type="success" header="Restore queued">
+          Execution <Link href={`#/executions/${encodeURIComponent(restored.id)}`}>{restored.id}</Link> is{' '}
+          {restored.state}.
+        </Alert>
+      )}
+      {data && restoring && (
+        <RestoreWizard
+          vm={data.vm}
+          images={data.images}
+          hosts={data.hosts}
+          onDismiss={() => setRestoring(false)}
+          onQueued={(e) => {
+            setRestored(e);
+            setRestoring(false);
+          }}
+        />
       )}
       {data && (
         <>
@@ -148,18 +182,11 @@ export function VmPage({ id }: { id: number }) {
               ]}
             />
           </Container>
-          <Table
-            header={<Header variant="h2">Backup config</Header>}
-            items={config.map(([key, value]) => ({ key, value }))}
-            columnDefinitions={[
-              { id: 'key', header: 'Key', cell: (c) => c.key },
-              { id: 'value', header: 'Value', cell: (c) => c.value },
-            ]}
-            empty={<Box textAlign="center">No BACKUP_CONFIG: the defaults apply</Box>}
-          />
+          <BackupConfigForm key={data.vm.id} vm={data.vm} onSaved={reload} />
+          <RestorePoints images={data.images} />
           <Table
             header={<Header variant="h2">Backups</Header>}
-            items={data.images}
+            items={data.rows}
             trackBy="id"
             columnDefinitions={[
               { id: 'id', header: 'Image', cell: (i) => i.id },
@@ -171,6 +198,7 @@ export function VmPage({ id }: { id: number }) {
             ]}
             empty={<Box textAlign="center">No backups yet</Box>}
           />
+          <Schedules vm={data.vm} datastores={data.datastores} />
         </>
       )}
     </SpaceBetween>

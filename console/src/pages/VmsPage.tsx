@@ -33,9 +33,9 @@ function lastPoint(image: Image): string {
 async function loadRows(token: string): Promise<VmRow[]> {
   // Hosts may be hidden from a non-admin: the row then shows the host's id.
   const [vms, images, hosts] = await Promise.all([
-    list<Vm>('/vms', token),
-    list<Image>('/images', token).catch(() => [] as Image[]),
-    list<Host>('/hosts', token).catch(() => [] as Host[]),
+    list(token, 'GET /vms'),
+    list(token, 'GET /images').catch(() => [] as Image[]),
+    list(token, 'GET /hosts').catch(() => [] as Host[]),
   ]);
   const hostName = new Map(hosts.map((h) => [h.id, h.name]));
   return vms.map((vm) => {
