@@ -5,6 +5,7 @@ import {
   drillDomainName,
   drillIdOfDomain,
   drillPoints,
+  drillSample,
   drillTemplate,
   sumMismatch,
 } from './drill.ts';
@@ -120,6 +121,45 @@ describe('drillPoints: what a drill reads and checks', () => {
 
   it('an image without disks cannot be drilled', () => {
     expect(() => drillPoints(Image.parse({ ...base, mode: 'FULL', source: 'full-1' }))).toThrow(/no disk/);
+  });
+});
+
+describe('drillSample: which images a scheduled drill restores', () => {
+  const img = (id: number, verifiedAt?: string, state: Image['state'] = 'READY', template = '<domain/>') => ({
+    id,
+    state,
+    template,
+    ...(verifiedAt && { verifiedAt }),
+  });
+  const images = [
+    img(1, '2026-12-01T00:00:00Z'),
+    img(2),
+    img(3, '2026-11-01T00:00:00Z'),
+    img(4, undefined, 'LOCKED'),
+    img(5, undefined, 'READY', ''),
+    img(6),
+    img(7, '2026-12-01T00:00:00Z'),
+  ];
+  it.each([
+    [1, [2]],
+    [2, [2, 6]],
+    [3, [2, 6, 3]],
+    [5, [2, 6, 3, 1, 7]],
+    [9, [2, 6, 3, 1, 7]],
+    [0, []],
+  ])('%i image(s): never verified first, then the least recently verified, ties by id: %j', (count, ids) => {
+    expect(drillSample(images, count).map((i) => i.id)).toEqual(ids);
+  });
+  it('run after run, every image gets its turn (each drill records verifiedAt)', () => {
+    const pool = images.map((i) => ({ ...i }));
+    const seen = new Set<number>();
+    for (let run = 0; run < 5; run++) {
+      const [next] = drillSample(pool, 1);
+      if (!next) break;
+      seen.add(next.id);
+      next.verifiedAt = `2026-12-1${run}T00:00:00Z`;
+    }
+    expect([...seen].sort()).toEqual([1, 2, 3, 6, 7]);
   });
 });
 

@@ -64,6 +64,21 @@ export function drillPoints(image: Pick<Image, 'id' | 'source' | 'disks' | 'incr
 }
 
 /**
+ * The images a scheduled drill restores this run: `count` of the READY ones with a template,
+ * never verified first, then the least recently verified (by drill or verify), so that run after
+ * run every image gets its turn; ties by id.
+ */
+export function drillSample<I extends Pick<Image, 'id' | 'state' | 'template' | 'verifiedAt'>>(
+  images: readonly I[],
+  count: number,
+): I[] {
+  return images
+    .filter((image) => image.state === 'READY' && image.template !== '')
+    .sort((a, b) => (a.verifiedAt ?? '').localeCompare(b.verifiedAt ?? '') || a.id - b.id)
+    .slice(0, Math.max(0, count));
+}
+
+/**
  * Which points a drill starts a VM from (indexes into the points, oldest first): every one, or
  * with `latestOnly` the last. Each point's files are checked either way.
  */

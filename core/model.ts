@@ -267,7 +267,7 @@ export const ExecutionKind = z.enum([
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
-/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot (but a verify). */
+/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot (but verify and drill). */
 export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
   'delete',
   'download',
@@ -279,12 +279,13 @@ export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
 ]);
 
 /**
- * Maintenance kinds that still hold a slot: a verify reads a whole backup back (its runner counts
- * it as heavy work too), and a datastore's scheduled verify queues one per stored backup. Sent to
+ * Maintenance kinds that still hold a slot: a verify reads a whole backup back and a drill
+ * restores one and starts a VM from it (its runner counts both as heavy work too), and a
+ * datastore's schedule queues one per stored backup or per sampled image. Sent to
  * a host all at once, those its runner cannot take yet would wait in its queue past their
  * heartbeat; holding MAX_BACKUPS_HOST slots, they start as fast as the host takes them.
  */
-const SLOTTED_MAINTENANCE: ReadonlySet<ExecutionKind> = new Set(['verify']);
+const SLOTTED_MAINTENANCE: ReadonlySet<ExecutionKind> = new Set(['verify', 'drill']);
 
 /** Whether an operation of `kind` holds a MAX_BACKUPS / MAX_BACKUPS_HOST slot while it runs. */
 export function takesSlot(kind: ExecutionKind): boolean {
@@ -380,12 +381,18 @@ export const User = z.object({
 });
 export type User = z.infer<typeof User>;
 
+/** The most images one scheduled drill run restores. */
+export const MAX_DRILL_SAMPLE = 20;
+
 /** What a schedule belongs to: a VM, a backup job or a datastore. */
 export const ScheduleTarget = z.enum(['vm', 'job', 'datastore']);
 export type ScheduleTarget = z.infer<typeof ScheduleTarget>;
 
-/** What a scheduled run does: back up (a VM, a job's VMs) or verify (a datastore's images). */
-export const ScheduleActionKind = z.enum(['backup', 'verify']);
+/**
+ * What a scheduled run does: back up (a VM, a job's VMs), verify (a datastore's images) or drill
+ * (restore a sample of a datastore's or a job's images: core/drill.ts).
+ */
+export const ScheduleActionKind = z.enum(['backup', 'verify', 'drill']);
 export type ScheduleActionKind = z.infer<typeof ScheduleActionKind>;
 
 /**
@@ -402,6 +409,8 @@ export const ScheduledAction = z.object({
   datastoreId: Id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).default(0),
+  /** A drill's images per run (the least recently verified first); absent for other actions. */
+  sample: z.number().int().min(1).max(MAX_DRILL_SAMPLE).optional(),
   spec: ScheduleSpec,
   /** When it runs next; absent once it is over. */
   nextRunAt: z.string().optional(),

@@ -13,10 +13,15 @@ describe('scheduleActionOf', () => {
   it('refuses an action the target does not take, naming what it takes', () => {
     expect(() => scheduleActionOf('datastore', { action: 'backup' })).toThrow(ValidationError);
     expect(() => scheduleActionOf('datastore', { action: 'backup' })).toThrow(
-      /action: a datastore's schedule can verify \(got "backup"\)/,
+      /action: a datastore's schedule can verify or drill \(got "backup"\)/,
     );
     expect(() => scheduleActionOf('vm', { action: 'verify' })).toThrow(/action: a VM's schedule can backup/);
-    expect(() => scheduleActionOf('job', { action: 'drill' })).toThrow(/a backup job's schedule can backup/);
+    expect(() => scheduleActionOf('vm', { action: 'drill' })).toThrow(
+      /action: a VM's schedule can backup \(/,
+    );
+    expect(() => scheduleActionOf('job', { action: 'verify' })).toThrow(
+      /a backup job's schedule can backup or drill/,
+    );
   });
 
   it("refuses a backup's fields on a datastore verify", () => {
@@ -26,5 +31,14 @@ describe('scheduleActionOf', () => {
     expect(() => scheduleActionOf('datastore', { reset: true })).toThrow(/reset: only a backup/);
     expect(scheduleActionOf('datastore', { reset: false })).toBe('verify');
     expect(scheduleActionOf('vm', { reset: true, datastoreId: 1 })).toBe('backup');
+  });
+
+  it('takes a drill on a datastore or a job, with its sample; a sample on anything else is refused', () => {
+    expect(scheduleActionOf('datastore', { action: 'drill', sample: 3 })).toBe('drill');
+    expect(scheduleActionOf('job', { action: 'drill' })).toBe('drill');
+    expect(() => scheduleActionOf('datastore', { sample: 2 })).toThrow(
+      /sample: only a drill restores a sample of images \(the action is verify\)/,
+    );
+    expect(() => scheduleActionOf('job', { action: 'backup', sample: 1 })).toThrow(/sample: only a drill/);
   });
 });

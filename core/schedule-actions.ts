@@ -1,6 +1,6 @@
 /**
- * Which actions each kind of schedule takes: a VM's and a backup job's back up, a datastore's
- * verifies its images. A new action (a restore drill) is one more entry here and one more case
+ * Which actions each kind of schedule takes: a VM's backs up; a backup job's backs up or drills
+ * (restores a sample of its images); a datastore's verifies its images or drills. A new action (a restore drill) is one more entry here and one more case
  * where the dispatcher fires it (functions/dispatcher/schedules.ts).
  */
 import { ValidationError } from './errors.ts';
@@ -11,8 +11,8 @@ export const SCHEDULE_ACTIONS: Readonly<
   Record<ScheduleTarget, readonly [ScheduleActionKind, ...ScheduleActionKind[]]>
 > = {
   vm: ['backup'],
-  job: ['backup'],
-  datastore: ['verify'],
+  job: ['backup', 'drill'],
+  datastore: ['verify', 'drill'],
 };
 
 const NOUN: Record<ScheduleTarget, string> = { vm: 'a VM', job: 'a backup job', datastore: 'a datastore' };
@@ -22,6 +22,7 @@ export interface ScheduleFields {
   action?: string;
   datastoreId?: number;
   reset?: boolean;
+  sample?: number;
 }
 
 /**
@@ -43,6 +44,9 @@ export function scheduleActionOf(target: ScheduleTarget, fields: ScheduleFields)
   }
   if (found !== 'backup' && fields.reset === true) {
     throw new ValidationError(`reset: only a backup starts a new chain (the action is ${found})`);
+  }
+  if (found !== 'drill' && fields.sample !== undefined) {
+    throw new ValidationError(`sample: only a drill restores a sample of images (the action is ${found})`);
   }
   return found;
 }

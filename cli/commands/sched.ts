@@ -1,12 +1,13 @@
 /**
  * `sched list | add | delete`: scheduled actions, shared by `lifeboat vm sched`,
- * `lifeboat backupjob sched` (`--action backup`) and `lifeboat datastore sched` (`--action
- * verify`: every READY image of the datastore read back). Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
+ * `lifeboat backupjob sched` (`--action backup|drill`) and `lifeboat datastore sched` (`--action
+ * verify`: every READY image of the datastore read back; `--action drill --sample N`: N images
+ * restored and started, the least recently verified first). Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
  * daily, weekly, monthly (`--days` chooses the days) or an AWS cron expression (`--repeat cron
  * 'EXPR'` or `--repeat 'cron(EXPR)'`), all in UTC; `--end` is a number of runs or a date.
  */
 import type { Command } from 'commander';
-import type { ScheduledAction } from '#core/model.ts';
+import { MAX_DRILL_SAMPLE, type ScheduledAction } from '#core/model.ts';
 import { SCHEDULE_ACTIONS } from '#core/schedule-actions.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
@@ -48,6 +49,12 @@ export function repeatOf(words: readonly string[] | undefined): string | undefin
   return words.join(' ');
 }
 
+function parseSample(value: string): number {
+  if (!/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > MAX_DRILL_SAMPLE)
+    throw new UsageError(`--sample: a number of images from 1 to ${MAX_DRILL_SAMPLE} (got "${value}")`);
+  return Number(value);
+}
+
 function parseDays(value: string): number[] {
   if (!/^\d{1,2}(,\d{1,2})*$/.test(value))
     throw new UsageError(`--days: a list such as 1,3,5 (got "${value}")`);
@@ -83,7 +90,11 @@ export function registerSched(
   const add = sched
     .command('add')
     .description(
-      base === '/datastores' ? "schedule a verification of the datastore's images" : 'schedule a backup',
+      base === '/datastores'
+        ? "schedule a verification (or a restore drill) of the datastore's images"
+        : base === '/jobs'
+          ? "schedule a backup (or a restore drill) of the job's VMs"
+          : 'schedule a backup',
     )
     .argument(`<${what}>`, 'id', parseId)
     .option('--action <ACTION>', `what to do: ${actions.join(', ')}`, actions[0])
@@ -93,6 +104,12 @@ export function registerSched(
     .option('--end <N|DATE>', 'stop after N runs or after this date')
     .option('--priority <N>', 'dispatch priority (users up to 49)', (v) => Number(v));
   if (base === '/vms') add.option('-d, --datastore <DSID>', 'backup datastore id', parseId);
+  if (actions.includes('drill'))
+    add.option(
+      '--sample <N>',
+      'drill: images restored per run, least recently verified first (default 1)',
+      parseSample,
+    );
   add.action(
     async (
       id: number,
@@ -105,11 +122,14 @@ export function registerSched(
         priority?: number;
         datastore?: number;
         reset?: boolean;
+        sample?: number;
       },
       command: Command,
     ) => {
       if (!(actions as readonly string[]).includes(options.action))
         throw new UsageError(`--action: only ${actions.join(' or ')} (got "${options.action}")`);
+      if (options.sample !== undefined && options.action !== 'drill')
+        throw new UsageError('--sample: only with --action drill');
       if (base === '/vms' && options.datastore === undefined) {
         throw new UsageError("required option '-d, --datastore <DSID>' not specified");
       }
@@ -124,6 +144,7 @@ export function registerSched(
         days: options.days,
         end,
         priority: options.priority,
+        ...(options.sample !== undefined && { sample: options.sample }),
       });
       if (context.output.json) return printJson(created);
       printLines([

@@ -119,6 +119,8 @@ export type RestoreRequestBody = {
 export type VerifyRequestBody = {
   hostId?: number;
   priority?: number;
+  restore?: boolean;
+  latestOnly?: boolean;
 };
 
 export type DownloadRequestBody = {
@@ -129,10 +131,11 @@ export type DownloadRequestBody = {
 };
 
 export type CreateScheduleBody = {
-  action?: 'backup';
+  action?: 'backup' | 'verify' | 'drill';
   datastoreId?: number;
   reset?: boolean;
   priority?: number;
+  sample?: number;
   time: string;
   repeat?: string;
   days?: number[];
@@ -327,7 +330,7 @@ export type Image = {
 
 export type Execution = {
   id: string;
-  kind: 'backup' | 'restore' | 'delete' | 'download' | 'verify' | 'monitor' | 'flatten' | 'import';
+  kind: 'backup' | 'restore' | 'delete' | 'download' | 'verify' | 'monitor' | 'flatten' | 'import' | 'drill';
   state: 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
   phase: string;
   vmId?: number;
@@ -349,14 +352,34 @@ export type Execution = {
   };
 };
 
+export type Drill = {
+  id: number;
+  imageId: number;
+  vmId: number;
+  datastoreId: number;
+  hostId: number;
+  executionId: string;
+  latestOnly: boolean;
+  result: 'RUNNING' | 'OK' | 'FAILED';
+  points?: number;
+  bytes?: number;
+  seconds?: number;
+  error?: string;
+  requestedBy: string;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+};
+
 export type ScheduledAction = {
   id: number;
-  target: 'vm' | 'job';
+  target: 'vm' | 'job' | 'datastore';
   targetId: number;
-  action: 'backup';
+  action: 'backup' | 'verify' | 'drill';
   datastoreId?: number;
   reset: boolean;
   priority: number;
+  sample?: number;
   spec: {
     start: string;
     repeat?:
@@ -559,6 +582,23 @@ export interface Operations {
       items: CapacitySample[];
     };
   };
+  /** A datastore's scheduled verifications */
+  'GET /datastores/{id}/schedules': {
+    body: undefined;
+    answer: {
+      items: ScheduledAction[];
+    };
+  };
+  /** Schedule verifications of every READY image of a datastore (action verify) */
+  'POST /datastores/{id}/schedules': {
+    body: CreateScheduleBody;
+    answer: ScheduledAction;
+  };
+  /** Delete a datastore's schedule */
+  'DELETE /datastores/{id}/schedules/{schedId}': {
+    body: undefined;
+    answer: undefined;
+  };
   /** List the images the caller may use */
   'GET /images': {
     body: undefined;
@@ -581,10 +621,22 @@ export interface Operations {
     body: RestoreRequestBody;
     answer: Execution;
   };
-  /** Read every stored backup of an image back against its recorded sha256 (one execution each) */
+  /** Read every stored backup of an image back against its recorded sha256 (one execution each); with restore: a drill (restore, check, start without NICs, remove) */
   'POST /images/{id}/verify': {
     body: VerifyRequestBody;
     answer: Record<string, unknown>;
+  };
+  /** List the restore drills of images the caller may use, newest first */
+  'GET /drills': {
+    body: undefined;
+    answer: {
+      items: Drill[];
+    };
+  };
+  /** Show a restore drill report */
+  'GET /drills/{id}': {
+    body: undefined;
+    answer: Drill;
   };
   /** Change the owner or group of an image */
   'PUT /images/{id}/owner': {

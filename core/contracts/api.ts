@@ -9,7 +9,14 @@ import { GroupName, UserName } from '../accounts.ts';
 import { attributeIssues } from '../datastore-attributes.ts';
 import { DomainName, domainNameProblem } from '../domain-name.ts';
 import { ValidationError } from '../errors.ts';
-import { DatastoreDriverName, DiskFormat, ExecutionState, ScheduleActionKind, VmState } from '../model.ts';
+import {
+  DatastoreDriverName,
+  DiskFormat,
+  ExecutionState,
+  MAX_DRILL_SAMPLE,
+  ScheduleActionKind,
+  VmState,
+} from '../model.ts';
 import { isOctalPermissions, OCTAL_RULE } from '../permissions.ts';
 import { HostPath, PlainHostPath, PoolName } from './tasks.ts';
 
@@ -443,6 +450,8 @@ export const CreateScheduleBody = z.strictObject({
   datastoreId: id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).optional(),
+  /** A drill's images per run (default 1). */
+  sample: z.number().int().min(1).max(MAX_DRILL_SAMPLE).optional(),
   time: z.string().min(1),
   repeat: z.string().min(1).optional(),
   days: z.array(z.number().int()).min(1).optional(),

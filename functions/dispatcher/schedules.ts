@@ -9,10 +9,12 @@ import { startRun } from '#core/jobs.ts';
 import { nextRun } from '#core/schedule.ts';
 import { log } from '#platform/log.ts';
 import { queueVmBackup } from '../operations/backup-queue.ts';
+import { enqueueScheduledDrills } from '../operations/drill.ts';
 import { deleteAwsSchedule } from '../operations/eventbridge.ts';
 import { advanceJob } from '../operations/job-progress.ts';
 import { enqueueDatastoreVerifies } from '../operations/verify.ts';
 import { datastores } from '../repo/datastores.ts';
+import { jobs } from '../repo/jobs.ts';
 import { dueSchedules, type ScheduleRecord, schedules } from '../repo/schedules.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
@@ -43,8 +45,17 @@ async function claim(schedule: ScheduleRecord, now: Date): Promise<ScheduleRecor
 /** Queue the action of one claimed run; answers the (first) execution id. */
 async function act(schedule: ScheduleRecord): Promise<string | undefined> {
   const user = { name: schedule.createdBy };
+  if (schedule.action === 'drill') {
+    const jobId = schedule.target === 'job' ? schedule.targetId : undefined;
+    const datastoreId = jobId === undefined ? schedule.targetId : (await jobs.get(jobId)).datastoreId;
+    const queued = await enqueueScheduledDrills(user, await datastores.get(datastoreId), {
+      jobId,
+      sample: schedule.sample ?? 1,
+      priority: schedule.priority,
+    });
+    return queued[0]?.id;
+  }
   if (schedule.target === 'datastore') {
-    // The only datastore action today; a drill would be its own case here.
     const datastore = await datastores.get(schedule.targetId);
     const queued = await enqueueDatastoreVerifies(user, datastore, {
       priority: schedule.priority,

@@ -5,12 +5,14 @@
  * `verifiedAt`, as a verify does). A scheduled drill queues through {@link enqueueDrill} too.
  */
 import type { DrillResult } from '#core/contracts/tasks.ts';
+import { drillSample } from '#core/drill.ts';
 import { Conflict } from '#core/errors.ts';
 import { type Datastore, Drill, type Execution, type Host, type Image } from '#core/model.ts';
 import { allocateId } from '../repo/counters.ts';
 import { drills } from '../repo/drills.ts';
+import { listImages } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
-import { enqueueMaintenance, sourcesOf } from './maintenance.ts';
+import { enqueueMaintenance, maintenanceHost, sourcesOf } from './maintenance.ts';
 import { recordVerification } from './verify.ts';
 
 /** What a drill request asks beyond the image. */
@@ -74,6 +76,32 @@ export async function enqueueDrill(
     },
   );
   return { drill, execution };
+}
+
+/**
+ * A scheduled drill's run (`datastore sched add DSID --action drill --sample N`, or a backup
+ * job's): `sample` of the READY images of the datastore (of the job only, with `jobId`), the
+ * least recently verified first (core/drill.ts drillSample), each drilled on the host
+ * maintenance picks. Answers the executions queued.
+ */
+export async function enqueueScheduledDrills(
+  requestedBy: { name: string },
+  datastore: Datastore,
+  options: { jobId?: number; sample: number; priority?: number },
+): Promise<Execution[]> {
+  const candidates = (await listImages({ datastoreId: datastore.id })).filter(
+    (image) => sourcesOf(image).length > 0 && (options.jobId === undefined || image.jobId === options.jobId),
+  );
+  const queued: Execution[] = [];
+  for (const image of drillSample(candidates, options.sample)) {
+    const host = await maintenanceHost(datastore, image.vmId);
+    const { execution } = await enqueueDrill(requestedBy, image, datastore, host, {
+      priority: options.priority,
+      wake: false,
+    });
+    queued.push(execution);
+  }
+  return queued;
 }
 
 /** The drill's host work started (Admit): `startedAt`, once. */

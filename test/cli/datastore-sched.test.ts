@@ -113,10 +113,50 @@ describe('datastore sched', () => {
       env,
     });
     expect(backup.exitCode).toBe(2);
-    expect(backup.stderr).toBe('lifeboat: --action: only verify (got "backup")');
+    expect(backup.stderr).toBe('lifeboat: --action: only verify or drill (got "backup")');
     const datastore = await runCli(['datastore', 'sched', 'add', '100', '-d', '1', '--time', 'now'], { env });
     expect(datastore.exitCode).toBe(2);
     expect(datastore.stderr).toMatch(/unknown option '-d'/);
     expect(api.requests).toEqual([]);
+  });
+
+  it('--action drill --sample N asks for N images a run; --sample is refused without drill or out of 1-20 (exit 2)', async () => {
+    const env = await serve({ 'POST /datastores/100/schedules': { status: 201, body: schedule } });
+    const refused = [
+      [['--sample', '2'], 'lifeboat: --sample: only with --action drill'],
+      [
+        ['--action', 'drill', '--sample', '0'],
+        'lifeboat: --sample: a number of images from 1 to 20 (got "0")',
+      ],
+      [
+        ['--action', 'drill', '--sample', '21'],
+        'lifeboat: --sample: a number of images from 1 to 20 (got "21")',
+      ],
+    ] as const;
+    for (const [flags, message] of refused) {
+      const out = await runCli(['datastore', 'sched', 'add', '100', ...flags, '--time', 'now'], { env });
+      expect(out.exitCode, flags.join(' ')).toBe(2);
+      expect(out.stderr).toBe(message);
+    }
+    expect(api.requests).toEqual([]);
+    const drill = await runCli(
+      [
+        'datastore',
+        'sched',
+        'add',
+        '100',
+        '--action',
+        'drill',
+        '--sample',
+        '3',
+        '--time',
+        'now',
+        '--repeat',
+        'weekly',
+      ],
+      { env },
+    );
+    expect(drill.exitCode, drill.stderr).toBe(0);
+    expect(api.requests[0]?.body).toEqual({ action: 'drill', time: 'now', repeat: 'weekly', sample: 3 });
   });
 });

@@ -85,7 +85,10 @@ describe('datastore schedules: routes', () => {
   it('refuses a bad body with a clear 400 and creates nothing', async () => {
     await seedUser('bob', bob.token, 'user');
     const cases: [Record<string, unknown>, string][] = [
-      [{ time: '+60', action: 'backup' }, `action: a datastore's schedule can verify (got "backup")`],
+      [
+        { time: '+60', action: 'backup' },
+        `action: a datastore's schedule can verify or drill (got "backup")`,
+      ],
       [{ time: '+60', action: 'scrub' }, 'action'],
       [{ time: '+60', datastoreId: 1 }, "datastoreId: a datastore's schedule acts on its own datastore"],
       [{ time: '+60', reset: true }, 'reset: only a backup starts a new chain'],
@@ -209,6 +212,37 @@ describe('datastore schedules: a due run', () => {
     expect(second.started).toHaveLength(1);
     expect(second.waiting).toHaveLength(1);
     expect((await pendingRequests()).map((r) => r.kind)).toEqual(['verify']);
+  });
+
+  it('a drill schedule restores its sample of images, never verified first; a sample on a verify is a 400', async () => {
+    for (const body of [
+      { time: '+60', action: 'verify', sample: 2 },
+      { time: '+60', action: 'drill', sample: 0 },
+      { time: '+60', action: 'drill', sample: 21 },
+    ]) {
+      const before = await allSchedules();
+      const refused = await call('POST', '/datastores/1/schedules', { ...admin, body });
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.body.error).toBe('ValidationError');
+      expect(await allSchedules()).toBe(before);
+    }
+    await images.update(11, { template: '<domain/>', verifiedAt: '2026-12-02T00:00:00Z' });
+    await images.update(12, { template: '<domain/>' });
+    const created = await call('POST', '/datastores/1/schedules', {
+      ...admin,
+      body: { time: '+60', action: 'drill', repeat: 'weekly' },
+    });
+    expect(created.status, created.raw).toBe(201);
+    expect(created.body).toMatchObject({ action: 'drill', sample: 1 });
+    expect(await fireDueSchedules(new Date(created.body.nextRunAt))).toEqual([created.body.id]);
+    // Image 12 was never verified: its turn first; 11 (verified) and 13-15 (not READY) wait.
+    const drilled = (await executions.list()).filter((e) => e.kind === 'drill');
+    expect(drilled.map((e) => [e.imageId, e.state, e.requestedBy])).toEqual([[12, 'QUEUED', 'admin']]);
+    expect((await schedules.get(created.body.id)).lastExecutionId).toBe(drilled[0]?.id);
+    expect((await call('GET', '/drills?imageId=12', admin)).body.items).toEqual([
+      expect.objectContaining({ imageId: 12, result: 'RUNNING', executionId: drilled[0]?.id }),
+    ]);
+    expect((await call('DELETE', `/datastores/1/schedules/${created.body.id}`, admin)).status).toBe(204);
   });
 
   it("a run with no host to verify on records why; deleting the datastore's images and it deletes its schedules", async () => {

@@ -86,6 +86,7 @@ function add(target: Target): RouteHandler {
       datastoreId,
       reset: body.reset,
       priority: body.priority ?? 0,
+      ...(action === 'drill' && { sample: body.sample ?? 1 }),
       spec,
       nextRunAt: first.toISOString(),
       runs: 0,
