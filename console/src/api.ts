@@ -5,18 +5,7 @@
  * The token lives in sessionStorage only (gone when the tab closes) and travels only in the
  * Authorization header, never in a URL.
  */
-import type {
-  BackupJob,
-  CapacitySample,
-  Datastore,
-  Execution,
-  Host,
-  Image,
-  Operations,
-  RestoreRequestBody,
-  ScheduledAction,
-  Vm,
-} from './api-types.gen.ts';
+import type { Operations } from './api-types.gen.ts';
 
 export type {
   BackupJob,
@@ -29,7 +18,7 @@ export type {
   RestoreRequestBody,
   ScheduledAction,
   Vm,
-};
+} from './api-types.gen.ts';
 
 /** An operation of the API: `'GET /vms/{id}'`. */
 export type OperationKey = keyof Operations;

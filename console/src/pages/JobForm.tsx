@@ -13,6 +13,7 @@ import Select from '@cloudscape-design/components/select';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import { useState } from 'react';
 import { type BackupJob, call, type Datastore, type Vm } from '../api.ts';
+import { DatastoreSelect } from '../DatastoreSelect.tsx';
 import { type JobChoices, jobBody, jobChanges, move } from '../job-form.ts';
 import { useSession } from '../session.tsx';
 
@@ -91,19 +92,11 @@ export function JobForm({ job, initial, vms, datastores, onDismiss, onSaved }: J
           <Input ariaLabel="Job name" value={c.name} onChange={({ detail }) => set({ name: detail.value })} />
         </FormField>
         <FormField label="Datastore" errorText={problem('datastoreId')}>
-          <Select
+          <DatastoreSelect
             ariaLabel="Job datastore"
-            selectedOption={
-              c.datastoreId === undefined
-                ? null
-                : {
-                    value: String(c.datastoreId),
-                    label: datastores.find((d) => d.id === c.datastoreId)?.name ?? String(c.datastoreId),
-                  }
-            }
-            onChange={({ detail }) => set({ datastoreId: Number(detail.selectedOption.value) })}
-            options={datastores.map((d) => ({ value: String(d.id), label: d.name, description: d.driver }))}
-            placeholder="Choose a datastore"
+            datastores={datastores}
+            value={c.datastoreId}
+            onChange={(datastoreId) => set({ datastoreId })}
           />
         </FormField>
         <FormField

@@ -14,11 +14,11 @@ import Header from '@cloudscape-design/components/header';
 import KeyValuePairs from '@cloudscape-design/components/key-value-pairs';
 import Link from '@cloudscape-design/components/link';
 import Modal from '@cloudscape-design/components/modal';
-import Select, { type SelectProps } from '@cloudscape-design/components/select';
 import SpaceBetween from '@cloudscape-design/components/space-between';
 import Table from '@cloudscape-design/components/table';
 import { useState } from 'react';
 import { call, type Datastore, type Execution, type Host, type Image, list, type Vm } from '../api.ts';
+import { DatastoreSelect } from '../DatastoreSelect.tsx';
 import { formatBytes, formatDate } from '../format.ts';
 import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
@@ -51,17 +51,17 @@ function BackupNow({
 }) {
   const { token } = useSession();
   const [open, setOpen] = useState(false);
-  const [choice, setChoice] = useState<SelectProps.Option | null>(null);
+  const [datastoreId, setDatastoreId] = useState<number>();
   const [reset, setReset] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
 
   async function submit() {
-    if (!choice?.value) return;
+    if (datastoreId === undefined) return;
     setBusy(true);
     setError(undefined);
     try {
-      const body = { datastoreId: Number(choice.value), reset };
+      const body = { datastoreId, reset };
       onQueued(await call(token, 'POST /vms/{id}/backup', { params: { id: vm.id }, body }));
       setOpen(false);
     } catch (err) {
@@ -86,7 +86,7 @@ function BackupNow({
               <Button variant="link" onClick={() => setOpen(false)}>
                 Close
               </Button>
-              <Button variant="primary" onClick={submit} loading={busy} disabled={!choice}>
+              <Button variant="primary" onClick={submit} loading={busy} disabled={datastoreId === undefined}>
                 Start backup
               </Button>
             </SpaceBetween>
@@ -95,13 +95,11 @@ function BackupNow({
       >
         <SpaceBetween size="m">
           <FormField label="Datastore" errorText={error}>
-            <Select
-              selectedOption={choice}
-              onChange={({ detail }) => setChoice(detail.selectedOption)}
-              options={datastores.map((d) => ({ label: d.name, value: String(d.id), description: d.driver }))}
-              placeholder="Choose a datastore"
+            <DatastoreSelect
               ariaLabel="Datastore"
-              empty="No datastore you may use"
+              datastores={datastores}
+              value={datastoreId}
+              onChange={setDatastoreId}
             />
           </FormField>
           <Checkbox checked={reset} onChange={({ detail }) => setReset(detail.checked)}>

@@ -20,6 +20,7 @@ import Table from '@cloudscape-design/components/table';
 import TimeInput from '@cloudscape-design/components/time-input';
 import { useState } from 'react';
 import { call, type Datastore, list, type ScheduledAction, type Vm } from '../../api.ts';
+import { DatastoreSelect } from '../../DatastoreSelect.tsx';
 import { formatDate } from '../../format.ts';
 import { describeSpec, type ScheduleChoices, scheduleBody, UNITS, WEEKDAYS } from '../../schedule-builder.ts';
 import { useSession } from '../../session.tsx';
@@ -98,19 +99,11 @@ function AddSchedule({ vm, datastores, onAdded }: { vm: Vm; datastores: Datastor
       >
         <SpaceBetween size="m">
           <FormField label="Datastore" errorText={problem('datastore')}>
-            <Select
+            <DatastoreSelect
               ariaLabel="Schedule datastore"
-              selectedOption={
-                c.datastoreId === undefined
-                  ? null
-                  : {
-                      value: String(c.datastoreId),
-                      label: datastores.find((d) => d.id === c.datastoreId)?.name ?? String(c.datastoreId),
-                    }
-              }
-              onChange={({ detail }) => set({ datastoreId: Number(detail.selectedOption.value) })}
-              options={datastores.map((d) => ({ value: String(d.id), label: d.name }))}
-              placeholder="Choose a datastore"
+              datastores={datastores}
+              value={c.datastoreId}
+              onChange={(datastoreId) => set({ datastoreId })}
             />
           </FormField>
           <FormField label="Start">
