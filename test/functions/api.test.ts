@@ -397,7 +397,13 @@ describe('VMs, BACKUP_CONFIG and backup requests', () => {
     });
     const request = await requests.get(res.body.id);
     expect(request).toMatchObject({ queue: 'pending', vmId: 1 });
-    expect(request.input).toEqual({ executionId: res.body.id, vmId: 1, datastoreId: 1, reset: false });
+    expect(request.input).toEqual({
+      executionId: res.body.id,
+      hostId: 1,
+      vmId: 1,
+      datastoreId: 1,
+      reset: false,
+    });
     expect((await call('GET', `/executions/${res.body.id}`, admin)).body.state).toBe('QUEUED');
     const again = await call('POST', '/vms/1/backup', { ...admin, body: { datastoreId: 1 } });
     expect(again.status).toBe(409);
