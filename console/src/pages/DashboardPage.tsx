@@ -1,6 +1,8 @@
 /**
  * Dashboard: today's backups (succeeded, failed, cancelled), what runs now with its progress,
- * and each datastore's free space; all from what the API shows the signed-in user.
+ * each datastore's free space, and what needs attention (VMs whose scheduled backups stopped
+ * succeeding, images that failed their verification); all from what the API shows the
+ * signed-in user.
  */
 import Alert from '@cloudscape-design/components/alert';
 import Box from '@cloudscape-design/components/box';
@@ -10,8 +12,9 @@ import Header from '@cloudscape-design/components/header';
 import Link from '@cloudscape-design/components/link';
 import ProgressBar from '@cloudscape-design/components/progress-bar';
 import SpaceBetween from '@cloudscape-design/components/space-between';
-import { type Execution, list } from '../api.ts';
-import { formatBytes } from '../format.ts';
+import StatusIndicator from '@cloudscape-design/components/status-indicator';
+import { call, type Execution, list } from '../api.ts';
+import { formatBytes, formatDate } from '../format.ts';
 import { useApi } from '../useApi.ts';
 import { bytesText } from './ExecutionsPage.tsx';
 
@@ -27,12 +30,48 @@ export function backupsToday(executions: readonly Execution[], now = new Date())
   };
 }
 
+/** What the dashboard reads of `GET /stats` (core/stats.ts). */
+interface Attention {
+  /** VMs whose last successful backup is older than twice their schedule's period. */
+  missedBackups: { vmId: number; lastSuccessAt?: string; missedSince: string }[];
+  /** Images whose last verification or drill FAILED. */
+  verifyFailures: number;
+}
+
 async function load(token: string) {
-  const [executions, datastores] = await Promise.all([
+  const [executions, datastores, stats] = await Promise.all([
     list(token, 'GET /executions'),
     list(token, 'GET /datastores'),
+    call(token, 'GET /stats') as Promise<Partial<Attention>>,
   ]);
-  return { executions, datastores };
+  return {
+    executions,
+    datastores,
+    attention: { missedBackups: stats.missedBackups ?? [], verifyFailures: stats.verifyFailures ?? 0 },
+  };
+}
+
+/** Missed backups and failed verifications, each linked to where to look. */
+function NeedsAttention({ attention }: { attention: Attention }) {
+  const { missedBackups, verifyFailures } = attention;
+  if (missedBackups.length === 0 && verifyFailures === 0) {
+    return <Box color="text-status-inactive">Every scheduled backup is on time; no verification failed.</Box>;
+  }
+  return (
+    <SpaceBetween size="s">
+      {verifyFailures > 0 && (
+        <StatusIndicator type="error">
+          <Link href="#/images">{`${verifyFailures} image${verifyFailures === 1 ? '' : 's'} failed verification`}</Link>
+        </StatusIndicator>
+      )}
+      {missedBackups.map((m) => (
+        <StatusIndicator key={m.vmId} type="warning">
+          <Link href={`#/vms/${m.vmId}`}>{`VM ${m.vmId}`}</Link>
+          {` missed its scheduled backups since ${formatDate(m.missedSince)} (last success: ${formatDate(m.lastSuccessAt)})`}
+        </StatusIndicator>
+      ))}
+    </SpaceBetween>
+  );
 }
 
 /** One figure with its label. */
@@ -64,6 +103,9 @@ export function DashboardPage() {
           <Figure label="Failed" value={today.failed} />
           <Figure label="Cancelled" value={today.cancelled} />
         </ColumnLayout>
+      </Container>
+      <Container header={<Header variant="h2">Needs attention</Header>}>
+        {data ? <NeedsAttention attention={data.attention} /> : <Box>Loading</Box>}
       </Container>
       <Container header={<Header variant="h2">Running now</Header>}>
         {running.length === 0 ? (
