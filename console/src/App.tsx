@@ -10,6 +10,7 @@ import { useEffect, useState } from 'react';
 import { clearToken, storedToken, storeToken, type UserView, whoAmI } from './api.ts';
 import { ChartsPage } from './pages/ChartsPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
+import { DatastorePage } from './pages/DatastorePage.tsx';
 import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
@@ -38,6 +39,8 @@ function Page({ route }: { route: string }) {
   if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
   const vm = /^\/vms\/(\d+)$/.exec(route);
   if (vm?.[1]) return <VmPage id={Number(vm[1])} />;
+  const datastore = /^\/datastores\/(\d+)$/.exec(route);
+  if (datastore?.[1]) return <DatastorePage id={Number(datastore[1])} />;
   if (route === '/executions') return <ExecutionsPage />;
   if (route === '/vms') return <VmsPage />;
   if (route === '/datastores') return <DatastoresPage />;
@@ -120,7 +123,7 @@ export function App() {
         navigation={
           <SideNavigation
             header={{ href: '#/', text: 'Lifeboat' }}
-            activeHref={`#${/^\/(executions|vms)\//.test(route) ? route.replace(/^(\/[a-z]+)\/.*$/, '$1') : route}`}
+            activeHref={`#${/^\/(executions|vms|datastores)\//.test(route) ? route.replace(/^(\/[a-z]+)\/.*$/, '$1') : route}`}
             items={[
               { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Execution, Image } from './api.ts';
-import { durationSeries, sizeSeries } from './chart-data.ts';
+import type { CapacitySample, Execution, Image } from './api.ts';
+import { capacitySeries, durationSeries, sizeSeries } from './chart-data.ts';
 
 const image = (id: number, vmId: number, extra: Partial<Image>): Image =>
   ({ id, vmId, size: 10, createdAt: '2026-01-01T00:00:00Z', increments: [], ...extra }) as Image;
@@ -31,5 +31,23 @@ describe('chart series', () => {
       e('d', { kind: 'restore', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-01-01T00:00:10Z' }),
     ]);
     expect(series.get(7)?.map((d) => d.y)).toEqual([10, 90]);
+  });
+
+  it('capacity: used and free by time, an unknown figure left out (never 0), no series without a figure', () => {
+    const sample = (at: string, extra: Partial<CapacitySample>): CapacitySample => ({
+      datastoreId: 1,
+      at,
+      ...extra,
+    });
+    const series = capacitySeries([
+      sample('2026-01-03T00:00:00Z', { usedBytes: 30, freeBytes: 70 }),
+      sample('2026-01-01T00:00:00Z', { usedBytes: 10 }),
+      sample('2026-01-02T00:00:00Z', { usedBytes: 20, freeBytes: 80 }),
+    ]);
+    expect(series.map((s) => [s.title, s.data.map((d) => d.y)])).toEqual([
+      ['Used', [10, 20, 30]],
+      ['Free', [80, 70]],
+    ]);
+    expect(capacitySeries([sample('2026-01-01T00:00:00Z', {})])).toEqual([]);
   });
 });

@@ -1,9 +1,10 @@
 /**
- * The charts page's series, from what the API answers: each VM's backup sizes over time (every
- * restore point of its images: a FULL or an increment, at its date) and each finished backup's
- * duration (an execution's startedAt to endedAt).
+ * The charts' series, from what the API answers: each VM's backup sizes over time (every
+ * restore point of its images: a FULL or an increment, at its date), each finished backup's
+ * duration (an execution's startedAt to endedAt), and a datastore's used and free space (its
+ * capacity samples).
  */
-import type { Execution, Image } from './api.ts';
+import type { CapacitySample, Execution, Image } from './api.ts';
 
 /** A point of a series: a time and a value. */
 export interface Datum {
@@ -36,4 +37,21 @@ export function durationSeries(executions: readonly Execution[]): Map<number, Da
   }
   for (const series of byVm.values()) series.sort((a, b) => a.x.getTime() - b.x.getTime());
   return byVm;
+}
+
+/**
+ * A datastore's space over time: a "Used" (by backups) and a "Free" series from its capacity
+ * samples, each with only the samples that measured it (unknown stays out, never 0), by time.
+ */
+export function capacitySeries(samples: readonly CapacitySample[]): { title: string; data: Datum[] }[] {
+  const sorted = [...samples].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const of = (value: (s: CapacitySample) => number | undefined) =>
+    sorted.flatMap((s) => {
+      const y = value(s);
+      return y === undefined ? [] : [{ x: new Date(s.at), y }];
+    });
+  return [
+    { title: 'Used', data: of((s) => s.usedBytes) },
+    { title: 'Free', data: of((s) => s.freeBytes) },
+  ].filter((series) => series.data.length > 0);
 }

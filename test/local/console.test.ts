@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as authorizer } from '#functions/api/authorizer.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
+import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
@@ -119,6 +120,20 @@ beforeAll(async () => {
   await vms.put(vm(2, 'admin-secret-vm', 'admin', 'admin', {}));
   await datastores.put(datastore(100, 'alice-restic', 'alice', 'users', 30, 100));
   await datastores.put(datastore(101, 'admin-only-ds', 'admin', 'admin', 1, 2));
+  // Three measurements of alice's datastore, a day apart, in the 30 days the page charts.
+  for (const [day, used] of [
+    [1, 10],
+    [2, 20],
+    [3, 30],
+  ] as const) {
+    await writeCapacitySample(
+      capacitySample(
+        100,
+        { totalBytes: 100 * GIB, freeBytes: (100 - used) * GIB, usedBytes: used * GIB },
+        Date.now() - (4 - day) * 86_400_000,
+      ),
+    );
+  }
   await images.put({
     id: 7,
     name: '1-7',
@@ -229,6 +244,16 @@ describe('web console', () => {
     expect(await ds.locator('progress').getAttribute('value')).toBe('30');
     expect(await page.getByText('admin-only-ds').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
+    // Its page: the figures and the chart of used and free space over the samples kept.
+    await page.getByRole('link', { name: 'alice-restic' }).click();
+    await page.getByRole('heading', { name: 'Used and free space over time' }).waitFor();
+    // The chart's legend names both series once the samples are in.
+    const chart = page.getByRole('region', { name: 'Used and free space over time' });
+    await chart.getByText('Used', { exact: true }).first().waitFor();
+    await chart.getByText('Free', { exact: true }).first().waitFor();
+    expect(await chart.getByText('Not measured yet').count()).toBe(0);
+    expect(await page.getByText('100.0 GiB').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'datastore-1280.png'), fullPage: true });
 
     // Images: the VM's backup with its mode, size and state.
     await page.getByRole('link', { name: 'Images' }).first().click();

@@ -1,4 +1,5 @@
 /** Datastores: driver and capacity (TOTAL, FREE, USED from the last monitor) as a bar. */
+import Link from '@cloudscape-design/components/link';
 import ProgressBar from '@cloudscape-design/components/progress-bar';
 import { type Datastore, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
@@ -34,7 +35,12 @@ export function DatastoresPage() {
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (d) => d.id, sortingField: 'id' },
-        { id: 'name', header: 'Name', cell: (d) => d.name, sortingField: 'name' },
+        {
+          id: 'name',
+          header: 'Name',
+          cell: (d) => <Link href={`#/datastores/${d.id}`}>{d.name}</Link>,
+          sortingField: 'name',
+        },
         { id: 'driver', header: 'Driver', cell: (d) => d.driver, sortingField: 'driver' },
         { id: 'owner', header: 'Owner', cell: (d) => `${d.owner}:${d.group}`, sortingField: 'owner' },
         { id: 'capacity', header: 'Capacity', cell: (d) => <Capacity ds={d} />, minWidth: 240 },
