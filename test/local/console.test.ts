@@ -650,6 +650,7 @@ describe('web console', () => {
       ['jobs', '/jobs', 'alice-db → alice-app'],
       ['executions', '/executions', 'restore'],
       ['datastores', '/datastores', 'alice-restic'],
+      ['datastore', '/datastores/100', 'Used and free space over time'],
       ['hosts', '/hosts', 'hv-console'],
       ['charts', '/charts', 'Legend of backup durations'],
     ];
