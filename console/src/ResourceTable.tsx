@@ -26,6 +26,8 @@ export interface ResourceTableProps<T> {
   columns: TableProps.ColumnDefinition<T>[];
   trackBy: keyof T & string;
   pageSize?: number;
+  /** More header actions beside the refresh (a create button), given the table's reload. */
+  actions?(reload: () => void): React.ReactNode;
 }
 
 /** A filtered, sortable, paginated table of API objects. */
@@ -61,7 +63,12 @@ export function ResourceTable<T>(props: ResourceTableProps<T>) {
           <Header
             variant="awsui-h1-sticky"
             counter={data ? `(${data.length})` : undefined}
-            actions={<Button iconName="refresh" ariaLabel={`Refresh ${props.noun}`} onClick={reload} />}
+            actions={
+              <SpaceBetween direction="horizontal" size="xs">
+                {props.actions?.(reload)}
+                <Button iconName="refresh" ariaLabel={`Refresh ${props.noun}`} onClick={reload} />
+              </SpaceBetween>
+            }
           >
             {props.title}
           </Header>

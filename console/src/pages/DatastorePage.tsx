@@ -12,7 +12,9 @@ import SpaceBetween from '@cloudscape-design/components/space-between';
 import { call, list } from '../api.ts';
 import { capacitySeries } from '../chart-data.ts';
 import { formatBytes, formatDate } from '../format.ts';
+import { useSession } from '../session.tsx';
 import { useApi } from '../useApi.ts';
+import { DatastoreForm } from './DatastoreForm.tsx';
 
 const shortTime = (d: Date) =>
   d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
@@ -29,7 +31,8 @@ function Field({ label, value }: { label: string; value: string }) {
 
 /** The datastore page (`#/datastores/ID`), refreshed every 30 s. */
 export function DatastorePage({ id }: { id: number }) {
-  const { data, error, loading } = useApi(async (token) => {
+  const { user } = useSession();
+  const { data, error, loading, reload } = useApi(async (token) => {
     const params = { params: { id } };
     const [datastore, samples] = await Promise.all([
       call(token, 'GET /datastores/{id}', params),
@@ -45,7 +48,11 @@ export function DatastorePage({ id }: { id: number }) {
   }));
   return (
     <SpaceBetween size="l">
-      <Header variant="h1" description={ds ? `${ds.driver} datastore ${ds.id}` : undefined}>
+      <Header
+        variant="h1"
+        description={ds ? `${ds.driver} datastore ${ds.id}` : undefined}
+        actions={ds && user.admin ? <DatastoreForm key={ds.id} existing={ds} onSaved={reload} /> : undefined}
+      >
         {ds?.name ?? `Datastore ${id}`}
       </Header>
       {error && (

@@ -4,6 +4,8 @@ import ProgressBar from '@cloudscape-design/components/progress-bar';
 import { type Datastore, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
 import { ResourceTable } from '../ResourceTable.tsx';
+import { useSession } from '../session.tsx';
+import { DatastoreForm } from './DatastoreForm.tsx';
 
 /** The used share in percent, when the datastore was measured. */
 function usedPercent(ds: Datastore): number | undefined {
@@ -25,10 +27,12 @@ function Capacity({ ds }: { ds: Datastore }) {
   );
 }
 
-/** The datastores page. */
+/** The datastores page; admins may create one. */
 export function DatastoresPage() {
+  const { user } = useSession();
   return (
     <ResourceTable<Datastore>
+      actions={(reload) => (user.admin ? <DatastoreForm onSaved={reload} /> : null)}
       title="Datastores"
       noun="datastores"
       load={(token) => list(token, 'GET /datastores')}
