@@ -155,6 +155,8 @@ beforeAll(async () => {
     mode: 'FULL',
     size: 3 * 1024 * 1024,
     createdAt: '2026-01-02T03:04:05.000Z',
+    verifyState: 'OK',
+    verifiedAt: '2026-01-03T00:00:00.000Z',
   });
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   await mkdir(ARTIFACTS, { recursive: true });
@@ -285,6 +287,12 @@ describe('web console', () => {
     expect(await ds.locator('progress').getAttribute('value')).toBe('30');
     expect(await page.getByText('admin-only-ds').count()).toBe(0);
     await page.screenshot({ path: join(ARTIFACTS, 'datastores-1280.png'), fullPage: true });
+    // Images: each with its last verification.
+    await page.getByRole('link', { name: 'Images' }).first().click();
+    const verified = page.getByRole('row', { name: /1-7/ });
+    await verified.waitFor();
+    expect(await verified.textContent()).toMatch(/OK \S/);
+    await page.getByRole('link', { name: 'Datastores' }).first().click();
     // Its page: the figures and the chart of used and free space over the samples kept.
     await page.getByRole('link', { name: 'alice-restic' }).click();
     await page.getByRole('heading', { name: 'Used and free space over time' }).waitFor();

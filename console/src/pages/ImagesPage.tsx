@@ -1,4 +1,7 @@
-/** Images: each backup image with its VM, datastore, state, mode, restore points, size and last point. */
+/**
+ * Images: each backup image with its VM, datastore, state, mode, restore points, size, last point
+ * and whether its stored data was last verified (or drilled) OK, FAILED, or never.
+ */
 import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/components/status-indicator';
 import { type Image, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
@@ -15,6 +18,9 @@ interface ImageRow {
   points: number;
   size: number;
   last: string;
+  verified: 'OK' | 'FAILED' | 'never';
+  verifiedAt?: string;
+  verifyError?: string;
 }
 
 /** How each image state is shown. */
@@ -23,6 +29,13 @@ export const IMAGE_STATE: Record<Image['state'], StatusIndicatorProps.Type> = {
   LOCKED: 'in-progress',
   ERROR: 'error',
   DELETING: 'pending',
+};
+
+/** How the last verification (or drill) of an image is shown. */
+const VERIFY_STATE: Record<ImageRow['verified'], StatusIndicatorProps.Type> = {
+  OK: 'success',
+  FAILED: 'error',
+  never: 'stopped',
 };
 
 /** The image as a row: an increment chain counts its points, a full backup is one. */
@@ -39,6 +52,9 @@ export function imageRow(image: Image): ImageRow {
     points: Math.max(1, image.increments.length),
     size: image.size,
     last: dates.at(-1) ?? image.createdAt,
+    verified: image.verifyState ?? 'never',
+    ...(image.verifiedAt && { verifiedAt: image.verifiedAt }),
+    ...(image.verifyError && { verifyError: image.verifyError }),
   };
 }
 
@@ -65,6 +81,18 @@ export function ImagesPage() {
         { id: 'points', header: 'Restore points', cell: (i) => i.points, sortingField: 'points' },
         { id: 'size', header: 'Size', cell: (i) => formatBytes(i.size), sortingField: 'size' },
         { id: 'last', header: 'Last point', cell: (i) => formatDate(i.last), sortingField: 'last' },
+        {
+          id: 'verified',
+          header: 'Verified',
+          cell: (i) => (
+            <span title={i.verifyError}>
+              <StatusIndicator type={VERIFY_STATE[i.verified]}>
+                {i.verifiedAt ? `${i.verified} ${formatDate(i.verifiedAt)}` : i.verified}
+              </StatusIndicator>
+            </span>
+          ),
+          sortingField: 'verified',
+        },
       ]}
     />
   );
