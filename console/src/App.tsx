@@ -15,6 +15,7 @@ import { DatastoresPage } from './pages/DatastoresPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
 import { HostsPage } from './pages/HostsPage.tsx';
+import { ImagePage } from './pages/ImagePage.tsx';
 import { ImagesPage } from './pages/ImagesPage.tsx';
 import { JobsPage } from './pages/JobsPage.tsx';
 import { VmPage } from './pages/VmPage.tsx';
@@ -39,6 +40,8 @@ function Page({ route }: { route: string }) {
   if (execution?.[1]) return <ExecutionPage id={decodeURIComponent(execution[1])} />;
   const vm = /^\/vms\/(\d+)$/.exec(route);
   if (vm?.[1]) return <VmPage id={Number(vm[1])} />;
+  const image = /^\/images\/(\d+)$/.exec(route);
+  if (image?.[1]) return <ImagePage id={Number(image[1])} />;
   const datastore = /^\/datastores\/(\d+)$/.exec(route);
   if (datastore?.[1]) return <DatastorePage id={Number(datastore[1])} />;
   if (route === '/executions') return <ExecutionsPage />;
@@ -123,7 +126,7 @@ export function App() {
         navigation={
           <SideNavigation
             header={{ href: '#/', text: 'Lifeboat' }}
-            activeHref={`#${/^\/(executions|vms|datastores)\//.test(route) ? route.replace(/^(\/[a-z]+)\/.*$/, '$1') : route}`}
+            activeHref={`#${/^\/(executions|vms|datastores|images)\//.test(route) ? route.replace(/^(\/[a-z]+)\/.*$/, '$1') : route}`}
             items={[
               { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },

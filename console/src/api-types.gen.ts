@@ -328,6 +328,61 @@ export type Image = {
   createdAt: string;
 };
 
+export type ImageView = {
+  owner: string;
+  group: string;
+  permissions: string;
+  id: number;
+  name: string;
+  type: 'BACKUP';
+  datastoreId: number;
+  vmId: number;
+  state: 'LOCKED' | 'READY' | 'ERROR' | 'DELETING';
+  mode: 'FULL' | 'INCREMENT';
+  source: string;
+  size: number;
+  disks: {
+    id: number;
+    size: number;
+    virtualSize: number;
+    format: string;
+    file?: string;
+    sha256?: string;
+  }[];
+  template: string;
+  increments: {
+    id: number;
+    parent?: number;
+    type: 'FULL' | 'INCREMENT';
+    source: string;
+    size: number;
+    date: string;
+    disks?: {
+      id: number;
+      file: string;
+      size: number;
+      sha256?: string;
+    }[];
+    verifiedAt?: string;
+    checkpoint?: string;
+    resetReason?: string;
+  }[];
+  verifiedAt?: string;
+  verifyState?: 'OK' | 'FAILED';
+  verifyError?: string;
+  backupConfig?: Record<string, string>;
+  jobId?: number;
+  quota?: {
+    user: string;
+    group: string;
+    sizeMiB: number;
+  };
+  executionId?: string;
+  deleteQueued?: boolean;
+  createdAt: string;
+  downloadUrls: string[];
+};
+
 export type Execution = {
   id: string;
   kind: 'backup' | 'restore' | 'delete' | 'download' | 'verify' | 'monitor' | 'flatten' | 'import' | 'drill';
@@ -603,13 +658,13 @@ export interface Operations {
   'GET /images': {
     body: undefined;
     answer: {
-      items: Image[];
+      items: ImageView[];
     };
   };
-  /** Show an image */
+  /** Show an image with its download URLs */
   'GET /images/{id}': {
     body: undefined;
-    answer: Image;
+    answer: ImageView;
   };
   /** Delete an image (202: its data removed by an execution) */
   'DELETE /images/{id}': {

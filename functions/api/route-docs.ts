@@ -90,6 +90,8 @@ export const SCHEMAS = {
   // The capacity route answers samples without their key and expiry.
   CapacitySample: CapacitySample.omit({ id: true, expiresAt: true }),
   Image,
+  // What the image routes answer: the image and where each stored file can be downloaded from.
+  ImageView: Image.extend({ downloadUrls: z.array(z.string()) }),
   Execution,
   Drill,
   ScheduledAction,
@@ -189,8 +191,12 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     { 200: 'CapacitySample[]' },
     { query: 'CapacityQuery' },
   ),
-  'GET /images': doc('List the images the caller may use', { 200: 'Image[]' }, { query: 'ImageListQuery' }),
-  'GET /images/{id}': doc('Show an image', { 200: 'Image' }),
+  'GET /images': doc(
+    'List the images the caller may use',
+    { 200: 'ImageView[]' },
+    { query: 'ImageListQuery' },
+  ),
+  'GET /images/{id}': doc('Show an image with its download URLs', { 200: 'ImageView' }),
   'DELETE /images/{id}': doc('Delete an image (202: its data removed by an execution)', {
     202: 'Execution',
     204: 'none',

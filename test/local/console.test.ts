@@ -17,6 +17,8 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { Context } from 'aws-lambda';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadUrlsOf } from '#core/downloader-url.ts';
+import type { Image } from '#core/model.ts';
 import { handler as authorizer } from '#functions/api/authorizer.ts';
 import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
@@ -505,6 +507,8 @@ describe('web console', () => {
       vmId: 1,
       state: 'READY',
       mode: 'INCREMENT',
+      // A chain's image is stored as its FULL's backup.
+      source: 'snap-2',
       size: 5 * 1024 * 1024,
       disks: [{ id: 0, size: 4 << 20, virtualSize: 8 << 20, format: 'qcow2' }],
       increments: [
@@ -563,6 +567,23 @@ describe('web console', () => {
     expect(await single.getByRole('listitem').getAttribute('aria-label')).toMatch(
       /^Image 7 point 0: FULL, 3\.0 MiB, /,
     );
+
+    // The image's own page: its disks, its points and the URLs its files download from.
+    await page.goto(`${gateway.endpoint}/#/images/8`);
+    const pointRows = page.getByRole('table', { name: 'Restore points of the image' }).getByRole('row');
+    await pointRows.nth(2).waitFor();
+    expect(await pointRows.nth(1).textContent()).toContain('snap-2');
+    expect(await pointRows.nth(2).textContent()).toContain('snap-3');
+    expect(await page.getByRole('table', { name: 'Disks of the image' }).textContent()).toContain('8.0 MiB');
+    const urls = downloadUrlsOf('restic', (await images.get(8)) as Image);
+    expect(urls.length).toBeGreaterThan(0);
+    const shown = await page
+      .getByRole('list', { name: 'Download URLs' })
+      .getByRole('listitem')
+      .allTextContents();
+    expect(shown).toEqual(urls);
+    await page.goto(`${gateway.endpoint}/#/vms/1`);
+    await page.getByRole('list', { name: 'Restore points of image 8' }).waitFor();
 
     // Scheduled backups: daily, ending after 3 runs; listed, then deleted.
     await page.getByRole('button', { name: 'Add schedule' }).click();
@@ -685,7 +706,7 @@ describe('web console', () => {
     await page.context().close();
   });
 
-  it('every page: screenshots at 1280 and 375 px, no sideways scrolling at 375 px, every control labelled, no serious axe violation', async () => {
+  it('every page: screenshots at 1280, 1920 and 375 px, no sideways scrolling, every control labelled, no serious axe violation', async () => {
     // A finished backup of 90 s for the duration chart.
     await executions.put({
       id: 'console-finished-backup',
@@ -710,6 +731,7 @@ describe('web console', () => {
       ['vms', '/vms', 'alice-web'],
       ['vm', '/vms/1', 'Restore points of image 8'],
       ['images', '/images', '1-8'],
+      ['image', '/images/8', 'Download URLs'],
       ['jobs', '/jobs', 'alice-db → alice-app'],
       ['executions', '/executions', 'restore'],
       ['datastores', '/datastores', 'alice-restic'],
@@ -717,16 +739,15 @@ describe('web console', () => {
       ['hosts', '/hosts', 'hv-console'],
       ['charts', '/charts', 'Legend of backup durations'],
     ];
-    for (const width of [1280, 375]) {
+    for (const width of [1280, 1920, 375]) {
       await page.setViewportSize({ width, height: 900 });
       for (const [name, route, loaded] of pages) {
         await page.goto(`${gateway.endpoint}/#${route}`);
         await page.getByText(loaded).or(page.getByLabel(loaded)).first().waitFor();
         await page.screenshot({ path: join(ARTIFACTS, `page-${name}-${width}.png`), fullPage: true });
-        if (width === 375) {
-          const scroll = Number(await page.evaluate('document.documentElement.scrollWidth'));
-          expect(scroll, `${name} at 375 px`).toBeLessThanOrEqual(375);
-        }
+        // No layout break: the page itself never scrolls sideways (tables scroll in their box).
+        const scroll = Number(await page.evaluate('document.documentElement.scrollWidth'));
+        expect(scroll, `${name} at ${width} px`).toBeLessThanOrEqual(width);
         // Every control has an accessible name; buttons, inputs and links without one fail with
         // the page named.
         const unlabelled = await page.evaluate(UNLABELLED_CONTROLS);

@@ -2,6 +2,7 @@
  * Images: each backup image with its VM, datastore, state, mode, restore points, size, last point
  * and whether its stored data was last verified (or drilled) OK, FAILED, or never.
  */
+import Link from '@cloudscape-design/components/link';
 import StatusIndicator, { type StatusIndicatorProps } from '@cloudscape-design/components/status-indicator';
 import { type Image, list } from '../api.ts';
 import { formatBytes, formatDate } from '../format.ts';
@@ -68,7 +69,12 @@ export function ImagesPage() {
       trackBy="id"
       columns={[
         { id: 'id', header: 'ID', cell: (i) => i.id, sortingField: 'id' },
-        { id: 'name', header: 'Name', cell: (i) => i.name, sortingField: 'name' },
+        {
+          id: 'name',
+          header: 'Name',
+          cell: (i) => <Link href={`#/images/${i.id}`}>{i.name}</Link>,
+          sortingField: 'name',
+        },
         { id: 'vm', header: 'VM', cell: (i) => i.vmId, sortingField: 'vmId' },
         { id: 'ds', header: 'Datastore', cell: (i) => i.datastoreId, sortingField: 'datastoreId' },
         {
