@@ -267,16 +267,12 @@ export const ExecutionKind = z.enum([
 ]);
 export type ExecutionKind = z.infer<typeof ExecutionKind>;
 
-/** Kinds run by the Maintenance state machine: they take no MAX_BACKUPS slot (but verify and drill). */
-export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set([
-  'delete',
-  'download',
-  'verify',
-  'monitor',
-  'flatten',
-  'import',
-  'drill',
-]);
+/** Kinds run by the Maintenance state machine (every kind but a backup and a restore). */
+export const MaintenanceKind = ExecutionKind.exclude(['backup', 'restore']);
+export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
+
+/** {@link MaintenanceKind} as a set: they take no MAX_BACKUPS slot (but verify and drill). */
+export const MAINTENANCE_KINDS: ReadonlySet<ExecutionKind> = new Set(MaintenanceKind.options);
 
 /**
  * Maintenance kinds that still hold a slot: a verify reads a whole backup back and a drill

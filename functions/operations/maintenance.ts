@@ -7,23 +7,12 @@
 import { z } from 'zod';
 import type { MaintenanceTaskKind } from '#core/contracts/tasks.ts';
 import { Conflict, NotFound } from '#core/errors.ts';
-import { type Datastore, type Execution, type Host, Id, type Image } from '#core/model.ts';
+import { type Datastore, type Execution, type Host, Id, type Image, MaintenanceKind } from '#core/model.ts';
 import { hosts } from '../repo/hosts.ts';
 import { images } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { vms } from '../repo/vms.ts';
 import { enqueue } from './queue.ts';
-
-export const MaintenanceKind = z.enum([
-  'delete',
-  'download',
-  'verify',
-  'monitor',
-  'flatten',
-  'import',
-  'drill',
-]);
-export type MaintenanceKind = z.infer<typeof MaintenanceKind>;
 
 /** The host task each maintenance operation sends. */
 export const TASK_KIND_OF: Record<MaintenanceKind, MaintenanceTaskKind> = {
