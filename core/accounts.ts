@@ -16,6 +16,13 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** What {@link NAME_PATTERN} means, for messages. */
 export const NAME_RULE = 'must be 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit';
 
+/**
+ * Seconds an answer of the bearer-token authorizer is reused for the same token (API Gateway's
+ * `resultsCacheTtl` in AWS, local mode's gateway alike): the most a revoked token, a deleted user
+ * or a changed group may lag.
+ */
+export const AUTHORIZER_CACHE_SECONDS = 60;
+
 /** The built-in group of administrators (OpenNebula's `oneadmin`). */
 export const ADMIN_GROUP = 'admin';
 

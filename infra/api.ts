@@ -20,6 +20,7 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { AUTHORIZER_CACHE_SECONDS } from '#core/accounts.ts';
 
 /** One HTTP route, in API Gateway path syntax (`/vms/{id}/backup`). */
 export interface ApiRoute {
@@ -31,9 +32,6 @@ export interface ApiRoute {
    */
   auth?: 'iam' | 'none';
 }
-
-/** How long API Gateway reuses an authorizer's answer: the most a revocation may lag in AWS. */
-export const AUTHORIZER_CACHE_SECONDS = 60;
 
 export interface HttpFrontProps {
   handler: IFunction;

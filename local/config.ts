@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { AUTHORIZER_CACHE_SECONDS } from '#core/accounts.ts';
 
 /** Default port of the HTTP API; the other services take the next four unless configured. */
 export const DEFAULT_API_PORT = 7780;
@@ -33,6 +34,11 @@ export const LocalConfigFile = z
     /** A host whose runner has not reported for this long becomes OFFLINE (AWS: hostOfflineSeconds). */
     hostOfflineSeconds: z.number().int().positive().default(180),
     hostTaskTimeoutSeconds: z.number().int().positive().default(86400),
+    /**
+     * Seconds the gateway reuses the authorizer's answer for one token, as API Gateway does in
+     * AWS (the same 60 unless set); 0: every request calls the authorizer.
+     */
+    authorizerCacheSeconds: z.number().int().nonnegative().default(AUTHORIZER_CACHE_SECONDS),
     /**
      * First wait before a host task is retried on a transient error such as DatastoreLocked
      * (infra's hostRetryIntervalSeconds, backoff 2; 30 when absent). Tests shorten it: a
@@ -81,6 +87,7 @@ export interface LocalConfig {
   heartbeatSeconds: number;
   hostOfflineSeconds: number;
   hostTaskTimeoutSeconds: number;
+  authorizerCacheSeconds: number;
   hostRetryIntervalSeconds?: number;
   schedulerIntervalSeconds: number;
   monitorIntervalMinutes?: number;

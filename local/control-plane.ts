@@ -348,8 +348,10 @@ export async function startControlPlane(opts: {
       port: config.ports.api,
       routes: ROUTES,
       handler: (event) => invoke('Api', event),
-      // Every bearer-token request first goes through the authorizer, as in AWS (uncached here).
+      // Every bearer-token request first goes through the authorizer, its answers cached per
+      // token as API Gateway caches them in AWS.
       authorizer: (event) => invoke('Authorizer', event),
+      authorizerCacheSeconds: config.authorizerCacheSeconds,
       health: () => ({
         home: paths.home,
         pid: process.pid,

@@ -3,7 +3,7 @@
  * gets in AWS (route matched against the same `ROUTES` list), and the handler's answer becomes
  * the HTTP response. Also serves `GET /health` for `lifeboat local up`. As API Gateway does in
  * AWS, a bearer-token route first goes through the authorizer (the manifest's `Authorizer`,
- * called on every request: no cache, so a revocation holds at once); a request it refuses is
+ * its answers cached per token as API Gateway caches them, or not at all); a request it refuses is
  * answered 401 here and never reaches the Api function. With `webRoot`, it also serves the web
  * console's static files at `/` and `/assets/...` (local/static-files.ts).
  */
@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { RouteSpec } from '#functions/api/routes.ts';
-import { type AuthorizerHandler, authorize } from './gateway-authorizer.ts';
+import { AuthorizerCache, type AuthorizerHandler, authorize } from './gateway-authorizer.ts';
 import { close, listen, MIB, PayloadTooLarge, readBody, sendJson, sendTooLarge } from './http.ts';
 import { isConsolePath, serveConsole } from './static-files.ts';
 
@@ -151,12 +151,21 @@ export async function startGateway(opts: {
   handler: ApiHandler;
   /** The authorizer of every route but the IAM ones (local mode: the manifest's `Authorizer`). */
   authorizer: AuthorizerHandler;
+  /**
+   * Seconds an authorizer's answer is reused for the same Authorization header, as API Gateway's
+   * `resultsCacheTtl` (local mode: `authorizerCacheSeconds`, AWS's 60 unless set); 0 or absent:
+   * every request calls it.
+   */
+  authorizerCacheSeconds?: number;
   health?: () => Record<string, unknown>;
   log?: (entry: Record<string, unknown>) => void;
   /** The built web console (web/), served without a token at `/` and `/assets/...`. */
   webRoot?: string;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
+  const authorizerCache = opts.authorizerCacheSeconds
+    ? new AuthorizerCache(opts.authorizerCacheSeconds * 1000)
+    : undefined;
   // IAM routes have API Gateway's IAM check instead (none locally), public ones no check at all.
   const unguarded = new Set(
     opts.routes.filter((r) => r.auth !== undefined).map((r) => `${r.method} ${r.path}`),
@@ -187,7 +196,9 @@ export async function startGateway(opts: {
         return;
       }
       const event = toEvent(req, body, match);
-      const refused = unguarded.has(match.routeKey) ? undefined : await authorize(opts.authorizer, event);
+      const refused = unguarded.has(match.routeKey)
+        ? undefined
+        : await authorize(opts.authorizer, event, authorizerCache);
       if (refused) {
         sendJson(res, refused.status, refused.body);
         return;

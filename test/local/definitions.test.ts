@@ -70,6 +70,7 @@ describe('local settings', () => {
         heartbeatSeconds: 3,
         hostOfflineSeconds: 180,
         hostTaskTimeoutSeconds: 60,
+        authorizerCacheSeconds: 60,
         schedulerIntervalSeconds: 60,
         region: 'us-east-1',
         runner: false,

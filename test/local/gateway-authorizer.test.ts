@@ -1,10 +1,11 @@
 /**
  * The local gateway runs the authorizer (functions/api/authorizer.ts; local mode hands it the
  * manifest's `Authorizer` through its invoke path, test/local/e2e.test.ts) on every request,
- * uncached, before the Api function, as API Gateway does in AWS: a request without a token is
- * answered 401 by the gateway itself; a refused token reaches the Api function only as the
- * authorizer's refusal, answered 401 with its reason before any route; a revocation holds from
- * the very next request; the runner's IAM routes skip it.
+ * before the Api function, as API Gateway does in AWS: a request without a token is answered 401
+ * by the gateway itself; a refused token reaches the Api function only as the authorizer's
+ * refusal, answered 401 with its reason before any route; uncached, a revocation holds from the
+ * very next request, and with a cache time (local mode's default is AWS's 60 s) once the
+ * token's cached answer runs out; the runner's IAM routes skip it.
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,5 +117,37 @@ describe('local gateway authorizer', () => {
     }
     // Every other route still needs its token.
     expect((await send('GET', '/config')).status).toBe(401);
+  });
+
+  it('with a cache time, reuses the answer for a token until it runs out: a revocation then holds', async () => {
+    let calls = 0;
+    const cached = await startGateway({
+      port: 0,
+      routes: ROUTES,
+      authorizer: (event) => {
+        calls++;
+        return authorizer(event, {} as Context);
+      },
+      authorizerCacheSeconds: 1,
+      handler: (event) => handler(event, { awsRequestId: 'local' } as Context),
+    });
+    try {
+      const made = await send('POST', '/users', ADMIN, { name: 'carol' });
+      const carol = made.body.token as string;
+      const get = () =>
+        fetch(`${cached.endpoint}/users/carol`, { headers: { authorization: `Bearer ${carol}` } }).then(
+          (r) => r.status,
+        );
+      expect(await get()).toBe(200);
+      expect((await send('DELETE', `/tokens/${made.body.tokenId}`, ADMIN)).status).toBe(200);
+      const revokedAt = Date.now();
+      expect(await get()).toBe(200);
+      expect(calls).toBe(1);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - revokedAt))));
+      expect(await get()).toBe(401);
+      expect(calls).toBe(2);
+    } finally {
+      await cached.stop();
+    }
   });
 });
