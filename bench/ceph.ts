@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- ceph`: a running VM on a Ceph rbd image of incompressible data (a one-node
  * cluster of test/helpers/ceph.ts), with MODE=INCREMENT. Each round, interleaved: a FULL backup
- * through Lifeboat (API call to image READY, as `bench incremental` times it) into a fresh restic
+ * through Lifeboat (API call to image READY, as `bench incremental` times it: followed as `--wait`
+ * follows it, READY being the instant Commit records; bench/lifeboat.ts) into a fresh restic
  * repository over SFTP on a loopback sshd; the raw pipeline of the same image into another fresh
  * repository with the same options (`restic init`, then `rbd snap create`, `rbd export SNAP - |
  * restic backup --stdin`, `rbd snap rm`); then 1% of the disk's 64 KiB blocks rewritten by the
@@ -18,7 +19,7 @@ import { type CephCluster, startCeph } from '../test/helpers/ceph.ts';
 import { kvmUsable, removeTestVm, TEST_VM_ROOT, virsh } from '../test/helpers/libvirt.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { allocatedBytes, BLOCK, randomBlocks, rewriteBlocks } from './incremental.ts';
-import { timeLifeboatBackup } from './lifeboat.ts';
+import { describeRun, timeLifeboatBackup } from './lifeboat.ts';
 import { loadText, round, timed } from './measure.ts';
 import { finished, resticArgs, withPassword } from './raw.ts';
 import { fillIncompressible, startStack, waitForVm } from './stack.ts';
@@ -101,7 +102,6 @@ async function rawFull(ceph: CephCluster, image: string, base: string, server: s
 export async function runCeph(opts: {
   sizeMiB: number;
   runs: number;
-  pollMs: number;
   log: (line: string) => void;
 }): Promise<CephSummary> {
   const { log, sizeMiB } = opts;
@@ -166,10 +166,8 @@ export async function runCeph(opts: {
         driver: 'restic',
         attributes: { BASE_PATH: base, RESTIC_SFTP_SERVER: server, RESTIC_PASSWORD: PASSWORD },
       });
-      const full = await timeLifeboatBackup(stack.api, vmId, Number(datastore.id), opts.pollMs, undefined, {
-        reset: r > 1,
-      });
-      for (const m of full.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      const full = await timeLifeboatBackup(stack, vmId, Number(datastore.id), { reset: r > 1 });
+      for (const line of describeRun(full)) log(line);
       done('lifeboat_full', full.seconds);
 
       const rawBase = join(dir, `raw-${r}`);
@@ -178,8 +176,8 @@ export async function runCeph(opts: {
 
       await rewriteBlocks(randomBlocks(blocks, Math.round(blocks / 100)), dir, log, DOMAIN);
       const before = await allocatedBytes(base);
-      const inc = await timeLifeboatBackup(stack.api, vmId, Number(datastore.id), opts.pollMs);
-      for (const m of inc.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      const inc = await timeLifeboatBackup(stack, vmId, Number(datastore.id));
+      for (const line of describeRun(inc)) log(line);
       const sent = (await allocatedBytes(base)) - before;
       const last = ((await stack.api('GET', `/images/${inc.imageId}`)).increments as { type: string }[]).at(
         -1,

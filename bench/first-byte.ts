@@ -4,7 +4,10 @@
  * (rchar of /proc/<pid>/io: restic's stdin pipe from nbdcopy, rsync's reads of the disk file).
  * A small threshold (64 KiB) is past what the tools read of their own configuration and keys
  * and well inside the first block of data, so the instant is the first byte's give or take a
- * millisecond. Also the CPU of the stack during the same run (bench/control-cpu.ts).
+ * millisecond. Also the CPU of the stack during the same run (bench/control-cpu.ts), and its
+ * DynamoDB requests, the benchmark's own polls of the run included: they follow it as
+ * `lifeboat backup --wait` does (bench/lifeboat.ts), so what they cost is what an operator's
+ * wait costs.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -133,9 +136,13 @@ export async function observeRun<T>(home: string, fn: () => Promise<T>): Promise
 
 /** The fields `bench full` adds for its restic and rsync runs. */
 export interface ObservedSummary {
+  /**
+   * CPU seconds of the control plane during the restic run (target <= 1 s): the backup's
+   * orchestration and the polls that follow it, made as `lifeboat backup --wait` makes them.
+   */
   control_cpu_s?: number;
   first_byte_s?: number;
-  /** DynamoDB requests during the restic run (the benchmark's own API polls included). */
+  /** DynamoDB requests during the restic run (the follow's polls included, as `--wait` makes them). */
   ddb_calls?: number;
   control_cpu_rsync_s?: number;
   first_byte_rsync_s?: number;

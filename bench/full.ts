@@ -7,10 +7,20 @@
  * (bench/peer.ts, to a local folder). Also the peak extra disk the host used during the
  * Lifeboat backups.
  *
- * Each Lifeboat run is timed to the moment its data is stored (the READY time less the runner's
- * `verifying` phase), and the verification after the backup, which reads the stored disk back
- * and hashes it, is reported apart (`verify_*_s`, and `verify_share`: its largest fraction of
- * a backup's time).
+ * Each Lifeboat run is followed as `lifeboat backup VM --wait` follows it (bench/lifeboat.ts: GET
+ * /executions/{id} at the CLI's interval, every second backing off to every 3 s) and timed from
+ * what the stack records, not from when a poll saw a change: from the bench's clock just before
+ * POST /vms/{id}/backup to the image READY (Commit's recorded instant), less the runner's
+ * `verifying` phase (its log line as the read-back starts, to the image's `verifiedAt`), which
+ * gives the moment its data is stored. The verification after the backup, which reads the stored
+ * disk back and hashes it, is reported apart (`verify_*_s`, and `verify_share`: its largest
+ * fraction of a backup's time).
+ *
+ * `control_cpu_s` (bench/first-byte.ts, bench/control-cpu.ts) is the CPU the control plane (the
+ * supervisor with its gateway, Lambda workers, Step Functions interpreter and SQS emulator, and
+ * the DynamoDB Local JVM) spends during the restic run: the backup's orchestration, and the polls
+ * of a follow as `--wait` makes them, each a gateway request, an authorizer and an API invocation
+ * with their table reads (`ddb_calls` counts them with the rest).
  *
  * The runs are interleaved: `repeat` rounds (3 by default), each running every contender once
  * on the same VM and data, so a slow spell of the host falls on all of them; each is reported
@@ -35,7 +45,7 @@ import { startSshd } from '../test/helpers/sshd.ts';
 import { describeCpu } from './control-cpu.ts';
 import { type Observed, type ObservedSummary, observedSummary, observeRun } from './first-byte.ts';
 import { handRestic, handRsync } from './hand.ts';
-import { type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
+import { describeRun, type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
 import { cpuSeconds, DiskSampler, filesystemsReader, loadText, round, usedBytes } from './measure.ts';
 import { runPeer } from './peer.ts';
 import { rawRestic, rawRsync, removeResticCache, resticRepoId } from './raw.ts';
@@ -93,8 +103,6 @@ export interface FullOptions {
   sizeMiB: number;
   /** Rounds of interleaved runs (every contender once per round); medians are reported. */
   runs: number;
-  /** Interval of the API polls timing a Lifeboat backup (100 ms in the issue). */
-  pollMs: number;
   log: (line: string) => void;
 }
 
@@ -299,9 +307,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       const cpuBefore = await stackCpu(stack.home);
       let run: LifeboatRun;
       try {
-        observed[label] = await observeRun(stack.home, () =>
-          timeLifeboatBackup(stack.api, vmId, datastoreId),
-        );
+        observed[label] = await observeRun(stack.home, () => timeLifeboatBackup(stack, vmId, datastoreId));
         run = observed[label].value;
         log(
           `lifeboat ${label}: first byte ${observed[label].firstByteS} s; ${describeCpu(observed[label].cpu)}`,
@@ -323,10 +329,10 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
         );
       }
       log(
-        `lifeboat ${label}: ${run.seconds.toFixed(2)} s to READY (${run.executionSeconds.toFixed(2)} s to SUCCEEDED), ` +
-          `of which ${run.verifySeconds.toFixed(2)} s verifying`,
+        `lifeboat ${label}: ${run.seconds.toFixed(3)} s to READY (${run.executionSeconds.toFixed(3)} s to SUCCEEDED), ` +
+          `of which ${run.verifySeconds.toFixed(3)} s verifying`,
       );
-      for (const m of run.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      for (const line of describeRun(run)) log(line);
       const image = await stack.api('GET', `/images/${run.imageId}`);
       if (Number(image.size) < sizeMiB * 2 ** 20)
         throw new Error(`image ${run.imageId} holds ${image.size} bytes, expected ${sizeMiB} MiB`);

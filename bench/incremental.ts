@@ -2,7 +2,9 @@
  * `npm run bench -- incremental`: a running VM's qcow2 disk of incompressible data with
  * MODE=INCREMENT (CBT). A FULL backup (which starts the chain) is timed through the API, then 1%
  * of the disk's 64 KiB blocks are rewritten by the guest at random offsets with fresh random data,
- * then the increment is timed the same way. Both go to a restic datastore over SFTP on a
+ * then the increment is timed the same way: followed as `lifeboat backup --wait` follows it, from
+ * the bench's clock just before the request to the instant Commit records on the chain point
+ * (bench/lifeboat.ts). Both go to a restic datastore over SFTP on a
  * loopback sshd. The peer, Debian's `virtnbdbackup` (bench/peer.ts), makes its own full and
  * incremental of the same running VM to a local folder in the same rounds: Lifeboat's FULL, the
  * guest's writes, Lifeboat's increment; Lifeboat's checkpoints deleted (the peer refuses to run
@@ -21,7 +23,7 @@ import { run } from '#drivers/exec.ts';
 import { createTestVm, virsh } from '../test/helpers/libvirt.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { targetRoot } from './full.ts';
-import { timeLifeboatBackup } from './lifeboat.ts';
+import { describeRun, timeLifeboatBackup } from './lifeboat.ts';
 import { loadText, round } from './measure.ts';
 import { runPeer } from './peer.ts';
 import { fillIncompressible, startStack, waitForVm } from './stack.ts';
@@ -141,7 +143,6 @@ export async function runIncremental(opts: {
   sizeMiB: number;
   /** Rounds (each: FULL, peer full, writes, increment, peer increment). */
   runs: number;
-  pollMs: number;
   log: (line: string) => void;
 }): Promise<IncrementalSummary> {
   const { log, sizeMiB } = opts;
@@ -196,10 +197,8 @@ export async function runIncremental(opts: {
         log(`round ${r} ${name}: ${seconds.toFixed(2)} s${detail}; load ${loadText()}`);
       };
       log(`round ${r}: FULL backup (starts ${r === 1 ? 'the' : 'a new'} chain)`);
-      const full = await timeLifeboatBackup(stack.api, vmId, Number(datastore.id), opts.pollMs, undefined, {
-        reset: r > 1,
-      });
-      for (const m of full.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      const full = await timeLifeboatBackup(stack, vmId, Number(datastore.id), { reset: r > 1 });
+      for (const line of describeRun(full)) log(line);
       const fullImage = await stack.api('GET', `/images/${full.imageId}`);
       if (fullImage.mode !== 'INCREMENT') throw new Error(`image ${full.imageId} is not a chain`);
       done('full', full.seconds);
@@ -207,8 +206,8 @@ export async function runIncremental(opts: {
       await rewriteBlocks(randomBlocks(blocks, Math.round(blocks / 100)), vm.dir, log);
 
       const before = await allocatedBytes(base);
-      const inc = await timeLifeboatBackup(stack.api, vmId, Number(datastore.id), opts.pollMs);
-      for (const m of inc.timeline) log(`  +${m.t.toFixed(3)}s ${m.what}`);
+      const inc = await timeLifeboatBackup(stack, vmId, Number(datastore.id));
+      for (const line of describeRun(inc)) log(line);
       const sent = (await allocatedBytes(base)) - before;
       const image = await stack.api('GET', `/images/${inc.imageId}`);
       const last = (image.increments as { id: number; type: string; size: number }[]).at(-1);

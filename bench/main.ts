@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- <name> [--size-mib N] [--repeat N]`: runs one benchmark. Progress goes to
  * stderr; the LAST stdout line is the benchmark's JSON summary. Exit 0 when it ran (whatever the
- * figures), 1 when it failed, 2 on bad usage.
+ * figures), 1 when it failed, 2 on bad usage. A Lifeboat backup or restore is followed as
+ * `lifeboat ... --wait` follows it and timed from what the stack records (bench/lifeboat.ts), so
+ * no poll interval is a benchmark option.
  */
 import { parseArgs } from 'node:util';
 import { runCeph } from './ceph.ts';
@@ -11,7 +13,7 @@ import { runIncremental } from './incremental.ts';
 import { runRestoreBench } from './restore.ts';
 import { runStorm } from './storm.ts';
 
-const USAGE = `usage: npm run bench -- full|incremental|restore|ceph|idle [--size-mib N] [--repeat N] [--poll-ms N]
+const USAGE = `usage: npm run bench -- full|incremental|restore|ceph|idle [--size-mib N] [--repeat N]
   full         4 GiB disk of incompressible data on a running VM: Lifeboat vs raw restic and rsync,
                the hand pipeline (backup-begin, nbdcopy | restic) and virtnbdbackup, interleaved
   restore      that disk backed up to restic, then restored to a folder by Lifeboat vs raw
@@ -23,7 +25,9 @@ const USAGE = `usage: npm run bench -- full|incremental|restore|ceph|idle [--siz
                Lifeboat's increment
   --size-mib   disk size in MiB (default 4096)
   --repeat     rounds of interleaved runs, medians and spread reported (default 3; --runs too)
-  --poll-ms    interval of the API polls that time a Lifeboat backup (default 100)
+  Lifeboat's backups and restores are followed as "lifeboat backup VM --wait" follows them (GET
+  /executions/{id} every 1 s, backing off to every 3 s; LIFEBOAT_POLL_INTERVAL_MS fixes the interval)
+  and timed from what the stack records (Commit, endedAt, the runner's log), not from the polls
   idle         the local stack and its runner with nothing to do: CPU over 60 s (% of one core)
        npm run bench -- storm [--requests N] [--hosts N] [--max-backups N] [--max-backups-host N] [--clients N] [--owner USER]
   storm        backup requests over simulated hosts whose steps are answered at once: limits,
@@ -37,7 +41,7 @@ const USAGE = `usage: npm run bench -- full|incremental|restore|ceph|idle [--siz
 /** The benchmarks by name. */
 const BENCHMARKS: Record<
   string,
-  (o: { sizeMiB: number; runs: number; pollMs: number; log: (l: string) => void }) => Promise<unknown>
+  (o: { sizeMiB: number; runs: number; log: (l: string) => void }) => Promise<unknown>
 > = {
   full: runFull,
   incremental: runIncremental,
@@ -67,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     const summary =
       parsed.name === 'storm'
         ? await runStorm({ ...parsed.storm, sample: 300, log })
-        : await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, pollMs: parsed.pollMs, log });
+        : await bench({ sizeMiB: parsed.sizeMiB, runs: parsed.runs, log });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;
   } catch (error) {
@@ -95,7 +99,6 @@ function parse(argv: string[]): {
   name: string;
   sizeMiB: number;
   runs: number;
-  pollMs: number;
   storm: StormArgs;
 } {
   const { values, positionals } = parseArgs({
@@ -105,7 +108,6 @@ function parse(argv: string[]): {
       'size-mib': { type: 'string' },
       runs: { type: 'string' },
       repeat: { type: 'string' },
-      'poll-ms': { type: 'string' },
       requests: { type: 'string' },
       hosts: { type: 'string' },
       'max-backups': { type: 'string' },
@@ -126,11 +128,9 @@ function parse(argv: string[]): {
   const sizeMiB = Number(values['size-mib'] ?? 4096);
   // --repeat and --runs are one option: the rounds of interleaved runs.
   const runs = Number(values.repeat ?? values.runs ?? 3);
-  const pollMs = Number(values['poll-ms'] ?? 100);
-  if (!Number.isInteger(pollMs) || pollMs < 10) throw new Error('--poll-ms must be an integer >= 10');
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error('--size-mib must be an integer >= 16');
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--repeat must be a positive integer');
-  return { name: positionals[0] as string, sizeMiB, runs, pollMs, storm };
+  return { name: positionals[0] as string, sizeMiB, runs, storm };
 }
 
 process.exitCode = await main(process.argv.slice(2));

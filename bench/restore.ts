@@ -4,9 +4,12 @@
  * over SFTP on a loopback sshd, then restored to a folder, `repeat` times, interleaved with the
  * same restore done by hand from the same snapshot in the same run:
  *
- * - Lifeboat: `POST /images/{id}/restore` with a `targetDir`, timed from the call to the
- *   execution SUCCEEDED (the runner's `restic dump` into its work folder, `qemu-img convert` to
- *   qcow2 with its check, the template written beside it), polled every `pollMs`.
+ * - Lifeboat: `POST /images/{id}/restore` with a `targetDir`, timed from the bench's clock just
+ *   before the call to the `endedAt` the execution records at SUCCEEDED (the runner's `restic
+ *   dump` into its work folder, `qemu-img convert` to qcow2 with its check, the template written
+ *   beside it). It is followed as `lifeboat ... --wait` follows it (bench/lifeboat.ts
+ *   `followToEnd`); the polls only tell when it ended, not the time. The backup restored is
+ *   timed as bench/lifeboat.ts times one.
  * - Raw: `restic dump <snapshot> /disk.0.raw` into a file (restic's stdout is the file itself),
  *   then the conversion Lifeboat does, `qemu-img convert -f raw -O qcow2`, and the dump removed.
  *
@@ -21,7 +24,7 @@ import { z } from 'zod';
 import { run } from '#drivers/exec.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { targetRoot } from './full.ts';
-import { timeLifeboatBackup } from './lifeboat.ts';
+import { followToEnd, recordedSeconds, timeLifeboatBackup } from './lifeboat.ts';
 import { loadText, round, secondsSince, timed } from './measure.ts';
 import {
   finished,
@@ -148,32 +151,31 @@ async function rawRestore(
   return steps;
 }
 
-/** Requests a restore and waits for its execution to succeed; answers the seconds it took. */
+/**
+ * Requests a restore and follows it to its end; answers the seconds from just before the call to
+ * the execution's recorded `endedAt`, and the state changes the polls saw (coarse).
+ */
 async function timeLifeboatRestore(
   api: Api,
   imageId: number,
   body: Record<string, unknown>,
-  pollMs: number,
 ): Promise<{ seconds: number; phases: string[] }> {
-  const start = performance.now();
+  const requestedAt = Date.now();
   const requested = await api('POST', `/images/${imageId}/restore`, body);
   const phases: string[] = [];
   let seen = '';
-  for (;;) {
-    const execution = await api('GET', `/executions/${requested.id}`);
-    const state = `${execution.state}/${execution.phase}`;
+  const execution = await followToEnd(api, String(requested.id), requestedAt, (e) => {
+    const state = `${e.state}/${e.phase}`;
     if (state !== seen) {
-      phases.push(`+${secondsSince(start).toFixed(3)}s ${state}`);
+      phases.push(`+${((Date.now() - requestedAt) / 1000).toFixed(3)}s ${state} (poll)`);
       seen = state;
     }
-    if (execution.state === 'SUCCEEDED') return { seconds: secondsSince(start), phases };
-    if (!['QUEUED', 'RUNNING'].includes(String(execution.state)))
-      throw new Error(
-        `restore ${requested.id} ended ${execution.state}: ${JSON.stringify(execution.error ?? {})}`,
-      );
-    if (performance.now() - start > 30 * 60_000) throw new Error(`restore ${requested.id} still ${state}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
+  });
+  if (execution.state !== 'SUCCEEDED')
+    throw new Error(
+      `restore ${requested.id} ended ${execution.state}: ${JSON.stringify(execution.error ?? {})}`,
+    );
+  return { seconds: recordedSeconds(requestedAt, execution.endedAt), phases };
 }
 
 /** `qemu-img compare` of a restored qcow2 with the VM's raw disk (shared: the VM runs). */
@@ -185,7 +187,6 @@ async function sameAsDisk(restored: string, disk: string): Promise<void> {
 export async function runRestoreBench(opts: {
   sizeMiB: number;
   runs: number;
-  pollMs: number;
   log: (line: string) => void;
 }): Promise<RestoreSummary> {
   const { log, sizeMiB } = opts;
@@ -222,7 +223,7 @@ export async function runRestoreBench(opts: {
       },
     });
     log('the backup restored by every run');
-    const backup = await timeLifeboatBackup(stack.api, vmId, Number(datastore.id), opts.pollMs);
+    const backup = await timeLifeboatBackup(stack, vmId, Number(datastore.id));
     log(`backup: ${backup.seconds.toFixed(2)} s to image ${backup.imageId} READY`);
     const target = { base, server, vmId };
     cleanups.push(async () => removeResticCache(await resticRepoId(target, PASSWORD).catch(() => '')));
@@ -235,7 +236,7 @@ export async function runRestoreBench(opts: {
       let detail: string;
       let restored: string;
       if (name === 'lifeboat_restore') {
-        const out = await timeLifeboatRestore(stack.api, backup.imageId, restoreRequest(r, dir), opts.pollMs);
+        const out = await timeLifeboatRestore(stack.api, backup.imageId, restoreRequest(r, dir));
         seconds = out.seconds;
         detail = out.phases.join(', ');
         restored = join(dir, `bench-restore-${r}-disk-0.qcow2`);

@@ -10,6 +10,8 @@ import { ChainBroken } from '#drivers/disk/errors.ts';
 import { Qcow2Driver } from '#drivers/disk/qcow2-driver.ts';
 import { driverForArtifact } from '#drivers/disk/registry.ts';
 import { generateHostKeyPair } from '#platform/sealed-secrets.ts';
+import type { Level, Logger } from '#runner/log.ts';
+import { VERIFYING_MESSAGE } from '#runner/tasks/backup.ts';
 import { pointTemplateAtDisks, restoreFolder } from '#runner/tasks/restore.ts';
 import { backupTask, fakeDrivers, fakeRunner, sealedDatastore, until } from './testing/fakes.ts';
 
@@ -101,6 +103,41 @@ describe('backup task', () => {
       'verifying',
       'completing',
       'releasing',
+    ]);
+  });
+
+  it('logs the start of the read-back (info, with the disk count and the task id) as the phase turns verifying', async () => {
+    const lines: { level: Level; message: string; fields: Record<string, unknown> }[] = [];
+    const recording = (bound: Record<string, unknown>): Logger =>
+      Object.assign(
+        (level: Level, message: string, fields: Record<string, unknown> = {}) =>
+          lines.push({ level, message, fields: { ...bound, ...fields } }),
+        { child: (more: Record<string, unknown>) => recording({ ...bound, ...more }) },
+      );
+    let loggedBeforeReadBack: string[] = [];
+    const drivers = fakeDrivers(
+      { prepareBackup: async () => prepared(() => {}) },
+      {
+        backup: async (_target, _input, ctx) => {
+          ctx?.onVerifying?.();
+          // The driver reads the stored disks back only after onVerifying returned.
+          loggedBeforeReadBack = lines.map((l) => l.message);
+          ctx?.onVerified?.();
+          return { backupId: 'snap-1', files: [{ name: 'disk.0.qcow2', size: 512 }] };
+        },
+      },
+    );
+    const r = await fakeRunner({ drivers, log: recording({}) });
+    cleanups.push(r.remove);
+    await r.executor.accept(backupTask());
+    await until(() => r.tokens.answers().length === 1);
+    expect(loggedBeforeReadBack).toContain(VERIFYING_MESSAGE);
+    expect(lines.filter((l) => l.message === VERIFYING_MESSAGE)).toEqual([
+      {
+        level: 'info',
+        message: 'verifying stored backup',
+        fields: expect.objectContaining({ taskId: '17/RunOnHost', kind: 'backup', disks: 1 }),
+      },
     ]);
   });
 

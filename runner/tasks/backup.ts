@@ -9,7 +9,9 @@
  * reads the stored disks back before it marks the backup complete (phase `verifying`, while the
  * disks are still held: a failed verification is a failed upload, and a SNAPSHOT point is undone
  * so the same increment can be tried again). The answer carries each disk's sha256 and
- * `verifiedAt`; a mismatch fails the task with `BackupVerifyFailed` naming the disk.
+ * `verifiedAt`; a mismatch fails the task with `BackupVerifyFailed` naming the disk. The start of
+ * the read-back is logged ({@link VERIFYING_MESSAGE}), so its duration can be told from the log
+ * and `verifiedAt` (bench/lifeboat.ts times it so).
  */
 import type { BackupResult, BackupTask } from '#core/contracts/tasks.ts';
 import type { DiskDriver, PreparedBackup, PrepareOptions } from '#drivers/disk/driver.ts';
@@ -17,6 +19,9 @@ import { ChainBroken } from '#drivers/disk/errors.ts';
 import { disksByDriver, prepareDisks } from './backup-mixed.ts';
 import type { TaskContext } from './context.ts';
 import { EarlyUpload, type StartUpload } from './early-upload.ts';
+
+/** The info line a backup logs as its read-back starts (phase `verifying`), with the disk count. */
+export const VERIFYING_MESSAGE = 'verifying stored backup';
 
 export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<BackupResult> {
   const started = Date.now();
@@ -32,7 +37,10 @@ export async function runBackup(task: BackupTask, ctx: TaskContext): Promise<Bac
       {
         signal: ctx.signal,
         onProgress: (done, all) => ctx.progress.bytes(done, all || total),
-        onVerifying: () => ctx.progress.phase('verifying'),
+        onVerifying: () => {
+          ctx.log('info', VERIFYING_MESSAGE, { disks: files.length });
+          ctx.progress.phase('verifying');
+        },
         // The template (restic) or the sums and marker (rsync) are stored after the read-back.
         onVerified: () => ctx.progress.phase('completing'),
       },

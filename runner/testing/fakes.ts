@@ -13,7 +13,7 @@ import { describeFileArtifact, type Qcow2Driver } from '#drivers/disk/qcow2-driv
 import { type HostKeyPair, sealContext, sealSecrets } from '#platform/sealed-secrets.ts';
 import { Executor } from '#runner/executor.ts';
 import { Journal } from '#runner/journal.ts';
-import { silentLogger } from '#runner/log.ts';
+import { type Logger, silentLogger } from '#runner/log.ts';
 import type { QueueApi, QueueMessage } from '#runner/poller.ts';
 import type { ProgressFields } from '#runner/progress.ts';
 import { Reporter, type TaskTokenApi } from '#runner/reporter.ts';
@@ -154,6 +154,8 @@ export async function fakeRunner(
     restorePools?: string[];
     /** The runner's host id (absent: tasks are not checked against it). */
     hostId?: number;
+    /** The runner's logger (default: silent). */
+    log?: Logger;
   } = {},
 ) {
   const temp = await tempDir();
@@ -176,7 +178,7 @@ export async function fakeRunner(
     restoreRoots: opts.restoreRoots ?? [join(temp.dir, 'restores')],
     ...(opts.restorePools ? { restorePools: opts.restorePools } : {}),
     ...(opts.hostId !== undefined ? { hostId: opts.hostId } : {}),
-    log: silentLogger,
+    log: opts.log ?? silentLogger,
     ...(opts.run ? { run: opts.run } : {}),
   });
   return { ...temp, journal, tokens, reporter, executor, progress };
