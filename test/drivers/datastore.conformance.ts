@@ -50,8 +50,26 @@ const PATTERN_OFFSETS = [0, MiB + 7, 40 * MiB, 64 * MiB - 4096];
 const TEMPLATE =
   '<domain type="kvm"><name>conformance</name><uuid>00000000-0000-0000-0000-000000000001</uuid></domain>\n';
 
+/** What of the suite a driver configuration runs. */
+export interface ConformanceScope {
+  /**
+   * A second way to reach the same driver's store (restic over sftp after restic on a local
+   * folder): only the cases whose outcome depends on how the store is reached run (backup and
+   * restore, download, stat, monitor, rm, concurrent first backups, the secret, an unreachable
+   * server, cancelling); the driver's own logic (verify finding damage, NBD streams, a damaged
+   * read-back, a wrong secret) ran with the first configuration and is the same code here.
+   */
+  transportOnly?: boolean;
+}
+
 /** Registers the suite for one driver configuration. */
-export function datastoreConformance(name: string, makeTarget: () => Promise<ConformanceTarget>): void {
+export function datastoreConformance(
+  name: string,
+  makeTarget: () => Promise<ConformanceTarget>,
+  scope: ConformanceScope = {},
+): void {
+  /** A case of the driver's own logic: skipped (not registered) for a transport-only scope. */
+  const logic = scope.transportOnly ? () => {} : it;
   describe(`datastore conformance: ${name}`, () => {
     let t: ConformanceTarget;
     let work: string;
@@ -163,31 +181,34 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       expect((error as Error).message).toContain('disk.1.qcow2');
     });
 
-    it('verify of a stored backup damaged later fails naming the file; an untouched one passes', async () => {
-      const vmId = nextVm++;
-      const path = join(work, `later-${vmId}.img`);
-      await writeFile(path, randomBytes(2 * MiB + 11));
-      const since = Date.now();
-      const out = await t.driver.backup(t.target(), {
-        vmId,
-        imageId: 40 + vmId,
-        files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
-        template: TEMPLATE,
-      });
-      const ref = { vmId, backupId: out.backupId };
-      const sums = { 'disk.0.raw': out.files[0]?.sha256 ?? '' };
-      await expect(t.driver.verify(t.target(), { ...ref, sums })).resolves.toBeUndefined();
-      await t.damage({ ...ref, file: 'disk.0.raw', since });
-      const error = await t.driver.verify(t.target(), { ...ref, sums }).catch((e: unknown) => e as Error);
-      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
-      expect((error as Error).message).toContain('disk.0.raw');
-      // The shared backup, untouched, still verifies.
-      await expect(
-        t.driver.verify(t.target(), { vmId: shared.vmId, backupId: shared.backupId }),
-      ).resolves.toBeUndefined();
-    });
+    logic(
+      'verify of a stored backup damaged later fails naming the file; an untouched one passes',
+      async () => {
+        const vmId = nextVm++;
+        const path = join(work, `later-${vmId}.img`);
+        await writeFile(path, randomBytes(2 * MiB + 11));
+        const since = Date.now();
+        const out = await t.driver.backup(t.target(), {
+          vmId,
+          imageId: 40 + vmId,
+          files: [{ name: 'disk.0.raw', source: { kind: 'file', path } }],
+          template: TEMPLATE,
+        });
+        const ref = { vmId, backupId: out.backupId };
+        const sums = { 'disk.0.raw': out.files[0]?.sha256 ?? '' };
+        await expect(t.driver.verify(t.target(), { ...ref, sums })).resolves.toBeUndefined();
+        await t.damage({ ...ref, file: 'disk.0.raw', since });
+        const error = await t.driver.verify(t.target(), { ...ref, sums }).catch((e: unknown) => e as Error);
+        expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+        expect((error as Error).message).toContain('disk.0.raw');
+        // The shared backup, untouched, still verifies.
+        await expect(
+          t.driver.verify(t.target(), { vmId: shared.vmId, backupId: shared.backupId }),
+        ).resolves.toBeUndefined();
+      },
+    );
 
-    it('streams an NBD export without a copy, or refuses it clearly', async () => {
+    logic('streams an NBD export without a copy, or refuses it clearly', async () => {
       const vmId = nextVm++;
       const sock = join(work, `nbd-${vmId}.sock`);
       const sparse = files[0]?.source.kind === 'file' ? files[0].source.path : '';
@@ -215,55 +236,58 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       }
     });
 
-    it('a backup whose stored data is damaged before it is read back fails, naming the disk, and is not kept', async () => {
-      const vmId = nextVm++;
-      // Fresh random bytes: the damaged data is this backup's own, shared with no other backup.
-      const path = join(work, `damaged-${vmId}.img`);
-      await writeFile(path, randomBytes(2 * MiB + 3));
-      const since = Date.now();
-      let stored: { backupId: string; names: string[] } | undefined;
-      let verifying = false;
-      let verified = false;
-      const error = await t.driver
-        .backup(
-          t.target(),
-          {
-            vmId,
-            imageId: 40 + vmId,
-            files: [
-              { name: 'disk.0.raw', source: { kind: 'file', path } },
-              files[1] as { name: string; source: DiskSource },
-            ],
-            template: TEMPLATE,
-          },
-          {
-            onVerifying: () => {
-              verifying = true;
+    logic(
+      'a backup whose stored data is damaged before it is read back fails, naming the disk, and is not kept',
+      async () => {
+        const vmId = nextVm++;
+        // Fresh random bytes: the damaged data is this backup's own, shared with no other backup.
+        const path = join(work, `damaged-${vmId}.img`);
+        await writeFile(path, randomBytes(2 * MiB + 3));
+        const since = Date.now();
+        let stored: { backupId: string; names: string[] } | undefined;
+        let verifying = false;
+        let verified = false;
+        const error = await t.driver
+          .backup(
+            t.target(),
+            {
+              vmId,
+              imageId: 40 + vmId,
+              files: [
+                { name: 'disk.0.raw', source: { kind: 'file', path } },
+                files[1] as { name: string; source: DiskSource },
+              ],
+              template: TEMPLATE,
             },
-            onVerified: () => {
-              verified = true;
+            {
+              onVerifying: () => {
+                verifying = true;
+              },
+              onVerified: () => {
+                verified = true;
+              },
+              afterStore: async (out) => {
+                stored = { backupId: out.backupId, names: out.files.map((f) => f.name) };
+                await t.damage({ vmId, backupId: out.backupId, file: 'disk.0.raw', since });
+              },
             },
-            afterStore: async (out) => {
-              stored = { backupId: out.backupId, names: out.files.map((f) => f.name) };
-              await t.damage({ vmId, backupId: out.backupId, file: 'disk.0.raw', since });
-            },
-          },
-        )
-        .then(
-          () => undefined,
-          (e: unknown) => e as Error,
-        );
-      expect(verifying).toBe(true);
-      expect(verified).toBe(false);
-      expect(stored?.names).toEqual(['disk.0.raw', 'disk.1.qcow2']);
-      expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
-      expect(error?.message).toContain('disk.0.raw');
-      expect(error?.message).not.toContain('disk.1.qcow2');
-      // Never a complete backup: nothing to restore, and reconcile finds nothing to choke on.
-      const ref = { vmId, backupId: stored?.backupId ?? '' };
-      await expect(t.driver.stat(t.target(), ref)).rejects.toMatchObject({ name: 'BackupNotFound' });
-      await expect(t.driver.reconcile(t.target(), { vmId })).resolves.toBeUndefined();
-    });
+          )
+          .then(
+            () => undefined,
+            (e: unknown) => e as Error,
+          );
+        expect(verifying).toBe(true);
+        expect(verified).toBe(false);
+        expect(stored?.names).toEqual(['disk.0.raw', 'disk.1.qcow2']);
+        expect(error).toMatchObject({ name: 'BackupVerifyFailed' });
+        expect(error?.message).toContain('disk.0.raw');
+        expect(error?.message).not.toContain('disk.1.qcow2');
+        // Never a complete backup: nothing to restore, and reconcile finds nothing to choke on.
+        const ref = { vmId, backupId: stored?.backupId ?? '' };
+        await expect(t.driver.stat(t.target(), ref)).rejects.toMatchObject({ name: 'BackupNotFound' });
+        await expect(t.driver.reconcile(t.target(), { vmId })).resolves.toBeUndefined();
+      },
+    );
 
     it('monitor reports the capacity as numbers: the filesystem, and the bytes its backups take', async () => {
       const capacity = await t.driver.monitor(t.target());
@@ -303,14 +327,17 @@ export function datastoreConformance(name: string, makeTarget: () => Promise<Con
       }
     });
 
-    it('a wrong secret fails with DatastoreAuthFailed and the message does not hold the secret', async (ctx) => {
-      if (!t.wrongSecret) return ctx.skip();
-      const error = await backup(shared.vmId, t.wrongSecret(), 'disk.1.qcow2').catch(
-        (e: unknown) => e as Error,
-      );
-      expect(error).toMatchObject({ name: 'DatastoreAuthFailed' });
-      expect(String((error as Error).message)).not.toContain(t.secret ?? '\0');
-    });
+    logic(
+      'a wrong secret fails with DatastoreAuthFailed and the message does not hold the secret',
+      async (ctx) => {
+        if (!t.wrongSecret) return ctx.skip();
+        const error = await backup(shared.vmId, t.wrongSecret(), 'disk.1.qcow2').catch(
+          (e: unknown) => e as Error,
+        );
+        expect(error).toMatchObject({ name: 'DatastoreAuthFailed' });
+        expect(String((error as Error).message)).not.toContain(t.secret ?? '\0');
+      },
+    );
 
     it('an unreachable server fails with DatastoreUnreachable', async (ctx) => {
       if (!t.unreachable) return ctx.skip();

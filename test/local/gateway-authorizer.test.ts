@@ -126,7 +126,7 @@ describe('local gateway authorizer', () => {
       routes: ROUTES,
       authorizer: (event) => {
         calls++;
-        return authorizer(event, {} as Context);
+        return authorizer(event);
       },
       authorizerCacheSeconds: 1,
       handler: (event) => handler(event, { awsRequestId: 'local' } as Context),
