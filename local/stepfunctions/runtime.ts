@@ -1,11 +1,16 @@
 /**
  * The executions of local mode: started on the aws-local-stepfunctions interpreter, tracked in
- * memory with their history, persisted to one JSON file so `DescribeExecution` answers after a
- * restart. Executions still running when the process stopped are marked ABORTED on load.
+ * memory with their history, persisted so `DescribeExecution` answers after a restart.
+ * Executions still running when the process stopped are marked ABORTED on load.
+ *
+ * The store is a journal (local/stepfunctions/journal.ts): a started, ended or stopped execution
+ * appends its record as one line, the changes of one moment written together; the file is
+ * rewritten whole only at load and when it has grown to several times what it holds, so a
+ * change costs its own record, not every execution's (a store rewritten whole on each change
+ * took the whole main thread once it held a few thousand). Ended executions are kept 90 days,
+ * as AWS keeps a standard workflow's history.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import {
   ExecutionAbortedError,
   ExecutionError,
@@ -14,6 +19,7 @@ import {
   type StateMachineDefinition,
 } from 'aws-local-stepfunctions';
 import { SfnApiError } from './errors.ts';
+import { ExecutionJournal } from './journal.ts';
 import { type PreparedMachine, prepareDefinition } from './machine.ts';
 import { runTaskResource, type TaskServices, TOKEN_PLACEHOLDER } from './task-resources.ts';
 
@@ -60,15 +66,22 @@ export class LocalStepFunctions {
   private readonly executions = new Map<string, ExecutionRecord>();
   private readonly aborts = new Map<string, () => void>();
   private readonly settled = new Map<string, Promise<void>>();
-  private saveTimer?: NodeJS.Timeout;
-  private saving: Promise<void> = Promise.resolve();
+  private readonly journal?: ExecutionJournal<ExecutionRecord>;
 
   constructor(
     machines: readonly MachineSpec[],
     private readonly services: TaskServices,
-    /** JSON file the executions persist to; none: memory only. */
-    private readonly storeFile?: string,
+    /** File the executions persist to (a journal of JSON lines); none: memory only. */
+    storeFile?: string,
   ) {
+    if (storeFile) {
+      this.journal = new ExecutionJournal(
+        storeFile,
+        this.executions,
+        (record) => record.executionArn,
+        keepRecord,
+      );
+    }
     for (const machine of machines) {
       const prepared = prepareDefinition(machine.definition);
       // Validating a definition takes a few hundred ms: once per machine, not per execution.
@@ -82,15 +95,8 @@ export class LocalStepFunctions {
 
   /** Read the persisted executions; those left RUNNING become ABORTED (their tasks are gone). */
   async load(): Promise<void> {
-    if (!this.storeFile) return;
-    let saved: { executions?: ExecutionRecord[] };
-    try {
-      saved = JSON.parse(await readFile(this.storeFile, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Error(`cannot read ${this.storeFile}: ${(err as Error).message}`);
-    }
-    for (const record of saved.executions ?? []) {
+    if (!this.journal) return;
+    for (const record of await this.journal.load()) {
       if (record.status === 'RUNNING') {
         record.status = 'ABORTED';
         record.stopDate = Date.now();
@@ -98,7 +104,8 @@ export class LocalStepFunctions {
       }
       this.executions.set(record.executionArn, record);
     }
-    this.scheduleSave();
+    // One line per execution again, the ABORTED ones included; ended ones past 90 days gone.
+    await this.journal.compact();
   }
 
   /** The served state machines. */
@@ -138,7 +145,7 @@ export class LocalStepFunctions {
     };
     this.executions.set(executionArn, record);
     this.run(machine, record, inputValue);
-    this.scheduleSave();
+    this.changed(executionArn);
     return record;
   }
 
@@ -162,9 +169,12 @@ export class LocalStepFunctions {
       (output) => this.finish(record, 'SUCCEEDED', { output: JSON.stringify(output ?? null) }),
       (err: unknown) => this.finish(record, ...failureOf(err)),
     );
+    // Kept while it runs: an ended execution has nothing left to wait for.
     this.settled.set(
       record.executionArn,
-      Promise.all([done, logging]).then(() => {}),
+      Promise.all([done, logging]).then(() => {
+        this.settled.delete(record.executionArn);
+      }),
     );
   }
 
@@ -189,7 +199,7 @@ export class LocalStepFunctions {
     this.services.tokens.cancelExecution(record.executionArn);
     if (record.status !== 'RUNNING') return; // already stopped by StopExecution
     Object.assign(record, { status, stopDate: Date.now() }, detail);
-    this.scheduleSave();
+    this.changed(record.executionArn);
   }
 
   /** StopExecution: the execution ends ABORTED at once; nothing after its current state runs. */
@@ -200,7 +210,7 @@ export class LocalStepFunctions {
       this.services.tokens.cancelExecution(executionArn);
       this.aborts.get(executionArn)?.();
       this.aborts.delete(executionArn);
-      this.scheduleSave();
+      this.changed(executionArn);
     }
     return record;
   }
@@ -228,40 +238,28 @@ export class LocalStepFunctions {
     await this.settled.get(executionArn);
   }
 
-  /** Abort every running execution and write the store (shutdown). */
+  /** Abort every running execution and write what changed (shutdown). */
   async close(): Promise<void> {
     for (const [arn, abort] of this.aborts) {
       this.services.tokens.cancelExecution(arn);
       abort();
     }
     this.aborts.clear();
-    if (this.saveTimer) clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
-    await this.saving;
-    await this.save();
+    await this.journal?.flush();
   }
 
-  private scheduleSave(): void {
-    if (!this.storeFile || this.saveTimer) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = undefined;
-      this.saving = this.saving
-        .then(() => this.save())
-        .catch((err) => {
-          console.error(
-            JSON.stringify({ level: 'error', msg: 'cannot save executions', error: String(err) }),
-          );
-        });
-    }, 50);
+  /** Notes a change of `executionArn`'s record for the journal. */
+  private changed(executionArn: string): void {
+    this.journal?.changed(executionArn);
   }
+}
 
-  private async save(): Promise<void> {
-    if (!this.storeFile) return;
-    await mkdir(dirname(this.storeFile), { recursive: true, mode: 0o700 });
-    const tmp = `${this.storeFile}.tmp`;
-    await writeFile(tmp, JSON.stringify({ executions: [...this.executions.values()] }), { mode: 0o600 });
-    await rename(tmp, this.storeFile);
-  }
+/** How long an ended execution is kept (AWS: 90 days for a standard workflow). */
+export const ENDED_EXECUTION_DAYS = 90;
+
+/** Whether the journal keeps `record` at a rewrite: running, or ended within the last 90 days. */
+function keepRecord(record: ExecutionRecord, now: number): boolean {
+  return record.stopDate === undefined || now - record.stopDate < ENDED_EXECUTION_DAYS * 86_400_000;
 }
 
 function newStateMachine(definition: StateMachineDefinition): StateMachine {
