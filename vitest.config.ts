@@ -101,6 +101,8 @@ export default defineConfig({
           // One DynamoDB Local for the whole project, each file in tables of its own; one Ceph
           // cluster, started by the first file that needs it, each file in a pool of its own.
           globalSetup: [CLI_BUNDLE, 'test/helpers/dynamodb-local.ts', 'test/helpers/ceph-pool.ts'],
+          // restic with cheap keys for the repositories the tests make (test/helpers/restic-shim.ts).
+          setupFiles: ['test/helpers/setup-restic-shim.ts'],
           exclude: NOT_TESTS,
           fileParallelism: false,
           sequence: { groupOrder: 1 },
