@@ -346,8 +346,11 @@ async function startOne(
   const late = await recordStartAndLeave(request, started.arn, host.id);
   // Cancelled between our read and its start (POST /executions/{id}/cancel ended it QUEUED):
   // it must not run, and the slot taken for it goes back. The cancel's mark is enough: its
-  // ending (the `released` flag) may still be under way, and gives back no slot of ours.
-  if (late && (late.released || wasCancelled(late)) && !started.already) {
+  // ending (the `released` flag) may still be under way, and gives back no slot of ours. An
+  // execution that ended by itself before its start was recorded (a fast one, on a busy
+  // dispatcher) was started by us and ran: its Release gave our slot back, and its outcome
+  // stands (taking it for a cancel once turned such SUCCEEDED backups ABORTED and leaked slots).
+  if (late && wasCancelled(late) && !started.already) {
     await stopCancelledStart(late, started.arn, slotted ? host.id : undefined);
     return { id: request.id, started: false };
   }

@@ -47,6 +47,7 @@ const NAMES = [
   'c-start',
   'c-mid',
   'c-late',
+  'c-fast',
 ];
 const vmIds = new Map<string, number>();
 const vm = (name: string) => vmIds.get(name) as number;
@@ -336,6 +337,38 @@ describe('POST /executions/{id}/cancel', () => {
     expect((await pendingRequests()).map((r) => r.id)).not.toContain(res.body.id);
     expect((await vms.get(vm('c-start'))).lock).toBeUndefined();
   });
+  it('a backup that ran to its end before the dispatcher recorded its start stays SUCCEEDED, its image READY, its slot given back once', async () => {
+    await dispatch();
+    const hostId = (await vms.get(vm('c-fast'))).hostId;
+    const before = await slots(hostId);
+    const res = await as('admin', 'POST', `/vms/${vm('c-fast')}/backup`, { datastoreId: 1 });
+    expect(res.status).toBe(202);
+    let imageId: number | undefined;
+    // A busy dispatcher: the whole state machine (Admit, the host step, Commit, Release) runs
+    // between StartExecution and the dispatcher's record of the start.
+    plane.sfn.beforeStart = async (name) => {
+      if (name !== res.body.id) return;
+      const input = (await requests.get(name)).input as Record<string, unknown> & { executionId: string };
+      const admitted = await admitBackup(input);
+      imageId = admitted.imageId;
+      const host = hostResult('snap-fast', admitted.task.increment);
+      const commit = await commitBackup({ ...input, admit: admitted, host });
+      await release({ ...input, admit: admitted, host, commit });
+    };
+    try {
+      expect((await dispatch()).started).toContain(res.body.id);
+    } finally {
+      plane.sfn.beforeStart = undefined;
+    }
+    const record = await executions.get(res.body.id);
+    expect(record).toMatchObject({ state: 'SUCCEEDED', phase: 'done', released: true });
+    expect(record.error).toBeUndefined();
+    expect(plane.sfn.stopped).not.toContain(record.executionArn);
+    expect((await images.get(imageId as number)).state).toBe('READY');
+    expect(await slots(hostId)).toEqual(before);
+    expect((await vms.get(vm('c-fast'))).lock).toBeUndefined();
+  });
+
   it('a start landing between the cancel marking the request and ending it: stopped all the same, the slot given back', async () => {
     await dispatch();
     const hostId = (await vms.get(vm('c-mid'))).hostId;
