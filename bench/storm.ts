@@ -23,11 +23,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { newToken, tokenHash } from '#local/admin.ts';
 import { homePaths, LocalConfigFile, resolveConfig } from '#local/config.ts';
 import { startControlPlane } from '#local/control-plane.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
+import { NodeSha256 } from '#local/sigv4-check.ts';
 import { apiClient } from './stack.ts';
 import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
 
@@ -263,16 +265,38 @@ export async function runStorm(opts: StormOptions) {
       .slice(0, opts.sample);
     let transitions = 0;
     let steps = 0;
+    const signer = new SignatureV4({
+      credentials,
+      region: config.region,
+      service: 'states',
+      sha256: NodeSha256,
+    });
     for (const e of sample) {
-      // Raw call: the SDK drops the shim's `localDetails` (not an AWS field), which names the state.
-      const res = await fetch(`http://127.0.0.1:${ports.stepfunctions}/`, {
+      // Raw call: the SDK drops the shim's `localDetails` (not an AWS field), which names the
+      // state. Signed as the SDK signs (the emulators refuse anything else: unsigned, this read
+      // got a refusal and counted no transition at all).
+      const body = JSON.stringify({ executionArn: e.executionArn });
+      const host = `127.0.0.1:${ports.stepfunctions}`;
+      const signed = await signer.sign({
         method: 'POST',
+        protocol: 'http:',
+        hostname: '127.0.0.1',
+        port: ports.stepfunctions,
+        path: '/',
+        query: {},
         headers: {
+          host,
           'content-type': 'application/x-amz-json-1.0',
           'x-amz-target': 'AWSStepFunctions.GetExecutionHistory',
         },
-        body: JSON.stringify({ executionArn: e.executionArn }),
+        body,
       });
+      const res = await fetch(`http://${host}/`, {
+        method: 'POST',
+        headers: signed.headers as Record<string, string>,
+        body,
+      });
+      if (!res.ok) throw new Error(`GetExecutionHistory: HTTP ${res.status} ${await res.text()}`);
       const history = (await res.json()) as { events?: { type: string; localDetails?: string }[] };
       for (const ev of history.events ?? []) {
         const entered = enteredState(ev);

@@ -211,7 +211,7 @@ function sameText(a: string, b: string): boolean {
 }
 
 /** The SDK signer's hash interface over node:crypto (sha256, or HMAC-sha256 with a key). */
-class NodeSha256 {
+export class NodeSha256 {
   private hash: Hash | Hmac;
   constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
     this.hash = this.create();
