@@ -78,4 +78,19 @@ describe('the executions journal', () => {
     await writeFile(file, '{"id":"a","n":1}\n{"id":\n{"id":"b","n":1}\n');
     await expect(journalOf(new Map()).load()).rejects.toThrow(/line 2 is not JSON/);
   });
+
+  it('a change noted while a write is finishing is written too, without another call', async () => {
+    const records = new Map<string, Rec>([
+      ['a', { id: 'a', n: 1 }],
+      ['b', { id: 'b', n: 1 }],
+    ]);
+    const journal = journalOf(records);
+    journal.changed('a');
+    const first = journal.flush();
+    // Noted after the write began: the flush in flight or the one it schedules takes it.
+    journal.changed('b');
+    await first;
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await journalOf(new Map()).load()).map((r) => r.id).sort()).toEqual(['a', 'b']);
+  });
 });

@@ -13,6 +13,9 @@ import { dirname } from 'node:path';
 /** Appended lines beyond twice the records before the file is rewritten. */
 const REWRITE_MARGIN = 1000;
 
+/** Wait before writing again after a write failed. */
+const RETRY_MS = 5000;
+
 export class ExecutionJournal<T> {
   private readonly dirty = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -74,13 +77,19 @@ export class ExecutionJournal<T> {
   async flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.flushing ??= this.drain().finally(() => {
+    this.flushing ??= this.drain().then((ok) => {
       this.flushing = undefined;
+      // A change noted while the last write finished, or writes that failed: written later
+      // (a failing disk is retried every few seconds, not every few milliseconds).
+      if (this.dirty.size > 0 && !this.timer) {
+        this.timer = setTimeout(() => void this.flush(), ok ? this.delayMs : RETRY_MS);
+      }
     });
     await this.flushing;
   }
 
-  private async drain(): Promise<void> {
+  /** Writes the changes noted until none is left; false when a write failed. */
+  private async drain(): Promise<boolean> {
     while (this.dirty.size > 0) {
       const keys = [...this.dirty];
       this.dirty.clear();
@@ -101,9 +110,10 @@ export class ExecutionJournal<T> {
         // Kept for the next change's flush; the records stay right in memory meanwhile.
         for (const key of keys) this.dirty.add(key);
         console.error(JSON.stringify({ level: 'error', msg: 'cannot save executions', error: String(err) }));
-        return;
+        return false;
       }
     }
+    return true;
   }
 
   private async rewrite(): Promise<void> {
