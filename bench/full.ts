@@ -45,7 +45,7 @@ import { startSshd } from '../test/helpers/sshd.ts';
 import { describeCpu } from './control-cpu.ts';
 import { type Observed, type ObservedSummary, observedSummary, observeRun } from './first-byte.ts';
 import { handRestic, handRsync } from './hand.ts';
-import { describeRun, type LifeboatRun, timeLifeboatBackup } from './lifeboat.ts';
+import { describeRun, type LifeboatRun, logEntries, timeLifeboatBackup } from './lifeboat.ts';
 import { cpuSeconds, DiskSampler, filesystemsReader, loadText, round, usedBytes } from './measure.ts';
 import { runPeer } from './peer.ts';
 import { rawRestic, rawRsync, removeResticCache, resticRepoId } from './raw.ts';
@@ -170,36 +170,27 @@ async function allocatedBytes(dir: string): Promise<number> {
 
 /** The runner's log lines between two instants, as offsets in seconds from `fromMs`. */
 async function runnerLines(logPath: string, fromMs: number, toMs: number): Promise<string[]> {
-  const lines = (await readFile(logPath, 'utf8').catch(() => '')).split('\n');
-  const out: string[] = [];
-  for (const line of lines) {
-    try {
-      const entry = JSON.parse(line) as { time: string; child?: string; msg?: string };
-      const at = Date.parse(entry.time);
-      if (entry.child !== 'runner' || at < fromMs || at > toMs) continue;
-      let text = String(entry.msg);
-      try {
-        // The runner logs JSON lines itself: keep what it says, not who says it.
-        const {
-          time: _t,
-          level: _l,
-          component: _c,
-          hostName: _h,
-          hostId: _i,
-          message,
-          ...rest
-        } = JSON.parse(text) as Record<string, unknown>;
-        if (message === 'inventory reported') continue;
-        text = `${message} ${JSON.stringify(rest)}`;
-      } catch {
-        // plain text
-      }
-      out.push(`  +${((at - fromMs) / 1000).toFixed(3)}s runner: ${text.slice(0, 240)}`);
-    } catch {
-      // not a JSON line
-    }
-  }
-  return out;
+  const entries = logEntries(await readFile(logPath, 'utf8').catch(() => ''));
+  return entries
+    .filter(
+      (e) => e.child === 'runner' && e.at >= fromMs && e.at <= toMs && e.message !== 'inventory reported',
+    )
+    .map((e) => {
+      // What the runner says, not who says it.
+      const {
+        time: _t,
+        level: _l,
+        component: _c,
+        hostName: _h,
+        hostId: _i,
+        message: _m,
+        msg: _g,
+        child: _k,
+        ...rest
+      } = e.fields;
+      const text = Object.keys(rest).length > 0 ? `${e.message} ${JSON.stringify(rest)}` : e.message;
+      return `  +${((e.at - fromMs) / 1000).toFixed(3)}s runner: ${text.slice(0, 240)}`;
+    });
 }
 
 /**
