@@ -163,9 +163,8 @@ export async function startGateway(opts: {
   webRoot?: string;
 }): Promise<{ server: Server; port: number; endpoint: string; stop(): Promise<void> }> {
   const compiled = compileRoutes(opts.routes);
-  const authorizerCache = opts.authorizerCacheSeconds
-    ? new AuthorizerCache(opts.authorizerCacheSeconds * 1000)
-    : undefined;
+  // A time of 0 keeps nothing (AuthorizerCache.set): every request calls the authorizer.
+  const authorizerCache = new AuthorizerCache((opts.authorizerCacheSeconds ?? 0) * 1000);
   // IAM routes have API Gateway's IAM check instead (none locally), public ones no check at all.
   const unguarded = new Set(
     opts.routes.filter((r) => r.auth !== undefined).map((r) => `${r.method} ${r.path}`),
