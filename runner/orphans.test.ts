@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecError, type ProcessGroupHooks, run } from '#drivers/exec.ts';
 import { silentLogger } from '#runner/log.ts';
-import { stopLeftoverGroups } from '#runner/orphans.ts';
+import { sameCommand, stopLeftoverGroups } from '#runner/orphans.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
 import { backupTask, fakeDrivers, fakeRunner, tempDir, until } from './testing/fakes.ts';
@@ -143,6 +143,30 @@ describe('tools a killed runner left running', () => {
     expect(isRunning(wrapped.pgid)).toBe(false);
   });
 
+  it('are stopped when the tool is a script that execs its program by a full path', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    // A `restic` on PATH that runs `/usr/bin/restic "$@"`, as a packaged wrapper (or the test
+    // suite's cheap-key shim) does: /proc then shows neither the name nor the path recorded.
+    const tool = join(temp.dir, 'tool');
+    writeFileSync(tool, '#!/bin/sh\nexec /bin/sleep "$@"\n', { mode: 0o755 });
+    const dead = doomedRunner(file);
+    const wrapped = dead.start('nice', ['-n', '5', tool, '300']);
+    await until(() => readFileSync(`/proc/${wrapped.pgid}/cmdline`, 'utf8') === '/bin/sleep\u0000300\u0000');
+    dead.crash();
+    const [recorded] = JSON.parse(readFileSync(file, 'utf8')).groups;
+    const before = { ...recorded, cmdline: ['nice', '-n', '5', tool, '300'] };
+    writeFileSync(file, JSON.stringify({ v: 1, groups: [before] }), { mode: 0o600 });
+
+    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
+      log: silentLogger,
+      graceMs: 3000,
+    });
+    expect(reports.map((r) => r.outcome)).toEqual(['stopped']);
+    expect(isRunning(wrapped.pgid)).toBe(false);
+  });
+
   it('are left alone when their pid now runs another command or started at another time', async () => {
     const temp = await tempDir();
     cleanups.push(temp.remove);
@@ -202,3 +226,37 @@ function readChildPid(dir: string): number {
     return 0;
   }
 }
+
+describe('a recorded command line and the one /proc shows now', () => {
+  const recorded = [
+    'nice',
+    '-n',
+    '10',
+    'ionice',
+    '-c2',
+    '-n',
+    '7',
+    'restic',
+    '-r',
+    '/srv/7',
+    'backup',
+    '--stdin',
+  ];
+  it.each([
+    ['the same line', recorded, true],
+    ['after the wrappers exec', ['restic', '-r', '/srv/7', 'backup', '--stdin'], true],
+    ['the program by its full path', ['/usr/bin/restic', '-r', '/srv/7', 'backup', '--stdin'], true],
+    [
+      'a script under its interpreter',
+      ['/bin/sh', '/usr/local/bin/restic', '-r', '/srv/7', 'backup', '--stdin'],
+      true,
+    ],
+    ['other arguments', ['/usr/bin/restic', '-r', '/srv/8', 'backup', '--stdin'], false],
+    ['another command', ['sleep', '300'], false],
+    ['a program alone', ['/usr/bin/restic'], false],
+    ['a longer line', ['sudo', '-u', 'backup', ...recorded], false],
+    ['nothing', [], false],
+  ])('%s: %s', (_name, now, ours) => {
+    expect(sameCommand(recorded, now)).toBe(ours);
+  });
+});

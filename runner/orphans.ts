@@ -93,12 +93,26 @@ function judge(record: GroupRecord, bootId: string): 'ours' | 'gone' | 'not ours
 /**
  * The command line now is the recorded one, or its tail: a wrapper (`nice -n 10 ionice -c2 -n 7
  * restic ...`) execs the tool it wraps in the same process, and the registry may have read /proc
- * before that exec. The start time, which exec does not change, is what tells a reused pid apart.
+ * before that exec. The tool may itself be a script, or exec its program by a full path (a
+ * `restic` on PATH that runs `/usr/bin/restic "$@"`): its first word, or its interpreter and
+ * script, then differ from what was recorded, so what must match is the arguments after them, a
+ * tail of the recorded arguments, never empty. The start time, which exec does not change, is
+ * what tells a reused pid apart; this check only keeps a recorded pid from naming another command.
  */
-function sameCommand(recorded: readonly string[], now: readonly string[]): boolean {
-  if (now.length === 0 || now.length > recorded.length) return false;
-  const offset = recorded.length - now.length;
-  return now.every((arg, i) => arg === recorded[offset + i]);
+export function sameCommand(recorded: readonly string[], now: readonly string[]): boolean {
+  if (now.length === 0) return false;
+  if (isTail(recorded, now)) return true;
+  // Without the program (exec'd by another path) or without an interpreter and its script.
+  return [1, 2].some((skip) => {
+    const args = now.slice(skip);
+    return args.length > 0 && args.length < recorded.length && isTail(recorded, args);
+  });
+}
+
+function isTail(line: readonly string[], tail: readonly string[]): boolean {
+  if (tail.length > line.length) return false;
+  const offset = line.length - tail.length;
+  return tail.every((arg, i) => arg === line[offset + i]);
 }
 
 /**
