@@ -6,6 +6,7 @@
  * them); the sizes from one `find`, the template by `dump`.
  */
 import { readdir } from 'node:fs/promises';
+import { mapConcurrent } from '#core/concurrency.ts';
 import type { CatalogBackup, DatastoreTarget, OperationContext } from './driver.ts';
 import { BackupNotFound } from './errors.ts';
 import { basePath, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
@@ -15,30 +16,38 @@ import { listRemoteFolder, parseServer } from './ssh.ts';
 /** A template bigger than this is not one Lifeboat stored: left out of the catalog. */
 const MAX_TEMPLATE_BYTES = 1024 * 1024;
 
+/**
+ * Repositories (and, in each, templates) read at once: each restic process waits 200 ms on its
+ * lock before it reads, and over sftp opens its own ssh session, so a datastore of a hundred VMs
+ * read one process at a time takes minutes of waiting. Four repositories at once, each reading
+ * two templates at once (eight restic processes at most), keeps a small server's load low.
+ */
+const CONCURRENT_REPOSITORIES = 4;
+const CONCURRENT_TEMPLATES = 2;
+
 export async function resticCatalog(
   target: DatastoreTarget,
   ctx: OperationContext = {},
 ): Promise<CatalogBackup[]> {
-  const out: CatalogBackup[] = [];
-  for (const folder of (await repositoryFolders(target, ctx)).sort()) {
+  const repositories = (await repositoryFolders(target, ctx)).sort().flatMap((folder) => {
     const [, job, digits = ''] = /^(job-)?(\d+)$/.exec(folder) ?? [];
     const id = Number(digits);
     // Only a name a driver makes (`7`): `007`, or a number past 2^53, is the path of no id.
-    if (String(id) !== digits) continue;
+    return String(id) === digits ? [{ id, job: Boolean(job) }] : [];
+  });
+  const catalogs = await mapConcurrent(repositories, CONCURRENT_REPOSITORIES, async ({ id, job }) => {
     const repoTarget: DatastoreTarget = { ...target, jobId: job ? id : undefined };
     try {
-      out.push(
-        ...(await ResticRepo.use(repoTarget, job ? 0 : id, (repo) =>
-          repositoryCatalog(repo, job ? null : id, job ? id : null, ctx),
-        )),
+      return await ResticRepo.use(repoTarget, job ? 0 : id, (repo) =>
+        repositoryCatalog(repo, job ? null : id, job ? id : null, ctx),
       );
     } catch (error) {
       // A folder that is no repository (or not yet one): nothing of ours in it.
-      if (error instanceof BackupNotFound && error.repositoryMissing) continue;
+      if (error instanceof BackupNotFound && error.repositoryMissing) return [];
       throw error;
     }
-  }
-  return out;
+  });
+  return catalogs.flat();
 }
 
 /** Folders directly under BASE_PATH that may be repositories (`<vmid>`, `job-<id>`). */
@@ -73,10 +82,9 @@ async function repositoryCatalog(
   const groups = backupGroups(await repo.snapshots(['lifeboat'], ctx.signal));
   if (groups.size === 0) return [];
   const sizes = new Map((await repo.files('lifeboat', ctx.signal)).map((f) => [f.snapshot, f.size] as const));
-  const out: CatalogBackup[] = [];
-  for (const [backupId, group] of groups) {
-    // Incomplete: an interrupted backup (reconcile removes it).
-    if (!isComplete(group)) continue;
+  // Incomplete: an interrupted backup (reconcile removes it).
+  const complete = [...groups].filter(([, group]) => isComplete(group));
+  return mapConcurrent(complete, CONCURRENT_TEMPLATES, async ([backupId, group]) => {
     const template = group.byName.get(TEMPLATE_NAME) as Snapshot;
     const vmId = folderVmId ?? Number(tagValue(template, 'vm'));
     const image = tagValue(template, 'image');
@@ -87,7 +95,7 @@ async function repositoryCatalog(
         if (ctx.signal?.aborted) throw error;
         return null;
       });
-    out.push({
+    return {
       vmId,
       backupId,
       imageId: image === undefined ? null : Number(image),
@@ -97,7 +105,6 @@ async function repositoryCatalog(
         .filter(([name]) => name !== TEMPLATE_NAME)
         .map(([name, s]) => ({ name, size: sizes.get(s.id) ?? 0, sha256: null })),
       template: xml,
-    });
-  }
-  return out;
+    };
+  });
 }
