@@ -3,12 +3,14 @@
  * start real processes through drivers/exec.ts with the registry's hooks, play the crash (a new
  * registry reads the file the dead one wrote) and check what the next start's reconcile does.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecError, type ProcessGroupHooks, run } from '#drivers/exec.ts';
 import { silentLogger } from '#runner/log.ts';
 import { sameCommand, stopLeftoverGroups } from '#runner/orphans.ts';
+import { processIdentity } from '#runner/proc.ts';
 import { PROCESS_GROUPS_FILE, ProcessRegistry } from '#runner/process-registry.ts';
 import { reconcileUnfinished } from '#runner/reconcile.ts';
 import { backupTask, fakeDrivers, fakeRunner, tempDir, until } from './testing/fakes.ts';
@@ -165,6 +167,60 @@ describe('tools a killed runner left running', () => {
     });
     expect(reports.map((r) => r.outcome)).toEqual(['stopped']);
     expect(isRunning(wrapped.pgid)).toBe(false);
+  });
+
+  it('are waited for until reaped when they ended as zombies nobody has reaped yet', async () => {
+    const temp = await tempDir();
+    cleanups.push(temp.remove);
+    const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    // A tool that ended when its runner died, not yet reaped by its new parent (init polls): a
+    // zombie, whose pid restic's `unlock` takes for a live process. Here the parent reaps at 1.5 s.
+    const script = [
+      'import os, sys, time',
+      'pid = os.fork()',
+      'if pid == 0:',
+      '    os.setpgid(0, 0)',
+      '    time.sleep(0.3)',
+      '    os._exit(0)',
+      'print(pid, flush=True)',
+      'time.sleep(1.5)',
+      'os.waitpid(pid, 0)',
+      'time.sleep(5)',
+    ].join('\n');
+    const parent = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(async () => {
+      parent.kill('SIGKILL');
+    });
+    const pid = Number(
+      await new Promise<string>((resolve) => parent.stdout.once('data', (d) => resolve(String(d)))),
+    );
+    const identity = processIdentity(pid) as NonNullable<ReturnType<typeof processIdentity>>;
+    const registry = ProcessRegistry.open(file, silentLogger);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        v: 1,
+        groups: [
+          {
+            pgid: pid,
+            startTime: identity.startTime,
+            cmdline: identity.cmdline,
+            bootId: registry.bootId,
+            at: new Date().toISOString(),
+          },
+        ],
+      }),
+      { mode: 0o600 },
+    );
+    await until(() => processIdentity(pid)?.state === 'Z');
+    const started = Date.now();
+    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
+      log: silentLogger,
+      graceMs: 300,
+    });
+    expect(reports.map((r) => r.outcome)).toEqual(['gone']);
+    expect(processIdentity(pid)).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(4000);
   });
 
   it('are left alone when their pid now runs another command or started at another time', async () => {

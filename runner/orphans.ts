@@ -36,6 +36,8 @@ export interface StopOrphansOptions {
 
 const POLL_MS = 50;
 const AFTER_KILL_MS = 2000;
+/** How long an ended leader may stay unreaped (a zombie) before the cleanup goes on anyway. */
+const REAP_WAIT_MS = 5000;
 
 /** Stops every leftover group of `registry` still ours, then settles them in the registry. */
 export async function stopLeftoverGroups(
@@ -65,6 +67,14 @@ export async function stopLeftoverGroups(
   }
   for (const record of targets) {
     if (!outcomes.has(record)) outcomes.set(record, alive.has(record.pgid) ? 'survived' : 'killed');
+  }
+  // An ended leader whose new parent (init, the tool's orphans' reaper) has not reaped it yet is
+  // a zombie, and its pid still answers kill(pid, 0): restic's `unlock`, run next, would take a
+  // zombie restic for a live one and keep its lock. Wait for the reaper (seconds at most).
+  const ended = records.filter((r) => r.bootId === registry.bootId && outcomes.get(r) !== 'survived');
+  const unreaped = await waitForReaped(ended, REAP_WAIT_MS);
+  if (unreaped.length) {
+    log('warn', 'tools left by the previous runner ended but are not reaped yet', { pids: unreaped });
   }
 
   const reports = records.map((record) => ({
@@ -129,6 +139,24 @@ function signal(record: GroupRecord, sig: NodeJS.Signals): void {
     process.kill(-record.pgid, sig);
   } catch {
     // The group ended meanwhile (ESRCH), or is not ours to signal (EPERM): reported by the wait.
+  }
+}
+
+/**
+ * Polls until no leader of `records` is left as a zombie of its recorded start, or `ms` passed;
+ * answers the pids still unreaped. A pid that now runs anything else is no longer the leader's.
+ */
+async function waitForReaped(records: readonly GroupRecord[], ms: number): Promise<number[]> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const unreaped = records
+      .filter((r) => {
+        const now = processIdentity(r.pgid);
+        return now?.state === 'Z' && now.startTime === r.startTime;
+      })
+      .map((r) => r.pgid);
+    if (unreaped.length === 0 || Date.now() >= end) return unreaped;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
