@@ -1,14 +1,28 @@
-// Test fixture, run by the `restic` shim of test/helpers/restic-shim.ts right after a successful
-// `restic init`: rewrites the new repository's one key with cheap scrypt parameters (N=1024, r=8,
-// p=1), so every later restic process opens it in milliseconds instead of most of a second (restic
-// 0.14 calibrates its key derivation to about half a second at init, and a test suite starts
-// hundreds of restic processes). The repository stays a real restic repository: same master key,
-// same format (restic's design document, "Keys, Encryption and MAC"); only its password is cheaper
-// to guess, which a test repository does not mind. Arguments: restic's own; it reads `-r`/`--repo`
-// and the password from RESTIC_PASSWORD_FILE or RESTIC_PASSWORD, as restic did.
+// Test fixture, run by the `restic` shim of test/helpers/restic-shim.ts for `restic init`: creates
+// the repository itself, in restic's format 2 (restic's design document: the layout, "Keys,
+// Encryption and MAC", the config file), with its one key under cheap scrypt parameters (N=1024,
+// r=8, p=1). restic 0.14's own init spends about 3 s of CPU calibrating its key derivation (and
+// every later process half a second deriving it again), and a test suite creates hundreds of
+// repositories. What it writes is what restic's init writes: a random master key and repository
+// id, a random irreducible chunker polynomial of degree 53, data/00..ff; restic then reads and
+// writes it as any other. Where it cannot do as restic would (a repository version other than 2,
+// a password command, a remote that is not on this machine, a folder already holding something
+// else), it runs the real `restic init` and rewrites the key it made (`cheapenKey`).
+// Arguments: the real restic's path, then restic's own arguments.
+import { spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 
 const CHEAP = { N: 1024, r: 8, p: 1 };
 
@@ -104,20 +118,201 @@ export function cheapenKey(folder, password) {
   unlinkSync(path);
 }
 
-function main(args) {
-  const at = args.findIndex((a) => a === '-r' || a === '--repo');
-  const inline = args.find((a) => a.startsWith('--repo='));
-  const location = at >= 0 ? args[at + 1] : inline?.slice('--repo='.length);
-  if (!location) throw new Error('restic-cheap-key: no -r/--repo among the arguments');
-  const file = process.env.RESTIC_PASSWORD_FILE;
-  const password = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : process.env.RESTIC_PASSWORD;
+/** Carry-less product of two polynomials over GF(2) (bit i: the coefficient of x^i). */
+function clmul(a, b) {
+  let out = 0n;
+  for (let i = 0n; b >> i; i++) if ((b >> i) & 1n) out ^= a << i;
+  return out;
+}
+
+function degree(f) {
+  return f === 0n ? -1 : f.toString(2).length - 1;
+}
+
+/** `a` mod `f` over GF(2). */
+function polyMod(a, f) {
+  const df = degree(f);
+  for (let d = degree(a); d >= df; d = degree(a)) a ^= f << BigInt(d - df);
+  return a;
+}
+
+function polyGcd(a, b) {
+  while (b !== 0n) [a, b] = [b, polyMod(a, b)];
+  return a;
+}
+
+/** Ben-Or's test, as restic's chunker makes it: gcd(f, x^(2^i) - x mod f) = 1 for i <= deg/2. */
+export function irreducible(f) {
+  let power = 2n; // x
+  for (let i = 1; i <= degree(f) / 2; i++) {
+    power = polyMod(clmul(power, power), f);
+    if (polyGcd(f, power ^ 2n) !== 1n) return false;
+  }
+  return true;
+}
+
+/** A random irreducible polynomial of degree 53, drawn as restic's chunker draws one. */
+export function randomPolynomial() {
+  for (;;) {
+    const f = (randomBytes(8).readBigUInt64LE() & ((1n << 54n) - 1n)) | (1n << 53n) | 1n;
+    if (irreducible(f)) return f;
+  }
+}
+
+/** A new master key (AES-256 and Poly1305-AES k, r: r clamped as restic clamps it). */
+function masterKey() {
+  const r = randomBytes(16);
+  for (const i of [3, 7, 11, 15]) r[i] &= 15;
+  for (const i of [4, 8, 12]) r[i] &= 252;
+  return { encrypt: randomBytes(32), mac: { k: randomBytes(16), r } };
+}
+
+/** A key file's text: `master` under `password` with {@link CHEAP} parameters. */
+function keyFile(master, password) {
+  const json = JSON.stringify({
+    mac: { k: master.mac.k.toString('base64'), r: master.mac.r.toString('base64') },
+    encrypt: master.encrypt.toString('base64'),
+  });
+  const salt = randomBytes(64);
+  return JSON.stringify({
+    created: new Date().toISOString(),
+    username: userInfo().username,
+    hostname: hostname(),
+    kdf: 'scrypt',
+    ...CHEAP,
+    salt: salt.toString('base64'),
+    data: seal(Buffer.from(json), derive(password, salt, CHEAP)).toString('base64'),
+  });
+}
+
+/** Raised when the folder already holds a repository: restic's own words. */
+class AlreadyExists extends Error {}
+
+/**
+ * Creates a format-2 repository in `folder` (made with its parents, as restic's init makes them),
+ * built beside it and renamed into place so that of two racing inits one wins and the other
+ * fails as restic's would. Answers its id; undefined when the folder holds something else
+ * (restic's own init then decides).
+ */
+export function createRepository(folder, password) {
+  if (existsSync(join(folder, 'config'))) throw new AlreadyExists('config file already exists');
+  if (existsSync(folder) && readdirSync(folder).length > 0) return undefined;
+  mkdirSync(dirname(folder), { recursive: true, mode: 0o700 });
+  const temp = `${folder}.lifeboat-init-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    mkdirSync(temp, { mode: 0o700 });
+    for (const sub of ['data', 'index', 'keys', 'locks', 'snapshots'])
+      mkdirSync(join(temp, sub), { mode: 0o700 });
+    for (let i = 0; i < 256; i++)
+      mkdirSync(join(temp, 'data', i.toString(16).padStart(2, '0')), { mode: 0o700 });
+    const master = masterKey();
+    const key = keyFile(master, password);
+    // A file's name in a restic repository is the sha256 of its content.
+    writeFileSync(join(temp, 'keys', createHash('sha256').update(key).digest('hex')), key, { mode: 0o400 });
+    const id = randomBytes(32).toString('hex');
+    const config = JSON.stringify({ version: 2, id, chunker_polynomial: randomPolynomial().toString(16) });
+    const keys = { enc: master.encrypt, macK: master.mac.k, macR: master.mac.r };
+    writeFileSync(join(temp, 'config'), seal(Buffer.from(config), keys), { mode: 0o400 });
+    try {
+      // Replaces an empty folder; fails on one another init filled meanwhile.
+      renameSync(temp, folder);
+    } catch (error) {
+      if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST')
+        throw new AlreadyExists('config file already exists');
+      throw error;
+    }
+    return id;
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+/** The words of restic's `sftp.command` (joinCommand's quoting: bare words, or in double quotes). */
+export function splitCommand(text) {
+  return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+}
+
+const LOOPBACK = /^(?:127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;
+
+/** What init is asked for, or why the real restic must do it. */
+export function parseInit(args, env) {
+  const value = (name) => {
+    const at = args.indexOf(name);
+    if (at >= 0) return args[at + 1];
+    return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+  };
+  const location = value('-r') ?? value('--repo');
+  if (!location) return { fallback: 'no -r/--repo' };
+  const version = value('--repository-version');
+  if (version !== undefined && version !== '2' && version !== 'latest')
+    return { fallback: `version ${version}` };
+  if (value('--password-command') !== undefined || env.RESTIC_PASSWORD_COMMAND)
+    return { fallback: 'password command' };
+  const file = value('--password-file') ?? env.RESTIC_PASSWORD_FILE;
+  const password = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.RESTIC_PASSWORD;
+  if (!password) return { fallback: 'no password' };
+  const sftp = /^sftp:(?:[^@/]*@)?(\[[^\]]*\]|[^:/]*):(.*)$/.exec(location);
+  if (!sftp)
+    return location.includes(':')
+      ? { fallback: 'a remote backend', remote: true }
+      : { location, folder: location, password };
+  const command = args
+    .flatMap((a, i) =>
+      args[i - 1] === '-o' && a.startsWith('sftp.command=') ? [a.slice('sftp.command='.length)] : [],
+    )
+    .at(-1);
+  const host = command
+    ? splitCommand(command).find((_word, i, all) => i > 0 && all[i + 1] === '-s')
+    : sftp[1];
+  if (!host || !LOOPBACK.test(host)) return { fallback: 'a server on another machine', remote: true };
+  return { location, folder: sftp[2], password, ssh: command ? splitCommand(command) : undefined };
+}
+
+function fail(message, status = 1) {
+  process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
+  process.exit(status);
+}
+
+function main(realRestic, args) {
+  const init = parseInit(args, process.env);
+  if (init.ssh) {
+    // The server must answer as it would answer restic: an unreachable one fails the init.
+    const [file, ...rest] = init.ssh;
+    const probe = spawnSync(file, rest, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (probe.status !== 0)
+      fail(`${probe.stderr}Fatal: create repository at ${init.location} failed: ssh exited ${probe.status}`);
+  }
+  if (!init.fallback) {
+    try {
+      const id = createRepository(init.folder, init.password);
+      if (id) {
+        process.stdout.write(`created restic repository ${id.slice(0, 10)} at ${init.location}\n`);
+        return;
+      }
+    } catch (error) {
+      if (error instanceof AlreadyExists)
+        fail(`Fatal: create repository at ${init.location} failed: ${error.message}`);
+      throw error;
+    }
+  }
+  const real = spawnSync(realRestic, args, { stdio: 'inherit' });
+  // A repository on another machine keeps restic's own key: its folder is not here to rewrite.
+  if (real.status !== 0 || init.remote) process.exit(real.status ?? 1);
+  const folder = init.folder ?? repositoryFolder(init.location ?? '');
+  const password = init.password ?? readPassword(process.env);
+  cheapenKey(folder, password);
+}
+
+function readPassword(env) {
+  const file = env.RESTIC_PASSWORD_FILE;
+  const password = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.RESTIC_PASSWORD;
   if (!password) throw new Error('restic-cheap-key: no RESTIC_PASSWORD_FILE nor RESTIC_PASSWORD');
-  cheapenKey(repositoryFolder(location), password);
+  return password;
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
   try {
-    main(process.argv.slice(2));
+    main(process.argv[2], process.argv.slice(3));
   } catch (error) {
     process.stderr.write(`restic-cheap-key: ${error.message}\n`);
     process.exit(1);

@@ -1,12 +1,16 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs fixture without types
-import { cheapenKey, poly1305, repositoryFolder } from './restic-cheap-key.mjs';
+import * as fixture from './restic-cheap-key.mjs';
 import { shimScript } from './restic-shim.ts';
+
+const { cheapenKey, irreducible, parseInit, poly1305, randomPolynomial, repositoryFolder } = fixture;
 
 const run = promisify(execFile);
 
@@ -53,9 +57,91 @@ describe("the test suite's cheap restic keys", () => {
     }
   }, 30_000);
 
-  it('the shim runs restic, and the rewrite only after an init that succeeded', () => {
+  it('the shim gives init to the fixture and everything else to restic', () => {
     const text = shimScript('/usr/bin/restic', '/usr/bin/node', '/x/restic-cheap-key.mjs');
-    expect(text).toContain(`'/usr/bin/restic' "$@" || exit $?`);
+    expect(text).toContain(`exec '/usr/bin/node' '/x/restic-cheap-key.mjs' '/usr/bin/restic' "$@"`);
     expect(text.trimEnd().split('\n').at(-1)).toBe(`exec '/usr/bin/restic' "$@"`);
   });
+
+  it("tells irreducible polynomials as restic's chunker does", () => {
+    // One a real `restic init` drew; small ones known irreducible, and products of them.
+    expect(irreducible(0x3149a16c1b5c95n)).toBe(true);
+    expect(irreducible(0b111n)).toBe(true); // x^2 + x + 1
+    expect(irreducible(0b1011n)).toBe(true); // x^3 + x + 1
+    expect(irreducible(0b100101n)).toBe(true); // x^5 + x^2 + 1
+    expect(irreducible(0b10101n)).toBe(false); // x^4 + x^2 + 1 = (x^2 + x + 1)^2
+    expect(irreducible(0b110001n)).toBe(false); // (x^2 + x + 1)(x^3 + x + 1)
+    expect(irreducible((0x3149a16c1b5c95n << 1n) ^ 0x3149a16c1b5c95n)).toBe(false); // times (x + 1)
+    const drawn = randomPolynomial() as bigint;
+    expect(drawn >> 53n).toBe(1n);
+    expect(drawn & 1n).toBe(1n);
+    expect(irreducible(drawn)).toBe(true);
+  });
+
+  it('reads what init is asked for, and leaves to restic what it cannot do as restic would', async () => {
+    const env = { RESTIC_PASSWORD: 'pw' };
+    const sftp = [
+      '-r',
+      'sftp:root@127.0.0.1:/srv/7',
+      '-o',
+      'sftp.command=ssh -p 2222 -l root 127.0.0.1 -s sftp',
+      'init',
+    ];
+    expect(parseInit(sftp, env)).toMatchObject({
+      folder: '/srv/7',
+      password: 'pw',
+      ssh: ['ssh', '-p', '2222', '-l', 'root', '127.0.0.1', '-s', 'sftp'],
+    });
+    expect(parseInit(['-r', '/srv/7', 'init', '--repository-version', '2'], env)).toMatchObject({
+      folder: '/srv/7',
+    });
+    expect(parseInit(['-r', '/srv/7', 'init', '--repository-version', '1'], env)).toMatchObject({
+      fallback: 'version 1',
+    });
+    expect(parseInit(['-r', 'sftp:backup.example:/srv/7', 'init'], env)).toMatchObject({ remote: true });
+    expect(parseInit(['-r', 's3:bucket/7', 'init'], env)).toMatchObject({ remote: true });
+    expect(parseInit(['-r', '/srv/7', 'init'], {})).toMatchObject({ fallback: 'no password' });
+  });
+
+  it('creates a repository restic reads and writes: backup and restore byte for byte, the password and no other', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-cheap-init-'));
+    try {
+      const repo = join(dir, 'nested', 'repo');
+      await writeFile(join(dir, 'pw'), 'pass word\n', { mode: 0o600 });
+      await writeFile(join(dir, 'wrong'), 'other\n', { mode: 0o600 });
+      const data = randomBytes(3 * 1024 * 1024);
+      await writeFile(join(dir, 'disk.raw'), data);
+      const script = fileURLToPath(new URL('./restic-cheap-key.mjs', import.meta.url));
+      const init = () =>
+        run(
+          process.execPath,
+          [script, '/usr/bin/restic', '-r', repo, '--password-file', join(dir, 'pw'), 'init'],
+          {
+            env: { ...process.env, RESTIC_PASSWORD_FILE: '' },
+          },
+        );
+      const restic = (file: string, ...args: string[]) =>
+        run('/usr/bin/restic', ['-r', repo, '--password-file', join(dir, file), ...args]);
+      // Two at once, as two runners' first backups: one creates it, the other fails as restic's would.
+      const both = await Promise.allSettled([init(), init()]);
+      expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const lost = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(lost.reason.stderr).toMatch(/config file already exists/);
+      expect(await readdir(join(repo, 'data'))).toHaveLength(256);
+      expect((await readdir(dirname(repo))).sort()).toEqual(['repo']);
+
+      const config = JSON.parse((await restic('pw', 'cat', 'config')).stdout);
+      expect(config).toMatchObject({ version: 2, id: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(irreducible(BigInt(`0x${config.chunker_polynomial}`))).toBe(true);
+      await restic('pw', 'backup', join(dir, 'disk.raw'), '-q');
+      await restic('pw', 'restore', 'latest', '--target', join(dir, 'out'), '-q');
+      expect((await readFile(join(dir, 'out', dir, 'disk.raw'))).equals(data)).toBe(true);
+      await restic('pw', 'check', '--read-data', '-q');
+      await expect(restic('wrong', 'snapshots')).rejects.toMatchObject({
+        stderr: expect.stringMatching(/wrong password/),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

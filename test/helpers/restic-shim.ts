@@ -1,13 +1,15 @@
 /**
  * Integration tests' `restic`: a shim first on PATH (for the tests and every process they start:
- * runners, local stacks) that execs the real restic, and after a successful `init` rewrites the
- * new repository's key with cheap scrypt parameters (test/helpers/restic-cheap-key.mjs). restic
- * 0.14 calibrates its key derivation to about half a second of CPU at init, paid again by every
- * later restic process that opens the repository: hundreds of times a suite, which was most of
- * the restic tests' time. Nothing else changes: the same binary, format, master key and data.
+ * runners, local stacks) that execs the real restic, except for `init`: a new repository is
+ * created by test/helpers/restic-cheap-key.mjs in restic's format with a key under cheap scrypt
+ * parameters. restic 0.14 spends about 3 s of CPU calibrating its key derivation at init and
+ * half a second deriving it again in every later process that opens the repository: hundreds of
+ * times a suite, which was most of the restic tests' time. Nothing else changes: the same binary
+ * reads and writes the same format.
  * Installed by test/helpers/setup-restic-shim.ts, a setup file of the `integration` project
  * (vitest.config.ts); the benchmarks do not use it. LIFEBOAT_TEST_RESTIC_KDF=real leaves restic's own key in place.
  */
+import { createHash } from 'node:crypto';
 import {
   accessSync,
   chmodSync,
@@ -20,18 +22,17 @@ import {
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SHIM_DIR = '/tmp/lifeboat-test-restic-shim';
+const FIXTURE = fileURLToPath(new URL('./restic-cheap-key.mjs', import.meta.url));
+/** One folder per checkout: two checkouts' suites on one machine never rewrite each other's shim. */
+const SHIM_DIR = `/tmp/lifeboat-test-restic-shim-${createHash('sha256').update(FIXTURE).digest('hex').slice(0, 12)}`;
 
-/** The shim's text: `init` runs restic then the key rewrite; anything else becomes restic. */
-export function shimScript(realRestic: string, node: string, rewrite: string): string {
+/** The shim's text: `init` goes to the fixture (which creates the repository), anything else to restic. */
+export function shimScript(realRestic: string, node: string, fixture: string): string {
   return [
     '#!/bin/sh',
-    '# Written by test/helpers/restic-shim.ts: the real restic, with cheap keys for new repositories.',
+    '# Written by test/helpers/restic-shim.ts: the real restic; new repositories with cheap keys.',
     'for a in "$@"; do',
-    '  if [ "$a" = init ]; then',
-    `    '${realRestic}' "$@" || exit $?`,
-    `    exec '${node}' '${rewrite}' "$@"`,
-    '  fi',
+    `  if [ "$a" = init ]; then exec '${node}' '${fixture}' '${realRestic}' "$@"; fi`,
     'done',
     `exec '${realRestic}' "$@"`,
     '',
@@ -58,11 +59,11 @@ export function installResticShim(): void {
     .map((dir) => join(dir, 'restic'))
     .find(isExecutable);
   if (!realRestic) throw new Error('restic shim: no restic on PATH');
-  const rewrite = fileURLToPath(new URL('./restic-cheap-key.mjs', import.meta.url));
-  for (const p of [realRestic, process.execPath, rewrite]) {
+  const fixture = FIXTURE;
+  for (const p of [realRestic, process.execPath, fixture]) {
     if (!p.startsWith('/') || p.includes("'")) throw new Error(`restic shim: unusable path ${p}`);
   }
-  const text = shimScript(realRestic, process.execPath, rewrite);
+  const text = shimScript(realRestic, process.execPath, fixture);
   const shim = join(SHIM_DIR, 'restic');
   mkdirSync(SHIM_DIR, { recursive: true });
   let current = '';
