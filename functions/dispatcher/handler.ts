@@ -11,6 +11,7 @@
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { takesWork } from '#core/host-health.ts';
 import { type Host, takesSlot, wasCancelled } from '#core/model.ts';
@@ -39,7 +40,17 @@ export interface DispatchReport {
   started: string[];
   failed: string[];
   waiting: string[];
+  /** Stopped taking requests before its Lambda timeout, some perhaps left for the next run. */
+  outOfTime?: boolean;
 }
+
+/**
+ * Time a run keeps in hand when it takes the next chunk of requests: a chunk's reads, slots and
+ * StartExecution calls take a few seconds at most. With less left it stops, rather than be cut
+ * off by its timeout between a slot taken and its execution started; the requests stay queued
+ * for the next run (every operation's end wakes one, and one runs every minute).
+ */
+export const DISPATCH_RESERVE_MS = 15_000;
 
 /** A handler run: the dispatch, the scheduled actions fired, the executions swept and the monitors queued. */
 export interface DispatcherRun extends DispatchReport {
@@ -201,17 +212,42 @@ async function recordStartAndLeave(
   return undefined;
 }
 
-/** One pass over the pending requests. */
-export async function dispatch(): Promise<DispatchReport> {
+/**
+ * One pass over the pending requests; `remainingMs` is the invocation's time left (Lambda's
+ * `getRemainingTimeInMillis`), checked before each chunk against {@link DISPATCH_RESERVE_MS}.
+ */
+export async function dispatch(
+  remainingMs: () => number = () => Number.POSITIVE_INFINITY,
+): Promise<DispatchReport> {
   const { maxBackups, maxBackupsHost } = limits();
   const report: DispatchReport = { started: [], failed: [], waiting: [] };
   // Hosts found full in this pass: a slot freed on one meanwhile goes to the next pass, which
   // reads the queue again in rank order, never to a lower-ranked request later in this one.
   const full = new Set<number>();
+  const outOfTime = () => {
+    if (remainingMs() >= DISPATCH_RESERVE_MS) return false;
+    report.outOfTime = true;
+    return true;
+  };
   for await (const page of pendingInPages()) {
-    if (await dispatchPage(page, report, maxBackups, maxBackupsHost, full)) break;
+    if (await dispatchPage(page, report, { maxBackups, maxBackupsHost, full, outOfTime })) break;
+  }
+  if (report.outOfTime) {
+    log('warn', 'dispatcher stopped before its timeout: the requests left wait for the next run', {
+      started: report.started.length,
+      remainingMs: remainingMs(),
+    });
   }
   return report;
+}
+
+/** What {@link dispatchPage} needs beyond the page: the limits, hosts found full, the clock. */
+interface PagePass {
+  maxBackups: number;
+  maxBackupsHost: number;
+  full: Set<number>;
+  /** True (and noted in the report) once too little time is left for another chunk. */
+  outOfTime: () => boolean;
 }
 
 /** A pending request with what the dispatcher read about it. */
@@ -248,7 +284,7 @@ async function checkAll(chunk: readonly Request[]): Promise<Checked[]> {
 }
 
 /**
- * Dispatch one page of requests; true when the cloud-wide limit is reached (stop reading).
+ * Dispatch one page of requests; true when the cloud-wide limit is reached or time runs short (stop reading).
  * Requests are checked a chunk at a time in parallel (reads), slots are taken one by one in
  * rank order (so a higher priority is never overtaken), and the executions of a chunk are
  * started in parallel: a dispatcher run is bounded by round trips, not by the queue's length.
@@ -256,14 +292,13 @@ async function checkAll(chunk: readonly Request[]): Promise<Checked[]> {
 async function dispatchPage(
   page: Request[],
   report: DispatchReport,
-  maxBackups: number,
-  maxBackupsHost: number,
-  full: Set<number>,
+  { maxBackups, maxBackupsHost, full, outOfTime }: PagePass,
 ): Promise<boolean> {
   if (page.length === 0) return false;
   let free = maxBackups - (await readCounter('active'));
   let rest = page;
   while (rest.length > 0) {
+    if (outOfTime()) return true;
     // Check about as many as can start now (most maintenance requests take no slot: always checked).
     const size = Math.min(16, Math.max(1, free));
     const chunk = rest.slice(0, size);
@@ -388,7 +423,7 @@ async function chore<T>(failure: string, task: () => Promise<T[]>): Promise<T[]>
  * OFFLINE, queue the datastore monitors due (MONITOR_INTERVAL_MINUTES) and check for missed
  * backups (MISSED_CHECK_MINUTES); then dispatch.
  */
-async function run(event: unknown): Promise<DispatcherRun> {
+async function run(event: unknown, context?: Context): Promise<DispatcherRun> {
   // A wake-up (an operation queued or ended) only dispatches: due schedules are fired by their
   // own schedule's event and by the periodic run, so a storm of wake-ups costs no query each.
   const fired = isWake(event) ? [] : await chore('scheduled actions not fired', fireDueSchedules);
@@ -397,7 +432,8 @@ async function run(event: unknown): Promise<DispatcherRun> {
   const offline = periodic ? await chore('host health not checked', () => markSilentHostsOffline()) : [];
   const monitors = periodic ? await chore('datastore monitors not queued', queueDueMonitors) : [];
   const missed = periodic ? await chore('missed backups not checked', () => checkMissedBackups()) : [];
-  return { ...(await dispatch()), fired, swept, offline, monitors, missed };
+  const remainingMs = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+  return { ...(await dispatch(remainingMs)), fired, swept, offline, monitors, missed };
 }
 
 /**
