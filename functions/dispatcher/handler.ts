@@ -133,8 +133,13 @@ async function recordStart(id: string, executionArn: string, hostId: number): Pr
     );
   } catch (err) {
     if (!(err instanceof Error) || err.name !== 'ConditionalCheckFailedException') throw err;
-    // The state machine is already past Admit (or it was cancelled): keep its state, add what only we know.
-    return executions.update(id, fields);
+    // The state machine is already past Admit (or it was cancelled): keep its state, add what
+    // only we know. A fast one may have ended already: its start is then no later than its end.
+    const current = await executions.find(id);
+    const endedAt = current?.endedAt;
+    const startedAt =
+      current?.startedAt ?? (endedAt && endedAt < fields.startedAt ? endedAt : fields.startedAt);
+    return executions.update(id, { ...fields, startedAt });
   }
 }
 

@@ -363,6 +363,9 @@ describe('POST /executions/{id}/cancel', () => {
     const record = await executions.get(res.body.id);
     expect(record).toMatchObject({ state: 'SUCCEEDED', phase: 'done', released: true });
     expect(record.error).toBeUndefined();
+    // Its start, recorded after its end, reads no later than that end.
+    expect(record.startedAt).toBeDefined();
+    expect((record.startedAt as string) <= (record.endedAt as string)).toBe(true);
     expect(plane.sfn.stopped).not.toContain(record.executionArn);
     expect((await images.get(imageId as number)).state).toBe('READY');
     expect(await slots(hostId)).toEqual(before);
