@@ -3,6 +3,7 @@
  * `PUT /hosts/{id}/inventory` (disks with virtual sizes, NICs, state, template, BACKUP_CONFIG
  * from Lifeboat's metadata element).
  */
+import { mapConcurrent } from '#core/concurrency.ts';
 import type { InventoryVm } from '#core/contracts/api.ts';
 import { domainNameProblem } from '#core/domain-name.ts';
 import { drillIdOfDomain } from '#core/drill.ts';
@@ -146,19 +147,15 @@ export async function readHostInventory(options: ToolOptions = {}): Promise<Vm[]
     .filter((n) => n !== '' && domainNameProblem(n) === undefined && drillIdOfDomain(n) === undefined);
   // A few domains at a time: each costs several tool runs, mostly waiting on libvirtd, and a
   // report that libvirt's events trigger should land within a second or two.
-  const vms: (Vm | undefined)[] = [];
-  let next = 0;
-  const reader = async () => {
-    for (let index = next++; index < names.length; index = next++) {
-      const name = names[index] as string;
-      try {
-        vms[index] = await readDomainInventory(name, options);
-      } catch (error) {
-        if ((await domainState(name, options)) !== null) throw error;
-      }
+  const vms = await mapConcurrent(names, READ_CONCURRENCY, async (name) => {
+    try {
+      return await readDomainInventory(name, options);
+    } catch (error) {
+      // Undefined or gone meanwhile: not in the inventory; any other failure is the report's.
+      if ((await domainState(name, options)) !== null) throw error;
+      return undefined;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, reader));
+  });
   return vms.filter((vm): vm is Vm => vm !== undefined);
 }
 
