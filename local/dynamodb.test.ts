@@ -7,6 +7,15 @@ describe('DynamoDB Local JVM options', () => {
     expect(flags).toContain('-XX:TieredStopAtLevel=1');
     expect(flags).toContain('-XX:+UseSerialGC');
   });
+  it('start without the timers an idle JVM spends its time on (perf data sampling, a safepoint every second)', () => {
+    const flags = jvmFlags({});
+    expect(flags).toContain('-XX:-UsePerfData');
+    // A diagnostic option: the JVM refuses it unless unlocked before it.
+    expect(flags.indexOf('-XX:+UnlockDiagnosticVMOptions')).toBeLessThan(
+      flags.indexOf('-XX:GuaranteedSafepointInterval=0'),
+    );
+    expect(flags.indexOf('-XX:+UnlockDiagnosticVMOptions')).toBeGreaterThanOrEqual(0);
+  });
   it('are replaced by LIFEBOAT_DYNAMODB_JVM_FLAGS, an empty value meaning the JVM defaults', () => {
     expect(jvmFlags({ LIFEBOAT_DYNAMODB_JVM_FLAGS: ' -Xmx256m  -XX:+UseG1GC ' })).toEqual([
       '-Xmx256m',
