@@ -123,42 +123,25 @@ describe('tools a killed runner left running', () => {
     expect(((await tool.pending) as ExecError).signal).toBe('SIGKILL');
   });
 
-  it('are stopped when a wrapper (nice) has since exec’d the tool it wraps', async () => {
+  // How restic runs with RESTIC_NICE (nice execs the tool), and a `restic` on PATH that runs
+  // `/usr/bin/restic "$@"` (a packaged wrapper, or the test suite's shim): /proc then shows
+  // another command line than the one recorded, without the wrapper, or without even its name.
+  it.each([
+    ['a wrapper (nice) has since exec’d the tool it wraps', 'sleep', 'sleep'],
+    ['the tool is a script that execs its program by a full path', 'script', '/bin/sleep'],
+  ])('are stopped when %s', async (_case, tool, shown) => {
     const temp = await tempDir();
     cleanups.push(temp.remove);
     const file = join(temp.dir, PROCESS_GROUPS_FILE);
+    const program = tool === 'script' ? join(temp.dir, 'tool') : tool;
+    if (tool === 'script') writeFileSync(program, '#!/bin/sh\nexec /bin/sleep "$@"\n', { mode: 0o755 });
     const dead = doomedRunner(file);
-    // How restic runs with RESTIC_NICE: the pid's command line changes from nice's to restic's.
-    const wrapped = dead.start('nice', ['-n', '5', 'sleep', '300']);
-    await until(() => readFileSync(`/proc/${wrapped.pgid}/cmdline`, 'utf8') === 'sleep\u0000300\u0000');
+    const wrapped = dead.start('nice', ['-n', '5', program, '300']);
+    await until(() => readFileSync(`/proc/${wrapped.pgid}/cmdline`, 'utf8') === `${shown}\u0000300\u0000`);
     dead.crash();
     // The registry usually reads /proc before nice's exec: pin that case (it may be quicker).
     const [recorded] = JSON.parse(readFileSync(file, 'utf8')).groups;
-    const before = { ...recorded, cmdline: ['nice', '-n', '5', 'sleep', '300'] };
-    writeFileSync(file, JSON.stringify({ v: 1, groups: [before] }), { mode: 0o600 });
-
-    const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {
-      log: silentLogger,
-      graceMs: 3000,
-    });
-    expect(reports.map((r) => r.outcome)).toEqual(['stopped']);
-    expect(isRunning(wrapped.pgid)).toBe(false);
-  });
-
-  it('are stopped when the tool is a script that execs its program by a full path', async () => {
-    const temp = await tempDir();
-    cleanups.push(temp.remove);
-    const file = join(temp.dir, PROCESS_GROUPS_FILE);
-    // A `restic` on PATH that runs `/usr/bin/restic "$@"`, as a packaged wrapper (or the test
-    // suite's cheap-key shim) does: /proc then shows neither the name nor the path recorded.
-    const tool = join(temp.dir, 'tool');
-    writeFileSync(tool, '#!/bin/sh\nexec /bin/sleep "$@"\n', { mode: 0o755 });
-    const dead = doomedRunner(file);
-    const wrapped = dead.start('nice', ['-n', '5', tool, '300']);
-    await until(() => readFileSync(`/proc/${wrapped.pgid}/cmdline`, 'utf8') === '/bin/sleep\u0000300\u0000');
-    dead.crash();
-    const [recorded] = JSON.parse(readFileSync(file, 'utf8')).groups;
-    const before = { ...recorded, cmdline: ['nice', '-n', '5', tool, '300'] };
+    const before = { ...recorded, cmdline: ['nice', '-n', '5', program, '300'] };
     writeFileSync(file, JSON.stringify({ v: 1, groups: [before] }), { mode: 0o600 });
 
     const reports = await stopLeftoverGroups(ProcessRegistry.open(file, silentLogger), {

@@ -23,9 +23,8 @@ import { handler as commitBackup } from '#functions/tasks/commit-backup.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { dynamo } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { STATE_MACHINE_ENV, useControlPlane } from '../helpers/control-plane-fixture.ts';
 
-const ARN = 'arn:aws:states:us-east-1:000000000000';
 const MiB = 1024 * 1024;
 const TOKENS = {
   admin: 'lb_cancel-admin-0123456789abcdef',
@@ -55,9 +54,7 @@ const vm = (name: string) => vmIds.get(name) as number;
 const plane = useControlPlane({
   name: 'cancel',
   env: {
-    BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
-    RESTORE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Restore`,
-    MAINTENANCE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Maintenance`,
+    ...STATE_MACHINE_ENV,
     MAX_BACKUPS: '10',
     MAX_BACKUPS_HOST: '10',
   },

@@ -12,18 +12,15 @@ import { executions } from '#functions/repo/executions.ts';
 import { pendingRequests } from '#functions/repo/requests.ts';
 import { vms } from '#functions/repo/vms.ts';
 import { call } from '../helpers/api-events.ts';
-import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { STATE_MACHINE_ENV, useControlPlane } from '../helpers/control-plane-fixture.ts';
 
-const ARN = 'arn:aws:states:us-east-1:000000000000';
 const TOKEN = 'lb_deadline-admin-0123456789abcdef';
 const NAMES = ['d-1', 'd-2', 'd-3'];
 
 useControlPlane({
   name: 'deadline',
   env: {
-    BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
-    RESTORE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Restore`,
-    MAINTENANCE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Maintenance`,
+    ...STATE_MACHINE_ENV,
     MAX_BACKUPS: '10',
     MAX_BACKUPS_HOST: '10',
   },

@@ -26,7 +26,7 @@ import { handler as commitRestore } from '#functions/tasks/commit-restore.ts';
 import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { call } from '../helpers/api-events.ts';
-import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { STATE_MACHINE_ENV, useControlPlane } from '../helpers/control-plane-fixture.ts';
 
 const admin = { token: 'admin-token-endings' };
 const ARN = 'arn:aws:states:us-east-1:000000000000';
@@ -285,9 +285,7 @@ const names = [
 const plane = useControlPlane({
   name: 'endings',
   env: {
-    BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
-    RESTORE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Restore`,
-    MAINTENANCE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Maintenance`,
+    ...STATE_MACHINE_ENV,
     MAX_BACKUPS: '10',
     MAX_BACKUPS_HOST: '10',
   },

@@ -25,11 +25,10 @@ import { handler as markFailed } from '#functions/tasks/mark-failed.ts';
 import { handler as release } from '#functions/tasks/release.ts';
 import { sqsClient } from '#platform/aws.ts';
 import { call, seedUser } from '../helpers/api-events.ts';
-import { useControlPlane } from '../helpers/control-plane-fixture.ts';
+import { STATE_MACHINE_ENV, useControlPlane } from '../helpers/control-plane-fixture.ts';
 import { emfLines } from '../helpers/emf.ts';
 
 const admin = { token: 'admin-token-observability' };
-const ARN = 'arn:aws:states:us-east-1:000000000000';
 const NAMES = ['obs-ok', 'obs-failed', 'obs-scheduled'];
 const SECRET = 'webhook-shared-secret-123';
 
@@ -47,9 +46,7 @@ function domain(name: string) {
 const plane = useControlPlane({
   name: 'observability',
   env: {
-    BACKUP_STATE_MACHINE_ARN: `${ARN}:stateMachine:Backup`,
-    RESTORE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Restore`,
-    MAINTENANCE_STATE_MACHINE_ARN: `${ARN}:stateMachine:Maintenance`,
+    ...STATE_MACHINE_ENV,
     MONITOR_INTERVAL_MINUTES: '0',
   },
   sfn: true,

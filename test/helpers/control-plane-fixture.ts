@@ -16,6 +16,13 @@ import { type LocalSqs, startLocalSqs } from './fauxqs.ts';
 import { hostBody } from './host-key.ts';
 
 /** What varies from one file to the next. */
+/** The three state machines' ARNs, as a deployment names them (the fake Step Functions takes any). */
+export const STATE_MACHINE_ENV = {
+  BACKUP_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Backup',
+  RESTORE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Restore',
+  MAINTENANCE_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:000000000000:stateMachine:Maintenance',
+} as const;
+
 export interface ControlPlaneOptions {
   /** Names the scratch folder (`lifeboat-<name>-XXXXXX` in the temp folder). */
   name: string;
