@@ -1,4 +1,5 @@
 /** Port checks for local mode: fail early and clearly when another process holds a port. */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
 /** Resolves when nothing listens on 127.0.0.1:`port` nor 0.0.0.0:`port`; rejects naming the port otherwise. */
@@ -26,24 +27,43 @@ export async function freePort(): Promise<number> {
   return port as number;
 }
 
+/** The first port of Linux's ephemeral range (outgoing connections' local ports); 32768 elsewhere. */
+export function ephemeralLow(
+  read: () => string = () => readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'),
+): number {
+  try {
+    const low = Number(read().trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
 /**
- * `count` distinct ports the OS reports free right now (for tests). Every listener stays open
- * until all are chosen, so the OS cannot hand out the same port twice.
+ * `count` distinct ports free right now (for tests and benchmarks), drawn at random below the
+ * ephemeral range: a port the OS hands out itself (`listen(0)`) comes from that range, where
+ * any outgoing connection made before the service binds it (a Lambda worker's first call, an ssh)
+ * may take it as its local port, and local mode then fails with EADDRINUSE. Below it only another
+ * listener can, and every listener stays open until all are chosen, so none is chosen twice.
  */
 export async function freePorts(count: number): Promise<number[]> {
+  const high = ephemeralLow() - 1;
+  const low = Math.max(1024, high - 20_000);
   const servers: Server[] = [];
   try {
     const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
+    for (let tries = 0; ports.length < count; tries++) {
+      if (tries > 1000) throw new Error(`no ${count} free ports between ${low} and ${high}`);
+      const port = low + Math.floor(Math.random() * (high - low + 1));
+      if (ports.includes(port)) continue;
       const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(true));
       });
-      const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error('no port');
-      ports.push(address.port);
+      if (!bound) continue;
+      servers.push(server);
+      ports.push(port);
     }
     return ports;
   } finally {
