@@ -81,11 +81,12 @@ export async function buildConsole(
     build: { outDir: out, emptyOutDir: true, chunkSizeWarningLimit: 4096, reportCompressedSize: false },
   });
   await writeFile(join(out, HASH_FILE), `${hash}\n`);
-  await rm(webDir, { recursive: true, force: true });
   try {
+    await rm(webDir, { recursive: true, force: true });
     await rename(out, webDir);
   } catch (err) {
-    // Another build (`npm start` beside a test run) put its web/ there first: same sources, keep it.
+    // Another build (`npm start` beside a test run) put its web/ there first, perhaps while this
+    // one was removing the old (ENOTEMPTY): same sources, keep it.
     await rm(out, { recursive: true, force: true });
     if ((await builtHash(webDir)) !== hash) throw err;
   }
