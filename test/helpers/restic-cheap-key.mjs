@@ -79,10 +79,14 @@ export function seal(plaintext, keys) {
   return Buffer.concat([nonce, ciphertext, mac(ciphertext, nonce, keys.macK, keys.macR)]);
 }
 
+/** `sftp:[user@]host:/path` as [whole, host, path]; null for any other location. */
+function parseSftp(location) {
+  return /^sftp:(?:[^@/]*@)?(\[[^\]]*\]|[^:/]*):(.*)$/.exec(location);
+}
+
 /** The folder of a `-r` value: a local path, or the path of `sftp:[user@]host:/path`. */
 export function repositoryFolder(location) {
-  const sftp = /^sftp:(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*):(.*)$/.exec(location);
-  return sftp ? sftp[1] : location;
+  return parseSftp(location)?.[2] ?? location;
 }
 
 /** Rewrites the one key of the repository in `folder` with {@link CHEAP} parameters. */
@@ -248,10 +252,9 @@ export function parseInit(args, env) {
     return { fallback: `version ${version}` };
   if (value('--password-command') !== undefined || env.RESTIC_PASSWORD_COMMAND)
     return { fallback: 'password command' };
-  const file = value('--password-file') ?? env.RESTIC_PASSWORD_FILE;
-  const password = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.RESTIC_PASSWORD;
+  const password = passwordOf(value('--password-file') ?? env.RESTIC_PASSWORD_FILE, env);
   if (!password) return { fallback: 'no password' };
-  const sftp = /^sftp:(?:[^@/]*@)?(\[[^\]]*\]|[^:/]*):(.*)$/.exec(location);
+  const sftp = parseSftp(location);
   if (!sftp)
     return location.includes(':')
       ? { fallback: 'a remote backend', remote: true }
@@ -303,9 +306,13 @@ function main(realRestic, args) {
   cheapenKey(folder, password);
 }
 
+/** The password restic would read: the file's first line, or RESTIC_PASSWORD. */
+function passwordOf(file, env) {
+  return file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.RESTIC_PASSWORD;
+}
+
 function readPassword(env) {
-  const file = env.RESTIC_PASSWORD_FILE;
-  const password = file ? readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.RESTIC_PASSWORD;
+  const password = passwordOf(env.RESTIC_PASSWORD_FILE, env);
   if (!password) throw new Error('restic-cheap-key: no RESTIC_PASSWORD_FILE nor RESTIC_PASSWORD');
   return password;
 }
