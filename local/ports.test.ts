@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ephemeralLow, freePorts, freeStackPorts } from './ports.ts';
+import { assertPortFree, ephemeralLow, freePort, freePorts, freeStackPorts } from './ports.ts';
 
 describe('free ports for local mode', () => {
   it('are distinct, bindable, and below the ephemeral range that outgoing connections draw from', async () => {
@@ -29,5 +29,20 @@ describe('free ports for local mode', () => {
         throw new Error('no /proc');
       }),
     ).toBe(32768);
+  });
+
+  it('are checked before local mode binds them: one held by another process is named in the refusal', async () => {
+    const port = await freePort();
+    await assertPortFree(port, 'api');
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(port, '127.0.0.1', () => resolve()));
+    try {
+      await expect(assertPortFree(port, 'api')).rejects.toThrow(
+        `port ${port} (api) is already in use by another process`,
+      );
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+    await assertPortFree(port, 'api');
   });
 });

@@ -1,23 +1,31 @@
 /** Port checks for local mode: fail early and clearly when another process holds a port. */
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, Server } from 'node:net';
+
+/** A listener on `host`:`port` (exclusive), or why there can be none. */
+function listenOn(port: number, host: string): Promise<Server | NodeJS.ErrnoException> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen({ port, host, exclusive: true }, () => resolve(server));
+  });
+}
+
+const close = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 
 /** Resolves when nothing listens on 127.0.0.1:`port` nor 0.0.0.0:`port`; rejects naming the port otherwise. */
 export async function assertPortFree(port: number, what: string): Promise<void> {
   for (const host of ['0.0.0.0', '127.0.0.1']) {
-    await new Promise<void>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new Error(
-            err.code === 'EADDRINUSE'
-              ? `port ${port} (${what}) is already in use by another process`
-              : `cannot use port ${port} (${what}): ${err.message}`,
-          ),
-        ),
-      );
-      server.listen({ port, host, exclusive: true }, () => server.close(() => resolve()));
-    });
+    const listener = await listenOn(port, host);
+    if (listener instanceof Server) {
+      await close(listener);
+      continue;
+    }
+    throw new Error(
+      listener.code === 'EADDRINUSE'
+        ? `port ${port} (${what}) is already in use by another process`
+        : `cannot use port ${port} (${what}): ${listener.message}`,
+    );
   }
 }
 
@@ -56,18 +64,14 @@ export async function freePorts(count: number): Promise<number[]> {
       if (tries > 1000) throw new Error(`no ${count} free ports between ${low} and ${high}`);
       const port = low + Math.floor(Math.random() * (high - low + 1));
       if (ports.includes(port)) continue;
-      const server = createServer();
-      const bound = await new Promise<boolean>((resolve) => {
-        server.once('error', () => resolve(false));
-        server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(true));
-      });
-      if (!bound) continue;
-      servers.push(server);
+      const listener = await listenOn(port, '127.0.0.1');
+      if (!(listener instanceof Server)) continue;
+      servers.push(listener);
       ports.push(port);
     }
     return ports;
   } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(servers.map(close));
   }
 }
 
