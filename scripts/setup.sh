@@ -12,10 +12,12 @@ say() { echo "setup: $*" >&2; }
 # `systemd-analyze verify` of the runner's unit (test/e2e/install.test.ts: it needs no running systemd);
 # the Ceph tools the rbd disk driver drives (ceph-common: rbd, ceph), the daemons of the tests'
 # one-node cluster (test/helpers/ceph.ts) and QEMU's rbd block driver (qemu-block-extra);
-# chromium for the web console's browser tests (playwright-core drives it; no browser download).
+# chromium for the web console's browser tests (playwright-core drives it; no browser download);
+# python3 for a test's parent process that reaps its child late (runner/orphans.test.ts: Node
+# reaps its children at once; ceph-common pulls python3 in anyway, this names the need).
 debs=(openjdk-17-jre-headless qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
   libnbd-bin restic rsync openssh-server openssh-client openssl systemd
-  ceph-common ceph-mon ceph-osd ceph-mgr qemu-block-extra chromium)
+  ceph-common ceph-mon ceph-osd ceph-mgr qemu-block-extra chromium python3)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
