@@ -219,6 +219,62 @@ describe('runPipeline', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('inputAfter: the file streams through a cat of its own, announced like every other group', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, Buffer.alloc(5 * 1024 * 1024 + 3, 0x62));
+    const spawned: string[] = [];
+    const ended: number[] = [];
+    const hooks: ProcessGroupHooks = {
+      onSpawn: (pgid, command) => spawned.push(`${pgid} ${[command.file, ...command.args].join(' ')}`),
+      onExit: (pgid) => ended.push(pgid),
+    };
+    const counted = await runPipeline([{ file: 'wc', args: ['-c'] }], {
+      inputFile: file,
+      inputAfter: Promise.resolve(),
+      processGroups: hooks,
+    });
+    expect(counted.stdout.trim()).toBe(String(5 * 1024 * 1024 + 3));
+    expect(spawned.map((line) => line.replace(/^\d+ /, ''))).toEqual(['wc -c', `cat -- ${file}`]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended.sort()).toEqual(spawned.map((line) => Number(line.split(' ')[0])).sort());
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputAfter: a file that cannot be read once ready fails the call, its consumer killed before its input ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const out = join(dir, 'out');
+    const failing = runPipeline([{ file: 'sh', args: ['-c', `cat >/dev/null; echo eof > '${out}'`] }], {
+      inputFile: join(dir, 'gone'),
+      inputAfter: Promise.resolve(),
+    });
+    await expect(failing).rejects.toThrow(/cat -- .*gone failed \(exit 1\): .*No such file/);
+    expect(await exists(out)).toBe(false);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputAfter: cancelled while the file streams, the feeding cat dies with the command', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    // A named pipe nobody writes: cat waits on it until it is killed.
+    const fifo = join(dir, 'fifo');
+    await runPipeline([{ file: 'mkfifo', args: [fifo] }]);
+    const pids: number[] = [];
+    const stop = new AbortController();
+    const running = runPipeline([{ file: 'cat', args: [] }], {
+      inputFile: fifo,
+      inputAfter: Promise.resolve(),
+      signal: stop.signal,
+      processGroups: { onSpawn: (pgid) => pids.push(pgid), onExit: () => {} },
+    });
+    for (let i = 0; i < 100 && pids.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(pids).toHaveLength(2);
+    stop.abort();
+    await expect(running).rejects.toThrow('was cancelled');
+    await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('feeds input to the first command', async () => {
     const result = await runPipeline(
       [

@@ -92,8 +92,9 @@ export interface RunOptions {
   /**
    * With `inputFile`: the file may be read only once this resolves (a disk being made stable).
    * The commands start at once, their stdin an open pipe with nothing in it yet (restic opens its
-   * repository meanwhile); then the file is streamed through this process. A rejection kills
-   * the commands before their input ends, and the call fails with that reason.
+   * repository meanwhile); then `cat` streams the file into that pipe (its descriptor handed over,
+   * so the bytes still never pass through this process). A rejection, or a `cat` that fails,
+   * kills the commands before their input ends, and the call fails with that reason.
    */
   inputAfter?: Promise<unknown>;
   /** Called with each line the last command writes to stderr (progress parsing). */
@@ -138,8 +139,10 @@ export async function runPipeline(
   const consumerGone = new Set<ResultPromise>();
   /** Producers still running, as far as this process saw, when their consumer exited. */
   const consumerFirst = new Set<ResultPromise>();
+  /** The `cat` that feeds a gated `inputFile`, once it started. */
+  let feeder: ResultPromise | undefined;
   const killAll = (signal: NodeJS.Signals) => {
-    for (const child of children) killGroup(child, signal);
+    for (const child of [...children, ...(feeder ? [feeder] : [])]) killGroup(child, signal);
   };
   const onAbort = () => killAll('SIGTERM');
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -196,17 +199,26 @@ export async function runPipeline(
     let gateFailure: { reason: unknown } | undefined;
     const feeding =
       gated && children[0]?.stdin
-        ? feedWhenReady(children[0].stdin, options.inputFile as string, options.inputAfter).catch(
-            (reason: unknown) => {
-              gateFailure = { reason };
-              killAll('SIGTERM');
+        ? feedWhenReady(
+            children[0].stdin,
+            options.inputFile as string,
+            options.inputAfter,
+            (cat, command) => {
+              feeder = cat;
+              announce(cat, command, options.processGroups);
+              // Aborted or timed out while the gate was still closed: the feeder goes too.
+              if (options.signal?.aborted) killGroup(cat, 'SIGTERM');
             },
-          )
+          ).catch((reason: unknown) => {
+            gateFailure = { reason };
+            killAll('SIGTERM');
+          })
         : undefined;
     const results = await Promise.all(children);
     await feeding;
-    if (gateFailure) throw gateFailure.reason;
+    // Cancelled: the feeder killed with the commands is a consequence, the cancel the reason.
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
+    if (gateFailure) throw gateFailure.reason;
     // A producer is cut off (its failure not reported) when it failed on the closed pipe, or
     // when its consumer failed first: that failure is reported instead. Never only because its
     // consumer's exit was seen first: the order exits are seen in is not the order they came
@@ -255,50 +267,47 @@ export async function runPipeline(
   }
 }
 
-/** Large reads: a disk streamed through this process costs few calls. */
-const FEED_CHUNK = 1 << 20;
-
 /**
- * Waits for `after`, then streams `path` into `stdin` and ends it. Throws (before anything was
- * written, or on a read error) with `stdin` left open, so the caller kills the consumer before
- * it could take a cut input for a whole one. A consumer that stops reading is no error here: its
- * own exit status tells.
+ * Waits for `after`, then runs `cat path` with `stdin` (the first command's pipe) as its stdout.
+ * This process keeps its own end of that pipe open until `cat` has ended well: a `cat` that
+ * fails halfway (a read error) leaves the consumer waiting for more, so the caller kills it
+ * before it could take a cut input for a whole one; only then does the input end. Throws (the
+ * pipe left open) when the file cannot be read. A consumer that stops reading is no error here
+ * (`cat` gets EPIPE or SIGPIPE): its own exit status tells.
  */
 async function feedWhenReady(
   stdin: Writable,
   path: string,
   after: Promise<unknown> | undefined,
+  started: (cat: ResultPromise, command: Command) => void,
 ): Promise<void> {
   await after;
   // The consumer already ended (a failed repository open): nothing to feed.
   if (stdin.destroyed || stdin.writableEnded) return;
-  const handle = await open(path, 'r');
-  try {
-    let readError: unknown;
-    const source = handle.createReadStream({ highWaterMark: FEED_CHUNK, autoClose: false });
-    source.on('error', (error) => {
-      readError = error;
-    });
-    await new Promise<void>((resolve) => {
-      source.on('end', () => {
-        stdin.end();
-        resolve();
-      });
-      source.on('error', () => resolve());
-      stdin.on('error', () => {
-        source.destroy();
-        resolve();
-      });
-      stdin.on('close', () => {
-        source.destroy();
-        resolve();
-      });
-      source.pipe(stdin, { end: false });
-    });
-    if (readError !== undefined) throw readError;
-  } finally {
-    await handle.close();
+  const command: Command = { file: 'cat', args: ['--', path] };
+  const cat = execa(command.file, [...command.args], {
+    detached: true,
+    reject: false,
+    // The descriptor itself is handed over (a lone stream is passed to the child as it is).
+    stdin: 'ignore',
+    stdout: stdin,
+    stderr: 'pipe',
+    encoding: 'utf8',
+  });
+  started(cat, command);
+  const result = await cat;
+  if (!result.failed && result.exitCode === 0) {
+    stdin.end();
+    return;
   }
+  const stderr = String(result.stderr ?? '').trim();
+  if (result.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr)) return;
+  throw new ExecError(
+    describe(command),
+    result.exitCode,
+    result.signal ?? undefined,
+    stderr.slice(-STDERR_TAIL),
+  );
 }
 
 /** The command as it appears in messages and logs: file and arguments, secrets masked (see top). */
