@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -235,7 +235,7 @@ describe('runPipeline', () => {
       processGroups: hooks,
     });
     expect(counted.stdout.trim()).toBe(String(5 * 1024 * 1024 + 3));
-    expect(spawned.map((line) => line.replace(/^\d+ /, ''))).toEqual(['wc -c', `cat -- ${file}`]);
+    expect(spawned.map((line) => line.replace(/^\d+ /, ''))).toEqual(['wc -c', 'cat']);
     await new Promise((r) => setTimeout(r, 50));
     expect(ended.sort()).toEqual(spawned.map((line) => Number(line.split(' ')[0])).sort());
     await rm(dir, { recursive: true, force: true });
@@ -248,21 +248,53 @@ describe('runPipeline', () => {
       inputFile: join(dir, 'gone'),
       inputAfter: Promise.resolve(),
     });
-    await expect(failing).rejects.toThrow(/cat -- .*gone failed \(exit 1\): .*No such file/);
+    await expect(failing).rejects.toThrow(/no such file or directory, open '.*gone'/);
     expect(await exists(out)).toBe(false);
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('inputAfter: cancelled while the file streams, the feeding cat dies with the command', async () => {
+  it('inputThrough: the file reaches the pipe through the command given, here a tee to a second reader', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
-    // A named pipe nobody writes: cat waits on it until it is killed.
-    const fifo = join(dir, 'fifo');
-    await runPipeline([{ file: 'mkfifo', args: [fifo] }]);
+    const file = join(dir, 'data');
+    const copy = join(dir, 'copy');
+    await writeFile(file, Buffer.alloc(2 * 1024 * 1024 + 7, 0x63));
+    const counted = await runPipeline([{ file: 'wc', args: ['-c'] }], {
+      inputFile: file,
+      inputAfter: Promise.resolve(),
+      inputThrough: { file: 'tee', args: ['--', copy] },
+    });
+    expect(counted.stdout.trim()).toBe(String(2 * 1024 * 1024 + 7));
+    expect((await readFile(copy)).equals(await readFile(file))).toBe(true);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputThrough failing halfway fails the call, and its consumer never sees the end of its input', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, Buffer.alloc(1024 * 1024, 0x64));
+    const out = join(dir, 'out');
+    // Passes on the first 4 KiB, then fails like a read error would.
+    const failing = runPipeline([{ file: 'sh', args: ['-c', `cat >/dev/null; echo eof > '${out}'`] }], {
+      inputFile: file,
+      inputAfter: Promise.resolve(),
+      inputThrough: { file: 'sh', args: ['-c', 'head -c 4096; echo "read error" >&2; exit 1'] },
+    });
+    await expect(failing).rejects.toThrow(/sh -c .* < .*data failed \(exit 1\): read error/);
+    expect(await exists(out)).toBe(false);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputAfter: cancelled while the file streams, the feeder dies with the command', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, 'abc');
     const pids: number[] = [];
     const stop = new AbortController();
     const running = runPipeline([{ file: 'cat', args: [] }], {
-      inputFile: fifo,
+      inputFile: file,
       inputAfter: Promise.resolve(),
+      // A feeder that is slow to pass its input on.
+      inputThrough: { file: 'sleep', args: ['30'] },
       signal: stop.signal,
       processGroups: { onSpawn: (pgid) => pids.push(pgid), onExit: () => {} },
     });

@@ -97,6 +97,12 @@ export interface RunOptions {
    * kills the commands before their input ends, and the call fails with that reason.
    */
   inputAfter?: Promise<unknown>;
+  /**
+   * With `inputAfter`: the command that reads the file (its stdin, the file's own descriptor)
+   * and writes into the first command's pipe; `cat` when not given. A `tee` here copies the
+   * bytes to a second reader on their way, without a pipe stage of its own.
+   */
+  inputThrough?: Command;
   /** Called with each line the last command writes to stderr (progress parsing). */
   onStderrLine?: (line: string) => void;
   /** Called with each line the last command writes to stdout; stdout is then not buffered. */
@@ -203,11 +209,12 @@ export async function runPipeline(
             children[0].stdin,
             options.inputFile as string,
             options.inputAfter,
-            (cat, command) => {
-              feeder = cat;
-              announce(cat, command, options.processGroups);
+            options.inputThrough ?? CAT,
+            (started, command) => {
+              feeder = started;
+              announce(started, command, options.processGroups);
               // Aborted or timed out while the gate was still closed: the feeder goes too.
-              if (options.signal?.aborted) killGroup(cat, 'SIGTERM');
+              if (options.signal?.aborted) killGroup(started, 'SIGTERM');
             },
           ).catch((reason: unknown) => {
             gateFailure = { reason };
@@ -267,47 +274,57 @@ export async function runPipeline(
   }
 }
 
+/** The default reader of a gated input file. */
+const CAT: Command = { file: 'cat', args: [] };
+
 /**
- * Waits for `after`, then runs `cat path` with `stdin` (the first command's pipe) as its stdout.
- * This process keeps its own end of that pipe open until `cat` has ended well: a `cat` that
- * fails halfway (a read error) leaves the consumer waiting for more, so the caller kills it
- * before it could take a cut input for a whole one; only then does the input end. Throws (the
- * pipe left open) when the file cannot be read. A consumer that stops reading is no error here
- * (`cat` gets EPIPE or SIGPIPE): its own exit status tells.
+ * Waits for `after`, then runs `through` (`cat`) with the file as its stdin and `stdin` (the
+ * first command's pipe) as its stdout. This process keeps its own end of that pipe open until
+ * the feeder has ended well: one that fails halfway (a read error) leaves the consumer waiting
+ * for more, so the caller kills it before it could take a cut input for a whole one; only then
+ * does the input end. Throws (the pipe left open) when the file cannot be read. A consumer that
+ * stops reading is no error here (EPIPE or SIGPIPE): its own exit status tells.
  */
 async function feedWhenReady(
   stdin: Writable,
   path: string,
   after: Promise<unknown> | undefined,
-  started: (cat: ResultPromise, command: Command) => void,
+  through: Command,
+  started: (feeder: ResultPromise, command: Command) => void,
 ): Promise<void> {
   await after;
   // The consumer already ended (a failed repository open): nothing to feed.
   if (stdin.destroyed || stdin.writableEnded) return;
-  const command: Command = { file: 'cat', args: ['--', path] };
-  const cat = execa(command.file, [...command.args], {
-    detached: true,
-    reject: false,
-    // The descriptor itself is handed over (a lone stream is passed to the child as it is).
-    stdin: 'ignore',
-    stdout: stdin,
-    stderr: 'pipe',
-    encoding: 'utf8',
-  });
-  started(cat, command);
-  const result = await cat;
-  if (!result.failed && result.exitCode === 0) {
-    stdin.end();
-    return;
+  const file = await open(path, 'r');
+  try {
+    const feeder = execa(through.file, [...through.args], {
+      env: through.env,
+      extendEnv: true,
+      detached: true,
+      reject: false,
+      // Both descriptors are handed over as they are (execa passes a lone fd or stream through).
+      stdin: file.fd as 3,
+      stdout: stdin,
+      stderr: 'pipe',
+      encoding: 'utf8',
+    });
+    started(feeder, through);
+    const result = await feeder;
+    if (!result.failed && result.exitCode === 0) {
+      stdin.end();
+      return;
+    }
+    const stderr = String(result.stderr ?? '').trim();
+    if (result.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr)) return;
+    throw new ExecError(
+      `${describe(through)} < ${path}`,
+      result.exitCode,
+      result.signal ?? undefined,
+      maskSecrets(stderr.slice(-STDERR_TAIL), through),
+    );
+  } finally {
+    await file.close();
   }
-  const stderr = String(result.stderr ?? '').trim();
-  if (result.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr)) return;
-  throw new ExecError(
-    describe(command),
-    result.exitCode,
-    result.signal ?? undefined,
-    stderr.slice(-STDERR_TAIL),
-  );
 }
 
 /** The command as it appears in messages and logs: file and arguments, secrets masked (see top). */

@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Command, ExecError } from '../exec.ts';
+import { type Command, ExecError, type RunOptions } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
 import { basePath, checkBackupId, checkFileNames, isRepositoryFolder, TEMPLATE_NAME } from './layout.ts';
@@ -270,7 +270,9 @@ async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise
   await pending;
 }
 
-type StreamSource = { before?: Command[]; input?: string; inputFile?: string; inputAfter?: Promise<unknown> };
+type StreamSource = Pick<RunOptions, 'input' | 'inputFile' | 'inputAfter' | 'inputThrough'> & {
+  before?: Command[];
+};
 
 /** Streams one source into one snapshot; returns the bytes stored and the snapshot's id. */
 async function backupStream(
@@ -301,7 +303,8 @@ async function backupStream(
 
 /**
  * {@link backupStream} with the sha256 of the bytes restic reads, computed as they pass
- * (`... | tee FIFO | restic`, `openssl dgst FIFO`).
+ * (`... | tee FIFO | restic`, or `tee FIFO < disk | restic` for a file read once ready;
+ * `openssl dgst FIFO`).
  */
 async function hashedBackupStream(
   repo: ResticRepo,
@@ -329,7 +332,10 @@ async function hashedBackupStream(
         repo,
         name,
         tags,
-        { ...source, before: [...(source.before ?? []), hash.tee] },
+        // A file read once ready: its reader is the tee itself (one pipe stage fewer).
+        source.inputAfter !== undefined
+          ? { ...source, inputThrough: hash.tee }
+          : { ...source, before: [...(source.before ?? []), hash.tee] },
         { ...ctx, signal: stop.signal },
       );
     } catch (error) {
