@@ -307,6 +307,39 @@ describe('runPipeline', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('inputAfter with input: the command starts at once and its input is written once ready', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const started = join(dir, 'started');
+    let open!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const got = join(dir, 'got');
+    const echoing = runPipeline(
+      [{ file: 'sh', args: ['-c', `touch '${started}'; read -r line; touch '${got}'; printf %s "$line"`] }],
+      { input: 'the template', inputAfter: ready },
+    );
+    for (let i = 0; i < 100 && !(await exists(started)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await exists(started)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await exists(got)).toBe(false);
+    open();
+    expect((await echoing).stdout).toBe('the template');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('inputAfter with input rejected: the command is killed before its input ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const out = join(dir, 'out');
+    const failing = runPipeline([{ file: 'sh', args: ['-c', `cat >/dev/null; echo eof > '${out}'`] }], {
+      input: 'the template',
+      inputAfter: new Promise((_, reject) => setTimeout(() => reject(new Error('verify failed')), 100)),
+    });
+    await expect(failing).rejects.toThrow('verify failed');
+    expect(await exists(out)).toBe(false);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('feeds input to the first command', async () => {
     const result = await runPipeline(
       [

@@ -90,11 +90,12 @@ export interface RunOptions {
    */
   inputFile?: string;
   /**
-   * With `inputFile`: the file may be read only once this resolves (a disk being made stable).
-   * The commands start at once, their stdin an open pipe with nothing in it yet (restic opens its
-   * repository meanwhile); then `cat` streams the file into that pipe (its descriptor handed over,
-   * so the bytes still never pass through this process). A rejection, or a `cat` that fails,
-   * kills the commands before their input ends, and the call fails with that reason.
+   * With `inputFile` or `input`: the input may be given only once this resolves (a disk being
+   * made stable, a backup being verified). The commands start at once, their stdin an open pipe
+   * with nothing in it yet (restic opens its repository meanwhile); then `cat` streams the file
+   * into that pipe (its descriptor handed over, so the bytes still never pass through this
+   * process), or `input` is written. A rejection, or a `cat` that fails, kills the commands
+   * before their input ends, and the call fails with that reason.
    */
   inputAfter?: Promise<unknown>;
   /**
@@ -156,7 +157,8 @@ export async function runPipeline(
   const timer = options.timeoutMs ? setTimeout(() => killAll('SIGKILL'), options.timeoutMs) : undefined;
   try {
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
-    const gated = options.inputFile !== undefined && options.inputAfter !== undefined;
+    const gated =
+      (options.inputFile !== undefined || options.input !== undefined) && options.inputAfter !== undefined;
     if (options.inputFile !== undefined && !gated) inputHandle = await open(options.inputFile, 'r');
     // execa's types list only a few descriptor numbers; any open descriptor works at run time.
     const firstStdin = inputHandle
@@ -182,7 +184,7 @@ export async function runPipeline(
         stdin: first ? firstStdin : (previous?.stdout ?? 'pipe'),
         stdout: 'pipe',
         stderr: 'pipe',
-        ...(first && options.input !== undefined ? { input: options.input } : {}),
+        ...(first && options.input !== undefined && !gated ? { input: options.input } : {}),
       });
       announce(child, command, options.processGroups);
       child.nodeChildProcess.once('exit', () => exited.add(child));
@@ -203,19 +205,23 @@ export async function runPipeline(
       children.push(child);
     });
     let gateFailure: { reason: unknown } | undefined;
+    const stdin = children[0]?.stdin;
     const feeding =
-      gated && children[0]?.stdin
-        ? feedWhenReady(
-            children[0].stdin,
-            options.inputFile as string,
-            options.inputAfter,
-            options.inputThrough ?? CAT,
-            (started, command) => {
-              feeder = started;
-              announce(started, command, options.processGroups);
-              // Aborted or timed out while the gate was still closed: the feeder goes too.
-              if (options.signal?.aborted) killGroup(started, 'SIGTERM');
-            },
+      gated && stdin
+        ? (options.inputFile === undefined
+            ? writeWhenReady(stdin, options.input ?? '', options.inputAfter)
+            : feedWhenReady(
+                stdin,
+                options.inputFile,
+                options.inputAfter,
+                options.inputThrough ?? CAT,
+                (started, command) => {
+                  feeder = started;
+                  announce(started, command, options.processGroups);
+                  // Aborted or timed out while the gate was still closed: the feeder goes too.
+                  if (options.signal?.aborted) killGroup(started, 'SIGTERM');
+                },
+              )
           ).catch((reason: unknown) => {
             gateFailure = { reason };
             killAll('SIGTERM');
@@ -272,6 +278,17 @@ export async function runPipeline(
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Waits for `after`, then writes `input` into `stdin` and ends it (left open when `after` rejects). */
+async function writeWhenReady(
+  stdin: Writable,
+  input: string | Uint8Array,
+  after: Promise<unknown> | undefined,
+) {
+  await after;
+  if (stdin.destroyed || stdin.writableEnded) return;
+  stdin.end(input);
 }
 
 /** The default reader of a gated input file. */

@@ -97,13 +97,31 @@ export const resticDriver: DatastoreDriver = {
         }
         ctx.onVerifying?.();
         await ctx.afterStore?.({ backupId, files });
-        for (const [index, file] of files.entries()) {
-          await verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal);
+        // Last: its presence marks the group complete. Its restic opens the repository (lock
+        // wait, key derivation) while the disks read back, and gets the template only once they
+        // verified: a failed verify kills it before its input ends, so it stores nothing.
+        const verified = gate();
+        const template = backupStream(
+          repo,
+          TEMPLATE_NAME,
+          tags,
+          { input: input.template, inputAfter: verified.promise },
+          { signal: ctx.signal },
+        );
+        template.catch(() => {});
+        try {
+          for (const [index, file] of files.entries()) {
+            await verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal);
+          }
+        } catch (error) {
+          verified.fail(error);
+          await template.catch(() => {});
+          throw error;
         }
         const verifiedAt = new Date().toISOString();
         ctx.onVerified?.();
-        // Last: its presence marks the group complete.
-        await backupStream(repo, TEMPLATE_NAME, tags, { input: input.template }, { signal: ctx.signal });
+        verified.open();
+        await template;
         return { backupId, files, verifiedAt } satisfies BackupOutput;
       } catch (error) {
         // A repository deleted behind our back: the next attempt (the task's retry) creates it.
@@ -268,6 +286,18 @@ async function ensureRepository(repo: ResticRepo, signal?: AbortSignal): Promise
     initializing.set(repo.location, pending);
   }
   await pending;
+}
+
+/** A promise opened or failed from outside (a gate for a command's input). */
+function gate(): { promise: Promise<void>; open: () => void; fail: (reason: unknown) => void } {
+  let open!: () => void;
+  let fail!: (reason: unknown) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    open = resolve;
+    fail = reject;
+  });
+  promise.catch(() => {});
+  return { promise, open, fail };
 }
 
 type StreamSource = Pick<RunOptions, 'input' | 'inputFile' | 'inputAfter' | 'inputThrough'> & {

@@ -344,8 +344,9 @@ describe('restic: processes per operation (each one a key derivation, most of a 
         template: '<domain><name>vm-6</name></domain>',
       });
     });
-    // The disk stored, read back, then the template: nothing listed or read twice.
-    expect(backupCalls).toEqual(['init', 'backup', 'dump', 'backup']);
+    // The disk stored, then the template's restic started (it opens the repository while the
+    // disk reads back, and gets the template once verified): nothing listed or read twice.
+    expect(backupCalls).toEqual(['init', 'backup', 'backup', 'dump']);
     const ref = { vmId: 6, backupId: out?.backupId ?? '' };
     const sums = { 'disk.0.raw': out?.files[0]?.sha256 ?? '' };
 
