@@ -12,9 +12,9 @@
  * Checksums: sha256 of each disk is computed WHILE rsync reads it (both read the same file at the
  * same time, so the page cache serves the second reader: one disk read, the hash on the other
  * core, by `openssl dgst` with the CPU's SHA instructions), and stored in `SHA256SUMS` for
- * `verify` and for operators (`sha256sum -c`). Before `SHA256SUMS`, `vm.xml` and the marker are
- * sent, the server hashes the stored disks itself (`openssl dgst` or `sha256sum` over ssh:
- * `remoteSha256`) and each sum must equal the one computed while sending, else the backup fails
+ * `verify` and for operators (`sha256sum -c`). Before the marker is sent (while `vm.xml` and
+ * `SHA256SUMS` are), the server hashes the stored disks itself (`openssl dgst` or `sha256sum` over
+ * ssh: `remoteSha256`) and each sum must equal the one computed while sending, else the backup fails
  * (BackupVerifyFailed naming the disk) and its folder is removed as any failed backup's. The
  * `verify` operation has the server hash every file against `SHA256SUMS` (and `SHA256SUMS`
  * against the sums the image recorded); only a server that runs no command for us (rsync-only
@@ -97,18 +97,16 @@ export const rsyncDriver: DatastoreDriver = {
         }
         ctx.onVerifying?.();
         await ctx.afterStore?.({ backupId: hash, files });
-        await verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, paths, ctx.signal);
+        // vm.xml and SHA256SUMS travel while the server hashes the disks (neither marks the
+        // backup complete); both are settled before a failure removes the folder.
+        const [verifying, sending] = await Promise.allSettled([
+          verifyStored(remote, dir, { vmId: input.vmId, backupId: hash }, files, paths, ctx.signal),
+          sendTemplateAndSums(remote, tmp, dir, input.template, sums, ctx.signal),
+        ]);
+        if (verifying.status === 'rejected') throw verifying.reason;
+        if (sending.status === 'rejected') throw sending.reason;
         verifiedAt = new Date().toISOString();
         ctx.onVerified?.();
-        await writeFile(join(tmp, TEMPLATE_NAME), input.template);
-        sums.push(`${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`);
-        await writeFile(join(tmp, SUMS), `${sums.join('\n')}\n`);
-        await remote.rsync(
-          [...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)],
-          {
-            signal: ctx.signal,
-          },
-        );
         // Last: its presence marks the backup complete.
         await writeFile(
           join(tmp, MARKER),
@@ -292,6 +290,24 @@ export const rsyncDriver: DatastoreDriver = {
     });
   },
 };
+
+/** Sends `vm.xml` and `SHA256SUMS` (the disks' `sums` lines and the template's) into `dir`. */
+async function sendTemplateAndSums(
+  remote: RsyncRemote,
+  tmp: string,
+  dir: string,
+  template: string,
+  sums: readonly string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  await writeFile(join(tmp, TEMPLATE_NAME), template);
+  const lines = [...sums, `${await sha256Of(join(tmp, TEMPLATE_NAME))}  ${TEMPLATE_NAME}`];
+  await writeFile(join(tmp, SUMS), `${lines.join('\n')}\n`);
+  await remote.rsync(
+    [...remote.userArgs, '--mkpath', join(tmp, TEMPLATE_NAME), join(tmp, SUMS), remote.spec(`${dir}/`)],
+    { signal },
+  );
+}
 
 /**
  * The server's own sha256 of each stored disk against the one computed while sending it
