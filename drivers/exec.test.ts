@@ -284,6 +284,38 @@ describe('runPipeline', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('inputAfter: a consumer that ends early is reported, not the feeder it cut off', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, Buffer.alloc(8 * 1024 * 1024, 0x65));
+    const failing = runPipeline(
+      [{ file: 'sh', args: ['-c', 'head -c 10 >/dev/null; echo "repository is locked" >&2; exit 3'] }],
+      { inputFile: file, inputAfter: Promise.resolve() },
+    );
+    await expect(failing).rejects.toThrow(/sh -c .* failed \(exit 3\): repository is locked/);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("inputThrough cut off by its second reader's end while the consumer still reads: the call fails, the consumer never sees the end of its input", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
+    const file = join(dir, 'data');
+    await writeFile(file, Buffer.alloc(8 * 1024 * 1024, 0x66));
+    const fifo = join(dir, 'fifo');
+    await runPipeline([{ file: 'mkfifo', args: [fifo] }]);
+    // The second reader takes a little and goes: tee dies of SIGPIPE on its next write there.
+    const second = runPipeline([{ file: 'head', args: ['-c', '10', fifo] }]);
+    const out = join(dir, 'out');
+    const failing = runPipeline([{ file: 'sh', args: ['-c', `cat >/dev/null; echo eof > '${out}'`] }], {
+      inputFile: file,
+      inputAfter: Promise.resolve(),
+      inputThrough: { file: 'tee', args: ['--', fifo] },
+    });
+    await expect(failing).rejects.toThrow(/tee -- .*fifo < .*data failed \(killed by SIGPIPE\)/);
+    await second;
+    expect(await exists(out)).toBe(false);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('inputAfter: cancelled while the file streams, the feeder dies with the command', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-exec-'));
     const file = join(dir, 'data');

@@ -212,6 +212,7 @@ export async function runPipeline(
             ? writeWhenReady(stdin, options.input ?? '', options.inputAfter)
             : feedWhenReady(
                 stdin,
+                children[0] as ResultPromise,
                 options.inputFile,
                 options.inputAfter,
                 options.inputThrough ?? CAT,
@@ -291,6 +292,25 @@ async function writeWhenReady(
   stdin.end(input);
 }
 
+/** How long a feeder cut off by a broken pipe waits to see its consumer end. */
+const CONSUMER_END_MS = 2000;
+
+/** Whether `child` ends (well or not) within `ms`. */
+async function endsWithin(child: ResultPromise, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    child.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return ended;
+}
+
 /** The default reader of a gated input file. */
 const CAT: Command = { file: 'cat', args: [] };
 
@@ -304,6 +324,7 @@ const CAT: Command = { file: 'cat', args: [] };
  */
 async function feedWhenReady(
   stdin: Writable,
+  consumer: ResultPromise,
   path: string,
   after: Promise<unknown> | undefined,
   through: Command,
@@ -332,7 +353,14 @@ async function feedWhenReady(
       return;
     }
     const stderr = String(result.stderr ?? '').trim();
-    if (result.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr)) return;
+    // Cut off: by the consumer's end (its own status tells), or by another output of the feeder
+    // (a tee's second reader gone) while the consumer still waits, which must not end its input.
+    if (
+      (result.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr)) &&
+      (await endsWithin(consumer, CONSUMER_END_MS))
+    ) {
+      return;
+    }
     throw new ExecError(
       `${describe(through)} < ${path}`,
       result.exitCode,
