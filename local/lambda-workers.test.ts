@@ -146,6 +146,19 @@ describe('LambdaWorkers', () => {
   });
 });
 
+describe('LambdaWorkers stopped', () => {
+  it('fails an invocation that comes after stop and starts no environment for it', async () => {
+    const stopped = new LambdaWorkers([runtime('Api', join(dir, 'index.mjs'), 'api')]);
+    expect(((await stopped.invoke('Api', {})) as Answer).seen).toBe('api');
+    await stopped.stop();
+    const err = await stopped.invoke('Api', {}).catch((e: unknown) => e);
+    expect((err as FunctionError).errorType).toBe('ServiceException');
+    expect((err as FunctionError).errorMessage).toMatch(/the local Lambda service has stopped/);
+    // A worker started here would keep the process alive after the stack stopped.
+    expect(stopped.environments()).toEqual({ Api: 0 });
+  });
+});
+
 describe('LambdaWorkers init', () => {
   // A module whose import takes 2.5 s (a big bundle on a busy host), with a 2 s timeout.
   const SLOW = `

@@ -189,6 +189,13 @@ class FunctionPool {
   }
 
   private acquire(): Promise<Environment> {
+    // A late caller (a timer of the interpreter or the scheduler) after stop must not start a
+    // worker nobody will terminate: it would keep the process alive.
+    if (this.stopped) {
+      return Promise.reject(
+        new FunctionError('ServiceException', `function ${this.fn.id}: the local Lambda service has stopped`),
+      );
+    }
     const env = this.idle.pop();
     if (env) return Promise.resolve(env);
     if (this.count < this.max) return Promise.resolve(this.create());
