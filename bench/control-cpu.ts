@@ -89,6 +89,11 @@ export function treeOf(
   return out;
 }
 
+/** `root` and every process under it now: the root as `supervisor`, the rest as `other`. */
+export async function processTree(root: number): Promise<StackProc[]> {
+  return treeOf(await allProcesses(), root, new Map());
+}
+
 /** The stack of `home` now (empty when it does not run). */
 export async function stackProcesses(home: string): Promise<StackProc[]> {
   const pids = await readPids(join(home, 'pids.json'));

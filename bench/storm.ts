@@ -19,7 +19,7 @@
  * write request units. Reads, SQS and logs are left out.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -30,6 +30,7 @@ import { startControlPlane } from '#local/control-plane.ts';
 import { freeStackPorts } from '#local/ports.ts';
 import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
 import { NodeSha256 } from '#local/sigv4-check.ts';
+import { cpuBetween, processTree } from './control-cpu.ts';
 import { apiClient } from './stack.ts';
 import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
 
@@ -195,6 +196,9 @@ export async function runStorm(opts: StormOptions) {
     })();
 
     const countsBefore = await readCounts();
+    // CPU while the storm runs: this process (the whole control plane, the API clients and the
+    // hosts' responder) against its children (DynamoDB Local), to tell which one limits.
+    const cpuBefore = await processTree(process.pid);
     const start = Date.now();
     const ids: string[] = [];
     let refused = 0;
@@ -208,6 +212,7 @@ export async function runStorm(opts: StormOptions) {
       }
     });
     const requested = Date.now();
+    const cpuAccepted = cpuBetween(cpuBefore, await processTree(process.pid));
     log(
       `${ids.length} requests accepted in ${((requested - start) / 1000).toFixed(1)} s (${refused} refused)`,
     );
@@ -243,6 +248,7 @@ export async function runStorm(opts: StormOptions) {
       await new Promise((r) => setTimeout(r, 250));
     }
     const ended = Date.now();
+    const cpuEnded = cpuBetween(cpuBefore, await processTree(process.pid));
     sampling = false;
     await sampler;
     const calls = callsOfBackups(countsBetween(countsBefore, await readCounts()));
@@ -334,6 +340,17 @@ export async function runStorm(opts: StormOptions) {
           .sort((a, b) => b[1] - a[1])
           .map(([op, v]) => `${op} ${per(v)}`)
           .join(', ')})`,
+      );
+    }
+    const cores = availableParallelism();
+    for (const [when, cpu, seconds] of [
+      ['accepting', cpuAccepted, (requested - start) / 1000],
+      ['to the end', cpuEnded, (ended - start) / 1000],
+    ] as const) {
+      const own = cpu.byRole.supervisor;
+      const children = cpu.byRole.other;
+      log(
+        `CPU ${when} (${seconds.toFixed(1)} s, ${cores} cores): this process (control plane, clients, responder) ${own.toFixed(1)} s = ${((100 * own) / seconds).toFixed(0)}% of a core, DynamoDB Local ${children.toFixed(1)} s = ${((100 * children) / seconds).toFixed(0)}%; ${((1000 * (own + children)) / Math.max(1, n)).toFixed(1)} ms per backup`,
       );
     }
     if (errors.length) log(`errors: ${errors.slice(0, 5).join(' | ')}`);
