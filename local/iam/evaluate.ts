@@ -41,12 +41,16 @@ export interface Denial {
 }
 
 /**
- * The evaluator. Decisions are cached per principal, call and tag values (the policies of a
- * start never change), so a busy table pays the evaluation once per distinct call.
+ * The evaluator. Decisions are cached per principal, call and the context values its policies
+ * can see (the policies of a start never change), so a busy table pays the evaluation once per
+ * distinct call. A context key no condition and no policy variable of the principal names cannot
+ * change its decision: it is left out of the cache key, or every item's `dynamodb:LeadingKeys`
+ * would make each call a new one.
  */
 export class Evaluator {
   private readonly cache = new Map<string, boolean>();
   private readonly resolved = new Map<string, { name: string; policy: PolicyDocument }[]>();
+  private readonly named = new Map<string, ReadonlySet<string>>();
 
   /** Undefined when every check is allowed, else the first refused one. */
   async authorize(principal: Principal, checks: readonly Check[]): Promise<Denial | undefined> {
@@ -67,7 +71,11 @@ export class Evaluator {
   private async allowed(principal: Principal, check: Check, tags: Record<string, string>): Promise<boolean> {
     const context: Record<string, string | string[]> = { ...check.context };
     for (const [key, value] of Object.entries(tags)) context[`aws:PrincipalTag/${key}`] = value;
-    const key = JSON.stringify([principal.name, check.action, check.resource, context]);
+    const seen = this.namedKeys(principal);
+    const relevant = Object.entries(context)
+      .filter(([name]) => seen.has(name.toLowerCase()))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const key = JSON.stringify([principal.name, check.action, check.resource, relevant]);
     const known = this.cache.get(key);
     if (known !== undefined) return known;
     const simulation: Simulation = {
@@ -87,6 +95,35 @@ export class Evaluator {
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, allowed);
     return allowed;
+  }
+
+  /**
+   * The context keys the principal's policies name, lower-cased (IAM compares them so): every
+   * condition's keys and every `${...}` policy variable.
+   */
+  private namedKeys(principal: Principal): ReadonlySet<string> {
+    let keys = this.named.get(principal.name);
+    if (!keys) {
+      const found = new Set<string>();
+      for (const { document } of principal.policies) {
+        for (const statement of document.Statement) {
+          const condition = statement.Condition;
+          if (condition && typeof condition === 'object') {
+            for (const operands of Object.values(condition)) {
+              if (operands && typeof operands === 'object') {
+                for (const name of Object.keys(operands)) found.add(name.toLowerCase());
+              }
+            }
+          }
+        }
+        for (const match of JSON.stringify(document).matchAll(/\$\{([^}]+)\}/g)) {
+          found.add((match[1] as string).toLowerCase());
+        }
+      }
+      keys = found;
+      this.named.set(principal.name, keys);
+    }
+    return keys;
   }
 
   /**
