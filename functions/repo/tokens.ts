@@ -70,17 +70,28 @@ export async function tokenById(id: string): Promise<ApiToken | undefined> {
 /** How stale `lastUsed` may get: at most one write per token and minute. */
 export const LAST_USED_EVERY_MS = 60_000;
 
+/** When this environment last noted each token's use (by hash): at most one try a minute. */
+const touchedHere = new Map<string, number>();
+/** Bound on {@link touchedHere}: forgotten all at once past it (one extra write per token). */
+const TOUCHED_KEPT = 10_000;
+
 /**
  * Records that the token authenticated a request at `now`, unless it did within the last minute
- * (then no write at all). Conditional, so it never recreates a deleted record nor undoes a
- * revocation; a lost race with another request's update is fine, and a failed write never fails
- * the request.
+ * (then no write at all): by the `lastUsed` the caller read, and by this environment's own last
+ * try, since the authorizer's cached answer carries a `lastUsed` that only ages (every request
+ * after its first minute wrote, and all but one write failed their condition). Conditional, so
+ * it never recreates a deleted record nor undoes a revocation; a lost race with another
+ * request's update is fine, and a failed write never fails the request.
  */
 export async function touchToken(
   token: Pick<ApiToken, 'hash' | 'id' | 'lastUsed'>,
   now: number,
 ): Promise<void> {
   if (token.lastUsed !== undefined && now - Date.parse(token.lastUsed) < LAST_USED_EVERY_MS) return;
+  const tried = touchedHere.get(token.hash);
+  if (tried !== undefined && now - tried < LAST_USED_EVERY_MS) return;
+  if (touchedHere.size >= TOUCHED_KEPT) touchedHere.clear();
+  touchedHere.set(token.hash, now);
   try {
     await dynamo().send(
       new UpdateCommand({

@@ -4,6 +4,8 @@
  * or revoked one, writes nothing, and lets a DynamoDB failure be an error rather than a denial.
  * The Api function then trusts that context: the principal it names, with no token lookup.
  */
+
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   APIGatewayProxyStructuredResultV2,
   APIGatewayRequestAuthorizerEventV2,
@@ -20,6 +22,7 @@ import {
 import { handler as api } from '#functions/api/handler.ts';
 import { tokens } from '#functions/repo/tokens.ts';
 import { users } from '#functions/repo/users.ts';
+import { dynamo } from '#platform/aws.ts';
 import { apiEvent, call, seedUser } from '../helpers/api-events.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../helpers/dynamodb-local.ts';
 
@@ -134,6 +137,28 @@ describe('the Api function behind the authorizer', () => {
     const list = apiEvent('GET', '/users');
     (list.requestContext as { authorizer?: unknown }).authorizer = { lambda: answer.context };
     expect(((await api(list, context)) as APIGatewayProxyStructuredResultV2).statusCode).toBe(403);
+  });
+
+  it('notes the use once a minute while the authorizer answer it trusts is cached, however stale its lastUsed', async () => {
+    const fay = await newUser('fay');
+    const answer = await authorize(`Bearer ${fay.token}`);
+    // The answer as API Gateway's cache hands it on minutes later: its lastUsed long past.
+    const principal = JSON.parse(String((answer.context as { principal?: string }).principal));
+    principal.token.lastUsed = new Date(Date.now() - 5 * 60_000).toISOString();
+    const cached = { principal: JSON.stringify(principal) };
+    const send = vi.spyOn(dynamo(), 'send');
+    for (let i = 0; i < 3; i++) {
+      const event = apiEvent('GET', '/users/fay');
+      (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: cached };
+      expect(((await api(event, context)) as APIGatewayProxyStructuredResultV2).statusCode).toBe(200);
+    }
+    const touches = send.mock.calls.filter(
+      ([command]) => command instanceof UpdateCommand && command.input.TableName === tokens.name,
+    );
+    send.mockRestore();
+    // Before: one write per request, all but the first refused by their condition.
+    expect(touches).toHaveLength(1);
+    expect((await tokens.find(hashToken(fay.token)))?.lastUsed).toEqual(expect.any(String));
   });
 
   it("hands an enrollment on with its token's hash, which registration checks against the record", async () => {
