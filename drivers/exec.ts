@@ -94,7 +94,7 @@ export interface RunOptions {
    * made stable, a backup being verified). The commands start at once, their stdin an open pipe
    * with nothing in it yet (restic opens its repository meanwhile); then `cat` streams the file
    * into that pipe (its descriptor handed over, so the bytes still never pass through this
-   * process), or `input` is written. A rejection, or a `cat` that fails, kills the commands
+   * process), or `input` is written. A rejection, or a reader that fails, kills the commands
    * before their input ends, and the call fails with that reason.
    */
   inputAfter?: Promise<unknown>;
@@ -146,7 +146,7 @@ export async function runPipeline(
   const consumerGone = new Set<ResultPromise>();
   /** Producers still running, as far as this process saw, when their consumer exited. */
   const consumerFirst = new Set<ResultPromise>();
-  /** The `cat` that feeds a gated `inputFile`, once it started. */
+  /** The reader that feeds a gated `inputFile` (`inputThrough`, `cat`), once it started. */
   let feeder: ResultPromise | undefined;
   const killAll = (signal: NodeJS.Signals) => {
     for (const child of [...children, ...(feeder ? [feeder] : [])]) killGroup(child, signal);
@@ -230,6 +230,8 @@ export async function runPipeline(
         : undefined;
     const results = await Promise.all(children);
     await feeding;
+    // Every command has ended: this process's end of the first one's pipe goes too.
+    stdin?.destroy();
     // Cancelled: the feeder killed with the commands is a consequence, the cancel the reason.
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
     if (gateFailure) throw gateFailure.reason;
