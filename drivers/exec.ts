@@ -13,7 +13,6 @@
  *   the runner can record it and its successor can stop what a SIGKILLed runner left running.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { LifeboatError } from '#core/errors.ts';
 
@@ -205,25 +204,21 @@ export async function runPipeline(
       children.push(child);
     });
     let gateFailure: { reason: unknown } | undefined;
-    const stdin = children[0]?.stdin;
+    const consumer = children[0];
+    /** The reader of a gated file, once started: killed with the commands, announced as they are. */
+    const onFeeder = (started: ResultPromise, command: Command) => {
+      feeder = started;
+      announce(started, command, options.processGroups);
+      // Aborted or timed out while the gate was still closed: the feeder goes too.
+      if (options.signal?.aborted) killGroup(started, 'SIGTERM');
+    };
+    const feed = (to: ResultPromise, after: Promise<unknown>) =>
+      options.inputFile === undefined
+        ? writeWhenReady(to, options.input ?? '', after)
+        : feedWhenReady(to, options.inputFile, after, options.inputThrough ?? CAT, onFeeder);
     const feeding =
-      gated && stdin
-        ? (options.inputFile === undefined
-            ? writeWhenReady(stdin, options.input ?? '', options.inputAfter)
-            : feedWhenReady(
-                stdin,
-                children[0] as ResultPromise,
-                options.inputFile,
-                options.inputAfter,
-                options.inputThrough ?? CAT,
-                (started, command) => {
-                  feeder = started;
-                  announce(started, command, options.processGroups);
-                  // Aborted or timed out while the gate was still closed: the feeder goes too.
-                  if (options.signal?.aborted) killGroup(started, 'SIGTERM');
-                },
-              )
-          ).catch((reason: unknown) => {
+      gated && consumer && options.inputAfter
+        ? feed(consumer, options.inputAfter).catch((reason: unknown) => {
             gateFailure = { reason };
             killAll('SIGTERM');
           })
@@ -231,7 +226,7 @@ export async function runPipeline(
     const results = await Promise.all(children);
     await feeding;
     // Every command has ended: this process's end of the first one's pipe goes too.
-    stdin?.destroy();
+    consumer?.stdin?.destroy();
     // Cancelled: the feeder killed with the commands is a consequence, the cancel the reason.
     if (options.signal?.aborted) throw new Cancelled(`${describe(commands[0] as Command)} was cancelled`);
     if (gateFailure) throw gateFailure.reason;
@@ -283,14 +278,11 @@ export async function runPipeline(
   }
 }
 
-/** Waits for `after`, then writes `input` into `stdin` and ends it (left open when `after` rejects). */
-async function writeWhenReady(
-  stdin: Writable,
-  input: string | Uint8Array,
-  after: Promise<unknown> | undefined,
-) {
+/** Waits for `after`, then writes `input` into the consumer's stdin and ends it (left open when `after` rejects). */
+async function writeWhenReady(consumer: ResultPromise, input: string | Uint8Array, after: Promise<unknown>) {
   await after;
-  if (stdin.destroyed || stdin.writableEnded) return;
+  const stdin = consumer.stdin;
+  if (!stdin || stdin.destroyed || stdin.writableEnded) return;
   stdin.end(input);
 }
 
@@ -317,24 +309,24 @@ async function endsWithin(child: ResultPromise, ms: number): Promise<boolean> {
 const CAT: Command = { file: 'cat', args: [] };
 
 /**
- * Waits for `after`, then runs `through` (`cat`) with the file as its stdin and `stdin` (the
- * first command's pipe) as its stdout. This process keeps its own end of that pipe open until
- * the feeder has ended well: one that fails halfway (a read error) leaves the consumer waiting
- * for more, so the caller kills it before it could take a cut input for a whole one; only then
- * does the input end. Throws (the pipe left open) when the file cannot be read. A consumer that
- * stops reading is no error here (EPIPE or SIGPIPE): its own exit status tells.
+ * Waits for `after`, then runs `through` (`cat`) with the file as its stdin and the consumer's
+ * stdin (the first command's pipe) as its stdout. This process keeps its own end of that pipe
+ * open until the feeder has ended well: one that fails halfway (a read error) leaves the
+ * consumer waiting for more, so the caller kills it before it could take a cut input for a whole
+ * one; only then does the input end. Throws (the pipe left open) when the file cannot be read. A
+ * consumer that stops reading is no error here (EPIPE or SIGPIPE): its own exit status tells.
  */
 async function feedWhenReady(
-  stdin: Writable,
   consumer: ResultPromise,
   path: string,
-  after: Promise<unknown> | undefined,
+  after: Promise<unknown>,
   through: Command,
   started: (feeder: ResultPromise, command: Command) => void,
 ): Promise<void> {
   await after;
+  const stdin = consumer.stdin;
   // The consumer already ended (a failed repository open): nothing to feed.
-  if (stdin.destroyed || stdin.writableEnded) return;
+  if (!stdin || stdin.destroyed || stdin.writableEnded) return;
   const file = await open(path, 'r');
   try {
     const feeder = execa(through.file, [...through.args], {
