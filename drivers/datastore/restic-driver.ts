@@ -362,8 +362,9 @@ async function hashedBackupStream(
         repo,
         name,
         tags,
-        // A file read once ready: its reader is the tee itself (one pipe stage fewer).
-        source.inputAfter !== undefined
+        // A file read once ready: its reader is the tee itself (one pipe stage fewer). Only a
+        // gated file has a reader; any other source gets the tee as a stage of its own.
+        source.inputFile !== undefined && source.inputAfter !== undefined
           ? { ...source, inputThrough: hash.tee }
           : { ...source, before: [...(source.before ?? []), hash.tee] },
         { ...ctx, signal: stop.signal },
