@@ -29,7 +29,7 @@ export async function assertPortFree(port: number, what: string): Promise<void> 
   }
 }
 
-/** A port the OS reports free right now (for tests). */
+/** One port free right now, below the ephemeral range (for tests; see {@link freePorts}). */
 export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   return port as number;
