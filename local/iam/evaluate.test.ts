@@ -1,20 +1,13 @@
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Evaluator, type Principal } from './evaluate.ts';
 
 // Counts the evaluations, which still run the real evaluator.
-const simulations = vi.hoisted(() => ({ count: 0 }));
-vi.mock('@cloud-copilot/iam-simulate', async (importActual) => {
-  const actual = await importActual<typeof import('@cloud-copilot/iam-simulate')>();
-  return {
-    ...actual,
-    runSimulation: (...args: Parameters<typeof actual.runSimulation>) => {
-      simulations.count++;
-      return actual.runSimulation(...args);
-    },
-  };
-});
-
-const { Evaluator } = await import('./evaluate.ts');
-type Principal = import('./evaluate.ts').Principal;
+const simulations = { count: 0 };
+const counting: typeof runSimulation = (...args) => {
+  simulations.count++;
+  return runSimulation(...args);
+};
 
 const TABLE = 'arn:aws:dynamodb:us-east-1:000000000000:table/lifeboat-progress';
 const getItem = (leading: string) => ({
@@ -69,7 +62,7 @@ describe('Evaluator', () => {
   });
 
   it('evaluates once the calls of a principal whose policies name no key of their context', async () => {
-    const evaluator = new Evaluator();
+    const evaluator = new Evaluator(counting);
     for (const key of ['7/a', '8/b', '9/c']) {
       expect(await evaluator.authorize(role, [getItem(key)])).toBeUndefined();
     }
@@ -77,7 +70,7 @@ describe('Evaluator', () => {
   });
 
   it('keeps apart the calls whose context a condition names: its own keys allowed, another host refused', async () => {
-    const evaluator = new Evaluator();
+    const evaluator = new Evaluator(counting);
     expect(await evaluator.authorize(host, [getItem('7/exec-1')])).toBeUndefined();
     const denial = await evaluator.authorize(host, [getItem('8/exec-1')]);
     expect(denial?.message).toBe(

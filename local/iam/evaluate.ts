@@ -52,6 +52,9 @@ export class Evaluator {
   private readonly resolved = new Map<string, { name: string; policy: PolicyDocument }[]>();
   private readonly named = new Map<string, ReadonlySet<string>>();
 
+  /** `simulate`: the policy evaluator (a test counts its calls through it). */
+  constructor(private readonly simulate: typeof runSimulation = runSimulation) {}
+
   /** Undefined when every check is allowed, else the first refused one. */
   async authorize(principal: Principal, checks: readonly Check[]): Promise<Denial | undefined> {
     if (principal.admin) return undefined;
@@ -89,7 +92,7 @@ export class Evaluator {
         contextVariables: context,
       },
     } as unknown as Simulation;
-    const result = await runSimulation(simulation, {});
+    const result = await this.simulate(simulation, {});
     // An action or ARN the evaluator does not know is refused, as IAM refuses what no policy names.
     const allowed = result.resultType !== 'error' && result.overallResult === 'Allowed';
     if (this.cache.size > 10_000) this.cache.clear();
