@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- storm`: a storm of backup requests (default 10,000 over 1,000 simulated hosts,
  * 10 VMs each) on the local control plane, with every host step answered at once by a
- * responder playing the hosts' runners. The control plane runs in this process (as the
- * supervisor would run it), so the real calls can be counted where they happen:
+ * responder playing the hosts' runners from a worker thread (other machines in a deployment:
+ * bench/storm-responder-thread.ts). The control plane runs in this process (as the supervisor
+ * would run it), so the real calls can be counted where they happen:
  *
  * - DynamoDB writes: a middleware on the handlers' shared DynamoDB client counts every write
  *   request item (PutItem, UpdateItem, DeleteItem, each item of TransactWriteItems and
@@ -32,7 +33,12 @@ import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
 import { NodeSha256 } from '#local/sigv4-check.ts';
 import { cpuBetween, processTree } from './control-cpu.ts';
 import { apiClient } from './stack.ts';
-import { SIMULATED_HOST_KEY, startHostResponder } from './storm-responder.ts';
+import { SIMULATED_HOST_KEY } from './storm-responder.ts';
+import {
+  type ResponderFigures,
+  type ResponderThread,
+  startResponderThread,
+} from './storm-responder-thread.ts';
 
 /** Options of the storm. */
 export interface StormOptions {
@@ -121,7 +127,7 @@ export async function runStorm(opts: StormOptions) {
       credentials,
     }),
   );
-  let responder: ReturnType<typeof startHostResponder> | undefined;
+  let responder: ResponderThread | undefined;
   try {
     // The functions run in worker threads from bundles: their DynamoDB calls are counted where
     // they arrive, by the stack's signed proxy (GET /health `dynamodbCalls`, per signer).
@@ -173,12 +179,11 @@ export async function runStorm(opts: StormOptions) {
       .sort((a, b) => (a % vmsPerHost) - (b % vmsPerHost) || a - b)
       .slice(0, opts.requests);
 
-    responder = startHostResponder({
+    responder = await startResponderThread({
       sqsEndpoint: `http://127.0.0.1:${ports.sqs}`,
       sfnEndpoint: `http://127.0.0.1:${ports.stepfunctions}`,
       credentials,
       queues,
-      delayMs: 0,
       // Idle hosts poll once per 20 s (as the runner's long poll): 1,000 hosts polling every
       // 2 s were 500 requests a second, most of this process's CPU.
       pollSeconds: 20,
@@ -196,9 +201,10 @@ export async function runStorm(opts: StormOptions) {
     })();
 
     const countsBefore = await readCounts();
-    // CPU while the storm runs: this process (the whole control plane, the API clients and the
-    // hosts' responder) against its children (DynamoDB Local), to tell which one limits.
+    // CPU while the storm runs: this process (the whole control plane and the API clients; the
+    // hosts' thread counted apart) against its children (DynamoDB Local), to tell which limits.
     const cpuBefore = await processTree(process.pid);
+    const responderBefore = (await responder.figures()).cpuSeconds;
     const start = Date.now();
     const ids: string[] = [];
     let refused = 0;
@@ -213,6 +219,7 @@ export async function runStorm(opts: StormOptions) {
     });
     const requested = Date.now();
     const cpuAccepted = cpuBetween(cpuBefore, await processTree(process.pid));
+    const responderAccepted = (await responder.figures()).cpuSeconds - responderBefore;
     log(
       `${ids.length} requests accepted in ${((requested - start) / 1000).toFixed(1)} s (${refused} refused)`,
     );
@@ -220,8 +227,10 @@ export async function runStorm(opts: StormOptions) {
     let lastReport = Date.now();
     let lastAnswered = -1;
     let lastMove = Date.now();
+    let figures: ResponderFigures;
     for (;;) {
-      const answered = responder.tasks.filter((t) => t.kind === 'backup').length;
+      figures = await responder.figures();
+      const answered = figures.backupsSeen;
       const active = Number(
         (
           await reader.send(
@@ -249,6 +258,7 @@ export async function runStorm(opts: StormOptions) {
     }
     const ended = Date.now();
     const cpuEnded = cpuBetween(cpuBefore, await processTree(process.pid));
+    const responderEnded = (await responder.figures()).cpuSeconds - responderBefore;
     sampling = false;
     await sampler;
     const calls = callsOfBackups(countsBetween(countsBefore, await readCounts()));
@@ -343,14 +353,16 @@ export async function runStorm(opts: StormOptions) {
       );
     }
     const cores = availableParallelism();
-    for (const [when, cpu, seconds] of [
-      ['accepting', cpuAccepted, (requested - start) / 1000],
-      ['to the end', cpuEnded, (ended - start) / 1000],
+    const pct = (cpu: number, seconds: number) => `${((100 * cpu) / seconds).toFixed(0)}%`;
+    for (const [when, cpu, hosts, seconds] of [
+      ['accepting', cpuAccepted, responderAccepted, (requested - start) / 1000],
+      ['to the end', cpuEnded, responderEnded, (ended - start) / 1000],
     ] as const) {
-      const own = cpu.byRole.supervisor;
+      // The hosts' thread is in this process: its own CPU is taken out of the control plane's.
+      const own = cpu.byRole.supervisor - hosts;
       const children = cpu.byRole.other;
       log(
-        `CPU ${when} (${seconds.toFixed(1)} s, ${cores} cores): this process (control plane, clients, responder) ${own.toFixed(1)} s = ${((100 * own) / seconds).toFixed(0)}% of a core, DynamoDB Local ${children.toFixed(1)} s = ${((100 * children) / seconds).toFixed(0)}%; ${((1000 * (own + children)) / Math.max(1, n)).toFixed(1)} ms per backup`,
+        `CPU ${when} (${seconds.toFixed(1)} s, ${cores} cores): this process (control plane, API clients) ${own.toFixed(1)} s = ${pct(own, seconds)} of a core, DynamoDB Local ${children.toFixed(1)} s = ${pct(children, seconds)}; ${((1000 * (own + children)) / Math.max(1, n)).toFixed(1)} ms per backup; the simulated hosts' thread ${hosts.toFixed(1)} s = ${pct(hosts, seconds)}`,
       );
     }
     if (errors.length) log(`errors: ${errors.slice(0, 5).join(' | ')}`);
@@ -360,9 +372,9 @@ export async function runStorm(opts: StormOptions) {
       succeeded: states.SUCCEEDED ?? 0,
       seconds_to_last_start: Number(startSpan.toFixed(1)),
       starts_per_s: Number((n / startSpan).toFixed(1)),
-      peak_active: Math.max(peakActive, responder.peak()),
+      peak_active: Math.max(peakActive, figures.peak),
       max_backups: opts.maxBackups,
-      peak_active_host: responder.peakPerHost(),
+      peak_active_host: figures.peakPerHost,
       max_backups_host: opts.maxBackupsHost,
       transitions_per_backup: Number(transitionsPerBackup.toFixed(2)),
       invocations_per_backup: Number(invocationsPerBackup.toFixed(2)),
