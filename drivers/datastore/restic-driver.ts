@@ -13,7 +13,7 @@
  * `restic snapshots --tag backup:<uuid>` then `restic dump <snapshot> /disk.0.raw > disk.0.raw`.
  *
  * Verification: each disk's sha256 is computed while it streams into restic (stream-hash.ts), and
- * before the template is stored each disk is read back (`restic dump`, which also checks every
+ * before the template is stored the disks are read back, several at once (`restic dump`, which checks every
  * blob's MAC as it decrypts) and hashed as it streams: a mismatch or an unreadable blob fails the
  * backup, whose group, still without its template, is forgotten as any failed backup's. restic
  * 0.14's `check --read-data-subset` cannot select one snapshot's packs, so `dump` it is.
@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { lstat, mkdir, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { mapConcurrent } from '#core/concurrency.ts';
 import { type Command, ExecError, type RunOptions } from '../exec.ts';
 import type { BackupOutput, DatastoreDriver, DiskSource, OperationContext, StoredFile } from './driver.ts';
 import { BackupNotFound, BackupVerifyFailed } from './errors.ts';
@@ -110,9 +111,9 @@ export const resticDriver: DatastoreDriver = {
         );
         template.catch(() => {});
         try {
-          for (const [index, file] of files.entries()) {
-            await verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal);
-          }
+          await readBackEach(files, (file, index) =>
+            verifyStored(repo, backupId, snapshotIds[index] as string, file, ctx.signal),
+          );
         } catch (error) {
           verified.fail(error);
           await template.catch(() => {});
@@ -220,12 +221,12 @@ export const resticDriver: DatastoreDriver = {
       // in 0.14 picks packs by fraction, not by snapshot, whereas `dump` reads exactly this
       // backup's blobs and restic checks each blob's hash as it decrypts it.
       await repo.run(['check'], { signal: ctx.signal });
-      for (const [name, { snapshotId, size }] of group) {
+      await readBackEach([...group], async ([name, { snapshotId, size }]) => {
         const sha256 = ref.sums?.[name];
         // A recorded sum: the bytes hashed as they stream back. Else their count.
         if (sha256) {
           await verifyStored(repo, ref.backupId, snapshotId, { name, size, sha256 }, ctx.signal);
-          continue;
+          return;
         }
         const { stdout } = await dumpThrough(repo, ref.backupId, snapshotId, name, 'wc', ['-c'], ctx.signal);
         const read = Number(stdout.trim());
@@ -234,7 +235,7 @@ export const resticDriver: DatastoreDriver = {
             `datastore ${target.id}: ${name} of backup ${ref.backupId} (VM ${ref.vmId}) reads back ${read} bytes, expected ${size}`,
           );
         }
-      }
+      });
     });
   },
 
@@ -379,6 +380,36 @@ async function hashedBackupStream(
     ctx.signal?.removeEventListener('abort', onAbort);
     await hash.close();
   }
+}
+
+/**
+ * Files of one backup read back at once, up to this many: restic 0.14's `dump` loads one blob
+ * at a time, so over sftp each dump spends much of its time waiting on round trips (three 1 GiB
+ * disks over loopback sftp on 2 cores: 21.7 s one after another, 16.7 s two at a time, 14.3 s
+ * all three at once).
+ */
+const READ_BACK_CONCURRENCY = 4;
+
+/**
+ * `readBack` over `items`, {@link READ_BACK_CONCURRENCY} at a time. After a failure none is
+ * started, and those already reading are let end rather than killed: a killed restic 0.14
+ * leaves its lock behind, which would refuse the `forget` of the failed backup and every later
+ * `check` until an `unlock`. The first failure is the one thrown, once all have ended.
+ */
+async function readBackEach<T>(
+  items: readonly T[],
+  readBack: (item: T, index: number) => Promise<void>,
+): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  await mapConcurrent(items, READ_BACK_CONCURRENCY, async (item, index) => {
+    if (failure) return;
+    try {
+      await readBack(item, index);
+    } catch (error) {
+      failure ??= { error };
+    }
+  });
+  if (failure) throw failure.error;
 }
 
 /**

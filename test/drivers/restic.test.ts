@@ -373,3 +373,84 @@ describe('restic: processes per operation (each one a key derivation, most of a 
     expect(stat).toEqual([{ name: 'disk.0.raw', size: data.length }]);
   });
 });
+
+describe('restic: the disks of one backup read back at once', () => {
+  let base: string;
+  const target = (): DatastoreTarget => ({
+    id: 105,
+    attributes: { BASE_PATH: base },
+    secrets: { RESTIC_PASSWORD: PASSWORD },
+  });
+  const NAMES = ['disk.0.raw', 'disk.1.raw', 'disk.2.raw'];
+  /** Each `restic dump` this starts: when it started and when it ended, in event order. */
+  async function dumpEvents(fn: () => Promise<unknown>): Promise<{ events: string[]; error?: Error }> {
+    const events: string[] = [];
+    const dumps = new Set<number>();
+    const stop = watchProcessGroups({
+      onSpawn: (pgid, command: Command) => {
+        if (command.file !== 'restic' || !command.args.includes('dump')) return;
+        dumps.add(pgid);
+        events.push('start');
+      },
+      onExit: (pgid) => {
+        if (dumps.delete(pgid)) events.push('end');
+      },
+    });
+    try {
+      await fn();
+      return { events };
+    } catch (error) {
+      return { events: [...events], error: error as Error };
+    } finally {
+      stop();
+    }
+  }
+  let ref: { vmId: number; backupId: string };
+  let sums: Record<string, string>;
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), 'lifeboat-restic-readback-'));
+    const files: { name: string; source: { kind: 'file'; path: string } }[] = [];
+    for (const [i, name] of NAMES.entries()) {
+      const path = join(base, `src-${i}.raw`);
+      await writeFile(path, randomBytes(200 * 1024 + i));
+      files.push({ name, source: { kind: 'file', path } });
+    }
+    let events: string[] = [];
+    let out: Awaited<ReturnType<typeof resticDriver.backup>> | undefined;
+    ({ events } = await dumpEvents(async () => {
+      out = await resticDriver.backup(target(), {
+        vmId: 7,
+        imageId: 70,
+        files,
+        template: '<domain><name>vm-7</name></domain>',
+      });
+    }));
+    // The three disks' dumps all started before the first ended (one after another, each
+    // would end before the next starts).
+    expect(events.slice(0, 3)).toEqual(['start', 'start', 'start']);
+    expect(events.filter((e) => e === 'end')).toHaveLength(3);
+    ref = { vmId: 7, backupId: out?.backupId ?? '' };
+    sums = Object.fromEntries((out?.files ?? []).map((f) => [f.name, f.sha256 ?? '']));
+    expect(Object.keys(sums)).toEqual(NAMES);
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('a verify job reads every file back at once, and a wrong sum among them fails naming its file', async () => {
+    const ok = await dumpEvents(() => resticDriver.verify(target(), { ...ref, sums }));
+    expect(ok.error).toBeUndefined();
+    // Three disks and the template, at most four at once: all started before any ended.
+    expect(ok.events.slice(0, 4)).toEqual(['start', 'start', 'start', 'start']);
+
+    const wrong = { ...sums, 'disk.1.raw': '0'.repeat(64) };
+    const bad = await dumpEvents(() => resticDriver.verify(target(), { ...ref, sums: wrong }));
+    expect(bad.error?.message).toMatch(
+      /disk\.1\.raw of backup .* reads back with sha256 [0-9a-f]{64}, not the 0{64} sent/,
+    );
+    // Every dump started had ended when the verify answered: none still holds the repository,
+    // whose exclusive lock the next verify's `check` takes.
+    expect(bad.events.filter((e) => e === 'start').length).toBe(bad.events.filter((e) => e === 'end').length);
+    await expect(resticDriver.verify(target(), { ...ref, sums })).resolves.toBeUndefined();
+  });
+});
