@@ -5,6 +5,7 @@
  * logs stay readable. The outcome decides the exit code: 0 only when SUCCEEDED.
  */
 import { createRequire } from 'node:module';
+import { followIntervalMs } from '#core/follow-interval.ts';
 import type { Execution } from '#core/model.ts';
 import type { ApiClient } from './client.ts';
 import { CliError, ConnectionError } from './errors.ts';
@@ -14,8 +15,9 @@ import { formatBytes, type OutputOptions, printJson, printLines } from './output
 export const TERMINAL_STATES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 
 /**
- * How long to wait before the next poll, `elapsedMs` into the wait: every second for the first
- * ten, then a tenth of the time waited so far, at most every 3 s. Each poll costs the control
+ * How long to wait before the next poll, `elapsedMs` into the wait ({@link followIntervalMs}:
+ * every second for the first ten, then a tenth of the time waited so far, at most every 3 s,
+ * as the runner writes progress). Each poll costs the control
  * plane an authorizer and an API invocation and their table reads (on a one-machine install,
  * CPU taken from the backup it waits for); the end of a long execution is then seen at most a
  * tenth of its duration (3 s) late. `LIFEBOAT_POLL_INTERVAL_MS` fixes it (tests use a short one).
@@ -23,7 +25,7 @@ export const TERMINAL_STATES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILE
 export function pollIntervalMs(elapsedMs: number, env: NodeJS.ProcessEnv = process.env): number {
   const fromEnv = Number(env.LIFEBOAT_POLL_INTERVAL_MS);
   if (Number.isFinite(fromEnv) && fromEnv > 0) return fromEnv;
-  return Math.round(Math.min(3000, Math.max(1000, elapsedMs / 10)));
+  return followIntervalMs(elapsedMs);
 }
 
 /** Consecutive failed polls (API unreachable or 5xx) tolerated before giving up. */

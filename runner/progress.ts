@@ -2,10 +2,13 @@
  * Progress of a running task (`phase`, `bytesDone`, `bytesTotal`), written to this host's own
  * record of the progress table (`<hostId>/<executionId>`, functions/repo/progress.ts), which the
  * API merges into the execution it shows, so `lifeboat execution show --follow` sees it. The
- * runner never writes execution records. Writes are throttled to one per second per task; a
- * phase change is written at once. A failed write is logged and never fails the task.
+ * runner never writes execution records. Byte counts are written at most as often as the CLI's
+ * `--wait` polls (core/follow-interval.ts: every second for ten seconds, then less often, at
+ * most every 3 s); a phase change is written at once. A failed write is logged and never fails
+ * the task.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { followIntervalMs } from '#core/follow-interval.ts';
 import { type ProgressFields, writeProgress } from '#platform/progress.ts';
 import type { Logger } from './log.ts';
 
@@ -36,9 +39,19 @@ export interface Progress {
   flush(): Promise<void>;
 }
 
-/** A {@link Progress} for `taskId` writing to `sink` at most every `intervalMs`. */
-export function taskProgress(taskId: string, sink: ProgressSink, log: Logger, intervalMs = 1000): Progress {
+/**
+ * A {@link Progress} for `taskId` writing byte counts to `sink` at most every
+ * `intervalMs(time since the task started)`, or every `intervalMs` when a number.
+ */
+export function taskProgress(
+  taskId: string,
+  sink: ProgressSink,
+  log: Logger,
+  intervalMs: number | ((elapsedMs: number) => number) = followIntervalMs,
+): Progress {
   const executionId = executionIdOf(taskId);
+  const startedAt = Date.now();
+  const interval = () => (typeof intervalMs === 'number' ? intervalMs : intervalMs(Date.now() - startedAt));
   let pending: ProgressFields = {};
   let lastWrite = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -59,7 +72,7 @@ export function taskProgress(taskId: string, sink: ProgressSink, log: Logger, in
     return writing;
   };
   const schedule = () => {
-    const wait = lastWrite + intervalMs - Date.now();
+    const wait = lastWrite + interval() - Date.now();
     if (wait <= 0) void write();
     else timer ??= setTimeout(() => void write(), wait);
   };
