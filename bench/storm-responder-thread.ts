@@ -37,8 +37,8 @@ type Reply = { id: number; figures: ResponderFigures };
 /** The responder thread, seen from the storm. */
 export interface ResponderThread {
   figures(): Promise<ResponderFigures>;
-  /** Stops the responder and ends the thread; its last figures. */
-  stop(): Promise<ResponderFigures>;
+  /** Stops the responder (its polls and answers in flight) and ends the thread. */
+  stop(): Promise<void>;
 }
 
 export async function startResponderThread(opts: {
@@ -57,31 +57,36 @@ export async function startResponderThread(opts: {
   };
   // The bench runs under `node --import tsx`: the worker inherits that loader with execArgv.
   const worker = new Worker(new URL(import.meta.url), { workerData: { stormResponder: data } });
-  const waiting = new Map<number, (figures: ResponderFigures) => void>();
+  const waiting = new Map<number, { resolve: (f: ResponderFigures) => void; reject: (e: Error) => void }>();
   let failure: Error | undefined;
   worker.on('message', (reply: Reply) => {
-    waiting.get(reply.id)?.(reply.figures);
+    waiting.get(reply.id)?.resolve(reply.figures);
     waiting.delete(reply.id);
   });
-  worker.on('error', (error) => {
-    failure = error;
-  });
+  // A thread that fails or ends fails every question asked and every later one.
+  const fail = (error: Error) => {
+    failure ??= error;
+    for (const { reject } of waiting.values()) reject(failure);
+    waiting.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the hosts' responder thread ended (exit code ${code})`)));
   let next = 0;
   const ask = (kind: Request['kind']) =>
     new Promise<ResponderFigures>((resolve, reject) => {
       if (failure) return reject(failure);
       const id = next++;
-      waiting.set(id, resolve);
+      waiting.set(id, { resolve, reject });
       worker.postMessage({ id, kind } satisfies Request);
     });
-  // The first answer says the thread runs (a loader or import failure surfaces here).
-  await Promise.race([ask('figures'), new Promise((_, reject) => worker.once('error', reject))]);
+  // The first answer says the thread runs (a loader or import failure rejects it).
+  await ask('figures');
   return {
     figures: () => ask('figures'),
     async stop() {
-      const last = await ask('stop');
+      // A thread already gone has nothing to stop: the stack's own shutdown must still run.
+      await ask('stop').catch(() => {});
       await worker.terminate();
-      return last;
     },
   };
 }
