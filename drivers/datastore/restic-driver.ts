@@ -13,10 +13,11 @@
  * `restic snapshots --tag backup:<uuid>` then `restic dump <snapshot> /disk.0.raw > disk.0.raw`.
  *
  * Verification: each disk's sha256 is computed while it streams into restic (stream-hash.ts), and
- * before the template is stored the disks are read back, several at once (`restic dump`, which checks every
- * blob's MAC as it decrypts) and hashed as it streams: a mismatch or an unreadable blob fails the
- * backup, whose group, still without its template, is forgotten as any failed backup's. restic
- * 0.14's `check --read-data-subset` cannot select one snapshot's packs, so `dump` it is.
+ * before the template is stored the disks are read back, several at once (`restic dump`, which
+ * checks every blob's MAC as it decrypts) and hashed as they stream: a mismatch or an unreadable
+ * blob fails the backup, whose group, still without its template, is forgotten as any failed
+ * backup's. restic 0.14's `check --read-data-subset` cannot select one snapshot's packs, so
+ * `dump` it is.
  */
 import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
