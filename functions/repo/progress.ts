@@ -36,3 +36,33 @@ export async function readProgress(keys: readonly string[]): Promise<Map<string,
   }
   return found;
 }
+
+/**
+ * An item of `table` and a progress record, in ONE BatchGetItem (both consistent): what a
+ * `--wait` poll of a running execution reads. Either is undefined when absent.
+ */
+export async function readWithProgress(
+  table: string,
+  id: string,
+  key: string,
+): Promise<{ item?: Record<string, unknown>; progress?: ProgressFields }> {
+  const progressTable = tableName('progress');
+  let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead?: boolean }> | undefined = {
+    [table]: { Keys: [{ id }], ConsistentRead: true },
+    [progressTable]: { Keys: [{ id: key }], ConsistentRead: true },
+  };
+  let item: Record<string, unknown> | undefined;
+  let progress: ProgressFields | undefined;
+  while (request && Object.keys(request).length) {
+    const out = await dynamo().send(new BatchGetCommand({ RequestItems: request }));
+    item ??= out.Responses?.[table]?.[0];
+    const raw = out.Responses?.[progressTable]?.[0];
+    if (raw) {
+      const { id: _, ...fields } = ProgressRecord.parse(raw);
+      progress = fields;
+    }
+    request = out.UnprocessedKeys as typeof request;
+    if (request && Object.keys(request).length) await new Promise((r) => setTimeout(r, 50));
+  }
+  return { item, progress };
+}

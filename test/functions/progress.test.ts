@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executions } from '#functions/repo/executions.ts';
 import { readProgress } from '#functions/repo/progress.ts';
+import { dynamo } from '#platform/aws.ts';
 import { progressKey } from '#platform/progress.ts';
 import { silentLogger } from '#runner/log.ts';
 import { dynamoProgressSink, taskProgress } from '#runner/progress.ts';
@@ -76,5 +77,61 @@ describe('task progress', () => {
       bytesDone: 50,
       bytesTotal: 50,
     });
+  });
+
+  it('reads a running execution and its progress in one call from its second poll on, and an ended one alone', async () => {
+    const base = { kind: 'backup' as const, requestedBy: 'admin', createdAt: new Date().toISOString() };
+    await executions.put({
+      ...base,
+      id: '9',
+      state: 'RUNNING',
+      phase: 'running',
+      hostId: 3,
+      bytesTotal: 100,
+    });
+    await dynamoProgressSink(3)('9', { phase: 'uploading', bytesDone: 60, bytesTotal: 100 });
+    const calls: string[] = [];
+    const stack = dynamo().middlewareStack;
+    stack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
+        const tables = input.TableName ? [input.TableName] : Object.keys(input.RequestItems ?? {});
+        const named = tables.map((t) => t.replace(/^.*?(executions|progress)$/, '$1')).sort();
+        if (named.some((t) => t === 'executions' || t === 'progress')) {
+          calls.push(`${context.commandName} ${named.join('+')}`);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'countPollCalls' },
+    );
+    const poll = async () => {
+      calls.length = 0;
+      const shownNow = await shown('9');
+      return { shownNow, calls: [...calls] };
+    };
+    try {
+      const first = await poll();
+      expect(first.shownNow).toMatchObject({ state: 'RUNNING', phase: 'uploading', bytesDone: 60 });
+      expect(first.calls).toEqual(['GetItemCommand executions', 'BatchGetItemCommand progress']);
+      const second = await poll();
+      expect(second.shownNow).toMatchObject({ state: 'RUNNING', phase: 'uploading', bytesDone: 60 });
+      expect(second.calls).toEqual(['BatchGetItemCommand executions+progress']);
+      // Ended: its record's final values, though the progress record is still there.
+      await executions.put({
+        ...base,
+        id: '9',
+        state: 'SUCCEEDED',
+        phase: 'done',
+        hostId: 3,
+        bytesDone: 100,
+        bytesTotal: 100,
+      });
+      const ended = await poll();
+      expect(ended.shownNow).toMatchObject({ state: 'SUCCEEDED', phase: 'done', bytesDone: 100 });
+      expect(ended.calls).toEqual(['BatchGetItemCommand executions+progress']);
+      expect((await poll()).calls).toEqual(['GetItemCommand executions']);
+    } finally {
+      stack.remove('countPollCalls');
+    }
   });
 });

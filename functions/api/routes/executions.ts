@@ -6,10 +6,10 @@
 import { ExecutionListQuery } from '#core/contracts/api.ts';
 import { NotFound } from '#core/errors.ts';
 import type { Execution } from '#core/model.ts';
-import { progressKey } from '#platform/progress.ts';
+import { type ProgressFields, progressKey } from '#platform/progress.ts';
 import { cancelExecution } from '../../operations/cancel.ts';
 import { type ExecutionRecord, executions, listExecutions, publicExecution } from '../../repo/executions.ts';
-import { readProgress } from '../../repo/progress.ts';
+import { readProgress, readWithProgress } from '../../repo/progress.ts';
 import { vms } from '../../repo/vms.ts';
 import { authorize } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
@@ -49,15 +49,39 @@ const list: RouteHandler = async (ctx) => {
   );
 };
 
+/**
+ * The host of each execution this environment last showed running on one (set when admitted,
+ * never changed after): its next poll reads the execution and that host's progress record in
+ * one BatchGetItem, not a GetItem then a BatchGetItem. A guess only: the record read decides.
+ */
+const runningOn = new Map<string, number>();
+const RUNNING_ON_MAX = 1000;
+
 const show: RouteHandler = async (ctx) => {
   const id = String(pathId(ctx));
-  const execution = await executions.get(id);
+  const guess = runningOn.get(id);
+  let execution: ExecutionRecord;
+  let guessed: { key: string; fields?: ProgressFields } | undefined;
+  if (guess === undefined) {
+    execution = await executions.get(id);
+  } else {
+    const key = progressKey(guess, id);
+    const read = await readWithProgress(executions.name, id, key);
+    if (!read.item) throw new NotFound(`Execution ${id} does not exist`);
+    execution = executions.schema.parse(read.item);
+    guessed = { key, fields: read.progress };
+  }
   if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
     // Someone else's execution is reported as absent, like an unknown id.
     throw new NotFound(`Execution ${id} does not exist`);
   }
-  const [shown] = await withProgress([execution]);
-  return json(shown);
+  const key = onHostKey(execution);
+  runningOn.delete(id);
+  if (key === undefined || execution.hostId === undefined) return json(publicExecution(execution));
+  if (runningOn.size >= RUNNING_ON_MAX) runningOn.delete(runningOn.keys().next().value as string);
+  runningOn.set(id, execution.hostId);
+  if (guessed?.key !== key) return json((await withProgress([execution]))[0]);
+  return json(publicExecution(guessed.fields ? { ...execution, ...guessed.fields } : execution));
 };
 
 /**
