@@ -222,7 +222,9 @@ export const resticDriver: DatastoreDriver = {
       // in 0.14 picks packs by fraction, not by snapshot, whereas `dump` reads exactly this
       // backup's blobs and restic checks each blob's hash as it decrypts it.
       await repo.run(['check'], { signal: ctx.signal });
-      await readBackEach([...group], async ([name, { snapshotId, size }]) => {
+      // In name order (disk.0, disk.1, ..., vm.xml): the one named when several fail.
+      const byName = [...group].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+      await readBackEach(byName, async ([name, { snapshotId, size }]) => {
         const sha256 = ref.sums?.[name];
         // A recorded sum: the bytes hashed as they stream back. Else their count.
         if (sha256) {
@@ -395,22 +397,28 @@ const READ_BACK_CONCURRENCY = 4;
  * `readBack` over `items`, {@link READ_BACK_CONCURRENCY} at a time. After a failure none is
  * started, and those already reading are let end rather than killed: a killed restic 0.14
  * leaves its lock behind, which would refuse the `forget` of the failed backup and every later
- * `check` until an `unlock`. The first failure is the one thrown, once all have ended.
+ * `check` until an `unlock`. Once all have ended, the failure of the first item in the list's
+ * order is thrown (the one reading them one after another would have met first), not of the
+ * first to end: the same damage always reads the same.
  */
 async function readBackEach<T>(
   items: readonly T[],
   readBack: (item: T, index: number) => Promise<void>,
 ): Promise<void> {
-  let failure: { error: unknown } | undefined;
+  const failures: { index: number; error: unknown }[] = [];
   await mapConcurrent(items, READ_BACK_CONCURRENCY, async (item, index) => {
-    if (failure) return;
+    if (failures.length > 0) return;
     try {
       await readBack(item, index);
     } catch (error) {
-      failure ??= { error };
+      failures.push({ index, error });
     }
   });
-  if (failure) throw failure.error;
+  const first = failures.reduce<(typeof failures)[number] | undefined>(
+    (a, b) => (a === undefined || b.index < a.index ? b : a),
+    undefined,
+  );
+  if (first) throw first.error;
 }
 
 /**

@@ -437,17 +437,19 @@ describe('restic: the disks of one backup read back at once', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  it('a verify job reads every file back at once, and a wrong sum among them fails naming its file', async () => {
+  it('a verify job reads every file back at once, and wrong sums among them fail naming the first file', async () => {
     const ok = await dumpEvents(() => resticDriver.verify(target(), { ...ref, sums }));
     expect(ok.error).toBeUndefined();
     // Three disks and the template, at most four at once: all started before any ended.
     expect(ok.events.slice(0, 4)).toEqual(['start', 'start', 'start', 'start']);
 
-    const wrong = { ...sums, 'disk.1.raw': '0'.repeat(64) };
+    // Two wrong sums: the first in the files' order is the one named, whichever dump ends first.
+    const wrong = { ...sums, 'disk.1.raw': '0'.repeat(64), 'disk.2.raw': '0'.repeat(64) };
     const bad = await dumpEvents(() => resticDriver.verify(target(), { ...ref, sums: wrong }));
     expect(bad.error?.message).toMatch(
       /disk\.1\.raw of backup .* reads back with sha256 [0-9a-f]{64}, not the 0{64} sent/,
     );
+    expect(bad.error?.message).not.toContain('disk.2.raw');
     // Every dump started had ended when the verify answered: none still holds the repository,
     // whose exclusive lock the next verify's `check` takes.
     expect(bad.events.filter((e) => e === 'start').length).toBe(bad.events.filter((e) => e === 'end').length);
