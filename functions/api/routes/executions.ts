@@ -8,8 +8,9 @@ import { NotFound } from '#core/errors.ts';
 import type { Execution } from '#core/model.ts';
 import { type ProgressFields, progressKey } from '#platform/progress.ts';
 import { cancelExecution } from '../../operations/cancel.ts';
+import { batchFind } from '../../repo/batch.ts';
 import { type ExecutionRecord, executions, listExecutions, publicExecution } from '../../repo/executions.ts';
-import { readProgress, readWithProgress } from '../../repo/progress.ts';
+import { progressFields, progressRecords, readProgress } from '../../repo/progress.ts';
 import { vms } from '../../repo/vms.ts';
 import { authorize } from '../access.ts';
 import { items, json, parseQuery, pathId, type RouteHandler } from '../http.ts';
@@ -66,10 +67,15 @@ const show: RouteHandler = async (ctx) => {
     execution = await executions.get(id);
   } else {
     const key = progressKey(guess, id);
-    const read = await readWithProgress(executions.name, id, key);
-    if (!read.item) throw new NotFound(`Execution ${id} does not exist`);
-    execution = executions.schema.parse(read.item);
-    guessed = { key, fields: read.progress };
+    const found = await batchFind([
+      { table: executions, keys: [id] },
+      { table: progressRecords, keys: [key] },
+    ]);
+    const item = found.get(executions.name)?.get(id) as ExecutionRecord | undefined;
+    if (!item) throw new NotFound(`Execution ${id} does not exist`);
+    execution = item;
+    const record = found.get(progressRecords.name)?.get(key);
+    guessed = { key, fields: record === undefined ? undefined : progressFields(record) };
   }
   if (ctx.user.role !== 'admin' && execution.requestedBy !== ctx.user.name) {
     // Someone else's execution is reported as absent, like an unknown id.
