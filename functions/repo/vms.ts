@@ -2,8 +2,12 @@
  * VMs table, with its byHost index (hostId + domain: a host's VMs) and byUuid index (the VM a
  * libvirt domain UUID names, whatever host reports it), both read by the inventory.
  */
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { Vm } from '#core/model.ts';
-import { Table } from './table.ts';
+import { dynamo } from '#platform/aws.ts';
+import { tableName } from '../env.ts';
+import { reserveName } from './counters.ts';
+import { isTransactionConditionFailed, Table, type TransactItem } from './table.ts';
 
 /** The VMs repository (`VM 7 does not exist`). */
 export const vms = new Table('vms', Vm, 'VM');
@@ -18,8 +22,9 @@ export function vmsOfHost(hostId: number): Promise<Vm[]> {
 }
 
 /**
- * The VMs recorded with this domain UUID (canonical form, core/contracts/api.ts): one, unless
- * two hosts reported a new UUID at the same moment. Read from the index, so eventually consistent.
+ * The VMs recorded with this domain UUID (canonical form, core/contracts/api.ts): one, since
+ * {@link createVm} claims the UUID (records from before the claim may share one). Read from the
+ * index, so eventually consistent: a record written a moment ago may be missing.
  */
 export function vmsByUuid(uuid: string): Promise<Vm[]> {
   return vms.query('byUuid', {
@@ -50,4 +55,65 @@ export function lockCondition(executionId: string, hostId?: number) {
 /** Condition of a write that only applies while `executionId` holds the lock. */
 export function heldBy(executionId: string) {
   return { expression: '#lock = :me', names: { '#lock': 'lock' }, values: { ':me': executionId } };
+}
+
+/** Scope of the counters-table item that ties a domain UUID to the one VM record it names. */
+const UUID_SCOPE = 'vm-uuid';
+
+/**
+ * Writes the record of a VM seen for the first time. One with a UUID also claims it, in the same
+ * transaction: two inventory reports of the same new domain at once (or a report that read the
+ * index before the other's write reached it) create one record, not two, the second of which
+ * would leave the first GONE for good. Answers the record that holds the claim when another one
+ * does (read consistently), or undefined once `vm` is written. A claim whose record was deleted
+ * is taken over.
+ */
+export async function createVm(vm: Vm): Promise<Vm | undefined> {
+  if (!vm.uuid) {
+    await vms.put(vm, { expression: 'attribute_not_exists(id)' });
+    return undefined;
+  }
+  const put = vms.putItem(vm, { expression: 'attribute_not_exists(id)' });
+  let claim = reserveName(UUID_SCOPE, vm.uuid, vm.id);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await dynamo().send(new TransactWriteCommand({ TransactItems: [put, claim] }));
+      return undefined;
+    } catch (err) {
+      if (!isTransactionConditionFailed(err)) throw err;
+    }
+    const claimed = await claimOf(vm.uuid);
+    const holder = claimed === undefined ? undefined : await vms.find(claimed);
+    if (holder) return holder;
+    claim =
+      claimed === undefined
+        ? reserveName(UUID_SCOPE, vm.uuid, vm.id)
+        : takeOverClaim(vm.uuid, claimed, vm.id);
+  }
+  throw new Error(`the claim of domain UUID ${vm.uuid} kept changing: the next report tries again`);
+}
+
+/** The VM id that claims `uuid`, read consistently; undefined when none does. */
+async function claimOf(uuid: string): Promise<number | undefined> {
+  const out = await dynamo().send(
+    new GetCommand({
+      TableName: tableName('counters'),
+      Key: { name: `name:${UUID_SCOPE}:${uuid}` },
+      ConsistentRead: true,
+    }),
+  );
+  return out.Item ? Number(out.Item.value) : undefined;
+}
+
+/** Moves the claim of `uuid` from the deleted record `from` to `to`, unless it moved meanwhile. */
+function takeOverClaim(uuid: string, from: number, to: number): TransactItem {
+  return {
+    Put: {
+      TableName: tableName('counters'),
+      Item: { name: `name:${UUID_SCOPE}:${uuid}`, value: to },
+      ConditionExpression: '#v = :from',
+      ExpressionAttributeNames: { '#v': 'value' },
+      ExpressionAttributeValues: { ':from': from },
+    },
+  };
 }

@@ -28,7 +28,7 @@ import { log } from '#platform/log.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { hosts } from '../../repo/hosts.ts';
 import { isConditionFailed } from '../../repo/table.ts';
-import { vms, vmsByUuid, vmsOfHost } from '../../repo/vms.ts';
+import { createVm, vms, vmsByUuid, vmsOfHost } from '../../repo/vms.ts';
 import { assertHostOrAdmin } from '../access.ts';
 import { pathId, type RouteHandler } from '../http.ts';
 import { findOwner, isOwnerGroup } from './owner-names.ts';
@@ -206,8 +206,23 @@ export const reportInventory: RouteHandler = async (ctx) => {
       template: entry.template,
       uuid: entry.uuid,
     };
-    const found = await match(entry, hostId, byDomain);
-    if (found && 'here' in found) {
+    let found = await match(entry, hostId, byDomain);
+    if (!found) {
+      const vm = Vm.parse({
+        ...(await ownerOf(entry)),
+        ...seen,
+        id: await allocateId('vm'),
+        name: entry.domain,
+        hostId,
+        backups: { BACKUP_CONFIG: configs[i] ?? {}, BACKUP_IDS: [] },
+        createdAt: now,
+      });
+      // Another report created the record of this UUID meanwhile: this entry is about that one.
+      const holder = await createVm(vm);
+      if (!holder) continue;
+      found = holder.hostId === hostId ? { here: holder } : { elsewhere: holder };
+    }
+    if ('here' in found) {
       const current = found.here;
       unseen.delete(current.id);
       // Only what libvirt reports changes; BACKUP_CONFIG in the metadata counts at first sight
@@ -222,26 +237,13 @@ export const reportInventory: RouteHandler = async (ctx) => {
       }
       continue;
     }
-    if (found) {
-      const reason = await takeOver(found.elsewhere, hostId, seen, now);
-      if (reason) {
-        // Checked by the regex: a UUID, never free text in the log.
-        const uuid = entry.uuid ?? '';
-        refused.push({ domain: entry.domain, uuid, vmId: found.elsewhere.id, reason });
-        log('warn', 'inventory entry refused', { hostId, vmId: found.elsewhere.id, uuid, reason });
-      }
-      continue;
+    const reason = await takeOver(found.elsewhere, hostId, seen, now);
+    if (reason) {
+      // Checked by the regex: a UUID, never free text in the log.
+      const uuid = entry.uuid ?? '';
+      refused.push({ domain: entry.domain, uuid, vmId: found.elsewhere.id, reason });
+      log('warn', 'inventory entry refused', { hostId, vmId: found.elsewhere.id, uuid, reason });
     }
-    const vm = Vm.parse({
-      ...(await ownerOf(entry)),
-      ...seen,
-      id: await allocateId('vm'),
-      name: entry.domain,
-      hostId,
-      backups: { BACKUP_CONFIG: configs[i] ?? {}, BACKUP_IDS: [] },
-      createdAt: now,
-    });
-    await vms.put(vm, { expression: 'attribute_not_exists(id)' });
   }
   for (const missing of unseen.values()) {
     if (missing.state !== 'GONE') await vms.update(missing.id, { state: 'GONE' });
