@@ -75,17 +75,38 @@ describe('first byte', () => {
     expect(rcharOf('rchar: 65536\nwchar: 12\nsyscr: 3\n')).toBe(65536);
     expect(rcharOf('')).toBe(0);
   });
-  it('adds control_cpu_s and first_byte_s of the restic run, and the rsync run beside', () => {
+  it('reports the medians over the rounds of the restic run, to READY and to its data stored, and the rsync run beside', () => {
     const cpu = (control: number) => ({
       control,
       byRole: { supervisor: control, dynamodb: 0, runner: 0, other: 0 },
       byProcess: [],
     });
+    const restic = (
+      whole: number,
+      stored: number | undefined,
+      firstByteS: number | undefined,
+      total: number,
+    ) => ({
+      value: 0,
+      firstByteS,
+      cpu: cpu(whole),
+      ...(stored !== undefined && { cpuAt: { stored: cpu(stored) } }),
+      dynamodb: { total } as never,
+    });
     expect(
       observedSummary({
-        restic: { value: 0, firstByteS: 1.2, cpu: cpu(0.8) },
-        rsync: { value: 0, firstByteS: undefined, cpu: cpu(0.4) },
+        restic: [restic(2.2, 1.5, 0.5, 160), restic(1.2, 0.7, 0.386, 130), restic(1.1, undefined, 0.41, 128)],
+        rsync: [{ value: 0, firstByteS: undefined, cpu: cpu(0.4) }],
       }),
-    ).toEqual({ control_cpu_s: 0.8, first_byte_s: 1.2, control_cpu_rsync_s: 0.4 });
+    ).toEqual({
+      control_cpu_s: 1.2,
+      control_cpu_spread: { min: 1.1, max: 2.2 },
+      // A round without the checkpoint is left out, not taken for zero.
+      control_cpu_stored_s: 1.1,
+      first_byte_s: 0.41,
+      ddb_calls: 130,
+      control_cpu_rsync_s: 0.4,
+    });
+    expect(observedSummary({})).toEqual({});
   });
 });

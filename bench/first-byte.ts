@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { readPids } from '#local/pids.ts';
 import { countsBetween, type RequestCounts } from '#local/request-counts.ts';
 import { type CpuUse, cpuBetween, stackProcesses } from './control-cpu.ts';
-import { round } from './measure.ts';
+import { median, round } from './measure.ts';
 
 /** Bytes in `/proc/<pid>/io` text's rchar line (0 when absent). */
 export function rcharOf(ioText: string): number {
@@ -100,6 +100,8 @@ export interface Observed<T> {
   /** Request to the first bytes read by restic or rsync (undefined when not seen). */
   firstByteS: number | undefined;
   cpu: CpuUse;
+  /** The stack's CPU from the start to each checkpoint the run named (`stored`: its data stored). */
+  cpuAt?: Record<string, CpuUse>;
   /** DynamoDB requests during the run, by caller, table and operation (the stack's /health). */
   dynamodb?: RequestCounts;
 }
@@ -114,33 +116,51 @@ async function dynamoCounts(endpoint: string | undefined): Promise<RequestCounts
 
 /**
  * Runs `fn` (a timed backup, which sends its request at once) with the stack's CPU measured
- * around it and the first byte watched for.
+ * around it and the first byte watched for. `fn` may call `checkpoint(name)` at a moment of the
+ * run (the first of each name counts): the stack's CPU is read then too (`cpuAt`).
  */
-export async function observeRun<T>(home: string, fn: () => Promise<T>): Promise<Observed<T>> {
+export async function observeRun<T>(
+  home: string,
+  fn: (checkpoint: (name: string) => void) => Promise<T>,
+): Promise<Observed<T>> {
   const pids = await readPids(join(home, 'pids.json'));
   const calls = await dynamoCounts(pids?.endpoint);
   const before = await stackProcesses(home);
   const watcher = pids?.children.runner ? new FirstByteWatcher(pids.children.runner) : undefined;
+  const checkpoints = new Map<string, ReturnType<typeof stackProcesses>>();
+  const checkpoint = (name: string) => {
+    if (!checkpoints.has(name)) checkpoints.set(name, stackProcesses(home));
+  };
   let firstByteS: number | undefined;
   let value: T;
   try {
-    value = await fn();
+    value = await fn(checkpoint);
   } finally {
     firstByteS = watcher?.stop();
   }
   const cpu = cpuBetween(before, await stackProcesses(home));
   const callsAfter = await dynamoCounts(pids?.endpoint);
   const dynamodb = calls && callsAfter ? countsBetween(calls, callsAfter) : undefined;
-  return { value, firstByteS, cpu, ...(dynamodb && { dynamodb }) };
+  const cpuAt: Record<string, CpuUse> = {};
+  for (const [name, at] of checkpoints) cpuAt[name] = cpuBetween(before, await at);
+  return { value, firstByteS, cpu, ...(checkpoints.size > 0 && { cpuAt }), ...(dynamodb && { dynamodb }) };
 }
 
-/** The fields `bench full` adds for its restic and rsync runs. */
+/** The fields `bench full` adds for its restic and rsync runs: medians over its rounds. */
 export interface ObservedSummary {
   /**
-   * CPU seconds of the control plane during the restic run (target <= 1 s): the backup's
-   * orchestration and the polls that follow it, made as `lifeboat backup --wait` makes them.
+   * CPU seconds of the control plane during the restic run to READY (target <= 1 s), its
+   * verification included: the backup's orchestration and the polls that follow it, made as
+   * `lifeboat backup --wait` makes them.
    */
   control_cpu_s?: number;
+  control_cpu_spread?: { min: number; max: number };
+  /**
+   * The same up to the data stored (the first poll that sees the verification under way, so
+   * up to one poll interval late): the instant the ratios are taken at, the verification
+   * after it reported apart as its time is.
+   */
+  control_cpu_stored_s?: number;
   first_byte_s?: number;
   /** DynamoDB requests during the restic run (the follow's polls included, as `--wait` makes them). */
   ddb_calls?: number;
@@ -148,18 +168,32 @@ export interface ObservedSummary {
   first_byte_rsync_s?: number;
 }
 
-/** The summary fields of the observed runs, by datastore label (`restic`, `rsync`). */
-export function observedSummary(runs: Readonly<Record<string, Observed<unknown>>>): ObservedSummary {
+const medianOf = (values: readonly (number | undefined)[]): number | undefined => {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length > 0 ? round(median(known), 3) : undefined;
+};
+
+/** The summary fields of the observed runs (every round's), by datastore label (`restic`, `rsync`). */
+export function observedSummary(
+  runs: Readonly<Record<string, readonly Observed<unknown>[]>>,
+): ObservedSummary {
   const out: ObservedSummary = {};
-  const { restic, rsync } = runs;
-  if (restic) {
-    out.control_cpu_s = restic.cpu.control;
-    if (restic.firstByteS !== undefined) out.first_byte_s = restic.firstByteS;
-    if (restic.dynamodb) out.ddb_calls = restic.dynamodb.total;
+  const restic = runs.restic ?? [];
+  const rsync = runs.rsync ?? [];
+  const put = <K extends keyof ObservedSummary>(key: K, value: ObservedSummary[K] | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  if (restic.length > 0) {
+    const control = restic.map((o) => o.cpu.control);
+    put('control_cpu_s', medianOf(control));
+    out.control_cpu_spread = { min: Math.min(...control), max: Math.max(...control) };
+    put('control_cpu_stored_s', medianOf(restic.map((o) => o.cpuAt?.stored?.control)));
+    put('first_byte_s', medianOf(restic.map((o) => o.firstByteS)));
+    put('ddb_calls', medianOf(restic.map((o) => o.dynamodb?.total)));
   }
-  if (rsync) {
-    out.control_cpu_rsync_s = rsync.cpu.control;
-    if (rsync.firstByteS !== undefined) out.first_byte_rsync_s = rsync.firstByteS;
+  if (rsync.length > 0) {
+    put('control_cpu_rsync_s', medianOf(rsync.map((o) => o.cpu.control)));
+    put('first_byte_rsync_s', medianOf(rsync.map((o) => o.firstByteS)));
   }
   return out;
 }

@@ -20,7 +20,9 @@
  * supervisor with its gateway, Lambda workers, Step Functions interpreter and SQS emulator, and
  * the DynamoDB Local JVM) spends during the restic run: the backup's orchestration, and the polls
  * of a follow as `--wait` makes them, each a gateway request, an authorizer and an API invocation
- * with their table reads (`ddb_calls` counts them with the rest).
+ * with their table reads (`ddb_calls` counts them with the rest); the median of the rounds, with
+ * `control_cpu_spread`. `control_cpu_stored_s` is the same up to the data stored (the first poll
+ * that sees the verification under way), the instant the ratios are taken at.
  *
  * The runs are interleaved: `repeat` rounds (3 by default), each running every contender once
  * on the same VM and data, so a slow spell of the host falls on all of them; each is reported
@@ -295,7 +297,7 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       (await Promise.all([vm.dir, stack.runnerDir].map(allocatedBytes))).reduce((a, b) => a + b, 0);
 
     let extraBytes = 0;
-    const observed: Record<string, Observed<LifeboatRun>> = {};
+    const observed: Record<string, Observed<LifeboatRun>[]> = {};
     const lifeboat = async (datastoreId: number, label: string, base: string): Promise<LifeboatRun> => {
       const stale = await waitForDiskSource(stack.api, vmId, disk);
       if (stale > 0.5)
@@ -306,12 +308,15 @@ export async function runFull(opts: FullOptions): Promise<FullSummary & Observed
       const cpuBefore = await stackCpu(stack.home);
       let run: LifeboatRun;
       try {
-        observed[label] = await observeRun(stack.home, () => timeLifeboatBackup(stack, vmId, datastoreId));
-        run = observed[label].value;
-        log(
-          `lifeboat ${label}: first byte ${observed[label].firstByteS} s; ${describeCpu(observed[label].cpu)}`,
+        const seen = await observeRun(stack.home, (checkpoint) =>
+          timeLifeboatBackup(stack, vmId, datastoreId, { onStored: () => checkpoint('stored') }),
         );
-        log(`lifeboat ${label}: DynamoDB requests ${JSON.stringify(observed[label].dynamodb)}`);
+        observed[label] = [...(observed[label] ?? []), seen];
+        run = seen.value;
+        log(`lifeboat ${label}: first byte ${seen.firstByteS} s; ${describeCpu(seen.cpu)}`);
+        if (seen.cpuAt?.stored)
+          log(`lifeboat ${label}: to its data stored, ${describeCpu(seen.cpuAt.stored)}`);
+        log(`lifeboat ${label}: DynamoDB requests ${JSON.stringify(seen.dynamodb)}`);
       } finally {
         const [peak, own] = await Promise.all(samplers.map((s) => s.stop()));
         extraBytes = Math.max(extraBytes, peak?.peakExtraBytes ?? 0);

@@ -165,7 +165,10 @@ describe('a timed Lifeboat backup', () => {
     vi.setSystemTime(T0);
     const calls: string[] = [];
     let settled = false;
-    const timed = timeLifeboatBackup({ api: fakeApi(calls), logPath }, 3, 100).finally(() => {
+    const stored: number[] = [];
+    const timed = timeLifeboatBackup({ api: fakeApi(calls), logPath }, 3, 100, {
+      onStored: () => stored.push((Date.now() - T0) / 1000),
+    }).finally(() => {
       settled = true;
     });
     while (!settled) await vi.advanceTimersByTimeAsync(250);
@@ -195,6 +198,10 @@ describe('a timed Lifeboat backup', () => {
     const ts = run.timeline.map((m) => m.t);
     expect(ts).toEqual([...ts].sort((a, b) => a - b));
     expect(run.timeline.find((m) => m.what === 'verifying started (runner log)')?.t).toBe(30.456);
+    // The data stored: told once, at the first poll that saw the verification (3 s polls by then).
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toBeGreaterThanOrEqual(30.456);
+    expect(stored[0]).toBeLessThan(30.456 + 3.1);
   });
 
   it('without the log lines, approximates READY by endedAt and the read-back by the polls, and says so', async () => {

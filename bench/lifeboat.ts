@@ -199,6 +199,11 @@ export async function timeLifeboatBackup(
     /** Start a new increment chain (a FULL) even if one exists. */
     reset?: boolean;
     timeoutMs?: number;
+    /**
+     * Called once, at the first poll that sees the data stored: the verification under way,
+     * or the execution ended (no verification seen).
+     */
+    onStored?: () => void;
   } = {},
 ): Promise<LifeboatRun> {
   const { api } = stack;
@@ -213,6 +218,7 @@ export async function timeLifeboatBackup(
   mark(`POST answered: execution ${executionId} ${requested.state}`);
   let seen = '';
   let uploadStarted = false;
+  let stored = false;
   // The polls' view of the verifying phase: the fallback when the runner's line is missing.
   let verifyFrom: number | undefined;
   let verifyTo: number | undefined;
@@ -222,6 +228,10 @@ export async function timeLifeboatBackup(
     requestedAt,
     (e) => {
       const now = Date.now();
+      if (e.phase === 'verifying' || TERMINAL_STATES.has(String(e.state))) {
+        if (!stored) options.onStored?.();
+        stored = true;
+      }
       if (e.phase === 'verifying') verifyFrom ??= now;
       else if (verifyFrom !== undefined) verifyTo ??= now;
       const state = `${e.state}/${e.phase}`;
