@@ -14,6 +14,7 @@ import type { LocalCredentials } from './credentials.ts';
 import { MIB } from './http.ts';
 import type { LocalIam } from './iam/keyring.ts';
 import { type SignedProxy, startSignedProxy } from './signed-proxy.ts';
+import { deadlinePollTimer } from './sqs-poll-timer.ts';
 
 /** A running SQS emulator. */
 export interface SqsLocal {
@@ -50,6 +51,7 @@ async function fauxqsInternals() {
     return mod[name] as T;
   };
   return {
+    SqsQueue: await load<{ prototype: object }>('./sqs/sqsStore.js', 'SqsQueue'),
     SqsStore: await load<new () => SqsStoreLike>('./sqs/sqsStore.js', 'SqsStore'),
     SnsStore: await load<new () => SnsStoreLike>('./sns/snsStore.js', 'SnsStore'),
     S3Store: await load<new () => object>('./s3/s3Store.js', 'S3Store'),
@@ -74,7 +76,9 @@ export async function startSqs(opts: {
 }): Promise<SqsLocal> {
   if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   await mkdir(dirname(opts.socket), { recursive: true, mode: 0o700 });
-  const { SqsStore, SnsStore, S3Store, PersistenceManager } = await fauxqsInternals();
+  const { SqsQueue, SqsStore, SnsStore, S3Store, PersistenceManager } = await fauxqsInternals();
+  // Long polls wait on the queue's next deadline, not on a 20 ms loop (local/sqs-poll-timer.ts).
+  deadlinePollTimer(SqsQueue);
   const sqsStore = new SqsStore();
   // fauxqs names queues `http://sqs.<region>.<host>:<port>/...`, and the SDK v3 SQS client sends
   // each request to its QueueUrl's host. With no host configured it uses the request's Host
