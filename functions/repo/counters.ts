@@ -98,27 +98,54 @@ export async function releaseSlot(hostId: number): Promise<boolean> {
   }
 }
 
-/** Current value of a counter (0 when never written). */
-export async function readCounter(name: string): Promise<number> {
+/** A counter item read consistently (undefined when never written). */
+async function readItem(name: string): Promise<Record<string, unknown> | undefined> {
   const out = await dynamo().send(
     new GetCommand({ TableName: tableName('counters'), Key: { name }, ConsistentRead: true }),
   );
-  return Number(out.Item?.value ?? 0);
+  return out.Item;
 }
+
+/** Current value of a counter (0 when never written). */
+export async function readCounter(name: string): Promise<number> {
+  return Number((await readItem(name))?.value ?? 0);
+}
+
+/** The counters-table key of a unique name. */
+const nameKey = (scope: string, name: string) => `name:${scope}:${name}`;
 
 /** Transaction item reserving a unique name (`<scope>:<name>`); fails if already taken. */
 export function reserveName(scope: string, name: string, ownerId: number): TransactItem {
   return {
     Put: {
       TableName: tableName('counters'),
-      Item: { name: `name:${scope}:${name}`, value: ownerId },
+      Item: { name: nameKey(scope, name), value: ownerId },
       ConditionExpression: 'attribute_not_exists(#n)',
       ExpressionAttributeNames: { '#n': 'name' },
     },
   };
 }
 
+/** Transaction item moving a unique name from owner `from` to `to`; fails if it is not `from`'s. */
+export function moveName(scope: string, name: string, from: number, to: number): TransactItem {
+  return {
+    Put: {
+      TableName: tableName('counters'),
+      Item: { name: nameKey(scope, name), value: to },
+      ConditionExpression: '#v = :from',
+      ExpressionAttributeNames: { '#v': 'value' },
+      ExpressionAttributeValues: { ':from': from },
+    },
+  };
+}
+
+/** The owner id of a unique name, read consistently; undefined when it is free. */
+export async function nameOwner(scope: string, name: string): Promise<number | undefined> {
+  const item = await readItem(nameKey(scope, name));
+  return item ? Number(item.value) : undefined;
+}
+
 /** Transaction item freeing a unique name. */
 export function freeName(scope: string, name: string): TransactItem {
-  return { Delete: { TableName: tableName('counters'), Key: { name: `name:${scope}:${name}` } } };
+  return { Delete: { TableName: tableName('counters'), Key: { name: nameKey(scope, name) } } };
 }

@@ -2,12 +2,11 @@
  * VMs table, with its byHost index (hostId + domain: a host's VMs) and byUuid index (the VM a
  * libvirt domain UUID names, whatever host reports it), both read by the inventory.
  */
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { Vm } from '#core/model.ts';
 import { dynamo } from '#platform/aws.ts';
-import { tableName } from '../env.ts';
-import { reserveName } from './counters.ts';
-import { isTransactionConditionFailed, Table, type TransactItem } from './table.ts';
+import { moveName, nameOwner, reserveName } from './counters.ts';
+import { isTransactionConditionFailed, Table } from './table.ts';
 
 /** The VMs repository (`VM 7 does not exist`). */
 export const vms = new Table('vms', Vm, 'VM');
@@ -82,38 +81,14 @@ export async function createVm(vm: Vm): Promise<Vm | undefined> {
     } catch (err) {
       if (!isTransactionConditionFailed(err)) throw err;
     }
-    const claimed = await claimOf(vm.uuid);
+    const claimed = await nameOwner(UUID_SCOPE, vm.uuid);
     const holder = claimed === undefined ? undefined : await vms.find(claimed);
     if (holder) return holder;
+    // Free again, or left by a deleted record: claimed anew, unless it changed meanwhile.
     claim =
       claimed === undefined
         ? reserveName(UUID_SCOPE, vm.uuid, vm.id)
-        : takeOverClaim(vm.uuid, claimed, vm.id);
+        : moveName(UUID_SCOPE, vm.uuid, claimed, vm.id);
   }
   throw new Error(`the claim of domain UUID ${vm.uuid} kept changing: the next report tries again`);
-}
-
-/** The VM id that claims `uuid`, read consistently; undefined when none does. */
-async function claimOf(uuid: string): Promise<number | undefined> {
-  const out = await dynamo().send(
-    new GetCommand({
-      TableName: tableName('counters'),
-      Key: { name: `name:${UUID_SCOPE}:${uuid}` },
-      ConsistentRead: true,
-    }),
-  );
-  return out.Item ? Number(out.Item.value) : undefined;
-}
-
-/** Moves the claim of `uuid` from the deleted record `from` to `to`, unless it moved meanwhile. */
-function takeOverClaim(uuid: string, from: number, to: number): TransactItem {
-  return {
-    Put: {
-      TableName: tableName('counters'),
-      Item: { name: `name:${UUID_SCOPE}:${uuid}`, value: to },
-      ConditionExpression: '#v = :from',
-      ExpressionAttributeNames: { '#v': 'value' },
-      ExpressionAttributeValues: { ':from': from },
-    },
-  };
 }
