@@ -29,10 +29,14 @@ const DEFAULT_CONTEXT: Record<string, unknown> = {
  * Creates the app and the one Lifeboat stack, with cdk-nag's AwsSolutions checks.
  * `context` adds to (and overrides) what the CDK CLI passes; `lifeboat:skipBundling: true`
  * skips esbuild (no Lambda code is built: for tests and local mode, which only need the template).
- * Call `app.synth()` to get the cloud assembly.
+ * Call `app.synth()` to get the cloud assembly, written to `outdir`: the CDK CLI's folder, else a
+ * new temporary folder the CDK never removes (in-process callers pass their own and remove it).
  */
-export function buildApp(context: Record<string, unknown> = {}): { app: App; stack: LifeboatStack } {
-  const app = new App({ context: { ...DEFAULT_CONTEXT, ...context } });
+export function buildApp(
+  context: Record<string, unknown> = {},
+  outdir?: string,
+): { app: App; stack: LifeboatStack } {
+  const app = new App({ context: { ...DEFAULT_CONTEXT, ...context }, ...(outdir && { outdir }) });
   if (isTrue(app.node.tryGetContext(SKIP_BUNDLING))) {
     // The CDK's own switch: assets of stacks not listed here are not bundled.
     app.node.setContext('aws:cdk:bundling-stacks', []);

@@ -5,12 +5,12 @@
  * running VM on that host then failed with QEMU's "Permission denied" (found with two hosts, where
  * host B's first task was a restore).
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDaemon } from '#runner/daemon.ts';
 import { silentLogger } from '#runner/log.ts';
-import { workDirFor, workRoot } from '#runner/tasks/context.ts';
+import { scratchRoot, workDirFor, workRoot } from '#runner/tasks/context.ts';
 import { FakeTaskTokens, fakeDrivers, tempDir } from './testing/fakes.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -23,13 +23,18 @@ async function mode(path: string): Promise<number> {
 }
 
 describe('runner state folder', () => {
-  it('makes the work folders’ parent 0711 at start, repairing one a restore left 0700', async () => {
+  it('makes the work folders’ parent 0711 at start, repairing one a restore left 0700, and empties the scratch folder', async () => {
     const temp = await tempDir();
     cleanups.push(temp.remove);
     const stateDir = join(temp.dir, 'state');
     // What a restore's download did on a host whose first task it was.
     await mkdir(join(workDirFor(stateDir, '7/RunOnHost'), 'files', '0'), { recursive: true, mode: 0o700 });
     expect(await mode(workRoot(stateDir))).toBe(0o700);
+    // What a runner killed during a restic backup left in its scratch folder, made 0755 since.
+    const left = join(scratchRoot(stateDir), 'lifeboat-restic-Ab12Cd');
+    await mkdir(left, { recursive: true });
+    await writeFile(join(left, 'password'), 'hunter2\n', { mode: 0o600 });
+    await writeFile(join(scratchRoot(stateDir), 'stray'), '');
 
     const starting = new AbortController();
     const unreachable = async () => {
@@ -64,10 +69,17 @@ describe('runner state folder', () => {
       await started;
     });
     const deadline = Date.now() + 10_000;
-    while ((await mode(workRoot(stateDir))) !== 0o711 && Date.now() < deadline) {
+    const prepared = async () =>
+      (await mode(workRoot(stateDir))) === 0o711 &&
+      (await mode(scratchRoot(stateDir)).catch(() => 0)) === 0o700;
+    while (!(await prepared()) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(await mode(stateDir)).toBe(0o711);
     expect(await mode(workRoot(stateDir))).toBe(0o711);
+    // The work folders stay (reconcile needs them); the scratch folder is empty and private.
+    expect(await readdir(workRoot(stateDir))).toHaveLength(1);
+    expect(await readdir(scratchRoot(stateDir))).toEqual([]);
+    expect(await mode(scratchRoot(stateDir))).toBe(0o700);
   });
 });

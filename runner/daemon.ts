@@ -11,7 +11,7 @@
  * Reconcile runs before registration on purpose: a VM left running on a snapshot overlay gets
  * its disks back at once, even while the API is still unreachable.
  */
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ValidationError } from '#core/errors.ts';
 import { watchProcessGroups } from '#drivers/exec.ts';
@@ -44,7 +44,7 @@ import { Reporter, sfnTaskTokenApi, type TaskTokenApi } from './reporter.ts';
 import { hostKeyPath, sealedSecretResolver } from './sealed-secrets.ts';
 import { hostSessionClients, hostSessionCredentials } from './session-credentials.ts';
 import { signedApi } from './signed-api.ts';
-import { type Drivers, type SecretResolver, workRoot } from './tasks/context.ts';
+import { type Drivers, type SecretResolver, scratchRoot, workRoot } from './tasks/context.ts';
 
 /** The edges of the daemon; each defaults to the real thing. */
 export interface DaemonDeps {
@@ -290,6 +290,7 @@ async function untilRegistered(
  * journal is 0600).
  * A parent without search permission for others (a 0700 home) breaks every backup of a running
  * VM with "Permission denied" from QEMU: said at start rather than at the first backup.
+ * The scratch folder is emptied ({@link emptyScratch}).
  */
 async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o711 });
@@ -299,6 +300,7 @@ async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
   // overlays of every later backup of a running VM. Set again at each start (repairs such a host).
   await mkdir(workRoot(stateDir), { recursive: true, mode: 0o711 });
   await chmod(workRoot(stateDir), 0o711);
+  await emptyScratch(stateDir, log);
   for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
     const mode = (await stat(dir)).mode;
     if ((mode & 0o001) === 0) {
@@ -310,4 +312,18 @@ async function prepareStateDir(stateDir: string, log: Logger): Promise<void> {
     }
     if (dir === dirname(dir)) break;
   }
+}
+
+/**
+ * Makes the scratch folder empty and 0700. What is in it was left by a runner that was killed
+ * (its `finally` never ran): restic password files and hash pipes of its last tasks. No task of
+ * this start has run yet, and one left running by the old process read its password long ago.
+ */
+async function emptyScratch(stateDir: string, log: Logger): Promise<void> {
+  const dir = scratchRoot(stateDir);
+  const left = await readdir(dir).catch(() => []);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { mode: 0o700 });
+  if (left.length)
+    log('info', 'removed what the last run left in the scratch folder', { dir, count: left.length });
 }

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadRunnerConfig, type RunnerFlags } from './config.ts';
 import { startDaemon } from './daemon.ts';
+import { scratchRoot } from './tasks/context.ts';
 
 export const RUNNER_USAGE = `usage: lifeboat runner [--endpoint URL] [--enroll-token-file PATH] [--home DIR] [--name HOST]
        [--state-dir DIR] [--libvirt-uri URI] [--poll-wait SECONDS] [--max-tasks N]
@@ -81,6 +82,9 @@ export async function runRunner(argv: readonly string[]): Promise<number> {
     config = loadRunnerConfig(flags);
     // Held in the config from now on: the tools the runner starts do not inherit it.
     delete process.env.LIFEBOAT_ENROLL_TOKEN;
+    // The drivers' temporary files (restic's password, hash pipes) go to the runner's own
+    // folder, which the daemon empties at start (os.tmpdir() reads TMPDIR at each call).
+    process.env.TMPDIR = scratchRoot(config.stateDir);
   } catch (error) {
     process.stderr.write(`lifeboat runner: ${(error as Error).message}\n`);
     return 2;

@@ -4,7 +4,8 @@
  * resolved into ASL by infra's `resolveDefinition`, Lambda ARNs pointing at the local functions.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { FUNCTIONS } from '#functions/manifest.ts';
@@ -112,8 +113,14 @@ function synthContext(config: LocalConfig): Record<string, unknown> {
  */
 export async function synthesizeTemplate(config: LocalConfig): Promise<CfnTemplate> {
   const { buildApp } = await import('#infra/build-app.ts');
-  const { app, stack } = buildApp(synthContext(config));
-  return app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;
+  // The cloud assembly (about 25 MB with the console's assets) is only read for its template.
+  const outdir = await mkdtemp(join(tmpdir(), 'lifeboat-synth-'));
+  try {
+    const { app, stack } = buildApp(synthContext(config), outdir);
+    return app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;
+  } finally {
+    await rm(outdir, { recursive: true, force: true });
+  }
 }
 
 // What the template depends on: the CDK app and every contract it reads, and the installed CDK.

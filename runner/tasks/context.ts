@@ -79,6 +79,15 @@ export function workRoot(stateDir: string): string {
   return join(stateDir, 'work');
 }
 
+/**
+ * The runner's temporary folder, `<state>/tmp` (0700): its main points TMPDIR here, so the
+ * drivers' password files and named pipes never land in the host's shared /tmp, and what a
+ * killed runner left is removed at the next start.
+ */
+export function scratchRoot(stateDir: string): string {
+  return join(stateDir, 'tmp');
+}
+
 /** Work folder of `taskId` under the state folder. */
 export function workDirFor(stateDir: string, taskId: string): string {
   return join(workRoot(stateDir), sanitizeTaskId(taskId));

@@ -3,7 +3,7 @@
  * a clean environment: no LIFEBOAT_* variables from the caller, LIFEBOAT_HOME an empty temp
  * folder unless given, and a short poll interval so --wait tests take milliseconds.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,21 +34,27 @@ export async function runCli(
   args: readonly string[],
   options: { env?: Record<string, string>; node?: string; cwd?: string; bin?: string } = {},
 ): Promise<CliResult> {
+  // A home of this run's own unless the caller gives one: removed once the command ended.
+  const ownHome = options.env?.LIFEBOAT_HOME === undefined ? tempHome() : undefined;
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? tmpdir(),
-    LIFEBOAT_HOME: tempHome(),
+    ...(ownHome && { LIFEBOAT_HOME: ownHome }),
     LIFEBOAT_POLL_INTERVAL_MS: '20',
     ...options.env,
   };
   const script = options.bin ?? (options.node ? BIN : cliEntry(args));
-  const result = await execa(options.node ?? process.execPath, [script, ...args], {
-    env,
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-    cwd: options.cwd ?? tmpdir(),
-    timeout: 30_000,
-  });
-  return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
+  try {
+    const result = await execa(options.node ?? process.execPath, [script, ...args], {
+      env,
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      cwd: options.cwd ?? tmpdir(),
+      timeout: 30_000,
+    });
+    return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
+  } finally {
+    if (ownHome) rmSync(ownHome, { recursive: true, force: true });
+  }
 }

@@ -5,8 +5,9 @@
  * answers the task's execution with RunnerRestarted, so the backup ends within minutes through
  * its Cleanup, not after the heartbeat (120 s here, as deployed) and the Cleanup timeout
  * (600 s). Then the VM is unlocked, the repository holds no lock and no snapshot of the failed
- * backup, and the VM's next backup restores byte-identical. (failures.test.ts kept a FULL-only
- * copy of this scenario; its checks are here.) A runner stopped (SIGSTOP) for longer than
+ * backup, the restic password file the dead runner left is gone, and the VM's next backup
+ * restores byte-identical. (failures.test.ts kept a FULL-only copy of this scenario; its checks
+ * are here.) A runner stopped (SIGSTOP) for longer than
  * hostOfflineSeconds makes its host OFFLINE; once it runs again, its report makes it MONITORED.
  */
 import { randomBytes } from 'node:crypto';
@@ -119,6 +120,9 @@ describe('a runner killed mid-upload', () => {
       );
       // The VM writes into an overlay while the snapshot's file is read; CBT reads a pull export.
       if (mode === 'FULL') expect(await leftoverOverlays(stack)).not.toEqual([]);
+      // restic's password file lies in the runner's own scratch folder, not in the host's /tmp.
+      const scratchOf = () => readdir(join(stack.runnerDir, 'tmp'));
+      expect((await scratchOf()).filter((name) => name.startsWith('lifeboat-restic-'))).toHaveLength(1);
       const killed = (await runnerPid()) as number;
       process.kill(killed, 'SIGKILL');
       const killedAt = Date.now();
@@ -136,6 +140,10 @@ describe('a runner killed mid-upload', () => {
       const backAfterMs = Date.now() - killedAt;
       expect(alive(killed)).toBe(false);
       expect(await stack.logs()).toContain('runner ended: starting it again');
+      // The killed runner never removed it; the new one empties the folder as it starts.
+      await until('the scratch folder emptied', async () =>
+        (await scratchOf()).length === 0 ? true : undefined,
+      );
 
       const failed = await until(
         `execution ${queued.id} to end`,

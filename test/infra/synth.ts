@@ -3,7 +3,7 @@
  * from a stub tree, so the tests depend on the infrastructure code only (not on handlers being
  * written yet) and run in seconds.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -32,14 +32,20 @@ export interface Synthesized {
 
 /** Builds and synthesizes the app once (cdk-nag runs: it throws on unacknowledged findings). */
 export function synthLifeboat(context: Record<string, unknown> = {}): Synthesized {
-  const { app, stack } = buildApp({
-    'lifeboat:skipBundling': true,
-    'lifeboat:projectRoot': stubProjectRoot(),
-    ...context,
-  });
-  const assembly = app.synth();
-  const json = assembly.getStackArtifact(stack.artifactId).template as CfnTemplate;
-  return { stack, template: Template.fromJSON(json as unknown as Record<string, unknown>), json };
+  const projectRoot = stubProjectRoot();
+  const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-infra-out-'));
+  try {
+    const { app, stack } = buildApp(
+      { 'lifeboat:skipBundling': true, 'lifeboat:projectRoot': projectRoot, ...context },
+      outdir,
+    );
+    const assembly = app.synth();
+    const json = assembly.getStackArtifact(stack.artifactId).template as CfnTemplate;
+    return { stack, template: Template.fromJSON(json as unknown as Record<string, unknown>), json };
+  } finally {
+    rmSync(projectRoot, { recursive: true, force: true });
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 /** The logical id of the resource whose construct path ends with `suffix` (`Runner/Policy/Resource`). */
