@@ -12,6 +12,7 @@ import { ChartsPage } from './pages/ChartsPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
 import { DatastorePage } from './pages/DatastorePage.tsx';
 import { DatastoresPage } from './pages/DatastoresPage.tsx';
+import { DrillsPage } from './pages/DrillsPage.tsx';
 import { ExecutionPage } from './pages/ExecutionPage.tsx';
 import { ExecutionsPage } from './pages/ExecutionsPage.tsx';
 import { HostsPage } from './pages/HostsPage.tsx';
@@ -49,6 +50,7 @@ function Page({ route }: { route: string }) {
   if (route === '/datastores') return <DatastoresPage />;
   if (route === '/hosts') return <HostsPage />;
   if (route === '/images') return <ImagesPage />;
+  if (route === '/drills') return <DrillsPage />;
   if (route === '/jobs') return <JobsPage />;
   if (route === '/charts') return <ChartsPage />;
   return <DashboardPage />;
@@ -131,6 +133,7 @@ export function App() {
               { type: 'link', text: 'Dashboard', href: '#/' },
               { type: 'link', text: 'VMs', href: '#/vms' },
               { type: 'link', text: 'Images', href: '#/images' },
+              { type: 'link', text: 'Restore drills', href: '#/drills' },
               { type: 'link', text: 'Backup jobs', href: '#/jobs' },
               { type: 'link', text: 'Executions', href: '#/executions' },
               { type: 'link', text: 'Datastores', href: '#/datastores' },

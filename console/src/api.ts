@@ -11,6 +11,7 @@ export type {
   BackupJob,
   CapacitySample,
   Datastore,
+  Drill,
   Execution,
   Host,
   Image,

@@ -5,10 +5,11 @@
  * its user record), the dashboard, their VM (state, host, BACKUP_CONFIG, last backup), image,
  * datastore (capacity) and host, but not the admin's VM and datastore, and signs out; backs the
  * VM up from its page (a second try shows the API's refusal) and cancels the execution from its
- * page; a wrong token shows the API's refusal and no data. The token never appears in a URL,
- * lives in sessionStorage only, and nothing is fetched from another origin. Screenshots (1280 and
- * 375 px) go to test/artifacts/console/ (not committed); axe-core checks each page at both widths
- * (WCAG 2 A/AA, no serious or critical violation).
+ * page; lists the restore drills of the images they may use; a wrong token shows the API's
+ * refusal and no data. The token never appears in a URL, lives in sessionStorage only, and
+ * nothing is fetched from another origin. Screenshots (1280, 1920 and 375 px) go to
+ * test/artifacts/console/ (not committed); axe-core checks each page at each width (WCAG 2 A/AA,
+ * no serious or critical violation).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ import { handler } from '#functions/api/handler.ts';
 import { ROUTES } from '#functions/api/routes.ts';
 import { capacitySample, writeCapacitySample } from '#functions/repo/capacity.ts';
 import { datastores } from '#functions/repo/datastores.ts';
+import { drills } from '#functions/repo/drills.ts';
 import { executions } from '#functions/repo/executions.ts';
 import { hosts } from '#functions/repo/hosts.ts';
 import { images } from '#functions/repo/images.ts';
@@ -706,6 +708,73 @@ describe('web console', () => {
     await page.context().close();
   });
 
+  it('lists the restore drills of the images the user may use: result, points, bytes, seconds, why one failed', async () => {
+    await images.put({
+      id: 9,
+      name: '2-9',
+      owner: 'admin',
+      group: 'admin',
+      permissions: 'um-------',
+      type: 'BACKUP',
+      datastoreId: 101,
+      vmId: 2,
+      state: 'READY',
+      mode: 'FULL',
+      size: 1024,
+      createdAt: '2026-01-04T00:00:00.000Z',
+    });
+    const drill = (id: number, imageId: number, vmId: number, result: 'OK' | 'FAILED', extra = {}) => ({
+      id,
+      imageId,
+      vmId,
+      datastoreId: imageId === 7 ? 100 : 101,
+      hostId: 3,
+      executionId: `console-drill-${id}`,
+      latestOnly: false,
+      result,
+      requestedBy: 'scheduler',
+      createdAt: `2026-01-0${id}T00:00:00.000Z`,
+      ...extra,
+    });
+    await drills.put(drill(1, 7, 1, 'OK', { points: 2, bytes: 3 * 1024 * 1024, seconds: 41.5 }));
+    await drills.put(
+      drill(2, 7, 1, 'FAILED', { points: 1, seconds: 12, error: 'disk 0: sha256 differs from the backup' }),
+    );
+    await drills.put(drill(3, 9, 2, 'OK', { points: 1 }));
+    const { page } = await openConsole();
+    await signIn(page, alice);
+    await page.getByRole('link', { name: 'Restore drills' }).click();
+    const table = page.getByRole('table');
+    await table.getByText('disk 0: sha256 differs from the backup').waitFor();
+    const rows = table.getByRole('row');
+    // The header and alice's two drills, newest first; the admin's image's drill is not shown.
+    expect(await rows.count()).toBe(3);
+    const cells = async (row: number) =>
+      (await rows.nth(row).getByRole('cell').allTextContents()).map((t) => t.trim());
+    // ID, image, VM, result, error, points started, restored, seconds, requested, host, execution.
+    const date = expect.stringContaining('2026');
+    const failed = ['2', '7', '1', 'FAILED', 'disk 0: sha256 differs from the backup', '1', '-', '12.0'];
+    expect(await cells(1)).toEqual([...failed, date, '3', 'console-drill-2']);
+    expect(await cells(2)).toEqual([
+      '1',
+      '7',
+      '1',
+      'OK',
+      '',
+      '2',
+      '3.0 MiB',
+      '41.5',
+      date,
+      '3',
+      'console-drill-1',
+    ]);
+    expect(await table.getByText('console-drill-3').count()).toBe(0);
+    // The image's link leads to its page.
+    await rows.nth(2).getByRole('link', { name: '7' }).click();
+    await page.getByRole('heading', { name: '1-7' }).waitFor();
+    await page.context().close();
+  });
+
   it('every page: screenshots at 1280, 1920 and 375 px, no sideways scrolling, every control labelled, no serious axe violation', async () => {
     // A finished backup of 90 s for the duration chart.
     await executions.put({
@@ -737,13 +806,15 @@ describe('web console', () => {
       ['datastores', '/datastores', 'alice-restic'],
       ['datastore', '/datastores/100', 'Used and free space over time'],
       ['hosts', '/hosts', 'hv-console'],
+      ['drills', '/drills', 'disk 0: sha256 differs from the backup'],
       ['charts', '/charts', 'Legend of backup durations'],
     ];
     for (const width of [1280, 1920, 375]) {
       await page.setViewportSize({ width, height: 900 });
       for (const [name, route, loaded] of pages) {
         await page.goto(`${gateway.endpoint}/#${route}`);
-        await page.getByText(loaded).or(page.getByLabel(loaded)).first().waitFor();
+        // Visible only: the side navigation, hidden at 375 px, has words of its own ("Restore drills").
+        await page.getByText(loaded).or(page.getByLabel(loaded)).filter({ visible: true }).first().waitFor();
         await page.screenshot({ path: join(ARTIFACTS, `page-${name}-${width}.png`), fullPage: true });
         // No layout break: the page itself never scrolls sideways (tables scroll in their box).
         const scroll = Number(await page.evaluate('document.documentElement.scrollWidth'));
