@@ -92,6 +92,26 @@ function datastore(
   };
 }
 
+/** A READY backup image of VM `vmId` (VM 1 and datastore 100 are alice's, VM 2 and 101 the admin's). */
+function image(id: number, vmId: 1 | 2, mode: 'FULL' | 'INCREMENT', more: Partial<Image> = {}) {
+  const [owner, group, datastoreId] = vmId === 1 ? ['alice', 'users', 100] : ['admin', 'admin', 101];
+  return {
+    id,
+    name: `${vmId}-${id}`,
+    owner,
+    group,
+    permissions: 'um-------',
+    type: 'BACKUP' as const,
+    datastoreId,
+    vmId,
+    state: 'READY' as const,
+    mode,
+    size: 1024,
+    createdAt: '2026-01-04T00:00:00.000Z',
+    ...more,
+  };
+}
+
 let secretsDir: string;
 
 beforeAll(async () => {
@@ -146,22 +166,14 @@ beforeAll(async () => {
       ),
     );
   }
-  await images.put({
-    id: 7,
-    name: '1-7',
-    owner: 'alice',
-    group: 'users',
-    permissions: 'um-------',
-    type: 'BACKUP',
-    datastoreId: 100,
-    vmId: 1,
-    state: 'READY',
-    mode: 'FULL',
-    size: 3 * 1024 * 1024,
-    createdAt: '2026-01-02T03:04:05.000Z',
-    verifyState: 'OK',
-    verifiedAt: '2026-01-03T00:00:00.000Z',
-  });
+  await images.put(
+    image(7, 1, 'FULL', {
+      size: 3 * 1024 * 1024,
+      createdAt: '2026-01-02T03:04:05.000Z',
+      verifyState: 'OK',
+      verifiedAt: '2026-01-03T00:00:00.000Z',
+    }),
+  );
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   await mkdir(ARTIFACTS, { recursive: true });
 }, 120_000);
@@ -498,34 +510,26 @@ describe('web console', () => {
   });
   it('edits BACKUP_CONFIG, shows the restore points as chains, schedules backups and restores through the wizard', async () => {
     // A chain flattened by KEEP_LAST: its base is point 2 (points 0 and 1 merged), then point 3.
-    await images.put({
-      id: 8,
-      name: '1-8',
-      owner: 'alice',
-      group: 'users',
-      permissions: 'um-------',
-      type: 'BACKUP',
-      datastoreId: 100,
-      vmId: 1,
-      state: 'READY',
-      mode: 'INCREMENT',
-      // A chain's image is stored as its FULL's backup.
-      source: 'snap-2',
-      size: 5 * 1024 * 1024,
-      disks: [{ id: 0, size: 4 << 20, virtualSize: 8 << 20, format: 'qcow2' }],
-      increments: [
-        { id: 2, type: 'FULL', source: 'snap-2', size: 4 << 20, date: '2026-02-01T00:00:00.000Z' },
-        {
-          id: 3,
-          parent: 2,
-          type: 'INCREMENT',
-          source: 'snap-3',
-          size: 1 << 20,
-          date: '2026-02-02T00:00:00.000Z',
-        },
-      ],
-      createdAt: '2026-02-01T00:00:00.000Z',
-    });
+    await images.put(
+      image(8, 1, 'INCREMENT', {
+        // A chain's image is stored as its FULL's backup.
+        source: 'snap-2',
+        size: 5 * 1024 * 1024,
+        disks: [{ id: 0, size: 4 << 20, virtualSize: 8 << 20, format: 'qcow2' }],
+        increments: [
+          { id: 2, type: 'FULL', source: 'snap-2', size: 4 << 20, date: '2026-02-01T00:00:00.000Z' },
+          {
+            id: 3,
+            parent: 2,
+            type: 'INCREMENT',
+            source: 'snap-3',
+            size: 1 << 20,
+            date: '2026-02-02T00:00:00.000Z',
+          },
+        ],
+        createdAt: '2026-02-01T00:00:00.000Z',
+      }),
+    );
     const { page } = await openConsole();
     await signIn(page, alice);
     await page.goto(`${gateway.endpoint}/#/vms/1`);
@@ -709,20 +713,7 @@ describe('web console', () => {
   });
 
   it('lists the restore drills of the images the user may use: result, points, bytes, seconds, why one failed', async () => {
-    await images.put({
-      id: 9,
-      name: '2-9',
-      owner: 'admin',
-      group: 'admin',
-      permissions: 'um-------',
-      type: 'BACKUP',
-      datastoreId: 101,
-      vmId: 2,
-      state: 'READY',
-      mode: 'FULL',
-      size: 1024,
-      createdAt: '2026-01-04T00:00:00.000Z',
-    });
+    await images.put(image(9, 2, 'FULL'));
     const drill = (id: number, imageId: number, vmId: number, result: 'OK' | 'FAILED', extra = {}) => ({
       id,
       imageId,
