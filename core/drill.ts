@@ -11,6 +11,7 @@ import { ValidationError } from './errors.ts';
 import type { Image } from './model.ts';
 import { recordedSums } from './recorded-sums.ts';
 import { cleanTemplate } from './template.ts';
+import { leastRecentlyVerified } from './verify-turn.ts';
 
 /** Prefix of every drill domain: `lifeboat-drill-<drillId>`. */
 export const DRILL_DOMAIN_PREFIX = 'lifeboat-drill-';
@@ -64,18 +65,17 @@ export function drillPoints(image: Pick<Image, 'id' | 'source' | 'disks' | 'incr
 }
 
 /**
- * The images a scheduled drill restores this run: `count` of the READY ones with a template,
- * never verified first, then the least recently verified (by drill or verify), so that run after
- * run every image gets its turn; ties by id.
+ * The images a scheduled drill restores this run: `count` of the READY ones with a template, by
+ * turn (core/verify-turn.ts).
  */
 export function drillSample<I extends Pick<Image, 'id' | 'state' | 'template' | 'verifiedAt'>>(
   images: readonly I[],
   count: number,
 ): I[] {
-  return images
-    .filter((image) => image.state === 'READY' && image.template !== '')
-    .sort((a, b) => (a.verifiedAt ?? '').localeCompare(b.verifiedAt ?? '') || a.id - b.id)
-    .slice(0, Math.max(0, count));
+  return leastRecentlyVerified(
+    images.filter((image) => image.state === 'READY' && image.template !== ''),
+    count,
+  );
 }
 
 /**

@@ -380,6 +380,9 @@ export type User = z.infer<typeof User>;
 /** The most images one scheduled drill run restores. */
 export const MAX_DRILL_SAMPLE = 20;
 
+/** The most images one scheduled verify run with a sample reads back (without one: every image). */
+export const MAX_VERIFY_SAMPLE = 1000;
+
 /** What a schedule belongs to: a VM, a backup job or a datastore. */
 export const ScheduleTarget = z.enum(['vm', 'job', 'datastore']);
 export type ScheduleTarget = z.infer<typeof ScheduleTarget>;
@@ -405,8 +408,11 @@ export const ScheduledAction = z.object({
   datastoreId: Id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).default(0),
-  /** A drill's images per run (the least recently verified first); absent for other actions. */
-  sample: z.number().int().min(1).max(MAX_DRILL_SAMPLE).optional(),
+  /**
+   * A drill's or a verify's images per run, the least recently verified first (core/verify-turn.ts);
+   * absent for a backup, and for a verify that reads every image back each run.
+   */
+  sample: z.number().int().min(1).max(MAX_VERIFY_SAMPLE).optional(),
   spec: ScheduleSpec,
   /** When it runs next; absent once it is over. */
   nextRunAt: z.string().optional(),

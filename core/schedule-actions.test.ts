@@ -33,12 +33,18 @@ describe('scheduleActionOf', () => {
     expect(scheduleActionOf('vm', { reset: true, datastoreId: 1 })).toBe('backup');
   });
 
-  it('takes a drill on a datastore or a job, with its sample; a sample on anything else is refused', () => {
+  it('takes a drill on a datastore or a job and a verify on a datastore, each with a sample; a backup takes none', () => {
     expect(scheduleActionOf('datastore', { action: 'drill', sample: 3 })).toBe('drill');
     expect(scheduleActionOf('job', { action: 'drill' })).toBe('drill');
-    expect(() => scheduleActionOf('datastore', { sample: 2 })).toThrow(
-      /sample: only a drill restores a sample of images \(the action is verify\)/,
+    expect(scheduleActionOf('datastore', { sample: 200 })).toBe('verify');
+    expect(() => scheduleActionOf('datastore', { action: 'drill', sample: 21 })).toThrow(
+      'sample: a drill restores at most 20 images a run (got 21)',
     );
-    expect(() => scheduleActionOf('job', { action: 'backup', sample: 1 })).toThrow(/sample: only a drill/);
+    expect(() => scheduleActionOf('job', { action: 'backup', sample: 1 })).toThrow(
+      'sample: only a verify or a drill takes a sample of images (the action is backup)',
+    );
+    expect(() => scheduleActionOf('vm', { datastoreId: 1, sample: 1 })).toThrow(
+      /sample: only a verify or a drill/,
+    );
   });
 });

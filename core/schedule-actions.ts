@@ -1,10 +1,11 @@
 /**
  * Which actions each kind of schedule takes: a VM's backs up; a backup job's backs up or drills
- * (restores a sample of its images); a datastore's verifies its images or drills. A new action (a restore drill) is one more entry here and one more case
- * where the dispatcher fires it (functions/dispatcher/schedules.ts).
+ * (restores a sample of its images); a datastore's verifies its images (all, or a sample) or
+ * drills. A new action is one more entry here and one more case where the dispatcher fires it
+ * (functions/dispatcher/schedules.ts).
  */
 import { ValidationError } from './errors.ts';
-import type { ScheduleActionKind, ScheduleTarget } from './model.ts';
+import { MAX_DRILL_SAMPLE, type ScheduleActionKind, type ScheduleTarget } from './model.ts';
 
 /** The actions of each target, its default first. */
 export const SCHEDULE_ACTIONS: Readonly<
@@ -27,8 +28,9 @@ export interface ScheduleFields {
 
 /**
  * The action of a new schedule of `target`: the one asked for, or the target's default.
- * ValidationError (naming the field) for an action the target does not take, or a field that
- * only a backup takes on a schedule that does not back up.
+ * ValidationError (naming the field) for an action the target does not take, a field that
+ * only a backup takes on a schedule that does not back up, or a sample on a backup (or over a
+ * drill's limit).
  */
 export function scheduleActionOf(target: ScheduleTarget, fields: ScheduleFields): ScheduleActionKind {
   const allowed = SCHEDULE_ACTIONS[target];
@@ -45,8 +47,17 @@ export function scheduleActionOf(target: ScheduleTarget, fields: ScheduleFields)
   if (found !== 'backup' && fields.reset === true) {
     throw new ValidationError(`reset: only a backup starts a new chain (the action is ${found})`);
   }
-  if (found !== 'drill' && fields.sample !== undefined) {
-    throw new ValidationError(`sample: only a drill restores a sample of images (the action is ${found})`);
+  if (fields.sample !== undefined) {
+    if (found === 'backup') {
+      throw new ValidationError(
+        `sample: only a verify or a drill takes a sample of images (the action is ${found})`,
+      );
+    }
+    if (found === 'drill' && fields.sample > MAX_DRILL_SAMPLE) {
+      throw new ValidationError(
+        `sample: a drill restores at most ${MAX_DRILL_SAMPLE} images a run (got ${fields.sample})`,
+      );
+    }
   }
   return found;
 }

@@ -1,13 +1,14 @@
 /**
  * `sched list | add | delete`: scheduled actions, shared by `lifeboat vm sched`,
  * `lifeboat backupjob sched` (`--action backup|drill`) and `lifeboat datastore sched` (`--action
- * verify`: every READY image of the datastore read back; `--action drill --sample N`: N images
- * restored and started, the least recently verified first). Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
+ * verify [--sample N]`: every READY image of the datastore read back, or N of them a run, the
+ * least recently verified first; `--action drill --sample N`: N images restored and started,
+ * chosen alike). Times are `now`, `+SECONDS` or ISO-8601; repeats are hourly,
  * daily, weekly, monthly (`--days` chooses the days) or an AWS cron expression (`--repeat cron
  * 'EXPR'` or `--repeat 'cron(EXPR)'`), all in UTC; `--end` is a number of runs or a date.
  */
 import type { Command } from 'commander';
-import { MAX_DRILL_SAMPLE, type ScheduledAction } from '#core/model.ts';
+import { MAX_DRILL_SAMPLE, MAX_VERIFY_SAMPLE, type ScheduledAction } from '#core/model.ts';
 import { SCHEDULE_ACTIONS } from '#core/schedule-actions.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
@@ -50,8 +51,8 @@ export function repeatOf(words: readonly string[] | undefined): string | undefin
 }
 
 function parseSample(value: string): number {
-  if (!/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > MAX_DRILL_SAMPLE)
-    throw new UsageError(`--sample: a number of images from 1 to ${MAX_DRILL_SAMPLE} (got "${value}")`);
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_VERIFY_SAMPLE)
+    throw new UsageError(`--sample: a number of images from 1 to ${MAX_VERIFY_SAMPLE} (got "${value}")`);
   return Number(value);
 }
 
@@ -107,7 +108,7 @@ export function registerSched(
   if (actions.includes('drill'))
     add.option(
       '--sample <N>',
-      'drill: images restored per run, least recently verified first (default 1)',
+      `images per run, least recently verified first: ${actions.includes('verify') ? 'verify: read back (default every image); ' : ''}drill: restored (default 1, at most ${MAX_DRILL_SAMPLE})`,
       parseSample,
     );
   add.action(
@@ -128,8 +129,12 @@ export function registerSched(
     ) => {
       if (!(actions as readonly string[]).includes(options.action))
         throw new UsageError(`--action: only ${actions.join(' or ')} (got "${options.action}")`);
-      if (options.sample !== undefined && options.action !== 'drill')
-        throw new UsageError('--sample: only with --action drill');
+      if (options.sample !== undefined && !['verify', 'drill'].includes(options.action))
+        throw new UsageError('--sample: only with --action verify or drill');
+      if (options.action === 'drill' && (options.sample ?? 1) > MAX_DRILL_SAMPLE)
+        throw new UsageError(
+          `--sample: a drill restores 1 to ${MAX_DRILL_SAMPLE} images a run (got "${options.sample}")`,
+        );
       if (base === '/vms' && options.datastore === undefined) {
         throw new UsageError("required option '-d, --datastore <DSID>' not specified");
       }

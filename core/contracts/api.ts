@@ -13,7 +13,7 @@ import {
   DatastoreDriverName,
   DiskFormat,
   ExecutionState,
-  MAX_DRILL_SAMPLE,
+  MAX_VERIFY_SAMPLE,
   ScheduleActionKind,
   VmState,
 } from '../model.ts';
@@ -450,8 +450,8 @@ export const CreateScheduleBody = z.strictObject({
   datastoreId: id.optional(),
   reset: z.boolean().default(false),
   priority: z.number().int().min(0).max(99).optional(),
-  /** A drill's images per run (default 1). */
-  sample: z.number().int().min(1).max(MAX_DRILL_SAMPLE).optional(),
+  /** Images per run, least recently verified first: a drill's (default 1, at most 20), a verify's (default every image). */
+  sample: z.number().int().min(1).max(MAX_VERIFY_SAMPLE).optional(),
   time: z.string().min(1),
   repeat: z.string().min(1).optional(),
   days: z.array(z.number().int()).min(1).optional(),

@@ -60,6 +60,7 @@ async function act(schedule: ScheduleRecord): Promise<string | undefined> {
     const queued = await enqueueDatastoreVerifies(user, datastore, {
       priority: schedule.priority,
       wake: false,
+      ...(schedule.sample !== undefined && { sample: schedule.sample }),
     });
     return queued[0]?.id;
   }

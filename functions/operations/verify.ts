@@ -9,6 +9,7 @@
  * one), so one damaged point leaves the image FAILED until a later request verifies it again.
  */
 import type { Datastore, Execution, Host, Image } from '#core/model.ts';
+import { leastRecentlyVerified } from '#core/verify-turn.ts';
 import { images, listImages } from '../repo/images.ts';
 import { isConditionFailed } from '../repo/table.ts';
 import { enqueueMaintenance, maintenanceHost, sourcesOf } from './maintenance.ts';
@@ -37,7 +38,9 @@ export async function enqueueVerifies(
 
 /**
  * A datastore's scheduled verify: {@link enqueueVerifies} for every READY image it holds with a
- * stored backup (LOCKED, ERROR and DELETING ones are left alone), each on the host maintenance
+ * stored backup (LOCKED, ERROR and DELETING ones are left alone), or with `sample` for that many
+ * of them by turn (never verified first, then the least recently verified: core/verify-turn.ts),
+ * each on the host maintenance
  * picks for it (`maintenanceHost`: BRIDGE_LIST, else its VM's host, else any). Verifies hold a
  * MAX_BACKUPS_HOST slot (core/model.ts `takesSlot`), so a run of many waits in the queue and
  * starts as slots free. Answers the executions queued, oldest image first (none: nothing READY).
@@ -45,11 +48,12 @@ export async function enqueueVerifies(
 export async function enqueueDatastoreVerifies(
   requestedBy: { name: string },
   datastore: Datastore,
-  options: { priority?: number; wake?: boolean } = {},
+  options: { priority?: number; wake?: boolean; sample?: number } = {},
 ): Promise<Execution[]> {
-  const ready = (await listImages({ datastoreId: datastore.id })).filter(
+  const stored = (await listImages({ datastoreId: datastore.id })).filter(
     (image) => image.state === 'READY' && sourcesOf(image).length > 0,
   );
+  const ready = options.sample === undefined ? stored : leastRecentlyVerified(stored, options.sample);
   const queued: Execution[] = [];
   // One choice per VM: a datastore of hundreds of images costs a host lookup per VM, not per image.
   const hostOf = new Map<number, Host>();

@@ -120,17 +120,17 @@ describe('datastore sched', () => {
     expect(api.requests).toEqual([]);
   });
 
-  it('--action drill --sample N asks for N images a run; --sample is refused without drill or out of 1-20 (exit 2)', async () => {
+  it('--sample N asks for N images a run, a drill 1 to 20 and a verify 1 to 1000; others are refused (exit 2)', async () => {
     const env = await serve({ 'POST /datastores/100/schedules': { status: 201, body: schedule } });
     const refused = [
-      [['--sample', '2'], 'lifeboat: --sample: only with --action drill'],
       [
         ['--action', 'drill', '--sample', '0'],
-        'lifeboat: --sample: a number of images from 1 to 20 (got "0")',
+        'lifeboat: --sample: a number of images from 1 to 1000 (got "0")',
       ],
+      [['--sample', '1001'], 'lifeboat: --sample: a number of images from 1 to 1000 (got "1001")'],
       [
         ['--action', 'drill', '--sample', '21'],
-        'lifeboat: --sample: a number of images from 1 to 20 (got "21")',
+        'lifeboat: --sample: a drill restores 1 to 20 images a run (got "21")',
       ],
     ] as const;
     for (const [flags, message] of refused) {
@@ -138,6 +138,12 @@ describe('datastore sched', () => {
       expect(out.exitCode, flags.join(' ')).toBe(2);
       expect(out.stderr).toBe(message);
     }
+    // A backup job's schedule backs up by default: a backup takes no sample.
+    const backup = await runCli(['backupjob', 'sched', 'add', '5', '--sample', '2', '--time', 'now'], {
+      env,
+    });
+    expect(backup.exitCode).toBe(2);
+    expect(backup.stderr).toBe('lifeboat: --sample: only with --action verify or drill');
     expect(api.requests).toEqual([]);
     const drill = await runCli(
       [
@@ -158,5 +164,10 @@ describe('datastore sched', () => {
     );
     expect(drill.exitCode, drill.stderr).toBe(0);
     expect(api.requests[0]?.body).toEqual({ action: 'drill', time: 'now', repeat: 'weekly', sample: 3 });
+    const verify = await runCli(['datastore', 'sched', 'add', '100', '--sample', '250', '--time', 'now'], {
+      env,
+    });
+    expect(verify.exitCode, verify.stderr).toBe(0);
+    expect(api.requests[1]?.body).toEqual({ action: 'verify', time: 'now', sample: 250 });
   });
 });

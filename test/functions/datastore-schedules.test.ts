@@ -214,16 +214,20 @@ describe('datastore schedules: a due run', () => {
     expect((await pendingRequests()).map((r) => r.kind)).toEqual(['verify']);
   });
 
-  it('a drill schedule restores its sample of images, never verified first; a sample on a verify is a 400', async () => {
-    for (const body of [
-      { time: '+60', action: 'verify', sample: 2 },
-      { time: '+60', action: 'drill', sample: 0 },
-      { time: '+60', action: 'drill', sample: 21 },
-    ]) {
+  it('a drill schedule restores its sample of images, never verified first; a sample out of range is a 400', async () => {
+    for (const [body, message] of [
+      [{ time: '+60', action: 'verify', sample: 1001 }, /sample/],
+      [{ time: '+60', action: 'drill', sample: 0 }, /sample/],
+      [
+        { time: '+60', action: 'drill', sample: 21 },
+        /sample: a drill restores at most 20 images a run \(got 21\)/,
+      ],
+    ] as const) {
       const before = await allSchedules();
       const refused = await call('POST', '/datastores/1/schedules', { ...admin, body });
       expect(refused.status, JSON.stringify(body)).toBe(400);
       expect(refused.body.error).toBe('ValidationError');
+      expect(refused.body.message).toMatch(message);
       expect(await allSchedules()).toBe(before);
     }
     await images.update(11, { template: '<domain/>', verifiedAt: '2026-12-02T00:00:00Z' });
@@ -242,6 +246,39 @@ describe('datastore schedules: a due run', () => {
     expect((await call('GET', '/drills?imageId=12', admin)).body.items).toEqual([
       expect.objectContaining({ imageId: 12, result: 'RUNNING', executionId: drilled[0]?.id }),
     ]);
+    expect((await call('DELETE', `/datastores/1/schedules/${created.body.id}`, admin)).status).toBe(204);
+  });
+
+  it('a verify schedule with a sample reads back that many images a run, never verified first, then the least recently verified', async () => {
+    // Image 11 was verified on 2026-12-02 (above); 12 never; 13-15 are not READY. The daily
+    // verify of every image made above goes first: only this schedule runs here.
+    for (const other of (await call('GET', '/datastores/1/schedules', admin)).body.items) {
+      expect((await call('DELETE', `/datastores/1/schedules/${other.id}`, admin)).status).toBe(204);
+    }
+    const created = await call('POST', '/datastores/1/schedules', {
+      ...admin,
+      body: { time: '+60', action: 'verify', repeat: 'daily', sample: 1 },
+    });
+    expect(created.status, created.raw).toBe(201);
+    expect(created.body).toMatchObject({ action: 'verify', sample: 1 });
+    const verifiesOf = async (seen: Set<string>) =>
+      (await executions.list())
+        .filter((e) => e.kind === 'verify' && !seen.has(e.id))
+        .map((e) => [e.imageId, e.params.backupId])
+        .sort();
+    const before = new Set((await executions.list()).map((e) => e.id));
+    const first = new Date(created.body.nextRunAt);
+    expect(await fireDueSchedules(first)).toEqual([created.body.id]);
+    // Image 12's turn: both of its stored backups, and nothing of image 11.
+    expect(await verifiesOf(before)).toEqual([
+      [12, 'snap-b'],
+      [12, 'snap-b1'],
+    ]);
+    // Verified since: the next run takes image 11, now the least recently verified.
+    await images.update(12, { verifyState: 'OK', verifiedAt: '2026-12-05T00:00:00Z' });
+    const afterFirst = new Set((await executions.list()).map((e) => e.id));
+    expect(await fireDueSchedules(new Date(first.getTime() + 86_400_000))).toEqual([created.body.id]);
+    expect(await verifiesOf(afterFirst)).toEqual([[11, 'snap-a']]);
     expect((await call('DELETE', `/datastores/1/schedules/${created.body.id}`, admin)).status).toBe(204);
   });
 

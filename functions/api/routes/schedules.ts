@@ -76,6 +76,8 @@ function add(target: Target): RouteHandler {
     } else if (target === 'job' && body.datastoreId !== undefined) {
       throw new ValidationError('datastoreId: a backup job uses its own datastore');
     }
+    // A drill restores one image a run unless told; a verify without a sample reads every image.
+    const sample = action === 'drill' ? (body.sample ?? 1) : body.sample;
     const id = await allocateId('schedule');
     const first = new Date(spec.start);
     const record: ScheduleRecord = {
@@ -86,7 +88,7 @@ function add(target: Target): RouteHandler {
       datastoreId,
       reset: body.reset,
       priority: body.priority ?? 0,
-      ...(action === 'drill' && { sample: body.sample ?? 1 }),
+      ...(sample !== undefined && { sample }),
       spec,
       nextRunAt: first.toISOString(),
       runs: 0,
