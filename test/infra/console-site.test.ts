@@ -11,10 +11,9 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '#functions/api/routes.ts';
-import { buildApp } from '#infra/build-app.ts';
 import { apiPathPatterns, CONSOLE_REWRITE_CODE, ConsoleSite } from '#infra/console-site.ts';
 import { CONSOLE_CSP } from '#local/static-files.ts';
-import { logicalIdsOfType, type Synthesized, stubProjectRoot, synthLifeboat } from './synth.ts';
+import { logicalIdsOfType, type Synthesized, synthLifeboat, withStubApp } from './synth.ts';
 
 /** A built console as scripts/build-console.ts leaves it: index.html, assets/, the source hash. */
 function stubWebRoot(): string {
@@ -249,18 +248,15 @@ describe('deployment of web/', () => {
   });
 
   it('stages exactly the files of web/', () => {
-    const { app } = buildApp({
-      'lifeboat:skipBundling': true,
-      'lifeboat:projectRoot': stubProjectRoot(),
-      'lifeboat:webRoot': webRoot,
+    withStubApp({ 'lifeboat:webRoot': webRoot }, ({ app }) => {
+      const assembly = app.synth();
+      const dirs = readdirSync(assembly.directory).filter((d) => d.startsWith('asset.'));
+      const staged = dirs.find((d) => readdirSync(path.join(assembly.directory, d)).includes('index.html'));
+      expect(staged).toBeDefined();
+      const dir = path.join(assembly.directory, staged ?? '');
+      expect(readdirSync(dir).sort()).toEqual(['assets', 'index.html']);
+      expect(readFileSync(path.join(dir, 'assets', 'app-1a2b.js'), 'utf8')).toContain('lifeboat');
     });
-    const assembly = app.synth();
-    const dirs = readdirSync(assembly.directory).filter((d) => d.startsWith('asset.'));
-    const staged = dirs.find((d) => readdirSync(path.join(assembly.directory, d)).includes('index.html'));
-    expect(staged).toBeDefined();
-    const dir = path.join(assembly.directory, staged ?? '');
-    expect(readdirSync(dir).sort()).toEqual(['assets', 'index.html']);
-    expect(readFileSync(path.join(dir, 'assets', 'app-1a2b.js'), 'utf8')).toContain('lifeboat');
   });
 
   it('refuses to deploy a console that was never built', () => {

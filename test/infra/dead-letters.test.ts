@@ -5,7 +5,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS } from '#functions/manifest.ts';
-import { buildApp } from '#infra/build-app.ts';
 import { findLogicalId } from '#infra/definition.ts';
 import {
   actionsOf,
@@ -13,8 +12,8 @@ import {
   logicalIdsOfType,
   type StatementJson,
   type Synthesized,
-  stubProjectRoot,
   synthLifeboat,
+  withStubApp,
 } from './synth.ts';
 
 let synth: Synthesized;
@@ -127,8 +126,7 @@ describe('shared host dead-letter queue', () => {
   });
 
   it('refuses a dead-letter queue name under the host queue prefix', () => {
-    const build = (context: Record<string, unknown>) =>
-      buildApp({ 'lifeboat:skipBundling': true, 'lifeboat:projectRoot': stubProjectRoot(), ...context });
+    const build = (context: Record<string, unknown>) => withStubApp(context, () => {});
     expect(() => build({ hostDeadLetterQueueName: 'lifeboat-host-dlq' })).toThrow(
       /hostDeadLetterQueueName "lifeboat-host-dlq" must not start with hostQueuePrefix "lifeboat-host-"/,
     );

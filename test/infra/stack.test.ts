@@ -5,7 +5,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '#functions/api/routes.ts';
 import { FUNCTIONS } from '#functions/manifest.ts';
 import { TABLES } from '#functions/tables.ts';
-import { buildApp } from '#infra/build-app.ts';
 import { findLogicalId } from '#infra/definition.ts';
 import {
   actionsOf,
@@ -14,8 +13,8 @@ import {
   type StatementJson,
   type Synthesized,
   statementsOfRole,
-  stubProjectRoot,
   synthLifeboat,
+  withStubApp,
 } from './synth.ts';
 
 let synth: Synthesized;
@@ -274,12 +273,10 @@ describe('cdk-nag AwsSolutions', () => {
   });
 
   it('fails the synth on a finding nobody acknowledged', () => {
-    const { app, stack } = buildApp({
-      'lifeboat:skipBundling': true,
-      'lifeboat:projectRoot': stubProjectRoot(),
+    withStubApp({}, ({ app, stack }) => {
+      // A topic without enforceSSL is an AwsSolutions-SNS3 finding.
+      new sns.Topic(Stack.of(stack), 'Careless');
+      expect(() => app.synth()).toThrow(/AwsSolutions-SNS3/);
     });
-    // A topic without enforceSSL is an AwsSolutions-SNS3 finding.
-    new sns.Topic(Stack.of(stack), 'Careless');
-    expect(() => app.synth()).toThrow(/AwsSolutions-SNS3/);
   });
 });

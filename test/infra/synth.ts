@@ -30,22 +30,32 @@ export interface Synthesized {
   json: CfnTemplate;
 }
 
-/** Builds and synthesizes the app once (cdk-nag runs: it throws on unacknowledged findings). */
-export function synthLifeboat(context: Record<string, unknown> = {}): Synthesized {
+/**
+ * Builds the app on a stub tree (bundling skipped) and hands it to `fn`; the stub tree and the
+ * cloud assembly's folder are removed once `fn` returns or throws (building may throw too).
+ */
+export function withStubApp<T>(
+  context: Record<string, unknown>,
+  fn: (built: ReturnType<typeof buildApp>) => T,
+): T {
   const projectRoot = stubProjectRoot();
   const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-infra-out-'));
   try {
-    const { app, stack } = buildApp(
-      { 'lifeboat:skipBundling': true, 'lifeboat:projectRoot': projectRoot, ...context },
-      outdir,
+    return fn(
+      buildApp({ 'lifeboat:skipBundling': true, 'lifeboat:projectRoot': projectRoot, ...context }, outdir),
     );
-    const assembly = app.synth();
-    const json = assembly.getStackArtifact(stack.artifactId).template as CfnTemplate;
-    return { stack, template: Template.fromJSON(json as unknown as Record<string, unknown>), json };
   } finally {
     rmSync(projectRoot, { recursive: true, force: true });
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** Builds and synthesizes the app once (cdk-nag runs: it throws on unacknowledged findings). */
+export function synthLifeboat(context: Record<string, unknown> = {}): Synthesized {
+  return withStubApp(context, ({ app, stack }) => {
+    const json = app.synth().getStackArtifact(stack.artifactId).template as CfnTemplate;
+    return { stack, template: Template.fromJSON(json as unknown as Record<string, unknown>), json };
+  });
 }
 
 /** The logical id of the resource whose construct path ends with `suffix` (`Runner/Policy/Resource`). */
