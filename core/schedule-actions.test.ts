@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from './errors.ts';
-import { scheduleActionOf } from './schedule-actions.ts';
+import { scheduleActionOf, scheduleSample } from './schedule-actions.ts';
 
 describe('scheduleActionOf', () => {
   it("answers the target's default action when none is asked, and the one asked when the target takes it", () => {
@@ -46,5 +46,14 @@ describe('scheduleActionOf', () => {
     expect(() => scheduleActionOf('vm', { datastoreId: 1, sample: 1 })).toThrow(
       /sample: only a verify or a drill/,
     );
+  });
+});
+
+describe('scheduleSample', () => {
+  it("keeps a drill's sample or 1, a verify's only when asked", () => {
+    expect(scheduleSample('drill', undefined)).toBe(1);
+    expect(scheduleSample('drill', 5)).toBe(5);
+    expect(scheduleSample('verify', undefined)).toBeUndefined();
+    expect(scheduleSample('verify', 250)).toBe(250);
   });
 });

@@ -7,6 +7,9 @@
 import { ValidationError } from './errors.ts';
 import { MAX_DRILL_SAMPLE, type ScheduleActionKind, type ScheduleTarget } from './model.ts';
 
+/** The images a scheduled drill restores each run when its schedule does not say. */
+export const DEFAULT_DRILL_SAMPLE = 1;
+
 /** The actions of each target, its default first. */
 export const SCHEDULE_ACTIONS: Readonly<
   Record<ScheduleTarget, readonly [ScheduleActionKind, ...ScheduleActionKind[]]>
@@ -60,4 +63,13 @@ export function scheduleActionOf(target: ScheduleTarget, fields: ScheduleFields)
     }
   }
   return found;
+}
+
+/**
+ * The sample a new schedule of `action` keeps: a drill's (asked, else {@link DEFAULT_DRILL_SAMPLE}),
+ * a verify's when asked (none: every image each run); a backup's is refused by
+ * {@link scheduleActionOf} first.
+ */
+export function scheduleSample(action: ScheduleActionKind, asked: number | undefined): number | undefined {
+  return action === 'drill' ? (asked ?? DEFAULT_DRILL_SAMPLE) : asked;
 }

@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { MAX_DRILL_SAMPLE, MAX_VERIFY_SAMPLE, type ScheduledAction } from '#core/model.ts';
-import { SCHEDULE_ACTIONS } from '#core/schedule-actions.ts';
+import { DEFAULT_DRILL_SAMPLE, SCHEDULE_ACTIONS } from '#core/schedule-actions.ts';
 import { parseId } from '../args.ts';
 import { contextOf, requireSubcommand } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -105,12 +105,15 @@ export function registerSched(
     .option('--end <N|DATE>', 'stop after N runs or after this date')
     .option('--priority <N>', 'dispatch priority (users up to 49)', (v) => Number(v));
   if (base === '/vms') add.option('-d, --datastore <DSID>', 'backup datastore id', parseId);
-  if (actions.includes('drill'))
+  if (actions.includes('drill')) {
+    const verify = actions.includes('verify') ? 'verify: read back (default every image); ' : '';
+    const drill = `drill: restored (default ${DEFAULT_DRILL_SAMPLE}, at most ${MAX_DRILL_SAMPLE})`;
     add.option(
       '--sample <N>',
-      `images per run, least recently verified first: ${actions.includes('verify') ? 'verify: read back (default every image); ' : ''}drill: restored (default 1, at most ${MAX_DRILL_SAMPLE})`,
+      `images per run, least recently verified first: ${verify}${drill}`,
       parseSample,
     );
+  }
   add.action(
     async (
       id: number,

@@ -7,6 +7,7 @@
  */
 import { startRun } from '#core/jobs.ts';
 import { nextRun } from '#core/schedule.ts';
+import { DEFAULT_DRILL_SAMPLE } from '#core/schedule-actions.ts';
 import { log } from '#platform/log.ts';
 import { queueVmBackup } from '../operations/backup-queue.ts';
 import { enqueueScheduledDrills } from '../operations/drill.ts';
@@ -50,7 +51,7 @@ async function act(schedule: ScheduleRecord): Promise<string | undefined> {
     const datastoreId = jobId === undefined ? schedule.targetId : (await jobs.get(jobId)).datastoreId;
     const queued = await enqueueScheduledDrills(user, await datastores.get(datastoreId), {
       jobId,
-      sample: schedule.sample ?? 1,
+      sample: schedule.sample ?? DEFAULT_DRILL_SAMPLE,
       priority: schedule.priority,
     });
     return queued[0]?.id;

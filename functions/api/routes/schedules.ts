@@ -10,7 +10,7 @@ import { Conflict, NotFound, ValidationError } from '#core/errors.ts';
 import { assertPriority } from '#core/jobs.ts';
 import type { Datastore, Vm } from '#core/model.ts';
 import { describeSchedule, nextRuns, parseSchedule } from '#core/schedule.ts';
-import { scheduleActionOf } from '#core/schedule-actions.ts';
+import { scheduleActionOf, scheduleSample } from '#core/schedule-actions.ts';
 import { createAwsSchedule, deleteAwsSchedule } from '../../operations/eventbridge.ts';
 import { allocateId } from '../../repo/counters.ts';
 import { datastores } from '../../repo/datastores.ts';
@@ -76,8 +76,7 @@ function add(target: Target): RouteHandler {
     } else if (target === 'job' && body.datastoreId !== undefined) {
       throw new ValidationError('datastoreId: a backup job uses its own datastore');
     }
-    // A drill restores one image a run unless told; a verify without a sample reads every image.
-    const sample = action === 'drill' ? (body.sample ?? 1) : body.sample;
+    const sample = scheduleSample(action, body.sample);
     const id = await allocateId('schedule');
     const first = new Date(spec.start);
     const record: ScheduleRecord = {
