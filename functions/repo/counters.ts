@@ -3,18 +3,16 @@
  * (`active`, `active:host:<id>`) behind MAX_BACKUPS / MAX_BACKUPS_HOST, and unique-name guards.
  * Every change is one atomic, conditional write, so concurrent callers can never overshoot.
  */
-import {
-  GetCommand,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { dynamo } from '#platform/aws.ts';
 import { exponential, retry } from '#platform/retry.ts';
 import { tableName } from '../env.ts';
-import { isTransactionConditionFailed, isTransactionConflict } from './table.ts';
-
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+import {
+  type Condition,
+  isTransactionConditionFailed,
+  isTransactionConflict,
+  type TransactItem,
+} from './table.ts';
 
 /** Kinds of object that get small integer ids. */
 export type IdKind = 'host' | 'vm' | 'datastore' | 'image' | 'execution' | 'job' | 'schedule' | 'drill';
@@ -114,29 +112,31 @@ export async function readCounter(name: string): Promise<number> {
 /** The counters-table key of a unique name. */
 const nameKey = (scope: string, name: string) => `name:${scope}:${name}`;
 
-/** Transaction item reserving a unique name (`<scope>:<name>`); fails if already taken. */
-export function reserveName(scope: string, name: string, ownerId: number): TransactItem {
+/** Transaction item writing `ownerId` as the owner of a unique name, under `condition`. */
+function putName(scope: string, name: string, ownerId: number, condition: Condition): TransactItem {
   return {
     Put: {
       TableName: tableName('counters'),
       Item: { name: nameKey(scope, name), value: ownerId },
-      ConditionExpression: 'attribute_not_exists(#n)',
-      ExpressionAttributeNames: { '#n': 'name' },
+      ConditionExpression: condition.expression,
+      ExpressionAttributeNames: condition.names,
+      ExpressionAttributeValues: condition.values,
     },
   };
 }
 
+/** Transaction item reserving a unique name (`<scope>:<name>`); fails if already taken. */
+export function reserveName(scope: string, name: string, ownerId: number): TransactItem {
+  return putName(scope, name, ownerId, { expression: 'attribute_not_exists(#n)', names: { '#n': 'name' } });
+}
+
 /** Transaction item moving a unique name from owner `from` to `to`; fails if it is not `from`'s. */
 export function moveName(scope: string, name: string, from: number, to: number): TransactItem {
-  return {
-    Put: {
-      TableName: tableName('counters'),
-      Item: { name: nameKey(scope, name), value: to },
-      ConditionExpression: '#v = :from',
-      ExpressionAttributeNames: { '#v': 'value' },
-      ExpressionAttributeValues: { ':from': from },
-    },
-  };
+  return putName(scope, name, to, {
+    expression: '#v = :from',
+    names: { '#v': 'value' },
+    values: { ':from': from },
+  });
 }
 
 /** The owner id of a unique name, read consistently; undefined when it is free. */
