@@ -40,10 +40,10 @@ export async function enqueueVerifies(
  * A datastore's scheduled verify: {@link enqueueVerifies} for every READY image it holds with a
  * stored backup (LOCKED, ERROR and DELETING ones are left alone), or with `sample` for that many
  * of them by turn (never verified first, then the least recently verified: core/verify-turn.ts),
- * each on the host maintenance
- * picks for it (`maintenanceHost`: BRIDGE_LIST, else its VM's host, else any). Verifies hold a
- * MAX_BACKUPS_HOST slot (core/model.ts `takesSlot`), so a run of many waits in the queue and
- * starts as slots free. Answers the executions queued, oldest image first (none: nothing READY).
+ * each on the host maintenance picks for it (`maintenanceHost`: BRIDGE_LIST, else its VM's host,
+ * else any). Verifies hold a MAX_BACKUPS_HOST slot (core/model.ts `takesSlot`), so a run of many
+ * waits in the queue and starts as slots free. Answers the executions queued, in the images'
+ * order (listed, or by turn with a sample; none: nothing READY).
  */
 export async function enqueueDatastoreVerifies(
   requestedBy: { name: string },

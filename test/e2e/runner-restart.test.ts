@@ -7,8 +7,8 @@
  * (600 s). Then the VM is unlocked, the repository holds no lock and no snapshot of the failed
  * backup, the restic password file the dead runner left is gone, and the VM's next backup
  * restores byte-identical. (failures.test.ts kept a FULL-only copy of this scenario; its checks
- * are here.) A runner stopped (SIGSTOP) for longer than
- * hostOfflineSeconds makes its host OFFLINE; once it runs again, its report makes it MONITORED.
+ * are here.) A runner stopped (SIGSTOP) for longer than hostOfflineSeconds makes its host
+ * OFFLINE; once it runs again, its report makes it MONITORED.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -13,7 +13,7 @@ import type { CfnTemplate } from '#infra/definition.ts';
 import type { LifeboatStack } from '#infra/stack.ts';
 
 /** A folder with a stub module for every manifest entry and a lock file, as NodejsFunction wants. */
-export function stubProjectRoot(): string {
+function stubProjectRoot(): string {
   const root = mkdtempSync(path.join(tmpdir(), 'lifeboat-infra-'));
   for (const spec of FUNCTIONS) {
     const file = path.join(root, spec.entry);
